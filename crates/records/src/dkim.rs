@@ -1,0 +1,294 @@
+//! DKIM key records (RFC 6376 §3.6.1 key record tags; RFC 8463 §4.2 for Ed25519 keys).
+//!
+//! Keys are parsed from PEM (PKCS#8 for both algorithms, PKCS#1 for RSA), the public key
+//! is derived from the private key so that the record can never disagree with the key
+//! that signs, and new keys are generated from a caller-supplied random source.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use pkcs1::DecodeRsaPrivateKey as _;
+use rsa::traits::PublicKeyParts as _;
+use spki_compat::EncodePublicKey as _;
+use zeroize::Zeroizing;
+
+use crate::model::DkimAlgorithm;
+use crate::name::Name;
+
+// The `spki` traits come through `pkcs8`, which both key crates use.
+mod spki_compat {
+    pub use pkcs8::spki::EncodePublicKey;
+}
+
+/// RSA keys below this size are refused (RFC 8301 §3.2: verifiers must not accept < 1024).
+pub const MIN_RSA_BITS: usize = 1024;
+/// The size of generated RSA keys (RFC 8301 §3.2 recommends at least 2048).
+pub const GENERATED_RSA_BITS: usize = 2048;
+
+/// A DKIM private key with the algorithm it signs with.
+pub struct DkimPrivateKey {
+    algorithm: DkimAlgorithm,
+    /// PKCS#8 PEM, kept as the canonical form for storage and export.
+    pem: Zeroizing<String>,
+    /// The `p=` bytes: the raw 32-byte key for Ed25519 (RFC 8463 §4.2), the DER
+    /// SubjectPublicKeyInfo for RSA (RFC 6376 §3.6.1).
+    public_key: Vec<u8>,
+    /// Key size in bits (256 for Ed25519).
+    bits: usize,
+}
+
+impl std::fmt::Debug for DkimPrivateKey {
+    /// Never prints key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DkimPrivateKey")
+            .field("algorithm", &self.algorithm)
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a key file cannot be used for DKIM. Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DkimKeyError {
+    #[error("not a PEM file (expected a `-----BEGIN PRIVATE KEY-----` block)")]
+    NotPem,
+    #[error(
+        "wrong key type: the PEM block is `{0}`; DKIM needs an Ed25519 or RSA private key (`PRIVATE KEY` or `RSA PRIVATE KEY`)"
+    )]
+    WrongBlock(String),
+    #[error("wrong key type: {0}; DKIM supports only ed25519-sha256 and rsa-sha256 keys")]
+    UnsupportedAlgorithm(String),
+    #[error("the RSA key has {0} bits; DKIM needs at least 1024 (2048 recommended)")]
+    RsaTooSmall(usize),
+    #[error("the key could not be decoded: {0}")]
+    Malformed(String),
+}
+
+const OID_ED25519: &str = "1.3.101.112";
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+
+impl DkimPrivateKey {
+    /// Parses a PEM private key and derives its public key.
+    pub fn from_pem(text: &str) -> Result<DkimPrivateKey, DkimKeyError> {
+        let block = pem::parse(text).map_err(|_| DkimKeyError::NotPem)?;
+        match block.tag() {
+            "PRIVATE KEY" => Self::from_pkcs8_der(block.contents()),
+            "RSA PRIVATE KEY" => {
+                let key = rsa::PrivateKey::from_pkcs1_der(block.contents())
+                    .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
+                Self::from_rsa(key)
+            }
+            "EC PRIVATE KEY" => Err(DkimKeyError::UnsupportedAlgorithm(
+                "an elliptic-curve (ECDSA) key".into(),
+            )),
+            other => Err(DkimKeyError::WrongBlock(other.to_string())),
+        }
+    }
+
+    fn from_pkcs8_der(der: &[u8]) -> Result<DkimPrivateKey, DkimKeyError> {
+        let info = pkcs8::PrivateKeyInfoRef::try_from(der)
+            .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
+        let oid = info.algorithm.oid.to_string();
+        match oid.as_str() {
+            OID_ED25519 => {
+                let key = ed25519_dalek::SigningKey::from_pkcs8_der(der)
+                    .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
+                Ok(Self::from_ed25519(&key))
+            }
+            OID_RSA => {
+                let key = <rsa::PrivateKey as pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
+                    .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
+                Self::from_rsa(key)
+            }
+            "1.2.840.10045.2.1" => Err(DkimKeyError::UnsupportedAlgorithm(
+                "an elliptic-curve (ECDSA) key".into(),
+            )),
+            other => Err(DkimKeyError::UnsupportedAlgorithm(format!(
+                "a key with algorithm OID {other}"
+            ))),
+        }
+    }
+
+    fn from_ed25519(key: &ed25519_dalek::SigningKey) -> DkimPrivateKey {
+        let pem = key
+            .to_pkcs8_pem(pkcs8::LineEnding::LF)
+            .expect("an Ed25519 key always encodes as PKCS#8");
+        DkimPrivateKey {
+            algorithm: DkimAlgorithm::Ed25519Sha256,
+            pem: Zeroizing::new(pem.to_string()),
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            bits: 256,
+        }
+    }
+
+    fn from_rsa(key: rsa::PrivateKey) -> Result<DkimPrivateKey, DkimKeyError> {
+        let bits = key.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(DkimKeyError::RsaTooSmall(bits));
+        }
+        let public_key = key
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| DkimKeyError::Malformed(e.to_string()))?
+            .as_bytes()
+            .to_vec();
+        let pem = pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, pkcs8::LineEnding::LF)
+            .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
+        Ok(DkimPrivateKey {
+            algorithm: DkimAlgorithm::RsaSha256,
+            pem: Zeroizing::new(pem.to_string()),
+            public_key,
+            bits,
+        })
+    }
+
+    /// Generates a new key: Ed25519, or RSA of [`GENERATED_RSA_BITS`].
+    pub fn generate<R: rand::CryptoRng + ?Sized>(
+        algorithm: DkimAlgorithm,
+        rng: &mut R,
+    ) -> DkimPrivateKey {
+        match algorithm {
+            DkimAlgorithm::Ed25519Sha256 => {
+                Self::from_ed25519(&ed25519_dalek::SigningKey::generate(rng))
+            }
+            DkimAlgorithm::RsaSha256 => {
+                let key = rsa::PrivateKey::new(rng, GENERATED_RSA_BITS)
+                    .expect("RSA key generation with a working RNG does not fail");
+                Self::from_rsa(key).expect("a generated 2048-bit key is accepted")
+            }
+        }
+    }
+
+    pub fn algorithm(&self) -> DkimAlgorithm {
+        self.algorithm
+    }
+
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// The private key as PKCS#8 PEM. A secret: store it 0600 and never log it.
+    pub fn pkcs8_pem(&self) -> &str {
+        &self.pem
+    }
+
+    pub fn public_key(&self) -> DkimPublicKey {
+        DkimPublicKey {
+            algorithm: self.algorithm,
+            bytes: self.public_key.clone(),
+        }
+    }
+}
+
+/// The public half of a DKIM key, as published in `p=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimPublicKey {
+    pub algorithm: DkimAlgorithm,
+    pub bytes: Vec<u8>,
+}
+
+impl DkimPublicKey {
+    /// The key record (RFC 6376 §3.6.1): `v=DKIM1; k=ed25519; h=sha256; p=…`.
+    /// `h=sha256` restricts the hash to the one both algorithms use (RFC 8301 §3.1 forbids
+    /// rsa-sha1 for signing).
+    pub fn txt_value(&self) -> String {
+        let k = match self.algorithm {
+            DkimAlgorithm::Ed25519Sha256 => "ed25519",
+            DkimAlgorithm::RsaSha256 => "rsa",
+        };
+        format!("v=DKIM1; k={k}; h=sha256; p={}", BASE64.encode(&self.bytes))
+    }
+}
+
+/// A key ready to publish: its selector and public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSelectorKey {
+    pub selector: String,
+    pub key: DkimPublicKey,
+}
+
+/// The owner name of a selector's key record (RFC 6376 §3.6.2.1).
+pub fn record_name(selector: &str, domain: &Name) -> Result<Name, crate::name::NameError> {
+    domain.prefixed(&format!("{selector}._domainkey"))
+}
+
+/// Expands a selector template for a key made on `(year, month, day)`:
+/// `{year}`, `{month}`, `{day}` (zero-padded) and `{algorithm}` (`e` or `r`).
+pub fn expand_selector(template: &str, date: (i32, u32, u32), algorithm: DkimAlgorithm) -> String {
+    template
+        .replace("{year}", &format!("{:04}", date.0))
+        .replace("{month}", &format!("{:02}", date.1))
+        .replace("{day}", &format!("{:02}", date.2))
+        .replace("{algorithm}", &algorithm.letter().to_string())
+        .to_ascii_lowercase()
+}
+
+/// A selector must be one or more valid labels (RFC 6376 §3.1: `sub-domain *("." sub-domain)`).
+pub fn validate_selector(selector: &str) -> Result<(), String> {
+    if selector.is_empty() {
+        return Err("the selector is empty".into());
+    }
+    let probe = format!("{selector}._domainkey.example");
+    Name::host(&probe)
+        .map(|_| ())
+        .map_err(|e| format!("`{selector}` is not a valid selector: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ed25519_record_has_raw_32_byte_key() {
+        let key = DkimPrivateKey::generate(DkimAlgorithm::Ed25519Sha256, &mut rand::rng());
+        let public = key.public_key();
+        assert_eq!(public.bytes.len(), 32);
+        let txt = public.txt_value();
+        assert!(txt.starts_with("v=DKIM1; k=ed25519; h=sha256; p="), "{txt}");
+        // Parsing the stored PEM gives back the same public key.
+        let again = DkimPrivateKey::from_pem(key.pkcs8_pem()).unwrap();
+        assert_eq!(again.public_key(), public);
+    }
+
+    #[test]
+    fn rsa_record_has_spki_der() {
+        let key = DkimPrivateKey::generate(DkimAlgorithm::RsaSha256, &mut rand::rng());
+        assert_eq!(key.bits(), 2048);
+        let public = key.public_key();
+        // DER SEQUENCE of an RSA-2048 SubjectPublicKeyInfo is 294 bytes.
+        assert_eq!(public.bytes.len(), 294);
+        assert!(public.txt_value().contains("k=rsa; h=sha256; p=MIIBIjAN"));
+    }
+
+    #[test]
+    fn rejects_other_pem_blocks() {
+        let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(
+            DkimPrivateKey::from_pem(cert),
+            Err(DkimKeyError::WrongBlock(tag)) if tag == "CERTIFICATE"
+        ));
+        assert_eq!(
+            DkimPrivateKey::from_pem("hello").unwrap_err(),
+            DkimKeyError::NotPem
+        );
+    }
+
+    #[test]
+    fn selector_template() {
+        assert_eq!(
+            expand_selector(
+                crate::model::DEFAULT_SELECTOR_TEMPLATE,
+                (2026, 11, 5),
+                DkimAlgorithm::Ed25519Sha256
+            ),
+            "202611e"
+        );
+        assert_eq!(
+            expand_selector("mz-{year}{month}{day}-{algorithm}", (2026, 1, 5), DkimAlgorithm::RsaSha256),
+            "mz-20260105-r"
+        );
+        assert!(validate_selector("202611e").is_ok());
+        assert!(validate_selector("bad selector").is_err());
+        assert!(validate_selector("").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! mailzone-records: the record planner. From a validated model of a mail deployment it
+//! computes every DNS record each mail domain needs, and renders them as a zone file or JSON.
+//!
+//! Pure: no I/O, no async, no clock; time and randomness are passed in (DESIGN.md §2).
+//! One module per standard, each citing the RFC its rules come from.
+
+pub mod dkim;
+pub mod model;
+pub mod name;
+pub mod record;
+pub mod txt;
+pub mod zonefile;
+
+pub use model::*;
+pub use name::{Name, NameError};
+pub use record::{DesiredRecord, DnsRecordType, RData, Record};

@@ -1,0 +1,354 @@
+//! The model of a mail deployment, validated: every name, address and policy here is known
+//! to be well formed. Built from the config file by [`crate::config`], or (later) from the
+//! API. Field names follow DESIGN.md section 1.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+
+/// Facts about the mail deployment shared by every domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub hostname: Name,
+    pub ipv4: Vec<Ipv4Addr>,
+    pub ipv6: Vec<Ipv6Addr>,
+    pub mail_exchangers: Vec<MailExchanger>,
+    pub services: Services,
+    /// `mailto:postmaster` or a full URI; a `mailto:` without `@` is completed per domain.
+    pub report_address: String,
+    pub tls: Option<TlsFiles>,
+    /// Default TTL of every record.
+    pub ttl: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailExchanger {
+    pub hostname: Name,
+    pub priority: u16,
+}
+
+/// The client services offered; `None` means the family is not offered at all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Services {
+    pub imap: Option<Service>,
+    pub pop3: Option<Service>,
+    pub submission: Option<Service>,
+    pub jmap: Option<Service>,
+    pub caldav: Option<Service>,
+    pub carddav: Option<Service>,
+}
+
+/// One offered service: the implicit-TLS port and, when offered, the cleartext
+/// (STARTTLS or plain HTTP) port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub hostname: Name,
+    pub port: u16,
+    pub cleartext_port: Option<u16>,
+}
+
+/// The service families of RFC 6186, RFC 8314, RFC 8620 and RFC 6764, in SRV order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceFamily {
+    Submission,
+    Imap,
+    Pop3,
+    Jmap,
+    Caldav,
+    Carddav,
+}
+
+impl ServiceFamily {
+    pub const ALL: [ServiceFamily; 6] = [
+        ServiceFamily::Submission,
+        ServiceFamily::Imap,
+        ServiceFamily::Pop3,
+        ServiceFamily::Jmap,
+        ServiceFamily::Caldav,
+        ServiceFamily::Carddav,
+    ];
+
+    /// The config key of the family.
+    pub fn key(self) -> &'static str {
+        match self {
+            ServiceFamily::Submission => "submission",
+            ServiceFamily::Imap => "imap",
+            ServiceFamily::Pop3 => "pop3",
+            ServiceFamily::Jmap => "jmap",
+            ServiceFamily::Caldav => "caldav",
+            ServiceFamily::Carddav => "carddav",
+        }
+    }
+
+    /// Default implicit-TLS and cleartext ports (RFC 8314 §7.3, RFC 6186 §3.1,
+    /// RFC 8620 §2.2, RFC 6764 §3).
+    pub fn default_ports(self) -> (u16, u16) {
+        match self {
+            ServiceFamily::Submission => (465, 587),
+            ServiceFamily::Imap => (993, 143),
+            ServiceFamily::Pop3 => (995, 110),
+            ServiceFamily::Jmap => (443, 80),
+            ServiceFamily::Caldav => (443, 80),
+            ServiceFamily::Carddav => (443, 80),
+        }
+    }
+
+    /// SRV service labels: the implicit-TLS one and the cleartext one (JMAP has none:
+    /// RFC 8620 §2.2 defines only `_jmap._tcp`).
+    pub fn srv_labels(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ServiceFamily::Submission => ("_submissions", Some("_submission")),
+            ServiceFamily::Imap => ("_imaps", Some("_imap")),
+            ServiceFamily::Pop3 => ("_pop3s", Some("_pop3")),
+            ServiceFamily::Jmap => ("_jmap", None),
+            ServiceFamily::Caldav => ("_caldavs", Some("_caldav")),
+            ServiceFamily::Carddav => ("_carddavs", Some("_carddav")),
+        }
+    }
+
+    /// True for families served over HTTP, whose cleartext port is not a TLS endpoint.
+    pub fn is_http(self) -> bool {
+        matches!(
+            self,
+            ServiceFamily::Jmap | ServiceFamily::Caldav | ServiceFamily::Carddav
+        )
+    }
+}
+
+impl Services {
+    pub fn get(&self, family: ServiceFamily) -> Option<&Service> {
+        match family {
+            ServiceFamily::Submission => self.submission.as_ref(),
+            ServiceFamily::Imap => self.imap.as_ref(),
+            ServiceFamily::Pop3 => self.pop3.as_ref(),
+            ServiceFamily::Jmap => self.jmap.as_ref(),
+            ServiceFamily::Caldav => self.caldav.as_ref(),
+            ServiceFamily::Carddav => self.carddav.as_ref(),
+        }
+    }
+}
+
+/// Certificate files named in the config (read by the engine, parsed by [`crate::tlsa`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub certificate: FileRef,
+    /// The next key (public or private key PEM) for a rollover: its `3 1 1` is published
+    /// before the certificate changes (RFC 7671 §8.1).
+    pub next_key: Option<FileRef>,
+}
+
+/// A file named in the config: the resolved path and the config key that named it, so that
+/// a problem with the file is reported against the key a person wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    pub path: PathBuf,
+    pub key_path: String,
+}
+
+/// A mail domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    pub name: Name,
+    /// The zone the records live in (`origin`): the domain itself unless configured.
+    pub zone: Name,
+    pub ttl: u32,
+    pub spf: SpfPolicy,
+    pub dmarc: DmarcPolicy,
+    pub tls_rpt: TlsRptPolicy,
+    pub mta_sts: MtaStsPolicy,
+    pub caa: Option<CaaPolicy>,
+    pub dkim_management: DkimManagement,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpfPolicy {
+    /// The qualifier of the closing `all` (RFC 7208 §4.6.2): `-`, `~` or `?`.
+    pub all_qualifier: char,
+    /// Extra mechanisms placed after `mx` (e.g. `include:_spf.provider.example`).
+    pub mechanisms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DmarcDisposition {
+    None,
+    Quarantine,
+    Reject,
+}
+
+impl DmarcDisposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DmarcDisposition::None => "none",
+            DmarcDisposition::Quarantine => "quarantine",
+            DmarcDisposition::Reject => "reject",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Alignment {
+    #[serde(rename = "r", alias = "relaxed")]
+    Relaxed,
+    #[serde(rename = "s", alias = "strict")]
+    Strict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmarcPolicy {
+    pub policy: DmarcDisposition,
+    pub subdomain_policy: Option<DmarcDisposition>,
+    /// Report URIs, already completed (`mailto:postmaster@<domain>`).
+    pub rua: Vec<String>,
+    pub ruf: Vec<String>,
+    pub adkim: Option<Alignment>,
+    pub aspf: Option<Alignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsRptPolicy {
+    pub enabled: bool,
+    pub rua: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaStsMode {
+    Enforce,
+    Testing,
+    None,
+}
+
+impl MtaStsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtaStsMode::Enforce => "enforce",
+            MtaStsMode::Testing => "testing",
+            MtaStsMode::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtaStsPolicy {
+    pub enabled: bool,
+    pub mode: MtaStsMode,
+    pub max_age: u32,
+    /// The `mx:` patterns of the policy; by default the exchangers' host names.
+    pub mx: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaaPolicy {
+    pub issuers: Vec<Name>,
+    pub issuers_wild: Option<Vec<Name>>,
+    pub account_uri: Option<String>,
+    pub validation_methods: Vec<String>,
+    pub iodef: Option<String>,
+}
+
+/// DKIM signing algorithms (RFC 6376 §3.3, RFC 8463).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DkimAlgorithm {
+    #[serde(rename = "ed25519-sha256")]
+    Ed25519Sha256,
+    #[serde(rename = "rsa-sha256")]
+    RsaSha256,
+}
+
+impl DkimAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Ed25519Sha256 => "ed25519-sha256",
+            DkimAlgorithm::RsaSha256 => "rsa-sha256",
+        }
+    }
+
+    /// The one-letter tag used by the default selector template (`202611e`, `202611r`).
+    pub fn letter(self) -> char {
+        match self {
+            DkimAlgorithm::Ed25519Sha256 => 'e',
+            DkimAlgorithm::RsaSha256 => 'r',
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DkimAlgorithm> {
+        match s {
+            "ed25519-sha256" | "ed25519" => Some(DkimAlgorithm::Ed25519Sha256),
+            "rsa-sha256" | "rsa" => Some(DkimAlgorithm::RsaSha256),
+            _ => None,
+        }
+    }
+}
+
+/// The lifecycle stage of a DKIM key (DESIGN.md section 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkimStage {
+    Pending,
+    Active,
+    Retiring,
+    Retired,
+}
+
+impl DkimStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DkimStage::Pending => "Pending",
+            DkimStage::Active => "Active",
+            DkimStage::Retiring => "Retiring",
+            DkimStage::Retired => "Retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DkimStage> {
+        [
+            DkimStage::Pending,
+            DkimStage::Active,
+            DkimStage::Retiring,
+            DkimStage::Retired,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == s)
+    }
+
+    /// Stages whose key must be in DNS.
+    pub fn is_published(self) -> bool {
+        !matches!(self, DkimStage::Retired)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DkimManagement {
+    /// Keys the operator made, read from files.
+    Manual { keys: Vec<ManualDkimKey> },
+    /// Keys mailzone generates and keeps in its state database.
+    Automatic {
+        algorithms: Vec<DkimAlgorithm>,
+        selector_template: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualDkimKey {
+    pub selector: String,
+    pub private_key_file: FileRef,
+}
+
+/// The default selector template: year, month, algorithm letter (`202611e`).
+pub const DEFAULT_SELECTOR_TEMPLATE: &str = "{year}{month}{algorithm}";
+
+/// A deployment: the server and its domains, in config order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: Server,
+    pub domains: Vec<Domain>,
+}
+
+impl Config {
+    pub fn domain(&self, name: &Name) -> Option<&Domain> {
+        self.domains.iter().find(|d| &d.name == name)
+    }
+}

@@ -1,0 +1,185 @@
+//! Resource records as the planner produces them, tagged with the [`DnsRecordType`] that
+//! explains why they exist (RFC 1035 §3.2 for the record layout).
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::Name;
+
+/// Why a record exists: the seeds' `DnsRecordType`, plus mailzone's `address` (A/AAAA of
+/// mail hosts inside the zone). The serialised names are the config and API names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DnsRecordType {
+    Mx,
+    Address,
+    Spf,
+    Dkim,
+    Dmarc,
+    TlsRpt,
+    MtaSts,
+    Srv,
+    AutoConfig,
+    AutoConfigLegacy,
+    AutoDiscover,
+    Caa,
+    Tlsa,
+}
+
+impl DnsRecordType {
+    /// Every type, in the order records are printed.
+    pub const ALL: [DnsRecordType; 13] = [
+        DnsRecordType::Mx,
+        DnsRecordType::Address,
+        DnsRecordType::Spf,
+        DnsRecordType::Dkim,
+        DnsRecordType::Dmarc,
+        DnsRecordType::TlsRpt,
+        DnsRecordType::MtaSts,
+        DnsRecordType::Srv,
+        DnsRecordType::AutoConfig,
+        DnsRecordType::AutoConfigLegacy,
+        DnsRecordType::AutoDiscover,
+        DnsRecordType::Caa,
+        DnsRecordType::Tlsa,
+    ];
+
+    /// The camelCase name used in the config, the CLI and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            DnsRecordType::Mx => "mx",
+            DnsRecordType::Address => "address",
+            DnsRecordType::Spf => "spf",
+            DnsRecordType::Dkim => "dkim",
+            DnsRecordType::Dmarc => "dmarc",
+            DnsRecordType::TlsRpt => "tlsRpt",
+            DnsRecordType::MtaSts => "mtaSts",
+            DnsRecordType::Srv => "srv",
+            DnsRecordType::AutoConfig => "autoConfig",
+            DnsRecordType::AutoConfigLegacy => "autoConfigLegacy",
+            DnsRecordType::AutoDiscover => "autoDiscover",
+            DnsRecordType::Caa => "caa",
+            DnsRecordType::Tlsa => "tlsa",
+        }
+    }
+
+    /// A comma-separated list of every name, for error messages.
+    pub fn all_names() -> String {
+        DnsRecordType::ALL.map(DnsRecordType::name).join(", ")
+    }
+}
+
+impl fmt::Display for DnsRecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a record type name that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown record type `{0}`; known types: {types}", types = DnsRecordType::all_names())]
+pub struct UnknownRecordType(pub String);
+
+impl FromStr for DnsRecordType {
+    type Err = UnknownRecordType;
+
+    /// Accepts the camelCase names case-insensitively (`tlsrpt` works as `tlsRpt`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DnsRecordType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownRecordType(s.to_string()))
+    }
+}
+
+/// Record data, in the forms mailzone produces. TXT holds the logical bytes; it is split
+/// into character-strings only when rendered (see [`crate::txt`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RData {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Mx {
+        preference: u16,
+        exchange: Name,
+    },
+    Txt(Vec<u8>),
+    Cname(Name),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: Name,
+    },
+    Caa {
+        flags: u8,
+        tag: String,
+        value: String,
+    },
+    Tlsa {
+        usage: u8,
+        selector: u8,
+        matching_type: u8,
+        data: Vec<u8>,
+    },
+}
+
+impl RData {
+    /// The RR type mnemonic (RFC 1035 §3.2.2 and the RFCs of the later types).
+    pub fn rtype(&self) -> &'static str {
+        match self {
+            RData::A(_) => "A",
+            RData::Aaaa(_) => "AAAA",
+            RData::Mx { .. } => "MX",
+            RData::Txt(_) => "TXT",
+            RData::Cname(_) => "CNAME",
+            RData::Srv { .. } => "SRV",
+            RData::Caa { .. } => "CAA",
+            RData::Tlsa { .. } => "TLSA",
+        }
+    }
+
+    /// The value as a person or a provider's web form wants it: TXT as its joined text
+    /// (not split, not quoted), everything else in zone-file presentation form.
+    pub fn value(&self) -> String {
+        match self {
+            RData::Txt(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            other => crate::zonefile::rdata_presentation(other),
+        }
+    }
+}
+
+/// One resource record.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Record {
+    pub name: Name,
+    pub ttl: u32,
+    pub data: RData,
+}
+
+/// A record the planner says a domain needs, with the reason it exists.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DesiredRecord {
+    pub record_type: DnsRecordType,
+    pub record: Record,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_type_names_round_trip() {
+        for t in DnsRecordType::ALL {
+            assert_eq!(t.name().parse::<DnsRecordType>().unwrap(), t);
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.name()));
+        }
+        assert_eq!("TLSRPT".parse::<DnsRecordType>().unwrap(), DnsRecordType::TlsRpt);
+        let err = "mxx".parse::<DnsRecordType>().unwrap_err().to_string();
+        assert!(err.contains("unknown record type `mxx`"), "{err}");
+        assert!(err.contains("autoConfigLegacy"), "{err}");
+    }
+}
