@@ -4,13 +4,25 @@
 //! Pure: no I/O, no async, no clock; time and randomness are passed in (DESIGN.md §2).
 //! One module per standard, each citing the RFC its rules come from.
 
+pub mod autoconfig;
+pub mod caa;
+pub mod config;
 pub mod dkim;
+pub mod dmarc;
+pub mod json;
 pub mod model;
+pub mod mtasts;
 pub mod name;
+pub mod planner;
 pub mod record;
+pub mod spf;
+pub mod srv;
+pub mod tlsa;
+pub mod tlsrpt;
 pub mod txt;
 pub mod zonefile;
 
 pub use model::*;
 pub use name::{Name, NameError};
+pub use planner::{PlanError, PlanInput, plan};
 pub use record::{DesiredRecord, DnsRecordType, RData, Record};

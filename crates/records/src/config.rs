@@ -1,0 +1,592 @@
+//! The config file (`mailzone.toml`): parsing and validation into the [`crate::model`].
+//!
+//! Pure: the text is passed in and file names are resolved against a base directory
+//! without touching the file system (the engine reads them). Every mistake is reported as
+//! one [`ConfigError`] naming the key path and the bad value; unknown keys are errors so
+//! that a typo is never silently ignored.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::model::*;
+use crate::name::Name;
+use crate::{dkim, dmarc, mtasts, spf};
+
+/// Default TTL of every record, in seconds.
+pub const DEFAULT_TTL: u32 = 3600;
+/// Default MTA-STS `max_age`: one week (RFC 8461 §3.2 advises weeks or more).
+pub const DEFAULT_MTA_STS_MAX_AGE: u32 = 604_800;
+
+/// One problem in the config: where (`server.ipv4[0]`), what value, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}{}", value.as_ref().map(|v| format!(" (value: {v})")).unwrap_or_default())]
+pub struct ConfigError {
+    pub key: String,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, value: Option<&str>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            value: value.map(|v| format!("{v:?}")),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates the config text. `base_dir` is the directory of the config file;
+/// relative file names in it are resolved against it.
+pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
+    let raw = parse_raw(text)?;
+    Validator { base_dir }.config(raw)
+}
+
+fn parse_raw(text: &str) -> Result<RawConfig> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let position = inner
+            .span()
+            .map(|span| line_col(text, span.start))
+            .map(|(l, c)| format!(" (line {l}, column {c})"))
+            .unwrap_or_default();
+        ConfigError {
+            key: if key == "." { "(top level)".into() } else { key },
+            value: None,
+            message: format!("{}{position}", one_line(inner.message())),
+        }
+    })
+}
+
+fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let (line, col) = error.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+    ConfigError {
+        key: format!("line {line}, column {col}"),
+        value: None,
+        message: format!("TOML syntax error: {}", one_line(error.message())),
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written. camelCase keys, unknown keys rejected.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    domain: IndexMap<String, RawDomain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServer {
+    hostname: String,
+    #[serde(default)]
+    ipv4: Vec<String>,
+    #[serde(default)]
+    ipv6: Vec<String>,
+    report_address: Option<String>,
+    mail_exchangers: Option<Vec<RawMailExchanger>>,
+    #[serde(default)]
+    services: RawServices,
+    tls: Option<RawTls>,
+    ttl: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMailExchanger {
+    hostname: String,
+    priority: Option<u16>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawServices {
+    imap: Option<RawService>,
+    pop3: Option<RawService>,
+    submission: Option<RawService>,
+    jmap: Option<RawService>,
+    caldav: Option<RawService>,
+    carddav: Option<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawService {
+    enabled: Option<bool>,
+    cleartext: Option<bool>,
+    hostname: Option<String>,
+    port: Option<u16>,
+    cleartext_port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTls {
+    certificate: String,
+    next_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawDomain {
+    origin: Option<String>,
+    ttl: Option<u32>,
+    spf: Option<RawSpf>,
+    dmarc: Option<RawDmarc>,
+    tls_rpt: Option<RawTlsRpt>,
+    mta_sts: Option<RawMtaSts>,
+    caa: Option<RawCaa>,
+    dkim_management: Option<RawDkimManagement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSpf {
+    qualifier: Option<String>,
+    #[serde(default)]
+    mechanisms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawDmarc {
+    policy: Option<DmarcDisposition>,
+    subdomain_policy: Option<DmarcDisposition>,
+    rua: Option<Vec<String>>,
+    ruf: Option<Vec<String>>,
+    adkim: Option<Alignment>,
+    aspf: Option<Alignment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawTlsRpt {
+    enabled: Option<bool>,
+    rua: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawMtaSts {
+    enabled: Option<bool>,
+    mode: Option<MtaStsMode>,
+    max_age: Option<u32>,
+    mx: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCaa {
+    issuers: Vec<String>,
+    issuers_wild: Option<Vec<String>>,
+    account_uri: Option<String>,
+    #[serde(default)]
+    validation_methods: Vec<String>,
+    iodef: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum RawDkimManagement {
+    Manual(RawManualDkim),
+    Automatic(RawAutomaticDkim),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawManualDkim {
+    keys: Vec<RawManualKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawManualKey {
+    selector: String,
+    private_key_file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAutomaticDkim {
+    algorithms: Option<Vec<String>>,
+    selector_template: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation: raw values → model, with the key path of every mistake.
+
+struct Validator<'a> {
+    base_dir: &'a Path,
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+impl Validator<'_> {
+    fn config(&self, raw: RawConfig) -> Result<Config> {
+        let server = self.server(raw.server)?;
+        let mut domains = Vec::with_capacity(raw.domain.len());
+        for (name, domain) in raw.domain {
+            let key = format!("domain.{name:?}");
+            let domain = self.domain(&key, &name, domain, &server)?;
+            if domains.iter().any(|d: &Domain| d.name == domain.name) {
+                return Err(ConfigError::new(
+                    key,
+                    Some(&name),
+                    format!("domain {} is configured twice", domain.name.as_str()),
+                ));
+            }
+            domains.push(domain);
+        }
+        Ok(Config { server, domains })
+    }
+
+    fn server(&self, raw: RawServer) -> Result<Server> {
+        let hostname = host("server.hostname", &raw.hostname)?;
+        let ipv4 = list(&raw.ipv4, "server.ipv4", |key, v| {
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| ConfigError::new(key, Some(v), "not an IPv4 address"))
+        })?;
+        let ipv6 = list(&raw.ipv6, "server.ipv6", |key, v| {
+            v.parse::<Ipv6Addr>()
+                .map_err(|_| ConfigError::new(key, Some(v), "not an IPv6 address"))
+        })?;
+        let mail_exchangers = match raw.mail_exchangers {
+            None => vec![MailExchanger {
+                hostname: hostname.clone(),
+                priority: 10,
+            }],
+            Some(list) if list.is_empty() => {
+                return Err(ConfigError::new(
+                    "server.mailExchangers",
+                    None,
+                    "at least one mail exchanger is needed (omit the key for the default: the server hostname, priority 10)",
+                ));
+            }
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, mx)| {
+                    Ok(MailExchanger {
+                        hostname: host(&format!("server.mailExchangers[{i}].hostname"), &mx.hostname)?,
+                        priority: mx.priority.unwrap_or(10),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let report_address = raw.report_address.unwrap_or_else(|| "mailto:postmaster".into());
+        dmarc::validate_report_uri(&dmarc::complete_report_uri(&report_address, "example.invalid"))
+            .map_err(|m| ConfigError::new("server.reportAddress", Some(&report_address), m))?;
+        let services = self.services(raw.services, &hostname)?;
+        let tls = raw
+            .tls
+            .map(|tls| -> Result<TlsFiles> {
+                Ok(TlsFiles {
+                    certificate: self.file("server.tls.certificate", &tls.certificate)?,
+                    next_key: tls
+                        .next_key
+                        .map(|p| self.file("server.tls.nextKey", &p))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
+        Ok(Server {
+            hostname,
+            ipv4,
+            ipv6,
+            mail_exchangers,
+            services,
+            report_address,
+            tls,
+            ttl: ttl("server.ttl", raw.ttl)?.unwrap_or(DEFAULT_TTL),
+        })
+    }
+
+    fn services(&self, raw: RawServices, default_host: &Name) -> Result<Services> {
+        let one = |family: ServiceFamily, raw: Option<RawService>| -> Result<Option<Service>> {
+            let Some(raw) = raw else { return Ok(None) };
+            if raw.enabled == Some(false) {
+                return Ok(None);
+            }
+            let key = format!("server.services.{}", family.key());
+            let hostname = match &raw.hostname {
+                Some(h) => host(&format!("{key}.hostname"), h)?,
+                None => default_host.clone(),
+            };
+            let (tls_port, clear_port) = family.default_ports();
+            if family == ServiceFamily::Jmap && (raw.cleartext == Some(true) || raw.cleartext_port.is_some()) {
+                return Err(ConfigError::new(
+                    format!("{key}.cleartext"),
+                    None,
+                    "JMAP is only offered over HTTPS (RFC 8620 §2.2 defines no cleartext SRV)",
+                ));
+            }
+            let cleartext = raw.cleartext.unwrap_or(raw.cleartext_port.is_some());
+            Ok(Some(Service {
+                hostname,
+                port: port(&format!("{key}.port"), raw.port)?.unwrap_or(tls_port),
+                cleartext_port: if cleartext {
+                    Some(port(&format!("{key}.cleartextPort"), raw.cleartext_port)?.unwrap_or(clear_port))
+                } else {
+                    None
+                },
+            }))
+        };
+        Ok(Services {
+            imap: one(ServiceFamily::Imap, raw.imap)?,
+            pop3: one(ServiceFamily::Pop3, raw.pop3)?,
+            submission: one(ServiceFamily::Submission, raw.submission)?,
+            jmap: one(ServiceFamily::Jmap, raw.jmap)?,
+            caldav: one(ServiceFamily::Caldav, raw.caldav)?,
+            carddav: one(ServiceFamily::Carddav, raw.carddav)?,
+        })
+    }
+
+    fn domain(&self, key: &str, written: &str, raw: RawDomain, server: &Server) -> Result<Domain> {
+        let name = host(key, written)?;
+        let zone = match &raw.origin {
+            Some(origin) => {
+                let zone = host(&format!("{key}.origin"), origin)?;
+                if !name.is_within(&zone) {
+                    return Err(ConfigError::new(
+                        format!("{key}.origin"),
+                        Some(origin),
+                        format!("the domain {} is not inside the zone {}", name.as_str(), zone.as_str()),
+                    ));
+                }
+                zone
+            }
+            None => name.clone(),
+        };
+        let domain_str = name.as_str().to_string();
+        let report = |uris: Option<Vec<String>>, key: &str| -> Result<Vec<String>> {
+            let uris = uris.unwrap_or_else(|| vec![server.report_address.clone()]);
+            list(&uris, key, |key, uri| {
+                let full = dmarc::complete_report_uri(uri, &domain_str);
+                dmarc::validate_report_uri(&full)
+                    .map(|_| full)
+                    .map_err(|m| ConfigError::new(key, Some(uri), m))
+            })
+        };
+        let dmarc_raw = raw.dmarc.unwrap_or(RawDmarc {
+            policy: None,
+            subdomain_policy: None,
+            rua: None,
+            ruf: None,
+            adkim: None,
+            aspf: None,
+        });
+        let dmarc = DmarcPolicy {
+            policy: dmarc_raw.policy.unwrap_or(DmarcDisposition::Reject),
+            subdomain_policy: dmarc_raw.subdomain_policy,
+            rua: report(dmarc_raw.rua, &format!("{key}.dmarc.rua"))?,
+            ruf: match dmarc_raw.ruf {
+                Some(ruf) => report(Some(ruf), &format!("{key}.dmarc.ruf"))?,
+                None => Vec::new(),
+            },
+            adkim: dmarc_raw.adkim,
+            aspf: dmarc_raw.aspf,
+        };
+        let tls_rpt = match raw.tls_rpt {
+            Some(t) => TlsRptPolicy {
+                enabled: t.enabled.unwrap_or(true),
+                rua: report(t.rua, &format!("{key}.tlsRpt.rua"))?,
+            },
+            None => TlsRptPolicy {
+                enabled: true,
+                rua: report(None, &format!("{key}.tlsRpt.rua"))?,
+            },
+        };
+        Ok(Domain {
+            ttl: ttl(&format!("{key}.ttl"), raw.ttl)?.unwrap_or(server.ttl),
+            spf: spf_policy(&format!("{key}.spf"), raw.spf)?,
+            dmarc,
+            tls_rpt,
+            mta_sts: mta_sts_policy(&format!("{key}.mtaSts"), raw.mta_sts, server)?,
+            caa: raw.caa.map(|c| caa_policy(&format!("{key}.caa"), c, &dmarc::complete_report_uri(&server.report_address, &domain_str))).transpose()?,
+            dkim_management: self.dkim_management(&format!("{key}.dkimManagement"), raw.dkim_management)?,
+            name,
+            zone,
+        })
+    }
+
+    fn dkim_management(&self, key: &str, raw: Option<RawDkimManagement>) -> Result<DkimManagement> {
+        match raw {
+            None => Ok(DkimManagement::Automatic {
+                algorithms: vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
+                selector_template: DEFAULT_SELECTOR_TEMPLATE.into(),
+            }),
+            Some(RawDkimManagement::Manual(manual)) => {
+                let mut keys: Vec<ManualDkimKey> = Vec::new();
+                for (i, k) in manual.keys.into_iter().enumerate() {
+                    let key_path = format!("{key}.manual.keys[{i}]");
+                    let selector = k.selector.trim().to_ascii_lowercase();
+                    dkim::validate_selector(&selector)
+                        .map_err(|m| ConfigError::new(format!("{key_path}.selector"), Some(&k.selector), m))?;
+                    if keys.iter().any(|existing| existing.selector == selector) {
+                        return Err(ConfigError::new(format!("{key_path}.selector"), Some(&k.selector), "selector listed twice"));
+                    }
+                    keys.push(ManualDkimKey {
+                        selector,
+                        private_key_file: self.file(&format!("{key_path}.privateKeyFile"), &k.private_key_file)?,
+                    });
+                }
+                Ok(DkimManagement::Manual { keys })
+            }
+            Some(RawDkimManagement::Automatic(auto)) => {
+                let names = auto.algorithms.unwrap_or_else(|| vec!["ed25519-sha256".into(), "rsa-sha256".into()]);
+                let algorithms = list(&names, &format!("{key}.automatic.algorithms"), |k, v| {
+                    DkimAlgorithm::parse(v).ok_or_else(|| {
+                        ConfigError::new(k, Some(v), "unknown DKIM algorithm; use ed25519-sha256 or rsa-sha256")
+                    })
+                })?;
+                if algorithms.is_empty() {
+                    return Err(ConfigError::new(format!("{key}.automatic.algorithms"), None, "at least one algorithm is needed"));
+                }
+                let template = auto.selector_template.unwrap_or_else(|| DEFAULT_SELECTOR_TEMPLATE.into());
+                let template_key = format!("{key}.automatic.selectorTemplate");
+                let samples: Vec<String> = algorithms.iter().map(|a| dkim::expand_selector(&template, (2026, 11, 26), *a)).collect();
+                for sample in &samples {
+                    dkim::validate_selector(sample).map_err(|m| ConfigError::new(&template_key, Some(&template), m))?;
+                }
+                if algorithms.len() > 1 && !template.contains("{algorithm}") {
+                    return Err(ConfigError::new(
+                        &template_key,
+                        Some(&template),
+                        "with several algorithms the template must contain {algorithm}, or their selectors collide",
+                    ));
+                }
+                Ok(DkimManagement::Automatic { algorithms, selector_template: template })
+            }
+        }
+    }
+
+    fn file(&self, key: &str, written: &str) -> Result<FileRef> {
+        if written.trim().is_empty() {
+            return Err(ConfigError::new(key, Some(written), "a file name is needed"));
+        }
+        let path = PathBuf::from(written);
+        let path = if path.is_absolute() { path } else { self.base_dir.join(path) };
+        Ok(FileRef { path, key_path: key.to_string() })
+    }
+}
+
+fn host(key: &str, written: &str) -> Result<Name> {
+    Name::host(written).map_err(|e| ConfigError::new(key, Some(written), e.to_string()))
+}
+
+fn list<T>(values: &[String], key: &str, f: impl Fn(&str, &str) -> Result<T>) -> Result<Vec<T>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| f(&format!("{key}[{i}]"), v.trim()))
+        .collect()
+}
+
+/// RFC 2181 §8: a TTL is at most 2^31 - 1; zero defeats caching entirely.
+fn ttl(key: &str, value: Option<u32>) -> Result<Option<u32>> {
+    match value {
+        Some(v) if v == 0 || v > i32::MAX as u32 => Err(ConfigError::new(
+            key,
+            Some(&v.to_string()),
+            "a TTL must be between 1 and 2147483647 seconds",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn port(key: &str, value: Option<u16>) -> Result<Option<u16>> {
+    match value {
+        Some(0) => Err(ConfigError::new(key, Some("0"), "port 0 is not a service port")),
+        other => Ok(other),
+    }
+}
+
+fn spf_policy(key: &str, raw: Option<RawSpf>) -> Result<SpfPolicy> {
+    let Some(raw) = raw else {
+        return Ok(SpfPolicy { all_qualifier: '-', mechanisms: Vec::new() });
+    };
+    let all_qualifier = match raw.qualifier.as_deref().map(str::trim) {
+        None | Some("-") | Some("fail") | Some("-all") => '-',
+        Some("~") | Some("softfail") | Some("~all") => '~',
+        Some("?") | Some("neutral") | Some("?all") => '?',
+        Some(other) => {
+            return Err(ConfigError::new(
+                format!("{key}.qualifier"),
+                Some(other),
+                "use \"-\" (fail), \"~\" (softfail) or \"?\" (neutral); \"+all\" would authorise every host on the Internet",
+            ));
+        }
+    };
+    let mechanisms = list(&raw.mechanisms, &format!("{key}.mechanisms"), |k, m| {
+        spf::validate_term(m).map(|_| m.to_string()).map_err(|e| ConfigError::new(k, Some(m), e))
+    })?;
+    Ok(SpfPolicy { all_qualifier, mechanisms })
+}
+
+fn mta_sts_policy(key: &str, raw: Option<RawMtaSts>, server: &Server) -> Result<MtaStsPolicy> {
+    let default_mx = || server.mail_exchangers.iter().map(|m| m.hostname.as_str().to_string()).collect::<Vec<_>>();
+    let Some(raw) = raw else {
+        return Ok(MtaStsPolicy { enabled: true, mode: MtaStsMode::Enforce, max_age: DEFAULT_MTA_STS_MAX_AGE, mx: default_mx() });
+    };
+    let max_age = raw.max_age.unwrap_or(DEFAULT_MTA_STS_MAX_AGE);
+    if max_age > mtasts::MAX_AGE_LIMIT {
+        return Err(ConfigError::new(
+            format!("{key}.maxAge"),
+            Some(&max_age.to_string()),
+            "RFC 8461 §3.2 allows at most 31557600 seconds",
+        ));
+    }
+    let mx = match raw.mx {
+        None => default_mx(),
+        Some(patterns) => list(&patterns, &format!("{key}.mx"), |k, p| {
+            // RFC 8461 §4.1: a pattern is a host name or `*.` followed by one.
+            let host_part = p.strip_prefix("*.").unwrap_or(p);
+            Name::host(host_part).map(|_| p.to_ascii_lowercase()).map_err(|e| ConfigError::new(k, Some(p), e.to_string()))
+        })?,
+    };
+    Ok(MtaStsPolicy { enabled: raw.enabled.unwrap_or(true), mode: raw.mode.unwrap_or(MtaStsMode::Enforce), max_age, mx })
+}
+
+fn caa_policy(key: &str, raw: RawCaa, default_iodef: &str) -> Result<CaaPolicy> {
+    if raw.issuers.is_empty() {
+        return Err(ConfigError::new(format!("{key}.issuers"), None, "name at least one CA (e.g. \"letsencrypt.org\")"));
+    }
+    let issuers = list(&raw.issuers, &format!("{key}.issuers"), host)?;
+    let issuers_wild = raw.issuers_wild.map(|w| list(&w, &format!("{key}.issuersWild"), host)).transpose()?;
+    for (i, method) in raw.validation_methods.iter().enumerate() {
+        // RFC 8657 §4: method names are ACME challenge types, letters, digits and hyphens.
+        if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ConfigError::new(format!("{key}.validationMethods[{i}]"), Some(method), "not an ACME challenge type (e.g. dns-01)"));
+        }
+    }
+    if let Some(uri) = &raw.account_uri
+        && (uri.contains(char::is_whitespace) || uri.contains(';') || uri.contains('"'))
+    {
+        return Err(ConfigError::new(format!("{key}.accountUri"), Some(uri), "an account URI may not contain spaces, `;` or quotes"));
+    }
+    let iodef = raw.iodef.unwrap_or_else(|| default_iodef.to_string());
+    if !(iodef.starts_with("mailto:") || iodef.starts_with("https:")) {
+        return Err(ConfigError::new(format!("{key}.iodef"), Some(&iodef), "iodef must be a mailto: or https: URI (RFC 8659 §4.4)"));
+    }
+    Ok(CaaPolicy { issuers, issuers_wild, account_uri: raw.account_uri, validation_methods: raw.validation_methods, iodef: Some(iodef) })
+}

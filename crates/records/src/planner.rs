@@ -1,0 +1,336 @@
+//! The planner: every record one mail domain needs (DESIGN.md section 4), computed from the
+//! model alone. Deterministic: the same input gives the same records in the same order.
+
+use std::collections::BTreeSet;
+
+use crate::dkim::{self, DkimSelectorKey};
+use crate::model::{Domain, Server, ServiceFamily};
+use crate::name::{Name, NameError};
+use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
+use crate::tlsa::{self, TlsaKeys};
+use crate::{autoconfig, caa, dmarc, mtasts, spf, srv, tlsrpt};
+
+/// Everything the planner needs for one domain. Keys and certificate digests are resolved
+/// by the caller (the engine reads files and the store), so planning does no I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub server: &'a Server,
+    pub domain: &'a Domain,
+    /// The DKIM keys to publish (every key whose stage is published).
+    pub dkim_keys: &'a [DkimSelectorKey],
+    /// TLSA digests of the configured certificate chain, if any.
+    pub tlsa: Option<&'a TlsaKeys>,
+}
+
+/// A record name the planner would have to build is not a valid DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{domain}: cannot build the {record_type} record name `{labels}.{domain}`: {source}")]
+pub struct PlanError {
+    pub domain: String,
+    pub record_type: DnsRecordType,
+    pub labels: String,
+    pub source: NameError,
+}
+
+/// Plans every record of a domain, ordered by [`DnsRecordType::ALL`], then owner name, then
+/// data.
+pub fn plan(input: PlanInput<'_>) -> Result<Vec<DesiredRecord>, PlanError> {
+    let mut planner = Planner {
+        input,
+        records: Vec::new(),
+    };
+    planner.mx();
+    planner.addresses();
+    planner.spf();
+    planner.dkim()?;
+    planner.dmarc()?;
+    planner.tls_rpt()?;
+    planner.mta_sts()?;
+    planner.srv()?;
+    planner.auto_config()?;
+    planner.caa();
+    planner.tlsa()?;
+    let mut records = planner.records;
+    records.sort_by(|a, b| {
+        (a.record_type, &a.record.name, &a.record.data).cmp(&(
+            b.record_type,
+            &b.record.name,
+            &b.record.data,
+        ))
+    });
+    records.dedup();
+    Ok(records)
+}
+
+struct Planner<'a> {
+    input: PlanInput<'a>,
+    records: Vec<DesiredRecord>,
+}
+
+impl Planner<'_> {
+    fn domain(&self) -> &Domain {
+        self.input.domain
+    }
+
+    fn server(&self) -> &Server {
+        self.input.server
+    }
+
+    fn push(&mut self, record_type: DnsRecordType, name: Name, data: RData) {
+        let ttl = self.domain().ttl;
+        self.records.push(DesiredRecord {
+            record_type,
+            record: Record { name, ttl, data },
+        });
+    }
+
+    fn name(&self, record_type: DnsRecordType, labels: &str) -> Result<Name, PlanError> {
+        self.domain()
+            .name
+            .prefixed(labels)
+            .map_err(|source| PlanError {
+                domain: self.domain().name.as_str().to_string(),
+                record_type,
+                labels: labels.to_string(),
+                source,
+            })
+    }
+
+    fn in_zone(&self, host: &Name) -> bool {
+        host.is_within(&self.domain().zone)
+    }
+
+    /// Hosts inside the zone that run on this server, and so get its addresses, SPF and
+    /// TLSA: the server host, exchangers and service hosts.
+    fn own_hosts_in_zone(&self) -> BTreeSet<Name> {
+        let server = self.server();
+        let mut hosts = BTreeSet::new();
+        hosts.insert(server.hostname.clone());
+        hosts.extend(server.mail_exchangers.iter().map(|mx| mx.hostname.clone()));
+        hosts.extend(
+            ServiceFamily::ALL
+                .into_iter()
+                .filter_map(|f| server.services.get(f))
+                .map(|s| s.hostname.clone()),
+        );
+        hosts.retain(|h| self.in_zone(h));
+        hosts
+    }
+
+    /// RFC 5321 §5.1: MX records name the exchangers with their preference.
+    fn mx(&mut self) {
+        let apex = self.domain().name.clone();
+        for mx in self.server().mail_exchangers.clone() {
+            let data = RData::Mx {
+                preference: mx.priority,
+                exchange: mx.hostname,
+            };
+            self.push(DnsRecordType::Mx, apex.clone(), data);
+        }
+    }
+
+    /// A/AAAA for the mail hosts inside the zone (hosts outside live in another zone).
+    fn addresses(&mut self) {
+        let server = self.server().clone();
+        for host in self.own_hosts_in_zone() {
+            for ip in &server.ipv4 {
+                self.push(DnsRecordType::Address, host.clone(), RData::A(*ip));
+            }
+            for ip in &server.ipv6 {
+                self.push(DnsRecordType::Address, host.clone(), RData::Aaaa(*ip));
+            }
+        }
+    }
+
+    fn spf(&mut self) {
+        let policy = self.domain().spf.clone();
+        let apex = self.domain().name.clone();
+        self.push(
+            DnsRecordType::Spf,
+            apex.clone(),
+            RData::Txt(spf::domain_value(&policy).into_bytes()),
+        );
+        let exchangers: BTreeSet<Name> = self
+            .server()
+            .mail_exchangers
+            .iter()
+            .map(|mx| mx.hostname.clone())
+            .filter(|h| self.in_zone(h) && h != &apex)
+            .collect();
+        for host in exchangers {
+            let value = spf::host_value(&policy).into_bytes();
+            self.push(DnsRecordType::Spf, host, RData::Txt(value));
+        }
+    }
+
+    /// RFC 6376 §3.6.2.1: `<selector>._domainkey.<domain>`.
+    fn dkim(&mut self) -> Result<(), PlanError> {
+        for key in self.input.dkim_keys {
+            let name = self.name(DnsRecordType::Dkim, &format!("{}._domainkey", key.selector))?;
+            let data = RData::Txt(key.key.txt_value().into_bytes());
+            self.push(DnsRecordType::Dkim, name, data);
+        }
+        Ok(())
+    }
+
+    /// RFC 7489 §6.1: `_dmarc.<domain>`.
+    fn dmarc(&mut self) -> Result<(), PlanError> {
+        let name = self.name(DnsRecordType::Dmarc, "_dmarc")?;
+        let value = dmarc::value(&self.domain().dmarc);
+        self.push(DnsRecordType::Dmarc, name, RData::Txt(value.into_bytes()));
+        Ok(())
+    }
+
+    /// RFC 8460 §3: `_smtp._tls.<domain>`.
+    fn tls_rpt(&mut self) -> Result<(), PlanError> {
+        let policy = self.domain().tls_rpt.clone();
+        if !policy.enabled || policy.rua.is_empty() {
+            return Ok(());
+        }
+        let name = self.name(DnsRecordType::TlsRpt, "_smtp._tls")?;
+        self.push(
+            DnsRecordType::TlsRpt,
+            name,
+            RData::Txt(tlsrpt::value(&policy.rua).into_bytes()),
+        );
+        Ok(())
+    }
+
+    /// RFC 8461 §3.1 and §3.3: the policy host and the `_mta-sts` id record.
+    fn mta_sts(&mut self) -> Result<(), PlanError> {
+        let policy = self.domain().mta_sts.clone();
+        if !policy.enabled {
+            return Ok(());
+        }
+        let host = self.name(DnsRecordType::MtaSts, "mta-sts")?;
+        let target = self.server().hostname.clone();
+        self.push(DnsRecordType::MtaSts, host, RData::Cname(target));
+        let id_name = self.name(DnsRecordType::MtaSts, "_mta-sts")?;
+        let value = mtasts::txt_value(&mtasts::policy_text(&policy));
+        self.push(DnsRecordType::MtaSts, id_name, RData::Txt(value.into_bytes()));
+        Ok(())
+    }
+
+    fn srv(&mut self) -> Result<(), PlanError> {
+        for entry in srv::entries(&self.server().services) {
+            let name = self.name(DnsRecordType::Srv, &format!("{}._tcp", entry.label))?;
+            self.push(DnsRecordType::Srv, name, srv_data(&entry));
+        }
+        Ok(())
+    }
+
+    fn auto_config(&mut self) -> Result<(), PlanError> {
+        let host = self.server().hostname.clone();
+        let document = autoconfig::pacc_document(&self.server().services);
+        let pacc_host = self.name(DnsRecordType::AutoConfig, "ua-auto-config")?;
+        self.push(DnsRecordType::AutoConfig, pacc_host, RData::Cname(host.clone()));
+        let pacc_txt = self.name(DnsRecordType::AutoConfig, "_ua-auto-config")?;
+        let value = autoconfig::pacc_txt_value(&document).into_bytes();
+        self.push(DnsRecordType::AutoConfig, pacc_txt, RData::Txt(value));
+
+        let legacy = self.name(DnsRecordType::AutoConfigLegacy, "autoconfig")?;
+        self.push(DnsRecordType::AutoConfigLegacy, legacy, RData::Cname(host.clone()));
+
+        let discover = self.name(DnsRecordType::AutoDiscover, "autodiscover")?;
+        self.push(DnsRecordType::AutoDiscover, discover, RData::Cname(host.clone()));
+        let entry = srv::autodiscover(&host);
+        let srv_name = self.name(DnsRecordType::AutoDiscover, &format!("{}._tcp", entry.label))?;
+        self.push(DnsRecordType::AutoDiscover, srv_name, srv_data(&entry));
+        Ok(())
+    }
+
+    fn caa(&mut self) {
+        let Some(policy) = self.domain().caa.clone() else {
+            return;
+        };
+        let apex = self.domain().name.clone();
+        for property in caa::properties(&policy) {
+            let data = RData::Caa {
+                flags: 0,
+                tag: property.tag.to_string(),
+                value: property.value,
+            };
+            self.push(DnsRecordType::Caa, apex.clone(), data);
+        }
+    }
+
+    /// RFC 7672 §3.1: `_25._tcp.<exchanger>`; the other TLS ports of hosts in the zone get
+    /// the same records so that DANE-aware clients can use them too.
+    fn tlsa(&mut self) -> Result<(), PlanError> {
+        let Some(keys) = self.input.tlsa.cloned() else {
+            return Ok(());
+        };
+        let mut endpoints: BTreeSet<(Name, u16)> = self
+            .server()
+            .mail_exchangers
+            .iter()
+            .filter(|mx| self.in_zone(&mx.hostname))
+            .map(|mx| (mx.hostname.clone(), 25))
+            .collect();
+        for family in ServiceFamily::ALL {
+            let Some(service) = self.server().services.get(family) else {
+                continue;
+            };
+            if !self.in_zone(&service.hostname) {
+                continue;
+            }
+            endpoints.insert((service.hostname.clone(), service.port));
+            if let (Some(port), false) = (service.cleartext_port, family.is_http()) {
+                // STARTTLS ports carry the same certificate.
+                endpoints.insert((service.hostname.clone(), port));
+            }
+        }
+        for (host, port) in endpoints {
+            let name = host
+                .prefixed(&format!("_{port}._tcp"))
+                .map_err(|source| PlanError {
+                    domain: self.domain().name.as_str().to_string(),
+                    record_type: DnsRecordType::Tlsa,
+                    labels: format!("_{port}._tcp.{}", host.as_str()),
+                    source,
+                })?;
+            for data in tlsa_data(&keys) {
+                self.push(DnsRecordType::Tlsa, name.clone(), data);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn srv_data(entry: &srv::SrvEntry) -> RData {
+    RData::Srv {
+        priority: entry.priority,
+        weight: entry.weight,
+        port: entry.port,
+        target: entry.target.clone(),
+    }
+}
+
+fn tlsa_data(keys: &TlsaKeys) -> Vec<RData> {
+    let record = |usage, digest: &Vec<u8>| RData::Tlsa {
+        usage,
+        selector: tlsa::SELECTOR_SPKI,
+        matching_type: tlsa::MATCHING_SHA256,
+        data: digest.clone(),
+    };
+    let mut out = vec![record(tlsa::USAGE_DANE_EE, &keys.leaf)];
+    if let Some(next) = &keys.next {
+        out.push(record(tlsa::USAGE_DANE_EE, next));
+    }
+    if let Some(issuer) = &keys.issuer {
+        out.push(record(tlsa::USAGE_DANE_TA, issuer));
+    }
+    out
+}
+
+/// The keys of a domain that are published, for [`PlanInput::dkim_keys`].
+pub fn selector_keys<'a>(
+    keys: impl IntoIterator<Item = (&'a str, &'a dkim::DkimPrivateKey)>,
+) -> Vec<DkimSelectorKey> {
+    keys.into_iter()
+        .map(|(selector, key)| DkimSelectorKey {
+            selector: selector.to_string(),
+            key: key.public_key(),
+        })
+        .collect()
+}
