@@ -76,18 +76,32 @@ mod tests {
     fn document_and_digest() {
         let host = Name::host("mail.example.org").unwrap();
         let services = Services {
-            imap: Some(Service { hostname: host.clone(), port: 993, cleartext_port: None }),
-            jmap: Some(Service { hostname: host.clone(), port: 443, cleartext_port: None }),
+            imap: Some(Service {
+                hostname: host.clone(),
+                port: 993,
+                cleartext_port: None,
+            }),
+            jmap: Some(Service {
+                hostname: host.clone(),
+                port: 443,
+                cleartext_port: None,
+            }),
             ..Services::default()
         };
         let doc = pacc_document(&services);
         let parsed: Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(parsed["protocols"]["imap"]["port"], 993);
-        assert_eq!(parsed["protocols"]["jmap"]["url"], "https://mail.example.org/.well-known/jmap");
+        assert_eq!(
+            parsed["protocols"]["jmap"]["url"],
+            "https://mail.example.org/.well-known/jmap"
+        );
         assert!(parsed["protocols"].get("pop3").is_none());
         assert_eq!(doc, pacc_document(&services), "deterministic");
         let txt = pacc_txt_value(&doc);
         let d = txt.strip_prefix("v=UAAC1; a=sha256; d=").unwrap();
-        assert_eq!(BASE64.decode(d).unwrap(), Sha256::digest(doc.as_bytes()).to_vec());
+        assert_eq!(
+            BASE64.decode(d).unwrap(),
+            Sha256::digest(doc.as_bytes()).to_vec()
+        );
     }
 }

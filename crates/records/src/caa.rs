@@ -24,7 +24,10 @@ pub fn properties(policy: &CaaPolicy) -> Vec<CaaProperty> {
     if let Some(wild) = &policy.issuers_wild {
         if wild.is_empty() {
             // RFC 8659 §4.3: an empty issuer domain forbids wildcard issuance.
-            out.push(CaaProperty { tag: "issuewild", value: ";".into() });
+            out.push(CaaProperty {
+                tag: "issuewild",
+                value: ";".into(),
+            });
         }
         out.extend(wild.iter().map(|ca| CaaProperty {
             tag: "issuewild",
@@ -32,7 +35,10 @@ pub fn properties(policy: &CaaPolicy) -> Vec<CaaProperty> {
         }));
     }
     if let Some(iodef) = &policy.iodef {
-        out.push(CaaProperty { tag: "iodef", value: iodef.clone() });
+        out.push(CaaProperty {
+            tag: "iodef",
+            value: iodef.clone(),
+        });
     }
     out
 }
@@ -43,7 +49,10 @@ fn issuer_value(ca: &str, policy: &CaaPolicy) -> String {
         value.push_str(&format!("; accounturi={uri}"));
     }
     if !policy.validation_methods.is_empty() {
-        value.push_str(&format!("; validationmethods={}", policy.validation_methods.join(",")));
+        value.push_str(&format!(
+            "; validationmethods={}",
+            policy.validation_methods.join(",")
+        ));
     }
     value
 }
@@ -63,8 +72,17 @@ mod tests {
             iodef: Some("mailto:postmaster@example.org".into()),
         };
         let p = properties(&policy);
-        assert_eq!(p[0].value, "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1; validationmethods=dns-01");
-        assert_eq!(p[1], CaaProperty { tag: "issuewild", value: ";".into() });
+        assert_eq!(
+            p[0].value,
+            "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1; validationmethods=dns-01"
+        );
+        assert_eq!(
+            p[1],
+            CaaProperty {
+                tag: "issuewild",
+                value: ";".into()
+            }
+        );
         assert_eq!(p[2].tag, "iodef");
     }
 }

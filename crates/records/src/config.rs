@@ -57,7 +57,11 @@ fn parse_raw(text: &str) -> Result<RawConfig> {
             .map(|(l, c)| format!(" (line {l}, column {c})"))
             .unwrap_or_default();
         ConfigError {
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             value: None,
             message: format!("{}{position}", one_line(inner.message())),
         }
@@ -65,7 +69,10 @@ fn parse_raw(text: &str) -> Result<RawConfig> {
 }
 
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
-    let (line, col) = error.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+    let (line, col) = error
+        .span()
+        .map(|s| line_col(text, s.start))
+        .unwrap_or((0, 0));
     ConfigError {
         key: format!("line {line}, column {col}"),
         value: None,
@@ -287,15 +294,23 @@ impl Validator<'_> {
                 .enumerate()
                 .map(|(i, mx)| {
                     Ok(MailExchanger {
-                        hostname: host(&format!("server.mailExchangers[{i}].hostname"), &mx.hostname)?,
+                        hostname: host(
+                            &format!("server.mailExchangers[{i}].hostname"),
+                            &mx.hostname,
+                        )?,
                         priority: mx.priority.unwrap_or(10),
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
-        let report_address = raw.report_address.unwrap_or_else(|| "mailto:postmaster".into());
-        dmarc::validate_report_uri(&dmarc::complete_report_uri(&report_address, "example.invalid"))
-            .map_err(|m| ConfigError::new("server.reportAddress", Some(&report_address), m))?;
+        let report_address = raw
+            .report_address
+            .unwrap_or_else(|| "mailto:postmaster".into());
+        dmarc::validate_report_uri(&dmarc::complete_report_uri(
+            &report_address,
+            "example.invalid",
+        ))
+        .map_err(|m| ConfigError::new("server.reportAddress", Some(&report_address), m))?;
         let services = self.services(raw.services, &hostname)?;
         let tls = raw
             .tls
@@ -333,7 +348,9 @@ impl Validator<'_> {
                 None => default_host.clone(),
             };
             let (tls_port, clear_port) = family.default_ports();
-            if family == ServiceFamily::Jmap && (raw.cleartext == Some(true) || raw.cleartext_port.is_some()) {
+            if family == ServiceFamily::Jmap
+                && (raw.cleartext == Some(true) || raw.cleartext_port.is_some())
+            {
                 return Err(ConfigError::new(
                     format!("{key}.cleartext"),
                     None,
@@ -345,7 +362,10 @@ impl Validator<'_> {
                 hostname,
                 port: port(&format!("{key}.port"), raw.port)?.unwrap_or(tls_port),
                 cleartext_port: if cleartext {
-                    Some(port(&format!("{key}.cleartextPort"), raw.cleartext_port)?.unwrap_or(clear_port))
+                    Some(
+                        port(&format!("{key}.cleartextPort"), raw.cleartext_port)?
+                            .unwrap_or(clear_port),
+                    )
                 } else {
                     None
                 },
@@ -370,7 +390,11 @@ impl Validator<'_> {
                     return Err(ConfigError::new(
                         format!("{key}.origin"),
                         Some(origin),
-                        format!("the domain {} is not inside the zone {}", name.as_str(), zone.as_str()),
+                        format!(
+                            "the domain {} is not inside the zone {}",
+                            name.as_str(),
+                            zone.as_str()
+                        ),
                     ));
                 }
                 zone
@@ -422,8 +446,18 @@ impl Validator<'_> {
             dmarc,
             tls_rpt,
             mta_sts: mta_sts_policy(&format!("{key}.mtaSts"), raw.mta_sts, server)?,
-            caa: raw.caa.map(|c| caa_policy(&format!("{key}.caa"), c, &dmarc::complete_report_uri(&server.report_address, &domain_str))).transpose()?,
-            dkim_management: self.dkim_management(&format!("{key}.dkimManagement"), raw.dkim_management)?,
+            caa: raw
+                .caa
+                .map(|c| {
+                    caa_policy(
+                        &format!("{key}.caa"),
+                        c,
+                        &dmarc::complete_report_uri(&server.report_address, &domain_str),
+                    )
+                })
+                .transpose()?,
+            dkim_management: self
+                .dkim_management(&format!("{key}.dkimManagement"), raw.dkim_management)?,
             name,
             zone,
         })
@@ -440,33 +474,55 @@ impl Validator<'_> {
                 for (i, k) in manual.keys.into_iter().enumerate() {
                     let key_path = format!("{key}.manual.keys[{i}]");
                     let selector = k.selector.trim().to_ascii_lowercase();
-                    dkim::validate_selector(&selector)
-                        .map_err(|m| ConfigError::new(format!("{key_path}.selector"), Some(&k.selector), m))?;
+                    dkim::validate_selector(&selector).map_err(|m| {
+                        ConfigError::new(format!("{key_path}.selector"), Some(&k.selector), m)
+                    })?;
                     if keys.iter().any(|existing| existing.selector == selector) {
-                        return Err(ConfigError::new(format!("{key_path}.selector"), Some(&k.selector), "selector listed twice"));
+                        return Err(ConfigError::new(
+                            format!("{key_path}.selector"),
+                            Some(&k.selector),
+                            "selector listed twice",
+                        ));
                     }
                     keys.push(ManualDkimKey {
                         selector,
-                        private_key_file: self.file(&format!("{key_path}.privateKeyFile"), &k.private_key_file)?,
+                        private_key_file: self
+                            .file(&format!("{key_path}.privateKeyFile"), &k.private_key_file)?,
                     });
                 }
                 Ok(DkimManagement::Manual { keys })
             }
             Some(RawDkimManagement::Automatic(auto)) => {
-                let names = auto.algorithms.unwrap_or_else(|| vec!["ed25519-sha256".into(), "rsa-sha256".into()]);
+                let names = auto
+                    .algorithms
+                    .unwrap_or_else(|| vec!["ed25519-sha256".into(), "rsa-sha256".into()]);
                 let algorithms = list(&names, &format!("{key}.automatic.algorithms"), |k, v| {
                     DkimAlgorithm::parse(v).ok_or_else(|| {
-                        ConfigError::new(k, Some(v), "unknown DKIM algorithm; use ed25519-sha256 or rsa-sha256")
+                        ConfigError::new(
+                            k,
+                            Some(v),
+                            "unknown DKIM algorithm; use ed25519-sha256 or rsa-sha256",
+                        )
                     })
                 })?;
                 if algorithms.is_empty() {
-                    return Err(ConfigError::new(format!("{key}.automatic.algorithms"), None, "at least one algorithm is needed"));
+                    return Err(ConfigError::new(
+                        format!("{key}.automatic.algorithms"),
+                        None,
+                        "at least one algorithm is needed",
+                    ));
                 }
-                let template = auto.selector_template.unwrap_or_else(|| DEFAULT_SELECTOR_TEMPLATE.into());
+                let template = auto
+                    .selector_template
+                    .unwrap_or_else(|| DEFAULT_SELECTOR_TEMPLATE.into());
                 let template_key = format!("{key}.automatic.selectorTemplate");
-                let samples: Vec<String> = algorithms.iter().map(|a| dkim::expand_selector(&template, (2026, 11, 26), *a)).collect();
+                let samples: Vec<String> = algorithms
+                    .iter()
+                    .map(|a| dkim::expand_selector(&template, (2026, 11, 26), *a))
+                    .collect();
                 for sample in &samples {
-                    dkim::validate_selector(sample).map_err(|m| ConfigError::new(&template_key, Some(&template), m))?;
+                    dkim::validate_selector(sample)
+                        .map_err(|m| ConfigError::new(&template_key, Some(&template), m))?;
                 }
                 if algorithms.len() > 1 && !template.contains("{algorithm}") {
                     return Err(ConfigError::new(
@@ -475,18 +531,32 @@ impl Validator<'_> {
                         "with several algorithms the template must contain {algorithm}, or their selectors collide",
                     ));
                 }
-                Ok(DkimManagement::Automatic { algorithms, selector_template: template })
+                Ok(DkimManagement::Automatic {
+                    algorithms,
+                    selector_template: template,
+                })
             }
         }
     }
 
     fn file(&self, key: &str, written: &str) -> Result<FileRef> {
         if written.trim().is_empty() {
-            return Err(ConfigError::new(key, Some(written), "a file name is needed"));
+            return Err(ConfigError::new(
+                key,
+                Some(written),
+                "a file name is needed",
+            ));
         }
         let path = PathBuf::from(written);
-        let path = if path.is_absolute() { path } else { self.base_dir.join(path) };
-        Ok(FileRef { path, key_path: key.to_string() })
+        let path = if path.is_absolute() {
+            path
+        } else {
+            self.base_dir.join(path)
+        };
+        Ok(FileRef {
+            path,
+            key_path: key.to_string(),
+        })
     }
 }
 
@@ -516,14 +586,21 @@ fn ttl(key: &str, value: Option<u32>) -> Result<Option<u32>> {
 
 fn port(key: &str, value: Option<u16>) -> Result<Option<u16>> {
     match value {
-        Some(0) => Err(ConfigError::new(key, Some("0"), "port 0 is not a service port")),
+        Some(0) => Err(ConfigError::new(
+            key,
+            Some("0"),
+            "port 0 is not a service port",
+        )),
         other => Ok(other),
     }
 }
 
 fn spf_policy(key: &str, raw: Option<RawSpf>) -> Result<SpfPolicy> {
     let Some(raw) = raw else {
-        return Ok(SpfPolicy { all_qualifier: '-', mechanisms: Vec::new() });
+        return Ok(SpfPolicy {
+            all_qualifier: '-',
+            mechanisms: Vec::new(),
+        });
     };
     let all_qualifier = match raw.qualifier.as_deref().map(str::trim) {
         None | Some("-") | Some("fail") | Some("-all") => '-',
@@ -538,15 +615,31 @@ fn spf_policy(key: &str, raw: Option<RawSpf>) -> Result<SpfPolicy> {
         }
     };
     let mechanisms = list(&raw.mechanisms, &format!("{key}.mechanisms"), |k, m| {
-        spf::validate_term(m).map(|_| m.to_string()).map_err(|e| ConfigError::new(k, Some(m), e))
+        spf::validate_term(m)
+            .map(|_| m.to_string())
+            .map_err(|e| ConfigError::new(k, Some(m), e))
     })?;
-    Ok(SpfPolicy { all_qualifier, mechanisms })
+    Ok(SpfPolicy {
+        all_qualifier,
+        mechanisms,
+    })
 }
 
 fn mta_sts_policy(key: &str, raw: Option<RawMtaSts>, server: &Server) -> Result<MtaStsPolicy> {
-    let default_mx = || server.mail_exchangers.iter().map(|m| m.hostname.as_str().to_string()).collect::<Vec<_>>();
+    let default_mx = || {
+        server
+            .mail_exchangers
+            .iter()
+            .map(|m| m.hostname.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
     let Some(raw) = raw else {
-        return Ok(MtaStsPolicy { enabled: true, mode: MtaStsMode::Enforce, max_age: DEFAULT_MTA_STS_MAX_AGE, mx: default_mx() });
+        return Ok(MtaStsPolicy {
+            enabled: true,
+            mode: MtaStsMode::Enforce,
+            max_age: DEFAULT_MTA_STS_MAX_AGE,
+            mx: default_mx(),
+        });
     };
     let max_age = raw.max_age.unwrap_or(DEFAULT_MTA_STS_MAX_AGE);
     if max_age > mtasts::MAX_AGE_LIMIT {
@@ -561,32 +654,68 @@ fn mta_sts_policy(key: &str, raw: Option<RawMtaSts>, server: &Server) -> Result<
         Some(patterns) => list(&patterns, &format!("{key}.mx"), |k, p| {
             // RFC 8461 §4.1: a pattern is a host name or `*.` followed by one.
             let host_part = p.strip_prefix("*.").unwrap_or(p);
-            Name::host(host_part).map(|_| p.to_ascii_lowercase()).map_err(|e| ConfigError::new(k, Some(p), e.to_string()))
+            Name::host(host_part)
+                .map(|_| p.to_ascii_lowercase())
+                .map_err(|e| ConfigError::new(k, Some(p), e.to_string()))
         })?,
     };
-    Ok(MtaStsPolicy { enabled: raw.enabled.unwrap_or(true), mode: raw.mode.unwrap_or(MtaStsMode::Enforce), max_age, mx })
+    Ok(MtaStsPolicy {
+        enabled: raw.enabled.unwrap_or(true),
+        mode: raw.mode.unwrap_or(MtaStsMode::Enforce),
+        max_age,
+        mx,
+    })
 }
 
 fn caa_policy(key: &str, raw: RawCaa, default_iodef: &str) -> Result<CaaPolicy> {
     if raw.issuers.is_empty() {
-        return Err(ConfigError::new(format!("{key}.issuers"), None, "name at least one CA (e.g. \"letsencrypt.org\")"));
+        return Err(ConfigError::new(
+            format!("{key}.issuers"),
+            None,
+            "name at least one CA (e.g. \"letsencrypt.org\")",
+        ));
     }
     let issuers = list(&raw.issuers, &format!("{key}.issuers"), host)?;
-    let issuers_wild = raw.issuers_wild.map(|w| list(&w, &format!("{key}.issuersWild"), host)).transpose()?;
+    let issuers_wild = raw
+        .issuers_wild
+        .map(|w| list(&w, &format!("{key}.issuersWild"), host))
+        .transpose()?;
     for (i, method) in raw.validation_methods.iter().enumerate() {
         // RFC 8657 §4: method names are ACME challenge types, letters, digits and hyphens.
-        if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ConfigError::new(format!("{key}.validationMethods[{i}]"), Some(method), "not an ACME challenge type (e.g. dns-01)"));
+        if method.is_empty()
+            || !method
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ConfigError::new(
+                format!("{key}.validationMethods[{i}]"),
+                Some(method),
+                "not an ACME challenge type (e.g. dns-01)",
+            ));
         }
     }
     if let Some(uri) = &raw.account_uri
         && (uri.contains(char::is_whitespace) || uri.contains(';') || uri.contains('"'))
     {
-        return Err(ConfigError::new(format!("{key}.accountUri"), Some(uri), "an account URI may not contain spaces, `;` or quotes"));
+        return Err(ConfigError::new(
+            format!("{key}.accountUri"),
+            Some(uri),
+            "an account URI may not contain spaces, `;` or quotes",
+        ));
     }
     let iodef = raw.iodef.unwrap_or_else(|| default_iodef.to_string());
     if !(iodef.starts_with("mailto:") || iodef.starts_with("https:")) {
-        return Err(ConfigError::new(format!("{key}.iodef"), Some(&iodef), "iodef must be a mailto: or https: URI (RFC 8659 §4.4)"));
+        return Err(ConfigError::new(
+            format!("{key}.iodef"),
+            Some(&iodef),
+            "iodef must be a mailto: or https: URI (RFC 8659 §4.4)",
+        ));
     }
-    Ok(CaaPolicy { issuers, issuers_wild, account_uri: raw.account_uri, validation_methods: raw.validation_methods, iodef: Some(iodef) })
+    Ok(CaaPolicy {
+        issuers,
+        issuers_wild,
+        account_uri: raw.account_uri,
+        validation_methods: raw.validation_methods,
+        iodef: Some(iodef),
+    })
 }

@@ -283,7 +283,11 @@ mod tests {
             "202611e"
         );
         assert_eq!(
-            expand_selector("mz-{year}{month}{day}-{algorithm}", (2026, 1, 5), DkimAlgorithm::RsaSha256),
+            expand_selector(
+                "mz-{year}{month}{day}-{algorithm}",
+                (2026, 1, 5),
+                DkimAlgorithm::RsaSha256
+            ),
             "mz-20260105-r"
         );
         assert!(validate_selector("202611e").is_ok());

@@ -57,8 +57,13 @@ pub fn complete_report_uri(address: &str, domain: &str) -> String {
 /// RFC 7489 §6.4: `,` and `!` separate URIs and sizes, `;` separates tags, so none of them
 /// (nor white space) may appear in a report URI.
 pub fn validate_report_uri(uri: &str) -> Result<(), String> {
-    if let Some(bad) = uri.chars().find(|c| matches!(c, ',' | '!' | ';') || c.is_whitespace()) {
-        return Err(format!("a report URI may not contain {bad:?}; percent-encode it"));
+    if let Some(bad) = uri
+        .chars()
+        .find(|c| matches!(c, ',' | '!' | ';') || c.is_whitespace())
+    {
+        return Err(format!(
+            "a report URI may not contain {bad:?}; percent-encode it"
+        ));
     }
     if !(uri.starts_with("mailto:") || uri.starts_with("https:")) {
         return Err("a report URI must start with mailto: (or https: for TLS-RPT)".into());
@@ -81,7 +86,10 @@ mod tests {
             adkim: None,
             aspf: None,
         };
-        assert_eq!(value(&p), "v=DMARC1; p=reject; rua=mailto:postmaster@example.org");
+        assert_eq!(
+            value(&p),
+            "v=DMARC1; p=reject; rua=mailto:postmaster@example.org"
+        );
     }
 
     #[test]
@@ -102,10 +110,22 @@ mod tests {
 
     #[test]
     fn completes_addresses() {
-        assert_eq!(complete_report_uri("mailto:postmaster", "example.net"), "mailto:postmaster@example.net");
-        assert_eq!(complete_report_uri("mailto:d@r.example", "example.net"), "mailto:d@r.example");
-        assert_eq!(complete_report_uri("d@r.example", "example.net"), "mailto:d@r.example");
-        assert_eq!(complete_report_uri("https://r.example/tls", "x"), "https://r.example/tls");
+        assert_eq!(
+            complete_report_uri("mailto:postmaster", "example.net"),
+            "mailto:postmaster@example.net"
+        );
+        assert_eq!(
+            complete_report_uri("mailto:d@r.example", "example.net"),
+            "mailto:d@r.example"
+        );
+        assert_eq!(
+            complete_report_uri("d@r.example", "example.net"),
+            "mailto:d@r.example"
+        );
+        assert_eq!(
+            complete_report_uri("https://r.example/tls", "x"),
+            "https://r.example/tls"
+        );
         assert!(validate_report_uri("mailto:a,b@x").is_err());
         assert!(validate_report_uri("ftp://x").is_err());
         assert!(validate_report_uri("mailto:a@x.example").is_ok());

@@ -62,7 +62,10 @@ mod tests {
         assert_eq!(id.len(), 32);
         assert!(id.chars().all(|c| c.is_ascii_alphanumeric()));
         // Pinned: the id must not change between releases for the same policy.
-        assert_eq!(id, crate::zonefile::hex(&Sha256::digest(text.as_bytes())[..16]));
+        assert_eq!(
+            id,
+            crate::zonefile::hex(&Sha256::digest(text.as_bytes())[..16])
+        );
         let other = policy_text(&policy(MtaStsMode::Testing, &["mail.example.org"]));
         assert_ne!(policy_id(&other), id);
         assert_eq!(txt_value(&text), format!("v=STSv1; id={id}"));

@@ -128,9 +128,8 @@ fn check_label(label: &str, rule: LabelRule) -> Result<(), NameError> {
             len: label.len(),
         });
     }
-    let allowed = |c: char| {
-        c.is_ascii_alphanumeric() || c == '-' || (rule == LabelRule::Owner && c == '_')
-    };
+    let allowed =
+        |c: char| c.is_ascii_alphanumeric() || c == '-' || (rule == LabelRule::Owner && c == '_');
     if let Some(ch) = label.chars().find(|&c| !allowed(c)) {
         return Err(NameError::BadCharacter {
             label: label.to_string(),

@@ -207,7 +207,11 @@ impl Planner<'_> {
         self.push(DnsRecordType::MtaSts, host, RData::Cname(target));
         let id_name = self.name(DnsRecordType::MtaSts, "_mta-sts")?;
         let value = mtasts::txt_value(&mtasts::policy_text(&policy));
-        self.push(DnsRecordType::MtaSts, id_name, RData::Txt(value.into_bytes()));
+        self.push(
+            DnsRecordType::MtaSts,
+            id_name,
+            RData::Txt(value.into_bytes()),
+        );
         Ok(())
     }
 
@@ -223,18 +227,33 @@ impl Planner<'_> {
         let host = self.server().hostname.clone();
         let document = autoconfig::pacc_document(&self.server().services);
         let pacc_host = self.name(DnsRecordType::AutoConfig, "ua-auto-config")?;
-        self.push(DnsRecordType::AutoConfig, pacc_host, RData::Cname(host.clone()));
+        self.push(
+            DnsRecordType::AutoConfig,
+            pacc_host,
+            RData::Cname(host.clone()),
+        );
         let pacc_txt = self.name(DnsRecordType::AutoConfig, "_ua-auto-config")?;
         let value = autoconfig::pacc_txt_value(&document).into_bytes();
         self.push(DnsRecordType::AutoConfig, pacc_txt, RData::Txt(value));
 
         let legacy = self.name(DnsRecordType::AutoConfigLegacy, "autoconfig")?;
-        self.push(DnsRecordType::AutoConfigLegacy, legacy, RData::Cname(host.clone()));
+        self.push(
+            DnsRecordType::AutoConfigLegacy,
+            legacy,
+            RData::Cname(host.clone()),
+        );
 
         let discover = self.name(DnsRecordType::AutoDiscover, "autodiscover")?;
-        self.push(DnsRecordType::AutoDiscover, discover, RData::Cname(host.clone()));
+        self.push(
+            DnsRecordType::AutoDiscover,
+            discover,
+            RData::Cname(host.clone()),
+        );
         let entry = srv::autodiscover(&host);
-        let srv_name = self.name(DnsRecordType::AutoDiscover, &format!("{}._tcp", entry.label))?;
+        let srv_name = self.name(
+            DnsRecordType::AutoDiscover,
+            &format!("{}._tcp", entry.label),
+        )?;
         self.push(DnsRecordType::AutoDiscover, srv_name, srv_data(&entry));
         Ok(())
     }

@@ -177,7 +177,10 @@ mod tests {
             let json = serde_json::to_string(&t).unwrap();
             assert_eq!(json, format!("\"{}\"", t.name()));
         }
-        assert_eq!("TLSRPT".parse::<DnsRecordType>().unwrap(), DnsRecordType::TlsRpt);
+        assert_eq!(
+            "TLSRPT".parse::<DnsRecordType>().unwrap(),
+            DnsRecordType::TlsRpt
+        );
         let err = "mxx".parse::<DnsRecordType>().unwrap_err().to_string();
         assert!(err.contains("unknown record type `mxx`"), "{err}");
         assert!(err.contains("autoConfigLegacy"), "{err}");

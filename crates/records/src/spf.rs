@@ -31,11 +31,14 @@ pub fn validate_term(term: &str) -> Result<(), String> {
     if lower.starts_with("redirect=") {
         return Err("`redirect=` would make `mx` and `all` meaningless; use `include:`".into());
     }
-    const KNOWN: [&str; 8] = ["include:", "a", "mx", "ptr", "ip4:", "ip6:", "exists:", "exp="];
+    const KNOWN: [&str; 8] = [
+        "include:", "a", "mx", "ptr", "ip4:", "ip6:", "exists:", "exp=",
+    ];
     let known = KNOWN.iter().any(|k| {
         lower == k.trim_end_matches(':')
             || lower.starts_with(k)
-            || (!k.ends_with([':', '=']) && (lower.starts_with(&format!("{k}:")) || lower.starts_with(&format!("{k}/"))))
+            || (!k.ends_with([':', '='])
+                && (lower.starts_with(&format!("{k}:")) || lower.starts_with(&format!("{k}/"))))
     });
     if !known {
         return Err(format!(
@@ -63,7 +66,10 @@ mod tests {
     fn values() {
         assert_eq!(domain_value(&policy('-', &[])), "v=spf1 mx -all");
         assert_eq!(
-            domain_value(&policy('~', &["include:_spf.example.net", "ip4:192.0.2.0/24"])),
+            domain_value(&policy(
+                '~',
+                &["include:_spf.example.net", "ip4:192.0.2.0/24"]
+            )),
             "v=spf1 mx include:_spf.example.net ip4:192.0.2.0/24 ~all"
         );
         assert_eq!(host_value(&policy('-', &["ip4:1.2.3.4"])), "v=spf1 a -all");
@@ -71,10 +77,25 @@ mod tests {
 
     #[test]
     fn term_validation() {
-        for ok in ["include:_spf.google.com", "ip4:192.0.2.1", "ip6:2001:db8::/32", "a", "a:mail.example", "mx/24", "-exists:%{i}.bl.example"] {
+        for ok in [
+            "include:_spf.google.com",
+            "ip4:192.0.2.1",
+            "ip6:2001:db8::/32",
+            "a",
+            "a:mail.example",
+            "mx/24",
+            "-exists:%{i}.bl.example",
+        ] {
             assert!(validate_term(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "foo", "-all", "redirect=x.example", "ptr", "ip4 1.2.3.4"] {
+        for bad in [
+            "",
+            "foo",
+            "-all",
+            "redirect=x.example",
+            "ptr",
+            "ip4 1.2.3.4",
+        ] {
             assert!(validate_term(bad).is_err(), "{bad}");
         }
     }

@@ -50,10 +50,12 @@ pub fn entries(services: &Services) -> Vec<SrvEntry> {
             None => SrvEntry::not_offered(tls_label),
         });
         if let Some(label) = clear_label {
-            out.push(match service.and_then(|s| s.cleartext_port.map(|p| (s, p))) {
-                Some((s, port)) => SrvEntry::offered(label, port, &s.hostname),
-                None => SrvEntry::not_offered(label),
-            });
+            out.push(
+                match service.and_then(|s| s.cleartext_port.map(|p| (s, p))) {
+                    Some((s, port)) => SrvEntry::offered(label, port, &s.hostname),
+                    None => SrvEntry::not_offered(label),
+                },
+            );
         }
     }
     out
@@ -73,8 +75,16 @@ mod tests {
     fn offered_and_not_offered() {
         let host = Name::host("mail.example.org").unwrap();
         let services = Services {
-            imap: Some(Service { hostname: host.clone(), port: 993, cleartext_port: None }),
-            submission: Some(Service { hostname: host.clone(), port: 465, cleartext_port: Some(587) }),
+            imap: Some(Service {
+                hostname: host.clone(),
+                port: 993,
+                cleartext_port: None,
+            }),
+            submission: Some(Service {
+                hostname: host.clone(),
+                port: 465,
+                cleartext_port: Some(587),
+            }),
             ..Services::default()
         };
         let e = entries(&services);

@@ -141,6 +141,9 @@ mod tests {
     #[test]
     fn public_key_digest_is_sha256_of_the_block() {
         let pem = "-----BEGIN PUBLIC KEY-----\nAQID\n-----END PUBLIC KEY-----\n";
-        assert_eq!(parse_next_key(pem.as_bytes()).unwrap(), spki_sha256(&[1, 2, 3]));
+        assert_eq!(
+            parse_next_key(pem.as_bytes()).unwrap(),
+            spki_sha256(&[1, 2, 3])
+        );
     }
 }

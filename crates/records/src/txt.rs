@@ -15,7 +15,10 @@ pub fn split(value: &[u8]) -> Vec<&[u8]> {
 
 /// Joins character-strings back into the logical value, the way SPF and DKIM receivers do.
 pub fn join<S: AsRef<[u8]>>(strings: &[S]) -> Vec<u8> {
-    strings.iter().flat_map(|s| s.as_ref().iter().copied()).collect()
+    strings
+        .iter()
+        .flat_map(|s| s.as_ref().iter().copied())
+        .collect()
 }
 
 /// Renders one character-string in zone-file presentation form (RFC 1035 §5.1): quoted,
@@ -54,7 +57,10 @@ mod tests {
     fn splits_at_255_bytes() {
         let value = vec![b'a'; 600];
         let parts = split(&value);
-        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [255, 255, 90]);
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [255, 255, 90]
+        );
         assert_eq!(join(&parts), value);
         assert_eq!(split(b""), vec![b"" as &[u8]]);
         assert_eq!(split(&[b'x'; 255]).len(), 1);

@@ -1,1 +1,526 @@
-//! placeholder until the store lands
+//! mailzone's state database: what mailzone must remember between runs.
+//!
+//! Today it holds the DKIM keys mailzone generates for domains with automatic DKIM
+//! management (selector, algorithm, private key, lifecycle stage and when the stage next
+//! changes). The publication ledger and the task queue will join them (DESIGN.md §3).
+//!
+//! The embedded back end is SQLite: one file, `mailzone.db`, in the state directory. The
+//! database holds private keys, so the directory is created `0700` and the database file
+//! `0600` before SQLite ever touches it. The schema lives in `migrations/`, embedded in the
+//! binary and applied on open; its SQL is kept to what PostgreSQL also accepts.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, DirBuilder, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mailzone_records::{DkimAlgorithm, DkimStage, Name, NameError};
+use sqlx::Row;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
+use zeroize::Zeroizing;
+
+/// Name of the SQLite database file inside the state directory.
+pub const DATABASE_FILE_NAME: &str = "mailzone.db";
+
+/// Only the owner may list the state directory: it holds private keys.
+const STATE_DIR_MODE: u32 = 0o700;
+/// Only the owner may read the database and its `-wal` / `-shm` companions.
+const DATABASE_FILE_MODE: u32 = 0o600;
+/// How long a statement waits for another connection or process holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, embedded at compile time (`build.rs` makes cargo notice new files).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// A `SELECT` of every `dkim_keys` column followed by `$rest`, as one `&'static str` so the
+/// SQL is a literal (no runtime string building near a query).
+macro_rules! select_dkim_keys {
+    ($rest:literal) => {
+        concat!(
+            "SELECT domain, selector, algorithm, private_key_pem, stage, created_at, \
+             next_transition FROM dkim_keys ",
+            $rest
+        )
+    };
+}
+
+/// Everything that can go wrong in the store. Messages name the file concerned and say
+/// what to do; they never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory (or one of its parents) could not be created.
+    #[error(
+        "cannot create state directory {}{}: {source}; create it yourself (mode 0700, owned by \
+         the user mailzone runs as) or choose another state directory",
+        .path.display(),
+        failed_at_note(.path, .failed_at)
+    )]
+    CreateStateDir {
+        path: PathBuf,
+        /// The component whose creation failed (a parent of `path`, or `path` itself).
+        failed_at: PathBuf,
+        source: io::Error,
+    },
+    /// The state directory path exists but is something other than a directory.
+    #[error(
+        "state directory {} exists but is not a directory; remove it or choose another state \
+         directory",
+        .path.display()
+    )]
+    NotADirectory { path: PathBuf },
+    /// The database file could not be created (or checked) before opening it.
+    #[error(
+        "cannot create database file {}: {source}; check that the state directory is writable \
+         by the user mailzone runs as",
+        .path.display()
+    )]
+    CreateDatabase { path: PathBuf, source: io::Error },
+    /// A file's permissions could not be restricted.
+    #[error(
+        "cannot set the permissions of {} to {mode:04o}: {source}; fix them by hand \
+         (chmod {mode:o}) — the file holds private keys",
+        .path.display()
+    )]
+    Permissions {
+        path: PathBuf,
+        mode: u32,
+        source: io::Error,
+    },
+    /// SQLite could not open the database file.
+    #[error(
+        "cannot open state database {}: {source}; check that the file is a mailzone state \
+         database and readable by the user mailzone runs as",
+        .path.display()
+    )]
+    Open { path: PathBuf, source: sqlx::Error },
+    /// The schema could not be brought up to date.
+    #[error(
+        "cannot bring state database {} up to date: {source}; if a newer mailzone already \
+         used this database, run that version, otherwise restore the database from a backup",
+        .path.display()
+    )]
+    Migrate { path: PathBuf, source: MigrateError },
+    /// A query failed (disk full, database locked for longer than the busy timeout, ...).
+    #[error(
+        "state database {}: {source}; check free disk space, and that no other program holds \
+         the database locked",
+        .path.display()
+    )]
+    Database { path: PathBuf, source: sqlx::Error },
+    /// A row holds a value this version of mailzone cannot interpret.
+    #[error(
+        "state database {} holds an unreadable DKIM key `{selector}` of domain {domain}: \
+         {reason}; restore the database from a backup, or delete that key so a new one is made",
+        .path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        domain: String,
+        selector: String,
+        reason: String,
+    },
+    /// A domain or selector passed in is not in the canonical form the store keys on.
+    #[error("invalid DKIM key {what} `{value}`: {reason}")]
+    InvalidName {
+        /// `"domain"` or `"selector"`.
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Adds "(at /a/b)" when the component that failed is not the state directory itself.
+fn failed_at_note(path: &Path, failed_at: &Path) -> String {
+    if path == failed_at {
+        String::new()
+    } else {
+        format!(" (creating {} failed)", failed_at.display())
+    }
+}
+
+/// One DKIM key as the store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredDkimKey {
+    /// The mail domain: A-label, lowercase, no trailing dot.
+    pub domain: String,
+    /// The selector (the label(s) before `._domainkey.`), lowercase.
+    pub selector: String,
+    /// The signing algorithm.
+    pub algorithm: DkimAlgorithm,
+    /// The private key, PKCS#8 PEM. Secret: wiped from memory on drop, never printed.
+    pub private_key_pem: Zeroizing<String>,
+    /// Where the key is in its lifecycle.
+    pub stage: DkimStage,
+    /// When the key was created, unix seconds.
+    pub created_at: i64,
+    /// When the key moves to its next stage, unix seconds; `None` if it has no next stage.
+    pub next_transition: Option<i64>,
+}
+
+impl fmt::Debug for StoredDkimKey {
+    /// Prints everything but the private key, so keys can appear in logs and test output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredDkimKey")
+            .field("domain", &self.domain)
+            .field("selector", &self.selector)
+            .field("algorithm", &self.algorithm)
+            .field("private_key_pem", &format_args!("<redacted>"))
+            .field("stage", &self.stage)
+            .field("created_at", &self.created_at)
+            .field("next_transition", &self.next_transition)
+            .finish()
+    }
+}
+
+/// A handle on the state database. Cloning is cheap; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    db_path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite state database in `state_dir` and applies
+    /// pending migrations.
+    pub async fn open_sqlite(state_dir: &Path) -> Result<Store, StoreError> {
+        let state_dir = state_dir.to_path_buf();
+        let db_path = state_dir.join(DATABASE_FILE_NAME);
+
+        {
+            let db_path = db_path.clone();
+            blocking(move || {
+                create_state_dir(&state_dir)?;
+                create_database_file(&db_path)
+            })
+            .await?;
+        }
+
+        // The file exists with mode 0600 by now; letting SQLite create it would use the
+        // umask (typically 0644), and a missing file at this point means something removed
+        // it behind our back, which should fail rather than silently make a new one.
+        let options = SqliteConnectOptions::new()
+            .filename(&db_path)
+            .create_if_missing(false)
+            // WAL lets readers proceed while a writer commits (CLI and server side by side).
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: db_path.clone(),
+                source,
+            })?;
+
+        let store = Store { pool, db_path };
+        if let Err(e) = store.migrate().await {
+            store.pool.close().await;
+            return Err(e);
+        }
+
+        // SQLite creates `-wal` and `-shm` with the database file's mode, so they should
+        // already be 0600; this catches a database file whose mode was created elsewhere
+        // or changed since, and SQLite builds that behave differently.
+        let db_path = store.db_path.clone();
+        if let Err(e) = blocking(move || restrict_sidecar_files(&db_path)).await {
+            store.pool.close().await;
+            return Err(e);
+        }
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn database_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Applies the embedded migrations that the database does not have yet.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx's SQLite migrator takes no lock, so two processes opening a new database at
+        // the same moment would both try to create the tables. `BEGIN IMMEDIATE` takes the
+        // write lock first: the second process waits (busy timeout), then sees the
+        // migrations as applied. The migrator nests its own transactions as savepoints.
+        let migrate_error = |source: MigrateError| StoreError::Migrate {
+            path: self.db_path.clone(),
+            source,
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| migrate_error(e.into()))?;
+        MIGRATOR.run(&mut tx).await.map_err(migrate_error)?;
+        tx.commit().await.map_err(|e| migrate_error(e.into()))
+    }
+
+    /// All stored DKIM keys of `domain`, oldest first; keys created in the same second are
+    /// ordered by selector.
+    pub async fn dkim_keys(&self, domain: &str) -> Result<Vec<StoredDkimKey>, StoreError> {
+        check_canonical("domain", domain, Name::host)?;
+        let rows = sqlx::query(select_dkim_keys!(
+            "WHERE domain = $1 ORDER BY created_at, selector"
+        ))
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.database_error(e))?;
+        rows.iter().map(|row| self.key_from_row(row)).collect()
+    }
+
+    /// Inserts the key unless a key with the same (domain, selector) exists; returns the key
+    /// that is stored afterwards (the existing one if there was one), so that two processes
+    /// racing to create a key agree on one.
+    pub async fn insert_dkim_key_if_absent(
+        &self,
+        key: &StoredDkimKey,
+    ) -> Result<StoredDkimKey, StoreError> {
+        check_canonical("domain", &key.domain, Name::host)?;
+        // Selectors may contain underscores in the wild, hence the owner-name rules.
+        check_canonical("selector", &key.selector, Name::owner)?;
+
+        // `BEGIN IMMEDIATE` takes the write lock before the INSERT, so racing writers queue
+        // on the busy timeout instead of failing, and the SELECT reads exactly the row that
+        // won (ours, or the one that was there first).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.database_error(e))?;
+        sqlx::query(
+            "INSERT INTO dkim_keys \
+             (domain, selector, algorithm, private_key_pem, stage, created_at, next_transition) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (domain, selector) DO NOTHING",
+        )
+        .bind(key.domain.as_str())
+        .bind(key.selector.as_str())
+        .bind(key.algorithm.as_str())
+        .bind(key.private_key_pem.as_str())
+        .bind(key.stage.as_str())
+        .bind(key.created_at)
+        .bind(key.next_transition)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.database_error(e))?;
+        let row = sqlx::query(select_dkim_keys!("WHERE domain = $1 AND selector = $2"))
+            .bind(key.domain.as_str())
+            .bind(key.selector.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        tx.commit().await.map_err(|e| self.database_error(e))?;
+        self.key_from_row(&row)
+    }
+
+    /// Closes every connection, waiting for queries in flight (also for clones of this store).
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    fn database_error(&self, source: sqlx::Error) -> StoreError {
+        StoreError::Database {
+            path: self.db_path.clone(),
+            source,
+        }
+    }
+
+    /// Decodes one `dkim_keys` row; a value this version does not know is `Corrupt`, not a
+    /// panic, so one bad row cannot take the whole program down.
+    fn key_from_row(&self, row: &SqliteRow) -> Result<StoredDkimKey, StoreError> {
+        let domain: String = row.try_get("domain").map_err(|e| self.database_error(e))?;
+        let selector: String = row
+            .try_get("selector")
+            .map_err(|e| self.database_error(e))?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: self.db_path.clone(),
+            domain: domain.clone(),
+            selector: selector.clone(),
+            reason,
+        };
+        // sqlx decode errors name the column and the expected type, never the value.
+        let column = |name: &str, e: sqlx::Error| corrupt(format!("column {name}: {e}"));
+
+        let algorithm_text: String = row
+            .try_get("algorithm")
+            .map_err(|e| column("algorithm", e))?;
+        // `parse` also accepts the short config spellings; the database holds only the
+        // canonical ones, so anything else is damage.
+        let algorithm = DkimAlgorithm::parse(&algorithm_text)
+            .filter(|a| a.as_str() == algorithm_text)
+            .ok_or_else(|| corrupt(format!("unknown algorithm `{algorithm_text}`")))?;
+        let stage_text: String = row.try_get("stage").map_err(|e| column("stage", e))?;
+        let stage = DkimStage::parse(&stage_text)
+            .ok_or_else(|| corrupt(format!("unknown stage `{stage_text}`")))?;
+        let private_key_pem = Zeroizing::new(
+            row.try_get::<String, _>("private_key_pem")
+                .map_err(|e| column("private_key_pem", e))?,
+        );
+        let created_at: i64 = row
+            .try_get("created_at")
+            .map_err(|e| column("created_at", e))?;
+        let next_transition: Option<i64> = row
+            .try_get("next_transition")
+            .map_err(|e| column("next_transition", e))?;
+
+        Ok(StoredDkimKey {
+            domain,
+            selector,
+            algorithm,
+            private_key_pem,
+            stage,
+            created_at,
+            next_transition,
+        })
+    }
+}
+
+/// Rejects names the store would key on wrongly: `Example.org.` and `example.org` must not
+/// become two domains with two sets of keys.
+fn check_canonical(
+    what: &'static str,
+    value: &str,
+    parse: fn(&str) -> Result<Name, NameError>,
+) -> Result<(), StoreError> {
+    let invalid = |reason: String| StoreError::InvalidName {
+        what,
+        value: value.to_string(),
+        reason,
+    };
+    let name = parse(value).map_err(|e| invalid(e.to_string()))?;
+    if name.as_str() != value {
+        return Err(invalid(format!(
+            "not in canonical form (lowercase A-labels, no trailing dot); use `{}`",
+            name.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs file-system work on the blocking pool, keeping the async workers free.
+async fn blocking<T, F>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        // A panic in the closure is a bug; carry it to the caller as if it ran inline.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only happens while the runtime shuts down, and then nobody awaits us any more.
+        Err(e) => panic!("file-system task cancelled during runtime shutdown: {e}"),
+    }
+}
+
+/// Creates `dir` and any missing parents with mode 0700. Existing directories keep their
+/// mode: the operator may have chosen it deliberately.
+fn create_state_dir(dir: &Path) -> Result<(), StoreError> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(StoreError::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        Err(_) => {}
+    }
+
+    // Collect the missing components, deepest first. Any error other than "exists" is
+    // treated as missing; creating that component then reports the real cause.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| fs::metadata(p).is_err())
+        .collect();
+
+    for component in missing.into_iter().rev() {
+        let create_error = |source: io::Error| StoreError::CreateStateDir {
+            path: dir.to_path_buf(),
+            failed_at: component.to_path_buf(),
+            source,
+        };
+        match DirBuilder::new().mode(STATE_DIR_MODE).create(component) {
+            // The umask may have cleared bits of 0700 (never added any); set it exactly.
+            Ok(()) => set_mode(component, STATE_DIR_MODE)?,
+            // Another process created it between our check and now: it is theirs, not ours.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && component.is_dir() => {}
+            Err(e) => return Err(create_error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the database file with mode 0600 if it does not exist yet.
+fn create_database_file(path: &Path) -> Result<(), StoreError> {
+    let create_error = |source: io::Error| StoreError::CreateDatabase {
+        path: path.to_path_buf(),
+        source,
+    };
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(DATABASE_FILE_MODE)
+        .open(path)
+    {
+        Ok(file) => file
+            // The umask can only have removed bits; set the mode exactly anyway.
+            .set_permissions(Permissions::from_mode(DATABASE_FILE_MODE))
+            .map_err(|source| StoreError::Permissions {
+                path: path.to_path_buf(),
+                mode: DATABASE_FILE_MODE,
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::metadata(path).map_err(create_error)?.is_file() {
+                Ok(())
+            } else {
+                Err(create_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it exists but is not a regular file",
+                )))
+            }
+        }
+        Err(e) => Err(create_error(e)),
+    }
+}
+
+/// Makes `mailzone.db-wal` and `mailzone.db-shm` 0600 if they exist.
+fn restrict_sidecar_files(db_path: &Path) -> Result<(), StoreError> {
+    for suffix in ["-wal", "-shm"] {
+        let mut name = OsString::from(db_path.as_os_str());
+        name.push(suffix);
+        let path = PathBuf::from(name);
+        match fs::metadata(&path) {
+            Ok(meta) if meta.permissions().mode() & 0o777 != DATABASE_FILE_MODE => {
+                set_mode(&path, DATABASE_FILE_MODE)?;
+            }
+            Ok(_) => {}
+            // SQLite removes them when the last connection closes; absent is fine.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Permissions {
+                    path,
+                    mode: DATABASE_FILE_MODE,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| {
+        StoreError::Permissions {
+            path: path.to_path_buf(),
+            mode,
+            source,
+        }
+    })
+}

@@ -1,0 +1,73 @@
+//! `mailzone records`: the records each domain needs, as a zone file or JSON.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use mailzone_engine::{RecordsRequest, clock, load_config};
+use mailzone_records::{DnsRecordType, json, zonefile};
+
+#[derive(Args)]
+pub struct RecordsArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    config: PathBuf,
+    /// Only these domains (Unicode names are accepted); all configured domains when omitted.
+    domains: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Zone)]
+    format: Format,
+    /// Only these record types, comma-separated (mx, address, spf, dkim, dmarc, tlsRpt,
+    /// mtaSts, srv, autoConfig, autoConfigLegacy, autoDiscover, caa, tlsa).
+    #[arg(long, value_delimiter = ',', value_parser = parse_type)]
+    types: Vec<DnsRecordType>,
+    /// Where mailzone keeps its state database (created 0700; the database file is 0600).
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    state_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Zone,
+    Json,
+}
+
+fn parse_type(s: &str) -> Result<DnsRecordType, String> {
+    s.parse::<DnsRecordType>().map_err(|e| e.to_string())
+}
+
+pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.config)?;
+    let request = RecordsRequest {
+        domains: args.domains,
+        types: args.types,
+        state_dir: args.state_dir,
+        now_unix: clock::unix_now(),
+    };
+    let planned = mailzone_engine::records(&loaded, &request).await?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Zone => {
+            for (i, domain) in planned.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                let text =
+                    zonefile::render(&domain.domain.name, &domain.domain.zone, &domain.records);
+                out.write_all(text.as_bytes())?;
+            }
+        }
+        Format::Json => {
+            let all: Vec<_> = planned
+                .iter()
+                .flat_map(|d| json::records(&d.domain.name, &d.records))
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &all).context("writing JSON")?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,207 @@
+//! The `records` use case: the desired records of each selected domain, with automatic
+//! DKIM keys generated on first use and kept in the state database.
+
+use std::path::PathBuf;
+
+use mailzone_records::dkim::{self, DkimPrivateKey, DkimSelectorKey};
+use mailzone_records::{
+    DesiredRecord, DkimAlgorithm, DkimManagement, DkimStage, DnsRecordType, Domain, Name, PlanInput,
+};
+use mailzone_store::{Store, StoredDkimKey};
+use zeroize::Zeroizing;
+
+use crate::clock;
+use crate::{EngineError, LoadedConfig};
+
+/// What to plan: which domains (all when empty), which record types (all when empty),
+/// where the state database lives, and the time (for new DKIM selectors).
+#[derive(Debug, Clone)]
+pub struct RecordsRequest {
+    pub domains: Vec<String>,
+    pub types: Vec<DnsRecordType>,
+    pub state_dir: PathBuf,
+    pub now_unix: i64,
+}
+
+/// One domain's desired records.
+#[derive(Debug, Clone)]
+pub struct DomainRecords {
+    pub domain: Domain,
+    pub records: Vec<DesiredRecord>,
+}
+
+/// Plans the records of the selected domains. The state database is opened only when a
+/// selected domain has automatic DKIM keys, and only after every input has been validated.
+pub async fn records(
+    loaded: &LoadedConfig,
+    request: &RecordsRequest,
+) -> Result<Vec<DomainRecords>, EngineError> {
+    let domains = select_domains(loaded, &request.domains)?;
+    let needs_store = domains
+        .iter()
+        .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
+        && (request.types.is_empty() || request.types.contains(&DnsRecordType::Dkim));
+    let store = if needs_store {
+        Some(Store::open_sqlite(&request.state_dir).await?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(domains.len());
+    for domain in domains {
+        let dkim_keys = match (&domain.dkim_management, &store) {
+            (DkimManagement::Manual { .. }, _) => manual_keys(loaded, &domain.name),
+            (
+                DkimManagement::Automatic {
+                    algorithms,
+                    selector_template,
+                },
+                Some(store),
+            ) => {
+                automatic_keys(
+                    store,
+                    domain,
+                    algorithms,
+                    selector_template,
+                    request.now_unix,
+                )
+                .await?
+            }
+            (DkimManagement::Automatic { .. }, None) => Vec::new(),
+        };
+        let mut records = mailzone_records::plan(PlanInput {
+            server: &loaded.config.server,
+            domain,
+            dkim_keys: &dkim_keys,
+            tlsa: loaded.tlsa.as_ref(),
+        })?;
+        if !request.types.is_empty() {
+            records.retain(|r| request.types.contains(&r.record_type));
+        }
+        out.push(DomainRecords {
+            domain: domain.clone(),
+            records,
+        });
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    Ok(out)
+}
+
+/// The configured domains named on the command line (Unicode names accepted), in config
+/// order; all of them when none is named.
+fn select_domains<'a>(
+    loaded: &'a LoadedConfig,
+    wanted: &[String],
+) -> Result<Vec<&'a Domain>, EngineError> {
+    let all = &loaded.config.domains;
+    if wanted.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    let mut names = Vec::with_capacity(wanted.len());
+    for written in wanted {
+        let name = Name::host(written)
+            .map_err(|e| EngineError::Usage(format!("`{written}` is not a domain name: {e}")))?;
+        if loaded.config.domain(&name).is_none() {
+            let known: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+            return Err(EngineError::Usage(format!(
+                "domain {} is not in {} (configured: {})",
+                name.as_str(),
+                loaded.path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        names.push(name);
+    }
+    Ok(all.iter().filter(|d| names.contains(&d.name)).collect())
+}
+
+fn manual_keys(loaded: &LoadedConfig, domain: &Name) -> Vec<DkimSelectorKey> {
+    loaded
+        .manual_dkim_keys
+        .get(domain)
+        .map(|keys| {
+            mailzone_records::planner::selector_keys(keys.iter().map(|(s, k)| (s.as_str(), k)))
+        })
+        .unwrap_or_default()
+}
+
+/// The published automatic keys of a domain, generating one per configured algorithm that
+/// has none yet. Two processes racing here agree on one key: the store keeps the first.
+async fn automatic_keys(
+    store: &Store,
+    domain: &Domain,
+    algorithms: &[DkimAlgorithm],
+    template: &str,
+    now_unix: i64,
+) -> Result<Vec<DkimSelectorKey>, EngineError> {
+    let mut stored = store.dkim_keys(domain.name.as_str()).await?;
+    for &algorithm in algorithms {
+        let has_key = stored
+            .iter()
+            .any(|k| k.algorithm == algorithm && k.stage.is_published());
+        if has_key {
+            continue;
+        }
+        let selector = free_selector(&stored, template, clock::utc_date(now_unix), algorithm);
+        tracing::info!(
+            domain = domain.name.as_str(),
+            selector,
+            algorithm = algorithm.as_str(),
+            "generating DKIM key"
+        );
+        let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+        let kept = store
+            .insert_dkim_key_if_absent(&StoredDkimKey {
+                domain: domain.name.as_str().to_string(),
+                selector,
+                algorithm,
+                private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
+                stage: DkimStage::Active,
+                created_at: now_unix,
+                next_transition: None,
+            })
+            .await?;
+        stored.push(kept);
+    }
+    let mut keys = Vec::new();
+    for key in stored
+        .iter()
+        .filter(|k| k.stage.is_published() && algorithms.contains(&k.algorithm))
+    {
+        let private = DkimPrivateKey::from_pem(&key.private_key_pem).map_err(|e| {
+            EngineError::Usage(format!(
+                "state database: the stored DKIM key {} of {} cannot be read: {e}",
+                key.selector, key.domain
+            ))
+        })?;
+        keys.push(DkimSelectorKey {
+            selector: key.selector.clone(),
+            key: private.public_key(),
+        });
+    }
+    Ok(keys)
+}
+
+/// The template's selector for today, with `-2`, `-3`, … appended if an older key already
+/// uses it (a key retired this month keeps its selector until it is deleted).
+fn free_selector(
+    stored: &[StoredDkimKey],
+    template: &str,
+    date: clock::Date,
+    algorithm: DkimAlgorithm,
+) -> String {
+    let base = dkim::expand_selector(template, date, algorithm);
+    let taken = |s: &str| stored.iter().any(|k| k.selector == s);
+    if !taken(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}-{n}"))
+        .find(|s| !taken(s))
+        .expect("an unbounded range always has a free suffix")
+}
