@@ -49,7 +49,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
 fn parse_raw(text: &str) -> Result<RawConfig> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = e.path().to_string();
+        let key = toml_key_path(e.path());
         let inner = e.into_inner();
         let position = inner
             .span()
@@ -66,6 +66,32 @@ fn parse_raw(text: &str) -> Result<RawConfig> {
             message: format!("{}{position}", one_line(inner.message())),
         }
     })
+}
+
+/// A key path the way TOML writes it: `domain."example.org".dmarc.rua[0]` (keys that are
+/// not bare TOML keys are quoted, so dots inside domain names stay unambiguous).
+fn toml_key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&toml_key(key));
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// A TOML key: bare when it is only letters, digits, `-` and `_`, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare { key.to_string() } else { format!("{key:?}") }
 }
 
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
@@ -253,7 +279,7 @@ impl Validator<'_> {
         let server = self.server(raw.server)?;
         let mut domains = Vec::with_capacity(raw.domain.len());
         for (name, domain) in raw.domain {
-            let key = format!("domain.{name:?}");
+            let key = format!("domain.{}", toml_key(&name));
             let domain = self.domain(&key, &name, domain, &server)?;
             if domains.iter().any(|d: &Domain| d.name == domain.name) {
                 return Err(ConfigError::new(

@@ -256,7 +256,13 @@ impl Store {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| migrate_error(e.into()))?;
-        MIGRATOR.run(&mut tx).await.map_err(migrate_error)?;
+        // `run_direct` is `Migrator::run` minus the `Acquire` bound, which would make this
+        // future "not general enough" to be `Send` (sqlx's own comment on it says so); it is
+        // `#[doc(hidden)]`, so re-check it when upgrading sqlx.
+        MIGRATOR
+            .run_direct(None, &mut *tx, false)
+            .await
+            .map_err(migrate_error)?;
         tx.commit().await.map_err(|e| migrate_error(e.into()))
     }
 

@@ -1,0 +1,299 @@
+//! Integration tests of the SQLite state database: file modes, persistence, the
+//! insert-if-absent contract under races, and that secrets stay out of output.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use mailzone_records::{DkimAlgorithm, DkimStage};
+use mailzone_store::{DATABASE_FILE_NAME, Store, StoreError, StoredDkimKey};
+use zeroize::Zeroizing;
+
+const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n";
+
+fn key(domain: &str, selector: &str, pem: &str, created_at: i64) -> StoredDkimKey {
+    StoredDkimKey {
+        domain: domain.to_string(),
+        selector: selector.to_string(),
+        algorithm: DkimAlgorithm::Ed25519Sha256,
+        private_key_pem: Zeroizing::new(pem.to_string()),
+        stage: DkimStage::Active,
+        created_at,
+        next_transition: Some(created_at + 86_400),
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn sidecar(db: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+#[tokio::test]
+async fn open_creates_private_directory_and_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("a/b/state");
+    let store = Store::open_sqlite(&state).await.unwrap();
+
+    for dir in [tmp.path().join("a"), tmp.path().join("a/b"), state.clone()] {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    }
+    let db = state.join(DATABASE_FILE_NAME);
+    assert_eq!(store.database_path(), db);
+    assert_eq!(mode(&db), 0o600);
+
+    // Write something so the WAL is in use, then check the companions while open.
+    store
+        .insert_dkim_key_if_absent(&key("example.org", "s1", PEM, 1))
+        .await
+        .unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let path = sidecar(&db, suffix);
+        assert!(path.exists(), "WAL mode should keep {} while open", path.display());
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_restricts_existing_wal_and_shm_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    Store::open_sqlite(&state).await.unwrap().close().await;
+    let db = state.join(DATABASE_FILE_NAME);
+    // Companions left world-readable by someone else must be tightened on open.
+    for suffix in ["-wal", "-shm"] {
+        let path = sidecar(&db, suffix);
+        if !path.exists() {
+            fs::write(&path, b"").unwrap();
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = Store::open_sqlite(&state).await.unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let path = sidecar(&db, suffix);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_leaves_existing_directory_mode_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o750)).unwrap();
+    let store = Store::open_sqlite(&state).await.unwrap();
+    assert_eq!(mode(&state), 0o750);
+    assert_eq!(mode(&state.join(DATABASE_FILE_NAME)), 0o600);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stored = key("example.org", "202611e", PEM, 1_700_000_000);
+
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    store.insert_dkim_key_if_absent(&stored).await.unwrap();
+    store.close().await;
+
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    assert_eq!(store.dkim_keys("example.org").await.unwrap(), vec![stored]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn insert_if_absent_keeps_the_existing_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let first = key("example.org", "s1", "first", 10);
+    let mut second = key("example.org", "s1", "second", 20);
+    second.algorithm = DkimAlgorithm::RsaSha256;
+    second.stage = DkimStage::Pending;
+    second.next_transition = None;
+
+    assert_eq!(store.insert_dkim_key_if_absent(&first).await.unwrap(), first);
+    assert_eq!(
+        store.insert_dkim_key_if_absent(&second).await.unwrap(),
+        first
+    );
+    assert_eq!(store.dkim_keys("example.org").await.unwrap(), vec![first]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn keys_are_ordered_by_creation_then_selector_per_domain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    for (selector, created_at) in [("c", 300), ("b", 100), ("z", 200), ("a", 200)] {
+        store
+            .insert_dkim_key_if_absent(&key("example.org", selector, PEM, created_at))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_dkim_key_if_absent(&key("example.net", "a", PEM, 1))
+        .await
+        .unwrap();
+
+    let selectors: Vec<String> = store
+        .dkim_keys("example.org")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.selector)
+        .collect();
+    assert_eq!(selectors, ["b", "a", "z", "c"]);
+    assert!(store.dkim_keys("example.com").await.unwrap().is_empty());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unwritable_parent_is_a_clear_error() {
+    // Tests run as root, so permissions cannot make creation fail; a regular file in the
+    // way can.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let state = file.path().join("sub");
+    let err = Store::open_sqlite(&state).await.unwrap_err();
+    assert!(matches!(err, StoreError::CreateStateDir { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("cannot create state directory {}", state.display())),
+        "{message}"
+    );
+    assert!(message.contains("choose another state directory"), "{message}");
+}
+
+#[tokio::test]
+async fn state_dir_that_is_a_file_is_a_clear_error() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let err = Store::open_sqlite(file.path()).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotADirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("is not a directory"), "{err}");
+}
+
+#[tokio::test]
+async fn debug_does_not_print_the_private_key() {
+    let k = key("example.org", "s1", PEM, 1);
+    let debug = format!("{k:?} {k:#?}");
+    assert!(!debug.contains("PRIVATE KEY"), "{debug}");
+    assert!(!debug.contains("FAKEFAKE"), "{debug}");
+    assert!(debug.contains("s1") && debug.contains("<redacted>"), "{debug}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_inserts_agree_on_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mine = key("example.org", "race", &format!("pem-{i}"), i);
+                store.insert_dkim_key_if_absent(&mine).await.unwrap()
+            })
+        })
+        .collect();
+    let mut pems = Vec::new();
+    for task in tasks {
+        pems.push(task.await.unwrap().private_key_pem.to_string());
+    }
+    assert!(pems.iter().all(|pem| *pem == pems[0]), "{pems:?}");
+    let stored = store.dkim_keys("example.org").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(*stored[0].private_key_pem, pems[0]);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn separate_stores_opening_a_new_database_agree_on_one_key() {
+    // Like two processes starting at once: each opens (and migrates) the same new database,
+    // then races to insert.
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let store = Store::open_sqlite(&state).await.unwrap();
+                let mine = key("example.org", "race", &format!("pem-{i}"), i);
+                let got = store.insert_dkim_key_if_absent(&mine).await.unwrap();
+                store.close().await;
+                got.private_key_pem.to_string()
+            })
+        })
+        .collect();
+    let mut pems = Vec::new();
+    for task in tasks {
+        pems.push(task.await.unwrap());
+    }
+    assert!(pems.iter().all(|pem| *pem == pems[0]), "{pems:?}");
+}
+
+#[tokio::test]
+async fn unknown_stage_is_corrupt_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    store
+        .insert_dkim_key_if_absent(&key("example.org", "s1", PEM, 1))
+        .await
+        .unwrap();
+
+    // Damage the row behind the store's back; the CHECK constraint has to be bypassed.
+    let url = format!("sqlite://{}", store.database_path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE dkim_keys SET stage = 'Frozen' WHERE selector = 's1'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+
+    let err = store.dkim_keys("example.org").await.unwrap_err();
+    match &err {
+        StoreError::Corrupt {
+            domain, selector, ..
+        } => assert_eq!((domain.as_str(), selector.as_str()), ("example.org", "s1")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("`s1`") && message.contains("example.org"), "{message}");
+    assert!(message.contains("Frozen") && !message.contains("PRIVATE KEY"), "{message}");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn non_canonical_names_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    for (domain, selector) in [
+        ("Example.org", "s1"),
+        ("example.org.", "s1"),
+        ("example.org", "S1"),
+        ("example.org", ""),
+    ] {
+        let err = store
+            .insert_dkim_key_if_absent(&key(domain, selector, PEM, 1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidName { .. }), "{err:?}");
+    }
+    assert!(matches!(
+        store.dkim_keys("EXAMPLE.org").await.unwrap_err(),
+        StoreError::InvalidName { what: "domain", .. }
+    ));
+    assert!(store.dkim_keys("example.org").await.unwrap().is_empty());
+    store.close().await;
+}
