@@ -15,7 +15,7 @@ use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailzone_records::{DkimAlgorithm, DkimStage, Name, NameError};
 use sqlx::Row;
@@ -135,7 +135,8 @@ pub enum StoreError {
     },
 }
 
-/// Adds "(at /a/b)" when the component that failed is not the state directory itself.
+/// Adds " (creating /a/b failed)" when the component that failed is a parent of the state
+/// directory rather than the directory itself.
 fn failed_at_note(path: &Path, failed_at: &Path) -> String {
     if path == failed_at {
         String::new()
@@ -211,13 +212,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                path: db_path.clone(),
-                source,
-            })?;
+        let pool = connect(options, &db_path).await?;
 
         let store = Store { pool, db_path };
         if let Err(e) = store.migrate().await {
@@ -384,6 +379,42 @@ impl Store {
             created_at,
             next_transition,
         })
+    }
+}
+
+/// Opens the pool, retrying while SQLite reports the database busy.
+///
+/// The busy timeout does not cover everything: while one process switches a new database
+/// to WAL mode, another opening it at the same moment gets SQLITE_BUSY at once, without
+/// SQLite waiting. Retrying within the same 5 s budget makes a CLI command started next to
+/// the server behave as if the timeout applied.
+async fn connect(options: SqliteConnectOptions, db_path: &Path) -> Result<SqlitePool, StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match SqlitePoolOptions::new().connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(source) => {
+                return Err(StoreError::Open {
+                    path: db_path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// True for SQLITE_BUSY and its extended codes (sqlx reports the extended code).
+fn is_busy(e: &sqlx::Error) -> bool {
+    const SQLITE_BUSY: i32 = 5;
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY),
+        _ => false,
     }
 }
 

@@ -53,7 +53,11 @@ async fn open_creates_private_directory_and_database() {
         .unwrap();
     for suffix in ["-wal", "-shm"] {
         let path = sidecar(&db, suffix);
-        assert!(path.exists(), "WAL mode should keep {} while open", path.display());
+        assert!(
+            path.exists(),
+            "WAL mode should keep {} while open",
+            path.display()
+        );
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
     store.close().await;
@@ -119,7 +123,10 @@ async fn insert_if_absent_keeps_the_existing_key() {
     second.stage = DkimStage::Pending;
     second.next_transition = None;
 
-    assert_eq!(store.insert_dkim_key_if_absent(&first).await.unwrap(), first);
+    assert_eq!(
+        store.insert_dkim_key_if_absent(&first).await.unwrap(),
+        first
+    );
     assert_eq!(
         store.insert_dkim_key_if_absent(&second).await.unwrap(),
         first
@@ -165,10 +172,16 @@ async fn unwritable_parent_is_a_clear_error() {
     assert!(matches!(err, StoreError::CreateStateDir { .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.starts_with(&format!("cannot create state directory {}", state.display())),
+        message.starts_with(&format!(
+            "cannot create state directory {}",
+            state.display()
+        )),
         "{message}"
     );
-    assert!(message.contains("choose another state directory"), "{message}");
+    assert!(
+        message.contains("choose another state directory"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +198,10 @@ async fn debug_does_not_print_the_private_key() {
     let debug = format!("{k:?} {k:#?}");
     assert!(!debug.contains("PRIVATE KEY"), "{debug}");
     assert!(!debug.contains("FAKEFAKE"), "{debug}");
-    assert!(debug.contains("s1") && debug.contains("<redacted>"), "{debug}");
+    assert!(
+        debug.contains("s1") && debug.contains("<redacted>"),
+        "{debug}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -269,8 +285,14 @@ async fn unknown_stage_is_corrupt_not_a_panic() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let message = err.to_string();
-    assert!(message.contains("`s1`") && message.contains("example.org"), "{message}");
-    assert!(message.contains("Frozen") && !message.contains("PRIVATE KEY"), "{message}");
+    assert!(
+        message.contains("`s1`") && message.contains("example.org"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Frozen") && !message.contains("PRIVATE KEY"),
+        "{message}"
+    );
     store.close().await;
 }
 
