@@ -90,8 +90,15 @@ fn toml_key_path(path: &serde_path_to_error::Path) -> String {
 
 /// A TOML key: bare when it is only letters, digits, `-` and `_`, quoted otherwise.
 fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if bare { key.to_string() } else { format!("{key:?}") }
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {

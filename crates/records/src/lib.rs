@@ -7,6 +7,7 @@
 pub mod autoconfig;
 pub mod caa;
 pub mod config;
+pub mod diff;
 pub mod dkim;
 pub mod dmarc;
 pub mod json;

@@ -1,0 +1,326 @@
+//! Reconciling: the [`ChangeSet`] that turns the live zone into the desired records while
+//! touching only what mailzone owns (DESIGN.md §5), with the RRset prerequisites that make
+//! an RFC 2136 UPDATE fail cleanly on a concurrent edit (RFC 2136 §2.4.2, §2.4.3).
+//!
+//! Ownership works per *slot*: an (owner, type) pair, narrowed for TXT to a record family
+//! (`v=spf1`, `v=DMARC1`, …) and for CAA to a (tag, CA) pair. Every slot the planner fills
+//! is owned: live values there that are not desired are replaced. A live record outside
+//! every owned slot is deleted only if the ledger shows mailzone published it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::name::Name;
+use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
+
+/// A record as read from a server, with TXT character-strings exactly as the server holds
+/// them: an RFC 2136 delete or prerequisite must repeat the RDATA byte for byte, however
+/// the strings were split.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LiveRecord {
+    pub record: Record,
+    pub txt_strings: Option<Vec<Vec<u8>>>,
+}
+
+impl LiveRecord {
+    /// A live record whose TXT strings (if any) are split the way mailzone splits them.
+    pub fn from_record(record: Record) -> LiveRecord {
+        LiveRecord {
+            record,
+            txt_strings: None,
+        }
+    }
+}
+
+/// A published record remembered in the ledger: what mailzone wrote, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LedgerEntry {
+    pub record_type: DnsRecordType,
+    pub name: Name,
+    pub data: RData,
+}
+
+/// The state of one RRset as it was read: the prerequisite of an atomic update.
+/// An empty `records` means "this RRset must not exist" (RFC 2136 §2.4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrsetPrerequisite {
+    pub name: Name,
+    pub rtype: &'static str,
+    pub records: Vec<LiveRecord>,
+}
+
+/// The adds and deletes that turn live into desired for one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChangeSet {
+    pub zone: Option<Name>,
+    pub adds: Vec<DesiredRecord>,
+    pub deletes: Vec<(Option<DnsRecordType>, LiveRecord)>,
+    pub prerequisites: Vec<RrsetPrerequisite>,
+    /// How many desired records are managed (for the deletion safety limit).
+    pub managed: usize,
+}
+
+/// One line of a plan as a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanEntry {
+    Add(DesiredRecord),
+    Replace {
+        record_type: DnsRecordType,
+        old: Vec<Record>,
+        new: Vec<Record>,
+    },
+    Delete(Option<DnsRecordType>, Record),
+}
+
+impl ChangeSet {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.deletes.is_empty()
+    }
+
+    /// Adds and deletes in the same slot are shown as one replacement.
+    pub fn entries(&self) -> Vec<PlanEntry> {
+        let mut deletes_by_slot: BTreeMap<Slot, Vec<(Option<DnsRecordType>, Record)>> =
+            BTreeMap::new();
+        for (t, live) in &self.deletes {
+            deletes_by_slot
+                .entry(slot(&live.record))
+                .or_default()
+                .push((*t, live.record.clone()));
+        }
+        let mut adds_by_slot: BTreeMap<Slot, Vec<DesiredRecord>> = BTreeMap::new();
+        for add in &self.adds {
+            adds_by_slot
+                .entry(slot(&add.record))
+                .or_default()
+                .push(add.clone());
+        }
+        let mut out = Vec::new();
+        for (s, adds) in adds_by_slot {
+            match deletes_by_slot.remove(&s) {
+                Some(old) => out.push(PlanEntry::Replace {
+                    record_type: adds[0].record_type,
+                    old: old.into_iter().map(|(_, r)| r).collect(),
+                    new: adds.into_iter().map(|a| a.record).collect(),
+                }),
+                None => out.extend(adds.into_iter().map(PlanEntry::Add)),
+            }
+        }
+        for (_, deletes) in deletes_by_slot {
+            out.extend(deletes.into_iter().map(|(t, r)| PlanEntry::Delete(t, r)));
+        }
+        out
+    }
+}
+
+/// Where a record sits for ownership purposes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Slot {
+    name: Name,
+    rtype: &'static str,
+    family: Option<String>,
+}
+
+/// The families of TXT values mailzone writes (DESIGN.md §5). Others are never touched.
+const TXT_FAMILIES: [&str; 6] = [
+    "v=spf1",
+    "v=dmarc1",
+    "v=stsv1",
+    "v=tlsrptv1",
+    "v=dkim1",
+    "v=uaac1",
+];
+
+fn slot(record: &Record) -> Slot {
+    let family = match &record.data {
+        RData::Txt(bytes) => Some(txt_family(bytes).unwrap_or_else(|| "foreign".into())),
+        RData::Caa { tag, value, .. } => Some(caa_family(tag, value)),
+        _ => None,
+    };
+    Slot {
+        name: record.name.clone(),
+        rtype: record.data.rtype(),
+        family,
+    }
+}
+
+/// The family of a TXT value: its version tag, compared case-insensitively, followed by
+/// the end of the value, a space or a `;` (so `v=spf10` is not SPF).
+fn txt_family(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+    let text = text.trim_start();
+    TXT_FAMILIES
+        .into_iter()
+        .find(|f| {
+            text.strip_prefix(f)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ';']))
+        })
+        .map(str::to_string)
+}
+
+/// CAA ownership is per tag and CA: `issue "letsencrypt.org; accounturi=…"` replaces
+/// `issue "letsencrypt.org"` but leaves `issue "digicert.com"` alone.
+fn caa_family(tag: &str, value: &str) -> String {
+    let tag = tag.to_ascii_lowercase();
+    match tag.as_str() {
+        "issue" | "issuewild" => {
+            let ca = value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            format!("{tag} {ca}")
+        }
+        _ => tag,
+    }
+}
+
+/// Computes the change set for a zone.
+///
+/// - `desired`: the planned records of the managed types (already narrowed by
+///   `publishRecords` and `updateRecords`);
+/// - `live`: the zone as read;
+/// - `ledger`: what mailzone published earlier in this zone;
+/// - `managed_types`: the types this run may change (ledger entries of other types are
+///   left alone).
+///
+/// TTLs: desired records carry the configured TTL, except in an RRset that also holds
+/// records mailzone does not own, where the RRset's existing TTL is kept (RFC 2181 §5.2:
+/// an RRset has one TTL, and changing it would change other people's records).
+pub fn diff(
+    zone: &Name,
+    desired: &[DesiredRecord],
+    live: &[LiveRecord],
+    ledger: &BTreeSet<LedgerEntry>,
+    managed_types: &[DnsRecordType],
+) -> ChangeSet {
+    let owned: BTreeSet<Slot> = desired.iter().map(|d| slot(&d.record)).collect();
+    let live_by_rrset = group_rrsets(live);
+    let desired = with_shared_rrset_ttls(desired, &live_by_rrset, &owned);
+
+    let live_data: BTreeSet<(&Name, &RData, u32)> = live
+        .iter()
+        .map(|l| (&l.record.name, &l.record.data, l.record.ttl))
+        .collect();
+    let desired_data: BTreeSet<(&Name, &RData, u32)> = desired
+        .iter()
+        .map(|d| (&d.record.name, &d.record.data, d.record.ttl))
+        .collect();
+
+    let adds: Vec<DesiredRecord> = desired
+        .iter()
+        .filter(|d| !live_data.contains(&(&d.record.name, &d.record.data, d.record.ttl)))
+        .cloned()
+        .collect();
+
+    let ledger_type = |record: &Record| {
+        ledger
+            .iter()
+            .find(|e| {
+                e.name == record.name
+                    && e.data == record.data
+                    && managed_types.contains(&e.record_type)
+            })
+            .map(|e| e.record_type)
+    };
+    let mut deletes = Vec::new();
+    for l in live {
+        let r = &l.record;
+        if desired_data.contains(&(&r.name, &r.data, r.ttl)) {
+            continue;
+        }
+        let in_owned_slot = owned.contains(&slot(r));
+        let published = ledger_type(r);
+        if in_owned_slot || published.is_some() {
+            let record_type = published.or_else(|| {
+                desired
+                    .iter()
+                    .find(|d| slot(&d.record) == slot(r))
+                    .map(|d| d.record_type)
+            });
+            deletes.push((record_type, l.clone()));
+        }
+    }
+
+    let touched: BTreeSet<(Name, &'static str)> = adds
+        .iter()
+        .map(|a| (a.record.name.clone(), a.record.data.rtype()))
+        .chain(
+            deletes
+                .iter()
+                .map(|(_, l)| (l.record.name.clone(), l.record.data.rtype())),
+        )
+        .collect();
+    let prerequisites = touched
+        .into_iter()
+        .map(|(name, rtype)| RrsetPrerequisite {
+            records: live_by_rrset
+                .get(&(name.clone(), rtype))
+                .cloned()
+                .unwrap_or_default(),
+            name,
+            rtype,
+        })
+        .collect();
+
+    ChangeSet {
+        zone: Some(zone.clone()),
+        adds,
+        deletes,
+        prerequisites,
+        managed: desired.len(),
+    }
+}
+
+fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(Name, &'static str), Vec<LiveRecord>> {
+    let mut out: BTreeMap<(Name, &'static str), Vec<LiveRecord>> = BTreeMap::new();
+    for l in live {
+        out.entry((l.record.name.clone(), l.record.data.rtype()))
+            .or_default()
+            .push(l.clone());
+    }
+    out
+}
+
+fn with_shared_rrset_ttls(
+    desired: &[DesiredRecord],
+    live_by_rrset: &BTreeMap<(Name, &'static str), Vec<LiveRecord>>,
+    owned: &BTreeSet<Slot>,
+) -> Vec<DesiredRecord> {
+    desired
+        .iter()
+        .map(|d| {
+            let key = (d.record.name.clone(), d.record.data.rtype());
+            let shared_ttl = live_by_rrset.get(&key).and_then(|rrset| {
+                rrset
+                    .iter()
+                    .find(|l| !owned.contains(&slot(&l.record)))
+                    .map(|foreign| foreign.record.ttl)
+            });
+            let mut d = d.clone();
+            if let Some(ttl) = shared_ttl {
+                d.record.ttl = ttl;
+            }
+            d
+        })
+        .collect()
+}
+
+/// The ledger after a successful apply: published adds are remembered, deleted records
+/// forgotten.
+pub fn ledger_after(ledger: &BTreeSet<LedgerEntry>, changes: &ChangeSet) -> BTreeSet<LedgerEntry> {
+    let mut next = ledger.clone();
+    for (_, l) in &changes.deletes {
+        next.retain(|e| !(e.name == l.record.name && e.data == l.record.data));
+    }
+    for add in &changes.adds {
+        next.insert(LedgerEntry {
+            record_type: add.record_type,
+            name: add.record.name.clone(),
+            data: add.record.data.clone(),
+        });
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+use super::*;
+
+fn name(s: &str) -> Name {
+    Name::owner(s).unwrap()
+}
+
+fn txt(owner: &str, value: &str, ttl: u32) -> Record {
+    Record {
+        name: name(owner),
+        ttl,
+        data: RData::Txt(value.as_bytes().to_vec()),
+    }
+}
+
+fn caa(tag: &str, value: &str) -> Record {
+    Record {
+        name: name("example.org"),
+        ttl: 3600,
+        data: RData::Caa {
+            flags: 0,
+            tag: tag.into(),
+            value: value.into(),
+        },
+    }
+}
+
+fn mx(pref: u16, host: &str) -> Record {
+    Record {
+        name: name("example.org"),
+        ttl: 3600,
+        data: RData::Mx {
+            preference: pref,
+            exchange: name(host),
+        },
+    }
+}
+
+fn desired(t: DnsRecordType, record: Record) -> DesiredRecord {
+    DesiredRecord {
+        record_type: t,
+        record,
+    }
+}
+
+fn live(records: &[Record]) -> Vec<LiveRecord> {
+    records
+        .iter()
+        .cloned()
+        .map(LiveRecord::from_record)
+        .collect()
+}
+
+fn zone() -> Name {
+    name("example.org")
+}
+
+const ALL: &[DnsRecordType] = &DnsRecordType::ALL;
+
+#[test]
+fn empty_zone_gets_every_record_with_must_not_exist_prerequisites() {
+    let want = vec![
+        desired(DnsRecordType::Mx, mx(10, "mail.example.org")),
+        desired(
+            DnsRecordType::Spf,
+            txt("example.org", "v=spf1 mx -all", 3600),
+        ),
+    ];
+    let changes = diff(&zone(), &want, &[], &BTreeSet::new(), ALL);
+    assert_eq!(changes.adds, want);
+    assert!(changes.deletes.is_empty());
+    assert_eq!(changes.prerequisites.len(), 2);
+    assert!(changes.prerequisites.iter().all(|p| p.records.is_empty()));
+}
+
+#[test]
+fn zone_in_sync_has_no_changes() {
+    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[mx(10, "mail.example.org")]),
+        &BTreeSet::new(),
+        ALL,
+    );
+    assert!(changes.is_empty());
+    assert!(changes.prerequisites.is_empty());
+}
+
+#[test]
+fn site_verification_survives_and_old_spf_is_replaced() {
+    let verification = txt("example.org", "google-site-verification=abc", 3600);
+    let old_spf = txt("example.org", "v=spf1 a ~all", 3600);
+    let new_spf = txt("example.org", "v=spf1 mx -all", 3600);
+    let want = vec![desired(DnsRecordType::Spf, new_spf.clone())];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[verification.clone(), old_spf.clone()]),
+        &BTreeSet::new(),
+        ALL,
+    );
+    assert_eq!(changes.adds, want);
+    assert_eq!(
+        changes.deletes,
+        vec![(
+            Some(DnsRecordType::Spf),
+            LiveRecord::from_record(old_spf.clone())
+        )]
+    );
+    // The prerequisite is the whole apex TXT RRset as read, foreign value included.
+    assert_eq!(changes.prerequisites.len(), 1);
+    assert_eq!(changes.prerequisites[0].records.len(), 2);
+    assert_eq!(
+        changes.entries(),
+        vec![PlanEntry::Replace {
+            record_type: DnsRecordType::Spf,
+            old: vec![old_spf],
+            new: vec![new_spf]
+        }]
+    );
+}
+
+#[test]
+fn other_cas_are_kept_and_our_ca_is_updated() {
+    let other = caa("issue", "digicert.com");
+    let ours_old = caa("issue", "letsencrypt.org");
+    let ours_new = caa("issue", "letsencrypt.org; validationmethods=dns-01");
+    let want = vec![desired(DnsRecordType::Caa, ours_new.clone())];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[other, ours_old.clone()]),
+        &BTreeSet::new(),
+        ALL,
+    );
+    assert_eq!(changes.adds, want);
+    assert_eq!(changes.deletes.len(), 1);
+    assert_eq!(changes.deletes[0].1.record, ours_old);
+}
+
+#[test]
+fn unknown_selectors_survive_and_retired_ones_we_published_go() {
+    let google = txt(
+        "google._domainkey.example.org",
+        "v=DKIM1; k=rsa; p=AAAA",
+        3600,
+    );
+    let retired = txt(
+        "old._domainkey.example.org",
+        "v=DKIM1; k=ed25519; p=BBBB",
+        3600,
+    );
+    let current = txt(
+        "new._domainkey.example.org",
+        "v=DKIM1; k=ed25519; p=CCCC",
+        3600,
+    );
+    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
+        record_type: DnsRecordType::Dkim,
+        name: retired.name.clone(),
+        data: retired.data.clone(),
+    }]
+    .into();
+    let want = vec![desired(DnsRecordType::Dkim, current.clone())];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[google.clone(), retired.clone(), current]),
+        &ledger,
+        ALL,
+    );
+    assert!(changes.adds.is_empty());
+    assert_eq!(
+        changes.deletes,
+        vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(retired))]
+    );
+    // Without the ledger, the retired key is not ours to delete.
+    let changes = diff(&zone(), &want, &live(&[google]), &BTreeSet::new(), ALL);
+    assert!(changes.deletes.is_empty());
+}
+
+#[test]
+fn ledger_entries_of_unmanaged_types_are_left_alone() {
+    let retired = txt(
+        "old._domainkey.example.org",
+        "v=DKIM1; k=ed25519; p=BBBB",
+        3600,
+    );
+    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
+        record_type: DnsRecordType::Dkim,
+        name: retired.name.clone(),
+        data: retired.data.clone(),
+    }]
+    .into();
+    let changes = diff(
+        &zone(),
+        &[],
+        &live(&[retired]),
+        &ledger,
+        &[DnsRecordType::Mx],
+    );
+    assert!(changes.is_empty());
+}
+
+#[test]
+fn shared_rrset_keeps_its_ttl() {
+    let verification = txt("example.org", "google-site-verification=abc", 300);
+    let spf_live = txt("example.org", "v=spf1 mx -all", 300);
+    let want = vec![desired(
+        DnsRecordType::Spf,
+        txt("example.org", "v=spf1 mx -all", 3600),
+    )];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[verification, spf_live]),
+        &BTreeSet::new(),
+        ALL,
+    );
+    assert!(changes.is_empty(), "{changes:?}");
+}
+
+#[test]
+fn ttl_change_of_an_owned_rrset_is_a_replacement() {
+    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let mut old = mx(10, "mail.example.org");
+    old.ttl = 300;
+    let changes = diff(&zone(), &want, &live(&[old]), &BTreeSet::new(), ALL);
+    assert_eq!(changes.adds.len(), 1);
+    assert_eq!(changes.deletes.len(), 1);
+}
+
+#[test]
+fn txt_families_need_a_delimiter() {
+    assert_eq!(txt_family(b"v=spf1 -all").as_deref(), Some("v=spf1"));
+    assert_eq!(txt_family(b"V=DMARC1;p=none").as_deref(), Some("v=dmarc1"));
+    assert_eq!(txt_family(b"v=spf10 -all"), None);
+    assert_eq!(txt_family(b"google-site-verification=x"), None);
+}
+
+#[test]
+fn ledger_after_remembers_adds_and_forgets_deletes() {
+    let old = txt("old._domainkey.example.org", "v=DKIM1; p=A", 3600);
+    let new = txt("new._domainkey.example.org", "v=DKIM1; p=B", 3600);
+    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
+        record_type: DnsRecordType::Dkim,
+        name: old.name.clone(),
+        data: old.data.clone(),
+    }]
+    .into();
+    let changes = ChangeSet {
+        adds: vec![desired(DnsRecordType::Dkim, new.clone())],
+        deletes: vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(old))],
+        ..ChangeSet::default()
+    };
+    let next = ledger_after(&ledger, &changes);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next.iter().next().unwrap().name, new.name);
+}
