@@ -101,12 +101,10 @@ impl Fixture {
     /// parses the chain `examples/certs/mail.example.org.pem` and the config text of
     /// [`example_relative_config_text`].
     pub fn new(n: usize) -> Fixture {
-        let mut rng = StdRng::seed_from_u64(2026_11);
+        let mut rng = StdRng::seed_from_u64(202_611);
         let rsa = DkimPrivateKey::generate(DkimAlgorithm::RsaSha256, &mut rng).public_key();
         let ed25519: Vec<_> = (0..ED25519_KEYS)
-            .map(|_| {
-                DkimPrivateKey::generate(DkimAlgorithm::Ed25519Sha256, &mut rng).public_key()
-            })
+            .map(|_| DkimPrivateKey::generate(DkimAlgorithm::Ed25519Sha256, &mut rng).public_key())
             .collect();
         let chain_path = examples_dir().join("certs/mail.example.org.pem");
         let chain = std::fs::read(&chain_path)
@@ -215,7 +213,10 @@ mod tests {
         let second = fixture.plan_one(1);
         assert_eq!(first.len(), second.len());
         let zone = fixture.render_zone(0, &first);
-        assert!(zone.contains("202611r._domainkey.d00000.example."), "{zone}");
+        assert!(
+            zone.contains("202611r._domainkey.d00000.example."),
+            "{zone}"
+        );
         assert!(zone.contains("k=ed25519"), "{zone}");
         assert!(zone.contains("_mta-sts.d00000.example."), "{zone}");
         assert!(zone.contains(" CAA "), "{zone}");

@@ -48,12 +48,24 @@ fn example_org_zone_snapshot() {
 fn example_org_json_snapshot() {
     let state = tempfile::tempdir().unwrap();
     let out = stdout(&mailzone(
-        &["records", "--config", &example_config(), "example.org", "--format", "json"],
+        &[
+            "records",
+            "--config",
+            &example_config(),
+            "example.org",
+            "--format",
+            "json",
+        ],
         state.path(),
     ));
     let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
     for record in parsed.as_array().unwrap() {
-        let keys: Vec<&str> = record.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         for key in ["domain", "name", "type", "ttl", "value", "recordType"] {
             assert!(keys.contains(&key), "{key} missing in {record}");
         }
@@ -66,9 +78,17 @@ fn example_org_json_snapshot() {
 #[test]
 fn example_net_zone_snapshot_without_generated_keys() {
     let state = tempfile::tempdir().unwrap();
-    let types = "mx,address,spf,dmarc,tlsRpt,mtaSts,srv,autoConfig,autoConfigLegacy,autoDiscover,caa,tlsa";
+    let types =
+        "mx,address,spf,dmarc,tlsRpt,mtaSts,srv,autoConfig,autoConfigLegacy,autoDiscover,caa,tlsa";
     let out = stdout(&mailzone(
-        &["records", "--config", &example_config(), "example.net", "--types", types],
+        &[
+            "records",
+            "--config",
+            &example_config(),
+            "example.net",
+            "--types",
+            types,
+        ],
         state.path(),
     ));
     insta::assert_snapshot!("example_net_zone", out);
@@ -82,13 +102,27 @@ fn automatic_keys_are_generated_once_and_kept_private() {
     let state = parent.path().join("state");
     let run = || {
         stdout(&mailzone(
-            &["records", "--config", &example_config(), "example.net", "--types", "dkim"],
+            &[
+                "records",
+                "--config",
+                &example_config(),
+                "example.net",
+                "--types",
+                "dkim",
+            ],
             &state,
         ))
     };
     let first = run();
-    assert_eq!(first.matches("._domainkey.example.net.").count(), 2, "{first}");
-    assert!(first.contains("k=ed25519") && first.contains("k=rsa"), "{first}");
+    assert_eq!(
+        first.matches("._domainkey.example.net.").count(),
+        2,
+        "{first}"
+    );
+    assert!(
+        first.contains("k=ed25519") && first.contains("k=rsa"),
+        "{first}"
+    );
     assert_eq!(run(), first, "a second run must print the same keys");
 
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -97,7 +131,14 @@ fn automatic_keys_are_generated_once_and_kept_private() {
 
     let other = tempfile::tempdir().unwrap();
     let fresh = stdout(&mailzone(
-        &["records", "--config", &example_config(), "example.net", "--types", "dkim"],
+        &[
+            "records",
+            "--config",
+            &example_config(),
+            "example.net",
+            "--types",
+            "dkim",
+        ],
         other.path(),
     ));
     assert_ne!(fresh, first, "another state directory gets other keys");
@@ -112,12 +153,22 @@ fn unicode_domains_become_a_labels() {
     );
     let state = dir.path().join("state");
     let out = stdout(&mailzone(
-        &["records", "--config", &config, "bücher.example", "--types", "mx,dmarc"],
+        &[
+            "records",
+            "--config",
+            &config,
+            "bücher.example",
+            "--types",
+            "mx,dmarc",
+        ],
         &state,
     ));
     assert!(out.contains("xn--bcher-kva.example. "), "{out}");
     assert!(out.contains("_dmarc.xn--bcher-kva.example."), "{out}");
-    assert!(out.contains("rua=mailto:postmaster@xn--bcher-kva.example"), "{out}");
+    assert!(
+        out.contains("rua=mailto:postmaster@xn--bcher-kva.example"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -150,7 +201,10 @@ fn error_for(from: &str, to: &str, extra_args: &[&str]) -> String {
     let output = mailzone(&args, &state);
     assert_eq!(output.status.code(), Some(1), "must fail: {output:?}");
     assert!(output.stdout.is_empty(), "no records printed on error");
-    assert!(!state.exists(), "nothing may be written to the state directory");
+    assert!(
+        !state.exists(),
+        "nothing may be written to the state directory"
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains(&config), "names the file: {stderr}");
@@ -174,10 +228,18 @@ fn invalid_ip() {
 #[test]
 fn over_long_label_and_name() {
     let label = "a".repeat(64);
-    let e = error_for("hostname = \"mail.example.org\"\nipv4", &format!("hostname = \"{label}.example.org\"\nipv4"), &[]);
+    let e = error_for(
+        "hostname = \"mail.example.org\"\nipv4",
+        &format!("hostname = \"{label}.example.org\"\nipv4"),
+        &[],
+    );
     assert_mentions(&e, &["server.hostname", &label, "63"]);
     let long = vec!["abcdefghij"; 24].join(".") + ".example";
-    let e = error_for("[domain.\"example.net\"]", &format!("[domain.\"{long}\"]"), &[]);
+    let e = error_for(
+        "[domain.\"example.net\"]",
+        &format!("[domain.\"{long}\"]"),
+        &[],
+    );
     assert_mentions(&e, &["domain.", &long, "253"]);
 }
 
@@ -185,7 +247,11 @@ fn over_long_label_and_name() {
 fn unknown_key_is_not_ignored() {
     let e = error_for("reportAddress", "reportAdress", &[]);
     assert_mentions(&e, &["server", "reportAdress"]);
-    let e = error_for("dmarc = { policy = \"reject\" }", "dmarc = { polcy = \"reject\" }", &[]);
+    let e = error_for(
+        "dmarc = { policy = \"reject\" }",
+        "dmarc = { polcy = \"reject\" }",
+        &[],
+    );
     assert_mentions(&e, &["domain.\"example.org\".dmarc", "polcy"]);
 }
 
@@ -199,10 +265,22 @@ fn bad_enum_value() {
 fn unknown_record_type() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let output = mailzone(&["records", "--config", &example_config(), "--types", "mx,dkimm"], &state);
+    let output = mailzone(
+        &[
+            "records",
+            "--config",
+            &example_config(),
+            "--types",
+            "mx,dkimm",
+        ],
+        &state,
+    );
     assert_eq!(output.status.code(), Some(2), "a usage error");
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_mentions(&stderr, &["dkimm", "unknown record type", "autoConfigLegacy"]);
+    assert_mentions(
+        &stderr,
+        &["dkimm", "unknown record type", "autoConfigLegacy"],
+    );
     assert!(!state.exists());
 }
 
@@ -210,17 +288,30 @@ fn unknown_record_type() {
 fn unknown_domain_argument() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let output = mailzone(&["records", "--config", &example_config(), "example.com"], &state);
+    let output = mailzone(
+        &["records", "--config", &example_config(), "example.com"],
+        &state,
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_mentions(&stderr, &["example.com", "not in", "example.org, example.net"]);
+    assert_mentions(
+        &stderr,
+        &["example.com", "not in", "example.org, example.net"],
+    );
     assert!(!state.exists());
 }
 
 #[test]
 fn missing_key_file() {
     let e = error_for("keys/202611e.pem", "keys/missing.pem", &[]);
-    assert_mentions(&e, &["domain.\"example.org\".dkimManagement.manual.keys[0].privateKeyFile", "missing.pem", "No such file"]);
+    assert_mentions(
+        &e,
+        &[
+            "domain.\"example.org\".dkimManagement.manual.keys[0].privateKeyFile",
+            "missing.pem",
+            "No such file",
+        ],
+    );
 }
 
 #[test]
@@ -233,17 +324,35 @@ fn unreadable_certificate_file() {
 #[test]
 fn chain_without_leaf() {
     let e = error_for("certs/mail.example.org.pem", "certs/ca.pem", &[]);
-    assert_mentions(&e, &["server.tls.certificate", "ca.pem", "no leaf", "CA certificate"]);
+    assert_mentions(
+        &e,
+        &[
+            "server.tls.certificate",
+            "ca.pem",
+            "no leaf",
+            "CA certificate",
+        ],
+    );
 }
 
 #[test]
 fn wrong_key_type() {
     // The example's TLS key is an EC P-256 key: not a DKIM key.
     let e = error_for("keys/202611r.pem", "certs/mail.example.org.key", &[]);
-    assert_mentions(&e, &["keys[1].privateKeyFile", "wrong key type", "mail.example.org.key"]);
+    assert_mentions(
+        &e,
+        &[
+            "keys[1].privateKeyFile",
+            "wrong key type",
+            "mail.example.org.key",
+        ],
+    );
     // A certificate is not a key either.
     let e = error_for("keys/202611r.pem", "certs/ca.pem", &[]);
-    assert_mentions(&e, &["keys[1].privateKeyFile", "wrong key type", "CERTIFICATE"]);
+    assert_mentions(
+        &e,
+        &["keys[1].privateKeyFile", "wrong key type", "CERTIFICATE"],
+    );
 }
 
 #[test]
@@ -257,7 +366,10 @@ fn missing_config_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let path = dir.path().join("nope.toml");
-    let output = mailzone(&["records", "--config", &path.display().to_string()], &state);
+    let output = mailzone(
+        &["records", "--config", &path.display().to_string()],
+        &state,
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_mentions(&stderr, &["nope.toml", "cannot read the config file"]);

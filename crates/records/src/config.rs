@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::model::*;
 use crate::name::Name;
+use crate::record::DnsRecordType;
 use crate::{dkim, dmarc, mtasts, spf};
 
 /// Default TTL of every record, in seconds.
@@ -133,6 +134,44 @@ struct RawConfig {
     server: RawServer,
     #[serde(default)]
     domain: IndexMap<String, RawDomain>,
+    #[serde(default)]
+    dns_server: IndexMap<String, RawDnsServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawDnsServer {
+    kind: String,
+    host: String,
+    port: Option<u16>,
+    protocol: Option<Transport>,
+    key_name: Option<String>,
+    key: Option<String>,
+    key_file: Option<String>,
+    key_env: Option<String>,
+    algorithm: Option<TsigAlgorithm>,
+    ttl: Option<u32>,
+    timeout: Option<String>,
+    propagation_delay: Option<String>,
+    polling_interval: Option<String>,
+    propagation_timeout: Option<String>,
+    #[serde(default)]
+    authoritative_servers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum RawDnsManagement {
+    Manual {},
+    Automatic(RawAutomaticDns),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAutomaticDns {
+    dns_server: String,
+    origin: Option<String>,
+    publish_records: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -189,8 +228,8 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawDomain {
-    origin: Option<String>,
     ttl: Option<u32>,
+    dns_management: Option<RawDnsManagement>,
     spf: Option<RawSpf>,
     dmarc: Option<RawDmarc>,
     tls_rpt: Option<RawTlsRpt>,
@@ -284,10 +323,15 @@ type Result<T> = std::result::Result<T, ConfigError>;
 impl Validator<'_> {
     fn config(&self, raw: RawConfig) -> Result<Config> {
         let server = self.server(raw.server)?;
+        let mut dns_servers = Vec::with_capacity(raw.dns_server.len());
+        for (name, dns_server) in raw.dns_server {
+            let key = format!("dnsServer.{}", toml_key(&name));
+            dns_servers.push(self.dns_server(&key, name, dns_server)?);
+        }
         let mut domains = Vec::with_capacity(raw.domain.len());
         for (name, domain) in raw.domain {
             let key = format!("domain.{}", toml_key(&name));
-            let domain = self.domain(&key, &name, domain, &server)?;
+            let domain = self.domain(&key, &name, domain, &server, &dns_servers)?;
             if domains.iter().any(|d: &Domain| d.name == domain.name) {
                 return Err(ConfigError::new(
                     key,
@@ -297,7 +341,105 @@ impl Validator<'_> {
             }
             domains.push(domain);
         }
-        Ok(Config { server, domains })
+        Ok(Config {
+            server,
+            domains,
+            dns_servers,
+        })
+    }
+
+    fn dns_server(&self, key: &str, name: String, raw: RawDnsServer) -> Result<DnsServer> {
+        if raw.kind != "rfc2136" {
+            return Err(ConfigError::new(
+                format!("{key}.kind"),
+                Some(&raw.kind),
+                "unsupported DNS server kind; supported: rfc2136",
+            ));
+        }
+        if raw.host.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.host"),
+                Some(&raw.host),
+                "a host name or IP address is needed",
+            ));
+        }
+        let sources = [
+            raw.key.is_some(),
+            raw.key_file.is_some(),
+            raw.key_env.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(ConfigError::new(
+                key,
+                None,
+                "give the TSIG secret once: key, keyFile or keyEnv",
+            ));
+        }
+        let secret = if let Some(inline) = raw.key {
+            Some(SecretSource::Inline(zeroize::Zeroizing::new(inline)))
+        } else if let Some(file) = raw.key_file {
+            Some(SecretSource::File(
+                self.file(&format!("{key}.keyFile"), &file)?,
+            ))
+        } else {
+            raw.key_env.map(SecretSource::Env)
+        };
+        if secret.is_some() != raw.key_name.is_some() {
+            return Err(ConfigError::new(
+                format!("{key}.keyName"),
+                None,
+                "a TSIG key needs both keyName and its secret (key, keyFile or keyEnv)",
+            ));
+        }
+        if let Some(key_name) = &raw.key_name {
+            Name::owner(key_name).map_err(|e| {
+                ConfigError::new(format!("{key}.keyName"), Some(key_name), e.to_string())
+            })?;
+        }
+        let authoritative_servers = list(
+            &raw.authoritative_servers,
+            &format!("{key}.authoritativeServers"),
+            |k, v| {
+                socket_addr(v).ok_or_else(|| {
+                    ConfigError::new(
+                        k,
+                        Some(v),
+                        "expected IP or IP:PORT (e.g. 192.0.2.53:53 or [2001:db8::53]:53)",
+                    )
+                })
+            },
+        )?;
+        Ok(DnsServer {
+            name,
+            provider: DnsProvider::Rfc2136 {
+                host: raw.host.trim().to_string(),
+                port: port(&format!("{key}.port"), raw.port)?.unwrap_or(53),
+                protocol: raw.protocol.unwrap_or(Transport::Tcp),
+                key_name: raw
+                    .key_name
+                    .map(|n| n.trim_end_matches('.').to_ascii_lowercase()),
+                key: secret,
+                algorithm: raw.algorithm.unwrap_or(TsigAlgorithm::HmacSha256),
+            },
+            ttl: ttl(&format!("{key}.ttl"), raw.ttl)?,
+            timeout: duration(&format!("{key}.timeout"), raw.timeout, "10s")?,
+            propagation_delay: duration(
+                &format!("{key}.propagationDelay"),
+                raw.propagation_delay,
+                "0s",
+            )?,
+            polling_interval: duration(
+                &format!("{key}.pollingInterval"),
+                raw.polling_interval,
+                "2s",
+            )?,
+            propagation_timeout: duration(
+                &format!("{key}.propagationTimeout"),
+                raw.propagation_timeout,
+                "120s",
+            )?,
+            authoritative_servers,
+        })
     }
 
     fn server(&self, raw: RawServer) -> Result<Server> {
@@ -414,14 +556,26 @@ impl Validator<'_> {
         })
     }
 
-    fn domain(&self, key: &str, written: &str, raw: RawDomain, server: &Server) -> Result<Domain> {
+    fn domain(
+        &self,
+        key: &str,
+        written: &str,
+        raw: RawDomain,
+        server: &Server,
+        dns_servers: &[DnsServer],
+    ) -> Result<Domain> {
         let name = host(key, written)?;
-        let zone = match &raw.origin {
+        let (dns_management, origin, server_ttl) = dns_management(
+            &format!("{key}.dnsManagement"),
+            raw.dns_management,
+            dns_servers,
+        )?;
+        let zone = match &origin {
             Some(origin) => {
-                let zone = host(&format!("{key}.origin"), origin)?;
+                let zone = host(&format!("{key}.dnsManagement.automatic.origin"), origin)?;
                 if !name.is_within(&zone) {
                     return Err(ConfigError::new(
-                        format!("{key}.origin"),
+                        format!("{key}.dnsManagement.automatic.origin"),
                         Some(origin),
                         format!(
                             "the domain {} is not inside the zone {}",
@@ -474,7 +628,9 @@ impl Validator<'_> {
             },
         };
         Ok(Domain {
-            ttl: ttl(&format!("{key}.ttl"), raw.ttl)?.unwrap_or(server.ttl),
+            ttl: ttl(&format!("{key}.ttl"), raw.ttl)?
+                .or(server_ttl)
+                .unwrap_or(server.ttl),
             spf: spf_policy(&format!("{key}.spf"), raw.spf)?,
             dmarc,
             tls_rpt,
@@ -491,6 +647,7 @@ impl Validator<'_> {
                 .transpose()?,
             dkim_management: self
                 .dkim_management(&format!("{key}.dkimManagement"), raw.dkim_management)?,
+            dns_management,
             name,
             zone,
         })
@@ -591,6 +748,70 @@ impl Validator<'_> {
             key_path: key.to_string(),
         })
     }
+}
+
+/// The domain's `dnsManagement`, its zone origin and the TTL of its DNS server.
+fn dns_management(
+    key: &str,
+    raw: Option<RawDnsManagement>,
+    dns_servers: &[DnsServer],
+) -> Result<(DnsManagement, Option<String>, Option<u32>)> {
+    let Some(RawDnsManagement::Automatic(auto)) = raw else {
+        return Ok((DnsManagement::Manual, None, None));
+    };
+    let key = format!("{key}.automatic");
+    let Some(server) = dns_servers.iter().find(|s| s.name == auto.dns_server) else {
+        let known: Vec<&str> = dns_servers.iter().map(|s| s.name.as_str()).collect();
+        return Err(ConfigError::new(
+            format!("{key}.dnsServer"),
+            Some(&auto.dns_server),
+            format!(
+                "no [dnsServer.{}] table (defined: {})",
+                auto.dns_server,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    };
+    let publish_records = match auto.publish_records {
+        None => DEFAULT_PUBLISH_RECORDS.to_vec(),
+        Some(names) => list(&names, &format!("{key}.publishRecords"), |k, v| {
+            v.parse::<DnsRecordType>()
+                .map_err(|e| ConfigError::new(k, Some(v), e.to_string()))
+        })?,
+    };
+    Ok((
+        DnsManagement::Automatic {
+            dns_server: auto.dns_server,
+            publish_records,
+        },
+        auto.origin,
+        server.ttl,
+    ))
+}
+
+/// `IP` (port 53) or `IP:PORT` / `[IPv6]:PORT`.
+fn socket_addr(text: &str) -> Option<std::net::SocketAddr> {
+    text.parse().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
+}
+
+/// A duration such as `0s`, `500ms`, `30s`, `5m` or `1h` (humantime's syntax).
+fn duration(key: &str, value: Option<String>, default: &str) -> Result<std::time::Duration> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ConfigError::new(
+            key,
+            Some(&text),
+            format!("not a duration ({e}); write e.g. 500ms, 30s, 5m"),
+        )
+    })
 }
 
 fn host(key: &str, written: &str) -> Result<Name> {

@@ -110,7 +110,14 @@ impl DkimPrivateKey {
     }
 
     fn from_ed25519(key: &ed25519_dalek::SigningKey) -> DkimPrivateKey {
-        let pem = key
+        // PKCS#8 v1 (RFC 8410 §7: the seed only). ed25519-dalek writes v2 with the public key
+        // (RFC 5958), which OpenSSL 3.0 and Python's `cryptography` refuse to load, and the
+        // MTA that signs with this key is usually built on one of them.
+        let v1 = ed25519_dalek::ed25519::pkcs8::KeypairBytes {
+            secret_key: key.to_bytes(),
+            public_key: None,
+        };
+        let pem = v1
             .to_pkcs8_pem(pkcs8::LineEnding::LF)
             .expect("an Ed25519 key always encodes as PKCS#8");
         DkimPrivateKey {
@@ -244,7 +251,11 @@ mod tests {
         assert_eq!(public.bytes.len(), 32);
         let txt = public.txt_value();
         assert!(txt.starts_with("v=DKIM1; k=ed25519; h=sha256; p="), "{txt}");
-        // Parsing the stored PEM gives back the same public key.
+        // The stored PEM is PKCS#8 v1 (version 0, no public key) and parses back to the
+        // same public key.
+        let der = pem::parse(key.pkcs8_pem()).unwrap().into_contents();
+        assert_eq!(der.len(), 48, "v1: 16-byte header + 32-byte seed");
+        assert_eq!(&der[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
         let again = DkimPrivateKey::from_pem(key.pkcs8_pem()).unwrap();
         assert_eq!(again.public_key(), public);
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::name::Name;
+use crate::record::DnsRecordType;
 
 /// Facts about the mail deployment shared by every domain.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +162,7 @@ pub struct Domain {
     pub mta_sts: MtaStsPolicy,
     pub caa: Option<CaaPolicy>,
     pub dkim_management: DkimManagement,
+    pub dns_management: DnsManagement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,15 +342,116 @@ pub struct ManualDkimKey {
 /// The default selector template: year, month, algorithm letter (`202611e`).
 pub const DEFAULT_SELECTOR_TEMPLATE: &str = "{year}{month}{algorithm}";
 
-/// A deployment: the server and its domains, in config order.
+/// A deployment: the server, its domains in config order, and the DNS servers they
+/// publish through.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub server: Server,
     pub domains: Vec<Domain>,
+    pub dns_servers: Vec<DnsServer>,
 }
 
 impl Config {
     pub fn domain(&self, name: &Name) -> Option<&Domain> {
         self.domains.iter().find(|d| &d.name == name)
+    }
+
+    pub fn dns_server(&self, name: &str) -> Option<&DnsServer> {
+        self.dns_servers.iter().find(|s| s.name == name)
+    }
+}
+
+/// How a domain's records reach DNS (the seeds' `dnsManagement`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsManagement {
+    /// The operator publishes the `dnsZoneFile` text by hand.
+    Manual,
+    /// mailzone publishes and reconciles through a [`DnsServer`].
+    Automatic {
+        /// The key of the `[dnsServer.<name>]` table.
+        dns_server: String,
+        /// The record types mailzone may write.
+        publish_records: Vec<DnsRecordType>,
+    },
+}
+
+/// The types published when `publishRecords` is not given: Stalwart's default list.
+/// `tlsa` needs DNSSEC to mean anything and `address` is often managed elsewhere, so both
+/// are opt-in.
+pub const DEFAULT_PUBLISH_RECORDS: [DnsRecordType; 11] = [
+    DnsRecordType::Dkim,
+    DnsRecordType::Spf,
+    DnsRecordType::Mx,
+    DnsRecordType::Dmarc,
+    DnsRecordType::Srv,
+    DnsRecordType::MtaSts,
+    DnsRecordType::TlsRpt,
+    DnsRecordType::Caa,
+    DnsRecordType::AutoConfig,
+    DnsRecordType::AutoConfigLegacy,
+    DnsRecordType::AutoDiscover,
+];
+
+/// Where zones are published (the seeds' `DnsServer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsServer {
+    pub name: String,
+    pub provider: DnsProvider,
+    /// TTL of the records written through this server (overrides `server.ttl`).
+    pub ttl: Option<u32>,
+    pub timeout: std::time::Duration,
+    pub propagation_delay: std::time::Duration,
+    pub polling_interval: std::time::Duration,
+    pub propagation_timeout: std::time::Duration,
+    /// Servers to poll for propagation; empty means the zone's NS.
+    pub authoritative_servers: Vec<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsProvider {
+    /// RFC 2136 dynamic updates, signed with TSIG (RFC 8945).
+    Rfc2136 {
+        host: String,
+        port: u16,
+        protocol: Transport,
+        key_name: Option<String>,
+        key: Option<SecretSource>,
+        algorithm: TsigAlgorithm,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TsigAlgorithm {
+    #[serde(rename = "hmac-sha256")]
+    HmacSha256,
+    #[serde(rename = "hmac-sha384")]
+    HmacSha384,
+    #[serde(rename = "hmac-sha512")]
+    HmacSha512,
+}
+
+/// Where a secret comes from. The value itself is only read by the engine, at the moment
+/// it is needed, and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(zeroize::Zeroizing<String>),
+    File(FileRef),
+    Env(String),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::File(file) => write!(f, "File({})", file.path.display()),
+            SecretSource::Env(var) => write!(f, "Env({var})"),
+        }
     }
 }

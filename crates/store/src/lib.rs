@@ -9,6 +9,10 @@
 //! `0600` before SQLite ever touches it. The schema lives in `migrations/`, embedded in the
 //! binary and applied on open; its SQL is kept to what PostgreSQL also accepts.
 
+mod ledger;
+
+pub use ledger::ZoneState;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
@@ -54,6 +58,14 @@ macro_rules! select_dkim_keys {
 /// what to do; they never contain key material.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A ledger row could not be read back.
+    #[error("{}: the ledger row for {name} in zone {zone} is unreadable: {reason}", .path.display())]
+    CorruptLedger {
+        path: PathBuf,
+        zone: String,
+        name: String,
+        reason: String,
+    },
     /// The state directory (or one of its parents) could not be created.
     #[error(
         "cannot create state directory {}{}: {source}; create it yourself (mode 0700, owned by \

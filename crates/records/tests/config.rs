@@ -1,0 +1,172 @@
+//! Config validation: defaults, `dnsServer` and `dnsManagement`, and the key path of each
+//! mistake.
+
+use std::path::Path;
+use std::time::Duration;
+
+use mailzone_records::config::parse;
+use mailzone_records::{
+    DnsManagement, DnsProvider, DnsRecordType, SecretSource, Transport, TsigAlgorithm,
+};
+
+const SERVER: &str = r#"
+[server]
+hostname = "mail.example.org"
+ipv4 = ["192.0.2.10"]
+"#;
+
+fn config(extra: &str) -> Result<mailzone_records::Config, String> {
+    parse(&format!("{SERVER}{extra}"), Path::new("/etc/mailzone")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn issue_3_dns_server_is_accepted() {
+    let c = config(
+        r#"
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = 5300
+protocol = "tcp"
+keyName = "mailzone"
+keyFile = "tsig.key"
+algorithm = "hmac-sha256"
+ttl = 300
+propagationDelay = "0s"
+pollingInterval = "1s"
+propagationTimeout = "30s"
+authoritativeServers = ["127.0.0.1:5300", "127.0.0.1:5301"]
+
+[domain."example.org"]
+dnsManagement = { automatic = { dnsServer = "primary", origin = "example.org", publishRecords = ["mx", "spf", "dkim", "dmarc", "mtaSts", "tlsRpt", "srv", "autoConfig", "autoConfigLegacy", "autoDiscover", "caa", "tlsa", "address"] } }
+"#,
+    )
+    .unwrap();
+    let server = c.dns_server("primary").unwrap();
+    let DnsProvider::Rfc2136 {
+        host,
+        port,
+        protocol,
+        key_name,
+        key,
+        algorithm,
+    } = &server.provider;
+    assert_eq!(
+        (host.as_str(), *port, *protocol),
+        ("127.0.0.1", 5300, Transport::Tcp)
+    );
+    assert_eq!(key_name.as_deref(), Some("mailzone"));
+    assert!(
+        matches!(key, Some(SecretSource::File(f)) if f.path == Path::new("/etc/mailzone/tsig.key"))
+    );
+    assert_eq!(*algorithm, TsigAlgorithm::HmacSha256);
+    assert_eq!(server.polling_interval, Duration::from_secs(1));
+    assert_eq!(server.propagation_timeout, Duration::from_secs(30));
+    assert_eq!(server.authoritative_servers.len(), 2);
+    let domain = &c.domains[0];
+    assert_eq!(
+        domain.ttl, 300,
+        "the DNS server's ttl applies to its domains"
+    );
+    match &domain.dns_management {
+        DnsManagement::Automatic {
+            dns_server,
+            publish_records,
+        } => {
+            assert_eq!(dns_server, "primary");
+            assert_eq!(publish_records.len(), 13);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = config("[domain.\"example.org\"]\n").unwrap();
+    let d = &c.domains[0];
+    assert_eq!(d.dns_management, DnsManagement::Manual);
+    assert_eq!(d.ttl, 3600);
+    assert_eq!(d.zone.as_str(), "example.org");
+    let c = config(
+        "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\n[domain.\"example.org\"]\ndnsManagement = { automatic = { dnsServer = \"p\" } }\n",
+    )
+    .unwrap();
+    let DnsManagement::Automatic {
+        publish_records, ..
+    } = &c.domains[0].dns_management
+    else {
+        panic!()
+    };
+    assert!(
+        !publish_records.contains(&DnsRecordType::Tlsa),
+        "tlsa is opt-in"
+    );
+    assert!(publish_records.contains(&DnsRecordType::Dkim));
+    assert_eq!(
+        c.dns_servers[0].propagation_timeout,
+        Duration::from_secs(120)
+    );
+}
+
+#[test]
+fn mistakes_name_their_key() {
+    let cases = [
+        (
+            "[domain.\"example.org\"]\ndnsManagement = { automatic = { dnsServer = \"nope\" } }\n",
+            "domain.\"example.org\".dnsManagement.automatic.dnsServer",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"cloudflare\"\nhost = \"x\"\n",
+            "dnsServer.p.kind",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkey = \"c2VjcmV0\"\n",
+            "dnsServer.p.keyName",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkeyName = \"k\"\nkey = \"a\"\nkeyEnv = \"B\"\n",
+            "dnsServer.p",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\npollingInterval = \"soon\"\n",
+            "dnsServer.p.pollingInterval",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nauthoritativeServers = [\"ns1\"]\n",
+            "dnsServer.p.authoritativeServers[0]",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nalgorithm = \"hmac-md5\"\n",
+            "dnsServer.p.algorithm",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\n[domain.\"example.org\"]\ndnsManagement = { automatic = { dnsServer = \"p\", publishRecords = [\"mx\", \"txt\"] } }\n",
+            "domain.\"example.org\".dnsManagement.automatic.publishRecords[1]",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\n[domain.\"sub.example.org\"]\ndnsManagement = { automatic = { dnsServer = \"p\", origin = \"example.net\" } }\n",
+            "domain.\"sub.example.org\".dnsManagement.automatic.origin",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = config(text).unwrap_err();
+        assert!(err.starts_with(key), "expected {key} first in: {err}");
+    }
+}
+
+#[test]
+fn inline_secret_never_shows_in_debug() {
+    let c = config("[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkeyName = \"k\"\nkey = \"c3VwZXJzZWNyZXQ=\"\n").unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("c3VwZXJzZWNyZXQ="), "{debug}");
+    assert!(debug.contains("<redacted>"));
+}
+
+#[test]
+fn origin_puts_a_subdomain_in_its_parent_zone() {
+    let c = config(
+        "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\n[domain.\"sub.example.org\"]\ndnsManagement = { automatic = { dnsServer = \"p\", origin = \"example.org\" } }\n",
+    )
+    .unwrap();
+    assert_eq!(c.domains[0].zone.as_str(), "example.org");
+}
