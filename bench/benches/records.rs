@@ -25,14 +25,6 @@ fn records(c: &mut Criterion) {
     group.bench_function("parse config 10k", |b| {
         b.iter(|| parse_config(black_box(&text)))
     });
-    let text1k = example_relative_config_text(1_000);
-    group.bench_function("parse config 1k (x10 = linear)", |b| {
-        b.iter(|| {
-            for _ in 0..10 {
-                black_box(parse_config(black_box(&text1k)));
-            }
-        })
-    });
     group.bench_function("plan 10k domains", |b| {
         b.iter(|| black_box(&fixture).plan_all())
     });

@@ -1,5 +1,6 @@
 //! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
 
+mod reconcile;
 mod records;
 
 use std::process::ExitCode;
@@ -24,6 +25,11 @@ struct Cli {
 enum Command {
     /// Print the records each mail domain needs, as a zone file or JSON.
     Records(records::RecordsArgs),
+    /// Show what `apply` would change in each zone under automatic DNS management.
+    Plan(reconcile::PlanArgs),
+    /// Publish: bring each zone under automatic DNS management in line, then wait for
+    /// propagation.
+    Apply(reconcile::ApplyArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Records(args) => records::run(args).await,
+            Command::Plan(args) => reconcile::plan(args).await,
+            Command::Apply(args) => reconcile::apply(args).await,
         }
     });
     match result {

@@ -34,7 +34,7 @@ enum Format {
     Json,
 }
 
-fn parse_type(s: &str) -> Result<DnsRecordType, String> {
+pub fn parse_type(s: &str) -> Result<DnsRecordType, String> {
     s.parse::<DnsRecordType>().map_err(|e| e.to_string())
 }
 

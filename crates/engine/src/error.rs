@@ -1,7 +1,9 @@
-//! Engine errors: each names the file and config key a person has to fix. None carries
-//! secret material (key bytes are never formatted into a message).
+//! Engine errors: each names the file and config key, or the zone and server, a person has
+//! to look at. None carries secret material (key bytes are never formatted into a message).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mailzone_records::config::ConfigError;
 
@@ -24,4 +26,40 @@ pub enum EngineError {
     Store(#[from] mailzone_store::StoreError),
     #[error("{0}")]
     Plan(#[from] mailzone_records::PlanError),
+    #[error("zone {zone}: {error}")]
+    Dns {
+        zone: String,
+        error: mailzone_dns::DnsError,
+    },
+    #[error(
+        "zone {zone}: the plan deletes {deletes} of {managed} managed records, more than the {limit_percent}% safety limit; review it with `mailzone plan` and run apply with --force if it is right"
+    )]
+    DeleteLimit {
+        zone: String,
+        deletes: usize,
+        managed: usize,
+        limit_percent: u32,
+    },
+    #[error(
+        "zone {zone}: {server} did not serve the change within {timeout:?}: {reason}{}",
+        if *others > 0 { format!(" ({others} more servers lag)") } else { String::new() }
+    )]
+    Propagation {
+        zone: String,
+        server: SocketAddr,
+        timeout: Duration,
+        reason: String,
+        others: usize,
+    },
+}
+
+impl EngineError {
+    /// Whether retrying later can help (task retries use this).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EngineError::Dns { error, .. } => error.class() == mailzone_dns::ErrorClass::Transient,
+            EngineError::Propagation { .. } => true,
+            _ => false,
+        }
+    }
 }

@@ -1,11 +1,17 @@
 //! mailzone-engine: the use cases that combine the pure planner with files, the state
-//! database and (later) DNS providers. The CLI and the server are thin layers over it.
+//! database and DNS providers. The CLI and the server are thin layers over it.
 
 pub mod clock;
+pub mod connect;
 pub mod error;
 pub mod load;
+pub mod progress;
+pub mod propagation;
+pub mod reconcile;
 pub mod records;
 
 pub use error::EngineError;
 pub use load::{LoadedConfig, load_config};
+pub use progress::{Progress, Silent};
+pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};
 pub use records::{DomainRecords, RecordsRequest, records};

@@ -329,10 +329,12 @@ impl Validator<'_> {
             dns_servers.push(self.dns_server(&key, name, dns_server)?);
         }
         let mut domains = Vec::with_capacity(raw.domain.len());
+        // Two spellings can name one domain (`Bücher.example`, `xn--bcher-kva.example`).
+        let mut seen = std::collections::HashSet::with_capacity(raw.domain.len());
         for (name, domain) in raw.domain {
             let key = format!("domain.{}", toml_key(&name));
             let domain = self.domain(&key, &name, domain, &server, &dns_servers)?;
-            if domains.iter().any(|d: &Domain| d.name == domain.name) {
+            if !seen.insert(domain.name.clone()) {
                 return Err(ConfigError::new(
                     key,
                     Some(&name),

@@ -26,6 +26,7 @@ pub const MIN_RSA_BITS: usize = 1024;
 pub const GENERATED_RSA_BITS: usize = 2048;
 
 /// A DKIM private key with the algorithm it signs with.
+#[derive(Clone)]
 pub struct DkimPrivateKey {
     algorithm: DkimAlgorithm,
     /// PKCS#8 PEM, kept as the canonical form for storage and export.

@@ -1,0 +1,295 @@
+//! `mailzone plan` and `mailzone apply`: show, then send, the changes that bring each zone
+//! in line with the desired records.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
+use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config};
+use mailzone_records::diff::PlanEntry;
+use mailzone_records::{DnsRecordType, Name, Record, zonefile};
+use serde_json::json;
+
+use crate::records::parse_type;
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Exit 0 when no zone needs a change, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+#[derive(Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Apply even when the plan deletes more than 30% of a zone's managed records.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CommonArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    config: PathBuf,
+    /// Only these domains; all domains under automatic DNS management when omitted.
+    domains: Vec<String>,
+    /// Only these record types, comma-separated (Stalwart's `updateRecords`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_type)]
+    types: Vec<DnsRecordType>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Where mailzone keeps its state database.
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    state_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let report = run(&args.common, false, false).await?;
+    let pending = report.zones.iter().any(|z| !z.changes.is_empty());
+    Ok(match (args.detailed_exitcode, pending) {
+        (true, true) => ExitCode::from(2),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    run(&args.common, true, args.force).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<ReconcileReport> {
+    let loaded = load_config(&args.config)?;
+    let request = ReconcileRequest {
+        records: RecordsRequest {
+            domains: args.domains.clone(),
+            types: args.types.clone(),
+            state_dir: args.state_dir.clone(),
+            now_unix: clock::unix_now(),
+        },
+        apply,
+        force,
+        delete_limit: DEFAULT_DELETE_LIMIT,
+        after_read: None,
+    };
+    let progress = CliProgress::new(args.quiet || args.format == Format::Json);
+    let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
+    progress.finish();
+    let report = report?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Text => out.write_all(text(&report, apply).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &to_json(&report, apply))?;
+            writeln!(out)?;
+        }
+    }
+    Ok(report)
+}
+
+/// The plan as a person reads it: `+ add`, `~ replace (old → new)`, `- delete` per zone and
+/// a summary line.
+fn text(report: &ReconcileReport, applied: bool) -> String {
+    let mut out = String::new();
+    let (mut adds, mut replaces, mut deletes, mut changed) = (0, 0, 0, 0);
+    for zone in &report.zones {
+        let entries = zone.entries();
+        let how = match zone.method {
+            None => "serial unchanged since the last run".to_string(),
+            Some(m) => format!("read by {}", if m == mailzone_dns::ReadMethod::Transfer { "zone transfer" } else { "queries" }),
+        };
+        out.push_str(&format!("zone {} (dnsServer {}, serial {}, {how})\n", zone.zone, zone.dns_server, zone.serial));
+        if entries.is_empty() {
+            out.push_str("  in sync\n");
+            continue;
+        }
+        changed += 1;
+        for entry in entries {
+            match entry {
+                PlanEntry::Add(d) => {
+                    adds += 1;
+                    out.push_str(&format!("  + add     {}  [{}]\n", line(&d.record), d.record_type));
+                }
+                PlanEntry::Replace { record_type, old, new } => {
+                    replaces += 1;
+                    let head = &new[0];
+                    out.push_str(&format!("  ~ replace {} {}  [{record_type}]\n", head.name, head.data.rtype()));
+                    for r in old {
+                        out.push_str(&format!("      - {} {}\n", r.ttl, zonefile::rdata_presentation(&r.data)));
+                    }
+                    for r in new {
+                        out.push_str(&format!("      + {} {}\n", r.ttl, zonefile::rdata_presentation(&r.data)));
+                    }
+                }
+                PlanEntry::Delete(t, r) => {
+                    deletes += 1;
+                    let t = t.map(|t| t.to_string()).unwrap_or_else(|| "ledger".into());
+                    out.push_str(&format!("  - delete  {}  [{t}]\n", line(&r)));
+                }
+            }
+        }
+    }
+    for name in &report.manual_domains {
+        out.push_str(&format!("domain {name}: manual DNS management, skipped (see `mailzone records`)\n"));
+    }
+    let verb = if applied { "Applied" } else { "Plan" };
+    let in_sync = report.zones.len() - changed;
+    out.push_str(&format!(
+        "{verb}: {adds} to add, {replaces} to replace, {deletes} to delete in {changed} zone{} ({in_sync} in sync); {} DNS messages\n",
+        if changed == 1 { "" } else { "s" },
+        report.messages
+    ));
+    if applied {
+        out = out.replace(" to add,", " added,").replace(" to replace,", " replaced,").replace(" to delete ", " deleted ");
+    }
+    out
+}
+
+fn line(record: &Record) -> String {
+    zonefile::record_line(record, 0)
+}
+
+fn to_json(report: &ReconcileReport, applied: bool) -> serde_json::Value {
+    let mut summary: BTreeMap<&str, usize> = BTreeMap::from([("add", 0), ("replace", 0), ("delete", 0)]);
+    let zones: Vec<serde_json::Value> = report
+        .zones
+        .iter()
+        .map(|zone| {
+            let changes: Vec<serde_json::Value> = zone
+                .entries()
+                .into_iter()
+                .map(|entry| {
+                    let (action, record_type, old, new) = match entry {
+                        PlanEntry::Add(d) => ("add", Some(d.record_type), vec![], vec![d.record]),
+                        PlanEntry::Replace { record_type, old, new } => ("replace", Some(record_type), old, new),
+                        PlanEntry::Delete(t, r) => ("delete", t, vec![r], vec![]),
+                    };
+                    *summary.get_mut(action).expect("known action") += 1;
+                    let first = new.first().or(old.first()).expect("a change has a record");
+                    json!({
+                        "action": action,
+                        "recordType": record_type,
+                        "name": first.name.to_string(),
+                        "type": first.data.rtype(),
+                        "old": old.iter().map(record_json).collect::<Vec<_>>(),
+                        "new": new.iter().map(record_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "zone": zone.zone.as_str(),
+                "dnsServer": zone.dns_server,
+                "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
+                "serial": zone.serial,
+                "readBy": zone.method.map(|m| if m == mailzone_dns::ReadMethod::Transfer { "transfer" } else { "queries" }),
+                "applied": zone.applied,
+                "updatesSent": zone.updates_sent,
+                "replans": zone.replans,
+                "changes": changes,
+            })
+        })
+        .collect();
+    json!({
+        "applied": applied,
+        "zones": zones,
+        "manualDomains": report.manual_domains.iter().map(Name::as_str).collect::<Vec<_>>(),
+        "summary": {
+            "add": summary["add"], "replace": summary["replace"], "delete": summary["delete"],
+            "zonesChanged": report.zones.iter().filter(|z| !z.changes.is_empty()).count(),
+            "zonesInSync": report.zones.iter().filter(|z| z.changes.is_empty()).count(),
+            "dnsMessages": report.messages,
+        },
+    })
+}
+
+fn record_json(record: &Record) -> serde_json::Value {
+    json!({ "ttl": record.ttl, "value": record.data.value(), "rdata": zonefile::rdata_presentation(&record.data) })
+}
+
+/// Progress on stderr: a spinner per zone on a terminal, plain lines otherwise.
+struct CliProgress {
+    quiet: bool,
+    bars: Option<MultiProgress>,
+    zones: Mutex<BTreeMap<Name, ProgressBar>>,
+}
+
+impl CliProgress {
+    fn new(quiet: bool) -> CliProgress {
+        let terminal = std::io::stderr().is_terminal();
+        CliProgress { quiet, bars: (terminal && !quiet).then(MultiProgress::new), zones: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.clear();
+        }
+    }
+
+    fn with_bar(&self, zone: &Name, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(zones) = self.zones.lock()
+            && let Some(bar) = zones.get(zone)
+        {
+            f(bar);
+        }
+    }
+}
+
+impl Progress for CliProgress {
+    fn zone_started(&self, zone: &Name) {
+        if let Some(bars) = &self.bars {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix}: {msg}").expect("a valid template"));
+            bar.set_prefix(zone.as_str().to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            if let Ok(mut zones) = self.zones.lock() {
+                zones.insert(zone.clone(), bar);
+            }
+        }
+    }
+
+    fn step(&self, zone: &Name, what: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.bars.is_some() {
+            self.with_bar(zone, |bar| bar.set_message(what.to_string()));
+        } else {
+            eprintln!("{}: {what}", zone.as_str());
+        }
+    }
+
+    fn zone_finished(&self, zone: &Name, summary: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.bars.is_some() {
+            self.with_bar(zone, |bar| bar.finish_with_message(summary.to_string()));
+        } else {
+            eprintln!("{}: {summary}", zone.as_str());
+        }
+    }
+
+    fn zone_failed(&self, zone: &Name, reason: &str) {
+        if self.bars.is_some() {
+            self.with_bar(zone, |bar| bar.abandon_with_message(format!("failed: {reason}")));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Waiting for propagation (DESIGN.md §5): after a write, wait `propagationDelay`, then poll
+//! every authoritative server directly (never a cache) each `pollingInterval` until all of
+//! them serve the new data, or fail after `propagationTimeout` naming the server that lags
+//! and what it serves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mailzone_dns::query;
+use mailzone_records::diff::{ChangeSet, LiveRecord};
+use mailzone_records::{DnsServer, Name, RData};
+
+use crate::EngineError;
+use crate::progress::Progress;
+
+/// What one RRset must hold once the change has propagated.
+type Expected = BTreeMap<(Name, &'static str), BTreeSet<RData>>;
+
+/// Waits until every authoritative server of the zone serves `serial` (or later) and the
+/// changed RRsets as they should now be.
+pub async fn wait(
+    server: &DnsServer,
+    zone: &Name,
+    changes: &ChangeSet,
+    before: &[LiveRecord],
+    serial: u32,
+    progress: &dyn Progress,
+) -> Result<(), EngineError> {
+    let targets = targets(server).await;
+    if targets.is_empty() {
+        return Ok(());
+    }
+    tokio::time::sleep(server.propagation_delay).await;
+    let expected = expected_rrsets(changes, before);
+    let deadline = Instant::now() + server.propagation_timeout;
+    let mut pending: Vec<SocketAddr> = targets;
+    loop {
+        let mut lagging = Vec::new();
+        for &target in &pending {
+            if let Some(reason) = lag(target, zone, serial, &expected, server).await {
+                lagging.push((target, reason));
+            }
+        }
+        if lagging.is_empty() {
+            return Ok(());
+        }
+        progress.step(zone, &format!("waiting for {} of the authoritative servers", lagging.len()));
+        if Instant::now() >= deadline {
+            let (server_addr, reason) = &lagging[0];
+            return Err(EngineError::Propagation {
+                zone: zone.as_str().to_string(),
+                server: *server_addr,
+                timeout: server.propagation_timeout,
+                reason: reason.clone(),
+                others: lagging.len() - 1,
+            });
+        }
+        pending = lagging.into_iter().map(|(t, _)| t).collect();
+        tokio::time::sleep(server.polling_interval).await;
+    }
+}
+
+/// The servers to poll: the configured list (the zone's NS discovery comes with the
+/// resolver; until then the DNS server itself is polled when none is configured).
+async fn targets(server: &DnsServer) -> Vec<SocketAddr> {
+    if !server.authoritative_servers.is_empty() {
+        return server.authoritative_servers.clone();
+    }
+    let mailzone_records::DnsProvider::Rfc2136 { host, port, .. } = &server.provider;
+    tokio::net::lookup_host((host.as_str(), *port))
+        .await
+        .map(|addrs| addrs.take(1).collect())
+        .unwrap_or_default()
+}
+
+fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
+    let mut expected: Expected = BTreeMap::new();
+    let touched: BTreeSet<(Name, &'static str)> = changes
+        .adds
+        .iter()
+        .map(|a| (a.record.name.clone(), a.record.data.rtype()))
+        .chain(changes.deletes.iter().map(|(_, l)| (l.record.name.clone(), l.record.data.rtype())))
+        .collect();
+    for key in touched {
+        let mut set: BTreeSet<RData> = before
+            .iter()
+            .filter(|l| l.record.name == key.0 && l.record.data.rtype() == key.1)
+            .map(|l| l.record.data.clone())
+            .collect();
+        for (_, deleted) in &changes.deletes {
+            if deleted.record.name == key.0 {
+                set.remove(&deleted.record.data);
+            }
+        }
+        for add in &changes.adds {
+            if add.record.name == key.0 && add.record.data.rtype() == key.1 {
+                set.insert(add.record.data.clone());
+            }
+        }
+        expected.insert(key, set);
+    }
+    expected
+}
+
+/// Why `target` does not serve the change yet, or `None` when it does.
+async fn lag(target: SocketAddr, zone: &Name, serial: u32, expected: &Expected, server: &DnsServer) -> Option<String> {
+    match query::query_serial(target, zone, server.timeout).await {
+        Ok(served) if serial_lt(served, serial) => {
+            return Some(format!("it serves serial {served}, expected {serial} or later"));
+        }
+        Ok(_) => {}
+        Err(e) => return Some(format!("no answer: {e}")),
+    }
+    for ((name, rtype), want) in expected {
+        match query::query_rrset(target, name, rtype, server.timeout).await {
+            Ok(records) => {
+                let got: BTreeSet<RData> = records.into_iter().map(|l| l.record.data).collect();
+                if &got != want {
+                    let shown: Vec<String> = got.iter().map(mailzone_records::zonefile::rdata_presentation).collect();
+                    return Some(format!("{name} {rtype} is [{}]", shown.join(", ")));
+                }
+            }
+            Err(e) => return Some(format!("no answer for {name} {rtype}: {e}")),
+        }
+    }
+    None
+}
+
+/// RFC 1982 §3.2 serial number arithmetic: `a < b` with wrap-around.
+fn serial_lt(a: u32, b: u32) -> bool {
+    a != b && b.wrapping_sub(a) < (1 << 31)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(super::serial_lt(1, 2));
+        assert!(!super::serial_lt(2, 1));
+        assert!(super::serial_lt(u32::MAX, 1));
+        assert!(!super::serial_lt(5, 5));
+    }
+}

@@ -1,0 +1,332 @@
+//! The `plan` and `apply` use cases (DESIGN.md §5): read each zone, diff it against the
+//! desired records, and (for apply) send the difference in one atomic UPDATE, re-planning
+//! when a concurrent edit trips the prerequisites, then wait for propagation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use mailzone_dns::{DnsError, Provider, ReadMethod};
+use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
+use mailzone_records::{DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, zonefile};
+use mailzone_store::{Store, ZoneState};
+use sha2::{Digest, Sha256};
+
+use crate::progress::Progress;
+use crate::propagation;
+use crate::records::{DomainRecords, RecordsRequest};
+use crate::{EngineError, LoadedConfig, connect};
+
+/// How many times a zone is re-read and re-planned after a concurrent edit.
+pub const MAX_REPLANS: u32 = 3;
+/// Default share of managed records an apply may delete without `--force`.
+pub const DEFAULT_DELETE_LIMIT: f64 = 0.30;
+
+/// What to reconcile and how.
+#[derive(Clone)]
+pub struct ReconcileRequest {
+    pub records: RecordsRequest,
+    /// Send the changes (apply) or only show them (plan).
+    pub apply: bool,
+    /// Apply even when more than `delete_limit` of the managed records would be deleted.
+    pub force: bool,
+    pub delete_limit: f64,
+    /// Called after a zone was read and before its update is sent (tests use it to make a
+    /// concurrent edit).
+    pub after_read: Option<Arc<dyn Fn(&Name) + Send + Sync>>,
+}
+
+/// The outcome for one zone.
+#[derive(Debug, Clone)]
+pub struct ZoneOutcome {
+    pub zone: Name,
+    pub dns_server: String,
+    pub domains: Vec<Name>,
+    /// `None` when the zone was known to be in sync (serial and desired records unchanged)
+    /// and was not read at all.
+    pub method: Option<ReadMethod>,
+    pub serial: u32,
+    pub changes: ChangeSet,
+    pub applied: bool,
+    /// UPDATE messages sent for this zone.
+    pub updates_sent: u32,
+    /// How many times the zone was re-planned after a concurrent edit.
+    pub replans: u32,
+}
+
+impl ZoneOutcome {
+    pub fn entries(&self) -> Vec<PlanEntry> {
+        self.changes.entries()
+    }
+}
+
+/// The result of a plan or apply run.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileReport {
+    pub zones: Vec<ZoneOutcome>,
+    /// Domains skipped because their DNS is managed by hand.
+    pub manual_domains: Vec<Name>,
+    /// DNS messages sent in all.
+    pub messages: u64,
+}
+
+/// One zone to reconcile: every selected domain that publishes into it.
+struct ZoneWork<'a> {
+    zone: Name,
+    server: &'a DnsServer,
+    domains: Vec<Name>,
+    desired: Vec<DesiredRecord>,
+    managed_types: Vec<DnsRecordType>,
+}
+
+/// Plans (and with `apply`, applies) every selected domain under automatic management.
+pub async fn reconcile(
+    loaded: &LoadedConfig,
+    request: &ReconcileRequest,
+    progress: &dyn Progress,
+) -> Result<ReconcileReport, EngineError> {
+    let planned = crate::records::records(loaded, &request.records).await?;
+    let mut report = ReconcileReport::default();
+    let work = group_by_zone(loaded, &planned, &request.records.types, &mut report.manual_domains)?;
+    if work.is_empty() {
+        return Ok(report);
+    }
+    let store = Store::open_sqlite(&request.records.state_dir).await?;
+    let mut providers: BTreeMap<String, Box<dyn Provider>> = BTreeMap::new();
+    for item in &work {
+        if !providers.contains_key(&item.server.name) {
+            let provider = connect::provider(loaded, item.server).await?;
+            providers.insert(item.server.name.clone(), provider);
+        }
+    }
+    let mut failure = None;
+    for item in &work {
+        let provider = providers[&item.server.name].as_ref();
+        progress.zone_started(&item.zone);
+        match reconcile_zone(&store, provider, item, request, progress).await {
+            Ok(outcome) => {
+                progress.zone_finished(&item.zone, &outcome_summary(&outcome));
+                report.zones.push(outcome);
+            }
+            Err(e) => {
+                progress.zone_failed(&item.zone, &e.to_string());
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    report.messages = providers.values().map(|p| p.messages_sent()).sum();
+    store.close().await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+fn outcome_summary(outcome: &ZoneOutcome) -> String {
+    let n = outcome.changes.adds.len() + outcome.changes.deletes.len();
+    match (outcome.method, n, outcome.applied) {
+        (None, _, _) => "in sync (serial unchanged)".into(),
+        (_, 0, _) => "in sync".into(),
+        (_, _, true) => format!("{n} record changes applied"),
+        (_, _, false) => format!("{n} record changes planned"),
+    }
+}
+
+/// Groups the selected automatic domains by (DNS server, zone), keeping only the record
+/// types each domain publishes (narrowed by `--types`).
+fn group_by_zone<'a>(
+    loaded: &'a LoadedConfig,
+    planned: &[DomainRecords],
+    types: &[DnsRecordType],
+    manual: &mut Vec<Name>,
+) -> Result<Vec<ZoneWork<'a>>, EngineError> {
+    let mut work: Vec<ZoneWork<'a>> = Vec::new();
+    for domain in planned {
+        let DnsManagement::Automatic { dns_server, publish_records } = &domain.domain.dns_management else {
+            manual.push(domain.domain.name.clone());
+            continue;
+        };
+        let server = loaded
+            .config
+            .dns_server(dns_server)
+            .expect("the config validator checked that the dnsServer exists");
+        let managed: Vec<DnsRecordType> = publish_records
+            .iter()
+            .copied()
+            .filter(|t| types.is_empty() || types.contains(t))
+            .collect();
+        let desired = domain
+            .records
+            .iter()
+            .filter(|r| managed.contains(&r.record_type))
+            .cloned();
+        let zone = domain.domain.zone.clone();
+        match work.iter_mut().find(|w| w.zone == zone && w.server.name == server.name) {
+            Some(existing) => {
+                existing.domains.push(domain.domain.name.clone());
+                existing.desired.extend(desired);
+                for t in managed {
+                    if !existing.managed_types.contains(&t) {
+                        existing.managed_types.push(t);
+                    }
+                }
+            }
+            None => work.push(ZoneWork {
+                zone,
+                server,
+                domains: vec![domain.domain.name.clone()],
+                desired: desired.collect(),
+                managed_types: managed,
+            }),
+        }
+    }
+    for item in &mut work {
+        item.desired.sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
+        item.desired.dedup();
+    }
+    Ok(work)
+}
+
+/// A digest of what a zone should hold: if it and the zone's serial are unchanged since
+/// the last run, the zone is in sync without reading it.
+fn desired_digest(item: &ZoneWork<'_>) -> String {
+    let mut hasher = Sha256::new();
+    let mut types: Vec<&str> = item.managed_types.iter().map(|t| t.name()).collect();
+    types.sort_unstable();
+    hasher.update(types.join(",").as_bytes());
+    for d in &item.desired {
+        hasher.update(zonefile::record_line(&d.record, 0).as_bytes());
+        hasher.update(d.record_type.name().as_bytes());
+        hasher.update(b"\n");
+    }
+    zonefile::hex(&hasher.finalize())
+}
+
+async fn reconcile_zone(
+    store: &Store,
+    provider: &dyn Provider,
+    item: &ZoneWork<'_>,
+    request: &ReconcileRequest,
+    progress: &dyn Progress,
+) -> Result<ZoneOutcome, EngineError> {
+    let zone = &item.zone;
+    let server_name = &item.server.name;
+    let digest = desired_digest(item);
+    let dns = |e: DnsError| EngineError::Dns { zone: zone.as_str().to_string(), error: e };
+
+    if let Some(known) = store.zone_state(zone, server_name).await? {
+        progress.step(zone, "checking the SOA serial");
+        let serial = provider.serial(zone).await.map_err(dns)?;
+        if known.serial == serial && known.desired_digest == digest {
+            return Ok(ZoneOutcome {
+                zone: zone.clone(),
+                dns_server: server_name.clone(),
+                domains: item.domains.clone(),
+                method: None,
+                serial,
+                changes: ChangeSet::default(),
+                applied: false,
+                updates_sent: 0,
+                replans: 0,
+            });
+        }
+    }
+
+    let mut replans = 0;
+    loop {
+        let ledger = store.ledger(zone).await?;
+        let wanted = wanted_rrsets(&item.desired, &ledger);
+        progress.step(zone, "reading the zone");
+        let snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;
+        let changes = diff::diff(zone, &item.desired, &snapshot.records, &ledger, &item.managed_types);
+        let mut outcome = ZoneOutcome {
+            zone: zone.clone(),
+            dns_server: server_name.clone(),
+            domains: item.domains.clone(),
+            method: Some(snapshot.method),
+            serial: snapshot.serial,
+            changes,
+            applied: false,
+            updates_sent: 0,
+            replans,
+        };
+        if outcome.changes.is_empty() {
+            let state = ZoneState { serial: snapshot.serial, desired_digest: digest };
+            store.set_zone_state(zone, server_name, &state, crate::clock::unix_now()).await?;
+            return Ok(outcome);
+        }
+        if !request.apply {
+            return Ok(outcome);
+        }
+        check_delete_limit(&outcome, request)?;
+        if let Some(hook) = &request.after_read {
+            hook(zone);
+        }
+        // The zone is about to change: forget the remembered state first, so a crash
+        // mid-apply can never leave a stale "in sync" behind.
+        store.clear_zone_state(zone, server_name).await?;
+        let intent: Vec<LedgerEntry> = outcome
+            .changes
+            .adds
+            .iter()
+            .map(|a| LedgerEntry { record_type: a.record_type, name: a.record.name.clone(), data: a.record.data.clone() })
+            .collect();
+        store.ledger_add(zone, &intent, crate::clock::unix_now()).await?;
+        progress.step(zone, "sending the update");
+        match provider.apply(&outcome.changes).await {
+            Ok(applied) => {
+                let deleted: Vec<_> = outcome.changes.deletes.iter().map(|(_, l)| l.record.clone()).collect();
+                store.ledger_remove(zone, &deleted).await?;
+                outcome.applied = true;
+                outcome.updates_sent = applied.messages;
+                let serial = match applied.serial {
+                    Some(serial) => serial,
+                    None => provider.serial(zone).await.map_err(dns)?,
+                };
+                outcome.serial = serial;
+                progress.step(zone, "waiting for propagation");
+                propagation::wait(item.server, zone, &outcome.changes, &snapshot.records, serial, progress).await?;
+                let state = ZoneState { serial, desired_digest: digest };
+                store.set_zone_state(zone, server_name, &state, crate::clock::unix_now()).await?;
+                return Ok(outcome);
+            }
+            Err(DnsError::Conflict { .. }) if replans < MAX_REPLANS => {
+                replans += 1;
+                tracing::info!(zone = zone.as_str(), replans, "the zone changed while planning; re-reading");
+                progress.step(zone, "the zone changed meanwhile; re-reading");
+            }
+            Err(e) => return Err(dns(e)),
+        }
+    }
+}
+
+/// The (owner, type) pairs to query one by one when a transfer is refused: everything
+/// desired, and everything the ledger says mailzone published.
+fn wanted_rrsets(desired: &[DesiredRecord], ledger: &BTreeSet<LedgerEntry>) -> Vec<(Name, &'static str)> {
+    let set: BTreeSet<(Name, &'static str)> = desired
+        .iter()
+        .map(|d| (d.record.name.clone(), d.record.data.rtype()))
+        .chain(ledger.iter().map(|e| (e.name.clone(), e.data.rtype())))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// DESIGN.md §5: plans that delete more than a share of the managed records are refused
+/// without `--force` — a config mistake should not empty a zone.
+fn check_delete_limit(outcome: &ZoneOutcome, request: &ReconcileRequest) -> Result<(), EngineError> {
+    if request.force {
+        return Ok(());
+    }
+    let deletes = outcome.entries().iter().filter(|e| matches!(e, PlanEntry::Delete(..))).count();
+    let managed = outcome.changes.managed.max(deletes).max(1);
+    let share = deletes as f64 / managed as f64;
+    if deletes > 0 && share > request.delete_limit {
+        return Err(EngineError::DeleteLimit {
+            zone: outcome.zone.as_str().to_string(),
+            deletes,
+            managed,
+            limit_percent: (request.delete_limit * 100.0).round() as u32,
+        });
+    }
+    Ok(())
+}
