@@ -1,11 +1,17 @@
 //! mailzone-dns: every byte mailzone sends to a DNS server goes through here. Providers
 //! (RFC 2136 first, HTTP APIs later) implement one trait, [`Provider`]; [`query`] asks an
-//! authoritative server directly (propagation, checks).
+//! authoritative server directly (propagation, checks); [`convert`] maps wire records to
+//! mailzone's records and back.
 
+pub mod convert;
 pub mod error;
 pub mod provider;
 pub mod query;
 pub mod rfc2136;
+mod transport;
+mod tsig;
 
 pub use error::{DnsError, ErrorClass};
 pub use provider::{ApplyReport, Provider, ReadMethod, ZoneSnapshot};
+pub use query::{query_rrset, query_serial};
+pub use rfc2136::{Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigConfig};

@@ -4,21 +4,38 @@
 use std::path::Path;
 
 use mailzone_dns::Provider;
-use mailzone_dns::rfc2136::{Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm as WireAlgorithm, TsigConfig};
+use mailzone_dns::rfc2136::{
+    Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm as WireAlgorithm, TsigConfig,
+};
 use mailzone_records::{DnsProvider, DnsServer, SecretSource, Transport, TsigAlgorithm};
 use zeroize::Zeroizing;
 
 use crate::{EngineError, LoadedConfig};
 
 /// Connects to a DNS server of the config.
-pub async fn provider(loaded: &LoadedConfig, server: &DnsServer) -> Result<Box<dyn Provider>, EngineError> {
-    let DnsProvider::Rfc2136 { host, port, protocol, key_name, key, algorithm } = &server.provider;
+pub async fn provider(
+    loaded: &LoadedConfig,
+    server: &DnsServer,
+) -> Result<Box<dyn Provider>, EngineError> {
+    let DnsProvider::Rfc2136 {
+        host,
+        port,
+        protocol,
+        key_name,
+        key,
+        algorithm,
+    } = &server.provider;
     let key_path = format!("dnsServer.{}", server.name);
     let addr = tokio::net::lookup_host((host.as_str(), *port))
         .await
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| EngineError::Usage(format!("{}: {key_path}.host: cannot resolve {host}", loaded.path.display())))?;
+        .ok_or_else(|| {
+            EngineError::Usage(format!(
+                "{}: {key_path}.host: cannot resolve {host}",
+                loaded.path.display()
+            ))
+        })?;
     let tsig = match (key_name, key) {
         (Some(name), Some(source)) => Some(TsigConfig {
             key_name: name.clone(),
@@ -46,23 +63,43 @@ pub async fn provider(loaded: &LoadedConfig, server: &DnsServer) -> Result<Box<d
 /// Reads and decodes a TSIG secret: base64 text, inline, from a file (plain base64 or a
 /// BIND `key { secret "…"; }` block, as `tsig-keygen` writes it), or from an environment
 /// variable.
-fn read_secret(config_file: &Path, key_path: &str, source: &SecretSource) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    let fail = |key: &str, reason: String| EngineError::Usage(format!("{}: {key}: {reason}", config_file.display()));
+fn read_secret(
+    config_file: &Path,
+    key_path: &str,
+    source: &SecretSource,
+) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    let fail = |key: &str, reason: String| {
+        EngineError::Usage(format!("{}: {key}: {reason}", config_file.display()))
+    };
     let (text, key) = match source {
         SecretSource::Inline(text) => (Zeroizing::new(text.to_string()), format!("{key_path}.key")),
         SecretSource::File(file) => {
-            let text = std::fs::read_to_string(&file.path)
-                .map_err(|e| fail(&file.key_path, format!("cannot read {}: {e}", file.path.display())))?;
+            let text = std::fs::read_to_string(&file.path).map_err(|e| {
+                fail(
+                    &file.key_path,
+                    format!("cannot read {}: {e}", file.path.display()),
+                )
+            })?;
             (Zeroizing::new(text), file.key_path.clone())
         }
         SecretSource::Env(var) => {
-            let text = std::env::var(var).map_err(|_| fail(&format!("{key_path}.keyEnv"), format!("the environment variable {var} is not set")))?;
+            let text = std::env::var(var).map_err(|_| {
+                fail(
+                    &format!("{key_path}.keyEnv"),
+                    format!("the environment variable {var} is not set"),
+                )
+            })?;
             (Zeroizing::new(text), format!("{key_path}.keyEnv"))
         }
     };
     let base64_text = bind_secret(&text).unwrap_or_else(|| text.trim().to_string());
     let base64_text = Zeroizing::new(base64_text);
-    decode_base64(&base64_text).ok_or_else(|| fail(&key, "the TSIG secret is not valid base64 (the secret itself is not shown)".into()))
+    decode_base64(&base64_text).ok_or_else(|| {
+        fail(
+            &key,
+            "the TSIG secret is not valid base64 (the secret itself is not shown)".into(),
+        )
+    })
 }
 
 /// The `secret "…";` of a BIND key file, if the text is one.
@@ -76,7 +113,9 @@ fn bind_secret(text: &str) -> Option<String> {
 
 fn decode_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
     (!bytes.is_empty()).then(|| Zeroizing::new(bytes))
 }
 

@@ -45,7 +45,10 @@ pub async fn wait(
         if lagging.is_empty() {
             return Ok(());
         }
-        progress.step(zone, &format!("waiting for {} of the authoritative servers", lagging.len()));
+        progress.step(
+            zone,
+            &format!("waiting for {} of the authoritative servers", lagging.len()),
+        );
         if Instant::now() >= deadline {
             let (server_addr, reason) = &lagging[0];
             return Err(EngineError::Propagation {
@@ -80,7 +83,12 @@ fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
         .adds
         .iter()
         .map(|a| (a.record.name.clone(), a.record.data.rtype()))
-        .chain(changes.deletes.iter().map(|(_, l)| (l.record.name.clone(), l.record.data.rtype())))
+        .chain(
+            changes
+                .deletes
+                .iter()
+                .map(|(_, l)| (l.record.name.clone(), l.record.data.rtype())),
+        )
         .collect();
     for key in touched {
         let mut set: BTreeSet<RData> = before
@@ -104,10 +112,18 @@ fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
 }
 
 /// Why `target` does not serve the change yet, or `None` when it does.
-async fn lag(target: SocketAddr, zone: &Name, serial: u32, expected: &Expected, server: &DnsServer) -> Option<String> {
+async fn lag(
+    target: SocketAddr,
+    zone: &Name,
+    serial: u32,
+    expected: &Expected,
+    server: &DnsServer,
+) -> Option<String> {
     match query::query_serial(target, zone, server.timeout).await {
         Ok(served) if serial_lt(served, serial) => {
-            return Some(format!("it serves serial {served}, expected {serial} or later"));
+            return Some(format!(
+                "it serves serial {served}, expected {serial} or later"
+            ));
         }
         Ok(_) => {}
         Err(e) => return Some(format!("no answer: {e}")),
@@ -117,7 +133,10 @@ async fn lag(target: SocketAddr, zone: &Name, serial: u32, expected: &Expected, 
             Ok(records) => {
                 let got: BTreeSet<RData> = records.into_iter().map(|l| l.record.data).collect();
                 if &got != want {
-                    let shown: Vec<String> = got.iter().map(mailzone_records::zonefile::rdata_presentation).collect();
+                    let shown: Vec<String> = got
+                        .iter()
+                        .map(mailzone_records::zonefile::rdata_presentation)
+                        .collect();
                     return Some(format!("{name} {rtype} is [{}]", shown.join(", ")));
                 }
             }

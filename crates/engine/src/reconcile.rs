@@ -86,7 +86,12 @@ pub async fn reconcile(
 ) -> Result<ReconcileReport, EngineError> {
     let planned = crate::records::records(loaded, &request.records).await?;
     let mut report = ReconcileReport::default();
-    let work = group_by_zone(loaded, &planned, &request.records.types, &mut report.manual_domains)?;
+    let work = group_by_zone(
+        loaded,
+        &planned,
+        &request.records.types,
+        &mut report.manual_domains,
+    )?;
     if work.is_empty() {
         return Ok(report);
     }
@@ -142,7 +147,11 @@ fn group_by_zone<'a>(
 ) -> Result<Vec<ZoneWork<'a>>, EngineError> {
     let mut work: Vec<ZoneWork<'a>> = Vec::new();
     for domain in planned {
-        let DnsManagement::Automatic { dns_server, publish_records } = &domain.domain.dns_management else {
+        let DnsManagement::Automatic {
+            dns_server,
+            publish_records,
+        } = &domain.domain.dns_management
+        else {
             manual.push(domain.domain.name.clone());
             continue;
         };
@@ -161,7 +170,10 @@ fn group_by_zone<'a>(
             .filter(|r| managed.contains(&r.record_type))
             .cloned();
         let zone = domain.domain.zone.clone();
-        match work.iter_mut().find(|w| w.zone == zone && w.server.name == server.name) {
+        match work
+            .iter_mut()
+            .find(|w| w.zone == zone && w.server.name == server.name)
+        {
             Some(existing) => {
                 existing.domains.push(domain.domain.name.clone());
                 existing.desired.extend(desired);
@@ -181,7 +193,8 @@ fn group_by_zone<'a>(
         }
     }
     for item in &mut work {
-        item.desired.sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
+        item.desired
+            .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
         item.desired.dedup();
     }
     Ok(work)
@@ -212,7 +225,10 @@ async fn reconcile_zone(
     let zone = &item.zone;
     let server_name = &item.server.name;
     let digest = desired_digest(item);
-    let dns = |e: DnsError| EngineError::Dns { zone: zone.as_str().to_string(), error: e };
+    let dns = |e: DnsError| EngineError::Dns {
+        zone: zone.as_str().to_string(),
+        error: e,
+    };
 
     if let Some(known) = store.zone_state(zone, server_name).await? {
         progress.step(zone, "checking the SOA serial");
@@ -238,7 +254,13 @@ async fn reconcile_zone(
         let wanted = wanted_rrsets(&item.desired, &ledger);
         progress.step(zone, "reading the zone");
         let snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;
-        let changes = diff::diff(zone, &item.desired, &snapshot.records, &ledger, &item.managed_types);
+        let changes = diff::diff(
+            zone,
+            &item.desired,
+            &snapshot.records,
+            &ledger,
+            &item.managed_types,
+        );
         let mut outcome = ZoneOutcome {
             zone: zone.clone(),
             dns_server: server_name.clone(),
@@ -251,8 +273,13 @@ async fn reconcile_zone(
             replans,
         };
         if outcome.changes.is_empty() {
-            let state = ZoneState { serial: snapshot.serial, desired_digest: digest };
-            store.set_zone_state(zone, server_name, &state, crate::clock::unix_now()).await?;
+            let state = ZoneState {
+                serial: snapshot.serial,
+                desired_digest: digest,
+            };
+            store
+                .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
+                .await?;
             return Ok(outcome);
         }
         if !request.apply {
@@ -269,13 +296,24 @@ async fn reconcile_zone(
             .changes
             .adds
             .iter()
-            .map(|a| LedgerEntry { record_type: a.record_type, name: a.record.name.clone(), data: a.record.data.clone() })
+            .map(|a| LedgerEntry {
+                record_type: a.record_type,
+                name: a.record.name.clone(),
+                data: a.record.data.clone(),
+            })
             .collect();
-        store.ledger_add(zone, &intent, crate::clock::unix_now()).await?;
+        store
+            .ledger_add(zone, &intent, crate::clock::unix_now())
+            .await?;
         progress.step(zone, "sending the update");
         match provider.apply(&outcome.changes).await {
             Ok(applied) => {
-                let deleted: Vec<_> = outcome.changes.deletes.iter().map(|(_, l)| l.record.clone()).collect();
+                let deleted: Vec<_> = outcome
+                    .changes
+                    .deletes
+                    .iter()
+                    .map(|(_, l)| l.record.clone())
+                    .collect();
                 store.ledger_remove(zone, &deleted).await?;
                 outcome.applied = true;
                 outcome.updates_sent = applied.messages;
@@ -285,14 +323,31 @@ async fn reconcile_zone(
                 };
                 outcome.serial = serial;
                 progress.step(zone, "waiting for propagation");
-                propagation::wait(item.server, zone, &outcome.changes, &snapshot.records, serial, progress).await?;
-                let state = ZoneState { serial, desired_digest: digest };
-                store.set_zone_state(zone, server_name, &state, crate::clock::unix_now()).await?;
+                propagation::wait(
+                    item.server,
+                    zone,
+                    &outcome.changes,
+                    &snapshot.records,
+                    serial,
+                    progress,
+                )
+                .await?;
+                let state = ZoneState {
+                    serial,
+                    desired_digest: digest,
+                };
+                store
+                    .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
+                    .await?;
                 return Ok(outcome);
             }
             Err(DnsError::Conflict { .. }) if replans < MAX_REPLANS => {
                 replans += 1;
-                tracing::info!(zone = zone.as_str(), replans, "the zone changed while planning; re-reading");
+                tracing::info!(
+                    zone = zone.as_str(),
+                    replans,
+                    "the zone changed while planning; re-reading"
+                );
                 progress.step(zone, "the zone changed meanwhile; re-reading");
             }
             Err(e) => return Err(dns(e)),
@@ -302,7 +357,10 @@ async fn reconcile_zone(
 
 /// The (owner, type) pairs to query one by one when a transfer is refused: everything
 /// desired, and everything the ledger says mailzone published.
-fn wanted_rrsets(desired: &[DesiredRecord], ledger: &BTreeSet<LedgerEntry>) -> Vec<(Name, &'static str)> {
+fn wanted_rrsets(
+    desired: &[DesiredRecord],
+    ledger: &BTreeSet<LedgerEntry>,
+) -> Vec<(Name, &'static str)> {
     let set: BTreeSet<(Name, &'static str)> = desired
         .iter()
         .map(|d| (d.record.name.clone(), d.record.data.rtype()))
@@ -313,11 +371,18 @@ fn wanted_rrsets(desired: &[DesiredRecord], ledger: &BTreeSet<LedgerEntry>) -> V
 
 /// DESIGN.md §5: plans that delete more than a share of the managed records are refused
 /// without `--force` — a config mistake should not empty a zone.
-fn check_delete_limit(outcome: &ZoneOutcome, request: &ReconcileRequest) -> Result<(), EngineError> {
+fn check_delete_limit(
+    outcome: &ZoneOutcome,
+    request: &ReconcileRequest,
+) -> Result<(), EngineError> {
     if request.force {
         return Ok(());
     }
-    let deletes = outcome.entries().iter().filter(|e| matches!(e, PlanEntry::Delete(..))).count();
+    let deletes = outcome
+        .entries()
+        .iter()
+        .filter(|e| matches!(e, PlanEntry::Delete(..)))
+        .count();
     let managed = outcome.changes.managed.max(deletes).max(1);
     let share = deletes as f64 / managed as f64;
     if deletes > 0 && share > request.delete_limit {

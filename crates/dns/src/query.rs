@@ -1,0 +1,254 @@
+//! Questions asked straight to an authoritative server (RFC 1035 §4.1, non-recursive: RD
+//! clear), over UDP with a retry over TCP when the answer is truncated (RFC 7766 §5).
+//! The propagation watcher and the checker use them to see what each server serves, with
+//! no cache in between.
+//!
+//! Also home of the RCODE interpretation shared with the RFC 2136 provider: which answers
+//! are conflicts (RFC 2136 §3.2 prerequisites), which are permanent, which are worth a
+//! retry.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, RData as WireRData, RecordType};
+use mailzone_records::Name;
+use mailzone_records::diff::LiveRecord;
+
+use crate::DnsError;
+use crate::convert::{from_wire, record_type, to_wire_name};
+use crate::transport::{Endpoint, Protocol, TcpConn, edns};
+use crate::tsig::Verified;
+
+/// The answer RRs of type `rtype` at `name`, as `server` serves them: empty when the name
+/// or the RRset does not exist (NXDOMAIN, NODATA). `rtype` is one of the types mailzone
+/// models (`A`, `AAAA`, `MX`, `TXT`, `CNAME`, `SRV`, `CAA`, `TLSA`). Records at names
+/// mailzone cannot represent are left out (see [`crate::convert`]).
+pub async fn query_rrset(
+    server: SocketAddr,
+    name: &Name,
+    rtype: &str,
+    timeout: Duration,
+) -> Result<Vec<LiveRecord>, DnsError> {
+    let endpoint = Endpoint {
+        server,
+        timeout,
+        protocol: Protocol::Udp,
+        signer: None,
+        counter: None,
+    };
+    rrset(&endpoint, &mut None, name, rtype).await
+}
+
+/// The SOA serial of `zone` as `server` serves it (RFC 1035 §3.3.13).
+pub async fn query_serial(
+    server: SocketAddr,
+    zone: &Name,
+    timeout: Duration,
+) -> Result<u32, DnsError> {
+    let endpoint = Endpoint {
+        server,
+        timeout,
+        protocol: Protocol::Udp,
+        signer: None,
+        counter: None,
+    };
+    serial(&endpoint, &mut None, zone).await
+}
+
+/// What a request was for, to word its errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op<'a> {
+    Query { name: &'a Name, rtype: &'a str },
+    Transfer { zone: &'a Name },
+    Update { zone: &'a Name },
+}
+
+/// A non-recursive query for `name`/`rtype`.
+pub(crate) fn query_message(name: &Name, rtype: RecordType) -> Message {
+    let mut m = Message::query();
+    let mut q = Query::query(to_wire_name(name), rtype);
+    q.set_query_class(DNSClass::IN);
+    m.add_query(q);
+    m.metadata.op_code = OpCode::Query;
+    m.metadata.recursion_desired = false;
+    m.set_edns(edns());
+    m
+}
+
+pub(crate) async fn rrset(
+    endpoint: &Endpoint<'_>,
+    tcp: &mut Option<TcpConn>,
+    name: &Name,
+    rtype: &str,
+) -> Result<Vec<LiveRecord>, DnsError> {
+    let server = endpoint.server;
+    let wire_type = record_type(rtype)
+        .filter(|t| !matches!(t, RecordType::SOA | RecordType::NS))
+        .ok_or_else(|| {
+            DnsError::permanent(
+                server,
+                format!("mailzone does not read {rtype} records (asked for {name})"),
+            )
+        })?;
+    let request = query_message(name, wire_type);
+    let answer = endpoint.exchange(tcp, &request).await?;
+    let op = Op::Query { name, rtype };
+    let message = check_answer(server, op, answer, endpoint)?;
+    authoritative(server, &message, name)?;
+    let wanted = to_wire_name(name);
+    let mut out = Vec::new();
+    for record in &message.answers {
+        if record.record_type() != wire_type || record.name != wanted {
+            continue; // a CNAME and what it points to: not this RRset
+        }
+        match from_wire(record) {
+            Ok(Some(live)) => out.push(live),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%server, "skipping a record mailzone cannot represent: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn serial(
+    endpoint: &Endpoint<'_>,
+    tcp: &mut Option<TcpConn>,
+    zone: &Name,
+) -> Result<u32, DnsError> {
+    let server = endpoint.server;
+    let request = query_message(zone, RecordType::SOA);
+    let answer = endpoint.exchange(tcp, &request).await?;
+    let op = Op::Query { name: zone, rtype: "SOA" };
+    let message = check_answer(server, op, answer, endpoint)?;
+    authoritative(server, &message, zone)?;
+    let apex = to_wire_name(zone);
+    message
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            WireRData::SOA(soa) if r.name == apex => Some(soa.serial),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            DnsError::permanent(
+                server,
+                format!("{server} has no SOA record at {zone}: {zone} is not a zone it serves"),
+            )
+        })
+}
+
+/// An authoritative answer has AA set (RFC 1035 §4.1.1); anything else is a referral or a
+/// cached answer, neither of which says what this server publishes.
+fn authoritative(server: SocketAddr, message: &Message, name: &Name) -> Result<(), DnsError> {
+    if message.authoritative {
+        return Ok(());
+    }
+    Err(DnsError::permanent(
+        server,
+        format!(
+            "{server} is not authoritative for {name} (its answer has no AA flag): is the zone served there?"
+        ),
+    ))
+}
+
+/// The mnemonic of an RCODE (RFC 1035 §4.1.1, RFC 2136 §2.2).
+pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        other => format!("RCODE {}", u16::from(other)),
+    }
+}
+
+/// Interprets an answer: TSIG errors first, then the RCODE, then (with a key) whether the
+/// answer was signed. Returns the message when it is a usable answer.
+pub(crate) fn check_answer(
+    server: SocketAddr,
+    op: Op<'_>,
+    answer: crate::transport::Answer,
+    endpoint: &Endpoint<'_>,
+) -> Result<Message, DnsError> {
+    let rcode = answer.message.response_code;
+    let key = endpoint.signer.map(|s| s.key_name().to_string());
+    match &answer.tsig {
+        Some(Verified::Rejected(_, message)) => {
+            return Err(DnsError::permanent(server, message.clone()));
+        }
+        Some(Verified::Unsigned) if rcode == ResponseCode::NoError => {
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "{server} answered without a TSIG signature although the request was signed with `{}`: the answer cannot be trusted",
+                    key.unwrap_or_default()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let unsigned_note = match answer.tsig {
+        Some(Verified::Unsigned) => " (the answer was not signed)",
+        _ => "",
+    };
+    let name = rcode_name(rcode);
+    let what = match op {
+        Op::Query { name, rtype } => format!("the query for {name} {rtype}"),
+        Op::Transfer { zone } => format!("the transfer of zone {zone}"),
+        Op::Update { zone } => format!("the update of zone {zone}"),
+    };
+    let zone = match op {
+        Op::Query { name, .. } => name,
+        Op::Transfer { zone } | Op::Update { zone } => zone,
+    };
+    let permanent = |m: String| Err(DnsError::permanent(server, format!("{m}{unsigned_note}")));
+    match rcode {
+        ResponseCode::NoError => Ok(answer.message),
+        ResponseCode::NXDomain if matches!(op, Op::Query { .. }) => Ok(answer.message),
+        ResponseCode::YXDomain
+        | ResponseCode::YXRRSet
+        | ResponseCode::NXRRSet
+        | ResponseCode::NXDomain
+            if matches!(op, Op::Update { .. }) =>
+        {
+            // RFC 2136 §3.2.1–§3.2.3: a prerequisite did not hold.
+            Err(DnsError::Conflict { server, rcode: name })
+        }
+        ResponseCode::Refused => match op {
+            Op::Update { zone } => permanent(format!(
+                "the server {server} refused the update for zone {zone} (REFUSED): is the key allowed to update this zone?"
+            )),
+            Op::Transfer { zone } => permanent(format!(
+                "the server {server} refused the transfer for zone {zone} (REFUSED): is the key allowed to transfer this zone?"
+            )),
+            Op::Query { name, .. } => permanent(format!(
+                "the server {server} refused {what} (REFUSED): does it serve the zone of {name}?"
+            )),
+        },
+        ResponseCode::NotAuth => permanent(format!(
+            "the server {server} is not authoritative for {zone} or does not accept this key (NOTAUTH)"
+        )),
+        ResponseCode::NotZone => permanent(format!(
+            "the server {server} says a name in {what} is outside the zone (NOTZONE): check the zone origin"
+        )),
+        ResponseCode::ServFail => Err(DnsError::transient(
+            server,
+            format!("the server {server} failed to process {what} (SERVFAIL): see its log"),
+        )),
+        ResponseCode::FormErr => permanent(format!(
+            "the server {server} could not parse {what} (FORMERR)"
+        )),
+        ResponseCode::NotImp => permanent(format!(
+            "the server {server} does not implement {what} (NOTIMP)"
+        )),
+        _ => permanent(format!("the server {server} answered {what} with {name}")),
+    }
+}

@@ -1,0 +1,871 @@
+//! The RFC 2136 provider: reads a zone by AXFR (RFC 5936), writes it by DNS UPDATE
+//! (RFC 2136), both authenticated with TSIG (RFC 8945).
+//!
+//! # One UPDATE per zone, assembled by hand
+//!
+//! hickory's client helpers (`Client::create`, `append`, `compare_and_swap`,
+//! `delete_by_rdata`, `delete_rrset`) each build and send *one* UPDATE for *one* change.
+//! Reconciling a zone with them would take many messages, each applied on its own: a
+//! concurrent edit could land between them, and a failure half-way would leave the zone
+//! half-changed. DESIGN.md §5 asks for one atomic UPDATE per zone, so [`Rfc2136Provider::apply`]
+//! builds the message itself (RFC 2136 §2: header with OPCODE UPDATE, then):
+//!
+//! - the **zone section** (§2.3): the zone apex, type SOA, class IN;
+//! - the **prerequisite section** (§2.4), one entry per RRset the change set touches, on the
+//!   values as they were read: an RRset read empty must still not exist (§2.4.3: class
+//!   NONE, TTL 0, RDLENGTH 0); an RRset read with records must still hold exactly those
+//!   records (§2.4.2 "RRset exists (value dependent)": every RR as read, class IN, TTL 0,
+//!   TXT with the character-strings as read);
+//! - the **update section** (§2.5): first the deletes (§2.5.4 "delete an RR from an RRset":
+//!   class NONE, TTL 0, RDATA exactly as read), then the adds (§2.5.1: class IN with the
+//!   TTL; TXT split at 255 bytes), addresses (A, AAAA) before the records that point at
+//!   them. BIND refuses (REFUSED) an UPDATE adding an MX or SRV whose target inside the
+//!   zone has no address; it checks after applying the whole message, so a new host's
+//!   address and its MX can travel together.
+//!
+//! The server applies all of it or nothing (§3.2: prerequisites are checked before any
+//! change; §3.4: the update section is applied atomically), and a prerequisite that no
+//! longer holds fails the whole message with YXRRSET/NXRRSET: [`DnsError::Conflict`].
+//!
+//! The message is split only when its encoded size exceeds 65535 bytes, the limit of a
+//! TCP message (RFC 1035 §4.2.2). Each part then carries the changes and the
+//! prerequisites of whole RRsets, so each part is still checked against what was read.
+//! With `protocol = udp`, an UPDATE larger than one UDP message is sent over TCP rather
+//! than split: one atomic message is worth a TCP connection.
+//!
+//! # Reading
+//!
+//! [`Rfc2136Provider::read_zone`] asks for a zone transfer (AXFR, RFC 5936 §2.2) over TCP,
+//! TSIG-signed, and verifies the signature of every message of the answer (RFC 8945
+//! §5.3.1). When the transfer is refused (REFUSED or NOTAUTH without a TSIG error), it
+//! falls back to one query per RRset mailzone cares about (plus the SOA) and says so in
+//! [`ZoneSnapshot::method`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as WireAlgorithm, TsigError};
+use hickory_proto::rr::{DNSClass, RData as WireRData, Record as WireRecord, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use mailzone_records::diff::{ChangeSet, LiveRecord};
+use mailzone_records::{Name, RData};
+use tracing::Instrument as _;
+use zeroize::Zeroizing;
+
+use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
+use crate::query::{self, Op, check_answer};
+pub use crate::transport::Protocol;
+use crate::transport::{Answer, Endpoint, TCP_MAX};
+use crate::tsig::{Signer, Verified};
+use crate::{ApplyReport, DnsError, Provider, ReadMethod, ZoneSnapshot};
+
+/// Where and how to reach the primary server.
+#[derive(Debug, Clone)]
+pub struct Rfc2136Config {
+    pub server: SocketAddr,
+    /// TCP, or UDP falling back to TCP on truncation. Transfers always use TCP
+    /// (RFC 5936 §4.1).
+    pub protocol: Protocol,
+    pub tsig: Option<TsigConfig>,
+    /// How long to wait for each answer (each message of a transfer).
+    pub timeout: Duration,
+}
+
+/// A TSIG key (RFC 8945). `Debug` shows the key name and algorithm, never the secret.
+#[derive(Clone)]
+pub struct TsigConfig {
+    pub key_name: String,
+    pub algorithm: TsigAlgorithm,
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for TsigConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsigConfig")
+            .field("key_name", &self.key_name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &format_args!("<{} bytes, redacted>", self.secret.len()))
+            .finish()
+    }
+}
+
+/// Why a TSIG key cannot be used. Never contains the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TsigConfigError {
+    #[error("the secret of TSIG key `{key_name}` is not valid base64")]
+    Base64 { key_name: String },
+    #[error("the secret of TSIG key `{key_name}` is empty")]
+    Empty { key_name: String },
+}
+
+impl TsigConfig {
+    /// A key from its base64 secret, as `tsig-keygen` and `keymgr` print it.
+    pub fn from_base64(
+        key_name: impl Into<String>,
+        algorithm: TsigAlgorithm,
+        secret_base64: &str,
+    ) -> Result<TsigConfig, TsigConfigError> {
+        let key_name = key_name.into();
+        let secret = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(secret_base64.trim())
+                .map_err(|_| TsigConfigError::Base64 {
+                    key_name: key_name.clone(),
+                })?,
+        );
+        if secret.is_empty() {
+            return Err(TsigConfigError::Empty { key_name });
+        }
+        Ok(TsigConfig {
+            key_name,
+            algorithm,
+            secret,
+        })
+    }
+}
+
+/// The TSIG algorithms mailzone signs with (RFC 8945 §6: HMAC-SHA256 is mandatory to
+/// implement; the older HMAC-MD5 and HMAC-SHA1 are not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TsigAlgorithm {
+    #[default]
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The name used in configs and on the wire (`hmac-sha256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha384 => "hmac-sha384",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+
+    pub(crate) fn wire(self) -> WireAlgorithm {
+        match self {
+            TsigAlgorithm::HmacSha256 => WireAlgorithm::HmacSha256,
+            TsigAlgorithm::HmacSha384 => WireAlgorithm::HmacSha384,
+            TsigAlgorithm::HmacSha512 => WireAlgorithm::HmacSha512,
+        }
+    }
+}
+
+impl fmt::Display for TsigAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TsigAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
+            "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
+            "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
+            other => Err(format!(
+                "unsupported TSIG algorithm `{other}`; use hmac-sha256, hmac-sha384 or hmac-sha512"
+            )),
+        }
+    }
+}
+
+/// A zone published on a primary server that accepts RFC 2136 UPDATEs.
+pub struct Rfc2136Provider {
+    config: Rfc2136Config,
+    /// The key, ready to sign; the error of an unusable key name is returned by every
+    /// request (so that [`Rfc2136Provider::new`] cannot fail).
+    signer: Result<Option<Signer>, DnsError>,
+    sent: AtomicU64,
+}
+
+impl fmt::Debug for Rfc2136Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rfc2136Provider")
+            .field("config", &self.config)
+            .field("messages_sent", &self.messages_sent())
+            .finish()
+    }
+}
+
+impl Rfc2136Provider {
+    /// A provider for `config`. Nothing is sent until it is used; a TSIG key name that is
+    /// not a domain name makes every request fail with a permanent error saying so.
+    pub fn new(config: Rfc2136Config) -> Rfc2136Provider {
+        let signer = config
+            .tsig
+            .as_ref()
+            .map(|tsig| Signer::new(tsig, config.server))
+            .transpose();
+        Rfc2136Provider {
+            config,
+            signer,
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &Rfc2136Config {
+        &self.config
+    }
+
+    fn endpoint(&self) -> Result<Endpoint<'_>, DnsError> {
+        Ok(Endpoint {
+            server: self.config.server,
+            timeout: self.config.timeout,
+            protocol: self.config.protocol,
+            signer: self.signer.as_ref().map_err(Clone::clone)?.as_ref(),
+            counter: Some(&self.sent),
+        })
+    }
+
+    /// AXFR (RFC 5936): the SOA serial and every record between the two SOAs, or the
+    /// refusal.
+    async fn transfer(&self, zone: &Name) -> Result<Transfer, DnsError> {
+        let endpoint = Endpoint {
+            // RFC 5936 §4.1: AXFR is a TCP protocol.
+            protocol: Protocol::Tcp,
+            ..self.endpoint()?
+        };
+        let server = endpoint.server;
+        let mut request = Message::query();
+        let mut q = Query::query(to_wire_name(zone), RecordType::AXFR);
+        q.set_query_class(DNSClass::IN);
+        request.add_query(q);
+        request.metadata.recursion_desired = false;
+
+        let (mut conn, mut verifier) = endpoint.start_stream(&request).await?;
+        let apex = to_wire_name(zone);
+        let mut serial = None;
+        let mut records = Vec::new();
+        let mut first = true;
+        loop {
+            let raw = conn.recv().await?;
+            let message = endpoint.decode(&raw, &request)?;
+            let tsig = match verifier.as_mut() {
+                Some(v) => Some(v.verify(&raw, &message)?),
+                None => None,
+            };
+            let rcode = message.response_code;
+            // Refused: REFUSED (BIND) or NOTAUTH (Knot, with TSIG error BADKEY when the
+            // key is known but not in the zone's transfer ACL). A wrong secret or clock
+            // (BADSIG, BADTIME) is not a refusal: reading record by record would fail the
+            // same way, so it is reported as it is.
+            let key_refused = matches!(tsig, None | Some(Verified::Unsigned | Verified::Signed))
+                || matches!(tsig, Some(Verified::Rejected(TsigError::BadKey, _)));
+            if first && matches!(rcode, ResponseCode::Refused | ResponseCode::NotAuth) && key_refused
+            {
+                let rcode = query::rcode_name(rcode);
+                tracing::info!(%server, zone = %zone, %rcode,
+                    "zone transfer refused; reading the zone record by record");
+                return Ok(Transfer::Refused { rcode });
+            }
+            let tsig = match tsig {
+                // RFC 8945 §5.3.1: messages after the first may be unsigned; the
+                // verifier accumulates them and checks them with the next signed one.
+                Some(Verified::Unsigned) if !first => None,
+                other => other,
+            };
+            let message = check_answer(
+                server,
+                Op::Transfer { zone },
+                Answer { message, tsig },
+                &endpoint,
+            )?;
+            first = false;
+            let mut done = false;
+            for record in message.answers {
+                if done {
+                    return Err(malformed_transfer(server, zone, "records after the closing SOA"));
+                }
+                if serial.is_none() {
+                    // RFC 5936 §2.2: the answer starts with the zone's SOA.
+                    match &record.data {
+                        WireRData::SOA(soa) if record.name == apex => serial = Some(soa.serial),
+                        _ => {
+                            return Err(malformed_transfer(server, zone, "it does not start with the SOA"));
+                        }
+                    }
+                    continue;
+                }
+                if record.record_type() == RecordType::SOA && record.name == apex {
+                    // RFC 5936 §2.2: … and ends with it.
+                    done = true;
+                    continue;
+                }
+                records.push(record);
+            }
+            if done {
+                break;
+            }
+        }
+        if let Some(v) = &verifier {
+            v.finish()?;
+        }
+        let serial = serial.expect("the loop ends only after the opening SOA");
+        Ok(Transfer::Zone { serial, records })
+    }
+
+    async fn read_by_queries(
+        &self,
+        zone: &Name,
+        wanted: &[(Name, &'static str)],
+        refusal: &str,
+    ) -> Result<ZoneSnapshot, DnsError> {
+        let endpoint = self.endpoint()?;
+        let mut tcp = None;
+        let serial = query::serial(&endpoint, &mut tcp, zone).await.map_err(|e| {
+            let server = endpoint.server;
+            let message = format!(
+                "the server {server} refused the transfer of zone {zone} ({refusal}), and reading the zone record by record failed: {e}"
+            );
+            match e {
+                DnsError::Transient { .. } => DnsError::transient(server, message),
+                _ => DnsError::permanent(server, message),
+            }
+        })?;
+        let mut asked = std::collections::BTreeSet::new();
+        let mut records = Vec::new();
+        for (name, rtype) in wanted {
+            if !name.is_within(zone) || !asked.insert((name.clone(), *rtype)) {
+                continue;
+            }
+            records.extend(query::rrset(&endpoint, &mut tcp, name, rtype).await?);
+        }
+        Ok(ZoneSnapshot {
+            zone: zone.clone(),
+            serial,
+            records,
+            method: ReadMethod::Queries,
+        })
+    }
+
+    async fn send_update(&self, zone: &Name, message: &Message) -> Result<(), DnsError> {
+        let mut endpoint = self.endpoint()?;
+        if endpoint.protocol == Protocol::Udp
+            && endpoint.encoded_len(message)? > usize::from(crate::transport::UDP_PAYLOAD)
+        {
+            endpoint.protocol = Protocol::Tcp;
+        }
+        let answer = endpoint.exchange(&mut None, message).await?;
+        check_answer(endpoint.server, Op::Update { zone }, answer, &endpoint)?;
+        Ok(())
+    }
+}
+
+/// The outcome of an AXFR request.
+enum Transfer {
+    Zone { serial: u32, records: Vec<WireRecord> },
+    /// REFUSED or NOTAUTH (without a wrong-key TSIG error).
+    Refused { rcode: String },
+}
+
+fn malformed_transfer(server: SocketAddr, zone: &Name, why: &str) -> DnsError {
+    DnsError::permanent(
+        server,
+        format!("the transfer of zone {zone} from {server} is malformed: {why} (RFC 5936 §2.2)"),
+    )
+}
+
+/// The prerequisites and changes of one RRset: the unit a split never cuts.
+#[derive(Debug, Default)]
+struct RrsetChanges {
+    prerequisites: Vec<WireRecord>,
+    deletes: Vec<WireRecord>,
+    adds: Vec<WireRecord>,
+}
+
+impl RrsetChanges {
+    /// An upper bound of the encoded size (names uncompressed).
+    fn encoded_len(&self) -> usize {
+        self.prerequisites
+            .iter()
+            .chain(&self.deletes)
+            .chain(&self.adds)
+            .map(|r| {
+                let mut buf = Vec::new();
+                let mut encoder = BinEncoder::new(&mut buf);
+                // An encoding error would also fail the real message, which reports it.
+                let _ = r.emit(&mut encoder);
+                buf.len()
+            })
+            .sum()
+    }
+}
+
+/// BIND answers REFUSED to an UPDATE adding an MX or SRV whose target inside the zone has
+/// no address record (checked once the whole message is applied), which reads like a key
+/// problem: name the targets that may be the cause.
+fn targets_without_address_hint(zone: &Name, changes: &ChangeSet) -> String {
+    let addressed: std::collections::BTreeSet<&Name> = changes
+        .adds
+        .iter()
+        .filter(|a| matches!(a.record.data, RData::A(_) | RData::Aaaa(_)))
+        .map(|a| &a.record.name)
+        .collect();
+    let mut targets: Vec<String> = changes
+        .adds
+        .iter()
+        .filter_map(|a| match &a.record.data {
+            RData::Mx { exchange: t, .. } | RData::Srv { target: t, .. } => Some(t),
+            _ => None,
+        })
+        .filter(|t| !t.is_root() && t.is_within(zone) && !addressed.contains(t))
+        .map(Name::to_string)
+        .collect();
+    targets.sort();
+    targets.dedup();
+    if targets.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (BIND also answers REFUSED when an MX or SRV target inside the zone has no A or AAAA record: check {})",
+        targets.join(", ")
+    )
+}
+
+/// Addresses first, then the records pointing at them. BIND checks that an MX or SRV
+/// target inside the zone has an address only once the whole message is applied (tested),
+/// so this order is not required by it; it keeps the message readable in a packet dump
+/// and safe with a server that checks record by record.
+fn add_rank(r: &WireRecord) -> u8 {
+    match r.record_type() {
+        RecordType::A | RecordType::AAAA => 0,
+        RecordType::MX | RecordType::SRV | RecordType::CNAME => 2,
+        _ => 1,
+    }
+}
+
+/// The change set grouped by RRset, as wire records (RFC 2136 §2.4, §2.5).
+fn group_changes(
+    server: SocketAddr,
+    zone: &Name,
+    changes: &ChangeSet,
+) -> Result<Vec<RrsetChanges>, DnsError> {
+    let check = |name: &Name, rtype: &str| -> Result<RecordType, DnsError> {
+        if !name.is_within(zone) {
+            return Err(DnsError::permanent(
+                server,
+                format!("{name} is outside zone {zone}: not sent"),
+            ));
+        }
+        record_type(rtype).ok_or_else(|| {
+            DnsError::permanent(server, format!("mailzone cannot write {rtype} records"))
+        })
+    };
+    let mut groups: BTreeMap<(Name, &'static str), RrsetChanges> = BTreeMap::new();
+    for p in &changes.prerequisites {
+        let rtype = check(&p.name, p.rtype)?;
+        let group = groups.entry((p.name.clone(), p.rtype)).or_default();
+        if p.records.is_empty() {
+            // RFC 2136 §2.4.3: RRset does not exist — class NONE, TTL 0, RDLENGTH 0.
+            let mut r = WireRecord::update0(to_wire_name(&p.name), 0, rtype);
+            r.dns_class = DNSClass::NONE;
+            group.prerequisites.push(r);
+        } else {
+            // RFC 2136 §2.4.2: RRset exists (value dependent) — class IN, TTL 0, every
+            // RR as read.
+            for live in &p.records {
+                group.prerequisites.push(prerequisite_record(live));
+            }
+        }
+    }
+    for (_, live) in &changes.deletes {
+        let r = &live.record;
+        check(&r.name, r.data.rtype())?;
+        // RFC 2136 §2.5.4: delete an RR from an RRset — class NONE, TTL 0, RDATA as read.
+        let mut wire =
+            WireRecord::from_rdata(to_wire_name(&r.name), 0, live_to_wire_rdata(live));
+        wire.dns_class = DNSClass::NONE;
+        groups
+            .entry((r.name.clone(), r.data.rtype()))
+            .or_default()
+            .deletes
+            .push(wire);
+    }
+    for add in &changes.adds {
+        let r = &add.record;
+        check(&r.name, r.data.rtype())?;
+        // RFC 2136 §2.5.1: add to an RRset — class IN, with the TTL.
+        groups
+            .entry((r.name.clone(), r.data.rtype()))
+            .or_default()
+            .adds
+            .push(to_wire_record(r));
+    }
+    Ok(groups.into_values().collect())
+}
+
+fn prerequisite_record(live: &LiveRecord) -> WireRecord {
+    WireRecord::from_rdata(to_wire_name(&live.record.name), 0, live_to_wire_rdata(live))
+}
+
+/// One UPDATE message (RFC 2136 §2) for these RRsets.
+fn update_message(zone: &Name, groups: &[&RrsetChanges]) -> Message {
+    let mut m = Message::query(); // a random ID
+    m.metadata.op_code = OpCode::Update;
+    m.metadata.message_type = MessageType::Query;
+    m.metadata.recursion_desired = false;
+    // §2.3: the zone section names the zone, type SOA, class IN.
+    let mut zone_q = Query::query(to_wire_name(zone), RecordType::SOA);
+    zone_q.set_query_class(DNSClass::IN);
+    m.add_query(zone_q);
+    // §2.4: prerequisites (sent in the answer section).
+    for g in groups {
+        m.add_answers(g.prerequisites.iter().cloned());
+    }
+    // §2.5: updates (sent in the authority section): deletes, then adds.
+    for g in groups {
+        m.add_authorities(g.deletes.iter().cloned());
+    }
+    let mut adds: Vec<&WireRecord> = groups.iter().flat_map(|g| &g.adds).collect();
+    adds.sort_by_key(|r| add_rank(r));
+    m.add_authorities(adds.into_iter().cloned());
+    m
+}
+
+/// Packs RRsets into as few messages as fit in `limit` bytes each.
+fn pack<'g>(groups: &'g [RrsetChanges], limit: usize) -> Vec<Vec<&'g RrsetChanges>> {
+    let mut parts: Vec<Vec<&RrsetChanges>> = Vec::new();
+    let mut size = 0;
+    for g in groups {
+        let len = g.encoded_len();
+        match parts.last_mut() {
+            Some(part) if size + len <= limit => {
+                part.push(g);
+                size += len;
+            }
+            _ => {
+                parts.push(vec![g]);
+                size = len;
+            }
+        }
+    }
+    parts
+}
+
+#[async_trait]
+impl Provider for Rfc2136Provider {
+    async fn read_zone(
+        &self,
+        zone: &Name,
+        wanted: &[(Name, &'static str)],
+    ) -> Result<ZoneSnapshot, DnsError> {
+        let span = tracing::debug_span!("read_zone", zone = %zone, server = %self.config.server);
+        async {
+            let (serial, wire) = match self.transfer(zone).await? {
+                Transfer::Zone { serial, records } => (serial, records),
+                Transfer::Refused { rcode } => {
+                    return self.read_by_queries(zone, wanted, &rcode).await;
+                }
+            };
+            let mut records = Vec::new();
+            for record in &wire {
+                match from_wire(record) {
+                    Ok(Some(live)) => records.push(live),
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!("skipping a record mailzone cannot represent: {e}"),
+                }
+            }
+            tracing::debug!(serial, records = records.len(), "zone transferred");
+            Ok(ZoneSnapshot {
+                zone: zone.clone(),
+                serial,
+                records,
+                method: ReadMethod::Transfer,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn serial(&self, zone: &Name) -> Result<u32, DnsError> {
+        query::serial(&self.endpoint()?, &mut None, zone).await
+    }
+
+    async fn apply(&self, changes: &ChangeSet) -> Result<ApplyReport, DnsError> {
+        let server = self.config.server;
+        let zone = changes.zone.as_ref().ok_or_else(|| {
+            DnsError::permanent(server, "the change set names no zone: nothing was sent")
+        })?;
+        if changes.is_empty() {
+            return Ok(ApplyReport::default());
+        }
+        let span = tracing::debug_span!("apply", zone = %zone, server = %server);
+        async {
+            let groups = group_changes(server, zone, changes)?;
+            let whole = update_message(zone, &groups.iter().collect::<Vec<_>>());
+            let endpoint = self.endpoint()?;
+            let parts = if endpoint.encoded_len(&whole)? <= TCP_MAX {
+                vec![whole]
+            } else {
+                // Room for the header, the zone section and the TSIG record.
+                let overhead = 12 + zone.as_str().len() + 6 + 512;
+                let parts = pack(&groups, TCP_MAX - overhead);
+                tracing::info!(parts = parts.len(), "the UPDATE exceeds 65535 bytes; splitting it by RRset");
+                parts.iter().map(|p| update_message(zone, p)).collect()
+            };
+            let mut sent = 0u32;
+            for message in &parts {
+                match self.send_update(zone, message).await {
+                    Ok(()) => sent += 1,
+                    Err(DnsError::Permanent { server, message }) if message.contains("(REFUSED)") => {
+                        return Err(DnsError::Permanent {
+                            server,
+                            message: message + &targets_without_address_hint(zone, changes),
+                        });
+                    }
+                    Err(DnsError::Conflict { rcode, .. }) if sent > 0 => {
+                        return Err(DnsError::transient(
+                            server,
+                            format!(
+                                "the zone {zone} changed while a split update was applied ({rcode}): {sent} of {} parts were applied; read the zone again and re-plan",
+                                parts.len()
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            tracing::debug!(messages = sent, adds = changes.adds.len(), deletes = changes.deletes.len(), "zone updated");
+            let serial = match query::serial(&endpoint, &mut None, zone).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("the update was applied but the new serial could not be read: {e}");
+                    None
+                }
+            };
+            Ok(ApplyReport {
+                messages: sent,
+                serial,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn messages_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailzone_records::diff::RrsetPrerequisite;
+    use mailzone_records::{DesiredRecord, DnsRecordType, Record};
+    use std::net::Ipv4Addr;
+
+    fn name(s: &str) -> Name {
+        Name::owner(s).unwrap()
+    }
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:5300".parse().unwrap()
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let tsig = TsigConfig::from_base64(
+            "update-key",
+            TsigAlgorithm::HmacSha256,
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQ=",
+        )
+        .unwrap();
+        assert_eq!(tsig.secret.as_slice(), b"secret-secret-secret");
+        let config = Rfc2136Config {
+            server: server(),
+            protocol: Protocol::Tcp,
+            tsig: Some(tsig),
+            timeout: Duration::from_secs(5),
+        };
+        let shown = format!("{config:?} {:?}", Rfc2136Provider::new(config.clone()));
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(!shown.contains("secret-secret"), "{shown}");
+        assert!(!shown.contains("115, 101, 99"), "{shown}"); // the bytes as numbers
+        assert!(shown.contains("update-key") && shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn bad_base64_names_the_key_not_the_secret() {
+        let err = TsigConfig::from_base64("k", TsigAlgorithm::HmacSha256, "not base64 at all!")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`k`") && !err.contains("not base64 at all"), "{err}");
+    }
+
+    #[test]
+    fn algorithms_parse() {
+        assert_eq!("HMAC-SHA512.".parse(), Ok(TsigAlgorithm::HmacSha512));
+        assert!("hmac-md5".parse::<TsigAlgorithm>().unwrap_err().contains("hmac-sha256"));
+        assert_eq!("udp".parse(), Ok(Protocol::Udp));
+    }
+
+    fn change_set() -> ChangeSet {
+        let zone = name("example.test");
+        let old_txt = LiveRecord {
+            record: Record {
+                name: zone.clone(),
+                ttl: 300,
+                data: RData::Txt(b"v=spf1 -all".to_vec()),
+            },
+            txt_strings: Some(vec![b"v=spf1 ".to_vec(), b"-all".to_vec()]),
+        };
+        ChangeSet {
+            zone: Some(zone.clone()),
+            adds: vec![
+                DesiredRecord {
+                    record_type: DnsRecordType::Mx,
+                    record: Record {
+                        name: zone.clone(),
+                        ttl: 300,
+                        data: RData::Mx {
+                            preference: 10,
+                            exchange: name("mail.example.test"),
+                        },
+                    },
+                },
+                DesiredRecord {
+                    record_type: DnsRecordType::Address,
+                    record: Record {
+                        name: name("mail.example.test"),
+                        ttl: 300,
+                        data: RData::A(Ipv4Addr::new(192, 0, 2, 1)),
+                    },
+                },
+                DesiredRecord {
+                    record_type: DnsRecordType::Spf,
+                    record: Record {
+                        name: zone.clone(),
+                        ttl: 300,
+                        data: RData::Txt(b"v=spf1 mx -all".to_vec()),
+                    },
+                },
+            ],
+            deletes: vec![(Some(DnsRecordType::Spf), old_txt.clone())],
+            prerequisites: vec![
+                RrsetPrerequisite {
+                    name: zone.clone(),
+                    rtype: "MX",
+                    records: vec![],
+                },
+                RrsetPrerequisite {
+                    name: name("mail.example.test"),
+                    rtype: "A",
+                    records: vec![],
+                },
+                RrsetPrerequisite {
+                    name: zone.clone(),
+                    rtype: "TXT",
+                    records: vec![old_txt],
+                },
+            ],
+            managed: 3,
+        }
+    }
+
+    #[test]
+    fn one_update_message_with_prerequisites_deletes_then_adds() {
+        let changes = change_set();
+        let zone = changes.zone.clone().unwrap();
+        let groups = group_changes(server(), &zone, &changes).unwrap();
+        let m = update_message(&zone, &groups.iter().collect::<Vec<_>>());
+        let bytes = m.to_vec().unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        assert_eq!(m.op_code, OpCode::Update);
+        assert_eq!(m.queries.len(), 1);
+        assert_eq!(m.queries[0].query_type(), RecordType::SOA);
+
+        // Prerequisites: MX and A must not exist (class NONE, TTL 0, no RDATA), TXT as read.
+        let pre: Vec<(RecordType, DNSClass, u32)> = m
+            .answers
+            .iter()
+            .map(|r| (r.record_type(), r.dns_class, r.ttl))
+            .collect();
+        assert!(pre.contains(&(RecordType::MX, DNSClass::NONE, 0)), "{pre:?}");
+        assert!(pre.contains(&(RecordType::A, DNSClass::NONE, 0)), "{pre:?}");
+        assert!(pre.contains(&(RecordType::TXT, DNSClass::IN, 0)), "{pre:?}");
+        for r in &m.answers {
+            if r.dns_class == DNSClass::NONE {
+                assert!(matches!(r.data, WireRData::Update0(_)), "{r:?}");
+            }
+            if let WireRData::TXT(t) = &r.data {
+                assert_eq!(t.txt_data.len(), 2, "strings as read");
+            }
+        }
+
+        // Updates: the delete (class NONE, TTL 0, strings as read), then A before MX.
+        let updates: Vec<(RecordType, DNSClass, u32)> = m
+            .authorities
+            .iter()
+            .map(|r| (r.record_type(), r.dns_class, r.ttl))
+            .collect();
+        assert_eq!(
+            updates,
+            vec![
+                (RecordType::TXT, DNSClass::NONE, 0),
+                (RecordType::A, DNSClass::IN, 300),
+                (RecordType::TXT, DNSClass::IN, 300),
+                (RecordType::MX, DNSClass::IN, 300),
+            ]
+        );
+        match &m.authorities[0].data {
+            WireRData::TXT(t) => assert_eq!(t.txt_data.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn records_outside_the_zone_are_not_sent() {
+        let mut changes = change_set();
+        changes.adds[1].record.name = name("mail.example.net");
+        let err = group_changes(server(), &name("example.test"), &changes).unwrap_err();
+        assert!(err.to_string().contains("outside zone"), "{err}");
+    }
+
+    #[test]
+    fn packing_keeps_rrsets_whole() {
+        let zone = name("example.test");
+        let mut changes = ChangeSet {
+            zone: Some(zone.clone()),
+            ..ChangeSet::default()
+        };
+        for i in 0..300 {
+            let owner = name(&format!("k{i}._domainkey.example.test"));
+            changes.adds.push(DesiredRecord {
+                record_type: DnsRecordType::Dkim,
+                record: Record {
+                    name: owner.clone(),
+                    ttl: 300,
+                    data: RData::Txt(vec![b'a'; 400]),
+                },
+            });
+            changes.prerequisites.push(RrsetPrerequisite {
+                name: owner,
+                rtype: "TXT",
+                records: vec![],
+            });
+        }
+        let groups = group_changes(server(), &zone, &changes).unwrap();
+        let parts = pack(&groups, 60_000);
+        assert!(parts.len() >= 2, "{}", parts.len());
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 300);
+        for p in &parts {
+            let m = update_message(&zone, p);
+            let len = m.to_vec().unwrap().len();
+            assert!(len <= 60_000, "{len}");
+            // Each RRset travels with its own prerequisite.
+            assert_eq!(m.answers.len(), m.authorities.len());
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! DNS over UDP and TCP (RFC 1035 §4.2, RFC 7766): one request, its answer(s), with a
+//! timeout per message, TSIG when a key is given, and failures worded for a person.
+//!
+//! Built on tokio sockets and hickory-proto's message codec rather than hickory-net's
+//! exchanges, which verify TSIG before the error field can be read (see [`crate::tsig`])
+//! and report a refused connection or a timeout without saying which server or how long.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::timeout;
+
+use crate::DnsError;
+use crate::error::human_duration;
+use crate::tsig::{AnswerVerifier, Signer, Verified};
+
+/// The largest UDP message mailzone sends or asks for: the EDNS buffer size the DNS Flag
+/// Day 2020 recommends, which avoids IP fragmentation.
+pub(crate) const UDP_PAYLOAD: u16 = 1232;
+
+/// RFC 1035 §4.2.2: TCP messages carry a 16-bit length.
+pub(crate) const TCP_MAX: usize = 65535;
+
+/// How requests reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// Every message over TCP (RFC 7766).
+    #[default]
+    Tcp,
+    /// Over UDP, falling back to TCP when the answer is truncated (TC) or the request does
+    /// not fit in one UDP message.
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            other => Err(format!("unknown protocol `{other}`; use tcp or udp")),
+        }
+    }
+}
+
+/// One TCP connection to a server.
+pub(crate) struct TcpConn {
+    stream: TcpStream,
+    server: SocketAddr,
+    timeout: Duration,
+}
+
+impl TcpConn {
+    pub(crate) async fn connect(server: SocketAddr, wait: Duration) -> Result<TcpConn, DnsError> {
+        let stream = match timeout(wait, TcpStream::connect(server)).await {
+            Err(_) => return Err(no_answer(server, wait, "TCP connection")),
+            Ok(Err(e)) => return Err(io_error(server, &e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        Ok(TcpConn {
+            stream,
+            server,
+            timeout: wait,
+        })
+    }
+
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<(), DnsError> {
+        let len = u16::try_from(bytes.len()).map_err(|_| {
+            DnsError::permanent(
+                self.server,
+                format!(
+                    "a DNS message of {} bytes does not fit in TCP's 65535 (RFC 1035 §4.2.2)",
+                    bytes.len()
+                ),
+            )
+        })?;
+        let mut framed = Vec::with_capacity(bytes.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(bytes);
+        match timeout(self.timeout, self.stream.write_all(&framed)).await {
+            Err(_) => Err(no_answer(self.server, self.timeout, "sending over TCP")),
+            Ok(Err(e)) => Err(io_error(self.server, &e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, DnsError> {
+        let read = async {
+            let len = self.stream.read_u16().await? as usize;
+            let mut buf = vec![0; len];
+            self.stream.read_exact(&mut buf).await?;
+            Ok::<_, io::Error>(buf)
+        };
+        match timeout(self.timeout, read).await {
+            Err(_) => Err(no_answer(self.server, self.timeout, "")),
+            Ok(Err(e)) => Err(io_error(self.server, &e)),
+            Ok(Ok(buf)) => Ok(buf),
+        }
+    }
+}
+
+/// Sends one UDP message and waits for the datagram answering it (same ID).
+async fn udp_exchange(
+    server: SocketAddr,
+    bytes: &[u8],
+    id: u16,
+    wait: Duration,
+) -> Result<Vec<u8>, DnsError> {
+    let local: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().expect("a literal address")
+    } else {
+        "[::]:0".parse().expect("a literal address")
+    };
+    let exchange = async {
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(server).await?;
+        socket.send(bytes).await?;
+        let mut buf = vec![0; 65535];
+        loop {
+            let n = socket.recv(&mut buf).await?;
+            // Anything not answering this request (a late answer to an earlier one) is
+            // ignored; the ID is checked again, with the rest, after decoding.
+            if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+                buf.truncate(n);
+                return Ok::<_, io::Error>(buf);
+            }
+        }
+    };
+    match timeout(wait, exchange).await {
+        Err(_) => Err(no_answer(server, wait, "")),
+        Ok(Err(e)) => Err(io_error(server, &e)),
+        Ok(Ok(buf)) => Ok(buf),
+    }
+}
+
+pub(crate) fn no_answer(server: SocketAddr, wait: Duration, during: &str) -> DnsError {
+    let during = if during.is_empty() {
+        String::new()
+    } else {
+        format!(" ({during})")
+    };
+    DnsError::transient(
+        server,
+        format!(
+            "no answer from {server} within {}{during}",
+            human_duration(wait)
+        ),
+    )
+}
+
+pub(crate) fn io_error(server: SocketAddr, e: &io::Error) -> DnsError {
+    let message = match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {server}: is the server running?")
+        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            format!("{server} closed the connection (reset)")
+        }
+        io::ErrorKind::UnexpectedEof => {
+            format!("{server} closed the connection before answering")
+        }
+        io::ErrorKind::TimedOut => format!("no answer from {server} (timed out)"),
+        _ => format!("cannot talk to {server}: {e}"),
+    };
+    DnsError::transient(server, message)
+}
+
+/// An answer, with what TSIG says about it.
+pub(crate) struct Answer {
+    pub(crate) message: Message,
+    /// `None` when no key is configured.
+    pub(crate) tsig: Option<Verified>,
+}
+
+/// Where and how to send requests.
+pub(crate) struct Endpoint<'a> {
+    pub(crate) server: SocketAddr,
+    pub(crate) timeout: Duration,
+    pub(crate) protocol: Protocol,
+    pub(crate) signer: Option<&'a Signer>,
+    pub(crate) counter: Option<&'a AtomicU64>,
+}
+
+impl Endpoint<'_> {
+    fn count(&self) {
+        if let Some(c) = self.counter {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Encodes (and signs) `request`.
+    fn encode<'s>(
+        &'s self,
+        request: &Message,
+    ) -> Result<(Vec<u8>, Option<AnswerVerifier<'s>>), DnsError> {
+        let mut request = request.clone();
+        let verifier = match self.signer {
+            Some(s) => Some(s.sign(&mut request, self.server)?),
+            None => None,
+        };
+        let bytes = request.to_vec().map_err(|e| {
+            DnsError::permanent(
+                self.server,
+                format!("cannot encode the request for {}: {e}", self.server),
+            )
+        })?;
+        Ok((bytes, verifier))
+    }
+
+    /// The encoded size of `request` once signed.
+    pub(crate) fn encoded_len(&self, request: &Message) -> Result<usize, DnsError> {
+        self.encode(request).map(|(bytes, _)| bytes.len())
+    }
+
+    /// Sends one request and returns its answer: over UDP when configured and the request
+    /// fits, over TCP otherwise or when the UDP answer is truncated. `tcp` keeps a
+    /// connection open across calls (several queries, one connection).
+    pub(crate) async fn exchange(
+        &self,
+        tcp: &mut Option<TcpConn>,
+        request: &Message,
+    ) -> Result<Answer, DnsError> {
+        if self.protocol == Protocol::Udp {
+            let (bytes, verifier) = self.encode(request)?;
+            if bytes.len() <= usize::from(UDP_PAYLOAD) {
+                self.count();
+                let raw = udp_exchange(self.server, &bytes, request.id, self.timeout).await?;
+                let message = self.decode(&raw, request)?;
+                if !message.truncation {
+                    return finish(raw, message, verifier);
+                }
+                tracing::debug!(server = %self.server, "truncated UDP answer; asking again over TCP");
+            }
+        }
+        self.exchange_tcp(tcp, request).await
+    }
+
+    async fn exchange_tcp(
+        &self,
+        tcp: &mut Option<TcpConn>,
+        request: &Message,
+    ) -> Result<Answer, DnsError> {
+        let (bytes, verifier) = self.encode(request)?;
+        let reused = tcp.is_some();
+        let conn = match tcp {
+            Some(c) => c,
+            None => tcp.insert(TcpConn::connect(self.server, self.timeout).await?),
+        };
+        self.count();
+        let mut sent = conn.send(&bytes).await;
+        if sent.is_err() && reused {
+            // The server may have closed an idle connection (RFC 7766 §6.2.3): once more
+            // on a fresh one.
+            *conn = TcpConn::connect(self.server, self.timeout).await?;
+            self.count();
+            sent = conn.send(&bytes).await;
+        }
+        if let Err(e) = sent {
+            *tcp = None;
+            return Err(e);
+        }
+        let raw = match conn.recv().await {
+            Ok(raw) => raw,
+            Err(e) => {
+                *tcp = None;
+                return Err(e);
+            }
+        };
+        let message = self.decode(&raw, request)?;
+        finish(raw, message, verifier)
+    }
+
+    /// Decodes an answer and checks it answers `request` (RFC 5452 §4.3: ID and question).
+    pub(crate) fn decode(&self, raw: &[u8], request: &Message) -> Result<Message, DnsError> {
+        let server = self.server;
+        let message = Message::from_vec(raw).map_err(|e| {
+            DnsError::permanent(server, format!("{server} sent a malformed answer: {e}"))
+        })?;
+        if message.id != request.id || message.message_type != MessageType::Response {
+            return Err(DnsError::permanent(
+                server,
+                format!("{server} sent an answer that does not match the request"),
+            ));
+        }
+        if let (Some(q), Some(a)) = (request.queries.first(), message.queries.first())
+            && (q.query_type() != a.query_type() || q.name() != a.name())
+        {
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "{server} answered a different question ({} {} instead of {} {})",
+                    a.name(),
+                    a.query_type(),
+                    q.name(),
+                    q.query_type()
+                ),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// Opens a TCP connection, sends `request` and returns the connection and the verifier
+    /// for a multi-message answer (a zone transfer).
+    pub(crate) async fn start_stream(
+        &self,
+        request: &Message,
+    ) -> Result<(TcpConn, Option<AnswerVerifier<'_>>), DnsError> {
+        let (bytes, verifier) = self.encode(request)?;
+        let mut conn = TcpConn::connect(self.server, self.timeout).await?;
+        self.count();
+        conn.send(&bytes).await?;
+        Ok((conn, verifier))
+    }
+}
+
+fn finish(
+    raw: Vec<u8>,
+    message: Message,
+    verifier: Option<AnswerVerifier<'_>>,
+) -> Result<Answer, DnsError> {
+    let tsig = match verifier {
+        Some(mut v) => Some(v.verify(&raw, &message)?),
+        None => None,
+    };
+    Ok(Answer { message, tsig })
+}
+
+/// An EDNS record advertising [`UDP_PAYLOAD`] (RFC 6891 §6.2.5).
+pub(crate) fn edns() -> Edns {
+    let mut edns = Edns::new();
+    edns.set_max_payload(UDP_PAYLOAD).set_version(0);
+    edns
+}

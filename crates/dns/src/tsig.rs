@@ -1,0 +1,270 @@
+//! TSIG (RFC 8945): signing requests and verifying answers, including multi-message zone
+//! transfers, with errors a person can act on.
+//!
+//! hickory's `TSigVerifier` (used inside hickory-net's exchanges) verifies an answer before
+//! anything looks at its TSIG error field. A server that rejects our key answers with an
+//! *unsigned* TSIG record carrying BADSIG/BADKEY (RFC 8945 §5.3.2: MAC size 0), and the
+//! verifier then fails with "…support truncated HMACs…", hiding the real cause. So the error
+//! field is read first here, and only a TSIG record without an error is verified.
+//! The verifier also requires every message of a transfer to be signed, while
+//! RFC 8945 §5.3.1 lets a server leave up to 99 messages in a row unsigned; both cases are
+//! handled here.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::rdata::tsig::{TsigError, signed_bitmessage_to_buf};
+use hickory_proto::rr::{Name as WireName, TSigner};
+
+use crate::DnsError;
+use crate::rfc2136::TsigConfig;
+
+/// RFC 8945 §10: 300 seconds is the recommended fudge.
+pub(crate) const FUDGE: u16 = 300;
+
+/// RFC 8945 §5.3.1: at most 99 messages in a row may be unsigned in a transfer.
+const MAX_UNSIGNED_IN_A_ROW: usize = 99;
+
+/// A configured key, ready to sign.
+pub(crate) struct Signer {
+    signer: TSigner,
+    key_name: String,
+    algorithm: &'static str,
+}
+
+impl Signer {
+    pub(crate) fn new(config: &TsigConfig, server: SocketAddr) -> Result<Signer, DnsError> {
+        let name = WireName::from_ascii(config.key_name.trim_end_matches('.')).map_err(|e| {
+            DnsError::permanent(
+                server,
+                format!("the TSIG key name `{}` is not a domain name: {e}", config.key_name),
+            )
+        })?;
+        // hickory keeps its own copy of the secret (a plain `Vec<u8>`, not zeroized on drop):
+        // one copy per provider, for the provider's lifetime.
+        let signer = TSigner::new(
+            config.secret.to_vec(),
+            config.algorithm.wire(),
+            name,
+            FUDGE,
+        )
+        .map_err(|e| {
+            DnsError::permanent(
+                server,
+                format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
+            )
+        })?;
+        Ok(Signer {
+            signer,
+            key_name: config.key_name.trim_end_matches('.').to_string(),
+            algorithm: config.algorithm.name(),
+        })
+    }
+
+    pub(crate) fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
+    /// Signs `message` (RFC 8945 §4.3) and returns the verifier of its answer(s).
+    pub(crate) fn sign(
+        &self,
+        message: &mut Message,
+        server: SocketAddr,
+    ) -> Result<AnswerVerifier<'_>, DnsError> {
+        let now = unix_now();
+        let (tsig, _) = self.signer.sign_message(message, now).map_err(|e| {
+            DnsError::permanent(server, format!("cannot sign the request with TSIG: {e}"))
+        })?;
+        let request_mac = tsig.data.mac.clone();
+        message.set_signature(tsig);
+        Ok(AnswerVerifier {
+            signer: self,
+            server,
+            previous_mac: request_mac,
+            first: true,
+            unsigned: Vec::new(),
+            unsigned_count: 0,
+            last_time: 0,
+        })
+    }
+
+    /// The message for a TSIG error the server reported.
+    pub(crate) fn rejected(&self, server: SocketAddr, error: TsigError, other: &[u8]) -> String {
+        let key = &self.key_name;
+        match error {
+            TsigError::BadSig => format!(
+                "the server {server} rejected the TSIG key `{key}` (BADSIG): check keyName, the secret and the algorithm ({})",
+                self.algorithm
+            ),
+            TsigError::BadKey => format!(
+                "the server {server} rejected the TSIG key `{key}` (BADKEY): it does not know a key of that name with algorithm {}, or (Knot) its ACL does not allow this key here; check keyName, the algorithm and the server's ACL",
+                self.algorithm
+            ),
+            TsigError::BadTime => {
+                let skew = server_time(other)
+                    .map(|t| format!(" (its clock differs from ours by {} s)", t.abs_diff(unix_now())))
+                    .unwrap_or_default();
+                format!(
+                    "the server {server} rejected the TSIG key `{key}` (BADTIME): the clocks differ by more than {FUDGE} s{skew}; check NTP on both sides"
+                )
+            }
+            TsigError::BadTrunc => format!(
+                "the server {server} rejected the TSIG key `{key}` (BADTRUNC): truncated MACs are not accepted"
+            ),
+            TsigError::Unknown(code) => format!(
+                "the server {server} rejected the TSIG key `{key}` (TSIG error {code}): check keyName, the secret and the algorithm"
+            ),
+        }
+    }
+}
+
+/// Verifies the answer (or the answers of a transfer) to one signed request.
+pub(crate) struct AnswerVerifier<'a> {
+    signer: &'a Signer,
+    server: SocketAddr,
+    previous_mac: Vec<u8>,
+    first: bool,
+    /// Unsigned messages since the last signed one (RFC 8945 §5.3.1), as received.
+    unsigned: Vec<u8>,
+    unsigned_count: usize,
+    last_time: u64,
+}
+
+/// What a received message says about TSIG.
+#[derive(Debug)]
+pub(crate) enum Verified {
+    /// Signed with our key and the MAC verifies.
+    Signed,
+    /// No TSIG record (allowed only inside a transfer; the caller decides).
+    Unsigned,
+    /// The server reported a TSIG error, and the message to show.
+    Rejected(TsigError, String),
+}
+
+impl AnswerVerifier<'_> {
+    /// Verifies one received message. `bytes` is the message as received, `message` its
+    /// decoded form.
+    pub(crate) fn verify(&mut self, bytes: &[u8], message: &Message) -> Result<Verified, DnsError> {
+        let server = self.server;
+        let key = self.signer.key_name.clone();
+        let Some(tsig) = message.signature() else {
+            if self.first {
+                return Ok(Verified::Unsigned);
+            }
+            self.unsigned.extend_from_slice(bytes);
+            self.unsigned_count += 1;
+            if self.unsigned_count > MAX_UNSIGNED_IN_A_ROW {
+                return Err(DnsError::permanent(
+                    server,
+                    format!(
+                        "{server} sent more than {MAX_UNSIGNED_IN_A_ROW} transfer messages in a row without a TSIG signature (RFC 8945 §5.3.1): the transfer cannot be trusted"
+                    ),
+                ));
+            }
+            return Ok(Verified::Unsigned);
+        };
+        if let Some(error) = tsig.data.error {
+            return Ok(Verified::Rejected(
+                error,
+                self.signer.rejected(server, error, &tsig.data.other),
+            ));
+        }
+        let answer_key = tsig.name.to_ascii().to_ascii_lowercase();
+        if answer_key.trim_end_matches('.') != key.to_ascii_lowercase() {
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "{server} signed its answer with the TSIG key `{}`, not `{key}`: the answer cannot be trusted",
+                    tsig.name
+                ),
+            ));
+        }
+        if tsig.data.algorithm != *self.signer.signer.algorithm() {
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "{server} signed its answer with {}, not {}: the answer cannot be trusted",
+                    tsig.data.algorithm, self.signer.algorithm
+                ),
+            ));
+        }
+        let bad_mac = |detail: String| {
+            DnsError::permanent(
+                server,
+                format!(
+                    "the TSIG signature of the answer from {server} does not verify with the key `{key}` ({detail}): the answer cannot be trusted"
+                ),
+            )
+        };
+        let time = if self.unsigned.is_empty() {
+            let (mac, time, _) = self
+                .signer
+                .signer
+                .verify_message_byte(bytes, Some(&self.previous_mac), self.first)
+                .map_err(|e| bad_mac(e.to_string()))?;
+            self.previous_mac = mac;
+            time
+        } else {
+            // RFC 8945 §5.3.1: the MAC covers the previous MAC, every unsigned message
+            // since, and this message with only the timers of its TSIG record.
+            let (this, record) =
+                signed_bitmessage_to_buf(bytes, None, false).map_err(|e| bad_mac(e.to_string()))?;
+            let mut tbv =
+                Vec::with_capacity(2 + self.previous_mac.len() + self.unsigned.len() + this.len());
+            tbv.extend_from_slice(&(self.previous_mac.len() as u16).to_be_bytes());
+            tbv.extend_from_slice(&self.previous_mac);
+            tbv.extend_from_slice(&self.unsigned);
+            tbv.extend_from_slice(&this);
+            self.signer
+                .signer
+                .verify(&tbv, &record.data.mac)
+                .map_err(|e| bad_mac(e.to_string()))?;
+            self.previous_mac = record.data.mac.clone();
+            self.unsigned.clear();
+            self.unsigned_count = 0;
+            record.data.time
+        };
+        // RFC 8945 §5.4.3 (client side of §5.2.3): the answer must be signed within the
+        // fudge of our clock, and signatures of a transfer must not go back in time.
+        let now = unix_now();
+        if time.abs_diff(now) > u64::from(FUDGE) || time < self.last_time {
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "the TSIG signature of the answer from {server} is dated {} s away from our clock (more than {FUDGE} s): check NTP on both sides",
+                    time.abs_diff(now)
+                ),
+            ));
+        }
+        self.last_time = time;
+        self.first = false;
+        Ok(Verified::Signed)
+    }
+
+    /// RFC 8945 §5.3.1: the last message of a transfer must be signed.
+    pub(crate) fn finish(&self) -> Result<(), DnsError> {
+        if self.unsigned_count > 0 {
+            let server = self.server;
+            return Err(DnsError::permanent(
+                server,
+                format!(
+                    "the last message of the transfer from {server} is not signed with TSIG (RFC 8945 §5.3.1): the transfer cannot be trusted"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// RFC 8945 §5.2.3: with BADTIME, "Other Data" holds the server's time (48 bits).
+fn server_time(other: &[u8]) -> Option<u64> {
+    (other.len() == 6).then(|| other.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}

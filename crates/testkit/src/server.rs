@@ -1,0 +1,519 @@
+//! [`DnsServer`]: one running authoritative server process and its temporary directory.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{
+    Answer, ServerKind, ServerOptions, TsigKey, ZoneSpec, bind, client, free_port, knot, process,
+    zone_file_name, zone_file_text,
+};
+
+/// How long a start may take: this plus [`PER_ZONE_START`] for each zone.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+const PER_ZONE_START: Duration = Duration::from_millis(10);
+/// Attempts with a new port when the port turns out to be taken.
+const PORT_ATTEMPTS: usize = 3;
+/// Set to keep the temporary directories of dropped servers (their path is printed).
+const KEEP_ENV: &str = "MAILZONE_TESTKIT_KEEP";
+
+/// Log lines of a primary meaning that a zone file failed to load (Knot, BIND).
+const ZONE_LOAD_FAILED: &[&str] = &[
+    "zone event 'load' failed",
+    "failed to load zone",
+    "not loaded due to errors",
+];
+/// BIND's start-up banner, left out of the log tails in errors.
+const LOG_NOISE: &[&str] = &[
+    "built with",
+    "compiled with",
+    "linked to",
+    "----------",
+    "BIND 9 is maintained",
+    "Inc. (ISC)",
+    "corporation.  Support",
+    "available at https://www.isc.org",
+    "algorithms:",
+    "TKEY mode",
+    "GeoIP",
+    "trust anchors",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Primary,
+    Secondary,
+}
+
+/// One running authoritative server process (Knot or BIND) on `127.0.0.1:<port>`.
+///
+/// Stopped (SIGKILL) when dropped; its temporary directory is removed then, unless
+/// `MAILZONE_TESTKIT_KEEP=1` is set (the path is printed on stderr). `Send + Sync`: it can
+/// be shared between tests in a `static OnceLock<DnsServer>`.
+#[derive(Debug)]
+pub struct DnsServer {
+    /// Which program runs.
+    pub kind: ServerKind,
+    /// Where it listens, UDP and TCP.
+    pub addr: SocketAddr,
+    /// The TSIG key allowed to update and transfer (as configured by the options).
+    pub key: TsigKey,
+    /// The zones served, as given (without a trailing dot).
+    pub zones: Vec<String>,
+    role: Role,
+    dir: Option<TempDir>,
+    config: PathBuf,
+    log: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+impl DnsServer {
+    /// Starts a primary of `kind` serving `zones` (each written as [`crate::zone_file_text`])
+    /// with `key`, and returns once every zone answers its SOA over TCP. On a port
+    /// conflict it retries with another port (up to 3 times, unless `options.port` is
+    /// set). The error of a failed start carries the tail of the server's log.
+    pub fn start(
+        kind: ServerKind,
+        zones: &[ZoneSpec],
+        key: &TsigKey,
+        options: &ServerOptions,
+    ) -> io::Result<DnsServer> {
+        if !options.allow_transfer && !options.notify.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "allow_transfer = false with secondaries to notify: they transfer with the same key",
+            ));
+        }
+        if zones.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a primary needs at least one zone",
+            ));
+        }
+        let names = zones
+            .iter()
+            .map(|zone| zone.name.trim_end_matches('.').to_owned())
+            .collect();
+        Self::launch(
+            kind,
+            Role::Primary,
+            names,
+            key,
+            options.port,
+            |dir, addr| {
+                for zone in zones {
+                    std::fs::write(dir.join(zone_file_name(&zone.name)), zone_file_text(zone))?;
+                }
+                match kind {
+                    ServerKind::Knot => knot::write_config(dir, addr, zones, key, options),
+                    ServerKind::Bind => bind::write_primary_config(dir, addr, zones, key, options),
+                }
+            },
+        )
+    }
+
+    /// A BIND secondary for `zones` on a free port, transferring from `primary_addr` with
+    /// `key` (IXFR/AXFR on NOTIFY); returns once it serves every zone (first transfer
+    /// done). For the primary to NOTIFY it, its port must be known before the primary
+    /// starts: use [`DnsServer::start_secondary_on`] with a port from
+    /// [`crate::free_port`] that is also in the primary's [`ServerOptions::notify`].
+    pub fn start_secondary(
+        primary_addr: SocketAddr,
+        zones: &[&str],
+        key: &TsigKey,
+    ) -> io::Result<DnsServer> {
+        Self::secondary(None, primary_addr, zones, key)
+    }
+
+    /// [`DnsServer::start_secondary`] on a given port.
+    pub fn start_secondary_on(
+        port: u16,
+        primary_addr: SocketAddr,
+        zones: &[&str],
+        key: &TsigKey,
+    ) -> io::Result<DnsServer> {
+        Self::secondary(Some(port), primary_addr, zones, key)
+    }
+
+    fn secondary(
+        port: Option<u16>,
+        primary_addr: SocketAddr,
+        zones: &[&str],
+        key: &TsigKey,
+    ) -> io::Result<DnsServer> {
+        let names: Vec<String> = zones
+            .iter()
+            .map(|zone| zone.trim_end_matches('.').to_owned())
+            .collect();
+        if names.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a secondary needs at least one zone",
+            ));
+        }
+        let config_names = names.clone();
+        Self::launch(
+            ServerKind::Bind,
+            Role::Secondary,
+            names,
+            key,
+            port,
+            |dir, addr| bind::write_secondary_config(dir, addr, primary_addr, &config_names, key),
+        )
+    }
+
+    fn launch(
+        kind: ServerKind,
+        role: Role,
+        zones: Vec<String>,
+        key: &TsigKey,
+        fixed_port: Option<u16>,
+        write: impl Fn(&Path, SocketAddr) -> io::Result<PathBuf>,
+    ) -> io::Result<DnsServer> {
+        let attempts = if fixed_port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let port = fixed_port.unwrap_or_else(free_port);
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let prefix = format!("mailzone-testkit-{}-", kind.binary());
+            let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
+            let config = write(dir.path(), addr)?;
+            let log = dir.path().join("server.log");
+            let server = DnsServer {
+                kind,
+                addr,
+                key: key.clone(),
+                zones: zones.clone(),
+                role,
+                dir: Some(dir),
+                config,
+                log,
+                child: Mutex::new(None),
+            };
+            match server.spawn_and_wait() {
+                Ok(()) => return Ok(server),
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+                    last_error = Some(error);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("no attempt made")))
+    }
+
+    fn command(&self) -> io::Result<Command> {
+        match self.kind {
+            ServerKind::Knot => knot::command(&self.config),
+            ServerKind::Bind => bind::command(&self.config),
+        }
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Spawns the process (log appended to `server.log`) and waits until every zone
+    /// answers its SOA, the process exits, or the deadline passes.
+    fn spawn_and_wait(&self) -> io::Result<()> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let log_len_before = log.metadata().map(|meta| meta.len()).unwrap_or(0);
+        let mut command = self.command()?;
+        command
+            .current_dir(self.dir())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let started = Instant::now();
+        *self.child() = Some(process::spawn(command)?);
+
+        let deadline = started + START_TIMEOUT + PER_ZONE_START * self.zones.len() as u32;
+        let mut pending: Vec<&str> = self.zones.iter().map(String::as_str).collect();
+        loop {
+            let exited = {
+                let mut child = self.child();
+                match child.as_mut().map(Child::try_wait) {
+                    Some(Ok(Some(status))) => {
+                        child.take();
+                        Some(status.to_string())
+                    }
+                    Some(Ok(None)) => None,
+                    Some(Err(error)) => Some(error.to_string()),
+                    None => Some("not running".to_owned()),
+                }
+            };
+            if let Some(status) = exited {
+                return Err(self.start_error(&status, log_len_before));
+            }
+            pending.retain(|zone| !process::serves_soa(self.addr, zone, Duration::from_secs(1)));
+            if pending.is_empty() {
+                return Ok(());
+            }
+            // A primary whose zone file does not load keeps running without the zone:
+            // fail now rather than at the deadline.
+            if self.role == Role::Primary {
+                let log = self.log_since(log_len_before, usize::MAX);
+                if let Some(line) = log
+                    .lines()
+                    .find(|line| ZONE_LOAD_FAILED.iter().any(|p| line.contains(p)))
+                {
+                    self.stop();
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} on {}: a zone did not load ({line}); log:\n{}",
+                            self.binary_name(),
+                            self.addr,
+                            self.log_since(log_len_before, 40)
+                        ),
+                    ));
+                }
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} on {} did not serve {} within {:?}; log:\n{}",
+                        self.binary_name(),
+                        self.addr,
+                        pending.join(", "),
+                        deadline - started,
+                        self.log_since(log_len_before, 40)
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn start_error(&self, status: &str, log_from: u64) -> io::Error {
+        let tail = self.log_since(log_from, 40);
+        let lower = tail.to_ascii_lowercase();
+        let in_use = lower.contains("address already in use")
+            || lower.contains("address in use")
+            || lower.contains("unable to listen on any configured interfaces");
+        let kind = if in_use {
+            io::ErrorKind::AddrInUse
+        } else {
+            io::ErrorKind::Other
+        };
+        io::Error::new(
+            kind,
+            format!(
+                "{} on {} exited during start ({status}); config {}; log:\n{tail}",
+                self.binary_name(),
+                self.addr,
+                self.config.display()
+            ),
+        )
+    }
+
+    fn binary_name(&self) -> String {
+        match self.role {
+            Role::Primary => format!("{} ({})", self.kind.binary(), self.kind),
+            Role::Secondary => format!("{} (BIND secondary)", self.kind.binary()),
+        }
+    }
+
+    /// The last `lines` lines of the log written since byte `from`, without BIND's
+    /// start-up banner.
+    fn log_since(&self, from: u64, lines: usize) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(from).unwrap_or(0).min(text.len());
+        let text = String::from_utf8_lossy(&text[start..]);
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|line| !LOG_NOISE.iter().any(|noise| line.contains(noise)))
+            .collect();
+        kept[kept.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The last `lines` lines of the server's log (stdout and stderr, all starts).
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.log_since(0, lines)
+    }
+
+    /// The server's temporary directory (config, zone files, journals, `server.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(TempDir::path)
+            .expect("the directory lives as long as the server")
+    }
+
+    /// The configuration file (`knot.conf` or `named.conf`).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// Kills the process (SIGKILL) and waits for it; does nothing when it is not running.
+    /// Both servers have committed every answered UPDATE to their journal, so a
+    /// [`DnsServer::restart`] serves the same data.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server if running and starts it again on the same port with the same
+    /// directory: zone files and journals are kept, so dynamic updates survive.
+    pub fn restart(&self) -> io::Result<()> {
+        self.stop();
+        let mut attempt = 0;
+        loop {
+            match self.spawn_and_wait() {
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse && attempt < 3 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Whether the process is alive.
+    pub fn is_running(&self) -> bool {
+        let mut child = self.child();
+        match child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(Ok(Some(_))) => {
+                child.take();
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        if self.is_running() {
+            self.child().as_ref().map(Child::id)
+        } else {
+            None
+        }
+    }
+
+    /// The server's CPU time so far (user + system, all threads, from `/proc/<pid>/stat`,
+    /// in clock ticks of `sysconf(_SC_CLK_TCK)`, normally 10 ms); zero when not running.
+    /// Take the difference around an operation to measure what it cost the server.
+    pub fn cpu_time(&self) -> Duration {
+        self.pid().map(process::cpu_time).unwrap_or_default()
+    }
+
+    /// Queries `name` `rtype` with kdig over TCP; `Err` when the server does not answer.
+    pub fn try_query(&self, name: &str, rtype: &str) -> io::Result<Answer> {
+        client::query_at(self.addr, name, rtype)
+    }
+
+    /// The RDATA of each answer record for `name` `rtype`, in presentation form as kdig
+    /// prints it, sorted: `"v=spf1 mx -all"` (with the quotes) for TXT,
+    /// `10 mail.example.test.` for MX. Empty for NXDOMAIN and NODATA.
+    ///
+    /// # Panics
+    /// When the server does not answer or answers another response code (REFUSED for a
+    /// zone it does not serve, SERVFAIL).
+    pub fn query(&self, name: &str, rtype: &str) -> Vec<String> {
+        let answer = self
+            .try_query(name, rtype)
+            .unwrap_or_else(|error| panic!("{} at {}: {error}", self.kind, self.addr));
+        match answer.rcode.as_str() {
+            "NOERROR" | "NXDOMAIN" => answer.rdata,
+            other => panic!(
+                "{} at {} answered {other} to {name} {rtype}",
+                self.kind, self.addr
+            ),
+        }
+    }
+
+    /// The serial of `zone`'s SOA as served now.
+    ///
+    /// # Panics
+    /// As [`DnsServer::query`], or when there is no SOA.
+    pub fn serial(&self, zone: &str) -> u32 {
+        let soa = self.query(zone, "SOA");
+        soa.first()
+            .and_then(|rdata| rdata.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or_else(|| panic!("{} at {}: no SOA for {zone}: {soa:?}", self.kind, self.addr))
+    }
+
+    /// Polls until `zone`'s serial is at least `serial` (→ `true`) or `timeout` passes.
+    /// For secondaries; an unanswered query counts as "not yet".
+    pub fn wait_for_serial(&self, zone: &str, serial: u32, timeout: Duration) -> bool {
+        crate::poll_until(timeout, || {
+            self.try_query(zone, "SOA").is_ok_and(|answer| {
+                answer.rcode == "NOERROR"
+                    && answer.rdata.first().is_some_and(|rdata| {
+                        rdata
+                            .split_whitespace()
+                            .nth(2)
+                            .and_then(|s| s.parse::<u32>().ok())
+                            .is_some_and(|served| served.wrapping_sub(serial) < 1 << 31)
+                    })
+            })
+        })
+    }
+
+    /// The whole zone by AXFR with the TSIG key: one line per record,
+    /// `owner TTL class type rdata`, as [`crate::axfr_at`] describes. `Err` when the
+    /// transfer is refused (REFUSED on BIND, NOTAUTH/BADKEY on Knot) or fails.
+    pub fn try_axfr(&self, zone: &str) -> io::Result<Vec<String>> {
+        client::axfr_at(self.addr, zone, &self.key)
+    }
+
+    /// [`DnsServer::try_axfr`], panicking with kdig's message on failure.
+    pub fn axfr(&self, zone: &str) -> Vec<String> {
+        self.try_axfr(zone)
+            .unwrap_or_else(|error| panic!("{} at {}: {error}", self.kind, self.addr))
+    }
+
+    /// Applies an RFC 2136 update with `knsupdate` signed with the key, as someone else
+    /// editing the zone would. `commands` are knsupdate lines such as
+    /// `update add www.example.test. 300 A 192.0.2.1` (relative names are relative to the
+    /// zone); `send` is appended.
+    ///
+    /// # Panics
+    /// With knsupdate's output when the update is not applied.
+    pub fn nsupdate(&self, zone: &str, commands: &[&str]) {
+        if let Err(error) = self.try_nsupdate(zone, commands) {
+            panic!("{} at {}: {error}", self.kind, self.addr);
+        }
+    }
+
+    /// [`DnsServer::nsupdate`] returning the failure instead (e.g. to check that
+    /// `allow_update: false` refuses updates).
+    pub fn try_nsupdate(&self, zone: &str, commands: &[&str]) -> io::Result<String> {
+        client::nsupdate_at(self.addr, zone, &self.key, commands)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop();
+        let keep = std::env::var(KEEP_ENV).is_ok_and(|value| value == "1");
+        if keep && let Some(dir) = self.dir.take() {
+            let path = dir.keep();
+            eprintln!(
+                "mailzone-testkit: kept {} {} directory {}",
+                self.kind,
+                self.addr,
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Finding the external programs (`knotd`, `named`, `kdig`, `knsupdate`) and the
+//! skip-or-fail policy of the test suite (`MAILZONE_REQUIRE_TOOLS`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Directories searched after `PATH`: the servers live in `sbin`, which is not on the
+/// `PATH` of every user.
+const EXTRA_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"];
+
+/// The path of the executable `name` (searched in `PATH`, then the `sbin` directories),
+/// or `None` when it is not installed. A `name` containing `/` is checked as a path.
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return is_executable(&path).then_some(path);
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Whether the suite runs with `MAILZONE_REQUIRE_TOOLS=1` (as `scripts/test` does).
+fn tools_required() -> bool {
+    std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|value| value.trim() == "1")
+}
+
+/// Whether the tool `name` is installed. When it is not: panics with
+/// "`name` missing: run scripts/test" if `MAILZONE_REQUIRE_TOOLS=1`, otherwise prints a
+/// skip message on stderr and returns `false` (the caller returns early: a skipped test).
+///
+/// ```no_run
+/// if !mailzone_testkit::require_tool("knotd") {
+///     return;
+/// }
+/// ```
+pub fn require_tool(name: &str) -> bool {
+    require_tools(&[name])
+}
+
+/// [`require_tool`] for several tools at once; the message names every missing one.
+pub fn require_tools(names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| tool_path(name).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let list = missing.join(", ");
+    if tools_required() {
+        panic!("{list} missing: run scripts/test");
+    }
+    eprintln!(
+        "skipping: {list} missing (scripts/test installs it; with MAILZONE_REQUIRE_TOOLS=1 this fails)"
+    );
+    false
+}
+
+/// The path of `name`, or an error naming the missing tool (for the functions returning
+/// `io::Result`).
+pub(crate) fn tool_or_err(name: &str) -> std::io::Result<PathBuf> {
+    tool_path(name).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{name} missing: run scripts/test"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_sh_and_not_nonsense() {
+        assert!(tool_path("sh").is_some());
+        assert!(tool_path("/bin/sh").is_some());
+        assert!(tool_path("mailzone-no-such-tool-here").is_none());
+    }
+}
