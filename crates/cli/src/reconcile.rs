@@ -10,7 +10,9 @@ use std::sync::Mutex;
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
-use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config};
+use mailzone_engine::{
+    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config,
+};
 use mailzone_records::diff::PlanEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
 use serde_json::json;
@@ -89,6 +91,7 @@ async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<Reco
         force,
         delete_limit: DEFAULT_DELETE_LIMIT,
         after_read: None,
+        concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
@@ -114,9 +117,19 @@ fn text(report: &ReconcileReport, applied: bool) -> String {
         let entries = zone.entries();
         let how = match zone.method {
             None => "serial unchanged since the last run".to_string(),
-            Some(m) => format!("read by {}", if m == mailzone_dns::ReadMethod::Transfer { "zone transfer" } else { "queries" }),
+            Some(m) => format!(
+                "read by {}",
+                if m == mailzone_dns::ReadMethod::Transfer {
+                    "zone transfer"
+                } else {
+                    "queries"
+                }
+            ),
         };
-        out.push_str(&format!("zone {} (dnsServer {}, serial {}, {how})\n", zone.zone, zone.dns_server, zone.serial));
+        out.push_str(&format!(
+            "zone {} (dnsServer {}, serial {}, {how})\n",
+            zone.zone, zone.dns_server, zone.serial
+        ));
         if entries.is_empty() {
             out.push_str("  in sync\n");
             continue;
@@ -126,17 +139,37 @@ fn text(report: &ReconcileReport, applied: bool) -> String {
             match entry {
                 PlanEntry::Add(d) => {
                     adds += 1;
-                    out.push_str(&format!("  + add     {}  [{}]\n", line(&d.record), d.record_type));
+                    out.push_str(&format!(
+                        "  + add     {}  [{}]\n",
+                        line(&d.record),
+                        d.record_type
+                    ));
                 }
-                PlanEntry::Replace { record_type, old, new } => {
+                PlanEntry::Replace {
+                    record_type,
+                    old,
+                    new,
+                } => {
                     replaces += 1;
                     let head = &new[0];
-                    out.push_str(&format!("  ~ replace {} {}  [{record_type}]\n", head.name, head.data.rtype()));
+                    out.push_str(&format!(
+                        "  ~ replace {} {}  [{record_type}]\n",
+                        head.name,
+                        head.data.rtype()
+                    ));
                     for r in old {
-                        out.push_str(&format!("      - {} {}\n", r.ttl, zonefile::rdata_presentation(&r.data)));
+                        out.push_str(&format!(
+                            "      - {} {}\n",
+                            r.ttl,
+                            zonefile::rdata_presentation(&r.data)
+                        ));
                     }
                     for r in new {
-                        out.push_str(&format!("      + {} {}\n", r.ttl, zonefile::rdata_presentation(&r.data)));
+                        out.push_str(&format!(
+                            "      + {} {}\n",
+                            r.ttl,
+                            zonefile::rdata_presentation(&r.data)
+                        ));
                     }
                 }
                 PlanEntry::Delete(t, r) => {
@@ -148,7 +181,9 @@ fn text(report: &ReconcileReport, applied: bool) -> String {
         }
     }
     for name in &report.manual_domains {
-        out.push_str(&format!("domain {name}: manual DNS management, skipped (see `mailzone records`)\n"));
+        out.push_str(&format!(
+            "domain {name}: manual DNS management, skipped (see `mailzone records`)\n"
+        ));
     }
     let verb = if applied { "Applied" } else { "Plan" };
     let in_sync = report.zones.len() - changed;
@@ -158,7 +193,10 @@ fn text(report: &ReconcileReport, applied: bool) -> String {
         report.messages
     ));
     if applied {
-        out = out.replace(" to add,", " added,").replace(" to replace,", " replaced,").replace(" to delete ", " deleted ");
+        out = out
+            .replace(" to add,", " added,")
+            .replace(" to replace,", " replaced,")
+            .replace(" to delete ", " deleted ");
     }
     out
 }
@@ -168,7 +206,8 @@ fn line(record: &Record) -> String {
 }
 
 fn to_json(report: &ReconcileReport, applied: bool) -> serde_json::Value {
-    let mut summary: BTreeMap<&str, usize> = BTreeMap::from([("add", 0), ("replace", 0), ("delete", 0)]);
+    let mut summary: BTreeMap<&str, usize> =
+        BTreeMap::from([("add", 0), ("replace", 0), ("delete", 0)]);
     let zones: Vec<serde_json::Value> = report
         .zones
         .iter()
@@ -234,7 +273,11 @@ struct CliProgress {
 impl CliProgress {
     fn new(quiet: bool) -> CliProgress {
         let terminal = std::io::stderr().is_terminal();
-        CliProgress { quiet, bars: (terminal && !quiet).then(MultiProgress::new), zones: Mutex::new(BTreeMap::new()) }
+        CliProgress {
+            quiet,
+            bars: (terminal && !quiet).then(MultiProgress::new),
+            zones: Mutex::new(BTreeMap::new()),
+        }
     }
 
     fn finish(&self) {
@@ -256,7 +299,10 @@ impl Progress for CliProgress {
     fn zone_started(&self, zone: &Name) {
         if let Some(bars) = &self.bars {
             let bar = bars.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix}: {msg}").expect("a valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                    .expect("a valid template"),
+            );
             bar.set_prefix(zone.as_str().to_string());
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             if let Ok(mut zones) = self.zones.lock() {
@@ -289,7 +335,9 @@ impl Progress for CliProgress {
 
     fn zone_failed(&self, zone: &Name, reason: &str) {
         if self.bars.is_some() {
-            self.with_bar(zone, |bar| bar.abandon_with_message(format!("failed: {reason}")));
+            self.with_bar(zone, |bar| {
+                bar.abandon_with_message(format!("failed: {reason}"))
+            });
         }
     }
 }

@@ -252,3 +252,84 @@ pub(crate) fn check_answer(
         _ => permanent(format!("the server {server} answered {what} with {name}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rfc2136::{TsigAlgorithm, TsigConfig};
+    use crate::transport::Answer;
+    use crate::tsig::Signer;
+    use hickory_proto::op::MessageType;
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:5300".parse().unwrap()
+    }
+
+    fn answer(rcode: ResponseCode, tsig: Option<Verified>) -> Answer {
+        let mut message = Message::new(1, MessageType::Response, OpCode::Update);
+        message.metadata.response_code = rcode;
+        Answer { message, tsig }
+    }
+
+    fn check(rcode: ResponseCode, tsig: Option<Verified>, op: Op<'_>) -> Result<Message, DnsError> {
+        let config =
+            TsigConfig::from_base64("update-key", TsigAlgorithm::HmacSha256, "c2VjcmV0").unwrap();
+        let signer = Signer::new(&config, server()).unwrap();
+        let endpoint = Endpoint {
+            server: server(),
+            timeout: Duration::from_secs(5),
+            protocol: Protocol::Tcp,
+            signer: Some(&signer),
+            counter: None,
+        };
+        check_answer(server(), op, answer(rcode, tsig), &endpoint)
+    }
+
+    #[test]
+    fn rcodes_are_classified() {
+        let zone = Name::host("example.test").unwrap();
+        let update = Op::Update { zone: &zone };
+        for rcode in [
+            ResponseCode::YXRRSet,
+            ResponseCode::NXRRSet,
+            ResponseCode::YXDomain,
+            ResponseCode::NXDomain,
+        ] {
+            let e = check(rcode, Some(Verified::Signed), update).unwrap_err();
+            assert!(matches!(e, DnsError::Conflict { .. }), "{e:?}");
+        }
+        let e = check(ResponseCode::Refused, Some(Verified::Signed), update).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the server 127.0.0.1:5300 refused the update for zone example.test. (REFUSED): is the key allowed to update this zone?"
+        );
+        let e = check(ResponseCode::NotAuth, Some(Verified::Signed), update).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the server 127.0.0.1:5300 is not authoritative for example.test. or does not accept this key (NOTAUTH)"
+        );
+        let e = check(ResponseCode::NotZone, Some(Verified::Signed), update).unwrap_err();
+        assert!(matches!(e, DnsError::Permanent { .. }) && e.to_string().contains("NOTZONE"));
+        let e = check(ResponseCode::ServFail, Some(Verified::Signed), update).unwrap_err();
+        assert!(matches!(e, DnsError::Transient { .. }) && e.to_string().contains("SERVFAIL"));
+        let transfer = Op::Transfer { zone: &zone };
+        let e = check(ResponseCode::Refused, None, transfer).unwrap_err();
+        assert!(e.to_string().contains("is the key allowed to transfer this zone?"), "{e}");
+        // NXDOMAIN to a query is an empty answer.
+        let query = Op::Query { name: &zone, rtype: "TXT" };
+        assert!(check(ResponseCode::NXDomain, Some(Verified::Signed), query).is_ok());
+    }
+
+    #[test]
+    fn unsigned_success_is_not_trusted_with_a_key() {
+        let zone = Name::host("example.test").unwrap();
+        let e = check(ResponseCode::NoError, Some(Verified::Unsigned), Op::Update { zone: &zone })
+            .unwrap_err();
+        assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
+        assert!(e.to_string().contains("without a TSIG signature"), "{e}");
+        // An unsigned error answer keeps its RCODE, noting the missing signature.
+        let e = check(ResponseCode::Refused, Some(Verified::Unsigned), Op::Update { zone: &zone })
+            .unwrap_err();
+        assert!(e.to_string().ends_with("(the answer was not signed)"), "{e}");
+    }
+}

@@ -353,7 +353,9 @@ impl Rfc2136Provider {
     async fn send_update(&self, zone: &Name, message: &Message) -> Result<(), DnsError> {
         let mut endpoint = self.endpoint()?;
         if endpoint.protocol == Protocol::Udp
-            && endpoint.encoded_len(message)? > usize::from(crate::transport::UDP_PAYLOAD)
+            && endpoint
+                .encoded_len(message)?
+                .is_none_or(|len| len > usize::from(crate::transport::UDP_PAYLOAD))
         {
             endpoint.protocol = Protocol::Tcp;
         }
@@ -606,7 +608,7 @@ impl Provider for Rfc2136Provider {
             let groups = group_changes(server, zone, changes)?;
             let whole = update_message(zone, &groups.iter().collect::<Vec<_>>());
             let endpoint = self.endpoint()?;
-            let parts = if endpoint.encoded_len(&whole)? <= TCP_MAX {
+            let parts = if endpoint.encoded_len(&whole)?.is_some() {
                 vec![whole]
             } else {
                 // Room for the header, the zone section and the TSIG record.

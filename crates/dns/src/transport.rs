@@ -220,12 +220,37 @@ impl Endpoint<'_> {
                 format!("cannot encode the request for {}: {e}", self.server),
             )
         })?;
+        // hickory's encoder does not fail on a message over 65535 bytes: it silently drops
+        // the records that do not fit, sets TC and counts only what it wrote (the TSIG
+        // record included, or its MAC then covers other bytes: BADSIG). Never send that.
+        if is_truncated(&bytes) && !request.truncation {
+            return Err(DnsError::permanent(
+                self.server,
+                format!(
+                    "the request for {} does not fit in one DNS message (65535 bytes, RFC 1035 §4.2.2)",
+                    self.server
+                ),
+            ));
+        }
         Ok((bytes, verifier))
     }
 
-    /// The encoded size of `request` once signed.
-    pub(crate) fn encoded_len(&self, request: &Message) -> Result<usize, DnsError> {
-        self.encode(request).map(|(bytes, _)| bytes.len())
+    /// The encoded size of `request` once signed, `None` when it does not fit in one DNS
+    /// message.
+    pub(crate) fn encoded_len(&self, request: &Message) -> Result<Option<usize>, DnsError> {
+        let mut request = request.clone();
+        let verifier = match self.signer {
+            Some(s) => Some(s.sign(&mut request, self.server)?),
+            None => None,
+        };
+        drop(verifier);
+        let bytes = request.to_vec().map_err(|e| {
+            DnsError::permanent(
+                self.server,
+                format!("cannot encode the request for {}: {e}", self.server),
+            )
+        })?;
+        Ok((!is_truncated(&bytes)).then_some(bytes.len()))
     }
 
     /// Sends one request and returns its answer: over UDP when configured and the request
@@ -339,6 +364,11 @@ fn finish(
         None => None,
     };
     Ok(Answer { message, tsig })
+}
+
+/// The TC bit of an encoded message's header (RFC 1035 §4.1.1).
+fn is_truncated(bytes: &[u8]) -> bool {
+    bytes.get(2).is_some_and(|flags| flags & 0x02 != 0)
 }
 
 /// An EDNS record advertising [`UDP_PAYLOAD`] (RFC 6891 §6.2.5).

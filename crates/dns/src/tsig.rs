@@ -268,3 +268,122 @@ fn unix_now() -> u64 {
 fn server_time(other: &[u8]) -> Option<u64> {
     (other.len() == 6).then(|| other.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rfc2136::{TsigAlgorithm, TsigConfig};
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{RecordType, TSigResponseContext};
+
+    fn server() -> SocketAddr {
+        "127.0.0.1:5300".parse().unwrap()
+    }
+
+    fn signer(secret: &str) -> Signer {
+        let config = TsigConfig::from_base64("update-key", TsigAlgorithm::HmacSha256, secret).unwrap();
+        Signer::new(&config, server()).unwrap()
+    }
+
+    fn request() -> Message {
+        let mut m = Message::query();
+        m.add_query(Query::query(WireName::from_ascii("example.test.").unwrap(), RecordType::SOA));
+        m.metadata.op_code = OpCode::Update;
+        m
+    }
+
+    /// The server's side: a response to `request` signed (or not) the way a server does.
+    fn response(request: &Message, key: &Signer, error: Option<TsigError>, sign: bool) -> Vec<u8> {
+        let mut response = Message::new(request.id, MessageType::Response, OpCode::Update);
+        response.add_queries(request.queries.clone());
+        if sign {
+            let request_mac = request.signature().unwrap().data.mac.clone();
+            let context = match error {
+                Some(TsigError::BadSig) => TSigResponseContext::bad_signature(request.id, unix_now(), key.signer.clone()),
+                _ => TSigResponseContext::new(request.id, unix_now(), key.signer.clone(), request_mac, error),
+            };
+            let tsig = context.sign(&response.to_vec().unwrap()).unwrap();
+            response.set_signature(tsig);
+        }
+        response.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_signed_answer_verifies() {
+        let ours = signer("c2VjcmV0LTE=");
+        let mut req = request();
+        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let bytes = response(&req, &ours, None, true);
+        let message = Message::from_vec(&bytes).unwrap();
+        assert!(matches!(verifier.verify(&bytes, &message).unwrap(), Verified::Signed));
+        verifier.finish().unwrap();
+    }
+
+    #[test]
+    fn an_answer_signed_with_another_secret_is_rejected() {
+        let ours = signer("c2VjcmV0LTE=");
+        let theirs = signer("b3RoZXItc2VjcmV0");
+        let mut req = request();
+        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let bytes = response(&req, &theirs, None, true);
+        let message = Message::from_vec(&bytes).unwrap();
+        let e = verifier.verify(&bytes, &message).unwrap_err();
+        assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
+        assert!(e.to_string().contains("does not verify with the key `update-key`"), "{e}");
+        assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
+    }
+
+    #[test]
+    fn badsig_is_read_before_verifying() {
+        // hickory's own verifier reports this answer (an unsigned TSIG record, MAC size 0)
+        // as a "truncated HMAC"; the error field says what happened.
+        let ours = signer("c2VjcmV0LTE=");
+        let mut req = request();
+        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let bytes = response(&req, &ours, Some(TsigError::BadSig), true);
+        let message = Message::from_vec(&bytes).unwrap();
+        match verifier.verify(&bytes, &message).unwrap() {
+            Verified::Rejected(TsigError::BadSig, text) => {
+                assert!(text.contains("(BADSIG): check keyName, the secret and the algorithm"), "{text}");
+                assert!(!text.to_lowercase().contains("truncated"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // hickory's verifier on the same bytes, for the record.
+        let hickory = ours.signer.verify_message_byte(&bytes, Some(&req.signature().unwrap().data.mac), true);
+        assert!(hickory.unwrap_err().to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn badtime_tells_the_clock_skew() {
+        let text = signer("c2VjcmV0LTE=").rejected(server(), TsigError::BadTime, &[0, 0, 0, 0, 0, 1]);
+        assert!(text.contains("(BADTIME)") && text.contains("NTP") && text.contains("clock differs"), "{text}");
+    }
+
+    #[test]
+    fn unsigned_answers_are_reported_and_a_transfer_must_end_signed() {
+        let ours = signer("c2VjcmV0LTE=");
+        let mut req = request();
+        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let unsigned = response(&req, &ours, None, false);
+        let message = Message::from_vec(&unsigned).unwrap();
+        // First message unsigned: the caller decides (an error unless the RCODE is one).
+        assert!(matches!(verifier.verify(&unsigned, &message).unwrap(), Verified::Unsigned));
+
+        // A signed first message, then an unsigned one: allowed in a transfer, but not last.
+        let mut req = request();
+        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let signed = response(&req, &ours, None, true);
+        assert!(matches!(
+            verifier.verify(&signed, &Message::from_vec(&signed).unwrap()).unwrap(),
+            Verified::Signed
+        ));
+        let unsigned = response(&req, &ours, None, false);
+        assert!(matches!(
+            verifier.verify(&unsigned, &Message::from_vec(&unsigned).unwrap()).unwrap(),
+            Verified::Unsigned
+        ));
+        let e = verifier.finish().unwrap_err();
+        assert!(e.to_string().contains("not signed"), "{e}");
+    }
+}

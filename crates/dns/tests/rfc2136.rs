@@ -586,6 +586,24 @@ async fn mx_and_its_address_in_one_message(kind: ServerKind) {
     };
     let p = provider(&server);
     use DnsRecordType::*;
+    if kind == ServerKind::Bind {
+        // An MX alone, its target without an address: BIND answers REFUSED, and the
+        // message says what is likely wrong instead of only blaming the key.
+        let records = vec![desired(
+            Mx,
+            ZONE,
+            RData::Mx {
+                preference: 10,
+                exchange: name("mx9.example.test"),
+            },
+        )];
+        let e = p.apply(&plan(&p, &records).await).await.unwrap_err();
+        assert_permanent(&e, &["REFUSED"]);
+        assert!(
+            e.to_string().contains("no A or AAAA record: check mx9.example.test."),
+            "{e}"
+        );
+    }
     let records = vec![
         desired(
             Mx,
@@ -669,6 +687,30 @@ async fn udp_protocol_falls_back_to_tcp_for_large_messages(kind: ServerKind) {
     );
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
     assert_eq!(server.query("_dmarc.example.test", "TXT"), ["\"v=DMARC1; p=none\""]);
+}
+
+async fn oversized_update_is_split_by_rrset(kind: ServerKind) {
+    // 100 DKIM keys of 800 bytes: about 85 kB, more than one TCP message (65535 bytes).
+    let Some(server) = start(kind, "", &ServerOptions::default()) else {
+        return;
+    };
+    let p = provider(&server);
+    let records: Vec<DesiredRecord> = (0..100)
+        .map(|i| txt(&format!("k{i}._domainkey.example.test"), DnsRecordType::Dkim, &long_dkim()))
+        .collect();
+    let changes = plan(&p, &records).await;
+    let report = p.apply(&changes).await.unwrap();
+    assert_eq!(report.messages, 2);
+    assert_eq!(report.serial, Some(server.serial(ZONE)));
+    for i in [0, 57, 99] {
+        let served = server.query(&format!("k{i}._domainkey.example.test"), "TXT");
+        assert_eq!(joined(&served[0]).as_bytes(), long_dkim().as_slice());
+    }
+    // The transfer now spans several messages, each verified (RFC 8945 §5.3.1).
+    let before = p.messages_sent();
+    assert!(plan(&p, &records).await.is_empty());
+    assert_eq!(p.messages_sent(), before + 1);
+    assert_eq!(server.axfr(ZONE).len(), 100 + 3, "SOA, NS, ns1 A and the keys");
 }
 
 async fn hmac_sha512_keys_work(kind: ServerKind) {
@@ -760,6 +802,7 @@ for_each_server!(
     txt_split_by_someone_else_is_deleted_exactly,
     mx_and_its_address_in_one_message,
     udp_protocol_falls_back_to_tcp_for_large_messages,
+    oversized_update_is_split_by_rrset,
     hmac_sha512_keys_work,
     authoritative_queries,
     unknown_zone_is_permanent,

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt as _;
+
 use mailzone_dns::{DnsError, Provider, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::{DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, zonefile};
@@ -33,7 +35,12 @@ pub struct ReconcileRequest {
     /// Called after a zone was read and before its update is sent (tests use it to make a
     /// concurrent edit).
     pub after_read: Option<Arc<dyn Fn(&Name) + Send + Sync>>,
+    /// Zones worked on at once (reads, updates and propagation checks overlap).
+    pub concurrency: usize,
 }
+
+/// Default number of zones worked on at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The outcome for one zone.
 #[derive(Debug, Clone)]
@@ -103,27 +110,44 @@ pub async fn reconcile(
             providers.insert(item.server.name.clone(), provider);
         }
     }
-    let mut failure = None;
-    for item in &work {
+    let zones = futures::stream::iter(work.iter().map(|item| {
         let provider = providers[&item.server.name].as_ref();
-        progress.zone_started(&item.zone);
-        match reconcile_zone(&store, provider, item, request, progress).await {
-            Ok(outcome) => {
-                progress.zone_finished(&item.zone, &outcome_summary(&outcome));
-                report.zones.push(outcome);
+        let store = &store;
+        async move {
+            progress.zone_started(&item.zone);
+            let result = reconcile_zone(store, provider, item, request, progress).await;
+            match &result {
+                Ok(outcome) => progress.zone_finished(&item.zone, &outcome_summary(outcome)),
+                Err(e) => progress.zone_failed(&item.zone, &e.to_string()),
             }
-            Err(e) => {
-                progress.zone_failed(&item.zone, &e.to_string());
-                failure = Some(e);
-                break;
-            }
+            result
         }
-    }
+    }))
+    .buffered(request.concurrency.max(1))
+    .collect::<Vec<_>>()
+    .await;
     report.messages = providers.values().map(|p| p.messages_sent()).sum();
     store.close().await;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(report),
+    let mut failures = Vec::new();
+    for result in zones {
+        match result {
+            Ok(outcome) => report.zones.push(outcome),
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(report),
+        1 => Err(failures.remove(0)),
+        n => {
+            for e in &failures[1..] {
+                tracing::error!("{e}");
+            }
+            Err(EngineError::Usage(format!(
+                "{} (and {} more zones failed; run with -v to see them)",
+                failures[0],
+                n - 1
+            )))
+        }
     }
 }
 

@@ -198,6 +198,7 @@ impl Harness {
             force,
             delete_limit: 0.3,
             after_read,
+            concurrency: 4,
         };
         reconcile(&loaded, &request, &Silent).await
     }
