@@ -17,9 +17,7 @@
 use hickory_proto::rr::rdata::caa::CAA;
 use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector, TLSA};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SRV, TXT};
-use hickory_proto::rr::{
-    Name as WireName, RData as WireRData, Record as WireRecord, RecordType,
-};
+use hickory_proto::rr::{Name as WireName, RData as WireRData, Record as WireRecord, RecordType};
 use mailzone_records::diff::LiveRecord;
 use mailzone_records::{Name, RData, Record, txt};
 
@@ -351,7 +349,10 @@ mod tests {
         let wire = WireRecord::from_rdata(
             WireName::from_ascii("Example.org.").unwrap(),
             300,
-            WireRData::MX(MX::new(10, WireName::from_ascii("MAIL.Example.org.").unwrap())),
+            WireRData::MX(MX::new(
+                10,
+                WireName::from_ascii("MAIL.Example.org.").unwrap(),
+            )),
         );
         let live = from_wire(&wire).unwrap().unwrap();
         assert_eq!(

@@ -39,7 +39,11 @@ pub struct ApplyReport {
 pub trait Provider: Send + Sync {
     /// Reads the zone. `wanted` lists the (owner, RR type) pairs to query one by one when
     /// a transfer is refused.
-    async fn read_zone(&self, zone: &Name, wanted: &[(Name, &'static str)]) -> Result<ZoneSnapshot, DnsError>;
+    async fn read_zone(
+        &self,
+        zone: &Name,
+        wanted: &[(Name, &'static str)],
+    ) -> Result<ZoneSnapshot, DnsError>;
 
     /// The zone's current SOA serial (one query): a zone whose serial has not moved has
     /// not changed.

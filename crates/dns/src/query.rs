@@ -119,7 +119,10 @@ pub(crate) async fn serial(
     let server = endpoint.server;
     let request = query_message(zone, RecordType::SOA);
     let answer = endpoint.exchange(tcp, &request).await?;
-    let op = Op::Query { name: zone, rtype: "SOA" };
+    let op = Op::Query {
+        name: zone,
+        rtype: "SOA",
+    };
     let message = check_answer(server, op, answer, endpoint)?;
     authoritative(server, &message, zone)?;
     let apex = to_wire_name(zone);
@@ -220,7 +223,10 @@ pub(crate) fn check_answer(
             if matches!(op, Op::Update { .. }) =>
         {
             // RFC 2136 §3.2.1–§3.2.3: a prerequisite did not hold.
-            Err(DnsError::Conflict { server, rcode: name })
+            Err(DnsError::Conflict {
+                server,
+                rcode: name,
+            })
         }
         ResponseCode::Refused => match op {
             Op::Update { zone } => permanent(format!(
@@ -314,22 +320,40 @@ mod tests {
         assert!(matches!(e, DnsError::Transient { .. }) && e.to_string().contains("SERVFAIL"));
         let transfer = Op::Transfer { zone: &zone };
         let e = check(ResponseCode::Refused, None, transfer).unwrap_err();
-        assert!(e.to_string().contains("is the key allowed to transfer this zone?"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is the key allowed to transfer this zone?"),
+            "{e}"
+        );
         // NXDOMAIN to a query is an empty answer.
-        let query = Op::Query { name: &zone, rtype: "TXT" };
+        let query = Op::Query {
+            name: &zone,
+            rtype: "TXT",
+        };
         assert!(check(ResponseCode::NXDomain, Some(Verified::Signed), query).is_ok());
     }
 
     #[test]
     fn unsigned_success_is_not_trusted_with_a_key() {
         let zone = Name::host("example.test").unwrap();
-        let e = check(ResponseCode::NoError, Some(Verified::Unsigned), Op::Update { zone: &zone })
-            .unwrap_err();
+        let e = check(
+            ResponseCode::NoError,
+            Some(Verified::Unsigned),
+            Op::Update { zone: &zone },
+        )
+        .unwrap_err();
         assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
         assert!(e.to_string().contains("without a TSIG signature"), "{e}");
         // An unsigned error answer keeps its RCODE, noting the missing signature.
-        let e = check(ResponseCode::Refused, Some(Verified::Unsigned), Op::Update { zone: &zone })
-            .unwrap_err();
-        assert!(e.to_string().ends_with("(the answer was not signed)"), "{e}");
+        let e = check(
+            ResponseCode::Refused,
+            Some(Verified::Unsigned),
+            Op::Update { zone: &zone },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().ends_with("(the answer was not signed)"),
+            "{e}"
+        );
     }
 }

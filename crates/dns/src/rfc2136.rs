@@ -91,7 +91,10 @@ impl fmt::Debug for TsigConfig {
         f.debug_struct("TsigConfig")
             .field("key_name", &self.key_name)
             .field("algorithm", &self.algorithm)
-            .field("secret", &format_args!("<{} bytes, redacted>", self.secret.len()))
+            .field(
+                "secret",
+                &format_args!("<{} bytes, redacted>", self.secret.len()),
+            )
             .finish()
     }
 }
@@ -263,7 +266,9 @@ impl Rfc2136Provider {
             // same way, so it is reported as it is.
             let key_refused = matches!(tsig, None | Some(Verified::Unsigned | Verified::Signed))
                 || matches!(tsig, Some(Verified::Rejected(TsigError::BadKey, _)));
-            if first && matches!(rcode, ResponseCode::Refused | ResponseCode::NotAuth) && key_refused
+            if first
+                && matches!(rcode, ResponseCode::Refused | ResponseCode::NotAuth)
+                && key_refused
             {
                 let rcode = query::rcode_name(rcode);
                 tracing::info!(%server, zone = %zone, %rcode,
@@ -286,14 +291,22 @@ impl Rfc2136Provider {
             let mut done = false;
             for record in message.answers {
                 if done {
-                    return Err(malformed_transfer(server, zone, "records after the closing SOA"));
+                    return Err(malformed_transfer(
+                        server,
+                        zone,
+                        "records after the closing SOA",
+                    ));
                 }
                 if serial.is_none() {
                     // RFC 5936 §2.2: the answer starts with the zone's SOA.
                     match &record.data {
                         WireRData::SOA(soa) if record.name == apex => serial = Some(soa.serial),
                         _ => {
-                            return Err(malformed_transfer(server, zone, "it does not start with the SOA"));
+                            return Err(malformed_transfer(
+                                server,
+                                zone,
+                                "it does not start with the SOA",
+                            ));
                         }
                     }
                     continue;
@@ -367,7 +380,10 @@ impl Rfc2136Provider {
 
 /// The outcome of an AXFR request.
 enum Transfer {
-    Zone { serial: u32, records: Vec<WireRecord> },
+    Zone {
+        serial: u32,
+        records: Vec<WireRecord>,
+    },
     /// REFUSED or NOTAUTH (without a wrong-key TSIG error).
     Refused { rcode: String },
 }
@@ -486,8 +502,7 @@ fn group_changes(
         let r = &live.record;
         check(&r.name, r.data.rtype())?;
         // RFC 2136 §2.5.4: delete an RR from an RRset — class NONE, TTL 0, RDATA as read.
-        let mut wire =
-            WireRecord::from_rdata(to_wire_name(&r.name), 0, live_to_wire_rdata(live));
+        let mut wire = WireRecord::from_rdata(to_wire_name(&r.name), 0, live_to_wire_rdata(live));
         wire.dns_class = DNSClass::NONE;
         groups
             .entry((r.name.clone(), r.data.rtype()))
@@ -537,7 +552,7 @@ fn update_message(zone: &Name, groups: &[&RrsetChanges]) -> Message {
 }
 
 /// Packs RRsets into as few messages as fit in `limit` bytes each.
-fn pack<'g>(groups: &'g [RrsetChanges], limit: usize) -> Vec<Vec<&'g RrsetChanges>> {
+fn pack(groups: &[RrsetChanges], limit: usize) -> Vec<Vec<&RrsetChanges>> {
     let mut parts: Vec<Vec<&RrsetChanges>> = Vec::new();
     let mut size = 0;
     for g in groups {
@@ -695,7 +710,10 @@ mod tests {
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(!shown.contains("secret-secret"), "{shown}");
         assert!(!shown.contains("115, 101, 99"), "{shown}"); // the bytes as numbers
-        assert!(shown.contains("update-key") && shown.contains("redacted"), "{shown}");
+        assert!(
+            shown.contains("update-key") && shown.contains("redacted"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -703,13 +721,21 @@ mod tests {
         let err = TsigConfig::from_base64("k", TsigAlgorithm::HmacSha256, "not base64 at all!")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`k`") && !err.contains("not base64 at all"), "{err}");
+        assert!(
+            err.contains("`k`") && !err.contains("not base64 at all"),
+            "{err}"
+        );
     }
 
     #[test]
     fn algorithms_parse() {
         assert_eq!("HMAC-SHA512.".parse(), Ok(TsigAlgorithm::HmacSha512));
-        assert!("hmac-md5".parse::<TsigAlgorithm>().unwrap_err().contains("hmac-sha256"));
+        assert!(
+            "hmac-md5"
+                .parse::<TsigAlgorithm>()
+                .unwrap_err()
+                .contains("hmac-sha256")
+        );
         assert_eq!("udp".parse(), Ok(Protocol::Udp));
     }
 
@@ -794,7 +820,10 @@ mod tests {
             .iter()
             .map(|r| (r.record_type(), r.dns_class, r.ttl))
             .collect();
-        assert!(pre.contains(&(RecordType::MX, DNSClass::NONE, 0)), "{pre:?}");
+        assert!(
+            pre.contains(&(RecordType::MX, DNSClass::NONE, 0)),
+            "{pre:?}"
+        );
         assert!(pre.contains(&(RecordType::A, DNSClass::NONE, 0)), "{pre:?}");
         assert!(pre.contains(&(RecordType::TXT, DNSClass::IN, 0)), "{pre:?}");
         for r in &m.answers {

@@ -204,8 +204,8 @@ impl Endpoint<'_> {
         }
     }
 
-    /// Encodes (and signs) `request`.
-    fn encode<'s>(
+    /// Encodes (and signs) `request`, as hickory does it.
+    fn encode_raw<'s>(
         &'s self,
         request: &Message,
     ) -> Result<(Vec<u8>, Option<AnswerVerifier<'s>>), DnsError> {
@@ -220,6 +220,15 @@ impl Endpoint<'_> {
                 format!("cannot encode the request for {}: {e}", self.server),
             )
         })?;
+        Ok((bytes, verifier))
+    }
+
+    /// Encodes (and signs) `request`, refusing what does not fit in one message.
+    fn encode<'s>(
+        &'s self,
+        request: &Message,
+    ) -> Result<(Vec<u8>, Option<AnswerVerifier<'s>>), DnsError> {
+        let (bytes, verifier) = self.encode_raw(request)?;
         // hickory's encoder does not fail on a message over 65535 bytes: it silently drops
         // the records that do not fit, sets TC and counts only what it wrote (the TSIG
         // record included, or its MAC then covers other bytes: BADSIG). Never send that.
@@ -238,18 +247,7 @@ impl Endpoint<'_> {
     /// The encoded size of `request` once signed, `None` when it does not fit in one DNS
     /// message.
     pub(crate) fn encoded_len(&self, request: &Message) -> Result<Option<usize>, DnsError> {
-        let mut request = request.clone();
-        let verifier = match self.signer {
-            Some(s) => Some(s.sign(&mut request, self.server)?),
-            None => None,
-        };
-        drop(verifier);
-        let bytes = request.to_vec().map_err(|e| {
-            DnsError::permanent(
-                self.server,
-                format!("cannot encode the request for {}: {e}", self.server),
-            )
-        })?;
+        let (bytes, _) = self.encode_raw(request)?;
         Ok((!is_truncated(&bytes)).then_some(bytes.len()))
     }
 
@@ -376,4 +374,56 @@ pub(crate) fn edns() -> Edns {
     let mut edns = Edns::new();
     edns.set_max_payload(UDP_PAYLOAD).set_version(0);
     edns
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{OpCode, Query};
+    use hickory_proto::rr::rdata::TXT;
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    #[test]
+    fn a_message_over_65535_bytes_is_refused_not_truncated() {
+        let endpoint = Endpoint {
+            server: "127.0.0.1:5300".parse().unwrap(),
+            timeout: Duration::from_secs(1),
+            protocol: Protocol::Tcp,
+            signer: None,
+            counter: None,
+        };
+        let zone = Name::from_ascii("example.test.").unwrap();
+        let mut m = Message::query();
+        m.metadata.op_code = OpCode::Update;
+        m.add_query(Query::query(zone.clone(), RecordType::SOA));
+        let big: Vec<&[u8]> = vec![&[b'a'; 255]; 4];
+        for i in 0..100 {
+            let owner = Name::from_ascii(format!("k{i}.example.test.")).unwrap();
+            m.add_authority(Record::from_rdata(
+                owner,
+                300,
+                RData::TXT(TXT::from_bytes(big.clone())),
+            ));
+        }
+        assert_eq!(endpoint.encoded_len(&m).unwrap(), None);
+        let e = endpoint.encode(&m).map(|_| ()).unwrap_err();
+        assert!(
+            e.to_string().contains("does not fit in one DNS message"),
+            "{e}"
+        );
+        m.authorities.truncate(10);
+        assert!(
+            endpoint
+                .encoded_len(&m)
+                .unwrap()
+                .is_some_and(|len| len < TCP_MAX)
+        );
+    }
+
+    #[test]
+    fn protocols_parse_and_show() {
+        assert_eq!("TCP".parse::<Protocol>(), Ok(Protocol::Tcp));
+        assert_eq!(Protocol::Udp.to_string(), "udp");
+        assert!("quic".parse::<Protocol>().is_err());
+    }
 }

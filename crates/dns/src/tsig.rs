@@ -38,23 +38,21 @@ impl Signer {
         let name = WireName::from_ascii(config.key_name.trim_end_matches('.')).map_err(|e| {
             DnsError::permanent(
                 server,
-                format!("the TSIG key name `{}` is not a domain name: {e}", config.key_name),
+                format!(
+                    "the TSIG key name `{}` is not a domain name: {e}",
+                    config.key_name
+                ),
             )
         })?;
         // hickory keeps its own copy of the secret (a plain `Vec<u8>`, not zeroized on drop):
         // one copy per provider, for the provider's lifetime.
-        let signer = TSigner::new(
-            config.secret.to_vec(),
-            config.algorithm.wire(),
-            name,
-            FUDGE,
-        )
-        .map_err(|e| {
-            DnsError::permanent(
-                server,
-                format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
-            )
-        })?;
+        let signer = TSigner::new(config.secret.to_vec(), config.algorithm.wire(), name, FUDGE)
+            .map_err(|e| {
+                DnsError::permanent(
+                    server,
+                    format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
+                )
+            })?;
         Ok(Signer {
             signer,
             key_name: config.key_name.trim_end_matches('.').to_string(),
@@ -103,7 +101,12 @@ impl Signer {
             ),
             TsigError::BadTime => {
                 let skew = server_time(other)
-                    .map(|t| format!(" (its clock differs from ours by {} s)", t.abs_diff(unix_now())))
+                    .map(|t| {
+                        format!(
+                            " (its clock differs from ours by {} s)",
+                            t.abs_diff(unix_now())
+                        )
+                    })
                     .unwrap_or_default();
                 format!(
                     "the server {server} rejected the TSIG key `{key}` (BADTIME): the clocks differ by more than {FUDGE} s{skew}; check NTP on both sides"
@@ -281,13 +284,17 @@ mod tests {
     }
 
     fn signer(secret: &str) -> Signer {
-        let config = TsigConfig::from_base64("update-key", TsigAlgorithm::HmacSha256, secret).unwrap();
+        let config =
+            TsigConfig::from_base64("update-key", TsigAlgorithm::HmacSha256, secret).unwrap();
         Signer::new(&config, server()).unwrap()
     }
 
     fn request() -> Message {
         let mut m = Message::query();
-        m.add_query(Query::query(WireName::from_ascii("example.test.").unwrap(), RecordType::SOA));
+        m.add_query(Query::query(
+            WireName::from_ascii("example.test.").unwrap(),
+            RecordType::SOA,
+        ));
         m.metadata.op_code = OpCode::Update;
         m
     }
@@ -299,8 +306,16 @@ mod tests {
         if sign {
             let request_mac = request.signature().unwrap().data.mac.clone();
             let context = match error {
-                Some(TsigError::BadSig) => TSigResponseContext::bad_signature(request.id, unix_now(), key.signer.clone()),
-                _ => TSigResponseContext::new(request.id, unix_now(), key.signer.clone(), request_mac, error),
+                Some(TsigError::BadSig) => {
+                    TSigResponseContext::bad_signature(request.id, unix_now(), key.signer.clone())
+                }
+                _ => TSigResponseContext::new(
+                    request.id,
+                    unix_now(),
+                    key.signer.clone(),
+                    request_mac,
+                    error,
+                ),
             };
             let tsig = context.sign(&response.to_vec().unwrap()).unwrap();
             response.set_signature(tsig);
@@ -315,7 +330,10 @@ mod tests {
         let mut verifier = ours.sign(&mut req, server()).unwrap();
         let bytes = response(&req, &ours, None, true);
         let message = Message::from_vec(&bytes).unwrap();
-        assert!(matches!(verifier.verify(&bytes, &message).unwrap(), Verified::Signed));
+        assert!(matches!(
+            verifier.verify(&bytes, &message).unwrap(),
+            Verified::Signed
+        ));
         verifier.finish().unwrap();
     }
 
@@ -329,7 +347,11 @@ mod tests {
         let message = Message::from_vec(&bytes).unwrap();
         let e = verifier.verify(&bytes, &message).unwrap_err();
         assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
-        assert!(e.to_string().contains("does not verify with the key `update-key`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("does not verify with the key `update-key`"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
     }
 
@@ -344,20 +366,29 @@ mod tests {
         let message = Message::from_vec(&bytes).unwrap();
         match verifier.verify(&bytes, &message).unwrap() {
             Verified::Rejected(TsigError::BadSig, text) => {
-                assert!(text.contains("(BADSIG): check keyName, the secret and the algorithm"), "{text}");
+                assert!(
+                    text.contains("(BADSIG): check keyName, the secret and the algorithm"),
+                    "{text}"
+                );
                 assert!(!text.to_lowercase().contains("truncated"), "{text}");
             }
             other => panic!("{other:?}"),
         }
         // hickory's verifier on the same bytes, for the record.
-        let hickory = ours.signer.verify_message_byte(&bytes, Some(&req.signature().unwrap().data.mac), true);
+        let hickory =
+            ours.signer
+                .verify_message_byte(&bytes, Some(&req.signature().unwrap().data.mac), true);
         assert!(hickory.unwrap_err().to_string().contains("truncated"));
     }
 
     #[test]
     fn badtime_tells_the_clock_skew() {
-        let text = signer("c2VjcmV0LTE=").rejected(server(), TsigError::BadTime, &[0, 0, 0, 0, 0, 1]);
-        assert!(text.contains("(BADTIME)") && text.contains("NTP") && text.contains("clock differs"), "{text}");
+        let text =
+            signer("c2VjcmV0LTE=").rejected(server(), TsigError::BadTime, &[0, 0, 0, 0, 0, 1]);
+        assert!(
+            text.contains("(BADTIME)") && text.contains("NTP") && text.contains("clock differs"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -368,19 +399,26 @@ mod tests {
         let unsigned = response(&req, &ours, None, false);
         let message = Message::from_vec(&unsigned).unwrap();
         // First message unsigned: the caller decides (an error unless the RCODE is one).
-        assert!(matches!(verifier.verify(&unsigned, &message).unwrap(), Verified::Unsigned));
+        assert!(matches!(
+            verifier.verify(&unsigned, &message).unwrap(),
+            Verified::Unsigned
+        ));
 
         // A signed first message, then an unsigned one: allowed in a transfer, but not last.
         let mut req = request();
         let mut verifier = ours.sign(&mut req, server()).unwrap();
         let signed = response(&req, &ours, None, true);
         assert!(matches!(
-            verifier.verify(&signed, &Message::from_vec(&signed).unwrap()).unwrap(),
+            verifier
+                .verify(&signed, &Message::from_vec(&signed).unwrap())
+                .unwrap(),
             Verified::Signed
         ));
         let unsigned = response(&req, &ours, None, false);
         assert!(matches!(
-            verifier.verify(&unsigned, &Message::from_vec(&unsigned).unwrap()).unwrap(),
+            verifier
+                .verify(&unsigned, &Message::from_vec(&unsigned).unwrap())
+                .unwrap(),
             Verified::Unsigned
         ));
         let e = verifier.finish().unwrap_err();

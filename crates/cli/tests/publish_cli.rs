@@ -1,0 +1,203 @@
+//! `mailzone plan` and `mailzone apply` end to end against a real Knot: the text and JSON
+//! plans, `--detailed-exitcode`, `--types`, and one-line errors without secrets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
+
+const ZONE: &str = "example.test";
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The TSIG secret comes from the environment (`keyEnv`), never from the file.
+fn config(server: &DnsServer) -> String {
+    let ex = examples().display().to_string();
+    format!(
+        r#"
+[server]
+hostname = "mail.{ZONE}"
+ipv4 = ["192.0.2.10"]
+
+[server.services]
+imap = {{}}
+
+[server.tls]
+certificate = "{ex}/certs/mail.example.org.pem"
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyEnv = "MAILZONE_TEST_TSIG"
+authoritativeServers = ["{addr}"]
+pollingInterval = "100ms"
+propagationTimeout = "5s"
+
+[domain."{ZONE}"]
+dkimManagement = {{ manual = {{ keys = [{{ selector = "202611e", privateKeyFile = "{ex}/keys/202611e.pem" }}] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary" }} }}
+
+[domain."manual.example"]
+"#,
+        port = server.addr.port(),
+        key = server.key.name,
+        addr = server.addr,
+    )
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    secret: String,
+}
+
+impl Run {
+    fn new(server: &DnsServer, secret: &str) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mailzone.toml"), config(server)).unwrap();
+        Run {
+            dir,
+            secret: secret.to_string(),
+        }
+    }
+
+    fn mailzone(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mailzone"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("mailzone.toml"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .env("MAILZONE_TEST_TSIG", &self.secret)
+            .env_remove("MAILZONE_LOG")
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn start() -> Option<DnsServer> {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return None;
+    }
+    let key = TsigKey::generate("mailzone");
+    let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=xyz\"\n");
+    Some(DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap())
+}
+
+#[test]
+fn plan_apply_plan() {
+    let Some(server) = start() else { return };
+    let run = Run::new(&server, &server.key.secret_base64);
+
+    let plan = run.mailzone(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(2),
+        "changes pending: {}",
+        text(&plan.stderr)
+    );
+    let out = text(&plan.stdout);
+    assert!(
+        out.contains("zone example.test. (dnsServer primary"),
+        "{out}"
+    );
+    assert!(out.contains("  + add     example.test. "), "{out}");
+    assert!(
+        out.contains("domain manual.example.: manual DNS management, skipped"),
+        "{out}"
+    );
+    assert!(out.lines().last().unwrap().starts_with("Plan: "), "{out}");
+    assert!(server.query(ZONE, "MX").is_empty(), "plan changes nothing");
+
+    let only_mx = run.mailzone(&["apply", "--types", "mx", "--format", "json"]);
+    assert!(only_mx.status.success(), "{}", text(&only_mx.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&only_mx.stdout).unwrap();
+    assert_eq!(json["summary"]["add"], 1, "{json}");
+    assert_eq!(json["zones"][0]["updatesSent"], 1);
+    assert_eq!(json["zones"][0]["changes"][0]["recordType"], "mx");
+    assert_eq!(server.query(ZONE, "MX"), vec!["10 mail.example.test."]);
+    assert!(
+        server.query("_dmarc.example.test", "TXT").is_empty(),
+        "--types mx only"
+    );
+
+    let apply = run.mailzone(&["apply"]);
+    assert!(apply.status.success(), "{}", text(&apply.stderr));
+    assert!(
+        text(&apply.stdout).contains("Applied: "),
+        "{}",
+        text(&apply.stdout)
+    );
+    assert!(server.query("_dmarc.example.test", "TXT")[0].contains("v=DMARC1"));
+    assert!(
+        server
+            .query(ZONE, "TXT")
+            .iter()
+            .any(|t| t.contains("site-verification=xyz"))
+    );
+
+    let again = run.mailzone(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stdout));
+    assert!(text(&again.stdout).contains("in sync"));
+}
+
+#[test]
+fn wrong_key_is_one_clear_line_without_the_secret() {
+    let Some(server) = start() else { return };
+    let wrong = TsigKey::generate("mailzone").secret_base64;
+    let run = Run::new(&server, &wrong);
+    // Without a terminal, progress is plain lines on stderr; the error is the last one.
+    let out = run.mailzone(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    let progress = text(&out.stderr);
+    assert!(progress.contains("example.test: reading the zone"), "{progress}");
+    assert!(progress.trim_end().lines().last().unwrap().starts_with("error: "), "{progress}");
+    assert!(!progress.contains(&wrong), "the secret leaked: {progress}");
+    // --quiet leaves the one error line.
+    let out = run.mailzone(&["apply", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("TSIG") && stderr.contains("example.test"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&wrong), "the secret leaked: {stderr}");
+    assert!(out.stdout.is_empty());
+    let plan = run.mailzone(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        plan.status.code(),
+        Some(1),
+        "an error is 1 with --detailed-exitcode too"
+    );
+}
+
+#[test]
+fn missing_key_environment_variable() {
+    let Some(server) = start() else { return };
+    let run = Run::new(&server, "x");
+    let out = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["plan", "--config"])
+        .arg(run.dir.path().join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(run.dir.path().join("state"))
+        .env_remove("MAILZONE_TEST_TSIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("dnsServer.primary.keyEnv") && stderr.contains("MAILZONE_TEST_TSIG"),
+        "{stderr}"
+    );
+}
