@@ -23,6 +23,9 @@ pub const MAX_REPLANS: u32 = 3;
 /// Default share of managed records an apply may delete without `--force`.
 pub const DEFAULT_DELETE_LIMIT: f64 = 0.30;
 
+/// A hook run between reading a zone and sending its update.
+pub type AfterRead = Arc<dyn Fn(&Name) + Send + Sync>;
+
 /// What to reconcile and how.
 #[derive(Clone)]
 pub struct ReconcileRequest {
@@ -34,7 +37,7 @@ pub struct ReconcileRequest {
     pub delete_limit: f64,
     /// Called after a zone was read and before its update is sent (tests use it to make a
     /// concurrent edit).
-    pub after_read: Option<Arc<dyn Fn(&Name) + Send + Sync>>,
+    pub after_read: Option<AfterRead>,
     /// Zones worked on at once (reads, updates and propagation checks overlap).
     pub concurrency: usize,
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mailzone_engine::reconcile::AfterRead;
 use mailzone_engine::{
     EngineError, ReconcileReport, ReconcileRequest, RecordsRequest, Silent, load_config, reconcile,
 };
@@ -171,7 +172,7 @@ impl Harness {
         setup: &Setup,
         server: &DnsServer,
         apply: bool,
-        after_read: Option<Arc<dyn Fn(&mailzone_records::Name) + Send + Sync>>,
+        after_read: Option<AfterRead>,
     ) -> Result<ReconcileReport, EngineError> {
         self.request(setup, server, apply, false, after_read).await
     }
@@ -182,7 +183,7 @@ impl Harness {
         server: &DnsServer,
         apply: bool,
         force: bool,
-        after_read: Option<Arc<dyn Fn(&mailzone_records::Name) + Send + Sync>>,
+        after_read: Option<AfterRead>,
     ) -> Result<ReconcileReport, EngineError> {
         let path = self.dir.path().join("mailzone.toml");
         std::fs::write(&path, setup.config_text(server)).unwrap();
