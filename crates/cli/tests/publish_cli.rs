@@ -160,8 +160,19 @@ fn wrong_key_is_one_clear_line_without_the_secret() {
     let out = run.mailzone(&["apply"]);
     assert_eq!(out.status.code(), Some(1));
     let progress = text(&out.stderr);
-    assert!(progress.contains("example.test: reading the zone"), "{progress}");
-    assert!(progress.trim_end().lines().last().unwrap().starts_with("error: "), "{progress}");
+    assert!(
+        progress.contains("example.test: reading the zone"),
+        "{progress}"
+    );
+    assert!(
+        progress
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: "),
+        "{progress}"
+    );
     assert!(!progress.contains(&wrong), "the secret leaked: {progress}");
     // --quiet leaves the one error line.
     let out = run.mailzone(&["apply", "--quiet"]);
