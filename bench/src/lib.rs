@@ -5,6 +5,9 @@
 //! Key generation and certificate parsing happen once, in [`Fixture::new`]; they are not
 //! what is measured.
 
+pub mod octodns;
+pub mod pcap;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

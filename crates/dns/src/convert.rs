@@ -16,7 +16,7 @@
 
 use hickory_proto::rr::rdata::caa::CAA;
 use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector, TLSA};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NS, PTR, SRV, TXT};
 use hickory_proto::rr::{Name as WireName, RData as WireRData, Record as WireRecord, RecordType};
 use mailzone_records::diff::LiveRecord;
 use mailzone_records::{Name, RData, Record, txt};
@@ -46,6 +46,7 @@ pub fn record_type(rtype: &str) -> Option<RecordType> {
         "TLSA" => Some(RecordType::TLSA),
         "SOA" => Some(RecordType::SOA),
         "NS" => Some(RecordType::NS),
+        "PTR" => Some(RecordType::PTR),
         _ => None,
     }
 }
@@ -81,6 +82,8 @@ pub fn to_wire_rdata(data: &RData) -> WireRData {
         } => WireRData::MX(MX::new(*preference, to_wire_name(exchange))),
         RData::Txt(bytes) => WireRData::TXT(TXT::from_bytes(txt::split(bytes))),
         RData::Cname(target) => WireRData::CNAME(CNAME(to_wire_name(target))),
+        RData::Ptr(target) => WireRData::PTR(PTR(to_wire_name(target))),
+        RData::Ns(target) => WireRData::NS(NS(to_wire_name(target))),
         RData::Srv {
             priority,
             weight,
@@ -166,6 +169,8 @@ pub fn from_wire(record: &WireRecord) -> Result<Option<LiveRecord>, Unrepresenta
             RData::Txt(joined)
         }
         WireRData::CNAME(c) => RData::Cname(from_wire_name(&c.0).map_err(fail)?),
+        WireRData::PTR(p) => RData::Ptr(from_wire_name(&p.0).map_err(fail)?),
+        WireRData::NS(n) => RData::Ns(from_wire_name(&n.0).map_err(fail)?),
         WireRData::SRV(srv) => RData::Srv {
             priority: srv.priority,
             weight: srv.weight,

@@ -124,6 +124,10 @@ pub enum RData {
         matching_type: u8,
         data: Vec<u8>,
     },
+    /// Read by the checker (reverse DNS); the planner never produces it.
+    Ptr(Name),
+    /// Read by the checker (delegations); the planner never produces it.
+    Ns(Name),
 }
 
 impl RData {
@@ -138,6 +142,8 @@ impl RData {
             RData::Srv { .. } => "SRV",
             RData::Caa { .. } => "CAA",
             RData::Tlsa { .. } => "TLSA",
+            RData::Ptr(_) => "PTR",
+            RData::Ns(_) => "NS",
         }
     }
 

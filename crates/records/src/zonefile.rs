@@ -18,7 +18,7 @@ pub fn rdata_presentation(data: &RData) -> String {
             exchange,
         } => format!("{preference} {exchange}"),
         RData::Txt(bytes) => txt::presentation(bytes),
-        RData::Cname(target) => target.to_string(),
+        RData::Cname(target) | RData::Ptr(target) | RData::Ns(target) => target.to_string(),
         RData::Srv {
             priority,
             weight,
@@ -219,6 +219,8 @@ fn parse_tokens(tokens: &[Token]) -> Result<Record, String> {
             exchange: name(5)?,
         },
         "CNAME" => RData::Cname(name(4)?),
+        "PTR" => RData::Ptr(name(4)?),
+        "NS" => RData::Ns(name(4)?),
         "SRV" => RData::Srv {
             priority: small(4)?,
             weight: small(5)?,

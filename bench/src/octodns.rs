@@ -1,0 +1,284 @@
+//! The same records as octoDNS zone files: `mailzone records --format json` output turned
+//! into one YAML file per zone for octoDNS's `YamlProvider` (so that both tools publish
+//! identical data in the reconcile benchmark).
+//!
+//! octoDNS owns a whole zone: records it is not told about are deleted. So the zone files
+//! also carry the records the test server's zone file starts with (the apex NS and the
+//! `ns1` glue); the SOA is the server's and octoDNS leaves it alone.
+//!
+//! The YAML is written by hand: flow-style scalars quoted as JSON strings (which YAML
+//! reads as double-quoted scalars), keys sorted. TXT values escape `\` and `;` as octoDNS
+//! requires (`escaped_semicolons: true` in the provider config).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// One record as `mailzone records --format json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRecord {
+    /// Absolute owner name with the trailing dot.
+    pub name: String,
+    pub rtype: String,
+    pub ttl: u32,
+    /// TXT: the whole text (joined); others: as `rdata`.
+    pub value: String,
+    /// Presentation form of the RDATA.
+    pub rdata: String,
+}
+
+impl JsonRecord {
+    /// Reads the records of `mailzone records --format json` (a JSON array).
+    pub fn parse_all(json: &str) -> Result<Vec<JsonRecord>, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("records JSON: {e}"))?;
+        let array = value
+            .as_array()
+            .ok_or("records JSON: not an array of records")?;
+        array
+            .iter()
+            .map(|r| {
+                let field = |key: &str| {
+                    r.get(key)
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| format!("records JSON: a record without `{key}`: {r}"))
+                };
+                Ok(JsonRecord {
+                    name: field("name")?,
+                    rtype: field("type")?,
+                    ttl: r
+                        .get("ttl")
+                        .and_then(serde_json::Value::as_u64)
+                        .ok_or_else(|| format!("records JSON: a record without `ttl`: {r}"))?
+                        as u32,
+                    value: field("value")?,
+                    rdata: field("rdata")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A record given as zone-file presentation parts (for the kit's NS and glue).
+    pub fn new(name: &str, rtype: &str, ttl: u32, rdata: &str) -> JsonRecord {
+        JsonRecord {
+            name: name.to_owned(),
+            rtype: rtype.to_owned(),
+            ttl,
+            value: rdata.to_owned(),
+            rdata: rdata.to_owned(),
+        }
+    }
+}
+
+/// The zone a record belongs to among `zones` (absolute, with the trailing dot): the
+/// longest one that is a suffix of its name.
+pub fn zone_of<'z>(name: &str, zones: &'z [String]) -> Option<&'z str> {
+    let name = name.to_ascii_lowercase();
+    zones
+        .iter()
+        .filter(|z| name == **z || name.ends_with(&format!(".{z}")))
+        .max_by_key(|z| z.len())
+        .map(String::as_str)
+}
+
+/// The octoDNS YAML zone file of `zone` (absolute, with the trailing dot) holding `records`.
+pub fn zone_yaml(zone: &str, records: &[JsonRecord]) -> Result<String, String> {
+    // name (relative) → type → (ttl, values)
+    let mut by_name: BTreeMap<String, BTreeMap<String, (u32, Vec<String>)>> = BTreeMap::new();
+    for r in records {
+        let name = r.name.to_ascii_lowercase();
+        let relative = if name == zone {
+            String::new()
+        } else {
+            name.strip_suffix(&format!(".{zone}"))
+                .ok_or_else(|| format!("{} is not in the zone {zone}", r.name))?
+                .to_owned()
+        };
+        let value = yaml_value(r)?;
+        let entry = by_name
+            .entry(relative)
+            .or_default()
+            .entry(r.rtype.clone())
+            .or_insert((r.ttl, Vec::new()));
+        if entry.0 != r.ttl {
+            return Err(format!(
+                "{} {}: records of one RRset with different TTLs",
+                r.name, r.rtype
+            ));
+        }
+        if !entry.1.contains(&value) {
+            entry.1.push(value);
+        }
+    }
+    let mut out = String::from("---\n");
+    for (name, types) in &by_name {
+        let _ = writeln!(out, "{}:", quote(name));
+        for (rtype, (ttl, values)) in types {
+            let _ = writeln!(out, "- ttl: {ttl}");
+            let _ = writeln!(out, "  type: {rtype}");
+            let _ = writeln!(out, "  values:");
+            let mut sorted = values.clone();
+            sorted.sort();
+            for v in sorted {
+                let _ = writeln!(out, "  - {v}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One value of a record in octoDNS's YAML form (a scalar or a flow mapping).
+fn yaml_value(r: &JsonRecord) -> Result<String, String> {
+    let fields: Vec<&str> = r.rdata.split_whitespace().collect();
+    let bad = || format!("{} {}: cannot read the RDATA `{}`", r.name, r.rtype, r.rdata);
+    Ok(match r.rtype.as_str() {
+        "A" | "AAAA" | "CNAME" | "NS" | "PTR" => quote(&r.rdata),
+        "TXT" | "SPF" => quote(&r.value.replace('\\', "\\\\").replace(';', "\\;")),
+        "MX" => {
+            let [preference, exchange] = fields[..] else {
+                return Err(bad());
+            };
+            format!(
+                "{{exchange: {}, preference: {preference}}}",
+                quote(exchange)
+            )
+        }
+        "SRV" => {
+            let [priority, weight, port, target] = fields[..] else {
+                return Err(bad());
+            };
+            format!(
+                "{{port: {port}, priority: {priority}, target: {}, weight: {weight}}}",
+                quote(target)
+            )
+        }
+        "CAA" => {
+            let mut parts = r.rdata.splitn(3, ' ');
+            let (Some(flags), Some(tag), Some(value)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad());
+            };
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value)
+                .replace("\\\"", "\"")
+                .replace("\\\\", "\\");
+            format!(
+                "{{flags: {flags}, tag: {}, value: {}}}",
+                quote(tag),
+                quote(&value)
+            )
+        }
+        "TLSA" => {
+            let [usage, selector, matching, data] = fields[..] else {
+                return Err(bad());
+            };
+            format!(
+                "{{certificate_association_data: {}, certificate_usage: {usage}, matching_type: {matching}, selector: {selector}}}",
+                quote(&data.to_ascii_lowercase())
+            )
+        }
+        other => return Err(format!("{}: type {other} is not converted", r.name)),
+    })
+}
+
+/// A YAML double-quoted scalar (JSON string syntax is a subset of it).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_each_type_and_groups_rrsets() {
+        let zone = "z.test.";
+        let records = vec![
+            JsonRecord::new("z.test.", "MX", 300, "10 mail.example."),
+            JsonRecord {
+                name: "z.test.".into(),
+                rtype: "TXT".into(),
+                ttl: 300,
+                value: "v=spf1 mx -all".into(),
+                rdata: "\"v=spf1 mx -all\"".into(),
+            },
+            JsonRecord {
+                name: "s._domainkey.Z.test.".into(),
+                rtype: "TXT".into(),
+                ttl: 300,
+                value: "v=DKIM1; k=rsa; p=AB\\C".into(),
+                rdata: String::new(),
+            },
+            JsonRecord::new("z.test.", "CAA", 300, "0 issue \"letsencrypt.org\""),
+            JsonRecord::new("z.test.", "CAA", 300, "0 iodef \"mailto:a@z.test\""),
+            JsonRecord::new("_imap._tcp.z.test.", "SRV", 300, "0 0 0 ."),
+            JsonRecord::new("autoconfig.z.test.", "CNAME", 300, "mail.example."),
+            JsonRecord::new("_25._tcp.mail.z.test.", "TLSA", 300, "3 1 1 ABCDEF"),
+            JsonRecord::new("ns1.z.test.", "A", 3600, "127.0.0.1"),
+        ];
+        let yaml = zone_yaml(zone, &records).unwrap();
+        assert_eq!(
+            yaml,
+            r#"---
+"":
+- ttl: 300
+  type: CAA
+  values:
+  - {flags: 0, tag: "iodef", value: "mailto:a@z.test"}
+  - {flags: 0, tag: "issue", value: "letsencrypt.org"}
+- ttl: 300
+  type: MX
+  values:
+  - {exchange: "mail.example.", preference: 10}
+- ttl: 300
+  type: TXT
+  values:
+  - "v=spf1 mx -all"
+"_25._tcp.mail":
+- ttl: 300
+  type: TLSA
+  values:
+  - {certificate_association_data: "abcdef", certificate_usage: 3, matching_type: 1, selector: 1}
+"_imap._tcp":
+- ttl: 300
+  type: SRV
+  values:
+  - {port: 0, priority: 0, target: ".", weight: 0}
+"autoconfig":
+- ttl: 300
+  type: CNAME
+  values:
+  - "mail.example."
+"ns1":
+- ttl: 3600
+  type: A
+  values:
+  - "127.0.0.1"
+"s._domainkey":
+- ttl: 300
+  type: TXT
+  values:
+  - "v=DKIM1\\; k=rsa\\; p=AB\\\\C"
+"#
+        );
+        assert!(zone_yaml("other.test.", &records).is_err());
+    }
+
+    #[test]
+    fn finds_the_zone_of_a_name() {
+        let zones = vec!["a.test.".to_string(), "b.a.test.".to_string()];
+        assert_eq!(zone_of("x.b.a.test.", &zones), Some("b.a.test."));
+        assert_eq!(zone_of("A.test.", &zones), Some("a.test."));
+        assert_eq!(zone_of("xa.test.", &zones), None);
+    }
+
+    #[test]
+    fn reads_the_records_json() {
+        let json = r#"[{"domain":"z.test","name":"z.test.","type":"MX","ttl":300,"value":"10 m.","recordType":"mx","rdata":"10 m."}]"#;
+        let records = JsonRecord::parse_all(json).unwrap();
+        assert_eq!(records, vec![JsonRecord::new("z.test.", "MX", 300, "10 m.")]);
+        assert!(JsonRecord::parse_all("{}").is_err());
+    }
+}

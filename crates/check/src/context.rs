@@ -1,0 +1,47 @@
+//! What a check of one domain knows: the model, the desired records, the keys and
+//! certificate digests mailzone holds, and how to ask DNS.
+
+use std::time::Duration;
+
+use mailzone_records::dkim::DkimPrivateKey;
+use mailzone_records::tlsa::TlsaKeys;
+use mailzone_records::{DesiredRecord, Domain, Server};
+
+use crate::lookup::Lookup;
+
+/// Options that change what the checks do.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Fetch `https://mta-sts.<domain>/.well-known/mta-sts.txt` (off in tests without a web
+    /// server; the fetch failing is then not a finding).
+    pub fetch_mta_sts: bool,
+    /// DNSSEC trust anchors (DS or DNSKEY records in zone-file form) for test zones; empty
+    /// means the root's.
+    pub trust_anchors: Vec<String>,
+    /// Time allowed for one DNS question.
+    pub timeout: Duration,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            fetch_mta_sts: true,
+            trust_anchors: Vec::new(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a check of one domain may use.
+pub struct DomainContext<'a> {
+    pub server: &'a Server,
+    pub domain: &'a Domain,
+    /// The records the planner wants for this domain (all types).
+    pub desired: &'a [DesiredRecord],
+    /// The DKIM private keys mailzone holds for this domain: (selector, key).
+    pub dkim_keys: &'a [(String, DkimPrivateKey)],
+    /// TLSA digests of the configured certificate (and next key).
+    pub tlsa: Option<&'a TlsaKeys>,
+    pub lookup: &'a dyn Lookup,
+    pub options: &'a CheckOptions,
+}
