@@ -8,13 +8,14 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use indexmap::IndexMap;
-use serde::Deserialize;
-
 use crate::model::*;
+
+mod raw;
+
 use crate::name::Name;
 use crate::record::DnsRecordType;
 use crate::{dkim, dmarc, mtasts, spf};
+use raw::*;
 
 /// Default TTL of every record, in seconds.
 pub const DEFAULT_TTL: u32 = 3600;
@@ -123,192 +124,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     (line, col)
-}
-
-// ---------------------------------------------------------------------------------------
-// The file as written. camelCase keys, unknown keys rejected.
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawConfig {
-    server: RawServer,
-    #[serde(default)]
-    domain: IndexMap<String, RawDomain>,
-    #[serde(default)]
-    dns_server: IndexMap<String, RawDnsServer>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDnsServer {
-    kind: String,
-    host: String,
-    port: Option<u16>,
-    protocol: Option<Transport>,
-    key_name: Option<String>,
-    key: Option<String>,
-    key_file: Option<String>,
-    key_env: Option<String>,
-    algorithm: Option<TsigAlgorithm>,
-    ttl: Option<u32>,
-    timeout: Option<String>,
-    propagation_delay: Option<String>,
-    polling_interval: Option<String>,
-    propagation_timeout: Option<String>,
-    #[serde(default)]
-    authoritative_servers: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-enum RawDnsManagement {
-    Manual {},
-    Automatic(RawAutomaticDns),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAutomaticDns {
-    dns_server: String,
-    origin: Option<String>,
-    publish_records: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawServer {
-    hostname: String,
-    #[serde(default)]
-    ipv4: Vec<String>,
-    #[serde(default)]
-    ipv6: Vec<String>,
-    report_address: Option<String>,
-    mail_exchangers: Option<Vec<RawMailExchanger>>,
-    #[serde(default)]
-    services: RawServices,
-    tls: Option<RawTls>,
-    ttl: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawMailExchanger {
-    hostname: String,
-    priority: Option<u16>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawServices {
-    imap: Option<RawService>,
-    pop3: Option<RawService>,
-    submission: Option<RawService>,
-    jmap: Option<RawService>,
-    caldav: Option<RawService>,
-    carddav: Option<RawService>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawService {
-    enabled: Option<bool>,
-    cleartext: Option<bool>,
-    hostname: Option<String>,
-    port: Option<u16>,
-    cleartext_port: Option<u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawTls {
-    certificate: String,
-    next_key: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDomain {
-    ttl: Option<u32>,
-    dns_management: Option<RawDnsManagement>,
-    spf: Option<RawSpf>,
-    dmarc: Option<RawDmarc>,
-    tls_rpt: Option<RawTlsRpt>,
-    mta_sts: Option<RawMtaSts>,
-    caa: Option<RawCaa>,
-    dkim_management: Option<RawDkimManagement>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSpf {
-    qualifier: Option<String>,
-    #[serde(default)]
-    mechanisms: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawDmarc {
-    policy: Option<DmarcDisposition>,
-    subdomain_policy: Option<DmarcDisposition>,
-    rua: Option<Vec<String>>,
-    ruf: Option<Vec<String>>,
-    adkim: Option<Alignment>,
-    aspf: Option<Alignment>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawTlsRpt {
-    enabled: Option<bool>,
-    rua: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawMtaSts {
-    enabled: Option<bool>,
-    mode: Option<MtaStsMode>,
-    max_age: Option<u32>,
-    mx: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawCaa {
-    issuers: Vec<String>,
-    issuers_wild: Option<Vec<String>>,
-    account_uri: Option<String>,
-    #[serde(default)]
-    validation_methods: Vec<String>,
-    iodef: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-enum RawDkimManagement {
-    Manual(RawManualDkim),
-    Automatic(RawAutomaticDkim),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawManualDkim {
-    keys: Vec<RawManualKey>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawManualKey {
-    selector: String,
-    private_key_file: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawAutomaticDkim {
-    algorithms: Option<Vec<String>>,
-    selector_template: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------

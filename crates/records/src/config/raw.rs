@@ -1,0 +1,190 @@
+//! The config file as written: camelCase keys, unknown keys rejected. Field types stay
+//! close to TOML (strings, numbers); [`super`] validates them into the model.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::model::{Alignment, DmarcDisposition, MtaStsMode, Transport, TsigAlgorithm};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawConfig {
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) domain: IndexMap<String, RawDomain>,
+    #[serde(default)]
+    pub(super) dns_server: IndexMap<String, RawDnsServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawDnsServer {
+    pub(super) kind: String,
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    pub(super) protocol: Option<Transport>,
+    pub(super) key_name: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) key_file: Option<String>,
+    pub(super) key_env: Option<String>,
+    pub(super) algorithm: Option<TsigAlgorithm>,
+    pub(super) ttl: Option<u32>,
+    pub(super) timeout: Option<String>,
+    pub(super) propagation_delay: Option<String>,
+    pub(super) polling_interval: Option<String>,
+    pub(super) propagation_timeout: Option<String>,
+    #[serde(default)]
+    pub(super) authoritative_servers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) enum RawDnsManagement {
+    Manual {},
+    Automatic(RawAutomaticDns),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAutomaticDns {
+    pub(super) dns_server: String,
+    pub(super) origin: Option<String>,
+    pub(super) publish_records: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawServer {
+    pub(super) hostname: String,
+    #[serde(default)]
+    pub(super) ipv4: Vec<String>,
+    #[serde(default)]
+    pub(super) ipv6: Vec<String>,
+    pub(super) report_address: Option<String>,
+    pub(super) mail_exchangers: Option<Vec<RawMailExchanger>>,
+    #[serde(default)]
+    pub(super) services: RawServices,
+    pub(super) tls: Option<RawTls>,
+    pub(super) ttl: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawMailExchanger {
+    pub(super) hostname: String,
+    pub(super) priority: Option<u16>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawServices {
+    pub(super) imap: Option<RawService>,
+    pub(super) pop3: Option<RawService>,
+    pub(super) submission: Option<RawService>,
+    pub(super) jmap: Option<RawService>,
+    pub(super) caldav: Option<RawService>,
+    pub(super) carddav: Option<RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawService {
+    pub(super) enabled: Option<bool>,
+    pub(super) cleartext: Option<bool>,
+    pub(super) hostname: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) cleartext_port: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTls {
+    pub(super) certificate: String,
+    pub(super) next_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawDomain {
+    pub(super) ttl: Option<u32>,
+    pub(super) dns_management: Option<RawDnsManagement>,
+    pub(super) spf: Option<RawSpf>,
+    pub(super) dmarc: Option<RawDmarc>,
+    pub(super) tls_rpt: Option<RawTlsRpt>,
+    pub(super) mta_sts: Option<RawMtaSts>,
+    pub(super) caa: Option<RawCaa>,
+    pub(super) dkim_management: Option<RawDkimManagement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawSpf {
+    pub(super) qualifier: Option<String>,
+    #[serde(default)]
+    pub(super) mechanisms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawDmarc {
+    pub(super) policy: Option<DmarcDisposition>,
+    pub(super) subdomain_policy: Option<DmarcDisposition>,
+    pub(super) rua: Option<Vec<String>>,
+    pub(super) ruf: Option<Vec<String>>,
+    pub(super) adkim: Option<Alignment>,
+    pub(super) aspf: Option<Alignment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTlsRpt {
+    pub(super) enabled: Option<bool>,
+    pub(super) rua: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawMtaSts {
+    pub(super) enabled: Option<bool>,
+    pub(super) mode: Option<MtaStsMode>,
+    pub(super) max_age: Option<u32>,
+    pub(super) mx: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawCaa {
+    pub(super) issuers: Vec<String>,
+    pub(super) issuers_wild: Option<Vec<String>>,
+    pub(super) account_uri: Option<String>,
+    #[serde(default)]
+    pub(super) validation_methods: Vec<String>,
+    pub(super) iodef: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) enum RawDkimManagement {
+    Manual(RawManualDkim),
+    Automatic(RawAutomaticDkim),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawManualDkim {
+    pub(super) keys: Vec<RawManualKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawManualKey {
+    pub(super) selector: String,
+    pub(super) private_key_file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAutomaticDkim {
+    pub(super) algorithms: Option<Vec<String>>,
+    pub(super) selector_template: Option<String>,
+}
