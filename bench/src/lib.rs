@@ -4,6 +4,9 @@
 //!
 //! Key generation and certificate parsing happen once, in [`Fixture::new`]; they are not
 //! what is measured.
+//!
+//! The `reconcile_table` program (mailzone vs octoDNS against one Knot) uses [`pcap`] to
+//! count the DNS messages each tool sent and [`octodns`] to give octoDNS the same records.
 
 pub mod octodns;
 pub mod pcap;

@@ -116,11 +116,20 @@ pub fn zone_yaml(zone: &str, records: &[JsonRecord]) -> Result<String, String> {
         for (rtype, (ttl, values)) in types {
             let _ = writeln!(out, "- ttl: {ttl}");
             let _ = writeln!(out, "  type: {rtype}");
-            let _ = writeln!(out, "  values:");
             let mut sorted = values.clone();
             sorted.sort();
-            for v in sorted {
-                let _ = writeln!(out, "  - {v}");
+            match (rtype.as_str(), sorted.as_slice()) {
+                // Single-value types take `value`, not `values`.
+                ("CNAME", [only]) => {
+                    let _ = writeln!(out, "  value: {only}");
+                }
+                ("CNAME", _) => return Err(format!("{name}: more than one CNAME")),
+                _ => {
+                    let _ = writeln!(out, "  values:");
+                    for v in sorted {
+                        let _ = writeln!(out, "  - {v}");
+                    }
+                }
             }
         }
     }
@@ -130,7 +139,12 @@ pub fn zone_yaml(zone: &str, records: &[JsonRecord]) -> Result<String, String> {
 /// One value of a record in octoDNS's YAML form (a scalar or a flow mapping).
 fn yaml_value(r: &JsonRecord) -> Result<String, String> {
     let fields: Vec<&str> = r.rdata.split_whitespace().collect();
-    let bad = || format!("{} {}: cannot read the RDATA `{}`", r.name, r.rtype, r.rdata);
+    let bad = || {
+        format!(
+            "{} {}: cannot read the RDATA `{}`",
+            r.name, r.rtype, r.rdata
+        )
+    };
     Ok(match r.rtype.as_str() {
         "A" | "AAAA" | "CNAME" | "NS" | "PTR" => quote(&r.rdata),
         "TXT" | "SPF" => quote(&r.value.replace('\\', "\\\\").replace(';', "\\;")),
@@ -249,8 +263,7 @@ mod tests {
 "autoconfig":
 - ttl: 300
   type: CNAME
-  values:
-  - "mail.example."
+  value: "mail.example."
 "ns1":
 - ttl: 3600
   type: A
@@ -278,7 +291,10 @@ mod tests {
     fn reads_the_records_json() {
         let json = r#"[{"domain":"z.test","name":"z.test.","type":"MX","ttl":300,"value":"10 m.","recordType":"mx","rdata":"10 m."}]"#;
         let records = JsonRecord::parse_all(json).unwrap();
-        assert_eq!(records, vec![JsonRecord::new("z.test.", "MX", 300, "10 m.")]);
+        assert_eq!(
+            records,
+            vec![JsonRecord::new("z.test.", "MX", 300, "10 m.")]
+        );
         assert!(JsonRecord::parse_all("{}").is_err());
     }
 }

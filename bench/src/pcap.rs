@@ -47,11 +47,11 @@ impl DnsCounts {
         let mut parts = Vec::new();
         for (qtype, n) in &self.queries {
             if matches!(qtype.as_str(), "AXFR" | "IXFR" | "SOA") {
-                parts.push(format!("{n} {qtype}"));
+                parts.push(format!("{} {qtype}", thousands(*n)));
             }
         }
         if self.updates > 0 {
-            parts.push(format!("{} UPDATE", self.updates));
+            parts.push(format!("{} UPDATE", thousands(self.updates)));
         }
         let other_queries: u64 = self
             .queries
@@ -67,7 +67,8 @@ impl DnsCounts {
                 .filter(|t| !matches!(*t, "AXFR" | "IXFR" | "SOA"))
                 .collect();
             parts.push(format!(
-                "{other_queries} other queries ({})",
+                "{} other queries ({})",
+                thousands(other_queries),
                 types.join("/")
             ));
         }
@@ -93,6 +94,19 @@ impl DnsCounts {
             None => self.undecodable += 1,
         }
     }
+}
+
+/// `26000` → `26,000`.
+pub fn thousands(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 enum Kind {
@@ -210,7 +224,11 @@ pub fn count_client_messages(pcap: &[u8], server_port: u16) -> Result<DnsCounts,
     let little = match magic {
         [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
         [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return Err(format!("not a pcap file (magic {magic:02x?}); pcapng is not read")),
+        _ => {
+            return Err(format!(
+                "not a pcap file (magic {magic:02x?}); pcapng is not read"
+            ));
+        }
     };
     let u32_at = |bytes: &[u8], at: usize| -> u32 {
         let b = [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
@@ -257,7 +275,8 @@ pub fn count_client_messages(pcap: &[u8], server_port: u16) -> Result<DnsCounts,
                 if dport != server_port {
                     continue;
                 }
-                let seq = u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]);
+                let seq =
+                    u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]);
                 let offset = ((transport[12] >> 4) as usize) * 4;
                 let flags = transport[13];
                 let key = (src, sport, dst, dport);
@@ -476,5 +495,7 @@ mod tests {
         let empty = count_client_messages(&pcap(&[]), PORT).unwrap();
         assert_eq!(empty, DnsCounts::default());
         assert_eq!(empty.breakdown(), "none");
+        assert_eq!(thousands(26_000), "26,000");
+        assert_eq!(thousands(999), "999");
     }
 }

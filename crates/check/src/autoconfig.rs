@@ -1,11 +1,205 @@
-//! (not written yet: the autoconfig checks)
+//! Client autoconfiguration names: PACC's `ua-auto-config.<domain>`
+//! (draft-ietf-mailmaint-pacc-02 §4), Thunderbird's `autoconfig.<domain>` and Microsoft's
+//! `autodiscover.<domain>` must reach the mail host: a CNAME to it (RFC 1034 §3.6.2), or
+//! A/AAAA records equal to its addresses. Which names are checked follows the planner: the
+//! CNAMEs it wants for the `autoConfig`, `autoConfigLegacy` and `autoDiscover` types.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use mailzone_records::{DnsRecordType, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
+use crate::support;
 
-pub const CODES: &[&Code] = &[];
+pub const UNRESOLVED: &Code = &Code {
+    id: "autoconfig-unresolved",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::AutoConfig),
+    summary: "an autoconfiguration name does not resolve to any address",
+};
 
-pub async fn check(_ctx: &DomainContext<'_>) -> Vec<Finding> {
-    Vec::new()
+pub const WRONG_HOST: &Code = &Code {
+    id: "autoconfig-wrong-host",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::AutoConfig),
+    summary: "an autoconfiguration name resolves, but not to the mail host",
+};
+
+pub const CODES: &[&Code] = &[UNRESOLVED, WRONG_HOST];
+
+pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
+    let wanted: Vec<_> = ctx
+        .desired
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.record_type,
+                DnsRecordType::AutoConfig
+                    | DnsRecordType::AutoConfigLegacy
+                    | DnsRecordType::AutoDiscover
+            )
+        })
+        .filter_map(|d| match &d.record.data {
+            RData::Cname(target) => Some((d, target)),
+            _ => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut findings = Vec::new();
+    // The mail host's addresses (each wanted target, usually one host).
+    let targets: BTreeSet<_> = wanted.iter().map(|(_, t)| *t).collect();
+    let mut target_addresses = std::collections::BTreeMap::new();
+    for target in targets {
+        match support::addresses(ctx, target).await {
+            Ok((addresses, _)) => {
+                target_addresses.insert(target, addresses.into_iter().collect::<BTreeSet<_>>());
+            }
+            Err(f) => findings.push(f),
+        }
+    }
+    let resolved = futures::future::join_all(
+        wanted
+            .iter()
+            .map(|(d, _)| support::addresses(ctx, &d.record.name)),
+    )
+    .await;
+    for ((desired, target), result) in wanted.iter().zip(resolved) {
+        let Some(expected) = target_addresses.get(target) else {
+            continue;
+        };
+        let name = &desired.record.name;
+        let (addresses, chain) = match result {
+            Ok(r) => r,
+            Err(f) => {
+                findings.push(f);
+                continue;
+            }
+        };
+        let typed = |mut f: Finding| {
+            f.record_type = Some(desired.record_type);
+            f
+        };
+        let line = support::line(&desired.record);
+        if chain.contains(target) {
+            continue; // a CNAME (chain) to the mail host
+        }
+        let seen = describe(&chain, &addresses);
+        if addresses.is_empty() {
+            findings.push(typed(
+                Finding::new(
+                    UNRESOLVED,
+                    name.to_string(),
+                    format!(
+                        "{name} does not resolve to any address: mail clients cannot find their settings there"
+                    ),
+                )
+                .seen(seen)
+                .expected(format!("a CNAME to {target}"))
+                .fix(format!("publish {line}")),
+            ));
+            continue;
+        }
+        let got: BTreeSet<IpAddr> = addresses.iter().copied().collect();
+        if &got != expected {
+            findings.push(typed(
+                Finding::new(
+                    WRONG_HOST,
+                    name.to_string(),
+                    format!(
+                        "{name} resolves to {seen}, not to the mail host {target}: clients get their settings from another server, or none"
+                    ),
+                )
+                .seen(seen.clone())
+                .expected(format!(
+                    "a CNAME to {target} (or its addresses {})",
+                    expected
+                        .iter()
+                        .map(IpAddr::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .fix(format!(
+                    "replace the records at {name} by {line}"
+                )),
+            ));
+        }
+    }
+    findings
+}
+
+fn describe(chain: &[mailzone_records::Name], addresses: &[IpAddr]) -> String {
+    let mut parts: Vec<String> = chain.iter().map(|n| format!("CNAME {n}")).collect();
+    if addresses.is_empty() {
+        parts.push("no address".into());
+    } else {
+        parts.push(
+            addresses
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
+    parts.join(" → ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Fixture, assert_quiet, with_code};
+
+    #[tokio::test]
+    async fn cnames_or_same_addresses_are_quiet() {
+        let f = Fixture::new("");
+        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
+        let zone = f.zone_with(
+            &["^autodiscover.example.org."],
+            "autodiscover.example.org. 300 IN A 192.0.2.10\n\
+             autodiscover.example.org. 300 IN AAAA 2001:db8::10\n",
+        );
+        assert_quiet(&check(&f.ctx(&zone)).await);
+    }
+
+    #[tokio::test]
+    async fn unresolved_name_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(&["^autoconfig.example.org."], "");
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "autoconfig-unresolved"),
+            [(Severity::Warning, "autoconfig.example.org.".to_string())]
+        );
+        assert_eq!(
+            findings[0].record_type,
+            Some(DnsRecordType::AutoConfigLegacy)
+        );
+        assert_eq!(
+            findings[0].fix.as_deref(),
+            Some("publish autoconfig.example.org. 3600 IN CNAME mail.example.org.")
+        );
+    }
+
+    #[tokio::test]
+    async fn other_host_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(
+            &["^ua-auto-config.example.org."],
+            "ua-auto-config.example.org. 300 IN CNAME web.example.net.\n\
+             web.example.net. 300 IN A 198.51.100.7\n",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "autoconfig-wrong-host"),
+            [(Severity::Warning, "ua-auto-config.example.org.".to_string())]
+        );
+        assert_eq!(
+            findings[0].seen.as_deref(),
+            Some("CNAME web.example.net. → 198.51.100.7")
+        );
+    }
 }

@@ -20,6 +20,12 @@ pub struct CheckOptions {
     pub trust_anchors: Vec<String>,
     /// Time allowed for one DNS question.
     pub timeout: Duration,
+    /// Where the MTA-STS policy is fetched from, `{domain}` standing for the mail domain;
+    /// `None` is RFC 8461 §3.3's `https://mta-sts.{domain}/.well-known/mta-sts.txt`. Tests
+    /// point it at a local web server.
+    pub mta_sts_url: Option<String>,
+    /// Time allowed for fetching the MTA-STS policy.
+    pub fetch_timeout: Duration,
 }
 
 impl Default for CheckOptions {
@@ -28,6 +34,8 @@ impl Default for CheckOptions {
             fetch_mta_sts: true,
             trust_anchors: Vec::new(),
             timeout: Duration::from_secs(5),
+            mta_sts_url: None,
+            fetch_timeout: Duration::from_secs(10),
         }
     }
 }

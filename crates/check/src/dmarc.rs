@@ -1,11 +1,842 @@
-//! (not written yet: the dmarc checks)
+//! DMARC checks (RFC 7489, with the changes of RFC 9989, which obsoletes it).
+//!
+//! The rules, each with the section it comes from:
+//! - RFC 7489 §6.1, §6.6.3 steps 2–5: the policy is the TXT record at `_dmarc.<domain>`
+//!   that starts with `v=DMARC1`; other TXT records there are discarded; none →
+//!   `dmarc-missing`, several → DMARC processing does not apply at all (`dmarc-multiple`).
+//! - RFC 7489 §6.3, §6.4 (RFC 9989 §4.7, §4.8): the record is a tag-list (RFC 6376 §3.2:
+//!   `tag=value` separated by `;`, no tag twice); `v=DMARC1` is the first tag; `p` is one of
+//!   `none`, `quarantine`, `reject`; `sp` and `np` (RFC 9989) take the same values;
+//!   `adkim`/`aspf` are `r` or `s`; `fo` is `0`, `1`, `d`, `s` joined by `:`; `psd`
+//!   (RFC 9989) is `y`, `n` or `u`; `t` (RFC 9989) is `y` or `n`; `rua`/`ruf` are
+//!   comma-separated URIs with an optional `!size`, `mailto:` addresses with a valid domain.
+//!   Any of these wrong → `dmarc-syntax`.
+//! - RFC 9989 §4.7: a record without `p` means `p=none` (RFC 7489 required `p`, and §6.6.3
+//!   step 6 applied `p=none` only with a valid `rua`): `dmarc-policy-none`, a warning.
+//! - RFC 7489 §6.4 writes tag names as ABNF strings, case-insensitive (RFC 5234 §2.3), while
+//!   the DKIM tag-list it builds on is case-sensitive (RFC 6376 §3.2): `P=reject` is
+//!   accepted and noted (`dmarc-tag-case`, information).
+//! - RFC 7489 §6.3 (`p` second in the ABNF of §6.4; RFC 9989 allows any order):
+//!   `dmarc-p-not-second`, information.
+//! - RFC 7489 §6.3 "Unknown tags MUST be ignored": `dmarc-unknown-tag`, information (a typo
+//!   such as `rue=` silently loses the reports).
+//! - RFC 9989 removes `pct`, `rf` and `ri` (receivers following it ignore them; `pct=0`
+//!   no longer means "monitoring"): `dmarc-removed-tag`, information.
+//! - `p=none` asks receivers to deliver mail failing DMARC as usual (RFC 7489 §6.3):
+//!   `dmarc-policy-none`, a warning.
+//! - RFC 7489 §7.1: a `rua`/`ruf` address in another organisation's domain receives
+//!   reports only when that domain publishes `<domain>._report._dmarc.<report-domain>` TXT
+//!   `v=DMARC1`; missing → `dmarc-report-unauthorized`, an error (the reports are silently
+//!   not sent).
+//!
+//! "Another organisation": RFC 7489 compares organisational domains, found with the Public
+//! Suffix List, which mailzone does not carry. A report domain counts as the same
+//! organisation when it is the domain, inside it, a parent of it, or inside the domain's
+//! zone; every other domain is asked for the authorisation record (a report domain of the
+//! same organisation that is none of these gets a false error, which publishing the record
+//! silences).
+
+use mailzone_records::{DnsRecordType, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
 
-pub const CODES: &[&Code] = &[];
+pub const MISSING: &Code = &Code {
+    id: "dmarc-missing",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "no `v=DMARC1` record at `_dmarc.<domain>`: DMARC does not apply",
+};
 
-pub async fn check(_ctx: &DomainContext<'_>) -> Vec<Finding> {
-    Vec::new()
+pub const MULTIPLE: &Code = &Code {
+    id: "dmarc-multiple",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "more than one `v=DMARC1` record: receivers apply none of them",
+};
+
+pub const SYNTAX: &Code = &Code {
+    id: "dmarc-syntax",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "the DMARC record breaks RFC 7489 §6.4 / RFC 9989 (version, `p`, tag values, URIs)",
+};
+
+pub const POLICY_NONE: &Code = &Code {
+    id: "dmarc-policy-none",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "`p=none`: mail failing DMARC is delivered as usual (monitoring only)",
+};
+
+pub const REPORT_UNAUTHORIZED: &Code = &Code {
+    id: "dmarc-report-unauthorized",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "a report address in another domain lacks its `_report._dmarc` authorisation",
+};
+
+pub const REMOVED_TAG: &Code = &Code {
+    id: "dmarc-removed-tag",
+    severity: Severity::Info,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "the record uses `pct`, `rf` or `ri`, which RFC 9989 removed",
+};
+
+pub const UNKNOWN_TAG: &Code = &Code {
+    id: "dmarc-unknown-tag",
+    severity: Severity::Info,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "the record has a tag DMARC does not define; receivers ignore it",
+};
+
+pub const P_NOT_SECOND: &Code = &Code {
+    id: "dmarc-p-not-second",
+    severity: Severity::Info,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "`p` is not the second tag, as RFC 7489's grammar (not RFC 9989's) wants",
+};
+
+pub const TAG_CASE: &Code = &Code {
+    id: "dmarc-tag-case",
+    severity: Severity::Info,
+    record_type: Some(DnsRecordType::Dmarc),
+    summary: "a tag name has capitals (`P=reject`): valid by RFC 7489's grammar, risky in practice",
+};
+
+pub const CODES: &[&Code] = &[
+    MISSING,
+    MULTIPLE,
+    SYNTAX,
+    POLICY_NONE,
+    REPORT_UNAUTHORIZED,
+    REMOVED_TAG,
+    UNKNOWN_TAG,
+    P_NOT_SECOND,
+    TAG_CASE,
+];
+
+/// RFC 7489 §6.6.3 step 3: a DMARC record starts with the tag `v=DMARC1` (white space
+/// around `=` allowed, RFC 6376 §3.2). The exact spelling is checked by [`analyse`].
+pub fn is_dmarc_record(text: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(text);
+    let first = text.split(';').next().unwrap_or("");
+    match first.split_once('=') {
+        Some((name, value)) => {
+            name.trim_matches(is_wsp).eq_ignore_ascii_case("v")
+                && value.trim_matches(is_wsp).eq_ignore_ascii_case("DMARC1")
+        }
+        None => false,
+    }
+}
+
+fn is_wsp(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// What a DMARC record says and what is wrong with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    /// The tags in order, names in lowercase, values trimmed.
+    pub tags: Vec<(String, String)>,
+    /// Violations of RFC 7489 §6.4 / RFC 9989 (each makes the record invalid).
+    pub errors: Vec<String>,
+    /// `pct`, `rf`, `ri` as written (RFC 9989 removed them).
+    pub removed: Vec<String>,
+    /// Tags DMARC does not define, as written.
+    pub unknown: Vec<String>,
+    /// `p` is present but not the second tag.
+    pub p_not_second: bool,
+    /// There is no `p` tag (RFC 9989 §4.7: the record means `p=none`).
+    pub p_missing: bool,
+    /// Tag names written with capitals, as written.
+    pub capitals: Vec<String>,
+}
+
+impl Analysis {
+    /// The value of tag `name`.
+    pub fn tag(&self, name: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The report URIs of `rua` and `ruf` (without `!size`).
+    pub fn report_uris(&self) -> Vec<String> {
+        ["rua", "ruf"]
+            .iter()
+            .filter_map(|t| self.tag(t))
+            .flat_map(|v| v.split(','))
+            .map(|u| {
+                let u = u.trim_matches(is_wsp);
+                u.split_once('!').map_or(u, |(uri, _)| uri).to_string()
+            })
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+}
+
+/// Analyses a DMARC record (RFC 7489 §6.3, §6.4; RFC 9989 §4.7).
+pub fn analyse(text: &str) -> Analysis {
+    let mut a = Analysis::default();
+    for (index, segment) in text.split(';').enumerate() {
+        let segment = segment.trim_matches(is_wsp);
+        if segment.is_empty() {
+            continue; // a trailing `;` (RFC 6376 §3.2), or an empty tag-spec, tolerated
+        }
+        let Some((name, value)) = segment.split_once('=') else {
+            a.errors
+                .push(format!("`{segment}` is not a `tag=value` pair"));
+            continue;
+        };
+        let written = name.trim_matches(is_wsp);
+        let value = value.trim_matches(is_wsp);
+        let valid_name = written.starts_with(|c: char| c.is_ascii_alphabetic())
+            && written
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            a.errors.push(format!("`{written}` is not a tag name"));
+            continue;
+        }
+        // RFC 7489 §6.4 writes tag names as ABNF strings, which are case-insensitive
+        // (RFC 5234 §2.3); the DKIM tag-list rule it builds on (RFC 6376 §3.2) says
+        // case-sensitive. Accepted, and noted.
+        let lower = written.to_ascii_lowercase();
+        let name = lower.as_str();
+        if name != written {
+            a.capitals.push(written.to_string());
+        }
+        if a.tags.iter().any(|(n, _)| n == name) {
+            a.errors.push(format!(
+                "the tag `{name}` appears twice, which makes the tag list invalid (RFC 6376 §3.2)"
+            ));
+            continue;
+        }
+        if index == 0 && !(name == "v" && value == "DMARC1") {
+            a.errors.push(format!(
+                "the record must start with exactly `v=DMARC1` (RFC 7489 §6.4), not `{segment}`"
+            ));
+        }
+        a.tags.push((name.to_string(), value.to_string()));
+        if name != "v" && index > 0 {
+            check_tag(&mut a, name, value);
+        } else if name == "v" && index > 0 {
+            a.errors.push("`v=DMARC1` must be the first tag".into());
+        }
+    }
+    match a.tags.iter().position(|(n, _)| n == "p") {
+        None => a.p_missing = true,
+        Some(position) => a.p_not_second = position != 1,
+    }
+    a
+}
+
+fn check_tag(a: &mut Analysis, name: &str, value: &str) {
+    let lower = value.to_ascii_lowercase();
+    let one_of = |allowed: &[&str]| allowed.contains(&lower.as_str());
+    let error = match name {
+        "p" | "sp" | "np" => (!one_of(&["none", "quarantine", "reject"]))
+            .then(|| format!("`{name}={value}`: the policy must be none, quarantine or reject")),
+        "adkim" | "aspf" => (!one_of(&["r", "s"]))
+            .then(|| format!("`{name}={value}`: the alignment mode must be r or s")),
+        "fo" => (value.is_empty()
+            || !lower
+                .split(':')
+                .all(|o| matches!(o.trim_matches(is_wsp), "0" | "1" | "d" | "s")))
+        .then(|| format!("`fo={value}`: failure options are 0, 1, d and s, joined by `:`")),
+        "psd" => (!one_of(&["y", "n", "u"]))
+            .then(|| format!("`psd={value}`: must be y, n or u (RFC 9989 §4.7)")),
+        "t" => {
+            (!one_of(&["y", "n"])).then(|| format!("`t={value}`: must be y or n (RFC 9989 §4.7)"))
+        }
+        "rua" | "ruf" => uri_list_error(name, value),
+        "pct" | "rf" | "ri" => {
+            let note = match name {
+                "pct" if !matches!(value.parse::<u8>(), Ok(0..=100)) => {
+                    " (and not an integer from 0 to 100)"
+                }
+                "ri" if value.parse::<u32>().is_err() => " (and not an integer)",
+                "rf" if !lower.split(':').all(|f| f.trim_matches(is_wsp) == "afrf") => {
+                    " (and not `afrf`)"
+                }
+                _ => "",
+            };
+            a.removed.push(format!("{name}={value}{note}"));
+            None
+        }
+        _ => {
+            a.unknown.push(format!("{name}={value}"));
+            None
+        }
+    };
+    if let Some(error) = error {
+        a.errors.push(error);
+    }
+}
+
+/// RFC 7489 §6.4 `dmarc-uri`: `URI [ "!" 1*DIGIT [ "k" / "m" / "g" / "t" ] ]`, separated
+/// by `,`; a `mailto:` URI needs an address with a valid domain.
+fn uri_list_error(name: &str, value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some(format!("`{name}=` has no URI"));
+    }
+    for item in value.split(',') {
+        let item = item.trim_matches(is_wsp);
+        let (uri, size) = match item.split_once('!') {
+            Some((u, s)) => (u, Some(s)),
+            None => (item, None),
+        };
+        if let Some(size) = size {
+            let digits = size.trim_end_matches(['k', 'm', 'g', 't', 'K', 'M', 'G', 'T']);
+            if digits.is_empty()
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+                || size.len() > digits.len() + 1
+            {
+                return Some(format!(
+                    "`{name}`: `!{size}` is not a size (digits and an optional k, m, g or t)"
+                ));
+            }
+        }
+        let Some((scheme, rest)) = uri.split_once(':') else {
+            return Some(format!(
+                "`{name}`: `{uri}` is not a URI; write `mailto:{uri}`"
+            ));
+        };
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        if !scheme_ok || rest.is_empty() || uri.contains(is_wsp) {
+            return Some(format!("`{name}`: `{uri}` is not a URI"));
+        }
+        if scheme.eq_ignore_ascii_case("mailto") && mailto_domain(uri).is_none() {
+            return Some(format!(
+                "`{name}`: `{uri}` is not a mail address with a valid domain"
+            ));
+        }
+    }
+    None
+}
+
+/// The domain of a `mailto:` URI (`mailto:dmarc@example.net?subject=x` → `example.net`).
+fn mailto_domain(uri: &str) -> Option<Name> {
+    let (scheme, rest) = uri.split_once(':')?;
+    if !scheme.eq_ignore_ascii_case("mailto") {
+        return None;
+    }
+    let address = rest.split('?').next()?;
+    let (local, domain) = address.rsplit_once('@')?;
+    if local.is_empty() {
+        return None;
+    }
+    Name::host(domain).ok().filter(|d| d.as_str().contains('.'))
+}
+
+/// The DMARC record the planner wants for the domain, as a zone-file line.
+fn desired(ctx: &DomainContext<'_>) -> Option<(String, String)> {
+    ctx.desired
+        .iter()
+        .find(|d| d.record_type == DnsRecordType::Dmarc)
+        .map(|d| (d.record.data.value(), crate::support::line(&d.record)))
+}
+
+fn publish_fix(ctx: &DomainContext<'_>, name: &Name) -> String {
+    match desired(ctx) {
+        Some((_, line)) => format!("publish {line}"),
+        None => format!(
+            "publish {name} TXT \"{}\"",
+            mailzone_records::dmarc::value(&ctx.domain.dmarc)
+        ),
+    }
+}
+
+fn expected_value(ctx: &DomainContext<'_>) -> String {
+    desired(ctx)
+        .map(|(value, _)| value)
+        .unwrap_or_else(|| mailzone_records::dmarc::value(&ctx.domain.dmarc))
+}
+
+/// True when reports to `report` stay within the domain's organisation (see the module
+/// documentation for the approximation).
+fn same_organisation(ctx: &DomainContext<'_>, report: &Name) -> bool {
+    let domain = &ctx.domain.name;
+    report.is_within(domain) || domain.is_within(report) || report.is_within(&ctx.domain.zone)
+}
+
+/// Every DMARC finding for the domain (see the module documentation for the rules).
+pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let domain = &ctx.domain.name;
+    let Ok(name) = domain.prefixed("_dmarc") else {
+        return findings; // the planner could not build the name either; it says why
+    };
+    let answer = match crate::support::query(ctx, &name, "TXT").await {
+        Ok(answer) => answer,
+        Err(finding) => return vec![finding],
+    };
+    let texts: Vec<String> = answer
+        .records
+        .iter()
+        .filter_map(|r| match &r.record.data {
+            RData::Txt(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect();
+    let records: Vec<&String> = texts
+        .iter()
+        .filter(|t| is_dmarc_record(t.as_bytes()))
+        .collect();
+    let text = match records.as_slice() {
+        [] => {
+            let seen = if texts.is_empty() {
+                format!("no TXT record at {name}")
+            } else {
+                format!(
+                    "{} (receivers discard TXT records that do not start with v=DMARC1, RFC 7489 §6.6.3)",
+                    texts.join(" | ")
+                )
+            };
+            findings.push(
+                Finding::new(
+                    MISSING,
+                    name.to_string(),
+                    format!(
+                        "{domain} publishes no DMARC policy at {name}: receivers apply no DMARC policy to mail claiming to be from {domain} and send no reports (RFC 7489 §6.6.3)"
+                    ),
+                )
+                .seen(seen)
+                .expected(expected_value(ctx))
+                .fix(publish_fix(ctx, &name)),
+            );
+            return findings;
+        }
+        [one] => (*one).clone(),
+        several => {
+            findings.push(
+                Finding::new(
+                    MULTIPLE,
+                    name.to_string(),
+                    format!(
+                        "{name} has {} `v=DMARC1` records; with more than one, receivers apply none of them (RFC 7489 §6.6.3 step 5)",
+                        several.len()
+                    ),
+                )
+                .seen(several.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" | "))
+                .expected(format!("exactly one: {}", expected_value(ctx)))
+                .fix(format!(
+                    "keep one record and remove the others: {}",
+                    publish_fix(ctx, &name)
+                )),
+            );
+            return findings;
+        }
+    };
+
+    let analysis = analyse(&text);
+    if !analysis.errors.is_empty() {
+        findings.push(
+            Finding::new(
+                SYNTAX,
+                name.to_string(),
+                format!(
+                    "the DMARC record of {domain} is not valid: {} (RFC 7489 §6.3, §6.4; RFC 9989 §4.7)",
+                    analysis.errors.join("; ")
+                ),
+            )
+            .seen(text.clone())
+            .expected(expected_value(ctx))
+            .fix(publish_fix(ctx, &name)),
+        );
+    }
+    if analysis.p_missing {
+        findings.push(
+            Finding::new(
+                POLICY_NONE,
+                name.to_string(),
+                format!(
+                    "the DMARC record of {domain} has no `p` tag: receivers following RFC 9989 (§4.7) treat it as `p=none`, and RFC 7489 receivers, for which `p` was required, apply p=none only when `rua` is valid (§6.6.3 step 6) and otherwise ignore the record; forged mail from {domain} is not stopped"
+                ),
+            )
+            .seen(text.clone())
+            .expected("p=quarantine or p=reject")
+            .fix(format!(
+                "add `p=reject` (or `p=quarantine`) right after `v=DMARC1`: {}",
+                publish_fix(ctx, &name)
+            )),
+        );
+    }
+    if analysis
+        .tag("p")
+        .is_some_and(|p| p.eq_ignore_ascii_case("none"))
+    {
+        findings.push(
+            Finding::new(
+                POLICY_NONE,
+                name.to_string(),
+                format!(
+                    "the DMARC policy of {domain} is `p=none`: receivers deliver mail that fails DMARC as usual, so forged mail from {domain} is not stopped (monitoring only)"
+                ),
+            )
+            .seen(text.clone())
+            .expected("p=quarantine or p=reject")
+            .fix(format!(
+                "once the reports show that your own mail passes, set `p=quarantine` or `p=reject` (mailzone: `dmarc = {{ policy = \"reject\" }}`); {}",
+                publish_fix(ctx, &name)
+            )),
+        );
+    }
+    if !analysis.removed.is_empty() {
+        findings.push(
+            Finding::new(
+                REMOVED_TAG,
+                name.to_string(),
+                format!(
+                    "the DMARC record of {domain} uses {}, removed by RFC 9989: receivers following it ignore them (`pct` no longer samples; a `pct=0` record is treated like pct=100)",
+                    analysis.removed.join(", ")
+                ),
+            )
+            .seen(text.clone())
+            .expected("no pct, rf or ri tags")
+            .fix("remove the tags; use `t=y` (RFC 9989) instead of `pct` for a test phase"),
+        );
+    }
+    if !analysis.unknown.is_empty() {
+        findings.push(
+            Finding::new(
+                UNKNOWN_TAG,
+                name.to_string(),
+                format!(
+                    "the DMARC record of {domain} has tags DMARC does not define, which receivers ignore: {} (a typo?)",
+                    analysis.unknown.join(", ")
+                ),
+            )
+            .seen(text.clone())
+            .expected("only v, p, sp, np, adkim, aspf, fo, rua, ruf, psd, t")
+            .fix("correct or remove the tags"),
+        );
+    }
+    if !analysis.capitals.is_empty() {
+        findings.push(
+            Finding::new(
+                TAG_CASE,
+                name.to_string(),
+                format!(
+                    "the DMARC record of {domain} writes tag names with capitals ({}): RFC 7489's grammar accepts them (ABNF strings are case-insensitive, RFC 5234 §2.3), but the DKIM tag-list syntax it builds on is case-sensitive (RFC 6376 §3.2), so some receivers may not recognise them",
+                    analysis.capitals.join(", ")
+                ),
+            )
+            .seen(text.clone())
+            .expected("tag names in lowercase")
+            .fix(publish_fix(ctx, &name)),
+        );
+    }
+    if analysis.p_not_second {
+        findings.push(
+            Finding::new(
+                P_NOT_SECOND,
+                name.to_string(),
+                format!(
+                    "in the DMARC record of {domain}, `p` is not the second tag: RFC 7489 §6.4 puts it right after `v=DMARC1` and some older receivers expect it there (RFC 9989 allows any order)"
+                ),
+            )
+            .seen(text.clone())
+            .expected("v=DMARC1; p=…; …")
+            .fix(publish_fix(ctx, &name)),
+        );
+    }
+    findings.extend(check_report_authorisation(ctx, &analysis).await);
+    findings
+}
+
+/// RFC 7489 §7.1: external report destinations must accept the domain's reports.
+async fn check_report_authorisation(ctx: &DomainContext<'_>, analysis: &Analysis) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let domain = &ctx.domain.name;
+    let mut asked: Vec<Name> = Vec::new();
+    for uri in analysis.report_uris() {
+        let Some(report) = mailto_domain(&uri) else {
+            continue; // not mailto: nothing to authorise (and a bad one is a syntax error)
+        };
+        if same_organisation(ctx, &report) || asked.contains(&report) {
+            continue;
+        }
+        asked.push(report.clone());
+        let Ok(name) = report.prefixed(&format!("{}._report._dmarc", domain.as_str())) else {
+            continue; // longer than a DNS name can be: no receiver could ask either
+        };
+        let answer = match crate::support::query(ctx, &name, "TXT").await {
+            Ok(answer) => answer,
+            Err(finding) => {
+                findings.push(finding);
+                continue;
+            }
+        };
+        let authorised = answer.records.iter().any(|r| match &r.record.data {
+            RData::Txt(bytes) => is_dmarc_record(bytes),
+            _ => false,
+        });
+        if !authorised {
+            findings.push(
+                Finding::new(
+                    REPORT_UNAUTHORIZED,
+                    name.to_string(),
+                    format!(
+                        "{domain} asks for DMARC reports at {uri}, in another domain ({}), which does not publish {name} TXT \"v=DMARC1\": receivers send it no reports (RFC 7489 §7.1)",
+                        report.as_str()
+                    ),
+                )
+                .seen(format!("no v=DMARC1 TXT record at {name}"))
+                .expected(format!("{name} TXT \"v=DMARC1\""))
+                .fix(format!(
+                    "have the operator of {} publish {name} 3600 IN TXT \"v=DMARC1\" (or `*._report._dmarc.{}` for every domain), or send the reports to an address in {domain}",
+                    report.as_str(),
+                    report.as_str()
+                )),
+            );
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Fixture, assert_quiet, with_code};
+
+    const NAME: &str = "_dmarc.example.org.";
+
+    /// The DMARC findings for the correct zone with the DMARC record replaced by `dmarc`
+    /// (when given) and `add` appended.
+    async fn findings_with(dmarc: Option<&str>, add: &str) -> Vec<Finding> {
+        let fixture = Fixture::new("");
+        let mut extra = String::new();
+        if let Some(dmarc) = dmarc {
+            extra.push_str(&format!("_dmarc.example.org. 300 IN TXT \"{dmarc}\"\n"));
+        }
+        extra.push_str(add);
+        let lookup = fixture.zone_with(&["^_dmarc.example.org."], &extra);
+        check(&fixture.ctx(&lookup)).await
+    }
+
+    async fn findings(dmarc: &str) -> Vec<Finding> {
+        findings_with(Some(dmarc), "").await
+    }
+
+    fn only(findings: &[Finding], code: &str) -> Vec<(Severity, String)> {
+        let other: Vec<_> = findings.iter().filter(|f| f.code != code).collect();
+        assert!(other.is_empty(), "unexpected other findings: {other:#?}");
+        with_code(findings, code)
+    }
+
+    #[tokio::test]
+    async fn correct_zone_is_quiet() {
+        let fixture = Fixture::new("");
+        let lookup = crate::lookup::ZoneLookup::new(&fixture.correct_zone());
+        assert_quiet(&check(&fixture.ctx(&lookup)).await);
+    }
+
+    #[tokio::test]
+    async fn missing_fires() {
+        let f = findings_with(None, "").await;
+        assert_eq!(only(&f, "dmarc-missing"), [(Severity::Error, NAME.into())]);
+        assert!(f[0].fix.as_deref().unwrap().contains("v=DMARC1; p=reject"));
+        // A TXT record that does not start with v=DMARC1 is discarded: still missing.
+        let f = findings("p=reject; v=DMARC1").await;
+        assert_eq!(only(&f, "dmarc-missing"), [(Severity::Error, NAME.into())]);
+        assert!(f[0].seen.as_deref().unwrap().contains("discard"));
+    }
+
+    #[tokio::test]
+    async fn missing_is_quiet_beside_an_unrelated_txt() {
+        let f = findings_with(
+            Some("v=DMARC1; p=reject; rua=mailto:postmaster@example.org"),
+            "_dmarc.example.org. 300 IN TXT \"some-verification=1\"\n",
+        )
+        .await;
+        assert_quiet(&f);
+    }
+
+    #[tokio::test]
+    async fn multiple_fires_and_is_quiet_with_one() {
+        let f = findings_with(
+            Some("v=DMARC1; p=reject"),
+            "_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n",
+        )
+        .await;
+        assert_eq!(only(&f, "dmarc-multiple"), [(Severity::Error, NAME.into())]);
+        assert_quiet(&findings("v=DMARC1; p=reject").await);
+    }
+
+    #[tokio::test]
+    async fn syntax_fires() {
+        for bad in [
+            "v=DMARC1; p=block",
+            "v=DMARC1; p=reject; sp=maybe",
+            "v=DMARC1; p=reject; np=x",
+            "v=DMARC1; p=reject; adkim=strict",
+            "v=DMARC1; p=reject; aspf=x",
+            "v=DMARC1; p=reject; fo=2",
+            "v=DMARC1; p=reject; psd=yes",
+            "v=DMARC1; p=reject; t=1",
+            "v=DMARC1; p=reject; rua=postmaster@example.org",
+            "v=DMARC1; p=reject; rua=mailto:postmaster",
+            "v=DMARC1; p=reject; rua=mailto:a@example.org!10x",
+            "v=DMARC1; p=reject; p=none",
+            "v=DMARC1; p=reject; P=reject",
+            "v=DMARC1; p=reject; garbage",
+            "v=dmarc1; p=reject",
+            "v = DMARC1 ; p = reject ; v = DMARC1",
+        ] {
+            let f = findings(bad).await;
+            assert_eq!(
+                with_code(&f, "dmarc-syntax"),
+                [(Severity::Error, NAME.into())],
+                "{bad}: {f:#?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn syntax_is_quiet_for_valid_rarities() {
+        let f = findings(
+            "v=DMARC1 ;p = Reject;sp=quarantine;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
+        )
+        .await;
+        assert_quiet(&f);
+    }
+
+    #[tokio::test]
+    async fn policy_none_fires_and_is_quiet_for_quarantine() {
+        let f = findings("v=DMARC1; p=none").await;
+        assert_eq!(
+            only(&f, "dmarc-policy-none"),
+            [(Severity::Warning, NAME.into())]
+        );
+        assert_quiet(&findings("v=DMARC1; p=quarantine").await);
+    }
+
+    #[tokio::test]
+    async fn policy_none_fires_without_a_p_tag() {
+        // RFC 9989 §4.7: no `p` means p=none (not a syntax error any more).
+        for record in ["v=DMARC1", "v=DMARC1; rua=mailto:postmaster@example.org"] {
+            let f = findings(record).await;
+            assert_eq!(
+                only(&f, "dmarc-policy-none"),
+                [(Severity::Warning, NAME.into())],
+                "{record}"
+            );
+            assert!(f[0].message.contains("no `p` tag"), "{}", f[0].message);
+        }
+    }
+
+    #[tokio::test]
+    async fn tag_case_fires_and_is_quiet_in_lowercase() {
+        let f = findings("V=DMARC1; P=reject; ADKIM=s").await;
+        assert_eq!(only(&f, "dmarc-tag-case"), [(Severity::Info, NAME.into())]);
+        assert!(f[0].message.contains("V, P, ADKIM"), "{}", f[0].message);
+        assert_quiet(&findings("v=DMARC1; p=reject; adkim=s").await);
+    }
+
+    #[tokio::test]
+    async fn removed_tag_fires_and_is_quiet_without() {
+        let f = findings("v=DMARC1; p=reject; pct=50; rf=afrf; ri=86400").await;
+        assert_eq!(
+            only(&f, "dmarc-removed-tag"),
+            [(Severity::Info, NAME.into())]
+        );
+        assert!(
+            f[0].message.contains("pct=50, rf=afrf, ri=86400"),
+            "{}",
+            f[0].message
+        );
+        // An out-of-range pct is noted, not a syntax error (RFC 9989 dropped the tag).
+        let f = findings("v=DMARC1; p=reject; pct=150").await;
+        assert_eq!(only(&f, "dmarc-removed-tag").len(), 1);
+        assert_quiet(&findings("v=DMARC1; p=reject; t=y").await);
+    }
+
+    #[tokio::test]
+    async fn unknown_tag_fires_and_is_quiet_for_rfc_9989_tags() {
+        let f = findings("v=DMARC1; p=reject; rue=mailto:postmaster@example.org").await;
+        assert_eq!(
+            only(&f, "dmarc-unknown-tag"),
+            [(Severity::Info, NAME.into())]
+        );
+        assert_quiet(&findings("v=DMARC1; p=reject; np=reject; psd=u; t=n").await);
+    }
+
+    #[tokio::test]
+    async fn p_not_second_fires_and_is_quiet_when_second() {
+        let f = findings("v=DMARC1; adkim=s; p=reject").await;
+        assert_eq!(
+            only(&f, "dmarc-p-not-second"),
+            [(Severity::Info, NAME.into())]
+        );
+        assert_quiet(&findings("v=DMARC1; p=reject; adkim=s").await);
+    }
+
+    #[tokio::test]
+    async fn report_unauthorized_fires_for_an_external_rua() {
+        let f = findings("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net").await;
+        assert_eq!(
+            only(&f, "dmarc-report-unauthorized"),
+            [(
+                Severity::Error,
+                "example.org._report._dmarc.reports.example.net.".into()
+            )]
+        );
+        // ruf too, each destination domain once.
+        let f = findings(
+            "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
+        )
+        .await;
+        let names: Vec<String> = with_code(&f, "dmarc-report-unauthorized")
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "example.org._report._dmarc.reports.example.net.",
+                "example.org._report._dmarc.forensic.example.com."
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn report_unauthorized_is_quiet_when_authorised_or_internal() {
+        let f = findings_with(
+            Some("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net"),
+            "example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n",
+        )
+        .await;
+        assert_quiet(&f);
+        // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
+        // name: tests/dmarc_knot.rs covers it.)
+        // Inside the domain: no authorisation needed.
+        let f = findings("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").await;
+        assert_quiet(&f);
+    }
+
+    #[test]
+    fn analysis_reads_tags() {
+        let a = analyse("v=DMARC1; p=reject; rua=mailto:a@x.example!10m, mailto:b@y.example");
+        assert!(a.errors.is_empty(), "{:?}", a.errors);
+        assert_eq!(a.tag("p"), Some("reject"));
+        assert_eq!(
+            a.report_uris(),
+            ["mailto:a@x.example", "mailto:b@y.example"]
+        );
+        assert!(!a.p_not_second);
+        assert!(is_dmarc_record(b"v = DMARC1; p=none"));
+        assert!(!is_dmarc_record(b"v=DMARC2; p=none"));
+        assert!(!is_dmarc_record(b"p=none; v=DMARC1"));
+        assert_eq!(
+            mailto_domain("mailto:dmarc@Reports.Example.NET?subject=x").map(|n| n.to_string()),
+            Some("reports.example.net.".into())
+        );
+    }
 }

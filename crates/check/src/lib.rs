@@ -5,9 +5,13 @@
 
 pub mod codes;
 pub mod context;
+pub mod dns_lookup;
 pub mod finding;
 pub mod lookup;
 pub mod run;
+pub mod support;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 pub mod autoconfig;
 pub mod caa;
@@ -24,5 +28,6 @@ pub mod tlsa;
 pub mod zone;
 
 pub use context::{CheckOptions, DomainContext};
+pub use dns_lookup::DnsLookup;
 pub use finding::{Finding, Severity};
 pub use lookup::{Answer, Lookup, LookupError, Rcode};

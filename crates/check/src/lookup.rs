@@ -45,6 +45,14 @@ pub struct LookupError(pub String);
 pub trait Lookup: Send + Sync {
     /// Records of type `rtype` (`"TXT"`, `"MX"`, `"PTR"`, …) at `name`, following CNAMEs.
     async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError>;
+
+    /// The servers this lookup asks (address and port), for checks that send questions of
+    /// their own: DNSSEC validation (`dnssec.rs`) needs the RRSIG, DNSKEY and DS records
+    /// that an [`Answer`] does not carry. Empty when unknown (test doubles): those checks
+    /// then rely on [`Answer::authenticated`] alone.
+    fn servers(&self) -> Vec<std::net::SocketAddr> {
+        Vec::new()
+    }
 }
 
 /// A [`Lookup`] that answers from zone-file text, for unit tests of the checks: CNAMEs are
@@ -90,17 +98,16 @@ impl Lookup for ZoneLookup {
                 .filter(|r| r.data.rtype().eq_ignore_ascii_case(rtype))
                 .map(|r| LiveRecord::from_record((*r).clone()))
                 .collect();
-            if !wanted.is_empty() || !rtype.eq_ignore_ascii_case("CNAME") {
-                if let Some(mailzone_records::RData::Cname(target)) = at_name
+            if (!wanted.is_empty() || !rtype.eq_ignore_ascii_case("CNAME"))
+                && let Some(mailzone_records::RData::Cname(target)) = at_name
                     .iter()
                     .map(|r| &r.data)
                     .find(|d| matches!(d, mailzone_records::RData::Cname(_)))
                     .filter(|_| wanted.is_empty())
-                {
-                    chain.push(target.clone());
-                    current = target.clone();
-                    continue;
-                }
+            {
+                chain.push(target.clone());
+                current = target.clone();
+                continue;
             }
             let exists = !at_name.is_empty()
                 || self

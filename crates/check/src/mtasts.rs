@@ -1,11 +1,800 @@
-//! (not written yet: the mtasts checks)
+//! MTA-STS (RFC 8461) and SMTP TLS reporting (RFC 8460).
+//!
+//! - `_mta-sts.<domain>` TXT: `v=STSv1; id=<1–32 ALPHA/DIGIT>` (RFC 8461 §3.1);
+//! - `_smtp._tls.<domain>` TXT: `v=TLSRPTv1; rua=<mailto: or https: URIs, comma-separated>`
+//!   (RFC 8460 §3);
+//! - the policy at `https://mta-sts.<domain>/.well-known/mta-sts.txt` (RFC 8461 §3.3),
+//!   fetched when [`CheckOptions::fetch_mta_sts`](crate::CheckOptions) is set: it must parse
+//!   (§3.2) and, in `enforce` or `testing` mode, its `mx:` patterns must match every MX
+//!   host (§4.1: `*.example.org` matches exactly one label). Not reachable is only `info`.
+//!
+//! More than one record of either kind is `zone-multiple-records` (see [`crate::zone`]);
+//! then these syntax checks are skipped.
+
+use std::time::Duration;
+
+use mailzone_records::{DnsRecordType, MtaStsMode, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
+use crate::support;
 
-pub const CODES: &[&Code] = &[];
+pub const TXT_SYNTAX: &Code = &Code {
+    id: "mta-sts-txt-syntax",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::MtaSts),
+    summary: "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`",
+};
 
-pub async fn check(_ctx: &DomainContext<'_>) -> Vec<Finding> {
-    Vec::new()
+pub const TLSRPT_SYNTAX: &Code = &Code {
+    id: "tls-rpt-syntax",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::TlsRpt),
+    summary: "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`",
+};
+
+pub const POLICY_UNREACHABLE: &Code = &Code {
+    id: "mta-sts-policy-unreachable",
+    severity: Severity::Info,
+    record_type: Some(DnsRecordType::MtaSts),
+    summary: "the MTA-STS policy could not be fetched over HTTPS",
+};
+
+pub const POLICY_INVALID: &Code = &Code {
+    id: "mta-sts-policy-invalid",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::MtaSts),
+    summary: "the fetched MTA-STS policy does not parse (RFC 8461 §3.2)",
+};
+
+pub const POLICY_MX_UNCOVERED: &Code = &Code {
+    id: "mta-sts-policy-mx-uncovered",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::MtaSts),
+    summary: "an MX host matches no `mx:` pattern of the fetched MTA-STS policy",
+};
+
+pub const POLICY_DIFFERS: &Code = &Code {
+    id: "mta-sts-policy-differs",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::MtaSts),
+    summary: "the fetched MTA-STS policy differs from the one mailzone generates",
+};
+
+pub const CODES: &[&Code] = &[
+    TXT_SYNTAX,
+    TLSRPT_SYNTAX,
+    POLICY_UNREACHABLE,
+    POLICY_INVALID,
+    POLICY_MX_UNCOVERED,
+    POLICY_DIFFERS,
+];
+
+/// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
+/// plenty for any real policy).
+const MAX_POLICY_BYTES: usize = 64 * 1024;
+
+/// A parsed policy (RFC 8461 §3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub mode: MtaStsMode,
+    pub max_age: u32,
+    /// The `mx:` patterns, lowercase, in order.
+    pub mx: Vec<String>,
+}
+
+/// Parses a policy body: `key: value` lines (CRLF, LF accepted too), `version: STSv1`,
+/// `mode`, `max_age` (at most 31557600) and, unless the mode is `none`, at least one `mx`.
+/// Unknown keys are ignored (§3.2: extensions).
+pub fn parse_policy(text: &str) -> Result<Policy, String> {
+    let mut version = None;
+    let mut mode = None;
+    let mut max_age = None;
+    let mut mx = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("line {} (`{line}`) is not `key: value`", i + 1))?;
+        let (key, value) = (key.trim(), value.trim());
+        let once = |slot: &Option<String>| {
+            if slot.is_some() {
+                Err(format!("`{key}` appears more than once"))
+            } else {
+                Ok(())
+            }
+        };
+        match key {
+            "version" => {
+                once(&version)?;
+                version = Some(value.to_string());
+            }
+            "mode" => {
+                once(&mode)?;
+                mode = Some(value.to_string());
+            }
+            "max_age" => {
+                once(&max_age)?;
+                max_age = Some(value.to_string());
+            }
+            "mx" => mx.push(value.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    match version.as_deref() {
+        Some("STSv1") => {}
+        Some(other) => return Err(format!("`version: {other}` is not `STSv1`")),
+        None => return Err("the `version: STSv1` line is missing".into()),
+    }
+    let mode = match mode.as_deref() {
+        Some("enforce") => MtaStsMode::Enforce,
+        Some("testing") => MtaStsMode::Testing,
+        Some("none") => MtaStsMode::None,
+        Some(other) => {
+            return Err(format!("`mode: {other}` is not enforce, testing or none"));
+        }
+        None => return Err("the `mode` line is missing".into()),
+    };
+    let max_age = match max_age {
+        Some(v) if !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()) => {
+            let n: u64 = v
+                .parse()
+                .map_err(|_| format!("`max_age: {v}` is not a number"))?;
+            if n > u64::from(mailzone_records::mtasts::MAX_AGE_LIMIT) {
+                return Err(format!("`max_age: {v}` is above 31557600 (RFC 8461 §3.2)"));
+            }
+            n as u32
+        }
+        Some(v) => return Err(format!("`max_age: {v}` is not a number of seconds")),
+        None => return Err("the `max_age` line is missing".into()),
+    };
+    if mode != MtaStsMode::None && mx.is_empty() {
+        return Err("there is no `mx` line, so no host is allowed".into());
+    }
+    for pattern in &mx {
+        let host = pattern.strip_prefix("*.").unwrap_or(pattern);
+        if Name::host(host).is_err() || host.is_empty() {
+            return Err(format!(
+                "`mx: {pattern}` is not a host name or `*.` pattern"
+            ));
+        }
+    }
+    Ok(Policy { mode, max_age, mx })
+}
+
+/// RFC 8461 §4.1: a pattern matches the host itself, or with `*.` exactly one leftmost
+/// label.
+pub fn mx_matches(pattern: &str, host: &Name) -> bool {
+    let pattern = pattern.trim_end_matches('.').to_ascii_lowercase();
+    let host = host.as_str();
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => host == pattern,
+    }
+}
+
+/// Why an `_mta-sts` TXT value is not RFC 8461 §3.1 syntax, if it is not.
+pub fn txt_error(value: &str) -> Option<String> {
+    let fields = fields(value);
+    let Some((first, rest)) = fields.split_first() else {
+        return Some("the record is empty".into());
+    };
+    if *first != ("v", "STSv1") {
+        return Some("the record must start with `v=STSv1`".into());
+    }
+    let mut id = None;
+    for (key, val) in rest {
+        if key.is_empty() {
+            return Some("a field has no name".into());
+        }
+        if *key == "id" {
+            if id.is_some() {
+                return Some("`id` appears twice".into());
+            }
+            id = Some(*val);
+        }
+    }
+    match id {
+        None => Some("the `id` field is missing".into()),
+        Some(id)
+            if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            Some(format!(
+                "`id={id}` must be 1 to 32 letters and digits (RFC 8461 §3.1)"
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Why a `_smtp._tls` TXT value is not RFC 8460 §3 syntax, if it is not.
+pub fn tlsrpt_error(value: &str) -> Option<String> {
+    let fields = fields(value);
+    let Some((first, rest)) = fields.split_first() else {
+        return Some("the record is empty".into());
+    };
+    if *first != ("v", "TLSRPTv1") {
+        return Some("the record must start with `v=TLSRPTv1`".into());
+    }
+    let rua: Vec<&str> = rest
+        .iter()
+        .filter(|(k, _)| *k == "rua")
+        .map(|(_, v)| *v)
+        .collect();
+    match rua.as_slice() {
+        [] => Some("the `rua` field (where reports go) is missing".into()),
+        [one] => {
+            for uri in one.split(',') {
+                let uri = uri.trim();
+                let ok = match uri.split_once(':') {
+                    Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mailto") => {
+                        rest.contains('@') && !rest.starts_with('@') && !rest.ends_with('@')
+                    }
+                    Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => {
+                        rest.starts_with("//") && rest.len() > 2
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Some(format!(
+                        "`{uri}` is not a mailto: address or https: URL (RFC 8460 §3)"
+                    ));
+                }
+            }
+            None
+        }
+        _ => Some("`rua` appears more than once".into()),
+    }
+}
+
+/// `key=value` fields separated by `;` with optional whitespace; a trailing `;` allowed.
+fn fields(value: &str) -> Vec<(&str, &str)> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => ("", f),
+        })
+        .collect()
+}
+
+pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
+    let domain = &ctx.domain.name;
+    let mut findings = Vec::new();
+    let (Ok(sts_name), Ok(rpt_name)) = (domain.prefixed("_mta-sts"), domain.prefixed("_smtp._tls"))
+    else {
+        return findings;
+    };
+    let (sts, rpt) = tokio::join!(
+        support::query(ctx, &sts_name, "TXT"),
+        support::query(ctx, &rpt_name, "TXT")
+    );
+    let wanted_line = |record_type: DnsRecordType| {
+        ctx.desired
+            .iter()
+            .find(|d| d.record_type == record_type && matches!(d.record.data, RData::Txt(_)))
+            .map(|d| support::line(&d.record))
+    };
+    let mut sts_served = false;
+    match sts {
+        Err(f) => findings.push(f),
+        Ok(answer) => {
+            let records = support::txt_family(&answer, &sts_name, "v=STSv1");
+            sts_served = !records.is_empty();
+            if let [one] = records.as_slice() {
+                let value = one.record.data.value();
+                if let Some(why) = txt_error(&value) {
+                    let mut f = Finding::new(
+                        TXT_SYNTAX,
+                        sts_name.to_string(),
+                        format!("the MTA-STS record at {sts_name} is malformed: {why}; senders ignore the policy"),
+                    )
+                    .seen(value)
+                    .expected("v=STSv1; id=<1 to 32 letters and digits>");
+                    if let Some(line) = wanted_line(DnsRecordType::MtaSts) {
+                        f = f.fix(format!("replace it by {line}"));
+                    }
+                    findings.push(f);
+                }
+            }
+        }
+    }
+    match rpt {
+        Err(f) => findings.push(f),
+        Ok(answer) => {
+            let records = support::txt_family(&answer, &rpt_name, "v=TLSRPTv1");
+            if let [one] = records.as_slice() {
+                let value = one.record.data.value();
+                if let Some(why) = tlsrpt_error(&value) {
+                    let mut f = Finding::new(
+                        TLSRPT_SYNTAX,
+                        rpt_name.to_string(),
+                        format!("the TLS-RPT record at {rpt_name} is malformed: {why}; no TLS reports will be sent"),
+                    )
+                    .seen(value)
+                    .expected("v=TLSRPTv1; rua=mailto:…");
+                    if let Some(line) = wanted_line(DnsRecordType::TlsRpt) {
+                        f = f.fix(format!("replace it by {line}"));
+                    }
+                    findings.push(f);
+                }
+            }
+        }
+    }
+    if ctx.options.fetch_mta_sts && (ctx.domain.mta_sts.enabled || sts_served) {
+        findings.extend(check_policy(ctx).await);
+    }
+    findings
+}
+
+/// The policy URL of a domain.
+pub fn policy_url(template: Option<&str>, domain: &Name) -> String {
+    template
+        .unwrap_or("https://mta-sts.{domain}/.well-known/mta-sts.txt")
+        .replace("{domain}", domain.as_str())
+}
+
+/// Fetches a policy body: HTTP 200 required, redirects not followed (RFC 8461 §3.3), at
+/// most 64 KiB.
+pub async fn fetch_policy(url: &str, timeout: Duration) -> Result<String, String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .user_agent(concat!("mailzone/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build an HTTPS client: {e}"))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| describe_error(&e))?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!(
+            "{url} answered HTTP {status}{}",
+            if status.is_redirection() {
+                " (RFC 8461 §3.3: redirects are not followed)"
+            } else {
+                ""
+            }
+        ));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading {url}: {}", describe_error(&e)))?;
+    if body.len() > MAX_POLICY_BYTES {
+        return Err(format!("{url} is larger than 64 KiB"));
+    }
+    String::from_utf8(body.to_vec()).map_err(|_| format!("{url} is not UTF-8 text"))
+}
+
+fn describe_error(e: &reqwest::Error) -> String {
+    // The chain says what failed (DNS name, TLS certificate, connection refused).
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
+    let domain = &ctx.domain.name;
+    let Ok(host) = domain.prefixed("mta-sts") else {
+        return Vec::new();
+    };
+    let url = policy_url(ctx.options.mta_sts_url.as_deref(), domain);
+    let configured = ctx
+        .domain
+        .mta_sts
+        .enabled
+        .then(|| mailzone_records::mtasts::policy_text(&ctx.domain.mta_sts));
+    let body = match fetch_policy(&url, ctx.options.fetch_timeout).await {
+        Ok(body) => body,
+        Err(why) => {
+            let mut f = Finding::new(
+                POLICY_UNREACHABLE,
+                host.to_string(),
+                format!("the MTA-STS policy could not be fetched from {url}: {why}"),
+            )
+            .seen(why)
+            .expected(format!("HTTP 200 from {url}"));
+            if let Some(text) = &configured {
+                f = f.fix(format!(
+                    "serve this text at {url}: {}",
+                    text.replace("\r\n", "\\r\\n")
+                ));
+            }
+            return vec![f];
+        }
+    };
+    let policy = match parse_policy(&body) {
+        Ok(p) => p,
+        Err(why) => {
+            let mut f = Finding::new(
+                POLICY_INVALID,
+                host.to_string(),
+                format!("the MTA-STS policy at {url} is invalid: {why}; senders treat the domain as having no policy"),
+            )
+            .seen(body.replace("\r\n", "\\r\\n").replace('\n', "\\n"));
+            if let Some(text) = &configured {
+                let shown = text.replace("\r\n", "\\r\\n");
+                f = f
+                    .expected(shown.clone())
+                    .fix(format!("serve this text at {url}: {shown}"));
+            }
+            return vec![f];
+        }
+    };
+    let mut findings = Vec::new();
+    if policy.mode != MtaStsMode::None {
+        let hosts = mx_hosts(ctx).await;
+        for mx in hosts {
+            if !policy.mx.iter().any(|p| mx_matches(p, &mx)) {
+                findings.push(
+                    Finding::new(
+                        POLICY_MX_UNCOVERED,
+                        host.to_string(),
+                        format!(
+                            "the MX host {mx} matches no `mx:` line of the MTA-STS policy at {url} (mode {}): senders that apply the policy will not deliver to it",
+                            policy.mode.as_str()
+                        ),
+                    )
+                    .seen(policy.mx.iter().map(|p| format!("mx: {p}")).collect::<Vec<_>>().join(", "))
+                    .expected(format!("an `mx:` line matching {}", mx.as_str()))
+                    .fix(format!(
+                        "add `mx: {}` to the policy at {url} and publish a new id in the _mta-sts TXT record",
+                        mx.as_str()
+                    )),
+                );
+            }
+        }
+    }
+    if let Some(text) = configured {
+        let want = parse_policy(&text).expect("mailzone's own policy parses");
+        let mut got_mx = policy.mx.clone();
+        let mut want_mx = want.mx.clone();
+        got_mx.sort();
+        want_mx.sort();
+        if policy.mode != want.mode || policy.max_age != want.max_age || got_mx != want_mx {
+            findings.push(
+                Finding::new(
+                    POLICY_DIFFERS,
+                    host.to_string(),
+                    format!(
+                        "the MTA-STS policy at {url} is not the one mailzone generates (mode {}, max_age {}, {} mx lines; configured: mode {}, max_age {}, {} mx lines)",
+                        policy.mode.as_str(),
+                        policy.max_age,
+                        policy.mx.len(),
+                        want.mode.as_str(),
+                        want.max_age,
+                        want.mx.len()
+                    ),
+                )
+                .seen(body.replace("\r\n", "\\r\\n").replace('\n', "\\n"))
+                .expected(text.replace("\r\n", "\\r\\n"))
+                .fix(format!(
+                    "serve the expected text at {url} (the _mta-sts id mailzone publishes is its digest)"
+                )),
+            );
+        }
+    }
+    findings
+}
+
+/// The MX hosts senders will use: the served ones, or the configured ones when none is
+/// served (the MX check reports that).
+async fn mx_hosts(ctx: &DomainContext<'_>) -> Vec<Name> {
+    let domain = &ctx.domain.name;
+    let served: Vec<Name> = match ctx.lookup.query(domain, "MX").await {
+        Ok(answer) => support::at_name(&answer, domain)
+            .into_iter()
+            .filter_map(|l| match &l.record.data {
+                RData::Mx { exchange, .. } if !exchange.is_root() => Some(exchange.clone()),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut hosts = if served.is_empty() {
+        ctx.server
+            .mail_exchangers
+            .iter()
+            .map(|mx| mx.hostname.clone())
+            .collect()
+    } else {
+        served
+    };
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Fixture, assert_quiet, with_code};
+
+    fn name(s: &str) -> Name {
+        Name::host(s).unwrap()
+    }
+
+    #[test]
+    fn policies_parse_per_rfc_8461() {
+        let p = parse_policy(
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmx: *.backup.example.org\r\nmax_age: 604800\r\n",
+        )
+        .unwrap();
+        assert_eq!(p.mode, MtaStsMode::Enforce);
+        assert_eq!(p.max_age, 604800);
+        assert_eq!(p.mx, ["mail.example.org", "*.backup.example.org"]);
+        // LF line ends, extension keys and spacing are accepted.
+        let p = parse_policy("version:STSv1\nmode: none\nmax_age:86400\nx-ext: 1\n").unwrap();
+        assert_eq!(p.mode, MtaStsMode::None);
+        for (bad, why) in [
+            ("mode: enforce\nmx: a.example\nmax_age: 1\n", "version"),
+            (
+                "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n",
+                "STSv1",
+            ),
+            (
+                "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n",
+                "mode: strict",
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmax_age: 1\n",
+                "no `mx` line",
+            ),
+            ("version: STSv1\nmode: enforce\nmx: a.example\n", "max_age"),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
+                "above",
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n",
+                "not a number",
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 1\n",
+                "more than once",
+            ),
+            ("<html>not found</html>", "key: value"),
+            (
+                "version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n",
+                "not a host",
+            ),
+        ] {
+            let e = parse_policy(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn wildcards_match_exactly_one_label() {
+        assert!(mx_matches("mail.example.org", &name("mail.example.org")));
+        assert!(mx_matches("MAIL.example.org.", &name("mail.example.org")));
+        assert!(mx_matches("*.example.org", &name("mail.example.org")));
+        assert!(!mx_matches("*.example.org", &name("example.org")));
+        assert!(!mx_matches("*.example.org", &name("a.b.example.org")));
+        assert!(!mx_matches("mail.example.org", &name("mx.example.org")));
+        assert!(!mx_matches("*.example.org", &name("mail.example.org.evil")));
+    }
+
+    #[test]
+    fn txt_syntax() {
+        assert_eq!(txt_error("v=STSv1; id=20240101T000000"), None);
+        assert_eq!(txt_error("v=STSv1;id=abc;"), None);
+        assert_eq!(txt_error("v=STSv1; id=abc; ext=1"), None);
+        assert!(txt_error("v=STSv1").unwrap().contains("missing"));
+        assert!(
+            txt_error("v=STSv1; id=2024-01-01")
+                .unwrap()
+                .contains("letters and digits")
+        );
+        assert!(txt_error(&format!("v=STSv1; id={}", "a".repeat(33))).is_some());
+        assert!(txt_error("id=abc; v=STSv1").unwrap().contains("start"));
+        assert_eq!(tlsrpt_error("v=TLSRPTv1; rua=mailto:tls@example.org"), None);
+        assert_eq!(
+            tlsrpt_error("v=TLSRPTv1;rua=mailto:a@example.org,https://r.example.net/tls"),
+            None
+        );
+        assert!(tlsrpt_error("v=TLSRPTv1").unwrap().contains("missing"));
+        assert!(
+            tlsrpt_error("v=TLSRPTv1; rua=tls@example.org")
+                .unwrap()
+                .contains("not a mailto")
+        );
+        assert!(tlsrpt_error("v=TLSRPTv1; rua=http://r.example.net").is_some());
+    }
+
+    #[tokio::test]
+    async fn correct_records_are_quiet() {
+        let f = Fixture::new("");
+        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
+    }
+
+    #[tokio::test]
+    async fn malformed_sts_record_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(
+            &["^_mta-sts"],
+            "_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "mta-sts-txt-syntax"),
+            [(Severity::Error, "_mta-sts.example.org.".to_string())]
+        );
+        assert!(
+            findings[0]
+                .fix
+                .as_deref()
+                .unwrap()
+                .starts_with("replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=")
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_tlsrpt_record_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(
+            &["^_smtp._tls"],
+            "_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "tls-rpt-syntax"),
+            [(Severity::Error, "_smtp._tls.example.org.".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_left_to_the_zone_check() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(&[], "_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n");
+        assert_quiet(&check(&f.ctx(&zone)).await);
+    }
+
+    /// A tiny HTTP/1.1 server on loopback answering every request with `status` and
+    /// `body`; returns the URL template for [`CheckOptions::mta_sts_url`].
+    async fn web_server(status: &'static str, body: String) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}/{{domain}}/.well-known/mta-sts.txt")
+    }
+
+    async fn fetched(
+        f: &mut Fixture,
+        zone: &crate::lookup::ZoneLookup,
+        status: &'static str,
+        body: &str,
+    ) -> Vec<Finding> {
+        f.options.fetch_mta_sts = true;
+        f.options.mta_sts_url = Some(web_server(status, body.to_string()).await);
+        check(&f.ctx(zone)).await
+    }
+
+    fn served_policy(f: &Fixture) -> String {
+        mailzone_records::mtasts::policy_text(&f.config.domains[0].mta_sts)
+    }
+
+    #[tokio::test]
+    async fn fetched_policy_that_matches_is_quiet() {
+        let mut f = Fixture::new("");
+        let zone = f.zone_with(&[], "");
+        let body = served_policy(&f);
+        assert_quiet(&fetched(&mut f, &zone, "200 OK", &body).await);
+    }
+
+    #[tokio::test]
+    async fn policy_not_covering_an_mx_fires() {
+        let mut f = Fixture::new("");
+        let zone = f.zone_with(&[], "");
+        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.mail.example.org");
+        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
+        assert_eq!(
+            with_code(&findings, "mta-sts-policy-mx-uncovered"),
+            [(Severity::Error, "mta-sts.example.org.".to_string())]
+        );
+        assert_eq!(
+            with_code(&findings, "mta-sts-policy-differs"),
+            [(Severity::Warning, "mta-sts.example.org.".to_string())]
+        );
+        // A wildcard covering the host is fine (and differs from mailzone's text only).
+        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.example.org");
+        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
+        assert!(
+            with_code(&findings, "mta-sts-policy-mx-uncovered").is_empty(),
+            "{findings:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_policy_fires() {
+        let mut f = Fixture::new("");
+        let zone = f.zone_with(&[], "");
+        let findings = fetched(&mut f, &zone, "200 OK", "<html>welcome</html>").await;
+        assert_eq!(
+            with_code(&findings, "mta-sts-policy-invalid"),
+            [(Severity::Error, "mta-sts.example.org.".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_policy_is_info() {
+        let mut f = Fixture::new("");
+        let zone = f.zone_with(&[], "");
+        let findings = fetched(&mut f, &zone, "404 Not Found", "no").await;
+        assert_eq!(
+            with_code(&findings, "mta-sts-policy-unreachable"),
+            [(Severity::Info, "mta-sts.example.org.".to_string())]
+        );
+        assert!(
+            findings[0].seen.as_deref().unwrap().contains("HTTP 404"),
+            "{findings:#?}"
+        );
+        // Nobody listening.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        f.options.mta_sts_url = Some(format!("http://127.0.0.1:{port}/x"));
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "mta-sts-policy-unreachable"),
+            [(Severity::Info, "mta-sts.example.org.".to_string())]
+        );
+        // A redirect is not followed.
+        let findings = fetched(&mut f, &zone, "301 Moved Permanently", "").await;
+        assert!(
+            findings[0]
+                .seen
+                .as_deref()
+                .unwrap()
+                .contains("redirects are not followed")
+        );
+    }
+
+    #[test]
+    fn the_default_url_is_rfc_8461s() {
+        assert_eq!(
+            policy_url(None, &name("example.org")),
+            "https://mta-sts.example.org/.well-known/mta-sts.txt"
+        );
+    }
 }

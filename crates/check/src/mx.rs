@@ -1,11 +1,370 @@
-//! (not written yet: the mx checks)
+//! MX (RFC 5321 §5.1): each exchanger must be a host name with an address, not an alias
+//! (RFC 5321 §5.1, RFC 2181 §10.3); a null MX `0 .` (RFC 7505 §3) says the domain
+//! receives no mail and must be the only MX; the served exchangers and their order of
+//! preference must be the configured ones.
+//!
+//! Priorities: equal preferences between hosts are fine (load sharing, RFC 5321 §5.1).
+//! What is checked is that every served exchanger is a configured one
+//! (`mx-unexpected-host`) and that the configured order of preference is kept: a host
+//! configured as backup must not be preferred to (or tie with) one configured before it
+//! (`mx-priority-order`).
+
+use std::collections::BTreeMap;
+
+use mailzone_records::{DnsRecordType, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity};
+use crate::support;
 
-pub const CODES: &[&Code] = &[];
+pub const TARGET_CNAME: &Code = &Code {
+    id: "mx-target-cname",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Mx),
+    summary: "an MX target is an alias (CNAME), which RFC 5321 §5.1 forbids",
+};
 
-pub async fn check(_ctx: &DomainContext<'_>) -> Vec<Finding> {
-    Vec::new()
+pub const TARGET_NO_ADDRESS: &Code = &Code {
+    id: "mx-target-no-address",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Mx),
+    summary: "an MX target has no A or AAAA record: mail cannot be delivered to it",
+};
+
+pub const NULL_MX: &Code = &Code {
+    id: "mx-null",
+    severity: Severity::Error,
+    record_type: Some(DnsRecordType::Mx),
+    summary: "a null MX (`0 .`) says the domain accepts no mail, but it should",
+};
+
+pub const UNEXPECTED_HOST: &Code = &Code {
+    id: "mx-unexpected-host",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::Mx),
+    summary: "an MX names a host that is not a configured mail exchanger",
+};
+
+pub const PRIORITY_ORDER: &Code = &Code {
+    id: "mx-priority-order",
+    severity: Severity::Warning,
+    record_type: Some(DnsRecordType::Mx),
+    summary: "the served MX preferences do not keep the configured order of the exchangers",
+};
+
+pub const CODES: &[&Code] = &[
+    TARGET_CNAME,
+    TARGET_NO_ADDRESS,
+    NULL_MX,
+    UNEXPECTED_HOST,
+    PRIORITY_ORDER,
+];
+
+pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
+    let domain = &ctx.domain.name;
+    let answer = match support::query(ctx, domain, "MX").await {
+        Ok(a) => a,
+        Err(f) => return vec![f],
+    };
+    let mut findings = Vec::new();
+    let served: Vec<(u16, Name)> = support::at_name(&answer, domain)
+        .into_iter()
+        .filter_map(|l| match &l.record.data {
+            RData::Mx {
+                preference,
+                exchange,
+            } => Some((*preference, exchange.clone())),
+            _ => None,
+        })
+        .collect();
+    let line = |pref: u16, host: &Name| format!("{domain} IN MX {pref} {host}");
+    let expected_lines: Vec<String> = ctx
+        .server
+        .mail_exchangers
+        .iter()
+        .map(|mx| line(mx.priority, &mx.hostname))
+        .collect();
+    let receives = support::receives_mail(ctx);
+
+    // Null MX (RFC 7505).
+    if let Some((pref, _)) = served.iter().find(|(_, host)| host.is_root()) {
+        let message = if receives {
+            format!(
+                "{domain} publishes a null MX (`{pref} .`): senders are told it accepts no mail at all (RFC 7505)"
+            )
+        } else {
+            format!("{domain} publishes a null MX beside other MX records (RFC 7505 §3 forbids it)")
+        };
+        if receives || served.len() > 1 {
+            findings.push(
+                Finding::new(NULL_MX, domain.to_string(), message)
+                    .seen(line(*pref, &Name::root()))
+                    .expected(expected_lines.join("; "))
+                    .fix(format!(
+                        "remove {}; publish {}",
+                        line(*pref, &Name::root()),
+                        expected_lines.join("; ")
+                    )),
+            );
+        }
+    }
+
+    // Each target: an address, not an alias.
+    let hosts: Vec<&Name> = {
+        let mut h: Vec<&Name> = served
+            .iter()
+            .map(|(_, h)| h)
+            .filter(|h| !h.is_root())
+            .collect();
+        h.sort();
+        h.dedup();
+        h
+    };
+    let resolved =
+        futures::future::join_all(hosts.iter().map(|h| support::addresses(ctx, h))).await;
+    for (host, result) in hosts.iter().zip(resolved) {
+        let (addresses, chain) = match result {
+            Ok(r) => r,
+            Err(f) => {
+                findings.push(f);
+                continue;
+            }
+        };
+        if let Some(target) = chain.last() {
+            findings.push(
+                Finding::new(
+                    TARGET_CNAME,
+                    domain.to_string(),
+                    format!(
+                        "the MX target {host} is an alias of {target}; an MX must name the host itself (RFC 5321 §5.1), and some senders refuse to follow the alias"
+                    ),
+                )
+                .seen(format!("{host} IN CNAME {}", chain[0]))
+                .expected(format!("{host} with its own A/AAAA records"))
+                .fix(format!(
+                    "point the MX at {target} instead, or replace the CNAME at {host} by the addresses of {target}"
+                )),
+            );
+        }
+        if addresses.is_empty() {
+            findings.push(
+                Finding::new(
+                    TARGET_NO_ADDRESS,
+                    domain.to_string(),
+                    format!(
+                        "the MX target {host} has no A or AAAA record: senders cannot deliver mail to it"
+                    ),
+                )
+                .seen(format!("{host}: no address"))
+                .expected(format!("{host} IN A / AAAA of the mail server"))
+                .fix(address_fix(ctx, host)),
+            );
+        }
+    }
+
+    // Hosts and order of preference.
+    let configured: BTreeMap<&Name, (usize, u16)> = ctx
+        .server
+        .mail_exchangers
+        .iter()
+        .enumerate()
+        .map(|(i, mx)| (&mx.hostname, (i, mx.priority)))
+        .collect();
+    if receives {
+        for (pref, host) in served.iter().filter(|(_, h)| !h.is_root()) {
+            if !configured.contains_key(host) {
+                findings.push(
+                    Finding::new(
+                        UNEXPECTED_HOST,
+                        domain.to_string(),
+                        format!(
+                            "{domain} has an MX for {host}, which is not a configured mail exchanger: mail may go to a host that does not expect it"
+                        ),
+                    )
+                    .seen(line(*pref, host))
+                    .expected(expected_lines.join("; "))
+                    .fix(format!("remove {}", line(*pref, host))),
+                );
+            }
+        }
+        // Best (lowest) served preference of each configured host.
+        let mut best: BTreeMap<&Name, u16> = BTreeMap::new();
+        for (pref, host) in &served {
+            if configured.contains_key(host) {
+                let e = best.entry(host).or_insert(*pref);
+                *e = (*e).min(*pref);
+            }
+        }
+        let mut order: Vec<(&Name, usize, u16, u16)> = best
+            .iter()
+            .map(|(h, served)| {
+                let (i, configured_pref) = configured[h];
+                (*h, i, configured_pref, *served)
+            })
+            .collect();
+        order.sort_by_key(|(_, i, _, _)| *i);
+        for (a, b) in order.iter().zip(order.iter().skip(1)) {
+            // Configured: a before b (a.pref < b.pref); served must keep it.
+            let (host_a, _, conf_a, served_a) = a;
+            let (host_b, _, conf_b, served_b) = b;
+            if conf_a < conf_b && served_a >= served_b {
+                findings.push(
+                    Finding::new(
+                        PRIORITY_ORDER,
+                        domain.to_string(),
+                        format!(
+                            "{host_b} is configured as a backup of {host_a} (priority {conf_b} after {conf_a}) but is served with preference {served_b}, not after {host_a}'s {served_a}: senders will use it first or as often"
+                        ),
+                    )
+                    .seen(format!("{}; {}", line(*served_a, host_a), line(*served_b, host_b)))
+                    .expected(format!("{}; {}", line(*conf_a, host_a), line(*conf_b, host_b)))
+                    .fix(format!(
+                        "remove {}; publish {}",
+                        line(*served_b, host_b),
+                        line(*conf_b, host_b)
+                    )),
+                );
+            }
+        }
+    }
+    findings
+}
+
+fn address_fix(ctx: &DomainContext<'_>, host: &Name) -> String {
+    let ours = host == &ctx.server.hostname
+        || ctx
+            .server
+            .mail_exchangers
+            .iter()
+            .any(|mx| &mx.hostname == host);
+    let ips = support::server_ips(ctx);
+    if ours && !ips.is_empty() {
+        let lines: Vec<String> = ips
+            .iter()
+            .map(|ip| {
+                let t = if ip.is_ipv4() { "A" } else { "AAAA" };
+                format!("{host} {} IN {t} {ip}", ctx.domain.ttl)
+            })
+            .collect();
+        format!("publish {}", lines.join("; "))
+    } else {
+        format!("publish the A/AAAA records of {host}, or point the MX at a host that has them")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Fixture, assert_quiet, with_code};
+
+    const MX: &[&str] = &["IN MX"];
+
+    fn err(name: &str) -> Vec<(Severity, String)> {
+        vec![(Severity::Error, name.to_string())]
+    }
+
+    #[tokio::test]
+    async fn correct_mx_is_quiet() {
+        let f = Fixture::new("");
+        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
+    }
+
+    #[tokio::test]
+    async fn cname_target_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(
+            MX,
+            "example.org. 300 IN MX 10 mx.example.org.\n\
+             mx.example.org. 300 IN CNAME mail.example.org.\n",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(with_code(&findings, "mx-target-cname"), err("example.org."));
+        assert!(with_code(&findings, "mx-target-no-address").is_empty());
+    }
+
+    #[tokio::test]
+    async fn target_without_address_fires() {
+        let f = Fixture::new("");
+        // Only AAAA left: still an address.
+        let v6_only = f.zone_with(&["mail.example.org. 3600 IN A "], "");
+        assert_quiet(&check(&f.ctx(&v6_only)).await);
+        let zone = f.zone_with(
+            &[
+                "mail.example.org. 3600 IN A ",
+                "mail.example.org. 3600 IN AAAA ",
+            ],
+            "",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "mx-target-no-address"),
+            err("example.org.")
+        );
+        assert_eq!(
+            findings[0].fix.as_deref(),
+            Some(
+                "publish mail.example.org. 3600 IN A 192.0.2.10; mail.example.org. 3600 IN AAAA 2001:db8::10"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn null_mx_fires_when_the_domain_receives_mail() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(MX, "example.org. 300 IN MX 0 .\n");
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(with_code(&findings, "mx-null"), err("example.org."));
+    }
+
+    #[tokio::test]
+    async fn unexpected_host_fires() {
+        let f = Fixture::new("");
+        let zone = f.zone_with(
+            &[],
+            "example.org. 300 IN MX 20 other.example.net.\n\
+             other.example.net. 300 IN A 198.51.100.1\n",
+        );
+        let findings = check(&f.ctx(&zone)).await;
+        assert_eq!(
+            with_code(&findings, "mx-unexpected-host"),
+            [(Severity::Warning, "example.org.".to_string())]
+        );
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+    }
+
+    fn two_exchangers() -> Fixture {
+        let mut config = crate::testutil::config("");
+        config
+            .server
+            .mail_exchangers
+            .push(mailzone_records::MailExchanger {
+                hostname: Name::host("backup.example.org").unwrap(),
+                priority: 20,
+            });
+        Fixture::from_config(config)
+    }
+
+    #[tokio::test]
+    async fn priority_order_is_checked_but_equal_hosts_are_fine() {
+        let f = two_exchangers();
+        let correct = f.zone_with(&[], "");
+        assert_quiet(&check(&f.ctx(&correct)).await);
+        let swapped = f.zone_with(
+            MX,
+            "example.org. 300 IN MX 20 mail.example.org.\n\
+             example.org. 300 IN MX 10 backup.example.org.\n",
+        );
+        let findings = check(&f.ctx(&swapped)).await;
+        assert_eq!(
+            with_code(&findings, "mx-priority-order"),
+            [(Severity::Warning, "example.org.".to_string())]
+        );
+        assert_eq!(
+            findings[0].fix.as_deref(),
+            Some(
+                "remove example.org. IN MX 10 backup.example.org.; publish example.org. IN MX 20 backup.example.org."
+            )
+        );
+    }
 }

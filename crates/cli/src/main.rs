@@ -1,5 +1,6 @@
 //! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
 
+mod check;
 mod reconcile;
 mod records;
 
@@ -30,10 +31,22 @@ enum Command {
     /// Publish: bring each zone under automatic DNS management in line, then wait for
     /// propagation.
     Apply(reconcile::ApplyArgs),
+    /// Compare what DNS serves with the records each domain needs, and explain every
+    /// problem (exit 1 on an error finding).
+    Check(check::CheckArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `check` exits 1 on every failure, usage errors included (its 0/1 status is what
+        // scripts and monitoring test); the other commands keep clap's 2.
+        Err(e) if e.use_stderr() && first_word().as_deref() == Some("check") => {
+            let _ = e.print();
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -50,6 +63,7 @@ fn main() -> ExitCode {
             Command::Records(args) => records::run(args).await,
             Command::Plan(args) => reconcile::plan(args).await,
             Command::Apply(args) => reconcile::apply(args).await,
+            Command::Check(args) => check::run(args).await,
         }
     });
     match result {
@@ -60,6 +74,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first argument that is not an option: the subcommand.
+fn first_word() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
 }
 
 fn format_chain(e: &anyhow::Error) -> String {

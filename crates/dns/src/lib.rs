@@ -13,5 +13,5 @@ mod tsig;
 
 pub use error::{DnsError, ErrorClass};
 pub use provider::{ApplyReport, Provider, ReadMethod, ZoneSnapshot};
-pub use query::{query_rrset, query_serial};
+pub use query::{Response, lookup, query_rrset, query_serial};
 pub use rfc2136::{Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigConfig};

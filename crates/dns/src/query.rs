@@ -1,7 +1,9 @@
 //! Questions asked straight to an authoritative server (RFC 1035 §4.1, non-recursive: RD
 //! clear), over UDP with a retry over TCP when the answer is truncated (RFC 7766 §5).
-//! The propagation watcher and the checker use them to see what each server serves, with
-//! no cache in between.
+//! The propagation watcher uses them to see what each server serves, with no cache in
+//! between. [`lookup`] is the checker's question: RD set (so it also works against a
+//! resolver), DO and AD set (RFC 4035 §3.2, RFC 6840 §5.7: a validating resolver reports
+//! the AD bit), every RCODE returned as an answer and CNAMEs included.
 //!
 //! Also home of the RCODE interpretation shared with the RFC 2136 provider: which answers
 //! are conflicts (RFC 2136 §3.2 prerequisites), which are permanent, which are worth a
@@ -54,6 +56,103 @@ pub async fn query_serial(
         counter: None,
     };
     serial(&endpoint, &mut None, zone).await
+}
+
+/// A DNS answer as the checker sees it: the RCODE, every answer RR mailzone can represent
+/// (CNAMEs included, in the order served) and the AD bit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The RCODE mnemonic: `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`, …
+    pub rcode: String,
+    /// The answer section's records of the types mailzone models, plus PTR and NS.
+    pub answers: Vec<LiveRecord>,
+    /// The AD bit (RFC 4035 §3.2.3): a validating resolver vouches for the answer.
+    pub authenticated_data: bool,
+    /// The AA bit (RFC 1035 §4.1.1): the server is authoritative for the answer.
+    pub authoritative: bool,
+}
+
+/// Asks `server` for `rtype` records at `name` with RD set, so the same question works
+/// against a recursive resolver and an authoritative server (which ignores RD); DO and AD
+/// are set so a validating resolver reports whether the answer validated (RFC 6840 §5.7).
+/// UDP, again over TCP when the answer is truncated (RFC 7766 §5).
+///
+/// Every RCODE is returned in [`Response::rcode`] (NXDOMAIN, SERVFAIL and REFUSED are
+/// answers too); only network trouble and malformed answers are errors.
+pub async fn lookup(
+    server: SocketAddr,
+    name: &Name,
+    rtype: &str,
+    timeout: Duration,
+) -> Result<Response, DnsError> {
+    let wire_type = record_type(rtype)
+        .or_else(|| rtype.to_ascii_uppercase().parse::<RecordType>().ok())
+        .ok_or_else(|| {
+            DnsError::permanent(
+                server,
+                format!("unknown record type {rtype} (asked for {name})"),
+            )
+        })?;
+    let endpoint = Endpoint {
+        server,
+        timeout,
+        protocol: Protocol::Udp,
+        signer: None,
+        counter: None,
+    };
+    let mut request = query_message(name, wire_type);
+    request.metadata.recursion_desired = true;
+    request.metadata.authentic_data = true;
+    let mut edns = edns();
+    edns.set_dnssec_ok(true);
+    request.set_edns(edns);
+    let answer = endpoint.exchange(&mut None, &request).await?;
+    let message = answer.message;
+    let mut answers = Vec::new();
+    for record in &message.answers {
+        match lookup_record(record) {
+            Ok(Some(live)) => answers.push(live),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%server, "skipping a record mailzone cannot represent: {e}"),
+        }
+    }
+    Ok(Response {
+        rcode: rcode_name(message.response_code),
+        answers,
+        authenticated_data: message.authentic_data,
+        authoritative: message.authoritative,
+    })
+}
+
+/// [`from_wire`], plus the PTR and NS records the checker reads.
+fn lookup_record(
+    record: &hickory_proto::rr::Record,
+) -> Result<Option<LiveRecord>, crate::convert::Unrepresentable> {
+    let target = match &record.data {
+        WireRData::PTR(p) => Some((&p.0, true)),
+        WireRData::NS(n) => Some((&n.0, false)),
+        _ => None,
+    };
+    let Some((target, is_ptr)) = target else {
+        return from_wire(record);
+    };
+    let fail = |reason: String| crate::convert::Unrepresentable {
+        owner: record.name.to_ascii(),
+        rtype: record.record_type().to_string(),
+        reason,
+    };
+    let owner = crate::convert::from_wire_name(&record.name).map_err(fail)?;
+    let target = crate::convert::from_wire_name(target).map_err(fail)?;
+    let data = if is_ptr {
+        mailzone_records::RData::Ptr(target)
+    } else {
+        mailzone_records::RData::Ns(target)
+    };
+    Ok(Some(LiveRecord::from_record(mailzone_records::Record {
+        name: owner,
+        ttl: record.ttl,
+        data,
+    })))
 }
 
 /// What a request was for, to word its errors.

@@ -1,6 +1,7 @@
 //! mailzone-engine: the use cases that combine the pure planner with files, the state
 //! database and DNS providers. The CLI and the server are thin layers over it.
 
+pub mod check;
 pub mod clock;
 pub mod connect;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod propagation;
 pub mod reconcile;
 pub mod records;
 
+pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;
 pub use load::{LoadedConfig, load_config};
 pub use progress::{Progress, Silent};

@@ -205,3 +205,39 @@ fn free_selector(
         .find(|s| !taken(s))
         .expect("an unbounded range always has a free suffix")
 }
+
+/// The private keys of a domain's published DKIM keys, as (selector, key): manual keys from
+/// the config files, automatic ones from the state database (`store`, needed only for
+/// automatic management). Nothing is generated here: a key the store does not hold yet is
+/// simply absent. Used by `check` to prove that the served keys are the ones mailzone holds.
+pub async fn dkim_private_keys(
+    loaded: &LoadedConfig,
+    domain: &Domain,
+    store: Option<&Store>,
+) -> Result<Vec<(String, DkimPrivateKey)>, EngineError> {
+    match (&domain.dkim_management, store) {
+        (DkimManagement::Manual { .. }, _) => Ok(loaded
+            .manual_dkim_keys
+            .get(&domain.name)
+            .cloned()
+            .unwrap_or_default()),
+        (DkimManagement::Automatic { algorithms, .. }, Some(store)) => {
+            let stored = store.dkim_keys(domain.name.as_str()).await?;
+            let mut keys = Vec::new();
+            for key in stored
+                .iter()
+                .filter(|k| k.stage.is_published() && algorithms.contains(&k.algorithm))
+            {
+                let private = DkimPrivateKey::from_pem(&key.private_key_pem).map_err(|e| {
+                    EngineError::Usage(format!(
+                        "state database: the stored DKIM key {} of {} cannot be read: {e}",
+                        key.selector, key.domain
+                    ))
+                })?;
+                keys.push((key.selector.clone(), private));
+            }
+            Ok(keys)
+        }
+        (DkimManagement::Automatic { .. }, None) => Ok(Vec::new()),
+    }
+}

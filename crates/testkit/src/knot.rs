@@ -12,6 +12,9 @@
 //! - Knot denies an ACL miss with NOTAUTH (TSIG error BADKEY when the request was signed),
 //!   never REFUSED, whatever `deny: on` rules say: `allow_transfer: false` makes AXFR fail
 //!   with NOTAUTH/BADKEY, `allow_update: false` makes UPDATE fail with NOTAUTH.
+//! - With `ServerOptions::dnssec`, `dnssec-signing: on` signs at load (before the zone is
+//!   served) and again after every UPDATE; the serial is bumped by the signing (a zone file
+//!   with serial 1 is served as 2).
 
 use std::fmt::Write as _;
 use std::io;
@@ -77,6 +80,18 @@ pub(crate) fn write_config(
         conf.push_str(&acl_conf);
     }
 
+    if options.dnssec {
+        // Automatic signing (Knot 3.2 `dnssec-signing` with a `policy`): keys are made at
+        // the first load, kept in the KASP database under `database.storage`, and the KSK
+        // stays in the "ready" state (it signs; Knot waits for a DS it is never told of).
+        let _ = writeln!(conf, "policy:");
+        let _ = writeln!(conf, "  - id: mailzone");
+        let _ = writeln!(conf, "    algorithm: ecdsap256sha256");
+        let _ = writeln!(conf, "    nsec3: off");
+        let _ = writeln!(conf, "    rrsig-lifetime: 14d");
+        let _ = writeln!(conf, "    rrsig-refresh: 7d");
+    }
+
     let _ = writeln!(conf, "template:");
     let _ = writeln!(conf, "  - id: default");
     let _ = writeln!(conf, "    storage: {dir_s}");
@@ -84,6 +99,10 @@ pub(crate) fn write_config(
     let _ = writeln!(conf, "    journal-content: changes");
     let _ = writeln!(conf, "    zonefile-sync: -1");
     let _ = writeln!(conf, "    serial-policy: increment");
+    if options.dnssec {
+        let _ = writeln!(conf, "    dnssec-signing: on");
+        let _ = writeln!(conf, "    dnssec-policy: mailzone");
+    }
     if !acls.is_empty() {
         let _ = writeln!(conf, "    acl: [{}]", acls.join(", "));
     }

@@ -188,6 +188,12 @@ pub struct ServerOptions {
     pub notify: Vec<SocketAddr>,
     /// Listen on this port instead of one from [`free_port`] (no retry then).
     pub port: Option<u16>,
+    /// Knot only (default `false`): sign every zone with Knot's automatic DNSSEC signing
+    /// (RFC 4033–4035; policy: ECDSA P-256 SHA-256 (algorithm 13) KSK + ZSK, NSEC, RRSIG
+    /// validity 14 days). [`DnsServer::start`] then returns once every zone serves its
+    /// DNSKEY; [`DnsServer::ds_records`] gives the DS of each zone's KSK, to use as a trust
+    /// anchor or to publish in a parent zone. BIND refuses this option (`InvalidInput`).
+    pub dnssec: bool,
 }
 
 impl Default for ServerOptions {
@@ -197,6 +203,7 @@ impl Default for ServerOptions {
             allow_update: true,
             notify: Vec::new(),
             port: None,
+            dnssec: false,
         }
     }
 }

@@ -96,11 +96,17 @@ impl DnsServer {
                 "a primary needs at least one zone",
             ));
         }
+        if options.dnssec && kind != ServerKind::Knot {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ServerOptions::dnssec (automatic signing) is implemented for Knot only",
+            ));
+        }
         let names = zones
             .iter()
             .map(|zone| zone.name.trim_end_matches('.').to_owned())
             .collect();
-        Self::launch(
+        let server = Self::launch(
             kind,
             Role::Primary,
             names,
@@ -115,7 +121,93 @@ impl DnsServer {
                     ServerKind::Bind => bind::write_primary_config(dir, addr, zones, key, options),
                 }
             },
-        )
+        )?;
+        if options.dnssec {
+            server.wait_signed(START_TIMEOUT)?;
+        }
+        Ok(server)
+    }
+
+    /// Waits until every zone serves a DNSKEY RRset (signing done).
+    fn wait_signed(&self, timeout: Duration) -> io::Result<()> {
+        for zone in &self.zones {
+            let signed = crate::poll_until(timeout, || {
+                self.try_query(zone, "DNSKEY")
+                    .is_ok_and(|answer| answer.rcode == "NOERROR" && !answer.rdata.is_empty())
+            });
+            if !signed {
+                self.stop();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{} on {} did not sign {zone} within {timeout:?}; log:\n{}",
+                        self.binary_name(),
+                        self.addr,
+                        self.log_tail(40)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The DS records (RFC 4034 §5) of `zone`'s KSK, SHA-256 digest, in zone-file form
+    /// (`example.test. DS 35583 13 2 313f…`), as `keymgr <zone> ds` prints them: what a
+    /// parent zone publishes, and a trust anchor for validating the zone. Knot servers
+    /// started with [`ServerOptions::dnssec`] only.
+    pub fn ds_records(&self, zone: &str) -> io::Result<Vec<String>> {
+        if self.kind != ServerKind::Knot {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "DS records come from Knot's key store (keymgr): Knot only",
+            ));
+        }
+        let output = Command::new(crate::tools::tool_or_err("keymgr")?)
+            .arg("-c")
+            .arg(&self.config)
+            .arg(zone.trim_end_matches('.'))
+            .arg("ds")
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // keymgr prints one line per KSK and digest type (2 = SHA-256, 4 = SHA-384).
+        let lines: Vec<String> = stdout
+            .lines()
+            .filter(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                fields.len() == 6 && fields[1] == "DS" && fields[4] == "2"
+            })
+            .map(str::to_owned)
+            .collect();
+        if !output.status.success() || lines.is_empty() {
+            return Err(io::Error::other(format!(
+                "keymgr {zone} ds: {}{}",
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(lines)
+    }
+
+    /// Replaces what the server serves for `zone` with `zone_text`, verbatim (its own
+    /// `$ORIGIN`, SOA and NS; e.g. a signed zone from [`DnsServer::axfr`] with one record
+    /// altered, to serve a broken signature), and restarts the server. Updates made so far
+    /// are dropped: its journal is removed (on Knot, the one journal of every zone). A server signing with
+    /// [`ServerOptions::dnssec`] would sign the text again: serve altered signed data from
+    /// a server started without it.
+    pub fn replace_zone(&self, zone: &str, zone_text: &str) -> io::Result<()> {
+        self.stop();
+        std::fs::write(self.dir().join(zone_file_name(zone)), zone_text)?;
+        // Knot keeps its journals in `<database.storage>/journal`, BIND next to the zone
+        // file as `<file>.jnl`.
+        let journal = self.dir().join("db").join("journal");
+        if journal.exists() {
+            std::fs::remove_dir_all(&journal)?;
+        }
+        let bind_journal = self.dir().join(format!("{}.jnl", zone_file_name(zone)));
+        if bind_journal.exists() {
+            std::fs::remove_file(&bind_journal)?;
+        }
+        self.restart()
     }
 
     /// A BIND secondary for `zones` on a free port, transferring from `primary_addr` with

@@ -1,0 +1,228 @@
+//! `mailzone check`: compare what DNS serves with what each domain needs and explain every
+//! problem (docs/checks.md). Exit status 0 when there is no error finding (warnings too
+//! with `--strict`), 1 otherwise.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use mailzone_check::dns_lookup::parse_nameserver;
+use mailzone_check::{CheckOptions, Finding, Severity};
+use mailzone_engine::check::DEFAULT_CONCURRENCY;
+use mailzone_engine::{CheckReport, CheckRequest, load_config};
+use serde_json::json;
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    config: PathBuf,
+    /// Only these domains (Unicode names are accepted); all configured domains when omitted.
+    domains: Vec<String>,
+    /// Ask these servers (IP or IP:PORT, port 53 by default; repeatable) instead of each
+    /// zone's authoritative servers.
+    #[arg(long = "nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    nameservers: Vec<SocketAddr>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Exit 1 on warnings too.
+    #[arg(long)]
+    strict: bool,
+    /// Where mailzone keeps its state database (automatic DKIM keys).
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    state_dir: PathBuf,
+    /// Do not fetch the MTA-STS policy over HTTPS.
+    #[arg(long)]
+    no_fetch: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.config)?;
+    let request = CheckRequest {
+        domains: args.domains,
+        nameservers: args.nameservers,
+        state_dir: args.state_dir,
+        options: CheckOptions {
+            fetch_mta_sts: !args.no_fetch,
+            ..CheckOptions::default()
+        },
+        concurrency: DEFAULT_CONCURRENCY,
+    };
+    let report = mailzone_engine::check(&loaded, &request).await?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Text => out.write_all(text(&report).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &to_json(&report)).context("writing JSON")?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    let errors = report.count(Severity::Error);
+    let warnings = report.count(Severity::Warning);
+    Ok(if errors > 0 || (args.strict && warnings > 0) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `{"domains": [{"domain", "findings": [...]}], "summary": {"errors", "warnings"}}`.
+fn to_json(report: &CheckReport) -> serde_json::Value {
+    json!({
+        "domains": report.domains.iter().map(|d| json!({
+            "domain": d.domain.as_str(),
+            "findings": d.findings,
+        })).collect::<Vec<_>>(),
+        "summary": {
+            "errors": report.count(Severity::Error),
+            "warnings": report.count(Severity::Warning),
+            "infos": report.count(Severity::Info),
+        },
+    })
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Findings grouped per domain, errors first (the order `check_domain` gives), each with
+/// what is wrong, what was seen, what was expected and the fix.
+fn text(report: &CheckReport) -> String {
+    let mut out = String::new();
+    for (i, domain) in report.domains.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let count = |s| domain.findings.iter().filter(|f| f.severity == s).count();
+        let (errors, warnings, infos) = (
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info),
+        );
+        if domain.findings.is_empty() {
+            out.push_str(&format!("{}: all checks passed\n", domain.domain.as_str()));
+            continue;
+        }
+        out.push_str(&format!(
+            "{}: {}, {}, {}\n",
+            domain.domain.as_str(),
+            plural(errors, "error"),
+            plural(warnings, "warning"),
+            plural(infos, "info")
+        ));
+        for finding in &domain.findings {
+            out.push_str(&finding_text(finding));
+        }
+    }
+    let errors = report.count(Severity::Error);
+    let warnings = report.count(Severity::Warning);
+    out.push_str(&format!(
+        "\n{} checked: {}, {}\n",
+        plural(report.domains.len(), "domain"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    ));
+    out
+}
+
+fn finding_text(f: &Finding) -> String {
+    let severity = match f.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    };
+    let record_type = f.record_type.map(|t| format!(" ({t})")).unwrap_or_default();
+    let mut s = format!(
+        "  {severity:<7} {} {}{record_type}\n          {}\n",
+        f.code, f.name, f.message
+    );
+    for (label, value) in [
+        ("seen", &f.seen),
+        ("expected", &f.expected),
+        ("fix", &f.fix),
+    ] {
+        if let Some(value) = value {
+            s.push_str(&format!("          {label:<9} {value}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailzone_engine::DomainFindings;
+    use mailzone_records::Name;
+
+    fn report() -> CheckReport {
+        let finding = Finding {
+            code: "record-missing",
+            severity: Severity::Error,
+            record_type: Some(mailzone_records::DnsRecordType::Dmarc),
+            name: "_dmarc.example.org.".into(),
+            message: "the dmarc record is not served".into(),
+            seen: Some("nothing".into()),
+            expected: Some("_dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\"".into()),
+            fix: Some("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\"".into()),
+        };
+        CheckReport {
+            domains: vec![
+                DomainFindings {
+                    domain: Name::host("example.org").unwrap(),
+                    findings: vec![finding],
+                },
+                DomainFindings {
+                    domain: Name::host("example.net").unwrap(),
+                    findings: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn text_groups_per_domain_with_seen_expected_and_fix() {
+        assert_eq!(
+            text(&report()),
+            "example.org: 1 error, 0 warnings, 0 infos\n  \
+             error   record-missing _dmarc.example.org. (dmarc)\n          \
+             the dmarc record is not served\n          \
+             seen      nothing\n          \
+             expected  _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\"\n          \
+             fix       publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\"\n\
+             \nexample.net: all checks passed\n\
+             \n2 domains checked: 1 error, 0 warnings\n"
+        );
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let v = to_json(&report());
+        assert_eq!(v["summary"]["errors"], 1);
+        assert_eq!(v["summary"]["warnings"], 0);
+        let f = &v["domains"][0]["findings"][0];
+        assert_eq!(v["domains"][0]["domain"], "example.org");
+        assert_eq!(f["code"], "record-missing");
+        assert_eq!(f["severity"], "error");
+        assert_eq!(f["recordType"], "dmarc");
+        assert_eq!(f["name"], "_dmarc.example.org.");
+        for key in ["message", "seen", "expected", "fix"] {
+            assert!(f[key].is_string(), "{key}");
+        }
+        assert_eq!(v["domains"][1]["findings"], json!([]));
+    }
+}

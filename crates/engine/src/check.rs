@@ -1,0 +1,125 @@
+//! The `check` use case: for each selected domain, the records the planner wants and the
+//! keys mailzone holds, compared with what DNS serves by every check of `mailzone-check`
+//! (DESIGN.md §6). Domains are checked concurrently with a bound; inside a domain the
+//! checks (and their questions) run concurrently too.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use futures::StreamExt as _;
+use mailzone_check::{CheckOptions, DnsLookup, DomainContext, Finding, Lookup, Severity};
+use mailzone_records::{DkimManagement, Name};
+use mailzone_store::Store;
+
+use crate::records::{RecordsRequest, dkim_private_keys, records};
+use crate::{EngineError, LoadedConfig, clock};
+
+/// Domains checked at once by default.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+
+/// What to check: which domains (all when empty), which servers to ask (the zones'
+/// authoritative servers, found through /etc/resolv.conf, when empty), where the state
+/// database lives (automatic DKIM keys), the check options and how many domains at once.
+#[derive(Debug, Clone)]
+pub struct CheckRequest {
+    pub domains: Vec<String>,
+    pub nameservers: Vec<SocketAddr>,
+    pub state_dir: PathBuf,
+    pub options: CheckOptions,
+    pub concurrency: usize,
+}
+
+/// The findings of one domain, errors first (see [`mailzone_check::run::check_domain`]).
+#[derive(Debug, Clone)]
+pub struct DomainFindings {
+    pub domain: Name,
+    pub findings: Vec<Finding>,
+}
+
+/// The findings of every checked domain, in config order.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    pub domains: Vec<DomainFindings>,
+}
+
+impl CheckReport {
+    /// How many findings have `severity`, over every domain.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.domains
+            .iter()
+            .flat_map(|d| &d.findings)
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// Checks the selected domains with a [`DnsLookup`] built from the request.
+pub async fn check(
+    loaded: &LoadedConfig,
+    request: &CheckRequest,
+) -> Result<CheckReport, EngineError> {
+    let lookup = if request.nameservers.is_empty() {
+        DnsLookup::from_system(request.options.timeout)
+            .map_err(|e| EngineError::Usage(e.to_string()))?
+    } else {
+        DnsLookup::with_servers(request.nameservers.clone(), request.options.timeout)
+    };
+    check_with(loaded, request, &lookup).await
+}
+
+/// Checks the selected domains, asking `lookup`.
+pub async fn check_with(
+    loaded: &LoadedConfig,
+    request: &CheckRequest,
+    lookup: &dyn Lookup,
+) -> Result<CheckReport, EngineError> {
+    let planned = records(
+        loaded,
+        &RecordsRequest {
+            domains: request.domains.clone(),
+            types: Vec::new(),
+            state_dir: request.state_dir.clone(),
+            now_unix: clock::unix_now(),
+        },
+    )
+    .await?;
+    let needs_store = planned
+        .iter()
+        .any(|d| matches!(d.domain.dkim_management, DkimManagement::Automatic { .. }));
+    let store = if needs_store {
+        Some(Store::open_sqlite(&request.state_dir).await?)
+    } else {
+        None
+    };
+    let mut keys = Vec::with_capacity(planned.len());
+    for domain in &planned {
+        keys.push(dkim_private_keys(loaded, &domain.domain, store.as_ref()).await?);
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    let server = &loaded.config.server;
+    let options = &request.options;
+    let domains = futures::stream::iter(planned.iter().zip(keys.iter()).map(
+        |(domain, keys)| async move {
+            let ctx = DomainContext {
+                server,
+                domain: &domain.domain,
+                desired: &domain.records,
+                dkim_keys: keys,
+                tlsa: loaded.tlsa.as_ref(),
+                lookup,
+                options,
+            };
+            let findings = mailzone_check::run::check_domain(&ctx).await;
+            DomainFindings {
+                domain: domain.domain.name.clone(),
+                findings,
+            }
+        },
+    ))
+    .buffered(request.concurrency.max(1))
+    .collect()
+    .await;
+    Ok(CheckReport { domains })
+}
