@@ -13,5 +13,7 @@ mod tsig;
 
 pub use error::{DnsError, ErrorClass};
 pub use provider::{ApplyReport, Provider, ReadMethod, ZoneSnapshot};
-pub use query::{Response, lookup, query_rrset, query_serial};
+pub use query::{
+    Response, lookup, query_rrset, query_rrset_counted, query_serial, query_serial_counted,
+};
 pub use rfc2136::{Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigConfig};

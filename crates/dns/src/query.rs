@@ -10,6 +10,7 @@
 //! retry.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
@@ -32,14 +33,30 @@ pub async fn query_rrset(
     rtype: &str,
     timeout: Duration,
 ) -> Result<Vec<LiveRecord>, DnsError> {
-    let endpoint = Endpoint {
+    rrset(&direct(server, timeout, None), &mut None, name, rtype).await
+}
+
+/// [`query_rrset`], adding every message it sends to `sent` (UDP tries and a TCP retry
+/// alike): the propagation watcher reports its queries in the run's DNS message count.
+pub async fn query_rrset_counted(
+    server: SocketAddr,
+    name: &Name,
+    rtype: &str,
+    timeout: Duration,
+    sent: &AtomicU64,
+) -> Result<Vec<LiveRecord>, DnsError> {
+    rrset(&direct(server, timeout, Some(sent)), &mut None, name, rtype).await
+}
+
+/// An unsigned UDP endpoint (TCP when truncated) for questions asked directly.
+fn direct(server: SocketAddr, timeout: Duration, counter: Option<&AtomicU64>) -> Endpoint<'_> {
+    Endpoint {
         server,
         timeout,
         protocol: Protocol::Udp,
         signer: None,
-        counter: None,
-    };
-    rrset(&endpoint, &mut None, name, rtype).await
+        counter,
+    }
 }
 
 /// The SOA serial of `zone` as `server` serves it (RFC 1035 §3.3.13).
@@ -48,14 +65,17 @@ pub async fn query_serial(
     zone: &Name,
     timeout: Duration,
 ) -> Result<u32, DnsError> {
-    let endpoint = Endpoint {
-        server,
-        timeout,
-        protocol: Protocol::Udp,
-        signer: None,
-        counter: None,
-    };
-    serial(&endpoint, &mut None, zone).await
+    serial(&direct(server, timeout, None), &mut None, zone).await
+}
+
+/// [`query_serial`], adding every message it sends to `sent`.
+pub async fn query_serial_counted(
+    server: SocketAddr,
+    zone: &Name,
+    timeout: Duration,
+    sent: &AtomicU64,
+) -> Result<u32, DnsError> {
+    serial(&direct(server, timeout, Some(sent)), &mut None, zone).await
 }
 
 /// A DNS answer as the checker sees it: the RCODE, every answer RR mailzone can represent

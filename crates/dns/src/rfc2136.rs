@@ -607,7 +607,13 @@ impl Provider for Rfc2136Provider {
     }
 
     async fn serial(&self, zone: &Name) -> Result<u32, DnsError> {
-        query::serial(&self.endpoint()?, &mut None, zone).await
+        // A SOA answer is small: UDP (TCP only if truncated) spares a connection per zone,
+        // whatever protocol the updates use.
+        let endpoint = Endpoint {
+            protocol: Protocol::Udp,
+            ..self.endpoint()?
+        };
+        query::serial(&endpoint, &mut None, zone).await
     }
 
     async fn apply(&self, changes: &ChangeSet) -> Result<ApplyReport, DnsError> {

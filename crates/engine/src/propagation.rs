@@ -2,9 +2,17 @@
 //! every authoritative server directly (never a cache) each `pollingInterval` until all of
 //! them serve the new data, or fail after `propagationTimeout` naming the server that lags
 //! and what it serves.
+//!
+//! A server serving exactly the serial the primary reported after the UPDATE serves that
+//! version of the zone (RFC 1996 §1: secondaries copy whole versions, named by serial), so
+//! one SOA query settles it. A higher serial may be a later version or a server numbering
+//! its own versions (a signing secondary): then the changed RRsets are compared one by one.
+//! The server the UPDATE went to answered it after committing and reported the serial
+//! itself, so it is not polled again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use mailzone_dns::query;
@@ -26,22 +34,33 @@ pub async fn wait(
     before: &[LiveRecord],
     serial: u32,
     progress: &dyn Progress,
+    sent: &AtomicU64,
 ) -> Result<(), EngineError> {
-    let targets = targets(server).await;
+    let primary = primary_address(server).await;
+    let targets: Vec<SocketAddr> = targets(server, primary)
+        .await
+        .into_iter()
+        .filter(|t| Some(*t) != primary)
+        .collect();
     if targets.is_empty() {
         return Ok(());
     }
     tokio::time::sleep(server.propagation_delay).await;
-    let expected = expected_rrsets(changes, before);
+    let expected = &expected_rrsets(changes, before);
     let deadline = Instant::now() + server.propagation_timeout;
     let mut pending: Vec<SocketAddr> = targets;
     loop {
-        let mut lagging = Vec::new();
-        for &target in &pending {
-            if let Some(reason) = lag(target, zone, serial, &expected, server).await {
-                lagging.push((target, reason));
-            }
-        }
+        let polls = pending.iter().map(|&target| async move {
+            (
+                target,
+                lag(target, zone, serial, expected, server, sent).await,
+            )
+        });
+        let lagging: Vec<(SocketAddr, String)> = futures::future::join_all(polls)
+            .await
+            .into_iter()
+            .filter_map(|(target, reason)| reason.map(|r| (target, r)))
+            .collect();
         if lagging.is_empty() {
             return Ok(());
         }
@@ -65,16 +84,21 @@ pub async fn wait(
 }
 
 /// The servers to poll: the configured list (the zone's NS discovery comes with the
-/// resolver; until then the DNS server itself is polled when none is configured).
-async fn targets(server: &DnsServer) -> Vec<SocketAddr> {
+/// resolver; until then only the DNS server itself, which needs no poll).
+async fn targets(server: &DnsServer, primary: Option<SocketAddr>) -> Vec<SocketAddr> {
     if !server.authoritative_servers.is_empty() {
         return server.authoritative_servers.clone();
     }
+    primary.into_iter().collect()
+}
+
+/// The address the updates are sent to.
+async fn primary_address(server: &DnsServer) -> Option<SocketAddr> {
     let mailzone_records::DnsProvider::Rfc2136 { host, port, .. } = &server.provider;
     tokio::net::lookup_host((host.as_str(), *port))
         .await
-        .map(|addrs| addrs.take(1).collect())
-        .unwrap_or_default()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
 }
 
 fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
@@ -118,18 +142,20 @@ async fn lag(
     serial: u32,
     expected: &Expected,
     server: &DnsServer,
+    sent: &AtomicU64,
 ) -> Option<String> {
-    match query::query_serial(target, zone, server.timeout).await {
+    match query::query_serial_counted(target, zone, server.timeout, sent).await {
         Ok(served) if serial_lt(served, serial) => {
             return Some(format!(
                 "it serves serial {served}, expected {serial} or later"
             ));
         }
+        Ok(served) if served == serial => return None,
         Ok(_) => {}
         Err(e) => return Some(format!("no answer: {e}")),
     }
     for ((name, rtype), want) in expected {
-        match query::query_rrset(target, name, rtype, server.timeout).await {
+        match query::query_rrset_counted(target, name, rtype, server.timeout, sent).await {
             Ok(records) => {
                 let got: BTreeSet<RData> = records.into_iter().map(|l| l.record.data).collect();
                 if &got != want {

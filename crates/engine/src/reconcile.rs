@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt as _;
 
@@ -113,12 +114,24 @@ pub async fn reconcile(
             providers.insert(item.server.name.clone(), provider);
         }
     }
+    // The propagation watcher asks the authoritative servers directly, not through a
+    // provider: its queries are counted here.
+    let propagation_queries = AtomicU64::new(0);
     let zones = futures::stream::iter(work.iter().map(|item| {
         let provider = providers[&item.server.name].as_ref();
         let store = &store;
+        let propagation_queries = &propagation_queries;
         async move {
             progress.zone_started(&item.zone);
-            let result = reconcile_zone(store, provider, item, request, progress).await;
+            let result = reconcile_zone(
+                store,
+                provider,
+                item,
+                request,
+                progress,
+                propagation_queries,
+            )
+            .await;
             match &result {
                 Ok(outcome) => progress.zone_finished(&item.zone, &outcome_summary(outcome)),
                 Err(e) => progress.zone_failed(&item.zone, &e.to_string()),
@@ -129,7 +142,8 @@ pub async fn reconcile(
     .buffered(request.concurrency.max(1))
     .collect::<Vec<_>>()
     .await;
-    report.messages = providers.values().map(|p| p.messages_sent()).sum();
+    report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
+        + propagation_queries.load(Ordering::Relaxed);
     store.close().await;
     let mut failures = Vec::new();
     for result in zones {
@@ -248,6 +262,7 @@ async fn reconcile_zone(
     item: &ZoneWork<'_>,
     request: &ReconcileRequest,
     progress: &dyn Progress,
+    propagation_queries: &AtomicU64,
 ) -> Result<ZoneOutcome, EngineError> {
     let zone = &item.zone;
     let server_name = &item.server.name;
@@ -357,6 +372,7 @@ async fn reconcile_zone(
                     &snapshot.records,
                     serial,
                     progress,
+                    propagation_queries,
                 )
                 .await?;
                 let state = ZoneState {
