@@ -661,7 +661,7 @@ impl Provider for Rfc2136Provider {
                 }
             }
             tracing::debug!(messages = sent, adds = changes.adds.len(), deletes = changes.deletes.len(), "zone updated");
-            let serial = match query::serial(&endpoint, &mut None, zone).await {
+            let serial = match self.serial(zone).await {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!("the update was applied but the new serial could not be read: {e}");

@@ -117,10 +117,12 @@ pub async fn reconcile(
     // The propagation watcher asks the authoritative servers directly, not through a
     // provider: its queries are counted here.
     let propagation_queries = AtomicU64::new(0);
+    let known_states = store.zone_states().await?;
     let zones = futures::stream::iter(work.iter().map(|item| {
         let provider = providers[&item.server.name].as_ref();
         let store = &store;
         let propagation_queries = &propagation_queries;
+        let known = known_states.get(&(item.zone.as_str().to_string(), item.server.name.clone()));
         async move {
             progress.zone_started(&item.zone);
             let result = reconcile_zone(
@@ -130,6 +132,7 @@ pub async fn reconcile(
                 request,
                 progress,
                 propagation_queries,
+                known,
             )
             .await;
             match &result {
@@ -263,6 +266,7 @@ async fn reconcile_zone(
     request: &ReconcileRequest,
     progress: &dyn Progress,
     propagation_queries: &AtomicU64,
+    known: Option<&ZoneState>,
 ) -> Result<ZoneOutcome, EngineError> {
     let zone = &item.zone;
     let server_name = &item.server.name;
@@ -272,7 +276,7 @@ async fn reconcile_zone(
         error: e,
     };
 
-    if let Some(known) = store.zone_state(zone, server_name).await? {
+    if let Some(known) = known {
         progress.step(zone, "checking the SOA serial");
         let serial = provider.serial(zone).await.map_err(dns)?;
         if known.serial == serial && known.desired_digest == digest {

@@ -1,12 +1,16 @@
 //! The publication ledger and the per-zone sync state (DESIGN.md §5).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use mailzone_records::diff::LedgerEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
+
+/// Rows per INSERT statement: 6 parameters each stays far below SQLite's limit of 32,766
+/// (and the 999 of builds before 3.32).
+const LEDGER_ROWS_PER_STATEMENT: usize = 150;
 
 /// What mailzone remembers of a zone after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,43 +60,50 @@ impl Store {
         Ok(out)
     }
 
-    /// Remembers records about to be published (called before the UPDATE is sent).
+    /// Remembers records about to be published (called before the UPDATE is sent). One
+    /// multi-row INSERT per [`LEDGER_ROWS_PER_STATEMENT`] records: a statement per record
+    /// cost a round trip to SQLite's worker thread each.
     pub async fn ledger_add(
         &self,
         zone: &Name,
         entries: &[LedgerEntry],
         now: i64,
     ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| self.database_error(e))?;
-        for entry in entries {
-            let record = Record {
-                name: entry.name.clone(),
-                ttl: 0,
-                data: entry.data.clone(),
-            };
-            sqlx::query(
-                "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
-            )
-            .bind(zone.as_str())
-            .bind(record.name.as_str())
-            .bind(record.data.rtype())
-            .bind(zonefile::rdata_presentation(&record.data))
-            .bind(entry.record_type.name())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.database_error(e))?;
+        for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) ",
+            );
+            insert.push_values(chunk, |mut row, entry| {
+                row.push_bind(zone.as_str().to_string())
+                    .push_bind(entry.name.as_str().to_string())
+                    .push_bind(entry.data.rtype())
+                    .push_bind(zonefile::rdata_presentation(&entry.data))
+                    .push_bind(entry.record_type.name())
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (zone, name, rtype, rdata) DO NOTHING");
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.database_error(e))?;
         }
         tx.commit().await.map_err(|e| self.database_error(e))
     }
 
     /// Forgets records that were deleted (called after the UPDATE succeeded).
     pub async fn ledger_remove(&self, zone: &Name, records: &[Record]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut tx = self
             .pool
             .begin()
@@ -109,6 +120,30 @@ impl Store {
                 .map_err(|e| self.database_error(e))?;
         }
         tx.commit().await.map_err(|e| self.database_error(e))
+    }
+
+    /// The remembered state of every zone, keyed by (zone, DNS server): one query for a
+    /// run over many zones.
+    pub async fn zone_states(&self) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
+        let rows = sqlx::query("SELECT zone, dns_server, serial, desired_digest FROM zone_state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let get = |column: &str| -> Result<String, StoreError> {
+                row.try_get(column).map_err(|e| self.database_error(e))
+            };
+            let serial: i64 = row.try_get("serial").map_err(|e| self.database_error(e))?;
+            out.insert(
+                (get("zone")?, get("dns_server")?),
+                ZoneState {
+                    serial: serial as u32,
+                    desired_digest: get("desired_digest")?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// The remembered state of a zone on a DNS server.
