@@ -62,7 +62,10 @@ use zeroize::Zeroizing;
 use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
 use crate::query::{self, Op, check_answer};
 pub use crate::transport::Protocol;
-use crate::transport::{Answer, Endpoint, TCP_MAX};
+use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn};
+
+/// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
+const MAX_IDLE_CONNECTIONS: usize = 32;
 use crate::tsig::{Signer, Verified};
 use crate::{ApplyReport, DnsError, Provider, ReadMethod, ZoneSnapshot};
 
@@ -191,6 +194,10 @@ pub struct Rfc2136Provider {
     /// request (so that [`Rfc2136Provider::new`] cannot fail).
     signer: Result<Option<Signer>, DnsError>,
     sent: AtomicU64,
+    /// TCP connections kept open after a transfer for the UPDATE that usually follows
+    /// (RFC 7766 §6.2.1 allows several messages per connection): one connection per zone
+    /// instead of two.
+    idle: std::sync::Mutex<Vec<TcpConn>>,
 }
 
 impl fmt::Debug for Rfc2136Provider {
@@ -215,6 +222,7 @@ impl Rfc2136Provider {
             config,
             signer,
             sent: AtomicU64::new(0),
+            idle: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -326,6 +334,7 @@ impl Rfc2136Provider {
             v.finish()?;
         }
         let serial = serial.expect("the loop ends only after the opening SOA");
+        self.keep_idle(conn);
         Ok(Transfer::Zone { serial, records })
     }
 
@@ -372,9 +381,25 @@ impl Rfc2136Provider {
         {
             endpoint.protocol = Protocol::Tcp;
         }
-        let answer = endpoint.exchange(&mut None, message).await?;
+        let mut tcp = self.take_idle();
+        let answer = endpoint.exchange(&mut tcp, message).await?;
+        if let Some(conn) = tcp {
+            self.keep_idle(conn);
+        }
         check_answer(endpoint.server, Op::Update { zone }, answer, &endpoint)?;
         Ok(())
+    }
+
+    fn take_idle(&self) -> Option<TcpConn> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn keep_idle(&self, conn: TcpConn) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_CONNECTIONS
+        {
+            idle.push(conn);
+        }
     }
 }
 

@@ -100,6 +100,34 @@ impl TcpConn {
         }
     }
 
+    /// Like [`TcpConn::recv`], but `Ok(None)` when the server had closed the connection
+    /// before answering (RFC 7766 §6.2.3 lets it close idle ones): the request was not
+    /// read, and may be sent again on a new connection.
+    pub(crate) async fn recv_unless_closed(&mut self) -> Result<Option<Vec<u8>>, DnsError> {
+        let read = async {
+            let len = match self.stream.read_u16().await {
+                Ok(len) => len as usize,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut buf = vec![0; len];
+            self.stream.read_exact(&mut buf).await?;
+            Ok::<_, io::Error>(Some(buf))
+        };
+        match timeout(self.timeout, read).await {
+            Err(_) => Err(no_answer(self.server, self.timeout, "")),
+            Ok(Err(e)) => Err(io_error(self.server, &e)),
+            Ok(Ok(buf)) => Ok(buf),
+        }
+    }
+
     pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, DnsError> {
         let read = async {
             let len = self.stream.read_u16().await? as usize;
@@ -280,29 +308,39 @@ impl Endpoint<'_> {
         request: &Message,
     ) -> Result<Answer, DnsError> {
         let (bytes, verifier) = self.encode(request)?;
-        let reused = tcp.is_some();
-        let conn = match tcp {
-            Some(c) => c,
-            None => tcp.insert(TcpConn::connect(self.server, self.timeout).await?),
-        };
-        self.count();
-        let mut sent = conn.send(&bytes).await;
-        if sent.is_err() && reused {
-            // The server may have closed an idle connection (RFC 7766 §6.2.3): once more
-            // on a fresh one.
-            *conn = TcpConn::connect(self.server, self.timeout).await?;
+        let mut reused = tcp.is_some();
+        let raw = loop {
+            let conn = match tcp {
+                Some(c) => c,
+                None => tcp.insert(TcpConn::connect(self.server, self.timeout).await?),
+            };
             self.count();
-            sent = conn.send(&bytes).await;
-        }
-        if let Err(e) = sent {
-            *tcp = None;
-            return Err(e);
-        }
-        let raw = match conn.recv().await {
-            Ok(raw) => raw,
-            Err(e) => {
-                *tcp = None;
-                return Err(e);
+            let answer = match conn.send(&bytes).await {
+                Ok(()) => conn.recv_unless_closed().await,
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok(Some(raw)) => break raw,
+                // A kept connection the server has closed meanwhile (RFC 7766 §6.2.3):
+                // once more on a fresh one.
+                Ok(None) | Err(_) if reused => {
+                    *tcp = None;
+                    reused = false;
+                }
+                Ok(None) => {
+                    *tcp = None;
+                    return Err(DnsError::transient(
+                        self.server,
+                        format!(
+                            "{} closed the TCP connection without answering",
+                            self.server
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    *tcp = None;
+                    return Err(e);
+                }
             }
         };
         let message = self.decode(&raw, request)?;

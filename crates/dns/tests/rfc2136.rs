@@ -962,6 +962,28 @@ async fn unknown_zone_is_permanent(kind: ServerKind) {
     assert_permanent(&e, &["NOTAUTH", "REFUSED", "NOTZONE"]);
 }
 
+/// The connection kept after a transfer is reused by the UPDATE; when the server closed it
+/// meanwhile (here: restarted), the UPDATE goes out on a new one and still lands once.
+async fn update_survives_a_closed_kept_connection(kind: ServerKind) {
+    let Some(server) = start(kind, PREFILLED, &ServerOptions::default()) else {
+        return;
+    };
+    let p = provider(&server);
+    let records = desired_records();
+    let changes = plan(&p, &records).await; // AXFR: its connection is kept
+    server.restart().expect("the server restarts");
+    let report = p
+        .apply(&changes)
+        .await
+        .expect("the update is sent again on a new connection");
+    assert_eq!(report.messages, 1);
+    assert_eq!(report.serial, Some(server.serial(ZONE)));
+    assert!(
+        plan(&p, &records).await.is_empty(),
+        "the zone is in sync after one UPDATE"
+    );
+}
+
 macro_rules! for_each_server {
     ($($test:ident),* $(,)?) => {
         mod knot {
@@ -985,6 +1007,7 @@ macro_rules! for_each_server {
 
 for_each_server!(
     read_zone_by_transfer,
+    update_survives_a_closed_kept_connection,
     apply_adds_replaces_and_deletes_in_one_message,
     concurrent_change_is_a_conflict,
     wrong_tsig_secret_is_permanent_and_secret_free,

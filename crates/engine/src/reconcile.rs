@@ -335,9 +335,9 @@ async fn reconcile_zone(
         if let Some(hook) = &request.after_read {
             hook(zone);
         }
-        // The zone is about to change: forget the remembered state first, so a crash
-        // mid-apply can never leave a stale "in sync" behind.
-        store.clear_zone_state(zone, server_name).await?;
+        // The remembered state is left as it is: it vouches only for the serial it names,
+        // and this UPDATE, if it lands, moves the serial. A crash before the new state is
+        // written costs a full read next time, never a wrong "in sync".
         let intent: Vec<LedgerEntry> = outcome
             .changes
             .adds
