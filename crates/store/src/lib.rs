@@ -10,8 +10,10 @@
 //! binary and applied on open; its SQL is kept to what PostgreSQL also accepts.
 
 mod ledger;
+mod tasks;
 
 pub use ledger::ZoneState;
+pub use tasks::{NewTask, Task, TaskEnd, TaskStatus};
 
 use std::ffi::OsString;
 use std::fmt;
