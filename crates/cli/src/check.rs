@@ -13,7 +13,6 @@ use mailzone_check::dns_lookup::parse_nameserver;
 use mailzone_check::{CheckOptions, Finding, Severity};
 use mailzone_engine::check::DEFAULT_CONCURRENCY;
 use mailzone_engine::{CheckReport, CheckRequest, load_config};
-use serde_json::json;
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -63,7 +62,8 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Text => out.write_all(text(&report).as_bytes())?,
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &to_json(&report)).context("writing JSON")?;
+            serde_json::to_writer_pretty(&mut out, &mailzone_engine::check::report_json(&report))
+                .context("writing JSON")?;
             writeln!(out)?;
         }
     }
@@ -78,20 +78,6 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `{"domains": [{"domain", "findings": [...]}], "summary": {"errors", "warnings"}}`.
-fn to_json(report: &CheckReport) -> serde_json::Value {
-    json!({
-        "domains": report.domains.iter().map(|d| json!({
-            "domain": d.domain.as_str(),
-            "findings": d.findings,
-        })).collect::<Vec<_>>(),
-        "summary": {
-            "errors": report.count(Severity::Error),
-            "warnings": report.count(Severity::Warning),
-            "infos": report.count(Severity::Info),
-        },
-    })
-}
-
 fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("{n} {word}")

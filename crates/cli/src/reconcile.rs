@@ -288,50 +288,8 @@ struct JsonZones<'a>(&'a [ZoneOutcome]);
 
 impl serde::Serialize for JsonZones<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(zone_json))
+        serializer.collect_seq(self.0.iter().map(mailzone_engine::reconcile::zone_json))
     }
-}
-
-fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
-    let changes: Vec<serde_json::Value> = zone
-        .entries()
-        .into_iter()
-        .map(|entry| {
-            let (action, record_type, old, new) = match entry {
-                PlanEntry::Add(d) => ("add", Some(d.record_type), vec![], vec![d.record]),
-                PlanEntry::Replace {
-                    record_type,
-                    old,
-                    new,
-                } => ("replace", Some(record_type), old, new),
-                PlanEntry::Delete(t, r) => ("delete", t, vec![r], vec![]),
-            };
-            let first = new.first().or(old.first()).expect("a change has a record");
-            json!({
-                "action": action,
-                "recordType": record_type,
-                "name": first.name.to_string(),
-                "type": first.data.rtype(),
-                "old": old.iter().map(record_json).collect::<Vec<_>>(),
-                "new": new.iter().map(record_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({
-        "zone": zone.zone.as_str(),
-        "dnsServer": zone.dns_server,
-        "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
-        "serial": zone.serial,
-        "readBy": zone.method.map(|m| if m == mailzone_dns::ReadMethod::Transfer { "transfer" } else { "queries" }),
-        "applied": zone.applied,
-        "updatesSent": zone.updates_sent,
-        "replans": zone.replans,
-        "changes": changes,
-    })
-}
-
-fn record_json(record: &Record) -> serde_json::Value {
-    json!({ "ttl": record.ttl, "value": record.data.value(), "rdata": zonefile::rdata_presentation(&record.data) })
 }
 
 /// Progress on stderr: a spinner per zone on a terminal, plain lines otherwise.

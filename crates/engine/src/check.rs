@@ -123,3 +123,19 @@ pub async fn check_with(
     .await;
     Ok(CheckReport { domains })
 }
+
+/// The report as JSON (`check --format json` and the API): `{"domains": [{"domain",
+/// "findings"}], "summary": {"errors", "warnings", "infos"}}`.
+pub fn report_json(report: &CheckReport) -> serde_json::Value {
+    serde_json::json!({
+        "domains": report.domains.iter().map(|d| serde_json::json!({
+            "domain": d.domain.as_str(),
+            "findings": d.findings,
+        })).collect::<Vec<_>>(),
+        "summary": {
+            "errors": report.count(mailzone_check::Severity::Error),
+            "warnings": report.count(mailzone_check::Severity::Warning),
+            "infos": report.count(mailzone_check::Severity::Info),
+        },
+    })
+}

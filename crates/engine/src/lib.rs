@@ -10,6 +10,7 @@ pub mod progress;
 pub mod propagation;
 pub mod reconcile;
 pub mod records;
+pub mod tasks;
 
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;

@@ -77,7 +77,7 @@ pub struct NewTask {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEnd {
     Succeeded {
         result: String,

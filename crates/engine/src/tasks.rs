@@ -1,0 +1,280 @@
+//! The service's durable tasks (issue 5, Stalwart's `DnsManagement` task): a worker claims
+//! a due task with a lease, runs it while renewing the lease and reporting progress, and
+//! ends it as `Succeeded`, `Retry` (transient failure, exponential backoff) or `Failed`
+//! (permanent failure, or attempts used up) with a `failureReason`.
+//!
+//! Every step of a `DnsManagement` run is idempotent (read, diff, one atomic UPDATE with
+//! prerequisites), so a run cut short anywhere — a crash, a lost lease, a shutdown — is
+//! simply run again.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use mailzone_records::{DnsManagement, DnsRecordType, Name};
+use mailzone_store::{NewTask, Store, Task, TaskEnd};
+
+use crate::progress::Progress;
+use crate::reconcile::{DEFAULT_CONCURRENCY, DEFAULT_DELETE_LIMIT, ReconcileRequest};
+use crate::{EngineError, LoadedConfig, RecordsRequest, clock, reconcile};
+
+/// The one task kind so far: publish and reconcile a domain's records.
+pub const DNS_MANAGEMENT: &str = "DnsManagement";
+
+/// How tasks are retried and leased.
+#[derive(Debug, Clone)]
+pub struct TaskPolicy {
+    /// Attempts before a transient failure becomes `Failed`.
+    pub max_attempts: u32,
+    /// The first retry's delay; each further one doubles it, up to `max_backoff`.
+    pub first_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long a claimed task stays leased without renewal; renewed every third of it.
+    pub lease: Duration,
+}
+
+impl Default for TaskPolicy {
+    fn default() -> TaskPolicy {
+        TaskPolicy {
+            max_attempts: 8,
+            first_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl TaskPolicy {
+    /// The delay before attempt `attempts + 1`, after `attempts` failed ones.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+        self.first_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// Schedules a `DnsManagement` task for every domain under automatic management (at start,
+/// on reload, and on the drift schedule). Domains that already have one waiting get none.
+pub async fn schedule_automatic(
+    store: &Store,
+    loaded: &LoadedConfig,
+) -> Result<Vec<Task>, EngineError> {
+    let now = clock::unix_now();
+    let mut scheduled = Vec::new();
+    for domain in &loaded.config.domains {
+        if matches!(domain.dns_management, DnsManagement::Automatic { .. }) {
+            let task = NewTask {
+                kind: DNS_MANAGEMENT.into(),
+                domain: domain.name.as_str().to_string(),
+                update_records: vec![],
+                on_success_renew_certificate: false,
+                due_at: now,
+            };
+            scheduled.push(store.create_task(&task, now).await?);
+        }
+    }
+    Ok(scheduled)
+}
+
+/// One worker: claims and runs tasks.
+pub struct Worker {
+    pub store: Store,
+    pub config: Arc<RwLock<Arc<LoadedConfig>>>,
+    pub state_dir: std::path::PathBuf,
+    /// Unique per process and worker: the lease owner.
+    pub owner: String,
+    pub policy: TaskPolicy,
+}
+
+/// What became of one claimed task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    Ended(TaskEnd),
+    /// Another worker took the task over (this one's lease had expired).
+    LeaseLost,
+}
+
+impl Worker {
+    /// Claims the next due task, if any.
+    pub async fn claim(&self) -> Result<Option<Task>, EngineError> {
+        let now = clock::unix_now();
+        let until = now + self.policy.lease.as_secs() as i64;
+        Ok(self.store.claim_task(&self.owner, now, until).await?)
+    }
+
+    /// Runs a claimed task to its end, renewing the lease meanwhile, and records the end.
+    pub async fn run(&self, task: &Task) -> Result<Ran, EngineError> {
+        let progress = TaskProgress::default();
+        let work = self.execute(task, &progress);
+        tokio::pin!(work);
+        let renew_every = self.policy.lease / 3;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                () = tokio::time::sleep(renew_every) => {
+                    let now = clock::unix_now();
+                    let until = now + self.policy.lease.as_secs() as i64;
+                    let step = progress.latest();
+                    if !self.store.renew_task(&task.id, &self.owner, until, &step, now).await? {
+                        tracing::warn!(task = %task.id, "lease lost: another worker runs this task now");
+                        return Ok(Ran::LeaseLost);
+                    }
+                }
+            }
+        };
+        let end = match outcome {
+            Ok(summary) => TaskEnd::Succeeded { result: summary },
+            Err(e) if e.is_transient() && task.attempts < self.policy.max_attempts => {
+                let delay = self.policy.backoff(task.attempts);
+                TaskEnd::Retry {
+                    due_at: clock::unix_now() + delay.as_secs() as i64,
+                    reason: format!(
+                        "{e} (attempt {} of {}; next in {})",
+                        task.attempts,
+                        self.policy.max_attempts,
+                        humantime::format_duration(delay)
+                    ),
+                }
+            }
+            Err(e) => TaskEnd::Failed {
+                reason: if e.is_transient() {
+                    format!("{e} (gave up after {} attempts)", task.attempts)
+                } else {
+                    e.to_string()
+                },
+            },
+        };
+        let now = clock::unix_now();
+        if self
+            .store
+            .finish_task(&task.id, &self.owner, &end, now)
+            .await?
+        {
+            tracing::info!(task = %task.id, domain = %task.domain, end = ?end, "task ended");
+            Ok(Ran::Ended(end))
+        } else {
+            Ok(Ran::LeaseLost)
+        }
+    }
+
+    /// Gives the task back for a later run (graceful shutdown).
+    pub async fn release(&self, task: &Task) -> Result<(), EngineError> {
+        Ok(self
+            .store
+            .release_task(&task.id, &self.owner, clock::unix_now())
+            .await?)
+    }
+
+    async fn execute(&self, task: &Task, progress: &TaskProgress) -> Result<String, EngineError> {
+        if task.kind != DNS_MANAGEMENT {
+            return Err(EngineError::Usage(format!(
+                "unknown task kind `{}`; this version runs only {DNS_MANAGEMENT}",
+                task.kind
+            )));
+        }
+        let loaded = self
+            .config
+            .read()
+            .map(|c| Arc::clone(&c))
+            .map_err(|_| EngineError::Usage("the configuration lock is poisoned".into()))?;
+        let domain = Name::owner(&task.domain)
+            .map_err(|e| EngineError::Usage(format!("task domain `{}`: {e}", task.domain)))?;
+        match loaded.config.domain(&domain).map(|d| &d.dns_management) {
+            None => {
+                return Err(EngineError::Usage(format!(
+                    "domain {domain} is no longer configured"
+                )));
+            }
+            Some(DnsManagement::Manual) => {
+                return Err(EngineError::Usage(format!(
+                    "domain {domain} is under manual DNS management: nothing to publish"
+                )));
+            }
+            Some(DnsManagement::Automatic { .. }) => {}
+        }
+        let types = task
+            .update_records
+            .iter()
+            .map(|t| {
+                t.parse::<DnsRecordType>()
+                    .map_err(|e| EngineError::Usage(format!("updateRecords: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = ReconcileRequest {
+            records: RecordsRequest {
+                domains: vec![task.domain.clone()],
+                types,
+                state_dir: self.state_dir.clone(),
+                now_unix: clock::unix_now(),
+            },
+            apply: true,
+            force: false,
+            delete_limit: DEFAULT_DELETE_LIMIT,
+            after_read: None,
+            concurrency: DEFAULT_CONCURRENCY,
+        };
+        let report = reconcile(&loaded, &request, progress).await?;
+        let changes: usize = report
+            .zones
+            .iter()
+            .map(|z| z.changes.adds.len() + z.changes.deletes.len())
+            .sum();
+        Ok(match changes {
+            0 => format!("{domain}: in sync ({} DNS messages)", report.messages),
+            n => format!(
+                "{domain}: {n} record changes published and propagated ({} DNS messages)",
+                report.messages
+            ),
+        })
+    }
+}
+
+/// Keeps the latest progress line of a running task.
+#[derive(Default)]
+struct TaskProgress {
+    latest: Mutex<String>,
+}
+
+impl TaskProgress {
+    fn latest(&self) -> String {
+        self.latest.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, line: String) {
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = line;
+        }
+    }
+}
+
+impl Progress for TaskProgress {
+    fn zone_started(&self, zone: &Name) {
+        self.set(format!("zone {zone}: starting"));
+    }
+    fn step(&self, zone: &Name, what: &str) {
+        self.set(format!("zone {zone}: {what}"));
+    }
+    fn zone_finished(&self, zone: &Name, summary: &str) {
+        self.set(format!("zone {zone}: {summary}"));
+    }
+    fn zone_failed(&self, zone: &Name, reason: &str) {
+        self.set(format!("zone {zone}: failed: {reason}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = TaskPolicy {
+            first_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(300),
+            ..TaskPolicy::default()
+        };
+        let secs: Vec<u64> = (1..=6).map(|a| p.backoff(a).as_secs()).collect();
+        assert_eq!(secs, [30, 60, 120, 240, 300, 300]);
+        assert_eq!(p.backoff(100).as_secs(), 300, "no overflow");
+    }
+}
