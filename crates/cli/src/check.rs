@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn json_has_the_documented_shape() {
-        let v = to_json(&report());
+        let v = mailzone_engine::check::report_json(&report());
         assert_eq!(v["summary"]["errors"], 1);
         assert_eq!(v["summary"]["warnings"], 0);
         let f = &v["domains"][0]["findings"][0];
@@ -209,6 +209,6 @@ mod tests {
         for key in ["message", "seen", "expected", "fix"] {
             assert!(f[key].is_string(), "{key}");
         }
-        assert_eq!(v["domains"][1]["findings"], json!([]));
+        assert_eq!(v["domains"][1]["findings"], serde_json::json!([]));
     }
 }

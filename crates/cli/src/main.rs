@@ -3,6 +3,7 @@
 mod check;
 mod reconcile;
 mod records;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Compare what DNS serves with the records each domain needs, and explain every
     /// problem (exit 1 on an error finding).
     Check(check::CheckArgs),
+    /// Run the service: HTTP API, DnsManagement tasks with retries, drift repair, and the
+    /// MTA-STS / autoconfig / autodiscover endpoints.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => reconcile::plan(args).await,
             Command::Apply(args) => reconcile::apply(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

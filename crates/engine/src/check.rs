@@ -100,27 +100,33 @@ pub async fn check_with(
     }
     let server = &loaded.config.server;
     let options = &request.options;
-    let domains = futures::stream::iter(planned.iter().zip(keys.iter()).map(
-        |(domain, keys)| async move {
-            let ctx = DomainContext {
-                server,
-                domain: &domain.domain,
-                desired: &domain.records,
-                dkim_keys: keys,
-                tlsa: loaded.tlsa.as_ref(),
-                lookup,
-                options,
-            };
-            let findings = mailzone_check::run::check_domain(&ctx).await;
-            DomainFindings {
-                domain: domain.domain.name.clone(),
-                findings,
-            }
-        },
-    ))
-    .buffered(request.concurrency.max(1))
-    .collect()
-    .await;
+    // Boxed `Send` futures: see the same construction in `reconcile`.
+    let runs: Vec<futures::future::BoxFuture<'_, DomainFindings>> = planned
+        .iter()
+        .zip(keys.iter())
+        .map(|(domain, keys)| {
+            Box::pin(async move {
+                let ctx = DomainContext {
+                    server,
+                    domain: &domain.domain,
+                    desired: &domain.records,
+                    dkim_keys: keys,
+                    tlsa: loaded.tlsa.as_ref(),
+                    lookup,
+                    options,
+                };
+                let findings = mailzone_check::run::check_domain(&ctx).await;
+                DomainFindings {
+                    domain: domain.domain.name.clone(),
+                    findings,
+                }
+            }) as futures::future::BoxFuture<'_, _>
+        })
+        .collect();
+    let domains = futures::stream::iter(runs)
+        .buffered(request.concurrency.max(1))
+        .collect()
+        .await;
     Ok(CheckReport { domains })
 }
 

@@ -118,33 +118,41 @@ pub async fn reconcile(
     // provider: its queries are counted here.
     let propagation_queries = AtomicU64::new(0);
     let known_states = store.zone_states().await?;
-    let zones = futures::stream::iter(work.iter().map(|item| {
-        let provider = providers[&item.server.name].as_ref();
-        let store = &store;
-        let propagation_queries = &propagation_queries;
-        let known = known_states.get(&(item.zone.as_str().to_string(), item.server.name.clone()));
-        async move {
-            progress.zone_started(&item.zone);
-            let result = reconcile_zone(
-                store,
-                provider,
-                item,
-                request,
-                progress,
-                propagation_queries,
-                known,
-            )
-            .await;
-            match &result {
-                Ok(outcome) => progress.zone_finished(&item.zone, &outcome_summary(outcome)),
-                Err(e) => progress.zone_failed(&item.zone, &e.to_string()),
-            }
-            result
-        }
-    }))
-    .buffered(request.concurrency.max(1))
-    .collect::<Vec<_>>()
-    .await;
+    // Boxed as `Send` futures, named before the stream is built: the service runs this
+    // inside spawned tasks, and an unboxed closure stream trips the compiler's
+    // higher-ranked lifetime check for `Send`.
+    let runs: Vec<futures::future::BoxFuture<'_, Result<ZoneOutcome, EngineError>>> = work
+        .iter()
+        .map(|item| {
+            let provider = providers[&item.server.name].as_ref();
+            let store = &store;
+            let propagation_queries = &propagation_queries;
+            let known =
+                known_states.get(&(item.zone.as_str().to_string(), item.server.name.clone()));
+            Box::pin(async move {
+                progress.zone_started(&item.zone);
+                let result = reconcile_zone(
+                    store,
+                    provider,
+                    item,
+                    request,
+                    progress,
+                    propagation_queries,
+                    known,
+                )
+                .await;
+                match &result {
+                    Ok(outcome) => progress.zone_finished(&item.zone, &outcome_summary(outcome)),
+                    Err(e) => progress.zone_failed(&item.zone, &e.to_string()),
+                }
+                result
+            }) as futures::future::BoxFuture<'_, _>
+        })
+        .collect();
+    let zones = futures::stream::iter(runs)
+        .buffered(request.concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await;
     report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
     store.close().await;

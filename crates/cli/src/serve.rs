@@ -1,0 +1,103 @@
+//! `mailzone serve`: the HTTP API, the task workers and the public endpoints.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use mailzone_server::ServeOptions;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    config: PathBuf,
+    /// Where the API listens (and the public endpoints, without --public-listen).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// A separate listener for the public endpoints (MTA-STS policy, autoconfig,
+    /// autodiscover, PACC) only.
+    #[arg(long)]
+    public_listen: Option<SocketAddr>,
+    /// The database. Without it, the embedded SQLite state database in --state-dir (the
+    /// one the other commands use).
+    #[arg(long, env = "MAILZONE_DATABASE")]
+    database: Option<String>,
+    /// Where mailzone keeps its state database.
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    state_dir: PathBuf,
+    /// Tasks this instance runs at once.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// How often every automatically managed domain is reconciled (drift repair).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    reconcile_interval: Duration,
+    /// Attempts before a transient failure becomes Failed.
+    #[arg(long, default_value_t = 8)]
+    max_attempts: u32,
+    /// The first retry's delay; it doubles with each attempt.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    retry_backoff: Duration,
+    /// The longest retry delay.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    max_retry_backoff: Duration,
+    /// How long a running task's lease lasts without renewal (a task whose instance died
+    /// is taken over after it).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    lease: Duration,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.database {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
+        if path.is_none() {
+            anyhow::bail!(
+                "--database {}: only the embedded SQLite database is supported in this version \
+                 (leave --database out, or give sqlite://DIR); PostgreSQL comes with multi-instance support",
+                redact_url(url)
+            );
+        }
+    }
+    let state_dir = match args.database.as_deref().and_then(|u| {
+        u.strip_prefix("sqlite://")
+            .or_else(|| u.strip_prefix("sqlite:"))
+    }) {
+        Some(dir) => PathBuf::from(dir),
+        None => args.state_dir,
+    };
+    let mut options = ServeOptions::new(args.config, state_dir);
+    options.listen = args.listen;
+    options.public_listen = args.public_listen;
+    options.workers = args.workers;
+    options.reconcile_interval = args.reconcile_interval;
+    options.policy.max_attempts = args.max_attempts.max(1);
+    options.policy.first_backoff = args.retry_backoff;
+    options.policy.max_backoff = args.max_retry_backoff;
+    options.policy.lease = args.lease.max(Duration::from_secs(3));
+    mailzone_server::serve(options).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_echoed() {
+        assert_eq!(
+            super::redact_url("postgres://mz:s3cret@127.0.0.1/mz"),
+            "postgres://…@127.0.0.1/mz"
+        );
+    }
+}

@@ -1,0 +1,736 @@
+//! `/api/v1`: JSON with the camelCase names of DESIGN.md §1, errors as
+//! `{"error": {"code", "message"}}` with a 4xx status for anything the caller can fix.
+//! Objects from the config file are read-only here (409 naming the file).
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use mailzone_engine::tasks::DNS_MANAGEMENT;
+use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
+use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
+use mailzone_store::{NewTask, Task, TaskStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// Request bodies larger than this are refused with 413 (the biggest legitimate body, a
+/// task, is well under 1 KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The API routes (behind the token check) plus `/healthz` and `/metrics`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/openapi.json", get(crate::openapi::document))
+        .route("/domains", get(list_domains).post(create_domain))
+        .route(
+            "/domains/{name}",
+            get(get_domain)
+                .put(write_domain)
+                .patch(write_domain)
+                .delete(write_domain),
+        )
+        .route("/domains/{name}/records", get(domain_records))
+        .route("/domains/{name}/plan", post(plan_domain))
+        .route("/domains/{name}/check", post(check_domain))
+        .route("/dnsServers", get(list_dns_servers))
+        .route("/dnsServers/{name}", get(get_dns_server))
+        .route("/dkimSignatures", get(list_dkim_signatures))
+        .route("/tasks", get(list_tasks).post(create_task))
+        .route("/tasks/{id}", get(get_task))
+        .route("/tasks/{id}/retry", post(retry_task))
+        .route("/apiTokens", post(create_api_token))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        let status = match &e {
+            EngineError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            EngineError::Dns { .. } | EngineError::Propagation { .. } => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let code = match status {
+            StatusCode::INTERNAL_SERVER_ERROR => "store",
+            StatusCode::BAD_GATEWAY => "dns",
+            _ => "invalid",
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl From<mailzone_store::StoreError> for ApiError {
+    fn from(e: mailzone_store::StoreError) -> ApiError {
+        ApiError::from(EngineError::from(e))
+    }
+}
+
+/// `Json<T>` whose rejections (malformed JSON, unknown fields, wrong content type, body
+/// too large) are answered in the API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    _ => "bad_request",
+                };
+                Err(ApiError::new(status, code, rejection.body_text()))
+            }
+        }
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(&state.store).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// A domain name from the path: Unicode accepted (converted to A-labels), anything else a
+/// 400 naming the problem.
+fn domain_name(raw: &str) -> Result<Name, ApiError> {
+    Name::owner(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("`{raw}` is not a valid domain name: {e}"),
+        )
+    })
+}
+
+fn find_domain<'a>(
+    loaded: &'a mailzone_engine::LoadedConfig,
+    raw: &str,
+) -> Result<&'a Domain, ApiError> {
+    let name = domain_name(raw)?;
+    loaded
+        .config
+        .domain(&name)
+        .ok_or_else(|| ApiError::not_found(&format!("domain {name}")))
+}
+
+fn domain_json(domain: &Domain, config_file: &std::path::Path) -> Value {
+    let dns_management = match &domain.dns_management {
+        DnsManagement::Manual => json!({ "manual": {} }),
+        DnsManagement::Automatic {
+            dns_server,
+            publish_records,
+        } => json!({ "automatic": {
+            "dnsServer": dns_server,
+            "origin": domain.zone.as_str(),
+            "publishRecords": publish_records.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        }}),
+    };
+    let dkim_management = match &domain.dkim_management {
+        DkimManagement::Manual { keys } => json!({ "manual": {
+            "selectors": keys.iter().map(|k| k.selector.clone()).collect::<Vec<_>>(),
+        }}),
+        DkimManagement::Automatic { algorithms, .. } => json!({ "automatic": {
+            "algorithms": algorithms,
+        }}),
+    };
+    json!({
+        "name": domain.name.as_str(),
+        "origin": domain.zone.as_str(),
+        "dnsManagement": dns_management,
+        "dkimManagement": dkim_management,
+        "source": "config",
+        "configFile": config_file.display().to_string(),
+    })
+}
+
+async fn list_domains(State(state): State<AppState>) -> Json<Value> {
+    let loaded = state.loaded();
+    Json(Value::Array(
+        loaded
+            .config
+            .domains
+            .iter()
+            .map(|d| domain_json(d, &loaded.path))
+            .collect(),
+    ))
+}
+
+async fn get_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    Ok(Json(domain_json(domain, &loaded.path)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateDomain {
+    name: String,
+    #[allow(dead_code)]
+    #[serde(default)]
+    dns_management: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    dkim_management: Option<Value>,
+}
+
+/// Domains live in the config file in this version: a name the file defines is a 409
+/// naming the file; any other is refused with the way to add it.
+async fn create_domain(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateDomain>,
+) -> ApiError {
+    let loaded = state.loaded();
+    let name = match domain_name(&body.name) {
+        Ok(name) => name,
+        Err(e) => return e,
+    };
+    if loaded.config.domain(&name).is_some() {
+        return read_only(&name, &loaded.path);
+    }
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        format!(
+            "domains are defined in {} in this version: add [domain.\"{name}\"] there and send SIGHUP to reload",
+            loaded.path.display()
+        ),
+    )
+}
+
+async fn write_domain(State(state): State<AppState>, Path(name): Path<String>) -> ApiError {
+    let loaded = state.loaded();
+    match find_domain(&loaded, &name) {
+        Ok(domain) => read_only(&domain.name, &loaded.path),
+        Err(e) => e,
+    }
+}
+
+fn read_only(name: &Name, file: &std::path::Path) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "defined_in_config",
+        format!(
+            "domain {name} is defined in {}: change it there and send SIGHUP to reload",
+            file.display()
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsQuery {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    types: Option<String>,
+}
+
+/// `dnsZoneFile` (`format=zone`) or the JSON records (`format=json`, the default).
+async fn domain_records(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    let types = parse_types(query.types.as_deref().unwrap_or(""))?;
+    let request = RecordsRequest {
+        domains: vec![domain.name.as_str().to_string()],
+        types,
+        state_dir: state.state_dir.clone(),
+        now_unix: clock::unix_now(),
+    };
+    let planned = mailzone_engine::records(&loaded, &request).await?;
+    let Some(records) = planned.first() else {
+        return Err(ApiError::not_found(&format!("domain {}", domain.name)));
+    };
+    match query.format.as_deref().unwrap_or("json") {
+        "zone" => Ok((
+            [(header::CONTENT_TYPE, "text/dns; charset=utf-8")],
+            mailzone_records::zonefile::render(
+                &records.domain.name,
+                &records.domain.zone,
+                &records.records,
+            ),
+        )
+            .into_response()),
+        "json" => Ok(Json(mailzone_records::json::records(
+            &records.domain.name,
+            &records.records,
+        ))
+        .into_response()),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("format `{other}` is not one of zone, json"),
+        )),
+    }
+}
+
+fn parse_types(list: &str) -> Result<Vec<DnsRecordType>, ApiError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<DnsRecordType>()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
+        })
+        .collect()
+}
+
+/// What the next `DnsManagement` run would change, without changing it.
+async fn plan_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    if matches!(domain.dns_management, DnsManagement::Manual) {
+        return Err(ApiError::invalid(format!(
+            "domain {} is under manual DNS management: there is no DNS server to plan against",
+            domain.name
+        )));
+    }
+    let request = mailzone_engine::ReconcileRequest {
+        records: RecordsRequest {
+            domains: vec![domain.name.as_str().to_string()],
+            types: vec![],
+            state_dir: state.state_dir.clone(),
+            now_unix: clock::unix_now(),
+        },
+        apply: false,
+        force: false,
+        delete_limit: mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT,
+        after_read: None,
+        concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+    };
+    let report = mailzone_engine::reconcile(&loaded, &request, &mailzone_engine::Silent).await?;
+    Ok(Json(json!({
+        "zones": report.zones.iter().map(mailzone_engine::reconcile::zone_json).collect::<Vec<_>>(),
+        "dnsMessages": report.messages,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    /// `IP` or `IP:PORT` of the servers to ask instead of the zone's authoritative ones.
+    #[serde(default)]
+    nameservers: Vec<String>,
+    /// Fetch the MTA-STS policy over HTTPS (default true).
+    #[serde(default, rename = "fetchMtaSts")]
+    fetch_mta_sts: Option<bool>,
+}
+
+async fn check_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional, so it is parsed here rather than by the JSON extractor.
+    let body: CheckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CheckBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?
+    };
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    let nameservers = body
+        .nameservers
+        .iter()
+        .map(|s| parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = CheckRequest {
+        domains: vec![domain.name.as_str().to_string()],
+        nameservers,
+        state_dir: state.state_dir.clone(),
+        options: mailzone_check::CheckOptions {
+            fetch_mta_sts: body.fetch_mta_sts.unwrap_or(true),
+            ..mailzone_check::CheckOptions::default()
+        },
+        concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+    };
+    let report = mailzone_engine::check(&loaded, &request).await?;
+    Ok(Json(mailzone_engine::check::report_json(&report)))
+}
+
+fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError> {
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| ApiError::invalid(format!("nameserver `{s}` is not IP or IP:PORT")))
+}
+
+/// DNS servers, without their secrets (the key is write-only: its source is named, never
+/// its value).
+fn dns_server_json(server: &mailzone_records::DnsServer) -> Value {
+    let DnsProvider::Rfc2136 {
+        host,
+        port,
+        protocol,
+        key_name,
+        key,
+        algorithm,
+    } = &server.provider;
+    json!({
+        "name": server.name,
+        "kind": "rfc2136",
+        "host": host,
+        "port": port,
+        "protocol": protocol,
+        "keyName": key_name,
+        "keySet": key.is_some(),
+        "algorithm": algorithm,
+        "ttl": server.ttl,
+        "propagationDelay": humantime::format_duration(server.propagation_delay).to_string(),
+        "pollingInterval": humantime::format_duration(server.polling_interval).to_string(),
+        "propagationTimeout": humantime::format_duration(server.propagation_timeout).to_string(),
+        "authoritativeServers": server.authoritative_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "source": "config",
+    })
+}
+
+async fn list_dns_servers(State(state): State<AppState>) -> Json<Value> {
+    let loaded = state.loaded();
+    Json(Value::Array(
+        loaded
+            .config
+            .dns_servers
+            .iter()
+            .map(dns_server_json)
+            .collect(),
+    ))
+}
+
+async fn get_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    loaded
+        .config
+        .dns_server(&name)
+        .map(|s| Json(dns_server_json(s)))
+        .ok_or_else(|| ApiError::not_found(&format!("dnsServer {name}")))
+}
+
+/// Every DKIM key with its public half; private keys are never returned.
+async fn list_dkim_signatures(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let mut out = Vec::new();
+    for (domain, keys) in &loaded.manual_dkim_keys {
+        for (selector, key) in keys {
+            out.push(json!({
+                "domain": domain.as_str(),
+                "selector": selector,
+                "algorithm": key.algorithm(),
+                "stage": "Active",
+                "source": "config",
+                "publicKey": key.public_key().txt_value(),
+            }));
+        }
+    }
+    for domain in &loaded.config.domains {
+        if !matches!(domain.dkim_management, DkimManagement::Automatic { .. }) {
+            continue;
+        }
+        for stored in state.store.dkim_keys(domain.name.as_str()).await? {
+            let public = mailzone_records::dkim::DkimPrivateKey::from_pem(&stored.private_key_pem)
+                .map(|k| k.public_key().txt_value())
+                .unwrap_or_else(|e| format!("unreadable key: {e}"));
+            out.push(json!({
+                "domain": stored.domain,
+                "selector": stored.selector,
+                "algorithm": stored.algorithm,
+                "stage": format!("{:?}", stored.stage),
+                "source": "database",
+                "publicKey": public,
+            }));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+fn rfc3339(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// A task as the API shows it (Stalwart's fields: `updateRecords`,
+/// `onSuccessRenewCertificate`, `failureReason`).
+pub fn task_json(task: &Task) -> Value {
+    json!({
+        "id": task.id,
+        "type": task.kind,
+        "domain": task.domain,
+        "updateRecords": task.update_records,
+        "onSuccessRenewCertificate": task.on_success_renew_certificate,
+        "status": task.status.as_str(),
+        "progress": task.progress,
+        "attempts": task.attempts,
+        "dueAt": rfc3339(task.due_at),
+        "leaseOwner": task.lease_owner,
+        "leaseUntil": task.lease_until.map(rfc3339),
+        "failureReason": task.failure_reason,
+        "result": task.result,
+        "createdAt": rfc3339(task.created_at),
+        "updatedAt": rfc3339(task.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TasksQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn list_tasks(
+    State(state): State<AppState>,
+    query: Result<Query<TasksQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<TaskStatus>(Value::String(s.to_string())).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "status `{s}` is not one of Scheduled, Running, Retry, Succeeded, Failed"
+                    ),
+                )
+            })?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let tasks = state.store.tasks(status, limit).await?;
+    Ok(Json(Value::Array(tasks.iter().map(task_json).collect())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CreateTask {
+    #[serde(rename = "type", default = "default_task_type")]
+    kind: String,
+    domain: String,
+    #[serde(default)]
+    update_records: Vec<String>,
+    #[serde(default)]
+    on_success_renew_certificate: bool,
+}
+
+fn default_task_type() -> String {
+    DNS_MANAGEMENT.into()
+}
+
+/// Schedules a task and returns at once (202) with it.
+async fn create_task(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTask>,
+) -> Result<Response, ApiError> {
+    if body.kind != DNS_MANAGEMENT {
+        return Err(ApiError::invalid(format!(
+            "type `{}` is not a task this version runs (only {DNS_MANAGEMENT})",
+            body.kind
+        )));
+    }
+    if body.on_success_renew_certificate {
+        return Err(ApiError::invalid(
+            "onSuccessRenewCertificate needs ACME support, which this version does not have yet",
+        ));
+    }
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &body.domain)?;
+    let DnsManagement::Automatic {
+        publish_records, ..
+    } = &domain.dns_management
+    else {
+        return Err(ApiError::invalid(format!(
+            "domain {} is under manual DNS management: switch it to automatic in {} first",
+            domain.name,
+            loaded.path.display()
+        )));
+    };
+    let mut types = Vec::new();
+    for raw in &body.update_records {
+        let t: DnsRecordType =
+            raw.parse()
+                .map_err(|e: mailzone_records::record::UnknownRecordType| {
+                    ApiError::invalid(format!("updateRecords: {e}"))
+                })?;
+        if !publish_records.contains(&t) {
+            return Err(ApiError::invalid(format!(
+                "updateRecords: `{t}` is not in the publishRecords of domain {}",
+                domain.name
+            )));
+        }
+        types.push(t.name().to_string());
+    }
+    let now = clock::unix_now();
+    let task = state
+        .store
+        .create_task(
+            &NewTask {
+                kind: DNS_MANAGEMENT.into(),
+                domain: domain.name.as_str().to_string(),
+                update_records: types,
+                on_success_renew_certificate: false,
+                due_at: now,
+            },
+            now,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .task(&id)
+        .await?
+        .map(|t| Json(task_json(&t)))
+        .ok_or_else(|| ApiError::not_found(&format!("task {id}")))
+}
+
+/// Runs a Failed (or waiting) task again now; 409 for a Running or Succeeded one.
+async fn retry_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = state
+        .store
+        .retry_task(&id, clock::unix_now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("task {id}")))?;
+    if task.status != TaskStatus::Scheduled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!(
+                "task {id} is {}: only Failed and Retry tasks can be retried",
+                task.status.as_str()
+            ),
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    name: String,
+}
+
+/// A new token, shown in this answer only.
+async fn create_api_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<Response, ApiError> {
+    let name = body.name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be 1 to 100 printable characters",
+        ));
+    }
+    let token = crate::auth::new_token();
+    let id = state
+        .store
+        .add_api_token(name, &crate::auth::token_hash(&token), clock::unix_now())
+        .await?;
+    let body: BTreeMap<&str, &str> = [
+        ("id", id.as_str()),
+        ("name", name),
+        ("token", token.as_str()),
+    ]
+    .into_iter()
+    .collect();
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}

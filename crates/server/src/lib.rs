@@ -1,0 +1,144 @@
+//! `mailzone serve` (issue 5): the HTTP API over the engine (`/api/v1`, bearer tokens), the
+//! task workers that run `DnsManagement` tasks with leases and retries, the drift schedule,
+//! and the public endpoints a mail domain needs (MTA-STS policy, autoconfig, autodiscover,
+//! PACC).
+//!
+//! Layout: [`api`] (routes, JSON shapes, errors), [`auth`] (bearer tokens), [`public`] (the
+//! well-known documents), [`runner`] (workers, schedule, shutdown), [`openapi`] (the
+//! description served at `/api/v1/openapi.json`), [`state`] (what the handlers share).
+
+pub mod api;
+pub mod auth;
+pub mod metrics;
+pub mod openapi;
+pub mod public;
+pub mod runner;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mailzone_engine::tasks::TaskPolicy;
+use mailzone_engine::{clock, load_config};
+use mailzone_store::Store;
+use tokio::sync::watch;
+
+pub use state::AppState;
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub config_path: PathBuf,
+    /// The API (and, without `public_listen`, the public endpoints too).
+    pub listen: SocketAddr,
+    /// A separate listener for the public endpoints only.
+    pub public_listen: Option<SocketAddr>,
+    pub state_dir: PathBuf,
+    /// Tasks run at once by this instance.
+    pub workers: usize,
+    /// How often every automatically managed domain is reconciled (drift repair).
+    pub reconcile_interval: Duration,
+    /// How often an idle worker looks for due tasks.
+    pub poll_interval: Duration,
+    pub policy: TaskPolicy,
+}
+
+impl ServeOptions {
+    pub fn new(config_path: PathBuf, state_dir: PathBuf) -> ServeOptions {
+        ServeOptions {
+            config_path,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_listen: None,
+            state_dir,
+            workers: 2,
+            reconcile_interval: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(1),
+            policy: TaskPolicy::default(),
+        }
+    }
+}
+
+/// Runs the service until SIGTERM or Ctrl-C: then the listeners stop accepting, running
+/// tasks are given back at their next await point (every step of a run is idempotent) and
+/// the function returns.
+pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
+    let loaded = load_config(&options.config_path)?;
+    let store = Store::open_sqlite(&options.state_dir).await?;
+    auth::ensure_admin_token(&store).await?;
+    let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
+    tracing::info!(
+        tasks = scheduled.len(),
+        "DnsManagement tasks scheduled at start"
+    );
+
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(RwLock::new(Arc::new(loaded))),
+        config_path: options.config_path.clone(),
+        state_dir: options.state_dir.clone(),
+        metrics: Arc::new(metrics::Metrics::default()),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let api_listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let api_addr = api_listener.local_addr()?;
+    let mut servers = Vec::new();
+    let app = match options.public_listen {
+        Some(public_addr) => {
+            let listener = tokio::net::TcpListener::bind(public_addr)
+                .await
+                .with_context(|| format!("cannot listen on {public_addr}"))?;
+            println!(
+                "mailzone: public endpoints on http://{}",
+                listener.local_addr()?
+            );
+            servers.push(tokio::spawn(serve_router(
+                listener,
+                public::router(state.clone()),
+                stop_rx.clone(),
+            )));
+            api::router(state.clone())
+        }
+        None => api::router(state.clone()).merge(public::router(state.clone())),
+    };
+    println!("mailzone: API on http://{api_addr}/api/v1 (health: http://{api_addr}/healthz)");
+    servers.push(tokio::spawn(serve_router(
+        api_listener,
+        app,
+        stop_rx.clone(),
+    )));
+
+    let mut background = runner::start(&state, &options, stop_rx.clone());
+    runner::wait_for_signals(&state, stop_tx).await;
+    tracing::info!("shutting down: giving running tasks back");
+    for handle in servers {
+        let _ = handle.await;
+    }
+    for handle in background.drain(..) {
+        let _ = handle.await;
+    }
+    store.close().await;
+    tracing::info!(at = clock::unix_now(), "stopped");
+    Ok(())
+}
+
+async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!("HTTP server: {e}");
+    }
+}

@@ -1,0 +1,180 @@
+//! The background work of `serve`: task workers, the drift schedule, and the signals
+//! (SIGHUP reloads the config, SIGTERM and Ctrl-C stop).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mailzone_engine::tasks::{Ran, Worker, schedule_automatic};
+use mailzone_engine::{clock, load_config};
+use mailzone_store::TaskEnd;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::ServeOptions;
+use crate::state::AppState;
+
+/// Starts the workers and the drift schedule; they stop when `stop` turns true.
+pub fn start(
+    state: &AppState,
+    options: &ServeOptions,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let instance = instance_id();
+    let mut handles = Vec::new();
+    for n in 0..options.workers.max(1) {
+        let worker = Worker {
+            store: state.store.clone(),
+            config: Arc::clone(&state.config),
+            state_dir: options.state_dir.clone(),
+            owner: format!("{instance}/{n}"),
+            policy: options.policy.clone(),
+        };
+        handles.push(tokio::spawn(worker_loop(
+            worker,
+            state.clone(),
+            stop.clone(),
+            options.poll_interval,
+        )));
+    }
+    handles.push(tokio::spawn(drift_schedule(
+        state.clone(),
+        options.reconcile_interval,
+        stop,
+    )));
+    handles
+}
+
+/// `host:pid:random`: unique per process, readable in the `leaseOwner` of a task.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let nonce: u32 = rand::random();
+    format!("{host}:{}:{nonce:08x}", std::process::id())
+}
+
+async fn worker_loop(
+    worker: Worker,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+    poll: std::time::Duration,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let task = match worker.claim().await {
+            Ok(Some(task)) => task,
+            Ok(None) => {
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::error!("cannot claim a task: {e}");
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+        };
+        tracing::info!(task = %task.id, domain = %task.domain, attempt = task.attempts, "task started");
+        let started = Instant::now();
+        tokio::select! {
+            ran = worker.run(&task) => {
+                state.metrics.record_run(started.elapsed().as_millis() as u64);
+                match ran {
+                    Ok(Ran::Ended(TaskEnd::Failed { .. })) => {
+                        state.metrics.task_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Ran::Ended(TaskEnd::Retry { .. })) => {
+                        state.metrics.task_retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(task = %task.id, "task bookkeeping failed: {e}"),
+                }
+            }
+            () = stopped(&mut stop) => {
+                // The run is dropped at its current await point: nothing half-done is left
+                // that a new run would not redo (DESIGN.md §5, the ledger is written first).
+                if let Err(e) = worker.release(&task).await {
+                    tracing::error!(task = %task.id, "cannot give the task back: {e}");
+                }
+                tracing::info!(task = %task.id, "task given back for a later run");
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone). Holds no borrow of the
+/// channel afterwards, so the caller may await other things in its branch.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Schedules a reconcile of every automatically managed domain every `interval`: drift
+/// (someone edited the zone) is found and repaired by the task like any other change.
+async fn drift_schedule(
+    state: AppState,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stopped(&mut stop) => return,
+        }
+        match schedule_automatic(&state.store, &state.loaded()).await {
+            Ok(tasks) => tracing::info!(tasks = tasks.len(), "drift check scheduled"),
+            Err(e) => tracing::error!("cannot schedule the drift check: {e}"),
+        }
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C (then signals `stop`), reloading the config on SIGHUP.
+pub async fn wait_for_signals(state: &AppState, stop: watch::Sender<bool>) {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the service with Ctrl-C");
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = hup.recv() => reload(state).await,
+        }
+    }
+    let _ = stop.send(true);
+}
+
+/// Reads the config file again; a broken file is reported and the running config kept.
+pub async fn reload(state: &AppState) {
+    match load_config(&state.config_path) {
+        Ok(loaded) => {
+            let loaded = Arc::new(loaded);
+            if let Ok(mut current) = state.config.write() {
+                *current = Arc::clone(&loaded);
+            }
+            match schedule_automatic(&state.store, &loaded).await {
+                Ok(tasks) => tracing::info!(
+                    at = clock::unix_now(),
+                    tasks = tasks.len(),
+                    "config reloaded; DnsManagement tasks scheduled"
+                ),
+                Err(e) => tracing::error!("config reloaded, but scheduling failed: {e}"),
+            }
+        }
+        Err(e) => tracing::error!("config not reloaded, the running one is kept: {e}"),
+    }
+}
