@@ -66,7 +66,10 @@ pub async fn wait(
         }
         progress.step(
             zone,
-            &format!("waiting for {} of the authoritative servers", lagging.len()),
+            &format!(
+                "waiting for propagation to {} of the authoritative servers",
+                lagging.len()
+            ),
         );
         if Instant::now() >= deadline {
             let (server_addr, reason) = &lagging[0];

@@ -102,18 +102,22 @@ macro_rules! columns {
 }
 
 impl Store {
-    /// Creates a task, unless one for the same domain and kind is already waiting or
-    /// running: that one is returned instead (creating a domain twice schedules one task).
+    /// Creates a task, unless one for the same domain, kind and types is already waiting,
+    /// or running under an expired lease (it will be run again from the start, with the
+    /// config of that moment): that one is returned instead. A task running under a live
+    /// lease may be working from an older config, so a new one is queued behind it.
     pub async fn create_task(&self, new: &NewTask, now: i64) -> Result<Task, StoreError> {
         let waiting = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM tasks WHERE domain = ? AND kind = ? AND update_records = ? \
-             AND status IN ('Scheduled', 'Retry') ORDER BY created_at LIMIT 1"
+             AND (status IN ('Scheduled', 'Retry') OR (status = 'Running' AND lease_until < ?)) \
+             ORDER BY created_at LIMIT 1"
         ))
         .bind(&new.domain)
         .bind(&new.kind)
         .bind(update_records_json(&new.update_records))
+        .bind(now)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.database_error(e))?;

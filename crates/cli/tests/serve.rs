@@ -1,0 +1,759 @@
+//! `mailzone serve` as a real process against a real Knot: the task lifecycle through the
+//! HTTP API, a wrong TSIG key failing clearly and retried after the fix, a kill -9 in the
+//! middle of a reconcile, authentication, bad input, and the public endpoints.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const ZONE: &str = "example.test";
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .canonicalize()
+        .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The config: the TSIG secret in `tsig.key` beside it; `extra_authoritative` adds a
+/// server that must also serve the change (a dead one keeps the task waiting).
+fn config(server: &DnsServer, extra_authoritative: Option<SocketAddr>) -> String {
+    let ex = examples().display().to_string();
+    let mut authoritative = vec![server.addr.to_string()];
+    authoritative.extend(extra_authoritative.map(|a| a.to_string()));
+    let authoritative = authoritative
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+[server]
+hostname = "mail.{ZONE}"
+ipv4 = ["192.0.2.10"]
+
+[server.services]
+imap = {{}}
+submission = {{ cleartext = true }}
+
+[server.tls]
+certificate = "{ex}/certs/mail.example.org.pem"
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyFile = "tsig.key"
+authoritativeServers = [{authoritative}]
+pollingInterval = "100ms"
+propagationTimeout = "60s"
+
+[domain."{ZONE}"]
+mtaSts = {{ mode = "enforce" }}
+dkimManagement = {{ manual = {{ keys = [{{ selector = "202611e", privateKeyFile = "{ex}/keys/202611e.pem" }}] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary" }} }}
+
+[domain."manual.example"]
+"#,
+        port = server.addr.port(),
+        key = server.key.name,
+    )
+}
+
+fn start_knot() -> Option<DnsServer> {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return None;
+    }
+    let key = TsigKey::generate("mailzone");
+    let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=xyz\"\n");
+    Some(DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap())
+}
+
+/// A `mailzone serve` process, its output collected.
+struct Service {
+    child: Child,
+    addr: SocketAddr,
+    token: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Service {
+    /// Starts the service on `dir` (config `mailzone.toml`, state `state/`) and waits for
+    /// it to listen. `token` is the admin token when this state directory had one already.
+    fn start(dir: &Path, token: Option<&str>) -> Service {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--reconcile-interval",
+                "1h",
+                "--retry-backoff",
+                "1s",
+                "--lease",
+                "3s",
+            ])
+            .arg("--config")
+            .arg(dir.join("mailzone.toml"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .env("MAILZONE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let listening = poll_until(Duration::from_secs(20), || {
+            output.lock().unwrap().contains("API on http://")
+        });
+        assert!(listening, "serve did not start: {}", output.lock().unwrap());
+        let token = match token {
+            Some(t) => t.to_string(),
+            None => {
+                let out = output.lock().unwrap().clone();
+                let start = out
+                    .find("mzt_")
+                    .expect("the admin token is printed at first start");
+                out[start..].split_whitespace().next().unwrap().to_string()
+            }
+        };
+        Service {
+            child,
+            addr,
+            token,
+            output,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let r = client()
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = client()
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn tasks(&self) -> Vec<Value> {
+        let (status, tasks) = self.get("/api/v1/tasks");
+        assert_eq!(status, 200, "{tasks}");
+        tasks.as_array().unwrap().clone()
+    }
+
+    /// Waits until task `id` has `status`, returning it.
+    fn wait_for_task(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        let mut last = Value::Null;
+        let reached = poll_until(timeout, || {
+            last = self.get(&format!("/api/v1/tasks/{id}")).1;
+            last["status"] == status
+        });
+        assert!(
+            reached,
+            "task {id} never became {status}: {last:#}\n{}",
+            self.output()
+        );
+        last
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn terminate(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        self.output()
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn setup(server: &DnsServer, secret: &str, extra: Option<SocketAddr>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mailzone.toml"), config(server, extra)).unwrap();
+    std::fs::write(dir.path().join("tsig.key"), secret).unwrap();
+    dir
+}
+
+fn only_task(service: &Service) -> Value {
+    let mut found = Vec::new();
+    poll_until(Duration::from_secs(10), || {
+        found = service.tasks();
+        !found.is_empty()
+    });
+    assert_eq!(found.len(), 1, "{found:#?}");
+    found.remove(0)
+}
+
+#[test]
+fn task_lifecycle_wrong_key_fails_clearly_then_retry_succeeds() {
+    let Some(knot) = start_knot() else { return };
+    let wrong = TsigKey::generate("mailzone").secret_base64;
+    let dir = setup(&knot, &wrong, None);
+    let service = Service::start(dir.path(), None);
+
+    // The domain under automatic management got a DnsManagement task at start.
+    let task = only_task(&service);
+    assert_eq!(task["type"], "DnsManagement");
+    assert_eq!(task["domain"], ZONE);
+    let id = task["id"].as_str().unwrap().to_string();
+    let failed = service.wait_for_task(&id, "Failed", Duration::from_secs(20));
+    let reason = failed["failureReason"].as_str().unwrap();
+    assert!(reason.contains("TSIG") && reason.contains(ZONE), "{reason}");
+    assert!(!reason.contains(&wrong), "the secret leaked: {reason}");
+    assert!(knot.query(ZONE, "MX").is_empty(), "nothing was published");
+
+    // The key is fixed in its file; a retry succeeds and the records are served.
+    std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+    let (status, retried) = service.post(&format!("/api/v1/tasks/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{retried}");
+    assert_eq!(retried["status"], "Scheduled");
+    let done = service.wait_for_task(&id, "Succeeded", Duration::from_secs(30));
+    assert!(done["failureReason"].is_null(), "{done}");
+    assert_eq!(knot.query(ZONE, "MX"), ["10 mail.example.test."]);
+    let txt = knot.query(ZONE, "TXT");
+    assert!(
+        txt.contains(&"\"site-verification=xyz\"".to_string()),
+        "{txt:?}"
+    );
+    assert!(txt.iter().any(|t| t.starts_with("\"v=spf1")), "{txt:?}");
+
+    // A task made by hand with updateRecords runs too, and finds the zone in sync.
+    let (status, made) = service.post(
+        "/api/v1/tasks",
+        &json!({ "domain": ZONE, "updateRecords": ["mx", "spf"] }),
+    );
+    assert_eq!(status, 202, "{made}");
+    assert_eq!(made["updateRecords"], json!(["mx", "spf"]));
+    let made = service.wait_for_task(
+        made["id"].as_str().unwrap(),
+        "Succeeded",
+        Duration::from_secs(30),
+    );
+    assert!(
+        made["result"].as_str().unwrap().contains("in sync"),
+        "{made}"
+    );
+
+    // Retrying a Succeeded task is a conflict, an unknown one a 404.
+    assert_eq!(
+        service
+            .post(&format!("/api/v1/tasks/{id}/retry"), &json!({}))
+            .0,
+        409
+    );
+    assert_eq!(service.post("/api/v1/tasks/nope/retry", &json!({})).0, 404);
+
+    let (_, metrics_text) = (
+        0,
+        client()
+            .get(service.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert!(
+        metrics_text.contains("mailzone_tasks{status=\"Succeeded\"} 2"),
+        "{metrics_text}"
+    );
+    assert!(
+        metrics_text.contains("mailzone_task_failures_total 1"),
+        "{metrics_text}"
+    );
+
+    let log = service.terminate();
+    for secret in [&wrong, &knot.key.secret_base64] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a TSIG secret is in the log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn kill_9_during_a_reconcile_then_restart_converges() {
+    let Some(knot) = start_knot() else { return };
+    // A second authoritative server that never answers keeps the task in its propagation
+    // wait: the service is killed there, after the UPDATE.
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dir = setup(&knot, &knot.key.secret_base64, Some(dead));
+    let service = Service::start(dir.path(), None);
+    let token = service.token.clone();
+    let task = only_task(&service);
+    let id = task["id"].as_str().unwrap().to_string();
+    let running = poll_until(Duration::from_secs(20), || {
+        let t = service.get(&format!("/api/v1/tasks/{id}")).1;
+        t["status"] == "Running"
+            && t["progress"]
+                .as_str()
+                .is_some_and(|p| p.contains("propagation"))
+    });
+    assert!(
+        running,
+        "the task never waited for propagation: {}",
+        service.output()
+    );
+    service.kill_9();
+
+    // The lagging server is taken out of the config; a new process takes the task over
+    // once the dead one's lease (3 s) has expired.
+    std::fs::write(dir.path().join("mailzone.toml"), config(&knot, None)).unwrap();
+    let service = Service::start(dir.path(), Some(&token));
+    let done = service.wait_for_task(&id, "Succeeded", Duration::from_secs(30));
+    assert!(done["attempts"].as_u64().unwrap() >= 2, "{done}");
+    // The restart queued a fresh task behind the one still leased to the dead process;
+    // both end Succeeded and the zone holds each record once.
+    for t in service.tasks() {
+        let t = service.wait_for_task(
+            t["id"].as_str().unwrap(),
+            "Succeeded",
+            Duration::from_secs(30),
+        );
+        assert!(t["failureReason"].is_null(), "{t}");
+    }
+    assert_eq!(
+        knot.query(ZONE, "MX"),
+        ["10 mail.example.test."],
+        "one MX, no duplicate"
+    );
+    let spf: Vec<String> = knot
+        .query(ZONE, "TXT")
+        .into_iter()
+        .filter(|t| t.starts_with("\"v=spf1"))
+        .collect();
+    assert_eq!(spf.len(), 1, "{spf:?}");
+    assert_eq!(knot.query(&format!("_dmarc.{ZONE}"), "TXT").len(), 1);
+}
+
+#[test]
+fn every_api_route_needs_a_valid_token() {
+    let Some(knot) = start_knot() else { return };
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let http = client();
+    let routes = [
+        ("GET", "/api/v1/domains"),
+        ("POST", "/api/v1/domains"),
+        ("GET", "/api/v1/domains/example.test"),
+        ("DELETE", "/api/v1/domains/example.test"),
+        ("GET", "/api/v1/domains/example.test/records"),
+        ("POST", "/api/v1/domains/example.test/plan"),
+        ("POST", "/api/v1/domains/example.test/check"),
+        ("GET", "/api/v1/dnsServers"),
+        ("GET", "/api/v1/dnsServers/primary"),
+        ("GET", "/api/v1/dkimSignatures"),
+        ("GET", "/api/v1/tasks"),
+        ("POST", "/api/v1/tasks"),
+        ("GET", "/api/v1/tasks/x"),
+        ("POST", "/api/v1/tasks/x/retry"),
+        ("POST", "/api/v1/apiTokens"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/no-such-route"),
+    ];
+    for (method, path) in routes {
+        for auth in [
+            None,
+            Some("Bearer mzt_wrong"),
+            Some(&*format!("Basic {}", service.token)),
+        ] {
+            let mut request = http.request(method.parse().unwrap(), service.url(path));
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            let response = request.send().unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                401,
+                "{method} {path} with {auth:?}"
+            );
+            let body: Value = response.json().unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized", "{method} {path}");
+        }
+    }
+    assert_eq!(
+        http.get(service.url("/healthz")).send().unwrap().status(),
+        200
+    );
+
+    // A token made through the API works, and is shown only in that answer.
+    let (status, made) = service.post("/api/v1/apiTokens", &json!({ "name": "ci" }));
+    assert_eq!(status, 201, "{made}");
+    let second = made["token"].as_str().unwrap();
+    let r = http
+        .get(service.url("/api/v1/domains"))
+        .bearer_auth(second)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // No answer carries a secret: not the TSIG key, not a token, not a DKIM private key.
+    let mut bodies = String::new();
+    for path in [
+        "/api/v1/dnsServers",
+        "/api/v1/dkimSignatures",
+        "/api/v1/domains",
+        "/api/v1/tasks",
+    ] {
+        bodies.push_str(&service.get(path).1.to_string());
+    }
+    assert!(bodies.contains("keySet"), "{bodies}");
+    let dkim_private = std::fs::read_to_string(examples().join("keys/202611e.pem")).unwrap();
+    let dkim_body: String = dkim_private
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for secret in [
+        &knot.key.secret_base64,
+        &service.token,
+        &second.to_string(),
+        &dkim_body,
+    ] {
+        assert!(
+            !bodies.contains(secret.as_str()),
+            "a secret is in an API answer"
+        );
+    }
+    let log = service.terminate();
+    assert!(!log.contains(&knot.key.secret_base64), "{log}");
+    assert!(!log.contains(second), "{log}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let Some(knot) = start_knot() else { return };
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let before = service.tasks().len();
+    let http = client();
+    let post_raw = |path: &str, body: Vec<u8>, content_type: &str| {
+        let r = http
+            .post(service.url(path))
+            .bearer_auth(&service.token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let cases: Vec<(&str, Vec<u8>, &str, u16)> = vec![
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": ".to_vec(),
+            "application/json",
+            400,
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"example.test\", \"bogus\": 1}".to_vec(),
+            "application/json",
+            422, // well-formed JSON of the wrong shape
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"exa mple..test\"}".to_vec(),
+            "application/json",
+            400,
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"unknown.example\"}".to_vec(),
+            "application/json",
+            404,
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"manual.example\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"example.test\", \"updateRecords\": [\"nope\"]}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "/api/v1/tasks",
+            b"{\"domain\": \"example.test\", \"type\": \"Other\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "/api/v1/tasks",
+            b"domain=example.test".to_vec(),
+            "application/x-www-form-urlencoded",
+            415,
+        ),
+        (
+            "/api/v1/tasks",
+            vec![b' '; 200 * 1024],
+            "application/json",
+            413,
+        ),
+        (
+            "/api/v1/domains",
+            b"{\"name\": \"example.test\"}".to_vec(),
+            "application/json",
+            409,
+        ),
+        (
+            "/api/v1/domains/example.test/check",
+            b"{\"nameservers\": [\"not an ip\"]}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "/api/v1/apiTokens",
+            b"{\"name\": \"\"}".to_vec(),
+            "application/json",
+            422,
+        ),
+    ];
+    for (path, body, content_type, expected) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        let (status, answer) = post_raw(path, body, content_type);
+        assert_eq!(status, expected, "{path} {shown}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            !message.is_empty(),
+            "{path} {shown}: no error message in {answer}"
+        );
+    }
+    let (status, answer) = service.get("/api/v1/domains/bad..name");
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = service.get("/api/v1/tasks?status=Sleeping");
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = service.get("/api/v1/domains/example.test/records?format=xml");
+    assert_eq!(status, 400, "{answer}");
+    // A Unicode name is accepted and found as its A-label.
+    let (status, _) = service.get("/api/v1/domains/b%C3%BCcher.example");
+    assert_eq!(status, 404);
+    let config_domain = http
+        .put(service.url("/api/v1/domains/example.test"))
+        .bearer_auth(&service.token)
+        .send()
+        .unwrap();
+    assert_eq!(config_domain.status(), 409);
+    let message: Value = config_domain.json().unwrap();
+    assert!(
+        message["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mailzone.toml"),
+        "{message}"
+    );
+    assert_eq!(service.tasks().len(), before, "bad input scheduled nothing");
+}
+
+#[test]
+fn public_endpoints_match_the_published_records() {
+    let Some(knot) = start_knot() else { return };
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let http = client();
+    let (status, records) = service.get(&format!("/api/v1/domains/{ZONE}/records"));
+    assert_eq!(status, 200, "{records}");
+    let txt_of = |name: &str| -> String {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name && r["type"] == "TXT")
+            .unwrap_or_else(|| panic!("no TXT at {name}: {records:#}"))["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // MTA-STS: the served policy's hash is the id in the TXT record.
+    let policy = http
+        .get(service.url("/.well-known/mta-sts.txt"))
+        .header("Host", format!("mta-sts.{ZONE}"))
+        .send()
+        .unwrap();
+    assert_eq!(policy.status(), 200);
+    assert!(
+        policy.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let policy = policy.text().unwrap();
+    assert!(
+        policy.starts_with("version: STSv1\r\nmode: enforce\r\n"),
+        "{policy:?}"
+    );
+    assert!(policy.contains("mx: mail.example.test\r\n"), "{policy:?}");
+    let id: String = Sha256::digest(policy.as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        txt_of(&format!("_mta-sts.{ZONE}.")),
+        format!("v=STSv1; id={id}")
+    );
+    let other = http
+        .get(service.url("/.well-known/mta-sts.txt"))
+        .header("Host", "mta-sts.unknown.example")
+        .send()
+        .unwrap();
+    assert_eq!(other.status(), 404);
+
+    // Thunderbird autoconfig: well-formed XML (parsed by Python's xml.etree) naming the
+    // host and the ports.
+    for path in [
+        "/mail/config-v1.1.xml",
+        "/.well-known/autoconfig/mail/config-v1.1.xml",
+    ] {
+        let xml = http
+            .get(service.url(path))
+            .header("Host", format!("autoconfig.{ZONE}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let parsed = python_xml_summary(&xml);
+        assert!(
+            parsed.contains("incomingServer imap mail.example.test 993 SSL"),
+            "{parsed}\n{xml}"
+        );
+        assert!(
+            parsed.contains("outgoingServer smtp mail.example.test 465 SSL"),
+            "{parsed}\n{xml}"
+        );
+        assert!(
+            parsed.contains("outgoingServer smtp mail.example.test 587 STARTTLS"),
+            "{parsed}\n{xml}"
+        );
+    }
+    // Outlook autodiscover.
+    let answer = http
+        .post(service.url("/autodiscover/autodiscover.xml"))
+        .header("Content-Type", "text/xml")
+        .body(format!("<?xml version=\"1.0\"?><Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006\"><Request><EMailAddress>alice@{ZONE}</EMailAddress><AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema></Request></Autodiscover>"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let parsed = python_xml_summary(&answer);
+    assert!(
+        parsed.contains("Protocol IMAP mail.example.test 993"),
+        "{parsed}\n{answer}"
+    );
+    // PACC: the document's SHA-256 is in `_ua-auto-config`.
+    let pacc = http
+        .get(service.url("/.well-known/user-agent-configuration.json"))
+        .header("Host", format!("ua-auto-config.{ZONE}"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    use base64::Engine as _;
+    let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(pacc.as_bytes()));
+    assert_eq!(
+        txt_of(&format!("_ua-auto-config.{ZONE}.")),
+        format!("v=UAAC1; a=sha256; d={digest}")
+    );
+}
+
+/// Parses XML with Python's standard library (a parser nobody here wrote) and prints one
+/// line per server: `incomingServer imap host port socketType` or `Protocol IMAP host port`.
+fn python_xml_summary(xml: &str) -> String {
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.read())
+def local(tag): return tag.split('}')[-1]
+for el in root.iter():
+    kids = {local(k.tag): (k.text or '') for k in el}
+    if local(el.tag) in ('incomingServer', 'outgoingServer'):
+        print(local(el.tag), el.get('type'), kids['hostname'], kids['port'], kids['socketType'])
+    if local(el.tag) == 'Protocol':
+        print('Protocol', kids['Type'], kids['Server'], kids['Port'])
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not well-formed XML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
