@@ -757,3 +757,62 @@ for el in root.iter():
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// schemathesis (from PyPI, in the test venv) generates requests from the OpenAPI
+/// description and finds no server error (5xx). `check` is left out: without
+/// `nameservers` it asks the zone's real authoritative servers, and tests stay on loopback.
+#[test]
+fn schemathesis_finds_no_server_error() {
+    let Some(knot) = start_knot() else { return };
+    let Some(st) = schemathesis() else { return };
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let out = Command::new(&st)
+        .args(["run", &service.url("/api/v1/openapi.json")])
+        .args(["--url", &service.url("/api/v1")])
+        .args(["-H", &format!("Authorization: Bearer {}", service.token)])
+        .args(["--checks", "not_a_server_error"])
+        .args(["--exclude-path", "/domains/{name}/check"])
+        .args([
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "20",
+        ])
+        .env("SCHEMATHESIS_TELEMETRY", "false")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found a problem:\n{report}\n{}\nservice log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        service.output()
+    );
+    assert!(report.contains("passed"), "{report}");
+}
+
+/// `st` of the test venv, or `None` (skip) when there is none.
+fn schemathesis() -> Option<PathBuf> {
+    let python = std::env::var_os("MAILZONE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        });
+    let st = python.with_file_name("st");
+    if st.is_file() {
+        return Some(st);
+    }
+    let message = format!(
+        "{} missing: run scripts/test (or set MAILZONE_TEST_PYTHON)",
+        st.display()
+    );
+    if std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
+        panic!("{message}");
+    }
+    eprintln!("skipped: {message}");
+    None
+}

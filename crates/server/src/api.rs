@@ -243,8 +243,8 @@ struct CreateDomain {
     dkim_management: Option<Value>,
 }
 
-/// Domains live in the config file in this version: a name the file defines is a 409
-/// naming the file; any other is refused with the way to add it.
+/// Domains live in the config file in this version: the answer is a 409 naming the file
+/// (and, for a new name, how to add it there).
 async fn create_domain(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateDomain>,
@@ -258,10 +258,10 @@ async fn create_domain(
         return read_only(&name, &loaded.path);
     }
     ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
+        StatusCode::CONFLICT,
+        "defined_in_config",
         format!(
-            "domains are defined in {} in this version: add [domain.\"{name}\"] there and send SIGHUP to reload",
+            "the domains are defined in {} in this version: add [domain.\"{name}\"] there and send SIGHUP to reload",
             loaded.path.display()
         ),
     )

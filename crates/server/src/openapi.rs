@@ -135,11 +135,10 @@ pub fn spec() -> Value {
                         "properties": { "name": { "type": "string" }, "dnsManagement": { "type": "object" }, "dkimManagement": { "type": "object" } } } } } },
                     "responses": common(json!({
                         "400": error_response("Malformed body or name"),
-                        "409": error_response("Defined in the config file"),
+                        "409": error_response("Domains are defined in the config file (named in the message)"),
                         "413": error_response("Body too large"),
                         "415": error_response("Not JSON"),
-                        "422": error_response("Invalid body"),
-                        "501": error_response("Domains are defined in the config file in this version") })) }
+                        "422": error_response("Invalid body") })) }
             },
             "/domains/{name}": {
                 "get": { "summary": "One domain", "parameters": [name_param()], "responses": common(json!({
