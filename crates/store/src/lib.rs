@@ -1,8 +1,9 @@
 //! mailzone's state database: what mailzone must remember between runs.
 //!
-//! Today it holds the DKIM keys mailzone generates for domains with automatic DKIM
-//! management (selector, algorithm, private key, lifecycle stage and when the stage next
-//! changes). The publication ledger and the task queue will join them (DESIGN.md §3).
+//! It holds the DKIM keys mailzone generates for domains with automatic DKIM management
+//! (selector, algorithm, private key sealed with `mailzone.key`, lifecycle stage and when
+//! the stage next changes), the publication ledger and zone states, the service's tasks
+//! and the hashes of its API tokens (DESIGN.md §3).
 //!
 //! The embedded back end is SQLite: one file, `mailzone.db`, in the state directory. The
 //! database holds private keys, so the directory is created `0700` and the database file
@@ -10,9 +11,11 @@
 //! binary and applied on open; its SQL is kept to what PostgreSQL also accepts.
 
 mod ledger;
+mod seal;
 mod tasks;
 
 pub use ledger::ZoneState;
+pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{NewTask, Task, TaskEnd, TaskStatus};
 
 use std::ffi::OsString;
@@ -140,6 +143,12 @@ pub enum StoreError {
         selector: String,
         reason: String,
     },
+    /// The sealing key file could not be made or read.
+    #[error(
+        "sealing key {}: {reason}; the DKIM private keys in the database are sealed with it",
+        .path.display()
+    )]
+    SealingKey { path: PathBuf, reason: String },
     /// A domain or selector passed in is not in the canonical form the store keys on.
     #[error("invalid DKIM key {what} `{value}`: {reason}")]
     InvalidName {
@@ -199,6 +208,7 @@ impl fmt::Debug for StoredDkimKey {
 pub struct Store {
     pool: SqlitePool,
     db_path: PathBuf,
+    sealer: std::sync::Arc<Sealer>,
 }
 
 impl Store {
@@ -210,6 +220,7 @@ impl Store {
 
         {
             let db_path = db_path.clone();
+            let state_dir = state_dir.clone();
             blocking(move || {
                 create_state_dir(&state_dir)?;
                 create_database_file(&db_path)
@@ -231,11 +242,26 @@ impl Store {
             // FULL would fsync every commit, one per zone when a thousand zones are reconciled.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
+            // Deleted and overwritten content is zeroed, so a plaintext key replaced by its
+            // sealed form does not linger in free pages.
+            .pragma("secure_delete", "ON")
             .foreign_keys(true);
+        let sealer = {
+            let state_dir = state_dir.clone();
+            std::sync::Arc::new(blocking(move || Sealer::open_or_create(&state_dir)).await?)
+        };
         let pool = connect(options, &db_path).await?;
 
-        let store = Store { pool, db_path };
+        let store = Store {
+            pool,
+            db_path,
+            sealer,
+        };
         if let Err(e) = store.migrate().await {
+            store.pool.close().await;
+            return Err(e);
+        }
+        if let Err(e) = store.seal_plaintext_keys().await {
             store.pool.close().await;
             return Err(e);
         }
@@ -323,7 +349,10 @@ impl Store {
         .bind(key.domain.as_str())
         .bind(key.selector.as_str())
         .bind(key.algorithm.as_str())
-        .bind(key.private_key_pem.as_str())
+        .bind(self.sealer.seal(
+            &key.private_key_pem,
+            &seal_context(&key.domain, &key.selector),
+        ))
         .bind(key.stage.as_str())
         .bind(key.created_at)
         .bind(key.next_transition)
@@ -338,6 +367,38 @@ impl Store {
             .map_err(|e| self.database_error(e))?;
         tx.commit().await.map_err(|e| self.database_error(e))?;
         self.key_from_row(&row)
+    }
+
+    /// Seals the private keys stored in plaintext by versions before sealing (once, at open).
+    async fn seal_plaintext_keys(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT domain, selector, private_key_pem FROM dkim_keys \
+             WHERE private_key_pem NOT LIKE 'sealed:%'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.database_error(e))?;
+        for row in rows {
+            let domain: String = row.try_get("domain").map_err(|e| self.database_error(e))?;
+            let selector: String = row
+                .try_get("selector")
+                .map_err(|e| self.database_error(e))?;
+            let plain = Zeroizing::new(
+                row.try_get::<String, _>("private_key_pem")
+                    .map_err(|e| self.database_error(e))?,
+            );
+            let sealed = self.sealer.seal(&plain, &seal_context(&domain, &selector));
+            sqlx::query(
+                "UPDATE dkim_keys SET private_key_pem = $1 WHERE domain = $2 AND selector = $3",
+            )
+            .bind(sealed)
+            .bind(&domain)
+            .bind(&selector)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        }
+        Ok(())
     }
 
     /// Closes every connection, waiting for queries in flight (also for clones of this store).
@@ -379,10 +440,14 @@ impl Store {
         let stage_text: String = row.try_get("stage").map_err(|e| column("stage", e))?;
         let stage = DkimStage::parse(&stage_text)
             .ok_or_else(|| corrupt(format!("unknown stage `{stage_text}`")))?;
-        let private_key_pem = Zeroizing::new(
+        let stored = Zeroizing::new(
             row.try_get::<String, _>("private_key_pem")
                 .map_err(|e| column("private_key_pem", e))?,
         );
+        let private_key_pem = self
+            .sealer
+            .open(&stored, &seal_context(&domain, &selector))
+            .map_err(|reason| corrupt(format!("the private key: {reason}")))?;
         let created_at: i64 = row
             .try_get("created_at")
             .map_err(|e| column("created_at", e))?;
@@ -400,6 +465,11 @@ impl Store {
             next_transition,
         })
     }
+}
+
+/// What a sealed private key is bound to: its row.
+fn seal_context(domain: &str, selector: &str) -> String {
+    format!("dkim_keys/{domain}/{selector}")
 }
 
 /// Opens the pool, retrying while SQLite reports the database busy.

@@ -319,3 +319,61 @@ async fn non_canonical_names_are_rejected() {
     assert!(store.dkim_keys("example.org").await.unwrap().is_empty());
     store.close().await;
 }
+
+/// Private keys are sealed at rest: the database file never holds the PEM, plaintext rows
+/// of older versions are sealed on open, and a replaced key file is a clear error.
+#[tokio::test]
+async fn private_keys_are_sealed_at_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let store = Store::open_sqlite(&state).await.unwrap();
+    store
+        .insert_dkim_key_if_absent(&key("example.org", "s1", PEM, 1))
+        .await
+        .unwrap();
+    // A row as a version before sealing wrote it.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", state.join("mailzone.db").display()))
+            .await
+            .unwrap();
+    sqlx::query("INSERT INTO dkim_keys (domain, selector, algorithm, private_key_pem, stage, created_at, next_transition) VALUES ('example.org', 'old', 'ed25519-sha256', ?, 'Active', 2, NULL)")
+        .bind(PEM)
+        .execute(&pool)
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(mode(&state.join(mailzone_store::KEY_FILE_NAME)), 0o600);
+
+    let store = Store::open_sqlite(&state).await.unwrap();
+    let keys = store.dkim_keys("example.org").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k.private_key_pem.as_str() == PEM));
+    let stored: Vec<String> = sqlx::query_scalar("SELECT private_key_pem FROM dkim_keys")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|v| v.starts_with("sealed:v1:") && !v.contains("PRIVATE")),
+        "{stored:?}"
+    );
+    store.close().await;
+    pool.close().await;
+    let raw = std::fs::read(state.join("mailzone.db")).unwrap();
+    assert!(
+        !raw.windows(11).any(|w| w == b"PRIVATE KEY"),
+        "a PEM is in the database file"
+    );
+
+    // Another key file: the keys do not open, and the error says what to restore.
+    std::fs::remove_file(state.join(mailzone_store::KEY_FILE_NAME)).unwrap();
+    let store = Store::open_sqlite(&state).await.unwrap();
+    let e = store
+        .dkim_keys("example.org")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("mailzone.key") && e.contains("restore"), "{e}");
+    assert!(!e.contains("PRIVATE"), "{e}");
+}
