@@ -56,6 +56,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             ..CheckOptions::default()
         },
         concurrency: DEFAULT_CONCURRENCY,
+        store: None,
     };
     let report = mailzone_engine::check(&loaded, &request).await?;
     let mut out = std::io::stdout().lock();

@@ -87,6 +87,7 @@ async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<Reco
             types: args.types.clone(),
             state_dir: args.state_dir.clone(),
             now_unix: clock::unix_now(),
+            store: None,
         },
         apply,
         force,

@@ -45,6 +45,7 @@ pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
         types: args.types,
         state_dir: args.state_dir,
         now_unix: clock::unix_now(),
+        store: None,
     };
     let planned = mailzone_engine::records(&loaded, &request).await?;
     let mut out = std::io::stdout().lock();

@@ -20,8 +20,10 @@ pub struct ServeArgs {
     /// autodiscover, PACC) only.
     #[arg(long)]
     public_listen: Option<SocketAddr>,
-    /// The database. Without it, the embedded SQLite state database in --state-dir (the
-    /// one the other commands use).
+    /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for several instances
+    /// sharing one PostgreSQL (the sealing key `mailzone.key` stays in --state-dir: copy it
+    /// to every instance), or sqlite://DIR. Without it, the embedded SQLite database in
+    /// --state-dir (the one the other commands use).
     #[arg(long, env = "MAILZONE_DATABASE")]
     database: Option<String>,
     /// Where mailzone keeps its state database.
@@ -49,26 +51,24 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    if let Some(url) = &args.database {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"));
-        if path.is_none() {
-            anyhow::bail!(
-                "--database {}: only the embedded SQLite database is supported in this version \
-                 (leave --database out, or give sqlite://DIR); PostgreSQL comes with multi-instance support",
-                redact_url(url)
-            );
+    let (state_dir, database) = match args.database.as_deref() {
+        None => (args.state_dir, None),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            (args.state_dir, Some(url.to_string()))
         }
-    }
-    let state_dir = match args.database.as_deref().and_then(|u| {
-        u.strip_prefix("sqlite://")
-            .or_else(|| u.strip_prefix("sqlite:"))
-    }) {
-        Some(dir) => PathBuf::from(dir),
-        None => args.state_dir,
+        Some(url) => match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(dir) => (PathBuf::from(dir), None),
+            None => anyhow::bail!(
+                "--database {}: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB or sqlite://DIR",
+                mailzone_store::redact_url(url)
+            ),
+        },
     };
     let mut options = ServeOptions::new(args.config, state_dir);
+    options.database = database;
     options.listen = args.listen;
     options.public_listen = args.public_listen;
     options.workers = args.workers;
@@ -79,25 +79,4 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.policy.lease = args.lease.max(Duration::from_secs(3));
     mailzone_server::serve(options).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A database URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_not_echoed() {
-        assert_eq!(
-            super::redact_url("postgres://mz:s3cret@127.0.0.1/mz"),
-            "postgres://…@127.0.0.1/mz"
-        );
-    }
 }

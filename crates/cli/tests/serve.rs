@@ -225,8 +225,12 @@ impl Drop for Service {
 }
 
 fn client() -> reqwest::blocking::Client {
+    // No connection reuse: a server may close a connection after an error answer it gave
+    // before reading the whole body (413), and a pooled client would send the next request
+    // into it.
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap()
 }

@@ -27,6 +27,8 @@ pub struct CheckRequest {
     pub state_dir: PathBuf,
     pub options: CheckOptions,
     pub concurrency: usize,
+    /// An open store to use instead of the SQLite database in `state_dir`.
+    pub store: Option<Store>,
 }
 
 /// The findings of one domain, errors first (see [`mailzone_check::run::check_domain`]).
@@ -80,23 +82,25 @@ pub async fn check_with(
             types: Vec::new(),
             state_dir: request.state_dir.clone(),
             now_unix: clock::unix_now(),
+            store: request.store.clone(),
         },
     )
     .await?;
     let needs_store = planned
         .iter()
         .any(|d| matches!(d.domain.dkim_management, DkimManagement::Automatic { .. }));
-    let store = if needs_store {
-        Some(Store::open_sqlite(&request.state_dir).await?)
+    let opened = if needs_store {
+        Some(crate::records::RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
     } else {
         None
     };
+    let store = opened.as_ref().map(|o| o.store.clone());
     let mut keys = Vec::with_capacity(planned.len());
     for domain in &planned {
         keys.push(dkim_private_keys(loaded, &domain.domain, store.as_ref()).await?);
     }
-    if let Some(store) = store {
-        store.close().await;
+    if let Some(opened) = opened {
+        opened.close().await;
     }
     let server = &loaded.config.server;
     let options = &request.options;

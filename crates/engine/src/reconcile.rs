@@ -106,7 +106,12 @@ pub async fn reconcile(
     if work.is_empty() {
         return Ok(report);
     }
-    let store = Store::open_sqlite(&request.records.state_dir).await?;
+    let opened = crate::records::RequestStore::open(
+        request.records.store.as_ref(),
+        &request.records.state_dir,
+    )
+    .await?;
+    let store = opened.store.clone();
     let mut providers: BTreeMap<String, Box<dyn Provider>> = BTreeMap::new();
     for item in &work {
         if !providers.contains_key(&item.server.name) {
@@ -155,7 +160,8 @@ pub async fn reconcile(
         .await;
     report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
-    store.close().await;
+    drop(store);
+    opened.close().await;
     let mut failures = Vec::new();
     for result in zones {
         match result {

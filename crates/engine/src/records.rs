@@ -21,6 +21,42 @@ pub struct RecordsRequest {
     pub types: Vec<DnsRecordType>,
     pub state_dir: PathBuf,
     pub now_unix: i64,
+    /// An open store to use (the service's, possibly PostgreSQL shared by several
+    /// instances) instead of opening the SQLite database in `state_dir`.
+    pub store: Option<Store>,
+}
+
+/// The store a request works with: the one it was given, or the SQLite database in the
+/// state directory, opened for the request and closed after it.
+pub(crate) struct RequestStore {
+    pub store: Store,
+    owned: bool,
+}
+
+impl RequestStore {
+    pub async fn open(
+        given: Option<&Store>,
+        state_dir: &std::path::Path,
+    ) -> Result<RequestStore, EngineError> {
+        Ok(match given {
+            Some(store) => RequestStore {
+                store: store.clone(),
+                owned: false,
+            },
+            None => RequestStore {
+                store: Store::open_sqlite(state_dir).await?,
+                owned: true,
+            },
+        })
+    }
+
+    /// Closes the store if this request opened it (closing a shared one would close it
+    /// for every clone).
+    pub async fn close(self) {
+        if self.owned {
+            self.store.close().await;
+        }
+    }
 }
 
 /// One domain's desired records.
@@ -41,11 +77,12 @@ pub async fn records(
         .iter()
         .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
         && (request.types.is_empty() || request.types.contains(&DnsRecordType::Dkim));
-    let store = if needs_store {
-        Some(Store::open_sqlite(&request.state_dir).await?)
+    let opened = if needs_store {
+        Some(RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
     } else {
         None
     };
+    let store = opened.as_ref().map(|o| o.store.clone());
     let mut out = Vec::with_capacity(domains.len());
     for domain in domains {
         let dkim_keys = match (&domain.dkim_management, &store) {
@@ -82,8 +119,8 @@ pub async fn records(
             records,
         });
     }
-    if let Some(store) = store {
-        store.close().await;
+    if let Some(opened) = opened {
+        opened.close().await;
     }
     Ok(out)
 }

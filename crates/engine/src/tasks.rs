@@ -70,7 +70,7 @@ pub async fn schedule_automatic(
                 on_success_renew_certificate: false,
                 due_at: now,
             };
-            scheduled.push(store.create_task(&task, now).await?);
+            scheduled.push(store.schedule_task(&task, now).await?);
         }
     }
     Ok(scheduled)
@@ -206,6 +206,7 @@ impl Worker {
                 types,
                 state_dir: self.state_dir.clone(),
                 now_unix: clock::unix_now(),
+                store: Some(self.store.clone()),
             },
             apply: true,
             force: false,

@@ -51,6 +51,7 @@ async fn many_domains_are_checked_with_their_stored_keys() {
             types: vec![],
             state_dir: state_dir.clone(),
             now_unix: 1_795_651_200,
+            store: None,
         },
     )
     .await
@@ -81,6 +82,7 @@ async fn many_domains_are_checked_with_their_stored_keys() {
             ..CheckOptions::default()
         },
         concurrency: 8,
+        store: None,
     };
     let report = check_with(&loaded, &request, &lookup).await.unwrap();
     assert_eq!(report.domains.len(), DOMAINS);

@@ -194,6 +194,7 @@ impl Harness {
                 types: vec![],
                 state_dir: self.state_dir(),
                 now_unix: 1_795_651_200,
+                store: None,
             },
             apply,
             force,

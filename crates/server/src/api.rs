@@ -311,6 +311,7 @@ async fn domain_records(
         types,
         state_dir: state.state_dir.clone(),
         now_unix: clock::unix_now(),
+        store: Some(state.store.clone()),
     };
     let planned = mailzone_engine::records(&loaded, &request).await?;
     let Some(records) = planned.first() else {
@@ -369,6 +370,7 @@ async fn plan_domain(
             types: vec![],
             state_dir: state.state_dir.clone(),
             now_unix: clock::unix_now(),
+            store: Some(state.store.clone()),
         },
         apply: false,
         force: false,
@@ -427,6 +429,7 @@ async fn check_domain(
             ..mailzone_check::CheckOptions::default()
         },
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+        store: Some(state.store.clone()),
     };
     let report = mailzone_engine::check(&loaded, &request).await?;
     Ok(Json(mailzone_engine::check::report_json(&report)))

@@ -37,6 +37,9 @@ pub struct ServeOptions {
     /// A separate listener for the public endpoints only.
     pub public_listen: Option<SocketAddr>,
     pub state_dir: PathBuf,
+    /// `postgres://…`: a PostgreSQL database shared by several instances, instead of the
+    /// SQLite database in `state_dir` (which then holds only the sealing key).
+    pub database: Option<String>,
     /// Tasks run at once by this instance.
     pub workers: usize,
     /// How often every automatically managed domain is reconciled (drift repair).
@@ -53,6 +56,7 @@ impl ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_listen: None,
             state_dir,
+            database: None,
             workers: 2,
             reconcile_interval: Duration::from_secs(3600),
             poll_interval: Duration::from_secs(1),
@@ -66,7 +70,10 @@ impl ServeOptions {
 /// the function returns.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let loaded = load_config(&options.config_path)?;
-    let store = Store::open_sqlite(&options.state_dir).await?;
+    let store = match &options.database {
+        Some(url) => Store::open_postgres(url, &options.state_dir).await?,
+        None => Store::open_sqlite(&options.state_dir).await?,
+    };
     auth::ensure_admin_token(&store).await?;
     let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
     tracing::info!(

@@ -4,12 +4,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use mailzone_records::diff::LedgerEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
-use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, StoreRow, with_pool};
 
 /// Rows per INSERT statement: 6 parameters each stays far below SQLite's limit of 32,766
-/// (and the 999 of builds before 3.32).
+/// (and the 999 of builds before 3.32) and PostgreSQL's 65,535.
 const LEDGER_ROWS_PER_STATEMENT: usize = 150;
 
 /// What mailzone remembers of a zone after a reconcile.
@@ -22,21 +21,28 @@ pub struct ZoneState {
 impl Store {
     /// Every record mailzone published in `zone`.
     pub async fn ledger(&self, zone: &Name) -> Result<BTreeSet<LedgerEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, rtype, rdata, record_type FROM published_records WHERE zone = ?",
-        )
-        .bind(zone.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
+        let rows: Vec<[String; 4]> = with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT name, rtype, rdata, record_type FROM published_records WHERE zone = $1",
+            )
+            .bind(zone.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok([
+                        row.text("name")?,
+                        row.text("rtype")?,
+                        row.text("rdata")?,
+                        row.text("record_type")?,
+                    ])
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(|e| self.database_error(e))?
+        });
         let mut out = BTreeSet::new();
-        for row in rows {
-            let name: String = row.try_get("name").map_err(|e| self.database_error(e))?;
-            let rtype: String = row.try_get("rtype").map_err(|e| self.database_error(e))?;
-            let rdata: String = row.try_get("rdata").map_err(|e| self.database_error(e))?;
-            let record_type: String = row
-                .try_get("record_type")
-                .map_err(|e| self.database_error(e))?;
+        for [name, rtype, rdata, record_type] in rows {
             let corrupt = |reason: String| StoreError::CorruptLedger {
                 path: self.db_path.clone(),
                 zone: zone.as_str().to_string(),
@@ -72,31 +78,29 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.database_error(e))?;
-        for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) ",
-            );
-            insert.push_values(chunk, |mut row, entry| {
-                row.push_bind(zone.as_str().to_string())
-                    .push_bind(entry.name.as_str().to_string())
-                    .push_bind(entry.data.rtype())
-                    .push_bind(zonefile::rdata_presentation(&entry.data))
-                    .push_bind(entry.record_type.name())
-                    .push_bind(now);
-            });
-            insert.push(" ON CONFLICT (zone, name, rtype, rdata) DO NOTHING");
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-        }
-        tx.commit().await.map_err(|e| self.database_error(e))
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
+            for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) ",
+                );
+                insert.push_values(chunk, |mut row, entry| {
+                    row.push_bind(zone.as_str().to_string())
+                        .push_bind(entry.name.as_str().to_string())
+                        .push_bind(entry.data.rtype())
+                        .push_bind(zonefile::rdata_presentation(&entry.data))
+                        .push_bind(entry.record_type.name())
+                        .push_bind(now);
+                });
+                insert.push(" ON CONFLICT (zone, name, rtype, rdata) DO NOTHING");
+                insert
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.database_error(e))?;
+            }
+            tx.commit().await.map_err(|e| self.database_error(e))
+        })
     }
 
     /// Forgets records that were deleted (called after the UPDATE succeeded).
@@ -104,13 +108,13 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.database_error(e))?;
-        for record in records {
-            sqlx::query("DELETE FROM published_records WHERE zone = ? AND name = ? AND rtype = ? AND rdata = ?")
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
+            for record in records {
+                sqlx::query(
+                    "DELETE FROM published_records \
+                     WHERE zone = $1 AND name = $2 AND rtype = $3 AND rdata = $4",
+                )
                 .bind(zone.as_str())
                 .bind(record.name.as_str())
                 .bind(record.data.rtype())
@@ -118,32 +122,29 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.database_error(e))?;
-        }
-        tx.commit().await.map_err(|e| self.database_error(e))
+            }
+            tx.commit().await.map_err(|e| self.database_error(e))
+        })
     }
 
     /// The remembered state of every zone, keyed by (zone, DNS server): one query for a
     /// run over many zones.
     pub async fn zone_states(&self) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
-        let rows = sqlx::query("SELECT zone, dns_server, serial, desired_digest FROM zone_state")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for row in rows {
-            let get = |column: &str| -> Result<String, StoreError> {
-                row.try_get(column).map_err(|e| self.database_error(e))
-            };
-            let serial: i64 = row.try_get("serial").map_err(|e| self.database_error(e))?;
-            out.insert(
-                (get("zone")?, get("dns_server")?),
-                ZoneState {
-                    serial: serial as u32,
-                    desired_digest: get("desired_digest")?,
-                },
-            );
-        }
-        Ok(out)
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT zone, dns_server, serial, desired_digest FROM zone_state")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            let mut out = HashMap::with_capacity(rows.len());
+            for row in rows {
+                let key = (
+                    row.text("zone").map_err(|e| self.database_error(e))?,
+                    row.text("dns_server").map_err(|e| self.database_error(e))?,
+                );
+                out.insert(key, self.zone_state_from_row(&row)?);
+            }
+            Ok(out)
+        })
     }
 
     /// The remembered state of a zone on a DNS server.
@@ -152,25 +153,28 @@ impl Store {
         zone: &Name,
         dns_server: &str,
     ) -> Result<Option<ZoneState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT serial, desired_digest FROM zone_state WHERE zone = ? AND dns_server = ?",
-        )
-        .bind(zone.as_str())
-        .bind(dns_server)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        row.map(|row| {
-            let serial: i64 = row.try_get("serial").map_err(|e| self.database_error(e))?;
-            let desired_digest: String = row
-                .try_get("desired_digest")
-                .map_err(|e| self.database_error(e))?;
-            Ok(ZoneState {
-                serial: serial as u32,
-                desired_digest,
-            })
+        with_pool!(self, pool => {
+            let row = sqlx::query(
+                "SELECT serial, desired_digest FROM zone_state WHERE zone = $1 AND dns_server = $2",
+            )
+            .bind(zone.as_str())
+            .bind(dns_server)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            row.map(|row| self.zone_state_from_row(&row)).transpose()
         })
-        .transpose()
+    }
+
+    fn zone_state_from_row(&self, row: &impl StoreRow) -> Result<ZoneState, StoreError> {
+        let serial = row.int("serial").map_err(|e| self.database_error(e))?;
+        let desired_digest = row
+            .text("desired_digest")
+            .map_err(|e| self.database_error(e))?;
+        Ok(ZoneState {
+            serial: serial as u32,
+            desired_digest,
+        })
     }
 
     /// Records that `zone` on `dns_server` was in sync at `serial` with these desired records.
@@ -181,30 +185,35 @@ impl Store {
         state: &ZoneState,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
-             desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
-        )
-        .bind(zone.as_str())
-        .bind(dns_server)
-        .bind(i64::from(state.serial))
-        .bind(&state.desired_digest)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
+                 desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
+            )
+            .bind(zone.as_str())
+            .bind(dns_server)
+            .bind(i64::from(state.serial))
+            .bind(&state.desired_digest)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(())
+        })
     }
 
     /// Forgets the sync state of a zone (after a failed or partial apply).
     pub async fn clear_zone_state(&self, zone: &Name, dns_server: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM zone_state WHERE zone = ? AND dns_server = ?")
-            .bind(zone.as_str())
-            .bind(dns_server)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query("DELETE FROM zone_state WHERE zone = $1 AND dns_server = $2")
+                .bind(zone.as_str())
+                .bind(dns_server)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            Ok(())
+        })
     }
 }

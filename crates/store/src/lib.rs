@@ -47,6 +47,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, embedded at compile time (`build.rs` makes cargo notice new files).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The PostgreSQL schema (the same tables, integers as BIGINT).
+static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations_postgres");
 
 /// A `SELECT` of every `dkim_keys` column followed by `$rest`, as one `&'static str` so the
 /// SQL is a literal (no runtime string building near a query).
@@ -203,10 +205,65 @@ impl fmt::Debug for StoredDkimKey {
     }
 }
 
+/// The database behind a [`Store`]: the embedded SQLite file, or a PostgreSQL server
+/// shared by several instances.
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool. The body is compiled once per back
+/// end, so one SQL text (in the dialect both accept: `$n` parameters, `ON CONFLICT`,
+/// `RETURNING`) serves both; where they differ, the caller matches on [`Pool`] itself.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            crate::Pool::Sqlite($pool) => $body,
+            crate::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Column access shared by SQLite and PostgreSQL rows.
+pub(crate) trait StoreRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn boolean(&self, column: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! impl_store_row {
+    ($row:ty) => {
+        impl StoreRow for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(column)
+            }
+            fn boolean(&self, column: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(column)
+            }
+        }
+    };
+}
+impl_store_row!(SqliteRow);
+impl_store_row!(sqlx::postgres::PgRow);
+
 /// A handle on the state database. Cloning is cheap; clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+    /// The SQLite file, or the PostgreSQL URL without its password (for messages).
     db_path: PathBuf,
     sealer: std::sync::Arc<Sealer>,
 }
@@ -253,16 +310,16 @@ impl Store {
         let pool = connect(options, &db_path).await?;
 
         let store = Store {
-            pool,
+            pool: Pool::Sqlite(pool),
             db_path,
             sealer,
         };
         if let Err(e) = store.migrate().await {
-            store.pool.close().await;
+            store.close_pool().await;
             return Err(e);
         }
         if let Err(e) = store.seal_plaintext_keys().await {
-            store.pool.close().await;
+            store.close_pool().await;
             return Err(e);
         }
 
@@ -271,10 +328,59 @@ impl Store {
         // or changed since, and SQLite builds that behave differently.
         let db_path = store.db_path.clone();
         if let Err(e) = blocking(move || restrict_sidecar_files(&db_path)).await {
-            store.pool.close().await;
+            store.close_pool().await;
             return Err(e);
         }
         Ok(store)
+    }
+
+    /// Connects to a PostgreSQL database (`postgres://user:password@host:port/db`) shared
+    /// by several instances, and applies pending migrations (under PostgreSQL's advisory
+    /// lock, so instances starting together do not race). The sealing key is read from, or
+    /// created in, `state_dir`: every instance needs the same `mailzone.key`.
+    pub async fn open_postgres(url: &str, state_dir: &Path) -> Result<Store, StoreError> {
+        let shown = PathBuf::from(redact_url(url));
+        let state_dir = state_dir.to_path_buf();
+        let sealer = {
+            let state_dir = state_dir.clone();
+            blocking(move || {
+                create_state_dir(&state_dir)?;
+                Sealer::open_or_create(&state_dir)
+            })
+            .await?
+        };
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        PG_MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: shown.clone(),
+                source,
+            })?;
+        let store = Store {
+            pool: Pool::Postgres(pool),
+            db_path: shown,
+            sealer: std::sync::Arc::new(sealer),
+        };
+        store.seal_plaintext_keys().await?;
+        Ok(store)
+    }
+
+    /// Whether several instances may share this database (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.pool, Pool::Postgres(_))
+    }
+
+    async fn close_pool(&self) {
+        with_pool!(self, pool => pool.close().await)
     }
 
     /// Path of the database file.
@@ -292,8 +398,10 @@ impl Store {
             path: self.db_path.clone(),
             source,
         };
-        let mut tx = self
-            .pool
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(());
+        };
+        let mut tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|e| migrate_error(e.into()))?;
@@ -311,14 +419,16 @@ impl Store {
     /// ordered by selector.
     pub async fn dkim_keys(&self, domain: &str) -> Result<Vec<StoredDkimKey>, StoreError> {
         check_canonical("domain", domain, Name::host)?;
-        let rows = sqlx::query(select_dkim_keys!(
-            "WHERE domain = $1 ORDER BY created_at, selector"
-        ))
-        .bind(domain)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        rows.iter().map(|row| self.key_from_row(row)).collect()
+        with_pool!(self, pool => {
+            let rows = sqlx::query(select_dkim_keys!(
+                "WHERE domain = $1 ORDER BY created_at, selector"
+            ))
+            .bind(domain)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            rows.iter().map(|row| self.key_from_row(row)).collect()
+        })
     }
 
     /// Inserts the key unless a key with the same (domain, selector) exists; returns the key
@@ -332,78 +442,80 @@ impl Store {
         // Selectors may contain underscores in the wild, hence the owner-name rules.
         check_canonical("selector", &key.selector, Name::owner)?;
 
-        // `BEGIN IMMEDIATE` takes the write lock before the INSERT, so racing writers queue
-        // on the busy timeout instead of failing, and the SELECT reads exactly the row that
-        // won (ours, or the one that was there first).
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| self.database_error(e))?;
-        sqlx::query(
-            "INSERT INTO dkim_keys \
-             (domain, selector, algorithm, private_key_pem, stage, created_at, next_transition) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (domain, selector) DO NOTHING",
-        )
-        .bind(key.domain.as_str())
-        .bind(key.selector.as_str())
-        .bind(key.algorithm.as_str())
-        .bind(self.sealer.seal(
+        // `BEGIN IMMEDIATE` takes SQLite's write lock before the INSERT, so racing writers
+        // queue on the busy timeout instead of failing, and the SELECT reads exactly the
+        // row that won (ours, or the one that was there first). PostgreSQL's ON CONFLICT
+        // waits for a concurrent inserter of the same key by itself.
+        let sealed = self.sealer.seal(
             &key.private_key_pem,
             &seal_context(&key.domain, &key.selector),
-        ))
-        .bind(key.stage.as_str())
-        .bind(key.created_at)
-        .bind(key.next_transition)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        let row = sqlx::query(select_dkim_keys!("WHERE domain = $1 AND selector = $2"))
+        );
+        with_pool!(self, pool => {
+            let mut tx = match &self.pool {
+                Pool::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await,
+                Pool::Postgres(_) => pool.begin().await,
+            }
+            .map_err(|e| self.database_error(e))?;
+            sqlx::query(
+                "INSERT INTO dkim_keys \
+                 (domain, selector, algorithm, private_key_pem, stage, created_at, next_transition) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (domain, selector) DO NOTHING",
+            )
             .bind(key.domain.as_str())
             .bind(key.selector.as_str())
-            .fetch_one(&mut *tx)
+            .bind(key.algorithm.as_str())
+            .bind(sealed.as_str())
+            .bind(key.stage.as_str())
+            .bind(key.created_at)
+            .bind(key.next_transition)
+            .execute(&mut *tx)
             .await
             .map_err(|e| self.database_error(e))?;
-        tx.commit().await.map_err(|e| self.database_error(e))?;
-        self.key_from_row(&row)
+            let row = sqlx::query(select_dkim_keys!("WHERE domain = $1 AND selector = $2"))
+                .bind(key.domain.as_str())
+                .bind(key.selector.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            tx.commit().await.map_err(|e| self.database_error(e))?;
+            self.key_from_row(&row)
+        })
     }
 
     /// Seals the private keys stored in plaintext by versions before sealing (once, at open).
     async fn seal_plaintext_keys(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query(
-            "SELECT domain, selector, private_key_pem FROM dkim_keys \
-             WHERE private_key_pem NOT LIKE 'sealed:%'",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        for row in rows {
-            let domain: String = row.try_get("domain").map_err(|e| self.database_error(e))?;
-            let selector: String = row
-                .try_get("selector")
-                .map_err(|e| self.database_error(e))?;
-            let plain = Zeroizing::new(
-                row.try_get::<String, _>("private_key_pem")
-                    .map_err(|e| self.database_error(e))?,
-            );
-            let sealed = self.sealer.seal(&plain, &seal_context(&domain, &selector));
-            sqlx::query(
-                "UPDATE dkim_keys SET private_key_pem = $1 WHERE domain = $2 AND selector = $3",
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT domain, selector, private_key_pem FROM dkim_keys \
+                 WHERE private_key_pem NOT LIKE 'sealed:%'",
             )
-            .bind(sealed)
-            .bind(&domain)
-            .bind(&selector)
-            .execute(&self.pool)
+            .fetch_all(pool)
             .await
             .map_err(|e| self.database_error(e))?;
-        }
-        Ok(())
+            for row in rows {
+                let domain = row.text("domain").map_err(|e| self.database_error(e))?;
+                let selector = row.text("selector").map_err(|e| self.database_error(e))?;
+                let plain =
+                    Zeroizing::new(row.text("private_key_pem").map_err(|e| self.database_error(e))?);
+                let sealed = self.sealer.seal(&plain, &seal_context(&domain, &selector));
+                sqlx::query(
+                    "UPDATE dkim_keys SET private_key_pem = $1 WHERE domain = $2 AND selector = $3",
+                )
+                .bind(sealed)
+                .bind(&domain)
+                .bind(&selector)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            }
+            Ok(())
+        })
     }
 
     /// Closes every connection, waiting for queries in flight (also for clones of this store).
     pub async fn close(self) {
-        self.pool.close().await;
+        self.close_pool().await;
     }
 
     fn database_error(&self, source: sqlx::Error) -> StoreError {
@@ -415,11 +527,9 @@ impl Store {
 
     /// Decodes one `dkim_keys` row; a value this version does not know is `Corrupt`, not a
     /// panic, so one bad row cannot take the whole program down.
-    fn key_from_row(&self, row: &SqliteRow) -> Result<StoredDkimKey, StoreError> {
-        let domain: String = row.try_get("domain").map_err(|e| self.database_error(e))?;
-        let selector: String = row
-            .try_get("selector")
-            .map_err(|e| self.database_error(e))?;
+    fn key_from_row(&self, row: &impl StoreRow) -> Result<StoredDkimKey, StoreError> {
+        let domain = row.text("domain").map_err(|e| self.database_error(e))?;
+        let selector = row.text("selector").map_err(|e| self.database_error(e))?;
         let corrupt = |reason: String| StoreError::Corrupt {
             path: self.db_path.clone(),
             domain: domain.clone(),
@@ -429,30 +539,26 @@ impl Store {
         // sqlx decode errors name the column and the expected type, never the value.
         let column = |name: &str, e: sqlx::Error| corrupt(format!("column {name}: {e}"));
 
-        let algorithm_text: String = row
-            .try_get("algorithm")
-            .map_err(|e| column("algorithm", e))?;
+        let algorithm_text = row.text("algorithm").map_err(|e| column("algorithm", e))?;
         // `parse` also accepts the short config spellings; the database holds only the
         // canonical ones, so anything else is damage.
         let algorithm = DkimAlgorithm::parse(&algorithm_text)
             .filter(|a| a.as_str() == algorithm_text)
             .ok_or_else(|| corrupt(format!("unknown algorithm `{algorithm_text}`")))?;
-        let stage_text: String = row.try_get("stage").map_err(|e| column("stage", e))?;
+        let stage_text = row.text("stage").map_err(|e| column("stage", e))?;
         let stage = DkimStage::parse(&stage_text)
             .ok_or_else(|| corrupt(format!("unknown stage `{stage_text}`")))?;
         let stored = Zeroizing::new(
-            row.try_get::<String, _>("private_key_pem")
+            row.text("private_key_pem")
                 .map_err(|e| column("private_key_pem", e))?,
         );
         let private_key_pem = self
             .sealer
             .open(&stored, &seal_context(&domain, &selector))
             .map_err(|reason| corrupt(format!("the private key: {reason}")))?;
-        let created_at: i64 = row
-            .try_get("created_at")
-            .map_err(|e| column("created_at", e))?;
-        let next_transition: Option<i64> = row
-            .try_get("next_transition")
+        let created_at = row.int("created_at").map_err(|e| column("created_at", e))?;
+        let next_transition = row
+            .opt_int("next_transition")
             .map_err(|e| column("next_transition", e))?;
 
         Ok(StoredDkimKey {
@@ -464,6 +570,17 @@ impl Store {
             created_at,
             next_transition,
         })
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_end = url[scheme + 3..at].find(':').map_or(at, |i| scheme + 3 + i);
+            format!("{}@{}", &url[..user_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -657,4 +774,19 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            super::redact_url("postgres://mz:s3cret@127.0.0.1:5432/mz"),
+            "postgres://mz@127.0.0.1:5432/mz"
+        );
+        assert_eq!(
+            super::redact_url("postgres://mz@127.0.0.1/mz"),
+            "postgres://mz@127.0.0.1/mz"
+        );
+    }
 }

@@ -1,12 +1,10 @@
 //! Durable tasks and their leases (issue 5): a task is claimed by one worker at a time,
 //! which holds a lease it renews; a task whose worker died is claimed again once the lease
-//! has expired. Claiming is one UPDATE … RETURNING on a single connection, so two workers
-//! of one process never get the same task.
+//! has expired. Claiming is one UPDATE … RETURNING: on SQLite's single connection it runs
+//! alone; on PostgreSQL the row is picked `FOR UPDATE SKIP LOCKED`, so instances sharing the
+//! database never claim the same task.
 
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-use crate::{Store, StoreError};
+use crate::{Pool, Store, StoreError, StoreRow, with_pool};
 
 /// Where a task is in its life (the names of Stalwart's task states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,42 +105,73 @@ impl Store {
     /// config of that moment): that one is returned instead. A task running under a live
     /// lease may be working from an older config, so a new one is queued behind it.
     pub async fn create_task(&self, new: &NewTask, now: i64) -> Result<Task, StoreError> {
-        let waiting = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM tasks WHERE domain = ? AND kind = ? AND update_records = ? \
-             AND (status IN ('Scheduled', 'Retry') OR (status = 'Running' AND lease_until < ?)) \
-             ORDER BY created_at LIMIT 1"
-        ))
-        .bind(&new.domain)
-        .bind(&new.kind)
-        .bind(update_records_json(&new.update_records))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        if let Some(row) = waiting {
-            return self.task_from_row(&row);
-        }
-        let id = new_task_id();
-        let row = sqlx::query(concat!(
-            "INSERT INTO tasks (id, kind, domain, update_records, on_success_renew_certificate, \
-             status, attempts, due_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 'Scheduled', 0, ?, ?, ?) RETURNING ",
-            columns!()
-        ))
-        .bind(&id)
-        .bind(&new.kind)
-        .bind(&new.domain)
-        .bind(update_records_json(&new.update_records))
-        .bind(new.on_success_renew_certificate)
-        .bind(new.due_at)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        self.task_from_row(&row)
+        self.insert_task(new, now, false).await
+    }
+
+    /// Like [`Store::create_task`], but a task running under a live lease also stands for
+    /// the new one: for the start-up and drift schedules, which ask for "a reconcile soon",
+    /// not for one after a change.
+    pub async fn schedule_task(&self, new: &NewTask, now: i64) -> Result<Task, StoreError> {
+        self.insert_task(new, now, true).await
+    }
+
+    async fn insert_task(
+        &self,
+        new: &NewTask,
+        now: i64,
+        running_counts: bool,
+    ) -> Result<Task, StoreError> {
+        let types = update_records_json(&new.update_records);
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
+            if let Pool::Postgres(_) = &self.pool {
+                // Instances scheduling the same domain at once: one at a time, so the
+                // second sees the first's task (released at commit).
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(&new.domain)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.database_error(e))?;
+            }
+            let waiting = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tasks WHERE domain = $1 AND kind = $2 AND update_records = $3 \
+                 AND (status IN ('Scheduled', 'Retry') \
+                      OR (status = 'Running' AND (lease_until < $4 OR $5))) \
+                 ORDER BY created_at LIMIT 1"
+            ))
+            .bind(&new.domain)
+            .bind(&new.kind)
+            .bind(&types)
+            .bind(now)
+            .bind(running_counts)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            let row = match waiting {
+                Some(row) => row,
+                None => sqlx::query(concat!(
+                    "INSERT INTO tasks (id, kind, domain, update_records, on_success_renew_certificate, \
+                     status, attempts, due_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'Scheduled', 0, $6, $7, $7) RETURNING ",
+                    columns!()
+                ))
+                .bind(new_task_id())
+                .bind(&new.kind)
+                .bind(&new.domain)
+                .bind(&types)
+                .bind(new.on_success_renew_certificate)
+                .bind(new.due_at)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.database_error(e))?,
+            };
+            let task = self.task_from_row(&row)?;
+            tx.commit().await.map_err(|e| self.database_error(e))?;
+            Ok(task)
+        })
     }
 
     /// Takes the next due task for `owner` until `lease_until`: a Scheduled or Retry task
@@ -153,25 +182,37 @@ impl Store {
         now: i64,
         lease_until: i64,
     ) -> Result<Option<Task>, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE tasks SET status = 'Running', lease_owner = ?, lease_until = ?, \
-             attempts = attempts + 1, progress = 'starting', updated_at = ? \
-             WHERE id = (SELECT id FROM tasks \
-                 WHERE (status IN ('Scheduled', 'Retry') AND due_at <= ?) \
-                    OR (status = 'Running' AND lease_until < ?) \
-                 ORDER BY due_at, created_at LIMIT 1) \
-             RETURNING ",
-            columns!()
-        ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        row.map(|r| self.task_from_row(&r)).transpose()
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE tasks SET status = 'Running', lease_owner = $1, lease_until = $2, \
+                     attempts = attempts + 1, progress = 'starting', updated_at = $3 \
+                     WHERE id = (SELECT id FROM tasks \
+                         WHERE (status IN ('Scheduled', 'Retry') AND due_at <= $3) \
+                            OR (status = 'Running' AND lease_until < $3) \
+                         ORDER BY due_at, created_at LIMIT 1",
+                    $lock,
+                    ") RETURNING ",
+                    columns!()
+                )
+            };
+        }
+        // SQLite: one connection, so the statement runs alone. PostgreSQL: two instances
+        // may pick the same row; the row lock makes one of them skip to the next.
+        let sql = match self.pool {
+            Pool::Sqlite(_) => claim!(""),
+            Pool::Postgres(_) => claim!(" FOR UPDATE SKIP LOCKED"),
+        };
+        with_pool!(self, pool => {
+            let row = sqlx::query(sql)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            row.map(|r| self.task_from_row(&r)).transpose()
+        })
     }
 
     /// Extends the lease and records progress. `false` when the lease was lost (another
@@ -184,19 +225,21 @@ impl Store {
         progress: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE tasks SET lease_until = ?, progress = ?, updated_at = ? \
-             WHERE id = ? AND lease_owner = ? AND status = 'Running'",
-        )
-        .bind(lease_until)
-        .bind(progress)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        Ok(done.rows_affected() == 1)
+        with_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE tasks SET lease_until = $1, progress = $2, updated_at = $3 \
+                 WHERE id = $4 AND lease_owner = $5 AND status = 'Running'",
+            )
+            .bind(lease_until)
+            .bind(progress)
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Ends an attempt. `false` when `owner` no longer held the task.
@@ -214,65 +257,72 @@ impl Store {
             }
             TaskEnd::Failed { reason } => ("Failed", None, Some(reason.as_str()), None),
         };
-        let done = sqlx::query(
-            "UPDATE tasks SET status = ?, due_at = COALESCE(?, due_at), failure_reason = ?, \
-             result = ?, progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ? \
-             WHERE id = ? AND lease_owner = ? AND status = 'Running'",
-        )
-        .bind(status)
-        .bind(due_at)
-        .bind(reason)
-        .bind(result)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        Ok(done.rows_affected() == 1)
+        with_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE tasks SET status = $1, due_at = COALESCE($2, due_at), failure_reason = $3, \
+                 result = $4, progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
+                 WHERE id = $6 AND lease_owner = $7 AND status = 'Running'",
+            )
+            .bind(status)
+            .bind(due_at)
+            .bind(reason)
+            .bind(result)
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Gives a running task back without counting the attempt (graceful shutdown): it is
     /// due again at once, for this or another instance.
     pub async fn release_task(&self, id: &str, owner: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE tasks SET status = 'Scheduled', attempts = MAX(attempts - 1, 0), due_at = ?, \
-             progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ? \
-             WHERE id = ? AND lease_owner = ? AND status = 'Running'",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        Ok(())
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE tasks SET status = 'Scheduled', \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, due_at = $1, \
+                 progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND lease_owner = $3 AND status = 'Running'",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(())
+        })
     }
 
     /// Schedules a Failed (or waiting Retry) task to run now, with its attempts reset.
     /// `None` when there is no such task; a Running or Succeeded task is returned unchanged.
     pub async fn retry_task(&self, id: &str, now: i64) -> Result<Option<Task>, StoreError> {
-        sqlx::query(
-            "UPDATE tasks SET status = 'Scheduled', attempts = 0, due_at = ?, updated_at = ? \
-             WHERE id = ? AND status IN ('Failed', 'Retry')",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE tasks SET status = 'Scheduled', attempts = 0, due_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND status IN ('Failed', 'Retry')",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        });
         self.task(id).await
     }
 
     pub async fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {
-        let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tasks WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        row.map(|r| self.task_from_row(&r)).transpose()
+        with_pool!(self, pool => {
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            row.map(|r| self.task_from_row(&r)).transpose()
+        })
     }
 
     /// The newest tasks first, at most `limit`, optionally of one status.
@@ -281,59 +331,71 @@ impl Store {
         status: Option<TaskStatus>,
         limit: u32,
     ) -> Result<Vec<Task>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM tasks WHERE (? IS NULL OR status = ?) \
-             ORDER BY created_at DESC, id LIMIT ?"
-        ))
-        .bind(status.map(TaskStatus::as_str))
-        .bind(status.map(TaskStatus::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
-        rows.iter().map(|r| self.task_from_row(r)).collect()
+        with_pool!(self, pool => {
+            let rows = match status {
+                Some(status) => sqlx::query(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks WHERE status = $1 ORDER BY created_at DESC, id LIMIT $2"
+                ))
+                .bind(status.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await,
+                None => sqlx::query(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks ORDER BY created_at DESC, id LIMIT $1"
+                ))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await,
+            }
+            .map_err(|e| self.database_error(e))?;
+            rows.iter().map(|r| self.task_from_row(r)).collect()
+        })
     }
 
     /// How many tasks are in each status (for metrics).
     pub async fn task_counts(&self) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let status: String = row.try_get("status").map_err(|e| self.database_error(e))?;
-            let n: i64 = row.try_get("n").map_err(|e| self.database_error(e))?;
-            if let Some(status) = TaskStatus::parse(&status) {
-                out.push((status, n));
+        with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let status = row.text("status").map_err(|e| self.database_error(e))?;
+                let n = row.int("n").map_err(|e| self.database_error(e))?;
+                if let Some(status) = TaskStatus::parse(&status) {
+                    out.push((status, n));
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
-    fn task_from_row(&self, row: &SqliteRow) -> Result<Task, StoreError> {
+    fn task_from_row(&self, row: &impl StoreRow) -> Result<Task, StoreError> {
         let e = |e: sqlx::Error| self.database_error(e);
-        let status: String = row.try_get("status").map_err(e)?;
-        let update_records: String = row.try_get("update_records").map_err(e)?;
-        let attempts: i64 = row.try_get("attempts").map_err(e)?;
+        let status = row.text("status").map_err(e)?;
+        let update_records = row.text("update_records").map_err(e)?;
+        let attempts = row.int("attempts").map_err(e)?;
         Ok(Task {
-            id: row.try_get("id").map_err(e)?,
-            kind: row.try_get("kind").map_err(e)?,
-            domain: row.try_get("domain").map_err(e)?,
+            id: row.text("id").map_err(e)?,
+            kind: row.text("kind").map_err(e)?,
+            domain: row.text("domain").map_err(e)?,
             update_records: serde_json::from_str(&update_records).unwrap_or_default(),
-            on_success_renew_certificate: row.try_get("on_success_renew_certificate").map_err(e)?,
+            on_success_renew_certificate: row.boolean("on_success_renew_certificate").map_err(e)?,
             status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
-            progress: row.try_get("progress").map_err(e)?,
+            progress: row.opt_text("progress").map_err(e)?,
             attempts: u32::try_from(attempts).unwrap_or(0),
-            due_at: row.try_get("due_at").map_err(e)?,
-            lease_owner: row.try_get("lease_owner").map_err(e)?,
-            lease_until: row.try_get("lease_until").map_err(e)?,
-            failure_reason: row.try_get("failure_reason").map_err(e)?,
-            result: row.try_get("result").map_err(e)?,
-            created_at: row.try_get("created_at").map_err(e)?,
-            updated_at: row.try_get("updated_at").map_err(e)?,
+            due_at: row.int("due_at").map_err(e)?,
+            lease_owner: row.opt_text("lease_owner").map_err(e)?,
+            lease_until: row.opt_int("lease_until").map_err(e)?,
+            failure_reason: row.opt_text("failure_reason").map_err(e)?,
+            result: row.opt_text("result").map_err(e)?,
+            created_at: row.int("created_at").map_err(e)?,
+            updated_at: row.int("updated_at").map_err(e)?,
         })
     }
 
@@ -345,36 +407,42 @@ impl Store {
         now: i64,
     ) -> Result<String, StoreError> {
         let id = new_task_id();
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(name)
-        .bind(token_hash)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.database_error(e))?;
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+        });
         Ok(id)
     }
 
     /// The name of the token with this hash, if there is one.
     pub async fn api_token_name(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT name FROM api_tokens WHERE token_hash = ?")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        row.map(|r| r.try_get("name").map_err(|e| self.database_error(e)))
-            .transpose()
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT name FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            row.map(|r| r.text("name").map_err(|e| self.database_error(e)))
+                .transpose()
+        })
     }
 
     pub async fn api_token_count(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        row.try_get("n").map_err(|e| self.database_error(e))
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            row.int("n").map_err(|e| self.database_error(e))
+        })
     }
 }
 

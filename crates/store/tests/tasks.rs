@@ -147,3 +147,29 @@ async fn api_tokens_are_found_by_hash() {
     assert_eq!(store.api_token_name("abc124").await.unwrap(), None);
     assert_eq!(store.api_token_count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn the_schedule_joins_a_running_task_a_change_queues_behind_it() {
+    let (_dir, store) = store().await;
+    let t = store
+        .schedule_task(&task("example.org", 0), 0)
+        .await
+        .unwrap();
+    store.claim_task("w", 0, 100).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .schedule_task(&task("example.org", 0), 1)
+            .await
+            .unwrap()
+            .id,
+        t.id
+    );
+    assert_ne!(
+        store
+            .create_task(&task("example.org", 0), 1)
+            .await
+            .unwrap()
+            .id,
+        t.id
+    );
+}

@@ -51,6 +51,7 @@ mod bind;
 mod client;
 mod knot;
 mod ports;
+mod postgres;
 mod process;
 mod server;
 mod tools;
@@ -63,6 +64,7 @@ use base64::Engine as _;
 
 pub use client::{Answer, axfr_at, nsupdate_at, query_at};
 pub use ports::free_port;
+pub use postgres::{POSTGRES_TOOLS, Postgres};
 pub use server::DnsServer;
 pub use tools::{require_tool, require_tools, tool_path};
 

@@ -18,8 +18,25 @@ pub fn tool_path(name: &str) -> Option<PathBuf> {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path_var)
         .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .chain(postgres_bin_dirs())
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
+}
+
+/// Debian keeps PostgreSQL's server programs (`initdb`, `postgres`) in
+/// `/usr/lib/postgresql/<version>/bin`, off the `PATH`: newest version first.
+fn postgres_bin_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
+    dirs.into_iter().map(|(_, dir)| dir).collect()
 }
 
 fn is_executable(path: &Path) -> bool {

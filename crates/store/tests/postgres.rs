@@ -1,0 +1,144 @@
+//! The store on a real PostgreSQL (a throwaway cluster from the test kit): the same
+//! behaviour as on SQLite, and tasks claimed by many workers at once are each claimed once.
+
+use std::collections::HashMap;
+
+use mailzone_store::{NewTask, Store, StoredDkimKey, TaskEnd, TaskStatus};
+use mailzone_testkit::{POSTGRES_TOOLS, Postgres, require_tools};
+use zeroize::Zeroizing;
+
+fn cluster() -> Option<Postgres> {
+    if !require_tools(POSTGRES_TOOLS) {
+        return None;
+    }
+    Some(Postgres::start().expect("postgres starts"))
+}
+
+fn task(domain: &str) -> NewTask {
+    NewTask {
+        kind: "DnsManagement".into(),
+        domain: domain.into(),
+        update_records: vec![],
+        on_success_renew_certificate: false,
+        due_at: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_claim_each_task_exactly_once() {
+    let Some(pg) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    // Two "instances": two stores (pools) on the same database.
+    let a = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    let b = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    assert!(a.is_shared());
+    for i in 0..200 {
+        a.create_task(&task(&format!("d{i:03}.example")), 0)
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for w in 0..8 {
+        let store = if w % 2 == 0 { a.clone() } else { b.clone() };
+        workers.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
+            let mut claimed = Vec::new();
+            while let Some(t) = store.claim_task(&owner, 10, 1_000).await.unwrap() {
+                let end = TaskEnd::Succeeded {
+                    result: "ok".into(),
+                };
+                assert!(store.finish_task(&t.id, &owner, &end, 11).await.unwrap());
+                claimed.push(t.id);
+            }
+            claimed
+        }));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for w in workers {
+        for id in w.await.unwrap() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 200, "every task was claimed");
+    assert!(seen.values().all(|&n| n == 1), "a task was claimed twice");
+    let done = a.tasks(Some(TaskStatus::Succeeded), 1000).await.unwrap();
+    assert_eq!(done.len(), 200);
+    assert!(done.iter().all(|t| t.attempts == 1));
+}
+
+#[tokio::test]
+async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
+    let Some(pg) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    let t = store.create_task(&task("example.org"), 0).await.unwrap();
+    assert_eq!(
+        store.create_task(&task("example.org"), 1).await.unwrap().id,
+        t.id
+    );
+    store.claim_task("dead", 0, 30).await.unwrap().unwrap();
+    let taken = store.claim_task("alive", 31, 60).await.unwrap().unwrap();
+    assert_eq!((taken.id.as_str(), taken.attempts), (t.id.as_str(), 2));
+    assert!(!store.renew_task(&t.id, "dead", 90, "x", 32).await.unwrap());
+    store.release_task(&t.id, "alive", 40).await.unwrap();
+    let back = store.task(&t.id).await.unwrap().unwrap();
+    assert_eq!((back.status, back.attempts), (TaskStatus::Scheduled, 1));
+    assert_eq!(
+        store.task_counts().await.unwrap(),
+        vec![(TaskStatus::Scheduled, 1)]
+    );
+
+    store.add_api_token("admin", "h1", 0).await.unwrap();
+    assert_eq!(
+        store.api_token_name("h1").await.unwrap().as_deref(),
+        Some("admin")
+    );
+    assert_eq!(store.api_token_count().await.unwrap(), 1);
+
+    let key = StoredDkimKey {
+        domain: "example.org".into(),
+        selector: "s1".into(),
+        algorithm: mailzone_records::DkimAlgorithm::Ed25519Sha256,
+        private_key_pem: Zeroizing::new(
+            "-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----\n".into(),
+        ),
+        stage: mailzone_records::DkimStage::Active,
+        created_at: 1,
+        next_transition: None,
+    };
+    let stored = store.insert_dkim_key_if_absent(&key).await.unwrap();
+    assert_eq!(stored.private_key_pem, key.private_key_pem);
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let raw: String = sqlx::query_scalar("SELECT private_key_pem FROM dkim_keys")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(raw.starts_with("sealed:v1:"), "{raw}");
+
+    let zone = mailzone_records::Name::owner("example.org").unwrap();
+    let entry = mailzone_records::diff::LedgerEntry {
+        record_type: mailzone_records::DnsRecordType::Mx,
+        name: zone.clone(),
+        data: mailzone_records::RData::Mx {
+            preference: 10,
+            exchange: mailzone_records::Name::owner("mail.example.org").unwrap(),
+        },
+    };
+    store
+        .ledger_add(&zone, std::slice::from_ref(&entry), 5)
+        .await
+        .unwrap();
+    assert!(store.ledger(&zone).await.unwrap().contains(&entry));
+    let state_row = mailzone_store::ZoneState {
+        serial: 7,
+        desired_digest: "d".into(),
+    };
+    store
+        .set_zone_state(&zone, "primary", &state_row, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.zone_state(&zone, "primary").await.unwrap(),
+        Some(state_row)
+    );
+}
