@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
+use mailzone_testkit::{
+    DnsServer, POSTGRES_TOOLS, Postgres, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -97,9 +99,15 @@ impl Service {
     /// Starts the service on `dir` (config `mailzone.toml`, state `state/`) and waits for
     /// it to listen. `token` is the admin token when this state directory had one already.
     fn start(dir: &Path, token: Option<&str>) -> Service {
+        Service::start_with(dir, token, &[])
+    }
+
+    /// [`Service::start`] with more `serve` options.
+    fn start_with(dir: &Path, token: Option<&str>, extra: &[&str]) -> Service {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .args([
                 "--reconcile-interval",
                 "1h",
@@ -819,4 +827,93 @@ fn schemathesis() -> Option<PathBuf> {
     }
     eprintln!("skipped: {message}");
     None
+}
+
+/// Two `serve` processes on one real PostgreSQL share 200 tasks: each task runs once, and
+/// when one process is killed (-9) its running tasks move to the other after their lease.
+#[test]
+fn two_instances_on_postgres_share_200_tasks_and_survive_a_kill() {
+    const ZONES: usize = 200;
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"])
+        || !mailzone_testkit::require_tools(POSTGRES_TOOLS)
+    {
+        return;
+    }
+    let pg = Postgres::start().expect("postgres starts");
+    let key = TsigKey::generate("mailzone");
+    let names: Vec<String> = (0..ZONES).map(|i| format!("z{i:03}.test")).collect();
+    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
+    let knot = DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap();
+    let ex = examples().display().to_string();
+    let mut config = format!(
+        r#"
+[server]
+hostname = "mail.example.org"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyFile = "tsig.key"
+authoritativeServers = ["{addr}"]
+propagationDelay = "200ms"
+pollingInterval = "100ms"
+"#,
+        port = knot.addr.port(),
+        key = knot.key.name,
+        addr = knot.addr,
+    );
+    for name in &names {
+        config.push_str(&format!(
+            "\n[domain.\"{name}\"]\ndkimManagement = {{ manual = {{ keys = [{{ selector = \"202611e\", privateKeyFile = \"{ex}/keys/202611e.pem\" }}] }} }}\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\", publishRecords = [\"mx\", \"spf\", \"dmarc\"] }} }}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mailzone.toml"), config).unwrap();
+    std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+    let args = ["--database", pg.url.as_str(), "--workers", "2"];
+    let a = Service::start_with(dir.path(), None, &args);
+    let b = Service::start_with(dir.path(), Some(&a.token), &args);
+    let all = |s: &Service| {
+        let (status, tasks) = s.get("/api/v1/tasks?limit=1000");
+        assert_eq!(status, 200, "{tasks}");
+        tasks.as_array().unwrap().clone()
+    };
+    let count =
+        |tasks: &[Value], status: &str| tasks.iter().filter(|t| t["status"] == status).count();
+    let started = poll_until(Duration::from_secs(60), || {
+        count(&all(&b), "Succeeded") >= 40
+    });
+    assert!(started, "tasks do not run: {}", b.output());
+    let before_kill = all(&b);
+    assert_eq!(
+        before_kill.len(),
+        ZONES,
+        "one task per domain, none scheduled twice"
+    );
+    a.kill_9();
+    let finished = poll_until(Duration::from_secs(120), || {
+        count(&all(&b), "Succeeded") == ZONES
+    });
+    let tasks = all(&b);
+    assert!(
+        finished,
+        "not all tasks succeeded: {:#?}\n{}",
+        tasks
+            .iter()
+            .filter(|t| t["status"] != "Succeeded")
+            .collect::<Vec<_>>(),
+        b.output()
+    );
+    assert_eq!(tasks.len(), ZONES);
+    let retaken: Vec<&Value> = tasks.iter().filter(|t| t["attempts"] != 1).collect();
+    assert!(
+        !retaken.is_empty() && retaken.len() <= 2 && retaken.iter().all(|t| t["attempts"] == 2),
+        "the killed instance's running tasks (its 2 workers were busy) and only they run twice: {retaken:#?}"
+    );
+    for name in &names {
+        assert_eq!(knot.query(name, "MX"), ["10 mail.example.org."], "{name}");
+    }
 }

@@ -42,10 +42,12 @@ pub async fn wait(
         .into_iter()
         .filter(|t| Some(*t) != primary)
         .collect();
+    // The delay is waited even with nothing to poll: it stands for distribution the
+    // provider does behind the servers mailzone can ask (anycast nodes, caches in front).
+    tokio::time::sleep(server.propagation_delay).await;
     if targets.is_empty() {
         return Ok(());
     }
-    tokio::time::sleep(server.propagation_delay).await;
     let expected = &expected_rrsets(changes, before);
     let deadline = Instant::now() + server.propagation_timeout;
     let mut pending: Vec<SocketAddr> = targets;
