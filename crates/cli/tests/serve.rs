@@ -917,3 +917,141 @@ pollingInterval = "100ms"
         assert_eq!(knot.query(name, "MX"), ["10 mail.example.org."], "{name}");
     }
 }
+
+/// SIGTERM while a task runs: the service exits, the task is given back (Scheduled, the
+/// attempt not counted) and the next start finishes it.
+#[test]
+fn sigterm_gives_the_running_task_back() {
+    let Some(knot) = start_knot() else { return };
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dir = setup(&knot, &knot.key.secret_base64, Some(dead));
+    let service = Service::start(dir.path(), None);
+    let token = service.token.clone();
+    let id = only_task(&service)["id"].as_str().unwrap().to_string();
+    let running = poll_until(Duration::from_secs(20), || {
+        service.get(&format!("/api/v1/tasks/{id}")).1["status"] == "Running"
+    });
+    assert!(running, "{}", service.output());
+    let log = service.terminate();
+    assert!(log.contains("given back"), "{log}");
+
+    std::fs::write(dir.path().join("mailzone.toml"), config(&knot, None)).unwrap();
+    let service = Service::start(dir.path(), Some(&token));
+    let done = service.wait_for_task(&id, "Succeeded", Duration::from_secs(30));
+    assert_eq!(
+        done["attempts"], 1,
+        "the interrupted attempt was not counted: {done}"
+    );
+    assert_eq!(service.tasks().len(), 1, "{:#?}", service.tasks());
+}
+
+/// A domain created through the API (the issue's "create domain → task scheduled →
+/// succeeded → records served"), kept in the database across restarts, changed and removed
+/// through the API; file-defined domains stay read-only.
+#[test]
+fn domain_created_through_the_api_is_published() {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let zones = [
+        ZoneSpec::new(ZONE, ""),
+        ZoneSpec::new("api.test", "@ 3600 IN TXT \"site-verification=api\"\n"),
+    ];
+    let knot = DnsServer::start(ServerKind::Knot, &zones, &key, &ServerOptions::default()).unwrap();
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let token = service.token.clone();
+    let definition = json!({
+        "name": "api.test",
+        "dnsManagement": { "automatic": { "dnsServer": "primary", "publishRecords": ["mx", "spf", "dkim", "dmarc"] } },
+        "dkimManagement": { "automatic": { "algorithms": ["ed25519-sha256"] } },
+        "dmarc": { "policy": "quarantine" }
+    });
+    let (status, created) = service.post("/api/v1/domains", &definition);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["source"], "api");
+    assert_eq!(created["task"]["status"], "Scheduled", "{created}");
+    let id = created["task"]["id"].as_str().unwrap().to_string();
+    service.wait_for_task(&id, "Succeeded", Duration::from_secs(30));
+    assert_eq!(knot.query("api.test", "MX"), ["10 mail.example.test."]);
+    let dmarc = knot.query("_dmarc.api.test", "TXT");
+    assert!(
+        dmarc.iter().any(|t| t.contains("p=quarantine")),
+        "{dmarc:?}"
+    );
+    let txt = knot.query("api.test", "TXT");
+    assert!(
+        txt.contains(&"\"site-verification=api\"".to_string()),
+        "{txt:?}"
+    );
+
+    // Mistakes are refused and change nothing.
+    assert_eq!(
+        service.post("/api/v1/domains", &definition).0,
+        409,
+        "exists"
+    );
+    let (status, e) = service.post(
+        "/api/v1/domains",
+        &json!({ "name": "other.test", "dnsManagement": { "automatic": { "dnsServer": "nope" } } }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("nope"),
+        "{e}"
+    );
+    let (status, e) = service.post(
+        "/api/v1/domains",
+        &json!({ "name": "files.test", "dkimManagement": { "manual": { "keys": [{ "selector": "s", "privateKeyFile": "/etc/shadow" }] } } }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("privateKeyFile"),
+        "{e}"
+    );
+    assert_eq!(service.get("/api/v1/domains/other.test").0, 404);
+
+    // It survives a restart (it lives in the database).
+    drop(service.terminate());
+    let service = Service::start(dir.path(), Some(&token));
+    let (status, again) = service.get("/api/v1/domains/api.test");
+    assert_eq!(
+        (status, again["source"].as_str()),
+        (200, Some("api")),
+        "{again}"
+    );
+
+    // Switched to manual management: no task; then removed.
+    let http = client();
+    let switched: Value = http
+        .put(service.url("/api/v1/domains/api.test"))
+        .bearer_auth(&token)
+        .json(&json!({ "dnsManagement": { "manual": {} } }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        switched["dnsManagement"],
+        json!({ "manual": {} }),
+        "{switched}"
+    );
+    assert!(switched["task"].is_null(), "{switched}");
+    let deleted = http
+        .delete(service.url("/api/v1/domains/api.test"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(service.get("/api/v1/domains/api.test").0, 404);
+    let file_domain = http
+        .delete(service.url(&format!("/api/v1/domains/{ZONE}")))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(file_domain.status(), 409);
+}

@@ -14,7 +14,7 @@ pub mod tasks;
 
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;
-pub use load::{LoadedConfig, load_config};
+pub use load::{ApiDomain, LoadedConfig, load_config, load_config_from, load_config_with};
 pub use progress::{Progress, Silent};
 pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};
 pub use records::{DomainRecords, RecordsRequest, records};

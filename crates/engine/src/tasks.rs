@@ -83,6 +83,9 @@ pub struct Worker {
     pub state_dir: std::path::PathBuf,
     /// Unique per process and worker: the lease owner.
     pub owner: String,
+    /// The config file, read again (with the API's domains) when a task names a domain
+    /// this worker does not know yet (another instance created it).
+    pub config_path: std::path::PathBuf,
     pub policy: TaskPolicy,
 }
 
@@ -172,13 +175,20 @@ impl Worker {
                 task.kind
             )));
         }
-        let loaded = self
+        let mut loaded = self
             .config
             .read()
             .map(|c| Arc::clone(&c))
             .map_err(|_| EngineError::Usage("the configuration lock is poisoned".into()))?;
         let domain = Name::owner(&task.domain)
             .map_err(|e| EngineError::Usage(format!("task domain `{}`: {e}", task.domain)))?;
+        if loaded.config.domain(&domain).is_none() {
+            let fresh = Arc::new(crate::load_config_from(&self.config_path, &self.store).await?);
+            if let Ok(mut current) = self.config.write() {
+                *current = Arc::clone(&fresh);
+            }
+            loaded = fresh;
+        }
         match loaded.config.domain(&domain).map(|d| &d.dns_management) {
             None => {
                 return Err(EngineError::Usage(format!(

@@ -180,7 +180,8 @@ fn find_domain<'a>(
         .ok_or_else(|| ApiError::not_found(&format!("domain {name}")))
 }
 
-fn domain_json(domain: &Domain, config_file: &std::path::Path) -> Value {
+fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfig) -> Value {
+    let from_api = loaded.api_domains.contains(&domain.name);
     let dns_management = match &domain.dns_management {
         DnsManagement::Manual => json!({ "manual": {} }),
         DnsManagement::Automatic {
@@ -205,8 +206,8 @@ fn domain_json(domain: &Domain, config_file: &std::path::Path) -> Value {
         "origin": domain.zone.as_str(),
         "dnsManagement": dns_management,
         "dkimManagement": dkim_management,
-        "source": "config",
-        "configFile": config_file.display().to_string(),
+        "source": if from_api { "api" } else { "config" },
+        "configFile": if from_api { Value::Null } else { Value::String(loaded.path.display().to_string()) },
     })
 }
 
@@ -217,7 +218,7 @@ async fn list_domains(State(state): State<AppState>) -> Json<Value> {
             .config
             .domains
             .iter()
-            .map(|d| domain_json(d, &loaded.path))
+            .map(|d| domain_json(d, &loaded))
             .collect(),
     ))
 }
@@ -228,51 +229,178 @@ async fn get_domain(
 ) -> Result<Json<Value>, ApiError> {
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &name)?;
-    Ok(Json(domain_json(domain, &loaded.path)))
+    Ok(Json(domain_json(domain, &loaded)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateDomain {
-    name: String,
-    #[allow(dead_code)]
-    #[serde(default)]
-    dns_management: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    dkim_management: Option<Value>,
+/// The domains the API defined, with `replace` applied: `Some(definition)` sets the
+/// domain's table, `None` removes the domain.
+async fn api_domains_with(
+    state: &AppState,
+    name: &Name,
+    replace: Option<&Value>,
+) -> Result<Vec<mailzone_engine::ApiDomain>, ApiError> {
+    let mut out = Vec::new();
+    for (stored, definition) in state.store.api_domains().await? {
+        if stored == name.as_str() {
+            continue;
+        }
+        let definition = serde_json::from_str(&definition)
+            .map_err(|e| ApiError::invalid(format!("stored domain {stored} is unreadable: {e}")))?;
+        out.push(mailzone_engine::ApiDomain {
+            name: stored,
+            definition,
+        });
+    }
+    if let Some(definition) = replace {
+        out.push(mailzone_engine::ApiDomain {
+            name: name.as_str().to_string(),
+            definition: definition.clone(),
+        });
+    }
+    Ok(out)
 }
 
-/// Domains live in the config file in this version: the answer is a 409 naming the file
-/// (and, for a new name, how to add it there).
+/// Validates the config with this change, stores it, swaps it in, and schedules a
+/// `DnsManagement` task when the domain is (now) under automatic management.
+async fn apply_domain_change(
+    state: &AppState,
+    name: &Name,
+    definition: Option<&Value>,
+) -> Result<(std::sync::Arc<mailzone_engine::LoadedConfig>, Option<Task>), ApiError> {
+    let api = api_domains_with(state, name, definition).await?;
+    let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let now = clock::unix_now();
+    match definition {
+        Some(definition) => {
+            state
+                .store
+                .put_api_domain(name.as_str(), &definition.to_string(), now)
+                .await?;
+        }
+        None => {
+            state.store.delete_api_domain(name.as_str()).await?;
+        }
+    }
+    let loaded = state.swap(loaded);
+    let automatic = loaded
+        .config
+        .domain(name)
+        .is_some_and(|d| matches!(d.dns_management, DnsManagement::Automatic { .. }));
+    let task = if automatic {
+        let new = NewTask {
+            kind: DNS_MANAGEMENT.into(),
+            domain: name.as_str().to_string(),
+            update_records: vec![],
+            on_success_renew_certificate: false,
+            due_at: now,
+        };
+        Some(state.store.create_task(&new, now).await?)
+    } else {
+        None
+    };
+    Ok((loaded, task))
+}
+
+fn with_task(mut domain: Value, task: Option<&Task>) -> Value {
+    if let Value::Object(map) = &mut domain {
+        map.insert("task".into(), task.map_or(Value::Null, task_json));
+    }
+    domain
+}
+
+/// Creates a domain from its config table as JSON (`{"name": …, "dnsManagement": …}`,
+/// the file's camelCase keys). A domain under automatic management gets a
+/// `DnsManagement` task at once (returned as `task`); the call does not wait for it.
 async fn create_domain(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CreateDomain>,
-) -> ApiError {
-    let loaded = state.loaded();
-    let name = match domain_name(&body.name) {
-        Ok(name) => name,
-        Err(e) => return e,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let raw_name = match body.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => {
+            return Err(ApiError::invalid("`name` (a string) is required"));
+        }
     };
+    let name = domain_name(&raw_name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
     if loaded.config.domain(&name).is_some() {
-        return read_only(&name, &loaded.path);
+        return Err(if loaded.api_domains.contains(&name) {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("domain {name} exists: change it with PUT /api/v1/domains/{name}"),
+            )
+        } else {
+            read_only(&name, &loaded.path)
+        });
     }
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "defined_in_config",
-        format!(
-            "the domains are defined in {} in this version: add [domain.\"{name}\"] there and send SIGHUP to reload",
-            loaded.path.display()
-        ),
+    let (loaded, task) = apply_domain_change(&state, &name, Some(&Value::Object(body))).await?;
+    let domain = loaded.config.domain(&name).expect("just added");
+    Ok((
+        StatusCode::CREATED,
+        Json(with_task(domain_json(domain, &loaded), task.as_ref())),
     )
+        .into_response())
 }
 
-async fn write_domain(State(state): State<AppState>, Path(name): Path<String>) -> ApiError {
+/// PUT replaces an API-defined domain's table, PATCH merges keys into it, DELETE removes
+/// it (its published records stay until a reconcile of another config removes them).
+/// Domains of the config file answer 409.
+async fn write_domain(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let name = domain_name(&name)?;
+    let _writing = state.config_writes.lock().await;
     let loaded = state.loaded();
-    match find_domain(&loaded, &name) {
-        Ok(domain) => read_only(&domain.name, &loaded.path),
-        Err(e) => e,
+    if loaded.config.domain(&name).is_none() {
+        return Err(ApiError::not_found(&format!("domain {name}")));
     }
+    if !loaded.api_domains.contains(&name) {
+        return Err(read_only(&name, &loaded.path));
+    }
+    if method == axum::http::Method::DELETE {
+        apply_domain_change(&state, &name, None).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let mut given: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })?;
+    match given.remove("name") {
+        None => {}
+        Some(Value::String(n)) if domain_name(&n)? == name => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "`name` cannot be changed; create the new domain and delete this one",
+            ));
+        }
+    }
+    let definition = if method == axum::http::Method::PATCH {
+        let mut current = state
+            .store
+            .api_domains()
+            .await?
+            .into_iter()
+            .find(|(n, _)| n == name.as_str())
+            .and_then(|(_, d)| serde_json::from_str::<serde_json::Map<String, Value>>(&d).ok())
+            .unwrap_or_default();
+        current.extend(given);
+        current
+    } else {
+        given
+    };
+    let (loaded, task) =
+        apply_domain_change(&state, &name, Some(&Value::Object(definition))).await?;
+    let domain = loaded.config.domain(&name).expect("just changed");
+    Ok(Json(with_task(domain_json(domain, &loaded), task.as_ref())).into_response())
 }
 
 fn read_only(name: &Name, file: &std::path::Path) -> ApiError {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mailzone_engine::tasks::TaskPolicy;
-use mailzone_engine::{clock, load_config};
+use mailzone_engine::{clock, load_config, load_config_from};
 use mailzone_store::Store;
 use tokio::sync::watch;
 
@@ -69,11 +69,13 @@ impl ServeOptions {
 /// tasks are given back at their next await point (every step of a run is idempotent) and
 /// the function returns.
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
-    let loaded = load_config(&options.config_path)?;
+    // The file alone first: its mistakes are reported before any database is touched.
+    load_config(&options.config_path)?;
     let store = match &options.database {
         Some(url) => Store::open_postgres(url, &options.state_dir).await?,
         None => Store::open_sqlite(&options.state_dir).await?,
     };
+    let loaded = load_config_from(&options.config_path, &store).await?;
     auth::ensure_admin_token(&store).await?;
     let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
     tracing::info!(
@@ -87,6 +89,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         config_path: options.config_path.clone(),
         state_dir: options.state_dir.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
+        config_writes: Arc::new(tokio::sync::Mutex::new(())),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
 

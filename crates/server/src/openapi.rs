@@ -60,10 +60,29 @@ pub fn spec() -> Value {
         }
         responses
     };
-    let domain_write = json!({
-        "summary": "Domains of the config file are read-only here",
+    let domain_body = json!({ "required": true, "content": { "application/json": { "schema": {
+        "type": "object", "additionalProperties": true,
+        "description": "The domain's config table (the file's camelCase keys: dnsManagement, dkimManagement (automatic only), dmarc, mtaSts, caa, …)" } } } });
+    let domain_update = |summary: &str| {
+        json!({
+            "summary": summary,
+            "parameters": [name_param()],
+            "requestBody": domain_body,
+            "responses": common(json!({
+                "200": ok_json("The domain, with the task scheduled for it (or null)", json!({ "$ref": "#/components/schemas/Domain" })),
+                "400": error_response("Invalid name or JSON"),
+                "404": error_response("Unknown domain"),
+                "409": error_response("Defined in the config file (named in the message)"),
+                "413": error_response("Body too large"),
+                "422": error_response("The definition is invalid"),
+            })),
+        })
+    };
+    let domain_delete = json!({
+        "summary": "Remove a domain defined through the API",
         "parameters": [name_param()],
         "responses": common(json!({
+            "204": { "description": "Removed" },
             "400": error_response("Invalid name"),
             "404": error_response("Unknown domain"),
             "409": error_response("Defined in the config file (named in the message)"),
@@ -120,7 +139,8 @@ pub fn spec() -> Value {
                     "properties": {
                         "name": { "type": "string" }, "origin": { "type": "string" },
                         "dnsManagement": { "type": "object" }, "dkimManagement": { "type": "object" },
-                        "source": { "type": "string", "enum": ["config"] }, "configFile": { "type": "string" }
+                        "source": { "type": "string", "enum": ["config", "api"] }, "configFile": { "type": "string", "nullable": true },
+                        "task": { "nullable": true, "allOf": [{ "$ref": "#/components/schemas/Task" }] }
                     }
                 }
             }
@@ -129,13 +149,14 @@ pub fn spec() -> Value {
             "/domains": {
                 "get": { "summary": "List domains", "responses": common(json!({
                     "200": ok_json("Domains", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Domain" } })) })) },
-                "post": { "summary": "Create a domain (config-file domains only in this version)",
+                "post": { "summary": "Create a domain (a DnsManagement task is scheduled when it is under automatic management)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
-                        "type": "object", "required": ["name"], "additionalProperties": false,
+                        "type": "object", "required": ["name"], "additionalProperties": true,
                         "properties": { "name": { "type": "string" }, "dnsManagement": { "type": "object" }, "dkimManagement": { "type": "object" } } } } } },
                     "responses": common(json!({
+                        "201": ok_json("The domain, with the task scheduled for it (or null)", json!({ "$ref": "#/components/schemas/Domain" })),
                         "400": error_response("Malformed body or name"),
-                        "409": error_response("Domains are defined in the config file (named in the message)"),
+                        "409": error_response("The domain exists (in the config file, or through the API)"),
                         "413": error_response("Body too large"),
                         "415": error_response("Not JSON"),
                         "422": error_response("Invalid body") })) }
@@ -144,7 +165,9 @@ pub fn spec() -> Value {
                 "get": { "summary": "One domain", "parameters": [name_param()], "responses": common(json!({
                     "200": ok_json("The domain", json!({ "$ref": "#/components/schemas/Domain" })),
                     "400": error_response("Invalid name"), "404": error_response("Unknown domain") })) },
-                "put": domain_write, "patch": domain_write, "delete": domain_write
+                "put": domain_update("Replace a domain defined through the API"),
+                "patch": domain_update("Change keys of a domain defined through the API"),
+                "delete": domain_delete
             },
             "/domains/{name}/records": {
                 "get": { "summary": "The domain's records (dnsZoneFile with format=zone)",

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mailzone_engine::tasks::{Ran, Worker, schedule_automatic};
-use mailzone_engine::{clock, load_config};
+use mailzone_engine::{clock, load_config_from};
 use mailzone_store::TaskEnd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -29,6 +29,7 @@ pub fn start(
             config: Arc::clone(&state.config),
             state_dir: options.state_dir.clone(),
             owner: format!("{instance}/{n}"),
+            config_path: options.config_path.clone(),
             policy: options.policy.clone(),
         };
         handles.push(tokio::spawn(worker_loop(
@@ -160,7 +161,7 @@ pub async fn wait_for_signals(state: &AppState, stop: watch::Sender<bool>) {
 
 /// Reads the config file again; a broken file is reported and the running config kept.
 pub async fn reload(state: &AppState) {
-    match load_config(&state.config_path) {
+    match load_config_from(&state.config_path, &state.store).await {
         Ok(loaded) => {
             let loaded = Arc::new(loaded);
             if let Ok(mut current) = state.config.write() {

@@ -16,9 +16,20 @@ pub struct AppState {
     pub config_path: PathBuf,
     pub state_dir: PathBuf,
     pub metrics: Arc<Metrics>,
+    /// Held while an API call changes the domains: validate, store and swap happen as one.
+    pub config_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
+    /// Replaces the running config.
+    pub fn swap(&self, loaded: LoadedConfig) -> Arc<LoadedConfig> {
+        let loaded = Arc::new(loaded);
+        if let Ok(mut current) = self.config.write() {
+            *current = Arc::clone(&loaded);
+        }
+        loaded
+    }
+
     /// The current config (a cheap clone of an `Arc`).
     pub fn loaded(&self) -> Arc<LoadedConfig> {
         match self.config.read() {
