@@ -139,7 +139,7 @@ impl Service {
         }
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let listening = poll_until(Duration::from_secs(20), || {
-            output.lock().unwrap().contains("API on http://")
+            output.lock().unwrap().contains("mailzone: API on ")
         });
         assert!(listening, "serve did not start: {}", output.lock().unwrap());
         let token = match token {
@@ -1054,4 +1054,48 @@ fn domain_created_through_the_api_is_published() {
         .send()
         .unwrap();
     assert_eq!(file_domain.status(), 409);
+}
+
+/// `[serve.tls]` in the config: the listener speaks HTTPS with that certificate (checked by
+/// curl against the example CA), and plain HTTP gets no answer.
+#[test]
+fn tls_from_the_config_serves_https() {
+    if !mailzone_testkit::require_tools(&["curl"]) {
+        return;
+    }
+    let Some(knot) = start_knot() else { return };
+    let ex = examples();
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let mut text = std::fs::read_to_string(dir.path().join("mailzone.toml")).unwrap();
+    text.push_str(&format!(
+        "\n[serve.tls]\ncertificate = \"{}\"\nprivateKey = \"{}\"\n",
+        ex.join("certs/mail.example.org.pem").display(),
+        ex.join("certs/mail.example.org.key").display()
+    ));
+    std::fs::write(dir.path().join("mailzone.toml"), text).unwrap();
+    let service = Service::start(dir.path(), None);
+    assert!(
+        service.output().contains("API on https://"),
+        "{}",
+        service.output()
+    );
+    let port = service.addr.port();
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ex.join("certs/ca.pem"))
+        .args(["--resolve", &format!("mail.example.org:{port}:127.0.0.1")])
+        .arg(format!("https://mail.example.org:{port}/healthz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), r#"{"status":"ok"}"#);
+    let plain = client().get(service.url("/healthz")).send();
+    assert!(
+        plain.is_err() || !plain.unwrap().status().is_success(),
+        "plain HTTP answered"
+    );
 }

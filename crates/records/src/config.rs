@@ -158,10 +158,23 @@ impl Validator<'_> {
             }
             domains.push(domain);
         }
+        let serve = ServeSettings {
+            tls: raw
+                .serve
+                .tls
+                .map(|tls| -> Result<ServeTls> {
+                    Ok(ServeTls {
+                        certificate: self.file("serve.tls.certificate", &tls.certificate)?,
+                        private_key: self.file("serve.tls.privateKey", &tls.private_key)?,
+                    })
+                })
+                .transpose()?,
+        };
         Ok(Config {
             server,
             domains,
             dns_servers,
+            serve,
         })
     }
 

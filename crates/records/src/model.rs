@@ -349,6 +349,21 @@ pub struct Config {
     pub server: Server,
     pub domains: Vec<Domain>,
     pub dns_servers: Vec<DnsServer>,
+    pub serve: ServeSettings,
+}
+
+/// `[serve]`: how `mailzone serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServeSettings {
+    /// Certificate chain and private key for HTTPS on the service's listeners; without
+    /// them the service speaks plain HTTP (for a TLS-terminating reverse proxy in front).
+    pub tls: Option<ServeTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeTls {
+    pub certificate: FileRef,
+    pub private_key: FileRef,
 }
 
 impl Config {

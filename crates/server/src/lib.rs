@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod public;
 pub mod runner;
 pub mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,6 +94,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    let acceptor = match &state.loaded().config.serve.tls {
+        Some(tls) => Some(tls::acceptor(tls)?),
+        None => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let api_listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -104,11 +110,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {public_addr}"))?;
             println!(
-                "mailzone: public endpoints on http://{}",
+                "mailzone: public endpoints on {scheme}://{}",
                 listener.local_addr()?
             );
             servers.push(tokio::spawn(serve_router(
                 listener,
+                acceptor.clone(),
                 public::router(state.clone()),
                 stop_rx.clone(),
             )));
@@ -116,9 +123,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
         None => api::router(state.clone()).merge(public::router(state.clone())),
     };
-    println!("mailzone: API on http://{api_addr}/api/v1 (health: http://{api_addr}/healthz)");
+    println!(
+        "mailzone: API on {scheme}://{api_addr}/api/v1 (health: {scheme}://{api_addr}/healthz)"
+    );
     servers.push(tokio::spawn(serve_router(
         api_listener,
+        acceptor,
         app,
         stop_rx.clone(),
     )));
@@ -139,16 +149,30 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
 
 async fn serve_router(
     listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) {
     let shutdown = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    let served = match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor,
+            };
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!("HTTP server: {e}");
     }
 }

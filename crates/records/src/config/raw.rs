@@ -14,6 +14,22 @@ pub(super) struct RawConfig {
     pub(super) domain: IndexMap<String, RawDomain>,
     #[serde(default)]
     pub(super) dns_server: IndexMap<String, RawDnsServer>,
+    #[serde(default)]
+    pub(super) serve: RawServe,
+}
+
+/// `[serve]`: settings of `mailzone serve`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawServe {
+    pub(super) tls: Option<RawServeTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawServeTls {
+    pub(super) certificate: String,
+    pub(super) private_key: String,
 }
 
 #[derive(Deserialize)]
