@@ -1099,3 +1099,85 @@ fn tls_from_the_config_serves_https() {
         "plain HTTP answered"
     );
 }
+
+/// A DNS server created through the API: its TSIG key is write-only (never in an answer),
+/// sealed in the database, and used by an API-created domain's task.
+#[test]
+fn dns_server_created_through_the_api_keeps_its_key_sealed() {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let zones = [ZoneSpec::new(ZONE, ""), ZoneSpec::new("viaapi.test", "")];
+    let knot = DnsServer::start(ServerKind::Knot, &zones, &key, &ServerOptions::default()).unwrap();
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let service = Service::start(dir.path(), None);
+    let secret = knot.key.secret_base64.clone();
+    let server = json!({
+        "name": "apiprimary", "kind": "rfc2136", "host": "127.0.0.1", "port": knot.addr.port(),
+        "keyName": knot.key.name, "key": secret, "pollingInterval": "100ms"
+    });
+    let (status, created) = service.post("/api/v1/dnsServers", &server);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        (created["source"].as_str(), created["keySet"].as_bool()),
+        (Some("api"), Some(true))
+    );
+    assert_eq!(service.post("/api/v1/dnsServers", &server).0, 409);
+    let (status, e) = service.post(
+        "/api/v1/dnsServers",
+        &json!({ "name": "envy", "kind": "rfc2136", "host": "127.0.0.1", "keyName": "k", "keyEnv": "HOME" }),
+    );
+    assert_eq!(status, 422, "{e}");
+    let (status, _) = service.post(
+        "/api/v1/dnsServers",
+        &json!({ "name": "bad name!", "kind": "rfc2136" }),
+    );
+    assert_eq!(status, 400);
+
+    let (status, domain) = service.post(
+        "/api/v1/domains",
+        &json!({ "name": "viaapi.test",
+                 "dnsManagement": { "automatic": { "dnsServer": "apiprimary", "publishRecords": ["mx"] } },
+                 "dkimManagement": { "automatic": { "algorithms": ["ed25519-sha256"] } } }),
+    );
+    assert_eq!(status, 201, "{domain}");
+    service.wait_for_task(
+        domain["task"]["id"].as_str().unwrap(),
+        "Succeeded",
+        Duration::from_secs(30),
+    );
+    assert_eq!(knot.query("viaapi.test", "MX"), ["10 mail.example.test."]);
+
+    // In use: cannot be removed. Config-file servers are read-only.
+    let http = client();
+    let in_use = http
+        .delete(service.url("/api/v1/dnsServers/apiprimary"))
+        .bearer_auth(&service.token)
+        .send()
+        .unwrap();
+    assert_eq!(in_use.status(), 422);
+    let file_server = http
+        .put(service.url("/api/v1/dnsServers/primary"))
+        .bearer_auth(&service.token)
+        .json(&json!({ "kind": "rfc2136", "host": "127.0.0.1" }))
+        .send()
+        .unwrap();
+    assert_eq!(file_server.status(), 409);
+
+    // The secret is in no answer, no log line, and not in clear in the database.
+    let mut answers = service.get("/api/v1/dnsServers").1.to_string();
+    answers.push_str(&service.get("/api/v1/dnsServers/apiprimary").1.to_string());
+    answers.push_str(&service.get("/api/v1/tasks").1.to_string());
+    assert!(!answers.contains(&secret), "{answers}");
+    let log = service.terminate();
+    assert!(!log.contains(&secret), "{log}");
+    let db = std::fs::read(dir.path().join("state/mailzone.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("state/mailzone.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the TSIG secret is in the database in clear"
+        );
+    }
+}

@@ -14,7 +14,9 @@ pub mod tasks;
 
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;
-pub use load::{ApiDomain, LoadedConfig, load_config, load_config_from, load_config_with};
+pub use load::{
+    ApiObject, ApiObjects, LoadedConfig, load_config, load_config_from, load_config_with,
+};
 pub use progress::{Progress, Silent};
 pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};
 pub use records::{DomainRecords, RecordsRequest, records};

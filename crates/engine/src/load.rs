@@ -23,34 +23,50 @@ pub struct LoadedConfig {
     pub manual_dkim_keys: BTreeMap<Name, Vec<(String, DkimPrivateKey)>>,
     /// Domains defined through the service's API (the others come from the file).
     pub api_domains: std::collections::BTreeSet<Name>,
+    /// DNS servers defined through the service's API.
+    pub api_dns_servers: std::collections::BTreeSet<String>,
 }
 
 /// Reads and validates `path` and the files it names.
 pub fn load_config(path: &Path) -> Result<LoadedConfig, EngineError> {
-    load_config_with(path, &[])
+    load_config_with(path, &ApiObjects::default())
 }
 
-/// A domain defined through the service's API: its name and its `[domain."name"]` table
-/// as JSON (the config file's camelCase keys).
-#[derive(Debug, Clone)]
-pub struct ApiDomain {
+/// An object defined through the service's API: its name and its config table as JSON
+/// (the config file's camelCase keys).
+#[derive(Clone)]
+pub struct ApiObject {
     pub name: String,
     pub definition: serde_json::Value,
 }
 
-/// [`load_config`], with the domains defined through the API added to the file's, and
-/// validated by the same rules. An API domain may not name a file (`privateKeyFile`): a
-/// remote caller must not make the service read its files.
-pub fn load_config_with(
-    path: &Path,
-    api_domains: &[ApiDomain],
-) -> Result<LoadedConfig, EngineError> {
+impl std::fmt::Debug for ApiObject {
+    /// Only the name: a DNS server's definition holds its TSIG secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiObject")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the API defined: domains and DNS servers.
+#[derive(Debug, Clone, Default)]
+pub struct ApiObjects {
+    pub domains: Vec<ApiObject>,
+    pub dns_servers: Vec<ApiObject>,
+}
+
+/// [`load_config`], with the domains and DNS servers defined through the API added to the
+/// file's, and validated by the same rules. An API object may not name a file
+/// (`privateKeyFile`, `keyFile`) or an environment variable (`keyEnv`): a remote caller
+/// must not make the service read its files or its environment.
+pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
     let mut text = std::fs::read_to_string(path).map_err(|e| EngineError::ReadConfig {
         file: path.to_path_buf(),
         reason: io_reason(&e),
     })?;
-    if !api_domains.is_empty() {
-        text = merge_api_domains(path, &text, api_domains)?;
+    if !api.domains.is_empty() || !api.dns_servers.is_empty() {
+        text = merge_api_objects(path, &text, api)?;
     }
     let base_dir = path
         .parent()
@@ -90,16 +106,19 @@ pub fn load_config_with(
             manual_dkim_keys.insert(domain.name.clone(), loaded);
         }
     }
-    let api_domains = api_domains
+    let api_domains = api
+        .domains
         .iter()
         .filter_map(|d| mailzone_records::Name::owner(&d.name).ok())
         .collect();
+    let api_dns_servers = api.dns_servers.iter().map(|d| d.name.clone()).collect();
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         config,
         tlsa,
         manual_dkim_keys,
         api_domains,
+        api_dns_servers,
     })
 }
 
@@ -108,63 +127,69 @@ pub async fn load_config_from(
     path: &Path,
     store: &mailzone_store::Store,
 ) -> Result<LoadedConfig, EngineError> {
-    let mut api = Vec::new();
+    let mut api = ApiObjects::default();
     for (name, definition) in store.api_domains().await? {
         let definition = serde_json::from_str(&definition).map_err(|e| {
             EngineError::Usage(format!(
                 "domain {name} (defined through the API) is unreadable in the database: {e}"
             ))
         })?;
-        api.push(ApiDomain { name, definition });
+        api.domains.push(ApiObject { name, definition });
+    }
+    for (name, definition) in store.api_dns_servers().await? {
+        api.dns_servers.push(ApiObject { name, definition });
     }
     load_config_with(path, &api)
 }
 
-/// The config text with the API's domains added as `[domain."name"]` tables.
-fn merge_api_domains(
-    path: &Path,
-    text: &str,
-    api_domains: &[ApiDomain],
-) -> Result<String, EngineError> {
+/// The config text with the API's objects added as `[domain."name"]` and
+/// `[dnsServer.name]` tables.
+fn merge_api_objects(path: &Path, text: &str, api: &ApiObjects) -> Result<String, EngineError> {
     let usage = |reason: String| EngineError::Usage(format!("{}: {reason}", path.display()));
     let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| usage(format!("not valid TOML: {}", e.message())))?;
-    let domains = table
-        .entry("domain")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        .as_table_mut()
-        .ok_or_else(|| usage("`domain` is not a table".into()))?;
-    for api in api_domains {
-        if mentions_file(&api.definition) {
-            return Err(EngineError::Usage(format!(
-                "domain {} (defined through the API): file paths (privateKeyFile) are not accepted through the API; use dkimManagement.automatic",
-                api.name
-            )));
+    for (key, what, objects) in [
+        ("dnsServer", "dnsServer", &api.dns_servers),
+        ("domain", "domain", &api.domains),
+    ] {
+        let section = table
+            .entry(key)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| usage(format!("`{key}` is not a table")))?;
+        for object in objects {
+            if mentions_file(&object.definition) {
+                return Err(EngineError::Usage(format!(
+                    "{what} {} (defined through the API): file paths and environment variables (privateKeyFile, keyFile, keyEnv) are not accepted through the API",
+                    object.name
+                )));
+            }
+            if section.contains_key(&object.name) {
+                return Err(EngineError::Usage(format!(
+                    "{what} {} is defined both in {} and through the API",
+                    object.name,
+                    path.display()
+                )));
+            }
+            let value = toml::Value::try_from(&object.definition).map_err(|e| {
+                EngineError::Usage(format!(
+                    "{what} {} (defined through the API): {e}",
+                    object.name
+                ))
+            })?;
+            section.insert(object.name.clone(), value);
         }
-        if domains.contains_key(&api.name) {
-            return Err(EngineError::Usage(format!(
-                "domain {} is defined both in {} and through the API",
-                api.name,
-                path.display()
-            )));
-        }
-        let value = toml::Value::try_from(&api.definition).map_err(|e| {
-            EngineError::Usage(format!(
-                "domain {} (defined through the API): {e}",
-                api.name
-            ))
-        })?;
-        domains.insert(api.name.clone(), value);
     }
-    toml::to_string(&table).map_err(|e| usage(format!("cannot merge the API's domains: {e}")))
+    toml::to_string(&table).map_err(|e| usage(format!("cannot merge the API's objects: {e}")))
 }
 
 fn mentions_file(value: &serde_json::Value) -> bool {
     match value {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.to_ascii_lowercase().ends_with("file") || mentions_file(v)),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
+            let k = k.to_ascii_lowercase();
+            k.ends_with("file") || k.ends_with("env") || mentions_file(v)
+        }),
         serde_json::Value::Array(items) => items.iter().any(mentions_file),
         _ => false,
     }

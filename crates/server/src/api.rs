@@ -38,8 +38,13 @@ pub fn router(state: AppState) -> Router {
         .route("/domains/{name}/records", get(domain_records))
         .route("/domains/{name}/plan", post(plan_domain))
         .route("/domains/{name}/check", post(check_domain))
-        .route("/dnsServers", get(list_dns_servers))
-        .route("/dnsServers/{name}", get(get_dns_server))
+        .route("/dnsServers", get(list_dns_servers).post(create_dns_server))
+        .route(
+            "/dnsServers/{name}",
+            get(get_dns_server)
+                .put(put_dns_server)
+                .delete(delete_dns_server),
+        )
         .route("/dkimSignatures", get(list_dkim_signatures))
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{id}", get(get_task))
@@ -232,32 +237,53 @@ async fn get_domain(
     Ok(Json(domain_json(domain, &loaded)))
 }
 
-/// The domains the API defined, with `replace` applied: `Some(definition)` sets the
-/// domain's table, `None` removes the domain.
-async fn api_domains_with(
+/// Which kind of API object a change is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Domain,
+    DnsServer,
+}
+
+/// Everything the API defined, with `replace` applied to the object (`kind`, `name`):
+/// `Some(definition)` sets its table, `None` removes it.
+async fn api_objects_with(
     state: &AppState,
-    name: &Name,
+    kind: Kind,
+    name: &str,
     replace: Option<&Value>,
-) -> Result<Vec<mailzone_engine::ApiDomain>, ApiError> {
-    let mut out = Vec::new();
+) -> Result<mailzone_engine::ApiObjects, ApiError> {
+    let mut api = mailzone_engine::ApiObjects::default();
     for (stored, definition) in state.store.api_domains().await? {
-        if stored == name.as_str() {
+        if kind == Kind::Domain && stored == name {
             continue;
         }
         let definition = serde_json::from_str(&definition)
             .map_err(|e| ApiError::invalid(format!("stored domain {stored} is unreadable: {e}")))?;
-        out.push(mailzone_engine::ApiDomain {
+        api.domains.push(mailzone_engine::ApiObject {
+            name: stored,
+            definition,
+        });
+    }
+    for (stored, definition) in state.store.api_dns_servers().await? {
+        if kind == Kind::DnsServer && stored == name {
+            continue;
+        }
+        api.dns_servers.push(mailzone_engine::ApiObject {
             name: stored,
             definition,
         });
     }
     if let Some(definition) = replace {
-        out.push(mailzone_engine::ApiDomain {
-            name: name.as_str().to_string(),
+        let object = mailzone_engine::ApiObject {
+            name: name.to_string(),
             definition: definition.clone(),
-        });
+        };
+        match kind {
+            Kind::Domain => api.domains.push(object),
+            Kind::DnsServer => api.dns_servers.push(object),
+        }
     }
-    Ok(out)
+    Ok(api)
 }
 
 /// Validates the config with this change, stores it, swaps it in, and schedules a
@@ -267,7 +293,7 @@ async fn apply_domain_change(
     name: &Name,
     definition: Option<&Value>,
 ) -> Result<(std::sync::Arc<mailzone_engine::LoadedConfig>, Option<Task>), ApiError> {
-    let api = api_domains_with(state, name, definition).await?;
+    let api = api_objects_with(state, Kind::Domain, name.as_str(), definition).await?;
     let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let now = clock::unix_now();
@@ -574,7 +600,10 @@ fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError> {
 
 /// DNS servers, without their secrets (the key is write-only: its source is named, never
 /// its value).
-fn dns_server_json(server: &mailzone_records::DnsServer) -> Value {
+fn dns_server_json(
+    server: &mailzone_records::DnsServer,
+    loaded: &mailzone_engine::LoadedConfig,
+) -> Value {
     let DnsProvider::Rfc2136 {
         host,
         port,
@@ -597,7 +626,7 @@ fn dns_server_json(server: &mailzone_records::DnsServer) -> Value {
         "pollingInterval": humantime::format_duration(server.polling_interval).to_string(),
         "propagationTimeout": humantime::format_duration(server.propagation_timeout).to_string(),
         "authoritativeServers": server.authoritative_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-        "source": "config",
+        "source": if loaded.api_dns_servers.contains(&server.name) { "api" } else { "config" },
     })
 }
 
@@ -608,7 +637,7 @@ async fn list_dns_servers(State(state): State<AppState>) -> Json<Value> {
             .config
             .dns_servers
             .iter()
-            .map(dns_server_json)
+            .map(|s| dns_server_json(s, &loaded))
             .collect(),
     ))
 }
@@ -621,7 +650,7 @@ async fn get_dns_server(
     loaded
         .config
         .dns_server(&name)
-        .map(|s| Json(dns_server_json(s)))
+        .map(|s| Json(dns_server_json(s, &loaded)))
         .ok_or_else(|| ApiError::not_found(&format!("dnsServer {name}")))
 }
 
@@ -864,4 +893,126 @@ async fn create_api_token(
     .into_iter()
     .collect();
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A DNS server name: the `[dnsServer.<name>]` key.
+fn dns_server_name(raw: &str) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("`{raw}` is not a DNS server name (1 to 63 of A-Z, a-z, 0-9, - and _)"),
+        ))
+    }
+}
+
+/// Validates, stores (the `key` sealed) and swaps in a DNS server change.
+async fn apply_dns_server_change(
+    state: &AppState,
+    name: &str,
+    definition: Option<&Value>,
+) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
+    let api = api_objects_with(state, Kind::DnsServer, name, definition).await?;
+    let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let now = clock::unix_now();
+    match definition {
+        Some(definition) => {
+            state
+                .store
+                .put_api_dns_server(name, definition, now)
+                .await?;
+        }
+        None => {
+            state.store.delete_api_dns_server(name).await?;
+        }
+    }
+    Ok(state.swap(loaded))
+}
+
+/// Creates a DNS server from its config table as JSON; the TSIG secret (`key`, base64) is
+/// write-only: stored sealed, never returned.
+async fn create_dns_server(
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let name = match body.remove("name") {
+        Some(Value::String(name)) => dns_server_name(&name)?,
+        _ => return Err(ApiError::invalid("`name` (a string) is required")),
+    };
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    if loaded.config.dns_server(&name).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            if loaded.api_dns_servers.contains(&name) {
+                format!("dnsServer {name} exists: change it with PUT /api/v1/dnsServers/{name}")
+            } else {
+                format!(
+                    "dnsServer {name} is defined in {}: change it there and send SIGHUP to reload",
+                    loaded.path.display()
+                )
+            },
+        ));
+    }
+    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    let server = loaded.config.dns_server(&name).expect("just added");
+    Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
+}
+
+async fn put_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    match body.remove("name") {
+        None => {}
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
+    }
+    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    let server = loaded.config.dns_server(&name).expect("just changed");
+    Ok(Json(dns_server_json(server, &loaded)).into_response())
+}
+
+/// Removes an API-defined DNS server; refused (422) while a domain publishes through it.
+async fn delete_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    apply_dns_server_change(&state, &name, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn api_dns_server_only(loaded: &mailzone_engine::LoadedConfig, name: &str) -> Result<(), ApiError> {
+    if loaded.config.dns_server(name).is_none() {
+        return Err(ApiError::not_found(&format!("dnsServer {name}")));
+    }
+    if !loaded.api_dns_servers.contains(name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "defined_in_config",
+            format!(
+                "dnsServer {name} is defined in {}: change it there and send SIGHUP to reload",
+                loaded.path.display()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -38,7 +38,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/domains/{name}/plan", "post"),
     ("/domains/{name}/check", "post"),
     ("/dnsServers", "get"),
+    ("/dnsServers", "post"),
     ("/dnsServers/{name}", "get"),
+    ("/dnsServers/{name}", "put"),
+    ("/dnsServers/{name}", "delete"),
     ("/dkimSignatures", "get"),
     ("/tasks", "get"),
     ("/tasks", "post"),
@@ -78,6 +81,9 @@ pub fn spec() -> Value {
             })),
         })
     };
+    let dns_server_body = json!({ "required": true, "content": { "application/json": { "schema": {
+        "type": "object", "additionalProperties": true,
+        "description": "The DNS server's config table: kind (rfc2136), host, port, protocol, keyName, key (base64, write-only), algorithm, ttl, propagationDelay, pollingInterval, propagationTimeout, authoritativeServers" } } } });
     let domain_delete = json!({
         "summary": "Remove a domain defined through the API",
         "parameters": [name_param()],
@@ -200,10 +206,34 @@ pub fn spec() -> Value {
                         "413": error_response("Body too large"), "415": error_response("Not JSON"),
                         "422": error_response("Invalid body") })) }
             },
-            "/dnsServers": { "get": { "summary": "DNS servers (keys are write-only)", "responses": common(json!({
-                "200": ok_json("DNS servers", json!({ "type": "array", "items": { "type": "object" } })) })) } },
-            "/dnsServers/{name}": { "get": { "summary": "One DNS server", "parameters": [name_param()], "responses": common(json!({
-                "200": ok_json("The DNS server", json!({ "type": "object" })), "404": error_response("Unknown DNS server") })) } },
+            "/dnsServers": {
+                "get": { "summary": "DNS servers (keys are write-only)", "responses": common(json!({
+                    "200": ok_json("DNS servers", json!({ "type": "array", "items": { "type": "object" } })) })) },
+                "post": { "summary": "Create a DNS server (the TSIG `key` is stored sealed and never returned)",
+                    "requestBody": dns_server_body.clone(),
+                    "responses": common(json!({
+                        "201": ok_json("The DNS server", json!({ "type": "object" })),
+                        "400": error_response("Malformed body or name"), "409": error_response("Exists"),
+                        "413": error_response("Body too large"), "415": error_response("Not JSON"),
+                        "422": error_response("Invalid definition") })) }
+            },
+            "/dnsServers/{name}": {
+                "get": { "summary": "One DNS server", "parameters": [name_param()], "responses": common(json!({
+                    "200": ok_json("The DNS server", json!({ "type": "object" })), "400": error_response("Invalid name"),
+                    "404": error_response("Unknown DNS server") })) },
+                "put": { "summary": "Replace a DNS server defined through the API", "parameters": [name_param()],
+                    "requestBody": dns_server_body,
+                    "responses": common(json!({
+                        "200": ok_json("The DNS server", json!({ "type": "object" })),
+                        "400": error_response("Malformed body or name"), "404": error_response("Unknown DNS server"),
+                        "409": error_response("Defined in the config file"), "413": error_response("Body too large"),
+                        "415": error_response("Not JSON"), "422": error_response("Invalid definition") })) },
+                "delete": { "summary": "Remove a DNS server defined through the API", "parameters": [name_param()],
+                    "responses": common(json!({
+                        "204": { "description": "Removed" }, "400": error_response("Invalid name"),
+                        "404": error_response("Unknown DNS server"), "409": error_response("Defined in the config file"),
+                        "422": error_response("A domain publishes through it") })) }
+            },
             "/dkimSignatures": { "get": { "summary": "DKIM keys with their public halves", "responses": common(json!({
                 "200": ok_json("Keys", json!({ "type": "array", "items": { "type": "object" } })) })) } },
             "/tasks": {

@@ -1,4 +1,5 @@
-//! Domains defined through the service's API, kept as their config-table JSON.
+//! Domains and DNS servers defined through the service's API, kept as their config-table
+//! JSON. A DNS server's TSIG secret (`key`) is sealed in the stored JSON.
 
 use crate::{Store, StoreError, StoreRow, with_pool};
 
@@ -56,6 +57,89 @@ impl Store {
     pub async fn delete_api_domain(&self, name: &str) -> Result<bool, StoreError> {
         with_pool!(self, pool => {
             let done = sqlx::query("DELETE FROM api_domains WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Every API-defined DNS server: (name, definition) with the TSIG secret opened.
+    pub async fn api_dns_servers(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let rows: Vec<(String, String)> = with_pool!(self, pool => {
+            let rows = sqlx::query("SELECT name, definition FROM api_dns_servers ORDER BY name")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            rows.iter()
+                .map(|r| Ok((r.text("name")?, r.text("definition")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(|e| self.database_error(e))?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (name, text) in rows {
+            let corrupt = |reason: String| StoreError::Corrupt {
+                path: self.db_path.clone(),
+                domain: format!("dnsServer {name}"),
+                selector: "key".into(),
+                reason,
+            };
+            let mut definition: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+            if let Some(serde_json::Value::String(sealed)) = definition.get("key").cloned() {
+                let open = self
+                    .sealer
+                    .open(&sealed, &format!("api_dns_servers/{name}/key"))
+                    .map_err(corrupt)?;
+                definition["key"] = serde_json::Value::String(open.to_string());
+            }
+            out.push((name, definition));
+        }
+        Ok(out)
+    }
+
+    /// Creates or replaces an API-defined DNS server, sealing its `key`. `true` when new.
+    pub async fn put_api_dns_server(
+        &self,
+        name: &str,
+        definition: &serde_json::Value,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut stored = definition.clone();
+        if let Some(serde_json::Value::String(secret)) = definition.get("key") {
+            stored["key"] = serde_json::Value::String(
+                self.sealer
+                    .seal(secret, &format!("api_dns_servers/{name}/key")),
+            );
+        }
+        let text = stored.to_string();
+        with_pool!(self, pool => {
+            let existed = sqlx::query("SELECT name FROM api_dns_servers WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?
+                .is_some();
+            sqlx::query(
+                "INSERT INTO api_dns_servers (name, definition, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
+                 definition = excluded.definition, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(&text)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(!existed)
+        })
+    }
+
+    /// Removes an API-defined DNS server. `false` when there was none.
+    pub async fn delete_api_dns_server(&self, name: &str) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM api_dns_servers WHERE name = $1")
                 .bind(name)
                 .execute(pool)
                 .await
