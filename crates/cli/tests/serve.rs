@@ -1134,6 +1134,15 @@ fn dns_server_created_through_the_api_keeps_its_key_sealed() {
         &json!({ "name": "bad name!", "kind": "rfc2136" }),
     );
     assert_eq!(status, 400);
+    let (status, e) = service.post(
+        "/api/v1/dnsServers",
+        &json!({ "name": "typo", "kind": "rfc2136", "host": "127.0.0.1", "keyName": "k", "key": "not base64!" }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        !e.to_string().contains("not base64!"),
+        "the value is echoed: {e}"
+    );
 
     let (status, domain) = service.post(
         "/api/v1/domains",

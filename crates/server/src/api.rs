@@ -919,6 +919,19 @@ async fn apply_dns_server_change(
     name: &str,
     definition: Option<&Value>,
 ) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
+    if let Some(key) = definition.and_then(|d| d.get("key")) {
+        use base64::Engine as _;
+        let decodes = key.as_str().is_some_and(|k| {
+            base64::engine::general_purpose::STANDARD
+                .decode(k.trim())
+                .is_ok_and(|bytes| !bytes.is_empty())
+        });
+        if !decodes {
+            return Err(ApiError::invalid(
+                "key: the TSIG secret must be base64 text (the value is not shown)",
+            ));
+        }
+    }
     let api = api_objects_with(state, Kind::DnsServer, name, definition).await?;
     let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
