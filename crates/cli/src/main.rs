@@ -1,6 +1,7 @@
 //! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
 
 mod check;
+mod dkim;
 mod reconcile;
 mod records;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     /// Run the service: HTTP API, DnsManagement tasks with retries, drift repair, and the
     /// MTA-STS / autoconfig / autodiscover endpoints.
     Serve(serve::ServeArgs),
+    /// DKIM keys: list them with their stage, export the active ones for the MTA.
+    Dkim(dkim::DkimArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
             Command::Apply(args) => reconcile::apply(args).await,
             Command::Check(args) => check::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Dkim(args) => dkim::run(args).await,
         }
     });
     match result {

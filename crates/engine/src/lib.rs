@@ -4,6 +4,7 @@
 pub mod check;
 pub mod clock;
 pub mod connect;
+pub mod dkim;
 pub mod error;
 pub mod load;
 pub mod progress;

@@ -127,7 +127,7 @@ pub async fn records(
 
 /// The configured domains named on the command line (Unicode names accepted), in config
 /// order; all of them when none is named.
-fn select_domains<'a>(
+pub(crate) fn select_domains<'a>(
     loaded: &'a LoadedConfig,
     wanted: &[String],
 ) -> Result<Vec<&'a Domain>, EngineError> {
