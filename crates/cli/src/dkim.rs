@@ -123,8 +123,9 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let format = match args.format {
         MtaFormat::Pem => ExportFormat::Pem,
         MtaFormat::Opendkim => ExportFormat::Opendkim,
-        MtaFormat::Rspamd | MtaFormat::Stalwart => anyhow::bail!(
-            "--format rspamd and stalwart are not available in this version; use pem (one PKCS#8 file per key) or opendkim"
+        MtaFormat::Stalwart => ExportFormat::Stalwart,
+        MtaFormat::Rspamd => anyhow::bail!(
+            "--format rspamd is not available in this version; use pem (one PKCS#8 file per key), opendkim or stalwart"
         ),
     };
     let keys = keys(&args.common).await?;

@@ -136,6 +136,54 @@ fn list_and_export_the_active_keys() {
         );
     }
 
+    // Stalwart: the TOML parses, one signature per active key named as Stalwart's default
+    // `sign` rule expects, each reading its key file.
+    let stalwart_dir = tmp.path().join("stalwart");
+    let out = mailzone(
+        &state,
+        &[
+            "dkim",
+            "export",
+            "--format",
+            "stalwart",
+            "--out",
+            stalwart_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(stalwart_dir.join("stalwart-dkim.toml")).unwrap();
+    let doc: toml::Table = text.parse().unwrap();
+    let signatures = doc["signature"].as_table().unwrap();
+    assert_eq!(signatures.len(), 4, "{text}");
+    for k in &keys {
+        let prefix = if k["algorithm"] == "rsa-sha256" {
+            "rsa"
+        } else {
+            "ed25519"
+        };
+        let sig = &signatures[&format!("{prefix}-{}", k["domain"].as_str().unwrap())];
+        assert_eq!(sig["selector"].as_str(), k["selector"].as_str());
+        assert_eq!(sig["algorithm"].as_str(), k["algorithm"].as_str());
+        let key_ref = sig["private-key"].as_str().unwrap();
+        let file = key_ref
+            .strip_prefix("%{file:")
+            .and_then(|r| r.strip_suffix("}%"))
+            .unwrap();
+        assert!(Path::new(file).is_file(), "{key_ref}");
+        assert!(
+            sig["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h.as_str() == Some("From"))
+        );
+    }
+    assert!(doc["auth"]["dkim"]["sign"].is_array(), "{text}");
+
     // Formats of later versions say so and write nothing.
     let later = tmp.path().join("later");
     let out = mailzone(

@@ -9,6 +9,12 @@
 //!   the two tables of opendkim.conf(5) (`KeyTable file:…`, `SigningTable refile:…`). A domain
 //!   with two keys (Ed25519 and RSA) is signed with both only with `MultipleSignatures yes`,
 //!   and Ed25519 needs OpenDKIM 2.11.
+//! - `stalwart`: the key files as for `pem`, plus `stalwart-dkim.toml` with one
+//!   `[signature."<algorithm>-<domain>"]` table per active key (`private-key` read from the
+//!   file with `%{file:…}%`, `domain`, `selector`, `algorithm`, `headers`,
+//!   `canonicalization`) and `[auth.dkim] sign` choosing `rsa-<domain>` and
+//!   `ed25519-<domain>` by the sender's domain — the names Stalwart's own default uses
+//!   (Stalwart docs, MTA › DKIM › Signing).
 //!
 //! Every file holding a key is created 0600 in directories made 0700.
 
@@ -134,7 +140,27 @@ fn info(
 pub enum ExportFormat {
     Pem,
     Opendkim,
+    Stalwart,
 }
+
+/// The headers Stalwart signs by default.
+const STALWART_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Date",
+    "Subject",
+    "Message-ID",
+    "Organization",
+    "MIME-Version",
+    "Content-Type",
+    "In-Reply-To",
+    "References",
+    "List-Id",
+    "User-Agent",
+    "Thread-Topic",
+    "Thread-Index",
+];
 
 /// Writes the active keys (the ones the MTA signs with) under `dir`; returns the files
 /// written. Keys in other stages are left out: a `Pending` key is not in DNS everywhere
@@ -151,6 +177,9 @@ pub fn export(
     let mut written = Vec::new();
     let mut key_table = String::new();
     let mut signing_table = String::new();
+    let mut stalwart = String::from(
+        "# DKIM signatures for Stalwart, written by `mailzone dkim export --format stalwart`.\n",
+    );
     for key in keys
         .iter()
         .filter(|k| k.stage == DkimStage::Active.as_str())
@@ -171,6 +200,27 @@ pub fn export(
             path.display()
         ));
         signing_table.push_str(&format!("*@{} {signer}\n", key.domain));
+        let prefix = match key.algorithm {
+            DkimAlgorithm::Ed25519Sha256 => "ed25519",
+            DkimAlgorithm::RsaSha256 => "rsa",
+        };
+        let headers: Vec<String> = STALWART_HEADERS.iter().map(|h| format!("{h:?}")).collect();
+        stalwart.push_str(&format!(
+            "\n[signature.\"{prefix}-{domain}\"]\nprivate-key = \"%{{file:{path}}}%\"\ndomain = \"{domain}\"\nselector = \"{selector}\"\nalgorithm = \"{algorithm}\"\nheaders = [{headers}]\ncanonicalization = \"relaxed/relaxed\"\nset-body-length = false\nreport = false\n",
+            domain = key.domain,
+            path = path.display(),
+            selector = key.selector,
+            algorithm = key.algorithm.as_str(),
+            headers = headers.join(", "),
+        ));
+    }
+    if format == ExportFormat::Stalwart {
+        stalwart.push_str(
+            "\n[auth.dkim]\nsign = [ { if = \"is_local_domain('*', sender_domain)\", then = \"['rsa-' + sender_domain, 'ed25519-' + sender_domain]\" },\n         { else = false } ]\n",
+        );
+        let path = dir.join("stalwart-dkim.toml");
+        write_private(&path, &stalwart).map_err(|e| fail(&path, e))?;
+        written.push(path);
     }
     if format == ExportFormat::Opendkim {
         for (name, text) in [("KeyTable", key_table), ("SigningTable", signing_table)] {
