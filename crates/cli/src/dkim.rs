@@ -20,6 +20,27 @@ enum DkimCommand {
     List(ListArgs),
     /// Write the active keys (the ones to sign with) in the MTA's format; files are 0600.
     Export(ExportArgs),
+    /// Move keys through their stages: a new key when the active one is older than
+    /// rotateAfter (or --now), published and confirmed served before it becomes active;
+    /// replaced keys retire, then are withdrawn and deleted.
+    Rotate(RotateArgs),
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Replace the active keys now, whatever their age.
+    #[arg(long)]
+    now: bool,
+    /// For domains under manual DNS management: the pending keys' records are published.
+    #[arg(long)]
+    confirm_published: bool,
+    /// Run as if at this Unix time (tests and dry runs of the schedule).
+    #[arg(long, hide = true)]
+    at: Option<i64>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    format: ListFormat,
 }
 
 #[derive(Args)]
@@ -72,6 +93,7 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         DkimCommand::List(args) => list(args).await,
         DkimCommand::Export(args) => export(args).await,
+        DkimCommand::Rotate(args) => rotate(args).await,
     }
 }
 
@@ -132,6 +154,52 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let written = mailzone_engine::dkim::export(&keys, format, &args.out)?;
     for path in &written {
         println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.common.config)?;
+    let request = RecordsRequest {
+        domains: args.common.domains.clone(),
+        types: vec![],
+        state_dir: args.common.state_dir.clone(),
+        now_unix: args.at.unwrap_or_else(clock::unix_now),
+        store: None,
+    };
+    let reports = mailzone_engine::dkim::rotate(
+        &loaded,
+        &request,
+        args.now,
+        args.confirm_published,
+        &mailzone_engine::Silent,
+    )
+    .await?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ListFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &reports {
+        let mut said = false;
+        for (what, selectors) in [
+            ("generated (pending)", &r.generated),
+            ("activated", &r.activated),
+            ("retiring", &r.retiring),
+            ("withdrawn from DNS", &r.retired),
+            ("deleted", &r.deleted),
+        ] {
+            if !selectors.is_empty() {
+                writeln!(out, "{}: {what}: {}", r.domain, selectors.join(", "))?;
+                said = true;
+            }
+        }
+        if let Some(waiting) = &r.waiting {
+            writeln!(out, "{}: waiting: {waiting}", r.domain)?;
+        } else if !said {
+            writeln!(out, "{}: nothing due", r.domain)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

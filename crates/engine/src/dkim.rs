@@ -251,3 +251,179 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, path)
 }
+
+/// What one rotation run did to a domain's keys.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationReport {
+    pub domain: String,
+    /// New keys, `Pending` until their records are served.
+    pub generated: Vec<String>,
+    /// Keys that became `Active` (their records were confirmed served).
+    pub activated: Vec<String>,
+    /// Keys replaced by an activated one: still published, no longer for signing.
+    pub retiring: Vec<String>,
+    /// Keys withdrawn from DNS.
+    pub retired: Vec<String>,
+    /// Keys deleted (withdrawn long enough).
+    pub deleted: Vec<String>,
+    /// Why pending keys stay pending, when they do.
+    pub waiting: Option<String>,
+}
+
+/// One rotation run (issue 6) over the selected domains with automatic DKIM keys:
+/// 1. time moves: `Retiring` past its time → `Retired` (record withdrawn), `Retired` past
+///    its time → deleted;
+/// 2. a new `Pending` key per algorithm whose `Active` key is older than `rotateAfter`
+///    (or at once with `force`);
+/// 3. publication: for a domain under automatic DNS management, an apply of its DKIM
+///    records, which returns once every authoritative server serves them;
+/// 4. only then `Pending` → `Active` and the previous `Active` → `Retiring`.
+///
+/// A failure in 3 returns the error with every key as it was: the old key stays active, so
+/// mail is never signed with a key that is not in DNS. With manual DNS management, pending
+/// keys are promoted only when `confirmed_published` says the operator published them.
+pub async fn rotate(
+    loaded: &LoadedConfig,
+    request: &RecordsRequest,
+    force: bool,
+    confirmed_published: bool,
+    progress: &dyn crate::Progress,
+) -> Result<Vec<RotationReport>, EngineError> {
+    let domains = crate::records::select_domains(loaded, &request.domains)?;
+    let opened = RequestStore::open(request.store.as_ref(), &request.state_dir).await?;
+    let store = opened.store.clone();
+    let now = request.now_unix;
+    let mut reports = Vec::new();
+    for domain in domains {
+        let DkimManagement::Automatic {
+            algorithms,
+            selector_template,
+            rotation,
+        } = &domain.dkim_management
+        else {
+            continue;
+        };
+        let name = domain.name.as_str();
+        let mut report = RotationReport {
+            domain: name.to_string(),
+            ..RotationReport::default()
+        };
+        let secs = |d: std::time::Duration| d.as_secs() as i64;
+        // 1. Time moves.
+        for key in store.dkim_keys(name).await? {
+            let due = key.next_transition.is_some_and(|t| t <= now);
+            match key.stage {
+                DkimStage::Retiring if due => {
+                    let next = Some(now + secs(rotation.delete_after));
+                    store
+                        .set_dkim_stage(name, &key.selector, DkimStage::Retired, next)
+                        .await?;
+                    report.retired.push(key.selector);
+                }
+                DkimStage::Retired if due => {
+                    store.delete_dkim_key(name, &key.selector).await?;
+                    report.deleted.push(key.selector);
+                }
+                _ => {}
+            }
+        }
+        // 2. New keys.
+        let keys = store.dkim_keys(name).await?;
+        for &algorithm in algorithms {
+            let of_algorithm = |stage: DkimStage| {
+                keys.iter()
+                    .filter(move |k| k.algorithm == algorithm && k.stage == stage)
+            };
+            if of_algorithm(DkimStage::Pending).next().is_some() {
+                continue;
+            }
+            let Some(active) = of_algorithm(DkimStage::Active).max_by_key(|k| k.created_at) else {
+                continue;
+            };
+            if !force && now - active.created_at < secs(rotation.rotate_after) {
+                continue;
+            }
+            let selector = crate::records::free_selector(
+                &keys,
+                selector_template,
+                crate::clock::utc_date(now),
+                algorithm,
+            );
+            let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+            let kept = store
+                .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
+                    domain: name.to_string(),
+                    selector,
+                    algorithm,
+                    private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
+                    stage: DkimStage::Pending,
+                    created_at: now,
+                    next_transition: None,
+                })
+                .await?;
+            report.generated.push(kept.selector);
+        }
+        // 3. Publication.
+        let has_pending = store
+            .dkim_keys(name)
+            .await?
+            .iter()
+            .any(|k| k.stage == DkimStage::Pending);
+        let changed_dns = has_pending || !report.retired.is_empty();
+        let published = match &domain.dns_management {
+            mailzone_records::DnsManagement::Automatic { .. } if changed_dns => {
+                let reconcile = crate::ReconcileRequest {
+                    records: RecordsRequest {
+                        domains: vec![name.to_string()],
+                        types: vec![mailzone_records::DnsRecordType::Dkim],
+                        state_dir: request.state_dir.clone(),
+                        now_unix: now,
+                        store: Some(store.clone()),
+                    },
+                    apply: true,
+                    // Withdrawing a retired key is the point of this apply, and with only
+                    // the DKIM type in play the only possible deletions are DKIM records
+                    // mailzone published itself: the delete limit would refuse exactly that.
+                    force: true,
+                    delete_limit: crate::reconcile::DEFAULT_DELETE_LIMIT,
+                    after_read: None,
+                    concurrency: 1,
+                };
+                crate::reconcile(loaded, &reconcile, progress).await?;
+                true
+            }
+            mailzone_records::DnsManagement::Automatic { .. } => true,
+            mailzone_records::DnsManagement::Manual => confirmed_published,
+        };
+        // 4. Promotion, only once the records are served.
+        if has_pending && !published {
+            report.waiting = Some(format!(
+                "{name} is under manual DNS management: publish the records of `mailzone records {name} --types dkim`, then run `mailzone dkim rotate {name} --confirm-published`"
+            ));
+        }
+        if has_pending && published {
+            let keys = store.dkim_keys(name).await?;
+            for pending in keys.iter().filter(|k| k.stage == DkimStage::Pending) {
+                for old in keys
+                    .iter()
+                    .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
+                {
+                    let next = Some(now + secs(rotation.retire_after));
+                    store
+                        .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
+                        .await?;
+                    report.retiring.push(old.selector.clone());
+                }
+                let next = Some(pending.created_at + secs(rotation.rotate_after));
+                store
+                    .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
+                    .await?;
+                report.activated.push(pending.selector.clone());
+            }
+        }
+        reports.push(report);
+    }
+    opened.close().await;
+    Ok(reports)
+}

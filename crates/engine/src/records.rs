@@ -91,6 +91,7 @@ pub async fn records(
                 DkimManagement::Automatic {
                     algorithms,
                     selector_template,
+                    ..
                 },
                 Some(store),
             ) => {
@@ -226,7 +227,7 @@ async fn automatic_keys(
 
 /// The template's selector for today, with `-2`, `-3`, … appended if an older key already
 /// uses it (a key retired this month keeps its selector until it is deleted).
-fn free_selector(
+pub(crate) fn free_selector(
     stored: &[StoredDkimKey],
     template: &str,
     date: clock::Date,

@@ -488,6 +488,7 @@ impl Validator<'_> {
             None => Ok(DkimManagement::Automatic {
                 algorithms: vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
                 selector_template: DEFAULT_SELECTOR_TEMPLATE.into(),
+                rotation: DkimRotation::default(),
             }),
             Some(RawDkimManagement::Manual(manual)) => {
                 let mut keys: Vec<ManualDkimKey> = Vec::new();
@@ -551,9 +552,27 @@ impl Validator<'_> {
                         "with several algorithms the template must contain {algorithm}, or their selectors collide",
                     ));
                 }
+                let rotation = DkimRotation {
+                    rotate_after: duration(
+                        &format!("{key}.automatic.rotateAfter"),
+                        auto.rotate_after,
+                        "90d",
+                    )?,
+                    retire_after: duration(
+                        &format!("{key}.automatic.retireAfter"),
+                        auto.retire_after,
+                        "7d",
+                    )?,
+                    delete_after: duration(
+                        &format!("{key}.automatic.deleteAfter"),
+                        auto.delete_after,
+                        "30d",
+                    )?,
+                };
                 Ok(DkimManagement::Automatic {
                     algorithms,
                     selector_template: template,
+                    rotation,
                 })
             }
         }

@@ -330,7 +330,28 @@ pub enum DkimManagement {
     Automatic {
         algorithms: Vec<DkimAlgorithm>,
         selector_template: String,
+        rotation: DkimRotation,
     },
+}
+
+/// When automatic keys move on (issue 6): a key is replaced `rotate_after` its creation,
+/// the replaced key stays published `retire_after` once the new one is active (mail signed
+/// just before the switch still verifies), and is deleted `delete_after` its withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DkimRotation {
+    pub rotate_after: std::time::Duration,
+    pub retire_after: std::time::Duration,
+    pub delete_after: std::time::Duration,
+}
+
+impl Default for DkimRotation {
+    fn default() -> DkimRotation {
+        DkimRotation {
+            rotate_after: std::time::Duration::from_secs(90 * 86_400),
+            retire_after: std::time::Duration::from_secs(7 * 86_400),
+            delete_after: std::time::Duration::from_secs(30 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

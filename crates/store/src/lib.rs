@@ -484,6 +484,44 @@ impl Store {
         })
     }
 
+    /// Moves a key to `stage`, with the time of its next move (`None`: none planned).
+    /// `false` when there is no such key.
+    pub async fn set_dkim_stage(
+        &self,
+        domain: &str,
+        selector: &str,
+        stage: DkimStage,
+        next_transition: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE dkim_keys SET stage = $1, next_transition = $2 \
+                 WHERE domain = $3 AND selector = $4",
+            )
+            .bind(stage.as_str())
+            .bind(next_transition)
+            .bind(domain)
+            .bind(selector)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes a key (its record must already be gone from DNS).
+    pub async fn delete_dkim_key(&self, domain: &str, selector: &str) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM dkim_keys WHERE domain = $1 AND selector = $2")
+                .bind(domain)
+                .bind(selector)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     /// Seals the private keys stored in plaintext by versions before sealing (once, at open).
     async fn seal_plaintext_keys(&self) -> Result<(), StoreError> {
         with_pool!(self, pool => {

@@ -1,0 +1,211 @@
+//! `mailzone dkim rotate` against a real Knot with a clock the test sets (`--at`): at every
+//! step the active key's selector is served (asserted with kdig), a new key becomes active
+//! only after its record is served, and a failed publication leaves the old key active.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
+use serde_json::Value;
+
+const ZONE: &str = "rotate.test";
+const DAY: i64 = 86_400;
+/// 2026-11-02, a fixed start for the test's clock.
+const T0: i64 = 1_793_577_600;
+
+fn config(server: &DnsServer) -> String {
+    format!(
+        r#"
+[server]
+hostname = "mail.{ZONE}"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyFile = "tsig.key"
+pollingInterval = "100ms"
+
+[domain."{ZONE}"]
+dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], rotateAfter = "90d", retireAfter = "7d", deleteAfter = "30d" }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["dkim", "mx"] }} }}
+"#,
+        port = server.addr.port(),
+        key = server.key.name,
+    )
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn mailzone(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mailzone"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("mailzone.toml"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mailzone(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn rotate(&self, at: i64, now: bool) -> Value {
+        let at = at.to_string();
+        let mut args = vec!["dkim", "rotate", "--format", "json", "--at", &at];
+        if now {
+            args.push("--now");
+        }
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
+
+    /// (selector, stage) of every key, by selector.
+    fn stages(&self) -> Vec<(String, String)> {
+        let keys: Vec<Value> =
+            serde_json::from_str(&self.ok(&["dkim", "list", "--format", "json"])).unwrap();
+        let mut out: Vec<(String, String)> = keys
+            .iter()
+            .map(|k| {
+                (
+                    k["selector"].as_str().unwrap().to_string(),
+                    k["stage"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.dir.path().join("tsig.key")
+    }
+}
+
+fn served(knot: &DnsServer, selector: &str) -> bool {
+    !knot
+        .query(&format!("{selector}._domainkey.{ZONE}"), "TXT")
+        .is_empty()
+}
+
+/// The active selector is served, and every other served one is still published on purpose.
+fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
+    let stages = run.stages();
+    let active: Vec<&(String, String)> = stages.iter().filter(|(_, s)| s == "Active").collect();
+    assert_eq!(active.len(), 1, "{stages:?}");
+    assert!(
+        served(knot, &active[0].0),
+        "the active key {} is not in DNS: {stages:?}",
+        active[0].0
+    );
+    active[0].0.clone()
+}
+
+fn start() -> Option<(DnsServer, Run)> {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return None;
+    }
+    let key = TsigKey::generate("mailzone");
+    let knot = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(ZONE, "")],
+        &key,
+        &ServerOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mailzone.toml"), config(&knot)).unwrap();
+    std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+    Some((knot, Run { dir }))
+}
+
+#[test]
+fn a_key_goes_through_every_stage_and_the_active_one_is_always_served() {
+    let Some((knot, run)) = start() else { return };
+    run.ok(&["apply", "--quiet"]);
+    let first = assert_active_served(&run, &knot);
+
+    // Not due yet: nothing moves.
+    let r = run.rotate(T0 + DAY, false);
+    assert_eq!(r[0]["generated"], serde_json::json!([]), "{r}");
+    assert_eq!(assert_active_served(&run, &knot), first);
+
+    // Forced: the new key is published and confirmed served before it becomes active.
+    let r = run.rotate(T0 + 2 * DAY, true);
+    let second = r[0]["activated"][0].as_str().unwrap().to_string();
+    assert_eq!(r[0]["generated"][0], second.as_str(), "{r}");
+    assert_eq!(r[0]["retiring"][0], first.as_str(), "{r}");
+    assert_eq!(assert_active_served(&run, &knot), second);
+    assert!(served(&knot, &first), "the retiring key stays published");
+    let mut expected = vec![
+        (first.clone(), "Retiring".to_string()),
+        (second.clone(), "Active".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(run.stages(), expected);
+
+    // retireAfter (7 days) later: withdrawn from DNS.
+    let r = run.rotate(T0 + 10 * DAY, false);
+    assert_eq!(r[0]["retired"][0], first.as_str(), "{r}");
+    assert!(!served(&knot, &first), "the retired key was withdrawn");
+    assert_eq!(assert_active_served(&run, &knot), second);
+
+    // deleteAfter (30 days) later: deleted.
+    let r = run.rotate(T0 + 41 * DAY, false);
+    assert_eq!(r[0]["deleted"][0], first.as_str(), "{r}");
+    assert_eq!(run.stages(), vec![(second.clone(), "Active".to_string())]);
+
+    // rotateAfter (90 days after its creation): the next rotation comes by itself.
+    let r = run.rotate(T0 + 2 * DAY + 91 * DAY, false);
+    let third = r[0]["activated"][0].as_str().unwrap().to_string();
+    assert_ne!(third, second);
+    assert_eq!(assert_active_served(&run, &knot), third);
+}
+
+#[test]
+fn a_failed_publication_keeps_the_old_key_active() {
+    let Some((knot, run)) = start() else { return };
+    run.ok(&["apply", "--quiet"]);
+    let first = assert_active_served(&run, &knot);
+    std::fs::write(run.key_file(), TsigKey::generate("mailzone").secret_base64).unwrap();
+    let out = run.mailzone(&["dkim", "rotate", "--now"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TSIG"), "{stderr}");
+    let stages = run.stages();
+    assert!(
+        stages.contains(&(first.clone(), "Active".to_string())),
+        "{stages:?}"
+    );
+    assert!(stages.iter().any(|(_, s)| s == "Pending"), "{stages:?}");
+    assert_eq!(assert_active_served(&run, &knot), first);
+
+    // Key fixed: the next run publishes the pending key and only then activates it.
+    std::fs::write(run.key_file(), &knot.key.secret_base64).unwrap();
+    let r = run.rotate(mailzone_now(), false);
+    assert_eq!(r[0]["retiring"][0], first.as_str(), "{r}");
+    assert_ne!(assert_active_served(&run, &knot), first);
+}
+
+fn mailzone_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[allow(dead_code)]
+fn unused(_: &Path) {}
