@@ -101,17 +101,65 @@ fn served(knot: &DnsServer, selector: &str) -> bool {
         .is_empty()
 }
 
-/// The active selector is served, and every other served one is still published on purpose.
+/// The active selector is served, and a message signed with the exported active key
+/// verifies with dkimpy against the record DNS serves.
 fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
     let stages = run.stages();
     let active: Vec<&(String, String)> = stages.iter().filter(|(_, s)| s == "Active").collect();
     assert_eq!(active.len(), 1, "{stages:?}");
+    let selector = active[0].0.clone();
     assert!(
-        served(knot, &active[0].0),
-        "the active key {} is not in DNS: {stages:?}",
-        active[0].0
+        served(knot, &selector),
+        "the active key {selector} is not in DNS: {stages:?}"
     );
-    active[0].0.clone()
+    if let Some(python) = python() {
+        let out_dir = run.dir.path().join("export");
+        let _ = std::fs::remove_dir_all(&out_dir);
+        run.ok(&[
+            "dkim",
+            "export",
+            "--format",
+            "pem",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        let txt = knot
+            .query(&format!("{selector}._domainkey.{ZONE}"), "TXT")
+            .join(" ");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/xcheck/dkim_verify.py");
+        let out = Command::new(python)
+            .arg(script)
+            .arg("--private-key")
+            .arg(out_dir.join(ZONE).join(format!("{selector}.pem")))
+            .args(["--selector", &selector, "--domain", ZONE, "--txt", &txt])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dkimpy: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    selector
+}
+
+/// The test venv's Python with dkimpy, or `None` (skip the dkimpy part) without one.
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        });
+    let usable = Command::new(&path)
+        .args(["-c", "import dkim"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
+        panic!("{} with dkimpy missing: run scripts/test", path.display());
+    }
+    usable.then_some(path)
 }
 
 fn start() -> Option<(DnsServer, Run)> {
