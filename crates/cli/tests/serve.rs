@@ -986,6 +986,28 @@ fn domain_created_through_the_api_is_published() {
         "{txt:?}"
     );
 
+    // Its automatic DKIM keys are rotated by DkimRotation tasks (nothing due yet); a domain
+    // with manual keys has none to rotate.
+    let (status, rotation) = service.post(
+        "/api/v1/tasks",
+        &json!({ "type": "DkimRotation", "domain": "api.test" }),
+    );
+    assert_eq!(status, 202, "{rotation}");
+    let rotation = service.wait_for_task(
+        rotation["id"].as_str().unwrap(),
+        "Succeeded",
+        Duration::from_secs(30),
+    );
+    assert!(
+        rotation["result"].as_str().unwrap().contains("nothing due"),
+        "{rotation}"
+    );
+    let (status, e) = service.post(
+        "/api/v1/tasks",
+        &json!({ "type": "DkimRotation", "domain": ZONE }),
+    );
+    assert_eq!(status, 422, "{e}");
+
     // Mistakes are refused and change nothing.
     assert_eq!(
         service.post("/api/v1/domains", &definition).0,

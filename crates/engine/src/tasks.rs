@@ -17,8 +17,10 @@ use crate::progress::Progress;
 use crate::reconcile::{DEFAULT_CONCURRENCY, DEFAULT_DELETE_LIMIT, ReconcileRequest};
 use crate::{EngineError, LoadedConfig, RecordsRequest, clock, reconcile};
 
-/// The one task kind so far: publish and reconcile a domain's records.
+/// Publish and reconcile a domain's records.
 pub const DNS_MANAGEMENT: &str = "DnsManagement";
+/// Move a domain's automatic DKIM keys through their stages (`mailzone dkim rotate`).
+pub const DKIM_ROTATION: &str = "DkimRotation";
 
 /// How tasks are retried and leased.
 #[derive(Debug, Clone)]
@@ -53,8 +55,9 @@ impl TaskPolicy {
     }
 }
 
-/// Schedules a `DnsManagement` task for every domain under automatic management (at start,
-/// on reload, and on the drift schedule). Domains that already have one waiting get none.
+/// Schedules a `DnsManagement` task for every domain under automatic management and a
+/// `DkimRotation` task for every such domain with automatic DKIM keys (at start, on reload, and
+/// on the drift schedule). Domains that already have one waiting get none.
 pub async fn schedule_automatic(
     store: &Store,
     loaded: &LoadedConfig,
@@ -62,6 +65,22 @@ pub async fn schedule_automatic(
     let now = clock::unix_now();
     let mut scheduled = Vec::new();
     for domain in &loaded.config.domains {
+        // Keys rotate by themselves only where mailzone also publishes them: with manual
+        // DNS the operator publishes each new key (`mailzone dkim rotate`).
+        if matches!(
+            domain.dkim_management,
+            mailzone_records::DkimManagement::Automatic { .. }
+        ) && matches!(domain.dns_management, DnsManagement::Automatic { .. })
+        {
+            let task = NewTask {
+                kind: DKIM_ROTATION.into(),
+                domain: domain.name.as_str().to_string(),
+                update_records: vec![],
+                on_success_renew_certificate: false,
+                due_at: now,
+            };
+            scheduled.push(store.schedule_task(&task, now).await?);
+        }
         if matches!(domain.dns_management, DnsManagement::Automatic { .. }) {
             let task = NewTask {
                 kind: DNS_MANAGEMENT.into(),
@@ -169,9 +188,9 @@ impl Worker {
     }
 
     async fn execute(&self, task: &Task, progress: &TaskProgress) -> Result<String, EngineError> {
-        if task.kind != DNS_MANAGEMENT {
+        if task.kind != DNS_MANAGEMENT && task.kind != DKIM_ROTATION {
             return Err(EngineError::Usage(format!(
-                "unknown task kind `{}`; this version runs only {DNS_MANAGEMENT}",
+                "unknown task kind `{}`; this version runs {DNS_MANAGEMENT} and {DKIM_ROTATION}",
                 task.kind
             )));
         }
@@ -188,6 +207,9 @@ impl Worker {
                 *current = Arc::clone(&fresh);
             }
             loaded = fresh;
+        }
+        if task.kind == DKIM_ROTATION {
+            return self.rotate_dkim(&loaded, &domain, progress).await;
         }
         match loaded.config.domain(&domain).map(|d| &d.dns_management) {
             None => {
@@ -236,6 +258,46 @@ impl Worker {
                 "{domain}: {n} record changes published and propagated ({} DNS messages)",
                 report.messages
             ),
+        })
+    }
+}
+
+impl Worker {
+    async fn rotate_dkim(
+        &self,
+        loaded: &LoadedConfig,
+        domain: &Name,
+        progress: &TaskProgress,
+    ) -> Result<String, EngineError> {
+        let request = RecordsRequest {
+            domains: vec![domain.as_str().to_string()],
+            types: vec![],
+            state_dir: self.state_dir.clone(),
+            now_unix: clock::unix_now(),
+            store: Some(self.store.clone()),
+        };
+        let reports = crate::dkim::rotate(loaded, &request, false, false, progress).await?;
+        let Some(r) = reports.first() else {
+            return Ok(format!("{domain}: no automatic DKIM keys"));
+        };
+        if let Some(waiting) = &r.waiting {
+            return Ok(waiting.clone());
+        }
+        let moves: Vec<String> = [
+            ("generated", &r.generated),
+            ("activated", &r.activated),
+            ("retiring", &r.retiring),
+            ("withdrawn", &r.retired),
+            ("deleted", &r.deleted),
+        ]
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(what, s)| format!("{what} {}", s.join(", ")))
+        .collect();
+        Ok(if moves.is_empty() {
+            format!("{domain}: DKIM keys: nothing due")
+        } else {
+            format!("{domain}: DKIM keys: {}", moves.join("; "))
         })
     }
 }

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use mailzone_engine::tasks::DNS_MANAGEMENT;
+use mailzone_engine::tasks::{DKIM_ROTATION, DNS_MANAGEMENT};
 use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
 use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
 use mailzone_store::{NewTask, Task, TaskStatus};
@@ -773,9 +773,12 @@ async fn create_task(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<Response, ApiError> {
+    if body.kind == DKIM_ROTATION {
+        return create_rotation_task(&state, &body).await;
+    }
     if body.kind != DNS_MANAGEMENT {
         return Err(ApiError::invalid(format!(
-            "type `{}` is not a task this version runs (only {DNS_MANAGEMENT})",
+            "type `{}` is not a task this version runs ({DNS_MANAGEMENT} or {DKIM_ROTATION})",
             body.kind
         )));
     }
@@ -819,6 +822,38 @@ async fn create_task(
                 kind: DNS_MANAGEMENT.into(),
                 domain: domain.name.as_str().to_string(),
                 update_records: types,
+                on_success_renew_certificate: false,
+                due_at: now,
+            },
+            now,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+/// A `DkimRotation` task for a domain with automatic DKIM keys.
+async fn create_rotation_task(state: &AppState, body: &CreateTask) -> Result<Response, ApiError> {
+    if !body.update_records.is_empty() || body.on_success_renew_certificate {
+        return Err(ApiError::invalid(
+            "a DkimRotation task takes no updateRecords or onSuccessRenewCertificate",
+        ));
+    }
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &body.domain)?;
+    if !matches!(domain.dkim_management, DkimManagement::Automatic { .. }) {
+        return Err(ApiError::invalid(format!(
+            "domain {} has manual DKIM keys: mailzone does not rotate them",
+            domain.name
+        )));
+    }
+    let now = clock::unix_now();
+    let task = state
+        .store
+        .create_task(
+            &NewTask {
+                kind: DKIM_ROTATION.into(),
+                domain: domain.name.as_str().to_string(),
+                update_records: vec![],
                 on_success_renew_certificate: false,
                 due_at: now,
             },
