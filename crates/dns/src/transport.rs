@@ -104,43 +104,53 @@ impl TcpConn {
     /// before answering (RFC 7766 §6.2.3 lets it close idle ones): the request was not
     /// read, and may be sent again on a new connection.
     pub(crate) async fn recv_unless_closed(&mut self) -> Result<Option<Vec<u8>>, DnsError> {
-        let read = async {
-            let len = match self.stream.read_u16().await {
-                Ok(len) => len as usize,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
-                    ) =>
-                {
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            };
-            let mut buf = vec![0; len];
-            self.stream.read_exact(&mut buf).await?;
-            Ok::<_, io::Error>(Some(buf))
-        };
-        match timeout(self.timeout, read).await {
-            Err(_) => Err(no_answer(self.server, self.timeout, "")),
-            Ok(Err(e)) => Err(io_error(self.server, &e)),
-            Ok(Ok(buf)) => Ok(buf),
+        match self.read_frame().await {
+            Ok(buf) => Ok(Some(buf)),
+            Err(ReadFailure::ClosedBeforeAnswer(_)) => Ok(None),
+            Err(ReadFailure::Other(e)) => Err(e),
         }
     }
 
     pub(crate) async fn recv(&mut self) -> Result<Vec<u8>, DnsError> {
+        self.read_frame().await.map_err(|failure| match failure {
+            ReadFailure::ClosedBeforeAnswer(e) => io_error(self.server, &e),
+            ReadFailure::Other(e) => e,
+        })
+    }
+
+    /// One length-prefixed message (RFC 1035 §4.2.2).
+    async fn read_frame(&mut self) -> Result<Vec<u8>, ReadFailure> {
         let read = async {
-            let len = self.stream.read_u16().await? as usize;
+            let len = self.stream.read_u16().await.map_err(|e| (true, e))? as usize;
             let mut buf = vec![0; len];
-            self.stream.read_exact(&mut buf).await?;
-            Ok::<_, io::Error>(buf)
+            self.stream
+                .read_exact(&mut buf)
+                .await
+                .map_err(|e| (false, e))?;
+            Ok::<_, (bool, io::Error)>(buf)
         };
         match timeout(self.timeout, read).await {
-            Err(_) => Err(no_answer(self.server, self.timeout, "")),
-            Ok(Err(e)) => Err(io_error(self.server, &e)),
+            Err(_) => Err(ReadFailure::Other(no_answer(self.server, self.timeout, ""))),
+            Ok(Err((before_answer, e)))
+                if before_answer
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                    ) =>
+            {
+                Err(ReadFailure::ClosedBeforeAnswer(e))
+            }
+            Ok(Err((_, e))) => Err(ReadFailure::Other(io_error(self.server, &e))),
             Ok(Ok(buf)) => Ok(buf),
         }
     }
+}
+
+/// Why reading an answer stopped.
+enum ReadFailure {
+    /// The connection ended before the answer's length arrived.
+    ClosedBeforeAnswer(io::Error),
+    Other(DnsError),
 }
 
 /// Sends one UDP message and waits for the datagram answering it (same ID).

@@ -18,26 +18,14 @@ impl Store {
         })
     }
 
-    /// Creates or replaces an API-defined domain. `true` when it was new.
+    /// Creates or replaces an API-defined domain.
     pub async fn put_api_domain(
         &self,
         name: &str,
         definition: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         with_pool!(self, pool => {
-            let updated = sqlx::query(
-                "UPDATE api_domains SET definition = $1, updated_at = $2 WHERE name = $3",
-            )
-            .bind(definition)
-            .bind(now)
-            .bind(name)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            if updated.rows_affected() == 1 {
-                return Ok(false);
-            }
             sqlx::query(
                 "INSERT INTO api_domains (name, definition, created_at, updated_at) \
                  VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
@@ -49,7 +37,7 @@ impl Store {
             .execute(pool)
             .await
             .map_err(|e| self.database_error(e))?;
-            Ok(true)
+            Ok(())
         })
     }
 
@@ -99,13 +87,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Creates or replaces an API-defined DNS server, sealing its `key`. `true` when new.
+    /// Creates or replaces an API-defined DNS server, sealing its `key`.
     pub async fn put_api_dns_server(
         &self,
         name: &str,
         definition: &serde_json::Value,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut stored = definition.clone();
         if let Some(serde_json::Value::String(secret)) = definition.get("key") {
             stored["key"] = serde_json::Value::String(
@@ -115,12 +103,6 @@ impl Store {
         }
         let text = stored.to_string();
         with_pool!(self, pool => {
-            let existed = sqlx::query("SELECT name FROM api_dns_servers WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?
-                .is_some();
             sqlx::query(
                 "INSERT INTO api_dns_servers (name, definition, created_at, updated_at) \
                  VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
@@ -132,7 +114,7 @@ impl Store {
             .execute(pool)
             .await
             .map_err(|e| self.database_error(e))?;
-            Ok(!existed)
+            Ok(())
         })
     }
 

@@ -147,25 +147,6 @@ impl Store {
         })
     }
 
-    /// The remembered state of a zone on a DNS server.
-    pub async fn zone_state(
-        &self,
-        zone: &Name,
-        dns_server: &str,
-    ) -> Result<Option<ZoneState>, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT serial, desired_digest FROM zone_state WHERE zone = $1 AND dns_server = $2",
-            )
-            .bind(zone.as_str())
-            .bind(dns_server)
-            .fetch_optional(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            row.map(|row| self.zone_state_from_row(&row)).transpose()
-        })
-    }
-
     fn zone_state_from_row(&self, row: &impl StoreRow) -> Result<ZoneState, StoreError> {
         let serial = row.int("serial").map_err(|e| self.database_error(e))?;
         let desired_digest = row
@@ -200,19 +181,6 @@ impl Store {
             .execute(pool)
             .await
             .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
-    }
-
-    /// Forgets the sync state of a zone (after a failed or partial apply).
-    pub async fn clear_zone_state(&self, zone: &Name, dns_server: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query("DELETE FROM zone_state WHERE zone = $1 AND dns_server = $2")
-                .bind(zone.as_str())
-                .bind(dns_server)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
             Ok(())
         })
     }

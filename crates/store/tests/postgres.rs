@@ -137,8 +137,9 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
         .set_zone_state(&zone, "primary", &state_row, 5)
         .await
         .unwrap();
+    let states = store.zone_states().await.unwrap();
     assert_eq!(
-        store.zone_state(&zone, "primary").await.unwrap(),
-        Some(state_row)
+        states.get(&(zone.as_str().to_string(), "primary".to_string())),
+        Some(&state_row)
     );
 }
