@@ -293,22 +293,8 @@ async fn apply_domain_change(
     name: &Name,
     definition: Option<&Value>,
 ) -> Result<(std::sync::Arc<mailzone_engine::LoadedConfig>, Option<Task>), ApiError> {
-    let api = api_objects_with(state, Kind::Domain, name.as_str(), definition).await?;
-    let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let loaded = apply_api_change(state, Kind::Domain, name.as_str(), definition).await?;
     let now = clock::unix_now();
-    match definition {
-        Some(definition) => {
-            state
-                .store
-                .put_api_domain(name.as_str(), &definition.to_string(), now)
-                .await?;
-        }
-        None => {
-            state.store.delete_api_domain(name.as_str()).await?;
-        }
-    }
-    let loaded = state.swap(loaded);
     let automatic = loaded
         .config
         .domain(name)
@@ -948,13 +934,17 @@ fn dns_server_name(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Validates, stores (the `key` sealed) and swaps in a DNS server change.
-async fn apply_dns_server_change(
+/// Validates the config with a change to an API object (`None` removes it), stores the
+/// change (a DNS server's `key` sealed) and swaps the new config in.
+async fn apply_api_change(
     state: &AppState,
+    kind: Kind,
     name: &str,
     definition: Option<&Value>,
 ) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
-    if let Some(key) = definition.and_then(|d| d.get("key")) {
+    if kind == Kind::DnsServer
+        && let Some(key) = definition.and_then(|d| d.get("key"))
+    {
         use base64::Engine as _;
         let decodes = key.as_str().is_some_and(|k| {
             base64::engine::general_purpose::STANDARD
@@ -967,18 +957,27 @@ async fn apply_dns_server_change(
             ));
         }
     }
-    let api = api_objects_with(state, Kind::DnsServer, name, definition).await?;
+    let api = api_objects_with(state, kind, name, definition).await?;
     let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let now = clock::unix_now();
-    match definition {
-        Some(definition) => {
+    match (kind, definition) {
+        (Kind::Domain, Some(definition)) => {
+            state
+                .store
+                .put_api_domain(name, &definition.to_string(), now)
+                .await?;
+        }
+        (Kind::Domain, None) => {
+            state.store.delete_api_domain(name).await?;
+        }
+        (Kind::DnsServer, Some(definition)) => {
             state
                 .store
                 .put_api_dns_server(name, definition, now)
                 .await?;
         }
-        None => {
+        (Kind::DnsServer, None) => {
             state.store.delete_api_dns_server(name).await?;
         }
     }
@@ -1011,7 +1010,8 @@ async fn create_dns_server(
             },
         ));
     }
-    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    let loaded =
+        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
     let server = loaded.config.dns_server(&name).expect("just added");
     Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
 }
@@ -1030,7 +1030,8 @@ async fn put_dns_server(
         Some(Value::String(n)) if n == name => {}
         Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
     }
-    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    let loaded =
+        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
     let server = loaded.config.dns_server(&name).expect("just changed");
     Ok(Json(dns_server_json(server, &loaded)).into_response())
 }
@@ -1044,7 +1045,7 @@ async fn delete_dns_server(
     let _writing = state.config_writes.lock().await;
     let loaded = state.loaded();
     api_dns_server_only(&loaded, &name)?;
-    apply_dns_server_change(&state, &name, None).await?;
+    apply_api_change(&state, Kind::DnsServer, &name, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
