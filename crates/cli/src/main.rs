@@ -5,6 +5,7 @@ mod dkim;
 mod reconcile;
 mod records;
 mod serve;
+mod tlsa;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// DKIM keys: list them with their stage, export the active ones for the MTA.
     Dkim(dkim::DkimArgs),
+    /// TLSA (DANE) records over a certificate's life: `tlsa status` shows the certificate's,
+    /// the next key's, the stored and the served digests side by side.
+    Tlsa(tlsa::TlsaArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Dkim(args) => dkim::run(args).await,
+            Command::Tlsa(args) => tlsa::run(args).await,
         }
     });
     match result {

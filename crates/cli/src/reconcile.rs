@@ -57,6 +57,9 @@ struct CommonArgs {
     /// Where mailzone keeps its state database.
     #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
     state_dir: PathBuf,
+    /// Run as if at this Unix time (tests of time-driven rollovers).
+    #[arg(long, hide = true)]
+    at: Option<i64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,7 +89,7 @@ async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<Reco
             domains: args.domains.clone(),
             types: args.types.clone(),
             state_dir: args.state_dir.clone(),
-            now_unix: clock::unix_now(),
+            now_unix: args.at.unwrap_or_else(clock::unix_now),
             store: None,
         },
         apply,

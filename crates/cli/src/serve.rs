@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// How often every automatically managed domain is reconciled (drift repair).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     reconcile_interval: Duration,
+    /// How often the certificate files of [server.tls] are read for a changed key (a
+    /// renewal): a change schedules TlsaSync tasks.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    certificate_check_interval: Duration,
     /// Attempts before a transient failure becomes Failed.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
@@ -73,6 +77,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.public_listen = args.public_listen;
     options.workers = args.workers;
     options.reconcile_interval = args.reconcile_interval;
+    options.certificate_check_interval = args
+        .certificate_check_interval
+        .max(Duration::from_millis(100));
     options.policy.max_attempts = args.max_attempts.max(1);
     options.policy.first_backoff = args.retry_backoff;
     options.policy.max_backoff = args.max_retry_backoff;

@@ -14,6 +14,12 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A Unix time as RFC 3339 UTC (`2026-11-27T06:00:00Z`), for messages.
+pub fn rfc3339(unix_seconds: i64) -> String {
+    let at = UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// The UTC date of a Unix time. Days-to-civil conversion of the proleptic Gregorian
 /// calendar (H. Hinnant's algorithm), small enough not to need a date crate.
 pub fn utc_date(unix_seconds: i64) -> Date {

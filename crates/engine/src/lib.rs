@@ -12,6 +12,7 @@ pub mod propagation;
 pub mod reconcile;
 pub mod records;
 pub mod tasks;
+pub mod tlsa;
 
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;

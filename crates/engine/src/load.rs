@@ -77,20 +77,7 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         error,
     })?;
     let files = FileReader { config_file: path };
-    let tlsa = match &config.server.tls {
-        Some(tls) => {
-            let chain = files.read(&tls.certificate)?;
-            let mut keys =
-                tlsa::parse_chain(&chain).map_err(|e| files.invalid(&tls.certificate, e))?;
-            if let Some(next) = &tls.next_key {
-                let bytes = files.read(next)?;
-                let digest = tlsa::parse_next_key(&bytes).map_err(|e| files.invalid(next, e))?;
-                keys.next = (digest != keys.leaf).then_some(digest);
-            }
-            Some(keys)
-        }
-        None => None,
-    };
+    let tlsa = read_tlsa_keys(&files, &config.server)?;
     let mut manual_dkim_keys = BTreeMap::new();
     for domain in &config.domains {
         if let DkimManagement::Manual { keys } = &domain.dkim_management {
@@ -120,6 +107,34 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         api_domains,
         api_dns_servers,
     })
+}
+
+/// The TLSA digests of the certificate files `[server.tls]` names (none without it).
+fn read_tlsa_keys(
+    files: &FileReader<'_>,
+    server: &mailzone_records::Server,
+) -> Result<Option<TlsaKeys>, EngineError> {
+    let Some(tls) = &server.tls else {
+        return Ok(None);
+    };
+    let chain = files.read(&tls.certificate)?;
+    let mut keys = tlsa::parse_chain(&chain).map_err(|e| files.invalid(&tls.certificate, e))?;
+    if let Some(next) = &tls.next_key {
+        let bytes = files.read(next)?;
+        let digest = tlsa::parse_next_key(&bytes).map_err(|e| files.invalid(next, e))?;
+        keys.next = (digest != keys.leaf).then_some(digest);
+    }
+    Ok(Some(keys))
+}
+
+/// True when the certificate files of a loaded config now name other keys than when they
+/// were loaded (a renewal, a new `nextKey`): the service then reloads and runs TlsaSync.
+pub fn certificate_files_changed(loaded: &LoadedConfig) -> Result<bool, EngineError> {
+    let files = FileReader {
+        config_file: &loaded.path,
+    };
+    let now = read_tlsa_keys(&files, &loaded.config.server)?;
+    Ok(now != loaded.tlsa)
 }
 
 /// The config file with the API-defined domains of `store` (the service's view).

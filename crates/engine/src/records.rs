@@ -73,16 +73,26 @@ pub async fn records(
     request: &RecordsRequest,
 ) -> Result<Vec<DomainRecords>, EngineError> {
     let domains = select_domains(loaded, &request.domains)?;
-    let needs_store = domains
+    let wants = |t| request.types.is_empty() || request.types.contains(&t);
+    let needs_dkim_store = domains
         .iter()
         .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
-        && (request.types.is_empty() || request.types.contains(&DnsRecordType::Dkim));
+        && wants(DnsRecordType::Dkim);
+    // The TLSA rollover state is kept where mailzone publishes TLSA itself.
+    let needs_tlsa_store = loaded.tlsa.is_some()
+        && domains.iter().any(|d| crate::tlsa::manages_tlsa(d))
+        && wants(DnsRecordType::Tlsa);
+    let needs_store = needs_dkim_store || needs_tlsa_store;
     let opened = if needs_store {
         Some(RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
     } else {
         None
     };
     let store = opened.as_ref().map(|o| o.store.clone());
+    let tlsa = match (&store, needs_tlsa_store) {
+        (Some(store), true) => crate::tlsa::planned_keys(loaded, store, request.now_unix).await?,
+        _ => loaded.tlsa.clone(),
+    };
     let mut out = Vec::with_capacity(domains.len());
     for domain in domains {
         let dkim_keys = match (&domain.dkim_management, &store) {
@@ -94,7 +104,7 @@ pub async fn records(
                     ..
                 },
                 Some(store),
-            ) => {
+            ) if needs_dkim_store => {
                 automatic_keys(
                     store,
                     domain,
@@ -104,13 +114,13 @@ pub async fn records(
                 )
                 .await?
             }
-            (DkimManagement::Automatic { .. }, None) => Vec::new(),
+            (DkimManagement::Automatic { .. }, _) => Vec::new(),
         };
         let mut records = mailzone_records::plan(PlanInput {
             server: &loaded.config.server,
             domain,
             dkim_keys: &dkim_keys,
-            tlsa: loaded.tlsa.as_ref(),
+            tlsa: tlsa.as_ref(),
         })?;
         if !request.types.is_empty() {
             records.retain(|r| request.types.contains(&r.record_type));

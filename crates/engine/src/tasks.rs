@@ -21,6 +21,11 @@ use crate::{EngineError, LoadedConfig, RecordsRequest, clock, reconcile};
 pub const DNS_MANAGEMENT: &str = "DnsManagement";
 /// Move a domain's automatic DKIM keys through their stages (`mailzone dkim rotate`).
 pub const DKIM_ROTATION: &str = "DkimRotation";
+/// Publish a domain's TLSA records after the certificate files changed, and withdraw
+/// replaced digests when their `retireAfter` has passed (RFC 7671 §8.1).
+pub const TLSA_SYNC: &str = "TlsaSync";
+/// Every task kind this version runs.
+pub const TASK_KINDS: [&str; 3] = [DNS_MANAGEMENT, DKIM_ROTATION, TLSA_SYNC];
 
 /// How tasks are retried and leased.
 #[derive(Debug, Clone)]
@@ -91,6 +96,32 @@ pub async fn schedule_automatic(
             };
             scheduled.push(store.schedule_task(&task, now).await?);
         }
+    }
+    Ok(scheduled)
+}
+
+/// Schedules a `TlsaSync` task, due now, for every domain whose TLSA records mailzone
+/// publishes (the certificate files changed).
+pub async fn schedule_tlsa_sync(
+    store: &Store,
+    loaded: &LoadedConfig,
+) -> Result<Vec<Task>, EngineError> {
+    let now = clock::unix_now();
+    let mut scheduled = Vec::new();
+    for domain in loaded
+        .config
+        .domains
+        .iter()
+        .filter(|d| crate::tlsa::manages_tlsa(d))
+    {
+        let task = NewTask {
+            kind: TLSA_SYNC.into(),
+            domain: domain.name.as_str().to_string(),
+            update_records: vec![],
+            on_success_renew_certificate: false,
+            due_at: now,
+        };
+        scheduled.push(store.create_task(&task, now).await?);
     }
     Ok(scheduled)
 }
@@ -188,10 +219,11 @@ impl Worker {
     }
 
     async fn execute(&self, task: &Task, progress: &TaskProgress) -> Result<String, EngineError> {
-        if task.kind != DNS_MANAGEMENT && task.kind != DKIM_ROTATION {
+        if !TASK_KINDS.contains(&task.kind.as_str()) {
             return Err(EngineError::Usage(format!(
-                "unknown task kind `{}`; this version runs {DNS_MANAGEMENT} and {DKIM_ROTATION}",
-                task.kind
+                "unknown task kind `{}`; this version runs {}",
+                task.kind,
+                TASK_KINDS.join(", ")
             )));
         }
         let mut loaded = self
@@ -224,14 +256,17 @@ impl Worker {
             }
             Some(DnsManagement::Automatic { .. }) => {}
         }
-        let types = task
-            .update_records
-            .iter()
-            .map(|t| {
-                t.parse::<DnsRecordType>()
-                    .map_err(|e| EngineError::Usage(format!("updateRecords: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let types = if task.kind == TLSA_SYNC {
+            vec![DnsRecordType::Tlsa]
+        } else {
+            task.update_records
+                .iter()
+                .map(|t| {
+                    t.parse::<DnsRecordType>()
+                        .map_err(|e| EngineError::Usage(format!("updateRecords: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let request = ReconcileRequest {
             records: RecordsRequest {
                 domains: vec![task.domain.clone()],
@@ -252,6 +287,7 @@ impl Worker {
             .iter()
             .map(|z| z.changes.adds.len() + z.changes.deletes.len())
             .sum();
+        self.schedule_tlsa_withdrawal(&loaded, &domain).await?;
         Ok(match changes {
             0 => format!("{domain}: in sync ({} DNS messages)", report.messages),
             n => format!(
@@ -263,6 +299,33 @@ impl Worker {
 }
 
 impl Worker {
+    /// A replaced TLSA digest is withdrawn at its time, not at the next drift check: a
+    /// TlsaSync task is scheduled for then (one per domain; an earlier one stands).
+    async fn schedule_tlsa_withdrawal(
+        &self,
+        loaded: &LoadedConfig,
+        domain: &Name,
+    ) -> Result<(), EngineError> {
+        let manages = loaded
+            .config
+            .domain(domain)
+            .is_some_and(crate::tlsa::manages_tlsa);
+        if !manages {
+            return Ok(());
+        }
+        if let Some(at) = crate::tlsa::next_withdrawal(loaded, &self.store).await? {
+            let task = NewTask {
+                kind: TLSA_SYNC.into(),
+                domain: domain.as_str().to_string(),
+                update_records: vec![],
+                on_success_renew_certificate: false,
+                due_at: at,
+            };
+            self.store.schedule_task(&task, clock::unix_now()).await?;
+        }
+        Ok(())
+    }
+
     async fn rotate_dkim(
         &self,
         loaded: &LoadedConfig,

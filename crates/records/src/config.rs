@@ -21,6 +21,9 @@ use raw::*;
 pub const DEFAULT_TTL: u32 = 3600;
 /// Default MTA-STS `max_age`: one week (RFC 8461 §3.2 advises weeks or more).
 pub const DEFAULT_MTA_STS_MAX_AGE: u32 = 604_800;
+/// `server.tls.retireAfter`: a replaced TLSA digest stays published two days (longer than
+/// any sane TLSA TTL, and time for every server of a cluster to load the new certificate).
+pub const DEFAULT_TLSA_RETIRE_AFTER: &str = "2d";
 
 /// One problem in the config: where (`server.ipv4[0]`), what value, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -326,6 +329,11 @@ impl Validator<'_> {
                         .next_key
                         .map(|p| self.file("server.tls.nextKey", &p))
                         .transpose()?,
+                    retire_after: duration(
+                        "server.tls.retireAfter",
+                        tls.retire_after,
+                        DEFAULT_TLSA_RETIRE_AFTER,
+                    )?,
                 })
             })
             .transpose()?;

@@ -139,6 +139,10 @@ pub struct TlsFiles {
     /// The next key (public or private key PEM) for a rollover: its `3 1 1` is published
     /// before the certificate changes (RFC 7671 §8.1).
     pub next_key: Option<FileRef>,
+    /// How long a replaced key's or issuer's TLSA record stays published after the
+    /// certificate files stopped naming it (RFC 7671 §8.1: until no server presents it and
+    /// no client holds the old RRset).
+    pub retire_after: std::time::Duration,
 }
 
 /// A file named in the config: the resolved path and the config key that named it, so that

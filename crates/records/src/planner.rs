@@ -339,6 +339,12 @@ fn tlsa_data(keys: &TlsaKeys) -> Vec<RData> {
     if let Some(issuer) = &keys.issuer {
         out.push(record(tlsa::USAGE_DANE_TA, issuer));
     }
+    for (usage, digest) in &keys.retiring {
+        let data = record(*usage, digest);
+        if !out.contains(&data) {
+            out.push(data);
+        }
+    }
     out
 }
 

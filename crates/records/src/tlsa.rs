@@ -4,6 +4,8 @@
 //! The certificate chain is parsed with `x509-parser`; digests are SHA-256 over the DER
 //! SubjectPublicKeyInfo (selector 1, matching type 1).
 
+pub mod rollover;
+
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -27,6 +29,9 @@ pub struct TlsaKeys {
     pub next: Option<Vec<u8>>,
     /// The subject of the leaf, for messages.
     pub leaf_subject: String,
+    /// Digests that were current before a rollover and stay published until their
+    /// `retireAfter` has passed (from [`rollover::advance`]), as (usage, digest).
+    pub retiring: Vec<(u8, Vec<u8>)>,
 }
 
 /// Why a certificate chain or key file cannot be used for TLSA.
@@ -94,6 +99,7 @@ pub fn parse_chain(pem_text: &[u8]) -> Result<TlsaKeys, TlsaError> {
         issuer,
         next: None,
         leaf_subject,
+        retiring: Vec::new(),
     })
 }
 

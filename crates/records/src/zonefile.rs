@@ -264,7 +264,8 @@ fn parse_tokens(tokens: &[Token]) -> Result<Record, String> {
     })
 }
 
-fn unhex(text: &str) -> Result<Vec<u8>, String> {
+/// Decodes hex digits (either case), the inverse of [`hex`].
+pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
     if !text.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }

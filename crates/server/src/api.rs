@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use mailzone_engine::tasks::{DKIM_ROTATION, DNS_MANAGEMENT};
+use mailzone_engine::tasks::{DKIM_ROTATION, DNS_MANAGEMENT, TASK_KINDS, TLSA_SYNC};
 use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
 use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
 use mailzone_store::{NewTask, Task, TaskStatus};
@@ -759,13 +759,14 @@ async fn create_task(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<Response, ApiError> {
-    if body.kind == DKIM_ROTATION {
-        return create_rotation_task(&state, &body).await;
+    if body.kind == DKIM_ROTATION || body.kind == TLSA_SYNC {
+        return create_upkeep_task(&state, &body).await;
     }
     if body.kind != DNS_MANAGEMENT {
         return Err(ApiError::invalid(format!(
-            "type `{}` is not a task this version runs ({DNS_MANAGEMENT} or {DKIM_ROTATION})",
-            body.kind
+            "type `{}` is not a task this version runs ({})",
+            body.kind,
+            TASK_KINDS.join(", ")
         )));
     }
     if body.on_success_renew_certificate {
@@ -817,18 +818,28 @@ async fn create_task(
     Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
 }
 
-/// A `DkimRotation` task for a domain with automatic DKIM keys.
-async fn create_rotation_task(state: &AppState, body: &CreateTask) -> Result<Response, ApiError> {
+/// A `DkimRotation` task (a domain with automatic DKIM keys) or a `TlsaSync` task (a
+/// domain whose TLSA records mailzone publishes).
+async fn create_upkeep_task(state: &AppState, body: &CreateTask) -> Result<Response, ApiError> {
     if !body.update_records.is_empty() || body.on_success_renew_certificate {
-        return Err(ApiError::invalid(
-            "a DkimRotation task takes no updateRecords or onSuccessRenewCertificate",
-        ));
+        return Err(ApiError::invalid(format!(
+            "a {} task takes no updateRecords or onSuccessRenewCertificate",
+            body.kind
+        )));
     }
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &body.domain)?;
-    if !matches!(domain.dkim_management, DkimManagement::Automatic { .. }) {
+    if body.kind == DKIM_ROTATION
+        && !matches!(domain.dkim_management, DkimManagement::Automatic { .. })
+    {
         return Err(ApiError::invalid(format!(
             "domain {} has manual DKIM keys: mailzone does not rotate them",
+            domain.name
+        )));
+    }
+    if body.kind == TLSA_SYNC && !mailzone_engine::tlsa::manages_tlsa(domain) {
+        return Err(ApiError::invalid(format!(
+            "mailzone does not publish the TLSA records of domain {}: it needs automatic DNS management with `tlsa` in publishRecords and a [server.tls] certificate",
             domain.name
         )));
     }
@@ -837,7 +848,7 @@ async fn create_rotation_task(state: &AppState, body: &CreateTask) -> Result<Res
         .store
         .create_task(
             &NewTask {
-                kind: DKIM_ROTATION.into(),
+                kind: body.kind.clone(),
                 domain: domain.name.as_str().to_string(),
                 update_records: vec![],
                 on_success_renew_certificate: false,

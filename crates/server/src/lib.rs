@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub workers: usize,
     /// How often every automatically managed domain is reconciled (drift repair).
     pub reconcile_interval: Duration,
+    /// How often the certificate files are read for a changed key (TlsaSync).
+    pub certificate_check_interval: Duration,
     /// How often an idle worker looks for due tasks.
     pub poll_interval: Duration,
     pub policy: TaskPolicy,
@@ -60,6 +62,7 @@ impl ServeOptions {
             database: None,
             workers: 2,
             reconcile_interval: Duration::from_secs(3600),
+            certificate_check_interval: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             policy: TaskPolicy::default(),
         }

@@ -115,7 +115,7 @@ pub fn spec() -> Value {
                     "type": "object",
                     "properties": {
                         "id": { "type": "string" },
-                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation"] },
+                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync"] },
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
                         "onSuccessRenewCertificate": { "type": "boolean" },
@@ -134,7 +134,7 @@ pub fn spec() -> Value {
                 "NewTask": {
                     "type": "object", "required": ["domain"], "additionalProperties": false,
                     "properties": {
-                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation"] },
+                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync"] },
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
                         "onSuccessRenewCertificate": { "type": "boolean" }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use mailzone_engine::tasks::{Ran, Worker, schedule_automatic};
+use mailzone_engine::tasks::{Ran, Worker, schedule_automatic, schedule_tlsa_sync};
 use mailzone_engine::{clock, load_config_from};
 use mailzone_store::TaskEnd;
 use tokio::signal::unix::{SignalKind, signal};
@@ -42,9 +42,49 @@ pub fn start(
     handles.push(tokio::spawn(drift_schedule(
         state.clone(),
         options.reconcile_interval,
+        stop.clone(),
+    )));
+    handles.push(tokio::spawn(certificate_watch(
+        state.clone(),
+        options.certificate_check_interval,
         stop,
     )));
     handles
+}
+
+/// Reads the certificate files every `interval`; when they name other keys (a renewal, a
+/// new `nextKey`), the config is reloaded and a TlsaSync task scheduled for every domain
+/// whose TLSA records mailzone publishes.
+async fn certificate_watch(
+    state: AppState,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = stopped(&mut stop) => return,
+        }
+        let loaded = state.loaded();
+        match mailzone_engine::load::certificate_files_changed(&loaded) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::error!("cannot read the certificate files: {e}");
+                continue;
+            }
+        }
+        let Some(loaded) = reload_config(&state).await else {
+            continue;
+        };
+        match schedule_tlsa_sync(&state.store, &loaded).await {
+            Ok(tasks) => tracing::info!(
+                tasks = tasks.len(),
+                "certificate files changed; TlsaSync tasks scheduled"
+            ),
+            Err(e) => tracing::error!("certificate files changed, but scheduling failed: {e}"),
+        }
+    }
 }
 
 /// `host:pid:random`: unique per process, readable in the `leaseOwner` of a task.
@@ -161,21 +201,33 @@ pub async fn wait_for_signals(state: &AppState, stop: watch::Sender<bool>) {
 
 /// Reads the config file again; a broken file is reported and the running config kept.
 pub async fn reload(state: &AppState) {
+    let Some(loaded) = reload_config(state).await else {
+        return;
+    };
+    match schedule_automatic(&state.store, &loaded).await {
+        Ok(tasks) => tracing::info!(
+            at = clock::unix_now(),
+            tasks = tasks.len(),
+            "config reloaded; DnsManagement tasks scheduled"
+        ),
+        Err(e) => tracing::error!("config reloaded, but scheduling failed: {e}"),
+    }
+}
+
+/// Reads the config file (and the files it names) again and swaps it in; a broken file is
+/// reported and the running config kept (`None`).
+async fn reload_config(state: &AppState) -> Option<Arc<mailzone_engine::LoadedConfig>> {
     match load_config_from(&state.config_path, &state.store).await {
         Ok(loaded) => {
             let loaded = Arc::new(loaded);
             if let Ok(mut current) = state.config.write() {
                 *current = Arc::clone(&loaded);
             }
-            match schedule_automatic(&state.store, &loaded).await {
-                Ok(tasks) => tracing::info!(
-                    at = clock::unix_now(),
-                    tasks = tasks.len(),
-                    "config reloaded; DnsManagement tasks scheduled"
-                ),
-                Err(e) => tracing::error!("config reloaded, but scheduling failed: {e}"),
-            }
+            Some(loaded)
         }
-        Err(e) => tracing::error!("config not reloaded, the running one is kept: {e}"),
+        Err(e) => {
+            tracing::error!("config not reloaded, the running one is kept: {e}");
+            None
+        }
     }
 }

@@ -14,6 +14,7 @@ mod domains;
 mod ledger;
 mod seal;
 mod tasks;
+mod tlsa;
 
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};

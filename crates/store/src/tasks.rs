@@ -168,7 +168,24 @@ impl Store {
                 .await
                 .map_err(|e| self.database_error(e))?,
             };
-            let task = self.task_from_row(&row)?;
+            let mut task = self.task_from_row(&row)?;
+            let waits_longer = matches!(task.status, TaskStatus::Scheduled | TaskStatus::Retry)
+                && task.due_at > new.due_at;
+            if waits_longer {
+                // A task asked for sooner than the waiting one is due (a certificate changed
+                // while a TlsaSync waits for a withdrawal): the waiting one comes forward.
+                let row = sqlx::query(concat!(
+                    "UPDATE tasks SET due_at = $1, updated_at = $2 WHERE id = $3 RETURNING ",
+                    columns!()
+                ))
+                .bind(new.due_at)
+                .bind(now)
+                .bind(&task.id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.database_error(e))?;
+                task = self.task_from_row(&row)?;
+            }
             tx.commit().await.map_err(|e| self.database_error(e))?;
             Ok(task)
         })

@@ -117,6 +117,7 @@ pub(super) struct RawService {
 pub(super) struct RawTls {
     pub(super) certificate: String,
     pub(super) next_key: Option<String>,
+    pub(super) retire_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
