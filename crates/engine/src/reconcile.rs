@@ -10,7 +10,9 @@ use futures::StreamExt as _;
 
 use mailzone_dns::{DnsError, Provider, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
-use mailzone_records::{DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, zonefile};
+use mailzone_records::{
+    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, Record, zonefile,
+};
 use mailzone_store::{Store, ZoneState};
 use sha2::{Digest, Sha256};
 
@@ -347,7 +349,7 @@ async fn reconcile_zone(
         if !request.apply {
             return Ok(outcome);
         }
-        check_delete_limit(&outcome, request)?;
+        check_delete_limit(&outcome, &item.desired, request)?;
         if let Some(hook) = &request.after_read {
             hook(zone);
         }
@@ -433,18 +435,26 @@ fn wanted_rrsets(
 }
 
 /// DESIGN.md §5: plans that delete more than a share of the managed records are refused
-/// without `--force` — a config mistake should not empty a zone.
+/// without `--force` — a config mistake should not empty a zone. Deletes that only shrink
+/// an RRset the plan still wants (a retired TLSA digest withdrawn beside the current one)
+/// are routine rollover steps, not counted.
 fn check_delete_limit(
     outcome: &ZoneOutcome,
+    desired: &[DesiredRecord],
     request: &ReconcileRequest,
 ) -> Result<(), EngineError> {
     if request.force {
         return Ok(());
     }
+    let rrset_still_wanted = |record: &Record| {
+        desired
+            .iter()
+            .any(|d| d.record.name == record.name && d.record.data.rtype() == record.data.rtype())
+    };
     let deletes = outcome
         .entries()
         .iter()
-        .filter(|e| matches!(e, PlanEntry::Delete(..)))
+        .filter(|e| matches!(e, PlanEntry::Delete(_, record) if !rrset_still_wanted(record)))
         .count();
     let managed = outcome.changes.managed.max(deletes).max(1);
     let share = deletes as f64 / managed as f64;

@@ -1,0 +1,437 @@
+//! TLSA rollover against a real Knot with a clock the test sets (`apply --at`): a
+//! certificate renewed under a new key goes {old} → {old, new} → {new} in the served `3 1 1`
+//! set (RFC 7671 §8.1), `ldns-dane` accepts the certificate file against the served records
+//! at every step after the switch, and `mailzone serve` notices a renewed certificate file
+//! by itself (TlsaSync). Digests are computed with openssl, not with mailzone's code.
+//!
+//! Skipped when Knot or openssl is missing (a failure under `MAILZONE_REQUIRE_TOOLS=1`);
+//! the ldns-dane verdicts are skipped without ldns-dane.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailzone_testkit::{
+    DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until, require_tool, tool_path,
+};
+use serde_json::Value;
+
+const ZONE: &str = "rollover.test";
+const SMTP: &str = "_25._tcp.mail.rollover.test";
+const DAY: i64 = 86_400;
+/// 2026-11-02, a fixed start for the test's clock.
+const T0: i64 = 1_793_577_600;
+
+/// A CA and two leaf keys with their certificates, made by openssl in `dir`.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=Rollover Test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        for leaf in ["old", "new"] {
+            pki.openssl(&[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{leaf}.key"),
+                "-out",
+                &format!("{leaf}.csr"),
+                "-subj",
+                &format!("/CN=mail.{ZONE}"),
+            ]);
+            std::fs::write(
+                dir.join("leaf.ext"),
+                format!("basicConstraints=CA:FALSE\nsubjectAltName=DNS:mail.{ZONE}\n"),
+            )
+            .unwrap();
+            pki.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{leaf}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "365",
+                "-extfile",
+                "leaf.ext",
+                "-out",
+                &format!("{leaf}.crt"),
+            ]);
+            let chain = [
+                std::fs::read_to_string(dir.join(format!("{leaf}.crt"))).unwrap(),
+                std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+            ]
+            .concat();
+            std::fs::write(dir.join(format!("{leaf}.chain.pem")), chain).unwrap();
+            pki.openssl(&[
+                "pkey",
+                "-in",
+                &format!("{leaf}.key"),
+                "-pubout",
+                "-out",
+                &format!("{leaf}.pub"),
+            ]);
+        }
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo, by openssl: the `3 1 1` data.
+    fn spki_sha256(&self, leaf: &str) -> String {
+        let der = self.openssl(&[
+            "pkey",
+            "-pubin",
+            "-in",
+            &format!("{leaf}.pub"),
+            "-outform",
+            "DER",
+        ]);
+        let path = self.dir.join(format!("{leaf}.spki.der"));
+        std::fs::write(&path, der).unwrap();
+        let out = self.openssl(&["dgst", "-sha256", "-r", path.to_str().unwrap()]);
+        String::from_utf8(out).unwrap()[..64].to_string()
+    }
+
+    fn chain(&self, leaf: &str) -> PathBuf {
+        self.dir.join(format!("{leaf}.chain.pem"))
+    }
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    knot: DnsServer,
+    pki: Pki,
+}
+
+impl Run {
+    fn start() -> Option<Run> {
+        if !mailzone_testkit::require_tools(&["knotd", "kdig", "openssl"]) {
+            return None;
+        }
+        let key = TsigKey::generate("mailzone");
+        let knot = DnsServer::start(
+            ServerKind::Knot,
+            &[ZoneSpec::new(ZONE, "")],
+            &key,
+            &ServerOptions::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+        let pki_dir = dir.path().join("pki");
+        std::fs::create_dir(&pki_dir).unwrap();
+        let pki = Pki::new(&pki_dir);
+        let run = Run { dir, knot, pki };
+        run.install_certificate("old");
+        run.write_config(None);
+        Some(run)
+    }
+
+    /// The config; `next_key` names a public key file for `server.tls.nextKey`.
+    fn write_config(&self, next_key: Option<&str>) {
+        let next = next_key
+            .map(|k| format!("nextKey = \"pki/{k}.pub\"\n"))
+            .unwrap_or_default();
+        let text = format!(
+            r#"
+[server]
+hostname = "mail.{ZONE}"
+ipv4 = ["192.0.2.10"]
+
+[server.services]
+imap = {{}}
+submission = {{}}
+
+[server.tls]
+certificate = "cert.pem"
+retireAfter = "2d"
+{next}
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyFile = "tsig.key"
+pollingInterval = "100ms"
+
+[domain."{ZONE}"]
+dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx", "tlsa"] }} }}
+"#,
+            port = self.knot.addr.port(),
+            key = self.knot.key.name,
+        );
+        std::fs::write(self.dir.path().join("mailzone.toml"), text).unwrap();
+    }
+
+    /// What the mail server would serve: the leaf's chain in the configured path.
+    fn install_certificate(&self, leaf: &str) {
+        std::fs::copy(self.pki.chain(leaf), self.dir.path().join("cert.pem")).unwrap();
+    }
+
+    fn mailzone(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mailzone"))
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("mailzone.toml"))
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .output()
+            .unwrap()
+    }
+
+    /// `apply` at time `at`; returns its stderr (warnings).
+    fn apply(&self, at: i64) -> String {
+        let out = self.mailzone(&["apply", "--quiet", "--at", &at.to_string()]);
+        assert!(
+            out.status.success(),
+            "apply: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// The served TLSA records at `name` as (usage, lowercase digest), sorted.
+    fn served(&self, name: &str) -> Vec<(u8, String)> {
+        let mut out: Vec<(u8, String)> = self
+            .knot
+            .query(name, "TLSA")
+            .iter()
+            .map(|rdata| {
+                let fields: Vec<&str> = rdata.split_whitespace().collect();
+                (
+                    fields[0].parse().unwrap(),
+                    fields[3..].concat().to_lowercase(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The served `3 1 1` digests at `_25._tcp`, checked equal at every TLSA name.
+    fn served_ee(&self) -> Vec<String> {
+        let smtp = self.served(SMTP);
+        for port in [993, 465] {
+            let other = format!("_{port}._tcp.mail.{ZONE}");
+            assert_eq!(self.served(&other), smtp, "{other} differs from {SMTP}");
+        }
+        self.served_smtp_ee()
+    }
+
+    /// The served `3 1 1` digests at `_25._tcp` only (for polling while a service may be
+    /// publishing between two questions).
+    fn served_smtp_ee(&self) -> Vec<String> {
+        self.served(SMTP)
+            .into_iter()
+            .filter(|(usage, _)| *usage == 3)
+            .map(|(_, d)| d)
+            .collect()
+    }
+
+    /// ldns-dane's verdict on `leaf`'s chain against the served `3 1 1` records alone
+    /// (the `2 1 1` of the shared CA would accept either leaf), `None` without ldns-dane.
+    fn ldns_dane_accepts(&self, leaf: &str) -> Option<bool> {
+        if !require_tool("ldns-dane") {
+            return None;
+        }
+        let records: String = self
+            .served_ee()
+            .iter()
+            .map(|d| format!("{SMTP}. 3600 IN TLSA 3 1 1 {d}\n"))
+            .collect();
+        let file = self.dir.path().join("tlsa.txt");
+        std::fs::write(&file, records).unwrap();
+        // -n: no name check against a real host; -d: DNSSEC is not what is tested here.
+        let out = Command::new(tool_path("ldns-dane").unwrap())
+            .args(["-n", "-d", "-c"])
+            .arg(self.pki.chain(leaf))
+            .arg("-t")
+            .arg(&file)
+            .arg("verify")
+            .output()
+            .unwrap();
+        Some(out.status.success())
+    }
+
+    fn status(&self) -> Value {
+        let out = self.mailzone(&["tlsa", "status", "--format", "json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        })
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn announced_renewal_goes_old_then_both_then_new() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+
+    run.apply(T0);
+    assert_eq!(run.served_ee(), vec![old.clone()]);
+    if let Some(accepted) = run.ldns_dane_accepts("old") {
+        assert!(accepted, "ldns-dane rejects the current certificate");
+    }
+
+    // The next key is announced before the certificate changes.
+    run.write_config(Some("new"));
+    run.apply(T0 + DAY);
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+
+    // The certificate is renewed under the announced key: both stay published.
+    run.install_certificate("new");
+    run.write_config(None);
+    let warnings = run.apply(T0 + 2 * DAY);
+    assert!(!warnings.contains("never announced"), "{warnings}");
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    if let Some(accepted) = run.ldns_dane_accepts("new") {
+        assert!(
+            accepted,
+            "ldns-dane rejects the new certificate after the switch"
+        );
+    }
+    let status = run.status();
+    let rows = status["digests"].as_array().unwrap();
+    let row = |d: &str| rows.iter().find(|r| r["digest"] == d).unwrap().clone();
+    assert_eq!(row(&new)["role"], "current", "{status:#}");
+    assert_eq!(row(&new)["inCertificate"], true, "{status:#}");
+    assert_eq!(row(&old)["role"], "retiring", "{status:#}");
+    assert_eq!(row(&old)["retireAt"], T0 + 4 * DAY, "{status:#}");
+    assert_eq!(row(&old)["servedBy"].as_array().unwrap().len(), 1);
+
+    // One second before retireAfter: still both.
+    run.apply(T0 + 4 * DAY - 1);
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+
+    // retireAfter has passed: only the new key.
+    run.apply(T0 + 4 * DAY);
+    assert_eq!(run.served_ee(), vec![new.clone()]);
+    if let Some(accepted) = run.ldns_dane_accepts("new") {
+        assert!(accepted, "ldns-dane rejects the new certificate");
+    }
+    if let Some(accepted) = run.ldns_dane_accepts("old") {
+        assert!(!accepted, "ldns-dane still accepts the withdrawn key");
+    }
+    // The CA's `2 1 1` stayed throughout.
+    let ca = run.served(SMTP);
+    assert_eq!(ca.iter().filter(|(u, _)| *u == 2).count(), 1, "{ca:?}");
+}
+
+#[test]
+fn unannounced_renewal_keeps_the_old_key_and_warns() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+    run.apply(T0);
+    run.install_certificate("new");
+    let warnings = run.apply(T0 + DAY);
+    assert!(warnings.contains("never announced"), "{warnings}");
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    if let Some(accepted) = run.ldns_dane_accepts("new") {
+        assert!(accepted);
+    }
+    run.apply(T0 + 3 * DAY);
+    assert_eq!(run.served_ee(), vec![new]);
+}
+
+/// `mailzone serve` reads the certificate files every `--certificate-check-interval`: a
+/// renewed file is published (old and new) by a TlsaSync task without a reload or a call.
+#[test]
+fn serve_publishes_a_renewed_certificate_by_itself() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--certificate-check-interval", "200ms"])
+        .arg("--config")
+        .arg(run.dir.path().join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(run.dir.path().join("state"))
+        .env("MAILZONE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let first = poll_until(Duration::from_secs(30), || {
+        run.served_smtp_ee() == vec![old.clone()]
+    });
+    assert!(first, "the first publication: {}", log.lock().unwrap());
+    run.install_certificate("new");
+    let both = poll_until(Duration::from_secs(30), || {
+        run.served_smtp_ee() == sorted(vec![old.clone(), new.clone()])
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.lock().unwrap().clone();
+    assert!(both, "the renewed certificate was not published: {log}");
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    assert!(log.contains("TlsaSync tasks scheduled"), "{log}");
+}
