@@ -145,6 +145,52 @@ impl Pki {
     }
 }
 
+/// `openssl s_server` serving a leaf's certificate and chain on a loopback port.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl TlsServer {
+    fn start(pki: &Pki, leaf: &str) -> TlsServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-naccept", "1", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "-cert",
+                &format!("{leaf}.crt"),
+                "-key",
+                &format!("{leaf}.key"),
+            ])
+            .args(["-cert_chain", "ca.pem"])
+            .current_dir(&pki.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let listening = poll_until(Duration::from_secs(10), || {
+            // A probe would use up -naccept 1: look at the listening sockets instead.
+            std::fs::read_to_string("/proc/net/tcp")
+                .is_ok_and(|t| t.contains(&format!(":{port:04X} 00000000:0000 0A")))
+        });
+        assert!(listening, "openssl s_server did not listen on {port}");
+        TlsServer { child, port }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 struct Run {
     dir: tempfile::TempDir,
     knot: DnsServer,
@@ -277,28 +323,36 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx",
             .collect()
     }
 
-    /// ldns-dane's verdict on `leaf`'s chain against the served `3 1 1` records alone
-    /// (the `2 1 1` of the shared CA would accept either leaf), `None` without ldns-dane.
+    /// ldns-dane's verdict on the certificate a TLS server really serves (`openssl
+    /// s_server` on loopback with `leaf`'s key and chain) against the `3 1 1` records Knot
+    /// serves, taken alone (the `2 1 1` of the shared CA would accept either leaf). `None`
+    /// without ldns-dane.
     fn ldns_dane_accepts(&self, leaf: &str) -> Option<bool> {
         if !require_tool("ldns-dane") {
             return None;
         }
+        let tls = TlsServer::start(&self.pki, leaf);
+        // The records as served, under the name of the port the TLS server listens on.
         let records: String = self
             .served_ee()
             .iter()
-            .map(|d| format!("{SMTP}. 3600 IN TLSA 3 1 1 {d}\n"))
+            .map(|d| format!("_{}._tcp.mail.{ZONE}. 3600 IN TLSA 3 1 1 {d}\n", tls.port))
             .collect();
         let file = self.dir.path().join("tlsa.txt");
         std::fs::write(&file, records).unwrap();
-        // -n: no name check against a real host; -d: DNSSEC is not what is tested here.
+        // -a: connect to the loopback server; -n: DANE-EE binds the key, not the name
+        // (RFC 7672 §3.1.1); -d: DNSSEC is not what is tested here.
         let out = Command::new(tool_path("ldns-dane").unwrap())
-            .args(["-n", "-d", "-c"])
-            .arg(self.pki.chain(leaf))
-            .arg("-t")
+            .args(["-n", "-d", "-a", "127.0.0.1", "-t"])
             .arg(&file)
             .arg("verify")
             .output()
             .unwrap();
+        eprintln!(
+            "ldns-dane ({leaf}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         Some(out.status.success())
     }
 
@@ -331,6 +385,12 @@ fn announced_renewal_goes_old_then_both_then_new() {
     run.write_config(Some("new"));
     run.apply(T0 + DAY);
     assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    if let Some(accepted) = run.ldns_dane_accepts("old") {
+        assert!(
+            accepted,
+            "ldns-dane rejects the still-served old certificate"
+        );
+    }
 
     // The certificate is renewed under the announced key: both stay published.
     run.install_certificate("new");
