@@ -92,42 +92,10 @@ fn read_secret(
             (Zeroizing::new(text), format!("{key_path}.keyEnv"))
         }
     };
-    let base64_text = bind_secret(&text).unwrap_or_else(|| text.trim().to_string());
-    let base64_text = Zeroizing::new(base64_text);
-    decode_base64(&base64_text).ok_or_else(|| {
+    mailzone_records::config::decode_tsig_secret(&text).ok_or_else(|| {
         fail(
             &key,
             "the TSIG secret is not valid base64 (the secret itself is not shown)".into(),
         )
     })
-}
-
-/// The `secret "…";` of a BIND key file, if the text is one.
-fn bind_secret(text: &str) -> Option<String> {
-    let start = text.find("secret")?;
-    let rest = &text[start + "secret".len()..];
-    let open = rest.find('"')?;
-    let close = rest[open + 1..].find('"')?;
-    Some(rest[open + 1..open + 1 + close].to_string())
-}
-
-fn decode_base64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    (!bytes.is_empty()).then(|| Zeroizing::new(bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_bind_key_files() {
-        let text = "key \"mailzone\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0\";\n};\n";
-        assert_eq!(bind_secret(text).as_deref(), Some("c2VjcmV0"));
-        assert_eq!(decode_base64("c2VjcmV0").unwrap().as_slice(), b"secret");
-        assert!(decode_base64("not base64!").is_none());
-    }
 }

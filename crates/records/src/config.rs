@@ -209,6 +209,14 @@ impl Validator<'_> {
             ));
         }
         let secret = if let Some(inline) = raw.key {
+            // Checked here so a typo is found at load time, not at the first publish.
+            if decode_tsig_secret(&inline).is_none() {
+                return Err(ConfigError::new(
+                    format!("{key}.key"),
+                    None,
+                    "the TSIG secret must be base64 text, as tsig-keygen or keymgr print it (the value is not shown)",
+                ));
+            }
             Some(SecretSource::Inline(zeroize::Zeroizing::new(inline)))
         } else if let Some(file) = raw.key_file {
             Some(SecretSource::File(
@@ -657,6 +665,27 @@ fn socket_addr(text: &str) -> Option<std::net::SocketAddr> {
             .ok()
             .map(|ip| std::net::SocketAddr::new(ip, 53))
     })
+}
+
+/// Decodes a TSIG secret written as base64 text, or as the BIND `key { secret "…"; }`
+/// block `tsig-keygen` writes; `None` when it is neither (or empty).
+pub fn decode_tsig_secret(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    use base64::Engine as _;
+    let base64_text =
+        zeroize::Zeroizing::new(bind_secret(text).unwrap_or_else(|| text.trim().to_string()));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(base64_text.trim())
+        .ok()?;
+    (!bytes.is_empty()).then(|| zeroize::Zeroizing::new(bytes))
+}
+
+/// The `secret "…";` of a BIND key file, if the text is one.
+fn bind_secret(text: &str) -> Option<String> {
+    let start = text.find("secret")?;
+    let rest = &text[start + "secret".len()..];
+    let open = rest.find('"')?;
+    let close = rest[open + 1..].find('"')?;
+    Some(rest[open + 1..open + 1 + close].to_string())
 }
 
 /// A duration such as `0s`, `500ms`, `30s`, `5m` or `1h` (humantime's syntax).

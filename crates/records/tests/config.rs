@@ -155,6 +155,32 @@ fn mistakes_name_their_key() {
 }
 
 #[test]
+fn an_inline_secret_that_is_not_base64_fails_at_load_without_showing_it() {
+    let err = config(
+        "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkeyName = \"k\"\nkey = \"hunter2!secret\"\n",
+    )
+    .unwrap_err();
+    assert!(err.starts_with("dnsServer.p.key"), "{err}");
+    assert!(err.contains("base64"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let decode = mailzone_records::config::decode_tsig_secret;
+    assert_eq!(decode(" c2VjcmV0\n").unwrap().as_slice(), b"secret");
+    assert!(decode("").is_none());
+    // The BIND key block tsig-keygen prints is accepted as it is.
+    config("[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkeyName = \"k\"\nkey = '''key \"k\" { algorithm hmac-sha256; secret \"c2VjcmV0\"; };'''\n").unwrap();
+}
+
+#[test]
+fn tls_retire_after_has_a_default_and_names_its_key() {
+    let base = "[server.tls]\ncertificate = \"c.pem\"\n";
+    let c = config(base).unwrap();
+    let tls = c.server.tls.unwrap();
+    assert_eq!(tls.retire_after, Duration::from_secs(2 * 86_400));
+    let err = config(&format!("{base}retireAfter = \"later\"\n")).unwrap_err();
+    assert!(err.starts_with("server.tls.retireAfter"), "{err}");
+}
+
+#[test]
 fn inline_secret_never_shows_in_debug() {
     let c = config("[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkeyName = \"k\"\nkey = \"c3VwZXJzZWNyZXQ=\"\n").unwrap();
     let debug = format!("{c:?}");
