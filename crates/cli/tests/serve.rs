@@ -1007,6 +1007,16 @@ fn domain_created_through_the_api_is_published() {
         &json!({ "type": "DkimRotation", "domain": ZONE }),
     );
     assert_eq!(status, 422, "{e}");
+    // TLSA is not in this domain's publishRecords: mailzone has no TLSA to sync there.
+    let (status, e) = service.post(
+        "/api/v1/tasks",
+        &json!({ "type": "TlsaSync", "domain": ZONE }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("TLSA"),
+        "{e}"
+    );
 
     // Mistakes are refused and change nothing.
     assert_eq!(

@@ -223,6 +223,10 @@ impl Run {
 
     /// The config; `next_key` names a public key file for `server.tls.nextKey`.
     fn write_config(&self, next_key: Option<&str>) {
+        self.write_config_retiring_after(next_key, "2d");
+    }
+
+    fn write_config_retiring_after(&self, next_key: Option<&str>, retire_after: &str) {
         let next = next_key
             .map(|k| format!("nextKey = \"pki/{k}.pub\"\n"))
             .unwrap_or_default();
@@ -238,7 +242,7 @@ submission = {{}}
 
 [server.tls]
 certificate = "cert.pem"
-retireAfter = "2d"
+retireAfter = "{retire_after}"
 {next}
 [dnsServer.primary]
 kind = "rfc2136"
@@ -455,6 +459,9 @@ fn serve_publishes_a_renewed_certificate_by_itself() {
     let Some(run) = Run::start() else { return };
     let old = run.pki.spki_sha256("old");
     let new = run.pki.spki_sha256("new");
+    // Withdrawn 3 s after the switch, by a TlsaSync task scheduled for then (the drift
+    // check is an hour away).
+    run.write_config_retiring_after(None, "3s");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -468,18 +475,22 @@ fn serve_publishes_a_renewed_certificate_by_itself() {
         .arg("--state-dir")
         .arg(run.dir.path().join("state"))
         .env("MAILZONE_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let log = Arc::new(Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
     let first = poll_until(Duration::from_secs(30), || {
         run.served_smtp_ee() == vec![old.clone()]
     });
@@ -488,10 +499,39 @@ fn serve_publishes_a_renewed_certificate_by_itself() {
     let both = poll_until(Duration::from_secs(30), || {
         run.served_smtp_ee() == sorted(vec![old.clone(), new.clone()])
     });
+    let withdrawn = poll_until(Duration::from_secs(30), || {
+        run.served_smtp_ee() == vec![new.clone()]
+    });
+    // A TlsaSync asked for through the API finds the zone in sync.
+    let text = log.lock().unwrap().clone();
+    let token = text[text.find("mzt_").expect("admin token printed")..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let api = |request: reqwest::blocking::RequestBuilder| -> Value {
+        request.bearer_auth(&token).send().unwrap().json().unwrap()
+    };
+    let client = reqwest::blocking::Client::new();
+    let task = api(client
+        .post(format!("http://127.0.0.1:{port}/api/v1/tasks"))
+        .json(&serde_json::json!({ "type": "TlsaSync", "domain": ZONE })));
+    let id = task["id"].as_str().expect("a task").to_string();
+    let mut last = Value::Null;
+    let done = poll_until(Duration::from_secs(30), || {
+        last = api(client.get(format!("http://127.0.0.1:{port}/api/v1/tasks/{id}")));
+        last["status"] == "Succeeded"
+    });
     let _ = child.kill();
     let _ = child.wait();
     let log = log.lock().unwrap().clone();
     assert!(both, "the renewed certificate was not published: {log}");
-    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
     assert!(log.contains("TlsaSync tasks scheduled"), "{log}");
+    assert!(withdrawn, "the old key was not withdrawn in time: {log}");
+    assert_eq!(run.served_ee(), vec![new.clone()]);
+    assert!(done, "{last:#}\n{log}");
+    assert!(
+        last["result"].as_str().unwrap().contains("in sync"),
+        "{last:#}"
+    );
 }

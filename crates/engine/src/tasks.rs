@@ -321,7 +321,9 @@ impl Worker {
                 on_success_renew_certificate: false,
                 due_at: at,
             };
-            self.store.schedule_task(&task, clock::unix_now()).await?;
+            // Not `schedule_task`: the running task (perhaps a TlsaSync itself) must not
+            // stand for one due later.
+            self.store.create_task(&task, clock::unix_now()).await?;
         }
         Ok(())
     }
