@@ -7,10 +7,12 @@
 //! Skipped when Knot or openssl is missing (a failure under `MAILZONE_REQUIRE_TOOLS=1`);
 //! the ldns-dane verdicts are skipped without ldns-dane.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+
+use common::Service;
 use std::time::Duration;
 
 use mailzone_testkit::{
@@ -462,76 +464,48 @@ fn serve_publishes_a_renewed_certificate_by_itself() {
     // Withdrawn 3 s after the switch, by a TlsaSync task scheduled for then (the drift
     // check is an hour away).
     run.write_config_retiring_after(None, "3s");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--certificate-check-interval", "200ms"])
-        .arg("--config")
-        .arg(run.dir.path().join("mailzone.toml"))
-        .arg("--state-dir")
-        .arg(run.dir.path().join("state"))
-        .env("MAILZONE_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
+    let service = Service::start_with(
+        run.dir.path(),
+        None,
+        &["--certificate-check-interval", "200ms"],
+    );
     let first = poll_until(Duration::from_secs(30), || {
         run.served_smtp_ee() == vec![old.clone()]
     });
-    assert!(first, "the first publication: {}", log.lock().unwrap());
+    assert!(first, "the first publication: {}", service.output());
     run.install_certificate("new");
     let both = poll_until(Duration::from_secs(30), || {
         run.served_smtp_ee() == sorted(vec![old.clone(), new.clone()])
     });
+    assert!(
+        both,
+        "the renewed certificate was not published: {}",
+        service.output()
+    );
+    assert!(service.output().contains("TlsaSync tasks scheduled"));
     let withdrawn = poll_until(Duration::from_secs(30), || {
         run.served_smtp_ee() == vec![new.clone()]
     });
-    // A TlsaSync asked for through the API finds the zone in sync.
-    let text = log.lock().unwrap().clone();
-    let token = text[text.find("mzt_").expect("admin token printed")..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let api = |request: reqwest::blocking::RequestBuilder| -> Value {
-        request.bearer_auth(&token).send().unwrap().json().unwrap()
-    };
-    let client = reqwest::blocking::Client::new();
-    let task = api(client
-        .post(format!("http://127.0.0.1:{port}/api/v1/tasks"))
-        .json(&serde_json::json!({ "type": "TlsaSync", "domain": ZONE })));
-    let id = task["id"].as_str().expect("a task").to_string();
-    let mut last = Value::Null;
-    let done = poll_until(Duration::from_secs(30), || {
-        last = api(client.get(format!("http://127.0.0.1:{port}/api/v1/tasks/{id}")));
-        last["status"] == "Succeeded"
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = log.lock().unwrap().clone();
-    assert!(both, "the renewed certificate was not published: {log}");
-    assert!(log.contains("TlsaSync tasks scheduled"), "{log}");
-    assert!(withdrawn, "the old key was not withdrawn in time: {log}");
-    assert_eq!(run.served_ee(), vec![new.clone()]);
-    assert!(done, "{last:#}\n{log}");
     assert!(
-        last["result"].as_str().unwrap().contains("in sync"),
-        "{last:#}"
+        withdrawn,
+        "the old key was not withdrawn in time: {}",
+        service.output()
+    );
+    assert_eq!(run.served_ee(), vec![new.clone()]);
+
+    // A TlsaSync asked for through the API finds the zone in sync.
+    let (status, task) = service.post(
+        "/api/v1/tasks",
+        &serde_json::json!({ "type": "TlsaSync", "domain": ZONE }),
+    );
+    assert_eq!(status, 202, "{task}");
+    let task = service.wait_for_task(
+        task["id"].as_str().unwrap(),
+        "Succeeded",
+        Duration::from_secs(30),
+    );
+    assert!(
+        task["result"].as_str().unwrap().contains("in sync"),
+        "{task:#}"
     );
 }

@@ -60,11 +60,7 @@ async fn certificate_watch(
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = stopped(&mut stop) => return,
-        }
+    while waited(interval, &mut stop).await {
         let loaded = state.loaded();
         match mailzone_engine::load::certificate_files_changed(&loaded) {
             Ok(false) => continue,
@@ -155,6 +151,14 @@ async fn worker_loop(
 
 /// Resolves once `stop` turns true (or its sender is gone). Holds no borrow of the
 /// channel afterwards, so the caller may await other things in its branch.
+/// Sleeps `interval`; false when the service stops meanwhile.
+async fn waited(interval: std::time::Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(interval) => true,
+        () = stopped(stop) => false,
+    }
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
@@ -166,11 +170,7 @@ async fn drift_schedule(
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = stopped(&mut stop) => return,
-        }
+    while waited(interval, &mut stop).await {
         match schedule_automatic(&state.store, &state.loaded()).await {
             Ok(tasks) => tracing::info!(tasks = tasks.len(), "drift check scheduled"),
             Err(e) => tracing::error!("cannot schedule the drift check: {e}"),
