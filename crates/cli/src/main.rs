@@ -1,5 +1,6 @@
 //! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
 
+mod acme;
 mod check;
 mod dkim;
 mod reconcile;
@@ -41,6 +42,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// DKIM keys: list them with their stage, export the active ones for the MTA.
     Dkim(dkim::DkimArgs),
+    /// Certificates from an ACME CA over DNS-01 (`[server.acme]`): `renew` when due.
+    Acme(acme::AcmeArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
             Command::Check(args) => check::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Dkim(args) => dkim::run(args).await,
+            Command::Acme(args) => acme::run(args).await,
         }
     });
     match result {

@@ -78,6 +78,8 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
     })?;
     let files = FileReader { config_file: path };
     let tlsa = match &config.server.tls {
+        // The certificate ACME has not issued yet: no TLSA records until it exists.
+        Some(tls) if awaits_acme(&config, &tls.certificate) => None,
         Some(tls) => {
             let chain = files.read(&tls.certificate)?;
             let mut keys =
@@ -223,4 +225,14 @@ fn io_reason(e: &std::io::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
+}
+
+/// Whether `certificate` is the file `[server.acme]` writes and it does not exist yet.
+fn awaits_acme(config: &Config, certificate: &FileRef) -> bool {
+    config
+        .server
+        .acme
+        .as_ref()
+        .is_some_and(|acme| acme.certificate.path == certificate.path)
+        && !certificate.path.exists()
 }

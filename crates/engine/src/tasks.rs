@@ -21,6 +21,10 @@ use crate::{EngineError, LoadedConfig, RecordsRequest, clock, reconcile};
 pub const DNS_MANAGEMENT: &str = "DnsManagement";
 /// Move a domain's automatic DKIM keys through their stages (`mailzone dkim rotate`).
 pub const DKIM_ROTATION: &str = "DkimRotation";
+/// Renew the `[server.acme]` certificate over DNS-01 (`mailzone acme renew`). Chained after
+/// a `DnsManagement` run: with `onSuccessRenewCertificate` (then it renews even when not
+/// due), or when the certificate is due. Its domain is the mail host.
+pub const ACME_RENEWAL: &str = "AcmeRenewal";
 
 /// How tasks are retried and leased.
 #[derive(Debug, Clone)]
@@ -188,9 +192,9 @@ impl Worker {
     }
 
     async fn execute(&self, task: &Task, progress: &TaskProgress) -> Result<String, EngineError> {
-        if task.kind != DNS_MANAGEMENT && task.kind != DKIM_ROTATION {
+        if ![DNS_MANAGEMENT, DKIM_ROTATION, ACME_RENEWAL].contains(&task.kind.as_str()) {
             return Err(EngineError::Usage(format!(
-                "unknown task kind `{}`; this version runs {DNS_MANAGEMENT} and {DKIM_ROTATION}",
+                "unknown task kind `{}`; this version runs {DNS_MANAGEMENT}, {DKIM_ROTATION} and {ACME_RENEWAL}",
                 task.kind
             )));
         }
@@ -199,6 +203,9 @@ impl Worker {
             .read()
             .map(|c| Arc::clone(&c))
             .map_err(|_| EngineError::Usage("the configuration lock is poisoned".into()))?;
+        if task.kind == ACME_RENEWAL {
+            return self.renew_certificate(&loaded, task, progress).await;
+        }
         let domain = Name::owner(&task.domain)
             .map_err(|e| EngineError::Usage(format!("task domain `{}`: {e}", task.domain)))?;
         if loaded.config.domain(&domain).is_none() {
@@ -252,13 +259,92 @@ impl Worker {
             .iter()
             .map(|z| z.changes.adds.len() + z.changes.deletes.len())
             .sum();
-        Ok(match changes {
+        let summary = match changes {
             0 => format!("{domain}: in sync ({} DNS messages)", report.messages),
             n => format!(
                 "{domain}: {n} record changes published and propagated ({} DNS messages)",
                 report.messages
             ),
+        };
+        Ok(match self.chain_renewal(&loaded, task, &domain).await? {
+            Some(note) => format!("{summary}; {note}"),
+            None => summary,
         })
+    }
+}
+
+impl Worker {
+    /// After a successful publication: an `AcmeRenewal` task when the task asks for one
+    /// (`onSuccessRenewCertificate`), or when the domain holds a name of the certificate
+    /// and it is due. A separate task, so a CA failure is retried on its own schedule and
+    /// never makes the publication (already done) run again.
+    async fn chain_renewal(
+        &self,
+        loaded: &LoadedConfig,
+        task: &Task,
+        domain: &Name,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(acme) = &loaded.config.server.acme else {
+            return Ok(task
+                .on_success_renew_certificate
+                .then(|| "no certificate renewal: the config has no [server.acme]".to_string()));
+        };
+        let now = clock::unix_now();
+        let holds_a_name = loaded.config.domain(domain).is_some_and(|d| {
+            acme.names.iter().any(|n| {
+                mailzone_records::config::managed_zone(n, &loaded.config.domains)
+                    .is_some_and(|owner| owner.name == d.name)
+            })
+        });
+        let forced = task.on_success_renew_certificate;
+        if !forced && !(holds_a_name && crate::acme::is_due(loaded, now)?) {
+            return Ok(None);
+        }
+        let renewal = NewTask {
+            kind: ACME_RENEWAL.into(),
+            domain: loaded.config.server.hostname.as_str().to_string(),
+            update_records: vec![],
+            on_success_renew_certificate: forced,
+            due_at: now,
+        };
+        let created = self.store.create_task(&renewal, now).await?;
+        Ok(Some(format!(
+            "certificate renewal chained: task {}",
+            created.id
+        )))
+    }
+
+    /// An `AcmeRenewal` task: renews when due, or always when it was asked for by
+    /// `onSuccessRenewCertificate`.
+    async fn renew_certificate(
+        &self,
+        loaded: &LoadedConfig,
+        task: &Task,
+        progress: &TaskProgress,
+    ) -> Result<String, EngineError> {
+        let request = crate::acme::RenewRequest {
+            state_dir: self.state_dir.clone(),
+            store: Some(self.store.clone()),
+            force: task.on_success_renew_certificate,
+            now_unix: clock::unix_now(),
+        };
+        let report = crate::acme::renew(loaded, &request, progress).await?;
+        let mut summary = match report.outcome {
+            crate::acme::Outcome::NotDue => format!("certificate {}", report.reason),
+            crate::acme::Outcome::Issued => format!(
+                "certificate issued for {} ({}), written to {}",
+                report.names.join(", "),
+                report.reason,
+                report.certificate.display()
+            ),
+        };
+        if !report.leftover_challenges.is_empty() {
+            summary.push_str(&format!(
+                "; challenge records not removed: {}",
+                report.leftover_challenges.join("; ")
+            ));
+        }
+        Ok(summary)
     }
 }
 
