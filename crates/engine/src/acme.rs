@@ -91,7 +91,7 @@ pub async fn renew(
     let mut report = RenewReport {
         outcome: Outcome::NotDue,
         reason: String::new(),
-        names: settings.names.iter().map(|n| n.to_string()).collect(),
+        names: settings.names.iter().map(|n| n.as_str().to_string()).collect(),
         certificate: settings.certificate.path.clone(),
         private_key: settings.private_key.path.clone(),
         not_after: current.as_ref().map(|c| c.not_after),
@@ -164,7 +164,7 @@ fn due(settings: &AcmeSettings, current: Option<&Current>, now: i64, force: bool
     let Some(current) = current else {
         return Due::Yes("no certificate yet".into());
     };
-    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.to_string()).collect();
+    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
     if force {
         Due::Yes("forced".into())
     } else if current.names != wanted {
@@ -390,7 +390,7 @@ async fn issue(
     let identifiers: Vec<Identifier> = settings
         .names
         .iter()
-        .map(|n| Identifier::Dns(n.to_string()))
+        .map(|n| Identifier::Dns(n.as_str().to_string()))
         .collect();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
@@ -695,7 +695,7 @@ fn certificate_key(settings: &AcmeSettings) -> Result<(KeyPair, bool), EngineErr
 /// A CSR (RFC 2986) for the names, with an empty subject: the names are in the SAN.
 fn csr(settings: &AcmeSettings, key: &KeyPair) -> Result<Vec<u8>, EngineError> {
     let fail = |e: rcgen::Error| EngineError::Usage(format!("cannot make the CSR: {e}"));
-    let names: Vec<String> = settings.names.iter().map(|n| n.to_string()).collect();
+    let names: Vec<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
     let mut params = CertificateParams::new(names).map_err(fail)?;
     params.distinguished_name = DistinguishedName::new();
     Ok(params.serialize_request(key).map_err(fail)?.der().to_vec())
@@ -716,7 +716,7 @@ fn check_chain(settings: &AcmeSettings, chain: &str, key: &KeyPair) -> Result<Cu
         return Err(fail("the leaf certificate is not for the key of the CSR".into()));
     }
     let leaf = parse_leaf(&der).ok_or_else(|| fail("unreadable leaf".into()))?;
-    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.to_string()).collect();
+    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
     if leaf.names != wanted {
         return Err(fail(format!(
             "the certificate names {:?}, not the requested {:?}",
@@ -816,7 +816,7 @@ mod tests {
         Current {
             not_before: 0,
             not_after: 90 * 86_400,
-            names: names.iter().map(|n| n.to_string()).collect(),
+            names: names.iter().map(|n| n.as_str().to_string()).collect(),
         }
     }
 
