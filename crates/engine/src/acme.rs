@@ -91,7 +91,11 @@ pub async fn renew(
     let mut report = RenewReport {
         outcome: Outcome::NotDue,
         reason: String::new(),
-        names: settings.names.iter().map(|n| n.as_str().to_string()).collect(),
+        names: settings
+            .names
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect(),
         certificate: settings.certificate.path.clone(),
         private_key: settings.private_key.path.clone(),
         not_after: current.as_ref().map(|c| c.not_after),
@@ -164,7 +168,11 @@ fn due(settings: &AcmeSettings, current: Option<&Current>, now: i64, force: bool
     let Some(current) = current else {
         return Due::Yes("no certificate yet".into());
     };
-    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
+    let wanted: BTreeSet<String> = settings
+        .names
+        .iter()
+        .map(|n| n.as_str().to_string())
+        .collect();
     if force {
         Due::Yes("forced".into())
     } else if current.names != wanted {
@@ -306,11 +314,7 @@ fn builder(settings: &AcmeSettings) -> Result<AccountBuilder, EngineError> {
 }
 
 /// The account for the directory: restored from the store, or created and stored.
-async fn account(
-    settings: &AcmeSettings,
-    store: &Store,
-    now: i64,
-) -> Result<Account, EngineError> {
+async fn account(settings: &AcmeSettings, store: &Store, now: i64) -> Result<Account, EngineError> {
     if let Some(json) = store.acme_account(&settings.directory).await? {
         let credentials: AccountCredentials = serde_json::from_str(&json).map_err(|e| {
             EngineError::Usage(format!(
@@ -338,7 +342,10 @@ async fn account(
         .await
         .map_err(acme_error(settings, "creating the account"))?;
     let json = zeroize::Zeroizing::new(serde_json::to_string(&credentials).map_err(|e| {
-        EngineError::Usage(format!("cannot store the ACME account: {}", e.classify_name()))
+        EngineError::Usage(format!(
+            "cannot store the ACME account: {}",
+            e.classify_name()
+        ))
     })?);
     store
         .put_acme_account(&settings.directory, &json, now)
@@ -438,7 +445,9 @@ async fn pending_challenges(
                 transient: false,
             })?;
         let name = Name::host(&identifier).map_err(|e| {
-            EngineError::Usage(format!("the CA names an unusable identifier {identifier}: {e}"))
+            EngineError::Usage(format!(
+                "the CA names an unusable identifier {identifier}: {e}"
+            ))
         })?;
         out.push(Challenge {
             name,
@@ -453,8 +462,8 @@ fn zone_of<'a>(
     loaded: &'a LoadedConfig,
     name: &Name,
 ) -> Result<(&'a Name, &'a DnsServer), EngineError> {
-    let domain = mailzone_records::config::managed_zone(name, &loaded.config.domains)
-        .ok_or_else(|| {
+    let domain =
+        mailzone_records::config::managed_zone(name, &loaded.config.domains).ok_or_else(|| {
             EngineError::Usage(format!(
                 "server.acme.names: {name} is in no zone whose DNS mailzone manages"
             ))
@@ -463,7 +472,10 @@ fn zone_of<'a>(
         unreachable!("managed_zone returns domains under automatic DNS management")
     };
     let server = loaded.config.dns_server(dns_server).ok_or_else(|| {
-        EngineError::Usage(format!("domain {}: no DNS server {dns_server}", domain.name))
+        EngineError::Usage(format!(
+            "domain {}: no DNS server {dns_server}",
+            domain.name
+        ))
     })?;
     Ok((&domain.zone, server))
 }
@@ -515,15 +527,19 @@ async fn publish(
         };
         let sent = AtomicU64::new(0);
         propagation::wait(&server, &zone, &changes, &before, serial, progress, &sent).await?;
-        progress.step(&zone, "ACME challenge records served by every authoritative server");
+        progress.step(
+            &zone,
+            "ACME challenge records served by every authoritative server",
+        );
     }
     Ok(())
 }
 
 fn challenge_record(c: &Challenge) -> Result<Record, EngineError> {
-    let owner = c.name.prefixed("_acme-challenge").map_err(|e| {
-        EngineError::Usage(format!("_acme-challenge.{}: {e}", c.name))
-    })?;
+    let owner = c
+        .name
+        .prefixed("_acme-challenge")
+        .map_err(|e| EngineError::Usage(format!("_acme-challenge.{}: {e}", c.name)))?;
     Ok(Record {
         name: owner,
         ttl: CHALLENGE_TTL,
@@ -595,10 +611,10 @@ async fn validate_and_finalize(
             continue;
         }
         if let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) {
-            challenge
-                .set_ready()
-                .await
-                .map_err(acme_error(settings, "telling the CA the challenge is ready"))?;
+            challenge.set_ready().await.map_err(acme_error(
+                settings,
+                "telling the CA the challenge is ready",
+            ))?;
         }
     }
     let retries = RetryPolicy::new()
@@ -695,28 +711,43 @@ fn certificate_key(settings: &AcmeSettings) -> Result<(KeyPair, bool), EngineErr
 /// A CSR (RFC 2986) for the names, with an empty subject: the names are in the SAN.
 fn csr(settings: &AcmeSettings, key: &KeyPair) -> Result<Vec<u8>, EngineError> {
     let fail = |e: rcgen::Error| EngineError::Usage(format!("cannot make the CSR: {e}"));
-    let names: Vec<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
+    let names: Vec<String> = settings
+        .names
+        .iter()
+        .map(|n| n.as_str().to_string())
+        .collect();
     let mut params = CertificateParams::new(names).map_err(fail)?;
     params.distinguished_name = DistinguishedName::new();
     Ok(params.serialize_request(key).map_err(fail)?.der().to_vec())
 }
 
 /// The issued chain is for our key and our names, or it is not written.
-fn check_chain(settings: &AcmeSettings, chain: &str, key: &KeyPair) -> Result<Current, EngineError> {
+fn check_chain(
+    settings: &AcmeSettings,
+    chain: &str,
+    key: &KeyPair,
+) -> Result<Current, EngineError> {
     let fail = |reason: String| EngineError::Acme {
         directory: settings.directory.clone(),
         step: "checking the certificate",
         reason,
         transient: false,
     };
-    let der = leaf_der(chain.as_bytes()).ok_or_else(|| fail("no certificate in the answer".into()))?;
+    let der =
+        leaf_der(chain.as_bytes()).ok_or_else(|| fail("no certificate in the answer".into()))?;
     let (_, cert) =
         X509Certificate::from_der(&der).map_err(|e| fail(format!("unreadable leaf: {e}")))?;
     if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
-        return Err(fail("the leaf certificate is not for the key of the CSR".into()));
+        return Err(fail(
+            "the leaf certificate is not for the key of the CSR".into(),
+        ));
     }
     let leaf = parse_leaf(&der).ok_or_else(|| fail("unreadable leaf".into()))?;
-    let wanted: BTreeSet<String> = settings.names.iter().map(|n| n.as_str().to_string()).collect();
+    let wanted: BTreeSet<String> = settings
+        .names
+        .iter()
+        .map(|n| n.as_str().to_string())
+        .collect();
     if leaf.names != wanted {
         return Err(fail(format!(
             "the certificate names {:?}, not the requested {:?}",

@@ -768,12 +768,13 @@ async fn create_task(
             body.kind
         )));
     }
-    if body.on_success_renew_certificate {
-        return Err(ApiError::invalid(
-            "onSuccessRenewCertificate needs ACME support, which this version does not have yet",
-        ));
-    }
     let loaded = state.loaded();
+    if body.on_success_renew_certificate && loaded.config.server.acme.is_none() {
+        return Err(ApiError::invalid(format!(
+            "onSuccessRenewCertificate needs a [server.acme] section in {} (the certificate to renew)",
+            loaded.path.display()
+        )));
+    }
     let domain = find_domain(&loaded, &body.domain)?;
     let DnsManagement::Automatic {
         publish_records, ..
@@ -808,7 +809,7 @@ async fn create_task(
                 kind: DNS_MANAGEMENT.into(),
                 domain: domain.name.as_str().to_string(),
                 update_records: types,
-                on_success_renew_certificate: false,
+                on_success_renew_certificate: body.on_success_renew_certificate,
                 due_at: now,
             },
             now,

@@ -87,6 +87,9 @@ mod tests {
             .fetch_one(pool)
             .await
             .unwrap();
-        assert!(raw.starts_with("sealed:") && !raw.contains("SECRET"), "{raw}");
+        assert!(
+            raw.starts_with("sealed:") && !raw.contains("SECRET"),
+            "{raw}"
+        );
     }
 }

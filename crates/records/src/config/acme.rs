@@ -168,10 +168,7 @@ fn default_names(server: &Server, domains: &[Domain]) -> Result<Vec<Name>> {
         return Err(ConfigError::new(
             format!("{KEY}.names"),
             None,
-            format!(
-                "{}; list the names yourself",
-                not_managed(&server.hostname)
-            ),
+            format!("{}; list the names yourself", not_managed(&server.hostname)),
         ));
     }
     let mut names = vec![server.hostname.clone()];
@@ -280,7 +277,10 @@ reuseKey = false"#,
     #[test]
     fn mistakes_name_their_key() {
         let cases = [
-            (r#"directory = "http://acme.test/dir""#, "server.acme.directory"),
+            (
+                r#"directory = "http://acme.test/dir""#,
+                "server.acme.directory",
+            ),
             (
                 "directory = \"https://a.test/d\"\ncontact = [\"hostmaster@example.org\"]",
                 "server.acme.contact[0]",
