@@ -847,7 +847,7 @@ mod tests {
         Current {
             not_before: 0,
             not_after: 90 * 86_400,
-            names: names.iter().map(|n| n.as_str().to_string()).collect(),
+            names: names.iter().map(|n| n.to_string()).collect(),
         }
     }
 

@@ -297,7 +297,10 @@ impl Worker {
             })
         });
         let forced = task.on_success_renew_certificate;
-        if !forced && !(holds_a_name && crate::acme::is_due(loaded, now)?) {
+        // An unreadable certificate file is the renewal task's failure to report, not
+        // this publication's.
+        let due = holds_a_name && crate::acme::is_due(loaded, now).unwrap_or(true);
+        if !forced && !due {
             return Ok(None);
         }
         let renewal = NewTask {
