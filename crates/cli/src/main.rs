@@ -1,5 +1,6 @@
 //! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
 
+mod acme;
 mod check;
 mod dkim;
 mod reconcile;
@@ -45,6 +46,8 @@ enum Command {
     /// TLSA (DANE) records over a certificate's life: `tlsa status` shows the certificate's,
     /// the next key's, the stored and the served digests side by side.
     Tlsa(tlsa::TlsaArgs),
+    /// Certificates from an ACME CA over DNS-01 (`[server.acme]`): `renew` when due.
+    Acme(acme::AcmeArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Dkim(args) => dkim::run(args).await,
             Command::Tlsa(args) => tlsa::run(args).await,
+            Command::Acme(args) => acme::run(args).await,
         }
     });
     match result {

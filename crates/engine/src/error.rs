@@ -51,6 +51,15 @@ pub enum EngineError {
         reason: String,
         others: usize,
     },
+    /// An ACME step failed (RFC 8555): the CA's problem document or the transport error.
+    #[error("ACME {directory}: {step}: {reason}")]
+    Acme {
+        directory: String,
+        step: &'static str,
+        reason: String,
+        /// Whether trying again later can help (network, rate limits, DNS not yet seen).
+        transient: bool,
+    },
 }
 
 impl EngineError {
@@ -59,6 +68,7 @@ impl EngineError {
         match self {
             EngineError::Dns { error, .. } => error.class() == mailzone_dns::ErrorClass::Transient,
             EngineError::Propagation { .. } => true,
+            EngineError::Acme { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -1,6 +1,7 @@
 //! mailzone-engine: the use cases that combine the pure planner with files, the state
 //! database and DNS providers. The CLI and the server are thin layers over it.
 
+pub mod acme;
 pub mod check;
 pub mod clock;
 pub mod connect;

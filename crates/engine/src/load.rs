@@ -77,7 +77,7 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         error,
     })?;
     let files = FileReader { config_file: path };
-    let tlsa = read_tlsa_keys(&files, &config.server)?;
+    let tlsa = read_tlsa_keys(&files, &config)?;
     let mut manual_dkim_keys = BTreeMap::new();
     for domain in &config.domains {
         if let DkimManagement::Manual { keys } = &domain.dkim_management {
@@ -112,11 +112,15 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
 /// The TLSA digests of the certificate files `[server.tls]` names (none without it).
 fn read_tlsa_keys(
     files: &FileReader<'_>,
-    server: &mailzone_records::Server,
+    config: &Config,
 ) -> Result<Option<TlsaKeys>, EngineError> {
-    let Some(tls) = &server.tls else {
+    let Some(tls) = &config.server.tls else {
         return Ok(None);
     };
+    // The certificate ACME has not issued yet: no TLSA records until it exists.
+    if awaits_acme(config, &tls.certificate) {
+        return Ok(None);
+    }
     let chain = files.read(&tls.certificate)?;
     let mut keys = tlsa::parse_chain(&chain).map_err(|e| files.invalid(&tls.certificate, e))?;
     if let Some(next) = &tls.next_key {
@@ -133,7 +137,7 @@ pub fn certificate_files_changed(loaded: &LoadedConfig) -> Result<bool, EngineEr
     let files = FileReader {
         config_file: &loaded.path,
     };
-    let now = read_tlsa_keys(&files, &loaded.config.server)?;
+    let now = read_tlsa_keys(&files, &loaded.config)?;
     Ok(now != loaded.tlsa)
 }
 
@@ -238,4 +242,14 @@ fn io_reason(e: &std::io::Error) -> String {
         Some(i) => text[..i].to_string(),
         None => text,
     }
+}
+
+/// Whether `certificate` is the file `[server.acme]` writes and it does not exist yet.
+fn awaits_acme(config: &Config, certificate: &FileRef) -> bool {
+    config
+        .server
+        .acme
+        .as_ref()
+        .is_some_and(|acme| acme.certificate.path == certificate.path)
+        && !certificate.path.exists()
 }

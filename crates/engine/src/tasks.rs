@@ -24,8 +24,12 @@ pub const DKIM_ROTATION: &str = "DkimRotation";
 /// Publish a domain's TLSA records after the certificate files changed, and withdraw
 /// replaced digests when their `retireAfter` has passed (RFC 7671 §8.1).
 pub const TLSA_SYNC: &str = "TlsaSync";
+/// Renew the `[server.acme]` certificate over DNS-01 (`mailzone acme renew`). Chained after
+/// a `DnsManagement` run: with `onSuccessRenewCertificate` (then it renews even when not
+/// due), or when the certificate is due. Its domain is the mail host.
+pub const ACME_RENEWAL: &str = "AcmeRenewal";
 /// Every task kind this version runs.
-pub const TASK_KINDS: [&str; 3] = [DNS_MANAGEMENT, DKIM_ROTATION, TLSA_SYNC];
+pub const TASK_KINDS: [&str; 4] = [DNS_MANAGEMENT, DKIM_ROTATION, TLSA_SYNC, ACME_RENEWAL];
 
 /// How tasks are retried and leased.
 #[derive(Debug, Clone)]
@@ -231,6 +235,9 @@ impl Worker {
             .read()
             .map(|c| Arc::clone(&c))
             .map_err(|_| EngineError::Usage("the configuration lock is poisoned".into()))?;
+        if task.kind == ACME_RENEWAL {
+            return self.renew_certificate(&loaded, task, progress).await;
+        }
         let domain = Name::owner(&task.domain)
             .map_err(|e| EngineError::Usage(format!("task domain `{}`: {e}", task.domain)))?;
         if loaded.config.domain(&domain).is_none() {
@@ -288,12 +295,19 @@ impl Worker {
             .map(|z| z.changes.adds.len() + z.changes.deletes.len())
             .sum();
         self.schedule_tlsa_withdrawal(&loaded, &domain).await?;
-        Ok(match changes {
+        let summary = match changes {
             0 => format!("{domain}: in sync ({} DNS messages)", report.messages),
             n => format!(
                 "{domain}: {n} record changes published and propagated ({} DNS messages)",
                 report.messages
             ),
+        };
+        if task.kind != DNS_MANAGEMENT {
+            return Ok(summary);
+        }
+        Ok(match self.chain_renewal(&loaded, task, &domain).await? {
+            Some(note) => format!("{summary}; {note}"),
+            None => summary,
         })
     }
 }
@@ -326,6 +340,82 @@ impl Worker {
             self.store.create_task(&task, clock::unix_now()).await?;
         }
         Ok(())
+    }
+
+    /// After a successful publication: an `AcmeRenewal` task when the task asks for one
+    /// (`onSuccessRenewCertificate`), or when the domain holds a name of the certificate
+    /// and it is due. A separate task, so a CA failure is retried on its own schedule and
+    /// never makes the publication (already done) run again.
+    async fn chain_renewal(
+        &self,
+        loaded: &LoadedConfig,
+        task: &Task,
+        domain: &Name,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(acme) = &loaded.config.server.acme else {
+            return Ok(task
+                .on_success_renew_certificate
+                .then(|| "no certificate renewal: the config has no [server.acme]".to_string()));
+        };
+        let now = clock::unix_now();
+        let holds_a_name = loaded.config.domain(domain).is_some_and(|d| {
+            acme.names.iter().any(|n| {
+                mailzone_records::config::managed_zone(n, &loaded.config.domains)
+                    .is_some_and(|owner| owner.name == d.name)
+            })
+        });
+        let forced = task.on_success_renew_certificate;
+        // An unreadable certificate file is the renewal task's failure to report, not
+        // this publication's.
+        let due = holds_a_name && crate::acme::is_due(loaded, now).unwrap_or(true);
+        if !forced && !due {
+            return Ok(None);
+        }
+        let renewal = NewTask {
+            kind: ACME_RENEWAL.into(),
+            domain: loaded.config.server.hostname.as_str().to_string(),
+            update_records: vec![],
+            on_success_renew_certificate: forced,
+            due_at: now,
+        };
+        let created = self.store.create_task(&renewal, now).await?;
+        Ok(Some(format!(
+            "certificate renewal chained: task {}",
+            created.id
+        )))
+    }
+
+    /// An `AcmeRenewal` task: renews when due, or always when it was asked for by
+    /// `onSuccessRenewCertificate`.
+    async fn renew_certificate(
+        &self,
+        loaded: &LoadedConfig,
+        task: &Task,
+        progress: &TaskProgress,
+    ) -> Result<String, EngineError> {
+        let request = crate::acme::RenewRequest {
+            state_dir: self.state_dir.clone(),
+            store: Some(self.store.clone()),
+            force: task.on_success_renew_certificate,
+            now_unix: clock::unix_now(),
+        };
+        let report = crate::acme::renew(loaded, &request, progress).await?;
+        let mut summary = match report.outcome {
+            crate::acme::Outcome::NotDue => format!("certificate {}", report.reason),
+            crate::acme::Outcome::Issued => format!(
+                "certificate issued for {} ({}), written to {}",
+                report.names.join(", "),
+                report.reason,
+                report.certificate.display()
+            ),
+        };
+        if !report.leftover_challenges.is_empty() {
+            summary.push_str(&format!(
+                "; challenge records not removed: {}",
+                report.leftover_challenges.join("; ")
+            ));
+        }
+        Ok(summary)
     }
 
     async fn rotate_dkim(

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::*;
 
+mod acme;
+pub use acme::{DEFAULT_RENEW_BEFORE, managed_zone};
 mod raw;
 
 use crate::name::Name;
@@ -139,8 +141,9 @@ struct Validator<'a> {
 type Result<T> = std::result::Result<T, ConfigError>;
 
 impl Validator<'_> {
-    fn config(&self, raw: RawConfig) -> Result<Config> {
-        let server = self.server(raw.server)?;
+    fn config(&self, mut raw: RawConfig) -> Result<Config> {
+        let raw_acme = raw.server.acme.take();
+        let mut server = self.server(raw.server)?;
         let mut dns_servers = Vec::with_capacity(raw.dns_server.len());
         for (name, dns_server) in raw.dns_server {
             let key = format!("dnsServer.{}", toml_key(&name));
@@ -161,6 +164,9 @@ impl Validator<'_> {
             }
             domains.push(domain);
         }
+        server.acme = raw_acme
+            .map(|acme| self.acme(acme, &server, &domains))
+            .transpose()?;
         let serve = ServeSettings {
             tls: raw
                 .serve
@@ -354,6 +360,7 @@ impl Validator<'_> {
             report_address,
             tls,
             ttl: ttl("server.ttl", raw.ttl)?.unwrap_or(DEFAULT_TTL),
+            acme: None,
         })
     }
 

@@ -23,6 +23,30 @@ pub struct Server {
     pub tls: Option<TlsFiles>,
     /// Default TTL of every record.
     pub ttl: u32,
+    /// `[server.acme]`: certificates from an ACME CA over DNS-01 (RFC 8555 §8.4).
+    pub acme: Option<AcmeSettings>,
+}
+
+/// `[server.acme]`, validated: where to get the certificate, for which names, where to
+/// write it and when to renew it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeSettings {
+    /// The ACME directory URL (https).
+    pub directory: String,
+    /// `mailto:` contacts of the account.
+    pub contact: Vec<String>,
+    /// Where the chain (leaf first) is written.
+    pub certificate: FileRef,
+    /// Where the private key is written (mode 0600).
+    pub private_key: FileRef,
+    /// The names of the certificate, each inside a zone whose DNS mailzone manages.
+    pub names: Vec<Name>,
+    /// Renew when less than this fraction of the certificate's lifetime is left.
+    pub renew_before: f64,
+    /// A PEM CA certificate to trust for the directory's HTTPS (test CAs such as pebble).
+    pub ca_certificate: Option<FileRef>,
+    /// Keep the private key across renewals, so the TLSA `3 1 1` digest does not change.
+    pub reuse_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use mailzone_engine::tasks::{DKIM_ROTATION, DNS_MANAGEMENT, TASK_KINDS, TLSA_SYNC};
+use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC};
 use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
 use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
 use mailzone_store::{NewTask, Task, TaskStatus};
@@ -764,17 +764,17 @@ async fn create_task(
     }
     if body.kind != DNS_MANAGEMENT {
         return Err(ApiError::invalid(format!(
-            "type `{}` is not a task this version runs ({})",
+            "type `{}` is not a task that can be created here ({DNS_MANAGEMENT}, {DKIM_ROTATION} or {TLSA_SYNC}; {ACME_RENEWAL} follows a {DNS_MANAGEMENT} task with onSuccessRenewCertificate)",
             body.kind,
-            TASK_KINDS.join(", ")
         )));
     }
-    if body.on_success_renew_certificate {
-        return Err(ApiError::invalid(
-            "onSuccessRenewCertificate needs ACME support, which this version does not have yet",
-        ));
-    }
     let loaded = state.loaded();
+    if body.on_success_renew_certificate && loaded.config.server.acme.is_none() {
+        return Err(ApiError::invalid(format!(
+            "onSuccessRenewCertificate needs a [server.acme] section in {} (the certificate to renew)",
+            loaded.path.display()
+        )));
+    }
     let domain = find_domain(&loaded, &body.domain)?;
     let DnsManagement::Automatic {
         publish_records, ..
@@ -809,7 +809,7 @@ async fn create_task(
                 kind: DNS_MANAGEMENT.into(),
                 domain: domain.name.as_str().to_string(),
                 update_records: types,
-                on_success_renew_certificate: false,
+                on_success_renew_certificate: body.on_success_renew_certificate,
                 due_at: now,
             },
             now,

@@ -115,10 +115,10 @@ pub fn spec() -> Value {
                     "type": "object",
                     "properties": {
                         "id": { "type": "string" },
-                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync"] },
+                        "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync", "AcmeRenewal"] },
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
-                        "onSuccessRenewCertificate": { "type": "boolean" },
+                        "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement: chain an AcmeRenewal task after a successful publication. AcmeRenewal: it was chained so, and renews even when the certificate is not due" },
                         "status": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed"] },
                         "progress": { "type": "string", "nullable": true },
                         "attempts": { "type": "integer" },
@@ -137,7 +137,7 @@ pub fn spec() -> Value {
                         "type": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync"] },
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
-                        "onSuccessRenewCertificate": { "type": "boolean" }
+                        "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement only: after a successful publication, renew the [server.acme] certificate over DNS-01 (a chained AcmeRenewal task); 422 without [server.acme]" }
                     }
                 },
                 "Domain": {

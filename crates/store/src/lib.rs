@@ -10,6 +10,7 @@
 //! `0600` before SQLite ever touches it. The schema lives in `migrations/`, embedded in the
 //! binary and applied on open; its SQL is kept to what PostgreSQL also accepts.
 
+mod acme;
 mod domains;
 mod ledger;
 mod seal;

@@ -82,6 +82,30 @@ pub(super) struct RawServer {
     pub(super) services: RawServices,
     pub(super) tls: Option<RawTls>,
     pub(super) ttl: Option<u32>,
+    pub(super) acme: Option<RawAcme>,
+}
+
+/// `[server.acme]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAcme {
+    pub(super) directory: String,
+    #[serde(default)]
+    pub(super) contact: Vec<String>,
+    pub(super) certificate: Option<String>,
+    pub(super) private_key: Option<String>,
+    pub(super) names: Option<Vec<String>>,
+    pub(super) renew_before: Option<RawFraction>,
+    pub(super) ca_certificate: Option<String>,
+    pub(super) reuse_key: Option<bool>,
+}
+
+/// A fraction written as a number (`0.33`) or as a ratio (`"1/3"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawFraction {
+    Number(f64),
+    Text(String),
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,86 @@
+//! `mailzone acme renew`: the certificate of `[server.acme]`, issued or renewed over DNS-01
+//! (RFC 8555 §8.4) when it is due.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use mailzone_engine::acme::{Outcome, RenewRequest};
+use mailzone_engine::{clock, load_config};
+
+#[derive(Args)]
+pub struct AcmeArgs {
+    #[command(subcommand)]
+    command: AcmeCommand,
+}
+
+#[derive(Subcommand)]
+enum AcmeCommand {
+    /// Get a certificate when none is in place or the one in place is due (renewBefore of
+    /// its lifetime left): challenges published, waited for, and removed afterwards.
+    Renew(RenewArgs),
+}
+
+#[derive(Args)]
+struct RenewArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    config: PathBuf,
+    /// Where mailzone keeps its state database (the ACME account lives there).
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    state_dir: PathBuf,
+    /// Renew now, even when the certificate is not due.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+pub async fn run(args: AcmeArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AcmeCommand::Renew(args) => renew(args).await,
+    }
+}
+
+async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.config)?;
+    let request = RenewRequest {
+        state_dir: args.state_dir.clone(),
+        store: None,
+        force: args.force,
+        now_unix: clock::unix_now(),
+    };
+    let report = mailzone_engine::acme::renew(&loaded, &request, &mailzone_engine::Silent).await?;
+    let mut out = std::io::stdout().lock();
+    if args.format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match report.outcome {
+        Outcome::NotDue => writeln!(out, "{}", report.reason)?,
+        Outcome::Issued => writeln!(
+            out,
+            "issued for {} ({}): {}{}",
+            report.names.join(", "),
+            report.reason,
+            report.certificate.display(),
+            if report.key_reused {
+                ", same key"
+            } else {
+                ", new key"
+            }
+        )?,
+    }
+    for leftover in &report.leftover_challenges {
+        writeln!(out, "warning: challenge record not removed: {leftover}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! ACME accounts (RFC 8555 §7.3), one per directory: the client's credentials (account URL
+//! and private key) as JSON, sealed under `mailzone.key` like every other secret.
+
+use zeroize::Zeroizing;
+
+use crate::{Store, StoreError, StoreRow, with_pool};
+
+impl Store {
+    /// The account credentials for `directory`, opened, if an account was made there.
+    pub async fn acme_account(
+        &self,
+        directory: &str,
+    ) -> Result<Option<Zeroizing<String>>, StoreError> {
+        let sealed: Option<String> = with_pool!(self, pool => {
+            let row = sqlx::query("SELECT credentials FROM acme_accounts WHERE directory = $1")
+                .bind(directory)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            row.map(|r| r.text("credentials"))
+                .transpose()
+                .map_err(|e| self.database_error(e))?
+        });
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let open = self
+            .sealer
+            .open(&sealed, &seal_context(directory))
+            .map_err(|reason| StoreError::Corrupt {
+                path: self.db_path.clone(),
+                domain: format!("ACME account at {directory}"),
+                selector: "credentials".into(),
+                reason,
+            })?;
+        Ok(Some(open))
+    }
+
+    /// Remembers the account made at `directory` (the first one stays if two instances
+    /// raced: both accounts are valid, one is kept).
+    pub async fn put_acme_account(
+        &self,
+        directory: &str,
+        credentials: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sealed = self.sealer.seal(credentials, &seal_context(directory));
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO acme_accounts (directory, credentials, created_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (directory) DO NOTHING",
+            )
+            .bind(directory)
+            .bind(&sealed)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            Ok(())
+        })
+    }
+}
+
+/// What sealed credentials are bound to: their row.
+fn seal_context(directory: &str) -> String {
+    format!("acme_accounts/{directory}/credentials")
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn credentials_are_sealed_at_rest_and_opened_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open_sqlite(dir.path()).await.unwrap();
+        let url = "https://acme.test/dir";
+        assert!(store.acme_account(url).await.unwrap().is_none());
+        store
+            .put_acme_account(url, r#"{"id":"x","key_pkcs8":"SECRET"}"#, 1)
+            .await
+            .unwrap();
+        let read = store.acme_account(url).await.unwrap().unwrap();
+        assert!(read.contains("SECRET"));
+        let crate::Pool::Sqlite(pool) = &store.pool else {
+            unreachable!()
+        };
+        let raw: String = sqlx::query_scalar("SELECT credentials FROM acme_accounts")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(
+            raw.starts_with("sealed:") && !raw.contains("SECRET"),
+            "{raw}"
+        );
+    }
+}
