@@ -85,6 +85,16 @@ impl Pebble {
         }
     }
 
+    /// Lines of pebble's log containing `what`.
+    fn logged(&self, what: &str) -> usize {
+        self.output
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+
     /// Requests pebble has logged so far (one line each).
     fn requests(&self) -> usize {
         self.output
@@ -309,6 +319,11 @@ fn issues_over_dns01_then_is_not_due_and_a_failure_keeps_the_old_certificate() {
     assert_eq!(report["keyReused"], true, "{report:#}");
     assert_eq!(std::fs::read(&key).unwrap(), key_before);
     assert_eq!(leaf(&cert).2, spki, "same key, same SPKI");
+    assert_eq!(
+        s.pebble.logged("POST /sign-me-up"),
+        1,
+        "one ACME account, restored from the store for the second order"
+    );
     assert!(s.challenge_records().is_empty());
 
     // A wrong TSIG key: the run fails with one line, the certificate stays as it was and
