@@ -332,6 +332,9 @@ impl Worker {
             now_unix: clock::unix_now(),
         };
         let report = crate::acme::renew(loaded, &request, progress).await?;
+        if report.outcome == crate::acme::Outcome::Issued {
+            self.reload_for_tlsa().await;
+        }
         let mut summary = match report.outcome {
             crate::acme::Outcome::NotDue => format!("certificate {}", report.reason),
             crate::acme::Outcome::Issued => format!(
@@ -348,6 +351,20 @@ impl Worker {
             ));
         }
         Ok(summary)
+    }
+
+    /// Reads the config again after a new certificate was written, so the next publication
+    /// computes TLSA records from it. A failure keeps the config in use (the next reload
+    /// reports it).
+    async fn reload_for_tlsa(&self) {
+        match crate::load_config_from(&self.config_path, &self.store).await {
+            Ok(fresh) => {
+                if let Ok(mut current) = self.config.write() {
+                    *current = Arc::new(fresh);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "config not reloaded after the new certificate"),
+        }
     }
 }
 
