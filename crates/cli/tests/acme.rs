@@ -512,3 +512,37 @@ fn on_success_renew_certificate_chains_issuance_after_publication() {
     assert_eq!(leaf(&s.path("tls/mail.pem")).0, NAMES);
     assert!(s.challenge_records().is_empty());
 }
+
+#[test]
+fn on_success_renew_certificate_without_acme_is_refused() {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let knot = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(ZONE, "")],
+        &key,
+        &ServerOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nhostname = \"mail.{ZONE}\"\n\n[dnsServer.primary]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\nport = {}\nkeyName = \"{}\"\nkeyFile = \"tsig.key\"\n\n[domain.\"{ZONE}\"]\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\" }} }}\n",
+        knot.addr.port(),
+        knot.key.name
+    );
+    std::fs::write(dir.path().join("mailzone.toml"), text).unwrap();
+    std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+    let service = Service::start(dir.path());
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://{}/api/v1/tasks", service.addr))
+        .bearer_auth(&service.token)
+        .json(&json!({ "domain": ZONE, "onSuccessRenewCertificate": true }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[server.acme]"), "{message}");
+}
