@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::acme::{Outcome, RenewRequest};
 use mailzone_engine::{clock, load_config};
@@ -57,7 +58,9 @@ async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         now_unix: clock::unix_now(),
     };
-    let report = mailzone_engine::acme::renew(&loaded, &request, &mailzone_engine::Silent).await?;
+    let report = mailzone_engine::acme::renew(&loaded, &request, &mailzone_engine::Silent)
+        .await
+        .context("no certificate written")?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -85,6 +85,16 @@ impl Pebble {
         }
     }
 
+    /// Lines of pebble's log containing `what`.
+    fn logged(&self, what: &str) -> usize {
+        self.output
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+
     /// Requests pebble has logged so far (one line each).
     fn requests(&self) -> usize {
         self.output
@@ -309,6 +319,11 @@ fn issues_over_dns01_then_is_not_due_and_a_failure_keeps_the_old_certificate() {
     assert_eq!(report["keyReused"], true, "{report:#}");
     assert_eq!(std::fs::read(&key).unwrap(), key_before);
     assert_eq!(leaf(&cert).2, spki, "same key, same SPKI");
+    assert_eq!(
+        s.pebble.logged("POST /sign-me-up"),
+        1,
+        "one ACME account, restored from the store for the second order"
+    );
     assert!(s.challenge_records().is_empty());
 
     // A wrong TSIG key: the run fails with one line, the certificate stays as it was and
@@ -321,9 +336,14 @@ fn issues_over_dns01_then_is_not_due_and_a_failure_keeps_the_old_certificate() {
     .unwrap();
     let out = s.mailzone(&["acme", "renew", "--force"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("wrong TSIG key: {stderr}");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("zone acme.test"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: no certificate written: zone acme.test.")
+            && stderr.contains("TSIG"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("d3Jvbmcg"), "the secret is never shown");
     assert_eq!(std::fs::read(&cert).unwrap(), cert_before);
     assert!(s.challenge_records().is_empty());
@@ -347,6 +367,7 @@ fn a_failure_after_publishing_removes_the_challenge_records() {
     let out = s.mailzone(&["acme", "renew"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    eprintln!("propagation failure: {stderr}");
     assert!(stderr.contains("did not serve the change"), "{stderr}");
     assert!(!s.path("tls/mail.pem").exists(), "no certificate written");
     assert!(
@@ -490,4 +511,38 @@ fn on_success_renew_certificate_chains_issuance_after_publication() {
     assert_ne!(first, second, "a new certificate was written");
     assert_eq!(leaf(&s.path("tls/mail.pem")).0, NAMES);
     assert!(s.challenge_records().is_empty());
+}
+
+#[test]
+fn on_success_renew_certificate_without_acme_is_refused() {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let knot = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(ZONE, "")],
+        &key,
+        &ServerOptions::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[server]\nhostname = \"mail.{ZONE}\"\n\n[dnsServer.primary]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\nport = {}\nkeyName = \"{}\"\nkeyFile = \"tsig.key\"\n\n[domain.\"{ZONE}\"]\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\" }} }}\n",
+        knot.addr.port(),
+        knot.key.name
+    );
+    std::fs::write(dir.path().join("mailzone.toml"), text).unwrap();
+    std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
+    let service = Service::start(dir.path());
+    let response = reqwest::blocking::Client::new()
+        .post(format!("http://{}/api/v1/tasks", service.addr))
+        .bearer_auth(&service.token)
+        .json(&json!({ "domain": ZONE, "onSuccessRenewCertificate": true }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("[server.acme]"), "{message}");
 }

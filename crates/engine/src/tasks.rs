@@ -400,6 +400,9 @@ impl Worker {
             now_unix: clock::unix_now(),
         };
         let report = crate::acme::renew(loaded, &request, progress).await?;
+        if report.outcome == crate::acme::Outcome::Issued {
+            self.reload_for_tlsa().await;
+        }
         let mut summary = match report.outcome {
             crate::acme::Outcome::NotDue => format!("certificate {}", report.reason),
             crate::acme::Outcome::Issued => format!(
@@ -416,6 +419,26 @@ impl Worker {
             ));
         }
         Ok(summary)
+    }
+
+    /// Reads the config again after a new certificate was written, so publications compute
+    /// TLSA records from it, and runs TlsaSync for the domains whose TLSA mailzone publishes
+    /// (no need to wait for the service's certificate watch). A failure keeps the config in
+    /// use (the next reload reports it).
+    async fn reload_for_tlsa(&self) {
+        let fresh = match crate::load_config_from(&self.config_path, &self.store).await {
+            Ok(fresh) => Arc::new(fresh),
+            Err(e) => {
+                tracing::warn!(error = %e, "config not reloaded after the new certificate");
+                return;
+            }
+        };
+        if let Ok(mut current) = self.config.write() {
+            *current = Arc::clone(&fresh);
+        }
+        if let Err(e) = schedule_tlsa_sync(&self.store, &fresh).await {
+            tracing::warn!(error = %e, "TlsaSync not scheduled after the new certificate");
+        }
     }
 
     async fn rotate_dkim(
