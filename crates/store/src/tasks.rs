@@ -137,6 +137,7 @@ impl Store {
                 "SELECT ",
                 columns!(),
                 " FROM tasks WHERE domain = $1 AND kind = $2 AND update_records = $3 \
+                 AND on_success_renew_certificate = $6 \
                  AND (status IN ('Scheduled', 'Retry') \
                       OR (status = 'Running' AND (lease_until < $4 OR $5))) \
                  ORDER BY created_at LIMIT 1"
@@ -146,6 +147,8 @@ impl Store {
             .bind(&types)
             .bind(now)
             .bind(running_counts)
+            // A forced renewal must not disappear into a waiting task without it.
+            .bind(new.on_success_renew_certificate)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|e| self.database_error(e))?;

@@ -123,6 +123,44 @@ async fn a_waiting_task_is_not_scheduled_twice() {
 }
 
 #[tokio::test]
+async fn a_forced_renewal_is_not_merged_into_a_waiting_task_without_it() {
+    let (_dir, store) = store().await;
+    let plain = store.create_task(&task("example.org", 0), 0).await.unwrap();
+    let forced = NewTask {
+        on_success_renew_certificate: true,
+        ..task("example.org", 0)
+    };
+    let with_renewal = store.create_task(&forced, 1).await.unwrap();
+    assert_ne!(plain.id, with_renewal.id);
+    assert!(with_renewal.on_success_renew_certificate);
+    assert_eq!(
+        store.create_task(&forced, 2).await.unwrap().id,
+        with_renewal.id
+    );
+}
+
+#[tokio::test]
+async fn a_sooner_request_brings_a_waiting_task_forward() {
+    let (_dir, store) = store().await;
+    let later = store
+        .create_task(&task("example.org", 500), 0)
+        .await
+        .unwrap();
+    assert_eq!(later.due_at, 500);
+    let sooner = store
+        .create_task(&task("example.org", 10), 1)
+        .await
+        .unwrap();
+    assert_eq!((sooner.id.as_str(), sooner.due_at), (later.id.as_str(), 10));
+    // A later request leaves it as it is.
+    let again = store
+        .create_task(&task("example.org", 900), 2)
+        .await
+        .unwrap();
+    assert_eq!(again.due_at, 10);
+}
+
+#[tokio::test]
 async fn graceful_release_does_not_count_the_attempt() {
     let (_dir, store) = store().await;
     let t = store.create_task(&task("example.org", 0), 0).await.unwrap();
