@@ -248,6 +248,32 @@ fn a_failed_publication_keeps_the_old_key_active() {
     assert_ne!(assert_active_served(&run, &knot), first);
 }
 
+#[test]
+fn a_generated_key_waits_until_served_then_the_rotation_activates_it() {
+    let Some((knot, run)) = start() else { return };
+    run.ok(&["apply", "--quiet"]);
+    let first = assert_active_served(&run, &knot);
+    let made: Value =
+        serde_json::from_str(&run.ok(&["dkim", "generate", "--format", "json"])).unwrap();
+    let new = made[0]["selector"].as_str().unwrap().to_string();
+    assert_eq!(made[0]["stage"], "Pending", "{made}");
+    assert_eq!(made[0]["dnsAutomatic"], true, "{made}");
+    assert!(
+        !served(&knot, &new),
+        "generating publishes nothing by itself"
+    );
+    assert_eq!(assert_active_served(&run, &knot), first);
+
+    // Not due by age, but a pending key is waiting: it is published, confirmed served,
+    // and only then made active.
+    let r = run.rotate(mailzone_now(), false);
+    assert_eq!(r[0]["generated"], serde_json::json!([]), "{r}");
+    assert_eq!(r[0]["activated"], serde_json::json!([new.as_str()]), "{r}");
+    assert_eq!(r[0]["retiring"], serde_json::json!([first.as_str()]), "{r}");
+    assert_eq!(assert_active_served(&run, &knot), new);
+    assert!(served(&knot, &first), "the retiring key stays published");
+}
+
 fn mailzone_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -344,24 +344,8 @@ pub async fn rotate(
             if !force && now - active.created_at < secs(rotation.rotate_after) {
                 continue;
             }
-            let selector = crate::records::free_selector(
-                &keys,
-                selector_template,
-                crate::clock::utc_date(now),
-                algorithm,
-            );
-            let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
-            let kept = store
-                .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
-                    domain: name.to_string(),
-                    selector,
-                    algorithm,
-                    private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
-                    stage: DkimStage::Pending,
-                    created_at: now,
-                    next_transition: None,
-                })
-                .await?;
+            let kept =
+                new_pending_key(&store, name, &keys, algorithm, selector_template, now).await?;
             report.generated.push(kept.selector);
         }
         // 3. Publication.
@@ -426,4 +410,166 @@ pub async fn rotate(
     }
     opened.close().await;
     Ok(reports)
+}
+
+/// Makes a new `Pending` key of `algorithm` for `domain` under a free selector of the
+/// template (`keys` are the domain's stored keys). Two processes racing here agree on one
+/// key: the store keeps the first.
+async fn new_pending_key(
+    store: &mailzone_store::Store,
+    domain: &str,
+    keys: &[mailzone_store::StoredDkimKey],
+    algorithm: DkimAlgorithm,
+    selector_template: &str,
+    now: i64,
+) -> Result<mailzone_store::StoredDkimKey, EngineError> {
+    let selector = crate::records::free_selector(
+        keys,
+        selector_template,
+        crate::clock::utc_date(now),
+        algorithm,
+    );
+    tracing::info!(
+        domain,
+        selector,
+        algorithm = algorithm.as_str(),
+        "generating a pending DKIM key"
+    );
+    let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+    Ok(store
+        .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
+            domain: domain.to_string(),
+            selector,
+            algorithm,
+            private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
+            stage: DkimStage::Pending,
+            created_at: now,
+            next_transition: None,
+        })
+        .await?)
+}
+
+/// A key `dkim generate` made (or found already waiting).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratedKey {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// Always `Pending`: the key signs nothing before its record is served.
+    pub stage: &'static str,
+    /// `false` when a pending key of this algorithm was already waiting and is returned
+    /// instead of a second one.
+    pub created: bool,
+    /// Whether mailzone publishes the domain's DNS (then `dkim rotate`, `apply` or the
+    /// service publish the key and activate it once served).
+    pub dns_automatic: bool,
+    /// The TXT record to publish at `<selector>._domainkey.<domain>`.
+    pub record: String,
+}
+
+/// `mailzone dkim generate`: a new `Pending` key per algorithm (the given one, or every
+/// configured one) for each selected domain with automatic DKIM keys. A pending key is
+/// never exported for signing; it becomes `Active` on the rotation promotion path (the
+/// next `dkim rotate`, `apply` or `DkimRotation` task confirms its record served), and the
+/// key it replaces then retires. One pending key per algorithm at a time: a second call
+/// returns the waiting one.
+///
+/// Domains named explicitly must have automatic DKIM keys; with none named, domains with
+/// manual keys are passed over (and it is an error if no domain is left).
+pub async fn generate(
+    loaded: &LoadedConfig,
+    request: &RecordsRequest,
+    algorithm: Option<DkimAlgorithm>,
+) -> Result<Vec<GeneratedKey>, EngineError> {
+    let domains = crate::records::select_domains(loaded, &request.domains)?;
+    let mut selected = Vec::new();
+    for domain in domains {
+        match &domain.dkim_management {
+            DkimManagement::Manual { .. } if request.domains.is_empty() => {}
+            DkimManagement::Manual { .. } => {
+                return Err(EngineError::Usage(format!(
+                    "{} has manual DKIM keys (dkimManagement.manual): mailzone does not make keys for it; create one (e.g. `openssl genpkey -algorithm ed25519 -out key.pem`) and add it to dkimManagement.manual.keys, or switch the domain to dkimManagement.automatic",
+                    domain.name
+                )));
+            }
+            DkimManagement::Automatic { algorithms, .. } => {
+                let wanted = match algorithm {
+                    Some(a) if !algorithms.contains(&a) => {
+                        let configured: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+                        return Err(EngineError::Usage(format!(
+                            "{}: {} is not in dkimManagement.automatic.algorithms ({}): a key of it would never be published",
+                            domain.name,
+                            a.as_str(),
+                            configured.join(", ")
+                        )));
+                    }
+                    Some(a) => vec![a],
+                    None => algorithms.clone(),
+                };
+                selected.push((domain, wanted));
+            }
+        }
+    }
+    if selected.is_empty() {
+        return Err(EngineError::Usage(format!(
+            "no domain in {} has automatic DKIM keys (dkimManagement.automatic)",
+            loaded.path.display()
+        )));
+    }
+    let opened = RequestStore::open(request.store.as_ref(), &request.state_dir).await?;
+    let result = generate_in(&opened.store, &selected, request.now_unix).await;
+    opened.close().await;
+    result
+}
+
+async fn generate_in(
+    store: &mailzone_store::Store,
+    selected: &[(&mailzone_records::Domain, Vec<DkimAlgorithm>)],
+    now: i64,
+) -> Result<Vec<GeneratedKey>, EngineError> {
+    let mut out = Vec::new();
+    for (domain, algorithms) in selected {
+        let DkimManagement::Automatic {
+            selector_template, ..
+        } = &domain.dkim_management
+        else {
+            continue;
+        };
+        let name = domain.name.as_str();
+        let dns_automatic = matches!(
+            domain.dns_management,
+            mailzone_records::DnsManagement::Automatic { .. }
+        );
+        for &algorithm in algorithms {
+            let keys = store.dkim_keys(name).await?;
+            let waiting = keys
+                .iter()
+                .find(|k| k.algorithm == algorithm && k.stage == DkimStage::Pending)
+                .cloned();
+            let (stored, created) = match waiting {
+                Some(k) => (k, false),
+                None => (
+                    new_pending_key(store, name, &keys, algorithm, selector_template, now).await?,
+                    true,
+                ),
+            };
+            let key = DkimPrivateKey::from_pem(&stored.private_key_pem).map_err(|e| {
+                EngineError::Usage(format!(
+                    "the stored DKIM key {} of {name} is unusable: {e}",
+                    stored.selector
+                ))
+            })?;
+            out.push(GeneratedKey {
+                domain: name.to_string(),
+                selector: stored.selector.clone(),
+                algorithm,
+                stage: DkimStage::Pending.as_str(),
+                created,
+                dns_automatic,
+                record: key.public_key().txt_value(),
+            });
+        }
+    }
+    Ok(out)
 }
