@@ -204,7 +204,8 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     if args.format == ListFormat::Json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
         writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        drop(out);
+        return on_key_change_failures(&reports);
     }
     for r in &reports {
         let mut said = false;
@@ -226,7 +227,8 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}: nothing due", r.domain)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    drop(out);
+    on_key_change_failures(&reports)
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
@@ -280,4 +282,15 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 1 with the first `onKeyChange` failure (after the report was printed: the key
+/// changes themselves happened).
+fn on_key_change_failures(
+    reports: &[mailzone_engine::dkim::RotationReport],
+) -> anyhow::Result<ExitCode> {
+    match reports.iter().find_map(|r| r.on_key_change_failed.as_ref()) {
+        Some(failure) => anyhow::bail!("{failure}"),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

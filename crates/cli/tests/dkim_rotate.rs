@@ -13,7 +13,7 @@ const DAY: i64 = 86_400;
 /// 2026-11-02, a fixed start for the test's clock.
 const T0: i64 = 1_793_577_600;
 
-fn config(server: &DnsServer) -> String {
+fn config(server: &DnsServer, on_key_change: &str) -> String {
     format!(
         r#"
 [server]
@@ -29,7 +29,7 @@ keyFile = "tsig.key"
 pollingInterval = "100ms"
 
 [domain."{ZONE}"]
-dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], rotateAfter = "90d", retireAfter = "7d", deleteAfter = "30d" }} }}
+dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], rotateAfter = "90d", retireAfter = "7d", deleteAfter = "30d"{on_key_change} }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["dkim", "mx"] }} }}
 "#,
         port = server.addr.port(),
@@ -163,6 +163,12 @@ fn python() -> Option<PathBuf> {
 }
 
 fn start() -> Option<(DnsServer, Run)> {
+    start_with("")
+}
+
+/// Knot and a config whose automatic DKIM settings end with `on_key_change` (e.g.
+/// `, onKeyChange = [...]`).
+fn start_with(on_key_change: &str) -> Option<(DnsServer, Run)> {
     if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
         return None;
     }
@@ -175,7 +181,11 @@ fn start() -> Option<(DnsServer, Run)> {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mailzone.toml"), config(&knot)).unwrap();
+    std::fs::write(
+        dir.path().join("mailzone.toml"),
+        config(&knot, on_key_change),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
     Some((knot, Run { dir }))
 }
@@ -272,6 +282,80 @@ fn a_generated_key_waits_until_served_then_the_rotation_activates_it() {
     assert_eq!(r[0]["retiring"], serde_json::json!([first.as_str()]), "{r}");
     assert_eq!(assert_active_served(&run, &knot), new);
     assert!(served(&knot, &first), "the retiring key stays published");
+}
+
+/// The onKeyChange hook: a script that appends what it was told to a log beside the
+/// config, and fails (stderr + exit 3) while a `fail` file exists there.
+const HOOK: &str = r#"#!/bin/sh
+dir=$(dirname "$MAILZONE_CONFIG")
+echo "$MAILZONE_DKIM_DOMAIN $MAILZONE_DKIM_SELECTOR $MAILZONE_DKIM_ALGORITHM $MAILZONE_DKIM_STAGE [$MAILZONE_DKIM_REPLACES] $1" >> "$dir/hook.log"
+if [ -e "$dir/fail" ]; then echo "reload of the MTA failed" >&2; exit 3; fi
+"#;
+
+#[test]
+fn on_key_change_runs_after_activation_and_withdrawal_and_its_failure_is_reported() {
+    let Some((knot, run)) = start_with(r#", onKeyChange = ["./hook.sh", "--from-mailzone"]"#)
+    else {
+        return;
+    };
+    let dir = run.dir.path();
+    std::fs::write(dir.join("hook.sh"), HOOK).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.join("hook.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = || std::fs::read_to_string(dir.join("hook.log")).unwrap_or_default();
+
+    // The first key is pending until the apply confirms it served; then the hook hears
+    // of it (relative program path: beside the config; arguments passed as given).
+    let out = run.ok(&["apply"]);
+    let first = assert_active_served(&run, &knot);
+    assert!(
+        out.contains(&format!("DKIM key {first} served everywhere, now active")),
+        "{out}"
+    );
+    assert_eq!(
+        log(),
+        format!("{ZONE} {first} ed25519-sha256 Active [] --from-mailzone\n")
+    );
+
+    // A rotation: the new key is announced with the key it replaces.
+    let r = run.rotate(T0 + DAY, true);
+    let second = r[0]["activated"][0].as_str().unwrap().to_string();
+    assert!(r[0].get("onKeyChangeFailed").is_none(), "{r}");
+    assert!(
+        log().ends_with(&format!(
+            "{ZONE} {second} ed25519-sha256 Active [{first}] --from-mailzone\n"
+        )),
+        "{}",
+        log()
+    );
+
+    // The withdrawal of the retired key is announced once DNS no longer serves it.
+    run.rotate(T0 + 9 * DAY, false);
+    assert!(!served(&knot, &first));
+    assert!(
+        log().ends_with(&format!(
+            "{ZONE} {first} ed25519-sha256 Retired [] --from-mailzone\n"
+        )),
+        "{}",
+        log()
+    );
+
+    // A failing hook: the rotation is reported failed with the hook's reason, but the
+    // new key stays active (it is served; undoing it would gain nothing).
+    std::fs::write(dir.join("fail"), "").unwrap();
+    let at = (T0 + 10 * DAY).to_string();
+    let out = run.mailzone(&["dkim", "rotate", "--now", "--at", &at]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("onKeyChange") && stderr.contains("reload of the MTA failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the key change stands"), "{stderr}");
+    let third = assert_active_served(&run, &knot);
+    assert_ne!(third, second);
+    assert!(log().contains(&format!("{ZONE} {third} ed25519-sha256 Active [{second}]")));
+    assert_eq!(log().lines().count(), 4, "{}", log());
 }
 
 fn mailzone_now() -> i64 {

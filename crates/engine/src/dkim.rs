@@ -269,6 +269,9 @@ pub struct RotationReport {
     pub deleted: Vec<String>,
     /// Why pending keys stay pending, when they do.
     pub waiting: Option<String>,
+    /// Why the `onKeyChange` command failed, when it did (the key changes stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_key_change_failed: Option<String>,
 }
 
 /// One rotation run (issue 6) over the selected domains with automatic DKIM keys:
@@ -300,6 +303,7 @@ pub async fn rotate(
             algorithms,
             selector_template,
             rotation,
+            ..
         } = &domain.dkim_management
         else {
             continue;
@@ -311,6 +315,7 @@ pub async fn rotate(
         };
         let secs = |d: std::time::Duration| d.as_secs() as i64;
         // 1. Time moves.
+        let mut withdrawn = Vec::new();
         for key in store.dkim_keys(name).await? {
             let due = key.next_transition.is_some_and(|t| t <= now);
             match key.stage {
@@ -319,6 +324,12 @@ pub async fn rotate(
                     store
                         .set_dkim_stage(name, &key.selector, DkimStage::Retired, next)
                         .await?;
+                    withdrawn.push(KeyChange {
+                        selector: key.selector.clone(),
+                        algorithm: key.algorithm,
+                        stage: DkimStage::Retired,
+                        replaces: Vec::new(),
+                    });
                     report.retired.push(key.selector);
                 }
                 DkimStage::Retired if due => {
@@ -355,8 +366,10 @@ pub async fn rotate(
             .iter()
             .any(|k| k.stage == DkimStage::Pending);
         let changed_dns = has_pending || !report.retired.is_empty();
-        let published = match &domain.dns_management {
-            mailzone_records::DnsManagement::Automatic { .. } if changed_dns => {
+        let mut activated = Vec::new();
+        let publishes = publishes_dkim(domain);
+        let published = match publishes {
+            true if changed_dns => {
                 let reconcile = crate::ReconcileRequest {
                     records: RecordsRequest {
                         domains: vec![name.to_string()],
@@ -374,37 +387,38 @@ pub async fn rotate(
                     after_read: None,
                     concurrency: 1,
                 };
-                crate::reconcile(loaded, &reconcile, progress).await?;
+                // 4. The apply promotes the pending keys it confirmed served (and runs
+                // onKeyChange for them).
+                let applied = crate::reconcile(loaded, &reconcile, progress).await?;
+                for (d, changes) in applied.dkim_changes {
+                    if d == domain.name {
+                        activated.extend(changes);
+                    }
+                }
+                report.on_key_change_failed = applied.on_key_change_failures.into_iter().next();
                 true
             }
-            mailzone_records::DnsManagement::Automatic { .. } => true,
-            mailzone_records::DnsManagement::Manual => confirmed_published,
+            true => true,
+            false => confirmed_published,
         };
-        // 4. Promotion, only once the records are served.
         if has_pending && !published {
             report.waiting = Some(format!(
-                "{name} is under manual DNS management: publish the records of `mailzone records {name} --types dkim`, then run `mailzone dkim rotate {name} --confirm-published`"
+                "mailzone does not publish the DKIM records of {name} (manual DNS management, or dkim not in publishRecords): publish the records of `mailzone records {name} --types dkim`, then run `mailzone dkim rotate {name} --confirm-published`"
             ));
         }
-        if has_pending && published {
-            let keys = store.dkim_keys(name).await?;
-            for pending in keys.iter().filter(|k| k.stage == DkimStage::Pending) {
-                for old in keys
-                    .iter()
-                    .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
-                {
-                    let next = Some(now + secs(rotation.retire_after));
-                    store
-                        .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
-                        .await?;
-                    report.retiring.push(old.selector.clone());
-                }
-                let next = Some(pending.created_at + secs(rotation.rotate_after));
-                store
-                    .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
-                    .await?;
-                report.activated.push(pending.selector.clone());
-            }
+        let mut to_announce = withdrawn;
+        if has_pending && published && !publishes {
+            // 4. With manual DNS, the operator's confirmation is the proof.
+            let changes = promote_served(&store, domain, None, now).await?;
+            to_announce.extend(changes.iter().cloned());
+            activated.extend(changes);
+        }
+        for change in &activated {
+            report.activated.push(change.selector.clone());
+            report.retiring.extend(change.replaces.iter().cloned());
+        }
+        if let Err(e) = run_on_key_change(loaded, &request.state_dir, domain, &to_announce).await {
+            report.on_key_change_failed.get_or_insert(e.to_string());
         }
         reports.push(report);
     }
@@ -461,7 +475,7 @@ pub struct GeneratedKey {
     /// `false` when a pending key of this algorithm was already waiting and is returned
     /// instead of a second one.
     pub created: bool,
-    /// Whether mailzone publishes the domain's DNS (then `dkim rotate`, `apply` or the
+    /// Whether mailzone publishes the domain's DKIM records (then `dkim rotate`, `apply` or the
     /// service publish the key and activate it once served).
     pub dns_automatic: bool,
     /// The TXT record to publish at `<selector>._domainkey.<domain>`.
@@ -537,10 +551,7 @@ async fn generate_in(
             continue;
         };
         let name = domain.name.as_str();
-        let dns_automatic = matches!(
-            domain.dns_management,
-            mailzone_records::DnsManagement::Automatic { .. }
-        );
+        let dns_automatic = publishes_dkim(domain);
         for &algorithm in algorithms {
             let keys = store.dkim_keys(name).await?;
             let waiting = keys
@@ -572,4 +583,200 @@ async fn generate_in(
         }
     }
     Ok(out)
+}
+
+/// Whether mailzone publishes the domain's DKIM records (automatic DNS management with
+/// `dkim` in `publishRecords`): then an apply can confirm a key served; otherwise the
+/// operator does (`dkim rotate --confirm-published`).
+pub fn publishes_dkim(domain: &mailzone_records::Domain) -> bool {
+    matches!(
+        &domain.dns_management,
+        mailzone_records::DnsManagement::Automatic { publish_records, .. }
+            if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
+    )
+}
+
+/// How long an `onKeyChange` command may run before it is killed and reported as failed.
+pub const ON_KEY_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A key that changed stage in a way the MTA must hear about: it became `Active` (sign
+/// with it from now on; `replaces` are the keys it took over from, now `Retiring`) or was
+/// withdrawn from DNS (`Retired`).
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub stage: DkimStage,
+    pub replaces: Vec<String>,
+}
+
+/// The rotation promotion (issue 6), shared by `dkim rotate`, `apply` and the service's
+/// tasks: every `Pending` key of `domain` whose record is confirmed served (`served` says
+/// which selectors; `None`: all, the operator confirmed them) becomes `Active`, and the
+/// `Active` keys of its algorithm become `Retiring` for `retire_after`.
+pub(crate) async fn promote_served(
+    store: &mailzone_store::Store,
+    domain: &mailzone_records::Domain,
+    served: Option<&std::collections::BTreeSet<String>>,
+    now: i64,
+) -> Result<Vec<KeyChange>, EngineError> {
+    let DkimManagement::Automatic { rotation, .. } = &domain.dkim_management else {
+        return Ok(Vec::new());
+    };
+    let secs = |d: std::time::Duration| d.as_secs() as i64;
+    let name = domain.name.as_str();
+    let keys = store.dkim_keys(name).await?;
+    let mut changes = Vec::new();
+    for pending in keys
+        .iter()
+        .filter(|k| k.stage == DkimStage::Pending && served.is_none_or(|s| s.contains(&k.selector)))
+    {
+        let mut replaces = Vec::new();
+        for old in keys
+            .iter()
+            .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
+        {
+            let next = Some(now + secs(rotation.retire_after));
+            store
+                .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
+                .await?;
+            replaces.push(old.selector.clone());
+        }
+        let next = Some(pending.created_at + secs(rotation.rotate_after));
+        store
+            .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
+            .await?;
+        tracing::info!(
+            domain = name,
+            selector = pending.selector,
+            "DKIM key served everywhere: now active"
+        );
+        changes.push(KeyChange {
+            selector: pending.selector.clone(),
+            algorithm: pending.algorithm,
+            stage: DkimStage::Active,
+            replaces,
+        });
+    }
+    Ok(changes)
+}
+
+/// Runs the domain's `onKeyChange` command once per change, without a shell, with the
+/// change in its environment:
+/// `MAILZONE_DKIM_DOMAIN`, `MAILZONE_DKIM_SELECTOR`, `MAILZONE_DKIM_ALGORITHM`,
+/// `MAILZONE_DKIM_STAGE` (`Active` or `Retired`), `MAILZONE_DKIM_REPLACES` (space-separated
+/// selectors now `Retiring`, for `Active`), and `MAILZONE_CONFIG` / `MAILZONE_STATE_DIR`
+/// (so that `mailzone dkim export` in the command reads the same keys). Stdin is empty,
+/// stdout is discarded, stderr is kept for the error; after [`ON_KEY_CHANGE_TIMEOUT`] the
+/// command is killed. A failure is returned as [`EngineError::OnKeyChange`]; the key
+/// changes themselves stand (they are stored before the command runs).
+pub(crate) async fn run_on_key_change(
+    loaded: &LoadedConfig,
+    state_dir: &Path,
+    domain: &mailzone_records::Domain,
+    changes: &[KeyChange],
+) -> Result<(), EngineError> {
+    let DkimManagement::Automatic { on_key_change, .. } = &domain.dkim_management else {
+        return Ok(());
+    };
+    let Some((program, args)) = on_key_change.split_first() else {
+        return Ok(());
+    };
+    let mut failures = Vec::new();
+    for change in changes {
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env("MAILZONE_DKIM_DOMAIN", domain.name.as_str())
+            .env("MAILZONE_DKIM_SELECTOR", &change.selector)
+            .env("MAILZONE_DKIM_ALGORITHM", change.algorithm.as_str())
+            .env("MAILZONE_DKIM_STAGE", change.stage.as_str())
+            .env("MAILZONE_DKIM_REPLACES", change.replaces.join(" "))
+            .env("MAILZONE_CONFIG", &loaded.path)
+            .env("MAILZONE_STATE_DIR", state_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let what = format!(
+            "onKeyChange `{program}` for {} ({} now {})",
+            domain.name,
+            change.selector,
+            change.stage.as_str()
+        );
+        let outcome =
+            tokio::task::spawn_blocking(move || run_command(command, ON_KEY_CHANGE_TIMEOUT))
+                .await
+                .unwrap_or_else(|e| Err(format!("could not be run: {e}")));
+        match outcome {
+            Ok(()) => tracing::info!(domain = domain.name.as_str(), "{what}: done"),
+            Err(reason) => {
+                tracing::warn!(domain = domain.name.as_str(), "{what}: {reason}");
+                failures.push(format!("{what} {reason}"));
+            }
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        n => Err(EngineError::OnKeyChange(format!(
+            "{}{}; the key change stands",
+            failures[0],
+            if n > 1 {
+                format!(" (and {} more onKeyChange failures)", n - 1)
+            } else {
+                String::new()
+            }
+        ))),
+    }
+}
+
+/// Runs `command` to its end or until `timeout` (then kills it); `Err` says why it failed,
+/// with the last line it wrote to stderr.
+fn run_command(
+    mut command: std::process::Command,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use std::io::Read as _;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot be started: {e}"))?;
+    // Read stderr beside the wait, so a chatty command never blocks on a full pipe.
+    let (sender, stderr_text) = std::sync::mpsc::channel();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            let _ = sender.send(buf);
+        });
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "did not finish within {}s and was killed",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("could not be waited for: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    // A child it left running may hold stderr open: do not wait for it long.
+    let stderr = stderr_text
+        .recv_timeout(std::time::Duration::from_secs(1))
+        .unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
+    Err(match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => format!(
+            "{status}: {}",
+            line.trim().chars().take(300).collect::<String>()
+        ),
+        None => status.to_string(),
+    })
 }

@@ -51,6 +51,9 @@ pub enum EngineError {
         reason: String,
         others: usize,
     },
+    /// The `onKeyChange` command failed; the key change it was told about stands.
+    #[error("{0}")]
+    OnKeyChange(String),
 }
 
 impl EngineError {
