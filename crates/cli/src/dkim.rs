@@ -171,9 +171,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         MtaFormat::Pem => ExportFormat::Pem,
         MtaFormat::Opendkim => ExportFormat::Opendkim,
         MtaFormat::Stalwart => ExportFormat::Stalwart,
-        MtaFormat::Rspamd => anyhow::bail!(
-            "--format rspamd is not available in this version; use pem (one PKCS#8 file per key), opendkim or stalwart"
-        ),
+        MtaFormat::Rspamd => ExportFormat::Rspamd,
     };
     let keys = keys(&args.common).await?;
     let written = mailzone_engine::dkim::export(&keys, format, &args.out)?;

@@ -16,6 +16,15 @@
 //!   `ed25519-<domain>` by the sender's domain — the names Stalwart's own default uses
 //!   (Stalwart docs, MTA › DKIM › Signing).
 //!
+//! - `rspamd`: `dkim_signing.conf` for rspamd's dkim_signing module
+//!   (rspamd.com/doc/modules/dkim_signing.html): `domain { "<domain>" { selectors = [
+//!   { path = "…"; selector = "…"; } … ]; } }`, every active key of a domain listed, so a
+//!   domain with Ed25519 and RSA keys gets both signatures (the module signs with each entry
+//!   of `selectors`: lua_dkim_tools.lua of rspamd 3.4). RSA keys are PKCS#8 PEM
+//!   (`<selector>.pem`); Ed25519 keys are `<selector>.key` in rspamd's own form, base64 of
+//!   the 64-byte seed and public key, as `rspamadm dkim_keygen -t ed25519` writes them:
+//!   rspamd 3.4 fails to sign with an Ed25519 PEM key (it loads PEM keys as RSA only).
+//!
 //! Every file holding a key is created 0600 in directories made 0700.
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -141,6 +150,7 @@ pub enum ExportFormat {
     Pem,
     Opendkim,
     Stalwart,
+    Rspamd,
 }
 
 /// The headers Stalwart signs by default.
@@ -174,9 +184,13 @@ pub fn export(
         EngineError::Usage(format!("cannot write {}: {e}", path.display()))
     };
     make_private_dir(dir).map_err(|e| fail(dir, e))?;
+    // The tables name the key files: absolute, so the MTA finds them from its own cwd.
+    let absolute = std::path::absolute(dir).map_err(|e| fail(dir, e))?;
+    let dir = absolute.as_path();
     let mut written = Vec::new();
     let mut key_table = String::new();
     let mut signing_table = String::new();
+    let mut rspamd: std::collections::BTreeMap<&str, Vec<(String, &str)>> = Default::default();
     let mut stalwart = String::from(
         "# DKIM signatures for Stalwart, written by `mailzone dkim export --format stalwart`.\n",
     );
@@ -189,6 +203,25 @@ pub fn export(
         };
         let domain_dir = dir.join(&key.domain);
         make_private_dir(&domain_dir).map_err(|e| fail(&domain_dir, e))?;
+        if format == ExportFormat::Rspamd {
+            let (path, text) = match private.ed25519_base64_keypair() {
+                Some(raw) => (
+                    domain_dir.join(format!("{}.key", key.selector)),
+                    Zeroizing::new(format!("{}\n", raw.as_str())),
+                ),
+                None => (
+                    domain_dir.join(format!("{}.pem", key.selector)),
+                    Zeroizing::new(private.pkcs8_pem().to_string()),
+                ),
+            };
+            write_private(&path, &text).map_err(|e| fail(&path, e))?;
+            written.push(path.clone());
+            rspamd
+                .entry(key.domain.as_str())
+                .or_default()
+                .push((path.display().to_string(), key.selector.as_str()));
+            continue;
+        }
         let path = domain_dir.join(format!("{}.pem", key.selector));
         write_private(&path, private.pkcs8_pem()).map_err(|e| fail(&path, e))?;
         written.push(path.clone());
@@ -222,6 +255,26 @@ pub fn export(
         write_private(&path, &stalwart).map_err(|e| fail(&path, e))?;
         written.push(path);
     }
+    if format == ExportFormat::Rspamd {
+        let mut text = String::from(
+            "# rspamd dkim_signing module: the active DKIM keys, written by\n# `mailzone dkim export --format rspamd` (rewritten on every export; do not edit).\n# Use it as /etc/rspamd/local.d/dkim_signing.conf, or `.include` it from there.\ndomain {\n",
+        );
+        for (domain, selectors) in &rspamd {
+            text.push_str(&format!("  {} {{\n    selectors = [\n", ucl_string(domain)));
+            for (path, selector) in selectors {
+                text.push_str(&format!(
+                    "      {{ path = {}; selector = {}; }},\n",
+                    ucl_string(path),
+                    ucl_string(selector)
+                ));
+            }
+            text.push_str("    ];\n  }\n");
+        }
+        text.push_str("}\n");
+        let path = dir.join("dkim_signing.conf");
+        write_private(&path, &text).map_err(|e| fail(&path, e))?;
+        written.push(path);
+    }
     if format == ExportFormat::Opendkim {
         for (name, text) in [("KeyTable", key_table), ("SigningTable", signing_table)] {
             let path = dir.join(name);
@@ -230,6 +283,11 @@ pub fn export(
         }
     }
     Ok(written)
+}
+
+/// A double-quoted UCL string (JSON escapes, which UCL reads).
+fn ucl_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {
