@@ -163,15 +163,13 @@ pub async fn reconcile(
         .buffered(request.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
-    report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
-        + propagation_queries.load(Ordering::Relaxed);
     let mut failures = Vec::new();
     let mut served_dkim = Vec::new();
     for (item, result) in work.iter().zip(zones) {
         match result {
             Ok(outcome) => {
                 if request.apply && item.managed_types.contains(&DnsRecordType::Dkim) {
-                    served_dkim.push(item);
+                    served_dkim.push((item, outcome.applied, outcome.serial));
                 }
                 report.zones.push(outcome);
             }
@@ -181,11 +179,20 @@ pub async fn reconcile(
     // Only now, with every record of these zones served by every authoritative server,
     // may a pending DKIM key sign: the rotation promotion path, for the keys whose records
     // were part of what was applied.
-    for item in served_dkim {
-        if let Err(e) = promote_applied(loaded, request, &store, item, &mut report).await {
+    for (item, applied, serial) in served_dkim {
+        let confirmed = Confirmed {
+            applied,
+            serial,
+            progress,
+            sent: &propagation_queries,
+        };
+        if let Err(e) = promote_applied(loaded, request, &store, item, confirmed, &mut report).await
+        {
             failures.push(e);
         }
     }
+    report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
+        + propagation_queries.load(Ordering::Relaxed);
     drop(store);
     opened.close().await;
     match failures.len() {
@@ -204,15 +211,30 @@ pub async fn reconcile(
     }
 }
 
+/// How a zone's records were confirmed served.
+struct Confirmed<'a> {
+    /// This run sent an update and waited for it on every authoritative server.
+    applied: bool,
+    /// The zone's serial this run saw (or made).
+    serial: u32,
+    progress: &'a dyn Progress,
+    sent: &'a AtomicU64,
+}
+
 /// Promotes the pending DKIM keys of `item`'s domains whose records were among the
-/// applied (and so served) records, and runs `onKeyChange` for them.
+/// applied (and so served) records, and runs `onKeyChange` for them. A zone found already
+/// in sync was confirmed on the primary only (a previous apply may have timed out waiting
+/// for a secondary): before a key is promoted there, every authoritative server must serve
+/// that serial.
 async fn promote_applied(
     loaded: &LoadedConfig,
     request: &ReconcileRequest,
     store: &Store,
     item: &ZoneWork<'_>,
+    confirmed: Confirmed<'_>,
     report: &mut ReconcileReport,
 ) -> Result<(), EngineError> {
+    let mut everywhere = confirmed.applied;
     for name in &item.domains {
         let Some(domain) = loaded.config.domain(name) else {
             continue;
@@ -232,6 +254,28 @@ async fn promote_applied(
             .collect();
         if served.is_empty() {
             continue;
+        }
+        let waiting = store.dkim_keys(name.as_str()).await?.iter().any(|k| {
+            k.stage == mailzone_records::DkimStage::Pending && served.contains(&k.selector)
+        });
+        if !waiting {
+            continue;
+        }
+        if !everywhere {
+            confirmed
+                .progress
+                .step(&item.zone, "confirming every server serves the DKIM keys");
+            propagation::wait(
+                item.server,
+                &item.zone,
+                &ChangeSet::default(),
+                &[],
+                confirmed.serial,
+                confirmed.progress,
+                confirmed.sent,
+            )
+            .await?;
+            everywhere = true;
         }
         let changes =
             crate::dkim::promote_served(store, domain, Some(&served), request.records.now_unix)
