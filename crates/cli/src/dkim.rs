@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::dkim::{DkimKeyInfo, ExportFormat};
 use mailzone_engine::{RecordsRequest, clock, load_config};
+use mailzone_records::DkimAlgorithm;
 
 #[derive(Args)]
 pub struct DkimArgs {
@@ -20,6 +21,9 @@ enum DkimCommand {
     List(ListArgs),
     /// Write the active keys (the ones to sign with) in the MTA's format; files are 0600.
     Export(ExportArgs),
+    /// Make a new key now, as Pending: it signs nothing until its record is published and
+    /// served, when `dkim rotate` (or `apply`, or the service) activates it.
+    Generate(GenerateArgs),
     /// Move keys through their stages: a new key when the active one is older than
     /// rotateAfter (or --now), published and confirmed served before it becomes active;
     /// replaced keys retire, then are withdrawn and deleted.
@@ -41,6 +45,26 @@ struct RotateArgs {
     at: Option<i64>,
     #[arg(long, value_enum, default_value_t = ListFormat::Text)]
     format: ListFormat,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Only this algorithm (one of the domain's configured algorithms); all of them when
+    /// omitted.
+    #[arg(long, value_enum)]
+    algorithm: Option<Algorithm>,
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    format: ListFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Algorithm {
+    #[value(name = "ed25519-sha256")]
+    Ed25519Sha256,
+    #[value(name = "rsa-sha256")]
+    RsaSha256,
 }
 
 #[derive(Args)]
@@ -94,6 +118,7 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
         DkimCommand::List(args) => list(args).await,
         DkimCommand::Export(args) => export(args).await,
         DkimCommand::Rotate(args) => rotate(args).await,
+        DkimCommand::Generate(args) => generate(args).await,
     }
 }
 
@@ -146,9 +171,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
         MtaFormat::Pem => ExportFormat::Pem,
         MtaFormat::Opendkim => ExportFormat::Opendkim,
         MtaFormat::Stalwart => ExportFormat::Stalwart,
-        MtaFormat::Rspamd => anyhow::bail!(
-            "--format rspamd is not available in this version; use pem (one PKCS#8 file per key), opendkim or stalwart"
-        ),
+        MtaFormat::Rspamd => ExportFormat::Rspamd,
     };
     let keys = keys(&args.common).await?;
     let written = mailzone_engine::dkim::export(&keys, format, &args.out)?;
@@ -179,7 +202,8 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     if args.format == ListFormat::Json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
         writeln!(out)?;
-        return Ok(ExitCode::SUCCESS);
+        drop(out);
+        return on_key_change_failures(&reports);
     }
     for r in &reports {
         let mut said = false;
@@ -201,5 +225,70 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{}: nothing due", r.domain)?;
         }
     }
+    drop(out);
+    on_key_change_failures(&reports)
+}
+
+async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = load_config(&args.common.config)?;
+    let request = RecordsRequest {
+        domains: args.common.domains.clone(),
+        types: vec![],
+        state_dir: args.common.state_dir.clone(),
+        now_unix: clock::unix_now(),
+        store: None,
+    };
+    let algorithm = args.algorithm.map(|a| match a {
+        Algorithm::Ed25519Sha256 => DkimAlgorithm::Ed25519Sha256,
+        Algorithm::RsaSha256 => DkimAlgorithm::RsaSha256,
+    });
+    let keys = mailzone_engine::dkim::generate(&loaded, &request, algorithm).await?;
+    let mut out = std::io::stdout().lock();
+    if args.format == ListFormat::Json {
+        serde_json::to_writer_pretty(&mut out, &keys)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for k in &keys {
+        let what = if k.created {
+            "generated"
+        } else {
+            "already pending"
+        };
+        let next = if k.dns_automatic {
+            format!(
+                "`mailzone dkim rotate {}` (or `apply`) publishes it and activates it once served",
+                k.domain
+            )
+        } else {
+            format!(
+                "publish the record, then run `mailzone dkim rotate {} --confirm-published`",
+                k.domain
+            )
+        };
+        writeln!(
+            out,
+            "{}: {} ({}) {what}, Pending: {next}",
+            k.domain,
+            k.selector,
+            k.algorithm.as_str()
+        )?;
+        writeln!(
+            out,
+            "  {}._domainkey.{} TXT {} (`mailzone records {} --types dkim` prints the zone-file lines)",
+            k.selector, k.domain, k.record, k.domain
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 1 with the first `onKeyChange` failure (after the report was printed: the key
+/// changes themselves happened).
+fn on_key_change_failures(
+    reports: &[mailzone_engine::dkim::RotationReport],
+) -> anyhow::Result<ExitCode> {
+    match reports.iter().find_map(|r| r.on_key_change_failed.as_ref()) {
+        Some(failure) => anyhow::bail!("{failure}"),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -78,7 +78,10 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    run(&args.common, true, args.force).await?;
+    let report = run(&args.common, true, args.force).await?;
+    if let Some(first) = report.on_key_change_failures.first() {
+        anyhow::bail!("{first}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -159,6 +162,20 @@ fn write_text(
             out,
             "domain {name}: manual DNS management, skipped (see `mailzone records`)"
         )?;
+    }
+    for (name, changes) in &report.dkim_changes {
+        for change in changes {
+            let replaces = if change.replaces.is_empty() {
+                String::new()
+            } else {
+                format!(", {} retiring", change.replaces.join(", "))
+            };
+            writeln!(
+                out,
+                "domain {name}: DKIM key {} served everywhere, now active{replaces}",
+                change.selector
+            )?;
+        }
     }
     let changed = report
         .zones
@@ -264,7 +281,7 @@ impl serde::Serialize for JsonReport<'_> {
         use serde::ser::SerializeStruct as _;
         let report = self.report;
         let counts = Counts::of(report);
-        let mut object = serializer.serialize_struct("report", 4)?;
+        let mut object = serializer.serialize_struct("report", 5)?;
         object.serialize_field("applied", &self.applied)?;
         object.serialize_field("zones", &JsonZones(&report.zones))?;
         object.serialize_field(
@@ -273,6 +290,23 @@ impl serde::Serialize for JsonReport<'_> {
                 .manual_domains
                 .iter()
                 .map(Name::as_str)
+                .collect::<Vec<_>>(),
+        )?;
+        object.serialize_field(
+            "dkimActivated",
+            &report
+                .dkim_changes
+                .iter()
+                .flat_map(|(name, changes)| {
+                    changes.iter().map(move |c| {
+                        json!({
+                            "domain": name.as_str(),
+                            "selector": c.selector,
+                            "algorithm": c.algorithm.as_str(),
+                            "retiring": c.replaces,
+                        })
+                    })
+                })
                 .collect::<Vec<_>>(),
         )?;
         object.serialize_field(

@@ -183,21 +183,152 @@ fn list_and_export_the_active_keys() {
         );
     }
     assert!(doc["auth"]["dkim"]["sign"].is_array(), "{text}");
+}
 
-    // Formats of later versions say so and write nothing.
-    let later = tmp.path().join("later");
-    let out = mailzone(
-        &state,
-        &[
-            "dkim",
-            "export",
-            "--format",
-            "rspamd",
-            "--out",
-            later.to_str().unwrap(),
-        ],
-    );
+#[test]
+fn generate_makes_a_pending_key_that_is_published_but_not_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let json = |args: &[&str]| -> Value {
+        let out = mailzone(&state, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // example.org has manual keys: mailzone makes none for it.
+    let out = mailzone(&state, &["dkim", "generate", "example.org"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available"));
-    assert!(!later.exists());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("manual DKIM keys"), "{stderr}");
+
+    assert!(
+        mailzone(&state, &["records", "example.net"])
+            .status
+            .success()
+    );
+    let before = json(&["dkim", "list", "example.net", "--format", "json"]);
+    let first = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["algorithm"] == "ed25519-sha256")
+        .unwrap()["selector"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let made = json(&[
+        "dkim",
+        "generate",
+        "example.net",
+        "--algorithm",
+        "ed25519-sha256",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(made.as_array().unwrap().len(), 1, "{made}");
+    let new = made[0]["selector"].as_str().unwrap().to_string();
+    assert_ne!(new, first);
+    assert_eq!(made[0]["stage"], "Pending");
+    assert_eq!(made[0]["created"], true);
+    assert_eq!(made[0]["dnsAutomatic"], false);
+    assert!(!made.to_string().contains("PRIVATE"));
+
+    // Asked again: the waiting key, not a second one.
+    let again = json(&[
+        "dkim",
+        "generate",
+        "example.net",
+        "--algorithm",
+        "ed25519-sha256",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(again[0]["selector"], new.as_str());
+    assert_eq!(again[0]["created"], false);
+
+    let keys = json(&["dkim", "list", "example.net", "--format", "json"]);
+    let stage_of = |keys: &Value, selector: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["selector"] == selector)
+            .map(|k| k["stage"].as_str().unwrap().to_string())
+    };
+    assert_eq!(stage_of(&keys, &first).as_deref(), Some("Active"));
+    assert_eq!(stage_of(&keys, &new).as_deref(), Some("Pending"));
+    assert_eq!(keys.as_array().unwrap().len(), 3, "{keys:#}");
+
+    // Its record is among the records to publish…
+    let zone =
+        String::from_utf8(mailzone(&state, &["records", "example.net", "--types", "dkim"]).stdout)
+            .unwrap();
+    assert!(
+        zone.contains(&format!("{new}._domainkey.example.net.")),
+        "{zone}"
+    );
+    assert!(zone.contains(&format!("{first}._domainkey.example.net.")));
+    // …but the MTA does not sign with it yet.
+    let dir = tmp.path().join("pem");
+    assert!(
+        mailzone(
+            &state,
+            &[
+                "dkim",
+                "export",
+                "--format",
+                "pem",
+                "--out",
+                dir.to_str().unwrap()
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        dir.join("example.net")
+            .join(format!("{first}.pem"))
+            .is_file()
+    );
+    assert!(!dir.join("example.net").join(format!("{new}.pem")).exists());
+
+    // Manual DNS: the operator confirms publication, and the rotation path activates it.
+    let r = json(&[
+        "dkim",
+        "rotate",
+        "example.net",
+        "--confirm-published",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r[0]["activated"], serde_json::json!([new.as_str()]), "{r}");
+    assert_eq!(r[0]["retiring"], serde_json::json!([first.as_str()]), "{r}");
+    let keys = json(&["dkim", "list", "example.net", "--format", "json"]);
+    assert_eq!(stage_of(&keys, &new).as_deref(), Some("Active"));
+    assert_eq!(stage_of(&keys, &first).as_deref(), Some("Retiring"));
+
+    // An algorithm the domain does not use is refused.
+    let narrow = tmp.path().join("narrow.toml");
+    std::fs::write(
+        &narrow,
+        "[server]\nhostname = \"mail.example.com\"\nipv4 = [\"192.0.2.1\"]\n[domain.\"example.com\"]\ndkimManagement = { automatic = { algorithms = [\"ed25519-sha256\"] } }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["dkim", "generate", "--algorithm", "rsa-sha256", "--config"])
+        .arg(&narrow)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not in dkimManagement.automatic.algorithms"),
+        "{stderr}"
+    );
 }

@@ -882,6 +882,19 @@ fn domain_created_through_the_api_is_published() {
             .contains("privateKeyFile"),
         "{e}"
     );
+    // Nor a command to run.
+    let (status, e) = service.post(
+        "/api/v1/domains",
+        &json!({ "name": "hook.test", "dkimManagement": { "automatic": { "onKeyChange": ["/bin/sh", "-c", "id"] } } }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("onKeyChange"),
+        "{e}"
+    );
     assert_eq!(service.get("/api/v1/domains/other.test").0, 404);
 
     // It survives a restart (it lives in the database).

@@ -16,6 +16,15 @@
 //!   `ed25519-<domain>` by the sender's domain — the names Stalwart's own default uses
 //!   (Stalwart docs, MTA › DKIM › Signing).
 //!
+//! - `rspamd`: `dkim_signing.conf` for rspamd's dkim_signing module
+//!   (rspamd.com/doc/modules/dkim_signing.html): `domain { "<domain>" { selectors = [
+//!   { path = "…"; selector = "…"; } … ]; } }`, every active key of a domain listed, so a
+//!   domain with Ed25519 and RSA keys gets both signatures (the module signs with each entry
+//!   of `selectors`: lua_dkim_tools.lua of rspamd 3.4). RSA keys are PKCS#8 PEM
+//!   (`<selector>.pem`); Ed25519 keys are `<selector>.key` in rspamd's own form, base64 of
+//!   the 64-byte seed and public key, as `rspamadm dkim_keygen -t ed25519` writes them:
+//!   rspamd 3.4 fails to sign with an Ed25519 PEM key (it loads PEM keys as RSA only).
+//!
 //! Every file holding a key is created 0600 in directories made 0700.
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -141,6 +150,7 @@ pub enum ExportFormat {
     Pem,
     Opendkim,
     Stalwart,
+    Rspamd,
 }
 
 /// The headers Stalwart signs by default.
@@ -174,9 +184,13 @@ pub fn export(
         EngineError::Usage(format!("cannot write {}: {e}", path.display()))
     };
     make_private_dir(dir).map_err(|e| fail(dir, e))?;
+    // The tables name the key files: absolute, so the MTA finds them from its own cwd.
+    let absolute = std::path::absolute(dir).map_err(|e| fail(dir, e))?;
+    let dir = absolute.as_path();
     let mut written = Vec::new();
     let mut key_table = String::new();
     let mut signing_table = String::new();
+    let mut rspamd: std::collections::BTreeMap<&str, Vec<(String, &str)>> = Default::default();
     let mut stalwart = String::from(
         "# DKIM signatures for Stalwart, written by `mailzone dkim export --format stalwart`.\n",
     );
@@ -189,6 +203,25 @@ pub fn export(
         };
         let domain_dir = dir.join(&key.domain);
         make_private_dir(&domain_dir).map_err(|e| fail(&domain_dir, e))?;
+        if format == ExportFormat::Rspamd {
+            let (path, text) = match private.ed25519_base64_keypair() {
+                Some(raw) => (
+                    domain_dir.join(format!("{}.key", key.selector)),
+                    Zeroizing::new(format!("{}\n", raw.as_str())),
+                ),
+                None => (
+                    domain_dir.join(format!("{}.pem", key.selector)),
+                    Zeroizing::new(private.pkcs8_pem().to_string()),
+                ),
+            };
+            write_private(&path, &text).map_err(|e| fail(&path, e))?;
+            written.push(path.clone());
+            rspamd
+                .entry(key.domain.as_str())
+                .or_default()
+                .push((path.display().to_string(), key.selector.as_str()));
+            continue;
+        }
         let path = domain_dir.join(format!("{}.pem", key.selector));
         write_private(&path, private.pkcs8_pem()).map_err(|e| fail(&path, e))?;
         written.push(path.clone());
@@ -222,6 +255,26 @@ pub fn export(
         write_private(&path, &stalwart).map_err(|e| fail(&path, e))?;
         written.push(path);
     }
+    if format == ExportFormat::Rspamd {
+        let mut text = String::from(
+            "# rspamd dkim_signing module: the active DKIM keys, written by\n# `mailzone dkim export --format rspamd` (rewritten on every export; do not edit).\n# Use it as /etc/rspamd/local.d/dkim_signing.conf, or `.include` it from there.\ndomain {\n",
+        );
+        for (domain, selectors) in &rspamd {
+            text.push_str(&format!("  {} {{\n    selectors = [\n", ucl_string(domain)));
+            for (path, selector) in selectors {
+                text.push_str(&format!(
+                    "      {{ path = {}; selector = {}; }},\n",
+                    ucl_string(path),
+                    ucl_string(selector)
+                ));
+            }
+            text.push_str("    ];\n  }\n");
+        }
+        text.push_str("}\n");
+        let path = dir.join("dkim_signing.conf");
+        write_private(&path, &text).map_err(|e| fail(&path, e))?;
+        written.push(path);
+    }
     if format == ExportFormat::Opendkim {
         for (name, text) in [("KeyTable", key_table), ("SigningTable", signing_table)] {
             let path = dir.join(name);
@@ -230,6 +283,11 @@ pub fn export(
         }
     }
     Ok(written)
+}
+
+/// A double-quoted UCL string (JSON escapes, which UCL reads).
+fn ucl_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 fn make_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -269,6 +327,9 @@ pub struct RotationReport {
     pub deleted: Vec<String>,
     /// Why pending keys stay pending, when they do.
     pub waiting: Option<String>,
+    /// Why the `onKeyChange` command failed, when it did (the key changes stand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_key_change_failed: Option<String>,
 }
 
 /// One rotation run (issue 6) over the selected domains with automatic DKIM keys:
@@ -300,6 +361,7 @@ pub async fn rotate(
             algorithms,
             selector_template,
             rotation,
+            ..
         } = &domain.dkim_management
         else {
             continue;
@@ -311,6 +373,7 @@ pub async fn rotate(
         };
         let secs = |d: std::time::Duration| d.as_secs() as i64;
         // 1. Time moves.
+        let mut withdrawn = Vec::new();
         for key in store.dkim_keys(name).await? {
             let due = key.next_transition.is_some_and(|t| t <= now);
             match key.stage {
@@ -319,6 +382,12 @@ pub async fn rotate(
                     store
                         .set_dkim_stage(name, &key.selector, DkimStage::Retired, next)
                         .await?;
+                    withdrawn.push(KeyChange {
+                        selector: key.selector.clone(),
+                        algorithm: key.algorithm,
+                        stage: DkimStage::Retired,
+                        replaces: Vec::new(),
+                    });
                     report.retired.push(key.selector);
                 }
                 DkimStage::Retired if due => {
@@ -344,24 +413,8 @@ pub async fn rotate(
             if !force && now - active.created_at < secs(rotation.rotate_after) {
                 continue;
             }
-            let selector = crate::records::free_selector(
-                &keys,
-                selector_template,
-                crate::clock::utc_date(now),
-                algorithm,
-            );
-            let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
-            let kept = store
-                .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
-                    domain: name.to_string(),
-                    selector,
-                    algorithm,
-                    private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
-                    stage: DkimStage::Pending,
-                    created_at: now,
-                    next_transition: None,
-                })
-                .await?;
+            let kept =
+                new_pending_key(&store, name, &keys, algorithm, selector_template, now).await?;
             report.generated.push(kept.selector);
         }
         // 3. Publication.
@@ -371,8 +424,10 @@ pub async fn rotate(
             .iter()
             .any(|k| k.stage == DkimStage::Pending);
         let changed_dns = has_pending || !report.retired.is_empty();
-        let published = match &domain.dns_management {
-            mailzone_records::DnsManagement::Automatic { .. } if changed_dns => {
+        let mut activated = Vec::new();
+        let publishes = publishes_dkim(domain);
+        let published = match publishes {
+            true if changed_dns => {
                 let reconcile = crate::ReconcileRequest {
                     records: RecordsRequest {
                         domains: vec![name.to_string()],
@@ -390,40 +445,396 @@ pub async fn rotate(
                     after_read: None,
                     concurrency: 1,
                 };
-                crate::reconcile(loaded, &reconcile, progress).await?;
+                // 4. The apply promotes the pending keys it confirmed served (and runs
+                // onKeyChange for them).
+                let applied = crate::reconcile(loaded, &reconcile, progress).await?;
+                for (d, changes) in applied.dkim_changes {
+                    if d == domain.name {
+                        activated.extend(changes);
+                    }
+                }
+                report.on_key_change_failed = applied.on_key_change_failures.into_iter().next();
                 true
             }
-            mailzone_records::DnsManagement::Automatic { .. } => true,
-            mailzone_records::DnsManagement::Manual => confirmed_published,
+            true => true,
+            false => confirmed_published,
         };
-        // 4. Promotion, only once the records are served.
         if has_pending && !published {
             report.waiting = Some(format!(
-                "{name} is under manual DNS management: publish the records of `mailzone records {name} --types dkim`, then run `mailzone dkim rotate {name} --confirm-published`"
+                "mailzone does not publish the DKIM records of {name} (manual DNS management, or dkim not in publishRecords): publish the records of `mailzone records {name} --types dkim`, then run `mailzone dkim rotate {name} --confirm-published`"
             ));
         }
-        if has_pending && published {
-            let keys = store.dkim_keys(name).await?;
-            for pending in keys.iter().filter(|k| k.stage == DkimStage::Pending) {
-                for old in keys
-                    .iter()
-                    .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
-                {
-                    let next = Some(now + secs(rotation.retire_after));
-                    store
-                        .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
-                        .await?;
-                    report.retiring.push(old.selector.clone());
-                }
-                let next = Some(pending.created_at + secs(rotation.rotate_after));
-                store
-                    .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
-                    .await?;
-                report.activated.push(pending.selector.clone());
-            }
+        let mut to_announce = withdrawn;
+        if has_pending && published && !publishes {
+            // 4. With manual DNS, the operator's confirmation is the proof.
+            let changes = promote_served(&store, domain, None, now).await?;
+            to_announce.extend(changes.iter().cloned());
+            activated.extend(changes);
+        }
+        for change in &activated {
+            report.activated.push(change.selector.clone());
+            report.retiring.extend(change.replaces.iter().cloned());
+        }
+        if let Err(e) = run_on_key_change(loaded, &request.state_dir, domain, &to_announce).await {
+            report.on_key_change_failed.get_or_insert(e.to_string());
         }
         reports.push(report);
     }
     opened.close().await;
     Ok(reports)
+}
+
+/// Makes a new `Pending` key of `algorithm` for `domain` under a free selector of the
+/// template (`keys` are the domain's stored keys). Two processes racing here agree on one
+/// key: the store keeps the first.
+async fn new_pending_key(
+    store: &mailzone_store::Store,
+    domain: &str,
+    keys: &[mailzone_store::StoredDkimKey],
+    algorithm: DkimAlgorithm,
+    selector_template: &str,
+    now: i64,
+) -> Result<mailzone_store::StoredDkimKey, EngineError> {
+    let selector = crate::records::free_selector(
+        keys,
+        selector_template,
+        crate::clock::utc_date(now),
+        algorithm,
+    );
+    tracing::info!(
+        domain,
+        selector,
+        algorithm = algorithm.as_str(),
+        "generating a pending DKIM key"
+    );
+    let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+    Ok(store
+        .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
+            domain: domain.to_string(),
+            selector,
+            algorithm,
+            private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
+            stage: DkimStage::Pending,
+            created_at: now,
+            next_transition: None,
+        })
+        .await?)
+}
+
+/// A key `dkim generate` made (or found already waiting).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratedKey {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    /// Always `Pending`: the key signs nothing before its record is served.
+    pub stage: &'static str,
+    /// `false` when a pending key of this algorithm was already waiting and is returned
+    /// instead of a second one.
+    pub created: bool,
+    /// Whether mailzone publishes the domain's DKIM records (then `dkim rotate`, `apply` or the
+    /// service publish the key and activate it once served).
+    pub dns_automatic: bool,
+    /// The TXT record to publish at `<selector>._domainkey.<domain>`.
+    pub record: String,
+}
+
+/// `mailzone dkim generate`: a new `Pending` key per algorithm (the given one, or every
+/// configured one) for each selected domain with automatic DKIM keys. A pending key is
+/// never exported for signing; it becomes `Active` on the rotation promotion path (the
+/// next `dkim rotate`, `apply` or `DkimRotation` task confirms its record served), and the
+/// key it replaces then retires. One pending key per algorithm at a time: a second call
+/// returns the waiting one.
+///
+/// Domains named explicitly must have automatic DKIM keys; with none named, domains with
+/// manual keys are passed over (and it is an error if no domain is left).
+pub async fn generate(
+    loaded: &LoadedConfig,
+    request: &RecordsRequest,
+    algorithm: Option<DkimAlgorithm>,
+) -> Result<Vec<GeneratedKey>, EngineError> {
+    let domains = crate::records::select_domains(loaded, &request.domains)?;
+    let mut selected = Vec::new();
+    for domain in domains {
+        match &domain.dkim_management {
+            DkimManagement::Manual { .. } if request.domains.is_empty() => {}
+            DkimManagement::Manual { .. } => {
+                return Err(EngineError::Usage(format!(
+                    "{} has manual DKIM keys (dkimManagement.manual): mailzone does not make keys for it; create one (e.g. `openssl genpkey -algorithm ed25519 -out key.pem`) and add it to dkimManagement.manual.keys, or switch the domain to dkimManagement.automatic",
+                    domain.name
+                )));
+            }
+            DkimManagement::Automatic { algorithms, .. } => {
+                let wanted = match algorithm {
+                    Some(a) if !algorithms.contains(&a) => {
+                        let configured: Vec<&str> = algorithms.iter().map(|a| a.as_str()).collect();
+                        return Err(EngineError::Usage(format!(
+                            "{}: {} is not in dkimManagement.automatic.algorithms ({}): a key of it would never be published",
+                            domain.name,
+                            a.as_str(),
+                            configured.join(", ")
+                        )));
+                    }
+                    Some(a) => vec![a],
+                    None => algorithms.clone(),
+                };
+                selected.push((domain, wanted));
+            }
+        }
+    }
+    if selected.is_empty() {
+        return Err(EngineError::Usage(format!(
+            "no domain in {} has automatic DKIM keys (dkimManagement.automatic)",
+            loaded.path.display()
+        )));
+    }
+    let opened = RequestStore::open(request.store.as_ref(), &request.state_dir).await?;
+    let result = generate_in(&opened.store, &selected, request.now_unix).await;
+    opened.close().await;
+    result
+}
+
+async fn generate_in(
+    store: &mailzone_store::Store,
+    selected: &[(&mailzone_records::Domain, Vec<DkimAlgorithm>)],
+    now: i64,
+) -> Result<Vec<GeneratedKey>, EngineError> {
+    let mut out = Vec::new();
+    for (domain, algorithms) in selected {
+        let DkimManagement::Automatic {
+            selector_template, ..
+        } = &domain.dkim_management
+        else {
+            continue;
+        };
+        let name = domain.name.as_str();
+        let dns_automatic = publishes_dkim(domain);
+        for &algorithm in algorithms {
+            let keys = store.dkim_keys(name).await?;
+            let waiting = keys
+                .iter()
+                .find(|k| k.algorithm == algorithm && k.stage == DkimStage::Pending)
+                .cloned();
+            let (stored, created) = match waiting {
+                Some(k) => (k, false),
+                None => (
+                    new_pending_key(store, name, &keys, algorithm, selector_template, now).await?,
+                    true,
+                ),
+            };
+            let key = DkimPrivateKey::from_pem(&stored.private_key_pem).map_err(|e| {
+                EngineError::Usage(format!(
+                    "the stored DKIM key {} of {name} is unusable: {e}",
+                    stored.selector
+                ))
+            })?;
+            out.push(GeneratedKey {
+                domain: name.to_string(),
+                selector: stored.selector.clone(),
+                algorithm,
+                stage: DkimStage::Pending.as_str(),
+                created,
+                dns_automatic,
+                record: key.public_key().txt_value(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Whether mailzone publishes the domain's DKIM records (automatic DNS management with
+/// `dkim` in `publishRecords`): then an apply can confirm a key served; otherwise the
+/// operator does (`dkim rotate --confirm-published`).
+pub fn publishes_dkim(domain: &mailzone_records::Domain) -> bool {
+    matches!(
+        &domain.dns_management,
+        mailzone_records::DnsManagement::Automatic { publish_records, .. }
+            if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
+    )
+}
+
+/// How long an `onKeyChange` command may run before it is killed and reported as failed.
+pub const ON_KEY_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A key that changed stage in a way the MTA must hear about: it became `Active` (sign
+/// with it from now on; `replaces` are the keys it took over from, now `Retiring`) or was
+/// withdrawn from DNS (`Retired`).
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub stage: DkimStage,
+    pub replaces: Vec<String>,
+}
+
+/// The rotation promotion (issue 6), shared by `dkim rotate`, `apply` and the service's
+/// tasks: every `Pending` key of `domain` whose record is confirmed served (`served` says
+/// which selectors; `None`: all, the operator confirmed them) becomes `Active`, and the
+/// `Active` keys of its algorithm become `Retiring` for `retire_after`.
+pub(crate) async fn promote_served(
+    store: &mailzone_store::Store,
+    domain: &mailzone_records::Domain,
+    served: Option<&std::collections::BTreeSet<String>>,
+    now: i64,
+) -> Result<Vec<KeyChange>, EngineError> {
+    let DkimManagement::Automatic { rotation, .. } = &domain.dkim_management else {
+        return Ok(Vec::new());
+    };
+    let secs = |d: std::time::Duration| d.as_secs() as i64;
+    let name = domain.name.as_str();
+    let keys = store.dkim_keys(name).await?;
+    let mut changes = Vec::new();
+    for pending in keys
+        .iter()
+        .filter(|k| k.stage == DkimStage::Pending && served.is_none_or(|s| s.contains(&k.selector)))
+    {
+        let mut replaces = Vec::new();
+        for old in keys
+            .iter()
+            .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
+        {
+            let next = Some(now + secs(rotation.retire_after));
+            store
+                .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
+                .await?;
+            replaces.push(old.selector.clone());
+        }
+        let next = Some(pending.created_at + secs(rotation.rotate_after));
+        store
+            .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
+            .await?;
+        tracing::info!(
+            domain = name,
+            selector = pending.selector,
+            "DKIM key served everywhere: now active"
+        );
+        changes.push(KeyChange {
+            selector: pending.selector.clone(),
+            algorithm: pending.algorithm,
+            stage: DkimStage::Active,
+            replaces,
+        });
+    }
+    Ok(changes)
+}
+
+/// Runs the domain's `onKeyChange` command once per change, without a shell, with the
+/// change in its environment:
+/// `MAILZONE_DKIM_DOMAIN`, `MAILZONE_DKIM_SELECTOR`, `MAILZONE_DKIM_ALGORITHM`,
+/// `MAILZONE_DKIM_STAGE` (`Active` or `Retired`), `MAILZONE_DKIM_REPLACES` (space-separated
+/// selectors now `Retiring`, for `Active`), and `MAILZONE_CONFIG` / `MAILZONE_STATE_DIR`
+/// (so that `mailzone dkim export` in the command reads the same keys). Stdin is empty,
+/// stdout is discarded, stderr is kept for the error; after [`ON_KEY_CHANGE_TIMEOUT`] the
+/// command is killed. A failure is returned as [`EngineError::OnKeyChange`]; the key
+/// changes themselves stand (they are stored before the command runs).
+pub(crate) async fn run_on_key_change(
+    loaded: &LoadedConfig,
+    state_dir: &Path,
+    domain: &mailzone_records::Domain,
+    changes: &[KeyChange],
+) -> Result<(), EngineError> {
+    let DkimManagement::Automatic { on_key_change, .. } = &domain.dkim_management else {
+        return Ok(());
+    };
+    let Some((program, args)) = on_key_change.split_first() else {
+        return Ok(());
+    };
+    let mut failures = Vec::new();
+    for change in changes {
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env("MAILZONE_DKIM_DOMAIN", domain.name.as_str())
+            .env("MAILZONE_DKIM_SELECTOR", &change.selector)
+            .env("MAILZONE_DKIM_ALGORITHM", change.algorithm.as_str())
+            .env("MAILZONE_DKIM_STAGE", change.stage.as_str())
+            .env("MAILZONE_DKIM_REPLACES", change.replaces.join(" "))
+            .env("MAILZONE_CONFIG", &loaded.path)
+            .env("MAILZONE_STATE_DIR", state_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let what = format!(
+            "onKeyChange `{program}` for {} ({} now {})",
+            domain.name,
+            change.selector,
+            change.stage.as_str()
+        );
+        let outcome =
+            tokio::task::spawn_blocking(move || run_command(command, ON_KEY_CHANGE_TIMEOUT))
+                .await
+                .unwrap_or_else(|e| Err(format!("could not be run: {e}")));
+        match outcome {
+            Ok(()) => tracing::info!(domain = domain.name.as_str(), "{what}: done"),
+            Err(reason) => {
+                tracing::warn!(domain = domain.name.as_str(), "{what}: {reason}");
+                failures.push(format!("{what} {reason}"));
+            }
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        n => Err(EngineError::OnKeyChange(format!(
+            "{}{}; the key change stands",
+            failures[0],
+            if n > 1 {
+                format!(" (and {} more onKeyChange failures)", n - 1)
+            } else {
+                String::new()
+            }
+        ))),
+    }
+}
+
+/// Runs `command` to its end or until `timeout` (then kills it); `Err` says why it failed,
+/// with the last line it wrote to stderr.
+fn run_command(
+    mut command: std::process::Command,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use std::io::Read as _;
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot be started: {e}"))?;
+    // Read stderr beside the wait, so a chatty command never blocks on a full pipe.
+    let (sender, stderr_text) = std::sync::mpsc::channel();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            let _ = sender.send(buf);
+        });
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "did not finish within {}s and was killed",
+                    timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("could not be waited for: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    // A child it left running may hold stderr open: do not wait for it long.
+    let stderr = stderr_text
+        .recv_timeout(std::time::Duration::from_secs(1))
+        .unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr);
+    Err(match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => format!(
+            "{status}: {}",
+            line.trim().chars().take(300).collect::<String>()
+        ),
+        None => status.to_string(),
+    })
 }

@@ -60,6 +60,9 @@ pub enum EngineError {
         /// Whether trying again later can help (network, rate limits, DNS not yet seen).
         transient: bool,
     },
+    /// The `onKeyChange` command failed; the key change it was told about stands.
+    #[error("{0}")]
+    OnKeyChange(String),
 }
 
 impl EngineError {

@@ -58,8 +58,9 @@ pub struct ApiObjects {
 
 /// [`load_config`], with the domains and DNS servers defined through the API added to the
 /// file's, and validated by the same rules. An API object may not name a file
-/// (`privateKeyFile`, `keyFile`) or an environment variable (`keyEnv`): a remote caller
-/// must not make the service read its files or its environment.
+/// (`privateKeyFile`, `keyFile`), an environment variable (`keyEnv`) or a command
+/// (`onKeyChange`): a remote caller must not make the service read its files or its
+/// environment, or run programs.
 pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
     let mut text = std::fs::read_to_string(path).map_err(|e| EngineError::ReadConfig {
         file: path.to_path_buf(),
@@ -180,7 +181,7 @@ fn merge_api_objects(path: &Path, text: &str, api: &ApiObjects) -> Result<String
         for object in objects {
             if mentions_file(&object.definition) {
                 return Err(EngineError::Usage(format!(
-                    "{what} {} (defined through the API): file paths and environment variables (privateKeyFile, keyFile, keyEnv) are not accepted through the API",
+                    "{what} {} (defined through the API): file paths, environment variables and commands (privateKeyFile, keyFile, keyEnv, onKeyChange) are not accepted through the API",
                     object.name
                 )));
             }
@@ -207,7 +208,7 @@ fn mentions_file(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
             let k = k.to_ascii_lowercase();
-            k.ends_with("file") || k.ends_with("env") || mentions_file(v)
+            k.ends_with("file") || k.ends_with("env") || k == "onkeychange" || mentions_file(v)
         }),
         serde_json::Value::Array(items) => items.iter().any(mentions_file),
         _ => false,

@@ -80,6 +80,11 @@ pub struct ReconcileReport {
     pub manual_domains: Vec<Name>,
     /// DNS messages sent in all.
     pub messages: u64,
+    /// DKIM keys made `Active` because this apply confirmed their records served
+    /// (issue 6: a `Pending` key signs nothing before), by domain.
+    pub dkim_changes: Vec<(Name, Vec<crate::dkim::KeyChange>)>,
+    /// Failures of the `onKeyChange` commands run for those changes (the changes stand).
+    pub on_key_change_failures: Vec<String>,
 }
 
 /// One zone to reconcile: every selected domain that publishes into it.
@@ -160,17 +165,38 @@ pub async fn reconcile(
         .buffered(request.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
+    let mut failures = Vec::new();
+    let mut served_dkim = Vec::new();
+    for (item, result) in work.iter().zip(zones) {
+        match result {
+            Ok(outcome) => {
+                if request.apply && item.managed_types.contains(&DnsRecordType::Dkim) {
+                    served_dkim.push((item, outcome.applied, outcome.serial));
+                }
+                report.zones.push(outcome);
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    // Only now, with every record of these zones served by every authoritative server,
+    // may a pending DKIM key sign: the rotation promotion path, for the keys whose records
+    // were part of what was applied.
+    for (item, applied, serial) in served_dkim {
+        let confirmed = Confirmed {
+            applied,
+            serial,
+            progress,
+            sent: &propagation_queries,
+        };
+        if let Err(e) = promote_applied(loaded, request, &store, item, confirmed, &mut report).await
+        {
+            failures.push(e);
+        }
+    }
     report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
     drop(store);
     opened.close().await;
-    let mut failures = Vec::new();
-    for result in zones {
-        match result {
-            Ok(outcome) => report.zones.push(outcome),
-            Err(e) => failures.push(e),
-        }
-    }
     match failures.len() {
         0 => Ok(report),
         1 => Err(failures.remove(0)),
@@ -185,6 +211,89 @@ pub async fn reconcile(
             )))
         }
     }
+}
+
+/// How a zone's records were confirmed served.
+struct Confirmed<'a> {
+    /// This run sent an update and waited for it on every authoritative server.
+    applied: bool,
+    /// The zone's serial this run saw (or made).
+    serial: u32,
+    progress: &'a dyn Progress,
+    sent: &'a AtomicU64,
+}
+
+/// Promotes the pending DKIM keys of `item`'s domains whose records were among the
+/// applied (and so served) records, and runs `onKeyChange` for them. A zone found already
+/// in sync was confirmed on the primary only (a previous apply may have timed out waiting
+/// for a secondary): before a key is promoted there, every authoritative server must serve
+/// that serial.
+async fn promote_applied(
+    loaded: &LoadedConfig,
+    request: &ReconcileRequest,
+    store: &Store,
+    item: &ZoneWork<'_>,
+    confirmed: Confirmed<'_>,
+    report: &mut ReconcileReport,
+) -> Result<(), EngineError> {
+    let mut everywhere = confirmed.applied;
+    for name in &item.domains {
+        let Some(domain) = loaded.config.domain(name) else {
+            continue;
+        };
+        let suffix = format!("._domainkey.{}", name.as_str());
+        let served: BTreeSet<String> = item
+            .desired
+            .iter()
+            .filter(|r| r.record_type == DnsRecordType::Dkim)
+            .filter_map(|r| {
+                r.record
+                    .name
+                    .as_str()
+                    .strip_suffix(&suffix)
+                    .map(str::to_string)
+            })
+            .collect();
+        if served.is_empty() {
+            continue;
+        }
+        let waiting = store.dkim_keys(name.as_str()).await?.iter().any(|k| {
+            k.stage == mailzone_records::DkimStage::Pending && served.contains(&k.selector)
+        });
+        if !waiting {
+            continue;
+        }
+        if !everywhere {
+            confirmed
+                .progress
+                .step(&item.zone, "confirming every server serves the DKIM keys");
+            propagation::wait(
+                item.server,
+                &item.zone,
+                &ChangeSet::default(),
+                &[],
+                confirmed.serial,
+                confirmed.progress,
+                confirmed.sent,
+            )
+            .await?;
+            everywhere = true;
+        }
+        let changes =
+            crate::dkim::promote_served(store, domain, Some(&served), request.records.now_unix)
+                .await?;
+        if changes.is_empty() {
+            continue;
+        }
+        if let Err(e) =
+            crate::dkim::run_on_key_change(loaded, &request.records.state_dir, domain, &changes)
+                .await
+        {
+            report.on_key_change_failures.push(e.to_string());
+        }
+        report.dkim_changes.push((name.clone(), changes));
+    }
+    Ok(())
 }
 
 fn outcome_summary(outcome: &ZoneOutcome) -> String {

@@ -180,6 +180,12 @@ fn manual_keys(loaded: &LoadedConfig, domain: &Name) -> Vec<DkimSelectorKey> {
 
 /// The published automatic keys of a domain, generating one per configured algorithm that
 /// has none yet. Two processes racing here agree on one key: the store keeps the first.
+///
+/// A first key of a domain whose DNS mailzone publishes is `Pending` (issue 6): its record
+/// is planned like any published key's, and the apply that confirms it served on every
+/// authoritative server makes it `Active`. Under manual DNS management mailzone cannot
+/// see the publication, and a first key has nothing to take over from: it is `Active`
+/// at once (the operator publishes `records` before configuring the MTA).
 async fn automatic_keys(
     store: &Store,
     domain: &Domain,
@@ -203,13 +209,18 @@ async fn automatic_keys(
             "generating DKIM key"
         );
         let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+        let stage = if crate::dkim::publishes_dkim(domain) {
+            DkimStage::Pending
+        } else {
+            DkimStage::Active
+        };
         let kept = store
             .insert_dkim_key_if_absent(&StoredDkimKey {
                 domain: domain.name.as_str().to_string(),
                 selector,
                 algorithm,
                 private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
-                stage: DkimStage::Active,
+                stage,
                 created_at: now_unix,
                 next_transition: None,
             })

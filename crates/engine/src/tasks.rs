@@ -289,6 +289,9 @@ impl Worker {
             concurrency: DEFAULT_CONCURRENCY,
         };
         let report = reconcile(&loaded, &request, progress).await?;
+        if let Some(failure) = report.on_key_change_failures.first() {
+            return Err(EngineError::OnKeyChange(failure.clone()));
+        }
         let changes: usize = report
             .zones
             .iter()
@@ -458,6 +461,9 @@ impl Worker {
         let Some(r) = reports.first() else {
             return Ok(format!("{domain}: no automatic DKIM keys"));
         };
+        if let Some(failure) = &r.on_key_change_failed {
+            return Err(EngineError::OnKeyChange(failure.clone()));
+        }
         if let Some(waiting) = &r.waiting {
             return Ok(waiting.clone());
         }

@@ -512,6 +512,7 @@ impl Validator<'_> {
                 algorithms: vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
                 selector_template: DEFAULT_SELECTOR_TEMPLATE.into(),
                 rotation: DkimRotation::default(),
+                on_key_change: Vec::new(),
             }),
             Some(RawDkimManagement::Manual(manual)) => {
                 let mut keys: Vec<ManualDkimKey> = Vec::new();
@@ -592,13 +593,42 @@ impl Validator<'_> {
                         "30d",
                     )?,
                 };
+                let on_key_change =
+                    self.command(&format!("{key}.automatic.onKeyChange"), auto.on_key_change)?;
                 Ok(DkimManagement::Automatic {
                     algorithms,
                     selector_template: template,
                     rotation,
+                    on_key_change,
                 })
             }
         }
+    }
+
+    /// A command as an argv list (no shell). A program path with a `/` is taken relative
+    /// to the config file's directory; a bare name is looked up in `PATH` when run.
+    fn command(&self, key: &str, argv: Option<Vec<String>>) -> Result<Vec<String>> {
+        let Some(mut argv) = argv else {
+            return Ok(Vec::new());
+        };
+        let Some(program) = argv.first_mut() else {
+            return Err(ConfigError::new(
+                key,
+                Some("[]"),
+                "an empty command; give the program and its arguments, e.g. [\"/usr/local/bin/reload-mta\"], or leave the key out",
+            ));
+        };
+        if program.trim().is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}[0]"),
+                Some(program.as_str()),
+                "the program name is empty",
+            ));
+        }
+        if program.contains('/') && !Path::new(program.as_str()).is_absolute() {
+            *program = self.base_dir.join(&*program).display().to_string();
+        }
+        Ok(argv)
     }
 
     fn file(&self, key: &str, written: &str) -> Result<FileRef> {

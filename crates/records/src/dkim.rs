@@ -213,6 +213,20 @@ impl DkimPrivateKey {
         &self.pem
     }
 
+    /// An Ed25519 key as rspamd reads it (`rspamadm dkim_keygen -t ed25519` writes the same):
+    /// base64 of the 64 bytes seed ‖ public key (libsodium's secret key). rspamd 3.4 loads
+    /// Ed25519 keys only in this form, not from PEM. `None` for RSA. A secret, like
+    /// [`Self::pkcs8_pem`].
+    pub fn ed25519_base64_keypair(&self) -> Option<Zeroizing<String>> {
+        if self.algorithm != DkimAlgorithm::Ed25519Sha256 {
+            return None;
+        }
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&self.pem)
+            .expect("an Ed25519 DkimPrivateKey holds a valid PKCS#8 PEM");
+        let bytes = Zeroizing::new(key.to_keypair_bytes());
+        Some(Zeroizing::new(BASE64.encode(bytes.as_slice())))
+    }
+
     pub fn public_key(&self) -> DkimPublicKey {
         DkimPublicKey {
             algorithm: self.algorithm,
@@ -292,6 +306,20 @@ mod tests {
         assert_eq!(&der[..5], &[0x30, 0x2e, 0x02, 0x01, 0x00]);
         let again = DkimPrivateKey::from_pem(key.pkcs8_pem()).unwrap();
         assert_eq!(again.public_key(), public);
+    }
+
+    #[test]
+    fn rspamd_keypair_is_seed_then_public_key() {
+        let key = DkimPrivateKey::generate(DkimAlgorithm::Ed25519Sha256, &mut rand::rng());
+        let raw = BASE64
+            .decode(key.ed25519_base64_keypair().unwrap().as_bytes())
+            .unwrap();
+        assert_eq!(raw.len(), 64);
+        let seed = pem::parse(key.pkcs8_pem()).unwrap().into_contents()[16..].to_vec();
+        assert_eq!(raw[..32], seed[..]);
+        assert_eq!(raw[32..], key.public_key().bytes[..]);
+        let rsa = DkimPrivateKey::generate(DkimAlgorithm::RsaSha256, &mut rand::rng());
+        assert!(rsa.ed25519_base64_keypair().is_none());
     }
 
     #[test]

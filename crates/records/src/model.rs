@@ -359,6 +359,10 @@ pub enum DkimManagement {
         algorithms: Vec<DkimAlgorithm>,
         selector_template: String,
         rotation: DkimRotation,
+        /// A command (argv, run without a shell) to run after a key became `Active` or
+        /// was withdrawn from DNS, e.g. to re-export the keys and reload the MTA; empty
+        /// for none.
+        on_key_change: Vec<String>,
     },
 }
 

@@ -147,6 +147,14 @@ fn mistakes_name_their_key() {
             "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\n[domain.\"sub.example.org\"]\ndnsManagement = { automatic = { dnsServer = \"p\", origin = \"example.net\" } }\n",
             "domain.\"sub.example.org\".dnsManagement.automatic.origin",
         ),
+        (
+            "[domain.\"example.org\"]\ndkimManagement = { automatic = { onKeyChange = [] } }\n",
+            "domain.\"example.org\".dkimManagement.automatic.onKeyChange",
+        ),
+        (
+            "[domain.\"example.org\"]\ndkimManagement = { automatic = { onKeyChange = [\" \", \"x\"] } }\n",
+            "domain.\"example.org\".dkimManagement.automatic.onKeyChange[0]",
+        ),
     ];
     for (text, key) in cases {
         let err = config(text).unwrap_err();
@@ -195,4 +203,38 @@ fn origin_puts_a_subdomain_in_its_parent_zone() {
     )
     .unwrap();
     assert_eq!(c.domains[0].zone.as_str(), "example.org");
+}
+
+#[test]
+fn on_key_change_is_an_argv_list_relative_to_the_config() {
+    let on_key_change = |written: &str| {
+        let c = config(&format!(
+            "[domain.\"example.org\"]\ndkimManagement = {{ automatic = {{ onKeyChange = {written} }} }}\n"
+        ))
+        .unwrap();
+        match &c.domains[0].dkim_management {
+            mailzone_records::DkimManagement::Automatic { on_key_change, .. } => {
+                on_key_change.clone()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        on_key_change(r#"["/usr/local/bin/reload", "--quiet"]"#),
+        ["/usr/local/bin/reload", "--quiet"]
+    );
+    // A path with a slash is the config file's neighbour; a bare name is found in PATH.
+    assert_eq!(
+        on_key_change(r#"["hooks/reload.sh"]"#),
+        ["/etc/mailzone/hooks/reload.sh"]
+    );
+    assert_eq!(
+        on_key_change(r#"["systemctl", "reload", "rspamd"]"#)[0],
+        "systemctl"
+    );
+    let c = config("[domain.\"example.org\"]\n").unwrap();
+    assert!(matches!(
+        &c.domains[0].dkim_management,
+        mailzone_records::DkimManagement::Automatic { on_key_change, .. } if on_key_change.is_empty()
+    ));
 }

@@ -231,4 +231,5 @@ pub(super) struct RawAutomaticDkim {
     pub(super) rotate_after: Option<String>,
     pub(super) retire_after: Option<String>,
     pub(super) delete_after: Option<String>,
+    pub(super) on_key_change: Option<Vec<String>>,
 }
