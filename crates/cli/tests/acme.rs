@@ -15,6 +15,7 @@ use std::time::Duration;
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 const ZONE: &str = "acme.test";
@@ -347,6 +348,105 @@ fn issues_over_dns01_then_is_not_due_and_a_failure_keeps_the_old_certificate() {
     assert!(!stderr.contains("d3Jvbmcg"), "the secret is never shown");
     assert_eq!(std::fs::read(&cert).unwrap(), cert_before);
     assert!(s.challenge_records().is_empty());
+}
+
+/// SHA-256 of a private key's SubjectPublicKeyInfo, by openssl (not mailzone's code).
+fn openssl_spki_sha256(private_key: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(private_key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    hex(&sha2::Sha256::digest(&out.stdout))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Setup {
+    /// The `3 1 1` digests Knot serves at `_25._tcp` of the mail host, sorted.
+    fn served_tlsa(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .knot
+            .query(&format!("_25._tcp.mail.{ZONE}"), "TLSA")
+            .iter()
+            .filter(|r| r.starts_with("3 1 1"))
+            .map(|r| {
+                r.split_whitespace()
+                    .skip(3)
+                    .collect::<String>()
+                    .to_lowercase()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn apply(&self) {
+        let out = self.mailzone(&["apply", "--quiet"]);
+        assert!(
+            out.status.success(),
+            "apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `reuseKey = false`: each renewal makes the key of the next one, which is published as the
+/// next TLSA key at once, so the certificate that uses it was announced a whole renewal
+/// before (RFC 7671 §8.1).
+#[test]
+fn without_key_reuse_the_next_key_is_published_before_a_certificate_uses_it() {
+    let Some(s) = start() else { return };
+    let text = std::fs::read_to_string(s.path("mailzone.toml")).unwrap();
+    let text = text
+        .replace(
+            "caCertificate = \"pebble-ca.pem\"",
+            "caCertificate = \"pebble-ca.pem\"\nreuseKey = false",
+        )
+        .replace(
+            "publishRecords = [\"mx\"]",
+            "publishRecords = [\"mx\", \"tlsa\"]",
+        );
+    std::fs::write(s.path("mailzone.toml"), text).unwrap();
+    let key = s.path("tls/mail.key");
+    let next = s.path("tls/mail.key.next");
+
+    assert_eq!(s.renew(false)["outcome"], "issued");
+    let first = openssl_spki_sha256(&key);
+    assert_eq!(
+        hex(&sha2::Sha256::digest(&leaf(&s.path("tls/mail.pem")).2)),
+        first
+    );
+    assert_eq!(mode(&next), 0o600, "the next key file");
+    let announced = openssl_spki_sha256(&next);
+    assert_ne!(announced, first);
+    s.apply();
+    let mut both = vec![first.clone(), announced.clone()];
+    both.sort();
+    assert_eq!(s.served_tlsa(), both, "current and next key published");
+
+    // The renewal uses the announced key, and makes (and announces) the one after it.
+    assert_eq!(s.renew(true)["outcome"], "issued");
+    assert_eq!(
+        openssl_spki_sha256(&key),
+        announced,
+        "the announced key is used"
+    );
+    let (_, _, spki) = leaf(&s.path("tls/mail.pem"));
+    assert_eq!(hex(&sha2::Sha256::digest(&spki)), announced);
+    let following = openssl_spki_sha256(&next);
+    assert!(![first.clone(), announced.clone()].contains(&following));
+    s.apply();
+    let mut all = vec![first, announced, following];
+    all.sort();
+    assert_eq!(s.served_tlsa(), all, "old (retiring), current and next");
 }
 
 #[test]

@@ -645,6 +645,9 @@ async fn validate_and_finalize(
         .map_err(acme_error(settings, "downloading the certificate"))?;
     let leaf = check_chain(settings, &chain, &key)?;
     write_files(settings, &chain, &key, reused)?;
+    if !settings.reuse_key {
+        write_next_key(settings)?;
+    }
     report.outcome = Outcome::Issued;
     report.key_reused = reused;
     report.not_after = Some(leaf.not_after);
@@ -677,9 +680,52 @@ async fn invalid_reason(order: &mut Order) -> String {
 // ---------------------------------------------------------------------------------------
 // Key, CSR, chain and files.
 
-/// The existing key when `reuseKey` and it can be read, else a new ECDSA P-256 key.
+/// `reuseKey = false`: where the key of the *next* renewal waits, beside the private key
+/// (`mail.key` → `mail.key.next`, 0600). It is made one renewal ahead, so its `3 1 1` is
+/// published as the next key long before a certificate uses it (RFC 7671 §8.1).
+pub fn next_key_path(private_key: &Path) -> PathBuf {
+    let mut name = private_key.as_os_str().to_owned();
+    name.push(".next");
+    PathBuf::from(name)
+}
+
+/// The SHA-256 of the SubjectPublicKeyInfo of the waiting next key (`reuseKey = false`),
+/// `None` when there is none yet: the `3 1 1` digest published ahead of the switch.
+pub fn next_key_digest(private_key: &Path) -> Result<Option<Vec<u8>>, String> {
+    let path = next_key_path(private_key);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => zeroize::Zeroizing::new(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let key = KeyPair::from_pem(&text).map_err(|_| {
+        format!(
+            "{} is not a PEM private key mailzone can use",
+            path.display()
+        )
+    })?;
+    Ok(Some(mailzone_records::tlsa::spki_sha256(
+        &key.subject_public_key_info(),
+    )))
+}
+
+/// The key for this order: with `reuseKey`, the existing key when it can be read; without,
+/// the announced next key when one waits (`next_key_path`); else a new ECDSA P-256 key.
 fn certificate_key(settings: &AcmeSettings) -> Result<(KeyPair, bool), EngineError> {
     let path = &settings.private_key.path;
+    if !settings.reuse_key {
+        let next = next_key_path(path);
+        if let Ok(text) = std::fs::read_to_string(&next) {
+            let text = zeroize::Zeroizing::new(text);
+            if let Ok(key) = KeyPair::from_pem(&text) {
+                return Ok((key, false));
+            }
+            tracing::warn!(
+                "{} is not a usable key; a new key is made instead (it was not announced)",
+                next.display()
+            );
+        }
+    }
     if settings.reuse_key {
         match std::fs::read_to_string(path) {
             Ok(text) => {
@@ -795,6 +841,24 @@ fn write_files(
     }
     std::fs::rename(&cert_tmp, &cert_file.path).map_err(|e| fail(cert_file, e))?;
     Ok(())
+}
+
+/// Makes the key the next renewal will use and puts it where [`next_key_path`] says; the
+/// next publication announces it as the next key (TLSA `3 1 1` beside the current one).
+fn write_next_key(settings: &AcmeSettings) -> Result<(), EngineError> {
+    let target = next_key_path(&settings.private_key.path);
+    let fail = |e: std::io::Error| {
+        EngineError::Usage(format!(
+            "{}: cannot write the next key {}: {e}",
+            settings.private_key.key_path,
+            target.display()
+        ))
+    };
+    let key = KeyPair::generate()
+        .map_err(|e| EngineError::Usage(format!("cannot generate a private key: {e}")))?;
+    let pem = zeroize::Zeroizing::new(key.serialize_pem());
+    let tmp = write_temp(&target, pem.as_bytes(), KEY_MODE).map_err(fail)?;
+    std::fs::rename(&tmp, &target).map_err(fail)
 }
 
 /// A new file beside `target` (same directory, so the rename is atomic), created with

@@ -128,6 +128,16 @@ fn read_tlsa_keys(
         let bytes = files.read(next)?;
         let digest = tlsa::parse_next_key(&bytes).map_err(|e| files.invalid(next, e))?;
         keys.next = (digest != keys.leaf).then_some(digest);
+    } else if let Some(acme) = config
+        .server
+        .acme
+        .as_ref()
+        .filter(|a| !a.reuse_key && a.certificate.path == tls.certificate.path)
+    {
+        // ACME without key reuse: the key the next renewal will use is announced now.
+        let digest = crate::acme::next_key_digest(&acme.private_key.path)
+            .map_err(|e| files.invalid(&acme.private_key, e))?;
+        keys.next = digest.filter(|d| *d != keys.leaf);
     }
     Ok(Some(keys))
 }
