@@ -152,6 +152,24 @@ pub fn certificate_files_changed(loaded: &LoadedConfig) -> Result<bool, EngineEr
     Ok(now != loaded.tlsa)
 }
 
+/// The service's current config, swapped whole on a reload.
+pub type SharedConfig = std::sync::RwLock<std::sync::Arc<LoadedConfig>>;
+
+/// Reads the config file (with the store's API objects) again and swaps it into `current`,
+/// returning it; on an error `current` stays as it was. The service's SIGHUP, its
+/// certificate watch and the task worker all reload through here.
+pub async fn reload_config(
+    current: &SharedConfig,
+    path: &Path,
+    store: &mailzone_store::Store,
+) -> Result<std::sync::Arc<LoadedConfig>, EngineError> {
+    let fresh = std::sync::Arc::new(load_config_from(path, store).await?);
+    if let Ok(mut slot) = current.write() {
+        *slot = std::sync::Arc::clone(&fresh);
+    }
+    Ok(fresh)
+}
+
 /// The config file with the API-defined domains of `store` (the service's view).
 pub async fn load_config_from(
     path: &Path,

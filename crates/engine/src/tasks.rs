@@ -241,11 +241,8 @@ impl Worker {
         let domain = Name::owner(&task.domain)
             .map_err(|e| EngineError::Usage(format!("task domain `{}`: {e}", task.domain)))?;
         if loaded.config.domain(&domain).is_none() {
-            let fresh = Arc::new(crate::load_config_from(&self.config_path, &self.store).await?);
-            if let Ok(mut current) = self.config.write() {
-                *current = Arc::clone(&fresh);
-            }
-            loaded = fresh;
+            loaded =
+                crate::load::reload_config(&self.config, &self.config_path, &self.store).await?;
         }
         if task.kind == DKIM_ROTATION {
             return self.rotate_dkim(&loaded, &domain, progress).await;
@@ -429,16 +426,14 @@ impl Worker {
     /// (no need to wait for the service's certificate watch). A failure keeps the config in
     /// use (the next reload reports it).
     async fn reload_for_tlsa(&self) {
-        let fresh = match crate::load_config_from(&self.config_path, &self.store).await {
-            Ok(fresh) => Arc::new(fresh),
-            Err(e) => {
-                tracing::warn!(error = %e, "config not reloaded after the new certificate");
-                return;
-            }
-        };
-        if let Ok(mut current) = self.config.write() {
-            *current = Arc::clone(&fresh);
-        }
+        let fresh =
+            match crate::load::reload_config(&self.config, &self.config_path, &self.store).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    tracing::warn!(error = %e, "config not reloaded after the new certificate");
+                    return;
+                }
+            };
         if let Err(e) = schedule_tlsa_sync(&self.store, &fresh).await {
             tracing::warn!(error = %e, "TlsaSync not scheduled after the new certificate");
         }

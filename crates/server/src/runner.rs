@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use mailzone_engine::clock;
 use mailzone_engine::tasks::{Ran, Worker, schedule_automatic, schedule_tlsa_sync};
-use mailzone_engine::{clock, load_config_from};
 use mailzone_store::TaskEnd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -217,14 +217,10 @@ pub async fn reload(state: &AppState) {
 /// Reads the config file (and the files it names) again and swaps it in; a broken file is
 /// reported and the running config kept (`None`).
 async fn reload_config(state: &AppState) -> Option<Arc<mailzone_engine::LoadedConfig>> {
-    match load_config_from(&state.config_path, &state.store).await {
-        Ok(loaded) => {
-            let loaded = Arc::new(loaded);
-            if let Ok(mut current) = state.config.write() {
-                *current = Arc::clone(&loaded);
-            }
-            Some(loaded)
-        }
+    match mailzone_engine::load::reload_config(&state.config, &state.config_path, &state.store)
+        .await
+    {
+        Ok(loaded) => Some(loaded),
         Err(e) => {
             tracing::error!("config not reloaded, the running one is kept: {e}");
             None
