@@ -1,4 +1,4 @@
-//! A `mailzone serve` process for the CLI's integration tests (serve.rs, tlsa_rollover.rs).
+//! A `mailzone serve` process for the CLI's integration tests (serve.rs, tlsa_rollover.rs, dkim_task.rs).
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::io::{BufRead as _, BufReader};
