@@ -201,7 +201,11 @@ async fn automatic_keys(
         if has_key {
             continue;
         }
-        let selector = free_selector(&stored, template, clock::utc_date(now_unix), algorithm);
+        let Some(selector) =
+            take_selector(store, domain, &mut stored, template, now_unix, algorithm).await?
+        else {
+            continue;
+        };
         tracing::info!(
             domain = domain.name.as_str(),
             selector,
@@ -244,6 +248,47 @@ async fn automatic_keys(
         });
     }
     Ok(keys)
+}
+
+/// The selector a new key of `algorithm` takes: with delegated keys, the slot no published
+/// key holds (a `Retired` key still holding it, its record withdrawn, is deleted first;
+/// `None` when both slots are published: the retiring key must go first); otherwise the
+/// template's free selector for today. `stored` is kept in step with the store.
+pub(crate) async fn take_selector(
+    store: &Store,
+    domain: &Domain,
+    stored: &mut Vec<StoredDkimKey>,
+    template: &str,
+    now_unix: i64,
+    algorithm: DkimAlgorithm,
+) -> Result<Option<String>, EngineError> {
+    if domain.dkim_management.delegation().is_none() {
+        return Ok(Some(free_selector(
+            stored,
+            template,
+            clock::utc_date(now_unix),
+            algorithm,
+        )));
+    }
+    let Some(slot) = free_slot(stored, algorithm) else {
+        return Ok(None);
+    };
+    if stored.iter().any(|k| k.selector == slot) {
+        store.delete_dkim_key(domain.name.as_str(), &slot).await?;
+        stored.retain(|k| k.selector != slot);
+    }
+    Ok(Some(slot))
+}
+
+/// The first delegation slot of `algorithm` that no published key holds.
+pub(crate) fn free_slot(stored: &[StoredDkimKey], algorithm: DkimAlgorithm) -> Option<String> {
+    mailzone_records::DkimDelegation::slots(algorithm)
+        .into_iter()
+        .find(|slot| {
+            !stored
+                .iter()
+                .any(|k| &k.selector == slot && k.stage.is_published())
+        })
 }
 
 /// The template's selector for today, with `-2`, `-3`, … appended if an older key already
