@@ -104,8 +104,7 @@ impl Run {
 
     fn active(&self) -> String {
         let stages = self.stages();
-        let active: Vec<&(String, String)> =
-            stages.iter().filter(|(_, s)| s == "Active").collect();
+        let active: Vec<&(String, String)> = stages.iter().filter(|(_, s)| s == "Active").collect();
         assert_eq!(active.len(), 1, "{stages:?}");
         active[0].0.clone()
     }
@@ -164,7 +163,11 @@ fn key_name(slot: &str) -> String {
 /// the TXT served in the provider zone.
 fn txt_through_cname(knot: &DnsServer, slot: &str) -> Vec<String> {
     let cname = knot.query(&slot_name(slot), "CNAME");
-    assert_eq!(cname, vec![format!("{}.", key_name(slot))], "CNAME at {slot}");
+    assert_eq!(
+        cname,
+        vec![format!("{}.", key_name(slot))],
+        "CNAME at {slot}"
+    );
     knot.query(cname[0].trim_end_matches('.'), "TXT")
 }
 
@@ -191,7 +194,14 @@ fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
             .arg(script)
             .arg("--private-key")
             .arg(out_dir.join(CUSTOMER).join(format!("{selector}.pem")))
-            .args(["--selector", &selector, "--domain", CUSTOMER, "--txt", &txt[0]])
+            .args([
+                "--selector",
+                &selector,
+                "--domain",
+                CUSTOMER,
+                "--txt",
+                &txt[0],
+            ])
             .output()
             .unwrap();
         assert!(
@@ -268,8 +278,16 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
     assert_eq!(r[0]["activated"], serde_json::json!(["e2"]), "{r}");
     assert_eq!(r[0]["retiring"], serde_json::json!(["e1"]), "{r}");
     assert_eq!(assert_active_served(&run, &knot), "e2");
-    assert_eq!(txt_through_cname(&knot, "e1").len(), 1, "the retiring key stays");
-    assert_eq!(knot.serial(CUSTOMER), customer_serial, "customer zone untouched");
+    assert_eq!(
+        txt_through_cname(&knot, "e1").len(),
+        1,
+        "the retiring key stays"
+    );
+    assert_eq!(
+        knot.serial(CUSTOMER),
+        customer_serial,
+        "customer zone untouched"
+    );
     assert!(knot.serial(PROVIDER) > provider_serial);
 
     // Both slots hold published keys: a forced rotation must wait for the retiring one.
@@ -280,11 +298,18 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
     // retireAfter later: e1 is withdrawn; forced again, the next key takes slot e1 back.
     let r = run.rotate(T0 + 9 * DAY, false);
     assert_eq!(r[0]["retired"], serde_json::json!(["e1"]), "{r}");
-    assert!(knot.query(&key_name("e1"), "TXT").is_empty(), "e1 withdrawn");
+    assert!(
+        knot.query(&key_name("e1"), "TXT").is_empty(),
+        "e1 withdrawn"
+    );
     let r = run.rotate(T0 + 10 * DAY, true);
     assert_eq!(r[0]["activated"], serde_json::json!(["e1"]), "{r}");
     assert_eq!(assert_active_served(&run, &knot), "e1");
-    assert_eq!(knot.serial(CUSTOMER), customer_serial, "customer zone untouched");
+    assert_eq!(
+        knot.serial(CUSTOMER),
+        customer_serial,
+        "customer zone untouched"
+    );
     let check = run.check(&knot);
     assert_eq!(dkim_findings(&check), vec![], "{check:#}");
 
@@ -293,13 +318,19 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
         CUSTOMER,
         &[
             &format!("update delete {}. CNAME", slot_name("e1")),
-            &format!("update add {}. 300 CNAME e1.elsewhere.{PROVIDER}.", slot_name("e1")),
+            &format!(
+                "update add {}. 300 CNAME e1.elsewhere.{PROVIDER}.",
+                slot_name("e1")
+            ),
         ],
     );
     let check = run.check(&knot);
     let findings = dkim_findings(&check);
     assert!(
-        findings.contains(&("dkim-delegation-cname".to_string(), format!("{}.", slot_name("e1")))),
+        findings.contains(&(
+            "dkim-delegation-cname".to_string(),
+            format!("{}.", slot_name("e1"))
+        )),
         "{findings:?}"
     );
     let finding = check["domains"][0]["findings"]
@@ -326,15 +357,19 @@ fn a_run_for_one_customer_never_deletes_another_customers_keys() {
         r#"[domain."other.test"]
 dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], delegateTo = "{PROVIDER}", delegateDnsServer = "provider" }} }}"#
     );
-    let Some((knot, run)) = start_with(&other) else { return };
+    let Some((knot, run)) = start_with(&other) else {
+        return;
+    };
     run.ok(&["apply", "--quiet"]);
     let other_key = format!("e1.other.test.{PROVIDER}");
     assert_eq!(knot.query(&other_key, "TXT").len(), 1);
     assert_eq!(knot.query(&key_name("e1"), "TXT").len(), 1);
     let records = run.ok(&["records", "other.test"]);
     assert!(
-        records.lines().any(|l| l.starts_with("e1._domainkey.other.test.")
-            && l.ends_with(&format!("IN CNAME {other_key}."))),
+        records
+            .lines()
+            .any(|l| l.starts_with("e1._domainkey.other.test.")
+                && l.ends_with(&format!("IN CNAME {other_key}."))),
         "{records}"
     );
 
@@ -343,10 +378,21 @@ dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], delegateTo =
     let at = (T0 + DAY).to_string();
     run.ok(&["dkim", "rotate", CUSTOMER, "--now", "--at", &at]);
     assert_eq!(txt_through_cname(&knot, "e2").len(), 1);
-    assert_eq!(knot.query(&other_key, "TXT").len(), 1, "other customer's key kept");
+    assert_eq!(
+        knot.query(&other_key, "TXT").len(),
+        1,
+        "other customer's key kept"
+    );
     let at = (T0 + 9 * DAY).to_string();
     run.ok(&["apply", CUSTOMER, "--quiet"]);
     run.ok(&["dkim", "rotate", CUSTOMER, "--at", &at]);
-    assert!(knot.query(&key_name("e1"), "TXT").is_empty(), "retired e1 withdrawn");
-    assert_eq!(knot.query(&other_key, "TXT").len(), 1, "other customer's key kept");
+    assert!(
+        knot.query(&key_name("e1"), "TXT").is_empty(),
+        "retired e1 withdrawn"
+    );
+    assert_eq!(
+        knot.query(&other_key, "TXT").len(),
+        1,
+        "other customer's key kept"
+    );
 }

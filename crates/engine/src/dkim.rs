@@ -672,10 +672,10 @@ pub fn publishes_dkim(domain: &mailzone_records::Domain) -> bool {
     // Delegated keys are published in the provider's zone through its DNS server.
     domain.dkim_management.delegation().is_some()
         || matches!(
-        &domain.dns_management,
-        mailzone_records::DnsManagement::Automatic { publish_records, .. }
-            if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
-    )
+            &domain.dns_management,
+            mailzone_records::DnsManagement::Automatic { publish_records, .. }
+                if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
+        )
 }
 
 /// How long an `onKeyChange` command may run before it is killed and reported as failed.

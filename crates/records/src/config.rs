@@ -498,12 +498,11 @@ impl Validator<'_> {
                     )
                 })
                 .transpose()?,
-            dkim_management: self
-                .dkim_management(
-                    &format!("{key}.dkimManagement"),
-                    raw.dkim_management,
-                    dns_servers,
-                )?,
+            dkim_management: self.dkim_management(
+                &format!("{key}.dkimManagement"),
+                raw.dkim_management,
+                dns_servers,
+            )?,
             dns_management,
             name,
             zone,

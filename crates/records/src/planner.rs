@@ -182,16 +182,16 @@ impl Planner<'_> {
             for algorithm in algorithms {
                 for slot in DkimDelegation::slots(algorithm) {
                     let name = self.name(DnsRecordType::Dkim, &format!("{slot}._domainkey"))?;
-                    let target = delegation.key_name(&slot, &domain).map_err(|e| {
-                        error(format!("{slot}.{}", delegation.zone.as_str()), e)
-                    })?;
+                    let target = delegation
+                        .key_name(&slot, &domain)
+                        .map_err(|e| error(format!("{slot}.{}", delegation.zone.as_str()), e))?;
                     self.push(DnsRecordType::Dkim, name, RData::Cname(target));
                 }
             }
             for key in self.input.dkim_keys {
-                let name = delegation
-                    .key_name(&key.selector, &domain)
-                    .map_err(|e| error(format!("{}.{}", key.selector, delegation.zone.as_str()), e))?;
+                let name = delegation.key_name(&key.selector, &domain).map_err(|e| {
+                    error(format!("{}.{}", key.selector, delegation.zone.as_str()), e)
+                })?;
                 let data = RData::Txt(key.key.txt_value().into_bytes());
                 self.push(DnsRecordType::Dkim, name, data);
             }
