@@ -231,12 +231,16 @@ fn python() -> Option<PathBuf> {
     usable.then_some(path)
 }
 
+/// (code, name) of the DKIM checks' findings and of every finding about a DKIM record
+/// (`record-missing`, … from the desired-vs-served comparison).
 fn dkim_findings(report: &Value) -> Vec<(String, String)> {
     report["domains"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["code"].as_str().is_some_and(|c| c.starts_with("dkim-")))
+        .filter(|f| {
+            f["code"].as_str().is_some_and(|c| c.starts_with("dkim-")) || f["recordType"] == "dkim"
+        })
         .map(|f| {
             (
                 f["code"].as_str().unwrap().to_string(),
