@@ -231,7 +231,22 @@ async fn check_selector(
             .fix(format!("publish {}", support::line(&wanted))),
         );
     }
-    let fix = if owner == name {
+    let delegated_cname = ctx
+        .domain
+        .dkim_management
+        .delegation()
+        .and_then(|d| d.key_name(selector, domain).ok())
+        .map(|target| Record {
+            name: name.clone(),
+            ttl: ctx.domain.ttl,
+            data: RData::Cname(target),
+        });
+    let fix = if let (true, Some(cname)) = (owner == name, &delegated_cname) {
+        format!(
+            "publish {} (the key itself is published by mailzone at its target)",
+            support::line(cname)
+        )
+    } else if owner == name {
         format!("publish {}", support::line(&desired))
     } else {
         format!(

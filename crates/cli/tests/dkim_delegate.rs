@@ -337,6 +337,19 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
         )),
         "{findings:?}"
     );
+    // The retiring slot's CNAME removed: reported too, with the key as missing.
+    knot.nsupdate(
+        CUSTOMER,
+        &[&format!("update delete {}. CNAME", slot_name("e2"))],
+    );
+    let check = run.check(&knot);
+    let findings = dkim_findings(&check);
+    for code in ["dkim-delegation-cname", "dkim-missing"] {
+        assert!(
+            findings.contains(&(code.to_string(), format!("{}.", slot_name("e2")))),
+            "{findings:?}"
+        );
+    }
     let finding = check["domains"][0]["findings"]
         .as_array()
         .unwrap()
@@ -368,12 +381,20 @@ dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], delegateTo =
     let other_key = format!("e1.other.test.{PROVIDER}");
     assert_eq!(knot.query(&other_key, "TXT").len(), 1);
     assert_eq!(knot.query(&key_name("e1"), "TXT").len(), 1);
-    let records = run.ok(&["records", "other.test"]);
+    // What the customer publishes by hand: the CNAMEs; the key is only a comment there.
+    let records = run.ok(&["records", "other.test", "--types", "dkim"]);
     assert!(
         records
             .lines()
             .any(|l| l.starts_with("e1._domainkey.other.test.")
                 && l.ends_with(&format!("IN CNAME {other_key}."))),
+        "{records}"
+    );
+    assert!(
+        records
+            .lines()
+            .filter(|l| l.contains(&other_key) && l.contains(" TXT "))
+            .all(|l| l.starts_with("; in another zone")),
         "{records}"
     );
 
