@@ -299,9 +299,13 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
     assert_eq!(r[0]["generated"], serde_json::json!([]), "{r}");
     assert_eq!(run.active(), "e2");
 
-    // retireAfter later: e1 is withdrawn; forced again, the next key takes slot e1 back.
-    let r = run.rotate(T0 + 9 * DAY, false);
+    // retireAfter later: e1 is withdrawn. Not reused in the same run, even forced: a
+    // verifier may still cache the old key there for a TTL.
+    let r = run.rotate(T0 + 9 * DAY, true);
     assert_eq!(r[0]["retired"], serde_json::json!(["e1"]), "{r}");
+    assert_eq!(r[0]["generated"], serde_json::json!([]), "{r}");
+    assert_eq!(run.active(), "e2");
+    // A day later, forced: the next key takes slot e1 back.
     assert!(
         knot.query(&key_name("e1"), "TXT").is_empty(),
         "e1 withdrawn"

@@ -416,7 +416,8 @@ pub async fn rotate(
             let Some(kept) =
                 new_pending_key(&store, domain, &keys, algorithm, selector_template, now).await?
             else {
-                // Delegated: both slots are published; the retiring key must go first.
+                // Delegated: no slot is free (the retiring key must be withdrawn first, and
+                // at least a TTL ago).
                 continue;
             };
             report.generated.push(kept.selector);
@@ -638,7 +639,7 @@ async fn generate_in(
                             .await?
                     else {
                         return Err(EngineError::Usage(format!(
-                            "{name}: both delegated DKIM slots of {} hold published keys; a new key can be made once the retiring one is retired (`mailzone dkim rotate`)",
+                            "{name}: no delegated DKIM slot of {} is free: both hold published keys, or the retired key's record was withdrawn less than a TTL ago; a new key can be made once the retiring one is retired and withdrawn (`mailzone dkim rotate`)",
                             algorithm.as_str()
                         )));
                     };

@@ -270,7 +270,10 @@ pub(crate) async fn take_selector(
             algorithm,
         )));
     }
-    let Some(slot) = free_slot(stored, algorithm) else {
+    let DkimManagement::Automatic { rotation, .. } = &domain.dkim_management else {
+        return Ok(None);
+    };
+    let Some(slot) = free_slot(stored, algorithm, now_unix, domain.ttl, rotation) else {
         return Ok(None);
     };
     if stored.iter().any(|k| k.selector == slot) {
@@ -280,14 +283,31 @@ pub(crate) async fn take_selector(
     Ok(Some(slot))
 }
 
-/// The first delegation slot of `algorithm` that no published key holds.
-pub(crate) fn free_slot(stored: &[StoredDkimKey], algorithm: DkimAlgorithm) -> Option<String> {
+/// The first delegation slot of `algorithm` that is free: no key holds it, or a `Retired`
+/// key whose record was withdrawn at least a TTL ago (`ttl`, seconds). Reusing a slot
+/// sooner could meet the old key in a verifier's cache (RFC 1034 §3.6: cached for the
+/// TTL) and fail mail signed with the new key; it also keeps a withdrawal and the next
+/// activation of one slot in separate runs.
+pub(crate) fn free_slot(
+    stored: &[StoredDkimKey],
+    algorithm: DkimAlgorithm,
+    now_unix: i64,
+    ttl: u32,
+    rotation: &mailzone_records::DkimRotation,
+) -> Option<String> {
+    let withdrawn_long_enough = |k: &StoredDkimKey| {
+        // A retired key's next transition is its deletion, `deleteAfter` after withdrawal.
+        k.next_transition.is_none_or(|deletion| {
+            deletion - rotation.delete_after.as_secs() as i64 + i64::from(ttl) <= now_unix
+        })
+    };
     mailzone_records::DkimDelegation::slots(algorithm)
         .into_iter()
         .find(|slot| {
-            !stored
+            stored
                 .iter()
-                .any(|k| &k.selector == slot && k.stage.is_published())
+                .filter(|k| &k.selector == slot)
+                .all(|k| k.stage == DkimStage::Retired && withdrawn_long_enough(k))
         })
 }
 
