@@ -135,7 +135,14 @@ pub const VERIFY_FAILED: &Code = &code(
     "a message signed with the private key does not verify through the record as served",
 );
 
+pub const DELEGATION_CNAME: &Code = &code(
+    "dkim-delegation-cname",
+    Severity::Error,
+    "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>",
+);
+
 pub const CODES: &[&Code] = &[
+    DELEGATION_CNAME,
     MISSING,
     MULTIPLE,
     SYNTAX,
@@ -194,7 +201,52 @@ async fn check_selector(
             data: RData::Txt(value.as_bytes().to_vec()),
         })
     };
-    let fix = if owner == name {
+    let mut findings = Vec::new();
+    // Delegated keys (`delegateTo`): the selector must be an alias of the provider's
+    // record (RFC 1034 §3.6.2), or rotation in the provider's zone never reaches it.
+    if let Some(delegation) = ctx.domain.dkim_management.delegation()
+        && let Ok(target) = delegation.key_name(selector, domain)
+        && answer.cname_chain.first() != Some(&target)
+    {
+        let seen = match answer.cname_chain.first() {
+            Some(other) => format!("{name} is a CNAME to {other}"),
+            None => format!("{name} is not a CNAME"),
+        };
+        let wanted = Record {
+            name: name.clone(),
+            ttl: ctx.domain.ttl,
+            data: RData::Cname(target.clone()),
+        };
+        findings.push(
+            Finding::new(
+                DELEGATION_CNAME,
+                name.to_string(),
+                format!(
+                    "selector `{selector}` is delegated to {}: {name} must be a CNAME to {target}, where mailzone publishes and rotates the key",
+                    delegation.zone
+                ),
+            )
+            .seen(seen)
+            .expected(format!("CNAME {target}"))
+            .fix(format!("publish {}", support::line(&wanted))),
+        );
+    }
+    let delegated_cname = ctx
+        .domain
+        .dkim_management
+        .delegation()
+        .and_then(|d| d.key_name(selector, domain).ok())
+        .map(|target| Record {
+            name: name.clone(),
+            ttl: ctx.domain.ttl,
+            data: RData::Cname(target),
+        });
+    let fix = if let (true, Some(cname)) = (owner == name, &delegated_cname) {
+        format!(
+            "publish {} (the key itself is published by mailzone at its target)",
+            support::line(cname)
+        )
+    } else if owner == name {
         format!("publish {}", support::line(&desired))
     } else {
         format!(
@@ -223,7 +275,7 @@ async fn check_selector(
         } else {
             support::values(answer.records.iter())
         };
-        return vec![
+        findings.push(
             Finding::new(
                 MISSING,
                 name.to_string(),
@@ -234,10 +286,10 @@ async fn check_selector(
             .seen(seen)
             .expected(expected_value.clone())
             .fix(fix),
-        ];
+        );
+        return findings;
     }
 
-    let mut findings = Vec::new();
     if candidates.len() > 1 && owner != name {
         findings.push(
             Finding::new(

@@ -413,8 +413,13 @@ pub async fn rotate(
             if !force && now - active.created_at < secs(rotation.rotate_after) {
                 continue;
             }
-            let kept =
-                new_pending_key(&store, name, &keys, algorithm, selector_template, now).await?;
+            let Some(kept) =
+                new_pending_key(&store, domain, &keys, algorithm, selector_template, now).await?
+            else {
+                // Delegated: no slot is free (the retiring key must be withdrawn first, and
+                // at least a TTL ago).
+                continue;
+            };
             report.generated.push(kept.selector);
         }
         // 3. Publication.
@@ -489,18 +494,26 @@ pub async fn rotate(
 /// key: the store keeps the first.
 async fn new_pending_key(
     store: &mailzone_store::Store,
-    domain: &str,
+    domain_config: &mailzone_records::Domain,
     keys: &[mailzone_store::StoredDkimKey],
     algorithm: DkimAlgorithm,
     selector_template: &str,
     now: i64,
-) -> Result<mailzone_store::StoredDkimKey, EngineError> {
-    let selector = crate::records::free_selector(
-        keys,
+) -> Result<Option<mailzone_store::StoredDkimKey>, EngineError> {
+    let domain = domain_config.name.as_str();
+    let mut keys = keys.to_vec();
+    let Some(selector) = crate::records::take_selector(
+        store,
+        domain_config,
+        &mut keys,
         selector_template,
-        crate::clock::utc_date(now),
+        now,
         algorithm,
-    );
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
     tracing::info!(
         domain,
         selector,
@@ -508,17 +521,19 @@ async fn new_pending_key(
         "generating a pending DKIM key"
     );
     let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
-    Ok(store
-        .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
-            domain: domain.to_string(),
-            selector,
-            algorithm,
-            private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
-            stage: DkimStage::Pending,
-            created_at: now,
-            next_transition: None,
-        })
-        .await?)
+    Ok(Some(
+        store
+            .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {
+                domain: domain.to_string(),
+                selector,
+                algorithm,
+                private_key_pem: Zeroizing::new(key.pkcs8_pem().to_string()),
+                stage: DkimStage::Pending,
+                created_at: now,
+                next_transition: None,
+            })
+            .await?,
+    ))
 }
 
 /// A key `dkim generate` made (or found already waiting).
@@ -618,10 +633,18 @@ async fn generate_in(
                 .cloned();
             let (stored, created) = match waiting {
                 Some(k) => (k, false),
-                None => (
-                    new_pending_key(store, name, &keys, algorithm, selector_template, now).await?,
-                    true,
-                ),
+                None => {
+                    let Some(kept) =
+                        new_pending_key(store, domain, &keys, algorithm, selector_template, now)
+                            .await?
+                    else {
+                        return Err(EngineError::Usage(format!(
+                            "{name}: no delegated DKIM slot of {} is free: both hold published keys, or the retired key's record was withdrawn less than a TTL ago; a new key can be made once the retiring one is retired and withdrawn (`mailzone dkim rotate`)",
+                            algorithm.as_str()
+                        )));
+                    };
+                    (kept, true)
+                }
             };
             let key = DkimPrivateKey::from_pem(&stored.private_key_pem).map_err(|e| {
                 EngineError::Usage(format!(
@@ -647,11 +670,13 @@ async fn generate_in(
 /// `dkim` in `publishRecords`): then an apply can confirm a key served; otherwise the
 /// operator does (`dkim rotate --confirm-published`).
 pub fn publishes_dkim(domain: &mailzone_records::Domain) -> bool {
-    matches!(
-        &domain.dns_management,
-        mailzone_records::DnsManagement::Automatic { publish_records, .. }
-            if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
-    )
+    // Delegated keys are published in the provider's zone through its DNS server.
+    domain.dkim_management.delegation().is_some()
+        || matches!(
+            &domain.dns_management,
+            mailzone_records::DnsManagement::Automatic { publish_records, .. }
+                if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
+        )
 }
 
 /// How long an `onKeyChange` command may run before it is killed and reported as failed.

@@ -94,6 +94,10 @@ struct ZoneWork<'a> {
     domains: Vec<Name>,
     desired: Vec<DesiredRecord>,
     managed_types: Vec<DnsRecordType>,
+    /// The subtrees whose ledger entries this run answers for: a domain's whole zone, or
+    /// in a DKIM provider zone only `<domain>.<delegateTo>` of the selected domains (the
+    /// keys of the other customers there are never deleted by a run that did not plan them).
+    scope: Vec<Name>,
 }
 
 /// Plans (and with `apply`, applies) every selected domain under automatic management.
@@ -241,11 +245,18 @@ async fn promote_applied(
         let Some(domain) = loaded.config.domain(name) else {
             continue;
         };
-        let suffix = format!("._domainkey.{}", name.as_str());
+        // The keys' TXT records: `<selector>._domainkey.<domain>`, or delegated
+        // `<selector>.<domain>.<delegateTo>` when this is the provider's zone.
+        let suffix = match domain.dkim_management.delegation() {
+            Some(d) if d.zone == item.zone => format!(".{}.{}", name.as_str(), d.zone.as_str()),
+            Some(_) => continue,
+            None => format!("._domainkey.{}", name.as_str()),
+        };
         let served: BTreeSet<String> = item
             .desired
             .iter()
             .filter(|r| r.record_type == DnsRecordType::Dkim)
+            .filter(|r| matches!(r.record.data, mailzone_records::RData::Txt(_)))
             .filter_map(|r| {
                 r.record
                     .name
@@ -315,13 +326,78 @@ fn group_by_zone<'a>(
     manual: &mut Vec<Name>,
 ) -> Result<Vec<ZoneWork<'a>>, EngineError> {
     let mut work: Vec<ZoneWork<'a>> = Vec::new();
+    let mut add = |zone: Name,
+                   server: &'a DnsServer,
+                   domain: &Name,
+                   desired: Vec<DesiredRecord>,
+                   managed: Vec<DnsRecordType>,
+                   scope: Name| {
+        match work
+            .iter_mut()
+            .find(|w| w.zone == zone && w.server.name == server.name)
+        {
+            Some(existing) => {
+                if !existing.domains.contains(domain) {
+                    existing.domains.push(domain.clone());
+                }
+                existing.desired.extend(desired);
+                for t in managed {
+                    if !existing.managed_types.contains(&t) {
+                        existing.managed_types.push(t);
+                    }
+                }
+                if !existing.scope.contains(&scope) {
+                    existing.scope.push(scope);
+                }
+            }
+            None => work.push(ZoneWork {
+                zone,
+                server,
+                domains: vec![domain.clone()],
+                desired,
+                managed_types: managed,
+                scope: vec![scope],
+            }),
+        }
+    };
     for domain in planned {
+        let name = &domain.domain.name;
+        // Delegated DKIM keys live in the provider's zone, published through its DNS
+        // server whatever the domain's own DNS management (the customer may hold the
+        // CNAMEs by hand).
+        let delegated = domain.domain.dkim_management.delegation();
+        let (keys, own): (Vec<&DesiredRecord>, Vec<&DesiredRecord>) =
+            domain.records.iter().partition(|r| {
+                delegated.is_some_and(|d| {
+                    r.record_type == DnsRecordType::Dkim && r.record.name.is_within(&d.zone)
+                })
+            });
+        if let Some(delegation) = delegated
+            && (types.is_empty() || types.contains(&DnsRecordType::Dkim))
+        {
+            let server = loaded
+                .config
+                .dns_server(&delegation.dns_server)
+                .expect("the config validator checked that the delegateDnsServer exists");
+            let scope = delegation
+                .zone
+                .prefixed(name.as_str())
+                .map_err(|e| EngineError::Usage(format!("{name}: {e}")))?;
+            add(
+                delegation.zone.clone(),
+                server,
+                name,
+                keys.into_iter().cloned().collect(),
+                vec![DnsRecordType::Dkim],
+                scope,
+            );
+        }
         let DnsManagement::Automatic {
             dns_server,
             publish_records,
         } = &domain.domain.dns_management
         else {
-            manual.push(domain.domain.name.clone());
+            manual.push(name.clone());
             continue;
         };
         let server = loaded
@@ -333,33 +409,13 @@ fn group_by_zone<'a>(
             .copied()
             .filter(|t| types.is_empty() || types.contains(t))
             .collect();
-        let desired = domain
-            .records
-            .iter()
+        let desired = own
+            .into_iter()
             .filter(|r| managed.contains(&r.record_type))
-            .cloned();
+            .cloned()
+            .collect();
         let zone = domain.domain.zone.clone();
-        match work
-            .iter_mut()
-            .find(|w| w.zone == zone && w.server.name == server.name)
-        {
-            Some(existing) => {
-                existing.domains.push(domain.domain.name.clone());
-                existing.desired.extend(desired);
-                for t in managed {
-                    if !existing.managed_types.contains(&t) {
-                        existing.managed_types.push(t);
-                    }
-                }
-            }
-            None => work.push(ZoneWork {
-                zone,
-                server,
-                domains: vec![domain.domain.name.clone()],
-                desired: desired.collect(),
-                managed_types: managed,
-            }),
-        }
+        add(zone.clone(), server, name, desired, managed, zone);
     }
     for item in &mut work {
         item.desired
@@ -423,7 +479,8 @@ async fn reconcile_zone(
 
     let mut replans = 0;
     loop {
-        let ledger = store.ledger(zone).await?;
+        let mut ledger = store.ledger(zone).await?;
+        ledger.retain(|e| item.scope.iter().any(|s| e.name.is_within(s)));
         let wanted = wanted_rrsets(&item.desired, &ledger);
         progress.step(zone, "reading the zone");
         let snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;

@@ -201,7 +201,11 @@ async fn automatic_keys(
         if has_key {
             continue;
         }
-        let selector = free_selector(&stored, template, clock::utc_date(now_unix), algorithm);
+        let Some(selector) =
+            take_selector(store, domain, &mut stored, template, now_unix, algorithm).await?
+        else {
+            continue;
+        };
         tracing::info!(
             domain = domain.name.as_str(),
             selector,
@@ -244,6 +248,67 @@ async fn automatic_keys(
         });
     }
     Ok(keys)
+}
+
+/// The selector a new key of `algorithm` takes: with delegated keys, the slot no published
+/// key holds (a `Retired` key still holding it, its record withdrawn, is deleted first;
+/// `None` when both slots are published: the retiring key must go first); otherwise the
+/// template's free selector for today. `stored` is kept in step with the store.
+pub(crate) async fn take_selector(
+    store: &Store,
+    domain: &Domain,
+    stored: &mut Vec<StoredDkimKey>,
+    template: &str,
+    now_unix: i64,
+    algorithm: DkimAlgorithm,
+) -> Result<Option<String>, EngineError> {
+    if domain.dkim_management.delegation().is_none() {
+        return Ok(Some(free_selector(
+            stored,
+            template,
+            clock::utc_date(now_unix),
+            algorithm,
+        )));
+    }
+    let DkimManagement::Automatic { rotation, .. } = &domain.dkim_management else {
+        return Ok(None);
+    };
+    let Some(slot) = free_slot(stored, algorithm, now_unix, domain.ttl, rotation) else {
+        return Ok(None);
+    };
+    if stored.iter().any(|k| k.selector == slot) {
+        store.delete_dkim_key(domain.name.as_str(), &slot).await?;
+        stored.retain(|k| k.selector != slot);
+    }
+    Ok(Some(slot))
+}
+
+/// The first delegation slot of `algorithm` that is free: no key holds it, or a `Retired`
+/// key whose record was withdrawn at least a TTL ago (`ttl`, seconds). Reusing a slot
+/// sooner could meet the old key in a verifier's cache (RFC 1034 §3.6: cached for the
+/// TTL) and fail mail signed with the new key; it also keeps a withdrawal and the next
+/// activation of one slot in separate runs.
+pub(crate) fn free_slot(
+    stored: &[StoredDkimKey],
+    algorithm: DkimAlgorithm,
+    now_unix: i64,
+    ttl: u32,
+    rotation: &mailzone_records::DkimRotation,
+) -> Option<String> {
+    let withdrawn_long_enough = |k: &StoredDkimKey| {
+        // A retired key's next transition is its deletion, `deleteAfter` after withdrawal.
+        k.next_transition.is_none_or(|deletion| {
+            deletion - rotation.delete_after.as_secs() as i64 + i64::from(ttl) <= now_unix
+        })
+    };
+    mailzone_records::DkimDelegation::slots(algorithm)
+        .into_iter()
+        .find(|slot| {
+            stored
+                .iter()
+                .filter(|k| &k.selector == slot)
+                .all(|k| k.stage == DkimStage::Retired && withdrawn_long_enough(k))
+        })
 }
 
 /// The template's selector for today, with `-2`, `-3`, … appended if an older key already

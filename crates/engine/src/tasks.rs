@@ -65,7 +65,8 @@ impl TaskPolicy {
 }
 
 /// Schedules a `DnsManagement` task for every domain under automatic management and a
-/// `DkimRotation` task for every such domain with automatic DKIM keys (at start, on reload, and
+/// `DkimRotation` task for every such domain with automatic DKIM keys, and for every domain
+/// with delegated keys (at start, on reload, and
 /// on the drift schedule). Domains that already have one waiting get none.
 pub async fn schedule_automatic(
     store: &Store,
@@ -75,11 +76,14 @@ pub async fn schedule_automatic(
     let mut scheduled = Vec::new();
     for domain in &loaded.config.domains {
         // Keys rotate by themselves only where mailzone also publishes them: with manual
-        // DNS the operator publishes each new key (`mailzone dkim rotate`).
+        // DNS the operator publishes each new key (`mailzone dkim rotate`), unless the keys
+        // are delegated (`delegateTo`): they live in the provider's zone, which mailzone
+        // publishes whatever the domain's own DNS management.
         if matches!(
             domain.dkim_management,
             mailzone_records::DkimManagement::Automatic { .. }
-        ) && matches!(domain.dns_management, DnsManagement::Automatic { .. })
+        ) && (matches!(domain.dns_management, DnsManagement::Automatic { .. })
+            || domain.dkim_management.delegation().is_some())
         {
             let task = NewTask {
                 kind: DKIM_ROTATION.into(),

@@ -498,21 +498,30 @@ impl Validator<'_> {
                     )
                 })
                 .transpose()?,
-            dkim_management: self
-                .dkim_management(&format!("{key}.dkimManagement"), raw.dkim_management)?,
+            dkim_management: self.dkim_management(
+                &format!("{key}.dkimManagement"),
+                raw.dkim_management,
+                dns_servers,
+            )?,
             dns_management,
             name,
             zone,
         })
     }
 
-    fn dkim_management(&self, key: &str, raw: Option<RawDkimManagement>) -> Result<DkimManagement> {
+    fn dkim_management(
+        &self,
+        key: &str,
+        raw: Option<RawDkimManagement>,
+        dns_servers: &[DnsServer],
+    ) -> Result<DkimManagement> {
         match raw {
             None => Ok(DkimManagement::Automatic {
                 algorithms: vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
                 selector_template: DEFAULT_SELECTOR_TEMPLATE.into(),
                 rotation: DkimRotation::default(),
                 on_key_change: Vec::new(),
+                delegation: None,
             }),
             Some(RawDkimManagement::Manual(manual)) => {
                 let mut keys: Vec<ManualDkimKey> = Vec::new();
@@ -557,6 +566,7 @@ impl Validator<'_> {
                         "at least one algorithm is needed",
                     ));
                 }
+                let auto_selector_template_written = auto.selector_template.is_some();
                 let template = auto
                     .selector_template
                     .unwrap_or_else(|| DEFAULT_SELECTOR_TEMPLATE.into());
@@ -595,11 +605,19 @@ impl Validator<'_> {
                 };
                 let on_key_change =
                     self.command(&format!("{key}.automatic.onKeyChange"), auto.on_key_change)?;
+                let delegation = delegation(
+                    &format!("{key}.automatic"),
+                    auto.delegate_to,
+                    auto.delegate_dns_server,
+                    auto_selector_template_written,
+                    dns_servers,
+                )?;
                 Ok(DkimManagement::Automatic {
                     algorithms,
                     selector_template: template,
                     rotation,
                     on_key_change,
+                    delegation,
                 })
             }
         }
@@ -650,6 +668,65 @@ impl Validator<'_> {
             key_path: key.to_string(),
         })
     }
+}
+
+/// `dkimManagement.automatic.delegateTo` and `delegateDnsServer`: both or neither. The
+/// provider zone is published through a configured DNS server; the selectors are the fixed
+/// slots, so a `selectorTemplate` beside `delegateTo` is a contradiction.
+fn delegation(
+    key: &str,
+    delegate_to: Option<String>,
+    dns_server: Option<String>,
+    template_written: bool,
+    dns_servers: &[DnsServer],
+) -> Result<Option<DkimDelegation>> {
+    let (zone_written, server_name) = match (delegate_to, dns_server) {
+        (None, None) => return Ok(None),
+        (None, Some(server)) => {
+            return Err(ConfigError::new(
+                format!("{key}.delegateDnsServer"),
+                Some(&server),
+                "delegateDnsServer without delegateTo: name the provider zone the keys are delegated to",
+            ));
+        }
+        (Some(zone), None) => {
+            return Err(ConfigError::new(
+                format!("{key}.delegateDnsServer"),
+                None,
+                format!(
+                    "delegateTo = {zone:?} needs delegateDnsServer: the [dnsServer.<name>] that publishes the provider zone"
+                ),
+            ));
+        }
+        (Some(zone), Some(server)) => (zone, server),
+    };
+    let zone = host(&format!("{key}.delegateTo"), &zone_written)?;
+    if !dns_servers.iter().any(|s| s.name == server_name) {
+        let known: Vec<&str> = dns_servers.iter().map(|s| s.name.as_str()).collect();
+        return Err(ConfigError::new(
+            format!("{key}.delegateDnsServer"),
+            Some(&server_name),
+            format!(
+                "no [dnsServer.{server_name}] table (defined: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        ));
+    }
+    if template_written {
+        return Err(ConfigError::new(
+            format!("{key}.selectorTemplate"),
+            None,
+            "with delegateTo the selectors are the fixed slots e1/e2 (Ed25519) and r1/r2 (RSA); remove selectorTemplate",
+        ));
+    }
+    Ok(Some(DkimDelegation {
+        zone,
+        dns_server: server_name,
+    }))
 }
 
 /// The domain's `dnsManagement`, its zone origin and the TTL of its DNS server.

@@ -363,7 +363,45 @@ pub enum DkimManagement {
         /// was withdrawn from DNS, e.g. to re-export the keys and reload the MTA; empty
         /// for none.
         on_key_change: Vec<String>,
+        /// `delegateTo`: the keys live in a provider's zone, the domain only holds CNAMEs.
+        delegation: Option<DkimDelegation>,
     },
+}
+
+/// Delegated DKIM (issue 6): the domain's zone holds one stable CNAME per selector slot,
+/// `<slot>._domainkey.<domain>` → `<slot>.<domain>.<zone>`, and the TXT keys are published
+/// and rotated in the provider's zone `zone` through the DNS server `dns_server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimDelegation {
+    /// The provider's zone (its apex): the keys are published under it.
+    pub zone: Name,
+    /// The `[dnsServer.<name>]` that publishes `zone`.
+    pub dns_server: String,
+}
+
+impl DkimDelegation {
+    /// The fixed selector slots of an algorithm: `e1`, `e2` (Ed25519), `r1`, `r2` (RSA).
+    /// A new key takes the slot no published key holds, so rotation alternates them.
+    pub fn slots(algorithm: DkimAlgorithm) -> [String; 2] {
+        let letter = algorithm.letter();
+        [format!("{letter}1"), format!("{letter}2")]
+    }
+
+    /// Where the key of `selector` is published: `<selector>.<domain>.<zone>`.
+    pub fn key_name(&self, selector: &str, domain: &Name) -> Result<Name, crate::name::NameError> {
+        self.zone
+            .prefixed(&format!("{selector}.{}", domain.as_str()))
+    }
+}
+
+impl DkimManagement {
+    /// The delegation of automatic keys, if any.
+    pub fn delegation(&self) -> Option<&DkimDelegation> {
+        match self {
+            DkimManagement::Automatic { delegation, .. } => delegation.as_ref(),
+            DkimManagement::Manual { .. } => None,
+        }
+    }
 }
 
 /// When automatic keys move on (issue 6): a key is replaced `rotate_after` its creation,

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::dkim::{self, DkimSelectorKey};
-use crate::model::{Domain, Server, ServiceFamily};
+use crate::model::{DkimDelegation, Domain, Server, ServiceFamily};
 use crate::name::{Name, NameError};
 use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
 use crate::tlsa::{self, TlsaKeys};
@@ -163,8 +163,40 @@ impl Planner<'_> {
         }
     }
 
-    /// RFC 6376 §3.6.2.1: `<selector>._domainkey.<domain>`.
+    /// RFC 6376 §3.6.2.1: `<selector>._domainkey.<domain>`. Delegated keys: one CNAME per
+    /// slot there, always (RFC 1034 §3.6.2: the resolver follows it to the TXT), and the
+    /// TXT at `<slot>.<domain>.<delegateTo>`, published in the provider's zone.
     fn dkim(&mut self) -> Result<(), PlanError> {
+        if let Some(delegation) = self.domain().dkim_management.delegation().cloned() {
+            let algorithms = match &self.domain().dkim_management {
+                crate::model::DkimManagement::Automatic { algorithms, .. } => algorithms.clone(),
+                crate::model::DkimManagement::Manual { .. } => Vec::new(),
+            };
+            let domain = self.domain().name.clone();
+            let error = |labels: String, source| PlanError {
+                domain: domain.as_str().to_string(),
+                record_type: DnsRecordType::Dkim,
+                labels,
+                source,
+            };
+            for algorithm in algorithms {
+                for slot in DkimDelegation::slots(algorithm) {
+                    let name = self.name(DnsRecordType::Dkim, &format!("{slot}._domainkey"))?;
+                    let target = delegation
+                        .key_name(&slot, &domain)
+                        .map_err(|e| error(format!("{slot}.{}", delegation.zone.as_str()), e))?;
+                    self.push(DnsRecordType::Dkim, name, RData::Cname(target));
+                }
+            }
+            for key in self.input.dkim_keys {
+                let name = delegation.key_name(&key.selector, &domain).map_err(|e| {
+                    error(format!("{}.{}", key.selector, delegation.zone.as_str()), e)
+                })?;
+                let data = RData::Txt(key.key.txt_value().into_bytes());
+                self.push(DnsRecordType::Dkim, name, data);
+            }
+            return Ok(());
+        }
         for key in self.input.dkim_keys {
             let name = self.name(DnsRecordType::Dkim, &format!("{}._domainkey", key.selector))?;
             let data = RData::Txt(key.key.txt_value().into_bytes());

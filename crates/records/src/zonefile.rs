@@ -69,7 +69,17 @@ pub fn render(domain: &Name, zone: &Name, records: &[DesiredRecord]) -> String {
             current = Some(desired.record_type);
             let _ = writeln!(out, "; {}", desired.record_type);
         }
-        let _ = writeln!(out, "{}", record_line(&desired.record, width));
+        if desired.record.name.is_within(zone) {
+            let _ = writeln!(out, "{}", record_line(&desired.record, width));
+        } else {
+            // A delegated DKIM key (`delegateTo`): mailzone publishes it in the provider's
+            // zone; as a comment here, so the text stays loadable as this zone's data.
+            let _ = writeln!(
+                out,
+                "; in another zone, published there by mailzone: {}",
+                record_line(&desired.record, 0)
+            );
+        }
     }
     out
 }

@@ -232,4 +232,6 @@ pub(super) struct RawAutomaticDkim {
     pub(super) retire_after: Option<String>,
     pub(super) delete_after: Option<String>,
     pub(super) on_key_change: Option<Vec<String>>,
+    pub(super) delegate_to: Option<String>,
+    pub(super) delegate_dns_server: Option<String>,
 }
