@@ -4,7 +4,9 @@
 //! zone's serial does not move), a message signed with the active key verifies with dkimpy
 //! through the CNAME, and `mailzone check` follows the CNAME.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
@@ -56,50 +58,19 @@ struct Run {
 
 impl Run {
     fn mailzone(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mailzone"))
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("mailzone.toml"))
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .output()
-            .unwrap()
+        common::mailzone(self.dir.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.mailzone(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::mailzone_ok(self.dir.path(), args)
     }
 
     fn rotate(&self, at: i64, now: bool) -> Value {
-        let at = at.to_string();
-        let mut args = vec!["dkim", "rotate", "--format", "json", "--at", &at];
-        if now {
-            args.push("--now");
-        }
-        serde_json::from_str(&self.ok(&args)).unwrap()
+        common::dkim_rotate(self.dir.path(), at, now)
     }
 
     fn stages(&self) -> Vec<(String, String)> {
-        let keys: Vec<Value> =
-            serde_json::from_str(&self.ok(&["dkim", "list", "--format", "json"])).unwrap();
-        let mut out: Vec<(String, String)> = keys
-            .iter()
-            .map(|k| {
-                (
-                    k["selector"].as_str().unwrap().to_string(),
-                    k["stage"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
+        common::dkim_stages(self.dir.path())
     }
 
     fn active(&self) -> String {
@@ -177,7 +148,7 @@ fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
     let selector = run.active();
     let txt = txt_through_cname(knot, &selector);
     assert_eq!(txt.len(), 1, "{selector}: {txt:?}");
-    if let Some(python) = python() {
+    if let Some(python) = common::dkimpy_python() {
         let out_dir = run.dir.path().join("export");
         let _ = std::fs::remove_dir_all(&out_dir);
         run.ok(&[
@@ -212,23 +183,6 @@ fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
         );
     }
     selector
-}
-
-/// The test venv's Python with dkimpy, or `None` (skip the dkimpy part) without one.
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
-        });
-    let usable = Command::new(&path)
-        .args(["-c", "import dkim"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{} with dkimpy missing: run scripts/test", path.display());
-    }
-    usable.then_some(path)
 }
 
 /// (code, name) of the DKIM checks' findings and of every finding about a DKIM record

@@ -2,6 +2,8 @@
 //! step the active key's selector is served (asserted with kdig), a new key becomes active
 //! only after its record is served, and a failed publication leaves the old key active.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -43,51 +45,20 @@ struct Run {
 
 impl Run {
     fn mailzone(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mailzone"))
-            .args(args)
-            .arg("--config")
-            .arg(self.dir.path().join("mailzone.toml"))
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .output()
-            .unwrap()
+        common::mailzone(self.dir.path(), args)
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.mailzone(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        common::mailzone_ok(self.dir.path(), args)
     }
 
     fn rotate(&self, at: i64, now: bool) -> Value {
-        let at = at.to_string();
-        let mut args = vec!["dkim", "rotate", "--format", "json", "--at", &at];
-        if now {
-            args.push("--now");
-        }
-        serde_json::from_str(&self.ok(&args)).unwrap()
+        common::dkim_rotate(self.dir.path(), at, now)
     }
 
     /// (selector, stage) of every key, by selector.
     fn stages(&self) -> Vec<(String, String)> {
-        let keys: Vec<Value> =
-            serde_json::from_str(&self.ok(&["dkim", "list", "--format", "json"])).unwrap();
-        let mut out: Vec<(String, String)> = keys
-            .iter()
-            .map(|k| {
-                (
-                    k["selector"].as_str().unwrap().to_string(),
-                    k["stage"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        out.sort();
-        out
+        common::dkim_stages(self.dir.path())
     }
 
     fn key_file(&self) -> PathBuf {
@@ -112,7 +83,7 @@ fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
         served(knot, &selector),
         "the active key {selector} is not in DNS: {stages:?}"
     );
-    if let Some(python) = python() {
+    if let Some(python) = common::dkimpy_python() {
         let out_dir = run.dir.path().join("export");
         let _ = std::fs::remove_dir_all(&out_dir);
         run.ok(&[
@@ -143,23 +114,6 @@ fn assert_active_served(run: &Run, knot: &DnsServer) -> String {
         );
     }
     selector
-}
-
-/// The test venv's Python with dkimpy, or `None` (skip the dkimpy part) without one.
-fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
-        });
-    let usable = Command::new(&path)
-        .args(["-c", "import dkim"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{} with dkimpy missing: run scripts/test", path.display());
-    }
-    usable.then_some(path)
 }
 
 fn start() -> Option<(DnsServer, Run)> {
@@ -527,7 +481,7 @@ fn rspamd_signs_with_the_exported_keys() {
             "rsa"
         };
         algorithms.push(algorithm);
-        if let Some(python) = python() {
+        if let Some(python) = common::dkimpy_python() {
             let signed_file = run.dir.path().join(format!("signed-{selector}.eml"));
             // rspamadm prints the message with LF line ends: back to the wire's CRLF.
             let crlf = signed_text.replace("\r\n", "\n").replace('\n', "\r\n");
@@ -602,7 +556,7 @@ fn opendkim_testkey_accepts_the_exported_rsa_key_against_knot() {
             // failed: expecting an rsa key" for any Ed25519 key, whatever the record), so
             // the Ed25519 entry is proved with dkimpy instead: its key file signs a message
             // that verifies against the served record.
-            if let Some(python) = python() {
+            if let Some(python) = common::dkimpy_python() {
                 let script = Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("../../scripts/xcheck/dkim_verify.py");
                 let txt = served_txt(&knot, selector);

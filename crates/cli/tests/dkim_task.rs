@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::Service;
@@ -41,36 +40,8 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["dkim
     )
 }
 
-/// (selector, stage) of every key, from `mailzone dkim list` on the service's state.
-fn stages(dir: &Path) -> Vec<(String, String)> {
-    let out = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["dkim", "list", "--format", "json", "--config"])
-        .arg(dir.join("mailzone.toml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let keys: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let mut stages: Vec<(String, String)> = keys
-        .iter()
-        .map(|k| {
-            (
-                k["selector"].as_str().unwrap().to_string(),
-                k["stage"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    stages.sort();
-    stages
-}
-
 fn active(dir: &Path) -> Option<String> {
-    stages(dir)
+    common::dkim_stages(dir)
         .into_iter()
         .find(|(_, stage)| stage == "Active")
         .map(|(selector, _)| selector)
@@ -126,7 +97,7 @@ fn a_failed_publication_keeps_the_old_key_active_and_the_task_retries() {
     assert!(retried, "{last:#}\n{}", service.output());
     let reason = last["failureReason"].as_str().unwrap_or_default();
     assert!(reason.contains(ZONE), "the reason names the zone: {last:#}");
-    let now = stages(dir.path());
+    let now = common::dkim_stages(dir.path());
     assert_eq!(
         active(dir.path()).as_deref(),
         Some(first.as_str()),
@@ -148,8 +119,8 @@ fn a_failed_publication_keeps_the_old_key_active_and_the_task_retries() {
         "the old key is retiring, still published"
     );
     assert!(
-        stages(dir.path()).contains(&(first.clone(), "Retiring".to_string())),
+        common::dkim_stages(dir.path()).contains(&(first.clone(), "Retiring".to_string())),
         "{:?}",
-        stages(dir.path())
+        common::dkim_stages(dir.path())
     );
 }

@@ -1,15 +1,86 @@
-//! A `mailzone serve` process for the CLI's integration tests (serve.rs, tlsa_rollover.rs, dkim_task.rs).
+//! Shared by the CLI's integration tests: the `mailzone` command run on a test directory
+//! (`mailzone.toml` and `state/` in it), the DKIM stage helpers, the test venv's Python, and a
+//! `mailzone serve` process.
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mailzone_testkit::poll_until;
 use serde_json::Value;
+
+/// `mailzone ARGS --config DIR/mailzone.toml --state-dir DIR/state`.
+pub fn mailzone(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap()
+}
+
+/// [`mailzone`] that must succeed; its stdout.
+pub fn mailzone_ok(dir: &Path, args: &[&str]) -> String {
+    let out = mailzone(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `mailzone dkim rotate --format json` as if at `at` (`--now` when `now`).
+pub fn dkim_rotate(dir: &Path, at: i64, now: bool) -> Value {
+    let at = at.to_string();
+    let mut args = vec!["dkim", "rotate", "--format", "json", "--at", &at];
+    if now {
+        args.push("--now");
+    }
+    serde_json::from_str(&mailzone_ok(dir, &args)).unwrap()
+}
+
+/// (selector, stage) of every DKIM key, from `mailzone dkim list`, sorted.
+pub fn dkim_stages(dir: &Path) -> Vec<(String, String)> {
+    let keys: Vec<Value> =
+        serde_json::from_str(&mailzone_ok(dir, &["dkim", "list", "--format", "json"])).unwrap();
+    let mut out: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| {
+            (
+                k["selector"].as_str().unwrap().to_string(),
+                k["stage"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The test venv's Python with dkimpy, or `None` (skip the dkimpy part) without one; a
+/// failure instead under `MAILZONE_REQUIRE_TOOLS=1`.
+pub fn dkimpy_python() -> Option<PathBuf> {
+    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        });
+    let usable = Command::new(&path)
+        .args(["-c", "import dkim"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
+        panic!("{} with dkimpy missing: run scripts/test", path.display());
+    }
+    usable.then_some(path)
+}
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
