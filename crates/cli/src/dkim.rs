@@ -275,8 +275,8 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         )?;
         writeln!(
             out,
-            "  {}._domainkey.{} TXT {} (`mailzone records {} --types dkim` prints the zone-file lines)",
-            k.selector, k.domain, k.record, k.domain
+            "  {} TXT {} (`mailzone records {} --types dkim` prints the zone-file lines)",
+            k.owner, k.record, k.domain
         )?;
     }
     Ok(ExitCode::SUCCESS)

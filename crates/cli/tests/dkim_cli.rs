@@ -233,6 +233,11 @@ fn generate_makes_a_pending_key_that_is_published_but_not_exported() {
     assert_eq!(made.as_array().unwrap().len(), 1, "{made}");
     let new = made[0]["selector"].as_str().unwrap().to_string();
     assert_ne!(new, first);
+    assert_eq!(
+        made[0]["owner"],
+        format!("{new}._domainkey.example.net").as_str(),
+        "{made}"
+    );
     assert_eq!(made[0]["stage"], "Pending");
     assert_eq!(made[0]["created"], true);
     assert_eq!(made[0]["dnsAutomatic"], false);

@@ -324,6 +324,18 @@ fn keys_live_in_the_provider_zone_and_rotation_leaves_the_customer_zone_alone() 
     );
 }
 
+/// `dkim generate` names where a delegated key's record goes: the provider-zone name the
+/// slot's CNAME points to.
+#[test]
+fn generate_names_the_provider_zone_owner() {
+    let Some((_knot, run)) = start() else { return };
+    run.ok(&["apply", "--quiet"]);
+    let made: Value =
+        serde_json::from_str(&run.ok(&["dkim", "generate", "--format", "json"])).unwrap();
+    let slot = made[0]["selector"].as_str().unwrap();
+    assert_eq!(made[0]["owner"], key_name(slot).as_str(), "{made}");
+}
+
 #[test]
 fn a_run_for_one_customer_never_deletes_another_customers_keys() {
     // A second customer whose DNS is managed by hand (it holds the CNAMEs itself): its keys

@@ -551,8 +551,23 @@ pub struct GeneratedKey {
     /// Whether mailzone publishes the domain's DKIM records (then `dkim rotate`, `apply` or the
     /// service publish the key and activate it once served).
     pub dns_automatic: bool,
-    /// The TXT record to publish at `<selector>._domainkey.<domain>`.
+    /// Where the TXT record is published: `<selector>._domainkey.<domain>`, or with
+    /// `delegateTo` the provider-zone name its CNAME points to.
+    pub owner: String,
+    /// The TXT record's value.
     pub record: String,
+}
+
+/// The name a domain's key record of `selector` is published at.
+fn key_owner(domain: &mailzone_records::Domain, selector: &str) -> String {
+    let direct = || format!("{selector}._domainkey.{}", domain.name.as_str());
+    match domain.dkim_management.delegation() {
+        Some(delegation) => delegation
+            .key_name(selector, &domain.name)
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_else(|_| direct()),
+        None => direct(),
+    }
 }
 
 /// `mailzone dkim generate`: a new `Pending` key per algorithm (the given one, or every
@@ -659,6 +674,7 @@ async fn generate_in(
                 stage: DkimStage::Pending.as_str(),
                 created,
                 dns_automatic,
+                owner: key_owner(domain, &stored.selector),
                 record: key.public_key().txt_value(),
             });
         }
