@@ -3,19 +3,48 @@
 
 use crate::{Store, StoreError, StoreRow, with_pool};
 
+/// The two tables of API-defined objects; same columns, so one statement text each.
+#[derive(Clone, Copy)]
+enum ApiTable {
+    Domains,
+    DnsServers,
+}
+
+impl ApiTable {
+    fn select(self) -> &'static str {
+        match self {
+            ApiTable::Domains => "SELECT name, definition FROM api_domains ORDER BY name",
+            ApiTable::DnsServers => "SELECT name, definition FROM api_dns_servers ORDER BY name",
+        }
+    }
+
+    fn upsert(self) -> &'static str {
+        match self {
+            ApiTable::Domains => {
+                "INSERT INTO api_domains (name, definition, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
+                 definition = excluded.definition, updated_at = excluded.updated_at"
+            }
+            ApiTable::DnsServers => {
+                "INSERT INTO api_dns_servers (name, definition, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
+                 definition = excluded.definition, updated_at = excluded.updated_at"
+            }
+        }
+    }
+
+    fn delete(self) -> &'static str {
+        match self {
+            ApiTable::Domains => "DELETE FROM api_domains WHERE name = $1",
+            ApiTable::DnsServers => "DELETE FROM api_dns_servers WHERE name = $1",
+        }
+    }
+}
+
 impl Store {
     /// Every API-defined domain: (name, definition JSON text), by name.
     pub async fn api_domains(&self) -> Result<Vec<(String, String)>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT name, definition FROM api_domains ORDER BY name")
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|r| Ok((r.text("name")?, r.text("definition")?)))
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))
-        })
+        self.api_objects(ApiTable::Domains).await
     }
 
     /// Creates or replaces an API-defined domain.
@@ -25,46 +54,18 @@ impl Store {
         definition: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO api_domains (name, definition, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
-                 definition = excluded.definition, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(definition)
-            .bind(now)
-            .execute(pool)
+        self.put_api_object(ApiTable::Domains, name, definition, now)
             .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
     }
 
     /// Removes an API-defined domain. `false` when there was none.
     pub async fn delete_api_domain(&self, name: &str) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query("DELETE FROM api_domains WHERE name = $1")
-                .bind(name)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+        self.delete_api_object(ApiTable::Domains, name).await
     }
 
     /// Every API-defined DNS server: (name, definition) with the TSIG secret opened.
     pub async fn api_dns_servers(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        let rows: Vec<(String, String)> = with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT name, definition FROM api_dns_servers ORDER BY name")
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|r| Ok((r.text("name")?, r.text("definition")?)))
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))?
-        });
+        let rows = self.api_objects(ApiTable::DnsServers).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (name, text) in rows {
             let corrupt = |reason: String| StoreError::Corrupt {
@@ -101,27 +102,50 @@ impl Store {
                     .seal(secret, &format!("api_dns_servers/{name}/key")),
             );
         }
-        let text = stored.to_string();
-        with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO api_dns_servers (name, definition, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
-                 definition = excluded.definition, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(&text)
-            .bind(now)
-            .execute(pool)
+        self.put_api_object(ApiTable::DnsServers, name, &stored.to_string(), now)
             .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
     }
 
     /// Removes an API-defined DNS server. `false` when there was none.
     pub async fn delete_api_dns_server(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_api_object(ApiTable::DnsServers, name).await
+    }
+
+    async fn api_objects(&self, table: ApiTable) -> Result<Vec<(String, String)>, StoreError> {
         with_pool!(self, pool => {
-            let done = sqlx::query("DELETE FROM api_dns_servers WHERE name = $1")
+            let rows = sqlx::query(table.select())
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            rows.iter()
+                .map(|r| Ok((r.text("name")?, r.text("definition")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(|e| self.database_error(e))
+        })
+    }
+
+    async fn put_api_object(
+        &self,
+        table: ApiTable,
+        name: &str,
+        definition: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(table.upsert())
+                .bind(name)
+                .bind(definition)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            Ok(())
+        })
+    }
+
+    async fn delete_api_object(&self, table: ApiTable, name: &str) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query(table.delete())
                 .bind(name)
                 .execute(pool)
                 .await
