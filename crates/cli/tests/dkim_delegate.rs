@@ -7,8 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::Run;
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 use serde_json::Value;
 
@@ -52,27 +53,7 @@ dnsManagement = {{ automatic = {{ dnsServer = "customer", publishRecords = ["dki
     )
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-}
-
 impl Run {
-    fn mailzone(&self, args: &[&str]) -> Output {
-        common::mailzone(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::mailzone_ok(self.dir.path(), args)
-    }
-
-    fn rotate(&self, at: i64, now: bool) -> Value {
-        common::dkim_rotate(self.dir.path(), at, now)
-    }
-
-    fn stages(&self) -> Vec<(String, String)> {
-        common::dkim_stages(self.dir.path())
-    }
-
     fn active(&self) -> String {
         let stages = self.stages();
         let active: Vec<&(String, String)> = stages.iter().filter(|(_, s)| s == "Active").collect();

@@ -5,8 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::Run;
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 use serde_json::Value;
 
@@ -39,28 +40,7 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["dkim
     )
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-}
-
 impl Run {
-    fn mailzone(&self, args: &[&str]) -> Output {
-        common::mailzone(self.dir.path(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        common::mailzone_ok(self.dir.path(), args)
-    }
-
-    fn rotate(&self, at: i64, now: bool) -> Value {
-        common::dkim_rotate(self.dir.path(), at, now)
-    }
-
-    /// (selector, stage) of every key, by selector.
-    fn stages(&self) -> Vec<(String, String)> {
-        common::dkim_stages(self.dir.path())
-    }
-
     fn key_file(&self) -> PathBuf {
         self.dir.path().join("tsig.key")
     }

@@ -82,6 +82,30 @@ pub fn dkimpy_python() -> Option<PathBuf> {
     usable.then_some(path)
 }
 
+/// A test directory (`mailzone.toml`, `state/`) and the `mailzone` command run on it.
+pub struct Run {
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    pub fn mailzone(&self, args: &[&str]) -> Output {
+        mailzone(self.dir.path(), args)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        mailzone_ok(self.dir.path(), args)
+    }
+
+    pub fn rotate(&self, at: i64, now: bool) -> Value {
+        dkim_rotate(self.dir.path(), at, now)
+    }
+
+    /// (selector, stage) of every key, by selector.
+    pub fn stages(&self) -> Vec<(String, String)> {
+        dkim_stages(self.dir.path())
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
