@@ -4,14 +4,16 @@
 //! sent when the certificate is not due, a failure leaving the old certificate in place, and
 //! the service chaining issuance after a publication. Loopback traffic only.
 
-use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{Service, collect_output, free_port};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
@@ -25,14 +27,6 @@ const NAMES: [&str; 4] = [
     "mail.acme.test",
     "mta-sts.acme.test",
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A pebble process on free loopback ports, its output collected.
 struct Pebble {
@@ -74,7 +68,7 @@ impl Pebble {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let output = collect(&mut child);
+        let output = collect_output(&mut child);
         let up = poll_until(Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
@@ -112,23 +106,6 @@ impl Drop for Pebble {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Collects a child's stdout and stderr into one string.
-fn collect(child: &mut Child) -> Arc<Mutex<String>> {
-    let output = Arc::new(Mutex::new(String::new()));
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = Arc::clone(&output);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                output.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-    }
-    output
 }
 
 /// (CA PEM, server certificate PEM for 127.0.0.1, its key PEM).
@@ -477,93 +454,22 @@ fn a_failure_after_publishing_removes_the_challenge_records() {
     );
 }
 
-/// A `mailzone serve` process.
-struct Service {
-    child: Child,
-    addr: SocketAddr,
-    token: String,
-    output: Arc<Mutex<String>>,
-}
-
-impl Service {
-    fn start(dir: &Path) -> Service {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--reconcile-interval", "1h", "--retry-backoff", "1s"])
-            .arg("--config")
-            .arg(dir.join("mailzone.toml"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .env("MAILZONE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = collect(&mut child);
-        let listening = poll_until(Duration::from_secs(20), || {
-            output.lock().unwrap().contains("mailzone: API on ")
-        });
-        assert!(listening, "serve did not start: {}", output.lock().unwrap());
-        let out = output.lock().unwrap().clone();
-        let start = out.find("mzt_").expect("the admin token is printed");
-        let token = out[start..].split_whitespace().next().unwrap().to_string();
-        Service {
-            child,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
-            token,
-            output,
-        }
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        let mut request = client
-            .request(method, format!("http://{}{path}", self.addr))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().unwrap()
-    }
-
-    /// The tasks, waiting until none is scheduled or running.
-    fn settled_tasks(&self) -> Vec<Value> {
-        let mut tasks = Vec::new();
-        let settled = poll_until(Duration::from_secs(60), || {
-            tasks = self
-                .request(reqwest::Method::GET, "/api/v1/tasks", None)
-                .as_array()
-                .unwrap()
-                .clone();
-            !tasks.is_empty()
-                && tasks
-                    .iter()
-                    .all(|t| t["status"] == "Succeeded" || t["status"] == "Failed")
-        });
-        assert!(
-            settled,
-            "tasks did not settle: {tasks:#?}\n{}",
-            self.output.lock().unwrap()
-        );
-        tasks
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The tasks, waiting until none is scheduled or running.
+fn settled_tasks(service: &Service) -> Vec<Value> {
+    let mut tasks = Vec::new();
+    let settled = poll_until(Duration::from_secs(60), || {
+        tasks = service.tasks();
+        !tasks.is_empty()
+            && tasks
+                .iter()
+                .all(|t| t["status"] == "Succeeded" || t["status"] == "Failed")
+    });
+    assert!(
+        settled,
+        "tasks did not settle: {tasks:#?}\n{}",
+        service.output()
+    );
+    tasks
 }
 
 #[test]
@@ -572,20 +478,20 @@ fn on_success_renew_certificate_chains_issuance_after_publication() {
     // A certificate in place that is not due: the start-up publication chains nothing.
     assert_eq!(s.renew(false)["outcome"], "issued");
     let first = std::fs::read(s.path("tls/mail.pem")).unwrap();
-    let service = Service::start(s.dir.path());
-    let tasks = service.settled_tasks();
+    let service = Service::start(s.dir.path(), None);
+    let tasks = settled_tasks(&service);
     assert!(
         tasks.iter().all(|t| t["type"] != "AcmeRenewal"),
         "nothing due, nothing chained: {tasks:#?}"
     );
 
-    let created = service.request(
-        reqwest::Method::POST,
+    let (status, created) = service.post(
         "/api/v1/tasks",
-        Some(&json!({ "domain": ZONE, "onSuccessRenewCertificate": true })),
+        &json!({ "domain": ZONE, "onSuccessRenewCertificate": true }),
     );
+    assert_eq!(status, 202, "{created:#}");
     assert_eq!(created["onSuccessRenewCertificate"], true, "{created:#}");
-    let tasks = service.settled_tasks();
+    let tasks = settled_tasks(&service);
     let publication = tasks.iter().find(|t| t["id"] == created["id"]).unwrap();
     assert_eq!(publication["status"], "Succeeded", "{publication:#}");
     assert!(
@@ -634,15 +540,12 @@ fn on_success_renew_certificate_without_acme_is_refused() {
     );
     std::fs::write(dir.path().join("mailzone.toml"), text).unwrap();
     std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
-    let service = Service::start(dir.path());
-    let response = reqwest::blocking::Client::new()
-        .post(format!("http://{}/api/v1/tasks", service.addr))
-        .bearer_auth(&service.token)
-        .json(&json!({ "domain": ZONE, "onSuccessRenewCertificate": true }))
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 422);
-    let body: Value = response.json().unwrap();
+    let service = Service::start(dir.path(), None);
+    let (status, body) = service.post(
+        "/api/v1/tasks",
+        &json!({ "domain": ZONE, "onSuccessRenewCertificate": true }),
+    );
+    assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("[server.acme]"), "{message}");
 }

@@ -82,6 +82,23 @@ pub fn dkimpy_python() -> Option<PathBuf> {
     usable.then_some(path)
 }
 
+/// Collects a child's stdout and stderr (both piped) into one string, line by line.
+pub fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
+    let output = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = Arc::clone(&output);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
+    output
+}
+
 /// A test directory (`mailzone.toml`, `state/`) and the `mailzone` command run on it.
 pub struct Run {
     pub dir: tempfile::TempDir,
@@ -152,18 +169,7 @@ impl Service {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = Arc::clone(&output);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    output.lock().unwrap().push_str(&(line + "\n"));
-                }
-            });
-        }
+        let output = collect_output(&mut child);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let listening = poll_until(Duration::from_secs(20), || {
             output.lock().unwrap().contains("mailzone: API on ")
