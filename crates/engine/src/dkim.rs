@@ -558,18 +558,6 @@ pub struct GeneratedKey {
     pub record: String,
 }
 
-/// The name a domain's key record of `selector` is published at.
-fn key_owner(domain: &mailzone_records::Domain, selector: &str) -> String {
-    let direct = || format!("{selector}._domainkey.{}", domain.name.as_str());
-    match domain.dkim_management.delegation() {
-        Some(delegation) => delegation
-            .key_name(selector, &domain.name)
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_else(|_| direct()),
-        None => direct(),
-    }
-}
-
 /// `mailzone dkim generate`: a new `Pending` key per algorithm (the given one, or every
 /// configured one) for each selected domain with automatic DKIM keys. A pending key is
 /// never exported for signing; it becomes `Active` on the rotation promotion path (the
@@ -674,7 +662,10 @@ async fn generate_in(
                 stage: DkimStage::Pending.as_str(),
                 created,
                 dns_automatic,
-                owner: key_owner(domain, &stored.selector),
+                owner: domain
+                    .dkim_key_record_name(&stored.selector)
+                    .map(|n| n.as_str().to_string())
+                    .map_err(|e| EngineError::Usage(format!("{name}: {e}")))?,
                 record: key.public_key().txt_value(),
             });
         }

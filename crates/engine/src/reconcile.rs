@@ -240,35 +240,34 @@ async fn promote_applied(
     confirmed: Confirmed<'_>,
     report: &mut ReconcileReport,
 ) -> Result<(), EngineError> {
+    let key_records: BTreeSet<&Name> = item
+        .desired
+        .iter()
+        .filter(|r| r.record_type == DnsRecordType::Dkim)
+        .filter(|r| matches!(r.record.data, mailzone_records::RData::Txt(_)))
+        .map(|r| &r.record.name)
+        .collect();
+    if key_records.is_empty() {
+        return Ok(());
+    }
     let mut everywhere = confirmed.applied;
     for name in &item.domains {
         let Some(domain) = loaded.config.domain(name) else {
             continue;
         };
-        // The keys' TXT records: `<selector>._domainkey.<domain>`, or delegated
-        // `<selector>.<domain>.<delegateTo>` when this is the provider's zone.
-        let suffix = match domain.dkim_management.delegation() {
-            Some(d) if d.zone == item.zone => format!(".{}.{}", name.as_str(), d.zone.as_str()),
-            Some(_) => continue,
-            None => format!("._domainkey.{}", name.as_str()),
-        };
-        let served: BTreeSet<String> = item
-            .desired
+        // The key records this zone's applied records hold, mapped back to the domain's
+        // selectors (a provider zone also holds other customers' keys).
+        let stored = store.dkim_keys(name.as_str()).await?;
+        let served: BTreeSet<String> = stored
             .iter()
-            .filter(|r| r.record_type == DnsRecordType::Dkim)
-            .filter(|r| matches!(r.record.data, mailzone_records::RData::Txt(_)))
-            .filter_map(|r| {
-                r.record
-                    .name
-                    .as_str()
-                    .strip_suffix(&suffix)
-                    .map(str::to_string)
+            .map(|k| k.selector.clone())
+            .filter(|selector| {
+                domain
+                    .dkim_key_record_name(selector)
+                    .is_ok_and(|owner| key_records.contains(&owner))
             })
             .collect();
-        if served.is_empty() {
-            continue;
-        }
-        let waiting = store.dkim_keys(name.as_str()).await?.iter().any(|k| {
+        let waiting = stored.iter().any(|k| {
             k.stage == mailzone_records::DkimStage::Pending && served.contains(&k.selector)
         });
         if !waiting {

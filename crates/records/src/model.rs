@@ -394,6 +394,17 @@ impl DkimDelegation {
     }
 }
 
+impl Domain {
+    /// Where the key record of `selector` is published: `<selector>._domainkey.<domain>`
+    /// (RFC 6376 §3.6.2.1), or with `delegateTo` the provider-zone name its CNAME points to.
+    pub fn dkim_key_record_name(&self, selector: &str) -> Result<Name, crate::name::NameError> {
+        match self.dkim_management.delegation() {
+            Some(delegation) => delegation.key_name(selector, &self.name),
+            None => crate::dkim::record_name(selector, &self.name),
+        }
+    }
+}
+
 impl DkimManagement {
     /// The delegation of automatic keys, if any.
     pub fn delegation(&self) -> Option<&DkimDelegation> {
