@@ -148,6 +148,12 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     out,
                     "no DKIM keys yet (automatic keys are made by `mailzone records` or a publish)"
                 )?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<30} {:<16} {:<15} {:<9} {:<8} RECORD",
+                    "DOMAIN", "SELECTOR", "ALGORITHM", "STAGE", "SOURCE"
+                )?;
             }
             for k in &keys {
                 writeln!(
@@ -177,6 +183,17 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let written = mailzone_engine::dkim::export(&keys, format, &args.out)?;
     for path in &written {
         println!("{}", path.display());
+    }
+    if !crate::quiet() {
+        let active = keys
+            .iter()
+            .filter(|k| k.stage == mailzone_records::DkimStage::Active.as_str())
+            .count();
+        eprintln!(
+            "mailzone: {} file(s) written to {} ({active} active key(s); 0600)",
+            written.len(),
+            args.out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

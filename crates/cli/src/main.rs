@@ -1,29 +1,68 @@
-//! The `mailzone` command: thin commands over the engine (DESIGN.md §7).
+//! The `mailzone` command: thin commands over the engine; it parses arguments and prints.
 
 mod acme;
+mod args;
 mod check;
 mod dkim;
+mod docs;
 mod reconcile;
 mod records;
 mod serve;
 mod tlsa;
+mod token;
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `--version`: the package version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAILZONE_GIT_COMMIT"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "mailzone",
-    version,
+    version = VERSION,
     about = "Every DNS record a mail domain needs: generated, published, checked."
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug). MAILZONE_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Only errors on stderr: no progress, no summaries, no log lines below error.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// How log lines are written on stderr: text (colour only on a terminal, never with
+    /// NO_COLOR set) or json (one object a line, for journald, Loki, ...).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MAILZONE_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Set once from `--quiet`, before any command runs.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Whether `--quiet` was given: commands leave out everything on stderr but errors.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// Whether colour may be written on stderr: a terminal, and no NO_COLOR (no-color.org).
+pub(crate) fn stderr_colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[derive(Subcommand)]
@@ -48,6 +87,14 @@ enum Command {
     Tlsa(tlsa::TlsaArgs),
     /// Certificates from an ACME CA over DNS-01 (`[server.acme]`): `renew` when due.
     Acme(acme::AcmeArgs),
+    /// The HTTP API's bearer tokens: create, list, revoke (works on the state directly,
+    /// also to recover access).
+    Token(token::TokenArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(docs::CompletionsArgs),
+    /// Write a man page per command (mailzone.1, mailzone-records.1, ...) into a directory,
+    /// or print the main page.
+    Man(docs::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,7 +108,8 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    init_logging(cli.verbose);
+    QUIET.store(cli.quiet, Ordering::Relaxed);
+    init_logging(cli.verbose, cli.quiet, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -82,6 +130,9 @@ fn main() -> ExitCode {
             Command::Dkim(args) => dkim::run(args).await,
             Command::Tlsa(args) => tlsa::run(args).await,
             Command::Acme(args) => acme::run(args).await,
+            Command::Token(args) => token::run(args).await,
+            Command::Completions(args) => docs::completions(args),
+            Command::Man(args) => docs::man(args),
         }
     });
     match result {
@@ -106,17 +157,27 @@ fn format_chain(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MAILZONE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    // The default timer writes RFC 3339 UTC times (`2026-12-05T03:50:07.123456Z`).
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(stderr_colour()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init(),
+    }
 }

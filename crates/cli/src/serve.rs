@@ -20,15 +20,8 @@ pub struct ServeArgs {
     /// autodiscover, PACC) only.
     #[arg(long)]
     public_listen: Option<SocketAddr>,
-    /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for several instances
-    /// sharing one PostgreSQL (the sealing key `mailzone.key` stays in --state-dir: copy it
-    /// to every instance), or sqlite://DIR. Without it, the embedded SQLite database in
-    /// --state-dir (the one the other commands use).
-    #[arg(long, env = "MAILZONE_DATABASE")]
-    database: Option<String>,
-    /// Where mailzone keeps its state database.
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    store: crate::args::StoreArgs,
     /// Tasks this instance runs at once.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -55,22 +48,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (state_dir, database) = match args.database.as_deref() {
-        None => (args.state_dir, None),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            (args.state_dir, Some(url.to_string()))
-        }
-        Some(url) => match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(dir) => (PathBuf::from(dir), None),
-            None => anyhow::bail!(
-                "--database {}: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB or sqlite://DIR",
-                mailzone_store::redact_url(url)
-            ),
-        },
-    };
+    let (state_dir, database) = args.store.location()?;
     let mut options = ServeOptions::new(args.config, state_dir);
     options.database = database;
     options.listen = args.listen;

@@ -49,7 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{id}", get(get_task))
         .route("/tasks/{id}/retry", post(retry_task))
-        .route("/apiTokens", post(create_api_token))
+        .route("/apiTokens", get(list_api_tokens).post(create_api_token))
+        .route("/apiTokens/{id}", axum::routing::delete(revoke_api_token))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -925,6 +926,42 @@ async fn create_api_token(
     .into_iter()
     .collect();
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Every token's id, name and creation time; never a token or its hash.
+async fn list_api_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let tokens: Vec<Value> = state
+        .store
+        .api_tokens()
+        .await?
+        .iter()
+        .map(|t| json!({ "id": t.id, "name": t.name, "createdAt": clock::rfc3339(t.created_at) }))
+        .collect();
+    Ok(Json(json!({ "apiTokens": tokens })).into_response())
+}
+
+/// Revokes a token: it is refused from the next request on. The last token is kept (409),
+/// so the API cannot lock every client out; `mailzone token revoke` on the state directory
+/// can still remove it.
+async fn revoke_api_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tokens = state.store.api_tokens().await?;
+    if !tokens.iter().any(|t| t.id == id) {
+        return Err(ApiError::not_found("API token"));
+    }
+    if tokens.len() == 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "last_token",
+            "this is the only API token: create another one before revoking it",
+        ));
+    }
+    if !state.store.revoke_api_token(&id).await? {
+        return Err(ApiError::not_found("API token"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A DNS server name: the `[dnsServer.<name>]` key.

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use mailzone_engine::tasks::TaskPolicy;
-use mailzone_engine::{clock, load_config, load_config_from};
+use mailzone_engine::{load_config, load_config_from};
 use mailzone_store::Store;
 use tokio::sync::watch;
 
@@ -80,7 +80,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         None => Store::open_sqlite(&options.state_dir).await?,
     };
     let loaded = load_config_from(&options.config_path, &store).await?;
-    auth::ensure_admin_token(&store).await?;
     let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
     tracing::info!(
         tasks = scheduled.len(),
@@ -126,6 +125,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         }
         None => api::router(state.clone()).merge(public::router(state.clone())),
     };
+    // Only now that every listener is bound: a start that fails on a busy port must not
+    // burn the one-time token.
+    auth::ensure_admin_token(&store).await?;
     println!(
         "mailzone: API on {scheme}://{api_addr}/api/v1 (health: {scheme}://{api_addr}/healthz)"
     );
@@ -146,7 +148,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         let _ = handle.await;
     }
     store.close().await;
-    tracing::info!(at = clock::unix_now(), "stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -47,7 +47,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/tasks", "post"),
     ("/tasks/{id}", "get"),
     ("/tasks/{id}/retry", "post"),
+    ("/apiTokens", "get"),
     ("/apiTokens", "post"),
+    ("/apiTokens/{id}", "delete"),
     ("/openapi.json", "get"),
 ];
 
@@ -257,7 +259,17 @@ pub fn spec() -> Value {
             "/tasks/{id}/retry": { "post": { "summary": "Run a Failed task again", "parameters": [id_param()], "responses": common(json!({
                 "202": ok_json("Scheduled", json!({ "$ref": "#/components/schemas/Task" })),
                 "404": error_response("Unknown task"), "409": error_response("Running or Succeeded") })) } },
-            "/apiTokens": { "post": { "summary": "Create a token (shown once)",
+            "/apiTokens/{id}": { "delete": { "summary": "Revoke a token (refused for the last one)",
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": common(json!({
+                    "204": { "description": "Revoked" },
+                    "404": error_response("Unknown token"),
+                    "409": error_response("The only token left") })) } },
+            "/apiTokens": { "get": { "summary": "List the tokens (ids and names; never a token)",
+                "responses": common(json!({
+                    "200": ok_json("The tokens", json!({ "type": "object", "properties": { "apiTokens": { "type": "array", "items": {
+                        "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" }, "createdAt": { "type": "string" } } } } } })) })) },
+              "post": { "summary": "Create a token (shown once)",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string" } } } } } },
                 "responses": common(json!({

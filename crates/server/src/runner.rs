@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use mailzone_engine::clock;
 use mailzone_engine::tasks::{Ran, Worker, schedule_automatic, schedule_tlsa_sync};
 use mailzone_store::TaskEnd;
 use tokio::signal::unix::{SignalKind, signal};
@@ -206,7 +205,6 @@ pub async fn reload(state: &AppState) {
     };
     match schedule_automatic(&state.store, &loaded).await {
         Ok(tasks) => tracing::info!(
-            at = clock::unix_now(),
             tasks = tasks.len(),
             "config reloaded; DnsManagement tasks scheduled"
         ),

@@ -19,7 +19,7 @@ mod tlsa;
 
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};
-pub use tasks::{NewTask, Task, TaskEnd, TaskStatus};
+pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};
 
 use std::ffi::OsString;
 use std::fmt;

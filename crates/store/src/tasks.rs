@@ -455,6 +455,40 @@ impl Store {
         })
     }
 
+    /// Every API token's id, name and creation time (never its hash), oldest first.
+    pub async fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id, name, created_at FROM api_tokens ORDER BY created_at, id",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ApiToken {
+                        id: row.text("id")?,
+                        name: row.text("name")?,
+                        created_at: row.int("created_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(|e| self.database_error(e))
+        })
+    }
+
+    /// Deletes the token with this id: it stops working at once. Whether one was deleted.
+    pub async fn revoke_api_token(&self, id: &str) -> Result<bool, StoreError> {
+        with_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
     pub async fn api_token_count(&self) -> Result<i64, StoreError> {
         with_pool!(self, pool => {
             let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
@@ -464,6 +498,17 @@ impl Store {
             row.int("n").map_err(|e| self.database_error(e))
         })
     }
+}
+
+/// An API token as listed: the token itself is never stored, only its hash, which is not
+/// listed either.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiToken {
+    pub id: String,
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 fn update_records_json(types: &[String]) -> String {

@@ -1,0 +1,52 @@
+//! Arguments shared by several commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mailzone_store::Store;
+
+/// Where the state lives: the state directory (SQLite database and the sealing key
+/// `mailzone.key`), or a PostgreSQL database shared by several instances.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB for several instances
+    /// sharing one PostgreSQL (the sealing key `mailzone.key` stays in --state-dir: copy it
+    /// to every instance), or sqlite://DIR. Without it, the embedded SQLite database in
+    /// --state-dir (the one the other commands use).
+    #[arg(long, env = "MAILZONE_DATABASE")]
+    pub database: Option<String>,
+    /// Where mailzone keeps its state database.
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    pub state_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// The state directory and, for PostgreSQL, the database URL.
+    pub fn location(&self) -> anyhow::Result<(PathBuf, Option<String>)> {
+        match self.database.as_deref() {
+            None => Ok((self.state_dir.clone(), None)),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok((self.state_dir.clone(), Some(url.to_string())))
+            }
+            Some(url) => match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(dir) => Ok((PathBuf::from(dir), None)),
+                None => anyhow::bail!(
+                    "--database {}: expected postgres://USER[:PASSWORD]@HOST[:PORT]/DB or sqlite://DIR",
+                    mailzone_store::redact_url(url)
+                ),
+            },
+        }
+    }
+
+    /// Opens the store (creating the state directory and database on first use).
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let (state_dir, database) = self.location()?;
+        Ok(match database {
+            Some(url) => Store::open_postgres(&url, &state_dir).await?,
+            None => Store::open_sqlite(&state_dir).await?,
+        })
+    }
+}
