@@ -1,5 +1,5 @@
 //! `mailzone tlsa status`: the certificate's, the next key's, the stored and the served
-//! TLSA digests side by side (issue 6).
+//! TLSA digests side by side.
 
 use std::io::Write as _;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `mailzone serve` (issue 5): the HTTP API over the engine (`/api/v1`, bearer tokens), the
+//! `mailzone serve`: the HTTP API over the engine (`/api/v1`, bearer tokens), the
 //! task workers that run `DnsManagement` tasks with leases and retries, the drift schedule,
 //! and the public endpoints a mail domain needs (MTA-STS policy, autoconfig, autodiscover,
 //! PACC).
