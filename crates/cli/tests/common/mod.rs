@@ -82,6 +82,30 @@ pub fn dkimpy_python() -> Option<PathBuf> {
     usable.then_some(path)
 }
 
+/// The test venv's Python when it can import `module`, or `None` (skip, with a message)
+/// without it; a failure instead under `MAILZONE_REQUIRE_TOOLS=1`.
+pub fn test_python_with(module: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        });
+    let usable = Command::new(&path)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        if std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
+            panic!("{} with {module} missing: run scripts/test", path.display());
+        }
+        eprintln!(
+            "skipping: {} cannot import {module} (scripts/test installs it)",
+            path.display()
+        );
+    }
+    usable.then_some(path)
+}
+
 /// Collects a child's stdout and stderr (both piped) into one string, line by line.
 pub fn collect_output(child: &mut Child) -> Arc<Mutex<String>> {
     let output = Arc::new(Mutex::new(String::new()));
