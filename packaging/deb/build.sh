@@ -8,7 +8,7 @@
 #    (the tests package the debug build they already have instead of a second, release build);
 # 2. the man pages and shell completions, made by running that binary (`mailzone man DIR`,
 #    `mailzone completions bash|zsh|fish`) into <products>/assets/;
-# 3. `cargo deb --no-build`: the .deb in --output (default: <target>/debian/).
+# 3. `cargo deb --no-build --strip`: the .deb in --output (default: target/debian/).
 #
 # A binary without the `man` or `completions` subcommand gives a package without them (the
 # `without-manpages` variant), said clearly; any other failure stops the build.
@@ -47,7 +47,7 @@ else
   (cd "$ROOT" && cargo build --release --locked -p mailzone)
 fi
 products=$target/release
-output=${output:-$target/debian}
+output=${output:-$(realpath -m "${CARGO_TARGET_DIR:-$ROOT/target}")/debian}
 mkdir -p "$output"
 output=$(realpath "$output")
 mailzone=$products/mailzone

@@ -19,6 +19,7 @@ rustPlatform.buildRustPackage {
       ../../crates
       ../../bench
       ../../examples
+      ../../docs
     ];
   };
 
