@@ -344,7 +344,7 @@ fn nixos_module_and_package_parse() {
 /// The Dockerfile's instructions, parsed by BuildKit's own parser (the `dockerfile` Python
 /// package wraps it): (instruction, flags and arguments) per line.
 fn dockerfile_instructions() -> Option<Vec<(String, Vec<String>)>> {
-    let python = common::test_python_with("dockerfile")?;
+    let python = common::venv_python_with("dockerfile")?;
     let script = "import dockerfile, json, sys\n\
                   print(json.dumps([[c.cmd, list(c.flags + c.value)] for c in dockerfile.parse_file(sys.argv[1])]))";
     let output = run(Command::new(python)
