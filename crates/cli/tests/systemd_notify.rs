@@ -1,6 +1,8 @@
 //! `mailzone serve` under the service manager's notification protocol (sd_notify(3)), as
 //! systemd runs a `Type=notify` unit: the test plays systemd's part with a Unix datagram
-//! socket in `$NOTIFY_SOCKET` and a `$WATCHDOG_USEC`, and reads what the real binary sends.
+//! socket in `$NOTIFY_SOCKET` and a `$WATCHDOG_USEC`, and reads what the real binary sends:
+//! READY=1 only once the port answers (never when it cannot listen), WATCHDOG=1 at half the
+//! timeout, RELOADING=1 then READY=1 on SIGHUP (a broken config too), STOPPING=1 on SIGTERM.
 
 mod common;
 
@@ -37,14 +39,14 @@ impl Manager {
         Manager { socket, dir }
     }
 
-    /// `mailzone serve` on `addr`, told where to notify and how often to ping.
+    /// `mailzone serve` on `addr`, told where to notify and how often to ping; configured
+    /// through the environment, like `packaging/systemd/mailzone.service` does.
     fn serve(&self, addr: SocketAddr) -> Child {
         Command::new(env!("CARGO_BIN_EXE_mailzone"))
-            .args(["serve", "--listen", &addr.to_string()])
-            .arg("--config")
-            .arg(self.dir.path().join("mailzone.toml"))
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
+            .arg("serve")
+            .env("MAILZONE_LISTEN", addr.to_string())
+            .env("MAILZONE_CONFIG", self.dir.path().join("mailzone.toml"))
+            .env("MAILZONE_STATE_DIR", self.dir.path().join("state"))
             .env("NOTIFY_SOCKET", self.dir.path().join("notify.sock"))
             .env("WATCHDOG_USEC", WATCHDOG_USEC.to_string())
             .env_remove("WATCHDOG_PID")
@@ -146,6 +148,23 @@ fn ready_after_listening_then_watchdog_reload_and_stopping() {
     let (reloading, _) = manager.receive_until("RELOADING=1", Duration::from_secs(10));
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading:?}");
     manager.receive_until("READY=1", Duration::from_secs(10));
+
+    // A broken config on reload: the running one is kept, and systemd hears READY=1 again
+    // (without it the unit would stay "reloading").
+    std::fs::write(manager.dir.path().join("mailzone.toml"), "[server\n").unwrap();
+    signal(&child, "HUP");
+    manager.receive_until("RELOADING=1", Duration::from_secs(10));
+    manager.receive_until("READY=1", Duration::from_secs(10));
+    assert!(
+        output.lock().unwrap().contains("config not reloaded"),
+        "{}",
+        output.lock().unwrap()
+    );
+    let health = client()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
 
     // SIGTERM: STOPPING=1, then a clean exit.
     signal(&child, "TERM");
