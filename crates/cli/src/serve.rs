@@ -14,11 +14,11 @@ pub struct ServeArgs {
     #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
     config: PathBuf,
     /// Where the API listens (and the public endpoints, without --public-listen).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "MAILZONE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// A separate listener for the public endpoints (MTA-STS policy, autoconfig,
     /// autodiscover, PACC) only.
-    #[arg(long)]
+    #[arg(long, env = "MAILZONE_PUBLIC_LISTEN")]
     public_listen: Option<SocketAddr>,
     #[command(flatten)]
     store: crate::args::StoreArgs,

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod public;
 pub mod runner;
 pub mod state;
+pub mod systemd;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -139,7 +140,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )));
 
     let mut background = runner::start(&state, &options, stop_rx.clone());
+    // Only now, config loaded and every listener bound, is the service ready.
+    systemd::ready(&format!("API on {scheme}://{api_addr}"));
+    background.extend(systemd::spawn_watchdog(stop_rx.clone()));
     runner::wait_for_signals(&state, stop_tx).await;
+    systemd::stopping();
     tracing::info!("shutting down: giving running tasks back");
     for handle in servers {
         let _ = handle.await;

@@ -192,7 +192,11 @@ pub async fn wait_for_signals(state: &AppState, stop: watch::Sender<bool>) {
         tokio::select! {
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
-            _ = hup.recv() => reload(state).await,
+            _ = hup.recv() => {
+                crate::systemd::reloading();
+                reload(state).await;
+                crate::systemd::ready("config reloaded");
+            }
         }
     }
     let _ = stop.send(true);
