@@ -3,6 +3,7 @@
 mod acme;
 mod check;
 mod dkim;
+mod init;
 mod reconcile;
 mod records;
 mod serve;
@@ -48,6 +49,9 @@ enum Command {
     Tlsa(tlsa::TlsaArgs),
     /// Certificates from an ACME CA over DNS-01 (`[server.acme]`): `renew` when due.
     Acme(acme::AcmeArgs),
+    /// Write a commented starter config from a few questions (or flags), prefilled from
+    /// Postfix or Stalwart; refuses to overwrite an existing file.
+    Init(init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             Command::Dkim(args) => dkim::run(args).await,
             Command::Tlsa(args) => tlsa::run(args).await,
             Command::Acme(args) => acme::run(args).await,
+            Command::Init(args) => init::run(args).await,
         }
     });
     match result {
