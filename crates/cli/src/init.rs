@@ -162,23 +162,26 @@ impl Machine {
         };
         for interface in if_addrs::get_if_addrs().unwrap_or_default() {
             match interface.ip() {
-                IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified() => {
-                    if !machine.ipv4.contains(&ip) {
-                        machine.ipv4.push(ip);
-                    }
+                IpAddr::V4(ip) if offered_v4(ip) && !machine.ipv4.contains(&ip) => {
+                    machine.ipv4.push(ip)
                 }
-                IpAddr::V6(ip)
-                    if !ip.is_loopback() && !ip.is_unicast_link_local() && !ip.is_unspecified() =>
-                {
-                    if !machine.ipv6.contains(&ip) {
-                        machine.ipv6.push(ip);
-                    }
+                IpAddr::V6(ip) if offered_v6(ip) && !machine.ipv6.contains(&ip) => {
+                    machine.ipv6.push(ip)
                 }
                 _ => {}
             }
         }
         machine
     }
+}
+
+/// An interface address worth offering as a public address of the mail host.
+fn offered_v4(ip: Ipv4Addr) -> bool {
+    !ip.is_loopback() && !ip.is_link_local() && !ip.is_unspecified()
+}
+
+fn offered_v6(ip: Ipv6Addr) -> bool {
+    !ip.is_loopback() && !ip.is_unicast_link_local() && !ip.is_unspecified()
 }
 
 pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -285,7 +288,9 @@ fn from_flags(
         } else {
             format!("; this machine has {}", own.join(", "))
         };
-        missing.push(format!("--ipv4 or --ipv6 (the mail host's public addresses{hint})"));
+        missing.push(format!(
+            "--ipv4 or --ipv6 (the mail host's public addresses{hint})"
+        ));
     }
     if domains.is_empty() {
         missing.push("--domain (a mail domain; repeat it for more)".to_string());
@@ -357,12 +362,22 @@ fn ask<R: BufRead, W: Write>(
         let ipv4 = prompt.ask(
             "Public IPv4 addresses of the mail host, comma-separated (\"none\" for none)",
             Some(&address_default(&machine.ipv4)),
-            |answer| parse_list(answer, |s| s.parse::<Ipv4Addr>().map_err(|_| format!("{s:?} is not an IPv4 address"))),
+            |answer| {
+                parse_list(answer, |s| {
+                    s.parse::<Ipv4Addr>()
+                        .map_err(|_| format!("{s:?} is not an IPv4 address"))
+                })
+            },
         )?;
         let ipv6 = prompt.ask(
             "Public IPv6 addresses of the mail host, comma-separated (\"none\" for none)",
             Some(&address_default(&machine.ipv6)),
-            |answer| parse_list(answer, |s| s.parse::<Ipv6Addr>().map_err(|_| format!("{s:?} is not an IPv6 address"))),
+            |answer| {
+                parse_list(answer, |s| {
+                    s.parse::<Ipv6Addr>()
+                        .map_err(|_| format!("{s:?} is not an IPv6 address"))
+                })
+            },
         )?;
         (ipv4, ipv6)
     } else {
@@ -489,7 +504,10 @@ fn address_default<T: ToString>(addresses: &[T]) -> String {
 }
 
 /// A comma- and/or space-separated answer; `none` is the empty list.
-fn parse_list<T>(answer: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+fn parse_list<T>(
+    answer: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     if answer.trim() == "none" {
         return Ok(Vec::new());
     }
@@ -519,7 +537,8 @@ pub fn parse_host(text: &str) -> Result<String, String> {
 
 /// A mail domain: a fully qualified name, like a host name.
 pub fn parse_domain(text: &str) -> Result<String, String> {
-    let name = Name::host(text.trim()).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
+    let name =
+        Name::host(text.trim()).map_err(|e| format!("{text:?} is not a domain name: {e}"))?;
     if !name.as_str().contains('.') {
         return Err(format!(
             "{text:?} is not a mail domain: write the whole name, e.g. example.org"
@@ -561,9 +580,10 @@ fn write_validated(path: &Path, text: &str, force: bool) -> anyhow::Result<()> {
         .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     file.as_file().sync_all()?;
     if let Err(e) = mailzone_engine::load_config(file.path()) {
-        let reason = e
-            .to_string()
-            .replace(&file.path().display().to_string(), &path.display().to_string());
+        let reason = e.to_string().replace(
+            &file.path().display().to_string(),
+            &path.display().to_string(),
+        );
         bail!("the config does not load, nothing was written: {reason}");
     }
     let persisted = if force {
@@ -613,7 +633,10 @@ fn print_next_steps(path: &Path, answers: &Answers) {
 /// How to make the TSIG key file when it does not exist yet.
 fn missing_key_file_note(config: &Path, server: &DnsServerSpec) -> Option<String> {
     let file = server.key_file.as_deref()?;
-    let dir = config.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let resolved = dir.join(file);
     if resolved.exists() {
         return None;
@@ -696,9 +719,17 @@ mod tests {
         );
         assert_eq!(answers.report_address, "mailto:postmaster");
         let asked = String::from_utf8(out).unwrap();
-        assert!(asked.contains("Mail host name (the MX target, e.g. mx1.example.org) [mx1.example.org]: "), "{asked}");
+        assert!(
+            asked.contains(
+                "Mail host name (the MX target, e.g. mx1.example.org) [mx1.example.org]: "
+            ),
+            "{asked}"
+        );
         assert!(asked.contains("[192.0.2.7]: "), "{asked}");
-        assert!(asked.contains("comma-separated [example.org, example.net]: "), "{asked}");
+        assert!(
+            asked.contains("comma-separated [example.org, example.net]: "),
+            "{asked}"
+        );
     }
 
     #[test]
@@ -732,9 +763,15 @@ mod tests {
 
     #[test]
     fn missing_flags_are_named_together() {
-        let e = from_flags(&args(&[]), None, Imported::default(), &machine(), "--non-interactive")
-            .unwrap_err()
-            .to_string();
+        let e = from_flags(
+            &args(&[]),
+            None,
+            Imported::default(),
+            &machine(),
+            "--non-interactive",
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "missing --hostname (the mail host, e.g. mx1.example.org), --ipv4 or --ipv6 (the mail host's public addresses; this machine has 192.0.2.7), --domain (a mail domain; repeat it for more): mailzone init asks no questions when --non-interactive"
@@ -743,9 +780,20 @@ mod tests {
 
     #[test]
     fn names_must_be_fully_qualified_and_well_formed() {
-        assert_eq!(parse_host("Bücher.example").unwrap(), "xn--bcher-kva.example");
-        assert!(parse_host("mailhost").unwrap_err().contains("not fully qualified"));
-        assert!(parse_domain("exa mple.org").unwrap_err().contains("not a domain name"));
+        assert_eq!(
+            parse_host("Bücher.example").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert!(
+            parse_host("mailhost")
+                .unwrap_err()
+                .contains("not fully qualified")
+        );
+        assert!(
+            parse_domain("exa mple.org")
+                .unwrap_err()
+                .contains("not a domain name")
+        );
         assert!(parse_report_address("mailto:a b").is_err());
         assert_eq!(shell_word("/tmp/a b.toml"), "'/tmp/a b.toml'");
         assert_eq!(shell_word("conf/mailzone.toml"), "conf/mailzone.toml");

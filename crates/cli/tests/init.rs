@@ -84,7 +84,10 @@ fn interactive_answers_through_a_terminal_give_a_config_records_and_check_accept
     command.current_dir(dir.path());
     let mut session = rexpect::session::spawn_command(command, Some(20_000)).unwrap();
     let answers = [
-        ("Mail host name (the MX target, e.g. mx1.example.org)", "mail.pty.test"),
+        (
+            "Mail host name (the MX target, e.g. mx1.example.org)",
+            "mail.pty.test",
+        ),
         ("Public IPv4 addresses of the mail host", "192.0.2.40"),
         ("Public IPv6 addresses of the mail host", "2001:db8::40x"),
         // The wrong address is explained and asked again.
@@ -92,7 +95,10 @@ fn interactive_answers_through_a_terminal_give_a_config_records_and_check_accept
         ("Mail domains, comma-separated [pty.test]", ""),
         ("DNS management: \"manual\"", "manual"),
         ("DKIM key algorithms", "ed25519-sha256"),
-        ("Where DMARC and TLS-RPT reports go", "mailto:dmarc@pty.test"),
+        (
+            "Where DMARC and TLS-RPT reports go",
+            "mailto:dmarc@pty.test",
+        ),
     ];
     for (question, answer) in answers {
         session
@@ -113,11 +119,23 @@ fn interactive_answers_through_a_terminal_give_a_config_records_and_check_accept
     );
 
     let written = std::fs::read_to_string(&config).unwrap();
-    assert!(written.contains("hostname = \"mail.pty.test\""), "{written}");
+    assert!(
+        written.contains("hostname = \"mail.pty.test\""),
+        "{written}"
+    );
     assert!(written.contains("ipv6 = [\"2001:db8::40\"]"), "{written}");
-    assert!(written.contains("reportAddress = \"mailto:dmarc@pty.test\""), "{written}");
-    assert!(written.contains("algorithms = [\"ed25519-sha256\"]"), "{written}");
-    assert!(written.contains("dnsManagement = { manual = {} }"), "{written}");
+    assert!(
+        written.contains("reportAddress = \"mailto:dmarc@pty.test\""),
+        "{written}"
+    );
+    assert!(
+        written.contains("algorithms = [\"ed25519-sha256\"]"),
+        "{written}"
+    );
+    assert!(
+        written.contains("dnsManagement = { manual = {} }"),
+        "{written}"
+    );
 
     // Serve exactly what `records` prints; `check` then finds no error.
     let zone = records(&config);
@@ -206,9 +224,16 @@ fn flags_give_a_config_that_records_apply_and_check_accept() {
         );
     }
     let written = std::fs::read_to_string(&config).unwrap();
-    assert!(!written.contains(&key.secret_base64), "the secret leaked: {written}");
+    assert!(
+        !written.contains(&key.secret_base64),
+        "the secret leaked: {written}"
+    );
     assert!(written.contains("keyFile = \"tsig.key\""), "{written}");
-    assert_eq!(written.matches("dnsServer = \"primary\"").count(), 2, "{written}");
+    assert_eq!(
+        written.matches("dnsServer = \"primary\"").count(),
+        2,
+        "{written}"
+    );
     // Every key line is explained by a comment above it.
     assert!(written.lines().filter(|l| l.starts_with('#')).count() > 30);
 
@@ -289,7 +314,14 @@ fn missing_answers_name_their_flags_and_write_nothing() {
     // --non-interactive on a terminal-less stdin, and a stdin that is no terminal alone.
     for (flags, why) in [
         (
-            vec!["init", "--config", config, "--non-interactive", "--hostname", "mx.miss.test"],
+            vec![
+                "init",
+                "--config",
+                config,
+                "--non-interactive",
+                "--hostname",
+                "mx.miss.test",
+            ],
             "--non-interactive",
         ),
         (
@@ -300,10 +332,19 @@ fn missing_answers_name_their_flags_and_write_nothing() {
         let out = mailzone(&flags);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
         let stderr = text(&out.stderr);
-        assert!(stderr.starts_with("error: missing --ipv4 or --ipv6 (the mail host's public addresses"), "{stderr}");
-        assert!(stderr.contains(", --domain (a mail domain; repeat it for more)"), "{stderr}");
+        assert!(
+            stderr.starts_with("error: missing --ipv4 or --ipv6 (the mail host's public addresses"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(", --domain (a mail domain; repeat it for more)"),
+            "{stderr}"
+        );
         assert!(!stderr.contains("--hostname"), "{stderr}");
-        assert!(stderr.ends_with(&format!("mailzone init asks no questions when {why}\n")), "{stderr}");
+        assert!(
+            stderr.ends_with(&format!("mailzone init asks no questions when {why}\n")),
+            "{stderr}"
+        );
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
@@ -319,7 +360,11 @@ fn bad_values_are_refused_and_nothing_is_written() {
         ("--domain", "bad.test"),
     ];
     let cases = [
-        ("--hostname", "mx..bad.test", "is not a host name: the name has an empty label"),
+        (
+            "--hostname",
+            "mx..bad.test",
+            "is not a host name: the name has an empty label",
+        ),
         ("--hostname", "mailhost", "is not fully qualified"),
         ("--ipv4", "192.0.2.300", "invalid IPv4 address syntax"),
         ("--domain", "bad_domain.test", "is not a domain name"),
@@ -334,7 +379,10 @@ fn bad_values_are_refused_and_nothing_is_written() {
         let out = mailzone(&args);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
-        assert!(stderr.contains(flag) && stderr.contains(expected), "{flag} {value}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(expected),
+            "{flag} {value}: {stderr}"
+        );
     }
     // A TSIG secret given inline is refused without being repeated.
     let mut args: Vec<&str> = base.to_vec();
@@ -348,7 +396,10 @@ fn bad_values_are_refused_and_nothing_is_written() {
     let out = mailzone(&args);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("the TSIG secret never goes into the config"), "{stderr}");
+    assert!(
+        stderr.contains("the TSIG secret never goes into the config"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("c2VjcmV0c2VjcmV0"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
@@ -421,14 +472,21 @@ fn postfix_main_cf_prefills_the_host_and_domains() {
     );
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("hostname = \"mx1.pf.test\""), "{written}");
-    assert!(written.contains(&format!("# Prefilled from Postfix {}.", main_cf.display())), "{written}");
+    assert!(
+        written.contains(&format!("# Prefilled from Postfix {}.", main_cf.display())),
+        "{written}"
+    );
     let domains: Vec<&str> = written
         .lines()
         .filter_map(|l| l.strip_prefix("[domain.\""))
         .collect();
     assert_eq!(
         domains,
-        ["pf.test\"]", "pf-virtual.test\"]", "shop.pf-virtual.test\"]"]
+        [
+            "pf.test\"]",
+            "pf-virtual.test\"]",
+            "shop.pf-virtual.test\"]"
+        ]
     );
     let zone = records(&config);
     assert!(zone.contains("shop.pf-virtual.test."), "{zone}");
@@ -454,7 +512,10 @@ fn postfix_debian_starter_main_cf_has_no_host_name_and_says_so() {
     ]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("note: myhostname is not set in main.cf"), "{stderr}");
+    assert!(
+        stderr.contains("note: myhostname is not set in main.cf"),
+        "{stderr}"
+    );
     assert!(stderr.contains("error: missing --hostname"), "{stderr}");
     assert!(!config.exists());
 }
@@ -477,11 +538,16 @@ fn stalwart_config_prefills_host_domains_and_dkim() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "", "no notes expected");
     let written = std::fs::read_to_string(&config).unwrap();
-    assert!(written.contains("hostname = \"mx1.example.org\""), "{written}");
+    assert!(
+        written.contains("hostname = \"mx1.example.org\""),
+        "{written}"
+    );
     assert_eq!(written.matches("[domain.").count(), 1, "{written}");
     assert!(written.contains("[domain.\"example.org\"]"), "{written}");
     assert!(
-        written.contains("dkimManagement = { automatic = { algorithms = [\"ed25519-sha256\", \"rsa-sha256\"] } }"),
+        written.contains(
+            "dkimManagement = { automatic = { algorithms = [\"ed25519-sha256\", \"rsa-sha256\"] } }"
+        ),
         "{written}"
     );
     assert!(
@@ -489,5 +555,8 @@ fn stalwart_config_prefills_host_domains_and_dkim() {
         "{written}"
     );
     let zone = records(&config);
-    assert!(zone.contains("example.org.") && zone.contains("mx1.example.org."), "{zone}");
+    assert!(
+        zone.contains("example.org.") && zone.contains("mx1.example.org."),
+        "{zone}"
+    );
 }

@@ -72,7 +72,8 @@ pub fn parse(spec: &str) -> Result<DnsServerSpec, String> {
             other => return Err(format!("unknown key {other:?} (keys: {KEYS})")),
         }
     }
-    server.kind = kind.ok_or_else(|| format!("kind is missing (supported: {})", KINDS.join(", ")))?;
+    server.kind =
+        kind.ok_or_else(|| format!("kind is missing (supported: {})", KINDS.join(", ")))?;
     validate(&server)?;
     Ok(server)
 }
@@ -115,7 +116,10 @@ pub fn validate(server: &DnsServerSpec) -> Result<(), String> {
             }
         }
         None if has_secret => {
-            return Err("keyFile/keyEnv need keyName: the TSIG key's name as the DNS server knows it".into());
+            return Err(
+                "keyFile/keyEnv need keyName: the TSIG key's name as the DNS server knows it"
+                    .into(),
+            );
         }
         None => {}
     }
@@ -197,7 +201,10 @@ mod tests {
     #[test]
     fn refuses_secrets_unknown_keys_and_half_keys() {
         let cases = [
-            ("kind=rfc2136,host=ns1.example.org,keyName=k,key=c2VjcmV0", "never goes into the config"),
+            (
+                "kind=rfc2136,host=ns1.example.org,keyName=k,key=c2VjcmV0",
+                "never goes into the config",
+            ),
             ("host=ns1.example.org", "kind is missing"),
             ("kind=route53,host=ns1.example.org", "not supported"),
             ("kind=rfc2136", "host is missing"),
@@ -205,8 +212,14 @@ mod tests {
             ("kind=rfc2136,host=h.example,port=0", "1 to 65535"),
             ("kind=rfc2136,host=h.example,keyName=k", "needs keyFile"),
             ("kind=rfc2136,host=h.example,keyFile=k.key", "need keyName"),
-            ("kind=rfc2136,host=h.example,algorithm=hmac-md5", "hmac-sha256"),
-            ("kind=rfc2136,host=h.example,colour=blue", "unknown key \"colour\""),
+            (
+                "kind=rfc2136,host=h.example,algorithm=hmac-md5",
+                "hmac-sha256",
+            ),
+            (
+                "kind=rfc2136,host=h.example,colour=blue",
+                "unknown key \"colour\"",
+            ),
             ("kind=rfc2136,host=h.example,name=a.b", "[dnsServer.<name>]"),
         ];
         for (spec, expected) in cases {

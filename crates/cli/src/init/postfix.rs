@@ -76,7 +76,10 @@ pub fn import(text: &str) -> Imported {
             domain_entry(&mut imported, parameter, entry);
         }
         let maps = parameter.replace("_domains", "_maps");
-        if parameter != "mydestination" && !params.contains_key(parameter) && params.contains_key(&maps) {
+        if parameter != "mydestination"
+            && !params.contains_key(parameter)
+            && params.contains_key(&maps)
+        {
             imported.note(format!(
                 "{parameter} is not set, so Postfix takes its domains from {maps} (a lookup table): add them with --domain"
             ));

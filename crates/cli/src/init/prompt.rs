@@ -94,6 +94,10 @@ mod tests {
         let mut out = Vec::new();
         let mut prompt = Prompt::new(&b"\n5\n"[..], &mut out);
         assert_eq!(prompt.ask("N", None, number).unwrap(), 5);
-        assert!(String::from_utf8(out).unwrap().contains("an answer is needed"));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("an answer is needed")
+        );
     }
 }

@@ -89,7 +89,11 @@ fn dns_server(out: &mut String, dns: &DnsServerSpec) {
         dns.port.unwrap_or(53),
     );
     if let Some(protocol) = &dns.protocol {
-        let _ = writeln!(out, "# tcp, or udp (TCP again when an answer is truncated).\nprotocol = {}", string(protocol));
+        let _ = writeln!(
+            out,
+            "# tcp, or udp (TCP again when an answer is truncated).\nprotocol = {}",
+            string(protocol)
+        );
     }
     if let Some(key_name) = &dns.key_name {
         let _ = writeln!(

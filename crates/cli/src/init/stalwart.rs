@@ -11,7 +11,7 @@
 use mailzone_records::DkimAlgorithm;
 use toml::{Table, Value};
 
-use super::{ImportedDkimKey, Imported};
+use super::{Imported, ImportedDkimKey};
 
 /// What Stalwart's configuration tells about the mail host, its domains and DKIM keys.
 pub fn import(text: &str) -> Result<Imported, String> {
@@ -61,7 +61,9 @@ pub fn import(text: &str) -> Result<Imported, String> {
     for (key, domain) in candidates {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         if is_macro(&domain) {
-            imported.note(format!("{key} is {domain:?}, resolved by Stalwart at run time: give --domain"));
+            imported.note(format!(
+                "{key} is {domain:?}, resolved by Stalwart at run time: give --domain"
+            ));
         } else if imported.hostname.as_deref() == Some(domain.as_str()) || domain == "localhost" {
             // The mail host itself and local names are not mail domains of their own.
         } else if let Err(e) = super::parse_domain(&domain) {
