@@ -270,7 +270,7 @@ fn from_flags(
     let domains = if args.domain.is_empty() {
         imported.domains.clone()
     } else {
-        args.domain.clone()
+        dedup(args.domain.clone())
     };
     let mut missing = Vec::new();
     if hostname.is_none() {
@@ -401,7 +401,7 @@ fn ask<R: BufRead, W: Write>(
             },
         )?
     } else {
-        args.domain.clone()
+        dedup(args.domain.clone())
     };
     let dns_server = match dns_server {
         Some(server) => Some(server),
@@ -775,6 +775,68 @@ mod tests {
         assert_eq!(
             e,
             "missing --hostname (the mail host, e.g. mx1.example.org), --ipv4 or --ipv6 (the mail host's public addresses; this machine has 192.0.2.7), --domain (a mail domain; repeat it for more): mailzone init asks no questions when --non-interactive"
+        );
+    }
+
+    #[test]
+    fn an_rfc2136_server_is_asked_with_where_its_secret_lives() {
+        let mut out = Vec::new();
+        let input = "rfc2136\nns1..example.org\n192.0.2.53\n\n\nkeys/tsig.key\n\n\n\n";
+        let mut prompt = Prompt::new(input.as_bytes(), &mut out);
+        let flags = [
+            "--hostname",
+            "mx.example.org",
+            "--ipv6",
+            "2001:db8::1",
+            "--domain",
+            "example.org",
+        ];
+        let answers = ask(
+            &args(&flags),
+            None,
+            Imported::default(),
+            &machine(),
+            &mut prompt,
+        )
+        .unwrap();
+        let server = answers.dns_server.unwrap();
+        assert_eq!(server.host, "192.0.2.53");
+        assert_eq!(server.port, Some(53));
+        assert_eq!(server.key_name.as_deref(), Some("mailzone"));
+        assert_eq!(server.key_file.as_deref(), Some("keys/tsig.key"));
+        assert_eq!(server.algorithm.as_deref(), Some("hmac-sha256"));
+        let asked = String::from_utf8(out).unwrap();
+        assert!(
+            asked.contains("neither an IP address nor a host name"),
+            "{asked}"
+        );
+        assert!(
+            asked.contains("the secret never goes into the config) [tsig.key]: "),
+            "{asked}"
+        );
+    }
+
+    #[test]
+    fn a_text_the_loader_refuses_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailzone.toml");
+        let e = write_validated(&path, "[server]\nhostname = \"mx..example.org\"\n", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "the config does not load, nothing was written: {}: server.hostname: ",
+                path.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        write_validated(&path, "[server]\nhostname = \"mx.example.org\"\n", false).unwrap();
+        assert!(
+            write_validated(&path, "[server]\nhostname = \"mx.example.org\"\n", false)
+                .unwrap_err()
+                .to_string()
+                .contains("exists already")
         );
     }
 
