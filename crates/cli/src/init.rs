@@ -254,7 +254,12 @@ fn import(args: &InitArgs) -> anyhow::Result<(Imported, Vec<String>)> {
 }
 
 fn read_source(path: &Path, flag: &str) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))
+    std::fs::read_to_string(path).map_err(|e| {
+        // "No such file or directory", without the "(os error 2)" that means nothing here.
+        let reason = e.to_string();
+        let reason = reason.split(" (os error").next().unwrap_or_default();
+        anyhow!("{flag}: cannot read {}: {reason}", path.display())
+    })
 }
 
 /// The answers without asking: flags first, then what the importers read, then defaults;
