@@ -5,6 +5,7 @@ mod args;
 mod check;
 mod dkim;
 mod docs;
+mod init;
 mod reconcile;
 mod records;
 mod serve;
@@ -95,6 +96,9 @@ enum Command {
     /// Write a man page per command (mailzone.1, mailzone-records.1, ...) into a directory,
     /// or print the main page.
     Man(docs::ManArgs),
+    /// Write a commented starter config from a few questions (or flags), prefilled from
+    /// Postfix or Stalwart; refuses to overwrite an existing file.
+    Init(init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(args).await,
             Command::Completions(args) => docs::completions(args),
             Command::Man(args) => docs::man(args),
+            Command::Init(args) => init::run(args).await,
         }
     });
     match result {
