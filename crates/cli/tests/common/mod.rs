@@ -67,17 +67,30 @@ pub fn dkim_stages(dir: &Path) -> Vec<(String, String)> {
 /// The test venv's Python with dkimpy, or `None` (skip the dkimpy part) without one; a
 /// failure instead under `MAILZONE_REQUIRE_TOOLS=1`.
 pub fn dkimpy_python() -> Option<PathBuf> {
+    venv_python_with("dkim")
+}
+
+/// The test venv's Python (scripts/test builds it; `MAILZONE_TEST_PYTHON` names another)
+/// if it can import `module`, or `None` (skip); a failure instead under
+/// `MAILZONE_REQUIRE_TOOLS=1`.
+pub fn venv_python_with(module: &str) -> Option<PathBuf> {
     let path = std::env::var_os("MAILZONE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
         });
     let usable = Command::new(&path)
-        .args(["-c", "import dkim"])
+        .args(["-c", &format!("import {module}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{} with dkimpy missing: run scripts/test", path.display());
+        panic!("{} with {module} missing: run scripts/test", path.display());
+    }
+    if !usable {
+        eprintln!(
+            "skipped: {} cannot import {module} (scripts/test builds the venv)",
+            path.display()
+        );
     }
     usable.then_some(path)
 }
