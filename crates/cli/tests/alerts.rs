@@ -276,7 +276,10 @@ fn error_gauge(service: &Service) -> String {
 fn verify_signature(delivery: &Delivery) {
     let timestamp = delivery.header("X-Mailzone-Timestamp").expect("timestamp");
     let age = unix_now() - timestamp.parse::<i64>().unwrap();
-    assert!((0..60).contains(&age), "timestamp {timestamp} is {age}s old");
+    assert!(
+        (0..60).contains(&age),
+        "timestamp {timestamp} is {age}s old"
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(timestamp.as_bytes());
     mac.update(b".");
@@ -333,7 +336,10 @@ fn start_knot(dir: &Path) -> (DnsServer, String) {
     let zones = [
         ZoneSpec::empty("test"),
         ZoneSpec::new(ZONE, &records),
-        ZoneSpec::new("2.0.192.in-addr.arpa", &format!("10 300 IN PTR mail.{ZONE}.\n")),
+        ZoneSpec::new(
+            "2.0.192.in-addr.arpa",
+            &format!("10 300 IN PTR mail.{ZONE}.\n"),
+        ),
     ];
     let key = TsigKey::generate("mailzone-key");
     let knot = DnsServer::start(ServerKind::Knot, &zones, &key, &ServerOptions::default())
@@ -408,7 +414,11 @@ fn a_broken_record_is_announced_once_by_webhook_and_mail_and_so_is_its_repair() 
         sink.mails(),
         service.output()
     );
-    assert!(error_gauge(&service).ends_with(" 0"), "{}", metrics(&service));
+    assert!(
+        error_gauge(&service).ends_with(" 0"),
+        "{}",
+        metrics(&service)
+    );
 
     // The DMARC record is deleted behind mailzone's back.
     knot.nsupdate(ZONE, &[&format!("update delete {DMARC} TXT")]);
@@ -444,7 +454,11 @@ fn a_broken_record_is_announced_once_by_webhook_and_mail_and_so_is_its_repair() 
     ] {
         assert!(mail.contains(&expected), "{expected:?} not in:\n{mail}");
     }
-    assert!(error_gauge(&service).ends_with(" 2"), "{}", metrics(&service));
+    assert!(
+        error_gauge(&service).ends_with(" 2"),
+        "{}",
+        metrics(&service)
+    );
 
     // A restart remembers what was announced.
     let first_log = service.terminate();
@@ -458,7 +472,11 @@ fn a_broken_record_is_announced_once_by_webhook_and_mail_and_so_is_its_repair() 
     let repaired = poll_until(Duration::from_secs(10), || {
         receiver.deliveries().len() >= 2 && sink.mails().len() >= 2
     });
-    assert!(repaired, "the repair was not announced:\n{}", service.output());
+    assert!(
+        repaired,
+        "the repair was not announced:\n{}",
+        service.output()
+    );
     wait_for_check_from(&service, unix_now() + 1);
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 2, "{deliveries:#?}");
@@ -476,10 +494,17 @@ fn a_broken_record_is_announced_once_by_webhook_and_mail_and_so_is_its_repair() 
         "{}",
         mails[1]
     );
-    assert!(error_gauge(&service).ends_with(" 0"), "{}", metrics(&service));
+    assert!(
+        error_gauge(&service).ends_with(" 0"),
+        "{}",
+        metrics(&service)
+    );
 
     let log = first_log + &service.terminate();
-    assert!(!log.contains(SECRET), "the webhook secret is in the log:\n{log}");
+    assert!(
+        !log.contains(SECRET),
+        "the webhook secret is in the log:\n{log}"
+    );
 }
 
 #[test]
@@ -502,7 +527,12 @@ fn a_broken_domain_is_announced_at_its_first_check_and_a_failed_delivery_is_retr
     let delivered = poll_until(Duration::from_secs(10), || {
         receiver.deliveries().len() >= 2 && !sink.mails().is_empty()
     });
-    assert!(delivered, "{:?}\n{}", receiver.deliveries(), service.output());
+    assert!(
+        delivered,
+        "{:?}\n{}",
+        receiver.deliveries(),
+        service.output()
+    );
     wait_for_check_from(&service, unix_now() + 1);
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 2, "{deliveries:#?}");
@@ -510,7 +540,11 @@ fn a_broken_domain_is_announced_at_its_first_check_and_a_failed_delivery_is_retr
         verify_signature(delivery);
         let body = delivery.json();
         assert_eq!(body["firstCheck"], true, "{body:#}");
-        assert_eq!(codes(&body["appeared"])[..2], missing_dmarc()[..], "{body:#}");
+        assert_eq!(
+            codes(&body["appeared"])[..2],
+            missing_dmarc()[..],
+            "{body:#}"
+        );
     }
     // The mail went through at once and is not repeated for the webhook's retry.
     assert_eq!(sink.mails().len(), 1, "{:#?}", sink.mails());
@@ -522,9 +556,11 @@ fn a_broken_domain_is_announced_at_its_first_check_and_a_failed_delivery_is_retr
     );
     let log = service.terminate();
     assert!(
-        log.contains("notification not sent, retried at the next check")
-            && log.contains("503"),
+        log.contains("notification not sent, retried at the next check") && log.contains("503"),
         "{log}"
     );
-    assert!(!log.contains(SECRET), "the webhook secret is in the log:\n{log}");
+    assert!(
+        !log.contains(SECRET),
+        "the webhook secret is in the log:\n{log}"
+    );
 }

@@ -161,7 +161,8 @@ pub async fn run(state: &AppState, flags: &CheckFlags) {
             )
             .await;
             if let Err(e) = announced {
-                state.metrics.notify_failures[metric_index(channel)].fetch_add(1, Ordering::Relaxed);
+                state.metrics.notify_failures[metric_index(channel)]
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     domain = domain.domain.as_str(),
                     channel = channel.name(),
@@ -202,8 +203,15 @@ async fn announce(
     let (first_check, appeared, disappeared) = match decide(previous.as_deref(), findings) {
         Decision::Unchanged => return Ok(()),
         Decision::Baseline => {
-            swap(store, channel, domain, previous_json.as_deref(), Some(&current_json), checked_at)
-                .await?;
+            swap(
+                store,
+                channel,
+                domain,
+                previous_json.as_deref(),
+                Some(&current_json),
+                checked_at,
+            )
+            .await?;
             return Ok(());
         }
         Decision::Announce {
@@ -213,8 +221,15 @@ async fn announce(
         } => (first_check, appeared, disappeared),
     };
     // Claimed first: another instance that saw the same change finds it claimed.
-    if !swap(store, channel, domain, previous_json.as_deref(), Some(&current_json), checked_at)
-        .await?
+    if !swap(
+        store,
+        channel,
+        domain,
+        previous_json.as_deref(),
+        Some(&current_json),
+        checked_at,
+    )
+    .await?
     {
         return Ok(());
     }
@@ -239,8 +254,15 @@ async fn announce(
         }
         Err(e) => {
             // Given back: the next check finds the change again and sends it.
-            swap(store, channel, domain, Some(&current_json), previous_json.as_deref(), checked_at)
-                .await?;
+            swap(
+                store,
+                channel,
+                domain,
+                Some(&current_json),
+                previous_json.as_deref(),
+                checked_at,
+            )
+            .await?;
             Err(e)
         }
     }
@@ -281,7 +303,10 @@ mod tests {
     fn a_quiet_first_check_is_a_baseline_a_bad_one_is_announced_whole() {
         let info = finding("dnssec-unsigned", "info", "example.org.", "unsigned");
         assert_eq!(decide(None, &[]), Decision::Baseline);
-        assert_eq!(decide(None, std::slice::from_ref(&info)), Decision::Baseline);
+        assert_eq!(
+            decide(None, std::slice::from_ref(&info)),
+            Decision::Baseline
+        );
         let error = finding("record-missing", "error", "_dmarc.example.org.", "m");
         assert_eq!(
             decide(None, &[error.clone(), info.clone()]),
@@ -295,7 +320,12 @@ mod tests {
 
     #[test]
     fn order_and_wording_do_not_count_code_name_and_severity_do() {
-        let a = finding("record-missing", "error", "_dmarc.example.org.", "one wording");
+        let a = finding(
+            "record-missing",
+            "error",
+            "_dmarc.example.org.",
+            "one wording",
+        );
         let b = finding("spf-lookups", "warning", "example.org.", "seven lookups");
         let reworded = finding("record-missing", "error", "_dmarc.example.org.", "another");
         assert_eq!(

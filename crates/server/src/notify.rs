@@ -178,7 +178,8 @@ fn plural(n: usize, word: &str) -> String {
 /// sends.
 pub enum Channel {
     Webhook(webhook::Webhook),
-    Smtp(smtp::Smtp),
+    /// Boxed: the SMTP transport is much larger than the webhook's client.
+    Smtp(Box<smtp::Smtp>),
 }
 
 impl Channel {
@@ -211,7 +212,7 @@ pub fn channels(config_file: &Path, settings: &NotifySettings) -> Result<Vec<Cha
         )?));
     }
     if let Some(smtp) = &settings.smtp {
-        channels.push(Channel::Smtp(smtp::Smtp::new(config_file, smtp)?));
+        channels.push(Channel::Smtp(Box::new(smtp::Smtp::new(config_file, smtp)?)));
     }
     Ok(channels)
 }
@@ -226,14 +227,14 @@ pub fn read_secret(
     let fail = |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
     let text = match source {
         SecretSource::Inline(text) => Zeroizing::new(text.to_string()),
-        SecretSource::File(file) => Zeroizing::new(std::fs::read_to_string(&file.path).map_err(
-            |e| {
+        SecretSource::File(file) => {
+            Zeroizing::new(std::fs::read_to_string(&file.path).map_err(|e| {
                 fail(
                     &file.key_path,
                     format!("cannot read {}: {e}", file.path.display()),
                 )
-            },
-        )?),
+            })?)
+        }
         SecretSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|_| {
             fail(
                 &format!("{key}Env"),
@@ -297,7 +298,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Disappeared (0):\n  none\n"), "{text}");
-        assert!(text.contains("Now: 1 error, 0 warnings, 2 infos."), "{text}");
+        assert!(
+            text.contains("Now: 1 error, 0 warnings, 2 infos."),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_slice(&n.json()).unwrap();
         assert_eq!(json["domain"], "example.org");
         assert_eq!(json["checkedAt"], "2026-12-05T04:00:00Z");

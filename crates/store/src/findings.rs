@@ -99,14 +99,37 @@ mod tests {
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         let (d, c) = ("example.org", "webhook");
         assert_eq!(store.announced_findings(d, c).await.unwrap(), None);
-        assert!(store.swap_announced_findings(d, c, None, Some("[1]"), 10).await.unwrap());
+        assert!(
+            store
+                .swap_announced_findings(d, c, None, Some("[1]"), 10)
+                .await
+                .unwrap()
+        );
         // A second "first" announcement (another instance) loses.
-        assert!(!store.swap_announced_findings(d, c, None, Some("[2]"), 11).await.unwrap());
-        assert!(!store.swap_announced_findings(d, c, Some("[0]"), Some("[2]"), 11).await.unwrap());
-        assert!(store.swap_announced_findings(d, c, Some("[1]"), Some("[2]"), 12).await.unwrap());
+        assert!(
+            !store
+                .swap_announced_findings(d, c, None, Some("[2]"), 11)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .swap_announced_findings(d, c, Some("[0]"), Some("[2]"), 11)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .swap_announced_findings(d, c, Some("[1]"), Some("[2]"), 12)
+                .await
+                .unwrap()
+        );
         // Channels and domains are separate.
         assert_eq!(store.announced_findings(d, "smtp").await.unwrap(), None);
-        assert_eq!(store.announced_findings("example.net", c).await.unwrap(), None);
+        assert_eq!(
+            store.announced_findings("example.net", c).await.unwrap(),
+            None
+        );
         store.close().await;
 
         let store = Store::open_sqlite(dir.path()).await.unwrap();
@@ -117,8 +140,18 @@ mod tests {
                 checked_at: 12
             })
         );
-        assert!(!store.swap_announced_findings(d, c, Some("[1]"), None, 13).await.unwrap());
-        assert!(store.swap_announced_findings(d, c, Some("[2]"), None, 13).await.unwrap());
+        assert!(
+            !store
+                .swap_announced_findings(d, c, Some("[1]"), None, 13)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .swap_announced_findings(d, c, Some("[2]"), None, 13)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.announced_findings(d, c).await.unwrap(), None);
     }
 }

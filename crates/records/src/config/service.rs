@@ -70,7 +70,9 @@ impl Validator<'_> {
         let rest = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"));
-        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace)) {
+        if rest
+            .is_none_or(|r| r.is_empty() || r.starts_with('/') || r.contains(char::is_whitespace))
+        {
             return Err(ConfigError::new(
                 format!("{KEY}.url"),
                 Some(&raw.url),
@@ -89,7 +91,11 @@ impl Validator<'_> {
         Ok(WebhookSettings {
             url,
             secret,
-            timeout: duration(&format!("{KEY}.timeout"), raw.timeout, DEFAULT_DELIVERY_TIMEOUT)?,
+            timeout: duration(
+                &format!("{KEY}.timeout"),
+                raw.timeout,
+                DEFAULT_DELIVERY_TIMEOUT,
+            )?,
         })
     }
 
@@ -127,8 +133,7 @@ impl Validator<'_> {
             SmtpSecurity::ImplicitTls => SUBMISSIONS_PORT,
             _ => SUBMISSION_PORT,
         };
-        let password =
-            self.secret_source(KEY, "password", raw.password_file, raw.password_env)?;
+        let password = self.secret_source(KEY, "password", raw.password_file, raw.password_env)?;
         if password.is_some() != raw.username.is_some() {
             return Err(ConfigError::new(
                 format!("{KEY}.username"),
@@ -153,7 +158,11 @@ impl Validator<'_> {
             password,
             from,
             to,
-            timeout: duration(&format!("{KEY}.timeout"), raw.timeout, DEFAULT_DELIVERY_TIMEOUT)?,
+            timeout: duration(
+                &format!("{KEY}.timeout"),
+                raw.timeout,
+                DEFAULT_DELIVERY_TIMEOUT,
+            )?,
         })
     }
 
@@ -257,7 +266,10 @@ mod tests {
         );
         assert_eq!(
             config.serve.check_nameservers,
-            ["127.0.0.1:5300".parse().unwrap(), "[::1]:53".parse().unwrap()]
+            [
+                "127.0.0.1:5300".parse().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
         );
         assert!(error("[serve]\ncheckInterval = \"0s\"\n").contains("at least 1s"));
         assert!(error("[serve]\ncheckInterval = \"often\"\n").starts_with("serve.checkInterval"));
@@ -292,8 +304,14 @@ to = ["postmaster@example.org", "ops@example.net"]
         assert_eq!(file.path, Path::new("/etc/mailzone/webhook.secret"));
         assert_eq!(file.key_path, "notify.webhook.secretFile");
         let smtp = config.notify.smtp.unwrap();
-        assert_eq!((smtp.port, smtp.security), (587, SmtpSecurity::StartTlsRequired));
-        assert_eq!(smtp.password, Some(SecretSource::Env("SMTP_PASSWORD".into())));
+        assert_eq!(
+            (smtp.port, smtp.security),
+            (587, SmtpSecurity::StartTlsRequired)
+        );
+        assert_eq!(
+            smtp.password,
+            Some(SecretSource::Env("SMTP_PASSWORD".into()))
+        );
         assert_eq!(smtp.to.len(), 2);
     }
 
@@ -308,7 +326,10 @@ to = ["postmaster@example.org", "ops@example.net"]
                 (s.security, s.port)
             })
         };
-        assert_eq!(smtp("implicitTls = true").unwrap(), (SmtpSecurity::ImplicitTls, 465));
+        assert_eq!(
+            smtp("implicitTls = true").unwrap(),
+            (SmtpSecurity::ImplicitTls, 465)
+        );
         assert_eq!(
             smtp("starttls = \"never\"\nport = 2525").unwrap(),
             (SmtpSecurity::Plain, 2525)
@@ -326,8 +347,14 @@ to = ["postmaster@example.org", "ops@example.net"]
     #[test]
     fn mistakes_name_their_key() {
         for (extra, key) in [
-            ("[notify.webhook]\nurl = \"ftp://x\"\nsecretEnv = \"S\"\n", "notify.webhook.url"),
-            ("[notify.webhook]\nurl = \"https://x.example\"\n", "notify.webhook"),
+            (
+                "[notify.webhook]\nurl = \"ftp://x\"\nsecretEnv = \"S\"\n",
+                "notify.webhook.url",
+            ),
+            (
+                "[notify.webhook]\nurl = \"https://x.example\"\n",
+                "notify.webhook",
+            ),
             (
                 "[notify.webhook]\nurl = \"https://x.example\"\nsecretEnv = \"S\"\nsecretFile = \"f\"\n",
                 "notify.webhook",

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
@@ -23,7 +23,8 @@ pub struct Smtp {
 impl Smtp {
     /// Parses the addresses and reads the password (when AUTH is configured).
     pub fn new(config_file: &Path, settings: &SmtpSettings) -> Result<Smtp, String> {
-        let fail = |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
+        let fail =
+            |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
         let mailbox = |key: String, written: &str| {
             written
                 .parse::<Mailbox>()
