@@ -564,3 +564,43 @@ fn a_broken_domain_is_announced_at_its_first_check_and_a_failed_delivery_is_retr
         "the webhook secret is in the log:\n{log}"
     );
 }
+
+#[test]
+fn an_unreadable_webhook_secret_stops_the_start_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    std::fs::write(
+        dir.path().join("mailzone.toml"),
+        config("127.0.0.1:53".parse().unwrap(), hook, 25),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--config")
+        .arg(dir.path().join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = poll_until(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(exited, "serve started without its webhook secret");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("notify.webhook.secretFile: cannot read")
+            && stderr.contains("webhook.secret"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("API on"),
+        "it listened before failing"
+    );
+}
