@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use mailzone_check::dns_lookup::parse_nameserver;
 use mailzone_server::ServeOptions;
 
 #[derive(Args)]
@@ -32,6 +33,15 @@ pub struct ServeArgs {
     /// renewal): a change schedules TlsaSync tasks.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     certificate_check_interval: Duration,
+    /// How often every domain is checked (changed findings are notified through
+    /// [notify]); overrides serve.checkInterval (default 6h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    check_interval: Option<Duration>,
+    /// The servers the scheduled check asks (IP or IP:PORT, port 53 by default;
+    /// repeatable) instead of each zone's authoritative servers; overrides
+    /// serve.checkNameservers.
+    #[arg(long = "check-nameserver", value_name = "IP[:PORT]", value_parser = parse_nameserver)]
+    check_nameservers: Vec<std::net::SocketAddr>,
     /// Attempts before a transient failure becomes Failed.
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
@@ -62,6 +72,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.policy.first_backoff = args.retry_backoff;
     options.policy.max_backoff = args.max_retry_backoff;
     options.policy.lease = args.lease.max(Duration::from_secs(3));
+    options.check.interval = args
+        .check_interval
+        .map(|interval| interval.max(Duration::from_secs(1)));
+    options.check.nameservers = args.check_nameservers;
     mailzone_server::serve(options).await?;
     Ok(ExitCode::SUCCESS)
 }

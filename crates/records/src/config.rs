@@ -13,6 +13,8 @@ use crate::model::*;
 mod acme;
 pub use acme::{DEFAULT_RENEW_BEFORE, managed_zone};
 mod raw;
+mod service;
+pub use service::DEFAULT_CHECK_INTERVAL;
 
 use crate::name::Name;
 use crate::record::DnsRecordType;
@@ -167,23 +169,14 @@ impl Validator<'_> {
         server.acme = raw_acme
             .map(|acme| self.acme(acme, &server, &domains))
             .transpose()?;
-        let serve = ServeSettings {
-            tls: raw
-                .serve
-                .tls
-                .map(|tls| -> Result<ServeTls> {
-                    Ok(ServeTls {
-                        certificate: self.file("serve.tls.certificate", &tls.certificate)?,
-                        private_key: self.file("serve.tls.privateKey", &tls.private_key)?,
-                    })
-                })
-                .transpose()?,
-        };
+        let serve = self.serve(raw.serve)?;
+        let notify = self.notify(raw.notify)?;
         Ok(Config {
             server,
             domains,
             dns_servers,
             serve,
+            notify,
         })
     }
 

@@ -452,14 +452,74 @@ pub struct Config {
     pub domains: Vec<Domain>,
     pub dns_servers: Vec<DnsServer>,
     pub serve: ServeSettings,
+    /// `[notify]`: where `mailzone serve` reports changed check findings.
+    pub notify: NotifySettings,
 }
 
-/// `[serve]`: how `mailzone serve` listens.
+/// `[serve]`: how `mailzone serve` listens and how often it checks the domains.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServeSettings {
     /// Certificate chain and private key for HTTPS on the service's listeners; without
     /// them the service speaks plain HTTP (for a TLS-terminating reverse proxy in front).
     pub tls: Option<ServeTls>,
+    /// `serve.checkInterval`: how often the service checks every domain; `None` when not
+    /// written (the `--check-interval` flag or the default applies).
+    pub check_interval: Option<std::time::Duration>,
+    /// `serve.checkNameservers`: the servers the scheduled check asks instead of each
+    /// zone's authoritative servers (empty: the authoritative servers).
+    pub check_nameservers: Vec<std::net::SocketAddr>,
+}
+
+/// `[notify]`: the channels told when a domain's check findings change. Both may be set;
+/// with neither, the scheduled check only updates the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NotifySettings {
+    pub webhook: Option<WebhookSettings>,
+    pub smtp: Option<SmtpSettings>,
+}
+
+impl NotifySettings {
+    pub fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.smtp.is_none()
+    }
+}
+
+/// `[notify.webhook]`: a JSON POST signed with HMAC-SHA256 (RFC 2104) under a shared
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// The signing secret: `secretFile` or `secretEnv`, read when a message is sent.
+    pub secret: SecretSource,
+    pub timeout: std::time::Duration,
+}
+
+/// `[notify.smtp]`: a mail through an SMTP relay (RFC 5321; submission, RFC 6409).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    /// SMTP AUTH (RFC 4954) user; its password is in `password`.
+    pub username: Option<String>,
+    pub password: Option<SecretSource>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub timeout: std::time::Duration,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// STARTTLS (RFC 3207) or no delivery: `starttls = "required"`, the default.
+    StartTlsRequired,
+    /// STARTTLS when the relay offers it, plain text otherwise.
+    StartTlsOpportunistic,
+    /// Plain text (`starttls = "never"`): for a relay on the same host or a test sink.
+    Plain,
+    /// TLS from the first byte (`implicitTls = true`, RFC 8314 §3.3), port 465.
+    ImplicitTls,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,11 @@
 //! well-known documents), [`runner`] (workers, schedule, shutdown), [`openapi`] (the
 //! description served at `/api/v1/openapi.json`), [`state`] (what the handlers share).
 
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod public;
 pub mod runner;
@@ -51,6 +53,9 @@ pub struct ServeOptions {
     /// How often an idle worker looks for due tasks.
     pub poll_interval: Duration,
     pub policy: TaskPolicy,
+    /// The scheduled check's command-line settings (over `serve.checkInterval` and
+    /// `serve.checkNameservers`).
+    pub check: alerts::CheckFlags,
 }
 
 impl ServeOptions {
@@ -66,6 +71,7 @@ impl ServeOptions {
             certificate_check_interval: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             policy: TaskPolicy::default(),
+            check: alerts::CheckFlags::default(),
         }
     }
 }
@@ -81,6 +87,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         None => Store::open_sqlite(&options.state_dir).await?,
     };
     let loaded = load_config_from(&options.config_path, &store).await?;
+    // The notification secrets and addresses now: a mistake stops the start, not the
+    // first alert hours later.
+    notify::channels(&loaded.path, &loaded.config.notify).map_err(anyhow::Error::msg)?;
     let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
     tracing::info!(
         tasks = scheduled.len(),

@@ -1,5 +1,5 @@
-//! The background work of `serve`: task workers, the drift schedule, and the signals
-//! (SIGHUP reloads the config, SIGTERM and Ctrl-C stop).
+//! The background work of `serve`: task workers, the drift schedule, the scheduled check
+//! (`alerts`), and the signals (SIGHUP reloads the config, SIGTERM and Ctrl-C stop).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,6 +41,11 @@ pub fn start(
     handles.push(tokio::spawn(drift_schedule(
         state.clone(),
         options.reconcile_interval,
+        stop.clone(),
+    )));
+    handles.push(tokio::spawn(crate::alerts::schedule(
+        state.clone(),
+        options.check.clone(),
         stop.clone(),
     )));
     handles.push(tokio::spawn(certificate_watch(

@@ -12,11 +12,13 @@
 
 mod acme;
 mod domains;
+mod findings;
 mod ledger;
 mod seal;
 mod tasks;
 mod tlsa;
 
+pub use findings::AnnouncedFindings;
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};

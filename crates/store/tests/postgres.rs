@@ -143,3 +143,40 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
         Some(&state_row)
     );
 }
+
+/// Two instances seeing the same change of findings: each channel's announcement is
+/// claimed by exactly one of them, and a given-back claim can be taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn announced_findings_are_claimed_once_across_instances() {
+    let Some(pg) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let a = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    let b = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    for (previous, new) in [(None, "[1]"), (Some("[1]"), "[2]")] {
+        let (won_a, won_b) = tokio::join!(
+            a.swap_announced_findings("example.org", "webhook", previous, Some(new), 1),
+            b.swap_announced_findings("example.org", "webhook", previous, Some(new), 1),
+        );
+        assert!(
+            won_a.unwrap() ^ won_b.unwrap(),
+            "exactly one instance claims {new}"
+        );
+    }
+    // Given back after a failed delivery, then claimed again.
+    assert!(
+        b.swap_announced_findings("example.org", "webhook", Some("[2]"), Some("[1]"), 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.swap_announced_findings("example.org", "webhook", Some("[1]"), Some("[2]"), 3)
+            .await
+            .unwrap()
+    );
+    let stored = b
+        .announced_findings("example.org", "webhook")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.findings.as_str(), stored.checked_at), ("[2]", 3));
+}

@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     pub(super) dns_server: IndexMap<String, RawDnsServer>,
     #[serde(default)]
     pub(super) serve: RawServe,
+    #[serde(default)]
+    pub(super) notify: RawNotify,
 }
 
 /// `[serve]`: settings of `mailzone serve`.
@@ -23,6 +25,41 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawServe {
     pub(super) tls: Option<RawServeTls>,
+    pub(super) check_interval: Option<String>,
+    #[serde(default)]
+    pub(super) check_nameservers: Vec<String>,
+}
+
+/// `[notify]`: where changed check findings are reported.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNotify {
+    pub(super) webhook: Option<RawWebhook>,
+    pub(super) smtp: Option<RawSmtp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawWebhook {
+    pub(super) url: String,
+    pub(super) secret_file: Option<String>,
+    pub(super) secret_env: Option<String>,
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawSmtp {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+    pub(super) starttls: Option<String>,
+    pub(super) implicit_tls: Option<bool>,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) from: String,
+    pub(super) to: Vec<String>,
+    pub(super) timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
