@@ -64,7 +64,12 @@ fn list_and_export_the_active_keys() {
     }
     let text =
         String::from_utf8(mailzone(&state, &["dkim", "list", "example.org"]).stdout).unwrap();
-    assert_eq!(text.lines().count(), 2, "{text}");
+    // A header naming the columns, then one line per key.
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        text.lines().next().unwrap().starts_with("DOMAIN") && text.contains("SELECTOR"),
+        "{text}"
+    );
 
     let dir = tmp.path().join("export");
     let out = mailzone(
