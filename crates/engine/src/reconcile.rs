@@ -98,6 +98,27 @@ struct ZoneWork<'a> {
     /// in a DKIM provider zone only `<domain>.<delegateTo>` of the selected domains (the
     /// keys of the other customers there are never deleted by a run that did not plan them).
     scope: Vec<Name>,
+    /// The other domains publishing into this zone through this server that the run did
+    /// not select: a name whose most specific domain is one of them is theirs, and this run
+    /// neither deletes nor replaces what they published there.
+    unselected: Vec<Name>,
+}
+
+impl ZoneWork<'_> {
+    /// Whether this run answers for what the ledger holds at `name`: inside its scope, and
+    /// not in the subtree of a more specific domain that the run did not select (a run for
+    /// `example.org` leaves `sub.example.org`'s records alone, and the other way round).
+    /// A name outside every domain of the zone (a mail host's address) belongs to each.
+    fn owns(&self, name: &Name) -> bool {
+        let in_scope = self.scope.iter().any(|s| name.is_within(s));
+        let most_specific = self
+            .domains
+            .iter()
+            .chain(&self.unselected)
+            .filter(|d| name.is_within(d))
+            .max_by_key(|d| d.as_str().len());
+        in_scope && most_specific.is_none_or(|d| !self.unselected.contains(d))
+    }
 }
 
 /// Plans (and with `apply`, applies) every selected domain under automatic management.
@@ -356,6 +377,7 @@ fn group_by_zone<'a>(
                 desired,
                 managed_types: managed,
                 scope: vec![scope],
+                unselected: Vec::new(),
             }),
         }
     };
@@ -420,8 +442,25 @@ fn group_by_zone<'a>(
         item.desired
             .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
         item.desired.dedup();
+        item.unselected = unselected_domains(loaded, item);
     }
     Ok(work)
+}
+
+/// The configured domains that publish into the zone of `item` through its server but are
+/// not part of this run.
+fn unselected_domains(loaded: &LoadedConfig, item: &ZoneWork<'_>) -> Vec<Name> {
+    loaded
+        .config
+        .domains
+        .iter()
+        .filter(|d| d.zone == item.zone && !item.domains.contains(&d.name))
+        .filter(|d| {
+            matches!(&d.dns_management, DnsManagement::Automatic { dns_server, .. }
+                if *dns_server == item.server.name)
+        })
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 /// A digest of what a zone should hold: if it and the zone's serial are unchanged since
@@ -479,7 +518,7 @@ async fn reconcile_zone(
     let mut replans = 0;
     loop {
         let mut ledger = store.ledger(zone).await?;
-        ledger.retain(|e| item.scope.iter().any(|s| e.name.is_within(s)));
+        ledger.retain(|e| item.owns(&e.name));
         let wanted = wanted_rrsets(&item.desired, &ledger);
         progress.step(zone, "reading the zone");
         let snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;
