@@ -1,0 +1,144 @@
+//! Two domains published into one zone (`crash.test` and `y.crash.test`, the second with
+//! `origin = "crash.test"`), against a real Knot: a run scoped to one of them plans deletes
+//! only for what that domain owns, never for the other's records.
+
+use std::path::Path;
+
+use mailzone_engine::{
+    ReconcileReport, ReconcileRequest, RecordsRequest, Silent, load_config, reconcile,
+};
+use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
+
+const ZONE: &str = "crash.test";
+
+fn config_text(server: &DnsServer, sub_caa: &str, sub_dmarc: bool) -> String {
+    let sub_dmarc = if sub_dmarc {
+        "dmarc = { policy = \"reject\" }"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[server]
+hostname = "mail.crash.test"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+protocol = "tcp"
+keyName = "{key_name}"
+key = "{secret}"
+algorithm = "hmac-sha256"
+propagationDelay = "0s"
+pollingInterval = "100ms"
+propagationTimeout = "10s"
+
+[domain."crash.test"]
+dmarc = {{ policy = "reject" }}
+caa = {{ issuers = ["letsencrypt.org"] }}
+dkimManagement = {{ manual = {{ keys = [] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx", "spf", "dmarc", "caa", "address"] }} }}
+
+[domain."y.crash.test"]
+origin = "crash.test"
+{sub_dmarc}
+caa = {{ issuers = ["{sub_caa}"] }}
+dkimManagement = {{ manual = {{ keys = [] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx", "spf", "dmarc", "caa"] }} }}
+"#,
+        port = server.addr.port(),
+        key_name = server.key.name,
+        secret = server.key.secret_base64,
+    )
+}
+
+async fn run(
+    dir: &Path,
+    text: &str,
+    domains: &[&str],
+) -> Result<ReconcileReport, mailzone_engine::EngineError> {
+    let path = dir.join("mailzone.toml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = load_config(&path)?;
+    let request = ReconcileRequest {
+        records: RecordsRequest {
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            types: vec![],
+            state_dir: dir.join("state"),
+            now_unix: 1_795_651_200,
+            store: None,
+        },
+        apply: true,
+        force: false,
+        delete_limit: 0.3,
+        after_read: None,
+        concurrency: 4,
+    };
+    reconcile(&loaded, &request, &Silent).await
+}
+
+fn deletes(report: &ReconcileReport) -> Vec<String> {
+    report
+        .zones
+        .iter()
+        .flat_map(|z| z.changes.deletes.iter())
+        .map(|(_, l)| format!("{} {}", l.record.name.as_str(), l.record.data.rtype()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scoped_run_leaves_the_other_domains_of_the_zone_alone() {
+    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let server = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(ZONE, "")],
+        &key,
+        &ServerOptions::default(),
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = config_text(&server, "sectigo.com", true);
+
+    // Both domains published by one unscoped run.
+    run(tmp.path(), &text, &[]).await.unwrap();
+    assert_eq!(server.query("y.crash.test", "MX"), vec!["10 mail.crash.test."]);
+    assert!(server.query("y.crash.test", "CAA")[0].contains("sectigo.com"));
+    assert!(server.query("_dmarc.y.crash.test", "TXT")[0].contains("p=reject"));
+
+    // A run for crash.test alone deletes nothing: y.crash.test's records are not its own.
+    let report = run(tmp.path(), &text, &["crash.test"]).await.unwrap();
+    assert_eq!(deletes(&report), Vec::<String>::new());
+    assert!(server.query("y.crash.test", "CAA")[0].contains("sectigo.com"));
+
+    // The other way round: y.crash.test's run leaves crash.test's MX, SPF and address.
+    let report = run(tmp.path(), &text, &["y.crash.test"]).await.unwrap();
+    assert_eq!(deletes(&report), Vec::<String>::new());
+    assert_eq!(server.query(ZONE, "MX"), vec!["10 mail.crash.test."]);
+    assert!(server.query(ZONE, "TXT").iter().any(|t| t.contains("v=spf1")));
+    assert_eq!(server.query("mail.crash.test", "A"), vec!["192.0.2.10"]);
+
+    // A change to y.crash.test, applied by crash.test's run, touches nothing of y's...
+    let changed = config_text(&server, "digicert.com", false);
+    let report = run(tmp.path(), &changed, &["crash.test"]).await.unwrap();
+    assert_eq!(deletes(&report), Vec::<String>::new());
+    assert!(server.query("y.crash.test", "CAA")[0].contains("sectigo.com"));
+    assert!(!server.query("_dmarc.y.crash.test", "TXT").is_empty());
+
+    // ...and y.crash.test's own run replaces its CAA and withdraws its DMARC record.
+    let report = run(tmp.path(), &changed, &["y.crash.test"]).await.unwrap();
+    let mut removed = deletes(&report);
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec!["_dmarc.y.crash.test TXT", "y.crash.test CAA"],
+        "{report:#?}"
+    );
+    assert!(server.query("y.crash.test", "CAA")[0].contains("digicert.com"));
+    assert!(server.query("_dmarc.y.crash.test", "TXT").is_empty());
+    assert_eq!(server.query(ZONE, "MX"), vec!["10 mail.crash.test."]);
+}
