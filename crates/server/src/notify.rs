@@ -228,7 +228,12 @@ pub fn read_secret(
     let text = match source {
         SecretSource::Inline(text) => Zeroizing::new(text.to_string()),
         SecretSource::File(file) => {
-            Zeroizing::new(std::fs::read_to_string(&file.path).map_err(|e| {
+            Zeroizing::new(
+                mailzone_engine::files::read_to_string_limited(
+                    &file.path,
+                    mailzone_engine::files::REFERENCED_FILE_LIMIT,
+                )
+                .map_err(|e| {
                 fail(
                     &file.key_path,
                     format!("cannot read {}: {e}", file.path.display()),
