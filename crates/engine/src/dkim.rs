@@ -730,6 +730,7 @@ pub(crate) async fn promote_served(
                 .await?;
             replaces.push(old.selector.clone());
         }
+        crate::crash::point("dkim-promotion");
         let next = Some(crate::clock::after(pending.created_at, rotation.rotate_after));
         store
             .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)

@@ -5,6 +5,7 @@ pub mod acme;
 pub mod check;
 pub mod clock;
 pub mod connect;
+pub mod crash;
 pub mod dkim;
 pub mod error;
 pub mod files;

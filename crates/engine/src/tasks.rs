@@ -185,19 +185,15 @@ impl Worker {
             .catch_unwind()
             .map(|ran| ran.unwrap_or_else(|panic| Err(panicked(panic.as_ref()))));
         tokio::pin!(work);
-        let renew_every = self.policy.lease / 3;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut work => break outcome,
-                () = tokio::time::sleep(renew_every) => {
-                    let now = clock::unix_now();
-                    let until = clock::after(now, self.policy.lease);
-                    let step = progress.latest();
-                    if !self.store.renew_task(&task.id, &self.owner, until, &step, now).await? {
-                        tracing::warn!(task = %task.id, "lease lost: another worker runs this task now");
-                        return Ok(Ran::LeaseLost);
-                    }
-                }
+        // The renewals run beside the work, never instead of it: while a renewal waits for
+        // a database connection, the work that may hold that connection goes on, so the two
+        // cannot wait for each other until the pool times out and the lease is lost.
+        let outcome = tokio::select! {
+            outcome = &mut work => outcome,
+            lost = self.renew_lease(task, &progress) => {
+                lost?;
+                tracing::warn!(task = %task.id, "lease lost: another worker runs this task now");
+                return Ok(Ran::LeaseLost);
             }
         };
         let end = match outcome {
@@ -232,6 +228,25 @@ impl Worker {
             Ok(Ran::Ended(end))
         } else {
             Ok(Ran::LeaseLost)
+        }
+    }
+
+    /// Renews the lease of `task` every third of its length with the latest progress, until
+    /// a renewal finds the task taken over (`Ok`) or fails (`Err`).
+    async fn renew_lease(&self, task: &Task, progress: &TaskProgress) -> Result<(), EngineError> {
+        let renew_every = self.policy.lease / 3;
+        loop {
+            tokio::time::sleep(renew_every).await;
+            let now = clock::unix_now();
+            let until = clock::after(now, self.policy.lease);
+            let step = progress.latest();
+            if !self
+                .store
+                .renew_task(&task.id, &self.owner, until, &step, now)
+                .await?
+            {
+                return Ok(());
+            }
         }
     }
 
