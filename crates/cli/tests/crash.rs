@@ -126,7 +126,10 @@ fn assert_converged(dir: &Path, server: &DnsServer, foreign: &[String], context:
     );
     let lines = zone_lines(server);
     for line in foreign {
-        assert!(lines.contains(line), "{context}: foreign record lost: {line}");
+        assert!(
+            lines.contains(line),
+            "{context}: foreign record lost: {line}"
+        );
     }
     let mut unique = lines.clone();
     unique.dedup();
@@ -164,7 +167,12 @@ fn a_kill_at_each_named_step_converges_on_the_next_run() {
     if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
         return;
     }
-    for step in ["ledger-intent", "update-sent", "propagation", "dkim-promotion"] {
+    for step in [
+        "ledger-intent",
+        "update-sent",
+        "propagation",
+        "dkim-promotion",
+    ] {
         let server = start_knot();
         let foreign = zone_lines(&server);
         let tmp = tempfile::tempdir().unwrap();

@@ -329,10 +329,19 @@ fn a_device_or_fifo_as_certificate_or_key_fails_at_once() {
     let ex = examples().canonicalize().unwrap();
     let cert = format!("\"{}/certs/mail.example.org.pem\"", ex.display());
     let e = error_for(&cert, "\"/dev/zero\"", &[]);
-    assert_mentions(&e, &["server.tls.certificate", "/dev/zero", "not a regular file"]);
+    assert_mentions(
+        &e,
+        &["server.tls.certificate", "/dev/zero", "not a regular file"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("key.fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     let key = format!("\"{}/keys/202611e.pem\"", ex.display());
     assert!(base.contains(&key));
     let started = std::time::Instant::now();

@@ -907,7 +907,15 @@ fn domain_created_through_the_api_is_published() {
     let export = dir.path().join("export");
     common::mailzone_ok(
         dir.path(),
-        &["dkim", "export", "api.test", "--format", "pem", "--out", export.to_str().unwrap()],
+        &[
+            "dkim",
+            "export",
+            "api.test",
+            "--format",
+            "pem",
+            "--out",
+            export.to_str().unwrap(),
+        ],
     );
     let exported: Vec<_> = std::fs::read_dir(export.join("api.test"))
         .unwrap()

@@ -409,7 +409,9 @@ pub async fn rotate(
             let Some(active) = of_algorithm(DkimStage::Active).max_by_key(|k| k.created_at) else {
                 continue;
             };
-            if !force && now.saturating_sub(active.created_at) < crate::clock::secs(rotation.rotate_after) {
+            if !force
+                && now.saturating_sub(active.created_at) < crate::clock::secs(rotation.rotate_after)
+            {
                 continue;
             }
             let Some(kept) =
@@ -731,7 +733,10 @@ pub(crate) async fn promote_served(
             replaces.push(old.selector.clone());
         }
         crate::crash::point("dkim-promotion");
-        let next = Some(crate::clock::after(pending.created_at, rotation.rotate_after));
+        let next = Some(crate::clock::after(
+            pending.created_at,
+            rotation.rotate_after,
+        ));
         store
             .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
             .await?;

@@ -62,10 +62,11 @@ pub struct ApiObjects {
 /// (`onKeyChange`): a remote caller must not make the service read its files or its
 /// environment, or run programs.
 pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
-    let mut text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT).map_err(|e| EngineError::ReadConfig {
-        file: path.to_path_buf(),
-        reason: io_reason(&e),
-    })?;
+    let mut text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT)
+        .map_err(|e| EngineError::ReadConfig {
+            file: path.to_path_buf(),
+            reason: io_reason(&e),
+        })?;
     if !api.domains.is_empty() || !api.dns_servers.is_empty() {
         text = merge_api_objects(path, &text, api)?;
     }
@@ -198,10 +199,7 @@ pub async fn load_config_with_state(
     path: &Path,
     state_dir: &Path,
 ) -> Result<LoadedConfig, EngineError> {
-    if !state_dir
-        .join(mailzone_store::DATABASE_FILE_NAME)
-        .is_file()
-    {
+    if !state_dir.join(mailzone_store::DATABASE_FILE_NAME).is_file() {
         return load_config(path);
     }
     let store = mailzone_store::Store::open_sqlite(state_dir).await?;

@@ -121,28 +121,138 @@ fn cases() -> Vec<Case> {
         expect,
     };
     vec![
-        case("every answer late", "udp", Rule::always(Match::Any, Delay(ms(300))), Success),
-        case("every answer twice", "udp", Rule::always(Match::Any, Duplicate), Success),
-        case("answers twice over TCP", "tcp", Rule::always(Match::Any, Duplicate), Success),
-        case("SOA answers truncated", "udp", Rule::always(Match::Soa, Truncate), Success),
-        case("UPDATE answer truncated", "udp", Rule::always(Match::Update, Truncate), Success),
-        case("SOA answers reordered", "udp", Rule::always(Match::Soa, Reorder), Success),
-        case("one SOA query lost", "udp", Rule::times(Match::Soa, DropRequest, 1), Success),
-        case("transfer refused (NOTAUTH)", "tcp", Rule::always(Match::Axfr, Rcode(9)), Success),
-        case("transfer SERVFAIL", "tcp", Rule::always(Match::Axfr, Rcode(2)), Transient),
-        case("transfer answer lost", "tcp", Rule::always(Match::Axfr, DropAnswer), Transient),
-        case("transfer cut after one message", "tcp", Rule::always(Match::Axfr, CutAfterMessages(1)), Transient),
-        case("transfer cut mid-message", "tcp", Rule::always(Match::Axfr, CutMidMessage), Transient),
-        case("UPDATE lost on the way", "tcp", Rule::always(Match::Update, DropRequest), Transient),
-        case("UPDATE answer lost", "tcp", Rule::always(Match::Update, DropAnswer), Transient),
-        case("UPDATE answer lost (UDP)", "udp", Rule::always(Match::Update, DropAnswer), Transient),
-        case("UPDATE answer cut mid-message", "tcp", Rule::always(Match::Update, CutMidMessage), Transient),
-        case("UPDATE SERVFAIL", "tcp", Rule::always(Match::Update, Rcode(2)), Transient),
-        case("UPDATE REFUSED", "tcp", Rule::always(Match::Update, Rcode(5)), Permanent),
-        case("UPDATE NOTAUTH", "tcp", Rule::always(Match::Update, Rcode(9)), Permanent),
-        case("UPDATE BADSIG", "tcp", Rule::always(Match::Update, BadSig), Permanent),
-        case("propagation SOA SERVFAIL", "udp", Rule::always(Match::Soa, Rcode(2)), Transient),
-        case("propagation SOA lost", "udp", Rule::always(Match::Soa, DropAnswer), Transient),
+        case(
+            "every answer late",
+            "udp",
+            Rule::always(Match::Any, Delay(ms(300))),
+            Success,
+        ),
+        case(
+            "every answer twice",
+            "udp",
+            Rule::always(Match::Any, Duplicate),
+            Success,
+        ),
+        case(
+            "answers twice over TCP",
+            "tcp",
+            Rule::always(Match::Any, Duplicate),
+            Success,
+        ),
+        case(
+            "SOA answers truncated",
+            "udp",
+            Rule::always(Match::Soa, Truncate),
+            Success,
+        ),
+        case(
+            "UPDATE answer truncated",
+            "udp",
+            Rule::always(Match::Update, Truncate),
+            Success,
+        ),
+        case(
+            "SOA answers reordered",
+            "udp",
+            Rule::always(Match::Soa, Reorder),
+            Success,
+        ),
+        case(
+            "one SOA query lost",
+            "udp",
+            Rule::times(Match::Soa, DropRequest, 1),
+            Success,
+        ),
+        case(
+            "transfer refused (NOTAUTH)",
+            "tcp",
+            Rule::always(Match::Axfr, Rcode(9)),
+            Success,
+        ),
+        case(
+            "transfer SERVFAIL",
+            "tcp",
+            Rule::always(Match::Axfr, Rcode(2)),
+            Transient,
+        ),
+        case(
+            "transfer answer lost",
+            "tcp",
+            Rule::always(Match::Axfr, DropAnswer),
+            Transient,
+        ),
+        case(
+            "transfer cut after one message",
+            "tcp",
+            Rule::always(Match::Axfr, CutAfterMessages(1)),
+            Transient,
+        ),
+        case(
+            "transfer cut mid-message",
+            "tcp",
+            Rule::always(Match::Axfr, CutMidMessage),
+            Transient,
+        ),
+        case(
+            "UPDATE lost on the way",
+            "tcp",
+            Rule::always(Match::Update, DropRequest),
+            Transient,
+        ),
+        case(
+            "UPDATE answer lost",
+            "tcp",
+            Rule::always(Match::Update, DropAnswer),
+            Transient,
+        ),
+        case(
+            "UPDATE answer lost (UDP)",
+            "udp",
+            Rule::always(Match::Update, DropAnswer),
+            Transient,
+        ),
+        case(
+            "UPDATE answer cut mid-message",
+            "tcp",
+            Rule::always(Match::Update, CutMidMessage),
+            Transient,
+        ),
+        case(
+            "UPDATE SERVFAIL",
+            "tcp",
+            Rule::always(Match::Update, Rcode(2)),
+            Transient,
+        ),
+        case(
+            "UPDATE REFUSED",
+            "tcp",
+            Rule::always(Match::Update, Rcode(5)),
+            Permanent,
+        ),
+        case(
+            "UPDATE NOTAUTH",
+            "tcp",
+            Rule::always(Match::Update, Rcode(9)),
+            Permanent,
+        ),
+        case(
+            "UPDATE BADSIG",
+            "tcp",
+            Rule::always(Match::Update, BadSig),
+            Permanent,
+        ),
+        case(
+            "propagation SOA SERVFAIL",
+            "udp",
+            Rule::always(Match::Soa, Rcode(2)),
+            Transient,
+        ),
+        case(
+            "propagation SOA lost",
+            "udp",
+            Rule::always(Match::Soa, DropAnswer),
+            Transient,
+        ),
     ]
 }
 
@@ -226,7 +336,11 @@ async fn one_case(case: &Case) -> String {
         format!("{got:?}"),
         proxy.faults_applied(),
         took.as_secs_f64(),
-        if changed { "zone fully changed" } else { "zone unchanged" }
+        if changed {
+            "zone fully changed"
+        } else {
+            "zone unchanged"
+        }
     )
 }
 

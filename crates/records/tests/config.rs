@@ -285,5 +285,8 @@ fn unicode_mta_sts_mx_patterns_become_a_labels() {
         ]
     );
     let err = config("[domain.\"example.org\"]\nmtaSts = { mx = [\"bad..name\"] }\n").unwrap_err();
-    assert!(err.starts_with("domain.\"example.org\".mtaSts.mx[0]"), "{err}");
+    assert!(
+        err.starts_with("domain.\"example.org\".mtaSts.mx[0]"),
+        "{err}"
+    );
 }

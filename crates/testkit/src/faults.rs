@@ -121,7 +121,10 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (a loopback server), with no rule yet.
     pub fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
-        assert!(upstream.ip().is_loopback(), "the proxy forwards to loopback only");
+        assert!(
+            upstream.ip().is_loopback(),
+            "the proxy forwards to loopback only"
+        );
         let (udp, tcp) = bind_pair()?;
         let addr = udp.local_addr()?;
         let shared = Arc::new(Shared::default());
@@ -221,7 +224,10 @@ fn question_type(message: &[u8]) -> Option<u16> {
         }
         at += len;
     }
-    Some(u16::from_be_bytes([*message.get(at)?, *message.get(at + 1)?]))
+    Some(u16::from_be_bytes([
+        *message.get(at)?,
+        *message.get(at + 1)?,
+    ]))
 }
 
 /// The end of the header and first question: what an error answer keeps.
