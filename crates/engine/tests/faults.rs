@@ -127,16 +127,17 @@ fn cases() -> Vec<Case> {
             Rule::always(Match::Any, Delay(ms(300))),
             Success,
         ),
+        // Duplicates happen on UDP only: TCP delivers each byte once.
         case(
-            "every answer twice",
+            "SOA answers twice",
             "udp",
-            Rule::always(Match::Any, Duplicate),
+            Rule::always(Match::Soa, Duplicate),
             Success,
         ),
         case(
-            "answers twice over TCP",
-            "tcp",
-            Rule::always(Match::Any, Duplicate),
+            "UPDATE answer twice",
+            "udp",
+            Rule::always(Match::Update, Duplicate),
             Success,
         ),
         case(
@@ -349,8 +350,10 @@ async fn every_fault_gives_its_class_and_never_half_a_change() {
     if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
         return;
     }
+    // MAILZONE_FAULT_CASE=<part of a name> runs the matching cases only.
+    let only = std::env::var("MAILZONE_FAULT_CASE").unwrap_or_default();
     let mut table = Vec::new();
-    for case in cases() {
+    for case in cases().into_iter().filter(|c| c.name.contains(&only)) {
         table.push(one_case(&case).await);
     }
     // The figures docs/reliability.md quotes.
