@@ -438,10 +438,16 @@ where
     let start = Instant::now();
     let result = runner.run(&strategy, |input| {
         executions.set(executions.get() + 1);
-        match catch_unwind(AssertUnwindSafe(|| check(&input))) {
+        match quietly(|| catch_unwind(AssertUnwindSafe(|| check(&input)))) {
             Ok(Outcome::Accepted) => accepted.set(accepted.get() + 1),
             Ok(Outcome::Refused) => refused.set(refused.get() + 1),
-            Err(payload) => return Err(TestCaseError::fail(panic_message(&*payload))),
+            Err(payload) => {
+                let location = PANIC_LOCATION.with(|l| l.take()).unwrap_or_default();
+                return Err(TestCaseError::fail(format!(
+                    "{} at {location}",
+                    panic_message(&*payload)
+                )));
+            }
         }
         Ok(())
     });
@@ -469,6 +475,35 @@ where
         }
         Err(TestError::Abort(reason)) => panic!("fuzz {target}: proptest aborted: {reason}"),
     }
+}
+
+thread_local! {
+    /// Set while this thread runs a target: its panics are findings, reported once at the
+    /// end, not printed (with a backtrace) for every input proptest tries while shrinking.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    /// Where the last quiet panic happened.
+    static PANIC_LOCATION: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with this thread's panics recorded instead of printed; other threads' panics
+/// are printed as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                let location = info.location().map(|l| l.to_string());
+                PANIC_LOCATION.with(|l| l.set(location));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = f();
+    QUIET.with(|q| q.set(false));
+    result
 }
 
 /// The message of a caught panic.

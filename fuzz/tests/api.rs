@@ -157,31 +157,30 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A valid definition with the value at one path (chosen by `path`) replaced, or a key
 /// added there.
 fn replace_at(mut value: Value, path: &[usize], new: Value, key: String) -> Value {
-    let mut slot = &mut value;
-    for step in path {
-        let next = match slot {
-            Value::Object(map) if !map.is_empty() => {
-                let k = map.keys().nth(step % map.len()).cloned().unwrap();
-                map.get_mut(&k)
-            }
-            Value::Array(items) if !items.is_empty() => {
-                let len = items.len();
-                items.get_mut(step % len)
-            }
-            _ => None,
-        };
-        match next {
-            Some(n) => slot = n,
-            None => break,
+    replace_in(&mut value, path, new, key, 0);
+    value
+}
+
+fn replace_in(slot: &mut Value, path: &[usize], new: Value, key: String, depth: usize) {
+    let step = path.first().copied();
+    let child_index = match (&*slot, step) {
+        (Value::Object(map), Some(step)) if !map.is_empty() => Some(step % map.len()),
+        (Value::Array(items), Some(step)) if !items.is_empty() => Some(step % items.len()),
+        _ => None,
+    };
+    match (slot, child_index) {
+        (Value::Object(map), Some(i)) => {
+            let child = map.values_mut().nth(i).unwrap();
+            replace_in(child, &path[1..], new, key, depth + 1)
         }
-    }
-    match slot {
-        Value::Object(map) if path.len() % 2 == 1 => {
+        (Value::Array(items), Some(i)) => {
+            replace_in(&mut items[i], &path[1..], new, key, depth + 1)
+        }
+        (Value::Object(map), None) if depth % 2 == 1 => {
             map.insert(key, new);
         }
-        other => *other = new,
+        (other, _) => *other = new,
     }
-    value
 }
 
 fn definition(templates: Arc<Vec<Value>>) -> impl Strategy<Value = Value> {

@@ -43,6 +43,8 @@ const TIMEOUT: Duration = Duration::from_millis(250);
 const CALL_LIMIT: Duration = Duration::from_secs(8);
 const MAX_STREAM: usize = 8;
 
+const DKIM: &[u8] = b"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvfOmz9yYZQIpLusfN1oVqz86SbBomYjAbb9doeUnelkZObN7mXFD19AvQ018Gv2empxonLhcM8Qnlj7NZseNXE0z8Gvt5u30yLa/pKmoEoRAzx/BSkTCl6mvabJPTVHOOYebx47yB1miMTAxGDJD+EzdbnGQljlJQkQiH1pQVwwx4s0OzuNKvKRJ77znQCU0l14fjtgifTMz4sj5OSLcOJrzKJTw0DQuEEoY/xmhcYMRfckRMjv/FvP/KGcxA+sbGtZBtDP7YJF5/ViU5Gg0sIopkJtY0sk730ZBnjqVjE3TGUsdo9qeb36BN1OZQFwoGdYUvuo3icwpNhqUzwfFOQIDAQAB";
+
 fn wire(name: &str) -> WireName {
     WireName::from_ascii(name).unwrap()
 }
@@ -78,47 +80,125 @@ fn caa(flags: u8, tag: &str, value: &[u8]) -> RData {
 fn zone_records() -> Vec<(&'static str, Vec<Record>)> {
     let mail = "mail.example.test.";
     vec![
-        ("a", vec![
-            rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))),
-            rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 11)))),
-        ]),
-        ("aaaa", vec![rec(mail, RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))))]),
-        ("mx", vec![
-            rec(ZONE, RData::MX(MX::new(10, wire(mail)))),
-            rec(ZONE, RData::MX(MX::new(0, WireName::root()))),
-        ]),
-        ("txt", vec![
-            rec(ZONE, RData::TXT(TXT::from_bytes(vec![b"v=spf1 ", b"mx -all"]))),
-            rec(ZONE, RData::TXT(TXT::from_bytes(vec![b"google-site-verification=abc", b"", b"\x00\xff\"\\"]))),
-        ]),
-        ("dkim", vec![rec(
-            "202611e._domainkey.example.test.",
-            RData::TXT(TXT::from_bytes(vec![
-                &b"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvfOmz9yYZQIpLusfN1oVqz86SbBomYjAbb9doeUnelkZObN7mXFD19AvQ018Gv2empxonLhcM8Qnlj7NZseNXE0z8Gvt5u30yLa/pKmoEoRAzx/BSkTCl6mvabJPTVHOOYebx47yB1miMTAxGDJD+EzdbnGQljlJQkQiH1pQVwwx4s0OzuNKvKRJ77znQCU0l14fjtgifTMz4sj"[..],
-                &b"5OSLcOJrzKJTw0DQuEEoY/xmhcYMRfckRMjv/FvP/KGcxA+sbGtZBtDP7YJF5/ViU5Gg0sIopkJtY0sk730ZBnjqVjE3TGUsdo9qeb36BN1OZQFwoGdYUvuo3icwpNhqUzwfFOQIDAQAB"[..],
-            ])),
-        )]),
-        ("cname", vec![
-            rec("autoconfig.example.test.", RData::CNAME(CNAME(wire(mail)))),
-            rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))),
-        ]),
-        ("srv", vec![
-            rec("_imaps._tcp.example.test.", RData::SRV(SRV::new(0, 1, 993, wire(mail)))),
-            rec("_pop3s._tcp.example.test.", RData::SRV(SRV::new(0, 0, 0, WireName::root()))),
-        ]),
-        ("caa", vec![
-            rec(ZONE, caa(0, "issue", b"letsencrypt.org; accounturi=\"https://acme/1\"")),
-            rec(ZONE, caa(128, "iodef", b"mailto:caa@example.test")),
-            rec(ZONE, caa(0, "issuewild", b";")),
-        ]),
-        ("tlsa", vec![rec(
-            "_25._tcp.mail.example.test.",
-            RData::TLSA(TLSA::new(CertUsage::from(3), Selector::from(1), Matching::from(1), (0u8..32).collect())),
-        )]),
-        ("ptr", vec![rec("10.2.0.192.in-addr.arpa.", RData::PTR(PTR(wire(mail))))]),
-        ("ns", vec![rec(ZONE, RData::NS(NS(wire("ns1.example.test."))))]),
-        ("wildcard", vec![rec("*.example.test.", RData::A(A(Ipv4Addr::new(192, 0, 2, 99))))]),
-        ("hinfo", vec![rec(mail, RData::HINFO(HINFO::new("x86".into(), "Linux".into())))]),
+        (
+            "a",
+            vec![
+                rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))),
+                rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 11)))),
+            ],
+        ),
+        (
+            "aaaa",
+            vec![rec(
+                mail,
+                RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))),
+            )],
+        ),
+        (
+            "mx",
+            vec![
+                rec(ZONE, RData::MX(MX::new(10, wire(mail)))),
+                rec(ZONE, RData::MX(MX::new(0, WireName::root()))),
+            ],
+        ),
+        (
+            "txt",
+            vec![
+                rec(
+                    ZONE,
+                    RData::TXT(TXT::from_bytes(vec![b"v=spf1 ", b"mx -all"])),
+                ),
+                rec(
+                    ZONE,
+                    RData::TXT(TXT::from_bytes(vec![
+                        b"google-site-verification=abc",
+                        b"",
+                        b"\x00\xff\"\\",
+                    ])),
+                ),
+            ],
+        ),
+        (
+            "dkim",
+            vec![rec(
+                "202611e._domainkey.example.test.",
+                // Split unevenly, as some servers and operators do.
+                RData::TXT(TXT::from_bytes(vec![
+                    &DKIM[..150],
+                    &DKIM[150..390],
+                    &DKIM[390..],
+                ])),
+            )],
+        ),
+        (
+            "cname",
+            vec![
+                rec("autoconfig.example.test.", RData::CNAME(CNAME(wire(mail)))),
+                rec(mail, RData::A(A(Ipv4Addr::new(192, 0, 2, 10)))),
+            ],
+        ),
+        (
+            "srv",
+            vec![
+                rec(
+                    "_imaps._tcp.example.test.",
+                    RData::SRV(SRV::new(0, 1, 993, wire(mail))),
+                ),
+                rec(
+                    "_pop3s._tcp.example.test.",
+                    RData::SRV(SRV::new(0, 0, 0, WireName::root())),
+                ),
+            ],
+        ),
+        (
+            "caa",
+            vec![
+                rec(
+                    ZONE,
+                    caa(
+                        0,
+                        "issue",
+                        b"letsencrypt.org; accounturi=\"https://acme/1\"",
+                    ),
+                ),
+                rec(ZONE, caa(128, "iodef", b"mailto:caa@example.test")),
+                rec(ZONE, caa(0, "issuewild", b";")),
+            ],
+        ),
+        (
+            "tlsa",
+            vec![rec(
+                "_25._tcp.mail.example.test.",
+                RData::TLSA(TLSA::new(
+                    CertUsage::from(3),
+                    Selector::from(1),
+                    Matching::from(1),
+                    (0u8..32).collect(),
+                )),
+            )],
+        ),
+        (
+            "ptr",
+            vec![rec("10.2.0.192.in-addr.arpa.", RData::PTR(PTR(wire(mail))))],
+        ),
+        (
+            "ns",
+            vec![rec(ZONE, RData::NS(NS(wire("ns1.example.test."))))],
+        ),
+        (
+            "wildcard",
+            vec![rec(
+                "*.example.test.",
+                RData::A(A(Ipv4Addr::new(192, 0, 2, 99))),
+            )],
+        ),
+        (
+            "hinfo",
+            vec![rec(
+                mail,
+                RData::HINFO(HINFO::new("x86".into(), "Linux".into())),
+            )],
+        ),
     ]
 }
 
@@ -421,10 +501,9 @@ fn sign(
     let fudge: u16 = 300;
     let id = [message[0], message[1]];
     let mut algorithm = Vec::new();
-    for label in ["hmac-sha256"] {
-        algorithm.push(label.len() as u8);
-        algorithm.extend_from_slice(label.as_bytes());
-    }
+    let label = "hmac-sha256";
+    algorithm.push(label.len() as u8);
+    algorithm.extend_from_slice(label.as_bytes());
     algorithm.push(0);
     let mut key = Vec::new();
     key.push(KEY_NAME.len() as u8);
@@ -629,7 +708,7 @@ impl Server {
     /// A zone transfer: SOA, the zone's records, SOA, over one or more messages.
     fn transfer(&self, request: &Message, request_mac: Option<&[u8]>, stream: Stream) -> Reply {
         let question = request.queries[0].clone();
-        let mut build = |records: Vec<Record>, id: u16| {
+        let build = |records: Vec<Record>, id: u16| {
             let mut m = Message::new(id, MessageType::Response, OpCode::Query);
             m.metadata.authoritative = true;
             m.add_query(question.clone());
@@ -877,6 +956,30 @@ async fn run_call(addr: SocketAddr, call: &Call, answers: &[Vec<u8>]) -> Outcome
 
 #[test]
 fn network_answers_never_panic_or_hang() {
+    let runtime = runtime();
+    let (server, addr, answers) = start_server(&runtime);
+    let n = answers.len();
+    let call = prop_oneof![
+        2 => Just(Call::Serial),
+        2 => (0..n).prop_map(Call::Rrset),
+        2 => (0..n).prop_map(Call::Lookup),
+        4 => (prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)], any::<bool>())
+            .prop_map(|(protocol, tsig)| Call::ReadZone { protocol, tsig }),
+    ];
+    let strategy = (call, vec(action(n), 0..4)).prop_map(|(call, actions)| Case { call, actions });
+    fuzz("dns-network", cases(250), strategy, |case| {
+        *server.actions.lock().unwrap() = case.actions.iter().cloned().collect();
+        runtime.block_on(async {
+            match tokio::time::timeout(CALL_LIMIT, run_call(addr, &case.call, &answers)).await {
+                Ok(outcome) => outcome,
+                Err(_) => panic!("{:?} did not return within {CALL_LIMIT:?}", case.call),
+            }
+        })
+    });
+}
+
+/// A server with the corpus and the TSIG key, on loopback, in `runtime`.
+fn start_server(runtime: &tokio::runtime::Runtime) -> (Arc<Server>, SocketAddr, Vec<Vec<u8>>) {
     let entries = corpus("dns");
     let answers: Vec<Vec<u8>> = entries
         .iter()
@@ -923,33 +1026,96 @@ fn network_answers_never_panic_or_hang() {
         .unwrap(),
         actions: Mutex::new(VecDeque::new()),
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let addr = runtime.block_on(async {
         let (udp, tcp, addr) = bind().await;
         tokio::spawn(serve_udp(udp, Arc::clone(&server)));
         tokio::spawn(serve_tcp(tcp, Arc::clone(&server)));
         addr
     });
-    let n = answers.len();
-    let call = prop_oneof![
-        2 => Just(Call::Serial),
-        2 => (0..n).prop_map(Call::Rrset),
-        2 => (0..n).prop_map(Call::Lookup),
-        4 => (prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)], any::<bool>())
-            .prop_map(|(protocol, tsig)| Call::ReadZone { protocol, tsig }),
-    ];
-    let strategy = (call, vec(action(n), 0..4)).prop_map(|(call, actions)| Case { call, actions });
-    fuzz("dns-network", cases(250), strategy, |case| {
-        *server.actions.lock().unwrap() = case.actions.iter().cloned().collect();
-        runtime.block_on(async {
-            match tokio::time::timeout(CALL_LIMIT, run_call(addr, &case.call, &answers)).await {
-                Ok(outcome) => outcome,
-                Err(_) => panic!("{:?} did not return within {CALL_LIMIT:?}", case.call),
-            }
-        })
+    (server, addr, answers)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn read_zone(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    tsig: bool,
+) -> Result<mailzone_dns::ZoneSnapshot, mailzone_dns::DnsError> {
+    let provider = Rfc2136Provider::new(Rfc2136Config {
+        server: addr,
+        protocol: Protocol::Tcp,
+        tsig: tsig.then(tsig_config),
+        timeout: TIMEOUT,
     });
+    runtime.block_on(provider.read_zone(&Name::owner("example.test").unwrap(), &wanted()))
+}
+
+/// The harness itself: without faults, the server's answers are what mailzone accepts
+/// (so the fuzzing above reaches past the first check), signed transfers included.
+#[test]
+fn the_server_answers_correctly_without_faults() {
+    let runtime = runtime();
+    let (server, addr, _) = start_server(&runtime);
+    let zone = Name::owner("example.test").unwrap();
+    let serial = runtime
+        .block_on(query_serial(addr, &zone, TIMEOUT))
+        .unwrap();
+    assert_eq!(serial, 2026120501);
+    let txt = runtime
+        .block_on(query_rrset(addr, &zone, "TXT", TIMEOUT))
+        .unwrap();
+    assert_eq!(txt.len(), 2);
+    for (split, sign_all) in [
+        (vec![], true),
+        (vec![1, 3, 2], true),
+        (vec![2, 2, 2], false),
+    ] {
+        for tsig in [false, true] {
+            *server.actions.lock().unwrap() = VecDeque::from([Action::Stream(Stream {
+                split: split.clone(),
+                fault: StreamFault::None,
+                mutate: None,
+                sign_all,
+            })]);
+            let snapshot = read_zone(&runtime, addr, tsig)
+                .unwrap_or_else(|e| panic!("{split:?} tsig {tsig} sign_all {sign_all}: {e}"));
+            assert_eq!(snapshot.serial, 2026120501);
+            assert_eq!(snapshot.method, mailzone_dns::ReadMethod::Transfer);
+            assert!(snapshot.records.len() > 10, "{}", snapshot.records.len());
+        }
+    }
+    // Refused: read record by record, signed answers verified.
+    *server.actions.lock().unwrap() = VecDeque::from([Action::Stream(Stream {
+        split: vec![],
+        fault: StreamFault::Refused,
+        mutate: None,
+        sign_all: true,
+    })]);
+    let snapshot = read_zone(&runtime, addr, true).unwrap();
+    assert_eq!(snapshot.method, mailzone_dns::ReadMethod::Queries);
+}
+
+/// Regression (found by this target): a transfer signed with the right key but dated
+/// within the fudge of 1970 panicked in hickory's verifier; it is an error now.
+#[test]
+fn a_transfer_signed_in_1970_is_an_error_not_a_panic() {
+    let runtime = runtime();
+    let (server, addr, _) = start_server(&runtime);
+    for time in [0, 299, (1 << 48) - 1] {
+        *server.actions.lock().unwrap() = VecDeque::from([Action::Stream(Stream {
+            split: vec![],
+            fault: StreamFault::SignedAt(time),
+            mutate: None,
+            sign_all: true,
+        })]);
+        let e = read_zone(&runtime, addr, true).unwrap_err();
+        assert!(e.to_string().contains("away from our clock"), "{e}");
+    }
 }
