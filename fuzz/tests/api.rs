@@ -255,7 +255,7 @@ fn api_definitions_never_panic() {
         domains,
         dns_servers,
     });
-    fuzz("api", cases(400), strategy, |case| {
+    fuzz("api", cases(10_000), strategy, |case| {
         let api = ApiObjects {
             domains: objects(&case.domains),
             dns_servers: objects(&case.dns_servers),

@@ -325,7 +325,7 @@ fn convert_all(message: &Message) -> Outcome {
 fn answers_parse_and_convert_without_panics() {
     fuzz(
         "dns-wire",
-        cases(3000),
+        cases(30_000),
         inputs().bytes(),
         |bytes| match Message::from_vec(bytes) {
             Ok(message) => convert_all(&message),
@@ -967,7 +967,7 @@ fn network_answers_never_panic_or_hang() {
             .prop_map(|(protocol, tsig)| Call::ReadZone { protocol, tsig }),
     ];
     let strategy = (call, vec(action(n), 0..4)).prop_map(|(call, actions)| Case { call, actions });
-    fuzz("dns-network", cases(250), strategy, |case| {
+    fuzz("dns-network", cases(400), strategy, |case| {
         *server.actions.lock().unwrap() = case.actions.iter().cloned().collect();
         runtime.block_on(async {
             match tokio::time::timeout(CALL_LIMIT, run_call(addr, &case.call, &answers)).await {

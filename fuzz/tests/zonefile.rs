@@ -55,7 +55,7 @@ const TOKENS: &[&str] = &[
 #[test]
 fn zonefile_parse_never_panics() {
     let inputs = Inputs::new("zonefile", TOKENS);
-    fuzz("zonefile", cases(1500), inputs.text(), |text| {
+    fuzz("zonefile", cases(20_000), inputs.text(), |text| {
         Outcome::from(&zonefile::parse(text))
     });
 }
