@@ -573,10 +573,15 @@ mod tests {
     #[test]
     fn a_panic_fails_the_run_with_a_shrunk_input() {
         let result = catch_unwind(|| {
-            fuzz("selftest", 200, vec(any::<u8>(), 0..64), |b| {
-                assert!(!b.contains(&7), "seven");
-                Outcome::Accepted
-            })
+            fuzz(
+                "selftest-expected-panic",
+                200,
+                vec(any::<u8>(), 0..64),
+                |b| {
+                    assert!(!b.contains(&7), "seven");
+                    Outcome::Accepted
+                },
+            )
         });
         let message = panic_message(&*result.unwrap_err());
         assert!(message.contains("seven"), "{message}");
