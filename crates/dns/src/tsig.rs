@@ -200,6 +200,13 @@ impl AnswerVerifier<'_> {
                 ),
             )
         };
+        // RFC 8945 §5.2.3: the time signed must lie within the fudge of our clock. An answer
+        // dated within `fudge` seconds of 1970 is refused here, before hickory's verifier
+        // computes `time - fudge` (an arithmetic overflow, a panic where overflow checks
+        // are on) for an answer whose MAC verifies.
+        if tsig.data.time < u64::from(tsig.data.fudge) {
+            return Err(too_far(server, tsig.data.time));
+        }
         let time = if self.unsigned.is_empty() {
             let (mac, time, _) = self
                 .signer
@@ -230,15 +237,8 @@ impl AnswerVerifier<'_> {
         };
         // RFC 8945 §5.4.3 (client side of §5.2.3): the answer must be signed within the
         // fudge of our clock, and signatures of a transfer must not go back in time.
-        let now = unix_now();
-        if time.abs_diff(now) > u64::from(FUDGE) || time < self.last_time {
-            return Err(DnsError::permanent(
-                server,
-                format!(
-                    "the TSIG signature of the answer from {server} is dated {} s away from our clock (more than {FUDGE} s): check NTP on both sides",
-                    time.abs_diff(now)
-                ),
-            ));
+        if time.abs_diff(unix_now()) > u64::from(FUDGE) || time < self.last_time {
+            return Err(too_far(server, time));
         }
         self.last_time = time;
         self.first = false;
@@ -258,6 +258,17 @@ impl AnswerVerifier<'_> {
         }
         Ok(())
     }
+}
+
+/// The error of an answer signed too far from our clock (RFC 8945 §5.2.3).
+fn too_far(server: SocketAddr, time: u64) -> DnsError {
+    DnsError::permanent(
+        server,
+        format!(
+            "the TSIG signature of the answer from {server} is dated {} s away from our clock (more than {FUDGE} s): check NTP on both sides",
+            time.abs_diff(unix_now())
+        ),
+    )
 }
 
 fn unix_now() -> u64 {
@@ -379,6 +390,31 @@ mod tests {
             ours.signer
                 .verify_message_byte(&bytes, Some(&req.signature().unwrap().data.mac), true);
         assert!(hickory.unwrap_err().to_string().contains("truncated"));
+    }
+
+    // Found by fuzzing (fuzz/tests/dns.rs, a transfer signed at time 0): hickory's verifier
+    // subtracted the fudge from the time signed and panicked on the overflow.
+    #[test]
+    fn an_answer_signed_in_1970_is_refused_not_a_panic() {
+        let ours = signer("c2VjcmV0LTE=");
+        for time in [0, u64::from(FUDGE) - 1] {
+            let mut req = request();
+            let mut verifier = ours.sign(&mut req, server()).unwrap();
+            let mut response = Message::new(req.id, MessageType::Response, OpCode::Update);
+            response.add_queries(req.queries.clone());
+            let request_mac = req.signature().unwrap().data.mac.clone();
+            let tsig =
+                TSigResponseContext::new(req.id, time, ours.signer.clone(), request_mac, None)
+                    .sign(&response.to_vec().unwrap())
+                    .unwrap();
+            response.set_signature(tsig);
+            let bytes = response.to_vec().unwrap();
+            let e = verifier
+                .verify(&bytes, &Message::from_vec(&bytes).unwrap())
+                .unwrap_err();
+            assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
+            assert!(e.to_string().contains("away from our clock"), "{e}");
+        }
     }
 
     #[test]

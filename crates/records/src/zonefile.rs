@@ -274,16 +274,46 @@ fn parse_tokens(tokens: &[Token]) -> Result<Record, String> {
     })
 }
 
-/// Decodes hex digits (either case), the inverse of [`hex`].
+/// Decodes hex digits (either case), the inverse of [`hex`]. Anything but ASCII hex digits
+/// is refused before decoding: a multi-byte character must not be cut in the middle, and
+/// `from_str_radix` alone would take a `+` sign (`+f`) as a digit pair.
 pub fn unhex(text: &str) -> Result<Vec<u8>, String> {
+    if let Some(c) = text.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("{c:?} is not a hex digit"));
+    }
     if !text.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&text[i..i + 2], 16)
-                .map_err(|_| format!("`{}` is not hex", &text[i..i + 2]))
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let digits = std::str::from_utf8(pair).expect("ASCII hex digits");
+            u8::from_str_radix(digits, 16).map_err(|_| format!("`{digits}` is not hex"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Found by fuzzing (fuzz/corpus/zonefile/crash-tlsa-non-ascii-hex.zone): the TLSA data
+    // was sliced two bytes at a time, which panicked inside a multi-byte character.
+    #[test]
+    fn tlsa_data_with_a_non_ascii_character_is_refused_not_a_panic() {
+        let line = "_25._tcp.mail.example.org. 3600 IN TLSA 3 1 1 \u{fffd}0882458e";
+        let err = parse(line).unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(err.message.contains("not a hex digit"), "{}", err.message);
+        assert!(unhex("é0").is_err());
+    }
+
+    #[test]
+    fn unhex_takes_hex_digits_only() {
+        assert_eq!(unhex("00fFa0"), Ok(vec![0x00, 0xff, 0xa0]));
+        assert_eq!(unhex(""), Ok(vec![]));
+        // `u8::from_str_radix` alone accepts a leading `+`.
+        assert!(unhex("+f+f").is_err());
+        assert!(unhex("abc").is_err());
+    }
 }
