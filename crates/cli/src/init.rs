@@ -48,9 +48,10 @@ pub struct InitArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_domain)]
     domain: Vec<String>,
     /// Let mailzone publish through this DNS server (without it: DNS managed by hand).
-    /// Keys as in the config's [dnsServer.<name>]: kind=rfc2136,host=HOST[,port=PORT]
-    /// [,keyName=NAME,keyFile=PATH|keyEnv=VAR][,algorithm=hmac-sha256][,protocol=tcp]
-    /// [,name=primary]. The TSIG secret stays in keyFile (or keyEnv), never in the config.
+    /// Comma-separated keys as in the config's [dnsServer.<name>]: kind=rfc2136 and
+    /// host=HOST, then optionally port=PORT, keyName=NAME, keyFile=PATH or keyEnv=VAR,
+    /// algorithm=hmac-sha256, protocol=tcp, name=primary. The TSIG secret stays in
+    /// keyFile (or keyEnv), never in the config.
     #[arg(long, value_name = "kind=rfc2136,host=...")]
     dns_server: Option<String>,
     /// DKIM key algorithms, comma-separated (default: ed25519-sha256,rsa-sha256).
