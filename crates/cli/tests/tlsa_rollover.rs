@@ -678,3 +678,59 @@ fn reads_leave_the_state_database_unchanged() {
         );
     }
 }
+
+/// The API's reads are reads too, and a publication that failed starts no clock: with a
+/// renewed certificate that the service cannot publish (its DNS server is unreachable, its
+/// tasks fail and retry), `GET /domains/{d}/records` shows the rollover coming, and neither
+/// it, the check call nor the failed tasks save any rollover, DKIM or zone state.
+#[test]
+fn api_reads_and_failed_publications_leave_the_rollover_state_alone() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+    run.apply(T0);
+    run.install_certificate("new");
+    let config = run.dir.path().join("mailzone.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let dead = format!("port = {}", common::free_port());
+    let text = text.replace(&format!("port = {}", run.knot.addr.port()), &dead);
+    std::fs::write(&config, text).unwrap();
+    let tables = || {
+        [
+            "SELECT * FROM tlsa_state ORDER BY usage, digest",
+            "SELECT domain, selector, stage, next_transition FROM dkim_keys ORDER BY selector",
+            "SELECT * FROM zone_state",
+            "SELECT * FROM published_records ORDER BY 1, 2, 3, 4",
+        ]
+        .map(|q| run.sql(q))
+        .concat()
+    };
+    let before = tables();
+    assert!(before.contains(&old) && !before.contains(&new), "{before}");
+
+    let service = Service::start(run.dir.path(), None);
+    let tried = poll_until(Duration::from_secs(30), || {
+        service
+            .tasks()
+            .iter()
+            .any(|t| t["type"] == "DnsManagement" && t["attempts"].as_u64() >= Some(2))
+    });
+    assert!(
+        tried,
+        "the service's publication was not tried: {}",
+        service.output()
+    );
+    let path = format!("/api/v1/domains/{ZONE}/records");
+    let (status, records) = service.get(&path);
+    assert_eq!(status, 200, "{records}");
+    let shown = records.to_string();
+    assert!(shown.contains(&new) && shown.contains(&old), "{records:#}");
+    assert_eq!(service.get(&path), (status, records));
+    let (status, check) = service.post(
+        &format!("/api/v1/domains/{ZONE}/check"),
+        &serde_json::json!({ "nameservers": [run.knot.addr.to_string()], "fetchMtaSts": false }),
+    );
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(tables(), before, "{}", service.output());
+    assert_eq!(run.served_smtp_ee(), vec![old], "nothing was published");
+}
