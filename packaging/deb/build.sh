@@ -71,6 +71,9 @@ if has_subcommand man && has_subcommand completions; then
   "$mailzone" completions fish > "$assets/completions/mailzone.fish" || compgen_ok=false
   $compgen_ok || die "mailzone completions failed"
   compgen -G "$assets/man/*.1" > /dev/null || die "mailzone man wrote no page into $assets/man"
+  # Debian Policy §12.1: man pages are installed gzipped. cargo-deb compresses only the
+  # assets it does not count as built products, and everything under target/release is.
+  gzip -9n "$assets/man"/*.1
   echo "man pages: $(ls "$assets/man" | wc -l), completions: bash zsh fish"
 else
   echo "NOTE: this mailzone has no 'man'/'completions' subcommand yet: the package is built" \

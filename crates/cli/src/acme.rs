@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::acme::{Outcome, RenewRequest};
-use mailzone_engine::{clock, load_config};
+use mailzone_engine::{clock, load_config_with_state};
 
 #[derive(Args)]
 pub struct AcmeArgs {
@@ -51,7 +51,7 @@ pub async fn run(args: AcmeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.config)?;
+    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
     let request = RenewRequest {
         state_dir: args.state_dir.clone(),
         store: None,

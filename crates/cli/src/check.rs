@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use mailzone_check::dns_lookup::parse_nameserver;
 use mailzone_check::{CheckOptions, Finding, Severity};
 use mailzone_engine::check::DEFAULT_CONCURRENCY;
-use mailzone_engine::{CheckReport, CheckRequest, load_config};
+use mailzone_engine::{CheckReport, CheckRequest, load_config_with_state};
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -46,7 +46,7 @@ enum Format {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.config)?;
+    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
     let request = CheckRequest {
         domains: args.domains,
         nameservers: args.nameservers,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::dkim::{DkimKeyInfo, ExportFormat};
-use mailzone_engine::{RecordsRequest, clock, load_config};
+use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
 use mailzone_records::DkimAlgorithm;
 
 #[derive(Args)]
@@ -123,7 +123,7 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn keys(common: &Common) -> anyhow::Result<Vec<DkimKeyInfo>> {
-    let loaded = load_config(&common.config)?;
+    let loaded = load_config_with_state(&common.config, &common.state_dir).await?;
     let request = RecordsRequest {
         domains: common.domains.clone(),
         types: vec![],
@@ -199,7 +199,7 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.common.config)?;
+    let loaded = load_config_with_state(&args.common.config, &args.common.state_dir).await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],
@@ -247,7 +247,7 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.common.config)?;
+    let loaded = load_config_with_state(&args.common.config, &args.common.state_dir).await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],

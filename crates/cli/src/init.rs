@@ -51,7 +51,7 @@ pub struct InitArgs {
     /// Keys as in the config's [dnsServer.<name>]: kind=rfc2136,host=HOST[,port=PORT]
     /// [,keyName=NAME,keyFile=PATH|keyEnv=VAR][,algorithm=hmac-sha256][,protocol=tcp]
     /// [,name=primary]. The TSIG secret stays in keyFile (or keyEnv), never in the config.
-    #[arg(long, value_name = "kind=rfc2136,host=…")]
+    #[arg(long, value_name = "kind=rfc2136,host=...")]
     dns_server: Option<String>,
     /// DKIM key algorithms, comma-separated (default: ed25519-sha256,rsa-sha256).
     #[arg(long, value_delimiter = ',', value_parser = parse_algorithm)]

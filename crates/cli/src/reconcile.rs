@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
 use mailzone_engine::reconcile::ZoneOutcome;
 use mailzone_engine::{
-    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config,
+    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config_with_state,
 };
 use mailzone_records::diff::PlanEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
@@ -86,7 +86,7 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<ReconcileReport> {
-    let loaded = load_config(&args.config)?;
+    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
     let request = ReconcileRequest {
         records: RecordsRequest {
             domains: args.domains.clone(),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use mailzone_engine::{RecordsRequest, clock, load_config};
+use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
 use mailzone_records::{DnsRecordType, json, zonefile};
 
 #[derive(Args)]
@@ -39,7 +39,7 @@ pub fn parse_type(s: &str) -> Result<DnsRecordType, String> {
 }
 
 pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.config)?;
+    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
     let request = RecordsRequest {
         domains: args.domains,
         types: args.types,

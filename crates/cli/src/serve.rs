@@ -27,15 +27,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     workers: usize,
     /// How often every automatically managed domain is reconciled (drift repair).
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = mailzone_records::config::parse_duration)]
     reconcile_interval: Duration,
     /// How often the certificate files of [server.tls] are read for a changed key (a
     /// renewal): a change schedules TlsaSync tasks.
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1m", value_parser = mailzone_records::config::parse_duration)]
     certificate_check_interval: Duration,
     /// How often every domain is checked (changed findings are notified through
     /// [notify]); overrides serve.checkInterval (default 6h).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = mailzone_records::config::parse_duration)]
     check_interval: Option<Duration>,
     /// The servers the scheduled check asks (IP or IP:PORT, port 53 by default;
     /// repeatable) instead of each zone's authoritative servers; overrides
@@ -46,14 +46,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8)]
     max_attempts: u32,
     /// The first retry's delay; it doubles with each attempt.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = mailzone_records::config::parse_duration)]
     retry_backoff: Duration,
     /// The longest retry delay.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = mailzone_records::config::parse_duration)]
     max_retry_backoff: Duration,
     /// How long a running task's lease lasts without renewal (a task whose instance died
     /// is taken over after it).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = mailzone_records::config::parse_duration)]
     lease: Duration,
 }
 

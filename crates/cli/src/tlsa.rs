@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::tlsa::TlsaStatus;
-use mailzone_engine::{RecordsRequest, clock, load_config};
+use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
 
 #[derive(Args)]
 pub struct TlsaArgs {
@@ -35,7 +35,7 @@ struct StatusArgs {
     #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
     state_dir: PathBuf,
     /// Seconds to wait for each DNS answer.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = mailzone_records::config::parse_duration)]
     timeout: Duration,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -54,7 +54,7 @@ pub async fn run(args: TlsaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&args.config)?;
+    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
     let request = RecordsRequest {
         domains: args.domains.clone(),
         types: vec![],

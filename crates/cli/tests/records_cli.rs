@@ -322,6 +322,46 @@ fn unreadable_certificate_file() {
 }
 
 #[test]
+fn a_device_or_fifo_as_certificate_or_key_fails_at_once() {
+    // /dev/zero used to be read until memory ran out, a FIFO without a writer blocked
+    // forever: both are refused before they are opened.
+    let base = base_config();
+    let ex = examples().canonicalize().unwrap();
+    let cert = format!("\"{}/certs/mail.example.org.pem\"", ex.display());
+    let e = error_for(&cert, "\"/dev/zero\"", &[]);
+    assert_mentions(
+        &e,
+        &["server.tls.certificate", "/dev/zero", "not a regular file"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let key = format!("\"{}/keys/202611e.pem\"", ex.display());
+    assert!(base.contains(&key));
+    let started = std::time::Instant::now();
+    let e = error_for(&key, &format!("\"{}\"", fifo.display()), &[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_mentions(&e, &["privateKeyFile", "not a regular file"]);
+}
+
+#[test]
+fn an_oversized_certificate_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pem");
+    std::fs::write(&big, vec![b'A'; 2 << 20]).unwrap();
+    let ex = examples().canonicalize().unwrap();
+    let cert = format!("\"{}/certs/mail.example.org.pem\"", ex.display());
+    let e = error_for(&cert, &format!("\"{}\"", big.display()), &[]);
+    assert_mentions(&e, &["server.tls.certificate", "larger than 1 MiB"]);
+}
+
+#[test]
 fn chain_without_leaf() {
     let e = error_for("certs/mail.example.org.pem", "certs/ca.pem", &[]);
     assert_mentions(

@@ -897,6 +897,37 @@ fn domain_created_through_the_api_is_published() {
     );
     assert_eq!(service.get("/api/v1/domains/other.test").0, 404);
 
+    // The commands run beside the service see it too: its DKIM key reaches the MTA through
+    // `dkim export` like a file-defined domain's.
+    let listed = common::mailzone_ok(dir.path(), &["dkim", "list", "api.test"]);
+    assert!(
+        listed.contains("api.test") && listed.contains("ed25519") && listed.contains("Active"),
+        "{listed}"
+    );
+    let export = dir.path().join("export");
+    common::mailzone_ok(
+        dir.path(),
+        &[
+            "dkim",
+            "export",
+            "api.test",
+            "--format",
+            "pem",
+            "--out",
+            export.to_str().unwrap(),
+        ],
+    );
+    let exported: Vec<_> = std::fs::read_dir(export.join("api.test"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        exported.len() == 1 && exported[0].ends_with(".pem"),
+        "{exported:?}"
+    );
+    let records = common::mailzone_ok(dir.path(), &["records", "api.test"]);
+    assert!(records.contains("p=quarantine"), "{records}");
+
     // It survives a restart (it lives in the database).
     drop(service.terminate());
     let service = Service::start(dir.path(), Some(&token));

@@ -199,7 +199,10 @@ fn days(seconds: i64) -> String {
 /// The leaf of the configured certificate file; `None` when there is none yet or it cannot
 /// be read as a certificate (then a new one is due).
 fn read_current(settings: &AcmeSettings) -> Result<Option<Current>, EngineError> {
-    let bytes = match std::fs::read(&settings.certificate.path) {
+    let bytes = match crate::files::read_limited(
+        &settings.certificate.path,
+        crate::files::REFERENCED_FILE_LIMIT,
+    ) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
@@ -693,11 +696,12 @@ pub fn next_key_path(private_key: &Path) -> PathBuf {
 /// `None` when there is none yet: the `3 1 1` digest published ahead of the switch.
 pub fn next_key_digest(private_key: &Path) -> Result<Option<Vec<u8>>, String> {
     let path = next_key_path(private_key);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => zeroize::Zeroizing::new(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
+    let text =
+        match crate::files::read_to_string_limited(&path, crate::files::REFERENCED_FILE_LIMIT) {
+            Ok(text) => zeroize::Zeroizing::new(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
     let key = KeyPair::from_pem(&text).map_err(|_| {
         format!(
             "{} is not a PEM private key mailzone can use",
@@ -715,7 +719,9 @@ fn certificate_key(settings: &AcmeSettings) -> Result<(KeyPair, bool), EngineErr
     let path = &settings.private_key.path;
     if !settings.reuse_key {
         let next = next_key_path(path);
-        if let Ok(text) = std::fs::read_to_string(&next) {
+        if let Ok(text) =
+            crate::files::read_to_string_limited(&next, crate::files::REFERENCED_FILE_LIMIT)
+        {
             let text = zeroize::Zeroizing::new(text);
             if let Ok(key) = KeyPair::from_pem(&text) {
                 return Ok((key, false));
@@ -727,7 +733,7 @@ fn certificate_key(settings: &AcmeSettings) -> Result<(KeyPair, bool), EngineErr
         }
     }
     if settings.reuse_key {
-        match std::fs::read_to_string(path) {
+        match crate::files::read_to_string_limited(path, crate::files::REFERENCED_FILE_LIMIT) {
             Ok(text) => {
                 let text = zeroize::Zeroizing::new(text);
                 let key = KeyPair::from_pem(&text).map_err(|_| {

@@ -74,7 +74,11 @@ fn read_secret(
     let (text, key) = match source {
         SecretSource::Inline(text) => (Zeroizing::new(text.to_string()), format!("{key_path}.key")),
         SecretSource::File(file) => {
-            let text = std::fs::read_to_string(&file.path).map_err(|e| {
+            let text = crate::files::read_to_string_limited(
+                &file.path,
+                crate::files::REFERENCED_FILE_LIMIT,
+            )
+            .map_err(|e| {
                 fail(
                     &file.key_path,
                     format!("cannot read {}: {e}", file.path.display()),

@@ -371,14 +371,13 @@ pub async fn rotate(
             domain: name.to_string(),
             ..RotationReport::default()
         };
-        let secs = |d: std::time::Duration| d.as_secs() as i64;
         // 1. Time moves.
         let mut withdrawn = Vec::new();
         for key in store.dkim_keys(name).await? {
             let due = key.next_transition.is_some_and(|t| t <= now);
             match key.stage {
                 DkimStage::Retiring if due => {
-                    let next = Some(now + secs(rotation.delete_after));
+                    let next = Some(crate::clock::after(now, rotation.delete_after));
                     store
                         .set_dkim_stage(name, &key.selector, DkimStage::Retired, next)
                         .await?;
@@ -410,7 +409,9 @@ pub async fn rotate(
             let Some(active) = of_algorithm(DkimStage::Active).max_by_key(|k| k.created_at) else {
                 continue;
             };
-            if !force && now - active.created_at < secs(rotation.rotate_after) {
+            if !force
+                && now.saturating_sub(active.created_at) < crate::clock::secs(rotation.rotate_after)
+            {
                 continue;
             }
             let Some(kept) =
@@ -713,7 +714,6 @@ pub(crate) async fn promote_served(
     let DkimManagement::Automatic { rotation, .. } = &domain.dkim_management else {
         return Ok(Vec::new());
     };
-    let secs = |d: std::time::Duration| d.as_secs() as i64;
     let name = domain.name.as_str();
     let keys = store.dkim_keys(name).await?;
     let mut changes = Vec::new();
@@ -726,13 +726,17 @@ pub(crate) async fn promote_served(
             .iter()
             .filter(|k| k.algorithm == pending.algorithm && k.stage == DkimStage::Active)
         {
-            let next = Some(now + secs(rotation.retire_after));
+            let next = Some(crate::clock::after(now, rotation.retire_after));
             store
                 .set_dkim_stage(name, &old.selector, DkimStage::Retiring, next)
                 .await?;
             replaces.push(old.selector.clone());
         }
-        let next = Some(pending.created_at + secs(rotation.rotate_after));
+        crate::crash::point("dkim-promotion");
+        let next = Some(crate::clock::after(
+            pending.created_at,
+            rotation.rotate_after,
+        ));
         store
             .set_dkim_stage(name, &pending.selector, DkimStage::Active, next)
             .await?;
@@ -838,7 +842,7 @@ fn run_command(
             let _ = sender.send(buf);
         });
     }
-    let deadline = std::time::Instant::now() + timeout;
+    let deadline = crate::clock::deadline(timeout);
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,

@@ -5,8 +5,10 @@ pub mod acme;
 pub mod check;
 pub mod clock;
 pub mod connect;
+pub mod crash;
 pub mod dkim;
 pub mod error;
+pub mod files;
 pub mod load;
 pub mod progress;
 pub mod propagation;
@@ -19,6 +21,7 @@ pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;
 pub use load::{
     ApiObject, ApiObjects, LoadedConfig, load_config, load_config_from, load_config_with,
+    load_config_with_state,
 };
 pub use progress::{Progress, Silent};
 pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};

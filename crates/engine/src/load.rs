@@ -62,10 +62,11 @@ pub struct ApiObjects {
 /// (`onKeyChange`): a remote caller must not make the service read its files or its
 /// environment, or run programs.
 pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
-    let mut text = std::fs::read_to_string(path).map_err(|e| EngineError::ReadConfig {
-        file: path.to_path_buf(),
-        reason: io_reason(&e),
-    })?;
+    let mut text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT)
+        .map_err(|e| EngineError::ReadConfig {
+            file: path.to_path_buf(),
+            reason: io_reason(&e),
+        })?;
     if !api.domains.is_empty() || !api.dns_servers.is_empty() {
         text = merge_api_objects(path, &text, api)?;
     }
@@ -190,6 +191,23 @@ pub async fn load_config_from(
     load_config_with(path, &api)
 }
 
+/// The config as a command run beside `mailzone serve` sees it: the file, plus the domains
+/// and DNS servers defined through the API of a service keeping its SQLite database in
+/// `state_dir` (so that `dkim export` reaches the keys of an API-defined domain). Without
+/// a database there, the file alone; nothing is created.
+pub async fn load_config_with_state(
+    path: &Path,
+    state_dir: &Path,
+) -> Result<LoadedConfig, EngineError> {
+    if !state_dir.join(mailzone_store::DATABASE_FILE_NAME).is_file() {
+        return load_config(path);
+    }
+    let store = mailzone_store::Store::open_sqlite(state_dir).await?;
+    let loaded = load_config_from(path, &store).await;
+    store.close().await;
+    loaded
+}
+
 /// The config text with the API's objects added as `[domain."name"]` and
 /// `[dnsServer.name]` tables.
 fn merge_api_objects(path: &Path, text: &str, api: &ApiObjects) -> Result<String, EngineError> {
@@ -249,7 +267,7 @@ struct FileReader<'a> {
 
 impl FileReader<'_> {
     fn read(&self, file: &FileRef) -> Result<Vec<u8>, EngineError> {
-        std::fs::read(&file.path)
+        crate::files::read_limited(&file.path, crate::files::REFERENCED_FILE_LIMIT)
             .map_err(|e| self.invalid(file, format!("cannot read the file: {}", io_reason(&e))))
     }
 

@@ -49,7 +49,7 @@ pub async fn wait(
         return Ok(());
     }
     let expected = &expected_rrsets(changes, before);
-    let deadline = Instant::now() + server.propagation_timeout;
+    let deadline = crate::clock::deadline(server.propagation_timeout);
     let mut pending: Vec<SocketAddr> = targets;
     loop {
         let polls = pending.iter().map(|&target| async move {

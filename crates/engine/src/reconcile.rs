@@ -106,18 +106,23 @@ struct ZoneWork<'a> {
 
 impl ZoneWork<'_> {
     /// Whether this run answers for what the ledger holds at `name`: inside its scope, and
-    /// not in the subtree of a more specific domain that the run did not select (a run for
-    /// `example.org` leaves `sub.example.org`'s records alone, and the other way round).
-    /// A name outside every domain of the zone (a mail host's address) belongs to each.
+    /// not claimed by a domain the run did not select. The most specific claim wins: a
+    /// selected domain or scope (a delegated key's `<domain>.<delegateTo>`) against an
+    /// unselected domain, the unselected one on a tie (a run for `sub.example.org` leaves
+    /// `example.org`'s apex alone, and `example.org`'s run leaves `sub.example.org`'s
+    /// records). A name no domain claims (a mail host's address in a zone that is itself
+    /// no domain) belongs to each run.
     fn owns(&self, name: &Name) -> bool {
-        let in_scope = self.scope.iter().any(|s| name.is_within(s));
-        let most_specific = self
-            .domains
-            .iter()
-            .chain(&self.unselected)
-            .filter(|d| name.is_within(d))
-            .max_by_key(|d| d.as_str().len());
-        in_scope && most_specific.is_none_or(|d| !self.unselected.contains(d))
+        if !self.scope.iter().any(|s| name.is_within(s)) {
+            return false;
+        }
+        let selected = self.domains.iter().chain(&self.scope).map(|d| (d, true));
+        let unselected = self.unselected.iter().map(|d| (d, false));
+        selected
+            .chain(unselected)
+            .filter(|(d, _)| name.is_within(d))
+            .max_by_key(|(d, is_selected)| (d.as_str().len(), !is_selected))
+            .is_none_or(|(_, is_selected)| is_selected)
     }
 }
 
@@ -601,9 +606,11 @@ async fn reconcile_zone(
         store
             .ledger_add(zone, &intent, crate::clock::unix_now())
             .await?;
+        crate::crash::point("ledger-intent");
         progress.step(zone, "sending the update");
         match provider.apply(&outcome.changes).await {
             Ok(applied) => {
+                crate::crash::point("update-sent");
                 let deleted: Vec<_> = outcome
                     .changes
                     .deletes
@@ -619,6 +626,7 @@ async fn reconcile_zone(
                 };
                 outcome.serial = serial;
                 progress.step(zone, "waiting for propagation");
+                crate::crash::point("propagation");
                 propagation::wait(
                     item.server,
                     zone,

@@ -330,7 +330,10 @@ pub(crate) fn free_slot(
     let withdrawn_long_enough = |k: &StoredDkimKey| {
         // A retired key's next transition is its deletion, `deleteAfter` after withdrawal.
         k.next_transition.is_none_or(|deletion| {
-            deletion - rotation.delete_after.as_secs() as i64 + i64::from(ttl) <= now_unix
+            deletion
+                .saturating_sub(crate::clock::secs(rotation.delete_after))
+                .saturating_add(i64::from(ttl))
+                <= now_unix
         })
     };
     mailzone_records::DkimDelegation::slots(algorithm)

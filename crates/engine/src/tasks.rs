@@ -7,6 +7,7 @@
 //! prerequisites), so a run cut short anywhere — a crash, a lost lease, a shutdown — is
 //! simply run again.
 
+use futures::FutureExt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -155,32 +156,44 @@ pub enum Ran {
     LeaseLost,
 }
 
+/// The error a panicking task ends with.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> EngineError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    EngineError::Usage(format!(
+        "internal error: the task panicked ({message}); this is a bug in mailzone"
+    ))
+}
+
 impl Worker {
     /// Claims the next due task, if any.
     pub async fn claim(&self) -> Result<Option<Task>, EngineError> {
         let now = clock::unix_now();
-        let until = now + self.policy.lease.as_secs() as i64;
+        let until = clock::after(now, self.policy.lease);
         Ok(self.store.claim_task(&self.owner, now, until).await?)
     }
 
     /// Runs a claimed task to its end, renewing the lease meanwhile, and records the end.
     pub async fn run(&self, task: &Task) -> Result<Ran, EngineError> {
         let progress = TaskProgress::default();
-        let work = self.execute(task, &progress);
+        // A panic in a task is a bug, but it must not take the worker with it: the task ends
+        // `Failed` with the panic's message and the worker goes on to the next one.
+        let work = std::panic::AssertUnwindSafe(self.execute(task, &progress))
+            .catch_unwind()
+            .map(|ran| ran.unwrap_or_else(|panic| Err(panicked(panic.as_ref()))));
         tokio::pin!(work);
-        let renew_every = self.policy.lease / 3;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut work => break outcome,
-                () = tokio::time::sleep(renew_every) => {
-                    let now = clock::unix_now();
-                    let until = now + self.policy.lease.as_secs() as i64;
-                    let step = progress.latest();
-                    if !self.store.renew_task(&task.id, &self.owner, until, &step, now).await? {
-                        tracing::warn!(task = %task.id, "lease lost: another worker runs this task now");
-                        return Ok(Ran::LeaseLost);
-                    }
-                }
+        // The renewals run beside the work, never instead of it: while a renewal waits for
+        // a database connection, the work that may hold that connection goes on, so the two
+        // cannot wait for each other until the pool times out and the lease is lost.
+        let outcome = tokio::select! {
+            outcome = &mut work => outcome,
+            lost = self.renew_lease(task, &progress) => {
+                lost?;
+                tracing::warn!(task = %task.id, "lease lost: another worker runs this task now");
+                return Ok(Ran::LeaseLost);
             }
         };
         let end = match outcome {
@@ -188,7 +201,7 @@ impl Worker {
             Err(e) if e.is_transient() && task.attempts < self.policy.max_attempts => {
                 let delay = self.policy.backoff(task.attempts);
                 TaskEnd::Retry {
-                    due_at: clock::unix_now() + delay.as_secs() as i64,
+                    due_at: clock::after(clock::unix_now(), delay),
                     reason: format!(
                         "{e} (attempt {} of {}; next in {})",
                         task.attempts,
@@ -215,6 +228,25 @@ impl Worker {
             Ok(Ran::Ended(end))
         } else {
             Ok(Ran::LeaseLost)
+        }
+    }
+
+    /// Renews the lease of `task` every third of its length with the latest progress, until
+    /// a renewal finds the task taken over (`Ok`) or fails (`Err`).
+    async fn renew_lease(&self, task: &Task, progress: &TaskProgress) -> Result<(), EngineError> {
+        let renew_every = self.policy.lease / 3;
+        loop {
+            tokio::time::sleep(renew_every).await;
+            let now = clock::unix_now();
+            let until = clock::after(now, self.policy.lease);
+            let step = progress.latest();
+            if !self
+                .store
+                .renew_task(&task.id, &self.owner, until, &step, now)
+                .await?
+            {
+                return Ok(());
+            }
         }
     }
 

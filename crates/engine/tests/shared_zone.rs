@@ -106,7 +106,10 @@ async fn a_scoped_run_leaves_the_other_domains_of_the_zone_alone() {
 
     // Both domains published by one unscoped run.
     run(tmp.path(), &text, &[]).await.unwrap();
-    assert_eq!(server.query("y.crash.test", "MX"), vec!["10 mail.crash.test."]);
+    assert_eq!(
+        server.query("y.crash.test", "MX"),
+        vec!["10 mail.crash.test."]
+    );
     assert!(server.query("y.crash.test", "CAA")[0].contains("sectigo.com"));
     assert!(server.query("_dmarc.y.crash.test", "TXT")[0].contains("p=reject"));
 
@@ -119,7 +122,12 @@ async fn a_scoped_run_leaves_the_other_domains_of_the_zone_alone() {
     let report = run(tmp.path(), &text, &["y.crash.test"]).await.unwrap();
     assert_eq!(deletes(&report), Vec::<String>::new());
     assert_eq!(server.query(ZONE, "MX"), vec!["10 mail.crash.test."]);
-    assert!(server.query(ZONE, "TXT").iter().any(|t| t.contains("v=spf1")));
+    assert!(
+        server
+            .query(ZONE, "TXT")
+            .iter()
+            .any(|t| t.contains("v=spf1"))
+    );
     assert_eq!(server.query("mail.crash.test", "A"), vec!["192.0.2.10"]);
 
     // A change to y.crash.test, applied by crash.test's run, touches nothing of y's...

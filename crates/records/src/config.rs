@@ -795,16 +795,24 @@ fn bind_secret(text: &str) -> Option<String> {
     Some(rest[open + 1..open + 1 + close].to_string())
 }
 
-/// A duration such as `0s`, `500ms`, `30s`, `5m` or `1h` (humantime's syntax).
+/// The longest duration a setting may take: a century. Longer ones mean "never" anyway,
+/// and would overflow the clocks they are added to (instants, Unix seconds).
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3_155_760_000);
+
+/// A duration such as `0s`, `500ms`, `30s`, `5m` or `1h` (humantime's syntax), at most
+/// [`MAX_DURATION`]. Command-line flags parse durations with it too.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let parsed = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("not a duration ({e}); write e.g. 500ms, 30s, 5m"))?;
+    if parsed > MAX_DURATION {
+        return Err("too long: a duration is at most 100 years".to_string());
+    }
+    Ok(parsed)
+}
+
 fn duration(key: &str, value: Option<String>, default: &str) -> Result<std::time::Duration> {
     let text = value.unwrap_or_else(|| default.to_string());
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        ConfigError::new(
-            key,
-            Some(&text),
-            format!("not a duration ({e}); write e.g. 500ms, 30s, 5m"),
-        )
-    })
+    parse_duration(&text).map_err(|reason| ConfigError::new(key, Some(&text), reason))
 }
 
 fn host(key: &str, written: &str) -> Result<Name> {
@@ -899,10 +907,14 @@ fn mta_sts_policy(key: &str, raw: Option<RawMtaSts>, server: &Server) -> Result<
     let mx = match raw.mx {
         None => default_mx(),
         Some(patterns) => list(&patterns, &format!("{key}.mx"), |k, p| {
-            // RFC 8461 §4.1: a pattern is a host name or `*.` followed by one.
-            let host_part = p.strip_prefix("*.").unwrap_or(p);
+            // RFC 8461 §4.1: a pattern is a host name or `*.` followed by one, in A-labels
+            // (§3.2's ABNF is ASCII): a Unicode name is served as its A-label.
+            let (wildcard, host_part) = match p.strip_prefix("*.") {
+                Some(rest) => ("*.", rest),
+                None => ("", p),
+            };
             Name::host(host_part)
-                .map(|_| p.to_ascii_lowercase())
+                .map(|name| format!("{wildcard}{}", name.as_str()))
                 .map_err(|e| ConfigError::new(k, Some(p), e.to_string()))
         })?,
     };

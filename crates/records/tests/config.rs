@@ -238,3 +238,55 @@ fn on_key_change_is_an_argv_list_relative_to_the_config() {
         mailzone_records::DkimManagement::Automatic { on_key_change, .. } if on_key_change.is_empty()
     ));
 }
+
+#[test]
+fn durations_longer_than_a_century_are_refused_with_their_key() {
+    // Such a duration used to be accepted and then overflowed the clock it was added to
+    // (a panicking worker, or a rotation timer wrapped into the past).
+    let cases = [
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\npropagationTimeout = \"500000000000years\"\n",
+            "dnsServer.p.propagationTimeout",
+        ),
+        (
+            "[domain.\"example.org\"]\ndkimManagement = { automatic = { rotateAfter = \"200years\" } }\n",
+            "domain.\"example.org\".dkimManagement.automatic.rotateAfter",
+        ),
+        (
+            "[server.tls]\ncertificate = \"c.pem\"\nretireAfter = \"101years\"\n",
+            "server.tls.retireAfter",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = config(text).unwrap_err();
+        assert!(err.starts_with(key), "expected {key} first in: {err}");
+        assert!(err.contains("at most 100 years"), "{err}");
+    }
+    config("[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\npropagationTimeout = \"100years\"\n")
+        .unwrap();
+    let parse = mailzone_records::config::parse_duration;
+    assert_eq!(parse(" 90s ").unwrap(), Duration::from_secs(90));
+    assert!(parse("18446744073709551615s").is_err());
+}
+
+#[test]
+fn unicode_mta_sts_mx_patterns_become_a_labels() {
+    // RFC 8461 §3.2's policy grammar is ASCII: `mx: mx.bücher.example` would be invalid.
+    let c = config(
+        "[domain.\"example.org\"]\nmtaSts = { mx = [\"MX.Bücher.example\", \"*.bücher.example\", \"mail.example.org\"] }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.domains[0].mta_sts.mx,
+        vec![
+            "mx.xn--bcher-kva.example",
+            "*.xn--bcher-kva.example",
+            "mail.example.org"
+        ]
+    );
+    let err = config("[domain.\"example.org\"]\nmtaSts = { mx = [\"bad..name\"] }\n").unwrap_err();
+    assert!(
+        err.starts_with("domain.\"example.org\".mtaSts.mx[0]"),
+        "{err}"
+    );
+}

@@ -227,14 +227,18 @@ pub fn read_secret(
     let fail = |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
     let text = match source {
         SecretSource::Inline(text) => Zeroizing::new(text.to_string()),
-        SecretSource::File(file) => {
-            Zeroizing::new(std::fs::read_to_string(&file.path).map_err(|e| {
+        SecretSource::File(file) => Zeroizing::new(
+            mailzone_engine::files::read_to_string_limited(
+                &file.path,
+                mailzone_engine::files::REFERENCED_FILE_LIMIT,
+            )
+            .map_err(|e| {
                 fail(
                     &file.key_path,
                     format!("cannot read {}: {e}", file.path.display()),
                 )
-            })?)
-        }
+            })?,
+        ),
         SecretSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|_| {
             fail(
                 &format!("{key}Env"),

@@ -49,6 +49,7 @@
 
 mod bind;
 mod client;
+mod faults;
 mod knot;
 mod ports;
 mod postgres;
@@ -63,6 +64,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 pub use client::{Answer, axfr_at, nsupdate_at, query_at};
+pub use faults::{Fault, FaultProxy, Match, Rule};
 pub use ports::free_port;
 pub use postgres::{POSTGRES_TOOLS, Postgres};
 pub use server::DnsServer;
