@@ -201,7 +201,7 @@ struct Run {
 
 impl Run {
     fn start() -> Option<Run> {
-        if !mailzone_testkit::require_tools(&["knotd", "kdig", "openssl"]) {
+        if !mailzone_testkit::require_tools(&["knotd", "kdig", "openssl", "sqlite3"]) {
             return None;
         }
         let key = TsigKey::generate("mailzone");
@@ -229,6 +229,12 @@ impl Run {
     }
 
     fn write_config_retiring_after(&self, next_key: Option<&str>, retire_after: &str) {
+        self.write_config_publishing(next_key, retire_after, r#""mx", "tlsa""#);
+    }
+
+    /// The config publishing `publish` (a TOML list's items); DKIM keys are automatic (the
+    /// default).
+    fn write_config_publishing(&self, next_key: Option<&str>, retire_after: &str, publish: &str) {
         let next = next_key
             .map(|k| format!("nextKey = \"pki/{k}.pub\"\n"))
             .unwrap_or_default();
@@ -255,7 +261,7 @@ keyFile = "tsig.key"
 pollingInterval = "100ms"
 
 [domain."{ZONE}"]
-dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx", "tlsa"] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = [{publish}] }} }}
 "#,
             port = self.knot.addr.port(),
             key = self.knot.key.name,
@@ -279,9 +285,10 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx",
             .unwrap()
     }
 
-    /// `apply` at time `at`; returns its stderr (warnings).
+    /// `apply` at time `at`; returns its stderr (progress lines and warnings: not `--quiet`,
+    /// which leaves out warnings too).
     fn apply(&self, at: i64) -> String {
-        let out = self.mailzone(&["apply", "--quiet", "--at", &at.to_string()]);
+        let out = self.mailzone(&["apply", "--at", &at.to_string()]);
         assert!(
             out.status.success(),
             "apply: {}{}",
@@ -289,6 +296,55 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// `plan` at time `at`; returns its stdout (the changes).
+    fn plan(&self, at: i64) -> String {
+        self.ok(&["plan", "--quiet", "--at", &at.to_string()])
+    }
+
+    /// Runs a command, requiring success; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mailzone(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The state database as it is on disk once no mailzone process holds it: the bytes of
+    /// the SQLite file (and of a write-ahead log, if one was left), and every table's rows
+    /// as `sqlite3 .dump` prints them.
+    fn state_snapshot(&self) -> (Vec<Vec<u8>>, String) {
+        let db = self.dir.path().join("state/mailzone.db");
+        let bytes = ["", "-wal"]
+            .iter()
+            .map(|suffix| {
+                let mut path = db.clone().into_os_string();
+                path.push(suffix);
+                std::fs::read(path).unwrap_or_default()
+            })
+            .collect();
+        (bytes, self.sql(".dump"))
+    }
+
+    /// `sqlite3 -readonly` on the state database: a query's rows, or a dot command's output.
+    fn sql(&self, query: &str) -> String {
+        let out = Command::new(tool_path("sqlite3").unwrap())
+            .arg("-readonly")
+            .arg(self.dir.path().join("state/mailzone.db"))
+            .arg(query)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// The served TLSA records at `name` as (usage, lowercase digest), sorted.
@@ -508,4 +564,173 @@ fn serve_publishes_a_renewed_certificate_by_itself() {
         task["result"].as_str().unwrap().contains("in sync"),
         "{task:#}"
     );
+}
+
+/// RFC 7671 §8.1 asks that the old key's record stay served for a while after the new one
+/// is: `retireAfter` is counted from the apply that published the new certificate's record,
+/// not from a `plan` that only showed it coming.
+#[test]
+fn retire_after_counts_from_the_publishing_apply_not_an_earlier_plan() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+    run.apply(T0);
+    run.install_certificate("new");
+
+    // Previewed on day 1, published on day 5: retireAfter (2d) runs from day 5.
+    let plan = run.plan(T0 + DAY);
+    assert!(plan.contains(&new), "{plan}");
+    assert_eq!(
+        run.served_ee(),
+        vec![old.clone()],
+        "a plan publishes nothing"
+    );
+    run.apply(T0 + 5 * DAY);
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    let status = run.status();
+    let rows = status["digests"].as_array().unwrap();
+    let row = rows.iter().find(|r| r["digest"] == old.as_str()).unwrap();
+    assert_eq!(row["retireAt"], T0 + 7 * DAY, "{status:#}");
+
+    // A plan in between moves nothing either.
+    run.plan(T0 + 6 * DAY);
+    run.apply(T0 + 7 * DAY - 1);
+    assert_eq!(run.served_ee(), sorted(vec![old.clone(), new.clone()]));
+    run.apply(T0 + 7 * DAY);
+    assert_eq!(run.served_ee(), vec![new]);
+}
+
+/// Reads never move a clock or a stage: after the first `records` (which creates the
+/// missing automatic DKIM keys, the one write a read may make), `records`, `plan`, `check`,
+/// `tlsa status` and `dkim list` leave the state database byte for byte as it was — also
+/// with a renewed certificate whose rollover the next apply will start, and with a pending
+/// DKIM key that only the publishing apply activates.
+#[test]
+fn reads_leave_the_state_database_unchanged() {
+    let Some(run) = Run::start() else { return };
+    run.write_config_publishing(None, "2d", r#""mx", "tlsa", "dkim""#);
+    let first = run.ok(&["records"]);
+    let before = run.state_snapshot();
+    let stages = "SELECT stage FROM dkim_keys ORDER BY selector";
+    assert_eq!(
+        run.sql(stages),
+        "Pending\nPending\n",
+        "one key per algorithm"
+    );
+    let tlsa = "SELECT count(*) FROM tlsa_state";
+    assert_eq!(run.sql(tlsa), "0\n", "nothing is published yet");
+
+    let nameserver = run.knot.addr.to_string();
+    let reads: [&[&str]; 5] = [
+        &["records"],
+        &["records", "--format", "json"],
+        &["plan", "--quiet"],
+        &["plan", "--quiet", "--types", "mx"],
+        &["dkim", "list"],
+    ];
+    let check = ["check", "--no-fetch", "--nameserver", nameserver.as_str()];
+    let read_all = |label: &str| {
+        for args in reads {
+            run.ok(args);
+            assert!(
+                run.state_snapshot() == before,
+                "{label}: `mailzone {args:?}` wrote"
+            );
+        }
+        // `check` and `tlsa status` find the records unpublished (exit 1): they must still
+        // write nothing.
+        for args in [&check[..], &["tlsa", "status"]] {
+            let out = run.mailzone(args);
+            assert!(out.status.code() == Some(1), "{args:?}: {out:?}");
+            assert!(
+                run.state_snapshot() == before,
+                "{label}: `mailzone {args:?}` wrote"
+            );
+        }
+    };
+    read_all("first certificate");
+    assert_eq!(run.ok(&["records"]), first, "the same keys every time");
+
+    // A renewed certificate: its rollover starts only when published.
+    run.install_certificate("new");
+    read_all("renewed certificate");
+
+    // The apply publishes: the rollover state is saved and the pending keys become active.
+    run.ok(&["apply", "--quiet"]);
+    let published = run.state_snapshot();
+    assert_ne!(published, before);
+    assert_eq!(run.sql(stages), "Active\nActive\n");
+    assert_eq!(
+        run.sql(tlsa),
+        "2\n",
+        "the new leaf's 3 1 1 and the CA's 2 1 1"
+    );
+    // A plan of a zone in sync (read again: other types than the apply's) remembers nothing.
+    for args in [
+        &["plan", "--quiet", "--types", "mx"][..],
+        &["plan", "--quiet"],
+        &["records"],
+    ] {
+        run.ok(args);
+        assert!(
+            run.state_snapshot() == published,
+            "after apply: `mailzone {args:?}` wrote"
+        );
+    }
+}
+
+/// The API's reads are reads too, and a publication that failed starts no clock: with a
+/// renewed certificate that the service cannot publish (its DNS server is unreachable, its
+/// tasks fail and retry), `GET /domains/{d}/records` shows the rollover coming, and neither
+/// it, the check call nor the failed tasks save any rollover, DKIM or zone state.
+#[test]
+fn api_reads_and_failed_publications_leave_the_rollover_state_alone() {
+    let Some(run) = Run::start() else { return };
+    let old = run.pki.spki_sha256("old");
+    let new = run.pki.spki_sha256("new");
+    run.apply(T0);
+    run.install_certificate("new");
+    let config = run.dir.path().join("mailzone.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let dead = format!("port = {}", common::free_port());
+    let text = text.replace(&format!("port = {}", run.knot.addr.port()), &dead);
+    std::fs::write(&config, text).unwrap();
+    let tables = || {
+        [
+            "SELECT * FROM tlsa_state ORDER BY usage, digest",
+            "SELECT domain, selector, stage, next_transition FROM dkim_keys ORDER BY selector",
+            "SELECT * FROM zone_state",
+            "SELECT * FROM published_records ORDER BY 1, 2, 3, 4",
+        ]
+        .map(|q| run.sql(q))
+        .concat()
+    };
+    let before = tables();
+    assert!(before.contains(&old) && !before.contains(&new), "{before}");
+
+    let service = Service::start(run.dir.path(), None);
+    let tried = poll_until(Duration::from_secs(30), || {
+        service
+            .tasks()
+            .iter()
+            .any(|t| t["type"] == "DnsManagement" && t["attempts"].as_u64() >= Some(2))
+    });
+    assert!(
+        tried,
+        "the service's publication was not tried: {}",
+        service.output()
+    );
+    let path = format!("/api/v1/domains/{ZONE}/records");
+    let (status, records) = service.get(&path);
+    assert_eq!(status, 200, "{records}");
+    let shown = records.to_string();
+    assert!(shown.contains(&new) && shown.contains(&old), "{records:#}");
+    assert_eq!(service.get(&path), (status, records));
+    let (status, check) = service.post(
+        &format!("/api/v1/domains/{ZONE}/check"),
+        &serde_json::json!({ "nameservers": [run.knot.addr.to_string()], "fetchMtaSts": false }),
+    );
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(tables(), before, "{}", service.output());
+    assert_eq!(run.served_smtp_ee(), vec![old], "nothing was published");
 }

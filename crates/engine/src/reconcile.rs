@@ -132,11 +132,11 @@ pub async fn reconcile(
     request: &ReconcileRequest,
     progress: &dyn Progress,
 ) -> Result<ReconcileReport, EngineError> {
-    let planned = crate::records::records(loaded, &request.records).await?;
+    let planned = crate::records::plan_records(loaded, &request.records).await?;
     let mut report = ReconcileReport::default();
     let work = group_by_zone(
         loaded,
-        &planned,
+        &planned.domains,
         &request.records.types,
         &mut report.manual_domains,
     )?;
@@ -223,6 +223,14 @@ pub async fn reconcile(
             failures.push(e);
         }
     }
+    // The TLSA rollover state the records were planned with becomes the stored state only
+    // now that they are served: a replaced digest's `retireAfter` runs from this publication.
+    if let Some(tlsa) = planned.tlsa.as_ref().filter(|_| request.apply)
+        && tlsa_published(&work, &report)
+        && let Err(e) = crate::tlsa::record_publication(&store, tlsa).await
+    {
+        failures.push(e);
+    }
     report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
     drop(store);
@@ -241,6 +249,22 @@ pub async fn reconcile(
             )))
         }
     }
+}
+
+/// Whether every zone of this run that holds TLSA records serves what was planned: each
+/// was applied and confirmed on every authoritative server, or found already in sync.
+fn tlsa_published(work: &[ZoneWork<'_>], report: &ReconcileReport) -> bool {
+    let mut tlsa_zones = work
+        .iter()
+        .filter(|item| item.managed_types.contains(&DnsRecordType::Tlsa))
+        .peekable();
+    tlsa_zones.peek().is_some()
+        && tlsa_zones.all(|item| {
+            report
+                .zones
+                .iter()
+                .any(|z| z.zone == item.zone && z.dns_server == item.server.name)
+        })
 }
 
 /// How a zone's records were confirmed served.
@@ -546,13 +570,17 @@ async fn reconcile_zone(
             replans,
         };
         if outcome.changes.is_empty() {
-            let state = ZoneState {
-                serial: snapshot.serial,
-                desired_digest: digest,
-            };
-            store
-                .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
-                .await?;
+            // Only an apply remembers a zone in sync: a plan is a read and leaves the state
+            // database as it found it.
+            if request.apply {
+                let state = ZoneState {
+                    serial: snapshot.serial,
+                    desired_digest: digest,
+                };
+                store
+                    .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
+                    .await?;
+            }
             return Ok(outcome);
         }
         if !request.apply {

@@ -67,11 +67,31 @@ pub struct DomainRecords {
 }
 
 /// Plans the records of the selected domains. The state database is opened only when a
-/// selected domain has automatic DKIM keys, and only after every input has been validated.
+/// selected domain has automatic DKIM keys or published TLSA records, and only after every
+/// input has been validated.
+///
+/// A read: the one thing it may write is a missing automatic DKIM key, created once (see
+/// [`automatic_keys`]) so that every run prints the same key. TLSA rollover state and DKIM
+/// stages are shown as a publication now would leave them and saved only by an apply.
 pub async fn records(
     loaded: &LoadedConfig,
     request: &RecordsRequest,
 ) -> Result<Vec<DomainRecords>, EngineError> {
+    Ok(plan_records(loaded, request).await?.domains)
+}
+
+/// The planned records and the TLSA rollover state they were planned with (`None` when no
+/// selected domain publishes TLSA through mailzone), which `apply` saves once published.
+pub(crate) struct PlannedRecords {
+    pub domains: Vec<DomainRecords>,
+    pub tlsa: Option<crate::tlsa::PlannedTlsa>,
+}
+
+/// [`records`], keeping the planned TLSA rollover state for `reconcile`.
+pub(crate) async fn plan_records(
+    loaded: &LoadedConfig,
+    request: &RecordsRequest,
+) -> Result<PlannedRecords, EngineError> {
     let domains = select_domains(loaded, &request.domains)?;
     let wants = |t| request.types.is_empty() || request.types.contains(&t);
     let needs_dkim_store = domains
@@ -89,9 +109,15 @@ pub async fn records(
         None
     };
     let store = opened.as_ref().map(|o| o.store.clone());
-    let tlsa = match (&store, needs_tlsa_store) {
-        (Some(store), true) => crate::tlsa::planned_keys(loaded, store, request.now_unix).await?,
-        _ => loaded.tlsa.clone(),
+    let planned_tlsa = match (&store, needs_tlsa_store) {
+        (Some(store), true) => {
+            crate::tlsa::planned_rollover(loaded, store, request.now_unix).await?
+        }
+        _ => None,
+    };
+    let tlsa = match &planned_tlsa {
+        Some(planned) => Some(planned.keys.clone()),
+        None => loaded.tlsa.clone(),
     };
     let mut out = Vec::with_capacity(domains.len());
     for domain in domains {
@@ -133,7 +159,10 @@ pub async fn records(
     if let Some(opened) = opened {
         opened.close().await;
     }
-    Ok(out)
+    Ok(PlannedRecords {
+        domains: out,
+        tlsa: planned_tlsa,
+    })
 }
 
 /// The configured domains named on the command line (Unicode names accepted), in config
@@ -180,6 +209,9 @@ fn manual_keys(loaded: &LoadedConfig, domain: &Name) -> Vec<DkimSelectorKey> {
 
 /// The published automatic keys of a domain, generating one per configured algorithm that
 /// has none yet. Two processes racing here agree on one key: the store keeps the first.
+/// This is the only write a read (`records`, `plan`, `check`, the API's GET) makes: without
+/// it each run would print a different key. With delegated keys, a slot's `Retired` key
+/// (its record already withdrawn) is deleted to make room; no other stage moves here.
 ///
 /// A first key of a domain whose DNS mailzone publishes is `Pending` (issue 6): its record
 /// is planned like any published key's, and the apply that confirms it served on every

@@ -5,13 +5,15 @@
 //!
 //! The state (per server host name) is kept only where mailzone publishes TLSA itself
 //! (`publishRecords` includes `tlsa` under automatic DNS management); a zone file written
-//! for manual publication shows the files' digests as they are, plus `nextKey`.
+//! for manual publication shows the files' digests as they are, plus `nextKey`. Reads
+//! (`records`, `plan`, `check`, the API) show the state a publication would leave; only an
+//! apply that published the records saves it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use mailzone_records::tlsa::TlsaKeys;
-use mailzone_records::tlsa::rollover::{self, TlsaEntry, TlsaEvent, TlsaRole};
+use mailzone_records::tlsa::rollover::{self, Advance, TlsaEntry, TlsaEvent, TlsaRole};
 use mailzone_records::{DnsManagement, DnsRecordType, Domain, RData, zonefile};
 use mailzone_store::Store;
 use serde::Serialize;
@@ -27,14 +29,27 @@ pub fn manages_tlsa(domain: &Domain) -> bool {
     )
 }
 
-/// The keys to plan TLSA records with: the files' keys plus every digest still retiring,
-/// after moving the stored state to `now` (and saving it when it changed). `None` when the
-/// config names no certificate.
-pub(crate) async fn planned_keys(
+/// The TLSA rollover state a publication now would leave (RFC 7671 §8.1), computed from
+/// the stored state and the run's time without saving anything: `records`, `plan`, `check`
+/// and the API's reads show it, and only the apply that publishes its records saves it
+/// ([`record_publication`]), so a `retireAfter` clock starts at the publication.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedTlsa {
+    host: String,
+    stored: Vec<TlsaEntry>,
+    advanced: Advance,
+    /// The files' keys plus every digest still retiring: what the planner publishes.
+    pub keys: TlsaKeys,
+}
+
+/// The keys to plan TLSA records with: the files' keys plus every digest still retiring
+/// in the state a publication at `now` would leave. `None` when the config names no
+/// certificate. Reads the store, never writes it.
+pub(crate) async fn planned_rollover(
     loaded: &LoadedConfig,
     store: &Store,
     now: i64,
-) -> Result<Option<TlsaKeys>, EngineError> {
+) -> Result<Option<PlannedTlsa>, EngineError> {
     let (Some(keys), Some(tls)) = (&loaded.tlsa, &loaded.config.server.tls) else {
         return Ok(None);
     };
@@ -42,13 +57,31 @@ pub(crate) async fn planned_keys(
     let stored = store.tlsa_state(host).await?;
     let retire_after = i64::try_from(tls.retire_after.as_secs()).unwrap_or(i64::MAX / 2);
     let advanced = rollover::advance(&stored, keys, now, retire_after);
-    if advanced.changed(&stored) {
-        store.replace_tlsa_state(host, &advanced.entries).await?;
-        for event in &advanced.events {
-            log_event(host, event);
-        }
+    Ok(Some(PlannedTlsa {
+        host: host.to_string(),
+        keys: rollover::with_retiring(keys, &advanced.entries),
+        stored,
+        advanced,
+    }))
+}
+
+/// Saves the planned rollover state once its records are published: called by `apply`
+/// after every zone holding the host's TLSA records was updated and confirmed served. A
+/// digest starts retiring (and its `retireAfter` clock runs) from this run's time.
+pub(crate) async fn record_publication(
+    store: &Store,
+    planned: &PlannedTlsa,
+) -> Result<(), EngineError> {
+    if !planned.advanced.changed(&planned.stored) {
+        return Ok(());
     }
-    Ok(Some(rollover::with_retiring(keys, &advanced.entries)))
+    store
+        .replace_tlsa_state(&planned.host, &planned.advanced.entries)
+        .await?;
+    for event in &planned.advanced.events {
+        log_event(&planned.host, event);
+    }
+    Ok(())
 }
 
 fn log_event(host: &str, event: &TlsaEvent) {

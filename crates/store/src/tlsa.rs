@@ -1,5 +1,6 @@
-//! TLSA rollover state per host (issue 6): what [`mailzone_records::tlsa::rollover`]
-//! decided, kept between runs so a replaced key is withdrawn at its time.
+//! TLSA rollover state per host: what [`mailzone_records::tlsa::rollover`] decided, written
+//! by the apply that published it (never by a read) and kept between runs so a replaced
+//! key is withdrawn at its time.
 
 use mailzone_records::tlsa::rollover::{TlsaEntry, TlsaRole};
 use mailzone_records::zonefile;

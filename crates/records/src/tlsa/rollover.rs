@@ -2,7 +2,8 @@
 //! changes, withdraw the old one only after it is no longer served).
 //!
 //! Pure bookkeeping: the engine stores [`TlsaEntry`]s per host, reads the certificate files,
-//! and asks [`advance`] what is published now. Every digest the files ever named stays in
+//! and asks [`advance`] what a publication now would leave. A read shows that state; only
+//! the apply that publishes its records stores it, so `now` there is the publication time. Every digest the files ever named stays in
 //! the published set until `retireAfter` after the files stopped naming it, so the sequence
 //! of served sets over a renewal under a new key is {old} → {old, new} → {new}.
 
