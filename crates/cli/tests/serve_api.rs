@@ -187,6 +187,15 @@ fn healthz_answers_within_50_ms_while_rsa_keys_are_generated() {
     );
 }
 
+/// (method, path, Content-Type, body, the status expected).
+type ErrorCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+);
+
 /// Answers axum gives before a handler runs (unknown route, wrong method, a path that is
 /// not UTF-8, a body over the limit) are JSON like every other API error.
 #[test]
@@ -203,7 +212,7 @@ fn every_error_answer_is_json_in_the_api_shape() {
         body.extend(b"\"}");
         body
     };
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<ErrorCase> = vec![
         ("GET", "/api/v1/no-such-route", None, vec![], 404),
         ("GET", "/api/v1/domains/api.test/nothing", None, vec![], 404),
         ("GET", "/api/v2/domains", None, vec![], 404),

@@ -98,14 +98,12 @@ fn empty_file_error() -> ConfigError {
 fn shape_error(path: &serde_path_to_error::Path, message: &str, position: String) -> ConfigError {
     let key = toml_key_path(path);
     let message = one_line(message);
-    if key.is_empty() {
-        if let Some(table) = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'))
-        {
-            // No position: the table is missing from the whole file, not at one place.
-            return ConfigError::new(table, None, format!("the [{table}] table is missing"));
-        }
+    let missing_table = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    if let (true, Some(table)) = (key.is_empty(), missing_table) {
+        // No position: the table is missing from the whole file, not at one place.
+        return ConfigError::new(table, None, format!("the [{table}] table is missing"));
     }
     ConfigError {
         key: if key.is_empty() {
