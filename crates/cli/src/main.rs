@@ -114,10 +114,7 @@ fn main() -> ExitCode {
     };
     QUIET.store(cli.quiet, Ordering::Relaxed);
     init_logging(cli.verbose, cli.quiet, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -148,6 +145,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The async runtime a command runs on. `serve` answers requests while its workers run
+/// tasks, so it gets a worker thread per core: one slow handler must not hold back
+/// `/healthz` or another client. The other commands do one thing at a time and keep a
+/// single thread.
+fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    builder.enable_all().build()
 }
 
 /// The first argument that is not an option: the subcommand.

@@ -521,7 +521,7 @@ async fn new_pending_key(
         algorithm = algorithm.as_str(),
         "generating a pending DKIM key"
     );
-    let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+    let key = crate::records::generate_key(algorithm).await?;
     Ok(Some(
         store
             .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {

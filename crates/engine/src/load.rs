@@ -62,22 +62,23 @@ pub struct ApiObjects {
 /// (`onKeyChange`): a remote caller must not make the service read its files or its
 /// environment, or run programs.
 pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
-    let mut text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT)
+    let text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT)
         .map_err(|e| EngineError::ReadConfig {
             file: path.to_path_buf(),
             reason: io_reason(&e),
         })?;
-    if !api.domains.is_empty() || !api.dns_servers.is_empty() {
-        text = merge_api_objects(path, &text, api)?;
-    }
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let config = config::parse(&text, base_dir).map_err(|error| EngineError::Config {
-        file: path.to_path_buf(),
-        error,
-    })?;
+    let config = if api.domains.is_empty() && api.dns_servers.is_empty() {
+        config::parse(&text, base_dir).map_err(|error| EngineError::Config {
+            file: path.to_path_buf(),
+            error,
+        })?
+    } else {
+        parse_with_api_objects(path, &text, base_dir, api)?
+    };
     let files = FileReader { config_file: path };
     let tlsa = read_tlsa_keys(&files, &config)?;
     let mut manual_dkim_keys = BTreeMap::new();
@@ -208,9 +209,76 @@ pub async fn load_config_with_state(
     loaded
 }
 
-/// The config text with the API's objects added as `[domain."name"]` and
+/// The config file with the API's objects, validated together. A mistake inside an API
+/// object is reported against that object and its JSON key path (the caller sent that
+/// body, not a file); one in the file's own tables against the file, with the file's
+/// line numbers when the file alone shows it.
+fn parse_with_api_objects(
+    path: &Path,
+    text: &str,
+    base_dir: &Path,
+    api: &ApiObjects,
+) -> Result<Config, EngineError> {
+    let table = merge_api_objects(path, text, api)?;
+    config::parse_table(table, base_dir).map_err(|error| {
+        if let Some(message) = api_object_error(&error, api) {
+            return EngineError::Usage(message);
+        }
+        let error = match config::parse(text, base_dir) {
+            Err(alone) if alone.key == error.key => alone,
+            _ => error,
+        };
+        EngineError::Config {
+            file: path.to_path_buf(),
+            error,
+        }
+    })
+}
+
+/// `error` told as a mistake in the API object its key path falls in, if it does:
+/// `domain example.org (defined through the API): dmarc.policy: …`.
+fn api_object_error(error: &config::ConfigError, api: &ApiObjects) -> Option<String> {
+    let tables = [
+        ("domain", "domain", &api.domains),
+        ("dnsServer", "dnsServer", &api.dns_servers),
+    ];
+    for (table, what, objects) in tables {
+        for object in objects {
+            let prefix = format!("{table}.{}", config::toml_key(&object.name));
+            let Some(rest) = error.key.strip_prefix(&prefix) else {
+                continue;
+            };
+            // `dnsServer.api` must not claim the errors of `dnsServer.api2`.
+            if !(rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')) {
+                continue;
+            }
+            let json_path = rest.strip_prefix('.').unwrap_or(rest);
+            let value = error
+                .value
+                .as_ref()
+                .map(|v| format!(" (value: {v})"))
+                .unwrap_or_default();
+            let at = if json_path.is_empty() {
+                String::new()
+            } else {
+                format!("{json_path}: ")
+            };
+            return Some(format!(
+                "{what} {} (defined through the API): {at}{}{value}",
+                object.name, error.message
+            ));
+        }
+    }
+    None
+}
+
+/// The config file's tables with the API's objects added as `[domain."name"]` and
 /// `[dnsServer.name]` tables.
-fn merge_api_objects(path: &Path, text: &str, api: &ApiObjects) -> Result<String, EngineError> {
+fn merge_api_objects(
+    path: &Path,
+    text: &str,
+    api: &ApiObjects,
+) -> Result<toml::Table, EngineError> {
     let usage = |reason: String| EngineError::Usage(format!("{}: {reason}", path.display()));
     let mut table: toml::Table = text
         .parse()
@@ -247,7 +315,7 @@ fn merge_api_objects(path: &Path, text: &str, api: &ApiObjects) -> Result<String
             section.insert(object.name.clone(), value);
         }
     }
-    toml::to_string(&table).map_err(|e| usage(format!("cannot merge the API's objects: {e}")))
+    Ok(table)
 }
 
 fn mentions_file(value: &serde_json::Value) -> bool {

@@ -244,7 +244,7 @@ async fn automatic_keys(
             algorithm = algorithm.as_str(),
             "generating DKIM key"
         );
-        let key = DkimPrivateKey::generate(algorithm, &mut rand::rng());
+        let key = generate_key(algorithm).await?;
         let stage = if crate::dkim::publishes_dkim(domain) {
             DkimStage::Pending
         } else {
@@ -280,6 +280,20 @@ async fn automatic_keys(
         });
     }
     Ok(keys)
+}
+
+/// A new private key of `algorithm`, made on the blocking pool: an RSA key takes from a
+/// fraction of a second to several seconds of CPU, and made on an async worker it would
+/// stall every request and task that worker runs meanwhile.
+pub(crate) async fn generate_key(algorithm: DkimAlgorithm) -> Result<DkimPrivateKey, EngineError> {
+    tokio::task::spawn_blocking(move || DkimPrivateKey::generate(algorithm, &mut rand::rng()))
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => EngineError::Usage(
+                "DKIM key generation was cancelled: the service is stopping".into(),
+            ),
+        })
 }
 
 /// The selector a new key of `algorithm` takes: with delegated keys, the slot no published

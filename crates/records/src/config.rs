@@ -55,26 +55,65 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
     Validator { base_dir }.config(raw)
 }
 
+/// [`parse`] of a config that is not one file's text: the file's tables with others added
+/// (the service's API-defined objects). Errors name key paths only: line numbers of a
+/// text no person wrote would point nowhere.
+pub fn parse_table(table: toml::Table, base_dir: &Path) -> Result<Config> {
+    if table.is_empty() {
+        return Err(empty_file_error());
+    }
+    let raw = serde_path_to_error::deserialize(table)
+        .map_err(|e| shape_error(e.path(), e.inner().message(), String::new()))?;
+    Validator { base_dir }.config(raw)
+}
+
 fn parse_raw(text: &str) -> Result<RawConfig> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
+    // Only whitespace and comments: serde would say "missing field `server`" at an empty
+    // key path, which reads like a bug rather than a file with nothing in it.
+    if text.parse::<toml::Table>().is_ok_and(|t| t.is_empty()) {
+        return Err(empty_file_error());
+    }
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let key = toml_key_path(e.path());
-        let inner = e.into_inner();
+        let inner = e.inner();
         let position = inner
             .span()
             .map(|span| line_col(text, span.start))
             .map(|(l, c)| format!(" (line {l}, column {c})"))
             .unwrap_or_default();
-        ConfigError {
-            key: if key == "." {
-                "(top level)".into()
-            } else {
-                key
-            },
-            value: None,
-            message: format!("{}{position}", one_line(inner.message())),
-        }
+        shape_error(e.path(), inner.message(), position)
     })
+}
+
+fn empty_file_error() -> ConfigError {
+    ConfigError::new(
+        "(top level)",
+        None,
+        "the config file is empty: it needs at least a [server] table with the mail server's hostname (`mailzone init` writes a starter file)",
+    )
+}
+
+/// A value of the wrong shape at `path`. A table missing at the top level (serde's
+/// "missing field" at an empty path) is named as the table.
+fn shape_error(path: &serde_path_to_error::Path, message: &str, position: String) -> ConfigError {
+    let key = toml_key_path(path);
+    let message = one_line(message);
+    let missing_table = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    if let (true, Some(table)) = (key.is_empty(), missing_table) {
+        // No position: the table is missing from the whole file, not at one place.
+        return ConfigError::new(table, None, format!("the [{table}] table is missing"));
+    }
+    ConfigError {
+        key: if key.is_empty() {
+            "(top level)".into()
+        } else {
+            key
+        },
+        value: None,
+        message: format!("{message}{position}"),
+    }
 }
 
 /// A key path the way TOML writes it: `domain."example.org".dmarc.rua[0]` (keys that are
@@ -97,8 +136,9 @@ fn toml_key_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
-/// A TOML key: bare when it is only letters, digits, `-` and `_`, quoted otherwise.
-fn toml_key(key: &str) -> String {
+/// A TOML key: bare when it is only letters, digits, `-` and `_`, quoted otherwise (as
+/// the key paths of [`ConfigError`] write it).
+pub fn toml_key(key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()
@@ -557,6 +597,17 @@ impl Validator<'_> {
                         format!("{key}.automatic.algorithms"),
                         None,
                         "at least one algorithm is needed",
+                    ));
+                }
+                // One key per algorithm is made and rotated: a second entry would only
+                // make the same selector twice.
+                if let Some(i) =
+                    (1..algorithms.len()).find(|&i| algorithms[..i].contains(&algorithms[i]))
+                {
+                    return Err(ConfigError::new(
+                        format!("{key}.automatic.algorithms[{i}]"),
+                        Some(&names[i]),
+                        "algorithm listed twice",
                     ));
                 }
                 let auto_selector_template_written = auto.selector_template.is_some();

@@ -290,3 +290,59 @@ fn unicode_mta_sts_mx_patterns_become_a_labels() {
         "{err}"
     );
 }
+
+#[test]
+fn an_algorithm_listed_twice_is_refused_at_its_key() {
+    let err = config(
+        "[domain.\"example.org\"]\ndkimManagement = { automatic = { algorithms = [\"rsa-sha256\", \"ed25519-sha256\", \"rsa-sha256\"], selectorTemplate = \"{algorithm}{yyyy}{mm}\" } }\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with(
+            "domain.\"example.org\".dkimManagement.automatic.algorithms[2]: algorithm listed twice"
+        ),
+        "{err}"
+    );
+    let err = config(
+        "[domain.\"example.org\"]\ndkimManagement = { automatic = { algorithms = [\"ed25519-sha256\", \" ed25519-sha256\"] } }\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.starts_with("domain.\"example.org\".dkimManagement.automatic.algorithms[1]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_file_is_called_empty() {
+    for text in ["", "\n\n", "# a comment only\n  # and another\n"] {
+        let err = parse(text, Path::new("/etc/mailzone"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the config file is empty") && err.contains("[server]"),
+            "{text:?}: {err}"
+        );
+        assert!(!err.contains("missing field"), "{err}");
+    }
+    let err = parse("[domain.\"example.org\"]\n", Path::new("/etc/mailzone"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "server: the [server] table is missing");
+}
+
+#[test]
+fn a_merged_table_reports_key_paths_without_lines() {
+    let mut table: toml::Table = SERVER.parse().unwrap();
+    let domain: toml::Table = "dmarc = { policy = 5 }".parse().unwrap();
+    let mut domains = toml::Table::new();
+    domains.insert("example.org".into(), toml::Value::Table(domain));
+    table.insert("domain".into(), toml::Value::Table(domains));
+    let err = mailzone_records::config::parse_table(table, Path::new("/etc/mailzone")).unwrap_err();
+    assert_eq!(err.key, "domain.\"example.org\".dmarc.policy");
+    assert!(!err.message.contains("line"), "{err}");
+    let err = mailzone_records::config::parse_table(toml::Table::new(), Path::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the config file is empty"), "{err}");
+}

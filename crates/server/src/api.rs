@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
@@ -43,6 +45,7 @@ pub fn router(state: AppState) -> Router {
             "/dnsServers/{name}",
             get(get_dns_server)
                 .put(put_dns_server)
+                .patch(patch_dns_server)
                 .delete(delete_dns_server),
         )
         .route("/dkimSignatures", get(list_dkim_signatures))
@@ -52,14 +55,18 @@ pub fn router(state: AppState) -> Router {
         .route("/apiTokens", get(list_api_tokens).post(create_api_token))
         .route("/apiTokens/{id}", axum::routing::delete(revoke_api_token))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,
-        ));
+        ))
+        .layer(middleware::from_fn(json_errors));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -159,8 +166,148 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(&format!("route {}", uri.path()))
+}
+
+/// A known path asked with a method it does not have; axum adds the `Allow` header.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// Every error answer under `/api/v1` in the API's shape: a rejection that axum answers by
+/// itself before a handler runs (a path parameter that is not UTF-8, a body over the
+/// limit) is plain text otherwise. Its headers (`Allow`, `WWW-Authenticate`) are kept.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_media_type);
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejection texts are one short line; anything longer is cut, not buffered.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(status, status_code_name(status), message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// The `code` of an error answer made from a bare status.
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// `application/json` or a `+json` type such as `application/merge-patch+json` (RFC 7396
+/// §4), with or without parameters (`; charset=utf-8`); media types are case-insensitive
+/// (RFC 9110 §8.3.1).
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A body that must be JSON: 415 for another `Content-Type` or none.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if given.is_some_and(is_json_media_type) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "the body must be JSON (`Content-Type: application/json`), not {}",
+            given.map_or("a body without Content-Type".to_string(), |t| format!(
+                "`{t}`"
+            ))
+        ),
+    ))
+}
+
+/// A buffered request body: over [`MAX_BODY_BYTES`] a 413 in the API's shape.
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        ApiError::new(status, status_code_name(status), rejection.body_text())
+    })
+}
+
+/// A JSON object body of a write: 415 when not JSON, 400 when malformed, 422 when not an
+/// object.
+fn object_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    require_json(headers)?;
+    let body = body_bytes(body)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid("the body must be a JSON object")),
+    }
+}
+
+/// JSON merge patch (RFC 7396 §2): a `null` member removes the key, an object member is
+/// merged into the object there, any other value replaces what was there.
+fn merge_patch(target: &mut Value, patch: Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch;
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(map) = target else {
+        unreachable!("made an object above")
+    };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(&key);
+        } else {
+            merge_patch(map.entry(key).or_insert(Value::Null), value);
+        }
+    }
 }
 
 /// A domain name from the path: Unicode accepted (converted to A-labels), anything else a
@@ -365,7 +512,8 @@ async fn write_domain(
     State(state): State<AppState>,
     method: axum::http::Method,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = domain_name(&name)?;
     let _writing = state.config_writes.lock().await;
@@ -380,13 +528,7 @@ async fn write_domain(
         apply_domain_change(&state, &name, None).await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let mut given: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("invalid JSON body: {e}"),
-        )
-    })?;
+    let mut given = object_body(&headers, body)?;
     match given.remove("name") {
         None => {}
         Some(Value::String(n)) if domain_name(&n)? == name => {}
@@ -403,15 +545,14 @@ async fn write_domain(
             .await?
             .into_iter()
             .find(|(n, _)| n == name.as_str())
-            .and_then(|(_, d)| serde_json::from_str::<serde_json::Map<String, Value>>(&d).ok())
-            .unwrap_or_default();
-        current.extend(given);
+            .and_then(|(_, d)| serde_json::from_str::<Value>(&d).ok())
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        merge_patch(&mut current, Value::Object(given));
         current
     } else {
-        given
+        Value::Object(given)
     };
-    let (loaded, task) =
-        apply_domain_change(&state, &name, Some(&Value::Object(definition))).await?;
+    let (loaded, task) = apply_domain_change(&state, &name, Some(&definition)).await?;
     let domain = loaded.config.domain(&name).expect("just changed");
     Ok(Json(with_task(domain_json(domain, &loaded), task.as_ref())).into_response())
 }
@@ -540,12 +681,15 @@ struct CheckBody {
 async fn check_domain(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional, so it is parsed here rather than by the JSON extractor.
+    let body = body_bytes(body)?;
     let body: CheckBody = if body.iter().all(u8::is_ascii_whitespace) {
         CheckBody::default()
     } else {
+        require_json(&headers)?;
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -1074,6 +1218,38 @@ async fn put_dns_server(
     }
     let loaded =
         apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
+    let server = loaded.config.dns_server(&name).expect("just changed");
+    Ok(Json(dns_server_json(server, &loaded)).into_response())
+}
+
+/// Changes keys of an API-defined DNS server as a JSON merge patch (RFC 7396): `null`
+/// removes a key. The stored TSIG secret stays unless the patch gives `key`.
+async fn patch_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    let mut given = object_body(&headers, body)?;
+    match given.remove("name") {
+        None => {}
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
+    }
+    let mut definition = state
+        .store
+        .api_dns_servers()
+        .await?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+    merge_patch(&mut definition, Value::Object(given));
+    let loaded = apply_api_change(&state, Kind::DnsServer, &name, Some(&definition)).await?;
     let server = loaded.config.dns_server(&name).expect("just changed");
     Ok(Json(dns_server_json(server, &loaded)).into_response())
 }

@@ -59,8 +59,7 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(bearer_token);
     let Some(token) = presented else {
         return unauthorized("this route needs `Authorization: Bearer <token>`");
     };
@@ -69,6 +68,15 @@ pub async fn require_token(
         Ok(None) => unauthorized("the bearer token is not valid"),
         Err(e) => ApiError::from(mailzone_engine::EngineError::from(e)).into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme name is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` are accepted too; the
+/// token itself is compared exactly.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -98,5 +106,20 @@ mod tests {
         let h = super::token_hash(&a);
         assert_eq!(h.len(), 64);
         assert!(!h.contains(&a[4..]));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in [
+            "Bearer mzt_x",
+            "bearer mzt_x",
+            "BEARER  mzt_x ",
+            "bEaReR mzt_x",
+        ] {
+            assert_eq!(super::bearer_token(value), Some("mzt_x"), "{value}");
+        }
+        for value in ["Basic mzt_x", "Bearer", "Bearer ", "Bearermzt_x", "mzt_x"] {
+            assert_eq!(super::bearer_token(value), None, "{value}");
+        }
     }
 }

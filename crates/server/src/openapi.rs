@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/dnsServers", "post"),
     ("/dnsServers/{name}", "get"),
     ("/dnsServers/{name}", "put"),
+    ("/dnsServers/{name}", "patch"),
     ("/dnsServers/{name}", "delete"),
     ("/dkimSignatures", "get"),
     ("/tasks", "get"),
@@ -79,6 +80,7 @@ pub fn spec() -> Value {
                 "404": error_response("Unknown domain"),
                 "409": error_response("Defined in the config file (named in the message)"),
                 "413": error_response("Body too large"),
+                "415": error_response("Not JSON"),
                 "422": error_response("The definition is invalid"),
             })),
         })
@@ -174,7 +176,7 @@ pub fn spec() -> Value {
                     "200": ok_json("The domain", json!({ "$ref": "#/components/schemas/Domain" })),
                     "400": error_response("Invalid name"), "404": error_response("Unknown domain") })) },
                 "put": domain_update("Replace a domain defined through the API"),
-                "patch": domain_update("Change keys of a domain defined through the API"),
+                "patch": domain_update("Change keys of a domain defined through the API (JSON merge patch, RFC 7396: null removes a key)"),
                 "delete": domain_delete
             },
             "/domains/{name}/records": {
@@ -224,6 +226,13 @@ pub fn spec() -> Value {
                     "200": ok_json("The DNS server", json!({ "type": "object" })), "400": error_response("Invalid name"),
                     "404": error_response("Unknown DNS server") })) },
                 "put": { "summary": "Replace a DNS server defined through the API", "parameters": [name_param()],
+                    "requestBody": dns_server_body.clone(),
+                    "responses": common(json!({
+                        "200": ok_json("The DNS server", json!({ "type": "object" })),
+                        "400": error_response("Malformed body or name"), "404": error_response("Unknown DNS server"),
+                        "409": error_response("Defined in the config file"), "413": error_response("Body too large"),
+                        "415": error_response("Not JSON"), "422": error_response("Invalid definition") })) },
+                "patch": { "summary": "Change keys of a DNS server defined through the API (JSON merge patch, RFC 7396: null removes a key)", "parameters": [name_param()],
                     "requestBody": dns_server_body,
                     "responses": common(json!({
                         "200": ok_json("The DNS server", json!({ "type": "object" })),
