@@ -119,10 +119,18 @@ fn tokens_are_created_listed_and_revoked_from_the_cli_and_the_api() {
         "{text}"
     );
     let tokens = listed["apiTokens"].as_array().unwrap();
-    let names: Vec<&str> = tokens.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    // Listed by creation time (whole seconds), then id: two tokens made in the same second
+    // come in either order.
+    let mut names: Vec<&str> = tokens.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
     assert_eq!(names, ["admin", "recovery"]);
-    let recovery_id = tokens[1]["id"].as_str().unwrap().to_string();
-    let admin_id = tokens[0]["id"].as_str().unwrap().to_string();
+    let id_of = |name: &str| {
+        tokens.iter().find(|t| t["name"] == name).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (recovery_id, admin_id) = (id_of("recovery"), id_of("admin"));
 
     // DELETE revokes: the next request with it is refused.
     let deleted = client()
