@@ -11,7 +11,7 @@ pub mod rfc2136;
 mod transport;
 mod tsig;
 
-pub use error::{DnsError, ErrorClass};
+pub use error::{Cause, DnsError, ErrorClass, Rcode};
 pub use provider::{ApplyReport, Provider, ReadMethod, ZoneSnapshot};
 pub use query::{
     Response, lookup, query_rrset, query_rrset_counted, query_serial, query_serial_counted,

@@ -7,21 +7,22 @@
 //!
 //! Also home of the RCODE interpretation shared with the RFC 2136 provider: which answers
 //! are conflicts (RFC 2136 §3.2 prerequisites), which are permanent, which are worth a
-//! retry.
+//! retry. The RCODE travels in the error as an [`Rcode`], never only in its message.
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, OpCode, Query};
 use hickory_proto::rr::{DNSClass, RData as WireRData, RecordType};
 use mailzone_records::Name;
 use mailzone_records::diff::LiveRecord;
 
-use crate::DnsError;
 use crate::convert::{from_wire, record_type, to_wire_name};
+use crate::error::Cause;
 use crate::transport::{Endpoint, Protocol, TcpConn, edns};
 use crate::tsig::Verified;
+use crate::{DnsError, Rcode};
 
 /// The answer RRs of type `rtype` at `name`, as `server` serves them: empty when the name
 /// or the RRset does not exist (NXDOMAIN, NODATA). `rtype` is one of the types mailzone
@@ -110,6 +111,7 @@ pub async fn lookup(
         .ok_or_else(|| {
             DnsError::permanent(
                 server,
+                Cause::Request,
                 format!("unknown record type {rtype} (asked for {name})"),
             )
         })?;
@@ -137,7 +139,7 @@ pub async fn lookup(
         }
     }
     Ok(Response {
-        rcode: rcode_name(message.response_code),
+        rcode: Rcode::from(message.response_code).to_string(),
         answers,
         authenticated_data: message.authentic_data,
         authoritative: message.authoritative,
@@ -207,6 +209,7 @@ pub(crate) async fn rrset(
         .ok_or_else(|| {
             DnsError::permanent(
                 server,
+                Cause::Request,
                 format!("mailzone does not read {rtype} records (asked for {name})"),
             )
         })?;
@@ -255,6 +258,7 @@ pub(crate) async fn serial(
         .ok_or_else(|| {
             DnsError::permanent(
                 server,
+                Cause::NotServed,
                 format!("{server} has no SOA record at {zone}: {zone} is not a zone it serves"),
             )
         })
@@ -268,28 +272,11 @@ fn authoritative(server: SocketAddr, message: &Message, name: &Name) -> Result<(
     }
     Err(DnsError::permanent(
         server,
+        Cause::NotServed,
         format!(
             "{server} is not authoritative for {name} (its answer has no AA flag): is the zone served there?"
         ),
     ))
-}
-
-/// The mnemonic of an RCODE (RFC 1035 §4.1.1, RFC 2136 §2.2).
-pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::YXDomain => "YXDOMAIN".into(),
-        ResponseCode::YXRRSet => "YXRRSET".into(),
-        ResponseCode::NXRRSet => "NXRRSET".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        ResponseCode::NotZone => "NOTZONE".into(),
-        other => format!("RCODE {}", u16::from(other)),
-    }
 }
 
 /// Interprets an answer: TSIG errors first, then the RCODE, then (with a key) whether the
@@ -300,14 +287,14 @@ pub(crate) fn check_answer(
     answer: crate::transport::Answer,
     endpoint: &Endpoint<'_>,
 ) -> Result<Message, DnsError> {
-    let rcode = answer.message.response_code;
+    let rcode = Rcode::from(answer.message.response_code);
     let key = endpoint.signer.map(|s| s.key_name().to_string());
     match &answer.tsig {
         Some(Verified::Rejected(_, message)) => {
-            return Err(DnsError::permanent(server, message.clone()));
+            return Err(DnsError::tsig(server, message.clone()));
         }
-        Some(Verified::Unsigned) if rcode == ResponseCode::NoError => {
-            return Err(DnsError::permanent(
+        Some(Verified::Unsigned) if rcode == Rcode::NoError => {
+            return Err(DnsError::tsig(
                 server,
                 format!(
                     "{server} answered without a TSIG signature although the request was signed with `{}`: the answer cannot be trusted",
@@ -321,7 +308,30 @@ pub(crate) fn check_answer(
         Some(Verified::Unsigned) => " (the answer was not signed)",
         _ => "",
     };
-    let name = rcode_name(rcode);
+    match rcode {
+        Rcode::NoError => Ok(answer.message),
+        Rcode::NxDomain if matches!(op, Op::Query { .. }) => Ok(answer.message),
+        Rcode::YxDomain | Rcode::YxRrset | Rcode::NxRrset | Rcode::NxDomain
+            if matches!(op, Op::Update { .. }) =>
+        {
+            // RFC 2136 §3.2.1–§3.2.3: a prerequisite did not hold.
+            Err(DnsError::Conflict { server, rcode })
+        }
+        _ => {
+            // A SERVFAIL says nothing about the key: it is shown without the note.
+            let note = if rcode == Rcode::ServFail {
+                ""
+            } else {
+                unsigned_note
+            };
+            let message = format!("{}{note}", rcode_message(server, op, rcode));
+            Err(DnsError::answered(server, rcode, message))
+        }
+    }
+}
+
+/// The message for an error RCODE: what was asked, what the server said, what to check.
+fn rcode_message(server: SocketAddr, op: Op<'_>, rcode: Rcode) -> String {
     let what = match op {
         Op::Query { name, rtype } => format!("the query for {name} {rtype}"),
         Op::Transfer { zone } => format!("the transfer of zone {zone}"),
@@ -331,50 +341,30 @@ pub(crate) fn check_answer(
         Op::Query { name, .. } => name,
         Op::Transfer { zone } | Op::Update { zone } => zone,
     };
-    let permanent = |m: String| Err(DnsError::permanent(server, format!("{m}{unsigned_note}")));
     match rcode {
-        ResponseCode::NoError => Ok(answer.message),
-        ResponseCode::NXDomain if matches!(op, Op::Query { .. }) => Ok(answer.message),
-        ResponseCode::YXDomain
-        | ResponseCode::YXRRSet
-        | ResponseCode::NXRRSet
-        | ResponseCode::NXDomain
-            if matches!(op, Op::Update { .. }) =>
-        {
-            // RFC 2136 §3.2.1–§3.2.3: a prerequisite did not hold.
-            Err(DnsError::Conflict {
-                server,
-                rcode: name,
-            })
-        }
-        ResponseCode::Refused => match op {
-            Op::Update { zone } => permanent(format!(
+        Rcode::Refused => match op {
+            Op::Update { zone } => format!(
                 "the server {server} refused the update for zone {zone} (REFUSED): is the key allowed to update this zone?"
-            )),
-            Op::Transfer { zone } => permanent(format!(
+            ),
+            Op::Transfer { zone } => format!(
                 "the server {server} refused the transfer for zone {zone} (REFUSED): is the key allowed to transfer this zone?"
-            )),
-            Op::Query { name, .. } => permanent(format!(
+            ),
+            Op::Query { name, .. } => format!(
                 "the server {server} refused {what} (REFUSED): does it serve the zone of {name}?"
-            )),
+            ),
         },
-        ResponseCode::NotAuth => permanent(format!(
+        Rcode::NotAuth => format!(
             "the server {server} is not authoritative for {zone} or does not accept this key (NOTAUTH)"
-        )),
-        ResponseCode::NotZone => permanent(format!(
+        ),
+        Rcode::NotZone => format!(
             "the server {server} says a name in {what} is outside the zone (NOTZONE): check the zone origin"
-        )),
-        ResponseCode::ServFail => Err(DnsError::transient(
-            server,
-            format!("the server {server} failed to process {what} (SERVFAIL): see its log"),
-        )),
-        ResponseCode::FormErr => permanent(format!(
-            "the server {server} could not parse {what} (FORMERR)"
-        )),
-        ResponseCode::NotImp => permanent(format!(
-            "the server {server} does not implement {what} (NOTIMP)"
-        )),
-        _ => permanent(format!("the server {server} answered {what} with {name}")),
+        ),
+        Rcode::ServFail => {
+            format!("the server {server} failed to process {what} (SERVFAIL): see its log")
+        }
+        Rcode::FormErr => format!("the server {server} could not parse {what} (FORMERR)"),
+        Rcode::NotImp => format!("the server {server} does not implement {what} (NOTIMP)"),
+        other => format!("the server {server} answered {what} with {other}"),
     }
 }
 
@@ -384,7 +374,7 @@ mod tests {
     use crate::rfc2136::{TsigAlgorithm, TsigConfig};
     use crate::transport::Answer;
     use crate::tsig::Signer;
-    use hickory_proto::op::MessageType;
+    use hickory_proto::op::{MessageType, ResponseCode};
 
     fn server() -> SocketAddr {
         "127.0.0.1:5300".parse().unwrap()
@@ -422,21 +412,38 @@ mod tests {
         ] {
             let e = check(rcode, Some(Verified::Signed), update).unwrap_err();
             assert!(matches!(e, DnsError::Conflict { .. }), "{e:?}");
+            assert_eq!(e.rcode(), Some(Rcode::from(rcode)), "{e:?}");
         }
         let e = check(ResponseCode::Refused, Some(Verified::Signed), update).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the server 127.0.0.1:5300 refused the update for zone example.test. (REFUSED): is the key allowed to update this zone?"
         );
+        assert_eq!(e.cause(), Cause::Rcode(Rcode::Refused));
         let e = check(ResponseCode::NotAuth, Some(Verified::Signed), update).unwrap_err();
         assert_eq!(
             e.to_string(),
             "the server 127.0.0.1:5300 is not authoritative for example.test. or does not accept this key (NOTAUTH)"
         );
+        assert_eq!(e.rcode(), Some(Rcode::NotAuth));
         let e = check(ResponseCode::NotZone, Some(Verified::Signed), update).unwrap_err();
         assert!(matches!(e, DnsError::Permanent { .. }) && e.to_string().contains("NOTZONE"));
+        assert_eq!(e.rcode(), Some(Rcode::NotZone));
         let e = check(ResponseCode::ServFail, Some(Verified::Signed), update).unwrap_err();
         assert!(matches!(e, DnsError::Transient { .. }) && e.to_string().contains("SERVFAIL"));
+        assert_eq!(e.rcode(), Some(Rcode::ServFail));
+        // An RCODE mailzone has no words for is still carried as a value.
+        let e = check(ResponseCode::Unknown(23), Some(Verified::Signed), update).unwrap_err();
+        assert_eq!(e.rcode(), Some(Rcode::Other(23)), "{e:?}");
+        assert!(e.to_string().ends_with("with RCODE 23"), "{e}");
+        // A key the server rejects is a TSIG failure, whatever the RCODE beside it.
+        let rejected = Verified::Rejected(
+            hickory_proto::rr::rdata::tsig::TsigError::BadSig,
+            "the server rejected the TSIG key (BADSIG)".into(),
+        );
+        let e = check(ResponseCode::NotAuth, Some(rejected), update).unwrap_err();
+        assert_eq!(e.cause(), Cause::Tsig, "{e:?}");
+        assert_eq!(e.rcode(), None);
         let transfer = Op::Transfer { zone: &zone };
         let e = check(ResponseCode::Refused, None, transfer).unwrap_err();
         assert!(
@@ -462,6 +469,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
+        assert_eq!(e.cause(), Cause::Tsig);
         assert!(e.to_string().contains("without a TSIG signature"), "{e}");
         // An unsigned error answer keeps its RCODE, noting the missing signature.
         let e = check(

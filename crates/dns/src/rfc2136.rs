@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as WireAlgorithm, TsigError};
 use hickory_proto::rr::{DNSClass, RData as WireRData, Record as WireRecord, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -66,8 +66,9 @@ use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
 const MAX_IDLE_CONNECTIONS: usize = 32;
+use crate::error::Cause;
 use crate::tsig::{Signer, Verified};
-use crate::{ApplyReport, DnsError, Provider, ReadMethod, ZoneSnapshot};
+use crate::{ApplyReport, DnsError, Provider, Rcode, ReadMethod, ZoneSnapshot};
 
 /// Where and how to reach the primary server.
 #[derive(Debug, Clone)]
@@ -267,18 +268,14 @@ impl Rfc2136Provider {
                 Some(v) => Some(v.verify(&raw, &message)?),
                 None => None,
             };
-            let rcode = message.response_code;
+            let rcode = Rcode::from(message.response_code);
             // Refused: REFUSED (BIND) or NOTAUTH (Knot, with TSIG error BADKEY when the
             // key is known but not in the zone's transfer ACL). A wrong secret or clock
             // (BADSIG, BADTIME) is not a refusal: reading record by record would fail the
             // same way, so it is reported as it is.
             let key_refused = matches!(tsig, None | Some(Verified::Unsigned | Verified::Signed))
                 || matches!(tsig, Some(Verified::Rejected(TsigError::BadKey, _)));
-            if first
-                && matches!(rcode, ResponseCode::Refused | ResponseCode::NotAuth)
-                && key_refused
-            {
-                let rcode = query::rcode_name(rcode);
+            if first && matches!(rcode, Rcode::Refused | Rcode::NotAuth) && key_refused {
                 tracing::info!(%server, zone = %zone, %rcode,
                     "zone transfer refused; reading the zone record by record");
                 return Ok(Transfer::Refused { rcode });
@@ -342,7 +339,7 @@ impl Rfc2136Provider {
         &self,
         zone: &Name,
         wanted: &[(Name, &'static str)],
-        refusal: &str,
+        refusal: Rcode,
     ) -> Result<ZoneSnapshot, DnsError> {
         let endpoint = self.endpoint()?;
         let mut tcp = None;
@@ -351,10 +348,7 @@ impl Rfc2136Provider {
             let message = format!(
                 "the server {server} refused the transfer of zone {zone} ({refusal}), and reading the zone record by record failed: {e}"
             );
-            match e {
-                DnsError::Transient { .. } => DnsError::transient(server, message),
-                _ => DnsError::permanent(server, message),
-            }
+            e.reworded(message)
         })?;
         let mut asked = std::collections::BTreeSet::new();
         let mut records = Vec::new();
@@ -410,12 +404,13 @@ enum Transfer {
         records: Vec<WireRecord>,
     },
     /// REFUSED or NOTAUTH (without a wrong-key TSIG error).
-    Refused { rcode: String },
+    Refused { rcode: Rcode },
 }
 
 fn malformed_transfer(server: SocketAddr, zone: &Name, why: &str) -> DnsError {
     DnsError::permanent(
         server,
+        Cause::Malformed,
         format!("the transfer of zone {zone} from {server} is malformed: {why} (RFC 5936 §2.2)"),
     )
 }
@@ -499,11 +494,16 @@ fn group_changes(
         if !name.is_within(zone) {
             return Err(DnsError::permanent(
                 server,
+                Cause::Request,
                 format!("{name} is outside zone {zone}: not sent"),
             ));
         }
         record_type(rtype).ok_or_else(|| {
-            DnsError::permanent(server, format!("mailzone cannot write {rtype} records"))
+            DnsError::permanent(
+                server,
+                Cause::Request,
+                format!("mailzone cannot write {rtype} records"),
+            )
         })
     };
     let mut groups: BTreeMap<(Name, &'static str), RrsetChanges> = BTreeMap::new();
@@ -608,7 +608,7 @@ impl Provider for Rfc2136Provider {
             let (serial, wire) = match self.transfer(zone).await? {
                 Transfer::Zone { serial, records } => (serial, records),
                 Transfer::Refused { rcode } => {
-                    return self.read_by_queries(zone, wanted, &rcode).await;
+                    return self.read_by_queries(zone, wanted, rcode).await;
                 }
             };
             let mut records = Vec::new();
@@ -644,7 +644,11 @@ impl Provider for Rfc2136Provider {
     async fn apply(&self, changes: &ChangeSet) -> Result<ApplyReport, DnsError> {
         let server = self.config.server;
         let zone = changes.zone.as_ref().ok_or_else(|| {
-            DnsError::permanent(server, "the change set names no zone: nothing was sent")
+            DnsError::permanent(
+                server,
+                Cause::Request,
+                "the change set names no zone: nothing was sent",
+            )
         })?;
         if changes.is_empty() {
             return Ok(ApplyReport::default());
@@ -667,20 +671,20 @@ impl Provider for Rfc2136Provider {
             for message in &parts {
                 match self.send_update(zone, message).await {
                     Ok(()) => sent += 1,
-                    Err(DnsError::Permanent { server, message }) if message.contains("(REFUSED)") => {
-                        return Err(DnsError::Permanent {
-                            server,
-                            message: message + &targets_without_address_hint(zone, changes),
-                        });
+                    Err(e) if e.rcode() == Some(Rcode::Refused) => {
+                        return Err(e.with_note(&targets_without_address_hint(zone, changes)));
                     }
                     Err(DnsError::Conflict { rcode, .. }) if sent > 0 => {
-                        return Err(DnsError::transient(
+                        // Not a conflict to re-plan quietly: part of the change landed.
+                        let message = format!(
+                            "the zone {zone} changed while a split update was applied ({rcode}): {sent} of {} parts were applied; read the zone again and re-plan",
+                            parts.len()
+                        );
+                        return Err(DnsError::Transient {
                             server,
-                            format!(
-                                "the zone {zone} changed while a split update was applied ({rcode}): {sent} of {} parts were applied; read the zone again and re-plan",
-                                parts.len()
-                            ),
-                        ));
+                            message,
+                            cause: Cause::Rcode(rcode),
+                        });
                     }
                     Err(e) => return Err(e),
                 }

@@ -16,7 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
 use crate::DnsError;
-use crate::error::human_duration;
+use crate::error::{Cause, human_duration};
 use crate::tsig::{AnswerVerifier, Signer, Verified};
 
 /// The largest UDP message mailzone sends or asks for: the EDNS buffer size the DNS Flag
@@ -84,6 +84,7 @@ impl TcpConn {
         let len = u16::try_from(bytes.len()).map_err(|_| {
             DnsError::permanent(
                 self.server,
+                Cause::Request,
                 format!(
                     "a DNS message of {} bytes does not fit in TCP's 65535 (RFC 1035 §4.2.2)",
                     bytes.len()
@@ -193,7 +194,7 @@ pub(crate) fn no_answer(server: SocketAddr, wait: Duration, during: &str) -> Dns
     } else {
         format!(" ({during})")
     };
-    DnsError::transient(
+    DnsError::unreachable(
         server,
         format!(
             "no answer from {server} within {}{during}",
@@ -216,7 +217,7 @@ pub(crate) fn io_error(server: SocketAddr, e: &io::Error) -> DnsError {
         io::ErrorKind::TimedOut => format!("no answer from {server} (timed out)"),
         _ => format!("cannot talk to {server}: {e}"),
     };
-    DnsError::transient(server, message)
+    DnsError::unreachable(server, message)
 }
 
 /// An answer, with what TSIG says about it.
@@ -255,6 +256,7 @@ impl Endpoint<'_> {
         let bytes = request.to_vec().map_err(|e| {
             DnsError::permanent(
                 self.server,
+                Cause::Request,
                 format!("cannot encode the request for {}: {e}", self.server),
             )
         })?;
@@ -273,6 +275,7 @@ impl Endpoint<'_> {
         if is_truncated(&bytes) && !request.truncation {
             return Err(DnsError::permanent(
                 self.server,
+                Cause::Request,
                 format!(
                     "the request for {} does not fit in one DNS message (65535 bytes, RFC 1035 §4.2.2)",
                     self.server
@@ -339,7 +342,7 @@ impl Endpoint<'_> {
                 }
                 Ok(None) => {
                     *tcp = None;
-                    return Err(DnsError::transient(
+                    return Err(DnsError::unreachable(
                         self.server,
                         format!(
                             "{} closed the TCP connection without answering",
@@ -361,11 +364,16 @@ impl Endpoint<'_> {
     pub(crate) fn decode(&self, raw: &[u8], request: &Message) -> Result<Message, DnsError> {
         let server = self.server;
         let message = Message::from_vec(raw).map_err(|e| {
-            DnsError::permanent(server, format!("{server} sent a malformed answer: {e}"))
+            DnsError::permanent(
+                server,
+                Cause::Malformed,
+                format!("{server} sent a malformed answer: {e}"),
+            )
         })?;
         if message.id != request.id || message.message_type != MessageType::Response {
             return Err(DnsError::permanent(
                 server,
+                Cause::Malformed,
                 format!("{server} sent an answer that does not match the request"),
             ));
         }
@@ -374,6 +382,7 @@ impl Endpoint<'_> {
         {
             return Err(DnsError::permanent(
                 server,
+                Cause::Malformed,
                 format!(
                     "{server} answered a different question ({} {} instead of {} {})",
                     a.name(),

@@ -36,7 +36,7 @@ pub(crate) struct Signer {
 impl Signer {
     pub(crate) fn new(config: &TsigConfig, server: SocketAddr) -> Result<Signer, DnsError> {
         let name = WireName::from_ascii(config.key_name.trim_end_matches('.')).map_err(|e| {
-            DnsError::permanent(
+            DnsError::tsig(
                 server,
                 format!(
                     "the TSIG key name `{}` is not a domain name: {e}",
@@ -48,7 +48,7 @@ impl Signer {
         // one copy per provider, for the provider's lifetime.
         let signer = TSigner::new(config.secret.to_vec(), config.algorithm.wire(), name, FUDGE)
             .map_err(|e| {
-                DnsError::permanent(
+                DnsError::tsig(
                     server,
                     format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
                 )
@@ -72,7 +72,7 @@ impl Signer {
     ) -> Result<AnswerVerifier<'_>, DnsError> {
         let now = unix_now();
         let (tsig, _) = self.signer.sign_message(message, now).map_err(|e| {
-            DnsError::permanent(server, format!("cannot sign the request with TSIG: {e}"))
+            DnsError::tsig(server, format!("cannot sign the request with TSIG: {e}"))
         })?;
         let request_mac = tsig.data.mac.clone();
         message.set_signature(tsig);
@@ -158,7 +158,7 @@ impl AnswerVerifier<'_> {
             self.unsigned.extend_from_slice(bytes);
             self.unsigned_count += 1;
             if self.unsigned_count > MAX_UNSIGNED_IN_A_ROW {
-                return Err(DnsError::permanent(
+                return Err(DnsError::tsig(
                     server,
                     format!(
                         "{server} sent more than {MAX_UNSIGNED_IN_A_ROW} transfer messages in a row without a TSIG signature (RFC 8945 §5.3.1): the transfer cannot be trusted"
@@ -175,7 +175,7 @@ impl AnswerVerifier<'_> {
         }
         let answer_key = tsig.name.to_ascii().to_ascii_lowercase();
         if answer_key.trim_end_matches('.') != key.to_ascii_lowercase() {
-            return Err(DnsError::permanent(
+            return Err(DnsError::tsig(
                 server,
                 format!(
                     "{server} signed its answer with the TSIG key `{}`, not `{key}`: the answer cannot be trusted",
@@ -184,7 +184,7 @@ impl AnswerVerifier<'_> {
             ));
         }
         if tsig.data.algorithm != *self.signer.signer.algorithm() {
-            return Err(DnsError::permanent(
+            return Err(DnsError::tsig(
                 server,
                 format!(
                     "{server} signed its answer with {}, not {}: the answer cannot be trusted",
@@ -193,7 +193,7 @@ impl AnswerVerifier<'_> {
             ));
         }
         let bad_mac = |detail: String| {
-            DnsError::permanent(
+            DnsError::tsig(
                 server,
                 format!(
                     "the TSIG signature of the answer from {server} does not verify with the key `{key}` ({detail}): the answer cannot be trusted"
@@ -249,7 +249,7 @@ impl AnswerVerifier<'_> {
     pub(crate) fn finish(&self) -> Result<(), DnsError> {
         if self.unsigned_count > 0 {
             let server = self.server;
-            return Err(DnsError::permanent(
+            return Err(DnsError::tsig(
                 server,
                 format!(
                     "the last message of the transfer from {server} is not signed with TSIG (RFC 8945 §5.3.1): the transfer cannot be trusted"
@@ -262,7 +262,7 @@ impl AnswerVerifier<'_> {
 
 /// The error of an answer signed too far from our clock (RFC 8945 §5.2.3).
 fn too_far(server: SocketAddr, time: u64) -> DnsError {
-    DnsError::permanent(
+    DnsError::tsig(
         server,
         format!(
             "the TSIG signature of the answer from {server} is dated {} s away from our clock (more than {FUDGE} s): check NTP on both sides",
