@@ -1,6 +1,7 @@
 //! Builds a [`Provider`] from a `DnsServer` of the config: resolves the host, reads the TSIG
 //! secret from wherever the config says it is. Secrets are never part of an error.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use mailzone_dns::Provider;
@@ -26,16 +27,7 @@ pub async fn provider(
         algorithm,
     } = &server.provider;
     let key_path = format!("dnsServer.{}", server.name);
-    let addr = tokio::net::lookup_host((host.as_str(), *port))
-        .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| {
-            EngineError::Usage(format!(
-                "{}: {key_path}.host: cannot resolve {host}",
-                loaded.path.display()
-            ))
-        })?;
+    let addr = resolve(loaded, server, host, *port).await?;
     let tsig = match (key_name, key) {
         (Some(name), Some(source)) => Some(TsigConfig {
             key_name: name.clone(),
@@ -60,6 +52,34 @@ pub async fn provider(
     Ok(Box::new(Rfc2136Provider::new(config)))
 }
 
+/// The first address of `host`, asked of the system's resolver within the server's
+/// timeout. A name that does not resolve now may resolve later (the resolver is down, the
+/// name was just registered), so the failure is [`EngineError::Unreachable`]: transient.
+async fn resolve(
+    loaded: &LoadedConfig,
+    server: &DnsServer,
+    host: &str,
+    port: u16,
+) -> Result<SocketAddr, EngineError> {
+    let unreachable = |reason: String| EngineError::Unreachable {
+        file: loaded.path.clone(),
+        dns_server: server.name.clone(),
+        host: host.to_string(),
+        reason,
+    };
+    let lookup = tokio::net::lookup_host((host, port));
+    match tokio::time::timeout(server.timeout, lookup).await {
+        Err(_) => Err(unreachable(format!(
+            "no answer from the resolver within {}",
+            humantime::format_duration(server.timeout)
+        ))),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .ok_or_else(|| unreachable("the name has no address".into())),
+    }
+}
+
 /// Reads and decodes a TSIG secret: base64 text, inline, from a file (plain base64 or a
 /// BIND `key { secret "…"; }` block, as `tsig-keygen` writes it), or from an environment
 /// variable.
@@ -69,7 +89,7 @@ fn read_secret(
     source: &SecretSource,
 ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
     let fail = |key: &str, reason: String| {
-        EngineError::Usage(format!("{}: {key}: {reason}", config_file.display()))
+        EngineError::InvalidConfig(format!("{}: {key}: {reason}", config_file.display()))
     };
     let (text, key) = match source {
         SecretSource::Inline(text) => (Zeroizing::new(text.to_string()), format!("{key_path}.key")),

@@ -16,6 +16,7 @@ use mailzone_records::{
 use mailzone_store::{Store, ZoneState};
 use sha2::{Digest, Sha256};
 
+use crate::error::ZoneFailure;
 use crate::progress::Progress;
 use crate::propagation;
 use crate::records::{DomainRecords, RecordsRequest};
@@ -126,6 +127,17 @@ impl ZoneWork<'_> {
     }
 }
 
+impl ZoneWork<'_> {
+    /// `error` as this zone's failure, naming its DNS server.
+    fn failure(&self, error: EngineError) -> ZoneFailure {
+        ZoneFailure {
+            zone: self.zone.clone(),
+            dns_server: self.server.name.clone(),
+            error,
+        }
+    }
+}
+
 /// Plans (and with `apply`, applies) every selected domain under automatic management.
 pub async fn reconcile(
     loaded: &LoadedConfig,
@@ -149,12 +161,27 @@ pub async fn reconcile(
     )
     .await?;
     let store = opened.store.clone();
+    // Every zone's failure is kept with its zone and DNS server, so the caller sees each
+    // one's class (a task retries when any of them is transient).
+    let mut failures: Vec<ZoneFailure> = Vec::new();
     let mut providers: BTreeMap<String, Box<dyn Provider>> = BTreeMap::new();
+    let mut connected: Vec<&ZoneWork<'_>> = Vec::new();
     for item in &work {
         if !providers.contains_key(&item.server.name) {
-            let provider = connect::provider(loaded, item.server).await?;
-            providers.insert(item.server.name.clone(), provider);
+            // A server that cannot be used fails its zones only; the others go on. Tried
+            // again for each of its zones, so each failure is its own.
+            match connect::provider(loaded, item.server).await {
+                Ok(provider) => {
+                    providers.insert(item.server.name.clone(), provider);
+                }
+                Err(e) => {
+                    progress.zone_failed(&item.zone, &e.to_string());
+                    failures.push(item.failure(e));
+                    continue;
+                }
+            }
         }
+        connected.push(item);
     }
     // The propagation watcher asks the authoritative servers directly, not through a
     // provider: its queries are counted here.
@@ -163,9 +190,9 @@ pub async fn reconcile(
     // Boxed as `Send` futures, named before the stream is built: the service runs this
     // inside spawned tasks, and an unboxed closure stream trips the compiler's
     // higher-ranked lifetime check for `Send`.
-    let runs: Vec<futures::future::BoxFuture<'_, Result<ZoneOutcome, EngineError>>> = work
+    let runs: Vec<futures::future::BoxFuture<'_, Result<ZoneOutcome, EngineError>>> = connected
         .iter()
-        .map(|item| {
+        .map(|&item| {
             let provider = providers[&item.server.name].as_ref();
             let store = &store;
             let propagation_queries = &propagation_queries;
@@ -195,9 +222,8 @@ pub async fn reconcile(
         .buffered(request.concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
-    let mut failures = Vec::new();
     let mut served_dkim = Vec::new();
-    for (item, result) in work.iter().zip(zones) {
+    for (&item, result) in connected.iter().zip(zones) {
         match result {
             Ok(outcome) => {
                 if request.apply && item.managed_types.contains(&DnsRecordType::Dkim) {
@@ -205,7 +231,7 @@ pub async fn reconcile(
                 }
                 report.zones.push(outcome);
             }
-            Err(e) => failures.push(e),
+            Err(e) => failures.push(item.failure(e)),
         }
     }
     // Only now, with every record of these zones served by every authoritative server,
@@ -220,7 +246,7 @@ pub async fn reconcile(
         };
         if let Err(e) = promote_applied(loaded, request, &store, item, confirmed, &mut report).await
         {
-            failures.push(e);
+            failures.push(item.failure(e));
         }
     }
     // The TLSA rollover state the records were planned with becomes the stored state only
@@ -235,19 +261,10 @@ pub async fn reconcile(
         + propagation_queries.load(Ordering::Relaxed);
     drop(store);
     opened.close().await;
-    match failures.len() {
-        0 => Ok(report),
-        1 => Err(failures.remove(0)),
-        n => {
-            for e in &failures[1..] {
-                tracing::error!("{e}");
-            }
-            Err(EngineError::Usage(format!(
-                "{} (and {} more zones failed; run with -v to see them)",
-                failures[0],
-                n - 1
-            )))
-        }
+    if failures.is_empty() {
+        Ok(report)
+    } else {
+        Err(EngineError::Zones(failures))
     }
 }
 

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
+use mailzone_engine::error::FailureClass;
 use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC};
 use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
 use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
@@ -109,18 +110,77 @@ impl IntoResponse for ApiError {
 }
 
 impl From<EngineError> for ApiError {
+    /// The status says what happened (the error's class): a DNS server that cannot be
+    /// reached now is `503` (try again later), one that answered with an error `502`, a
+    /// zone changed meanwhile `409`, a config or request that cannot work `422`.
     fn from(e: EngineError) -> ApiError {
-        let status = match &e {
-            EngineError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            EngineError::Dns { .. } | EngineError::Propagation { .. } => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        let code = match status {
-            StatusCode::INTERNAL_SERVER_ERROR => "store",
-            StatusCode::BAD_GATEWAY => "dns",
-            _ => "invalid",
+        let (status, code) = match e.class() {
+            FailureClass::Store => (StatusCode::INTERNAL_SERVER_ERROR, "store"),
+            FailureClass::Unreachable => (StatusCode::SERVICE_UNAVAILABLE, "dns"),
+            FailureClass::Unavailable
+            | FailureClass::Refused
+            | FailureClass::Auth
+            | FailureClass::Protocol => (StatusCode::BAD_GATEWAY, "dns"),
+            FailureClass::Conflict => (StatusCode::CONFLICT, "dns_conflict"),
+            FailureClass::InvalidConfig | FailureClass::Other => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
         };
         ApiError::new(status, code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod error_status_tests {
+    use super::*;
+    use mailzone_engine::error::ZoneFailure;
+
+    fn status(e: EngineError) -> (StatusCode, &'static str) {
+        let e = ApiError::from(e);
+        (e.status, e.code)
+    }
+
+    fn unresolvable() -> EngineError {
+        EngineError::Unreachable {
+            file: "mailzone.toml".into(),
+            dns_server: "primary".into(),
+            host: "nonexistent.invalid".into(),
+            reason: "no address".into(),
+        }
+    }
+
+    /// The DNS errors' classes are tested in the engine; here, that the class decides.
+    #[test]
+    fn the_status_follows_the_failure_class() {
+        assert_eq!(
+            status(unresolvable()),
+            (StatusCode::SERVICE_UNAVAILABLE, "dns")
+        );
+        let lagging = EngineError::Propagation {
+            zone: "example.test".into(),
+            server: "127.0.0.1:5300".parse().unwrap(),
+            timeout: std::time::Duration::from_secs(2),
+            reason: "serial 1".into(),
+            others: 0,
+        };
+        assert_eq!(status(lagging), (StatusCode::BAD_GATEWAY, "dns"));
+        let zones = EngineError::Zones(vec![
+            ZoneFailure {
+                zone: Name::host("a.test").unwrap(),
+                dns_server: "one".into(),
+                error: EngineError::InvalidConfig("unreadable secret".into()),
+            },
+            ZoneFailure {
+                zone: Name::host("b.test").unwrap(),
+                dns_server: "two".into(),
+                error: unresolvable(),
+            },
+        ]);
+        assert_eq!(status(zones), (StatusCode::SERVICE_UNAVAILABLE, "dns"));
+        assert_eq!(
+            status(EngineError::Usage("manual".into())),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        );
     }
 }
 
