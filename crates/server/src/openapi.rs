@@ -197,7 +197,8 @@ pub fn spec() -> Value {
                     "responses": common(json!({
                         "200": ok_json("The plan", json!({ "type": "object" })),
                         "400": error_response("Invalid name"), "404": error_response("Unknown domain"),
-                        "422": error_response("Manual DNS management"), "502": error_response("The DNS server failed") })) }
+                        "422": error_response("Manual DNS management"), "502": error_response("The DNS server failed"),
+                        "503": error_response("The DNS server cannot be reached") })) }
             },
             "/domains/{name}/check": {
                 "post": { "summary": "Check what DNS serves", "parameters": [name_param()],
