@@ -175,6 +175,7 @@ pub async fn reconcile(
                     providers.insert(item.server.name.clone(), provider);
                 }
                 Err(e) => {
+                    progress.zone_started(&item.zone);
                     progress.zone_failed(&item.zone, &e.to_string());
                     failures.push(item.failure(e));
                     continue;
