@@ -252,20 +252,26 @@ pub async fn reconcile(
     }
     // The TLSA rollover state the records were planned with becomes the stored state only
     // now that they are served: a replaced digest's `retireAfter` runs from this publication.
+    // Not a zone's failure: the state database's.
+    let mut saving_tlsa = Ok(());
     if let Some(tlsa) = planned.tlsa.as_ref().filter(|_| request.apply)
         && tlsa_published(&work, &report)
-        && let Err(e) = crate::tlsa::record_publication(&store, tlsa).await
     {
-        failures.push(e);
+        saving_tlsa = crate::tlsa::record_publication(&store, tlsa).await;
     }
     report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
     drop(store);
     opened.close().await;
-    if failures.is_empty() {
-        Ok(report)
-    } else {
-        Err(EngineError::Zones(failures))
+    match (failures.is_empty(), saving_tlsa) {
+        (true, Ok(())) => Ok(report),
+        (true, Err(e)) => Err(e),
+        (false, saving_tlsa) => {
+            if let Err(e) = saving_tlsa {
+                tracing::error!("{e}");
+            }
+            Err(EngineError::Zones(failures))
+        }
     }
 }
 
