@@ -454,6 +454,45 @@ fn a_failure_after_publishing_removes_the_challenge_records() {
     );
 }
 
+/// `acme renew` killed by SIGKILL once its challenge records are served (crash point
+/// `acme-challenge`): the records stay in DNS, recorded in the store; the next renewal
+/// removes them before anything else and issues the certificate.
+#[test]
+fn a_renewal_killed_during_the_challenge_leaves_no_record_after_the_next_one() {
+    use std::os::unix::process::ExitStatusExt as _;
+    let Some(s) = start() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["acme", "renew", "--config"])
+        .arg(s.path("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(s.path("state"))
+        .env("MAILZONE_CRASH_AT", "acme-challenge")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "not killed at the challenge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = s.challenge_records();
+    assert_eq!(left.len(), NAMES.len(), "served when killed: {left:?}");
+    assert!(!s.path("tls/mail.pem").exists());
+
+    let report = s.renew(false);
+    assert_eq!(report["outcome"], "issued", "{report:#}");
+    assert_eq!(report["leftoverChallenges"], json!([]), "{report:#}");
+    assert!(
+        s.challenge_records().is_empty(),
+        "challenge records left: {:?}",
+        s.challenge_records()
+    );
+    // The store holds nothing more to remove: the next run is simply not due.
+    let report = s.renew(false);
+    assert_eq!(report["outcome"], "notDue", "{report:#}");
+    assert!(s.challenge_records().is_empty());
+}
+
 /// The tasks, waiting until none is scheduled or running.
 fn settled_tasks(service: &Service) -> Vec<Value> {
     let mut tasks = Vec::new();

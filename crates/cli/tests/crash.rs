@@ -1,11 +1,14 @@
 //! `mailzone apply` killed with SIGKILL at each named step (`MAILZONE_CRASH_AT`) and at
-//! random instants, against a real Knot, then run again: every time the zone converges
+//! random instants, and `mailzone serve` killed at random instants while its
+//! `DnsManagement` task publishes, against a real Knot, then run again: every time the zone
+//! converges
 //! (`plan --detailed-exitcode` finds nothing to do), each record is served once, the
 //! foreign records are there byte for byte, the state database passes SQLite's
 //! `PRAGMA integrity_check` (asked through Python's sqlite3, not our code), and no DKIM key
 //! is `Active` that the server does not serve.
 //!
-//! `MAILZONE_CRASH_ITERATIONS` sets the number of kills that land mid-run (default 100) and
+//! `MAILZONE_CRASH_ITERATIONS` sets the number of kills of `apply` that land mid-run
+//! (default 100), `MAILZONE_SERVE_CRASH_ITERATIONS` those of `serve` (default 20), and
 //! `MAILZONE_CRASH_SEED` replays a run (the seed is printed).
 
 mod common;
@@ -15,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{mailzone, mailzone_ok};
+use common::{Service, mailzone, mailzone_ok};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 use serde_json::Value;
 
@@ -211,15 +214,17 @@ impl Random {
     }
 }
 
-#[test]
-fn kills_at_random_instants_lose_nothing() {
-    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
-        return;
-    }
-    let iterations: u32 = std::env::var("MAILZONE_CRASH_ITERATIONS")
+/// A number from the environment, else `default`.
+fn env_number(name: &str, default: u32) -> u32 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default)
+}
+
+/// The random generator of a run: seeded from `MAILZONE_CRASH_SEED`, else the clock (the
+/// seed is printed so that a failure can be replayed).
+fn seeded_random() -> (Random, u64) {
     let seed: u64 = std::env::var("MAILZONE_CRASH_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -231,7 +236,16 @@ fn kills_at_random_instants_lose_nothing() {
                 | 1
         });
     eprintln!("MAILZONE_CRASH_SEED={seed}");
-    let mut random = Random(seed);
+    (Random(seed), seed)
+}
+
+#[test]
+fn kills_at_random_instants_lose_nothing() {
+    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+        return;
+    }
+    let iterations = env_number("MAILZONE_CRASH_ITERATIONS", 100);
+    let (mut random, seed) = seeded_random();
     let server = start_knot();
     let foreign = zone_lines(&server);
     let tmp = tempfile::tempdir().unwrap();
@@ -285,5 +299,103 @@ fn kills_at_random_instants_lose_nothing() {
     }
     eprintln!(
         "{runs} runs: {killed} killed mid-run, {finished} finished before the kill; every one converged"
+    );
+}
+
+/// `mailzone serve` on `dir`, not waited for: the kills may land before it listens.
+fn spawn_serve(dir: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", common::free_port())])
+        .args(["--reconcile-interval", "1h", "--retry-backoff", "1s", "--lease", "3s"])
+        .arg("--config")
+        .arg(dir.join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the service has no task scheduled or running and none failed.
+fn settle(service: &Service, context: &str) {
+    let settled = mailzone_testkit::poll_until(Duration::from_secs(60), || {
+        service
+            .tasks()
+            .iter()
+            .all(|t| t["status"] == "Succeeded")
+    });
+    assert!(
+        settled,
+        "{context}: tasks did not all succeed: {:#?}\n{}",
+        service.tasks(),
+        service.output()
+    );
+}
+
+/// The service killed at random instants from its start, while its start-up
+/// `DnsManagement` task reads, updates and waits for propagation. After each kill, either
+/// `apply` or (every fifth time) a restarted service finishes the work; either way the
+/// zone converges with nothing lost or doubled.
+#[test]
+fn serve_killed_at_random_instants_loses_nothing() {
+    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+        return;
+    }
+    let iterations = env_number("MAILZONE_SERVE_CRASH_ITERATIONS", 20);
+    let (mut random, seed) = seeded_random();
+    let server = start_knot();
+    let foreign = zone_lines(&server);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+
+    // How long the service takes from its start until its first task has published (the
+    // slowest of two, each changing the zone): the kills land anywhere in that span.
+    let mut span = Duration::ZERO;
+    let mut token = None;
+    for variant in [0, 1] {
+        write_config(dir, &server, variant);
+        let started = Instant::now();
+        let service = Service::start(dir, token.as_deref());
+        settle(&service, "calibration");
+        span = span.max(started.elapsed());
+        token = Some(service.token.clone());
+        service.terminate();
+    }
+    let token = token.unwrap();
+    let span = span.as_micros() as u64;
+
+    let (mut killed, mut runs) = (0u32, 0u32);
+    while killed < iterations {
+        assert!(
+            runs < iterations * 4,
+            "only {killed} of {runs} kills landed before the task ended (seed {seed})"
+        );
+        write_config(dir, &server, runs % 2);
+        runs += 1;
+        let mut child = spawn_serve(dir);
+        let delay = Duration::from_micros(random.below(span));
+        std::thread::sleep(delay);
+        // The service never exits by itself: every kill counts, but one that lands after
+        // the task published does not test much, so the zone must differ from the wanted
+        // state for it to count as mid-run.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let plan = mailzone(dir, &["plan", "--detailed-exitcode"]);
+        if plan.status.code() == Some(2) {
+            killed += 1;
+        }
+        let context = format!("run {runs}, killed after {delay:?} (seed {seed})");
+        if runs % 5 == 0 {
+            let service = Service::start(dir, Some(&token));
+            settle(&service, &context);
+            service.terminate();
+        } else {
+            mailzone_ok(dir, &["apply"]);
+        }
+        assert_converged(dir, &server, &foreign, &context);
+    }
+    eprintln!(
+        "{runs} kills of serve, {killed} of them before its task had published; every one converged"
     );
 }

@@ -6,7 +6,9 @@
 //!
 //! The challenge records are added and removed value by value, with no prerequisite: an
 //! RFC 2136 add of one RR and a delete of one RR (§2.5.1, §2.5.4) leave any other TXT at the
-//! same name (another client's challenge) alone.
+//! same name (another client's challenge) alone. Each is recorded in the store before the
+//! UPDATE that adds it and forgotten once removed; a renewal killed in between (crash
+//! point `acme-challenge`) leaves rows that the next renewal removes first, due or not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -104,6 +106,11 @@ pub async fn renew(
         challenges: 0,
         leftover_challenges: vec![],
     };
+    let store = match &request.store {
+        Some(store) => store.clone(),
+        None => Store::open_sqlite(&request.state_dir).await?,
+    };
+    report.leftover_challenges = remove_left_behind(loaded, &store).await?;
     match due(settings, current.as_ref(), request.now_unix, request.force) {
         Due::No(reason) => {
             report.reason = reason;
@@ -111,13 +118,58 @@ pub async fn renew(
         }
         Due::Yes(reason) => report.reason = reason,
     }
-    let store = match &request.store {
-        Some(store) => store.clone(),
-        None => Store::open_sqlite(&request.state_dir).await?,
-    };
     let account = account(settings, &store, request.now_unix).await?;
-    issue(loaded, settings, &account, &mut report, progress).await?;
+    issue(loaded, settings, &account, &store, request.now_unix, &mut report, progress).await?;
     Ok(report)
+}
+
+/// Removes the challenge records an earlier renewal recorded and never removed (it was
+/// killed, or its removal failed); returns the ones that still could not be removed.
+async fn remove_left_behind(
+    loaded: &LoadedConfig,
+    store: &Store,
+) -> Result<Vec<String>, EngineError> {
+    let rows = store.acme_challenges().await?;
+    let mut published: Vec<Published> = Vec::new();
+    for row in rows {
+        let (Ok(zone), Ok(name)) = (Name::owner(&row.zone), Name::owner(&row.name)) else {
+            tracing::warn!(zone = %row.zone, name = %row.name, "unreadable ACME challenge row dropped");
+            store.remove_acme_challenges(&[row]).await?;
+            continue;
+        };
+        let Some(server) = loaded.config.dns_server(&row.dns_server) else {
+            // The DNS server is gone from the config: nothing can remove the record now.
+            tracing::warn!(
+                zone = %row.zone,
+                dns_server = %row.dns_server,
+                "ACME challenge record left behind on a DNS server no longer configured"
+            );
+            continue;
+        };
+        let record = Record {
+            name,
+            ttl: CHALLENGE_TTL,
+            data: RData::Txt(row.value.into_bytes()),
+        };
+        match published
+            .iter_mut()
+            .find(|p| p.zone == zone && p.server.name == server.name)
+        {
+            Some(p) => p.records.push(record),
+            None => published.push(Published {
+                server: server.clone(),
+                zone,
+                records: vec![record],
+            }),
+        }
+    }
+    if !published.is_empty() {
+        tracing::info!(
+            zones = published.len(),
+            "removing ACME challenge records an earlier renewal left behind"
+        );
+    }
+    Ok(remove(loaded, store, &published).await)
 }
 
 /// The `[server.acme]` section, or a usage error saying how to add one.
@@ -394,6 +446,8 @@ async fn issue(
     loaded: &LoadedConfig,
     settings: &AcmeSettings,
     account: &Account,
+    store: &Store,
+    now: i64,
     report: &mut RenewReport,
     progress: &dyn Progress,
 ) -> Result<(), EngineError> {
@@ -409,11 +463,14 @@ async fn issue(
     let challenges = pending_challenges(settings, &mut order).await?;
     report.challenges = challenges.len();
     let mut published = Vec::new();
-    let mut result = publish(loaded, &challenges, &mut published, progress).await;
+    let mut result = publish(loaded, store, now, &challenges, &mut published, progress).await;
     if result.is_ok() {
+        crate::crash::point("acme-challenge");
         result = validate_and_finalize(settings, &mut order, report).await;
     }
-    report.leftover_challenges = remove(loaded, &published).await;
+    report
+        .leftover_challenges
+        .extend(remove(loaded, store, &published).await);
     result
 }
 
@@ -488,6 +545,8 @@ fn zone_of<'a>(
 /// the caller removes it whatever happens.
 async fn publish(
     loaded: &LoadedConfig,
+    store: &Store,
+    now: i64,
     challenges: &[Challenge],
     published: &mut Vec<Published>,
     progress: &dyn Progress,
@@ -518,12 +577,22 @@ async fn publish(
             .filter(|l| wanted.contains(&(l.record.name.clone(), l.record.data.rtype())))
             .collect();
         let changes = additions(&zone, &records);
-        let applied = provider.apply(&changes).await.map_err(dns)?;
-        published.push(Published {
+        let entry = Published {
             server: server.clone(),
             zone: zone.clone(),
             records,
-        });
+        };
+        store.add_acme_challenges(&entry.rows(), now).await?;
+        let applied = match provider.apply(&changes).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                if !may_have_applied(&error) {
+                    store.remove_acme_challenges(&entry.rows()).await?;
+                }
+                return Err(dns(error));
+            }
+        };
+        published.push(entry);
         let serial = match applied.serial {
             Some(serial) => serial,
             None => provider.serial(&zone).await.map_err(dns)?,
@@ -536,6 +605,17 @@ async fn publish(
         );
     }
     Ok(())
+}
+
+/// Whether an UPDATE that failed may still have been applied: no answer came, or one that
+/// could not be read. An error RCODE or a request never sent changed nothing (RFC 2136
+/// §3.8: the zone is changed only when the answer is NOERROR).
+fn may_have_applied(error: &mailzone_dns::DnsError) -> bool {
+    use mailzone_dns::Cause;
+    !matches!(
+        error.cause(),
+        Cause::Rcode(_) | Cause::NotServed | Cause::Request
+    )
 }
 
 fn challenge_record(c: &Challenge) -> Result<Record, EngineError> {
@@ -567,8 +647,27 @@ fn additions(zone: &Name, records: &[Record]) -> ChangeSet {
     }
 }
 
-/// Removes the challenge records that were published; returns what could not be removed.
-async fn remove(loaded: &LoadedConfig, published: &[Published]) -> Vec<String> {
+impl Published {
+    /// The store's rows for these records.
+    fn rows(&self) -> Vec<mailzone_store::AcmeChallenge> {
+        self.records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::Txt(value) => Some(mailzone_store::AcmeChallenge {
+                    zone: self.zone.to_string(),
+                    dns_server: self.server.name.clone(),
+                    name: r.name.to_string(),
+                    value: String::from_utf8_lossy(value).into_owned(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Removes the challenge records that were published and forgets them in the store;
+/// returns what could not be removed (still recorded, for the next renewal).
+async fn remove(loaded: &LoadedConfig, store: &Store, published: &[Published]) -> Vec<String> {
     let mut leftover = Vec::new();
     for p in published {
         let changes = ChangeSet {
@@ -587,6 +686,13 @@ async fn remove(loaded: &LoadedConfig, published: &[Published]) -> Vec<String> {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
+        };
+        let result = match result {
+            Ok(()) => store
+                .remove_acme_challenges(&p.rows())
+                .await
+                .map_err(|e| format!("removed from DNS, but the store did not forget them: {e}")),
+            Err(reason) => Err(reason),
         };
         if let Err(reason) = result {
             tracing::warn!(zone = %p.zone, %reason, "ACME challenge records not removed");

@@ -6,7 +6,8 @@
 //! The steps: `ledger-intent` (a zone's additions are in the ledger, the UPDATE not sent),
 //! `update-sent` (the server applied the UPDATE, the ledger does not know yet),
 //! `propagation` (before the change is confirmed served), `dkim-promotion` (the old keys
-//! are `Retiring`, the new ones not yet `Active`). Without the variable a point costs one
+//! are `Retiring`, the new ones not yet `Active`), `acme-challenge` (the DNS-01 challenge
+//! records are served, the CA not told yet). Without the variable a point costs one
 //! environment lookup.
 
 /// The environment variable naming the step to crash at.

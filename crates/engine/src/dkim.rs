@@ -521,7 +521,8 @@ async fn new_pending_key(
         algorithm = algorithm.as_str(),
         "generating a pending DKIM key"
     );
-    let key = crate::records::generate_key(algorithm).await?;
+    let key =
+        crate::records::generate_key(algorithm, domain_config.dkim_management.rsa_bits()).await?;
     Ok(Some(
         store
             .insert_dkim_key_if_absent(&mailzone_store::StoredDkimKey {

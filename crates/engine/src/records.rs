@@ -244,7 +244,7 @@ async fn automatic_keys(
             algorithm = algorithm.as_str(),
             "generating DKIM key"
         );
-        let key = generate_key(algorithm).await?;
+        let key = generate_key(algorithm, domain.dkim_management.rsa_bits()).await?;
         let stage = if crate::dkim::publishes_dkim(domain) {
             DkimStage::Pending
         } else {
@@ -285,8 +285,13 @@ async fn automatic_keys(
 /// A new private key of `algorithm`, made on the blocking pool: an RSA key takes from a
 /// fraction of a second to several seconds of CPU, and made on an async worker it would
 /// stall every request and task that worker runs meanwhile.
-pub(crate) async fn generate_key(algorithm: DkimAlgorithm) -> Result<DkimPrivateKey, EngineError> {
-    tokio::task::spawn_blocking(move || DkimPrivateKey::generate(algorithm, &mut rand::rng()))
+pub(crate) async fn generate_key(
+    algorithm: DkimAlgorithm,
+    rsa_bits: usize,
+) -> Result<DkimPrivateKey, EngineError> {
+    tokio::task::spawn_blocking(move || {
+        DkimPrivateKey::generate_sized(algorithm, rsa_bits, &mut rand::rng())
+    })
         .await
         .map_err(|e| match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),

@@ -552,6 +552,7 @@ impl Validator<'_> {
             None => Ok(DkimManagement::Automatic {
                 algorithms: vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256],
                 selector_template: DEFAULT_SELECTOR_TEMPLATE.into(),
+                rsa_bits: dkim::GENERATED_RSA_BITS,
                 rotation: DkimRotation::default(),
                 on_key_change: Vec::new(),
                 delegation: None,
@@ -630,6 +631,7 @@ impl Validator<'_> {
                         "with several algorithms the template must contain {algorithm}, or their selectors collide",
                     ));
                 }
+                let rsa_bits = rsa_bits(&format!("{key}.automatic.rsaBits"), auto.rsa_bits)?;
                 let rotation = DkimRotation {
                     rotate_after: duration(
                         &format!("{key}.automatic.rotateAfter"),
@@ -659,6 +661,7 @@ impl Validator<'_> {
                 Ok(DkimManagement::Automatic {
                     algorithms,
                     selector_template: template,
+                    rsa_bits,
                     rotation,
                     on_key_change,
                     delegation,
@@ -864,6 +867,24 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
 fn duration(key: &str, value: Option<String>, default: &str) -> Result<std::time::Duration> {
     let text = value.unwrap_or_else(|| default.to_string());
     parse_duration(&text).map_err(|reason| ConfigError::new(key, Some(&text), reason))
+}
+
+/// RFC 8301 §3.2: verifiers accept RSA keys of 1024 to 4096 bits; mailzone makes 2048 or
+/// more.
+fn rsa_bits(key: &str, value: Option<i64>) -> Result<usize> {
+    let Some(bits) = value else {
+        return Ok(dkim::GENERATED_RSA_BITS);
+    };
+    usize::try_from(bits)
+        .ok()
+        .filter(|b| dkim::RSA_BITS_ALLOWED.contains(b))
+        .ok_or_else(|| {
+            ConfigError::new(
+                key,
+                Some(&bits.to_string()),
+                "RSA keys are made with 2048, 3072 or 4096 bits (RFC 8301 §3.2: fewer is weak, more does not verify everywhere)",
+            )
+        })
 }
 
 fn host(key: &str, written: &str) -> Result<Name> {

@@ -21,8 +21,12 @@ mod spki_compat {
 
 /// RSA keys below this size are refused (RFC 8301 §3.2: verifiers must not accept < 1024).
 pub const MIN_RSA_BITS: usize = 1024;
-/// The size of generated RSA keys (RFC 8301 §3.2 recommends at least 2048).
+/// The default size of generated RSA keys (RFC 8301 §3.2 recommends at least 2048).
 pub const GENERATED_RSA_BITS: usize = 2048;
+
+/// The RSA key sizes mailzone makes (`rsaBits`). RFC 8301 §3.2: verifiers MUST accept
+/// keys of 1024 to 4096 bits, so a larger key would not verify everywhere.
+pub const RSA_BITS_ALLOWED: [usize; 3] = [2048, 3072, 4096];
 
 /// A DKIM private key with the algorithm it signs with.
 #[derive(Clone)]
@@ -188,14 +192,23 @@ impl DkimPrivateKey {
         algorithm: DkimAlgorithm,
         rng: &mut R,
     ) -> DkimPrivateKey {
+        Self::generate_sized(algorithm, GENERATED_RSA_BITS, rng)
+    }
+
+    /// Generates a new key: Ed25519, or RSA of `rsa_bits` (one of [`RSA_BITS_ALLOWED`]).
+    pub fn generate_sized<R: rand::CryptoRng + ?Sized>(
+        algorithm: DkimAlgorithm,
+        rsa_bits: usize,
+        rng: &mut R,
+    ) -> DkimPrivateKey {
         match algorithm {
             DkimAlgorithm::Ed25519Sha256 => {
                 Self::from_ed25519(&ed25519_dalek::SigningKey::generate(rng))
             }
             DkimAlgorithm::RsaSha256 => {
-                let key = rsa::PrivateKey::new(rng, GENERATED_RSA_BITS)
-                    .expect("RSA key generation with a working RNG does not fail");
-                Self::from_rsa(key).expect("a generated 2048-bit key is accepted")
+                let key = rsa::PrivateKey::new(rng, rsa_bits)
+                    .expect("RSA key generation of an allowed size with a working RNG does not fail");
+                Self::from_rsa(key).expect("a generated key of 2048 bits or more is accepted")
             }
         }
     }

@@ -358,6 +358,8 @@ pub enum DkimManagement {
     Automatic {
         algorithms: Vec<DkimAlgorithm>,
         selector_template: String,
+        /// The size of the RSA keys mailzone makes (`rsaBits`: 2048, 3072 or 4096).
+        rsa_bits: usize,
         rotation: DkimRotation,
         /// A command (argv, run without a shell) to run after a key became `Active` or
         /// was withdrawn from DNS, e.g. to re-export the keys and reload the MTA; empty
@@ -411,6 +413,15 @@ impl DkimManagement {
         match self {
             DkimManagement::Automatic { delegation, .. } => delegation.as_ref(),
             DkimManagement::Manual { .. } => None,
+        }
+    }
+
+    /// The size of the RSA keys made for the domain: the configured `rsaBits`, else the
+    /// default.
+    pub fn rsa_bits(&self) -> usize {
+        match self {
+            DkimManagement::Automatic { rsa_bits, .. } => *rsa_bits,
+            DkimManagement::Manual { .. } => crate::dkim::GENERATED_RSA_BITS,
         }
     }
 }

@@ -314,6 +314,34 @@ fn an_algorithm_listed_twice_is_refused_at_its_key() {
 }
 
 #[test]
+fn rsa_key_sizes_outside_2048_to_4096_are_refused_at_their_key() {
+    for bits in ["1024", "2047", "8192", "-1", "0"] {
+        let err = config(&format!(
+            "[domain.\"example.org\"]\ndkimManagement = {{ automatic = {{ rsaBits = {bits} }} }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.starts_with("domain.\"example.org\".dkimManagement.automatic.rsaBits")
+                && err.contains("2048, 3072 or 4096"),
+            "{bits}: {err}"
+        );
+    }
+    let sizes: Vec<usize> = ["", ", rsaBits = 3072", ", rsaBits = 4096"]
+        .iter()
+        .map(|extra| {
+            config(&format!(
+                "[domain.\"example.org\"]\ndkimManagement = {{ automatic = {{ algorithms = [\"rsa-sha256\"]{extra} }} }}\n"
+            ))
+            .unwrap()
+            .domains[0]
+                .dkim_management
+                .rsa_bits()
+        })
+        .collect();
+    assert_eq!(sizes, [2048, 3072, 4096]);
+}
+
+#[test]
 fn an_empty_file_is_called_empty() {
     for text in ["", "\n\n", "# a comment only\n  # and another\n"] {
         let err = parse(text, Path::new("/etc/mailzone"))

@@ -410,8 +410,13 @@ fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfig) -> Value
         DkimManagement::Manual { keys } => json!({ "manual": {
             "selectors": keys.iter().map(|k| k.selector.clone()).collect::<Vec<_>>(),
         }}),
-        DkimManagement::Automatic { algorithms, .. } => json!({ "automatic": {
+        DkimManagement::Automatic {
+            algorithms,
+            rsa_bits,
+            ..
+        } => json!({ "automatic": {
             "algorithms": algorithms,
+            "rsaBits": rsa_bits,
         }}),
     };
     json!({

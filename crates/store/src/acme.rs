@@ -1,9 +1,22 @@
 //! ACME accounts (RFC 8555 §7.3), one per directory: the client's credentials (account URL
-//! and private key) as JSON, sealed under `mailzone.key` like every other secret.
+//! and private key) as JSON, sealed under `mailzone.key` like every other secret. And the
+//! DNS-01 challenge records (§8.4) that may be published, recorded before they are added
+//! and forgotten once removed, so that a renewal killed in between is cleaned up by the
+//! next one.
 
 use zeroize::Zeroizing;
 
 use crate::{Store, StoreError, StoreRow, with_pool};
+
+/// A challenge TXT record that may be published: `name` TXT `value` in `zone`, through
+/// the DNS server named `dns_server`. The value is no secret: the CA reads it from DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeChallenge {
+    pub zone: String,
+    pub dns_server: String,
+    pub name: String,
+    pub value: String,
+}
 
 impl Store {
     /// The account credentials for `directory`, opened, if an account was made there.
@@ -58,6 +71,81 @@ impl Store {
             .map_err(|e| self.database_error(e))?;
             Ok(())
         })
+    }
+}
+
+impl Store {
+    /// Records challenge records about to be published (a row already there stays).
+    pub async fn add_acme_challenges(
+        &self,
+        challenges: &[AcmeChallenge],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for c in challenges {
+            with_pool!(self, pool => {
+                sqlx::query(
+                    "INSERT INTO acme_challenges (zone, dns_server, name, value, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (zone, dns_server, name, value) DO NOTHING",
+                )
+                .bind(&c.zone)
+                .bind(&c.dns_server)
+                .bind(&c.name)
+                .bind(&c.value)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Every challenge record that may still be published, oldest first.
+    pub async fn acme_challenges(&self) -> Result<Vec<AcmeChallenge>, StoreError> {
+        with_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT zone, dns_server, name, value FROM acme_challenges \
+                 ORDER BY created_at, zone, name, value",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.database_error(e))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AcmeChallenge {
+                        zone: r.text("zone")?,
+                        dns_server: r.text("dns_server")?,
+                        name: r.text("name")?,
+                        value: r.text("value")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(|e| self.database_error(e))
+        })
+    }
+
+    /// Forgets challenge records once they are removed from DNS.
+    pub async fn remove_acme_challenges(
+        &self,
+        challenges: &[AcmeChallenge],
+    ) -> Result<(), StoreError> {
+        for c in challenges {
+            with_pool!(self, pool => {
+                sqlx::query(
+                    "DELETE FROM acme_challenges \
+                     WHERE zone = $1 AND dns_server = $2 AND name = $3 AND value = $4",
+                )
+                .bind(&c.zone)
+                .bind(&c.dns_server)
+                .bind(&c.name)
+                .bind(&c.value)
+                .execute(pool)
+                .await
+                .map_err(|e| self.database_error(e))?;
+            });
+        }
+        Ok(())
     }
 }
 

@@ -18,6 +18,7 @@ mod seal;
 mod tasks;
 mod tlsa;
 
+pub use acme::AcmeChallenge;
 pub use findings::AnnouncedFindings;
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};

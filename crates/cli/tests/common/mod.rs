@@ -159,20 +159,24 @@ impl Service {
         Service::start_with(dir, token, &[])
     }
 
-    /// [`Service::start`] with more `serve` options.
+    /// [`Service::start`] with more `serve` options (which replace the test defaults of a
+    /// one-hour reconcile interval, a 1 s retry backoff and a 3 s lease).
     pub fn start_with(dir: &Path, token: Option<&str>, extra: &[&str]) -> Service {
         let port = free_port();
+        let defaults = [
+            ("--reconcile-interval", "1h"),
+            ("--retry-backoff", "1s"),
+            ("--lease", "3s"),
+        ];
         let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
-            .args([
-                "--reconcile-interval",
-                "1h",
-                "--retry-backoff",
-                "1s",
-                "--lease",
-                "3s",
-            ])
+            .args(
+                defaults
+                    .iter()
+                    .filter(|(flag, _)| !extra.contains(flag))
+                    .flat_map(|(flag, value)| [*flag, *value]),
+            )
             .arg("--config")
             .arg(dir.join("mailzone.toml"))
             .arg("--state-dir")

@@ -265,6 +265,7 @@ pub(super) struct RawManualKey {
 pub(super) struct RawAutomaticDkim {
     pub(super) algorithms: Option<Vec<String>>,
     pub(super) selector_template: Option<String>,
+    pub(super) rsa_bits: Option<i64>,
     pub(super) rotate_after: Option<String>,
     pub(super) retire_after: Option<String>,
     pub(super) delete_after: Option<String>,
