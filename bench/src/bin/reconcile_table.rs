@@ -1,6 +1,6 @@
-//! mailzone vs octoDNS publishing the same records into the same Knot (issue 3's
+//! mailzone vs octoDNS publishing the same records into the same Knot (the reconcile
 //! benchmark): prints one markdown table of wall time, DNS messages sent, peak RSS and
-//! knotd's CPU time for each operation and tool, and whether mailzone meets the issue's
+//! knotd's CPU time for each operation and tool, and whether mailzone meets its
 //! targets.
 //!
 //! ```sh
@@ -52,7 +52,7 @@ const SETTLE: Duration = Duration::from_millis(200);
 const CAPTURE_DRAIN: Duration = Duration::from_millis(1_500);
 /// How long a run waits for the machine to be idle before it starts anyway.
 const QUIET_WAIT: Duration = Duration::from_secs(60);
-/// Targets of issue 3.
+/// The reconcile targets.
 const TARGET_CPU_FACTOR: f64 = 1.5;
 const TARGET_WARM: Duration = Duration::from_millis(250);
 const TARGET_COLD: Duration = Duration::from_millis(1_500);
@@ -727,7 +727,7 @@ fn print_targets(rows: &[Row], zones: usize) {
         }
     }
     println!();
-    println!("Targets of issue 3 (mailzone):");
+    println!("Reconcile targets (mailzone):");
     for l in lines {
         println!("- {l}");
     }

@@ -1,5 +1,5 @@
 //! Findings: one result of a check, with a stable code, a severity, the record concerned,
-//! what was seen, what was expected and a fix a person can apply (DESIGN.md §1, §6).
+//! what was seen, what was expected and a fix a person can apply.
 
 use mailzone_records::DnsRecordType;
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! mailzone-check: verify what DNS serves and explain every problem (DESIGN.md §6).
+//! mailzone-check: verify what DNS serves and explain every problem.
 //!
 //! Each standard has its module with its checks and its finding codes; [`run`] runs them
 //! all for a domain. Checks ask DNS only through a [`lookup::Lookup`].

@@ -1,4 +1,4 @@
-//! Delegated DKIM (`dkimManagement.automatic.delegateTo`, issue 6) against one real Knot
+//! Delegated DKIM (`dkimManagement.automatic.delegateTo`) against one real Knot
 //! serving the customer's zone and the provider's zone: the customer zone holds the stable
 //! slot CNAMEs, the keys are published and rotated in the provider zone only (the customer
 //! zone's serial does not move), a message signed with the active key verifies with dkimpy

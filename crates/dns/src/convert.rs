@@ -21,7 +21,7 @@ use hickory_proto::rr::{Name as WireName, RData as WireRData, Record as WireReco
 use mailzone_records::diff::LiveRecord;
 use mailzone_records::{Name, RData, Record, txt};
 
-/// The RR types mailzone models (DESIGN.md §4); every other type is invisible to it.
+/// The RR types mailzone models (those the planner writes); every other type is invisible to it.
 pub const MODELLED_TYPES: [&str; 8] = ["A", "AAAA", "MX", "TXT", "CNAME", "SRV", "CAA", "TLSA"];
 
 /// A wire record mailzone cannot represent (see the module documentation).

@@ -1,4 +1,4 @@
-//! DNS errors, classified the way DESIGN.md §5 asks: transient ones are retried, permanent
+//! DNS errors, classified: transient ones are retried, permanent
 //! ones fail at once with a message a person can act on. No message contains a secret.
 //!
 //! The messages of [`DnsError::Transient`] and [`DnsError::Permanent`] are complete

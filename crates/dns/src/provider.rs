@@ -34,7 +34,7 @@ pub struct ApplyReport {
     pub serial: Option<u32>,
 }
 
-/// A place where zones are published (DESIGN.md: `DnsServer`).
+/// A place where zones are published: what a `DnsServer` of the config connects to.
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Reads the zone. `wanted` lists the (owner, RR type) pairs to query one by one when

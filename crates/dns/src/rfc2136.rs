@@ -7,7 +7,7 @@
 //! `delete_by_rdata`, `delete_rrset`) each build and send *one* UPDATE for *one* change.
 //! Reconciling a zone with them would take many messages, each applied on its own: a
 //! concurrent edit could land between them, and a failure half-way would leave the zone
-//! half-changed. DESIGN.md §5 asks for one atomic UPDATE per zone, so [`Rfc2136Provider::apply`]
+//! half-changed. mailzone sends one atomic UPDATE per zone, so [`Rfc2136Provider::apply`]
 //! builds the message itself (RFC 2136 §2: header with OPCODE UPDATE, then):
 //!
 //! - the **zone section** (§2.3): the zone apex, type SOA, class IN;

@@ -1,6 +1,6 @@
 //! The `check` use case: for each selected domain, the records the planner wants and the
-//! keys mailzone holds, compared with what DNS serves by every check of `mailzone-check`
-//! (DESIGN.md §6). Domains are checked concurrently with a bound; inside a domain the
+//! keys mailzone holds, compared with what DNS serves by every check of `mailzone-check`.
+//! Domains are checked concurrently with a bound; inside a domain the
 //! checks (and their questions) run concurrently too.
 
 use std::net::SocketAddr;

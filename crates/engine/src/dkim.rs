@@ -1,4 +1,4 @@
-//! DKIM keys for the MTA (issue 6, first part): which keys a domain has and in which stage
+//! DKIM keys for the MTA: which keys a domain has and in which stage
 //! (`mailzone dkim list`), and the active ones written where the MTA reads them
 //! (`mailzone dkim export`). Rotation comes with the `DkimRotation` task.
 //!
@@ -332,7 +332,7 @@ pub struct RotationReport {
     pub on_key_change_failed: Option<String>,
 }
 
-/// One rotation run (issue 6) over the selected domains with automatic DKIM keys:
+/// One rotation run over the selected domains with automatic DKIM keys:
 /// 1. time moves: `Retiring` past its time → `Retired` (record withdrawn), `Retired` past
 ///    its time → deleted;
 /// 2. a new `Pending` key per algorithm whose `Active` key is older than `rotateAfter`
@@ -702,7 +702,7 @@ pub struct KeyChange {
     pub replaces: Vec<String>,
 }
 
-/// The rotation promotion (issue 6), shared by `dkim rotate`, `apply` and the service's
+/// The rotation promotion, shared by `dkim rotate`, `apply` and the service's
 /// tasks: every `Pending` key of `domain` whose record is confirmed served (`served` says
 /// which selectors; `None`: all, the operator confirmed them) becomes `Active`, and the
 /// `Active` keys of its algorithm become `Retiring` for `retire_after`.

@@ -1,4 +1,4 @@
-//! Waiting for propagation (DESIGN.md §5): after a write, wait `propagationDelay`, then poll
+//! Waiting for propagation: after a write, wait `propagationDelay`, then poll
 //! every authoritative server directly (never a cache) each `pollingInterval` until all of
 //! them serve the new data, or fail after `propagationTimeout` naming the server that lags
 //! and what it serves.

@@ -1,4 +1,4 @@
-//! The `plan` and `apply` use cases (DESIGN.md §5): read each zone, diff it against the
+//! The `plan` and `apply` use cases: read each zone, diff it against the
 //! desired records, and (for apply) send the difference in one atomic UPDATE, re-planning
 //! when a concurrent edit trips the prerequisites, then wait for propagation.
 
@@ -82,7 +82,7 @@ pub struct ReconcileReport {
     /// DNS messages sent in all.
     pub messages: u64,
     /// DKIM keys made `Active` because this apply confirmed their records served
-    /// (issue 6: a `Pending` key signs nothing before), by domain.
+    /// (a `Pending` key signs nothing before), by domain.
     pub dkim_changes: Vec<(Name, Vec<crate::dkim::KeyChange>)>,
     /// Failures of the `onKeyChange` commands run for those changes (the changes stand).
     pub on_key_change_failures: Vec<String>,
@@ -698,7 +698,7 @@ fn wanted_rrsets(
     set.into_iter().collect()
 }
 
-/// DESIGN.md §5: plans that delete more than a share of the managed records are refused
+/// Plans that delete more than a share of the managed records are refused
 /// without `--force` — a config mistake should not empty a zone. Deletes that only shrink
 /// an RRset the plan still wants (a retired TLSA digest withdrawn beside the current one)
 /// are routine rollover steps, not counted.

@@ -213,7 +213,7 @@ fn manual_keys(loaded: &LoadedConfig, domain: &Name) -> Vec<DkimSelectorKey> {
 /// it each run would print a different key. With delegated keys, a slot's `Retired` key
 /// (its record already withdrawn) is deleted to make room; no other stage moves here.
 ///
-/// A first key of a domain whose DNS mailzone publishes is `Pending` (issue 6): its record
+/// A first key of a domain whose DNS mailzone publishes is `Pending`: its record
 /// is planned like any published key's, and the apply that confirms it served on every
 /// authoritative server makes it `Active`. Under manual DNS management mailzone cannot
 /// see the publication, and a first key has nothing to take over from: it is `Active`

@@ -1,4 +1,4 @@
-//! The service's durable tasks (issue 5, Stalwart's `DnsManagement` task): a worker claims
+//! The service's durable tasks (Stalwart's `DnsManagement` task and its kin): a worker claims
 //! a due task with a lease, runs it while renewing the lease and reporting progress, and
 //! ends it as `Succeeded`, `Retry` (transient failure, exponential backoff) or `Failed`
 //! (permanent failure, or attempts used up) with a `failureReason`.

@@ -1,4 +1,4 @@
-//! TLSA rollover over time (issue 6; RFC 7671 §8.1): the digests the certificate files name
+//! TLSA rollover over time (RFC 7671 §8.1): the digests the certificate files name
 //! are compared with what mailzone published before, replaced ones stay published until
 //! `server.tls.retireAfter` has passed, and `mailzone tlsa status` shows the certificate, the
 //! next key, the stored state and what the authoritative servers serve side by side.

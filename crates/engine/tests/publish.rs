@@ -1,4 +1,4 @@
-//! Publish and reconcile against real Knot and BIND servers (issue 3's acceptance): foreign
+//! Publish and reconcile against real Knot and BIND servers: foreign
 //! records survive, a second run is a no-op, config changes give minimal plans in one
 //! UPDATE, concurrent edits are caught and re-planned, propagation to a secondary is
 //! awaited, and every failure leaves the zone unchanged with a clear message.

@@ -1,5 +1,5 @@
 //! Reconciling: the [`ChangeSet`] that turns the live zone into the desired records while
-//! touching only what mailzone owns (DESIGN.md §5), with the RRset prerequisites that make
+//! touching only what mailzone owns (what its ledger says it published), with the RRset prerequisites that make
 //! an RFC 2136 UPDATE fail cleanly on a concurrent edit (RFC 2136 §2.4.2, §2.4.3).
 //!
 //! Ownership works per *slot*: an (owner, type) pair, narrowed for TXT to a record family
@@ -119,7 +119,7 @@ struct Slot {
     family: Option<String>,
 }
 
-/// The families of TXT values mailzone writes (DESIGN.md §5). Others are never touched.
+/// The families of TXT values mailzone writes. Others are never touched.
 const TXT_FAMILIES: [&str; 6] = [
     "v=spf1",
     "v=dmarc1",

@@ -1,5 +1,5 @@
 //! The JSON form of desired records: an array of
-//! `{"domain", "name", "type", "ttl", "value", "recordType"}` objects (issue 2's contract),
+//! `{"domain", "name", "type", "ttl", "value", "recordType"}` objects (a contract scripts use),
 //! plus `rdata`, the zone-file presentation of the data (TXT split and quoted).
 
 use serde::Serialize;

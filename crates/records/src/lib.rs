@@ -1,7 +1,7 @@
 //! mailzone-records: the record planner. From a validated model of a mail deployment it
 //! computes every DNS record each mail domain needs, and renders them as a zone file or JSON.
 //!
-//! Pure: no I/O, no async, no clock; time and randomness are passed in (DESIGN.md §2).
+//! Pure: no I/O, no async, no clock; time and randomness are passed in.
 //! One module per standard, each citing the RFC its rules come from.
 
 pub mod autoconfig;

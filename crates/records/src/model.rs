@@ -1,6 +1,6 @@
 //! The model of a mail deployment, validated: every name, address and policy here is known
-//! to be well formed. Built from the config file by [`crate::config`], or (later) from the
-//! API. Field names follow DESIGN.md section 1.
+//! to be well formed. Built by [`crate::config`] from the config file and the API-defined
+//! domains and DNS servers. Names follow Stalwart's (`Domain`, `DnsServer`, `publishRecords`).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -314,7 +314,7 @@ impl DkimAlgorithm {
     }
 }
 
-/// The lifecycle stage of a DKIM key (DESIGN.md section 1).
+/// The lifecycle stage of a DKIM key: `Pending` → `Active` → `Retiring` → `Retired`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DkimStage {
     Pending,
@@ -370,7 +370,7 @@ pub enum DkimManagement {
     },
 }
 
-/// Delegated DKIM (issue 6): the domain's zone holds one stable CNAME per selector slot,
+/// Delegated DKIM: the domain's zone holds one stable CNAME per selector slot,
 /// `<slot>._domainkey.<domain>` → `<slot>.<domain>.<zone>`, and the TXT keys are published
 /// and rotated in the provider's zone `zone` through the DNS server `dns_server`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,7 +426,7 @@ impl DkimManagement {
     }
 }
 
-/// When automatic keys move on (issue 6): a key is replaced `rotate_after` its creation,
+/// When automatic keys move on: a key is replaced `rotate_after` its creation,
 /// the replaced key stays published `retire_after` once the new one is active (mail signed
 /// just before the switch still verifies), and is deleted `delete_after` its withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! The planner: every record one mail domain needs (DESIGN.md section 4), computed from the
+//! The planner: every record one mail domain needs, computed from the
 //! model alone. Deterministic: the same input gives the same records in the same order.
 
 use std::collections::BTreeSet;

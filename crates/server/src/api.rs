@@ -1,4 +1,4 @@
-//! `/api/v1`: JSON with the camelCase names of DESIGN.md §1, errors as
+//! `/api/v1`: JSON with the camelCase names of the config file (Stalwart's names), errors as
 //! `{"error": {"code", "message"}}` with a 4xx status for anything the caller can fix.
 //! Objects from the config file are read-only here (409 naming the file).
 

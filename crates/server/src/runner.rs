@@ -142,7 +142,7 @@ async fn worker_loop(
             }
             () = stopped(&mut stop) => {
                 // The run is dropped at its current await point: nothing half-done is left
-                // that a new run would not redo (DESIGN.md §5, the ledger is written first).
+                // that a new run would not redo (the ledger records the intent before the UPDATE).
                 if let Err(e) = worker.release(&task).await {
                     tracing::error!(task = %task.id, "cannot give the task back: {e}");
                 }

@@ -1,4 +1,5 @@
-//! The publication ledger and the per-zone sync state (DESIGN.md §5).
+//! The publication ledger (the records mailzone published, the only ones it may delete)
+//! and the per-zone sync state.
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -3,7 +3,7 @@
 //! It holds the DKIM keys mailzone generates for domains with automatic DKIM management
 //! (selector, algorithm, private key sealed with `mailzone.key`, lifecycle stage and when
 //! the stage next changes), the publication ledger and zone states, the service's tasks
-//! and the hashes of its API tokens (DESIGN.md §3).
+//! and the hashes of its API tokens.
 //!
 //! The embedded back end is SQLite: one file, `mailzone.db`, in the state directory. The
 //! database holds private keys, so the directory is created `0700` and the database file

@@ -1,4 +1,4 @@
-//! Secrets at rest (issue 5): DKIM private keys are stored sealed with ChaCha20-Poly1305
+//! Secrets at rest: DKIM private keys are stored sealed with ChaCha20-Poly1305
 //! (RFC 8439) under a 256-bit key kept in `mailzone.key` (mode 0600) beside the database,
 //! so a copy of the database alone (a backup, a dump, a PostgreSQL replica) reveals no
 //! private key. The row's identity (domain and selector) is the associated data: a sealed

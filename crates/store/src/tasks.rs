@@ -1,4 +1,4 @@
-//! Durable tasks and their leases (issue 5): a task is claimed by one worker at a time,
+//! Durable tasks and their leases: a task is claimed by one worker at a time,
 //! which holds a lease it renews; a task whose worker died is claimed again once the lease
 //! has expired. Claiming is one UPDATE … RETURNING: on SQLite's single connection it runs
 //! alone; on PostgreSQL the row is picked `FOR UPDATE SKIP LOCKED`, so instances sharing the
