@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use mailzone_engine::acme::{Outcome, RenewRequest};
-use mailzone_engine::{clock, load_config_with_state};
+use mailzone_engine::clock;
+
+use crate::args::Format;
 
 #[derive(Args)]
 pub struct AcmeArgs {
@@ -25,23 +27,13 @@ enum AcmeCommand {
 
 #[derive(Args)]
 struct RenewArgs {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
-    /// Where mailzone keeps its state database (the ACME account lives there).
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Renew now, even when the certificate is not due.
     #[arg(long)]
     force: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub async fn run(args: AcmeArgs) -> anyhow::Result<ExitCode> {
@@ -51,9 +43,9 @@ pub async fn run(args: AcmeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
+    let loaded = args.files.load().await?;
     let request = RenewRequest {
-        state_dir: args.state_dir.clone(),
+        state_dir: args.files.state_dir.clone(),
         store: None,
         force: args.force,
         now_unix: clock::unix_now(),

@@ -2,8 +2,37 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use mailzone_engine::{LoadedConfig, load_config_with_state};
 use mailzone_store::Store;
+
+/// The config file and the state directory, as every command that reads the config takes
+/// them.
+#[derive(Args, Clone)]
+pub struct ConfigArgs {
+    /// The config file (mailzone.toml).
+    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
+    pub config: PathBuf,
+    /// Where mailzone keeps its state database (DKIM keys, what it published, ACME
+    /// account, the domains and DNS servers defined through the API; created 0700, the
+    /// database file 0600).
+    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
+    pub state_dir: PathBuf,
+}
+
+impl ConfigArgs {
+    /// The config file, with the domains and DNS servers defined through the API.
+    pub async fn load(&self) -> anyhow::Result<LoadedConfig> {
+        Ok(load_config_with_state(&self.config, &self.state_dir).await?)
+    }
+}
+
+/// `--format` of the commands that print for people or for programs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
 
 /// Where the state lives: the state directory (SQLite database and the sealing key
 /// `mailzone.key`), or a PostgreSQL database shared by several instances.

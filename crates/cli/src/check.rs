@@ -8,17 +8,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use mailzone_check::dns_lookup::parse_nameserver;
 use mailzone_check::{CheckOptions, Finding, Severity};
 use mailzone_engine::check::DEFAULT_CONCURRENCY;
-use mailzone_engine::{CheckReport, CheckRequest, load_config_with_state};
+use mailzone_engine::{CheckReport, CheckRequest};
+
+use crate::args::Format;
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Only these domains (Unicode names are accepted); all configured domains when omitted.
     domains: Vec<String>,
     /// Ask these servers (IP or IP:PORT, port 53 by default; repeatable) instead of each
@@ -31,26 +32,17 @@ pub struct CheckArgs {
     /// Exit 1 on warnings too.
     #[arg(long)]
     strict: bool,
-    /// Where mailzone keeps its state database (automatic DKIM keys).
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
     /// Do not fetch the MTA-STS policy over HTTPS.
     #[arg(long)]
     no_fetch: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
-}
-
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
+    let loaded = args.files.load().await?;
     let request = CheckRequest {
         domains: args.domains,
         nameservers: args.nameservers,
-        state_dir: args.state_dir,
+        state_dir: args.files.state_dir,
         options: CheckOptions {
             fetch_mta_sts: !args.no_fetch,
             ..CheckOptions::default()

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mailzone_engine::dkim::{DkimKeyInfo, ExportFormat};
-use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
+use mailzone_engine::{RecordsRequest, clock};
+
+use crate::args::Format;
 use mailzone_records::DkimAlgorithm;
 
 #[derive(Args)]
@@ -43,8 +45,8 @@ struct RotateArgs {
     /// Run as if at this Unix time (tests and dry runs of the schedule).
     #[arg(long, hide = true)]
     at: Option<i64>,
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    format: ListFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -55,8 +57,8 @@ struct GenerateArgs {
     /// omitted.
     #[arg(long, value_enum)]
     algorithm: Option<Algorithm>,
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    format: ListFormat,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,28 +71,18 @@ enum Algorithm {
 
 #[derive(Args)]
 struct Common {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Only these domains; all when omitted.
     domains: Vec<String>,
-    /// Where mailzone keeps its state database.
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
 }
 
 #[derive(Args)]
 struct ListArgs {
     #[command(flatten)]
     common: Common,
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    format: ListFormat,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ListFormat {
-    Text,
-    Json,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -123,11 +115,11 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn keys(common: &Common) -> anyhow::Result<Vec<DkimKeyInfo>> {
-    let loaded = load_config_with_state(&common.config, &common.state_dir).await?;
+    let loaded = common.files.load().await?;
     let request = RecordsRequest {
         domains: common.domains.clone(),
         types: vec![],
-        state_dir: common.state_dir.clone(),
+        state_dir: common.files.state_dir.clone(),
         now_unix: clock::unix_now(),
         store: None,
     };
@@ -138,11 +130,11 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let keys = keys(&args.common).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
-        ListFormat::Json => {
+        Format::Json => {
             serde_json::to_writer_pretty(&mut out, &keys)?;
             writeln!(out)?;
         }
-        ListFormat::Text => {
+        Format::Text => {
             if keys.is_empty() {
                 writeln!(
                     out,
@@ -199,11 +191,11 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.common.config, &args.common.state_dir).await?;
+    let loaded = args.common.files.load().await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],
-        state_dir: args.common.state_dir.clone(),
+        state_dir: args.common.files.state_dir.clone(),
         now_unix: args.at.unwrap_or_else(clock::unix_now),
         store: None,
     };
@@ -216,7 +208,7 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let mut out = std::io::stdout().lock();
-    if args.format == ListFormat::Json {
+    if args.format == Format::Json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
         writeln!(out)?;
         drop(out);
@@ -247,11 +239,11 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.common.config, &args.common.state_dir).await?;
+    let loaded = args.common.files.load().await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],
-        state_dir: args.common.state_dir.clone(),
+        state_dir: args.common.files.state_dir.clone(),
         now_unix: clock::unix_now(),
         store: None,
     };
@@ -261,7 +253,7 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     });
     let keys = mailzone_engine::dkim::generate(&loaded, &request, algorithm).await?;
     let mut out = std::io::stdout().lock();
-    if args.format == ListFormat::Json {
+    if args.format == Format::Json {
         serde_json::to_writer_pretty(&mut out, &keys)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);

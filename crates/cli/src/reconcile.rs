@@ -7,17 +7,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
 use mailzone_engine::reconcile::ZoneOutcome;
 use mailzone_engine::{
-    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock, load_config_with_state,
+    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock,
 };
 use mailzone_records::diff::PlanEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
 use serde_json::json;
 
+use crate::args::Format;
 use crate::records::parse_type;
 
 #[derive(Args)]
@@ -40,9 +41,8 @@ pub struct ApplyArgs {
 
 #[derive(Args)]
 struct CommonArgs {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Only these domains; all domains under automatic DNS management when omitted.
     domains: Vec<String>,
     /// Only these record types, comma-separated (Stalwart's `updateRecords`).
@@ -54,18 +54,9 @@ struct CommonArgs {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
-    /// Where mailzone keeps its state database.
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
     /// Run as if at this Unix time (tests of time-driven rollovers).
     #[arg(long, hide = true)]
     at: Option<i64>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -86,12 +77,12 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<ReconcileReport> {
-    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
+    let loaded = args.files.load().await?;
     let request = ReconcileRequest {
         records: RecordsRequest {
             domains: args.domains.clone(),
             types: args.types.clone(),
-            state_dir: args.state_dir.clone(),
+            state_dir: args.files.state_dir.clone(),
             now_unix: args.at.unwrap_or_else(clock::unix_now),
             store: None,
         },

@@ -6,14 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
+use mailzone_engine::{RecordsRequest, clock};
 use mailzone_records::{DnsRecordType, json, zonefile};
 
 #[derive(Args)]
 pub struct RecordsArgs {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Only these domains (Unicode names are accepted); all configured domains when omitted.
     domains: Vec<String>,
     /// Output format.
@@ -23,9 +22,6 @@ pub struct RecordsArgs {
     /// mtaSts, srv, autoConfig, autoConfigLegacy, autoDiscover, caa, tlsa).
     #[arg(long, value_delimiter = ',', value_parser = parse_type)]
     types: Vec<DnsRecordType>,
-    /// Where mailzone keeps its state database (created 0700; the database file is 0600).
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -39,11 +35,11 @@ pub fn parse_type(s: &str) -> Result<DnsRecordType, String> {
 }
 
 pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
+    let loaded = args.files.load().await?;
     let request = RecordsRequest {
         domains: args.domains,
         types: args.types,
-        state_dir: args.state_dir,
+        state_dir: args.files.state_dir,
         now_unix: clock::unix_now(),
         store: None,
     };

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use mailzone_engine::tlsa::TlsaStatus;
-use mailzone_engine::{RecordsRequest, clock, load_config_with_state};
+use mailzone_engine::{RecordsRequest, clock};
+
+use crate::args::Format;
 
 #[derive(Args)]
 pub struct TlsaArgs {
@@ -26,25 +28,15 @@ enum TlsaCommand {
 
 #[derive(Args)]
 struct StatusArgs {
-    /// The config file (mailzone.toml).
-    #[arg(long, short, env = "MAILZONE_CONFIG", default_value = "mailzone.toml")]
-    config: PathBuf,
+    #[command(flatten)]
+    files: crate::args::ConfigArgs,
     /// Only these domains' TLSA names; all when omitted.
     domains: Vec<String>,
-    /// Where mailzone keeps its state database.
-    #[arg(long, env = "MAILZONE_STATE_DIR", default_value = "mailzone-data")]
-    state_dir: PathBuf,
     /// Seconds to wait for each DNS answer.
     #[arg(long, default_value = "3s", value_parser = mailzone_records::config::parse_duration)]
     timeout: Duration,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub async fn run(args: TlsaArgs) -> anyhow::Result<ExitCode> {
@@ -54,11 +46,11 @@ pub async fn run(args: TlsaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_config_with_state(&args.config, &args.state_dir).await?;
+    let loaded = args.files.load().await?;
     let request = RecordsRequest {
         domains: args.domains.clone(),
         types: vec![],
-        state_dir: args.state_dir.clone(),
+        state_dir: args.files.state_dir.clone(),
         now_unix: clock::unix_now(),
         store: None,
     };

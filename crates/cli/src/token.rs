@@ -5,12 +5,12 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use mailzone_engine::clock;
 use mailzone_server::auth::{new_token, token_hash};
 use serde_json::json;
 
-use crate::args::StoreArgs;
+use crate::args::{Format, StoreArgs};
 
 #[derive(Args)]
 pub struct TokenArgs {
@@ -53,12 +53,6 @@ struct RevokeArgs {
     id: String,
     #[command(flatten)]
     store: StoreArgs,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Text,
-    Json,
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
