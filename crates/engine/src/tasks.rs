@@ -18,18 +18,69 @@ use crate::progress::Progress;
 use crate::reconcile::{DEFAULT_CONCURRENCY, DEFAULT_DELETE_LIMIT, ReconcileRequest};
 use crate::{EngineError, LoadedConfig, RecordsRequest, clock, reconcile};
 
-/// Publish and reconcile a domain's records.
-pub const DNS_MANAGEMENT: &str = "DnsManagement";
-/// Move a domain's automatic DKIM keys through their stages (`mailzone dkim rotate`).
-pub const DKIM_ROTATION: &str = "DkimRotation";
-/// Publish a domain's TLSA records after the certificate files changed, and withdraw
-/// replaced digests when their `retireAfter` has passed (RFC 7671 §8.1).
-pub const TLSA_SYNC: &str = "TlsaSync";
-/// Renew the `[server.acme]` certificate over DNS-01 (`mailzone acme renew`). Chained after
-/// a `DnsManagement` run: with `onSuccessRenewCertificate` (then it renews even when not
-/// due), or when the certificate is due. Its domain is the mail host.
-pub const ACME_RENEWAL: &str = "AcmeRenewal";
-/// Every task kind this version runs.
+/// What a task does. Stored and shown by its name (`DnsManagement`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Publish and reconcile a domain's records.
+    DnsManagement,
+    /// Move a domain's automatic DKIM keys through their stages (`mailzone dkim rotate`).
+    DkimRotation,
+    /// Publish a domain's TLSA records after the certificate files changed, and withdraw
+    /// replaced digests when their `retireAfter` has passed (RFC 7671 §8.1).
+    TlsaSync,
+    /// Renew the `[server.acme]` certificate over DNS-01 (`mailzone acme renew`). Chained
+    /// after a `DnsManagement` run: with `onSuccessRenewCertificate` (then it renews even
+    /// when not due), or when the certificate is due. Its domain is the mail host.
+    AcmeRenewal,
+}
+
+impl TaskKind {
+    /// Every task kind this version runs.
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::DnsManagement,
+        TaskKind::DkimRotation,
+        TaskKind::TlsaSync,
+        TaskKind::AcmeRenewal,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::DnsManagement => "DnsManagement",
+            TaskKind::DkimRotation => "DkimRotation",
+            TaskKind::TlsaSync => "TlsaSync",
+            TaskKind::AcmeRenewal => "AcmeRenewal",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// A task of this kind for `domain`, due at `due_at` (Unix seconds), with no
+    /// `updateRecords` subset and no chained renewal.
+    pub fn task(self, domain: &str, due_at: i64) -> NewTask {
+        NewTask {
+            kind: self.as_str().to_string(),
+            domain: domain.to_string(),
+            update_records: vec![],
+            on_success_renew_certificate: false,
+            due_at,
+        }
+    }
+}
+
+impl std::fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of the kinds, as stored in a task's `kind`.
+pub const DNS_MANAGEMENT: &str = TaskKind::DnsManagement.as_str();
+pub const DKIM_ROTATION: &str = TaskKind::DkimRotation.as_str();
+pub const TLSA_SYNC: &str = TaskKind::TlsaSync.as_str();
+pub const ACME_RENEWAL: &str = TaskKind::AcmeRenewal.as_str();
+/// Every task kind this version runs, by name.
 pub const TASK_KINDS: [&str; 4] = [DNS_MANAGEMENT, DKIM_ROTATION, TLSA_SYNC, ACME_RENEWAL];
 
 /// How tasks are retried and leased.
@@ -86,23 +137,11 @@ pub async fn schedule_automatic(
         ) && (matches!(domain.dns_management, DnsManagement::Automatic { .. })
             || domain.dkim_management.delegation().is_some())
         {
-            let task = NewTask {
-                kind: DKIM_ROTATION.into(),
-                domain: domain.name.as_str().to_string(),
-                update_records: vec![],
-                on_success_renew_certificate: false,
-                due_at: now,
-            };
+            let task = TaskKind::DkimRotation.task(domain.name.as_str(), now);
             scheduled.push(store.schedule_task(&task, now).await?);
         }
         if matches!(domain.dns_management, DnsManagement::Automatic { .. }) {
-            let task = NewTask {
-                kind: DNS_MANAGEMENT.into(),
-                domain: domain.name.as_str().to_string(),
-                update_records: vec![],
-                on_success_renew_certificate: false,
-                due_at: now,
-            };
+            let task = TaskKind::DnsManagement.task(domain.name.as_str(), now);
             scheduled.push(store.schedule_task(&task, now).await?);
         }
     }
@@ -123,13 +162,7 @@ pub async fn schedule_tlsa_sync(
         .iter()
         .filter(|d| crate::tlsa::manages_tlsa(d))
     {
-        let task = NewTask {
-            kind: TLSA_SYNC.into(),
-            domain: domain.name.as_str().to_string(),
-            update_records: vec![],
-            on_success_renew_certificate: false,
-            due_at: now,
-        };
+        let task = TaskKind::TlsaSync.task(domain.name.as_str(), now);
         scheduled.push(store.create_task(&task, now).await?);
     }
     Ok(scheduled)
@@ -343,13 +376,7 @@ impl Worker {
             return Ok(());
         }
         if let Some(at) = crate::tlsa::next_withdrawal(loaded, &self.store).await? {
-            let task = NewTask {
-                kind: TLSA_SYNC.into(),
-                domain: domain.as_str().to_string(),
-                update_records: vec![],
-                on_success_renew_certificate: false,
-                due_at: at,
-            };
+            let task = TaskKind::TlsaSync.task(domain.as_str(), at);
             // Not `schedule_task`: the running task (perhaps a TlsaSync itself) must not
             // stand for one due later.
             self.store.create_task(&task, clock::unix_now()).await?;
@@ -387,11 +414,8 @@ impl Worker {
             return Ok(None);
         }
         let renewal = NewTask {
-            kind: ACME_RENEWAL.into(),
-            domain: loaded.config.server.hostname.as_str().to_string(),
-            update_records: vec![],
             on_success_renew_certificate: forced,
-            due_at: now,
+            ..TaskKind::AcmeRenewal.task(loaded.config.server.hostname.as_str(), now)
         };
         let created = self.store.create_task(&renewal, now).await?;
         Ok(Some(format!(

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use mailzone_engine::error::FailureClass;
-use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC};
+use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
 use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
 use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
 use mailzone_store::{NewTask, Task, TaskStatus};
@@ -513,13 +513,7 @@ async fn apply_domain_change(
         .domain(name)
         .is_some_and(|d| matches!(d.dns_management, DnsManagement::Automatic { .. }));
     let task = if automatic {
-        let new = NewTask {
-            kind: DNS_MANAGEMENT.into(),
-            domain: name.as_str().to_string(),
-            update_records: vec![],
-            on_success_renew_certificate: false,
-            due_at: now,
-        };
+        let new = TaskKind::DnsManagement.task(name.as_str(), now);
         Some(state.store.create_task(&new, now).await?)
     } else {
         None
@@ -969,14 +963,15 @@ async fn create_task(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateTask>,
 ) -> Result<Response, ApiError> {
-    if body.kind == DKIM_ROTATION || body.kind == TLSA_SYNC {
-        return create_upkeep_task(&state, &body).await;
-    }
-    if body.kind != DNS_MANAGEMENT {
-        return Err(ApiError::invalid(format!(
+    match TaskKind::parse(&body.kind) {
+        Some(TaskKind::DnsManagement) => {}
+        Some(kind @ (TaskKind::DkimRotation | TaskKind::TlsaSync)) => {
+            return create_upkeep_task(&state, kind, &body).await;
+        }
+        Some(TaskKind::AcmeRenewal) | None => return Err(ApiError::invalid(format!(
             "type `{}` is not a task that can be created here ({DNS_MANAGEMENT}, {DKIM_ROTATION} or {TLSA_SYNC}; {ACME_RENEWAL} follows a {DNS_MANAGEMENT} task with onSuccessRenewCertificate)",
             body.kind,
-        )));
+        ))),
     }
     let loaded = state.loaded();
     if body.on_success_renew_certificate && loaded.config.server.acme.is_none() {
@@ -1016,11 +1011,9 @@ async fn create_task(
         .store
         .create_task(
             &NewTask {
-                kind: DNS_MANAGEMENT.into(),
-                domain: domain.name.as_str().to_string(),
                 update_records: types,
                 on_success_renew_certificate: body.on_success_renew_certificate,
-                due_at: now,
+                ..TaskKind::DnsManagement.task(domain.name.as_str(), now)
             },
             now,
         )
@@ -1030,7 +1023,11 @@ async fn create_task(
 
 /// A `DkimRotation` task (a domain with automatic DKIM keys) or a `TlsaSync` task (a
 /// domain whose TLSA records mailzone publishes).
-async fn create_upkeep_task(state: &AppState, body: &CreateTask) -> Result<Response, ApiError> {
+async fn create_upkeep_task(
+    state: &AppState,
+    kind: TaskKind,
+    body: &CreateTask,
+) -> Result<Response, ApiError> {
     if !body.update_records.is_empty() || body.on_success_renew_certificate {
         return Err(ApiError::invalid(format!(
             "a {} task takes no updateRecords or onSuccessRenewCertificate",
@@ -1039,7 +1036,7 @@ async fn create_upkeep_task(state: &AppState, body: &CreateTask) -> Result<Respo
     }
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &body.domain)?;
-    if body.kind == DKIM_ROTATION
+    if kind == TaskKind::DkimRotation
         && !matches!(domain.dkim_management, DkimManagement::Automatic { .. })
     {
         return Err(ApiError::invalid(format!(
@@ -1047,7 +1044,7 @@ async fn create_upkeep_task(state: &AppState, body: &CreateTask) -> Result<Respo
             domain.name
         )));
     }
-    if body.kind == TLSA_SYNC && !mailzone_engine::tlsa::manages_tlsa(domain) {
+    if kind == TaskKind::TlsaSync && !mailzone_engine::tlsa::manages_tlsa(domain) {
         return Err(ApiError::invalid(format!(
             "mailzone does not publish the TLSA records of domain {}: it needs automatic DNS management with `tlsa` in publishRecords and a [server.tls] certificate",
             domain.name
@@ -1056,16 +1053,7 @@ async fn create_upkeep_task(state: &AppState, body: &CreateTask) -> Result<Respo
     let now = clock::unix_now();
     let task = state
         .store
-        .create_task(
-            &NewTask {
-                kind: body.kind.clone(),
-                domain: domain.name.as_str().to_string(),
-                update_records: vec![],
-                on_success_renew_certificate: false,
-                due_at: now,
-            },
-            now,
-        )
+        .create_task(&kind.task(domain.name.as_str(), now), now)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
 }
