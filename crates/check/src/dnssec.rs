@@ -1008,25 +1008,10 @@ fn sep_keys(keys: &[DNSKEY]) -> Vec<DNSKEY> {
 
 /// An RRSIG time (`YYYYMMDDHHmmSS`, RFC 4034 §3.2).
 fn rrsig_time(t: u32) -> String {
-    let secs = i64::from(t);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    use mailzone_records::calendar::{utc_date, utc_time_of_day};
+    let (y, m, d) = utc_date(i64::from(t));
+    let (hours, minutes, seconds) = utc_time_of_day(i64::from(t));
+    format!("{y:04}{m:02}{d:02}{hours:02}{minutes:02}{seconds:02}")
 }
 
 /// The records of `owner`/`rtype` in the answer section and the RRSIGs covering them.

@@ -6,6 +6,7 @@
 
 pub mod autoconfig;
 pub mod caa;
+pub mod calendar;
 pub mod config;
 pub mod diff;
 pub mod dkim;

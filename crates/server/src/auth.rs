@@ -26,10 +26,7 @@ pub fn new_token() -> String {
 
 /// The stored form of a token.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mailzone_records::zonefile::hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// At the first start (no token stored), makes the admin token and prints it once on

@@ -518,5 +518,5 @@ fn update_records_json(types: &[String]) -> String {
 /// 128 random bits in hex: unique without coordination between instances.
 fn new_task_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    mailzone_records::zonefile::hex(&bytes)
 }
