@@ -146,6 +146,24 @@ pub async fn lookup(
     })
 }
 
+/// Sends `request` as it is (flags, EDNS, question) to `server` over TCP and returns the
+/// answer, checked to answer it (RFC 5452 §4.3: ID and question). For the records
+/// mailzone does not model, such as the DNSSEC check's RRSIG, DNSKEY and DS.
+pub async fn exchange_tcp(
+    server: SocketAddr,
+    request: &Message,
+    timeout: Duration,
+) -> Result<Message, DnsError> {
+    let endpoint = Endpoint {
+        server,
+        timeout,
+        protocol: Protocol::Tcp,
+        signer: None,
+        counter: None,
+    };
+    Ok(endpoint.exchange(&mut None, request).await?.message)
+}
+
 /// [`from_wire`], plus the PTR and NS records the checker reads.
 fn lookup_record(
     record: &hickory_proto::rr::Record,

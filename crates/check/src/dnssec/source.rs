@@ -2,12 +2,11 @@
 //! sign): [`NetworkSource`] asks the servers the checks use, [`RecordsSource`] answers from
 //! records in memory (unit tests).
 //!
-//! Why hand-written exchanges: [`crate::lookup::Lookup`] returns the records mailzone
-//! models, not RRSIG/DNSKEY/DS, and `mailzone-dns` keeps its transport private. A
-//! DNSSEC query is one message each way: hickory-proto builds and parses the messages
-//! (RFC 1035 §4.1, EDNS(0) of RFC 6891 with the DO bit of RFC 3225, which asks the server
-//! for the RRSIGs), and this module only frames them over TCP (RFC 1035 §4.2.2: a two-octet
-//! length before each message). TCP only: DNSKEY RRsets with their signatures often
+//! Why not [`crate::lookup::Lookup`]: it returns the records mailzone models, not RRSIG,
+//! DNSKEY and DS. hickory-proto builds and parses the messages (RFC 1035 §4.1, EDNS(0) of
+//! RFC 6891 with the DO bit of RFC 3225, which asks the server for the RRSIGs) and
+//! `mailzone-dns` exchanges them ([`mailzone_dns::query::exchange_tcp`], which checks that
+//! the answer matches the question). TCP only: DNSKEY RRsets with their signatures often
 //! exceed a UDP answer, and RFC 7766 §5 requires every authoritative server to answer over
 //! TCP. RD is set so that the same question works against a recursive resolver given with
 //! `--nameserver` (an authoritative server ignores it), and CD (RFC 4035 §3.2.2) so that a
@@ -19,8 +18,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name as WireName, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 /// One answer, as far as validation cares.
 #[derive(Debug, Clone)]
@@ -70,7 +67,8 @@ impl RawSource for NetworkSource {
                     errors.push(format!("{server}: {}", answer.rcode));
                 }
                 Ok(answer) => return Ok(answer),
-                Err(e) => errors.push(format!("{server}: {e}")),
+                // The error names the server already.
+                Err(e) => errors.push(e),
             }
         }
         if errors.is_empty() {
@@ -95,35 +93,9 @@ async fn ask_tcp(
     edns.set_dnssec_ok(true);
     edns.set_max_payload(1232);
     request.set_edns(edns);
-    let bytes = request
-        .to_vec()
-        .map_err(|e| format!("cannot encode the question {name} {rtype}: {e}"))?;
-    let exchange = async {
-        let mut stream = TcpStream::connect(server).await?;
-        let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
-        stream.write_all(&len.to_be_bytes()).await?;
-        stream.write_all(&bytes).await?;
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).await?;
-        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut buf).await?;
-        Ok::<Vec<u8>, std::io::Error>(buf)
-    };
-    let raw = match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => {
-            return Err(format!(
-                "no answer to {name} {rtype} within {} ms",
-                timeout.as_millis()
-            ));
-        }
-        Ok(Err(e)) => return Err(format!("{name} {rtype} over TCP: {e}")),
-        Ok(Ok(raw)) => raw,
-    };
-    let message = Message::from_vec(&raw)
-        .map_err(|e| format!("the answer to {name} {rtype} cannot be parsed: {e}"))?;
-    if message.metadata.id != request.metadata.id {
-        return Err(format!("the answer to {name} {rtype} has another id"));
-    }
+    let message = mailzone_dns::query::exchange_tcp(server, &request, timeout)
+        .await
+        .map_err(|e| format!("{name} {rtype}: {e}"))?;
     Ok(RawAnswer {
         rcode: message.metadata.response_code,
         answers: message.answers.clone(),
