@@ -1,0 +1,212 @@
+//! `/dnsServers`: the DNS servers of the config file (read-only) and of the API, secrets
+//! write-only.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use mailzone_engine::error::FailureClass;
+use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
+use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
+use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
+use mailzone_store::{NewTask, Task, TaskStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+use super::*;
+
+/// DNS servers, without their secrets (the key is write-only: its source is named, never
+/// its value).
+pub(crate) fn dns_server_json(
+    server: &mailzone_records::DnsServer,
+    loaded: &mailzone_engine::LoadedConfig,
+) -> Value {
+    let DnsProvider::Rfc2136 {
+        host,
+        port,
+        protocol,
+        key_name,
+        key,
+        algorithm,
+    } = &server.provider;
+    json!({
+        "name": server.name,
+        "kind": "rfc2136",
+        "host": host,
+        "port": port,
+        "protocol": protocol,
+        "keyName": key_name,
+        "keySet": key.is_some(),
+        "algorithm": algorithm,
+        "ttl": server.ttl,
+        "propagationDelay": humantime::format_duration(server.propagation_delay).to_string(),
+        "pollingInterval": humantime::format_duration(server.polling_interval).to_string(),
+        "propagationTimeout": humantime::format_duration(server.propagation_timeout).to_string(),
+        "authoritativeServers": server.authoritative_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "source": if loaded.api_dns_servers.contains(&server.name) { "api" } else { "config" },
+    })
+}
+
+pub(crate) async fn list_dns_servers(State(state): State<AppState>) -> Json<Value> {
+    let loaded = state.loaded();
+    Json(Value::Array(
+        loaded
+            .config
+            .dns_servers
+            .iter()
+            .map(|s| dns_server_json(s, &loaded))
+            .collect(),
+    ))
+}
+
+pub(crate) async fn get_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    loaded
+        .config
+        .dns_server(&name)
+        .map(|s| Json(dns_server_json(s, &loaded)))
+        .ok_or_else(|| ApiError::not_found(&format!("dnsServer {name}")))
+}
+
+/// A DNS server name: the `[dnsServer.<name>]` key.
+pub(crate) fn dns_server_name(raw: &str) -> Result<String, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 63
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("`{raw}` is not a DNS server name (1 to 63 of A-Z, a-z, 0-9, - and _)"),
+        ))
+    }
+}
+
+/// Creates a DNS server from its config table as JSON; the TSIG secret (`key`, base64) is
+/// write-only: stored sealed, never returned.
+pub(crate) async fn create_dns_server(
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let name = match body.remove("name") {
+        Some(Value::String(name)) => dns_server_name(&name)?,
+        _ => return Err(ApiError::invalid("`name` (a string) is required")),
+    };
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    if loaded.config.dns_server(&name).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            if loaded.api_dns_servers.contains(&name) {
+                format!("dnsServer {name} exists: change it with PUT /api/v1/dnsServers/{name}")
+            } else {
+                format!(
+                    "dnsServer {name} is defined in {}: change it there and send SIGHUP to reload",
+                    loaded.path.display()
+                )
+            },
+        ));
+    }
+    let loaded =
+        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
+    let server = loaded.config.dns_server(&name).expect("just added");
+    Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
+}
+
+pub(crate) async fn put_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    match body.remove("name") {
+        None => {}
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
+    }
+    let loaded =
+        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
+    let server = loaded.config.dns_server(&name).expect("just changed");
+    Ok(Json(dns_server_json(server, &loaded)).into_response())
+}
+
+/// Changes keys of an API-defined DNS server as a JSON merge patch (RFC 7396): `null`
+/// removes a key. The stored TSIG secret stays unless the patch gives `key`.
+pub(crate) async fn patch_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    let mut given = object_body(&headers, body)?;
+    match given.remove("name") {
+        None => {}
+        Some(Value::String(n)) if n == name => {}
+        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
+    }
+    let mut definition = state
+        .store
+        .api_dns_servers()
+        .await?
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+    merge_patch(&mut definition, Value::Object(given));
+    let loaded = apply_api_change(&state, Kind::DnsServer, &name, Some(&definition)).await?;
+    let server = loaded.config.dns_server(&name).expect("just changed");
+    Ok(Json(dns_server_json(server, &loaded)).into_response())
+}
+
+/// Removes an API-defined DNS server; refused (422) while a domain publishes through it.
+pub(crate) async fn delete_dns_server(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = dns_server_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    api_dns_server_only(&loaded, &name)?;
+    apply_api_change(&state, Kind::DnsServer, &name, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) fn api_dns_server_only(loaded: &mailzone_engine::LoadedConfig, name: &str) -> Result<(), ApiError> {
+    if loaded.config.dns_server(name).is_none() {
+        return Err(ApiError::not_found(&format!("dnsServer {name}")));
+    }
+    if !loaded.api_dns_servers.contains(name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "defined_in_config",
+            format!(
+                "dnsServer {name} is defined in {}: change it there and send SIGHUP to reload",
+                loaded.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,430 @@
+//! `/domains`: the configured and API-defined domains, their records, plan and check, and
+//! `/dkimSignatures`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use mailzone_engine::error::FailureClass;
+use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
+use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
+use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
+use mailzone_store::{NewTask, Task, TaskStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+use super::*;
+
+/// A domain name from the path: Unicode accepted (converted to A-labels), anything else a
+/// 400 naming the problem.
+pub(crate) fn domain_name(raw: &str) -> Result<Name, ApiError> {
+    Name::owner(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            format!("`{raw}` is not a valid domain name: {e}"),
+        )
+    })
+}
+
+pub(crate) fn find_domain<'a>(
+    loaded: &'a mailzone_engine::LoadedConfig,
+    raw: &str,
+) -> Result<&'a Domain, ApiError> {
+    let name = domain_name(raw)?;
+    loaded
+        .config
+        .domain(&name)
+        .ok_or_else(|| ApiError::not_found(&format!("domain {name}")))
+}
+
+pub(crate) fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfig) -> Value {
+    let from_api = loaded.api_domains.contains(&domain.name);
+    let dns_management = match &domain.dns_management {
+        DnsManagement::Manual => json!({ "manual": {} }),
+        DnsManagement::Automatic {
+            dns_server,
+            publish_records,
+        } => json!({ "automatic": {
+            "dnsServer": dns_server,
+            "origin": domain.zone.as_str(),
+            "publishRecords": publish_records.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        }}),
+    };
+    let dkim_management = match &domain.dkim_management {
+        DkimManagement::Manual { keys } => json!({ "manual": {
+            "selectors": keys.iter().map(|k| k.selector.clone()).collect::<Vec<_>>(),
+        }}),
+        DkimManagement::Automatic {
+            algorithms,
+            rsa_bits,
+            ..
+        } => json!({ "automatic": {
+            "algorithms": algorithms,
+            "rsaBits": rsa_bits,
+        }}),
+    };
+    json!({
+        "name": domain.name.as_str(),
+        "origin": domain.zone.as_str(),
+        "dnsManagement": dns_management,
+        "dkimManagement": dkim_management,
+        "source": if from_api { "api" } else { "config" },
+        "configFile": if from_api { Value::Null } else { Value::String(loaded.path.display().to_string()) },
+    })
+}
+
+pub(crate) async fn list_domains(State(state): State<AppState>) -> Json<Value> {
+    let loaded = state.loaded();
+    Json(Value::Array(
+        loaded
+            .config
+            .domains
+            .iter()
+            .map(|d| domain_json(d, &loaded))
+            .collect(),
+    ))
+}
+
+pub(crate) async fn get_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    Ok(Json(domain_json(domain, &loaded)))
+}
+
+/// Validates the config with this change, stores it, swaps it in, and schedules a
+/// `DnsManagement` task when the domain is (now) under automatic management.
+pub(crate) async fn apply_domain_change(
+    state: &AppState,
+    name: &Name,
+    definition: Option<&Value>,
+) -> Result<(std::sync::Arc<mailzone_engine::LoadedConfig>, Option<Task>), ApiError> {
+    let loaded = apply_api_change(state, Kind::Domain, name.as_str(), definition).await?;
+    let now = clock::unix_now();
+    let automatic = loaded
+        .config
+        .domain(name)
+        .is_some_and(|d| matches!(d.dns_management, DnsManagement::Automatic { .. }));
+    let task = if automatic {
+        let new = TaskKind::DnsManagement.task(name.as_str(), now);
+        Some(state.store.create_task(&new, now).await?)
+    } else {
+        None
+    };
+    Ok((loaded, task))
+}
+
+pub(crate) fn with_task(mut domain: Value, task: Option<&Task>) -> Value {
+    if let Value::Object(map) = &mut domain {
+        map.insert("task".into(), task.map_or(Value::Null, task_json));
+    }
+    domain
+}
+
+/// Creates a domain from its config table as JSON (`{"name": …, "dnsManagement": …}`,
+/// the file's camelCase keys). A domain under automatic management gets a
+/// `DnsManagement` task at once (returned as `task`); the call does not wait for it.
+pub(crate) async fn create_domain(
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    let raw_name = match body.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => {
+            return Err(ApiError::invalid("`name` (a string) is required"));
+        }
+    };
+    let name = domain_name(&raw_name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    if loaded.config.domain(&name).is_some() {
+        return Err(if loaded.api_domains.contains(&name) {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("domain {name} exists: change it with PUT /api/v1/domains/{name}"),
+            )
+        } else {
+            read_only(&name, &loaded.path)
+        });
+    }
+    let (loaded, task) = apply_domain_change(&state, &name, Some(&Value::Object(body))).await?;
+    let domain = loaded.config.domain(&name).expect("just added");
+    Ok((
+        StatusCode::CREATED,
+        Json(with_task(domain_json(domain, &loaded), task.as_ref())),
+    )
+        .into_response())
+}
+
+/// PUT replaces an API-defined domain's table, PATCH merges keys into it, DELETE removes
+/// it (its published records stay until a reconcile of another config removes them).
+/// Domains of the config file answer 409.
+pub(crate) async fn write_domain(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let name = domain_name(&name)?;
+    let _writing = state.config_writes.lock().await;
+    let loaded = state.loaded();
+    if loaded.config.domain(&name).is_none() {
+        return Err(ApiError::not_found(&format!("domain {name}")));
+    }
+    if !loaded.api_domains.contains(&name) {
+        return Err(read_only(&name, &loaded.path));
+    }
+    if method == axum::http::Method::DELETE {
+        apply_domain_change(&state, &name, None).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let mut given = object_body(&headers, body)?;
+    match given.remove("name") {
+        None => {}
+        Some(Value::String(n)) if domain_name(&n)? == name => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "`name` cannot be changed; create the new domain and delete this one",
+            ));
+        }
+    }
+    let definition = if method == axum::http::Method::PATCH {
+        let mut current = state
+            .store
+            .api_domains()
+            .await?
+            .into_iter()
+            .find(|(n, _)| n == name.as_str())
+            .and_then(|(_, d)| serde_json::from_str::<Value>(&d).ok())
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        merge_patch(&mut current, Value::Object(given));
+        current
+    } else {
+        Value::Object(given)
+    };
+    let (loaded, task) = apply_domain_change(&state, &name, Some(&definition)).await?;
+    let domain = loaded.config.domain(&name).expect("just changed");
+    Ok(Json(with_task(domain_json(domain, &loaded), task.as_ref())).into_response())
+}
+
+pub(crate) fn read_only(name: &Name, file: &std::path::Path) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "defined_in_config",
+        format!(
+            "domain {name} is defined in {}: change it there and send SIGHUP to reload",
+            file.display()
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecordsQuery {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    types: Option<String>,
+}
+
+/// `dnsZoneFile` (`format=zone`) or the JSON records (`format=json`, the default).
+pub(crate) async fn domain_records(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    query: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    let types = parse_types(query.types.as_deref().unwrap_or(""))?;
+    let request = RecordsRequest {
+        domains: vec![domain.name.as_str().to_string()],
+        types,
+        state_dir: state.state_dir.clone(),
+        now_unix: clock::unix_now(),
+        store: Some(state.store.clone()),
+    };
+    let planned = mailzone_engine::records(&loaded, &request).await?;
+    let Some(records) = planned.first() else {
+        return Err(ApiError::not_found(&format!("domain {}", domain.name)));
+    };
+    match query.format.as_deref().unwrap_or("json") {
+        "zone" => Ok((
+            [(header::CONTENT_TYPE, "text/dns; charset=utf-8")],
+            mailzone_records::zonefile::render(
+                &records.domain.name,
+                &records.domain.zone,
+                &records.records,
+            ),
+        )
+            .into_response()),
+        "json" => Ok(Json(mailzone_records::json::records(
+            &records.domain.name,
+            &records.records,
+        ))
+        .into_response()),
+        other => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("format `{other}` is not one of zone, json"),
+        )),
+    }
+}
+
+pub(crate) fn parse_types(list: &str) -> Result<Vec<DnsRecordType>, ApiError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<DnsRecordType>()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
+        })
+        .collect()
+}
+
+/// What the next `DnsManagement` run would change, without changing it.
+pub(crate) async fn plan_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    if matches!(domain.dns_management, DnsManagement::Manual) {
+        return Err(ApiError::invalid(format!(
+            "domain {} is under manual DNS management: there is no DNS server to plan against",
+            domain.name
+        )));
+    }
+    let request = mailzone_engine::ReconcileRequest {
+        records: RecordsRequest {
+            domains: vec![domain.name.as_str().to_string()],
+            types: vec![],
+            state_dir: state.state_dir.clone(),
+            now_unix: clock::unix_now(),
+            store: Some(state.store.clone()),
+        },
+        apply: false,
+        force: false,
+        delete_limit: mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT,
+        after_read: None,
+        concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+    };
+    let report = mailzone_engine::reconcile(&loaded, &request, &mailzone_engine::Silent).await?;
+    Ok(Json(json!({
+        "zones": report.zones.iter().map(mailzone_engine::reconcile::zone_json).collect::<Vec<_>>(),
+        "dnsMessages": report.messages,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CheckBody {
+    /// `IP` or `IP:PORT` of the servers to ask instead of the zone's authoritative ones.
+    #[serde(default)]
+    nameservers: Vec<String>,
+    /// Fetch the MTA-STS policy over HTTPS (default true).
+    #[serde(default, rename = "fetchMtaSts")]
+    fetch_mta_sts: Option<bool>,
+}
+
+pub(crate) async fn check_domain(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    // The body is optional, so it is parsed here rather than by the JSON extractor.
+    let body = body_bytes(body)?;
+    let body: CheckBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CheckBody::default()
+    } else {
+        require_json(&headers)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid JSON body: {e}"),
+            )
+        })?
+    };
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &name)?;
+    let nameservers = body
+        .nameservers
+        .iter()
+        .map(|s| parse_nameserver(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = CheckRequest {
+        domains: vec![domain.name.as_str().to_string()],
+        nameservers,
+        state_dir: state.state_dir.clone(),
+        options: mailzone_check::CheckOptions {
+            fetch_mta_sts: body.fetch_mta_sts.unwrap_or(true),
+            ..mailzone_check::CheckOptions::default()
+        },
+        concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+        store: Some(state.store.clone()),
+    };
+    let report = mailzone_engine::check(&loaded, &request).await?;
+    Ok(Json(mailzone_engine::check::report_json(&report)))
+}
+
+pub(crate) fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError> {
+    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
+        return Ok(addr);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| ApiError::invalid(format!("nameserver `{s}` is not IP or IP:PORT")))
+}
+
+/// Every DKIM key with its public half; private keys are never returned.
+pub(crate) async fn list_dkim_signatures(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let loaded = state.loaded();
+    let mut out = Vec::new();
+    for (domain, keys) in &loaded.manual_dkim_keys {
+        for (selector, key) in keys {
+            out.push(json!({
+                "domain": domain.as_str(),
+                "selector": selector,
+                "algorithm": key.algorithm(),
+                "stage": "Active",
+                "source": "config",
+                "publicKey": key.public_key().txt_value(),
+            }));
+        }
+    }
+    for domain in &loaded.config.domains {
+        if !matches!(domain.dkim_management, DkimManagement::Automatic { .. }) {
+            continue;
+        }
+        for stored in state.store.dkim_keys(domain.name.as_str()).await? {
+            let public = mailzone_records::dkim::DkimPrivateKey::from_pem(&stored.private_key_pem)
+                .map(|k| k.public_key().txt_value())
+                .unwrap_or_else(|e| format!("unreadable key: {e}"));
+            out.push(json!({
+                "domain": stored.domain,
+                "selector": stored.selector,
+                "algorithm": stored.algorithm,
+                "stage": format!("{:?}", stored.stage),
+                "source": "database",
+                "publicKey": public,
+            }));
+        }
+    }
+    Ok(Json(Value::Array(out)))
+}

@@ -1,0 +1,230 @@
+//! `/tasks`: the service's tasks, created (202, run in the background), listed and retried.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use mailzone_engine::error::FailureClass;
+use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
+use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
+use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
+use mailzone_store::{NewTask, Task, TaskStatus};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+use super::*;
+
+/// A task as the API shows it (Stalwart's fields: `updateRecords`,
+/// `onSuccessRenewCertificate`, `failureReason`).
+pub fn task_json(task: &Task) -> Value {
+    json!({
+        "id": task.id,
+        "type": task.kind,
+        "domain": task.domain,
+        "updateRecords": task.update_records,
+        "onSuccessRenewCertificate": task.on_success_renew_certificate,
+        "status": task.status.as_str(),
+        "progress": task.progress,
+        "attempts": task.attempts,
+        "dueAt": rfc3339(task.due_at),
+        "leaseOwner": task.lease_owner,
+        "leaseUntil": task.lease_until.map(rfc3339),
+        "failureReason": task.failure_reason,
+        "result": task.result,
+        "createdAt": rfc3339(task.created_at),
+        "updatedAt": rfc3339(task.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TasksQuery {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub(crate) async fn list_tasks(
+    State(state): State<AppState>,
+    query: Result<Query<TasksQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<TaskStatus>(Value::String(s.to_string())).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!(
+                        "status `{s}` is not one of Scheduled, Running, Retry, Succeeded, Failed"
+                    ),
+                )
+            })?,
+        ),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let tasks = state.store.tasks(status, limit).await?;
+    Ok(Json(Value::Array(tasks.iter().map(task_json).collect())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CreateTask {
+    #[serde(rename = "type", default = "default_task_type")]
+    kind: String,
+    domain: String,
+    #[serde(default)]
+    update_records: Vec<String>,
+    #[serde(default)]
+    on_success_renew_certificate: bool,
+}
+
+pub(crate) fn default_task_type() -> String {
+    DNS_MANAGEMENT.into()
+}
+
+/// Schedules a task and returns at once (202) with it.
+pub(crate) async fn create_task(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTask>,
+) -> Result<Response, ApiError> {
+    match TaskKind::parse(&body.kind) {
+        Some(TaskKind::DnsManagement) => {}
+        Some(kind @ (TaskKind::DkimRotation | TaskKind::TlsaSync)) => {
+            return create_upkeep_task(&state, kind, &body).await;
+        }
+        Some(TaskKind::AcmeRenewal) | None => return Err(ApiError::invalid(format!(
+            "type `{}` is not a task that can be created here ({DNS_MANAGEMENT}, {DKIM_ROTATION} or {TLSA_SYNC}; {ACME_RENEWAL} follows a {DNS_MANAGEMENT} task with onSuccessRenewCertificate)",
+            body.kind,
+        ))),
+    }
+    let loaded = state.loaded();
+    if body.on_success_renew_certificate && loaded.config.server.acme.is_none() {
+        return Err(ApiError::invalid(format!(
+            "onSuccessRenewCertificate needs a [server.acme] section in {} (the certificate to renew)",
+            loaded.path.display()
+        )));
+    }
+    let domain = find_domain(&loaded, &body.domain)?;
+    let DnsManagement::Automatic {
+        publish_records, ..
+    } = &domain.dns_management
+    else {
+        return Err(ApiError::invalid(format!(
+            "domain {} is under manual DNS management: switch it to automatic in {} first",
+            domain.name,
+            loaded.path.display()
+        )));
+    };
+    let mut types = Vec::new();
+    for raw in &body.update_records {
+        let t: DnsRecordType =
+            raw.parse()
+                .map_err(|e: mailzone_records::record::UnknownRecordType| {
+                    ApiError::invalid(format!("updateRecords: {e}"))
+                })?;
+        if !publish_records.contains(&t) {
+            return Err(ApiError::invalid(format!(
+                "updateRecords: `{t}` is not in the publishRecords of domain {}",
+                domain.name
+            )));
+        }
+        types.push(t.name().to_string());
+    }
+    let now = clock::unix_now();
+    let task = state
+        .store
+        .create_task(
+            &NewTask {
+                update_records: types,
+                on_success_renew_certificate: body.on_success_renew_certificate,
+                ..TaskKind::DnsManagement.task(domain.name.as_str(), now)
+            },
+            now,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+/// A `DkimRotation` task (a domain with automatic DKIM keys) or a `TlsaSync` task (a
+/// domain whose TLSA records mailzone publishes).
+pub(crate) async fn create_upkeep_task(
+    state: &AppState,
+    kind: TaskKind,
+    body: &CreateTask,
+) -> Result<Response, ApiError> {
+    if !body.update_records.is_empty() || body.on_success_renew_certificate {
+        return Err(ApiError::invalid(format!(
+            "a {} task takes no updateRecords or onSuccessRenewCertificate",
+            body.kind
+        )));
+    }
+    let loaded = state.loaded();
+    let domain = find_domain(&loaded, &body.domain)?;
+    if kind == TaskKind::DkimRotation
+        && !matches!(domain.dkim_management, DkimManagement::Automatic { .. })
+    {
+        return Err(ApiError::invalid(format!(
+            "domain {} has manual DKIM keys: mailzone does not rotate them",
+            domain.name
+        )));
+    }
+    if kind == TaskKind::TlsaSync && !mailzone_engine::tlsa::manages_tlsa(domain) {
+        return Err(ApiError::invalid(format!(
+            "mailzone does not publish the TLSA records of domain {}: it needs automatic DNS management with `tlsa` in publishRecords and a [server.tls] certificate",
+            domain.name
+        )));
+    }
+    let now = clock::unix_now();
+    let task = state
+        .store
+        .create_task(&kind.task(domain.name.as_str(), now), now)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+pub(crate) async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .task(&id)
+        .await?
+        .map(|t| Json(task_json(&t)))
+        .ok_or_else(|| ApiError::not_found(&format!("task {id}")))
+}
+
+/// Runs a Failed (or waiting) task again now; 409 for a Running or Succeeded one.
+pub(crate) async fn retry_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let task = state
+        .store
+        .retry_task(&id, clock::unix_now())
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("task {id}")))?;
+    if task.status != TaskStatus::Scheduled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_retryable",
+            format!(
+                "task {id} is {}: only Failed and Retry tasks can be retried",
+                task.status.as_str()
+            ),
+        ));
+    }
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
