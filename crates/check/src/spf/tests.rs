@@ -1,0 +1,630 @@
+use async_trait::async_trait;
+
+use super::*;
+use crate::lookup::{LookupError, ZoneLookup};
+use crate::testutil::{Fixture, assert_quiet, with_code};
+
+const DOMAIN_SPF: &str = "example.org. 3600 IN TXT \"v=spf1 mx -all\"";
+
+fn name(s: &str) -> Name {
+    Name::owner(s).unwrap()
+}
+
+/// The SPF findings for the correct zone with the domain's SPF record replaced by
+/// `spf` (when given) and `add` appended.
+async fn findings_with(spf: Option<&str>, add: &str) -> Vec<Finding> {
+    let fixture = Fixture::new("");
+    let mut extra = String::new();
+    if let Some(spf) = spf {
+        extra.push_str(&format!("example.org. 300 IN TXT \"{spf}\"\n"));
+    }
+    extra.push_str(add);
+    let lookup = fixture.zone_with(&["\"v=spf1 mx"], &extra);
+    check(&fixture.ctx(&lookup)).await
+}
+
+async fn findings(spf: &str, add: &str) -> Vec<Finding> {
+    findings_with(Some(spf), add).await
+}
+
+fn only(findings: &[Finding], code: &str) -> Vec<(Severity, String)> {
+    let other: Vec<_> = findings.iter().filter(|f| f.code != code).collect();
+    assert!(other.is_empty(), "unexpected other findings: {other:#?}");
+    with_code(findings, code)
+}
+
+/// Include targets `_i<n>.example.org`, each `v=spf1 ip4:198.51.100.<n> -all`.
+fn include_targets(n: usize) -> (String, String) {
+    let terms: Vec<String> = (1..=n)
+        .map(|i| format!("include:_i{i}.example.org"))
+        .collect();
+    let zone: String = (1..=n)
+        .map(|i| format!("_i{i}.example.org. 300 IN TXT \"v=spf1 ip4:198.51.100.{i} -all\"\n"))
+        .collect();
+    (terms.join(" "), zone)
+}
+
+#[tokio::test]
+async fn correct_zone_is_quiet() {
+    let fixture = Fixture::new("");
+    let lookup = ZoneLookup::new(&fixture.correct_zone());
+    let findings = check(&fixture.ctx(&lookup)).await;
+    assert_quiet(&findings);
+    assert!(
+        fixture.correct_zone().contains(DOMAIN_SPF),
+        "{}",
+        fixture.correct_zone()
+    );
+}
+
+#[tokio::test]
+async fn missing_fires() {
+    let f = findings_with(None, "").await;
+    assert_eq!(
+        only(&f, "spf-missing"),
+        [(Severity::Error, "example.org.".into())]
+    );
+    assert_eq!(f[0].expected.as_deref(), Some("v=spf1 mx -all"));
+    assert!(f[0].fix.as_deref().unwrap().contains("v=spf1 mx -all"));
+}
+
+#[tokio::test]
+async fn missing_is_quiet_beside_other_txt() {
+    let f = findings("v=spf1 mx -all", "example.org. 300 IN TXT \"v=spf10 nonsense\"\nexample.org. 300 IN TXT \"google-site-verification=x\"\n").await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn multiple_fires() {
+    let f = findings(
+        "v=spf1 mx -all",
+        "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
+    )
+    .await;
+    assert_eq!(
+        only(&f, "spf-multiple"),
+        [(Severity::Error, "example.org.".into())]
+    );
+}
+
+#[tokio::test]
+async fn multiple_fires_for_an_included_name_and_is_quiet_with_one() {
+    let f = findings(
+        "v=spf1 mx include:_spf.example.org -all",
+        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n_spf.example.org. 300 IN TXT \"v=spf1 ?all\"\n",
+    )
+    .await;
+    assert_eq!(
+        with_code(&f, "spf-multiple"),
+        [(Severity::Error, "_spf.example.org.".into())]
+    );
+    let f = findings(
+        "v=spf1 mx include:_spf.example.org -all",
+        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
+    )
+    .await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn syntax_fires() {
+    for bad in [
+        "v=spf1 mx foo -all",
+        "v=spf1 mx ip4:192.0.2.300 -all",
+        "v=spf1 mx ip4:192.0.2.0/33 -all",
+        "v=spf1 mx ip4:192.0.2.0/024 -all",
+        "v=spf1 mx ip6:2001:db8::/129 -all",
+        "v=spf1 a:192.0.2.10 mx -all",
+        "v=spf1 mx redirect=a.example.org redirect=b.example.org",
+        "v=spf1 mx exists:%{x}.example.org -all",
+        "v=spf1 mx exists:%{c}.example.org -all",
+        "v=spf1 mx exists:%{i0}.example.org -all",
+        "v=spf1 mx include -all",
+        "v=spf1 mx -all:x",
+        "v=spf1 mx 50% -all",
+    ] {
+        let f = findings(bad, "").await;
+        assert_eq!(
+            only(&f, "spf-syntax"),
+            [(Severity::Error, "example.org.".into())],
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn syntax_is_quiet_for_valid_rarities() {
+    let f = findings(
+        "V=SPF1  MX/24//64  ip4:192.0.2.0/24 ip6:2001:db8::/32 a:mail.example.org/32 exists:%{ir}.%{v}._spf.%{d2} ?include:_spf.example.org  foo=bar.%{d} exp=explain.%{d} -all ",
+        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
+    )
+    .await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn syntax_fires_for_an_included_record() {
+    let f = findings(
+        "v=spf1 mx include:_spf.example.org -all",
+        "_spf.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.1/40 -all\"\n",
+    )
+    .await;
+    assert_eq!(
+        with_code(&f, "spf-syntax"),
+        [(Severity::Error, "_spf.example.org.".into())]
+    );
+}
+
+#[tokio::test]
+async fn not_pass_fires_for_each_address() {
+    let f = findings("v=spf1 ip4:192.0.2.99 -all", "").await;
+    assert_eq!(
+        only(&f, "spf-not-pass"),
+        [
+            (Severity::Error, "example.org.".into()),
+            (Severity::Error, "example.org.".into())
+        ]
+    );
+    assert!(f[0].message.contains("192.0.2.10"), "{}", f[0].message);
+    assert!(f[0].message.contains("`fail`"), "{}", f[0].message);
+    assert!(f[1].message.contains("2001:db8::10"), "{}", f[1].message);
+    assert!(f[0].fix.as_deref().unwrap().contains("ip4:192.0.2.10"));
+}
+
+#[tokio::test]
+async fn not_pass_is_quiet_with_addresses_listed() {
+    let f = findings("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/64 -all", "").await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn too_many_lookups_fires_at_eleven() {
+    let (terms, zone) = include_targets(10);
+    let f = findings(&format!("v=spf1 mx {terms} -all"), &zone).await;
+    // The server passes through `mx` (one lookup); other senders need 11.
+    assert_eq!(
+        only(&f, "spf-too-many-lookups"),
+        [(Severity::Error, "example.org.".into())]
+    );
+    assert!(f[0].seen.as_deref().unwrap().starts_with("11 lookups"));
+}
+
+#[tokio::test]
+async fn too_many_lookups_is_quiet_at_ten() {
+    let (terms, zone) = include_targets(9);
+    let f = findings(&format!("v=spf1 mx {terms} -all"), &zone).await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn too_many_lookups_fires_for_an_include_loop() {
+    let f = findings(
+        "v=spf1 mx include:_a.example.org -all",
+        "_a.example.org. 300 IN TXT \"v=spf1 include:_b.example.org -all\"\n\
+         _b.example.org. 300 IN TXT \"v=spf1 include:_a.example.org -all\"\n",
+    )
+    .await;
+    let codes = with_code(&f, "spf-too-many-lookups");
+    assert_eq!(codes, [(Severity::Error, "example.org.".into())], "{f:#?}");
+    assert!(f[0].message.contains("loop"), "{}", f[0].message);
+}
+
+#[tokio::test]
+async fn too_many_void_lookups_fires_at_three() {
+    let f = findings(
+        "v=spf1 mx a:nx1.example.org a:nx2.example.org a:nx3.example.org -all",
+        "",
+    )
+    .await;
+    assert_eq!(
+        only(&f, "spf-too-many-void-lookups"),
+        [(Severity::Error, "example.org.".into())]
+    );
+    assert!(f[0].seen.as_deref().unwrap().contains("nx3"), "{f:#?}");
+}
+
+#[tokio::test]
+async fn too_many_void_lookups_is_quiet_at_two() {
+    let f = findings("v=spf1 mx a:nx1.example.org a:nx2.example.org -all", "").await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn include_invalid_fires() {
+    let f = findings("v=spf1 mx include:_nothing.example.org -all", "").await;
+    assert_eq!(
+        only(&f, "spf-include-invalid"),
+        [(Severity::Error, "_nothing.example.org.".into())]
+    );
+    let f = findings_with(Some("v=spf1 redirect=_nothing.example.org"), "").await;
+    assert_eq!(
+        with_code(&f, "spf-include-invalid"),
+        [(Severity::Error, "_nothing.example.org.".into())]
+    );
+    // With the redirect target missing, the server does not pass either.
+    assert_eq!(with_code(&f, "spf-not-pass").len(), 2);
+}
+
+#[tokio::test]
+async fn include_and_redirect_are_quiet_with_records() {
+    let f = findings(
+        "v=spf1 include:_other.example.org redirect=_spf.example.org",
+        "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n\
+         _other.example.org. 300 IN TXT \"v=spf1 ip4:203.0.113.0/24 -all\"\n",
+    )
+    .await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn mx_too_many_fires_at_eleven_and_is_quiet_at_ten() {
+    let zone = |n: usize| -> String {
+        (1..=n)
+            .map(|i| format!("_big.example.org. 300 IN MX {i} mx{i}.example.net.\n"))
+            .collect()
+    };
+    let f = findings("v=spf1 mx mx:_big.example.org -all", &zone(11)).await;
+    assert_eq!(
+        only(&f, "spf-mx-too-many"),
+        [(Severity::Error, "_big.example.org.".into())]
+    );
+    let f = findings("v=spf1 mx mx:_big.example.org -all", &zone(10)).await;
+    assert_quiet(&f);
+}
+
+/// A [`ZoneLookup`] that answers SERVFAIL for one name.
+struct Failing {
+    zone: ZoneLookup,
+    broken: Name,
+}
+
+#[async_trait]
+impl Lookup for Failing {
+    async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError> {
+        let mut answer = self.zone.query(name, rtype).await?;
+        if name == &self.broken {
+            answer.rcode = Rcode::ServFail;
+            answer.records.clear();
+        }
+        Ok(answer)
+    }
+}
+
+#[tokio::test]
+async fn temperror_fires_and_is_quiet_when_the_server_answers() {
+    let fixture = Fixture::new("");
+    let zone = fixture.zone_with(
+        &["\"v=spf1 mx"],
+        "example.org. 300 IN TXT \"v=spf1 include:_broken.example.org mx -all\"\n\
+         _broken.example.org. 300 IN TXT \"v=spf1 -all\"\n",
+    );
+    let quiet = check(&fixture.ctx(&zone)).await;
+    assert_quiet(&quiet);
+    let lookup = Failing {
+        zone,
+        broken: name("_broken.example.org"),
+    };
+    let f = check(&fixture.ctx(&lookup)).await;
+    assert_eq!(
+        with_code(&f, "spf-temperror"),
+        [(Severity::Error, "_broken.example.org.".into())]
+    );
+    // The include comes first, so the server's mail gets temperror too.
+    assert_eq!(with_code(&f, "spf-not-pass").len(), 2, "{f:#?}");
+}
+
+#[tokio::test]
+async fn ptr_fires_and_is_quiet_without_it() {
+    let f = findings("v=spf1 mx ptr -all", "").await;
+    assert_eq!(
+        only(&f, "spf-ptr"),
+        [(Severity::Warning, "example.org.".into())]
+    );
+    let f = findings("v=spf1 mx a -all", "example.org. 300 IN A 192.0.2.10\n").await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn ptr_matches_a_confirmed_name() {
+    // Only `ptr`: the PTR of 192.0.2.10 is mail.example.org, which resolves back.
+    let fixture = Fixture::new("");
+    let lookup = fixture.zone_with(
+        &["\"v=spf1 mx"],
+        "example.org. 300 IN TXT \"v=spf1 ptr -all\"\n",
+    );
+    let outcome = evaluate(
+        &lookup,
+        &name("example.org"),
+        "192.0.2.10".parse().unwrap(),
+        "postmaster@example.org",
+    )
+    .await;
+    assert_eq!(outcome.result, SpfResult::Pass, "{}", outcome.trace_text());
+    let outcome = evaluate(
+        &lookup,
+        &name("example.org"),
+        "192.0.2.11".parse().unwrap(),
+        "postmaster@example.org",
+    )
+    .await;
+    assert_eq!(outcome.result, SpfResult::Fail);
+    assert_eq!(outcome.void_lookups, 1, "{}", outcome.trace_text());
+}
+
+#[tokio::test]
+async fn pass_all_fires_and_is_quiet_with_fail_all() {
+    for spf in ["v=spf1 mx +all", "v=spf1 mx all"] {
+        let f = findings(spf, "").await;
+        assert_eq!(
+            only(&f, "spf-pass-all"),
+            [(Severity::Warning, "example.org.".into())]
+        );
+    }
+    assert_quiet(&findings("v=spf1 mx -all", "").await);
+}
+
+#[tokio::test]
+async fn neutral_all_fires_and_is_quiet_with_softfail_all() {
+    let f = findings("v=spf1 mx ?all", "").await;
+    assert_eq!(
+        only(&f, "spf-neutral-all"),
+        [(Severity::Info, "example.org.".into())]
+    );
+    assert_quiet(&findings("v=spf1 mx ~all", "").await);
+}
+
+#[tokio::test]
+async fn no_all_fires_and_is_quiet_with_redirect() {
+    let f = findings("v=spf1 mx", "").await;
+    assert_eq!(
+        only(&f, "spf-no-all"),
+        [(Severity::Info, "example.org.".into())]
+    );
+    let f = findings(
+        "v=spf1 redirect=_spf.example.org",
+        "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n",
+    )
+    .await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn host_missing_fires() {
+    let fixture = Fixture::new("");
+    let lookup = fixture.zone_with(&["\"v=spf1 a"], "");
+    let f = check(&fixture.ctx(&lookup)).await;
+    assert_eq!(
+        only(&f, "spf-host-missing"),
+        [(Severity::Warning, "mail.example.org.".into())]
+    );
+    assert!(f[0].fix.as_deref().unwrap().contains("v=spf1 a -all"));
+}
+
+#[tokio::test]
+async fn host_missing_is_quiet_for_an_exchanger_outside_the_zone() {
+    let mut config = crate::testutil::config("");
+    config.server.mail_exchangers[0].hostname = name("mx.example.net");
+    let fixture = Fixture::from_config(config);
+    let lookup = fixture.zone_with(
+        &["\"v=spf1 a", "\"v=spf1 mx"],
+        "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n",
+    );
+    let f = check(&fixture.ctx(&lookup)).await;
+    assert_quiet(&f);
+}
+
+#[tokio::test]
+async fn host_not_pass_fires_and_is_quiet_when_it_passes() {
+    let fixture = Fixture::new("");
+    let lookup = fixture.zone_with(
+        &["\"v=spf1 a"],
+        "mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
+    );
+    let f = check(&fixture.ctx(&lookup)).await;
+    // The IPv4 address passes; the IPv6 one does not.
+    assert_eq!(
+        only(&f, "spf-host-not-pass"),
+        [(Severity::Error, "mail.example.org.".into())]
+    );
+    assert!(f[0].message.contains("2001:db8::10"), "{}", f[0].message);
+    let lookup = fixture.zone_with(
+        &["\"v=spf1 a"],
+        "mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n",
+    );
+    assert_quiet(&check(&fixture.ctx(&lookup)).await);
+}
+
+// --- the evaluator ---------------------------------------------------------------
+
+fn rfc_evaluator(ip: &str) -> Evaluator<'static> {
+    static EMPTY: std::sync::OnceLock<ZoneLookup> = std::sync::OnceLock::new();
+    let lookup = EMPTY.get_or_init(ZoneLookup::default);
+    Evaluator::new(
+        lookup,
+        ip.parse().unwrap(),
+        "strong-bad@email.example.com",
+        false,
+    )
+}
+
+fn expand(e: &Evaluator<'_>, spec: &str) -> String {
+    let spec = domain_spec(spec, spec).unwrap_or_else(|err| panic!("{spec}: {err}"));
+    e.expand(&name("email.example.com"), &spec)
+}
+
+#[test]
+fn macros_expand_as_in_rfc_7208_section_7_4() {
+    let e = rfc_evaluator("192.0.2.3");
+    for (spec, expected) in [
+        ("%{s}.x.example", "strong-bad@email.example.com.x.example"),
+        ("%{o}", "email.example.com"),
+        ("%{d}", "email.example.com"),
+        ("%{d4}", "email.example.com"),
+        ("%{d3}", "email.example.com"),
+        ("%{d2}", "example.com"),
+        ("%{d1}", "com"),
+        ("%{dr}", "com.example.email"),
+        ("%{d2r}", "example.email"),
+        ("%{l}", "strong-bad"),
+        ("%{l-}", "strong.bad"),
+        ("%{lr}", "strong-bad"),
+        ("%{lr-}", "bad.strong"),
+        ("%{l1r-}", "strong"),
+        (
+            "%{ir}.%{v}._spf.%{d2}",
+            "3.2.0.192.in-addr._spf.example.com",
+        ),
+        ("%{lr-}.lp._spf.%{d2}", "bad.strong.lp._spf.example.com"),
+        (
+            "%{lr-}.lp.%{ir}.%{v}._spf.%{d2}",
+            "bad.strong.lp.3.2.0.192.in-addr._spf.example.com",
+        ),
+        (
+            "%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}",
+            "3.2.0.192.in-addr.strong.lp._spf.example.com",
+        ),
+        (
+            "%{d2}.trusted-domains.example.net",
+            "example.com.trusted-domains.example.net",
+        ),
+        ("%{S}.x.example", "strong-bad%40email.example.com.x.example"),
+        ("a%%b%_c%-d.example.com", "a%b c%20d.example.com"),
+    ] {
+        assert_eq!(expand(&e, spec), expected, "{spec}");
+    }
+    let e6 = rfc_evaluator("2001:db8::cb01");
+    assert_eq!(
+        expand(&e6, "%{ir}.%{v}._spf.%{d2}"),
+        "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"
+    );
+}
+
+#[test]
+fn cidr_matching() {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    assert!(in_v4(ip("192.0.2.77"), ip("192.0.2.0"), 24));
+    assert!(!in_v4(ip("192.0.3.1"), ip("192.0.2.0"), 24));
+    assert!(in_v4(ip("203.0.113.9"), ip("0.0.0.0"), 0));
+    assert!(in_v4(ip("192.0.2.1"), ip("192.0.2.1"), 32));
+    let ip6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    assert!(in_v6(ip6("2001:db8::1"), ip6("2001:db8::"), 32));
+    assert!(!in_v6(ip6("2001:db9::1"), ip6("2001:db8::"), 32));
+    assert!(in_v6(ip6("::1"), ip6("::"), 0));
+}
+
+#[test]
+fn records_are_selected_by_version() {
+    assert!(is_spf_record(b"v=spf1"));
+    assert!(is_spf_record(b"V=Spf1 -all"));
+    assert!(!is_spf_record(b"v=spf10 -all"));
+    assert!(!is_spf_record(b"v=spf1;-all"));
+    assert!(!is_spf_record(b" v=spf1 -all"));
+}
+
+#[tokio::test]
+async fn evaluation_follows_rfc_7208() {
+    let zone = ZoneLookup::new(
+        "example.com. 300 IN TXT \"v=spf1 -ip4:192.0.2.66 a/30 mx:mx.example.com include:_inc.example.com redirect=_red.example.com\"\n\
+         example.com. 300 IN A 192.0.2.4\n\
+         mx.example.com. 300 IN MX 10 smtp.example.net.\n\
+         smtp.example.net. 300 IN A 198.51.100.25\n\
+         smtp.example.net. 300 IN AAAA 2001:db8:25::1\n\
+         _inc.example.com. 300 IN TXT \"v=spf1 ip6:2001:db8:1::/48 ~all\"\n\
+         _red.example.com. 300 IN TXT \"v=spf1 exists:%{i}.allow.example.com ~all\"\n\
+         203.0.113.5.allow.example.com. 300 IN A 127.0.0.2\n",
+    );
+    let domain = name("example.com");
+    let eval = |ip: &'static str| {
+        let zone = &zone;
+        let domain = &domain;
+        async move { evaluate(zone, domain, ip.parse().unwrap(), "someone@example.com").await }
+    };
+    let cases = [
+        ("192.0.2.66", SpfResult::Fail, 0, 0),
+        ("192.0.2.6", SpfResult::Pass, 1, 0),         // a/30
+        ("198.51.100.25", SpfResult::Pass, 2, 0),     // mx
+        ("2001:db8:25::1", SpfResult::Pass, 2, 1),    // mx (AAAA); `a` has no AAAA: void
+        ("2001:db8:1::9", SpfResult::Pass, 3, 1),     // include
+        ("203.0.113.5", SpfResult::Pass, 5, 0),       // redirect → exists
+        ("203.0.113.6", SpfResult::SoftFail, 5, 1),   // redirect → ~all; exists void
+        ("::ffff:192.0.2.6", SpfResult::Pass, 1, 0),  // IPv4-mapped: a/30
+        ("2001:db8:2::1", SpfResult::SoftFail, 5, 2), // `a` and `exists` void
+    ];
+    for (ip, result, lookups, voids) in cases {
+        let o = eval(ip).await;
+        assert_eq!(
+            (o.result, o.lookups, o.void_lookups),
+            (result, lookups, voids),
+            "{ip}:\n{}",
+            o.trace_text()
+        );
+    }
+    // The walk visits every reachable term: a, mx, include, redirect, exists.
+    let w = walk(
+        &zone,
+        &domain,
+        "192.0.2.200".parse().unwrap(),
+        "x@example.com",
+    )
+    .await;
+    assert_eq!(w.lookups, 5, "{}", w.trace_text());
+    assert_eq!(w.result, SpfResult::Neutral);
+    assert!(w.problems.is_empty());
+}
+
+#[tokio::test]
+async fn redirect_is_ignored_beside_all_and_include_none_is_permerror() {
+    let zone = ZoneLookup::new(
+        "a.example. 300 IN TXT \"v=spf1 -all redirect=b.example\"\n\
+         b.example. 300 IN TXT \"v=spf1 +all\"\n\
+         c.example. 300 IN TXT \"v=spf1 include:nothing.example +all\"\n\
+         d.example. 300 IN TXT \"v=spf1 include:b.example -all\"\n",
+    );
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    let a = evaluate(&zone, &name("a.example"), ip, "x@a.example").await;
+    assert_eq!((a.result, a.lookups), (SpfResult::Fail, 0));
+    let c = evaluate(&zone, &name("c.example"), ip, "x@c.example").await;
+    assert_eq!(c.result, SpfResult::PermError);
+    assert_eq!(c.problems[0].kind, ProblemKind::NoRecord);
+    let d = evaluate(&zone, &name("d.example"), ip, "x@d.example").await;
+    assert_eq!((d.result, d.lookups), (SpfResult::Pass, 1));
+    let none = evaluate(&zone, &name("nothing.example"), ip, "x@nothing.example").await;
+    assert_eq!(none.result, SpfResult::None);
+}
+
+#[tokio::test]
+async fn the_eleventh_lookup_is_a_permerror_when_evaluating() {
+    let (terms, zone) = include_targets(11);
+    // Two character-strings: the record is longer than 255 bytes.
+    let (first, second) = terms.split_at(terms.len() / 2);
+    let zone = ZoneLookup::new(&format!(
+        "example.org. 300 IN TXT \"v=spf1 {first}\" \"{second} -all\"\n{zone}"
+    ));
+    let o = evaluate(
+        &zone,
+        &name("example.org"),
+        "192.0.2.1".parse().unwrap(),
+        "x@example.org",
+    )
+    .await;
+    assert_eq!((o.result, o.lookups), (SpfResult::PermError, 11));
+    assert_eq!(o.problems[0].kind, ProblemKind::TooManyLookups);
+    // The tenth include's address still passes: the limit is not reached.
+    let o = evaluate(
+        &zone,
+        &name("example.org"),
+        "198.51.100.10".parse().unwrap(),
+        "x@example.org",
+    )
+    .await;
+    assert_eq!((o.result, o.lookups), (SpfResult::Pass, 10));
+    // The walk counts them all.
+    let w = walk(
+        &zone,
+        &name("example.org"),
+        "192.0.2.1".parse().unwrap(),
+        "x@example.org",
+    )
+    .await;
+    assert_eq!((w.result, w.lookups), (SpfResult::PermError, 11));
+}
