@@ -42,7 +42,6 @@
 //! same servers as the other checks (see that module for why it is hand-written).
 
 pub mod source;
-pub mod testing;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! The DNSSEC checks against zones signed in memory (`dnssec::testing`) and served by
+//! The DNSSEC checks against zones signed in memory (`mailzone_testkit::dnssec`) and served by
 //! `RecordsSource` (answers like an authoritative server for the zones given): each code
 //! fires on a zone with one defect, and a correctly signed and delegated zone is quiet.
 
@@ -8,7 +8,7 @@ use dnssec_common::{Fixture, assert_one, name, options};
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{RData, Record, RecordType};
 use mailzone_check::dnssec::source::RecordsSource;
-use mailzone_check::dnssec::testing::{TestSigner, parse_zone, time, wire_name};
+use mailzone_testkit::dnssec::{TestSigner, parse_zone, time, wire_name};
 use mailzone_check::lookup::ZoneLookup;
 use mailzone_check::{CheckOptions, Finding, Severity};
 

@@ -6,7 +6,7 @@ mod dnssec_common;
 
 use dnssec_common::{Fixture, assert_one, options};
 use mailzone_check::dnssec::source::RecordsSource;
-use mailzone_check::dnssec::testing::{TestSigner, parse_zone, time};
+use mailzone_testkit::dnssec::{TestSigner, parse_zone, time};
 use mailzone_check::lookup::ZoneLookup;
 use mailzone_check::{Finding, Severity};
 

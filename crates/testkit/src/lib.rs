@@ -49,6 +49,7 @@
 
 mod bind;
 mod client;
+pub mod dnssec;
 mod faults;
 mod knot;
 mod ports;

@@ -1,8 +1,8 @@
 //! For tests: zones signed in memory, the way a signer would sign them (RFC 4034 §3, RFC
 //! 4035 §2.2: a KSK signs the DNSKEY RRset, a ZSK every other authoritative RRset), with
 //! Ed25519 keys (RFC 8080) from hickory-proto's ring backend, and with any validity
-//! period (expired or future signatures). The records go into a
-//! [`super::source::RecordsSource`], which answers like an authoritative server.
+//! period (expired or future signatures). The records go into mailzone-check's
+//! `dnssec::source::RecordsSource`, which answers like an authoritative server.
 
 use hickory_proto::dnssec::crypto::Ed25519SigningKey;
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, RRSIG, SigInput};
