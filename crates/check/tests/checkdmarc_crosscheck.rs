@@ -195,27 +195,7 @@ print(json.dumps(out))
 
 /// The Python of the venv with checkdmarc, or `None` (skip) when there is none.
 fn python() -> Option<PathBuf> {
-    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
-        });
-    let usable = Command::new(&path)
-        .args(["-c", "import checkdmarc, dns.nameserver"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if usable {
-        return Some(path);
-    }
-    let message = format!(
-        "{} with checkdmarc missing: run scripts/test (or set MAILZONE_TEST_PYTHON)",
-        path.display()
-    );
-    if std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{message}");
-    }
-    eprintln!("skipping: {message}");
-    None
+    mailzone_testkit::test_python(&["checkdmarc", "dns.nameserver"])
 }
 
 /// What mailzone says about one domain.

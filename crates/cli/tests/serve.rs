@@ -646,24 +646,7 @@ fn schemathesis_finds_no_server_error() {
 
 /// `st` of the test venv, or `None` (skip) when there is none.
 fn schemathesis() -> Option<PathBuf> {
-    let python = std::env::var_os("MAILZONE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
-        });
-    let st = python.with_file_name("st");
-    if st.is_file() {
-        return Some(st);
-    }
-    let message = format!(
-        "{} missing: run scripts/test (or set MAILZONE_TEST_PYTHON)",
-        st.display()
-    );
-    if std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{message}");
-    }
-    eprintln!("skipped: {message}");
-    None
+    mailzone_testkit::test_venv_program("st")
 }
 
 /// Two `serve` processes on one real PostgreSQL share 200 tasks: each task runs once, and

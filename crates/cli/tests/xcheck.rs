@@ -42,45 +42,19 @@ macro_rules! need {
 
 /// Finding the external tools; a missing one skips the test, or fails it when required.
 mod tools {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use std::path::PathBuf;
 
     /// The path of `name` ("python" means the test venv's Python with its modules), or
     /// `None` after printing a skip notice. Panics instead when `MAILZONE_REQUIRE_TOOLS=1`.
     pub fn tool(name: &str) -> Option<PathBuf> {
-        let found = if name == "python" {
-            python()
-        } else {
-            on_path(name)
-        };
+        if name == "python" {
+            return mailzone_testkit::test_python(&["dns.zone", "dkim", "nacl", "cryptography"]);
+        }
+        let found = mailzone_testkit::tool_path(name);
         if found.is_none() {
-            if std::env::var("MAILZONE_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("{name} missing: run scripts/test");
-            }
-            eprintln!("skipping this test: {name} missing (run scripts/test to install it)");
+            mailzone_testkit::missing(name);
         }
         found
-    }
-
-    fn on_path(name: &str) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    }
-
-    /// `MAILZONE_TEST_PYTHON`, else the repository's `.venv-test/bin/python`; it must
-    /// import the cross-checkers, or it counts as missing.
-    fn python() -> Option<PathBuf> {
-        let python = match std::env::var_os("MAILZONE_TEST_PYTHON") {
-            Some(p) => PathBuf::from(p),
-            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python"),
-        };
-        let imports = Command::new(&python)
-            .args(["-c", "import dns.zone, dkim, nacl, cryptography"])
-            .output();
-        matches!(imports, Ok(o) if o.status.success()).then_some(python)
     }
 }
 

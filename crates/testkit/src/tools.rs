@@ -65,22 +65,66 @@ pub fn require_tool(name: &str) -> bool {
 
 /// [`require_tool`] for several tools at once; the message names every missing one.
 pub fn require_tools(names: &[&str]) -> bool {
-    let missing: Vec<&str> = names
+    let absent: Vec<&str> = names
         .iter()
         .copied()
         .filter(|name| tool_path(name).is_none())
         .collect();
-    if missing.is_empty() {
+    if absent.is_empty() {
         return true;
     }
-    let list = missing.join(", ");
+    missing(&absent.join(", "))
+}
+
+/// A missing test dependency (`what`, e.g. "knotd" or "the venv's Python with dkimpy"):
+/// panics under `MAILZONE_REQUIRE_TOOLS=1`; otherwise says on stderr that the test is
+/// skipped and why, and returns `false` for the caller to return early.
+pub fn missing(what: &str) -> bool {
     if tools_required() {
-        panic!("{list} missing: run scripts/test");
+        panic!("{what} missing: run scripts/test");
     }
     eprintln!(
-        "skipping: {list} missing (scripts/test installs it; with MAILZONE_REQUIRE_TOOLS=1 this fails)"
+        "skipping: {what} missing (scripts/test installs it; with MAILZONE_REQUIRE_TOOLS=1 this fails)"
     );
     false
+}
+
+/// The test venv's Python (`MAILZONE_TEST_PYTHON`, else the repository's
+/// `.venv-test/bin/python` that scripts/test builds), if it can import every module of
+/// `modules`; otherwise [`missing`] and `None`.
+pub fn test_python(modules: &[&str]) -> Option<PathBuf> {
+    let python = venv_python();
+    let imports = std::process::Command::new(&python)
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .output();
+    if matches!(imports, Ok(o) if o.status.success()) {
+        return Some(python);
+    }
+    missing(&format!(
+        "{} with {} (or set MAILZONE_TEST_PYTHON)",
+        python.display(),
+        modules.join(", ")
+    ));
+    None
+}
+
+/// A program the test venv installs beside its Python (`st` of schemathesis), or
+/// [`missing`] and `None`.
+pub fn test_venv_program(name: &str) -> Option<PathBuf> {
+    let program = venv_python().with_file_name(name);
+    if program.is_file() {
+        return Some(program);
+    }
+    missing(&format!("{} (or set MAILZONE_TEST_PYTHON)", program.display()));
+    None
+}
+
+fn venv_python() -> PathBuf {
+    std::env::var_os("MAILZONE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
+        })
 }
 
 /// The path of `name`, or an error naming the missing tool (for the functions returning

@@ -74,25 +74,7 @@ pub fn dkimpy_python() -> Option<PathBuf> {
 /// if it can import `module`, or `None` (skip); a failure instead under
 /// `MAILZONE_REQUIRE_TOOLS=1`.
 pub fn venv_python_with(module: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("MAILZONE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-test/bin/python")
-        });
-    let usable = Command::new(&path)
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !usable && std::env::var("MAILZONE_REQUIRE_TOOLS").is_ok_and(|v| v.trim() == "1") {
-        panic!("{} with {module} missing: run scripts/test", path.display());
-    }
-    if !usable {
-        eprintln!(
-            "skipped: {} cannot import {module} (scripts/test builds the venv)",
-            path.display()
-        );
-    }
-    usable.then_some(path)
+    mailzone_testkit::test_python(&[module])
 }
 
 /// Collects a child's stdout and stderr (both piped) into one string, line by line.
