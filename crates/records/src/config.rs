@@ -12,7 +12,7 @@ use crate::model::*;
 
 mod acme;
 pub use acme::{DEFAULT_RENEW_BEFORE, managed_zone};
-mod dkim;
+mod dkim_management;
 mod dns_server;
 mod domain;
 mod raw;
@@ -24,9 +24,10 @@ use crate::name::Name;
 use crate::record::DnsRecordType;
 use crate::{dkim, dmarc, mtasts, spf};
 use raw::*;
+pub use dns_server::decode_tsig_secret;
 use dns_server::*;
 use domain::*;
-use dkim::*;
+use dkim_management::*;
 pub use values::{MAX_DURATION, parse_duration};
 use values::*;
 

@@ -3,10 +3,22 @@
 
 use std::fmt;
 
-use mailzone_records::{DkimAlgorithm, DkimStage};
+use mailzone_records::{DkimAlgorithm, DkimStage, Name};
 use zeroize::Zeroizing;
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use crate::{Pool, Store, StoreError, StoreRow, check_canonical, with_pool};
+
+/// A `SELECT` of every `dkim_keys` column followed by `$rest`, as one `&'static str` so the
+/// SQL is a literal (no runtime string building near a query).
+macro_rules! select_dkim_keys {
+    ($rest:literal) => {
+        concat!(
+            "SELECT domain, selector, algorithm, private_key_pem, stage, created_at, \
+             next_transition FROM dkim_keys ",
+            $rest
+        )
+    };
+}
 
 /// One DKIM key as the store keeps it.
 #[derive(Clone, PartialEq, Eq)]

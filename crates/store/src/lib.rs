@@ -58,18 +58,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The PostgreSQL schema (the same tables, integers as BIGINT).
 static PG_MIGRATOR: Migrator = sqlx::migrate!("./migrations_postgres");
 
-/// A `SELECT` of every `dkim_keys` column followed by `$rest`, as one `&'static str` so the
-/// SQL is a literal (no runtime string building near a query).
-macro_rules! select_dkim_keys {
-    ($rest:literal) => {
-        concat!(
-            "SELECT domain, selector, algorithm, private_key_pem, stage, created_at, \
-             next_transition FROM dkim_keys ",
-            $rest
-        )
-    };
-}
-
 /// Everything that can go wrong in the store. Messages name the file concerned and say
 /// what to do; they never contain key material.
 #[derive(Debug, thiserror::Error)]

@@ -119,9 +119,9 @@ pub enum ChainError {
 /// A zone's keys, validated as far as possible.
 #[derive(Debug, Clone)]
 pub(crate) struct ZoneKeys {
-    keys: Vec<DNSKEY>,
-    trust: Trust,
-    ds: DsStatus,
+    pub(crate) keys: Vec<DNSKEY>,
+    pub(crate) trust: Trust,
+    pub(crate) ds: DsStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,7 +315,7 @@ impl<'a> Validator<'a> {
     }
 
     /// The keys of `zone`, validated from an anchor as far as the servers allow.
-    fn zone_keys(&self, zone: WireName) -> BoxFuture<'_, Result<ZoneKeys, ChainError>> {
+    pub(crate) fn zone_keys(&self, zone: WireName) -> BoxFuture<'_, Result<ZoneKeys, ChainError>> {
         Box::pin(async move {
             if let Some(known) = self.zones.lock().ok().and_then(|z| z.get(&zone).cloned()) {
                 return known;

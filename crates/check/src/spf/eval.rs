@@ -160,7 +160,7 @@ pub(crate) struct Evaluator<'l> {
 pub(crate) type TermResult = Result<bool, SpfResult>;
 
 impl<'l> Evaluator<'l> {
-    fn new(lookup: &'l dyn Lookup, ip: IpAddr, sender: &str, walk: bool) -> Evaluator<'l> {
+    pub(crate) fn new(lookup: &'l dyn Lookup, ip: IpAddr, sender: &str, walk: bool) -> Evaluator<'l> {
         // RFC 7208 §5 (RFC 4291 §2.5.5.2): an IPv4-mapped IPv6 address is an IPv4 client.
         let ip = match ip {
             IpAddr::V6(v6) => v6
@@ -479,7 +479,7 @@ impl<'l> Evaluator<'l> {
         name
     }
 
-    fn expand(&self, domain: &Name, spec: &DomainSpec) -> String {
+    pub(crate) fn expand(&self, domain: &Name, spec: &DomainSpec) -> String {
         let mut out = String::new();
         for part in &spec.parts {
             match part {

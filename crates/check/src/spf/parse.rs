@@ -29,7 +29,7 @@ pub enum Qualifier {
 }
 
 impl Qualifier {
-    fn result(self) -> SpfResult {
+    pub(crate) fn result(self) -> SpfResult {
         match self {
             Qualifier::Pass => SpfResult::Pass,
             Qualifier::Fail => SpfResult::Fail,
@@ -64,7 +64,7 @@ pub struct DomainSpec {
 }
 
 impl DomainSpec {
-    fn has_macros(&self) -> bool {
+    pub(crate) fn has_macros(&self) -> bool {
         self.parts
             .iter()
             .any(|p| matches!(p, MacroPart::Expand { .. }))
