@@ -44,24 +44,19 @@
 mod chain;
 pub mod source;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Mutex;
-
-use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
-use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey as _, PublicKeyBuf, Verifier as _};
-use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, Name as WireName, RData as WireRData, Record, RecordType};
+use hickory_proto::rr::RecordType;
 use mailzone_records::{Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::finding::{Finding, Severity};
-use source::{NetworkSource, RawAnswer, RawSource};
+use source::{NetworkSource, RawSource};
 
-pub use chain::{Security, security_of, security_with, Problem, ProblemKind, ChainError, Anchor, parse_anchors, Validator};
 use chain::*;
+pub use chain::{
+    Anchor, ChainError, Problem, ProblemKind, Security, Validator, parse_anchors, security_of,
+    security_with,
+};
 
 const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
     Code {

@@ -51,27 +51,23 @@
 //! in advance), not through a [`Lookup`], so it could neither ask the zone's authoritative
 //! servers nor run against the test double.
 
-use std::fmt;
-use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::pin::Pin;
+use std::net::{IpAddr, Ipv4Addr};
 
 use mailzone_records::{DnsRecordType, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::finding::{Finding, Severity};
-use crate::lookup::{Answer, Lookup, Rcode};
 
 mod eval;
 mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use eval::{SpfResult, ProblemKind, SpfProblem, TraceStep, SpfOutcome, evaluate, walk};
-use eval::*;
-pub use parse::{is_spf_record, Qualifier, MacroPart, DomainSpec, Mechanism, Directive, SpfRecord, parse_record};
-use parse::*;
+pub use eval::{ProblemKind, SpfOutcome, SpfProblem, SpfResult, TraceStep, evaluate, walk};
+pub use parse::{
+    Directive, DomainSpec, MacroPart, Mechanism, Qualifier, SpfRecord, is_spf_record, parse_record,
+};
 
 /// RFC 7208 §4.6.4: at most 10 DNS-querying terms per evaluation.
 pub const MAX_LOOKUPS: u32 = 10;

@@ -8,9 +8,9 @@ use dnssec_common::{Fixture, assert_one, name, options};
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::rr::{RData, Record, RecordType};
 use mailzone_check::dnssec::source::RecordsSource;
-use mailzone_testkit::dnssec::{TestSigner, parse_zone, time, wire_name};
 use mailzone_check::lookup::ZoneLookup;
 use mailzone_check::{CheckOptions, Finding, Severity};
+use mailzone_testkit::dnssec::{TestSigner, parse_zone, time, wire_name};
 
 const DAY: i64 = 86_400;
 

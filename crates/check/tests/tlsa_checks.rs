@@ -6,9 +6,9 @@ mod dnssec_common;
 
 use dnssec_common::{Fixture, assert_one, options};
 use mailzone_check::dnssec::source::RecordsSource;
-use mailzone_testkit::dnssec::{TestSigner, parse_zone, time};
 use mailzone_check::lookup::ZoneLookup;
 use mailzone_check::{Finding, Severity};
+use mailzone_testkit::dnssec::{TestSigner, parse_zone, time};
 
 const SMTP: &str = "_25._tcp.mail.example.test.";
 const IMAPS: &str = "_993._tcp.mail.example.test.";

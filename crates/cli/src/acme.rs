@@ -2,7 +2,6 @@
 //! (RFC 8555 §8.4) when it is due.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -11,9 +10,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
 use mailzone_engine::reconcile::ZoneOutcome;
-use mailzone_engine::{
-    Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock,
-};
+use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock};
 use mailzone_records::diff::PlanEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
 use serde_json::json;

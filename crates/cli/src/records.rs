@@ -1,7 +1,6 @@
 //! `mailzone records`: the records each domain needs, as a zone file or JSON.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;

@@ -2,7 +2,6 @@
 //! TLSA digests side by side.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -305,8 +305,19 @@ fn kills_at_random_instants_lose_nothing() {
 /// `mailzone serve` on `dir`, not waited for: the kills may land before it listens.
 fn spawn_serve(dir: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", common::free_port())])
-        .args(["--reconcile-interval", "1h", "--retry-backoff", "1s", "--lease", "3s"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .args([
+            "--reconcile-interval",
+            "1h",
+            "--retry-backoff",
+            "1s",
+            "--lease",
+            "3s",
+        ])
         .arg("--config")
         .arg(dir.join("mailzone.toml"))
         .arg("--state-dir")
@@ -320,10 +331,7 @@ fn spawn_serve(dir: &Path) -> std::process::Child {
 /// Waits until the service has no task scheduled or running and none failed.
 fn settle(service: &Service, context: &str) {
     let settled = mailzone_testkit::poll_until(Duration::from_secs(60), || {
-        service
-            .tasks()
-            .iter()
-            .all(|t| t["status"] == "Succeeded")
+        service.tasks().iter().all(|t| t["status"] == "Succeeded")
     });
     assert!(
         settled,

@@ -136,7 +136,9 @@ fn serve_publishes_every_domain_and_keeps_the_api_fast_and_its_memory_flat() {
     }
     let domains = env_number("MAILZONE_LOAD_DOMAINS", 300);
     let soak = Duration::from_secs(env_number("MAILZONE_LOAD_SOAK_SECONDS", 20));
-    let zones: Vec<ZoneSpec> = (0..domains).map(|i| ZoneSpec::new(&domain(i), "")).collect();
+    let zones: Vec<ZoneSpec> = (0..domains)
+        .map(|i| ZoneSpec::new(&domain(i), ""))
+        .collect();
     let key = TsigKey::generate("mailzone");
     let knot = DnsServer::start(ServerKind::Knot, &zones, &key, &ServerOptions::default()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -159,7 +161,11 @@ fn serve_publishes_every_domain_and_keeps_the_api_fast_and_its_memory_flat() {
         done as u64 >= domains.min(1000) && open == 0
     });
     let publication = started.elapsed();
-    assert!(published, "not every domain was published: {}", service.output());
+    assert!(
+        published,
+        "not every domain was published: {}",
+        service.output()
+    );
     stop.store(true, Ordering::SeqCst);
     let mut during: Vec<Duration> = clients
         .into_iter()
@@ -212,7 +218,12 @@ fn serve_publishes_every_domain_and_keeps_the_api_fast_and_its_memory_flat() {
         .map(|(_, l)| l)
         .collect();
     let (done, failed, _) = task_counts(&service);
-    assert_eq!(failed, 0, "a task failed during the soak: {}", service.output());
+    assert_eq!(
+        failed,
+        0,
+        "a task failed during the soak: {}",
+        service.output()
+    );
     let p99_soak = percentile(&mut soaking, 0.99);
     let third = rss.len() / 3;
     let early = *rss[..third.max(1)].iter().max().unwrap();

@@ -10,36 +10,24 @@
 //! UPDATE that adds it and forgotten once removed; a renewal killed in between (crash
 //! point `acme-challenge`) leaves rows that the next renewal removes first, due or not.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
-    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
-};
-use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{
-    AcmeSettings, DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
-};
+use mailzone_records::AcmeSettings;
 use mailzone_store::Store;
-use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData as _};
 use serde::Serialize;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::progress::Progress;
-use crate::{EngineError, LoadedConfig, clock, connect, propagation};
+use crate::{EngineError, LoadedConfig};
 
 mod challenges;
 mod files;
 mod order;
 
 use challenges::*;
-pub use files::{next_key_digest, next_key_path};
 use files::*;
+pub use files::{next_key_digest, next_key_path};
 use order::*;
 
 /// TTL of a challenge record: it lives for minutes.
@@ -130,7 +118,16 @@ pub async fn renew(
         Due::Yes(reason) => report.reason = reason,
     }
     let account = account(settings, &store, request.now_unix).await?;
-    issue(loaded, settings, &account, &store, request.now_unix, &mut report, progress).await?;
+    issue(
+        loaded,
+        settings,
+        &account,
+        &store,
+        request.now_unix,
+        &mut report,
+        progress,
+    )
+    .await?;
     Ok(report)
 }
 
@@ -261,6 +258,10 @@ fn parse_leaf(der: &[u8]) -> Option<Current> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use mailzone_records::Name;
+
     use super::*;
 
     fn settings(names: &[&str]) -> AcmeSettings {

@@ -3,15 +3,9 @@
 //! and the first key's activation (`rotation`); the command run when they change
 //! (`hook`). Every file holding a key is created 0600 in directories made 0700.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
-
 use mailzone_records::dkim::DkimPrivateKey;
-use mailzone_records::{DkimAlgorithm, DkimManagement, DkimStage, Name};
+use mailzone_records::{DkimAlgorithm, DkimManagement, Name};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
 use crate::records::RequestStore;
 use crate::{EngineError, LoadedConfig, RecordsRequest};
@@ -23,8 +17,8 @@ mod rotation;
 pub use export::{ExportFormat, export};
 pub use hook::ON_KEY_CHANGE_TIMEOUT;
 pub(crate) use hook::run_on_key_change;
-pub use rotation::{GeneratedKey, KeyChange, RotationReport, generate, rotate};
 pub(crate) use rotation::promote_served;
+pub use rotation::{GeneratedKey, KeyChange, RotationReport, generate, rotate};
 
 /// One DKIM key as `dkim list` shows it.
 #[derive(Debug, Clone, Serialize)]

@@ -292,13 +292,13 @@ pub(crate) async fn generate_key(
     tokio::task::spawn_blocking(move || {
         DkimPrivateKey::generate_sized(algorithm, rsa_bits, &mut rand::rng())
     })
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => EngineError::Usage(
-                "DKIM key generation was cancelled: the service is stopping".into(),
-            ),
-        })
+    .await
+    .map_err(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => {
+            EngineError::Usage("DKIM key generation was cancelled: the service is stopping".into())
+        }
+    })
 }
 
 /// The selector a new key of `algorithm` takes: with delegated keys, the slot no published

@@ -6,7 +6,7 @@
 //! that a typo is never silently ignored.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::model::*;
 
@@ -23,13 +23,11 @@ pub use service::DEFAULT_CHECK_INTERVAL;
 use crate::name::Name;
 use crate::record::DnsRecordType;
 use crate::{dkim, dmarc, mtasts, spf};
-use raw::*;
 pub use dns_server::decode_tsig_secret;
 use dns_server::*;
-use domain::*;
-use dkim_management::*;
-pub use values::{MAX_DURATION, parse_duration};
+use raw::*;
 use values::*;
+pub use values::{MAX_DURATION, parse_duration};
 
 /// Default TTL of every record, in seconds.
 pub const DEFAULT_TTL: u32 = 3600;
@@ -349,5 +347,3 @@ impl Validator<'_> {
         })
     }
 }
-
-

@@ -206,8 +206,9 @@ impl DkimPrivateKey {
                 Self::from_ed25519(&ed25519_dalek::SigningKey::generate(rng))
             }
             DkimAlgorithm::RsaSha256 => {
-                let key = rsa::PrivateKey::new(rng, rsa_bits)
-                    .expect("RSA key generation of an allowed size with a working RNG does not fail");
+                let key = rsa::PrivateKey::new(rng, rsa_bits).expect(
+                    "RSA key generation of an allowed size with a working RNG does not fail",
+                );
                 Self::from_rsa(key).expect("a generated key of 2048 bits or more is accepted")
             }
         }

@@ -27,21 +27,19 @@ pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};
 
 use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mailzone_records::{DkimAlgorithm, DkimStage, Name, NameError};
+use mailzone_records::{Name, NameError};
 use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use zeroize::Zeroizing;
 
 /// Name of the SQLite database file inside the state directory.
 pub const DATABASE_FILE_NAME: &str = "mailzone.db";
@@ -388,7 +386,6 @@ impl Store {
             source,
         }
     }
-
 }
 
 /// A database URL without its password, for messages.

@@ -69,9 +69,7 @@ pub use faults::{Fault, FaultProxy, Match, Rule};
 pub use ports::free_port;
 pub use postgres::{POSTGRES_TOOLS, Postgres};
 pub use server::DnsServer;
-pub use tools::{
-    missing, require_tool, require_tools, test_python, test_venv_program, tool_path,
-};
+pub use tools::{missing, require_tool, require_tools, test_python, test_venv_program, tool_path};
 
 /// A TSIG key (RFC 8945) shared by the servers and the clients of a test.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -115,7 +115,10 @@ pub fn test_venv_program(name: &str) -> Option<PathBuf> {
     if program.is_file() {
         return Some(program);
     }
-    missing(&format!("{} (or set MAILZONE_TEST_PYTHON)", program.display()));
+    missing(&format!(
+        "{} (or set MAILZONE_TEST_PYTHON)",
+        program.display()
+    ));
     None
 }
 

@@ -12,11 +12,9 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
 use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey as _, PublicKeyBuf, Verifier as _};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, Name as WireName, RData as WireRData, Record, RecordType};
-use mailzone_records::{Name, RData};
+use mailzone_records::Name;
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
 use source::{NetworkSource, RawAnswer, RawSource};
 
 use super::*;
@@ -754,11 +752,19 @@ pub(crate) fn rrsig_time(t: u32) -> String {
 }
 
 /// The records of `owner`/`rtype` in the answer section and the RRSIGs covering them.
-pub(crate) fn rrset(answer: &RawAnswer, owner: &WireName, rtype: RecordType) -> (Vec<Record>, Vec<RRSIG>) {
+pub(crate) fn rrset(
+    answer: &RawAnswer,
+    owner: &WireName,
+    rtype: RecordType,
+) -> (Vec<Record>, Vec<RRSIG>) {
     rrset_in(&answer.answers, owner, rtype)
 }
 
-pub(crate) fn rrset_in(section: &[Record], owner: &WireName, rtype: RecordType) -> (Vec<Record>, Vec<RRSIG>) {
+pub(crate) fn rrset_in(
+    section: &[Record],
+    owner: &WireName,
+    rtype: RecordType,
+) -> (Vec<Record>, Vec<RRSIG>) {
     let records = section
         .iter()
         .filter(|r| &r.name == owner && r.record_type() == rtype)

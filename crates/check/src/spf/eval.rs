@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{Name, RData};
 
 use crate::lookup::{Answer, Lookup, Rcode};
 
@@ -160,7 +160,12 @@ pub(crate) struct Evaluator<'l> {
 pub(crate) type TermResult = Result<bool, SpfResult>;
 
 impl<'l> Evaluator<'l> {
-    pub(crate) fn new(lookup: &'l dyn Lookup, ip: IpAddr, sender: &str, walk: bool) -> Evaluator<'l> {
+    pub(crate) fn new(
+        lookup: &'l dyn Lookup,
+        ip: IpAddr,
+        sender: &str,
+        walk: bool,
+    ) -> Evaluator<'l> {
         // RFC 7208 §5 (RFC 4291 §2.5.5.2): an IPv4-mapped IPv6 address is an IPv4 client.
         let ip = match ip {
             IpAddr::V6(v6) => v6

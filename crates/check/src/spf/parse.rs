@@ -1,13 +1,6 @@
 //! SPF records: selection (RFC 7208 §4.5) and syntax (§4.6, §12), macros (§7.1).
 
-use std::fmt;
-use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::pin::Pin;
-
-use mailzone_records::{DnsRecordType, Name, RData};
-
-use crate::lookup::{Answer, Lookup, Rcode};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;
 

@@ -1,6 +1,11 @@
+use std::net::Ipv6Addr;
+
 use async_trait::async_trait;
 
+use super::eval::*;
+use super::parse::*;
 use super::*;
+use crate::lookup::{Answer, Lookup, Rcode};
 use crate::lookup::{LookupError, ZoneLookup};
 use crate::testutil::{Fixture, assert_quiet, with_code};
 

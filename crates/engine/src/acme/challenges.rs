@@ -2,28 +2,17 @@
 //! zone that holds each name, waited for on every authoritative server, removed again;
 //! recorded in the store from before they are added until they are removed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
-use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
-    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
-};
 use mailzone_records::diff::{ChangeSet, LiveRecord};
 use mailzone_records::{
-    AcmeSettings, DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
+    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
 };
 use mailzone_store::Store;
-use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData as _};
-use serde::Serialize;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::progress::Progress;
-use crate::{EngineError, LoadedConfig, clock, connect, propagation};
+use crate::{EngineError, LoadedConfig, connect, propagation};
 
 use super::*;
 
@@ -240,7 +229,11 @@ impl Published {
 
 /// Removes the challenge records that were published and forgets them in the store;
 /// returns what could not be removed (still recorded, for the next renewal).
-pub(crate) async fn remove(loaded: &LoadedConfig, store: &Store, published: &[Published]) -> Vec<String> {
+pub(crate) async fn remove(
+    loaded: &LoadedConfig,
+    store: &Store,
+    published: &[Published],
+) -> Vec<String> {
     let mut leftover = Vec::new();
     for p in published {
         let changes = ChangeSet {

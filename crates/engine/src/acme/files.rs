@@ -1,28 +1,16 @@
 //! The certificate's key (reused, or the next one made a renewal ahead for TLSA, RFC 7671
 //! §8.1), the CSR, the chain's check and the files written atomically with their modes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
 
-use instant_acme::{
-    Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
-    NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
-};
-use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{
-    AcmeSettings, DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
-};
-use mailzone_store::Store;
+use mailzone_records::AcmeSettings;
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData as _};
-use serde::Serialize;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::progress::Progress;
-use crate::{EngineError, LoadedConfig, clock, connect, propagation};
+use crate::{EngineError, clock};
 
 use super::*;
 

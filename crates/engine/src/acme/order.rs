@@ -1,28 +1,17 @@
 //! The ACME account (RFC 8555 §7.3, kept sealed in the store) and the order (§7.4): its
 //! DNS-01 challenges (§8.4), validation and finalization with a CSR.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use instant_acme::{
     Account, AccountBuilder, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier,
     NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
 };
-use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{
-    AcmeSettings, DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
-};
+use mailzone_records::{AcmeSettings, Name};
 use mailzone_store::Store;
-use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData as _};
-use serde::Serialize;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::progress::Progress;
-use crate::{EngineError, LoadedConfig, clock, connect, propagation};
+use crate::{EngineError, LoadedConfig};
 
 use super::*;
 
@@ -92,7 +81,11 @@ pub(crate) fn builder(settings: &AcmeSettings) -> Result<AccountBuilder, EngineE
 }
 
 /// The account for the directory: restored from the store, or created and stored.
-pub(crate) async fn account(settings: &AcmeSettings, store: &Store, now: i64) -> Result<Account, EngineError> {
+pub(crate) async fn account(
+    settings: &AcmeSettings,
+    store: &Store,
+    now: i64,
+) -> Result<Account, EngineError> {
     if let Some(json) = store.acme_account(&settings.directory).await? {
         let credentials: AccountCredentials = serde_json::from_str(&json).map_err(|e| {
             EngineError::Usage(format!(

@@ -31,13 +31,10 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use mailzone_records::dkim::DkimPrivateKey;
-use mailzone_records::{DkimAlgorithm, DkimManagement, DkimStage, Name};
-use serde::Serialize;
+use mailzone_records::{DkimAlgorithm, DkimStage};
 use zeroize::Zeroizing;
 
-use crate::records::RequestStore;
-use crate::{EngineError, LoadedConfig, RecordsRequest};
+use crate::EngineError;
 
 use super::*;
 

@@ -1,18 +1,11 @@
 //! `onKeyChange`: the command run after keys became `Active` or were withdrawn, e.g. to
 //! re-export the keys and reload the MTA.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use mailzone_records::dkim::DkimPrivateKey;
-use mailzone_records::{DkimAlgorithm, DkimManagement, DkimStage, Name};
-use serde::Serialize;
-use zeroize::Zeroizing;
+use mailzone_records::DkimManagement;
 
-use crate::records::RequestStore;
-use crate::{EngineError, LoadedConfig, RecordsRequest};
+use crate::{EngineError, LoadedConfig};
 
 use super::*;
 

@@ -1,13 +1,8 @@
 //! DKIM key rotation (`mailzone dkim rotate`, the `DkimRotation` task) and new keys
 //! (`mailzone dkim generate`): stages move with time and with confirmed publication.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
-
 use mailzone_records::dkim::DkimPrivateKey;
-use mailzone_records::{DkimAlgorithm, DkimManagement, DkimStage, Name};
+use mailzone_records::{DkimAlgorithm, DkimManagement, DkimStage};
 use serde::Serialize;
 use zeroize::Zeroizing;
 

@@ -1,9 +1,6 @@
 //! `dkimManagement`: manual keys from files, or automatic keys with their algorithms, RSA
 //! size, selector template, rotation and delegation.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-
 use super::raw::*;
 use super::*;
 

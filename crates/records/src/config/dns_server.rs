@@ -1,14 +1,16 @@
 //! `[dnsServer.<name>]`: where and how zones are published (RFC 2136 with TSIG, RFC 8945),
 //! the secret read from a file, the environment or the config.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-
 use super::raw::*;
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn dns_server(&self, key: &str, name: String, raw: RawDnsServer) -> Result<DnsServer> {
+    pub(super) fn dns_server(
+        &self,
+        key: &str,
+        name: String,
+        raw: RawDnsServer,
+    ) -> Result<DnsServer> {
         if raw.kind != "rfc2136" {
             return Err(ConfigError::new(
                 format!("{key}.kind"),

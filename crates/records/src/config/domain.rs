@@ -1,9 +1,6 @@
 //! `[domain."<name>"]`: a mail domain's zone, DNS management and policies (SPF, DMARC,
 //! MTA-STS, TLS-RPT, CAA).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
-
 use super::raw::*;
 use super::*;
 
@@ -182,7 +179,11 @@ pub(super) fn spf_policy(key: &str, raw: Option<RawSpf>) -> Result<SpfPolicy> {
     })
 }
 
-pub(super) fn mta_sts_policy(key: &str, raw: Option<RawMtaSts>, server: &Server) -> Result<MtaStsPolicy> {
+pub(super) fn mta_sts_policy(
+    key: &str,
+    raw: Option<RawMtaSts>,
+    server: &Server,
+) -> Result<MtaStsPolicy> {
     let default_mx = || {
         server
             .mail_exchangers

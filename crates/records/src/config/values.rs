@@ -1,10 +1,8 @@
 //! Values every section uses: durations, host names, lists, TTLs, ports, commands and
 //! file references, each checked with its key path.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use super::raw::*;
 use super::*;
 
 impl Validator<'_> {
@@ -70,7 +68,11 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
     Ok(parsed)
 }
 
-pub(super) fn duration(key: &str, value: Option<String>, default: &str) -> Result<std::time::Duration> {
+pub(super) fn duration(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration> {
     let text = value.unwrap_or_else(|| default.to_string());
     parse_duration(&text).map_err(|reason| ConfigError::new(key, Some(&text), reason))
 }
@@ -79,7 +81,11 @@ pub(super) fn host(key: &str, written: &str) -> Result<Name> {
     Name::host(written).map_err(|e| ConfigError::new(key, Some(written), e.to_string()))
 }
 
-pub(super) fn list<T>(values: &[String], key: &str, f: impl Fn(&str, &str) -> Result<T>) -> Result<Vec<T>> {
+pub(super) fn list<T>(
+    values: &[String],
+    key: &str,
+    f: impl Fn(&str, &str) -> Result<T>,
+) -> Result<Vec<T>> {
     values
         .iter()
         .enumerate()

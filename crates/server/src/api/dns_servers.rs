@@ -1,22 +1,13 @@
 //! `/dnsServers`: the DNS servers of the config file (read-only) and of the API, secrets
 //! write-only.
 
-use std::collections::BTreeMap;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
-use mailzone_engine::error::FailureClass;
-use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
-use mailzone_store::{NewTask, Task, TaskStatus};
-use serde::Deserialize;
+use mailzone_records::DnsProvider;
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -194,7 +185,10 @@ pub(crate) async fn delete_dns_server(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(crate) fn api_dns_server_only(loaded: &mailzone_engine::LoadedConfig, name: &str) -> Result<(), ApiError> {
+pub(crate) fn api_dns_server_only(
+    loaded: &mailzone_engine::LoadedConfig,
+    name: &str,
+) -> Result<(), ApiError> {
     if loaded.config.dns_server(name).is_none() {
         return Err(ApiError::not_found(&format!("dnsServer {name}")));
     }

@@ -1,21 +1,16 @@
 //! `/domains`: the configured and API-defined domains, their records, plan and check, and
 //! `/dkimSignatures`.
 
-use std::collections::BTreeMap;
-
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
-use mailzone_engine::error::FailureClass;
-use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
-use mailzone_store::{NewTask, Task, TaskStatus};
+use mailzone_engine::tasks::TaskKind;
+use mailzone_engine::{CheckRequest, RecordsRequest, clock};
+use mailzone_records::{DkimManagement, DnsManagement, DnsRecordType, Domain, Name};
+use mailzone_store::Task;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -393,7 +388,9 @@ pub(crate) fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError
 }
 
 /// Every DKIM key with its public half; private keys are never returned.
-pub(crate) async fn list_dkim_signatures(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_dkim_signatures(
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     let loaded = state.loaded();
     let mut out = Vec::new();
     for (domain, keys) in &loaded.manual_dkim_keys {

@@ -2,27 +2,16 @@
 //! its class calls for, including axum's own rejections; JSON bodies (415 otherwise) and
 //! RFC 7396 merge patches.
 
-use std::collections::BTreeMap;
-
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use mailzone_engine::EngineError;
 use mailzone_engine::error::FailureClass;
-use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
-use mailzone_store::{NewTask, Task, TaskStatus};
-use serde::Deserialize;
 use serde_json::{Value, json};
-
-use crate::state::AppState;
-
-use super::*;
 
 /// An error answer.
 #[derive(Debug)]
@@ -82,59 +71,6 @@ impl From<EngineError> for ApiError {
     }
 }
 
-#[cfg(test)]
-mod error_status_tests {
-    use super::*;
-    use mailzone_engine::error::ZoneFailure;
-
-    fn status(e: EngineError) -> (StatusCode, &'static str) {
-        let e = ApiError::from(e);
-        (e.status, e.code)
-    }
-
-    fn unresolvable() -> EngineError {
-        EngineError::Unreachable {
-            file: "mailzone.toml".into(),
-            dns_server: "primary".into(),
-            host: "nonexistent.invalid".into(),
-            reason: "no address".into(),
-        }
-    }
-
-    /// The DNS errors' classes are tested in the engine; here, that the class decides.
-    #[test]
-    fn the_status_follows_the_failure_class() {
-        assert_eq!(
-            status(unresolvable()),
-            (StatusCode::SERVICE_UNAVAILABLE, "dns")
-        );
-        let lagging = EngineError::Propagation {
-            zone: "example.test".into(),
-            server: "127.0.0.1:5300".parse().unwrap(),
-            timeout: std::time::Duration::from_secs(2),
-            reason: "serial 1".into(),
-            others: 0,
-        };
-        assert_eq!(status(lagging), (StatusCode::BAD_GATEWAY, "dns"));
-        let zones = EngineError::Zones(vec![
-            ZoneFailure {
-                zone: Name::host("a.test").unwrap(),
-                dns_server: "one".into(),
-                error: EngineError::InvalidConfig("unreadable secret".into()),
-            },
-            ZoneFailure {
-                zone: Name::host("b.test").unwrap(),
-                dns_server: "two".into(),
-                error: unresolvable(),
-            },
-        ]);
-        assert_eq!(status(zones), (StatusCode::SERVICE_UNAVAILABLE, "dns"));
-        assert_eq!(
-            status(EngineError::Usage("manual".into())),
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
-        );
-    }
-}
 
 impl From<mailzone_store::StoreError> for ApiError {
     fn from(e: mailzone_store::StoreError) -> ApiError {
@@ -310,5 +246,61 @@ pub(crate) fn merge_patch(target: &mut Value, patch: Value) {
         } else {
             merge_patch(map.entry(key).or_insert(Value::Null), value);
         }
+    }
+}
+
+#[cfg(test)]
+mod error_status_tests {
+    use mailzone_engine::error::ZoneFailure;
+    use mailzone_records::Name;
+
+    use super::*;
+
+    fn status(e: EngineError) -> (StatusCode, &'static str) {
+        let e = ApiError::from(e);
+        (e.status, e.code)
+    }
+
+    fn unresolvable() -> EngineError {
+        EngineError::Unreachable {
+            file: "mailzone.toml".into(),
+            dns_server: "primary".into(),
+            host: "nonexistent.invalid".into(),
+            reason: "no address".into(),
+        }
+    }
+
+    /// The DNS errors' classes are tested in the engine; here, that the class decides.
+    #[test]
+    fn the_status_follows_the_failure_class() {
+        assert_eq!(
+            status(unresolvable()),
+            (StatusCode::SERVICE_UNAVAILABLE, "dns")
+        );
+        let lagging = EngineError::Propagation {
+            zone: "example.test".into(),
+            server: "127.0.0.1:5300".parse().unwrap(),
+            timeout: std::time::Duration::from_secs(2),
+            reason: "serial 1".into(),
+            others: 0,
+        };
+        assert_eq!(status(lagging), (StatusCode::BAD_GATEWAY, "dns"));
+        let zones = EngineError::Zones(vec![
+            ZoneFailure {
+                zone: Name::host("a.test").unwrap(),
+                dns_server: "one".into(),
+                error: EngineError::InvalidConfig("unreadable secret".into()),
+            },
+            ZoneFailure {
+                zone: Name::host("b.test").unwrap(),
+                dns_server: "two".into(),
+                error: unresolvable(),
+            },
+        ]);
+        assert_eq!(status(zones), (StatusCode::SERVICE_UNAVAILABLE, "dns"));
+        assert_eq!(
+            status(EngineError::Usage("manual".into())),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+        );
     }
 }

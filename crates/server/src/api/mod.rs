@@ -2,22 +2,12 @@
 //! `{"error": {"code", "message"}}` with a 4xx status for anything the caller can fix.
 //! Objects from the config file are read-only here (409 naming the file).
 
-use std::collections::BTreeMap;
-
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use mailzone_engine::error::FailureClass;
-use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
-use mailzone_store::{NewTask, Task, TaskStatus};
-use serde::Deserialize;
+use mailzone_engine::clock;
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -28,10 +18,10 @@ mod error;
 mod tasks;
 mod tokens;
 
-pub use error::{ApiError, ApiJson};
 use dns_servers::*;
 use domains::*;
 use error::*;
+pub use error::{ApiError, ApiJson};
 use tasks::*;
 use tokens::*;
 

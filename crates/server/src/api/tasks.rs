@@ -1,19 +1,12 @@
 //! `/tasks`: the service's tasks, created (202, run in the background), listed and retried.
 
-use std::collections::BTreeMap;
-
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
-use mailzone_engine::error::FailureClass;
+use mailzone_engine::clock;
 use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_engine::{CheckRequest, EngineError, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsProvider, DnsRecordType, Domain, Name};
+use mailzone_records::{DkimManagement, DnsManagement, DnsRecordType};
 use mailzone_store::{NewTask, Task, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -104,10 +97,12 @@ pub(crate) async fn create_task(
         Some(kind @ (TaskKind::DkimRotation | TaskKind::TlsaSync)) => {
             return create_upkeep_task(&state, kind, &body).await;
         }
-        Some(TaskKind::AcmeRenewal) | None => return Err(ApiError::invalid(format!(
-            "type `{}` is not a task that can be created here ({DNS_MANAGEMENT}, {DKIM_ROTATION} or {TLSA_SYNC}; {ACME_RENEWAL} follows a {DNS_MANAGEMENT} task with onSuccessRenewCertificate)",
-            body.kind,
-        ))),
+        Some(TaskKind::AcmeRenewal) | None => {
+            return Err(ApiError::invalid(format!(
+                "type `{}` is not a task that can be created here ({DNS_MANAGEMENT}, {DKIM_ROTATION} or {TLSA_SYNC}; {ACME_RENEWAL} follows a {DNS_MANAGEMENT} task with onSuccessRenewCertificate)",
+                body.kind,
+            )));
+        }
     }
     let loaded = state.loaded();
     if body.on_success_renew_certificate && loaded.config.server.acme.is_none() {
