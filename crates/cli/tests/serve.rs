@@ -238,6 +238,55 @@ fn kill_9_during_a_reconcile_then_restart_converges() {
     assert_eq!(knot.query(&format!("_dmarc.{ZONE}"), "TXT").len(), 1);
 }
 
+/// A task that waits long for propagation (8 s, four times its 2 s lease) keeps its lease:
+/// the renewals run beside the work and do not wait for the task's own database
+/// connection, so the task runs once, and the API (on the same one-connection SQLite pool)
+/// keeps answering meanwhile. Before, a renewal could wait behind the unpolled task future
+/// holding the connection: the lease expired, the task ran again, and requests waited for
+/// the pool for up to 30 s.
+#[test]
+fn a_long_propagation_wait_keeps_its_lease_and_the_api_answers() {
+    let Some(knot) = start_knot() else { return };
+    let dir = setup(&knot, &knot.key.secret_base64, None);
+    let text = std::fs::read_to_string(dir.path().join("mailzone.toml"))
+        .unwrap()
+        .replace(
+            "pollingInterval = \"100ms\"",
+            "pollingInterval = \"100ms\"\npropagationDelay = \"8s\"",
+        );
+    std::fs::write(dir.path().join("mailzone.toml"), text).unwrap();
+    let service = Service::start_with(dir.path(), None, &["--lease", "2s"]);
+    let id = only_task(&service)["id"].as_str().unwrap().to_string();
+    let http = client();
+    let mut slowest = Duration::ZERO;
+    let mut asked = 0;
+    let done = poll_until(Duration::from_secs(40), || {
+        let started = std::time::Instant::now();
+        let task: Value = http
+            .get(service.url(&format!("/api/v1/tasks/{id}")))
+            .bearer_auth(&service.token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+        asked += 1;
+        task["status"] == "Succeeded"
+    });
+    assert!(done, "the task did not end: {}", service.output());
+    let task = service.get(&format!("/api/v1/tasks/{id}")).1;
+    assert_eq!(task["attempts"], 1, "the task ran again: {task:#}\n{}", service.output());
+    assert!(
+        slowest < Duration::from_secs(1),
+        "an API answer took {slowest:?} ({asked} asked) while the task waited"
+    );
+    assert!(
+        !service.output().contains("pool timed out"),
+        "{}",
+        service.output()
+    );
+}
+
 #[test]
 fn every_api_route_needs_a_valid_token() {
     let Some(knot) = start_knot() else { return };

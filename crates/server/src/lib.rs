@@ -76,6 +76,18 @@ impl ServeOptions {
     }
 }
 
+/// The start-up run of every automatically managed domain (and its DKIM rotation).
+async fn schedule_at_start(state: AppState) {
+    let loaded = state.loaded();
+    match mailzone_engine::tasks::schedule_automatic(&state.store, &loaded).await {
+        Ok(scheduled) => tracing::info!(
+            tasks = scheduled.len(),
+            "DnsManagement tasks scheduled at start"
+        ),
+        Err(e) => tracing::error!("cannot schedule the start-up tasks: {e}"),
+    }
+}
+
 /// Runs the service until SIGTERM or Ctrl-C: then the listeners stop accepting, running
 /// tasks are given back at their next await point (every step of a run is idempotent) and
 /// the function returns.
@@ -90,12 +102,6 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // The notification secrets and addresses now: a mistake stops the start, not the
     // first alert hours later.
     notify::channels(&loaded.path, &loaded.config.notify).map_err(anyhow::Error::msg)?;
-    let scheduled = mailzone_engine::tasks::schedule_automatic(&store, &loaded).await?;
-    tracing::info!(
-        tasks = scheduled.len(),
-        "DnsManagement tasks scheduled at start"
-    );
-
     let state = AppState {
         store: store.clone(),
         config: Arc::new(RwLock::new(Arc::new(loaded))),
@@ -149,6 +155,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     )));
 
     let mut background = runner::start(&state, &options, stop_rx.clone());
+    // Scheduled once the API answers: with thousands of domains the start-up tasks take
+    // seconds to write, and the workers take them as they come.
+    background.push(tokio::spawn(schedule_at_start(state.clone())));
     // Only now, config loaded and every listener bound, is the service ready.
     systemd::ready(&format!("API on {scheme}://{api_addr}"));
     background.extend(systemd::spawn_watchdog(stop_rx.clone()));
