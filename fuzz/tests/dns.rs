@@ -23,7 +23,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, HINFO, MX, NS, PTR, SOA, SRV, TXT
 use hickory_proto::rr::{Name as WireName, RData, Record, RecordType, TSigner};
 use mailzone_dns::convert::{from_wire, live_to_wire_rdata, to_wire_record};
 use mailzone_dns::{
-    Protocol, Provider, Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigConfig, lookup,
+    Provider, Rfc2136Config, Rfc2136Provider, Transport, TsigAlgorithm, TsigConfig, lookup,
     query_rrset, query_serial,
 };
 use mailzone_fuzz::{Entry, Inputs, Mutation, Outcome, cases, corpus, corpus_dir, fuzz, mutation};
@@ -451,7 +451,7 @@ enum Call {
     Rrset(usize),
     Lookup(usize),
     ReadZone {
-        protocol: Protocol,
+        protocol: Transport,
         tsig: bool,
     },
 }
@@ -963,7 +963,7 @@ fn network_answers_never_panic_or_hang() {
         2 => Just(Call::Serial),
         2 => (0..n).prop_map(Call::Rrset),
         2 => (0..n).prop_map(Call::Lookup),
-        4 => (prop_oneof![Just(Protocol::Tcp), Just(Protocol::Udp)], any::<bool>())
+        4 => (prop_oneof![Just(Transport::Tcp), Just(Transport::Udp)], any::<bool>())
             .prop_map(|(protocol, tsig)| Call::ReadZone { protocol, tsig }),
     ];
     let strategy = (call, vec(action(n), 0..4)).prop_map(|(call, actions)| Case { call, actions });
@@ -1054,7 +1054,7 @@ fn read_zone(
 ) -> Result<mailzone_dns::ZoneSnapshot, mailzone_dns::DnsError> {
     let provider = Rfc2136Provider::new(Rfc2136Config {
         server: addr,
-        protocol: Protocol::Tcp,
+        protocol: Transport::Tcp,
         tsig: tsig.then(tsig_config),
         timeout: PATIENT,
     });

@@ -42,10 +42,10 @@ pub async fn run(args: AcmeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.files.load().await?;
+    let (loaded, store) = args.files.load().await?;
     let request = RenewRequest {
         state_dir: args.files.state_dir.clone(),
-        store: None,
+        store: store.clone(),
         force: args.force,
         now_unix: clock::unix_now(),
     };

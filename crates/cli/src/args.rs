@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use mailzone_engine::{LoadedConfig, load_config_with_state};
+use mailzone_engine::{LoadedConfig, load_config_and_store};
 use mailzone_store::Store;
 
 /// The config file and the state directory, as every command that reads the config takes
@@ -21,9 +21,11 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The config file, with the domains and DNS servers defined through the API.
-    pub async fn load(&self) -> anyhow::Result<LoadedConfig> {
-        Ok(load_config_with_state(&self.config, &self.state_dir).await?)
+    /// The config file, with the domains and DNS servers defined through the API, and the
+    /// state database they came from when there is one: the run goes on with that store
+    /// (opened once), or opens (creates) one only when it needs it.
+    pub async fn load(&self) -> anyhow::Result<(LoadedConfig, Option<Store>)> {
+        Ok(load_config_and_store(&self.config, &self.state_dir).await?)
     }
 }
 

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use mailzone_check::dns_lookup::parse_nameserver;
 use mailzone_check::{CheckOptions, Finding, Severity};
+use mailzone_dns::resolver::parse_nameserver;
 use mailzone_engine::check::DEFAULT_CONCURRENCY;
 use mailzone_engine::{CheckReport, CheckRequest};
 
@@ -37,7 +37,7 @@ pub struct CheckArgs {
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.files.load().await?;
+    let (loaded, store) = args.files.load().await?;
     let request = CheckRequest {
         domains: args.domains,
         nameservers: args.nameservers,
@@ -47,7 +47,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             ..CheckOptions::default()
         },
         concurrency: DEFAULT_CONCURRENCY,
-        store: None,
+        store: store.clone(),
     };
     let report = mailzone_engine::check(&loaded, &request).await?;
     let mut out = std::io::stdout().lock();

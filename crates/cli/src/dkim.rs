@@ -115,13 +115,13 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn keys(common: &Common) -> anyhow::Result<Vec<DkimKeyInfo>> {
-    let loaded = common.files.load().await?;
+    let (loaded, store) = common.files.load().await?;
     let request = RecordsRequest {
         domains: common.domains.clone(),
         types: vec![],
         state_dir: common.files.state_dir.clone(),
         now_unix: clock::unix_now(),
-        store: None,
+        store: store.clone(),
     };
     Ok(mailzone_engine::dkim::list(&loaded, &request).await?)
 }
@@ -191,13 +191,13 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.common.files.load().await?;
+    let (loaded, store) = args.common.files.load().await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],
         state_dir: args.common.files.state_dir.clone(),
         now_unix: args.at.unwrap_or_else(clock::unix_now),
-        store: None,
+        store: store.clone(),
     };
     let reports = mailzone_engine::dkim::rotate(
         &loaded,
@@ -239,13 +239,13 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.common.files.load().await?;
+    let (loaded, store) = args.common.files.load().await?;
     let request = RecordsRequest {
         domains: args.common.domains.clone(),
         types: vec![],
         state_dir: args.common.files.state_dir.clone(),
         now_unix: clock::unix_now(),
-        store: None,
+        store: store.clone(),
     };
     let algorithm = args.algorithm.map(|a| match a {
         Algorithm::Ed25519Sha256 => DkimAlgorithm::Ed25519Sha256,

@@ -74,14 +74,14 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<ReconcileReport> {
-    let loaded = args.files.load().await?;
+    let (loaded, store) = args.files.load().await?;
     let request = ReconcileRequest {
         records: RecordsRequest {
             domains: args.domains.clone(),
             types: args.types.clone(),
             state_dir: args.files.state_dir.clone(),
             now_unix: args.at.unwrap_or_else(clock::unix_now),
-            store: None,
+            store: store.clone(),
         },
         apply,
         force,

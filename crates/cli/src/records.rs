@@ -34,13 +34,13 @@ pub fn parse_type(s: &str) -> Result<DnsRecordType, String> {
 }
 
 pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.files.load().await?;
+    let (loaded, store) = args.files.load().await?;
     let request = RecordsRequest {
         domains: args.domains,
         types: args.types,
         state_dir: args.files.state_dir,
         now_unix: clock::unix_now(),
-        store: None,
+        store: store.clone(),
     };
     let planned = mailzone_engine::records(&loaded, &request).await?;
     let mut out = std::io::stdout().lock();

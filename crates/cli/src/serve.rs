@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use mailzone_check::dns_lookup::parse_nameserver;
+use mailzone_dns::resolver::parse_nameserver;
 use mailzone_server::ServeOptions;
 
 #[derive(Args)]

@@ -45,13 +45,13 @@ pub async fn run(args: TlsaArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let loaded = args.files.load().await?;
+    let (loaded, store) = args.files.load().await?;
     let request = RecordsRequest {
         domains: args.domains.clone(),
         types: vec![],
         state_dir: args.files.state_dir.clone(),
         now_unix: clock::unix_now(),
-        store: None,
+        store: store.clone(),
     };
     let status = mailzone_engine::tlsa::status(&loaded, &request, args.timeout).await?;
     let mut out = std::io::stdout().lock();

@@ -275,7 +275,12 @@ fn a_long_propagation_wait_keeps_its_lease_and_the_api_answers() {
     });
     assert!(done, "the task did not end: {}", service.output());
     let task = service.get(&format!("/api/v1/tasks/{id}")).1;
-    assert_eq!(task["attempts"], 1, "the task ran again: {task:#}\n{}", service.output());
+    assert_eq!(
+        task["attempts"],
+        1,
+        "the task ran again: {task:#}\n{}",
+        service.output()
+    );
     assert!(
         slowest < Duration::from_secs(1),
         "an API answer took {slowest:?} ({asked} asked) while the task waited"

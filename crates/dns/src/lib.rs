@@ -7,6 +7,7 @@ pub mod convert;
 pub mod error;
 pub mod provider;
 pub mod query;
+pub mod resolver;
 pub mod rfc2136;
 mod transport;
 mod tsig;
@@ -16,4 +17,4 @@ pub use provider::{ApplyReport, Provider, ReadMethod, ZoneSnapshot};
 pub use query::{
     Response, lookup, query_rrset, query_rrset_counted, query_serial, query_serial_counted,
 };
-pub use rfc2136::{Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm, TsigConfig};
+pub use rfc2136::{Rfc2136Config, Rfc2136Provider, Transport, TsigAlgorithm, TsigConfig};

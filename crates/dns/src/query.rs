@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, Query};
 use hickory_proto::rr::{DNSClass, RData as WireRData, RecordType};
-use mailzone_records::Name;
 use mailzone_records::diff::LiveRecord;
+use mailzone_records::{Name, Transport};
 
 use crate::convert::{from_wire, record_type, to_wire_name};
 use crate::error::Cause;
-use crate::transport::{Endpoint, Protocol, TcpConn, edns};
+use crate::transport::{Endpoint, TcpConn, edns};
 use crate::tsig::Verified;
 use crate::{DnsError, Rcode};
 
@@ -54,7 +54,7 @@ fn direct(server: SocketAddr, timeout: Duration, counter: Option<&AtomicU64>) ->
     Endpoint {
         server,
         timeout,
-        protocol: Protocol::Udp,
+        protocol: Transport::Udp,
         signer: None,
         counter,
     }
@@ -118,7 +118,7 @@ pub async fn lookup(
     let endpoint = Endpoint {
         server,
         timeout,
-        protocol: Protocol::Udp,
+        protocol: Transport::Udp,
         signer: None,
         counter: None,
     };
@@ -157,7 +157,7 @@ pub async fn exchange_tcp(
     let endpoint = Endpoint {
         server,
         timeout,
-        protocol: Protocol::Tcp,
+        protocol: Transport::Tcp,
         signer: None,
         counter: None,
     };
@@ -411,7 +411,7 @@ mod tests {
         let endpoint = Endpoint {
             server: server(),
             timeout: Duration::from_secs(5),
-            protocol: Protocol::Tcp,
+            protocol: Transport::Tcp,
             signer: Some(&signer),
             counter: None,
         };

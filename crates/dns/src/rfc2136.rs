@@ -44,7 +44,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -61,8 +60,8 @@ use zeroize::Zeroizing;
 
 use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
 use crate::query::{self, Op, check_answer};
-pub use crate::transport::Protocol;
 use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn};
+pub use mailzone_records::{Transport, TsigAlgorithm};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
 const MAX_IDLE_CONNECTIONS: usize = 32;
@@ -76,7 +75,7 @@ pub struct Rfc2136Config {
     pub server: SocketAddr,
     /// TCP, or UDP falling back to TCP on truncation. Transfers always use TCP
     /// (RFC 5936 §4.1).
-    pub protocol: Protocol,
+    pub protocol: Transport,
     pub tsig: Option<TsigConfig>,
     /// How long to wait for each answer (each message of a transfer).
     pub timeout: Duration,
@@ -138,53 +137,12 @@ impl TsigConfig {
     }
 }
 
-/// The TSIG algorithms mailzone signs with (RFC 8945 §6: HMAC-SHA256 is mandatory to
-/// implement; the older HMAC-MD5 and HMAC-SHA1 are not offered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TsigAlgorithm {
-    #[default]
-    HmacSha256,
-    HmacSha384,
-    HmacSha512,
-}
-
-impl TsigAlgorithm {
-    /// The name used in configs and on the wire (`hmac-sha256`).
-    pub fn name(self) -> &'static str {
-        match self {
-            TsigAlgorithm::HmacSha256 => "hmac-sha256",
-            TsigAlgorithm::HmacSha384 => "hmac-sha384",
-            TsigAlgorithm::HmacSha512 => "hmac-sha512",
-        }
-    }
-
-    pub(crate) fn wire(self) -> WireAlgorithm {
-        match self {
-            TsigAlgorithm::HmacSha256 => WireAlgorithm::HmacSha256,
-            TsigAlgorithm::HmacSha384 => WireAlgorithm::HmacSha384,
-            TsigAlgorithm::HmacSha512 => WireAlgorithm::HmacSha512,
-        }
-    }
-}
-
-impl fmt::Display for TsigAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for TsigAlgorithm {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
-            "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
-            "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
-            "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
-            other => Err(format!(
-                "unsupported TSIG algorithm `{other}`; use hmac-sha256, hmac-sha384 or hmac-sha512"
-            )),
-        }
+/// hickory's name for a TSIG algorithm.
+pub(crate) fn wire_algorithm(algorithm: TsigAlgorithm) -> WireAlgorithm {
+    match algorithm {
+        TsigAlgorithm::HmacSha256 => WireAlgorithm::HmacSha256,
+        TsigAlgorithm::HmacSha384 => WireAlgorithm::HmacSha384,
+        TsigAlgorithm::HmacSha512 => WireAlgorithm::HmacSha512,
     }
 }
 
@@ -246,7 +204,7 @@ impl Rfc2136Provider {
     async fn transfer(&self, zone: &Name) -> Result<Transfer, DnsError> {
         let endpoint = Endpoint {
             // RFC 5936 §4.1: AXFR is a TCP protocol.
-            protocol: Protocol::Tcp,
+            protocol: Transport::Tcp,
             ..self.endpoint()?
         };
         let server = endpoint.server;
@@ -368,12 +326,12 @@ impl Rfc2136Provider {
 
     async fn send_update(&self, zone: &Name, message: &Message) -> Result<(), DnsError> {
         let mut endpoint = self.endpoint()?;
-        if endpoint.protocol == Protocol::Udp
+        if endpoint.protocol == Transport::Udp
             && endpoint
                 .encoded_len(message)?
                 .is_none_or(|len| len > usize::from(crate::transport::UDP_PAYLOAD))
         {
-            endpoint.protocol = Protocol::Tcp;
+            endpoint.protocol = Transport::Tcp;
         }
         let mut tcp = self.take_idle();
         let answer = endpoint.exchange(&mut tcp, message).await?;
@@ -635,7 +593,7 @@ impl Provider for Rfc2136Provider {
         // A SOA answer is small: UDP (TCP only if truncated) spares a connection per zone,
         // whatever protocol the updates use.
         let endpoint = Endpoint {
-            protocol: Protocol::Udp,
+            protocol: Transport::Udp,
             ..self.endpoint()?
         };
         query::serial(&endpoint, &mut None, zone).await
@@ -737,7 +695,7 @@ mod tests {
         assert_eq!(tsig.secret.as_slice(), b"secret-secret-secret");
         let config = Rfc2136Config {
             server: server(),
-            protocol: Protocol::Tcp,
+            protocol: Transport::Tcp,
             tsig: Some(tsig),
             timeout: Duration::from_secs(5),
         };
@@ -771,7 +729,7 @@ mod tests {
                 .unwrap_err()
                 .contains("hmac-sha256")
         );
-        assert_eq!("udp".parse(), Ok(Protocol::Udp));
+        assert_eq!("udp".parse(), Ok(Transport::Udp));
     }
 
     fn change_set() -> ChangeSet {

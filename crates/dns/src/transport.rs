@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
+use mailzone_records::Transport;
+
 use crate::DnsError;
 use crate::error::{Cause, human_duration};
 use crate::tsig::{AnswerVerifier, Signer, Verified};
@@ -25,38 +27,6 @@ pub(crate) const UDP_PAYLOAD: u16 = 1232;
 
 /// RFC 1035 §4.2.2: TCP messages carry a 16-bit length.
 pub(crate) const TCP_MAX: usize = 65535;
-
-/// How requests reach the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Protocol {
-    /// Every message over TCP (RFC 7766).
-    #[default]
-    Tcp,
-    /// Over UDP, falling back to TCP when the answer is truncated (TC) or the request does
-    /// not fit in one UDP message.
-    Udp,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            other => Err(format!("unknown protocol `{other}`; use tcp or udp")),
-        }
-    }
-}
 
 /// One TCP connection to a server.
 pub(crate) struct TcpConn {
@@ -231,7 +201,7 @@ pub(crate) struct Answer {
 pub(crate) struct Endpoint<'a> {
     pub(crate) server: SocketAddr,
     pub(crate) timeout: Duration,
-    pub(crate) protocol: Protocol,
+    pub(crate) protocol: Transport,
     pub(crate) signer: Option<&'a Signer>,
     pub(crate) counter: Option<&'a AtomicU64>,
 }
@@ -300,7 +270,7 @@ impl Endpoint<'_> {
         tcp: &mut Option<TcpConn>,
         request: &Message,
     ) -> Result<Answer, DnsError> {
-        if self.protocol == Protocol::Udp {
+        if self.protocol == Transport::Udp {
             let (bytes, verifier) = self.encode(request)?;
             if bytes.len() <= usize::from(UDP_PAYLOAD) {
                 self.count();
@@ -445,7 +415,7 @@ mod tests {
         let endpoint = Endpoint {
             server: "127.0.0.1:5300".parse().unwrap(),
             timeout: Duration::from_secs(1),
-            protocol: Protocol::Tcp,
+            protocol: Transport::Tcp,
             signer: None,
             counter: None,
         };
@@ -479,8 +449,8 @@ mod tests {
 
     #[test]
     fn protocols_parse_and_show() {
-        assert_eq!("TCP".parse::<Protocol>(), Ok(Protocol::Tcp));
-        assert_eq!(Protocol::Udp.to_string(), "udp");
-        assert!("quic".parse::<Protocol>().is_err());
+        assert_eq!("TCP".parse::<Transport>(), Ok(Transport::Tcp));
+        assert_eq!(Transport::Udp.to_string(), "udp");
+        assert!("quic".parse::<Transport>().is_err());
     }
 }

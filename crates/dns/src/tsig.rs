@@ -46,13 +46,18 @@ impl Signer {
         })?;
         // hickory keeps its own copy of the secret (a plain `Vec<u8>`, not zeroized on drop):
         // one copy per provider, for the provider's lifetime.
-        let signer = TSigner::new(config.secret.to_vec(), config.algorithm.wire(), name, FUDGE)
-            .map_err(|e| {
-                DnsError::tsig(
-                    server,
-                    format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
-                )
-            })?;
+        let signer = TSigner::new(
+            config.secret.to_vec(),
+            crate::rfc2136::wire_algorithm(config.algorithm),
+            name,
+            FUDGE,
+        )
+        .map_err(|e| {
+            DnsError::tsig(
+                server,
+                format!("cannot use TSIG algorithm {}: {e}", config.algorithm),
+            )
+        })?;
         Ok(Signer {
             signer,
             key_name: config.key_name.trim_end_matches('.').to_string(),

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use mailzone_dns::{
-    DnsError, ErrorClass, Protocol, Provider, ReadMethod, Rfc2136Config, Rfc2136Provider,
+    DnsError, ErrorClass, Provider, ReadMethod, Rfc2136Config, Rfc2136Provider, Transport,
     TsigAlgorithm, TsigConfig, query_rrset, query_serial,
 };
 use mailzone_records::diff::{ChangeSet, LedgerEntry, diff};
@@ -51,7 +51,11 @@ fn tsig(key: &TsigKey) -> TsigConfig {
     .unwrap()
 }
 
-fn provider_with(server: SocketAddr, key: Option<&TsigKey>, protocol: Protocol) -> Rfc2136Provider {
+fn provider_with(
+    server: SocketAddr,
+    key: Option<&TsigKey>,
+    protocol: Transport,
+) -> Rfc2136Provider {
     Rfc2136Provider::new(Rfc2136Config {
         server,
         protocol,
@@ -61,7 +65,7 @@ fn provider_with(server: SocketAddr, key: Option<&TsigKey>, protocol: Protocol) 
 }
 
 fn provider(server: &DnsServer) -> Rfc2136Provider {
-    provider_with(server.addr, Some(&server.key), Protocol::Tcp)
+    provider_with(server.addr, Some(&server.key), Transport::Tcp)
 }
 
 fn start(kind: ServerKind, records: &str, options: &ServerOptions) -> Option<DnsServer> {
@@ -447,7 +451,7 @@ async fn wrong_tsig_secret_is_permanent_and_secret_free(kind: ServerKind) {
     };
     let zone_before = server.axfr(ZONE);
     let wrong = TsigKey::generate(&server.key.name); // same name, another secret
-    let p = provider_with(server.addr, Some(&wrong), Protocol::Tcp);
+    let p = provider_with(server.addr, Some(&wrong), Transport::Tcp);
     let secrets = [
         wrong.secret_base64.clone(),
         server.key.secret_base64.clone(),
@@ -478,7 +482,7 @@ async fn wrong_tsig_secret_is_permanent_and_secret_free(kind: ServerKind) {
 
     // A key the server does not know at all: BADKEY.
     let unknown = TsigKey::generate("no-such-key");
-    let p = provider_with(server.addr, Some(&unknown), Protocol::Udp);
+    let p = provider_with(server.addr, Some(&unknown), Transport::Udp);
     let e = p.apply(&changes).await.unwrap_err();
     assert_permanent(&e, &["BADKEY"]);
     assert!(!e.to_string().contains(&unknown.secret_base64));
@@ -508,7 +512,7 @@ async fn update_not_allowed_is_permanent(kind: ServerKind) {
     assert_eq!(server.axfr(ZONE), zone_before, "nothing was changed");
 
     // Without any key: refused too.
-    let p = provider_with(server.addr, None, Protocol::Tcp);
+    let p = provider_with(server.addr, None, Transport::Tcp);
     let e = p.apply(&changes).await.unwrap_err();
     assert_permanent(&e, &["REFUSED", "NOTAUTH"]);
 }
@@ -603,7 +607,7 @@ async fn stopped_server_is_transient(kind: ServerKind) {
     check(p.read_zone(&zone(), &[]).await.unwrap_err());
     check(p.serial(&zone()).await.unwrap_err());
     check(p.apply(&changes).await.unwrap_err());
-    let udp = provider_with(server.addr, Some(&server.key), Protocol::Udp);
+    let udp = provider_with(server.addr, Some(&server.key), Transport::Udp);
     check(udp.serial(&zone()).await.unwrap_err());
     check(
         query_serial(server.addr, &zone(), Duration::from_secs(1))
@@ -810,7 +814,7 @@ async fn udp_protocol_falls_back_to_tcp_for_large_messages(kind: ServerKind) {
     let Some(server) = start(kind, PREFILLED, &ServerOptions::default()) else {
         return;
     };
-    let p = provider_with(server.addr, Some(&server.key), Protocol::Udp);
+    let p = provider_with(server.addr, Some(&server.key), Transport::Udp);
     assert_eq!(p.serial(&zone()).await.unwrap(), server.serial(ZONE));
     // The desired records with an 800-byte DKIM key and more do not fit in 1232 bytes: the
     // UPDATE goes over TCP, still one message.
@@ -1051,7 +1055,7 @@ async fn silent_tcp_server_times_out_too() {
     });
     let p = Rfc2136Provider::new(Rfc2136Config {
         server: addr,
-        protocol: Protocol::Tcp,
+        protocol: Transport::Tcp,
         tsig: None,
         timeout: Duration::from_secs(1),
     });
@@ -1065,7 +1069,7 @@ async fn silent_tcp_server_times_out_too() {
 async fn bad_key_name_fails_every_request_clearly() {
     let p = Rfc2136Provider::new(Rfc2136Config {
         server: "127.0.0.1:9".parse().unwrap(),
-        protocol: Protocol::Tcp,
+        protocol: Transport::Tcp,
         tsig: Some(
             TsigConfig::from_base64("bad key..name", TsigAlgorithm::HmacSha256, "c2VjcmV0")
                 .unwrap(),

@@ -5,19 +5,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use mailzone_dns::Provider;
-use mailzone_dns::rfc2136::{
-    Protocol, Rfc2136Config, Rfc2136Provider, TsigAlgorithm as WireAlgorithm, TsigConfig,
-};
-use mailzone_records::{DnsProvider, DnsServer, SecretSource, Transport, TsigAlgorithm};
+use mailzone_dns::rfc2136::{Rfc2136Config, Rfc2136Provider, TsigConfig};
+use mailzone_records::{DnsProvider, DnsServer, SecretSource};
 use zeroize::Zeroizing;
 
 use crate::{EngineError, LoadedConfig};
 
-/// Connects to a DNS server of the config.
-pub async fn provider(
-    loaded: &LoadedConfig,
-    server: &DnsServer,
-) -> Result<Box<dyn Provider>, EngineError> {
+/// A DNS server connected to: its provider, and the address its host resolved to (the
+/// primary, which propagation does not need to poll).
+pub struct Connection {
+    pub provider: Box<dyn Provider>,
+    pub endpoint: SocketAddr,
+}
+
+/// Connects to a DNS server of the config: its host resolved once, here.
+pub async fn connect(loaded: &LoadedConfig, server: &DnsServer) -> Result<Connection, EngineError> {
     let DnsProvider::Rfc2136 {
         host,
         port,
@@ -31,25 +33,21 @@ pub async fn provider(
     let tsig = match (key_name, key) {
         (Some(name), Some(source)) => Some(TsigConfig {
             key_name: name.clone(),
-            algorithm: match algorithm {
-                TsigAlgorithm::HmacSha256 => WireAlgorithm::HmacSha256,
-                TsigAlgorithm::HmacSha384 => WireAlgorithm::HmacSha384,
-                TsigAlgorithm::HmacSha512 => WireAlgorithm::HmacSha512,
-            },
+            algorithm: *algorithm,
             secret: read_secret(&loaded.path, &key_path, source)?,
         }),
         _ => None,
     };
     let config = Rfc2136Config {
         server: addr,
-        protocol: match protocol {
-            Transport::Tcp => Protocol::Tcp,
-            Transport::Udp => Protocol::Udp,
-        },
+        protocol: *protocol,
         tsig,
         timeout: server.timeout,
     };
-    Ok(Box::new(Rfc2136Provider::new(config)))
+    Ok(Connection {
+        provider: Box::new(Rfc2136Provider::new(config)),
+        endpoint: addr,
+    })
 }
 
 /// The first address of `host`, asked of the system's resolver within the server's

@@ -20,8 +20,8 @@ pub mod tlsa;
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::EngineError;
 pub use load::{
-    ApiObject, ApiObjects, LoadedConfig, load_config, load_config_from, load_config_with,
-    load_config_with_state,
+    ApiObject, ApiObjects, LoadedConfig, load_config, load_config_and_store, load_config_from,
+    load_config_with, load_config_with_state,
 };
 pub use progress::{Progress, Silent};
 pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};

@@ -200,13 +200,30 @@ pub async fn load_config_with_state(
     path: &Path,
     state_dir: &Path,
 ) -> Result<LoadedConfig, EngineError> {
+    let (loaded, store) = load_config_and_store(path, state_dir).await?;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    Ok(loaded)
+}
+
+/// [`load_config_with_state`], keeping the state database open for the rest of the run
+/// (`None` when there is none yet: nothing is created here).
+pub async fn load_config_and_store(
+    path: &Path,
+    state_dir: &Path,
+) -> Result<(LoadedConfig, Option<mailzone_store::Store>), EngineError> {
     if !state_dir.join(mailzone_store::DATABASE_FILE_NAME).is_file() {
-        return load_config(path);
+        return Ok((load_config(path)?, None));
     }
     let store = mailzone_store::Store::open_sqlite(state_dir).await?;
-    let loaded = load_config_from(path, &store).await;
-    store.close().await;
-    loaded
+    match load_config_from(path, &store).await {
+        Ok(loaded) => Ok((loaded, Some(store))),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
 }
 
 /// The config file with the API's objects, validated together. A mistake inside an API

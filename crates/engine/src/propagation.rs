@@ -25,10 +25,18 @@ use crate::progress::Progress;
 /// What one RRset must hold once the change has propagated.
 type Expected = BTreeMap<(Name, &'static str), BTreeSet<RData>>;
 
+/// Where a change was sent: the DNS server's settings and the address its host resolved
+/// to when connecting (resolved once per run, by `connect`).
+#[derive(Clone, Copy)]
+pub struct Origin<'a> {
+    pub server: &'a DnsServer,
+    pub primary: SocketAddr,
+}
+
 /// Waits until every authoritative server of the zone serves `serial` (or later) and the
 /// changed RRsets as they should now be.
 pub async fn wait(
-    server: &DnsServer,
+    origin: Origin<'_>,
     zone: &Name,
     changes: &ChangeSet,
     before: &[LiveRecord],
@@ -36,11 +44,13 @@ pub async fn wait(
     progress: &dyn Progress,
     sent: &AtomicU64,
 ) -> Result<(), EngineError> {
-    let primary = primary_address(server).await;
-    let targets: Vec<SocketAddr> = targets(server, primary)
-        .await
-        .into_iter()
-        .filter(|t| Some(*t) != primary)
+    let Origin { server, primary } = origin;
+    // The primary applied the change itself: only the other servers need a poll.
+    let targets: Vec<SocketAddr> = server
+        .authoritative_servers
+        .iter()
+        .copied()
+        .filter(|t| *t != primary)
         .collect();
     // The delay is waited even with nothing to poll: it stands for distribution the
     // provider does behind the servers mailzone can ask (anycast nodes, caches in front).
@@ -86,24 +96,6 @@ pub async fn wait(
         pending = lagging.into_iter().map(|(t, _)| t).collect();
         tokio::time::sleep(server.polling_interval).await;
     }
-}
-
-/// The servers to poll: the configured list (the zone's NS discovery comes with the
-/// resolver; until then only the DNS server itself, which needs no poll).
-async fn targets(server: &DnsServer, primary: Option<SocketAddr>) -> Vec<SocketAddr> {
-    if !server.authoritative_servers.is_empty() {
-        return server.authoritative_servers.clone();
-    }
-    primary.into_iter().collect()
-}
-
-/// The address the updates are sent to.
-async fn primary_address(server: &DnsServer) -> Option<SocketAddr> {
-    let mailzone_records::DnsProvider::Rfc2136 { host, port, .. } = &server.provider;
-    tokio::net::lookup_host((host.as_str(), *port))
-        .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
 }
 
 fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt as _;
 
-use mailzone_dns::{DnsError, Provider, ReadMethod};
+use mailzone_dns::{DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::{
     DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, Record, zonefile,
@@ -164,15 +164,15 @@ pub async fn reconcile(
     // Every zone's failure is kept with its zone and DNS server, so the caller sees each
     // one's class (a task retries when any of them is transient).
     let mut failures: Vec<ZoneFailure> = Vec::new();
-    let mut providers: BTreeMap<String, Box<dyn Provider>> = BTreeMap::new();
+    let mut connections: BTreeMap<String, connect::Connection> = BTreeMap::new();
     let mut connected: Vec<&ZoneWork<'_>> = Vec::new();
     for item in &work {
-        if !providers.contains_key(&item.server.name) {
+        if !connections.contains_key(&item.server.name) {
             // A server that cannot be used fails its zones only; the others go on. Tried
             // again for each of its zones, so each failure is its own.
-            match connect::provider(loaded, item.server).await {
-                Ok(provider) => {
-                    providers.insert(item.server.name.clone(), provider);
+            match connect::connect(loaded, item.server).await {
+                Ok(connection) => {
+                    connections.insert(item.server.name.clone(), connection);
                 }
                 Err(e) => {
                     progress.zone_started(&item.zone);
@@ -194,7 +194,7 @@ pub async fn reconcile(
     let runs: Vec<futures::future::BoxFuture<'_, Result<ZoneOutcome, EngineError>>> = connected
         .iter()
         .map(|&item| {
-            let provider = providers[&item.server.name].as_ref();
+            let connection = &connections[&item.server.name];
             let store = &store;
             let propagation_queries = &propagation_queries;
             let known =
@@ -203,7 +203,7 @@ pub async fn reconcile(
                 progress.zone_started(&item.zone);
                 let result = reconcile_zone(
                     store,
-                    provider,
+                    connection,
                     item,
                     request,
                     progress,
@@ -241,6 +241,7 @@ pub async fn reconcile(
     for (item, applied, serial) in served_dkim {
         let confirmed = Confirmed {
             applied,
+            primary: connections[&item.server.name].endpoint,
             serial,
             progress,
             sent: &propagation_queries,
@@ -259,7 +260,10 @@ pub async fn reconcile(
     {
         saving_tlsa = crate::tlsa::record_publication(&store, tlsa).await;
     }
-    report.messages = providers.values().map(|p| p.messages_sent()).sum::<u64>()
+    report.messages = connections
+        .values()
+        .map(|c| c.provider.messages_sent())
+        .sum::<u64>()
         + propagation_queries.load(Ordering::Relaxed);
     drop(store);
     opened.close().await;
@@ -295,6 +299,8 @@ fn tlsa_published(work: &[ZoneWork<'_>], report: &ReconcileReport) -> bool {
 struct Confirmed<'a> {
     /// This run sent an update and waited for it on every authoritative server.
     applied: bool,
+    /// The DNS server's address (it serves what it applied).
+    primary: std::net::SocketAddr,
     /// The zone's serial this run saw (or made).
     serial: u32,
     progress: &'a dyn Progress,
@@ -351,8 +357,12 @@ async fn promote_applied(
             confirmed
                 .progress
                 .step(&item.zone, "confirming every server serves the DKIM keys");
+            let origin = propagation::Origin {
+                server: item.server,
+                primary: confirmed.primary,
+            };
             propagation::wait(
-                item.server,
+                origin,
                 &item.zone,
                 &ChangeSet::default(),
                 &[],
@@ -533,13 +543,14 @@ fn desired_digest(item: &ZoneWork<'_>) -> String {
 
 async fn reconcile_zone(
     store: &Store,
-    provider: &dyn Provider,
+    connection: &connect::Connection,
     item: &ZoneWork<'_>,
     request: &ReconcileRequest,
     progress: &dyn Progress,
     propagation_queries: &AtomicU64,
     known: Option<&ZoneState>,
 ) -> Result<ZoneOutcome, EngineError> {
+    let provider = connection.provider.as_ref();
     let zone = &item.zone;
     let server_name = &item.server.name;
     let digest = desired_digest(item);
@@ -651,8 +662,12 @@ async fn reconcile_zone(
                 outcome.serial = serial;
                 progress.step(zone, "waiting for propagation");
                 crate::crash::point("propagation");
+                let origin = propagation::Origin {
+                    server: item.server,
+                    primary: connection.endpoint,
+                };
                 propagation::wait(
-                    item.server,
+                    origin,
                     zone,
                     &outcome.changes,
                     &snapshot.records,

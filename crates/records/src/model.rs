@@ -608,21 +608,82 @@ pub enum DnsProvider {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How requests reach a DNS server (`protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// Every message over TCP (RFC 7766).
+    #[default]
     Tcp,
+    /// Over UDP, falling back to TCP when the answer is truncated (TC) or the request does
+    /// not fit in one UDP message.
     Udp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        })
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            other => Err(format!("unknown protocol `{other}`; use tcp or udp")),
+        }
+    }
+}
+
+/// The TSIG algorithms mailzone signs with (RFC 8945 §6: HMAC-SHA256 is mandatory to
+/// implement; the older HMAC-MD5 and HMAC-SHA1 are not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum TsigAlgorithm {
+    #[default]
     #[serde(rename = "hmac-sha256")]
     HmacSha256,
     #[serde(rename = "hmac-sha384")]
     HmacSha384,
     #[serde(rename = "hmac-sha512")]
     HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The name used in configs and on the wire (`hmac-sha256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha384 => "hmac-sha384",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+}
+
+impl std::fmt::Display for TsigAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TsigAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().trim_end_matches('.').to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
+            "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
+            "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
+            other => Err(format!(
+                "unsupported TSIG algorithm `{other}`; use hmac-sha256, hmac-sha384 or hmac-sha512"
+            )),
+        }
+    }
 }
 
 /// Where a secret comes from. The value itself is only read by the engine, at the moment

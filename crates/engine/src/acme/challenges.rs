@@ -125,7 +125,8 @@ pub(crate) async fn publish(
     }
     for ((zone, _), (server, records)) in by_zone {
         progress.step(&zone, "publishing ACME challenge records");
-        let provider = connect::provider(loaded, &server).await?;
+        let connection = connect::connect(loaded, &server).await?;
+        let provider = connection.provider.as_ref();
         let dns = |error| EngineError::Dns {
             zone: zone.to_string(),
             error,
@@ -160,7 +161,11 @@ pub(crate) async fn publish(
             None => provider.serial(&zone).await.map_err(dns)?,
         };
         let sent = AtomicU64::new(0);
-        propagation::wait(&server, &zone, &changes, &before, serial, progress, &sent).await?;
+        let origin = propagation::Origin {
+            server: &server,
+            primary: connection.endpoint,
+        };
+        propagation::wait(origin, &zone, &changes, &before, serial, progress, &sent).await?;
         progress.step(
             &zone,
             "ACME challenge records served by every authoritative server",
@@ -245,8 +250,9 @@ pub(crate) async fn remove(
                 .collect(),
             ..ChangeSet::default()
         };
-        let result = match connect::provider(loaded, &p.server).await {
-            Ok(provider) => provider
+        let result = match connect::connect(loaded, &p.server).await {
+            Ok(connection) => connection
+                .provider
                 .apply(&changes)
                 .await
                 .map(|_| ())

@@ -378,13 +378,10 @@ pub(crate) async fn check_domain(
     Ok(Json(mailzone_engine::check::report_json(&report)))
 }
 
+/// A `nameservers` entry of a check request, read as `--nameserver` is.
 pub(crate) fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError> {
-    if let Ok(addr) = s.parse::<std::net::SocketAddr>() {
-        return Ok(addr);
-    }
-    s.parse::<std::net::IpAddr>()
-        .map(|ip| std::net::SocketAddr::new(ip, 53))
-        .map_err(|_| ApiError::invalid(format!("nameserver `{s}` is not IP or IP:PORT")))
+    mailzone_check::dns_lookup::parse_nameserver(s)
+        .map_err(|reason| ApiError::invalid(format!("nameservers: {reason}")))
 }
 
 /// Every DKIM key with its public half; private keys are never returned.

@@ -71,7 +71,6 @@ impl From<EngineError> for ApiError {
     }
 }
 
-
 impl From<mailzone_store::StoreError> for ApiError {
     fn from(e: mailzone_store::StoreError) -> ApiError {
         ApiError::from(EngineError::from(e))
