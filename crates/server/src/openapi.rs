@@ -157,8 +157,13 @@ pub fn spec() -> Value {
         },
         "paths": {
             "/domains": {
-                "get": { "summary": "List domains", "responses": common(json!({
-                    "200": ok_json("Domains", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Domain" } })) })) },
+                "get": { "summary": "List domains (all of them, or a page with offset and limit)",
+                    "parameters": [
+                        { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0 } },
+                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1 } }],
+                    "responses": common(json!({
+                    "200": ok_json("Domains", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Domain" } })),
+                    "400": error_response("Invalid query") })) },
                 "post": { "summary": "Create a domain (a DnsManagement task is scheduled when it is under automatic management)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
                         "type": "object", "required": ["name"], "additionalProperties": true,

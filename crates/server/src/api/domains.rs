@@ -77,16 +77,41 @@ pub(crate) fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfi
     })
 }
 
-pub(crate) async fn list_domains(State(state): State<AppState>) -> Json<Value> {
+/// `?offset=&limit=` of the domain list: every domain when neither is given (as before
+/// they existed); a page otherwise, in the config's order.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DomainsQuery {
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list_domains(
+    State(state): State<AppState>,
+    query: Result<Query<DomainsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    if query.limit == Some(0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "limit must be at least 1",
+        ));
+    }
     let loaded = state.loaded();
-    Json(Value::Array(
+    Ok(Json(Value::Array(
         loaded
             .config
             .domains
             .iter()
+            .skip(query.offset.unwrap_or(0))
+            .take(query.limit.unwrap_or(usize::MAX))
             .map(|d| domain_json(d, &loaded))
             .collect(),
-    ))
+    )))
 }
 
 pub(crate) async fn get_domain(
