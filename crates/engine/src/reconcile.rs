@@ -187,7 +187,11 @@ pub async fn reconcile(
     // The propagation watcher asks the authoritative servers directly, not through a
     // provider: its queries are counted here.
     let propagation_queries = AtomicU64::new(0);
-    let known_states = store.zone_states().await?;
+    let keys: Vec<(String, String)> = connected
+        .iter()
+        .map(|item| (item.zone.as_str().to_string(), item.server.name.clone()))
+        .collect();
+    let known_states = store.zone_states_of(&keys).await?;
     // Boxed as `Send` futures, named before the stream is built: the service runs this
     // inside spawned tasks, and an unboxed closure stream trips the compiler's
     // higher-ranked lifetime check for `Send`.

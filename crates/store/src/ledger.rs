@@ -19,6 +19,10 @@ pub struct ZoneState {
     pub desired_digest: String,
 }
 
+/// Up to this many zones, a run asks for their states one by one rather than reading the
+/// state of every zone (a service task publishes one domain among thousands).
+const FEW_ZONES: usize = 64;
+
 impl Store {
     /// Every record mailzone published in `zone`.
     pub async fn ledger(&self, zone: &Name) -> Result<BTreeSet<LedgerEntry>, StoreError> {
@@ -146,6 +150,40 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// The remembered states of the (zone, DNS server) pairs of a run: one query per pair
+    /// for a run over a few zones (a service task), one query of every state for a run over
+    /// many (a batch `apply`); either way only the pairs asked for are returned.
+    pub async fn zone_states_of(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
+        if keys.len() > FEW_ZONES {
+            let mut all = self.zone_states().await?;
+            all.retain(|key, _| keys.contains(key));
+            return Ok(all);
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        for (zone, dns_server) in keys {
+            let row = with_pool!(self, pool => {
+                sqlx::query(
+                    "SELECT serial, desired_digest FROM zone_state \
+                     WHERE zone = $1 AND dns_server = $2",
+                )
+                .bind(zone)
+                .bind(dns_server)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.database_error(e))?
+                .map(|row| self.zone_state_from_row(&row))
+                .transpose()?
+            });
+            if let Some(state) = row {
+                out.insert((zone.clone(), dns_server.clone()), state);
+            }
+        }
+        Ok(out)
     }
 
     fn zone_state_from_row(&self, row: &impl StoreRow) -> Result<ZoneState, StoreError> {
