@@ -29,6 +29,15 @@ impl ConfigArgs {
     }
 }
 
+/// Closes the state database a command opened for its run, whatever the run's outcome:
+/// the last connection checkpoints SQLite's write-ahead log, as a process that simply
+/// exited would not.
+pub async fn close(store: Option<Store>) {
+    if let Some(store) = store {
+        store.close().await;
+    }
+}
+
 /// `--format` of the commands that print for people or for programs.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

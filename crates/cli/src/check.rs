@@ -49,7 +49,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         concurrency: DEFAULT_CONCURRENCY,
         store: store.clone(),
     };
-    let report = mailzone_engine::check(&loaded, &request).await?;
+    let report = mailzone_engine::check(&loaded, &request).await;
+    crate::args::close(store).await;
+    let report = report?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Text => out.write_all(text(&report).as_bytes())?,

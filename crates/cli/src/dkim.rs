@@ -123,7 +123,9 @@ async fn keys(common: &Common) -> anyhow::Result<Vec<DkimKeyInfo>> {
         now_unix: clock::unix_now(),
         store: store.clone(),
     };
-    Ok(mailzone_engine::dkim::list(&loaded, &request).await?)
+    let keys = mailzone_engine::dkim::list(&loaded, &request).await;
+    crate::args::close(store).await;
+    Ok(keys?)
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
@@ -206,7 +208,9 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
         args.confirm_published,
         &mailzone_engine::Silent,
     )
-    .await?;
+    .await;
+    crate::args::close(store).await;
+    let reports = reports?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
         serde_json::to_writer_pretty(&mut out, &reports)?;
@@ -251,7 +255,9 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         Algorithm::Ed25519Sha256 => DkimAlgorithm::Ed25519Sha256,
         Algorithm::RsaSha256 => DkimAlgorithm::RsaSha256,
     });
-    let keys = mailzone_engine::dkim::generate(&loaded, &request, algorithm).await?;
+    let keys = mailzone_engine::dkim::generate(&loaded, &request, algorithm).await;
+    crate::args::close(store).await;
+    let keys = keys?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
         serde_json::to_writer_pretty(&mut out, &keys)?;

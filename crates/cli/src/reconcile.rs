@@ -91,6 +91,7 @@ async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<Reco
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
+    crate::args::close(store).await;
     progress.finish();
     let report = report?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -42,7 +42,9 @@ pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
         now_unix: clock::unix_now(),
         store: store.clone(),
     };
-    let planned = mailzone_engine::records(&loaded, &request).await?;
+    let planned = mailzone_engine::records(&loaded, &request).await;
+    crate::args::close(store).await;
+    let planned = planned?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Zone => {

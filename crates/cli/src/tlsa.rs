@@ -53,7 +53,9 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         now_unix: clock::unix_now(),
         store: store.clone(),
     };
-    let status = mailzone_engine::tlsa::status(&loaded, &request, args.timeout).await?;
+    let status = mailzone_engine::tlsa::status(&loaded, &request, args.timeout).await;
+    crate::args::close(store).await;
+    let status = status?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
