@@ -239,16 +239,48 @@ fn seeded_random() -> (Random, u64) {
     (Random(seed), seed)
 }
 
+/// What a random-kill test starts from: the kills wanted, the generator of the instants,
+/// a Knot with its foreign records, and a directory for the config and the state.
+struct KillRun {
+    iterations: u32,
+    random: Random,
+    seed: u64,
+    server: DnsServer,
+    foreign: Vec<String>,
+    tmp: tempfile::TempDir,
+}
+
+/// A [`KillRun`] of `default` kills (or the number in `iterations_variable`); `None` when
+/// Knot is missing (the test is skipped).
+fn kill_run(iterations_variable: &str, default: u32) -> Option<KillRun> {
+    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+        return None;
+    }
+    let (random, seed) = seeded_random();
+    let server = start_knot();
+    Some(KillRun {
+        iterations: env_number(iterations_variable, default),
+        random,
+        seed,
+        foreign: zone_lines(&server),
+        server,
+        tmp: tempfile::tempdir().unwrap(),
+    })
+}
+
 #[test]
 fn kills_at_random_instants_lose_nothing() {
-    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+    let Some(KillRun {
+        iterations,
+        mut random,
+        seed,
+        server,
+        foreign,
+        tmp,
+    }) = kill_run("MAILZONE_CRASH_ITERATIONS", 100)
+    else {
         return;
-    }
-    let iterations = env_number("MAILZONE_CRASH_ITERATIONS", 100);
-    let (mut random, seed) = seeded_random();
-    let server = start_knot();
-    let foreign = zone_lines(&server);
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let dir = tmp.path();
 
     // How long a complete apply that changes the zone takes (the slowest of three): the
@@ -347,14 +379,17 @@ fn settle(service: &Service, context: &str) {
 /// zone converges with nothing lost or doubled.
 #[test]
 fn serve_killed_at_random_instants_loses_nothing() {
-    if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
+    let Some(KillRun {
+        iterations,
+        mut random,
+        seed,
+        server,
+        foreign,
+        tmp,
+    }) = kill_run("MAILZONE_SERVE_CRASH_ITERATIONS", 20)
+    else {
         return;
-    }
-    let iterations = env_number("MAILZONE_SERVE_CRASH_ITERATIONS", 20);
-    let (mut random, seed) = seeded_random();
-    let server = start_knot();
-    let foreign = zone_lines(&server);
-    let tmp = tempfile::tempdir().unwrap();
+    };
     let dir = tmp.path();
 
     // How long the service takes from its start until its first task has published (the

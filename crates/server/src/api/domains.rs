@@ -92,14 +92,9 @@ pub(crate) async fn list_domains(
     State(state): State<AppState>,
     query: Result<Query<DomainsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let Query(query) = query.map_err(bad_query)?;
     if query.limit == Some(0) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "limit must be at least 1",
-        ));
+        return Err(bad_request("limit must be at least 1"));
     }
     let loaded = state.loaded();
     Ok(Json(Value::Array(
@@ -266,8 +261,7 @@ pub(crate) async fn domain_records(
     Path(name): Path<String>,
     query: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let Query(query) = query.map_err(bad_query)?;
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &name)?;
     let types = parse_types(query.types.as_deref().unwrap_or(""))?;

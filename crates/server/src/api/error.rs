@@ -248,6 +248,16 @@ pub(crate) fn merge_patch(target: &mut Value, patch: Value) {
     }
 }
 
+/// 400 for a request the API cannot read (a query, a path).
+pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+}
+
+/// 400 for a query string that does not fit the route's parameters.
+pub(crate) fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+    bad_request(rejection.body_text())
+}
+
 #[cfg(test)]
 mod error_status_tests {
     use mailzone_engine::error::ZoneFailure;

@@ -50,8 +50,7 @@ pub(crate) async fn list_tasks(
     State(state): State<AppState>,
     query: Result<Query<TasksQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    let Query(query) = query.map_err(bad_query)?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(
