@@ -1,7 +1,7 @@
 //! The publication ledger (the records mailzone published, the only ones it may delete)
 //! and the per-zone sync state.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mailzone_records::diff::LedgerEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
@@ -160,8 +160,9 @@ impl Store {
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
         if keys.len() > FEW_ZONES {
+            let wanted: HashSet<&(String, String)> = keys.iter().collect();
             let mut all = self.zone_states().await?;
-            all.retain(|key, _| keys.contains(key));
+            all.retain(|key, _| wanted.contains(key));
             return Ok(all);
         }
         let mut out = HashMap::with_capacity(keys.len());

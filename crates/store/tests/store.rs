@@ -377,3 +377,34 @@ async fn private_keys_are_sealed_at_rest() {
     assert!(e.contains("mailzone.key") && e.contains("restore"), "{e}");
     assert!(!e.contains("PRIVATE"), "{e}");
 }
+
+/// The states of a run's own zones, for a few zones (one query each) and for many (one
+/// query of every state): only the pairs asked for, each with its own state.
+#[tokio::test]
+async fn zone_states_of_returns_only_the_zones_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(dir.path()).await.unwrap();
+    let key = |i: usize| (format!("z{i:03}.test"), "primary".to_string());
+    let state = |i: usize| mailzone_store::ZoneState {
+        serial: i as u32,
+        desired_digest: format!("digest {i}"),
+    };
+    for i in 0..150 {
+        let zone = mailzone_records::Name::host(&key(i).0).unwrap();
+        store
+            .set_zone_state(&zone, "primary", &state(i), 1)
+            .await
+            .unwrap();
+    }
+    for asked in [vec![3, 7, 200], (0..100).chain([200]).collect::<Vec<_>>()] {
+        let keys: Vec<(String, String)> = asked.iter().map(|&i| key(i)).collect();
+        let states = store.zone_states_of(&keys).await.unwrap();
+        let known: Vec<usize> = asked.iter().copied().filter(|&i| i < 150).collect();
+        assert_eq!(states.len(), known.len(), "{} asked", keys.len());
+        for i in known {
+            assert_eq!(states.get(&key(i)), Some(&state(i)), "{}", key(i).0);
+        }
+        assert!(!states.contains_key(&key(149)) || asked.contains(&149));
+    }
+    store.close().await;
+}
