@@ -48,16 +48,7 @@ ipv4 = ["192.0.2.10"]
 hostname = "mail.crash.test"
 priority = {priority}
 
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-keyName = "{key_name}"
-key = "{secret}"
-propagationDelay = "0s"
-pollingInterval = "50ms"
-propagationTimeout = "5s"
+{dns_server}
 
 [domain."crash.test"]
 dmarc = {{ policy = "{policy}" }}
@@ -65,9 +56,10 @@ caa = {{ issuers = ["letsencrypt.org"] }}
 dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"] }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx", "spf", "dkim", "dmarc", "caa", "address"] }} }}
 "#,
-        port = server.addr.port(),
-        key_name = server.key.name,
-        secret = server.key.secret_base64,
+        dns_server = server.dns_server_table(
+            "primary",
+            "propagationDelay = \"0s\"\npollingInterval = \"50ms\"\npropagationTimeout = \"5s\"\n",
+        ),
     )
 }
 

@@ -39,20 +39,12 @@ fn config(server: &DnsServer, domains: u64) -> String {
 hostname = "mail.load.test"
 ipv4 = ["192.0.2.10"]
 
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-keyName = "{key_name}"
-key = "{secret}"
-propagationDelay = "0s"
-pollingInterval = "50ms"
-propagationTimeout = "60s"
+{dns_server}
 "#,
-        port = server.addr.port(),
-        key_name = server.key.name,
-        secret = server.key.secret_base64,
+        dns_server = server.dns_server_table(
+            "primary",
+            "propagationDelay = \"0s\"\npollingInterval = \"50ms\"\npropagationTimeout = \"60s\"\n",
+        ),
     );
     for i in 0..domains {
         text.push_str(&format!(

@@ -19,17 +19,7 @@ fn config_text(server: &DnsServer, sub_caa: &str, sub_policy: &str) -> String {
 hostname = "mail.crash.test"
 ipv4 = ["192.0.2.10"]
 
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-keyName = "{key_name}"
-key = "{secret}"
-algorithm = "hmac-sha256"
-propagationDelay = "0s"
-pollingInterval = "100ms"
-propagationTimeout = "10s"
+{dns_server}
 
 [domain."crash.test"]
 dmarc = {{ policy = "reject" }}
@@ -43,9 +33,10 @@ caa = {{ issuers = ["{sub_caa}"] }}
 dkimManagement = {{ manual = {{ keys = [] }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "primary", origin = "crash.test", publishRecords = ["mx", "spf", "dmarc", "caa"] }} }}
 "#,
-        port = server.addr.port(),
-        key_name = server.key.name,
-        secret = server.key.secret_base64,
+        dns_server = server.dns_server_table(
+            "primary",
+            "algorithm = \"hmac-sha256\"\npropagationDelay = \"0s\"\npollingInterval = \"100ms\"\npropagationTimeout = \"10s\"\n",
+        ),
     )
 }
 

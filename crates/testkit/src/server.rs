@@ -74,6 +74,19 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
+    /// A mailzone config table `[dnsServer.<name>]` that publishes to this server over TCP
+    /// with its TSIG key inline, followed by `settings` (more keys of the table, one per
+    /// line, e.g. the propagation timings).
+    pub fn dns_server_table(&self, name: &str, settings: &str) -> String {
+        format!(
+            "[dnsServer.{name}]\nkind = \"rfc2136\"\nhost = \"{host}\"\nport = {port}\nprotocol = \"tcp\"\nkeyName = \"{key_name}\"\nkey = \"{secret}\"\n{settings}",
+            host = self.addr.ip(),
+            port = self.addr.port(),
+            key_name = self.key.name,
+            secret = self.key.secret_base64,
+        )
+    }
+
     /// Starts a primary of `kind` serving `zones` (each written as [`crate::zone_file_text`])
     /// with `key`, and returns once every zone answers its SOA over TCP. On a port
     /// conflict it retries with another port (up to 3 times, unless `options.port` is
