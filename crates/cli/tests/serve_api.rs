@@ -406,6 +406,43 @@ fn patch_with_null_removes_the_key() {
     assert_eq!(again["ttl"], Value::Null, "{again}");
 }
 
+/// The domain list is every domain without parameters (as before they existed), and a page
+/// in the config's order with `offset` and `limit`; a limit of 0 or an unknown parameter
+/// is a 400 in the API's error shape.
+#[test]
+fn the_domain_list_pages_with_offset_and_limit() {
+    let (_dir, service) = start();
+    let names = |path: &str| -> Vec<String> {
+        let (status, list) = service.get(path);
+        assert_eq!(status, 200, "{path}: {list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = names("/api/v1/domains");
+    assert_eq!(all.len(), 1 + GENERATORS * KEYS_EACH, "{all:?}");
+    assert_eq!(names("/api/v1/domains?offset=1&limit=2"), all[1..3]);
+    assert_eq!(names("/api/v1/domains?limit=1"), all[..1]);
+    assert_eq!(
+        names(&format!("/api/v1/domains?offset={}", all.len() - 1)),
+        all[all.len() - 1..]
+    );
+    assert!(names(&format!("/api/v1/domains?offset={}", all.len())).is_empty());
+    for bad in ["limit=0", "limit=-1", "offset=x", "page=2"] {
+        let (status, media, answer) = send(
+            &service,
+            "GET",
+            &format!("/api/v1/domains?{bad}"),
+            None,
+            Vec::new(),
+        );
+        assert_eq!(status, 400, "{bad}: {answer}");
+        error_message(bad, &media, &answer);
+    }
+}
+
 /// The auth scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` work too.
 #[test]
 fn the_bearer_scheme_is_case_insensitive() {
