@@ -4,6 +4,7 @@
 //! mailzone's records and back.
 
 pub mod convert;
+pub mod dns_update;
 pub mod error;
 pub mod provider;
 pub mod query;

@@ -15,6 +15,10 @@ pub use acme::{DEFAULT_RENEW_BEFORE, managed_zone};
 mod dkim_management;
 mod dns_server;
 mod domain;
+mod providers;
+pub use providers::{
+    DNS_UPDATE_PROVIDERS, ProviderKind, Setting, close_kinds, dns_update_provider,
+};
 mod raw;
 mod service;
 mod values;

@@ -1,0 +1,3 @@
+//! The HTTP DNS providers of the `dns-update` library.
+
+pub mod catalog;
