@@ -194,10 +194,11 @@ fn zone_text(zone: &ZoneOutcome) -> String {
         None => "serial unchanged since the last run".to_string(),
         Some(m) => format!(
             "read by {}",
-            if m == mailzone_dns::ReadMethod::Transfer {
-                "zone transfer"
-            } else {
-                "queries"
+            match m {
+                mailzone_dns::ReadMethod::Transfer => "zone transfer",
+                mailzone_dns::ReadMethod::Queries => "queries",
+                mailzone_dns::ReadMethod::Listing => "the provider's listing",
+                mailzone_dns::ReadMethod::File => "the zone file",
             }
         ),
     };

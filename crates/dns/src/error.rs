@@ -106,6 +106,11 @@ pub enum Cause {
     /// mailzone cannot build the request: a record outside the zone, a record type it
     /// does not write, a message over 65535 bytes. Nothing was sent.
     Request,
+    /// An HTTP provider rejected the credentials (401, 403).
+    Auth,
+    /// An HTTP provider answered with this status (429 and 5xx are transient, the rest
+    /// permanent).
+    Http(u16),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -129,12 +134,24 @@ pub enum DnsError {
     /// read. Nothing was changed; read again and re-plan.
     #[error("{server}: the zone changed since it was read ({rcode}); nothing was changed")]
     Conflict { server: SocketAddr, rcode: Rcode },
+    /// A provider without prerequisites found the zone's serial moved between the read
+    /// and the write: someone changed the zone. Nothing was changed; read again.
+    #[error(
+        "{server}: the zone changed since it was read (serial {read} then, {now} now); nothing was changed"
+    )]
+    SerialMoved {
+        server: SocketAddr,
+        read: u32,
+        now: u32,
+    },
 }
 
 impl DnsError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            DnsError::Transient { .. } | DnsError::Conflict { .. } => ErrorClass::Transient,
+            DnsError::Transient { .. }
+            | DnsError::Conflict { .. }
+            | DnsError::SerialMoved { .. } => ErrorClass::Transient,
             DnsError::Permanent { .. } => ErrorClass::Permanent,
         }
     }
@@ -144,7 +161,8 @@ impl DnsError {
         match self {
             DnsError::Transient { server, .. }
             | DnsError::Permanent { server, .. }
-            | DnsError::Conflict { server, .. } => *server,
+            | DnsError::Conflict { server, .. }
+            | DnsError::SerialMoved { server, .. } => *server,
         }
     }
 
@@ -153,7 +171,16 @@ impl DnsError {
         match self {
             DnsError::Transient { cause, .. } | DnsError::Permanent { cause, .. } => *cause,
             DnsError::Conflict { rcode, .. } => Cause::Rcode(*rcode),
+            DnsError::SerialMoved { .. } => Cause::Http(409),
         }
+    }
+
+    /// Someone changed the zone since it was read: read again and re-plan.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            DnsError::Conflict { .. } | DnsError::SerialMoved { .. }
+        )
     }
 
     /// The RCODE the server answered with, when that is what failed.
@@ -210,6 +237,24 @@ impl DnsError {
         }
     }
 
+    /// An HTTP provider's answer: 401/403 are [`Cause::Auth`], 429 and 5xx transient.
+    pub(crate) fn http_status(
+        server: SocketAddr,
+        status: u16,
+        message: impl Into<String>,
+    ) -> DnsError {
+        let message = message.into();
+        match status {
+            401 | 403 => DnsError::permanent(server, Cause::Auth, message),
+            429 | 500..=599 => DnsError::Transient {
+                server,
+                message,
+                cause: Cause::Http(status),
+            },
+            _ => DnsError::permanent(server, Cause::Http(status), message),
+        }
+    }
+
     /// A TSIG failure: permanent until the key, the algorithm or a clock is fixed.
     pub(crate) fn tsig(server: SocketAddr, message: impl Into<String>) -> DnsError {
         DnsError::permanent(server, Cause::Tsig, message)
@@ -236,7 +281,7 @@ impl DnsError {
                 message: message + note,
                 cause,
             },
-            conflict @ DnsError::Conflict { .. } => conflict,
+            conflict @ (DnsError::Conflict { .. } | DnsError::SerialMoved { .. }) => conflict,
         }
     }
 
@@ -253,7 +298,7 @@ impl DnsError {
                 message,
                 cause,
             },
-            conflict @ DnsError::Conflict { .. } => conflict,
+            conflict @ (DnsError::Conflict { .. } | DnsError::SerialMoved { .. }) => conflict,
         }
     }
 }

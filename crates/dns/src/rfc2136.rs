@@ -66,6 +66,7 @@ pub use mailzone_records::{Transport, TsigAlgorithm};
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
 const MAX_IDLE_CONNECTIONS: usize = 32;
 use crate::error::Cause;
+use crate::provider::{Capabilities, Conditional, ReadScope};
 use crate::tsig::{Signer, Verified};
 use crate::{ApplyReport, DnsError, Provider, Rcode, ReadMethod, ZoneSnapshot};
 
@@ -556,6 +557,18 @@ fn pack(groups: &[RrsetChanges], limit: usize) -> Vec<Vec<&RrsetChanges>> {
 
 #[async_trait]
 impl Provider for Rfc2136Provider {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            read: ReadScope::WholeZone,
+            atomic: true,
+            conditional: Conditional::Prerequisites,
+            serial: true,
+            txt_strings_kept: true,
+            ttl_read: true,
+            min_ttl: 0,
+        }
+    }
+
     async fn read_zone(
         &self,
         zone: &Name,
@@ -792,6 +805,7 @@ mod tests {
                 },
             ],
             managed: 3,
+            read_serial: None,
         }
     }
 

@@ -1,53 +1,144 @@
-//! Builds a [`Provider`] from a `DnsServer` of the config: resolves the host, reads the TSIG
-//! secret from wherever the config says it is. Secrets are never part of an error.
+//! Builds a [`Provider`] from a `DnsServer` of the config: resolves the host, reads the
+//! secret (TSIG key, API key, token) from wherever the config says it is, paces the
+//! requests when `maxRequestsPerSecond` is set. Secrets are never part of an error.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use mailzone_dns::Provider;
+use mailzone_dns::paced::Paced;
+use mailzone_dns::powerdns::{PowerDnsConfig, PowerDnsProvider};
 use mailzone_dns::rfc2136::{Rfc2136Config, Rfc2136Provider, TsigConfig};
-use mailzone_records::{DnsProvider, DnsServer, SecretSource};
+use mailzone_dns::zone_file::{Layout, ZoneFileConfig, ZoneFileProvider};
+use mailzone_records::{DnsProvider, DnsServer, SecretSource, Setting, ZoneFileLayout};
 use zeroize::Zeroizing;
 
 use crate::{EngineError, LoadedConfig};
 
-/// A DNS server connected to: its provider, and the address its host resolved to (the
-/// primary, which propagation does not need to poll).
+/// A DNS server connected to: its provider, and, for a DNS server spoken to over DNS, the
+/// address its host resolved to (the primary, which propagation does not need to poll).
 pub struct Connection {
     pub provider: Box<dyn Provider>,
-    pub endpoint: SocketAddr,
+    pub endpoint: Option<SocketAddr>,
 }
 
-/// Connects to a DNS server of the config: its host resolved once, here.
+/// Connects to a DNS server of the config: its host resolved once, here; its secret read
+/// here; its requests paced when the config limits their rate.
 pub async fn connect(loaded: &LoadedConfig, server: &DnsServer) -> Result<Connection, EngineError> {
-    let DnsProvider::Rfc2136 {
-        host,
-        port,
-        protocol,
-        key_name,
-        key,
-        algorithm,
-    } = &server.provider;
     let key_path = format!("dnsServer.{}", server.name);
-    let addr = resolve(loaded, server, host, *port).await?;
-    let tsig = match (key_name, key) {
-        (Some(name), Some(source)) => Some(TsigConfig {
-            key_name: name.clone(),
-            algorithm: *algorithm,
-            secret: read_secret(&loaded.path, &key_path, source)?,
-        }),
-        _ => None,
+    let (provider, endpoint): (Box<dyn Provider>, Option<SocketAddr>) = match &server.provider {
+        DnsProvider::Rfc2136 {
+            host,
+            port,
+            protocol,
+            key_name,
+            key,
+            algorithm,
+        } => {
+            let addr = resolve(loaded, server, host, *port).await?;
+            let tsig = match (key_name, key) {
+                (Some(name), Some(source)) => Some(TsigConfig {
+                    key_name: name.clone(),
+                    algorithm: *algorithm,
+                    secret: read_tsig_secret(&loaded.path, &key_path, source)?,
+                }),
+                _ => None,
+            };
+            let config = Rfc2136Config {
+                server: addr,
+                protocol: *protocol,
+                tsig,
+                timeout: server.timeout,
+            };
+            (Box::new(Rfc2136Provider::new(config)), Some(addr))
+        }
+        DnsProvider::PowerDns {
+            url,
+            server_id,
+            key,
+        } => {
+            let (host, port) = url_host(url);
+            let address = resolve(loaded, server, &host, port).await?;
+            let config = PowerDnsConfig {
+                url: url.clone(),
+                server_id: server_id.clone(),
+                api_key: read_secret_text(&loaded.path, &key_path, "key", key)?,
+                timeout: server.timeout,
+                address,
+            };
+            let provider = PowerDnsProvider::new(config).map_err(|e| EngineError::Dns {
+                zone: String::new(),
+                error: e,
+            })?;
+            (Box::new(provider), None)
+        }
+        DnsProvider::ZoneFile {
+            path,
+            layout,
+            zone_file,
+            reload_command,
+        } => {
+            let config = ZoneFileConfig {
+                path: path.clone(),
+                layout: match layout {
+                    ZoneFileLayout::Zone => Layout::Zone,
+                    ZoneFileLayout::Include => Layout::Include,
+                },
+                zone_file: zone_file.clone(),
+                reload: (!reload_command.is_empty()).then(|| reload_command.clone()),
+                timeout: server.timeout,
+            };
+            (Box::new(ZoneFileProvider::new(config)), None)
+        }
+        DnsProvider::DnsUpdate { kind, settings } => {
+            let mut values = mailzone_dns::dns_update::catalog::Settings::new();
+            for (name, setting) in settings {
+                let value = match setting {
+                    Setting::Plain(text) => Zeroizing::new(text.clone()),
+                    Setting::Secret(source) => {
+                        read_secret_text(&loaded.path, &key_path, name, source)?
+                    }
+                };
+                values.insert(name.clone(), value);
+            }
+            let provider =
+                mailzone_dns::dns_update::DnsUpdateProvider::new(kind, &values, server.timeout)
+                    .map_err(|reason| {
+                        EngineError::InvalidConfig(format!(
+                            "{}: {key_path}: {reason}",
+                            loaded.path.display()
+                        ))
+                    })?;
+            (Box::new(provider), None)
+        }
     };
-    let config = Rfc2136Config {
-        server: addr,
-        protocol: *protocol,
-        tsig,
-        timeout: server.timeout,
+    let provider = match server.request_interval {
+        Some(interval) => Box::new(Paced::new(provider, interval)) as Box<dyn Provider>,
+        None => provider,
     };
-    Ok(Connection {
-        provider: Box::new(Rfc2136Provider::new(config)),
-        endpoint: addr,
-    })
+    Ok(Connection { provider, endpoint })
+}
+
+/// The host and port of an `http(s)://host[:port]/…` URL.
+fn url_host(url: &str) -> (String, u16) {
+    let (default_port, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (443, rest),
+        Some((_, rest)) => (80, rest),
+        None => (80, url),
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').unwrap_or((v6, ""));
+        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
+        return (host.to_string(), port.unwrap_or(default_port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => {
+            (host.to_string(), port.parse().unwrap_or(default_port))
+        }
+        _ => (authority.to_string(), default_port),
+    }
 }
 
 /// The first address of `host`, asked of the system's resolver within the server's
@@ -81,16 +172,54 @@ async fn resolve(
 /// Reads and decodes a TSIG secret: base64 text, inline, from a file (plain base64 or a
 /// BIND `key { secret "…"; }` block, as `tsig-keygen` writes it), or from an environment
 /// variable.
-fn read_secret(
+fn read_tsig_secret(
     config_file: &Path,
     key_path: &str,
     source: &SecretSource,
 ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    let (text, key) = read_secret(config_file, key_path, "key", source)?;
+    mailzone_records::config::decode_tsig_secret(&text).ok_or_else(|| {
+        EngineError::InvalidConfig(format!(
+            "{}: {key}: the TSIG secret is not valid base64 (the secret itself is not shown)",
+            config_file.display()
+        ))
+    })
+}
+
+/// A secret as text (an API key, a token), surrounding whitespace removed.
+fn read_secret_text(
+    config_file: &Path,
+    key_path: &str,
+    name: &str,
+    source: &SecretSource,
+) -> Result<Zeroizing<String>, EngineError> {
+    let (text, key) = read_secret(config_file, key_path, name, source)?;
+    let trimmed = Zeroizing::new(text.trim().to_string());
+    if trimmed.is_empty() {
+        return Err(EngineError::InvalidConfig(format!(
+            "{}: {key}: the secret is empty",
+            config_file.display()
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// A secret's text and the key path that gave it: inline, from a file, or from an
+/// environment variable.
+fn read_secret(
+    config_file: &Path,
+    key_path: &str,
+    name: &str,
+    source: &SecretSource,
+) -> Result<(Zeroizing<String>, String), EngineError> {
     let fail = |key: &str, reason: String| {
         EngineError::InvalidConfig(format!("{}: {key}: {reason}", config_file.display()))
     };
     let (text, key) = match source {
-        SecretSource::Inline(text) => (Zeroizing::new(text.to_string()), format!("{key_path}.key")),
+        SecretSource::Inline(text) => (
+            Zeroizing::new(text.to_string()),
+            format!("{key_path}.{name}"),
+        ),
         SecretSource::File(file) => {
             let text = crate::files::read_to_string_limited(
                 &file.path,
@@ -107,17 +236,12 @@ fn read_secret(
         SecretSource::Env(var) => {
             let text = std::env::var(var).map_err(|_| {
                 fail(
-                    &format!("{key_path}.keyEnv"),
+                    &format!("{key_path}.{name}Env"),
                     format!("the environment variable {var} is not set"),
                 )
             })?;
-            (Zeroizing::new(text), format!("{key_path}.keyEnv"))
+            (Zeroizing::new(text), format!("{key_path}.{name}Env"))
         }
     };
-    mailzone_records::config::decode_tsig_secret(&text).ok_or_else(|| {
-        fail(
-            &key,
-            "the TSIG secret is not valid base64 (the secret itself is not shown)".into(),
-        )
-    })
+    Ok((text, key))
 }

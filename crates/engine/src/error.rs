@@ -131,7 +131,7 @@ impl FailureClass {
 
     /// The class of a DNS error, from its cause: never from its message.
     pub fn of_dns(error: &DnsError) -> FailureClass {
-        if matches!(error, DnsError::Conflict { .. }) {
+        if error.is_conflict() {
             return FailureClass::Conflict;
         }
         match error.cause() {
@@ -145,8 +145,12 @@ impl FailureClass {
             Cause::Rcode(Rcode::Refused | Rcode::NotAuth | Rcode::NotZone | Rcode::NxDomain)
             | Cause::NotServed => FailureClass::Refused,
             Cause::Rcode(_) | Cause::Malformed => FailureClass::Protocol,
-            Cause::Tsig => FailureClass::Auth,
+            Cause::Tsig | Cause::Auth => FailureClass::Auth,
             Cause::Request => FailureClass::InvalidConfig,
+            Cause::Http(_) if error.class() == mailzone_dns::ErrorClass::Transient => {
+                FailureClass::Unavailable
+            }
+            Cause::Http(_) => FailureClass::Protocol,
         }
     }
 
@@ -315,6 +319,9 @@ mod tests {
             ),
             (permanent(Cause::NotServed), FailureClass::Refused),
             (permanent(Cause::Tsig), FailureClass::Auth),
+            (permanent(Cause::Auth), FailureClass::Auth),
+            (transient(Cause::Http(429)), FailureClass::Unavailable),
+            (permanent(Cause::Http(422)), FailureClass::Protocol),
             (
                 permanent(Cause::Rcode(Rcode::FormErr)),
                 FailureClass::Protocol,

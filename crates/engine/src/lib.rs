@@ -18,11 +18,11 @@ pub mod tasks;
 pub mod tlsa;
 
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
-pub use error::EngineError;
+pub use error::{EngineError, FailureClass};
 pub use load::{
     ApiObject, ApiObjects, LoadedConfig, load_config, load_config_and_store, load_config_from,
     load_config_with, load_config_with_state,
 };
 pub use progress::{Progress, Silent};
-pub use reconcile::{ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};
+pub use reconcile::{AfterRead, ReconcileReport, ReconcileRequest, ZoneOutcome, reconcile};
 pub use records::{DomainRecords, RecordsRequest, records};

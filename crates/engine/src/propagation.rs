@@ -25,12 +25,13 @@ use crate::progress::Progress;
 /// What one RRset must hold once the change has propagated.
 type Expected = BTreeMap<(Name, &'static str), BTreeSet<RData>>;
 
-/// Where a change was sent: the DNS server's settings and the address its host resolved
-/// to when connecting (resolved once per run, by `connect`).
+/// Where a change was sent: the DNS server's settings and, for a server spoken to over
+/// DNS, the address its host resolved to when connecting (resolved once per run, by
+/// `connect`).
 #[derive(Clone, Copy)]
 pub struct Origin<'a> {
     pub server: &'a DnsServer,
-    pub primary: SocketAddr,
+    pub primary: Option<SocketAddr>,
 }
 
 /// Waits until every authoritative server of the zone serves `serial` (or later) and the
@@ -50,7 +51,7 @@ pub async fn wait(
         .authoritative_servers
         .iter()
         .copied()
-        .filter(|t| *t != primary)
+        .filter(|t| Some(*t) != primary)
         .collect();
     // The delay is waited even with nothing to poll: it stands for distribution the
     // provider does behind the servers mailzone can ask (anycast nodes, caches in front).

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt as _;
 
-use mailzone_dns::{DnsError, ReadMethod};
+use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::{
     DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, Record, zonefile,
@@ -192,6 +192,17 @@ pub async fn reconcile(
         .map(|item| (item.zone.as_str().to_string(), item.server.name.clone()))
         .collect();
     let known_states = store.zone_states_of(&keys).await?;
+    // `maxConcurrentZones`: each DNS server's zones in flight, whatever the run's overall
+    // concurrency.
+    let limits: BTreeMap<&str, tokio::sync::Semaphore> = connected
+        .iter()
+        .map(|item| {
+            (
+                item.server.name.as_str(),
+                tokio::sync::Semaphore::new(item.server.max_concurrent_zones.max(1)),
+            )
+        })
+        .collect();
     // Boxed as `Send` futures, named before the stream is built: the service runs this
     // inside spawned tasks, and an unboxed closure stream trips the compiler's
     // higher-ranked lifetime check for `Send`.
@@ -203,7 +214,9 @@ pub async fn reconcile(
             let propagation_queries = &propagation_queries;
             let known =
                 known_states.get(&(item.zone.as_str().to_string(), item.server.name.clone()));
+            let limit = &limits[item.server.name.as_str()];
             Box::pin(async move {
+                let _turn = limit.acquire().await;
                 progress.zone_started(&item.zone);
                 let result = reconcile_zone(
                     store,
@@ -303,8 +316,8 @@ fn tlsa_published(work: &[ZoneWork<'_>], report: &ReconcileReport) -> bool {
 struct Confirmed<'a> {
     /// This run sent an update and waited for it on every authoritative server.
     applied: bool,
-    /// The DNS server's address (it serves what it applied).
-    primary: std::net::SocketAddr,
+    /// The DNS server's address when spoken to over DNS (it serves what it applied).
+    primary: Option<std::net::SocketAddr>,
     /// The zone's serial this run saw (or made).
     serial: u32,
     progress: &'a dyn Progress,
@@ -563,9 +576,11 @@ async fn reconcile_zone(
         error: e,
     };
 
+    let capabilities = provider.capabilities();
     // Only worth a SOA query when the desired records are those last found in sync: with
-    // other desired records the zone must be read whatever its serial.
-    if let Some(known) = known.filter(|k| k.desired_digest == digest) {
+    // other desired records the zone must be read whatever its serial. A provider without
+    // a serial is read every time.
+    if let Some(known) = known.filter(|k| k.desired_digest == digest && capabilities.serial) {
         progress.step(zone, "checking the SOA serial");
         let serial = provider.serial(zone).await.map_err(dns)?;
         if known.serial == serial {
@@ -589,14 +604,19 @@ async fn reconcile_zone(
         ledger.retain(|e| item.owns(&e.name));
         let wanted = wanted_rrsets(&item.desired, &ledger);
         progress.step(zone, "reading the zone");
-        let snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;
-        let changes = diff::diff(
+        let mut snapshot = provider.read_zone(zone, &wanted).await.map_err(dns)?;
+        let desired = desired_for(&item.desired, &capabilities);
+        if !capabilities.ttl_read {
+            adopt_desired_ttls(&mut snapshot.records, &desired);
+        }
+        let mut changes = diff::diff(
             zone,
-            &item.desired,
+            &desired,
             &snapshot.records,
             &ledger,
             &item.managed_types,
         );
+        changes.read_serial = Some(snapshot.serial);
         let mut outcome = ZoneOutcome {
             zone: zone.clone(),
             dns_server: server_name.clone(),
@@ -689,7 +709,7 @@ async fn reconcile_zone(
                     .await?;
                 return Ok(outcome);
             }
-            Err(DnsError::Conflict { .. }) if replans < MAX_REPLANS => {
+            Err(e) if e.is_conflict() && replans < MAX_REPLANS => {
                 replans += 1;
                 tracing::info!(
                     zone = zone.as_str(),
@@ -699,6 +719,34 @@ async fn reconcile_zone(
                 progress.step(zone, "the zone changed meanwhile; re-reading");
             }
             Err(e) => return Err(dns(e)),
+        }
+    }
+}
+
+/// The desired records as the provider will hold them: TTLs below its minimum raised to it.
+fn desired_for(desired: &[DesiredRecord], capabilities: &Capabilities) -> Vec<DesiredRecord> {
+    desired
+        .iter()
+        .map(|d| {
+            let mut d = d.clone();
+            d.record.ttl = d.record.ttl.max(capabilities.min_ttl);
+            d
+        })
+        .collect()
+}
+
+/// For a provider whose listing has no TTLs: a live record holding desired data is taken
+/// to have the desired TTL, foreign ones the TTL of their RRset's desired records (or
+/// stay at 0), so that only data is compared.
+fn adopt_desired_ttls(live: &mut [mailzone_records::diff::LiveRecord], desired: &[DesiredRecord]) {
+    let by_rrset: BTreeMap<(&Name, &'static str), u32> = desired
+        .iter()
+        .map(|d| ((&d.record.name, d.record.data.rtype()), d.record.ttl))
+        .collect();
+    for record in live.iter_mut() {
+        let key = (&record.record.name, record.record.data.rtype());
+        if let Some(ttl) = by_rrset.get(&key) {
+            record.record.ttl = *ttl;
         }
     }
 }
@@ -784,7 +832,7 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
         "dnsServer": zone.dns_server,
         "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
         "serial": zone.serial,
-        "readBy": zone.method.map(|m| if m == ReadMethod::Transfer { "transfer" } else { "queries" }),
+        "readBy": zone.method.map(ReadMethod::name),
         "applied": zone.applied,
         "updatesSent": zone.updates_sent,
         "replans": zone.replans,

@@ -340,8 +340,9 @@ async fn query_targets(loaded: &LoadedConfig, domains: &[&Domain]) -> Vec<Socket
         let Some(server) = loaded.config.dns_server(dns_server) else {
             continue;
         };
-        let mailzone_records::DnsProvider::Rfc2136 { host, port, .. } = &server.provider;
-        if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), *port)).await {
+        if let mailzone_records::DnsProvider::Rfc2136 { host, port, .. } = &server.provider
+            && let Ok(addrs) = tokio::net::lookup_host((host.as_str(), *port)).await
+        {
             out.extend(addrs.take(1));
         }
         out.extend(server.authoritative_servers.iter().copied());

@@ -57,6 +57,9 @@ pub struct ChangeSet {
     pub prerequisites: Vec<RrsetPrerequisite>,
     /// How many desired records are managed (for the deletion safety limit).
     pub managed: usize,
+    /// The zone's serial when it was read, set by the engine: a provider without
+    /// prerequisites compares it with the serial just before writing.
+    pub read_serial: Option<u32>,
 }
 
 /// One line of a plan as a person reads it.
@@ -268,6 +271,7 @@ pub fn diff(
         deletes,
         prerequisites,
         managed: desired.len(),
+        read_serial: None,
     }
 }
 

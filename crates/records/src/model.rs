@@ -593,6 +593,11 @@ pub struct DnsServer {
     pub propagation_timeout: std::time::Duration,
     /// Servers to poll for propagation; empty means the zone's NS.
     pub authoritative_servers: Vec<std::net::SocketAddr>,
+    /// The least time between two requests to this server, from `maxRequestsPerSecond`;
+    /// `None`: unlimited.
+    pub request_interval: Option<std::time::Duration>,
+    /// Zones published through this server at the same time (`maxConcurrentZones`).
+    pub max_concurrent_zones: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -606,6 +611,58 @@ pub enum DnsProvider {
         key: Option<SecretSource>,
         algorithm: TsigAlgorithm,
     },
+    /// The PowerDNS Authoritative HTTP API.
+    PowerDns {
+        url: String,
+        server_id: String,
+        key: SecretSource,
+    },
+    /// Zone files on disk, loaded by BIND, NSD or Knot.
+    ZoneFile {
+        /// `{zone}` stands for the zone's name.
+        path: String,
+        layout: ZoneFileLayout,
+        /// With the include layout: the zone file that `$INCLUDE`s mailzone's file.
+        zone_file: Option<String>,
+        /// Run after each write (argv, no shell); empty: none.
+        reload_command: Vec<String>,
+    },
+    /// One of the HTTP providers of the `dns-update` library, by its name.
+    DnsUpdate {
+        kind: String,
+        /// Every setting the config gave, by key; secrets by where they are.
+        settings: std::collections::BTreeMap<String, Setting>,
+    },
+}
+
+impl DnsProvider {
+    /// The config `kind`.
+    pub fn kind(&self) -> &str {
+        match self {
+            DnsProvider::Rfc2136 { .. } => "rfc2136",
+            DnsProvider::PowerDns { .. } => "powerdns",
+            DnsProvider::ZoneFile { .. } => "zonefile",
+            DnsProvider::DnsUpdate { kind, .. } => kind,
+        }
+    }
+}
+
+/// Which file the zone-file provider writes (`layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneFileLayout {
+    /// The zone's whole master file: mailzone's records between two marker comments.
+    #[default]
+    Zone,
+    /// A file of mailzone's own that the zone `$INCLUDE`s.
+    Include,
+}
+
+/// A provider setting: plain text, or a secret known only by where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting {
+    Plain(String),
+    Secret(SecretSource),
 }
 
 /// How requests reach a DNS server (`protocol`).

@@ -117,6 +117,23 @@ pub fn parse(text: &str) -> Result<Vec<Record>, ParseError> {
     Ok(records)
 }
 
+/// The character-strings of TXT RDATA in presentation form (`"v=spf1 " "-all"`), each
+/// decoded as written (RFC 1035 §5.1 escapes): the strings a provider stores, kept apart.
+pub fn character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let strings: Vec<Vec<u8>> = tokenize(text)?.into_iter().map(|(b, _)| b).collect();
+    if strings.iter().any(|s| s.len() > txt::MAX_STRING_LEN) {
+        return Err("a TXT character-string is longer than 255 bytes".into());
+    }
+    Ok(strings)
+}
+
+/// One record from its parts in presentation form (`rdata` as a provider's API holds it).
+pub fn parse_rdata(name: &Name, ttl: u32, rtype: &str, rdata: &str) -> Result<Record, String> {
+    let line = format!("{} {ttl} IN {rtype} {rdata}", name.to_absolute());
+    let tokens = tokenize(&line)?;
+    parse_tokens(&tokens)
+}
+
 /// A token and whether it was quoted (quoted tokens may contain spaces and `;`).
 type Token = (Vec<u8>, bool);
 

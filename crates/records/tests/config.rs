@@ -50,7 +50,10 @@ dnsManagement = { automatic = { dnsServer = "primary", origin = "example.org", p
         key_name,
         key,
         algorithm,
-    } = &server.provider;
+    } = &server.provider
+    else {
+        panic!("an rfc2136 server: {:?}", server.provider);
+    };
     assert_eq!(
         (host.as_str(), *port, *protocol),
         ("127.0.0.1", 5300, Transport::Tcp)
@@ -116,8 +119,45 @@ fn mistakes_name_their_key() {
             "domain.\"example.org\".dnsManagement.automatic.dnsServer",
         ),
         (
-            "[dnsServer.p]\nkind = \"cloudflare\"\nhost = \"x\"\n",
+            "[dnsServer.p]\nkind = \"cloudflair\"\nhost = \"x\"\n",
             "dnsServer.p.kind",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"cloudflare\"\nhost = \"x\"\n",
+            "dnsServer.p.apiToken",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"cloudflare\"\napiToken = \"t\"\nzoneId = \"z\"\n",
+            "dnsServer.p.zoneId",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"cloudflare\"\napiToken = \"t\"\napiTokenEnv = \"T\"\n",
+            "dnsServer.p",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"powerdns\"\nkey = \"k\"\n",
+            "dnsServer.p.url",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\n",
+            "dnsServer.p.key",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\nkey = \"k\"\nhost = \"x\"\n",
+            "dnsServer.p.host",
+        ),
+        ("[dnsServer.p]\nkind = \"zonefile\"\n", "dnsServer.p.path"),
+        (
+            "[dnsServer.p]\nkind = \"zonefile\"\npath = \"/z/{zone}\"\nzoneFile = \"/z/x\"\n",
+            "dnsServer.p.zoneFile",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nmaxRequestsPerSecond = 0\n",
+            "dnsServer.p.maxRequestsPerSecond",
+        ),
+        (
+            "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nmaxConcurrentZones = 0\n",
+            "dnsServer.p.maxConcurrentZones",
         ),
         (
             "[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"x\"\nkey = \"c2VjcmV0\"\n",
@@ -373,4 +413,53 @@ fn a_merged_table_reports_key_paths_without_lines() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("the config file is empty"), "{err}");
+}
+
+#[test]
+fn an_unknown_provider_kind_names_the_close_ones() {
+    let err = mailzone_records::config::parse(
+        &format!("{SERVER}[dnsServer.p]\nkind = \"cloudflair\"\n"),
+        Path::new("/etc/mailzone"),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "dnsServer.p.kind");
+    assert!(err.message.contains("did you mean cloudflare"), "{err}");
+    assert!(err.message.contains("mailzone providers"), "{err}");
+}
+
+#[test]
+fn every_provider_kind_loads_with_its_settings_and_secrets_stay_sources() {
+    let text = format!(
+        "{SERVER}\
+[dnsServer.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081/\"\nkeyFile = \"pdns.key\"\n\
+[dnsServer.files]\nkind = \"zonefile\"\npath = \"zones/{{zone}}.zone\"\nreloadCommand = [\"/usr/sbin/knotc\", \"zone-reload\", \"{{zone}}\"]\n\
+[dnsServer.cf]\nkind = \"Cloudflare\"\napiTokenEnv = \"CF_TOKEN\"\nmaxRequestsPerSecond = 4\n"
+    );
+    let config = mailzone_records::config::parse(&text, Path::new("/etc/mailzone")).unwrap();
+    let pdns = config.dns_server("pdns").unwrap();
+    assert!(matches!(
+        &pdns.provider,
+        DnsProvider::PowerDns { url, server_id, key: SecretSource::File(f) }
+            if url == "http://127.0.0.1:8081" && server_id == "localhost"
+                && f.path == Path::new("/etc/mailzone/pdns.key")
+    ));
+    assert_eq!(pdns.max_concurrent_zones, 16);
+    let files = config.dns_server("files").unwrap();
+    assert!(matches!(
+        &files.provider,
+        DnsProvider::ZoneFile { path, reload_command, .. }
+            if path == "/etc/mailzone/zones/{zone}.zone" && reload_command.len() == 3
+    ));
+    let cf = config.dns_server("cf").unwrap();
+    assert_eq!(cf.provider.kind(), "cloudflare");
+    assert!(matches!(
+        &cf.provider,
+        DnsProvider::DnsUpdate { settings, .. }
+            if matches!(settings.get("apiToken"), Some(mailzone_records::Setting::Secret(SecretSource::Env(v))) if v == "CF_TOKEN")
+    ));
+    assert_eq!(
+        cf.request_interval,
+        Some(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(cf.max_concurrent_zones, 4, "HTTP APIs: fewer zones at once");
 }

@@ -76,31 +76,43 @@ impl Store {
             };
             let mut definition: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-            if let Some(serde_json::Value::String(sealed)) = definition.get("key").cloned() {
-                let open = self
-                    .sealer
-                    .open(&sealed, &format!("api_dns_servers/{name}/key"))
-                    .map_err(corrupt)?;
-                definition["key"] = serde_json::Value::String(open.to_string());
+            for field in sealed_fields(&mut definition) {
+                if let Some(serde_json::Value::String(sealed)) = definition.get(&field).cloned() {
+                    let open = self
+                        .sealer
+                        .open(&sealed, &format!("api_dns_servers/{name}/{field}"))
+                        .map_err(corrupt)?;
+                    definition[&field] = serde_json::Value::String(open.to_string());
+                }
             }
             out.push((name, definition));
         }
         Ok(out)
     }
 
-    /// Creates or replaces an API-defined DNS server, sealing its `key`.
+    /// Creates or replaces an API-defined DNS server, sealing each of `secret_fields`
+    /// given as text (the TSIG or API `key`, a provider's token); which ones were sealed is
+    /// kept beside them.
     pub async fn put_api_dns_server(
         &self,
         name: &str,
         definition: &serde_json::Value,
+        secret_fields: &[String],
         now: i64,
     ) -> Result<(), StoreError> {
         let mut stored = definition.clone();
-        if let Some(serde_json::Value::String(secret)) = definition.get("key") {
-            stored["key"] = serde_json::Value::String(
-                self.sealer
-                    .seal(secret, &format!("api_dns_servers/{name}/key")),
-            );
+        let mut sealed = Vec::new();
+        for field in secret_fields {
+            if let Some(serde_json::Value::String(secret)) = definition.get(field) {
+                stored[field] = serde_json::Value::String(
+                    self.sealer
+                        .seal(secret, &format!("api_dns_servers/{name}/{field}")),
+                );
+                sealed.push(serde_json::Value::String(field.clone()));
+            }
+        }
+        if let Some(object) = stored.as_object_mut() {
+            object.insert(SEALED.into(), serde_json::Value::Array(sealed));
         }
         self.put_api_object(ApiTable::DnsServers, name, &stored.to_string(), now)
             .await
@@ -152,5 +164,20 @@ impl Store {
                 .map_err(|e| self.database_error(e))?;
             Ok(done.rows_affected() == 1)
         })
+    }
+}
+
+/// The stored definition's list of sealed fields.
+const SEALED: &str = "$sealed";
+
+/// Takes the list of sealed fields out of a stored definition; one stored before the list
+/// existed had only `key` sealed.
+fn sealed_fields(definition: &mut serde_json::Value) -> Vec<String> {
+    match definition.as_object_mut().and_then(|o| o.remove(SEALED)) {
+        Some(serde_json::Value::Array(fields)) => fields
+            .into_iter()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect(),
+        _ => vec!["key".to_string()],
     }
 }

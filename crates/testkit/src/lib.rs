@@ -54,6 +54,7 @@ mod faults;
 mod knot;
 mod ports;
 mod postgres;
+mod powerdns;
 mod process;
 mod server;
 mod tools;
@@ -68,6 +69,7 @@ pub use client::{Answer, axfr_at, nsupdate_at, query_at};
 pub use faults::{Fault, FaultProxy, Match, Rule};
 pub use ports::free_port;
 pub use postgres::{POSTGRES_TOOLS, Postgres};
+pub use powerdns::{POWERDNS_TOOLS, PowerDns};
 pub use server::DnsServer;
 pub use tools::{missing, require_tool, require_tools, test_python, test_venv_program, tool_path};
 

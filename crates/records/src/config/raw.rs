@@ -4,7 +4,9 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use crate::model::{Alignment, DmarcDisposition, MtaStsMode, Transport, TsigAlgorithm};
+use crate::model::{
+    Alignment, DmarcDisposition, MtaStsMode, Transport, TsigAlgorithm, ZoneFileLayout,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -69,18 +71,32 @@ pub(super) struct RawServeTls {
     pub(super) private_key: String,
 }
 
+/// A `[dnsServer.<name>]` table. Which keys apply depends on `kind`; the validator
+/// refuses the others by name. Keys not listed here are the settings of a `dns-update`
+/// provider (`apiToken`, `region`, …), collected in `settings`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub(super) struct RawDnsServer {
     pub(super) kind: String,
-    pub(super) host: String,
+    // rfc2136
+    pub(super) host: Option<String>,
     pub(super) port: Option<u16>,
     pub(super) protocol: Option<Transport>,
     pub(super) key_name: Option<String>,
+    pub(super) algorithm: Option<TsigAlgorithm>,
+    // rfc2136 (TSIG secret) and powerdns (API key)
     pub(super) key: Option<String>,
     pub(super) key_file: Option<String>,
     pub(super) key_env: Option<String>,
-    pub(super) algorithm: Option<TsigAlgorithm>,
+    // powerdns
+    pub(super) url: Option<String>,
+    pub(super) server_id: Option<String>,
+    // zonefile
+    pub(super) path: Option<String>,
+    pub(super) layout: Option<ZoneFileLayout>,
+    pub(super) zone_file: Option<String>,
+    pub(super) reload_command: Option<Vec<String>>,
+    // every kind
     pub(super) ttl: Option<u32>,
     pub(super) timeout: Option<String>,
     pub(super) propagation_delay: Option<String>,
@@ -88,6 +104,10 @@ pub(super) struct RawDnsServer {
     pub(super) propagation_timeout: Option<String>,
     #[serde(default)]
     pub(super) authoritative_servers: Vec<String>,
+    pub(super) max_requests_per_second: Option<f64>,
+    pub(super) max_concurrent_zones: Option<u32>,
+    #[serde(flatten)]
+    pub(super) settings: std::collections::BTreeMap<String, toml::Value>,
 }
 
 #[derive(Deserialize)]

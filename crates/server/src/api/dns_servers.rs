@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mailzone_records::DnsProvider;
+use mailzone_records::{DnsProvider, Setting};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -20,30 +20,70 @@ pub(crate) fn dns_server_json(
     server: &mailzone_records::DnsServer,
     loaded: &mailzone_engine::LoadedConfig,
 ) -> Value {
-    let DnsProvider::Rfc2136 {
-        host,
-        port,
-        protocol,
-        key_name,
-        key,
-        algorithm,
-    } = &server.provider;
-    json!({
+    let mut out = json!({
         "name": server.name,
-        "kind": "rfc2136",
-        "host": host,
-        "port": port,
-        "protocol": protocol,
-        "keyName": key_name,
-        "keySet": key.is_some(),
-        "algorithm": algorithm,
+        "kind": server.provider.kind(),
         "ttl": server.ttl,
+        "timeout": humantime::format_duration(server.timeout).to_string(),
         "propagationDelay": humantime::format_duration(server.propagation_delay).to_string(),
         "pollingInterval": humantime::format_duration(server.polling_interval).to_string(),
         "propagationTimeout": humantime::format_duration(server.propagation_timeout).to_string(),
         "authoritativeServers": server.authoritative_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "maxRequestsPerSecond": server.request_interval.map(|i| 1.0 / i.as_secs_f64()),
+        "maxConcurrentZones": server.max_concurrent_zones,
         "source": if loaded.api_dns_servers.contains(&server.name) { "api" } else { "config" },
-    })
+    });
+    let settings = match &server.provider {
+        DnsProvider::Rfc2136 {
+            host,
+            port,
+            protocol,
+            key_name,
+            key,
+            algorithm,
+        } => json!({
+            "host": host,
+            "port": port,
+            "protocol": protocol,
+            "keyName": key_name,
+            "keySet": key.is_some(),
+            "algorithm": algorithm,
+        }),
+        DnsProvider::PowerDns { url, server_id, .. } => json!({
+            "url": url,
+            "serverId": server_id,
+            "keySet": true,
+        }),
+        DnsProvider::ZoneFile {
+            path,
+            layout,
+            zone_file,
+            reload_command,
+        } => json!({
+            "path": path,
+            "layout": layout,
+            "zoneFile": zone_file,
+            "reloadCommand": reload_command,
+        }),
+        DnsProvider::DnsUpdate { settings, .. } => {
+            let mut plain = serde_json::Map::new();
+            let mut secrets_set = Vec::new();
+            for (key, value) in settings {
+                match value {
+                    Setting::Plain(text) => {
+                        plain.insert(key.clone(), Value::String(text.clone()));
+                    }
+                    Setting::Secret(_) => secrets_set.push(key.clone()),
+                }
+            }
+            plain.insert("secretsSet".into(), json!(secrets_set));
+            Value::Object(plain)
+        }
+    };
+    if let (Some(out), Value::Object(settings)) = (out.as_object_mut(), settings) {
+        out.extend(settings);
+    }
+    out
 }
 
 pub(crate) async fn list_dns_servers(State(state): State<AppState>) -> Json<Value> {

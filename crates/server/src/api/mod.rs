@@ -138,6 +138,26 @@ pub(crate) fn rfc3339(unix: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// The fields of a DNS server definition that hold secrets: the TSIG or API `key`, and
+/// the secret settings of a `dns-update` provider.
+fn secret_fields(definition: &Value) -> Vec<String> {
+    let mut fields = vec!["key".to_string()];
+    if let Some(known) = definition
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(|k| mailzone_records::config::dns_update_provider(&k.to_ascii_lowercase()))
+    {
+        fields.extend(
+            known
+                .settings
+                .iter()
+                .filter(|s| s.secret)
+                .map(|s| s.key.to_string()),
+        );
+    }
+    fields
+}
+
 /// Validates the config with a change to an API object (`None` removes it), stores the
 /// change (a DNS server's `key` sealed) and swaps the new config in.
 pub(crate) async fn apply_api_change(
@@ -147,13 +167,14 @@ pub(crate) async fn apply_api_change(
     definition: Option<&Value>,
 ) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
     // A secret of the wrong JSON type would be quoted back by the type error.
-    if definition
-        .and_then(|d| d.get("key"))
-        .is_some_and(|k| !k.is_string())
+    if let Some(definition) = definition
+        && let Some(field) = secret_fields(definition)
+            .into_iter()
+            .find(|f| definition.get(f).is_some_and(|v| !v.is_string()))
     {
-        return Err(ApiError::invalid(
-            "key: the TSIG secret must be base64 text (the value is not shown)",
-        ));
+        return Err(ApiError::invalid(format!(
+            "{field}: a secret must be text (the value is not shown)"
+        )));
     }
     let api = api_objects_with(state, kind, name, definition).await?;
     let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
@@ -172,7 +193,7 @@ pub(crate) async fn apply_api_change(
         (Kind::DnsServer, Some(definition)) => {
             state
                 .store
-                .put_api_dns_server(name, definition, now)
+                .put_api_dns_server(name, definition, &secret_fields(definition), now)
                 .await?;
         }
         (Kind::DnsServer, None) => {
