@@ -6,6 +6,7 @@ mod check;
 mod dkim;
 mod docs;
 mod init;
+mod providers;
 mod reconcile;
 mod records;
 mod serve;
@@ -96,6 +97,9 @@ enum Command {
     /// Write a man page per command (mailzone.1, mailzone-records.1, ...) into a directory,
     /// or print the main page.
     Man(docs::ManArgs),
+    /// List every DNS server kind (RFC 2136, PowerDNS, zone files, the HTTP providers of
+    /// dns-update) with its config keys and what it can do.
+    Providers(providers::ProvidersArgs),
     /// Write a commented starter config from a few questions (or flags), prefilled from
     /// Postfix or Stalwart; refuses to overwrite an existing file.
     Init(init::InitArgs),
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
             Command::Completions(args) => docs::completions(args),
             Command::Man(args) => docs::man(args),
             Command::Init(args) => init::run(args).await,
+            Command::Providers(args) => providers::run(args),
         }
     });
     match result {

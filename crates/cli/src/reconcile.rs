@@ -211,6 +211,11 @@ fn zone_text(zone: &ZoneOutcome) -> String {
         out.push_str("  in sync\n");
         return out;
     }
+    // Weaker guarantees than one atomic, conditional UPDATE are said before the changes.
+    let c = &zone.capabilities;
+    if !c.atomic || c.conditional == mailzone_dns::Conditional::No {
+        out.push_str(&format!("  provider: {}\n", c.summary()));
+    }
     for entry in entries {
         match entry {
             PlanEntry::Add(d) => {

@@ -344,18 +344,23 @@ fn tlsa_matching(m: dns_update::TlsaMatching) -> u8 {
     }
 }
 
+/// What a `dns-update` provider can do; `min_ttl` is the provider's own.
+pub fn capabilities(min_ttl: u32) -> Capabilities {
+    Capabilities {
+        read: ReadScope::Rrsets,
+        atomic: false,
+        conditional: Conditional::No,
+        serial: false,
+        txt_strings_kept: false,
+        ttl_read: false,
+        min_ttl,
+    }
+}
+
 #[async_trait]
 impl Provider for DnsUpdateProvider {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read: ReadScope::Rrsets,
-            atomic: false,
-            conditional: Conditional::No,
-            serial: false,
-            txt_strings_kept: false,
-            ttl_read: false,
-            min_ttl: self.min_ttl,
-        }
+        capabilities(self.min_ttl)
     }
 
     async fn read_zone(

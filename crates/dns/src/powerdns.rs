@@ -290,18 +290,21 @@ fn live_records(rrsets: &[Rrset], address: SocketAddr) -> Result<Vec<LiveRecord>
     Ok(out)
 }
 
+/// What this provider can do.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    read: ReadScope::WholeZone,
+    atomic: true,
+    conditional: Conditional::Serial,
+    serial: true,
+    txt_strings_kept: true,
+    ttl_read: true,
+    min_ttl: 0,
+};
+
 #[async_trait]
 impl Provider for PowerDnsProvider {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read: ReadScope::WholeZone,
-            atomic: true,
-            conditional: Conditional::Serial,
-            serial: true,
-            txt_strings_kept: true,
-            ttl_read: true,
-            min_ttl: 0,
-        }
+        CAPABILITIES
     }
 
     async fn read_zone(

@@ -555,18 +555,21 @@ fn pack(groups: &[RrsetChanges], limit: usize) -> Vec<Vec<&RrsetChanges>> {
     parts
 }
 
+/// What this provider can do.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    read: ReadScope::WholeZone,
+    atomic: true,
+    conditional: Conditional::Prerequisites,
+    serial: true,
+    txt_strings_kept: true,
+    ttl_read: true,
+    min_ttl: 0,
+};
+
 #[async_trait]
 impl Provider for Rfc2136Provider {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read: ReadScope::WholeZone,
-            atomic: true,
-            conditional: Conditional::Prerequisites,
-            serial: true,
-            txt_strings_kept: true,
-            ttl_read: true,
-            min_ttl: 0,
-        }
+        CAPABILITIES
     }
 
     async fn read_zone(

@@ -212,6 +212,7 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".mailzone-")
         .tempfile_in(dir)?;
@@ -293,8 +294,9 @@ impl ZoneFileProvider {
                     live.extend(foreign);
                     serial = zone_serial;
                 }
-                // Without a zone file, the include file's own version stands for a serial.
-                let serial = serial.unwrap_or_else(|| content_version(&text));
+                // Without a zone file there is no serial to read or to wait for: 0, and
+                // the capabilities say so (every run reads the file).
+                let serial = serial.unwrap_or(0);
                 Ok(Snapshot {
                     serial,
                     live,
@@ -360,25 +362,29 @@ struct Snapshot {
     text: Option<String>,
 }
 
-/// A 32-bit version of a file's text (FNV-1a), for an include file without a zone file.
-fn content_version(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+/// What zone files can do: with a serial (a whole zone file, or an include file with its
+/// zone file) a write is guarded by it and an unchanged zone is seen from it.
+pub fn capabilities(serial: bool) -> Capabilities {
+    Capabilities {
+        read: ReadScope::WholeZone,
+        atomic: true,
+        conditional: if serial {
+            Conditional::Serial
+        } else {
+            Conditional::No
+        },
+        serial,
+        txt_strings_kept: true,
+        ttl_read: true,
+        min_ttl: 0,
+    }
 }
 
 #[async_trait]
 impl Provider for ZoneFileProvider {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            read: ReadScope::WholeZone,
-            atomic: true,
-            conditional: Conditional::Serial,
-            serial: true,
-            txt_strings_kept: true,
-            ttl_read: true,
-            min_ttl: 0,
-        }
+        // An include file without its zone file has no serial.
+        capabilities(self.config.layout == Layout::Zone || self.config.zone_file.is_some())
     }
 
     async fn read_zone(
@@ -479,8 +485,7 @@ impl Provider for ZoneFileProvider {
                     "; mailzone's records of zone {zone}: this file is rewritten at each change.\n{}",
                     render_lines(&own)
                 );
-                let version = content_version(&text);
-                (text, version)
+                (text, 0)
             }
         };
         let io = |p: &Path, e: std::io::Error| {

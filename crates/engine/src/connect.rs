@@ -24,7 +24,12 @@ pub struct Connection {
 
 /// Connects to a DNS server of the config: its host resolved once, here; its secret read
 /// here; its requests paced when the config limits their rate.
-pub async fn connect(loaded: &LoadedConfig, server: &DnsServer) -> Result<Connection, EngineError> {
+/// `state_dir` stands for `{stateDir}` in a zone-file path.
+pub async fn connect(
+    loaded: &LoadedConfig,
+    server: &DnsServer,
+    state_dir: &Path,
+) -> Result<Connection, EngineError> {
     let key_path = format!("dnsServer.{}", server.name);
     let (provider, endpoint): (Box<dyn Provider>, Option<SocketAddr>) = match &server.provider {
         DnsProvider::Rfc2136 {
@@ -78,13 +83,14 @@ pub async fn connect(loaded: &LoadedConfig, server: &DnsServer) -> Result<Connec
             zone_file,
             reload_command,
         } => {
+            let in_state_dir = |p: &str| p.replace("{stateDir}", &state_dir.to_string_lossy());
             let config = ZoneFileConfig {
-                path: path.clone(),
+                path: in_state_dir(path),
                 layout: match layout {
                     ZoneFileLayout::Zone => Layout::Zone,
                     ZoneFileLayout::Include => Layout::Include,
                 },
-                zone_file: zone_file.clone(),
+                zone_file: zone_file.as_deref().map(in_state_dir),
                 reload: (!reload_command.is_empty()).then(|| reload_command.clone()),
                 timeout: server.timeout,
             };

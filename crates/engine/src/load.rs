@@ -312,7 +312,7 @@ fn merge_api_objects(
         for object in objects {
             if mentions_file(&object.definition) {
                 return Err(EngineError::Usage(format!(
-                    "{what} {} (defined through the API): file paths, environment variables and commands (privateKeyFile, keyFile, keyEnv, onKeyChange) are not accepted through the API",
+                    "{what} {} (defined through the API): file paths, environment variables and commands (privateKeyFile, keyFile, keyEnv, onKeyChange, reloadCommand, zonefile DNS servers) are not accepted through the API: define them in the config file",
                     object.name
                 )));
             }
@@ -335,11 +335,22 @@ fn merge_api_objects(
     Ok(table)
 }
 
+/// Whether an API object names a file, an environment variable or a command — or is a
+/// zone-file DNS server, which writes files and runs its reload command: only the config
+/// file, written by the machine's administrator, may do that.
 fn mentions_file(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::Object(map) => map.iter().any(|(k, v)| {
             let k = k.to_ascii_lowercase();
-            k.ends_with("file") || k.ends_with("env") || k == "onkeychange" || mentions_file(v)
+            k.ends_with("file")
+                || k.ends_with("env")
+                || k == "onkeychange"
+                || k == "reloadcommand"
+                || k == "path"
+                || (k == "kind"
+                    && v.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("zonefile")))
+                || mentions_file(v)
         }),
         serde_json::Value::Array(items) => items.iter().any(mentions_file),
         _ => false,

@@ -58,6 +58,8 @@ pub struct ZoneOutcome {
     /// `None` when the zone was known to be in sync (serial and desired records unchanged)
     /// and was not read at all.
     pub method: Option<ReadMethod>,
+    /// What the zone's provider can do (`plan` shows it when a change is not atomic).
+    pub capabilities: Capabilities,
     pub serial: u32,
     pub changes: ChangeSet,
     pub applied: bool,
@@ -170,7 +172,7 @@ pub async fn reconcile(
         if !connections.contains_key(&item.server.name) {
             // A server that cannot be used fails its zones only; the others go on. Tried
             // again for each of its zones, so each failure is its own.
-            match connect::connect(loaded, item.server).await {
+            match connect::connect(loaded, item.server, store.state_dir()).await {
                 Ok(connection) => {
                     connections.insert(item.server.name.clone(), connection);
                 }
@@ -589,6 +591,7 @@ async fn reconcile_zone(
                 dns_server: server_name.clone(),
                 domains: item.domains.clone(),
                 method: None,
+                capabilities,
                 serial,
                 changes: ChangeSet::default(),
                 applied: false,
@@ -622,6 +625,7 @@ async fn reconcile_zone(
             dns_server: server_name.clone(),
             domains: item.domains.clone(),
             method: Some(snapshot.method),
+            capabilities,
             serial: snapshot.serial,
             changes,
             applied: false,
@@ -721,6 +725,25 @@ async fn reconcile_zone(
             Err(e) => return Err(dns(e)),
         }
     }
+}
+
+fn capabilities_json(c: &Capabilities) -> serde_json::Value {
+    serde_json::json!({
+        "read": match c.read {
+            mailzone_dns::ReadScope::WholeZone => "zone",
+            mailzone_dns::ReadScope::Rrsets => "rrsets",
+        },
+        "atomic": c.atomic,
+        "conditional": match c.conditional {
+            mailzone_dns::Conditional::Prerequisites => "prerequisites",
+            mailzone_dns::Conditional::Serial => "serial",
+            mailzone_dns::Conditional::No => "none",
+        },
+        "serial": c.serial,
+        "txtStringsKept": c.txt_strings_kept,
+        "ttlRead": c.ttl_read,
+        "minTtl": c.min_ttl,
+    })
 }
 
 /// The desired records as the provider will hold them: TTLs below its minimum raised to it.
@@ -833,6 +856,7 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
         "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
         "serial": zone.serial,
         "readBy": zone.method.map(ReadMethod::name),
+        "capabilities": capabilities_json(&zone.capabilities),
         "applied": zone.applied,
         "updatesSent": zone.updates_sent,
         "replans": zone.replans,

@@ -225,13 +225,21 @@ pub struct Store {
     pool: Pool,
     /// The SQLite file, or the PostgreSQL URL without its password (for messages).
     db_path: PathBuf,
+    /// The state directory (`--state-dir`): the sealing key, and files a provider keeps.
+    state_dir: PathBuf,
     sealer: std::sync::Arc<Sealer>,
 }
 
 impl Store {
+    /// The state directory this store was opened with.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
     /// Opens (creating if needed) the SQLite state database in `state_dir` and applies
     /// pending migrations.
     pub async fn open_sqlite(state_dir: &Path) -> Result<Store, StoreError> {
+        let state_dir_kept = state_dir.to_path_buf();
         let state_dir = state_dir.to_path_buf();
         let db_path = state_dir.join(DATABASE_FILE_NAME);
 
@@ -272,6 +280,7 @@ impl Store {
         let store = Store {
             pool: Pool::Sqlite(pool),
             db_path,
+            state_dir: state_dir_kept,
             sealer,
         };
         if let Err(e) = store.migrate().await {
@@ -328,6 +337,7 @@ impl Store {
         let store = Store {
             pool: Pool::Postgres(pool),
             db_path: shown,
+            state_dir: state_dir.to_path_buf(),
             sealer: std::sync::Arc::new(sealer),
         };
         store.seal_plaintext_keys().await?;

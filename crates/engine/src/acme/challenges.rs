@@ -125,7 +125,7 @@ pub(crate) async fn publish(
     }
     for ((zone, _), (server, records)) in by_zone {
         progress.step(&zone, "publishing ACME challenge records");
-        let connection = connect::connect(loaded, &server).await?;
+        let connection = connect::connect(loaded, &server, store.state_dir()).await?;
         let provider = connection.provider.as_ref();
         let dns = |error| EngineError::Dns {
             zone: zone.to_string(),
@@ -250,7 +250,7 @@ pub(crate) async fn remove(
                 .collect(),
             ..ChangeSet::default()
         };
-        let result = match connect::connect(loaded, &p.server).await {
+        let result = match connect::connect(loaded, &p.server, store.state_dir()).await {
             Ok(connection) => connection
                 .provider
                 .apply(&changes)

@@ -163,7 +163,7 @@ impl Validator<'_> {
             return Err(ConfigError::new(
                 format!("{key}.path"),
                 raw.path.as_deref(),
-                "the file to write is needed; {zone} stands for the zone's name, e.g. /var/lib/knot/{zone}.zone",
+                "the file to write is needed; {zone} stands for the zone's name and {stateDir} for the state directory, e.g. /var/lib/knot/{zone}.zone",
             ));
         }
         let layout = raw.layout.unwrap_or_default();
@@ -174,7 +174,12 @@ impl Validator<'_> {
                 "zoneFile is the file that $INCLUDEs mailzone's: only with layout = \"include\"",
             ));
         }
+        // `{stateDir}` is the state directory, known when publishing; other relative
+        // paths are relative to the config file.
         let resolve = |k: &str, p: &str| -> Result<String> {
+            if p.starts_with("{stateDir}") {
+                return Ok(p.to_string());
+            }
             Ok(self
                 .file(&format!("{key}.{k}"), p)?
                 .path
