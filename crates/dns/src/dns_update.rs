@@ -414,6 +414,9 @@ impl Provider for DnsUpdateProvider {
                 records,
                 zone.to_absolute(),
             );
+            if sent > 0 {
+                crate::crash::point("rrset-written");
+            }
             self.bounded(&doing, call).await?;
             sent += 1;
         }

@@ -6,6 +6,7 @@
 //! mailzone's records and back.
 
 pub mod convert;
+pub mod crash;
 pub mod dns_update;
 pub mod error;
 pub mod paced;

@@ -1,0 +1,117 @@
+//! The `dns-update` path end to end: `mailzone apply` through the library's PowerDNS
+//! provider (`kind = "pdns"`, RRset by RRset over the HTTP API) against a real PowerDNS,
+//! killed with SIGKILL between two RRset writes (`MAILZONE_CRASH_AT=rrset-written`), then
+//! run again: every record published once, the foreign ones untouched, and a third run
+//! that writes nothing.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mailzone_testkit::{POWERDNS_TOOLS, PowerDns, ZoneSpec, query_at};
+
+const ZONE: &str = "du.test";
+
+fn mailzone(dir: &Path, args: &[&str], crash_at: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailzone"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"));
+    if let Some(step) = crash_at {
+        command.env("MAILZONE_CRASH_AT", step);
+    }
+    command.output().unwrap()
+}
+
+fn dig(server: &PowerDns, name: &str, rtype: &str) -> Vec<String> {
+    let mut rdata = query_at(server.dns, name, rtype).unwrap().rdata;
+    rdata.sort();
+    rdata
+}
+
+#[test]
+fn a_run_killed_between_two_rrset_writes_is_finished_by_the_next() {
+    if !mailzone_testkit::require_tools(POWERDNS_TOOLS) {
+        return;
+    }
+    let foreign = "@ 3600 IN TXT \"google-site-verification=abc\"\nwww 3600 IN A 192.0.2.80\n";
+    let server = PowerDns::start(&[ZoneSpec::new(ZONE, foreign)]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[server]
+hostname = "mail.du.test"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.pdns]
+kind = "pdns"
+endpoint = "{url}"
+apiKeyEnv = "PDNS_TEST_KEY"
+maxRequestsPerSecond = 200
+
+[domain."du.test"]
+dmarc = {{ policy = "reject" }}
+caa = {{ issuers = ["letsencrypt.org"] }}
+dkimManagement = {{ manual = {{ keys = [] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "pdns", publishRecords = ["mx", "spf", "dmarc", "caa", "address"] }} }}
+"#,
+        url = server.api_url
+    );
+    std::fs::write(tmp.path().join("mailzone.toml"), config).unwrap();
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("PDNS_TEST_KEY", &server.api_key) };
+
+    let killed = mailzone(tmp.path(), &["apply"], Some("rrset-written"));
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "{:?}: {}",
+        killed.status,
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    // The first RRset was written, not the others.
+    let written = ["MX", "CAA", "A"]
+        .iter()
+        .filter(|t| !dig(&server, ZONE, t).is_empty())
+        .count()
+        + usize::from(!dig(&server, "_dmarc.du.test", "TXT").is_empty())
+        + usize::from(!dig(&server, "mail.du.test", "A").is_empty());
+    assert!(
+        written <= 1,
+        "only one RRset before the kill, saw {written}"
+    );
+
+    let finished = mailzone(tmp.path(), &["apply"], None);
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    assert_eq!(dig(&server, ZONE, "MX"), vec!["10 mail.du.test."]);
+    assert_eq!(dig(&server, "mail.du.test", "A"), vec!["192.0.2.10"]);
+    assert_eq!(dig(&server, "www.du.test", "A"), vec!["192.0.2.80"]);
+    let txt = dig(&server, ZONE, "TXT");
+    assert_eq!(txt.len(), 2, "the foreign TXT and one SPF: {txt:?}");
+    assert!(txt.contains(&"\"google-site-verification=abc\"".to_string()));
+    assert_eq!(dig(&server, "_dmarc.du.test", "TXT").len(), 1);
+    assert_eq!(
+        dig(&server, ZONE, "CAA"),
+        vec![
+            "0 iodef \"mailto:postmaster@du.test\"",
+            "0 issue \"letsencrypt.org\""
+        ]
+    );
+
+    // Converged: the plan is empty (exit 0 with --detailed-exitcode) and nothing is written.
+    let plan = mailzone(tmp.path(), &["plan", "--detailed-exitcode"], None);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+}
