@@ -932,6 +932,43 @@ fn domain_created_through_the_api_is_published() {
             .contains("onKeyChange"),
         "{e}"
     );
+    // Nor a zone-file DNS server, which writes files and runs its reload command.
+    let (status, e) = service.post(
+        "/api/v1/dnsServers",
+        &json!({ "name": "files", "kind": "zonefile", "path": "/etc/cron.d/{zone}", "reloadCommand": ["/bin/sh", "-c", "id"] }),
+    );
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("zonefile"),
+        "{e}"
+    );
+    assert_eq!(service.get("/api/v1/dnsServers/files").0, 404);
+    // An HTTP provider's token is write-only and sealed at rest.
+    let (status, created) = service.post(
+        "/api/v1/dnsServers",
+        &json!({ "name": "cf", "kind": "cloudflare", "apiToken": "cf-token-never-shown", "maxRequestsPerSecond": 4 }),
+    );
+    assert_eq!(status, 201, "{created}");
+    let (_, shown) = service.get("/api/v1/dnsServers/cf");
+    assert_eq!(shown["kind"], "cloudflare", "{shown}");
+    assert_eq!(shown["secretsSet"], json!(["apiToken"]), "{shown}");
+    assert!(
+        !shown.to_string().contains("cf-token-never-shown"),
+        "{shown}"
+    );
+    assert!(
+        !created.to_string().contains("cf-token-never-shown"),
+        "{created}"
+    );
+    let db = std::fs::read(dir.path().join("state/mailzone.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("state/mailzone.db-wal")).unwrap_or_default();
+    let needle = b"cf-token-never-shown";
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the token is sealed"
+        );
+    }
     assert_eq!(service.get("/api/v1/domains/other.test").0, 404);
 
     // The commands run beside the service see it too: its DKIM key reaches the MTA through
