@@ -138,26 +138,13 @@ pub fn run(args: ProvidersArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn entry_json(e: &Entry) -> serde_json::Value {
-    let c = &e.capabilities;
     json!({
         "kind": e.kind,
         "title": e.title,
         "settings": e.keys.iter().map(|(key, secret, required, help)| json!({
             "key": key, "secret": secret, "required": required, "help": help,
         })).collect::<Vec<_>>(),
-        "capabilities": {
-            "readWholeZone": c.read == mailzone_dns::ReadScope::WholeZone,
-            "atomic": c.atomic,
-            "conditional": match c.conditional {
-                mailzone_dns::Conditional::Prerequisites => "prerequisites",
-                mailzone_dns::Conditional::Serial => "serial",
-                mailzone_dns::Conditional::No => "none",
-            },
-            "serial": c.serial,
-            "txtStringsKept": c.txt_strings_kept,
-            "ttlRead": c.ttl_read,
-            "minTtl": c.min_ttl,
-        },
+        "capabilities": e.capabilities.json(),
     })
 }
 

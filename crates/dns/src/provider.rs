@@ -93,6 +93,26 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// The JSON shape shown by `plan --format json`, the API and `mailzone providers`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "read": match self.read {
+                ReadScope::WholeZone => "zone",
+                ReadScope::Rrsets => "rrsets",
+            },
+            "atomic": self.atomic,
+            "conditional": match self.conditional {
+                Conditional::Prerequisites => "prerequisites",
+                Conditional::Serial => "serial",
+                Conditional::No => "none",
+            },
+            "serial": self.serial,
+            "txtStringsKept": self.txt_strings_kept,
+            "ttlRead": self.ttl_read,
+            "minTtl": self.min_ttl,
+        })
+    }
+
     /// One line for `plan`: "atomic: yes, conditional: prerequisites, serial: yes, …".
     pub fn summary(&self) -> String {
         let atomic = if self.atomic {

@@ -727,25 +727,6 @@ async fn reconcile_zone(
     }
 }
 
-fn capabilities_json(c: &Capabilities) -> serde_json::Value {
-    serde_json::json!({
-        "read": match c.read {
-            mailzone_dns::ReadScope::WholeZone => "zone",
-            mailzone_dns::ReadScope::Rrsets => "rrsets",
-        },
-        "atomic": c.atomic,
-        "conditional": match c.conditional {
-            mailzone_dns::Conditional::Prerequisites => "prerequisites",
-            mailzone_dns::Conditional::Serial => "serial",
-            mailzone_dns::Conditional::No => "none",
-        },
-        "serial": c.serial,
-        "txtStringsKept": c.txt_strings_kept,
-        "ttlRead": c.ttl_read,
-        "minTtl": c.min_ttl,
-    })
-}
-
 /// The desired records as the provider will hold them: TTLs below its minimum raised to it.
 fn desired_for(desired: &[DesiredRecord], capabilities: &Capabilities) -> Vec<DesiredRecord> {
     desired
@@ -856,7 +837,7 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
         "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
         "serial": zone.serial,
         "readBy": zone.method.map(ReadMethod::name),
-        "capabilities": capabilities_json(&zone.capabilities),
+        "capabilities": zone.capabilities.json(),
         "applied": zone.applied,
         "updatesSent": zone.updates_sent,
         "replans": zone.replans,

@@ -8,10 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mailzone_engine::{
-    AfterRead, EngineError, FailureClass, ReconcileReport, ReconcileRequest, RecordsRequest,
-    Silent, load_config, reconcile,
-};
+use mailzone_engine::{AfterRead, EngineError, FailureClass, ReconcileReport};
+mod common;
+
 use mailzone_testkit::{POWERDNS_TOOLS, PowerDns, ZoneSpec, query_at};
 
 const ZONE: &str = "pdns.test";
@@ -53,24 +52,7 @@ async fn run(
     text: &str,
     after_read: Option<AfterRead>,
 ) -> Result<ReconcileReport, EngineError> {
-    let path = dir.join("mailzone.toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_config(&path)?;
-    let request = ReconcileRequest {
-        records: RecordsRequest {
-            domains: vec![],
-            types: vec![],
-            state_dir: dir.join("state"),
-            now_unix: 1_795_651_200,
-            store: None,
-        },
-        apply: true,
-        force: false,
-        delete_limit: 0.3,
-        after_read,
-        concurrency: 4,
-    };
-    reconcile(&loaded, &request, &Silent).await
+    common::apply(dir, text, after_read).await
 }
 
 fn dig(server: &PowerDns, name: &str, rtype: &str) -> Vec<String> {

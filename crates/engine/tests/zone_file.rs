@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mailzone_engine::{
-    EngineError, ReconcileReport, ReconcileRequest, RecordsRequest, Silent, load_config, reconcile,
-};
+use mailzone_engine::{EngineError, ReconcileReport};
+mod common;
+
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, tool_path};
 
 const ZONE: &str = "zf.test";
@@ -53,24 +53,7 @@ fn knotc_reload(server: &DnsServer) -> String {
 }
 
 async fn run(dir: &Path, text: &str) -> Result<ReconcileReport, EngineError> {
-    let path = dir.join("mailzone.toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_config(&path)?;
-    let request = ReconcileRequest {
-        records: RecordsRequest {
-            domains: vec![],
-            types: vec![],
-            state_dir: dir.join("state"),
-            now_unix: 1_795_651_200,
-            store: None,
-        },
-        apply: true,
-        force: false,
-        delete_limit: 0.3,
-        after_read: None,
-        concurrency: 4,
-    };
-    reconcile(&loaded, &request, &Silent).await
+    common::apply(dir, text, None).await
 }
 
 fn start(records: &str) -> Option<DnsServer> {
