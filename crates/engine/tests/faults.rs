@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mailzone_engine::{
-    EngineError, ReconcileReport, ReconcileRequest, RecordsRequest, Silent, load_config, reconcile,
-};
+use mailzone_engine::{EngineError, ReconcileReport};
+mod common;
+
 use mailzone_testkit::{
     DnsServer, Fault, FaultProxy, Match, Rule, ServerKind, ServerOptions, TsigKey, ZoneSpec,
 };
@@ -65,24 +65,12 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx",
 }
 
 async fn run(dir: &Path, text: &str, apply: bool) -> Result<ReconcileReport, EngineError> {
-    let path = dir.join("mailzone.toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_config(&path)?;
-    let request = ReconcileRequest {
-        records: RecordsRequest {
-            domains: vec![],
-            types: vec![],
-            state_dir: dir.join("state"),
-            now_unix: 1_795_651_200,
-            store: None,
-        },
+    let run = common::Run {
+        domains: &[],
         apply,
-        force: false,
-        delete_limit: 0.3,
         after_read: None,
-        concurrency: 4,
     };
-    reconcile(&loaded, &request, &Silent).await
+    common::reconcile_text(dir, text, run).await
 }
 
 fn change_count(report: &ReconcileReport) -> usize {

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use mailzone_engine::{
-    ReconcileReport, ReconcileRequest, RecordsRequest, Silent, load_config, reconcile,
-};
+use mailzone_engine::ReconcileReport;
+mod common;
+
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
 const ZONE: &str = "crash.test";
@@ -45,24 +45,12 @@ async fn run(
     text: &str,
     domains: &[&str],
 ) -> Result<ReconcileReport, mailzone_engine::EngineError> {
-    let path = dir.join("mailzone.toml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_config(&path)?;
-    let request = ReconcileRequest {
-        records: RecordsRequest {
-            domains: domains.iter().map(|d| d.to_string()).collect(),
-            types: vec![],
-            state_dir: dir.join("state"),
-            now_unix: 1_795_651_200,
-            store: None,
-        },
+    let run = common::Run {
+        domains,
         apply: true,
-        force: false,
-        delete_limit: 0.3,
         after_read: None,
-        concurrency: 4,
     };
-    reconcile(&loaded, &request, &Silent).await
+    common::reconcile_text(dir, text, run).await
 }
 
 fn deletes(report: &ReconcileReport) -> Vec<String> {

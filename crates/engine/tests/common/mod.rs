@@ -1,4 +1,6 @@
-//! Shared by the engine's integration tests: one apply of a config text.
+//! Shared by the engine's integration tests: a plan or apply of a config text.
+
+#![allow(dead_code)] // each test binary uses its part
 
 use std::path::Path;
 
@@ -7,29 +9,52 @@ use mailzone_engine::{
     reconcile,
 };
 
-/// Writes `text` as `dir/mailzone.toml` and applies every domain of it, state in
-/// `dir/state`, at a fixed time.
-pub async fn apply(
+/// What one run of [`reconcile_text`] does.
+pub struct Run<'a> {
+    /// The domains selected; empty: all of them.
+    pub domains: &'a [&'a str],
+    /// Apply, or only plan.
+    pub apply: bool,
+    pub after_read: Option<AfterRead>,
+}
+
+/// Writes `text` as `dir/mailzone.toml` and plans or applies it, state in `dir/state`, at a
+/// fixed time.
+pub async fn reconcile_text(
     dir: &Path,
     text: &str,
-    after_read: Option<AfterRead>,
+    run: Run<'_>,
 ) -> Result<ReconcileReport, EngineError> {
     let path = dir.join("mailzone.toml");
     std::fs::write(&path, text).unwrap();
     let loaded = load_config(&path)?;
     let request = ReconcileRequest {
         records: RecordsRequest {
-            domains: vec![],
+            domains: run.domains.iter().map(|d| d.to_string()).collect(),
             types: vec![],
             state_dir: dir.join("state"),
             now_unix: 1_795_651_200,
             store: None,
         },
-        apply: true,
+        apply: run.apply,
         force: false,
         delete_limit: 0.3,
-        after_read,
+        after_read: run.after_read,
         concurrency: 4,
     };
     reconcile(&loaded, &request, &Silent).await
+}
+
+/// [`reconcile_text`] applying every domain.
+pub async fn apply(
+    dir: &Path,
+    text: &str,
+    after_read: Option<AfterRead>,
+) -> Result<ReconcileReport, EngineError> {
+    let run = Run {
+        domains: &[],
+        apply: true,
+        after_read,
+    };
+    reconcile_text(dir, text, run).await
 }
