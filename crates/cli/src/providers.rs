@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use mailzone_dns::Capabilities;
-use mailzone_records::config::{DNS_UPDATE_PROVIDERS, ProviderKind, close_kinds};
+use mailzone_records::config::{ProviderKind, close_kinds, provider_kinds};
 use serde_json::json;
 
 use crate::args::Format;
@@ -17,104 +17,27 @@ pub struct ProvidersArgs {
     pub format: Format,
 }
 
-/// One kind as listed.
+/// One kind as listed: its keys, and what its provider can do.
 struct Entry {
-    kind: &'static str,
-    title: &'static str,
-    /// (key, secret, required, help)
-    keys: Vec<(String, bool, bool, &'static str)>,
+    kind: &'static ProviderKind,
     capabilities: Capabilities,
 }
 
-fn native() -> Vec<Entry> {
-    let key = |k: &str, secret, required, help| (k.to_string(), secret, required, help);
-    vec![
-        Entry {
-            kind: "rfc2136",
-            title: "RFC 2136 dynamic updates with TSIG (Knot, BIND, PowerDNS, NSD behind a primary…)",
-            keys: vec![
-                key("host", false, true, "the primary's host name or address"),
-                key("port", false, false, "53 by default"),
-                key("protocol", false, false, "tcp (default) or udp"),
-                key("keyName", false, false, "the TSIG key's name"),
-                key("key", true, false, "the TSIG secret, base64"),
-                key(
-                    "algorithm",
-                    false,
-                    false,
-                    "hmac-sha256 (default), hmac-sha384, hmac-sha512",
-                ),
-            ],
-            capabilities: mailzone_dns::rfc2136::CAPABILITIES,
-        },
-        Entry {
-            kind: "powerdns",
-            title: "PowerDNS Authoritative, through its HTTP API",
-            keys: vec![
-                key(
-                    "url",
-                    false,
-                    true,
-                    "the API's base URL, e.g. http://127.0.0.1:8081",
-                ),
-                key("serverId", false, false, "localhost by default"),
-                key("key", true, true, "the API key (api-key in pdns.conf)"),
-            ],
-            capabilities: mailzone_dns::powerdns::CAPABILITIES,
-        },
-        Entry {
-            kind: "zonefile",
-            title: "Zone files on disk (BIND, NSD, Knot), with a reload command",
-            keys: vec![
-                key(
-                    "path",
-                    false,
-                    true,
-                    "the file written; {zone} and {stateDir} stand for the zone and the state directory",
-                ),
-                key(
-                    "layout",
-                    false,
-                    false,
-                    "zone (the whole zone file, default) or include (a file the zone $INCLUDEs)",
-                ),
-                key(
-                    "zoneFile",
-                    false,
-                    false,
-                    "with layout = include: the zone file that includes it (its serial is bumped)",
-                ),
-                key(
-                    "reloadCommand",
-                    false,
-                    false,
-                    "argv run after each write, e.g. [\"knotc\", \"zone-reload\", \"{zone}\"]",
-                ),
-            ],
-            capabilities: mailzone_dns::zone_file::capabilities(true),
-        },
-    ]
-}
-
-fn dns_update(kind: &'static ProviderKind) -> Entry {
-    Entry {
-        kind: kind.kind,
-        title: kind.title,
-        keys: kind
-            .settings
-            .iter()
-            .map(|s| (s.key.to_string(), s.secret, s.required, s.help))
-            .collect(),
-        capabilities: mailzone_dns::dns_update::capabilities(kind.min_ttl),
-    }
+fn entry(kind: &'static ProviderKind) -> Entry {
+    let capabilities = match kind.kind {
+        "rfc2136" => mailzone_dns::rfc2136::CAPABILITIES,
+        "powerdns" => mailzone_dns::powerdns::CAPABILITIES,
+        "zonefile" => mailzone_dns::zone_file::capabilities(true),
+        _ => mailzone_dns::dns_update::capabilities(kind.min_ttl),
+    };
+    Entry { kind, capabilities }
 }
 
 pub fn run(args: ProvidersArgs) -> anyhow::Result<ExitCode> {
-    let mut entries = native();
-    entries.extend(DNS_UPDATE_PROVIDERS.iter().map(dns_update));
+    let mut entries: Vec<Entry> = provider_kinds().map(entry).collect();
     if let Some(wanted) = &args.kind {
         let wanted = wanted.trim().to_ascii_lowercase();
-        entries.retain(|e| e.kind == wanted);
+        entries.retain(|e| e.kind.kind == wanted);
         if entries.is_empty() {
             let close = close_kinds(&wanted);
             let hint = if close.is_empty() {
@@ -139,10 +62,10 @@ pub fn run(args: ProvidersArgs) -> anyhow::Result<ExitCode> {
 
 fn entry_json(e: &Entry) -> serde_json::Value {
     json!({
-        "kind": e.kind,
-        "title": e.title,
-        "settings": e.keys.iter().map(|(key, secret, required, help)| json!({
-            "key": key, "secret": secret, "required": required, "help": help,
+        "kind": e.kind.kind,
+        "title": e.kind.title,
+        "settings": e.kind.settings.iter().map(|s| json!({
+            "key": s.key, "secret": s.secret, "required": s.required, "help": s.help,
         })).collect::<Vec<_>>(),
         "capabilities": e.capabilities.json(),
     })
@@ -153,13 +76,14 @@ fn entry_json(e: &Entry) -> serde_json::Value {
 fn text(entries: &[Entry], detailed: bool) -> String {
     let mut out = String::new();
     for e in entries {
-        out.push_str(&format!("{:<18} {}\n", e.kind, e.title));
-        for (key, secret, required, help) in &e.keys {
+        out.push_str(&format!("{:<18} {}\n", e.kind.kind, e.kind.title));
+        for setting in e.kind.settings {
+            let (key, help) = (setting.key, setting.help);
             let mut notes = Vec::new();
-            if *required {
+            if setting.required {
                 notes.push("required");
             }
-            if *secret {
+            if setting.secret {
                 notes.push("secret: also {key}File, {key}Env");
             }
             let notes = if notes.is_empty() {

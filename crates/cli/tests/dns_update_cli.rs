@@ -64,6 +64,20 @@ dnsManagement = {{ automatic = {{ dnsServer = "pdns", publishRecords = ["mx", "s
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("PDNS_TEST_KEY", &server.api_key) };
 
+    // The plan says the changes go RRset by RRset, without a guard against other writers.
+    let plan = mailzone(tmp.path(), &["plan"], None);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("provider: read: RRset by RRset; atomic: no — applied RRset by RRset; conditional writes: no"),
+        "{text}{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let plan = mailzone(tmp.path(), &["plan", "--format", "json"], None);
+    let json: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let capabilities = &json["zones"][0]["capabilities"];
+    assert_eq!(capabilities["atomic"], false, "{json}");
+    assert_eq!(capabilities["conditional"], "none", "{json}");
+
     let killed = mailzone(tmp.path(), &["apply"], Some("rrset-written"));
     assert_eq!(
         killed.status.signal(),
@@ -114,4 +128,34 @@ dnsManagement = {{ automatic = {{ dnsServer = "pdns", publishRecords = ["mx", "s
         String::from_utf8_lossy(&plan.stdout),
         String::from_utf8_lossy(&plan.stderr)
     );
+}
+
+/// `mailzone providers`: every kind (mailzone's three and dns-update's 72) with its keys and
+/// capabilities; a typo gets the close names.
+#[test]
+fn providers_lists_every_kind_with_its_keys_and_capabilities() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["providers", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let kinds: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kinds.len(), 3 + 72);
+    let by_kind = |k: &str| kinds.iter().find(|e| e["kind"] == k).unwrap().clone();
+    let pdns = by_kind("powerdns");
+    assert_eq!(pdns["capabilities"]["atomic"], true);
+    assert_eq!(pdns["capabilities"]["conditional"], "serial");
+    let cloudflare = by_kind("cloudflare");
+    assert_eq!(cloudflare["settings"][0]["key"], "apiToken");
+    assert_eq!(cloudflare["settings"][0]["secret"], true);
+    assert_eq!(cloudflare["capabilities"]["atomic"], false);
+    assert_eq!(cloudflare["capabilities"]["minTtl"], 60);
+
+    let typo = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["providers", "powerdsn"])
+        .output()
+        .unwrap();
+    assert_eq!(typo.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(stderr.contains("did you mean powerdns"), "{stderr}");
 }

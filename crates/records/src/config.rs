@@ -16,10 +16,9 @@ mod dkim_management;
 mod dns_server;
 mod domain;
 mod providers;
-pub use dns_server::NATIVE_KINDS;
 pub use providers::{
-    DNS_UPDATE_PROVIDERS, ProviderKind, Setting as ProviderSetting, close_kinds,
-    dns_update_provider,
+    DNS_UPDATE_PROVIDERS, NATIVE_PROVIDERS, ProviderKind, Setting as ProviderSetting, close_kinds,
+    dns_update_provider, provider_kind, provider_kinds,
 };
 mod raw;
 mod service;

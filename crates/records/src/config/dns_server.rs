@@ -5,9 +5,6 @@
 use super::raw::*;
 use super::*;
 
-/// The kinds mailzone implements itself; the others are `dns-update`'s.
-pub const NATIVE_KINDS: [&str; 3] = ["rfc2136", "powerdns", "zonefile"];
-
 /// Keys every kind takes.
 const COMMON_KEYS: [&str; 9] = [
     "kind",
@@ -209,8 +206,7 @@ impl Validator<'_> {
         let mut settings = std::collections::BTreeMap::new();
         for setting in known.settings {
             let value = if setting.secret {
-                self.secret_setting(key, setting.key, raw)?
-                    .map(Setting::Secret)
+                self.secret(key, setting.key, raw)?.map(Setting::Secret)
             } else {
                 plain_setting(key, setting.key, raw)?.map(Setting::Plain)
             };
@@ -242,7 +238,8 @@ impl Validator<'_> {
         })
     }
 
-    /// A secret given once as `<name>`, `<name>File` or `<name>Env`.
+    /// A secret given once as `<name>`, `<name>File` or `<name>Env`: `key` (TSIG or API
+    /// key) has fields of its own, a provider's secret settings are among `settings`.
     fn secret(&self, key: &str, name: &str, raw: &RawDnsServer) -> Result<Option<SecretSource>> {
         if name == "key" {
             return self.secret_of(
@@ -252,18 +249,6 @@ impl Validator<'_> {
                 raw.key_file.clone(),
                 raw.key_env.clone(),
             );
-        }
-        self.secret_setting(key, name, raw)
-    }
-
-    fn secret_setting(
-        &self,
-        key: &str,
-        name: &str,
-        raw: &RawDnsServer,
-    ) -> Result<Option<SecretSource>> {
-        if name == "key" {
-            return self.secret(key, name, raw);
         }
         let text = |suffix: &str| -> Result<Option<String>> {
             let full = format!("{name}{suffix}");
@@ -341,7 +326,11 @@ fn unknown_kind(key: &str, kind: &str) -> ConfigError {
         Some(kind),
         format!(
             "unknown DNS server kind{hint} (`mailzone providers` lists every kind: {}, and {} providers of dns-update)",
-            NATIVE_KINDS.join(", "),
+            super::providers::NATIVE_PROVIDERS
+                .iter()
+                .map(|p| p.kind)
+                .collect::<Vec<_>>()
+                .join(", "),
             super::providers::DNS_UPDATE_PROVIDERS.len()
         ),
     )
@@ -350,44 +339,24 @@ fn unknown_kind(key: &str, kind: &str) -> ConfigError {
 /// A key that belongs to another kind (or to none) is refused by name, so a typo or a
 /// half-edited table never passes silently.
 fn refuse_other_kinds_keys(key: &str, provider: &DnsProvider, raw: &RawDnsServer) -> Result<()> {
-    let own: Vec<String> = match provider {
-        DnsProvider::Rfc2136 { .. } => [
-            "host",
-            "port",
-            "protocol",
-            "keyName",
-            "algorithm",
-            "key",
-            "keyFile",
-            "keyEnv",
-        ]
-        .map(String::from)
-        .to_vec(),
-        DnsProvider::PowerDns { .. } => ["url", "serverId", "key", "keyFile", "keyEnv"]
-            .map(String::from)
-            .to_vec(),
-        DnsProvider::ZoneFile { .. } => ["path", "layout", "zoneFile", "reloadCommand"]
-            .map(String::from)
-            .to_vec(),
-        DnsProvider::DnsUpdate { kind, .. } => super::providers::dns_update_provider(kind)
-            .map(|p| {
-                p.settings
-                    .iter()
-                    .flat_map(|s| {
-                        if s.secret {
-                            vec![
-                                s.key.to_string(),
-                                format!("{}File", s.key),
-                                format!("{}Env", s.key),
-                            ]
-                        } else {
-                            vec![s.key.to_string()]
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
+    let own: Vec<String> = super::providers::provider_kind(provider.kind())
+        .map(|p| {
+            p.settings
+                .iter()
+                .flat_map(|s| {
+                    if s.secret {
+                        vec![
+                            s.key.to_string(),
+                            format!("{}File", s.key),
+                            format!("{}Env", s.key),
+                        ]
+                    } else {
+                        vec![s.key.to_string()]
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let given = [
         ("host", raw.host.is_some()),
         ("port", raw.port.is_some()),

@@ -1,4 +1,5 @@
-//! The DNS providers reachable through the `dns-update` library: each kind's config keys.
+//! The DNS server kinds and their config keys: mailzone's own (`rfc2136`, `powerdns`,
+//! `zonefile`) and the providers reachable through the `dns-update` library.
 //!
 //! Pure data: one [`ProviderKind`] per `DnsUpdater::new_*` constructor of `dns-update` 0.6.1
 //! (built with its `ring` feature), except RFC 2136 (mailzone's own `rfc2136` kind) and the
@@ -101,6 +102,60 @@ const fn kind(
         min_ttl,
     }
 }
+
+/// The kinds mailzone implements itself, with their own keys (the keys every kind takes,
+/// `ttl`, `timeout`, the propagation timings…, are not listed).
+pub static NATIVE_PROVIDERS: &[ProviderKind] = &[
+    kind(
+        "rfc2136",
+        "RFC 2136 dynamic updates with TSIG (Knot, BIND, PowerDNS, NSD behind a primary…)",
+        0,
+        &[
+            req("host", "the primary's host name or address"),
+            opt("port", "53 by default"),
+            opt("protocol", "tcp (default) or udp"),
+            opt("keyName", "the TSIG key's name"),
+            opt_secret("key", "the TSIG secret, base64"),
+            opt(
+                "algorithm",
+                "hmac-sha256 (default), hmac-sha384, hmac-sha512",
+            ),
+        ],
+    ),
+    kind(
+        "powerdns",
+        "PowerDNS Authoritative, through its HTTP API",
+        0,
+        &[
+            req("url", "the API's base URL, e.g. http://127.0.0.1:8081"),
+            opt("serverId", "localhost by default"),
+            secret("key", "the API key (api-key in pdns.conf)"),
+        ],
+    ),
+    kind(
+        "zonefile",
+        "Zone files on disk (BIND, NSD, Knot), with a reload command",
+        0,
+        &[
+            req(
+                "path",
+                "the file written; {zone} and {stateDir} stand for the zone and the state directory",
+            ),
+            opt(
+                "layout",
+                "zone (the whole zone file, default) or include (a file the zone $INCLUDEs)",
+            ),
+            opt(
+                "zoneFile",
+                "with layout = include: the zone file that includes it (its serial is bumped)",
+            ),
+            opt(
+                "reloadCommand",
+                "argv run after each write, e.g. [\"knotc\", \"zone-reload\", \"{zone}\"]",
+            ),
+        ],
+    ),
+];
 
 /// Every `dns-update` provider kind, sorted by kind.
 pub static DNS_UPDATE_PROVIDERS: &[ProviderKind] = &[
@@ -854,6 +909,16 @@ pub fn dns_update_provider(kind: &str) -> Option<&'static ProviderKind> {
     DNS_UPDATE_PROVIDERS.iter().find(|p| p.kind == kind)
 }
 
+/// Every kind: mailzone's own, then those of `dns-update`.
+pub fn provider_kinds() -> impl Iterator<Item = &'static ProviderKind> {
+    NATIVE_PROVIDERS.iter().chain(DNS_UPDATE_PROVIDERS)
+}
+
+/// The kind named `kind`, native or `dns-update`.
+pub fn provider_kind(kind: &str) -> Option<&'static ProviderKind> {
+    provider_kinds().find(|p| p.kind == kind)
+}
+
 /// Up to three known kinds closest to `kind` (edit distance), for "unknown kind" errors.
 ///
 /// Case, `-`, `_`, `.` and spaces are ignored ("Route-53" is close to "route53"); a kind that
@@ -865,8 +930,7 @@ pub fn close_kinds(kind: &str) -> Vec<&'static str> {
         return Vec::new();
     }
     let limit = (wanted.chars().count() / 3).max(2);
-    let mut scored: Vec<(usize, &'static str)> = DNS_UPDATE_PROVIDERS
-        .iter()
+    let mut scored: Vec<(usize, &'static str)> = provider_kinds()
         .filter_map(|p| {
             let candidate = normalize(p.kind);
             let distance = edit_distance(&wanted, &candidate);
