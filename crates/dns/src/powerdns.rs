@@ -83,6 +83,17 @@ struct ApiError {
     error: Option<String>,
 }
 
+/// The host and port of the API's URL (the port of its scheme when none is written), for
+/// resolving the address errors name; `None` for a URL that does not parse or has no host.
+pub fn api_host(url: &str) -> Option<(String, u16)> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Some((host.to_string(), url.port_or_known_default()?))
+}
+
 impl PowerDnsProvider {
     pub fn new(config: PowerDnsConfig) -> Result<PowerDnsProvider, DnsError> {
         let client = reqwest::Client::builder()
@@ -361,5 +372,25 @@ impl Provider for PowerDnsProvider {
 
     fn messages_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_host_and_port_come_from_the_url() {
+        let host = |u| api_host(u);
+        assert_eq!(
+            host("http://127.0.0.1:8081"),
+            Some(("127.0.0.1".into(), 8081))
+        );
+        assert_eq!(
+            host("https://pdns.example/api/v1"),
+            Some(("pdns.example".into(), 443))
+        );
+        assert_eq!(host("http://[::1]:8081/"), Some(("::1".into(), 8081)));
+        assert_eq!(host("not a url"), None);
     }
 }

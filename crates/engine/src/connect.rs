@@ -62,7 +62,12 @@ pub async fn connect(
             server_id,
             key,
         } => {
-            let (host, port) = url_host(url);
+            let (host, port) = mailzone_dns::powerdns::api_host(url).ok_or_else(|| {
+                EngineError::InvalidConfig(format!(
+                    "{}: {key_path}.url: not a URL with a host: {url}",
+                    loaded.path.display()
+                ))
+            })?;
             let address = resolve(loaded, server, &host, port).await?;
             let config = PowerDnsConfig {
                 url: url.clone(),
@@ -123,28 +128,6 @@ pub async fn connect(
         None => provider,
     };
     Ok(Connection { provider, endpoint })
-}
-
-/// The host and port of an `http(s)://host[:port]/…` URL.
-fn url_host(url: &str) -> (String, u16) {
-    let (default_port, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (443, rest),
-        Some((_, rest)) => (80, rest),
-        None => (80, url),
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']').unwrap_or((v6, ""));
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return (host.to_string(), port.unwrap_or(default_port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.parse::<u16>().is_ok() => {
-            (host.to_string(), port.parse().unwrap_or(default_port))
-        }
-        _ => (authority.to_string(), default_port),
-    }
 }
 
 /// The first address of `host`, asked of the system's resolver within the server's
