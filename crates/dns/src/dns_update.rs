@@ -403,8 +403,11 @@ impl Provider for DnsUpdateProvider {
                 .iter()
                 .filter_map(|r| to_library(&r.record.data))
                 .collect();
-            // A listing has no TTLs: an RRset kept without an add gets the usual TTL.
-            let ttl = write.ttl.filter(|t| *t > 0).unwrap_or(3600);
+            // A listing has no TTLs: an RRset kept without an add gets the default TTL.
+            let ttl = write
+                .ttl
+                .filter(|t| *t > 0)
+                .unwrap_or(mailzone_records::config::DEFAULT_TTL);
             self.requests.fetch_add(1, Ordering::Relaxed);
             let doing = format!("writing {} {}", write.name, write.rtype);
             let call = self.updater.set_rrset(

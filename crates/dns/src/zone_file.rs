@@ -15,6 +15,10 @@
 //! command runs (argv, no shell); when it fails, the previous file is put back.
 //! The serial read is compared with the file's just before writing (someone edited it
 //! meanwhile: a conflict, re-planned).
+//!
+//! Records are read with hickory's master-file parser. The SOA serial is found by a small
+//! tokenizer here because the edit needs its byte position in the text, which the parser
+//! does not give, and every other byte must stay as it was.
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
