@@ -90,9 +90,7 @@ impl DnsUpdateProvider {
             // "BadRequest …", "Failed to send request …"): read back from there.
             E::Api(ref detail) => match api_status(detail) {
                 Some(code) => status(code),
-                None if detail.starts_with("Failed to send") => {
-                    DnsError::unreachable(NO_SERVER, message)
-                }
+                None if never_answered(detail) => DnsError::unreachable(NO_SERVER, message),
                 None => DnsError::permanent(NO_SERVER, Cause::Http(0), message),
             },
             E::Unsupported(_) | E::InvalidRegion => {
@@ -152,17 +150,25 @@ impl DnsUpdateProvider {
     }
 }
 
-/// The status at the start of the library's API error text.
+/// The HTTP status in the library's API error text: its shared client writes "HTTP 503: …"
+/// or "BadRequest …", some providers their own words ("Route53 API error: 429 Too Many
+/// Requests - …"). Only an error status (400–599) right after one of those is taken.
 fn api_status(detail: &str) -> Option<u16> {
-    if detail.starts_with("BadRequest") {
+    if detail.starts_with("BadRequest") || detail.contains(" BadRequest") {
         return Some(400);
     }
-    detail
-        .strip_prefix("HTTP ")?
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    ["HTTP ", "error: "].iter().find_map(|marker| {
+        let (_, after) = detail.split_once(marker)?;
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        let code: u16 = digits.parse().ok().filter(|_| digits.len() == 3)?;
+        (400..=599).contains(&code).then_some(code)
+    })
+}
+
+/// Whether the library's API error text says the request never got an answer (its shared
+/// client's "Failed to send request", reqwest's own "error sending request").
+fn never_answered(detail: &str) -> bool {
+    detail.starts_with("Failed to send") || detail.contains("error sending request")
 }
 
 fn record_type(rtype: &str) -> Option<dns_update::DnsRecordType> {
@@ -507,7 +513,42 @@ mod tests {
     fn the_status_is_read_from_the_library_text() {
         assert_eq!(api_status("HTTP 503: busy"), Some(503));
         assert_eq!(api_status("BadRequest {}"), Some(400));
+        assert_eq!(api_status("Route53 BadRequest: <Error/>"), Some(400));
+        assert_eq!(
+            api_status("Route53 API error: 429 Too Many Requests - <Throttling/>"),
+            Some(429)
+        );
         assert_eq!(api_status("Failed to send request to x"), None);
+        assert_eq!(api_status("HTTP 200 but odd"), None);
+        assert!(never_answered(
+            "error sending request for url (http://127.0.0.1:9/2013-04-01/hostedzone/Z/rrset)"
+        ));
+    }
+
+    #[test]
+    fn route53_throttling_after_the_library_retries_is_transient() {
+        let settings: catalog::Settings = [
+            ("accessKeyId", "AKIDEXAMPLE"),
+            ("secretAccessKey", "s3cr3t-key-value"),
+            ("hostedZoneId", "Z1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Zeroizing::new(v.to_string())))
+        .collect();
+        let provider =
+            DnsUpdateProvider::new("route53", &settings, Duration::from_secs(5)).unwrap();
+        let throttled = dns_update::Error::Api(
+            "Route53 API error: 429 Too Many Requests - <Throttling/> s3cr3t-key-value".into(),
+        );
+        let e = provider.error("writing x TXT", throttled);
+        assert_eq!(e.class(), crate::ErrorClass::Transient, "{e}");
+        assert!(!e.to_string().contains("s3cr3t-key-value"), "{e}");
+        let refused = dns_update::Error::Api("error sending request for url (x)".into());
+        let e = provider.error("reading x TXT", refused);
+        assert_eq!(e.cause(), Cause::Unreachable, "{e}");
+        let denied = dns_update::Error::Api("Route53 API error: 403 Forbidden - denied".into());
+        let e = provider.error("reading x TXT", denied);
+        assert_eq!(e.cause(), Cause::Auth, "{e}");
     }
 
     #[test]
