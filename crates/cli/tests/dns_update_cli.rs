@@ -159,3 +159,132 @@ fn providers_lists_every_kind_with_its_keys_and_capabilities() {
     let stderr = String::from_utf8_lossy(&typo.stderr);
     assert!(stderr.contains("did you mean powerdns"), "{stderr}");
 }
+
+/// A moto Route 53 server on a free loopback port, killed when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto(program: &Path) -> Moto {
+    let port = mailzone_testkit::free_port();
+    let child = Command::new(program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = mailzone_testkit::poll_until(std::time::Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(ready, "moto_server did not start");
+    Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// Runs boto3 against moto: `script` gets a client `c`; what it prints is returned.
+fn boto3(python: &Path, moto: &Moto, script: &str) -> String {
+    let prelude = format!(
+        "import boto3\nc = boto3.client('route53', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n",
+        moto.url
+    );
+    let out = Command::new(python)
+        .args(["-c", &format!("{prelude}{script}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// dns-update's Route 53 provider (`kind = "route53"`, `endpoint` on loopback) against moto's
+/// Route 53 API: published, the foreign TXT value kept in the shared RRset, then in sync.
+#[test]
+fn route53_through_dns_update_against_moto() {
+    let Some(program) = mailzone_testkit::test_venv_program("moto_server") else {
+        return;
+    };
+    let Some(python) = mailzone_testkit::test_python(&["boto3"]) else {
+        return;
+    };
+    let moto = start_moto(&program);
+    let zone_id = boto3(
+        &python,
+        &moto,
+        "z = c.create_hosted_zone(Name='r53.test.', CallerReference='mailzone')['HostedZone']['Id']\n\
+         c.change_resource_record_sets(HostedZoneId=z, ChangeBatch={'Changes': [{'Action': 'CREATE', 'ResourceRecordSet': {'Name': 'r53.test.', 'Type': 'TXT', 'TTL': 300, 'ResourceRecords': [{'Value': '\"google-site-verification=abc\"'}]}}]})\n\
+         print(z.split('/')[-1])",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[server]
+hostname = "mail.r53.test"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.aws]
+kind = "route53"
+accessKeyId = "test"
+secretAccessKey = "test"
+hostedZoneId = "{zone}"
+endpoint = "{url}"
+
+[domain."r53.test"]
+dmarc = {{ policy = "reject" }}
+dkimManagement = {{ manual = {{ keys = [] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "aws", publishRecords = ["mx", "spf", "dmarc", "address"] }} }}
+"#,
+        zone = zone_id.trim(),
+        url = moto.url
+    );
+    std::fs::write(tmp.path().join("mailzone.toml"), config).unwrap();
+
+    let applied = mailzone(tmp.path(), &["apply"], None);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let listed = boto3(
+        &python,
+        &moto,
+        &format!(
+            "for r in c.list_resource_record_sets(HostedZoneId='{}')['ResourceRecordSets']:\n    print(r['Name'], r['Type'], sorted(x['Value'] for x in r.get('ResourceRecords', [])))",
+            zone_id.trim()
+        ),
+    );
+    assert!(
+        listed.contains("r53.test. MX ['10 mail.r53.test.']"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("r53.test. TXT ['\"google-site-verification=abc\"', '\"v=spf1 mx -all\"']"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("mail.r53.test. A ['192.0.2.10']"),
+        "{listed}"
+    );
+    assert!(listed.contains("_dmarc.r53.test. TXT"), "{listed}");
+
+    let plan = mailzone(tmp.path(), &["plan", "--detailed-exitcode"], None);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&plan.stdout),
+        String::from_utf8_lossy(&plan.stderr)
+    );
+}
