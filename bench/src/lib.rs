@@ -5,9 +5,14 @@
 //! Key generation and certificate parsing happen once, in [`Fixture::new`]; they are not
 //! what is measured.
 //!
-//! The `reconcile_table` program (mailzone vs octoDNS against one Knot) uses [`pcap`] to
-//! count the DNS messages each tool sent and [`octodns`] to give octoDNS the same records.
+//! The reconcile programs (`reconcile_table`: mailzone vs octoDNS against one Knot;
+//! `powerdns_table`: the same against one PowerDNS through its HTTP API) share
+//! [`mail_zones`] (the zones, the config, the records), [`measure`] (a tool's wall time,
+//! peak RSS and CPU), [`octodns`] (the peer and its zone files) and [`pcap`] (DNS messages
+//! counted from a capture).
 
+pub mod mail_zones;
+pub mod measure;
 pub mod octodns;
 pub mod pcap;
 

@@ -1,4 +1,5 @@
-//! The same records as octoDNS zone files: `mailzone records --format json` output turned
+//! octoDNS, the peer of the reconcile benchmarks: its venv (octoDNS with its RFC 2136 and
+//! PowerDNS providers, made on first use), and the same records as octoDNS zone files: `mailzone records --format json` output turned
 //! into one YAML file per zone for octoDNS's `YamlProvider` (so that both tools publish
 //! identical data in the reconcile benchmark).
 //!
@@ -12,6 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::mail_zones::ByZone;
+use crate::measure::{run_quiet, which};
 
 /// One record as `mailzone records --format json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +206,98 @@ fn yaml_value(r: &JsonRecord) -> Result<String, String> {
 /// A YAML double-quoted scalar (JSON string syntax is a subset of it).
 fn quote(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
+}
+
+/// The versions measured, and the nearest ones taken when those cannot be installed.
+const PINS: [&str; 3] = [
+    "octodns==1.22.0",
+    "octodns-bind==1.1.0",
+    "octodns-powerdns==1.2.0",
+];
+const NEAREST: [&str; 3] = [
+    "octodns>=1.22,<2",
+    "octodns-bind>=1.1,<2",
+    "octodns-powerdns>=1.2,<2",
+];
+
+/// `bench/.venv-octodns` with octoDNS, octodns-bind and octodns-powerdns, made when
+/// missing; returns the venv and the versions installed (`octodns 1.22.0, …`).
+pub fn octodns_venv() -> Result<(PathBuf, String), String> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-octodns");
+    let sync = venv.join("bin/octodns-sync");
+    // A venv copied from elsewhere (another checkout path, another Python) has scripts
+    // pointing at an interpreter that is not there: make it anew then.
+    if sync.is_file()
+        && let Ok(versions) = octodns_versions(&venv)
+    {
+        return Ok((venv, versions));
+    }
+    eprintln!("octoDNS: creating {} (pip install)", venv.display());
+    let python3 = which("python3").ok_or("python3 is needed for octoDNS")?;
+    run_quiet(
+        Command::new(python3)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    let pip = venv.join("bin/pip");
+    let pinned = run_quiet(Command::new(&pip).args(["install", "--quiet"]).args(PINS));
+    if let Err(e) = pinned {
+        eprintln!("octoDNS: the pinned versions did not install ({e}); taking the nearest");
+        run_quiet(
+            Command::new(&pip)
+                .args(["install", "--quiet"])
+                .args(NEAREST),
+        )?;
+    }
+    let versions = octodns_versions(&venv)?;
+    Ok((venv, versions))
+}
+
+/// `octodns 1.22.0, octodns-bind 1.1.0, octodns-powerdns 1.2.0, dnspython 2.9.2, …`, from
+/// the venv (an error when one of them is missing).
+pub fn octodns_versions(venv: &Path) -> Result<String, String> {
+    let python = venv.join("bin/python");
+    let output = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m, platform; \
+             print(', '.join(f'{p} {m.version(p)}' for p in ('octodns', 'octodns-bind', 'octodns-powerdns', 'dnspython', 'requests')) + ', Python ' + platform.python_version())",
+        ])
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the octoDNS venv is broken: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// One octoDNS YAML zone file per zone in `zone_dir`: mailzone's records plus the kit's
+/// apex NS and `ns1` glue (octoDNS owns whole zones and would delete them otherwise).
+pub fn write_zone_files(zone_dir: &Path, zones: &[String], records: &ByZone) -> Result<(), String> {
+    for zone in zones {
+        let absolute = format!("{zone}.");
+        let mut all = records[&absolute].clone();
+        // What the kit's zone file holds besides the SOA: octoDNS would delete it otherwise.
+        all.push(JsonRecord::new(
+            &absolute,
+            "NS",
+            3600,
+            &format!("ns1.{absolute}"),
+        ));
+        all.push(JsonRecord::new(
+            &format!("ns1.{absolute}"),
+            "A",
+            3600,
+            "127.0.0.1",
+        ));
+        let yaml = zone_yaml(&absolute, &all)?;
+        std::fs::write(zone_dir.join(format!("{absolute}yaml")), yaml)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

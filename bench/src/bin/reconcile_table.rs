@@ -24,7 +24,6 @@
 //! Options: `--zones N`, `--skip-octodns`, `--no-capture` (no tcpdump: octoDNS's DNS
 //! messages are then "n/a").
 
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -32,26 +31,25 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mailzone_bench::examples_dir;
-use mailzone_bench::octodns::{JsonRecord, zone_of, zone_yaml};
+use mailzone_bench::mail_zones::{
+    ByZone, MAIL_HOST, NEW_RSA_SELECTOR, OLD_RSA_SELECTOR, mailzone_config, records_by_zone,
+    verify_samples, zone_name,
+};
+use mailzone_bench::measure::{
+    duration, helper_mode, load_average, machine_busy, mailzone_binary, mib, openssl_rsa_key,
+    print_markdown_table, ratio, run_measured, wait_for_quiet, which,
+};
+use mailzone_bench::octodns::{octodns_venv, write_zone_files};
 use mailzone_bench::pcap::{DnsCounts, count_client_messages, thousands};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
 const DEFAULT_ZONES: usize = 1_000;
 /// mailzone's no-op runs are repeated this many times (median reported).
 const NOOP_RUNS: usize = 3;
-/// Every domain's server: outside all the zones (see the README: 26 records per zone).
-const MAIL_HOST: &str = "mail.bench.test";
-const PUBLISH_RECORDS: &str = r#"["mx", "spf", "dkim", "dmarc", "mtaSts", "tlsRpt", "srv", "autoConfig", "autoConfigLegacy", "autoDiscover", "caa", "tlsa", "address"]"#;
-const OLD_RSA_SELECTOR: &str = "202611r";
-const NEW_RSA_SELECTOR: &str = "202612r";
-const OCTODNS_PINS: [&str; 2] = ["octodns==1.22.0", "octodns-bind==1.1.0"];
-const OCTODNS_NEAREST: [&str; 2] = ["octodns>=1.22,<2", "octodns-bind>=1.1,<2"];
 /// How long after a tool exits knotd's CPU time is read again (trailing work).
 const SETTLE: Duration = Duration::from_millis(200);
 /// How long tcpdump is left running after a tool exits (libpcap's 1 s buffer timeout).
 const CAPTURE_DRAIN: Duration = Duration::from_millis(1_500);
-/// How long a run waits for the machine to be idle before it starts anyway.
-const QUIET_WAIT: Duration = Duration::from_secs(60);
 /// The reconcile targets.
 const TARGET_CPU_FACTOR: f64 = 1.5;
 const TARGET_WARM: Duration = Duration::from_millis(250);
@@ -65,12 +63,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, report, dash, program, rest @ ..] = raw.as_slice()
-        && flag == "--spawn-measured"
-        && dash == "--"
-    {
-        return spawn_measured(Path::new(report), program, rest);
+    if let Some(code) = helper_mode() {
+        return code;
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -112,10 +106,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-fn zone_name(i: usize) -> String {
-    format!("z{i:05}.bench.test")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -229,105 +219,6 @@ impl Capture {
     }
 }
 
-/// How a measured run ended, as the helper process reports it.
-struct ChildReport {
-    wall: Duration,
-    peak_rss_kib: u64,
-    cpu: Duration,
-    /// The wait status (`wait4`).
-    status: libc::c_int,
-}
-
-/// The helper mode (`reconcile_table --spawn-measured REPORT -- PROGRAM ARGS…`): runs the
-/// program with this process's stdio, waits for it with `wait4` and writes
-/// `wall_ns maxrss_kib cpu_us status` to REPORT.
-///
-/// Why a helper: `ru_maxrss` is the high-water mark of the child's address space, and a
-/// child spawned by `posix_spawn` (vfork) or `fork` starts in its parent's address space,
-/// so its `ru_maxrss` is at least the parent's peak RSS at that moment (Linux keeps the
-/// maximum across `exec`). This program holds the records of every zone (tens of MiB);
-/// the helper, freshly started, holds about 2 MiB, so the figure is the tool's own.
-fn spawn_measured(report: &Path, program: &str, args: &[String]) -> ExitCode {
-    let start = Instant::now();
-    let child = match Command::new(program).args(args).spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            eprintln!("reconcile_table: {program}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: `rusage` is plain old data that wait4 fills in; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not reaped yet (std only reaps in `wait`, never
-    // called on `child`); both pointers are to live locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
-    drop(child);
-    if reaped != pid {
-        eprintln!(
-            "reconcile_table: wait4: {}",
-            std::io::Error::last_os_error()
-        );
-        return ExitCode::FAILURE;
-    }
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    let cpu = micros(usage.ru_utime) + micros(usage.ru_stime);
-    let line = format!("{} {} {cpu} {status}\n", wall.as_nanos(), usage.ru_maxrss);
-    match std::fs::write(report, line) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reconcile_table: {}: {e}", report.display());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs `program args` through the helper; stdout and stderr go to `out` and `err`.
-fn run_measured(
-    program: &Path,
-    args: &[&std::ffi::OsStr],
-    out: &Path,
-    err: &Path,
-) -> Result<ChildReport, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
-    let report = out.with_extension("rusage");
-    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
-    let status = Command::new(exe)
-        .arg("--spawn-measured")
-        .arg(&report)
-        .arg("--")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file(out)?)
-        .stderr(file(err)?)
-        .status()
-        .map_err(|e| format!("the measuring helper: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "the measuring helper failed: {}",
-            std::fs::read_to_string(err).unwrap_or_default()
-        ));
-    }
-    let text =
-        std::fs::read_to_string(&report).map_err(|e| format!("{}: {e}", report.display()))?;
-    let fields: Vec<i128> = text
-        .split_whitespace()
-        .map(|f| f.parse().map_err(|_| format!("bad helper report {text:?}")))
-        .collect::<Result<_, _>>()?;
-    let [wall, rss, cpu, status] = fields[..] else {
-        return Err(format!("bad helper report {text:?}"));
-    };
-    Ok(ChildReport {
-        wall: Duration::from_nanos(wall as u64),
-        peak_rss_kib: rss as u64,
-        cpu: Duration::from_micros(cpu as u64),
-        status: status as libc::c_int,
-    })
-}
-
 /// Runs `program args` (stdout and stderr into files) and measures it: wall time, peak
 /// RSS, its CPU time, knotd's CPU time and, with `tcpdump`, what it sent to the server.
 fn measure(
@@ -383,46 +274,6 @@ fn measure(
         others_cpu: machine.saturating_sub(child.cpu + knot_cpu),
         captured,
     })
-}
-
-/// Waits (up to [`QUIET_WAIT`]) until the machine has been nearly idle for half a second
-/// (under 10 % of its cores busy), so that a run does not start in the middle of someone
-/// else's build. The others' CPU column shows what happened during the run anyway.
-fn wait_for_quiet() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let window = Duration::from_millis(500);
-    let deadline = Instant::now() + QUIET_WAIT;
-    let mut said = false;
-    while Instant::now() < deadline {
-        let before = machine_busy();
-        std::thread::sleep(window);
-        if machine_busy().saturating_sub(before) < (window * cores) / 10 {
-            return;
-        }
-        if !said {
-            eprintln!("  (waiting for the machine to be idle)");
-            said = true;
-        }
-    }
-}
-
-/// The CPU time the whole machine has spent busy (all cores, from `/proc/stat`: user,
-/// nice, system, irq, softirq, steal), in clock ticks of 10 ms.
-fn machine_busy() -> Duration {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: u64 = stat
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(1)
-        .enumerate()
-        .filter(|(i, _)| matches!(i, 0 | 1 | 2 | 5 | 6 | 7))
-        .filter_map(|(_, v)| v.parse::<u64>().ok())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -544,45 +395,8 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                let pad = " ".repeat(w - c.chars().count());
-                if i >= 2 {
-                    format!("{pad}{c}")
-                } else {
-                    format!("{c}{pad}")
-                }
-            })
-            .collect();
-        println!("| {} |", padded.join(" | "));
-    };
-    line(&header.map(String::from));
-    // Numbers right-aligned (`---:`), text left-aligned.
-    let rule: Vec<String> = widths
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i >= 2 {
-                format!("{}:", "-".repeat(w + 1))
-            } else {
-                "-".repeat(w + 2)
-            }
-        })
-        .collect();
-    println!("|{}|", rule.join("|"));
-    for row in &cells {
-        line(row);
-    }
+    let cells: Vec<Vec<String>> = cells.into_iter().map(Vec::from).collect();
+    print_markdown_table(&header, &cells, 2);
     println!();
     println!(
         "{} zones `z00000.bench.test` …, each receiving the same 26 records from both tools \
@@ -744,290 +558,24 @@ fn short(op: Op) -> &'static str {
     }
 }
 
-fn duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs >= 1.0 {
-        format!("{secs:.2} s")
-    } else {
-        format!("{:.0} ms", secs * 1e3)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> String {
-    if b.is_zero() {
-        return "–".into();
-    }
-    let r = a.as_secs_f64() / b.as_secs_f64();
-    if r >= 10.0 {
-        format!("{r:.0}×")
-    } else if r >= 0.1 {
-        format!("{r:.2}×")
-    } else {
-        format!("{r:.3}×")
-    }
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
 // ---------------------------------------------------------------------------------------
 // The setup: binaries, knotd, configs, records.
 
-/// `MAILZONE_BIN`, else `target/release/mailzone` of this workspace.
-fn mailzone_binary() -> Result<PathBuf, String> {
-    let path = match std::env::var_os("MAILZONE_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/mailzone"),
-    };
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} is missing: build it first with `cargo build --release -p mailzone` \
-             (or point MAILZONE_BIN at a mailzone binary)",
-            path.display()
-        ))
-    }
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|dir| dir.join(tool))
-        .find(|p| p.is_file())
+/// The keys of the `[dnsServer.primary]` table for the knotd of the benchmark.
+fn rfc2136_table(server: &DnsServer) -> String {
+    let port = server.addr.port();
+    format!(
+        "kind = \"rfc2136\"\nhost = \"127.0.0.1\"\nport = {port}\nprotocol = \"tcp\"\n\
+         keyName = \"{}\"\nkey = \"{}\"\nalgorithm = \"hmac-sha256\"\nttl = 300\n\
+         propagationDelay = \"0s\"\nauthoritativeServers = [\"127.0.0.1:{port}\"]",
+        server.key.name, server.key.secret_base64
+    )
 }
 
 fn start_knot(zones: &[String], key: &TsigKey) -> Result<DnsServer, String> {
     let specs: Vec<ZoneSpec> = zones.iter().map(|z| ZoneSpec::empty(z)).collect();
     DnsServer::start(ServerKind::Knot, &specs, key, &ServerOptions::default())
         .map_err(|e| format!("starting knotd: {e}"))
-}
-
-/// The mailzone config: every zone under automatic management on the knotd at `port`,
-/// with the Ed25519 key `202611e` and the RSA key `rsa_selector` from `rsa_file`.
-fn mailzone_config(
-    zones: &[String],
-    server: &DnsServer,
-    examples: &Path,
-    rsa_selector: &str,
-    rsa_file: &Path,
-) -> String {
-    use std::fmt::Write as _;
-    let port = server.addr.port();
-    let mut text = format!(
-        r#"[server]
-hostname = "{MAIL_HOST}"
-ipv4 = ["192.0.2.10"]
-ipv6 = ["2001:db8::10"]
-reportAddress = "mailto:postmaster"
-
-[[server.mailExchangers]]
-hostname = "{MAIL_HOST}"
-priority = 10
-
-[server.services]
-imap = {{ cleartext = false }}
-pop3 = {{ enabled = false }}
-submission = {{ cleartext = true }}
-jmap = {{}}
-caldav = {{}}
-carddav = {{}}
-
-[server.tls]
-certificate = "{certificate}"
-
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-protocol = "tcp"
-keyName = "{key_name}"
-key = "{secret}"
-algorithm = "hmac-sha256"
-ttl = 300
-propagationDelay = "0s"
-authoritativeServers = ["127.0.0.1:{port}"]
-"#,
-        certificate = examples.join("certs/mail.example.org.pem").display(),
-        key_name = server.key.name,
-        secret = server.key.secret_base64,
-    );
-    let ed25519 = examples.join("keys/202611e.pem");
-    for zone in zones {
-        let _ = write!(
-            text,
-            r#"
-[domain."{zone}"]
-dmarc = {{ policy = "reject" }}
-mtaSts = {{ mode = "enforce", maxAge = 604800 }}
-caa = {{ issuers = ["letsencrypt.org"] }}
-dkimManagement = {{ manual = {{ keys = [
-  {{ selector = "202611e", privateKeyFile = "{ed25519}" }},
-  {{ selector = "{rsa_selector}", privateKeyFile = "{rsa}" }},
-] }} }}
-dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = {PUBLISH_RECORDS} }} }}
-"#,
-            ed25519 = ed25519.display(),
-            rsa = rsa_file.display(),
-        );
-    }
-    text
-}
-
-/// `mailzone records --format json` of a config, by zone (absolute names).
-fn records_by_zone(
-    mailzone: &Path,
-    config: &Path,
-    state_dir: &Path,
-    zones: &[String],
-) -> Result<ByZone, String> {
-    let output = Command::new(mailzone)
-        .args(["records", "--format", "json", "--config"])
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{}: {e}", mailzone.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "mailzone records failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let records = JsonRecord::parse_all(&String::from_utf8_lossy(&output.stdout))?;
-    let absolute: Vec<String> = zones.iter().map(|z| format!("{z}.")).collect();
-    let mut by_zone: BTreeMap<String, Vec<JsonRecord>> = BTreeMap::new();
-    for r in records {
-        let zone = zone_of(&r.name, &absolute)
-            .ok_or_else(|| format!("{} is in none of the zones", r.name))?;
-        by_zone.entry(zone.to_owned()).or_default().push(r);
-    }
-    if by_zone.len() != zones.len() {
-        return Err(format!(
-            "mailzone records gave records for {} of {} zones",
-            by_zone.len(),
-            zones.len()
-        ));
-    }
-    Ok(by_zone)
-}
-
-/// A few zones to check with kdig: the first, the middle one and the last.
-fn sample_zones(zones: &[String]) -> Vec<&String> {
-    let mut picks = vec![0, zones.len() / 2, zones.len() - 1];
-    picks.dedup();
-    picks.into_iter().map(|i| &zones[i]).collect()
-}
-
-/// The text of a TXT RDATA as kdig prints it (`"a" "b"` → `ab`).
-fn txt_text(rdata: &str) -> String {
-    let mut out = String::new();
-    let mut chars = rdata.chars();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', _) => quoted = !quoted,
-            ('\\', true) => {
-                let next: String = chars.clone().take(3).collect();
-                if next.len() == 3 && next.chars().all(|d| d.is_ascii_digit()) {
-                    out.push(char::from(next.parse::<u8>().unwrap_or(b'?')));
-                    chars.nth(2);
-                } else if let Some(escaped) = chars.next() {
-                    out.push(escaped);
-                }
-            }
-            (c, true) => out.push(c),
-            (_, false) => {}
-        }
-    }
-    out
-}
-
-/// Checks with kdig (not through mailzone's code) that knotd serves exactly `records` at
-/// each of their (name, type), and nothing at `absent` names' TXT.
-fn verify_served(
-    server: &DnsServer,
-    zone: &str,
-    records: &[JsonRecord],
-    absent_txt: &[String],
-) -> Result<(), String> {
-    let mut expected: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for r in records {
-        let value = if r.rtype == "TXT" {
-            r.value.clone()
-        } else {
-            r.rdata.to_ascii_lowercase()
-        };
-        expected
-            .entry((r.name.to_ascii_lowercase(), r.rtype.clone()))
-            .or_default()
-            .push(value);
-    }
-    for ((name, rtype), mut want) in expected {
-        let answer = server
-            .try_query(&name, &rtype)
-            .map_err(|e| format!("kdig {name} {rtype}: {e}"))?;
-        let mut got: Vec<String> = answer
-            .rdata
-            .iter()
-            .map(|d| {
-                if rtype == "TXT" {
-                    txt_text(d)
-                } else {
-                    d.to_ascii_lowercase()
-                }
-            })
-            .collect();
-        if rtype == "TXT" {
-            // Other TXT values may share the name (none here): only ours must be there.
-            got.retain(|g| want.contains(g));
-        }
-        want.sort();
-        got.sort();
-        if got != want {
-            return Err(format!(
-                "{zone}: knotd serves {name} {rtype} as {:?}, expected {want:?}",
-                answer.rdata
-            ));
-        }
-    }
-    for name in absent_txt {
-        let answer = server
-            .try_query(name, "TXT")
-            .map_err(|e| format!("kdig {name} TXT: {e}"))?;
-        if !answer.rdata.is_empty() {
-            return Err(format!(
-                "{zone}: {name} TXT should be gone but is {:?}",
-                answer.rdata
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn verify_samples(
-    server: &DnsServer,
-    zones: &[String],
-    records: &ByZone,
-    absent_selector: Option<&str>,
-) -> Result<(), String> {
-    for zone in sample_zones(zones) {
-        let absent: Vec<String> = absent_selector
-            .map(|s| vec![format!("{s}._domainkey.{zone}.")])
-            .unwrap_or_default();
-        verify_served(server, zone, &records[&format!("{zone}.")], &absent)?;
-        // The kit's glue must survive too (octoDNS owns whole zones).
-        let glue = server
-            .try_query(&format!("ns1.{zone}"), "A")
-            .map_err(|e| e.to_string())?;
-        if glue.rdata != ["127.0.0.1"] {
-            return Err(format!("{zone}: ns1 A is {:?}", glue.rdata));
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1180,9 +728,6 @@ struct Bench<'a> {
     key: &'a TsigKey,
 }
 
-/// The records mailzone generates, by zone (absolute name).
-type ByZone = BTreeMap<String, Vec<JsonRecord>>;
-
 /// mailzone's rows; returns the records of the configs of (a)/(b) and of (c).
 fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZone), String> {
     let Bench {
@@ -1204,11 +749,23 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     };
     write(
         &config_a,
-        mailzone_config(zones, &server, examples, OLD_RSA_SELECTOR, &old_rsa),
+        mailzone_config(
+            zones,
+            &rfc2136_table(&server),
+            examples,
+            OLD_RSA_SELECTOR,
+            &old_rsa,
+        ),
     )?;
     write(
         &config_c,
-        mailzone_config(zones, &server, examples, NEW_RSA_SELECTOR, new_rsa),
+        mailzone_config(
+            zones,
+            &rfc2136_table(&server),
+            examples,
+            NEW_RSA_SELECTOR,
+            new_rsa,
+        ),
     )?;
     // Also warms the page cache for the binary, the config and the key files.
     let records_a = records_by_zone(binary, &config_a, &work.join("state-records"), zones)?;
@@ -1226,7 +783,7 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     eprintln!("mailzone (a): initial publish");
     let (m, report) = mz.apply("mailzone-a", &config_a, &state)?;
     expect_one_update_per_zone("(a)", &report, zones.len())?;
-    verify_samples(&server, zones, &records_a, None)?;
+    verify_samples(server.addr, zones, &records_a, None)?;
     rows.push(Mailzone::row(Op::Publish, m, &report, 1));
 
     eprintln!("mailzone (b): no-op, cold ({NOOP_RUNS} runs)");
@@ -1259,7 +816,7 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     eprintln!("mailzone (c): the RSA DKIM key of every zone replaced");
     let (m, report) = mz.apply("mailzone-c", &config_c, &state)?;
     expect_one_update_per_zone("(c)", &report, zones.len())?;
-    verify_samples(&server, zones, &records_c, Some(OLD_RSA_SELECTOR))?;
+    verify_samples(server.addr, zones, &records_c, Some(OLD_RSA_SELECTOR))?;
     rows.push(Mailzone::row(Op::Dkim, m, &report, 1));
     drop(server);
 
@@ -1269,7 +826,13 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     let server = start_knot(zones, key)?;
     write(
         &config_a,
-        mailzone_config(zones, &server, examples, OLD_RSA_SELECTOR, &old_rsa),
+        mailzone_config(
+            zones,
+            &rfc2136_table(&server),
+            examples,
+            OLD_RSA_SELECTOR,
+            &old_rsa,
+        ),
     )?;
     let mz = Mailzone {
         binary,
@@ -1289,7 +852,7 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
             zones.len()
         ));
     }
-    verify_samples(&server, zones, &records_a, None)?;
+    verify_samples(server.addr, zones, &records_a, None)?;
     rows.push(Row {
         op: Op::PublishText,
         tool: Tool::Mailzone,
@@ -1304,79 +867,6 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
 // ---------------------------------------------------------------------------------------
 // octoDNS.
 
-/// `bench/.venv-octodns` with octoDNS and octodns-bind, made when missing; returns the
-/// venv and the versions installed (`octodns 1.22.0, octodns-bind 1.1.0, …`).
-fn octodns_venv() -> Result<(PathBuf, String), String> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-octodns");
-    let sync = venv.join("bin/octodns-sync");
-    // A venv copied from elsewhere (another checkout path, another Python) has scripts
-    // pointing at an interpreter that is not there: make it anew then.
-    if sync.is_file()
-        && let Ok(versions) = octodns_versions(&venv)
-    {
-        return Ok((venv, versions));
-    }
-    eprintln!("octoDNS: creating {} (pip install)", venv.display());
-    let python3 = which("python3").ok_or("python3 is needed for octoDNS")?;
-    run_quiet(
-        Command::new(python3)
-            .args(["-m", "venv", "--clear"])
-            .arg(&venv),
-    )?;
-    let pip = venv.join("bin/pip");
-    let pinned = run_quiet(
-        Command::new(&pip)
-            .args(["install", "--quiet"])
-            .args(OCTODNS_PINS),
-    );
-    if let Err(e) = pinned {
-        eprintln!("octoDNS: the pinned versions did not install ({e}); taking the nearest");
-        run_quiet(
-            Command::new(&pip)
-                .args(["install", "--quiet"])
-                .args(OCTODNS_NEAREST),
-        )?;
-    }
-    let versions = octodns_versions(&venv)?;
-    Ok((venv, versions))
-}
-
-/// `octodns 1.22.0, octodns-bind 1.1.0, dnspython 2.9.2, Python 3.11.7`, from the venv.
-fn octodns_versions(venv: &Path) -> Result<String, String> {
-    let python = venv.join("bin/python");
-    let output = Command::new(&python)
-        .args([
-            "-c",
-            "import importlib.metadata as m, platform; \
-             print(', '.join(f'{p} {m.version(p)}' for p in ('octodns', 'octodns-bind', 'dnspython')) + ', Python ' + platform.python_version())",
-        ])
-        .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
-    if !output.status.success() {
-        return Err(format!(
-            "the octoDNS venv is broken: {}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-fn run_quiet(command: &mut Command) -> Result<(), String> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{:?}: {e}", command.get_program()))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} failed: {}",
-            command.get_program(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
-}
-
 /// Writes the octoDNS config (`octodns.yaml`) and one zone file per zone into `dir`.
 fn write_octodns_config(
     dir: &Path,
@@ -1387,7 +877,7 @@ fn write_octodns_config(
     use std::fmt::Write as _;
     let zone_dir = dir.join("zones");
     std::fs::create_dir_all(&zone_dir).map_err(|e| e.to_string())?;
-    write_octodns_zones(&zone_dir, zones, records)?;
+    write_zone_files(&zone_dir, zones, records)?;
     let mut config = format!(
         "---\nproviders:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    \
          default_ttl: 300\n    directory: {}\n    enforce_order: false\n    \
@@ -1408,30 +898,6 @@ fn write_octodns_config(
     let path = dir.join("octodns.yaml");
     std::fs::write(&path, config).map_err(|e| e.to_string())?;
     Ok(path)
-}
-
-fn write_octodns_zones(zone_dir: &Path, zones: &[String], records: &ByZone) -> Result<(), String> {
-    for zone in zones {
-        let absolute = format!("{zone}.");
-        let mut all = records[&absolute].clone();
-        // What the kit's zone file holds besides the SOA: octoDNS would delete it otherwise.
-        all.push(JsonRecord::new(
-            &absolute,
-            "NS",
-            3600,
-            &format!("ns1.{absolute}"),
-        ));
-        all.push(JsonRecord::new(
-            &format!("ns1.{absolute}"),
-            "A",
-            3600,
-            "127.0.0.1",
-        ));
-        let yaml = zone_yaml(&absolute, &all)?;
-        std::fs::write(zone_dir.join(format!("{absolute}yaml")), yaml)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
 }
 
 fn run_octodns(
@@ -1491,7 +957,7 @@ fn run_octodns(
     eprintln!("octoDNS (a): initial publish");
     let m = run("octodns-a")?;
     check_updates("(a)", &m, n)?;
-    verify_samples(&server, zones, records_a, None)?;
+    verify_samples(server.addr, zones, records_a, None)?;
     rows.push(row(Op::Publish, m));
 
     eprintln!("octoDNS (b): no-op");
@@ -1500,10 +966,10 @@ fn run_octodns(
     rows.push(row(Op::NoopOctodns, m));
 
     eprintln!("octoDNS (c): the RSA DKIM key of every zone replaced");
-    write_octodns_zones(&dir.join("zones"), zones, records_c)?;
+    write_zone_files(&dir.join("zones"), zones, records_c)?;
     let m = run("octodns-c")?;
     check_updates("(c)", &m, n)?;
-    verify_samples(&server, zones, records_c, Some(OLD_RSA_SELECTOR))?;
+    verify_samples(server.addr, zones, records_c, Some(OLD_RSA_SELECTOR))?;
     rows.push(row(Op::Dkim, m));
     Ok(())
 }
@@ -1528,7 +994,6 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         None
     };
-    let openssl = which("openssl").ok_or("openssl is needed to make the new DKIM key")?;
     let work_dir = tempfile::Builder::new()
         .prefix("mailzone-reconcile-bench-")
         .tempdir()
@@ -1543,18 +1008,7 @@ fn run(args: &Args) -> Result<(), String> {
         .canonicalize()
         .map_err(|e| format!("examples/: {e}"))?;
     let new_rsa = work.join(format!("{NEW_RSA_SELECTOR}.pem"));
-    run_quiet(
-        Command::new(openssl)
-            .args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-            ])
-            .arg(&new_rsa),
-    )?;
+    openssl_rsa_key(&new_rsa)?;
     let zones: Vec<String> = (0..args.zones).map(zone_name).collect();
     let key = TsigKey::generate("mailzone");
     let bench = Bench {
@@ -1641,12 +1095,4 @@ fn print_environment(binary: &Path, load_before: &str) {
         load_average(),
     );
     println!();
-}
-
-/// The 1-minute load average, from `/proc/loadavg`.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
 }

@@ -1,10 +1,14 @@
 //! The HTTP DNS providers of the `dns-update` library (Cloudflare, Route 53, Hetzner, deSEC,
 //! OVH, …) behind mailzone's [`Provider`] trait.
 //!
-//! The library reads and writes one RRset at a time (`list_rrset`, `set_rrset`), so a
-//! change is applied RRset by RRset: every RRset that keeps records first (adds and
-//! replacements), then those that lose all of theirs, each written whole with the foreign
-//! records read beside mailzone's. The engine records its intent in the ledger before the
+//! The library reads and writes one RRset at a time (`list_rrset`, `set_rrset`,
+//! `add_to_rrset`, `remove_from_rrset`), so a change is applied RRset by RRset: every RRset
+//! that keeps records first (adds and replacements), then those that lose all of theirs.
+//! An RRset holding only mailzone's records is written whole; one that also holds foreign
+//! records (a site verification beside the SPF record) gets mailzone's additions, then its
+//! removals, and nothing else, so that a provider with record-level APIs (Cloudflare,
+//! DigitalOcean, …) leaves the foreign records as they are, down to their ids, comments and
+//! the way their text was quoted. The engine records its intent in the ledger before the
 //! first write, so a run cut between two writes is finished by the next one, never
 //! duplicated. The library's listings carry no TTL and no serial: the engine is told so by
 //! [`Capabilities`] (a TTL change alone is not seen; every run reads the RRsets).
@@ -24,6 +28,80 @@ use zeroize::Zeroizing;
 
 use crate::provider::{Capabilities, Conditional, ReadScope, rrsets_after, unread_rrsets};
 use crate::{ApplyReport, Cause, DnsError, Provider, ReadMethod, ZoneSnapshot};
+
+/// What one library call does to an RRset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// `set_rrset`: the RRset becomes exactly these records.
+    Set,
+    /// `add_to_rrset`: these records join the RRset.
+    Add,
+    /// `remove_from_rrset`: these records leave the RRset.
+    Remove,
+}
+
+/// One library call of a change.
+#[derive(Debug)]
+struct LibraryCall {
+    action: Action,
+    name: Name,
+    rtype: &'static str,
+    ttl: u32,
+    records: Vec<LiveRecord>,
+}
+
+/// The library calls that apply `changes` (`read`: the RRsets read for it), in a safe
+/// order: RRsets keeping records first, emptied ones last; within an RRset holding foreign
+/// records, mailzone's additions before its removals. A CNAME is always set whole (it
+/// cannot share its name, so it has no foreign neighbours and an add would collide).
+fn library_calls(
+    changes: &ChangeSet,
+    read: BTreeMap<(Name, &'static str), Vec<LiveRecord>>,
+) -> Vec<LibraryCall> {
+    let mut calls = Vec::new();
+    for after in rrsets_after(changes, read) {
+        let key = |r: &Record| r.name == after.name && r.data.rtype() == after.rtype;
+        let adds: Vec<LiveRecord> = changes
+            .adds
+            .iter()
+            .filter(|a| key(&a.record))
+            .map(|a| LiveRecord::from_record(a.record.clone()))
+            .collect();
+        let removals: Vec<LiveRecord> = changes
+            .deletes
+            .iter()
+            .filter(|(_, live)| key(&live.record))
+            .map(|(_, live)| live.clone())
+            .collect();
+        let foreign = after
+            .records
+            .iter()
+            .any(|r| !adds.iter().any(|a| a.record.data == r.record.data));
+        // A listing has no TTLs: an RRset kept without an add gets the default TTL.
+        let ttl = after
+            .ttl
+            .filter(|t| *t > 0)
+            .unwrap_or(mailzone_records::config::DEFAULT_TTL);
+        let call = |action, records| LibraryCall {
+            action,
+            name: after.name.clone(),
+            rtype: after.rtype,
+            ttl,
+            records,
+        };
+        if !foreign || after.rtype == "CNAME" {
+            calls.push(call(Action::Set, after.records.clone()));
+            continue;
+        }
+        if !adds.is_empty() {
+            calls.push(call(Action::Add, adds));
+        }
+        if !removals.is_empty() {
+            calls.push(call(Action::Remove, removals));
+        }
+    }
+    calls
+}
 
 /// The library does not say which address it spoke to: errors name the provider instead.
 const NO_SERVER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
@@ -400,33 +478,43 @@ impl Provider for DnsUpdateProvider {
             read.insert((name, rtype), live);
         }
         let mut sent = 0;
-        for write in rrsets_after(changes, read) {
-            let Some(record_type) = record_type(write.rtype) else {
+        for call in library_calls(changes, read) {
+            let doing = format!("writing {} {}", call.name, call.rtype);
+            let Some(record_type) = record_type(call.rtype) else {
                 continue;
             };
-            let records: Vec<DnsRecord> = write
+            let records: Vec<DnsRecord> = call
                 .records
                 .iter()
                 .filter_map(|r| to_library(&r.record.data))
                 .collect();
-            // A listing has no TTLs: an RRset kept without an add gets the default TTL.
-            let ttl = write
-                .ttl
-                .filter(|t| *t > 0)
-                .unwrap_or(mailzone_records::config::DEFAULT_TTL);
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let doing = format!("writing {} {}", write.name, write.rtype);
-            let call = self.updater.set_rrset(
-                write.name.to_absolute(),
-                record_type,
-                ttl.max(self.min_ttl),
-                records,
-                zone.to_absolute(),
-            );
+            let name = call.name.to_absolute();
+            let origin = zone.to_absolute();
             if sent > 0 {
                 crate::crash::point("rrset-written");
             }
-            self.bounded(&doing, call).await?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let ttl = call.ttl.max(self.min_ttl);
+            match call.action {
+                Action::Set => {
+                    let call = self
+                        .updater
+                        .set_rrset(name, record_type, ttl, records, origin);
+                    self.bounded(&doing, call).await?;
+                }
+                Action::Add => {
+                    let call = self
+                        .updater
+                        .add_to_rrset(name, record_type, ttl, records, origin);
+                    self.bounded(&doing, call).await?;
+                }
+                Action::Remove => {
+                    let call = self
+                        .updater
+                        .remove_from_rrset(name, record_type, records, origin);
+                    self.bounded(&doing, call).await?;
+                }
+            }
             sent += 1;
         }
         Ok(ApplyReport {
@@ -507,6 +595,37 @@ mod tests {
         );
         assert_eq!(writes[1].name, name("_dmarc.example.org"));
         assert!(writes[1].records.is_empty(), "the emptied RRset comes last");
+
+        // As library calls: the apex, which holds a foreign record, gets the new SPF added
+        // and then the old one removed, the foreign TXT never sent; the DMARC RRset,
+        // mailzone's alone, is set (emptied) whole, last.
+        let calls = library_calls(&changes, BTreeMap::new());
+        let summary: Vec<(Action, String, Vec<RData>)> = calls
+            .iter()
+            .map(|c| {
+                (
+                    c.action,
+                    c.name.to_string(),
+                    c.records.iter().map(|r| r.record.data.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    Action::Add,
+                    "example.org.".to_string(),
+                    vec![RData::Txt(b"v=spf1 mx -all".to_vec())]
+                ),
+                (
+                    Action::Remove,
+                    "example.org.".to_string(),
+                    vec![RData::Txt(b"v=spf1 a -all".to_vec())]
+                ),
+                (Action::Set, "_dmarc.example.org.".to_string(), vec![]),
+            ]
+        );
     }
 
     #[test]

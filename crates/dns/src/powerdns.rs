@@ -3,6 +3,11 @@
 //! transaction. PowerDNS has no prerequisites, so the zone's serial is compared just before
 //! the PATCH: moved since the read, the write is refused as a conflict and re-planned.
 //!
+//! A request answered 429 or 5xx (PowerDNS with the SQLite back end answers 500 when two
+//! writers meet) is tried again up to [`RETRIES`] times, after the `Retry-After` the answer
+//! names (RFC 9110 §10.2.3, in seconds) or a short backoff. A PATCH is tried again only
+//! with the serial compared once more: PowerDNS rolls a failed PATCH back whole.
+//!
 //! The API is small and documented (zones, RRsets with `changetype` REPLACE/DELETE); no
 //! maintained Rust client covers it with the serial check mailzone needs, so the requests
 //! are written here on `reqwest`.
@@ -32,6 +37,9 @@ pub struct PowerDnsConfig {
     pub timeout: Duration,
     /// The API host's address, to name the server in errors.
     pub address: SocketAddr,
+    /// Where the server answers DNS; serials are read there (one SOA query over UDP)
+    /// instead of through the API, which costs PowerDNS far more per request.
+    pub dns_address: Option<SocketAddr>,
 }
 
 /// A PowerDNS server reached through its HTTP API.
@@ -40,7 +48,60 @@ pub struct PowerDnsProvider {
     base: String,
     api_key: Zeroizing<String>,
     address: SocketAddr,
+    dns_address: Option<SocketAddr>,
+    timeout: Duration,
     requests: AtomicU64,
+    /// Held around each write: PowerDNS on SQLite answers 500 to a PATCH that meets
+    /// another one, and the server applies them one at a time anyway.
+    writing: tokio::sync::Mutex<()>,
+}
+
+/// How many times a request answered 429 or 5xx is tried again.
+const RETRIES: u32 = 3;
+/// The longest `Retry-After` waited for within a run; longer, the error is returned as
+/// transient and the task's own retry schedule takes over.
+const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A request that failed: the error, whether trying again is worth it (429 and 5xx, unless
+/// the server asked for a wait longer than [`LONGEST_RETRY_AFTER`]), and the server's
+/// `Retry-After`.
+struct Failed {
+    error: DnsError,
+    retryable: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Failed {
+    /// The wait before the next try when one is due (`attempt` tries made so far, from 0).
+    fn retry_in(&self, attempt: u32) -> Option<Duration> {
+        (self.retryable && attempt < RETRIES).then(|| retry_delay(attempt, self.retry_after))
+    }
+}
+
+/// The wait before try number `attempt + 1` (counting from 0): `Retry-After` when the
+/// server gave one, else 100 ms doubled each time, plus up to 50 ms so that zones failing
+/// together do not come back together.
+fn retry_delay(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let jitter = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % 50;
+    retry_after.unwrap_or(Duration::from_millis(100 << attempt.min(6)))
+        + Duration::from_millis(jitter)
+}
+
+/// `Retry-After` in delay-seconds; an HTTP-date (rare from DNS APIs) falls back to the
+/// backoff.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// The types mailzone reads and writes; other RRsets of the zone stay invisible.
@@ -115,7 +176,10 @@ impl PowerDnsProvider {
             base: format!("{url}/api/v1/servers/{}", config.server_id),
             api_key: config.api_key,
             address: config.address,
+            dns_address: config.dns_address,
+            timeout: config.timeout,
             requests: AtomicU64::new(0),
+            writing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -123,32 +187,63 @@ impl PowerDnsProvider {
         format!("{}/zones/{}", self.base, zone.to_absolute())
     }
 
-    /// Sends a request with the API key; the answer's status is turned into an error
-    /// carrying PowerDNS's own message (never the key).
+    /// Sends a request with the API key, trying again after a 429 or 5xx (see the module
+    /// doc); for reads, which are safe to repeat.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<reqwest::Response, DnsError> {
+        let mut attempt = 0;
+        loop {
+            let Some(this_try) = request.try_clone() else {
+                return self.send_once(request, what).await.map_err(|f| f.error);
+            };
+            match self.send_once(this_try, what).await {
+                Ok(response) => return Ok(response),
+                Err(failed) => match failed.retry_in(attempt) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(failed.error),
+                },
+            }
+        }
+    }
+
+    /// Sends a request once; the answer's status is turned into an error carrying
+    /// PowerDNS's own message (never the key), with the wait before a retry when one is
+    /// worth it.
+    async fn send_once(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<reqwest::Response, Failed> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request
             .header("X-API-Key", self.api_key.as_str())
             .send()
             .await
-            .map_err(|e| {
-                DnsError::unreachable(
+            .map_err(|e| Failed {
+                error: DnsError::unreachable(
                     self.address,
                     format!(
                         "PowerDNS API at {}: {what}: {}",
                         self.address,
                         transport(&e)
                     ),
-                )
+                ),
+                retryable: false,
+                retry_after: None,
             })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
+        let after = retry_after(response.headers());
+        let retryable = matches!(status.as_u16(), 429 | 500..=599)
+            && after.is_none_or(|wait| wait <= LONGEST_RETRY_AFTER);
         let body = response.text().await.unwrap_or_default();
         let detail = serde_json::from_str::<ApiError>(&body)
             .ok()
@@ -159,20 +254,24 @@ impl PowerDnsProvider {
             404 => " (is the zone created in PowerDNS, and serverId right?)",
             _ => "",
         };
-        Err(DnsError::http_status(
-            self.address,
-            status.as_u16(),
-            format!(
-                "PowerDNS API at {}: {what}: HTTP {}{}{hint}",
+        Err(Failed {
+            error: DnsError::http_status(
                 self.address,
                 status.as_u16(),
-                if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {detail}")
-                }
+                format!(
+                    "PowerDNS API at {}: {what}: HTTP {}{}{hint}",
+                    self.address,
+                    status.as_u16(),
+                    if detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {detail}")
+                    }
+                ),
             ),
-        ))
+            retryable,
+            retry_after: after,
+        })
     }
 
     async fn get_zone(&self, zone: &Name, query: &[(&str, &str)]) -> Result<ZoneInfo, DnsError> {
@@ -323,17 +422,29 @@ impl Provider for PowerDnsProvider {
         zone: &Name,
         _wanted: &[(Name, &'static str)],
     ) -> Result<ZoneSnapshot, DnsError> {
+        // With `dnsAddress` every serial comes from DNS, so that they compare with each
+        // other; asked before the listing, a change landing in between shows as a moved
+        // serial at the write instead of going unseen.
+        let dns_serial = match self.dns_address {
+            Some(_) => Some(self.serial(zone).await?),
+            None => None,
+        };
         let info = self.get_zone(zone, &[]).await?;
         Ok(ZoneSnapshot {
             zone: zone.clone(),
-            serial: info.serial,
+            serial: dns_serial.unwrap_or(info.serial),
             records: live_records(&info.rrsets, self.address)?,
             method: ReadMethod::Listing,
         })
     }
 
     async fn serial(&self, zone: &Name) -> Result<u32, DnsError> {
-        Ok(self.get_zone(zone, &[("rrsets", "false")]).await?.serial)
+        match self.dns_address {
+            Some(server) => {
+                crate::query::query_serial_counted(server, zone, self.timeout, &self.requests).await
+            }
+            None => Ok(self.get_zone(zone, &[("rrsets", "false")]).await?.serial),
+        }
     }
 
     async fn apply(&self, changes: &ChangeSet) -> Result<ApplyReport, DnsError> {
@@ -345,24 +456,36 @@ impl Provider for PowerDnsProvider {
             )
         })?;
         let rrsets = self.patch_rrsets(changes, &zone).await?;
-        if let Some(read) = changes.read_serial {
-            let now = self.serial(&zone).await?;
-            if now != read {
-                return Err(DnsError::SerialMoved {
-                    server: self.address,
-                    read,
-                    now,
-                });
+        let what = format!("updating zone {zone}");
+        let _one_writer = self.writing.lock().await;
+        let mut attempt = 0;
+        loop {
+            // Compared before every try: a retried PATCH must not land on an edit made
+            // while the first one failed.
+            if let Some(read) = changes.read_serial {
+                let now = self.serial(&zone).await?;
+                if now != read {
+                    return Err(DnsError::SerialMoved {
+                        server: self.address,
+                        read,
+                        now,
+                    });
+                }
+            }
+            let patch = self.client.patch(self.zone_url(&zone)).json(&Patch {
+                rrsets: rrsets.clone(),
+            });
+            match self.send_once(patch, &what).await {
+                Ok(_) => break,
+                Err(failed) => match failed.retry_in(attempt) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => return Err(failed.error),
+                },
             }
         }
-        let what = format!("updating zone {zone}");
-        self.send(
-            self.client
-                .patch(self.zone_url(&zone))
-                .json(&Patch { rrsets }),
-            &what,
-        )
-        .await?;
         let serial = self.serial(&zone).await?;
         Ok(ApplyReport {
             messages: 1,

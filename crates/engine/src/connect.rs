@@ -61,6 +61,7 @@ pub async fn connect(
             url,
             server_id,
             key,
+            dns_address,
         } => {
             let (host, port) = mailzone_dns::powerdns::api_host(url).ok_or_else(|| {
                 EngineError::InvalidConfig(format!(
@@ -75,6 +76,7 @@ pub async fn connect(
                 api_key: read_secret_text(&loaded.path, &key_path, "key", key)?,
                 timeout: server.timeout,
                 address,
+                dns_address: *dns_address,
             };
             let provider = PowerDnsProvider::new(config).map_err(|e| EngineError::Dns {
                 zone: String::new(),

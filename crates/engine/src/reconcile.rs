@@ -354,6 +354,14 @@ async fn promote_applied(
         let Some(domain) = loaded.config.domain(name) else {
             continue;
         };
+        // Manual keys are the operator's files, never staged in the state database: no
+        // query for them (one per zone adds up over thousands of zones).
+        if !matches!(
+            domain.dkim_management,
+            mailzone_records::DkimManagement::Automatic { .. }
+        ) {
+            continue;
+        }
         // The key records this zone's applied records hold, mapped back to the domain's
         // selectors (a provider zone also holds other customers' keys).
         let stored = store.dkim_keys(name.as_str()).await?;

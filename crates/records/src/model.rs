@@ -616,6 +616,8 @@ pub enum DnsProvider {
         url: String,
         server_id: String,
         key: SecretSource,
+        /// Where the server answers DNS: serials are read there with one SOA query.
+        dns_address: Option<std::net::SocketAddr>,
     },
     /// Zone files on disk, loaded by BIND, NSD or Knot.
     ZoneFile {

@@ -431,7 +431,7 @@ fn an_unknown_provider_kind_names_the_close_ones() {
 fn every_provider_kind_loads_with_its_settings_and_secrets_stay_sources() {
     let text = format!(
         "{SERVER}\
-[dnsServer.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081/\"\nkeyFile = \"pdns.key\"\n\
+[dnsServer.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081/\"\nkeyFile = \"pdns.key\"\ndnsAddress = \"127.0.0.1:5300\"\n\
 [dnsServer.files]\nkind = \"zonefile\"\npath = \"zones/{{zone}}.zone\"\nreloadCommand = [\"/usr/sbin/knotc\", \"zone-reload\", \"{{zone}}\"]\n\
 [dnsServer.cf]\nkind = \"Cloudflare\"\napiTokenEnv = \"CF_TOKEN\"\nmaxRequestsPerSecond = 4\n"
     );
@@ -439,11 +439,15 @@ fn every_provider_kind_loads_with_its_settings_and_secrets_stay_sources() {
     let pdns = config.dns_server("pdns").unwrap();
     assert!(matches!(
         &pdns.provider,
-        DnsProvider::PowerDns { url, server_id, key: SecretSource::File(f) }
+        DnsProvider::PowerDns { url, server_id, key: SecretSource::File(f), dns_address }
             if url == "http://127.0.0.1:8081" && server_id == "localhost"
                 && f.path == Path::new("/etc/mailzone/pdns.key")
+                && dns_address.map(|a| a.to_string()).as_deref() == Some("127.0.0.1:5300")
     ));
-    assert_eq!(pdns.max_concurrent_zones, 16);
+    assert_eq!(pdns.max_concurrent_zones, 4);
+    let bad = text.replace("127.0.0.1:5300", "pdns.example");
+    let err = mailzone_records::config::parse(&bad, Path::new("/etc/mailzone")).unwrap_err();
+    assert_eq!(err.key, "dnsServer.pdns.dnsAddress");
     let files = config.dns_server("files").unwrap();
     assert!(matches!(
         &files.provider,

@@ -56,6 +56,7 @@ mod ports;
 mod postgres;
 mod powerdns;
 mod process;
+mod replay;
 mod server;
 mod tools;
 
@@ -69,7 +70,8 @@ pub use client::{Answer, axfr_at, nsupdate_at, query_at};
 pub use faults::{Fault, FaultProxy, Match, Rule};
 pub use ports::free_port;
 pub use postgres::{POSTGRES_TOOLS, Postgres};
-pub use powerdns::{POWERDNS_TOOLS, PowerDns};
+pub use powerdns::{ApiRequest, POWERDNS_TOOLS, PowerDns};
+pub use replay::{ProviderReplay, ReplayRequest, ReplayResponse};
 pub use server::DnsServer;
 pub use tools::{missing, require_tool, require_tools, test_python, test_venv_program, tool_path};
 

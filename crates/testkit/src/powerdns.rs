@@ -6,7 +6,14 @@
 //! - zones are loaded with `pdnsutil load-zone` before the server starts, then given
 //!   `SOA-EDIT-API DEFAULT`, as zones created through the API have: without it a change
 //!   through the API leaves the serial where it was;
-//! - `api=yes` needs `webserver=yes`; `webserver-allow-from` must admit loopback.
+//! - `api=yes` needs `webserver=yes`; `webserver-allow-from` must admit loopback;
+//! - zones holding only the kit's SOA, NS and glue are written straight into the database in
+//!   one transaction (the rows `pdnsutil load-zone` writes: names without the trailing dot,
+//!   the MX preference inside `content`): 1,000 zones load in well under a second instead of
+//!   45 s of `pdnsutil` runs;
+//! - `webserver-loglevel=normal` with `loglevel=6` logs one line per API request
+//!   (`"PATCH /api/v1/… HTTP/1.1" 204 …`): [`PowerDns::api_requests`] counts what clients
+//!   sent without trusting the client's own count.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -14,7 +21,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{ZoneSpec, free_port, poll_until, tool_path, zone_file_name, zone_file_text};
+use crate::{ZoneSpec, free_port, poll_until, process, tool_path, zone_file_name, zone_file_text};
 
 /// The programs needed, for `require_tools`.
 pub const POWERDNS_TOOLS: &[&str] = &["pdns_server", "pdnsutil", "sqlite3"];
@@ -56,9 +63,19 @@ impl PowerDns {
         let api_port = free_port();
         let api_key = crate::TsigKey::generate("pdns-api").secret_base64;
         write_config(dir.path(), &database, dns_port, api_port, &api_key)?;
+        let (bare, with_records): (Vec<&ZoneSpec>, Vec<&ZoneSpec>) =
+            zones.iter().partition(|z| z.records.trim().is_empty());
+        if !bare.is_empty() {
+            run(
+                Command::new(tool("sqlite3")?)
+                    .arg(&database)
+                    .stdin(sql_file(dir.path(), &bare)?),
+                "sqlite3 < zones",
+            )?;
+        }
         let pdnsutil = tool("pdnsutil")?;
         let config_dir = format!("--config-dir={}", dir.path().display());
-        for zone in zones {
+        for zone in with_records {
             let name = zone.name.trim_end_matches('.');
             let file = dir.path().join(zone_file_name(name));
             std::fs::write(&file, zone_file_text(zone))?;
@@ -79,12 +96,13 @@ impl PowerDns {
             )?;
         }
         let log = std::fs::File::create(dir.path().join("pdns.log"))?;
-        let child = Command::new(tool("pdns_server")?)
+        let mut command = Command::new(tool("pdns_server")?);
+        command
             .arg(&config_dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
+            .stderr(log);
+        let child = process::spawn(command)?;
         let mut server = PowerDns {
             dns: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), dns_port),
             api_url: format!("http://127.0.0.1:{api_port}"),
@@ -142,6 +160,31 @@ impl PowerDns {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
+    /// The server's CPU time so far (user + system, all threads, 10 ms ticks); zero once
+    /// stopped. Take the difference around an operation to see what it cost the server.
+    pub fn cpu_time(&self) -> Duration {
+        process::cpu_time(self.child.id())
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Every API request the server has logged so far, oldest first. The web server writes
+    /// its line after answering, so wait a moment after the client's last answer.
+    pub fn api_requests(&self) -> io::Result<Vec<ApiRequest>> {
+        let log = std::fs::read_to_string(self.dir.path().join("pdns.log"))?;
+        Ok(log.lines().filter_map(ApiRequest::parse).collect())
+    }
+
+    /// The last `lines` lines of the server's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("pdns.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Stops the server (SIGKILL); the API and DNS ports refuse connections after.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -153,6 +196,73 @@ impl Drop for PowerDns {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// One request as the PowerDNS web server logs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// `GET`, `PATCH`, …
+    pub method: String,
+    /// `/api/v1/servers/localhost/zones/example.test.`
+    pub path: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The client's address and port (one per connection).
+    pub peer: String,
+}
+
+impl ApiRequest {
+    /// Reads `… [webserver] <uuid> 127.0.0.1:46634 "GET /path HTTP/1.1" 200 1154`.
+    fn parse(line: &str) -> Option<ApiRequest> {
+        let (_, rest) = line.split_once("[webserver] ")?;
+        let mut words = rest.splitn(3, ' ');
+        let (_uuid, peer, rest) = (words.next()?, words.next()?, words.next()?);
+        let (request, after) = rest.strip_prefix('"')?.split_once('"')?;
+        let mut request = request.split(' ');
+        let (method, path) = (request.next()?, request.next()?);
+        // A connection closed without a request (a readiness probe) is logged as `"" 400`.
+        if method.is_empty() {
+            return None;
+        }
+        let status = after.split_whitespace().next()?.parse().ok()?;
+        Some(ApiRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+            peer: peer.to_owned(),
+        })
+    }
+}
+
+/// The SQL that creates `zones` with the kit's SOA, NS and `ns1` glue (as
+/// [`crate::zone_file_text`] writes them) and `SOA-EDIT-API DEFAULT`, in one transaction,
+/// written to a file in `dir` and opened for reading.
+fn sql_file(dir: &Path, zones: &[&ZoneSpec]) -> io::Result<std::fs::File> {
+    use std::fmt::Write as _;
+    let mut sql = String::from("BEGIN;\n");
+    for (i, zone) in zones.iter().enumerate() {
+        let id = i + 1;
+        let name = zone.name.trim_end_matches('.').to_ascii_lowercase();
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        {
+            return Err(io::Error::other(format!("zone name {name:?} not loadable")));
+        }
+        let _ = write!(
+            sql,
+            "INSERT INTO domains (id, name, type) VALUES ({id}, '{name}', 'NATIVE');\n\
+             INSERT INTO records (domain_id, name, type, content, ttl, prio, disabled, auth) VALUES \
+             ({id}, '{name}', 'SOA', 'ns1.{name} hostmaster.{name} 1 3600 600 604800 300', 3600, 0, 0, 1), \
+             ({id}, '{name}', 'NS', 'ns1.{name}', 3600, 0, 0, 1), \
+             ({id}, 'ns1.{name}', 'A', '127.0.0.1', 3600, 0, 0, 1);\n\
+             INSERT INTO domainmetadata (domain_id, kind, content) VALUES ({id}, 'SOA-EDIT-API', 'DEFAULT');\n"
+        );
+    }
+    sql.push_str("COMMIT;\n");
+    let path = dir.join("zones.sql");
+    std::fs::write(&path, sql)?;
+    std::fs::File::open(path)
 }
 
 fn write_config(
@@ -174,11 +284,12 @@ fn write_config(
          webserver-address=127.0.0.1\n\
          webserver-port={api_port}\n\
          webserver-allow-from=127.0.0.0/8\n\
+         webserver-loglevel=normal\n\
          guardian=no\n\
          daemon=no\n\
          disable-syslog=yes\n\
          security-poll-suffix=\n\
-         loglevel=4\n",
+         loglevel=6\n",
         database = database.display(),
         dir = dir.display(),
     );
@@ -194,5 +305,33 @@ fn run(command: &mut Command, what: &str) -> io::Result<()> {
             "{what} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_web_server_request_line() {
+        let line = "Dec 05 13:10:29 [webserver] 25e70f7e-945d-4629-9bf5-2b3363d2bf0a \
+                    127.0.0.1:46648 \"PATCH /api/v1/servers/localhost/zones/z1.test. HTTP/1.1\" 204 368";
+        assert_eq!(
+            ApiRequest::parse(line),
+            Some(ApiRequest {
+                method: "PATCH".into(),
+                path: "/api/v1/servers/localhost/zones/z1.test.".into(),
+                status: 204,
+                peer: "127.0.0.1:46648".into(),
+            })
+        );
+        assert_eq!(
+            ApiRequest::parse(
+                "Dec 05 13:10:28 [webserver] Listening for HTTP requests on 127.0.0.1:18081"
+            ),
+            None
+        );
+        let probe = "Dec 05 13:10:29 [webserver] 8f1e 127.0.0.1:46650 \"\" 400 92";
+        assert_eq!(ApiRequest::parse(probe), None);
     }
 }

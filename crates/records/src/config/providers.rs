@@ -130,6 +130,10 @@ pub static NATIVE_PROVIDERS: &[ProviderKind] = &[
             req("url", "the API's base URL, e.g. http://127.0.0.1:8081"),
             opt("serverId", "localhost by default"),
             secret("key", "the API key (api-key in pdns.conf)"),
+            opt(
+                "dnsAddress",
+                "IP[:PORT] where this PowerDNS answers DNS: serials are then read with one SOA query instead of an API request",
+            ),
         ],
     ),
     kind(

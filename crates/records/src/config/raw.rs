@@ -91,6 +91,7 @@ pub(super) struct RawDnsServer {
     // powerdns
     pub(super) url: Option<String>,
     pub(super) server_id: Option<String>,
+    pub(super) dns_address: Option<String>,
     // zonefile
     pub(super) path: Option<String>,
     pub(super) layout: Option<ZoneFileLayout>,

@@ -49,9 +49,15 @@ pub(crate) fn dns_server_json(
             "keySet": key.is_some(),
             "algorithm": algorithm,
         }),
-        DnsProvider::PowerDns { url, server_id, .. } => json!({
+        DnsProvider::PowerDns {
+            url,
+            server_id,
+            dns_address,
+            ..
+        } => json!({
             "url": url,
             "serverId": server_id,
+            "dnsAddress": dns_address.map(|a| a.to_string()),
             "keySet": true,
         }),
         DnsProvider::ZoneFile {

@@ -1,0 +1,66 @@
+//! Cloud DNS providers that cannot be reached from here, replayed on loopback: `mailzone
+//! apply` runs as in production (its HTTP client reads `HTTPS_PROXY` and `SSL_CERT_FILE`)
+//! and talks to the provider's real API host through the kit's [`ProviderReplay`], which
+//! answers in the shapes the provider documents and keeps the zone in memory. One module per
+//! provider; each checks the requests sent (method, path, query, credential), the zone after
+//! a publish (mailzone's records added, foreign records at the same names left alone), a
+//! second run in sync, a 429 with `Retry-After` waited out before the retry, and a refused
+//! credential ending the run with the provider's words and without the secret.
+
+mod cloudflare;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mailzone_testkit::ProviderReplay;
+
+/// The domain's config, published through `[dnsServer.<server>]` (`server_table`: its keys,
+/// one per line) with the DMARC policy `dmarc_policy`.
+pub fn config(zone: &str, server: &str, server_table: &str, dmarc_policy: &str) -> String {
+    format!(
+        r#"
+[server]
+hostname = "mail.{zone}"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.{server}]
+{server_table}
+propagationDelay = "0s"
+
+[domain."{zone}"]
+dmarc = {{ policy = "{dmarc_policy}" }}
+caa = {{ issuers = ["letsencrypt.org"] }}
+dkimManagement = {{ manual = {{ keys = [] }} }}
+dnsManagement = {{ automatic = {{ dnsServer = "{server}", publishRecords = ["mx", "spf", "dmarc", "caa", "address"] }} }}
+"#
+    )
+}
+
+/// Runs `mailzone ARGS --config DIR/mailzone.toml --state-dir DIR/state` through the replay,
+/// with `env` added (the credential's variable).
+pub fn mailzone(
+    dir: &Path,
+    replay: &ProviderReplay,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("mailzone.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .envs(replay.env())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// stdout then stderr, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
