@@ -12,6 +12,62 @@ const QUIET_WAIT: Duration = Duration::from_secs(60);
 /// The command-line flag of the helper mode: `PROGRAM --spawn-measured REPORT -- TOOL ARGS…`.
 pub const SPAWN_MEASURED: &str = "--spawn-measured";
 
+/// The `main` of a benchmark table program: the helper mode when started as one, else
+/// `parse` then `run`, a usage line on bad arguments (exit 2) and the error on failure
+/// (exit 1), each prefixed with the program's `name`.
+pub fn table_main<A>(
+    name: &str,
+    usage: &str,
+    parse: impl FnOnce(Vec<String>) -> Result<A, String>,
+    run: impl FnOnce(&A) -> Result<(), String>,
+) -> ExitCode {
+    if let Some(code) = helper_mode() {
+        return code;
+    }
+    let args = match parse(std::env::args().skip(1).collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            eprintln!("usage: {name} {usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The number after `flag` (taken from `rest`), within `range`.
+pub fn number_arg<T>(
+    flag: &str,
+    rest: &mut impl Iterator<Item = String>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let text = rest.next().ok_or(format!("{flag} needs a number"))?;
+    text.parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or(format!(
+            "{flag} {text}: a number from {} to {}",
+            range.start(),
+            range.end()
+        ))
+}
+
+/// The last `lines` lines of the file at `path` (empty when unreadable).
+pub fn tail_of(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// The helper mode, when this process was started as one: call first thing in `main`.
 pub fn helper_mode() -> Option<ExitCode> {
     let raw: Vec<String> = std::env::args().skip(1).collect();

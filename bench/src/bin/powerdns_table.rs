@@ -32,8 +32,8 @@ use mailzone_bench::mail_zones::{
     zone_name,
 };
 use mailzone_bench::measure::{
-    duration, helper_mode, load_average, machine_busy, mailzone_binary, mib, openssl_rsa_key,
-    print_markdown_table, ratio, run_measured, wait_for_quiet, which,
+    duration, load_average, machine_busy, mailzone_binary, mib, number_arg, openssl_rsa_key,
+    print_markdown_table, ratio, run_measured, table_main, tail_of, wait_for_quiet, which,
 };
 use mailzone_bench::octodns::{octodns_venv, write_zone_files};
 use mailzone_bench::pcap::thousands;
@@ -57,52 +57,27 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = helper_mode() {
-        return code;
-    }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("powerdns_table: {message}");
-            eprintln!("usage: powerdns_table [--zones N] [--skip-octodns] [--concurrency N]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("powerdns_table: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    table_main(
+        "powerdns_table",
+        "[--zones N] [--skip-octodns] [--concurrency N]",
+        parse_args,
+        run,
+    )
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(raw: Vec<String>) -> Result<Args, String> {
     let mut args = Args {
         zones: DEFAULT_ZONES,
         octodns: true,
         concurrency: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = raw.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--zones" => {
-                let n = it.next().ok_or("--zones needs a number")?;
-                args.zones = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| (1..=99_999).contains(&n))
-                    .ok_or(format!("--zones {n}: a number from 1 to 99,999"))?;
-            }
+            "--zones" => args.zones = number_arg("--zones", &mut it, 1..=99_999)?,
             "--skip-octodns" => args.octodns = false,
             "--concurrency" => {
-                let n = it.next().ok_or("--concurrency needs a number")?;
-                args.concurrency = Some(
-                    n.parse()
-                        .ok()
-                        .filter(|&n| (1..=256).contains(&n))
-                        .ok_or(format!("--concurrency {n}: a number from 1 to 256"))?,
-                );
+                args.concurrency = Some(number_arg("--concurrency", &mut it, 1..=256)?);
             }
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -213,11 +188,7 @@ fn measure(
     let dns_queries = dns_queries(server)?.saturating_sub(queries_before);
     let child = child?;
     if !libc::WIFEXITED(child.status) || libc::WEXITSTATUS(child.status) != 0 {
-        let tail = |p: &Path| {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        };
+        let tail = |p: &Path| tail_of(p, 30);
         return Err(format!(
             "{label}: {} failed (wait status {}); stderr:\n{}\nstdout:\n{}\npdns_server's log:\n{}",
             program.display(),

@@ -36,8 +36,8 @@ use mailzone_bench::mail_zones::{
     verify_samples, zone_name,
 };
 use mailzone_bench::measure::{
-    duration, helper_mode, load_average, machine_busy, mailzone_binary, mib, openssl_rsa_key,
-    print_markdown_table, ratio, run_measured, wait_for_quiet, which,
+    duration, load_average, machine_busy, mailzone_binary, mib, number_arg, openssl_rsa_key,
+    print_markdown_table, ratio, run_measured, table_main, tail_of, wait_for_quiet, which,
 };
 use mailzone_bench::octodns::{octodns_venv, write_zone_files};
 use mailzone_bench::pcap::{DnsCounts, count_client_messages, thousands};
@@ -63,43 +63,24 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = helper_mode() {
-        return code;
-    }
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("reconcile_table: {message}");
-            eprintln!("usage: reconcile_table [--zones N] [--skip-octodns] [--no-capture]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("reconcile_table: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    table_main(
+        "reconcile_table",
+        "[--zones N] [--skip-octodns] [--no-capture]",
+        parse_args,
+        run,
+    )
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(raw: Vec<String>) -> Result<Args, String> {
     let mut args = Args {
         zones: DEFAULT_ZONES,
         octodns: true,
         capture: true,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = raw.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--zones" => {
-                let n = it.next().ok_or("--zones needs a number")?;
-                args.zones = n
-                    .parse()
-                    .ok()
-                    .filter(|&n| (1..=99_999).contains(&n))
-                    .ok_or(format!("--zones {n}: a number from 1 to 99,999"))?;
-            }
+            "--zones" => args.zones = number_arg("--zones", &mut it, 1..=99_999)?,
             "--skip-octodns" => args.octodns = false,
             "--no-capture" => args.capture = false,
             other => return Err(format!("unknown argument `{other}`")),
@@ -247,11 +228,7 @@ fn measure(
     };
     let child = child?;
     if !libc::WIFEXITED(child.status) || libc::WEXITSTATUS(child.status) != 0 {
-        let tail = |p: &Path| {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        };
+        let tail = |p: &Path| tail_of(p, 30);
         return Err(format!(
             "{} failed (wait status {}); stderr:\n{}\nstdout:\n{}",
             program.display(),

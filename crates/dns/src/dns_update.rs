@@ -4,11 +4,11 @@
 //! The library reads and writes one RRset at a time (`list_rrset`, `set_rrset`,
 //! `add_to_rrset`, `remove_from_rrset`), so a change is applied RRset by RRset: every RRset
 //! that keeps records first (adds and replacements), then those that lose all of theirs.
-//! An RRset holding only mailzone's records is written whole; one that also holds foreign
-//! records (a site verification beside the SPF record) gets mailzone's additions, then its
-//! removals, and nothing else, so that a provider with record-level APIs (Cloudflare,
-//! DigitalOcean, …) leaves the foreign records as they are, down to their ids, comments and
-//! the way their text was quoted. The engine records its intent in the ledger before the
+//! An RRset is written whole, except a TXT RRset that also holds foreign records (a site
+//! verification beside the SPF record): it gets mailzone's additions, then its removals,
+//! and nothing else, so that a provider with record-level APIs (Cloudflare, DigitalOcean,
+//! …) leaves the foreign records as they are, down to their ids, comments and the way
+//! their text was quoted. The engine records its intent in the ledger before the
 //! first write, so a run cut between two writes is finished by the next one, never
 //! duplicated. The library's listings carry no TTL and no serial: the engine is told so by
 //! [`Capabilities`] (a TTL change alone is not seen; every run reads the RRsets).
@@ -51,9 +51,13 @@ struct LibraryCall {
 }
 
 /// The library calls that apply `changes` (`read`: the RRsets read for it), in a safe
-/// order: RRsets keeping records first, emptied ones last; within an RRset holding foreign
-/// records, mailzone's additions before its removals. A CNAME is always set whole (it
-/// cannot share its name, so it has no foreign neighbours and an add would collide).
+/// order: RRsets keeping records first, emptied ones last; within a TXT RRset holding
+/// foreign records, mailzone's additions before its removals. Other types are set whole:
+/// the library finds a record to remove by comparing values in its own form, and for
+/// names that form differs from some providers' (DigitalOcean stores targets without the
+/// trailing dot), so a removal by value could silently find nothing, where a whole write
+/// converges. TXT is where foreign records share mailzone's names (site verifications
+/// beside SPF) and where providers' quoting differs.
 fn library_calls(
     changes: &ChangeSet,
     read: BTreeMap<(Name, &'static str), Vec<LiveRecord>>,
@@ -89,7 +93,7 @@ fn library_calls(
             ttl,
             records,
         };
-        if !foreign || after.rtype == "CNAME" {
+        if !foreign || after.rtype != "TXT" {
             calls.push(call(Action::Set, after.records.clone()));
             continue;
         }

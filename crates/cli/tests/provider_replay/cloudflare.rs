@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mailzone_testkit::{ProviderReplay, ReplayRequest, ReplayResponse};
 
-use crate::{mailzone, text};
+use crate::{Replayed, text};
 use serde_json::{Value, json};
 
 const ZONE: &str = "cf.test";
@@ -211,22 +211,16 @@ impl Cloudflare {
     }
 }
 
-fn config(dmarc_policy: &str) -> String {
-    crate::config(
-        ZONE,
-        "cloudflare",
-        "kind = \"cloudflare\"\napiTokenEnv = \"CF_TEST_TOKEN\"",
-        dmarc_policy,
-    )
-}
+const PROVIDER: Replayed = Replayed {
+    zone: ZONE,
+    kind: "cloudflare",
+    secret: "apiToken",
+    env: "CF_TEST_TOKEN",
+    more: "",
+};
 
-fn run(
-    dir: &std::path::Path,
-    replay: &ProviderReplay,
-    token: &str,
-    args: &[&str],
-) -> std::process::Output {
-    mailzone(dir, replay, &[("CF_TEST_TOKEN", token)], args)
+fn config(dmarc_policy: &str) -> String {
+    PROVIDER.config(dmarc_policy)
 }
 
 fn start() -> (Arc<Mutex<Cloudflare>>, ProviderReplay) {
@@ -249,7 +243,7 @@ fn cloudflare_publish_keeps_foreign_records_and_converges() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mailzone.toml"), config("reject")).unwrap();
 
-    let apply = run(tmp.path(), &replay, TOKEN, &["apply"]);
+    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
     assert!(apply.status.success(), "{}", text(&apply));
     {
         let zone = api.lock().unwrap();
@@ -303,16 +297,9 @@ fn cloudflare_publish_keeps_foreign_records_and_converges() {
     assert_eq!(requests.iter().filter(|r| r.method == "DELETE").count(), 0);
 
     // In sync: the plan is empty, and a second apply writes nothing.
-    let plan = run(tmp.path(), &replay, TOKEN, &["plan", "--detailed-exitcode"]);
-    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
-    let before = replay.requests().len();
-    let again = run(tmp.path(), &replay, TOKEN, &["apply"]);
-    assert!(again.status.success(), "{}", text(&again));
-    assert!(
-        replay.requests()[before..]
-            .iter()
-            .all(|r| r.method == "GET"),
-        "a second apply only reads"
+    crate::assert_in_sync(
+        |args| PROVIDER.run(tmp.path(), &replay, TOKEN, args),
+        &replay,
     );
 }
 
@@ -321,24 +308,20 @@ fn cloudflare_429_with_retry_after_is_waited_out_then_retried() {
     let (api, replay) = start();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mailzone.toml"), config("reject")).unwrap();
-    let apply = run(tmp.path(), &replay, TOKEN, &["apply"]);
+    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
     assert!(apply.status.success(), "{}", text(&apply));
 
     // The DMARC policy changes: the next write is throttled for 2 seconds.
     std::fs::write(tmp.path().join("mailzone.toml"), config("quarantine")).unwrap();
     api.lock().unwrap().throttle_next_write = Some(2);
     let before = replay.requests().len();
-    let apply = run(tmp.path(), &replay, TOKEN, &["apply"]);
+    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
     assert!(apply.status.success(), "{}", text(&apply));
     assert_eq!(
         api.lock().unwrap().values(&format!("_dmarc.{ZONE}"), "TXT"),
         ["\"v=DMARC1; p=quarantine; rua=mailto:postmaster@cf.test\""]
     );
-    let writes: Vec<ReplayRequest> = replay.requests()[before..]
-        .iter()
-        .filter(|r| r.method != "GET")
-        .cloned()
-        .collect();
+    let writes: Vec<ReplayRequest> = crate::writes_since(&replay, before);
     // The throttled write, then the same write again, no sooner than Retry-After said.
     assert!(writes.len() >= 2, "{writes:#?}");
     assert_eq!(writes[0].method, writes[1].method);
@@ -356,7 +339,7 @@ fn cloudflare_refused_token_fails_with_the_providers_words_and_no_secret() {
     api.lock().unwrap().refuse_token = true;
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("mailzone.toml"), config("reject")).unwrap();
-    let apply = run(tmp.path(), &replay, TOKEN, &["apply"]);
+    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
     let output = text(&apply);
     assert!(!apply.status.success(), "{output}");
     assert!(

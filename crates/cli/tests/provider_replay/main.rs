@@ -8,11 +8,14 @@
 //! credential ending the run with the provider's words and without the secret.
 
 mod cloudflare;
+mod desec;
+mod digitalocean;
+mod hetzner;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mailzone_testkit::ProviderReplay;
+use mailzone_testkit::{ProviderReplay, ReplayRequest};
 
 /// The domain's config, published through `[dnsServer.<server>]` (`server_table`: its keys,
 /// one per line) with the DMARC policy `dmarc_policy`.
@@ -34,6 +37,33 @@ dkimManagement = {{ manual = {{ keys = [] }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "{server}", publishRecords = ["mx", "spf", "dmarc", "caa", "address"] }} }}
 "#
     )
+}
+
+/// One replayed provider's fixed facts: the zone, the DNS server kind, the environment
+/// variable its secret is read from (`<secret>Env`), and more keys of its table.
+pub struct Replayed {
+    pub zone: &'static str,
+    pub kind: &'static str,
+    /// The secret setting's name (`apiToken`, `authToken`, …).
+    pub secret: &'static str,
+    pub env: &'static str,
+    pub more: &'static str,
+}
+
+impl Replayed {
+    /// The config with the DMARC policy `dmarc_policy`.
+    pub fn config(&self, dmarc_policy: &str) -> String {
+        let table = format!(
+            "kind = \"{}\"\n{}Env = \"{}\"\n{}",
+            self.kind, self.secret, self.env, self.more
+        );
+        config(self.zone, self.kind, &table, dmarc_policy)
+    }
+
+    /// [`mailzone`] with the secret `token` in the environment.
+    pub fn run(&self, dir: &Path, replay: &ProviderReplay, token: &str, args: &[&str]) -> Output {
+        mailzone(dir, replay, &[(self.env, token)], args)
+    }
 }
 
 /// Runs `mailzone ARGS --config DIR/mailzone.toml --state-dir DIR/state` through the replay,
@@ -63,4 +93,29 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// In sync after an apply: `plan --detailed-exitcode` exits 0 and a second apply only
+/// reads. `run` runs mailzone with the given arguments against `replay`.
+pub fn assert_in_sync(run: impl Fn(&[&str]) -> Output, replay: &ProviderReplay) {
+    let plan = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let before = replay.requests().len();
+    let again = run(&["apply"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        replay.requests()[before..]
+            .iter()
+            .all(|r| r.method == "GET"),
+        "a second apply only reads"
+    );
+}
+
+/// The requests other than GETs since the `before`th request.
+pub fn writes_since(replay: &ProviderReplay, before: usize) -> Vec<ReplayRequest> {
+    replay.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .cloned()
+        .collect()
 }

@@ -470,7 +470,7 @@ pub static DNS_UPDATE_PROVIDERS: &[ProviderKind] = &[
     kind(
         "hetzner",
         "Hetzner DNS",
-        1,
+        60,
         &[secret(
             "apiToken",
             "Hetzner Cloud API token with read and write permission",
