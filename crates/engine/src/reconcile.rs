@@ -528,29 +528,39 @@ fn group_by_zone<'a>(
         let zone = domain.domain.zone.clone();
         add(zone.clone(), server, name, desired, managed, zone);
     }
+    let publishing = domains_by_zone_and_server(loaded);
     for item in &mut work {
         item.desired
             .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
         item.desired.dedup();
-        item.unselected = unselected_domains(loaded, item);
+        item.unselected = publishing
+            .get(&(&item.zone, item.server.name.as_str()))
+            .into_iter()
+            .flatten()
+            .filter(|name| !item.domains.contains(name))
+            .map(|name| (*name).clone())
+            .collect();
     }
     Ok(work)
 }
 
-/// The configured domains that publish into the zone of `item` through its server but are
-/// not part of this run.
-fn unselected_domains(loaded: &LoadedConfig, item: &ZoneWork<'_>) -> Vec<Name> {
-    loaded
-        .config
-        .domains
-        .iter()
-        .filter(|d| d.zone == item.zone && !item.domains.contains(&d.name))
-        .filter(|d| {
-            matches!(&d.dns_management, DnsManagement::Automatic { dns_server, .. }
-                if *dns_server == item.server.name)
-        })
-        .map(|d| d.name.clone())
-        .collect()
+/// The configured domains under automatic management, by (zone, DNS server): built once
+/// per run, so that finding the domains a run leaves out of each zone is not a scan of
+/// every domain per zone (quadratic in the number of domains).
+fn domains_by_zone_and_server(
+    loaded: &LoadedConfig,
+) -> std::collections::HashMap<(&Name, &str), Vec<&Name>> {
+    let mut by_zone: std::collections::HashMap<(&Name, &str), Vec<&Name>> =
+        std::collections::HashMap::new();
+    for d in &loaded.config.domains {
+        if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
+            by_zone
+                .entry((&d.zone, dns_server.as_str()))
+                .or_default()
+                .push(&d.name);
+        }
+    }
+    by_zone
 }
 
 /// A digest of what a zone should hold: if it and the zone's serial are unchanged since
