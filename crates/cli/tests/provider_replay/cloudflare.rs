@@ -307,21 +307,14 @@ fn cloudflare_publish_keeps_foreign_records_and_converges() {
 fn cloudflare_429_with_retry_after_is_waited_out_then_retried() {
     let (api, replay) = start();
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("mailzone.toml"), config("reject")).unwrap();
-    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
-    assert!(apply.status.success(), "{}", text(&apply));
-
-    // The DMARC policy changes: the next write is throttled for 2 seconds.
-    std::fs::write(tmp.path().join("mailzone.toml"), config("quarantine")).unwrap();
-    api.lock().unwrap().throttle_next_write = Some(2);
-    let before = replay.requests().len();
-    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
-    assert!(apply.status.success(), "{}", text(&apply));
+    // The DMARC policy changes: the next write is throttled for 2 s.
+    let writes = crate::throttled_policy_change(&PROVIDER, tmp.path(), &replay, TOKEN, || {
+        api.lock().unwrap().throttle_next_write = Some(2);
+    });
     assert_eq!(
         api.lock().unwrap().values(&format!("_dmarc.{ZONE}"), "TXT"),
         ["\"v=DMARC1; p=quarantine; rua=mailto:postmaster@cf.test\""]
     );
-    let writes: Vec<ReplayRequest> = crate::writes_since(&replay, before);
     // The throttled write, then the same write again, no sooner than Retry-After said.
     assert!(writes.len() >= 2, "{writes:#?}");
     assert_eq!(writes[0].method, writes[1].method);

@@ -592,16 +592,10 @@ fn hetzner_publish_keeps_foreign_records_and_converges() {
 fn hetzner_429_is_waited_out_with_the_librarys_backoff_then_retried() {
     let (api, replay) = start();
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("mailzone.toml"), config("reject")).unwrap();
-    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
-    assert!(apply.status.success(), "{}", text(&apply));
-
-    // The DMARC policy changes: the next write is throttled.
-    std::fs::write(tmp.path().join("mailzone.toml"), config("quarantine")).unwrap();
-    api.lock().unwrap().throttle_next_write = Some(1);
-    let before = replay.requests().len();
-    let apply = PROVIDER.run(tmp.path(), &replay, TOKEN, &["apply"]);
-    assert!(apply.status.success(), "{}", text(&apply));
+    // The DMARC policy changes: the next write is throttled for 1 s.
+    let writes = crate::throttled_policy_change(&PROVIDER, tmp.path(), &replay, TOKEN, || {
+        api.lock().unwrap().throttle_next_write = Some(1);
+    });
     {
         let zone = api.lock().unwrap();
         assert_eq!(
@@ -610,7 +604,6 @@ fn hetzner_429_is_waited_out_with_the_librarys_backoff_then_retried() {
         );
         assert_foreign_kept(&zone);
     }
-    let writes: Vec<ReplayRequest> = crate::writes_since(&replay, before);
     // The throttled `set_records`, the same again after the backoff, then `change_ttl`.
     assert_eq!(writes.len(), 3, "{writes:#?}");
     assert_eq!(

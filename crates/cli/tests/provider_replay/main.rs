@@ -119,3 +119,25 @@ pub fn writes_since(replay: &ProviderReplay, before: usize) -> Vec<ReplayRequest
         .cloned()
         .collect()
 }
+
+/// Publishes (config and state in `dir`) with DMARC `p=reject`, then changes the policy to quarantine with `throttle`
+/// called just before the second run (it arms the replay's 429 for the next write).
+/// Both runs must succeed; returns the second run's writes (all but GETs), in order.
+pub fn throttled_policy_change(
+    provider: &Replayed,
+    dir: &Path,
+    replay: &ProviderReplay,
+    token: &str,
+    throttle: impl FnOnce(),
+) -> Vec<ReplayRequest> {
+    let config_file = dir.join("mailzone.toml");
+    std::fs::write(&config_file, provider.config("reject")).unwrap();
+    let apply = provider.run(dir, replay, token, &["apply"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    std::fs::write(&config_file, provider.config("quarantine")).unwrap();
+    throttle();
+    let before = replay.requests().len();
+    let apply = provider.run(dir, replay, token, &["apply"]);
+    assert!(apply.status.success(), "{}", text(&apply));
+    writes_since(replay, before)
+}
