@@ -118,6 +118,9 @@ pub struct DnsUpdateProvider {
     /// Every secret setting's value, removed from error texts (some providers put tokens
     /// in URLs, and the library's errors quote URLs).
     secrets: Vec<Zeroizing<String>>,
+    /// The names of the kind's secret settings (`apiToken`), named when a credential is
+    /// refused.
+    credential_keys: Vec<&'static str>,
     /// The longest one library call may take: its requests, and its own waits after a 429
     /// (some providers' clients have no timeout of their own).
     call_limit: Duration,
@@ -145,6 +148,12 @@ impl DnsUpdateProvider {
             kind: kind.to_string(),
             min_ttl: known.min_ttl,
             secrets,
+            credential_keys: known
+                .settings
+                .iter()
+                .filter(|s| s.secret)
+                .map(|s| s.key)
+                .collect(),
             call_limit: timeout.saturating_mul(3) + Duration::from_secs(60),
             requests: AtomicU64::new(0),
         })
@@ -160,7 +169,16 @@ impl DnsUpdateProvider {
         let message = format!("{} API: {doing}: {text}", self.kind);
         let status = |code: u16| DnsError::http_status(NO_SERVER, code, message.clone());
         match e {
-            E::Unauthorized => status(401),
+            // The library keeps only the status of a 401: say what it means and what to
+            // check, since the provider's own words are lost.
+            E::Unauthorized => DnsError::http_status(
+                NO_SERVER,
+                401,
+                format!(
+                    "{message} (HTTP 401: the provider refused the credential; check {})",
+                    self.credential_keys.join(", ")
+                ),
+            ),
             E::NotFound => DnsError::permanent(
                 NO_SERVER,
                 Cause::NotServed,

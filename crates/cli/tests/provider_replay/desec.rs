@@ -531,7 +531,12 @@ fn desec_refused_token_fails_with_the_providers_words_and_no_secret() {
     // the body, so deSEC's "Invalid token." cannot reach mailzone: the status is named by
     // its reason phrase, with the provider and the RRset being read.
     assert!(
-        output.contains("desec API: reading") && output.contains("Unauthorized"),
+        output.contains("desec API: reading")
+            && output.contains("Unauthorized")
+            && output.contains(&format!(
+                "HTTP 401: the provider refused the credential; check {}",
+                PROVIDER.secret
+            )),
         "the provider's answer is named: {output}"
     );
     assert!(!output.contains(TOKEN), "the token leaked: {output}");

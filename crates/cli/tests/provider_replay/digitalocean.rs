@@ -561,9 +561,14 @@ fn digitalocean_refused_token_fails_with_the_providers_words_and_no_secret() {
     assert!(!apply.status.success(), "{output}");
     // The library's shared client turns any 401 into its `Unauthorized` error and drops
     // the body, so DigitalOcean's "Unable to authenticate you." cannot reach mailzone: the
-    // status is named by its reason phrase, with the provider and the RRset being read.
+    // status is named, with the provider, the RRset being read and the setting to check.
     assert!(
-        output.contains("digitalocean API: reading") && output.contains("Unauthorized"),
+        output.contains("digitalocean API: reading")
+            && output.contains("Unauthorized")
+            && output.contains(&format!(
+                "HTTP 401: the provider refused the credential; check {}",
+                PROVIDER.secret
+            )),
         "the provider's answer is named: {output}"
     );
     assert!(!output.contains(TOKEN), "the token leaked: {output}");
