@@ -257,6 +257,9 @@ pub async fn reconcile(
     // Only now, with every record of these zones served by every authoritative server,
     // may a pending DKIM key sign: the rotation promotion path, for the keys whose records
     // were part of what was applied.
+    // By name, built once: a lookup per zone in the config's list would be quadratic.
+    let domains: std::collections::HashMap<&Name, &mailzone_records::Domain> =
+        loaded.config.domains.iter().map(|d| (&d.name, d)).collect();
     for (item, applied, serial) in served_dkim {
         let confirmed = Confirmed {
             applied,
@@ -265,7 +268,16 @@ pub async fn reconcile(
             progress,
             sent: &propagation_queries,
         };
-        if let Err(e) = promote_applied(loaded, request, &store, item, confirmed, &mut report).await
+        if let Err(e) = promote_applied(
+            loaded,
+            &domains,
+            request,
+            &store,
+            item,
+            confirmed,
+            &mut report,
+        )
+        .await
         {
             failures.push(item.failure(e));
         }
@@ -333,6 +345,7 @@ struct Confirmed<'a> {
 /// that serial.
 async fn promote_applied(
     loaded: &LoadedConfig,
+    domains: &std::collections::HashMap<&Name, &mailzone_records::Domain>,
     request: &ReconcileRequest,
     store: &Store,
     item: &ZoneWork<'_>,
@@ -351,7 +364,7 @@ async fn promote_applied(
     }
     let mut everywhere = confirmed.applied;
     for name in &item.domains {
-        let Some(domain) = loaded.config.domain(name) else {
+        let Some(domain) = domains.get(name) else {
             continue;
         };
         // Manual keys are the operator's files, never staged in the state database: no
