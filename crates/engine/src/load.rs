@@ -82,15 +82,23 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
     let files = FileReader { config_file: path };
     let tlsa = read_tlsa_keys(&files, &config)?;
     let mut manual_dkim_keys = BTreeMap::new();
+    // A hosting server names one key file for many domains: each file is read and decoded
+    // once (an Ed25519 key's public half costs a scalar multiplication to derive).
+    let mut decoded: std::collections::HashMap<&Path, DkimPrivateKey> =
+        std::collections::HashMap::new();
     for domain in &config.domains {
         if let DkimManagement::Manual { keys } = &domain.dkim_management {
             let mut loaded = Vec::with_capacity(keys.len());
             for key in keys {
-                let bytes = files.read(&key.private_key_file)?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| files.invalid(&key.private_key_file, "not a PEM text file"))?;
-                let private = DkimPrivateKey::from_pem(&text)
-                    .map_err(|e| files.invalid(&key.private_key_file, e))?;
+                let file = &key.private_key_file;
+                let private = match decoded.get(file.path.as_path()) {
+                    Some(private) => private.clone(),
+                    None => {
+                        let private = read_dkim_key(&files, file)?;
+                        decoded.insert(&file.path, private.clone());
+                        private
+                    }
+                };
                 loaded.push((key.selector.clone(), private));
             }
             manual_dkim_keys.insert(domain.name.clone(), loaded);
@@ -110,6 +118,13 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         api_domains,
         api_dns_servers,
     })
+}
+
+/// A manual DKIM key from its PEM file.
+fn read_dkim_key(files: &FileReader<'_>, file: &FileRef) -> Result<DkimPrivateKey, EngineError> {
+    let bytes = files.read(file)?;
+    let text = String::from_utf8(bytes).map_err(|_| files.invalid(file, "not a PEM text file"))?;
+    DkimPrivateKey::from_pem(&text).map_err(|e| files.invalid(file, e))
 }
 
 /// The TLSA digests of the certificate files `[server.tls]` names (none without it).
