@@ -98,7 +98,15 @@ CONF
 
 stop() {
   if [[ -f $DIR/knot.pid ]]; then
-    kill "$(cat "$DIR/knot.pid")" 2> /dev/null || true
+    local pid
+    pid=$(cat "$DIR/knot.pid")
+    kill "$pid" 2> /dev/null || true
+    # knotd still writes its databases while it shuts down: an rm racing it can find the
+    # directory refilled ("Directory not empty"). Wait (up to 5 s) until it is gone.
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2> /dev/null || break
+      sleep 0.1
+    done
   fi
   rm -rf "$DIR"
   echo "knot.sh: stopped"
