@@ -78,6 +78,38 @@ impl Failed {
     }
 }
 
+impl From<DnsError> for Failed {
+    /// An error not worth a retry (a serial that moved, a server that cannot be reached).
+    fn from(error: DnsError) -> Failed {
+        Failed {
+            error,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// Runs `try_once` until it succeeds, fails for good, or has been tried again [`RETRIES`]
+/// times, waiting between tries as the failure says.
+async fn retrying<T, Fut>(mut try_once: impl FnMut() -> Fut) -> Result<T, DnsError>
+where
+    Fut: std::future::Future<Output = Result<T, Failed>>,
+{
+    let mut attempt = 0;
+    loop {
+        match try_once().await {
+            Ok(value) => return Ok(value),
+            Err(failed) => match failed.retry_in(attempt) {
+                Some(delay) => {
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                None => return Err(failed.error),
+            },
+        }
+    }
+}
+
 /// The wait before try number `attempt + 1` (counting from 0): `Retry-After` when the
 /// server gave one, else 100 ms doubled each time, plus up to 50 ms so that zones failing
 /// together do not come back together.
@@ -194,22 +226,15 @@ impl PowerDnsProvider {
         request: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<reqwest::Response, DnsError> {
-        let mut attempt = 0;
-        loop {
-            let Some(this_try) = request.try_clone() else {
-                return self.send_once(request, what).await.map_err(|f| f.error);
-            };
-            match self.send_once(this_try, what).await {
-                Ok(response) => return Ok(response),
-                Err(failed) => match failed.retry_in(attempt) {
-                    Some(delay) => {
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => return Err(failed.error),
-                },
-            }
+        if request.try_clone().is_none() {
+            // A streamed body cannot be sent twice.
+            return self.send_once(request, what).await.map_err(|f| f.error);
         }
+        retrying(|| {
+            let this_try = request.try_clone().expect("cloneable: checked above");
+            self.send_once(this_try, what)
+        })
+        .await
     }
 
     /// Sends a request once; the answer's status is turned into an error carrying
@@ -225,17 +250,15 @@ impl PowerDnsProvider {
             .header("X-API-Key", self.api_key.as_str())
             .send()
             .await
-            .map_err(|e| Failed {
-                error: DnsError::unreachable(
+            .map_err(|e| {
+                Failed::from(DnsError::unreachable(
                     self.address,
                     format!(
                         "PowerDNS API at {}: {what}: {}",
                         self.address,
                         transport(&e)
                     ),
-                ),
-                retryable: false,
-                retry_after: None,
+                ))
             })?;
         let status = response.status();
         if status.is_success() {
@@ -458,8 +481,7 @@ impl Provider for PowerDnsProvider {
         let rrsets = self.patch_rrsets(changes, &zone).await?;
         let what = format!("updating zone {zone}");
         let _one_writer = self.writing.lock().await;
-        let mut attempt = 0;
-        loop {
+        retrying(|| async {
             // Compared before every try: a retried PATCH must not land on an edit made
             // while the first one failed.
             if let Some(read) = changes.read_serial {
@@ -469,23 +491,16 @@ impl Provider for PowerDnsProvider {
                         server: self.address,
                         read,
                         now,
-                    });
+                    }
+                    .into());
                 }
             }
             let patch = self.client.patch(self.zone_url(&zone)).json(&Patch {
                 rrsets: rrsets.clone(),
             });
-            match self.send_once(patch, &what).await {
-                Ok(_) => break,
-                Err(failed) => match failed.retry_in(attempt) {
-                    Some(delay) => {
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => return Err(failed.error),
-                },
-            }
-        }
+            self.send_once(patch, &what).await.map(drop)
+        })
+        .await?;
         let serial = self.serial(&zone).await?;
         Ok(ApplyReport {
             messages: 1,
