@@ -96,11 +96,7 @@ impl ReplayRequest {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| io::Error::other(format!("bad status line in {head:?}")))?;
-        let headers: Vec<(String, String)> = head
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        let headers: Vec<(String, String)> = header_fields(&head)
             .filter(|(n, _)| {
                 !n.eq_ignore_ascii_case("content-length")
                     && !n.eq_ignore_ascii_case("connection")
@@ -274,29 +270,17 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let (method, target) = request_line(&head)?;
     if method != "CONNECT" {
         // A plain `http://` URL through the proxy: the target is absolute.
-        let rest = target.strip_prefix("http://").unwrap_or(&target);
-        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let host = host.split(':').next().unwrap_or(host).to_owned();
+        let (host, _) = split_target(&target);
         let mut writer = stream;
-        let mut first = Some((head, path.to_owned()));
-        loop {
-            let (head, path) = match first.take() {
-                Some(first) => first,
-                None => match read_head(&mut reader)? {
-                    Some(head) => {
-                        let (_, target) = request_line(&head)?;
-                        let path = target
-                            .strip_prefix("http://")
-                            .and_then(|t| t.find('/').map(|i| t[i..].to_owned()))
-                            .unwrap_or(target);
-                        (head, path)
-                    }
-                    None => return Ok(()),
-                },
-            };
+        let mut next = Some(head);
+        while let Some(head) = next {
+            let (_, target) = request_line(&head)?;
+            let (_, path) = split_target(&target);
             let request = read_request(&mut reader, &host, &head, &path)?;
             answer(&mut writer, shared, request)?;
+            next = read_head(&mut reader)?;
         }
+        return Ok(());
     }
     let host = target.split(':').next().unwrap_or(&target).to_owned();
     let mut writer = stream;
@@ -313,6 +297,24 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let request = read_request(&mut tls, &host, &head, &path)?;
         answer(tls.get_mut(), shared, request)?;
     }
+}
+
+/// The host (without port) and the path of a request target: absolute
+/// (`http://host:port/path`, through a proxy) or origin-form (`/path`, no host).
+fn split_target(target: &str) -> (String, String) {
+    let rest = target.strip_prefix("http://").unwrap_or(target);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.split(':').next().unwrap_or(authority);
+    (host.to_owned(), path.to_owned())
+}
+
+/// The header fields of a request or response head (after its first line), names and
+/// values trimmed, names as written.
+fn header_fields(head: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
 }
 
 /// The TLS config with a certificate for `host` (made on first use).
@@ -385,11 +387,8 @@ fn read_request(
     path: &str,
 ) -> io::Result<ReplayRequest> {
     let (method, _) = request_line(head)?;
-    let headers: Vec<(String, String)> = head
-        .lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+    let headers: Vec<(String, String)> = header_fields(head)
+        .map(|(n, v)| (n.to_ascii_lowercase(), v))
         .collect();
     let header = |name: &str| {
         headers
