@@ -2,6 +2,7 @@
 //! database and DNS providers. The CLI and the server are thin layers over it.
 
 pub mod acme;
+pub mod api_change;
 pub mod check;
 pub mod clock;
 pub mod connect;
@@ -17,6 +18,7 @@ pub mod records;
 pub mod tasks;
 pub mod tlsa;
 
+pub use api_change::{ApiChange, ApiObjectKind, apply_api_change};
 pub use check::{CheckReport, CheckRequest, DomainFindings, check};
 pub use error::{EngineError, FailureClass};
 pub use load::{

@@ -192,18 +192,7 @@ pub async fn load_config_from(
     path: &Path,
     store: &mailzone_store::Store,
 ) -> Result<LoadedConfig, EngineError> {
-    let mut api = ApiObjects::default();
-    for (name, definition) in store.api_domains().await? {
-        let definition = serde_json::from_str(&definition).map_err(|e| {
-            EngineError::Usage(format!(
-                "domain {name} (defined through the API) is unreadable in the database: {e}"
-            ))
-        })?;
-        api.domains.push(ApiObject { name, definition });
-    }
-    for (name, definition) in store.api_dns_servers().await? {
-        api.dns_servers.push(ApiObject { name, definition });
-    }
+    let api = crate::api_change::stored_api_objects(store).await?;
     load_config_with(path, &api)
 }
 

@@ -10,16 +10,14 @@ use futures::StreamExt as _;
 
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
-use mailzone_records::{
-    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, Record, zonefile,
-};
+use mailzone_records::zones::{self, ZonePlan, ZonePlans};
+use mailzone_records::{DesiredRecord, DnsRecordType, Name, Record, zonefile};
 use mailzone_store::{Store, ZoneState};
-use sha2::{Digest, Sha256};
 
 use crate::error::ZoneFailure;
 use crate::progress::Progress;
 use crate::propagation;
-use crate::records::{DomainRecords, RecordsRequest};
+use crate::records::RecordsRequest;
 use crate::{EngineError, LoadedConfig, connect};
 
 /// How many times a zone is re-read and re-planned after a concurrent edit.
@@ -90,53 +88,12 @@ pub struct ReconcileReport {
     pub on_key_change_failures: Vec<String>,
 }
 
-/// One zone to reconcile: every selected domain that publishes into it.
-struct ZoneWork<'a> {
-    zone: Name,
-    server: &'a DnsServer,
-    domains: Vec<Name>,
-    desired: Vec<DesiredRecord>,
-    managed_types: Vec<DnsRecordType>,
-    /// The subtrees whose ledger entries this run answers for: a domain's whole zone, or
-    /// in a DKIM provider zone only `<domain>.<delegateTo>` of the selected domains (the
-    /// keys of the other customers there are never deleted by a run that did not plan them).
-    scope: Vec<Name>,
-    /// The other domains publishing into this zone through this server that the run did
-    /// not select: a name whose most specific domain is one of them is theirs, and this run
-    /// neither deletes nor replaces what they published there.
-    unselected: Vec<Name>,
-}
-
-impl ZoneWork<'_> {
-    /// Whether this run answers for what the ledger holds at `name`: inside its scope, and
-    /// not claimed by a domain the run did not select. The most specific claim wins: a
-    /// selected domain or scope (a delegated key's `<domain>.<delegateTo>`) against an
-    /// unselected domain, the unselected one on a tie (a run for `sub.example.org` leaves
-    /// `example.org`'s apex alone, and `example.org`'s run leaves `sub.example.org`'s
-    /// records). A name no domain claims (a mail host's address in a zone that is itself
-    /// no domain) belongs to each run.
-    fn owns(&self, name: &Name) -> bool {
-        if !self.scope.iter().any(|s| name.is_within(s)) {
-            return false;
-        }
-        let selected = self.domains.iter().chain(&self.scope).map(|d| (d, true));
-        let unselected = self.unselected.iter().map(|d| (d, false));
-        selected
-            .chain(unselected)
-            .filter(|(d, _)| name.is_within(d))
-            .max_by_key(|(d, is_selected)| (d.as_str().len(), !is_selected))
-            .is_none_or(|(_, is_selected)| is_selected)
-    }
-}
-
-impl ZoneWork<'_> {
-    /// `error` as this zone's failure, naming its DNS server.
-    fn failure(&self, error: EngineError) -> ZoneFailure {
-        ZoneFailure {
-            zone: self.zone.clone(),
-            dns_server: self.server.name.clone(),
-            error,
-        }
+/// `error` as this zone's failure, naming its DNS server.
+fn failure(item: &ZonePlan<'_>, error: EngineError) -> ZoneFailure {
+    ZoneFailure {
+        zone: item.zone.clone(),
+        dns_server: item.server.name.clone(),
+        error,
     }
 }
 
@@ -147,13 +104,15 @@ pub async fn reconcile(
     progress: &dyn Progress,
 ) -> Result<ReconcileReport, EngineError> {
     let planned = crate::records::plan_records(loaded, &request.records).await?;
-    let mut report = ReconcileReport::default();
-    let work = group_by_zone(
-        loaded,
-        &planned.domains,
-        &request.records.types,
-        &mut report.manual_domains,
-    )?;
+    let ZonePlans {
+        zones: work,
+        manual,
+    } = zones::plan_zones(&loaded.config, &planned.domains, &request.records.types)
+        .map_err(|e| EngineError::Usage(e.to_string()))?;
+    let mut report = ReconcileReport {
+        manual_domains: manual,
+        ..ReconcileReport::default()
+    };
     if work.is_empty() {
         return Ok(report);
     }
@@ -167,7 +126,7 @@ pub async fn reconcile(
     // one's class (a task retries when any of them is transient).
     let mut failures: Vec<ZoneFailure> = Vec::new();
     let mut connections: BTreeMap<String, connect::Connection> = BTreeMap::new();
-    let mut connected: Vec<&ZoneWork<'_>> = Vec::new();
+    let mut connected: Vec<&ZonePlan<'_>> = Vec::new();
     for item in &work {
         if !connections.contains_key(&item.server.name) {
             // A server that cannot be used fails its zones only; the others go on. Tried
@@ -179,7 +138,7 @@ pub async fn reconcile(
                 Err(e) => {
                     progress.zone_started(&item.zone);
                     progress.zone_failed(&item.zone, &e.to_string());
-                    failures.push(item.failure(e));
+                    failures.push(failure(item, e));
                     continue;
                 }
             }
@@ -251,7 +210,7 @@ pub async fn reconcile(
                 }
                 report.zones.push(outcome);
             }
-            Err(e) => failures.push(item.failure(e)),
+            Err(e) => failures.push(failure(item, e)),
         }
     }
     // Only now, with every record of these zones served by every authoritative server,
@@ -279,7 +238,7 @@ pub async fn reconcile(
         )
         .await
         {
-            failures.push(item.failure(e));
+            failures.push(failure(item, e));
         }
     }
     // The TLSA rollover state the records were planned with becomes the stored state only
@@ -312,7 +271,7 @@ pub async fn reconcile(
 
 /// Whether every zone of this run that holds TLSA records serves what was planned: each
 /// was applied and confirmed on every authoritative server, or found already in sync.
-fn tlsa_published(work: &[ZoneWork<'_>], report: &ReconcileReport) -> bool {
+fn tlsa_published(work: &[ZonePlan<'_>], report: &ReconcileReport) -> bool {
     let mut tlsa_zones = work
         .iter()
         .filter(|item| item.managed_types.contains(&DnsRecordType::Tlsa))
@@ -348,7 +307,7 @@ async fn promote_applied(
     domains: &std::collections::HashMap<&Name, &mailzone_records::Domain>,
     request: &ReconcileRequest,
     store: &Store,
-    item: &ZoneWork<'_>,
+    item: &ZonePlan<'_>,
     confirmed: Confirmed<'_>,
     report: &mut ReconcileReport,
 ) -> Result<(), EngineError> {
@@ -440,161 +399,10 @@ fn outcome_summary(outcome: &ZoneOutcome) -> String {
     }
 }
 
-/// Groups the selected automatic domains by (DNS server, zone), keeping only the record
-/// types each domain publishes (narrowed by `--types`).
-fn group_by_zone<'a>(
-    loaded: &'a LoadedConfig,
-    planned: &[DomainRecords],
-    types: &[DnsRecordType],
-    manual: &mut Vec<Name>,
-) -> Result<Vec<ZoneWork<'a>>, EngineError> {
-    let mut work: Vec<ZoneWork<'a>> = Vec::new();
-    let mut add = |zone: Name,
-                   server: &'a DnsServer,
-                   domain: &Name,
-                   desired: Vec<DesiredRecord>,
-                   managed: Vec<DnsRecordType>,
-                   scope: Name| {
-        match work
-            .iter_mut()
-            .find(|w| w.zone == zone && w.server.name == server.name)
-        {
-            Some(existing) => {
-                if !existing.domains.contains(domain) {
-                    existing.domains.push(domain.clone());
-                }
-                existing.desired.extend(desired);
-                for t in managed {
-                    if !existing.managed_types.contains(&t) {
-                        existing.managed_types.push(t);
-                    }
-                }
-                if !existing.scope.contains(&scope) {
-                    existing.scope.push(scope);
-                }
-            }
-            None => work.push(ZoneWork {
-                zone,
-                server,
-                domains: vec![domain.clone()],
-                desired,
-                managed_types: managed,
-                scope: vec![scope],
-                unselected: Vec::new(),
-            }),
-        }
-    };
-    for domain in planned {
-        let name = &domain.domain.name;
-        // Delegated DKIM keys live in the provider's zone, published through its DNS
-        // server whatever the domain's own DNS management (the customer may hold the
-        // CNAMEs by hand).
-        let delegated = domain.domain.dkim_management.delegation();
-        let (keys, own): (Vec<&DesiredRecord>, Vec<&DesiredRecord>) =
-            domain.records.iter().partition(|r| {
-                delegated.is_some_and(|d| {
-                    r.record_type == DnsRecordType::Dkim && r.record.name.is_within(&d.zone)
-                })
-            });
-        if let Some(delegation) = delegated
-            && (types.is_empty() || types.contains(&DnsRecordType::Dkim))
-        {
-            let server = loaded
-                .config
-                .dns_server(&delegation.dns_server)
-                .expect("the config validator checked that the delegateDnsServer exists");
-            let scope = delegation
-                .zone
-                .prefixed(name.as_str())
-                .map_err(|e| EngineError::Usage(format!("{name}: {e}")))?;
-            add(
-                delegation.zone.clone(),
-                server,
-                name,
-                keys.into_iter().cloned().collect(),
-                vec![DnsRecordType::Dkim],
-                scope,
-            );
-        }
-        let DnsManagement::Automatic {
-            dns_server,
-            publish_records,
-        } = &domain.domain.dns_management
-        else {
-            manual.push(name.clone());
-            continue;
-        };
-        let server = loaded
-            .config
-            .dns_server(dns_server)
-            .expect("the config validator checked that the dnsServer exists");
-        let managed: Vec<DnsRecordType> = publish_records
-            .iter()
-            .copied()
-            .filter(|t| types.is_empty() || types.contains(t))
-            .collect();
-        let desired = own
-            .into_iter()
-            .filter(|r| managed.contains(&r.record_type))
-            .cloned()
-            .collect();
-        let zone = domain.domain.zone.clone();
-        add(zone.clone(), server, name, desired, managed, zone);
-    }
-    let publishing = domains_by_zone_and_server(loaded);
-    for item in &mut work {
-        item.desired
-            .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
-        item.desired.dedup();
-        item.unselected = publishing
-            .get(&(&item.zone, item.server.name.as_str()))
-            .into_iter()
-            .flatten()
-            .filter(|name| !item.domains.contains(name))
-            .map(|name| (*name).clone())
-            .collect();
-    }
-    Ok(work)
-}
-
-/// The configured domains under automatic management, by (zone, DNS server): built once
-/// per run, so that finding the domains a run leaves out of each zone is not a scan of
-/// every domain per zone (quadratic in the number of domains).
-fn domains_by_zone_and_server(
-    loaded: &LoadedConfig,
-) -> std::collections::HashMap<(&Name, &str), Vec<&Name>> {
-    let mut by_zone: std::collections::HashMap<(&Name, &str), Vec<&Name>> =
-        std::collections::HashMap::new();
-    for d in &loaded.config.domains {
-        if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
-            by_zone
-                .entry((&d.zone, dns_server.as_str()))
-                .or_default()
-                .push(&d.name);
-        }
-    }
-    by_zone
-}
-
-/// A digest of what a zone should hold: if it and the zone's serial are unchanged since
-/// the last run, the zone is in sync without reading it.
-fn desired_digest(item: &ZoneWork<'_>) -> String {
-    let mut hasher = Sha256::new();
-    let mut types: Vec<&str> = item.managed_types.iter().map(|t| t.name()).collect();
-    types.sort_unstable();
-    hasher.update(types.join(",").as_bytes());
-    for d in &item.desired {
-        hasher.update(zonefile::record_line(&d.record, 0).as_bytes());
-        hasher.update(d.record_type.name().as_bytes());
-        hasher.update(b"\n");
-    }
-    zonefile::hex(&hasher.finalize())
-}
-
 async fn reconcile_zone(
     store: &Store,
     connection: &connect::Connection,
-    item: &ZoneWork<'_>,
+    item: &ZonePlan<'_>,
     request: &ReconcileRequest,
     progress: &dyn Progress,
     propagation_queries: &AtomicU64,
@@ -603,7 +411,7 @@ async fn reconcile_zone(
     let provider = connection.provider.as_ref();
     let zone = &item.zone;
     let server_name = &item.server.name;
-    let digest = desired_digest(item);
+    let digest = item.desired_digest();
     let dns = |e: DnsError| EngineError::Dns {
         zone: zone.as_str().to_string(),
         error: e,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mailzone_records::dkim::{self, DkimPrivateKey, DkimSelectorKey};
 use mailzone_records::{
-    DesiredRecord, DkimAlgorithm, DkimManagement, DkimStage, DnsRecordType, Domain, Name, PlanInput,
+    DkimAlgorithm, DkimManagement, DkimStage, DnsRecordType, Domain, Name, PlanInput,
 };
 use mailzone_store::{Store, StoredDkimKey};
 use zeroize::Zeroizing;
@@ -59,12 +59,7 @@ impl RequestStore {
     }
 }
 
-/// One domain's desired records.
-#[derive(Debug, Clone)]
-pub struct DomainRecords {
-    pub domain: Domain,
-    pub records: Vec<DesiredRecord>,
-}
+pub use mailzone_records::zones::DomainRecords;
 
 /// Plans the records of the selected domains. The state database is opened only when a
 /// selected domain has automatic DKIM keys or published TLSA records, and only after every

@@ -23,6 +23,7 @@ pub mod tlsa;
 pub mod tlsrpt;
 pub mod txt;
 pub mod zonefile;
+pub mod zones;
 
 pub use model::*;
 pub use name::{Name, NameError};

@@ -160,8 +160,13 @@ pub(crate) async fn create_dns_server(
             },
         ));
     }
-    let loaded =
-        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
+    let loaded = apply_api_change(
+        &state,
+        ApiObjectKind::DnsServer,
+        &name,
+        Some(&Value::Object(body)),
+    )
+    .await?;
     let server = loaded.config.dns_server(&name).expect("just added");
     Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
 }
@@ -180,8 +185,13 @@ pub(crate) async fn put_dns_server(
         Some(Value::String(n)) if n == name => {}
         Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
     }
-    let loaded =
-        apply_api_change(&state, Kind::DnsServer, &name, Some(&Value::Object(body))).await?;
+    let loaded = apply_api_change(
+        &state,
+        ApiObjectKind::DnsServer,
+        &name,
+        Some(&Value::Object(body)),
+    )
+    .await?;
     let server = loaded.config.dns_server(&name).expect("just changed");
     Ok(Json(dns_server_json(server, &loaded)).into_response())
 }
@@ -213,7 +223,8 @@ pub(crate) async fn patch_dns_server(
         .map(|(_, d)| d)
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
     merge_patch(&mut definition, Value::Object(given));
-    let loaded = apply_api_change(&state, Kind::DnsServer, &name, Some(&definition)).await?;
+    let loaded =
+        apply_api_change(&state, ApiObjectKind::DnsServer, &name, Some(&definition)).await?;
     let server = loaded.config.dns_server(&name).expect("just changed");
     Ok(Json(dns_server_json(server, &loaded)).into_response())
 }
@@ -227,7 +238,7 @@ pub(crate) async fn delete_dns_server(
     let _writing = state.config_writes.lock().await;
     let loaded = state.loaded();
     api_dns_server_only(&loaded, &name)?;
-    apply_api_change(&state, Kind::DnsServer, &name, None).await?;
+    apply_api_change(&state, ApiObjectKind::DnsServer, &name, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -125,7 +125,7 @@ pub(crate) async fn apply_domain_change(
     name: &Name,
     definition: Option<&Value>,
 ) -> Result<(std::sync::Arc<mailzone_engine::LoadedConfig>, Option<Task>), ApiError> {
-    let loaded = apply_api_change(state, Kind::Domain, name.as_str(), definition).await?;
+    let loaded = apply_api_change(state, ApiObjectKind::Domain, name.as_str(), definition).await?;
     let now = clock::unix_now();
     let automatic = loaded
         .config

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
-use mailzone_engine::clock;
+use mailzone_engine::{ApiChange, ApiObjectKind};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
@@ -84,121 +84,25 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// Which kind of API object a change is about.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Domain,
-    DnsServer,
-}
-
-/// Everything the API defined, with `replace` applied to the object (`kind`, `name`):
-/// `Some(definition)` sets its table, `None` removes it.
-pub(crate) async fn api_objects_with(
-    state: &AppState,
-    kind: Kind,
-    name: &str,
-    replace: Option<&Value>,
-) -> Result<mailzone_engine::ApiObjects, ApiError> {
-    let mut api = mailzone_engine::ApiObjects::default();
-    for (stored, definition) in state.store.api_domains().await? {
-        if kind == Kind::Domain && stored == name {
-            continue;
-        }
-        let definition = serde_json::from_str(&definition)
-            .map_err(|e| ApiError::invalid(format!("stored domain {stored} is unreadable: {e}")))?;
-        api.domains.push(mailzone_engine::ApiObject {
-            name: stored,
-            definition,
-        });
-    }
-    for (stored, definition) in state.store.api_dns_servers().await? {
-        if kind == Kind::DnsServer && stored == name {
-            continue;
-        }
-        api.dns_servers.push(mailzone_engine::ApiObject {
-            name: stored,
-            definition,
-        });
-    }
-    if let Some(definition) = replace {
-        let object = mailzone_engine::ApiObject {
-            name: name.to_string(),
-            definition: definition.clone(),
-        };
-        match kind {
-            Kind::Domain => api.domains.push(object),
-            Kind::DnsServer => api.dns_servers.push(object),
-        }
-    }
-    Ok(api)
-}
-
 pub(crate) fn rfc3339(unix: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The fields of a DNS server definition that hold secrets: the TSIG or API `key`, and
-/// the secret settings of a `dns-update` provider.
-fn secret_fields(definition: &Value) -> Vec<String> {
-    let mut fields = vec!["key".to_string()];
-    if let Some(known) = definition
-        .get("kind")
-        .and_then(Value::as_str)
-        .and_then(|k| mailzone_records::config::dns_update_provider(&k.to_ascii_lowercase()))
-    {
-        fields.extend(
-            known
-                .settings
-                .iter()
-                .filter(|s| s.secret)
-                .map(|s| s.key.to_string()),
-        );
-    }
-    fields
-}
-
-/// Validates the config with a change to an API object (`None` removes it), stores the
-/// change (a DNS server's `key` sealed) and swaps the new config in.
+/// Validates, stores and swaps in a change to an API object (`None` removes it): the
+/// engine's use case, with the new config made the service's current one.
 pub(crate) async fn apply_api_change(
     state: &AppState,
-    kind: Kind,
+    kind: ApiObjectKind,
     name: &str,
     definition: Option<&Value>,
 ) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
-    // A secret of the wrong JSON type would be quoted back by the type error.
-    if let Some(definition) = definition
-        && let Some(field) = secret_fields(definition)
-            .into_iter()
-            .find(|f| definition.get(f).is_some_and(|v| !v.is_string()))
-    {
-        return Err(ApiError::invalid(format!(
-            "{field}: a secret must be text (the value is not shown)"
-        )));
-    }
-    let api = api_objects_with(state, kind, name, definition).await?;
-    let loaded = mailzone_engine::load_config_with(&state.config_path, &api)
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-    let now = clock::unix_now();
-    match (kind, definition) {
-        (Kind::Domain, Some(definition)) => {
-            state
-                .store
-                .put_api_domain(name, &definition.to_string(), now)
-                .await?;
-        }
-        (Kind::Domain, None) => {
-            state.store.delete_api_domain(name).await?;
-        }
-        (Kind::DnsServer, Some(definition)) => {
-            state
-                .store
-                .put_api_dns_server(name, definition, &secret_fields(definition), now)
-                .await?;
-        }
-        (Kind::DnsServer, None) => {
-            state.store.delete_api_dns_server(name).await?;
-        }
-    }
+    let change = ApiChange {
+        kind,
+        name,
+        definition,
+    };
+    let loaded =
+        mailzone_engine::apply_api_change(&state.config_path, &state.store, change).await?;
     Ok(state.swap(loaded))
 }

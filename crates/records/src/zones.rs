@@ -1,0 +1,388 @@
+//! The planned records grouped by the zone that publishes them and the DNS server that
+//! writes that zone, with delegated DKIM keys in the DKIM provider's zone: the unit that
+//! `plan` and `apply` read, diff and update, and the names in it that a run answers for.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::name::{Name, NameError};
+use crate::record::{DesiredRecord, DnsRecordType};
+use crate::zonefile;
+use crate::{Config, DnsManagement, DnsServer, Domain};
+
+/// One domain's desired records.
+#[derive(Debug, Clone)]
+pub struct DomainRecords {
+    pub domain: Domain,
+    pub records: Vec<DesiredRecord>,
+}
+
+/// One zone to reconcile: every selected domain that publishes into it through `server`.
+#[derive(Debug)]
+pub struct ZonePlan<'a> {
+    pub zone: Name,
+    pub server: &'a DnsServer,
+    pub domains: Vec<Name>,
+    /// Sorted and without repeats.
+    pub desired: Vec<DesiredRecord>,
+    pub managed_types: Vec<DnsRecordType>,
+    /// The subtrees whose ledger entries this run answers for: a domain's whole zone, or
+    /// in a DKIM provider zone only `<domain>.<delegateTo>` of the selected domains (the
+    /// keys of the other customers there are never deleted by a run that did not plan them).
+    pub scope: Vec<Name>,
+    /// The other domains publishing into this zone through this server that the run did
+    /// not select: a name whose most specific domain is one of them is theirs, and this run
+    /// neither deletes nor replaces what they published there.
+    pub unselected: Vec<Name>,
+}
+
+/// The zones of a run, and the selected domains it leaves alone because their DNS is
+/// managed by hand.
+#[derive(Debug, Default)]
+pub struct ZonePlans<'a> {
+    pub zones: Vec<ZonePlan<'a>>,
+    pub manual: Vec<Name>,
+}
+
+impl ZonePlan<'_> {
+    /// Whether this run answers for what the ledger holds at `name`: inside its scope, and
+    /// not claimed by a domain the run did not select. The most specific claim wins: a
+    /// selected domain or scope (a delegated key's `<domain>.<delegateTo>`) against an
+    /// unselected domain, the unselected one on a tie (a run for `sub.example.org` leaves
+    /// `example.org`'s apex alone, and `example.org`'s run leaves `sub.example.org`'s
+    /// records). A name no domain claims (a mail host's address in a zone that is itself
+    /// no domain) belongs to each run.
+    pub fn owns(&self, name: &Name) -> bool {
+        if !self.scope.iter().any(|s| name.is_within(s)) {
+            return false;
+        }
+        let selected = self.domains.iter().chain(&self.scope).map(|d| (d, true));
+        let unselected = self.unselected.iter().map(|d| (d, false));
+        selected
+            .chain(unselected)
+            .filter(|(d, _)| name.is_within(d))
+            .max_by_key(|(d, is_selected)| (d.as_str().len(), !is_selected))
+            .is_none_or(|(_, is_selected)| is_selected)
+    }
+
+    /// A digest of what the zone should hold: if it and the zone's serial are unchanged
+    /// since the last run, the zone is in sync without reading it.
+    pub fn desired_digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        let mut types: Vec<&str> = self.managed_types.iter().map(|t| t.name()).collect();
+        types.sort_unstable();
+        hasher.update(types.join(",").as_bytes());
+        for d in &self.desired {
+            hasher.update(zonefile::record_line(&d.record, 0).as_bytes());
+            hasher.update(d.record_type.name().as_bytes());
+            hasher.update(b"\n");
+        }
+        zonefile::hex(&hasher.finalize())
+    }
+
+    /// Adds one domain's share: its records, the types it publishes, the subtree it
+    /// answers for.
+    fn add(&mut self, domain: &Name, share: Share) {
+        if !self.domains.contains(domain) {
+            self.domains.push(domain.clone());
+        }
+        self.desired.extend(share.desired);
+        for t in share.managed {
+            if !self.managed_types.contains(&t) {
+                self.managed_types.push(t);
+            }
+        }
+        if !self.scope.contains(&share.scope) {
+            self.scope.push(share.scope);
+        }
+    }
+}
+
+/// What one domain publishes into one zone.
+struct Share {
+    desired: Vec<DesiredRecord>,
+    managed: Vec<DnsRecordType>,
+    scope: Name,
+}
+
+/// A delegated DKIM scope (`<domain>.<delegateTo>`) that is no valid name.
+#[derive(Debug, thiserror::Error)]
+#[error("{domain}: {error}")]
+pub struct ZonePlanError {
+    pub domain: Name,
+    pub error: NameError,
+}
+
+/// Groups the planned domains by (zone, DNS server), keeping only the record types each
+/// domain publishes, narrowed by `types` when it is not empty. Zones come in the order
+/// their first domain was planned.
+///
+/// The config must have passed validation: every `dnsServer` and `delegateDnsServer` it
+/// names exists.
+pub fn plan_zones<'a>(
+    config: &'a Config,
+    planned: &[DomainRecords],
+    types: &[DnsRecordType],
+) -> Result<ZonePlans<'a>, ZonePlanError> {
+    let selected = |t: DnsRecordType| types.is_empty() || types.contains(&t);
+    let mut grouping = Grouping::default();
+    let mut manual = Vec::new();
+    for domain in planned {
+        let name = &domain.domain.name;
+        // Delegated DKIM keys live in the provider's zone, published through its DNS
+        // server whatever the domain's own DNS management (the customer may hold the
+        // CNAMEs by hand).
+        let delegated = domain.domain.dkim_management.delegation();
+        let (keys, own): (Vec<&DesiredRecord>, Vec<&DesiredRecord>) =
+            domain.records.iter().partition(|r| {
+                delegated.is_some_and(|d| {
+                    r.record_type == DnsRecordType::Dkim && r.record.name.is_within(&d.zone)
+                })
+            });
+        if let Some(delegation) = delegated
+            && selected(DnsRecordType::Dkim)
+        {
+            let server = config
+                .dns_server(&delegation.dns_server)
+                .expect("the config validator checked that the delegateDnsServer exists");
+            let scope = delegation
+                .zone
+                .prefixed(name.as_str())
+                .map_err(|error| ZonePlanError {
+                    domain: name.clone(),
+                    error,
+                })?;
+            let share = Share {
+                desired: keys.into_iter().cloned().collect(),
+                managed: vec![DnsRecordType::Dkim],
+                scope,
+            };
+            grouping.add(&delegation.zone, server, name, share);
+        }
+        let DnsManagement::Automatic {
+            dns_server,
+            publish_records,
+        } = &domain.domain.dns_management
+        else {
+            manual.push(name.clone());
+            continue;
+        };
+        let server = config
+            .dns_server(dns_server)
+            .expect("the config validator checked that the dnsServer exists");
+        let managed: Vec<DnsRecordType> = publish_records
+            .iter()
+            .copied()
+            .filter(|&t| selected(t))
+            .collect();
+        let desired = own
+            .into_iter()
+            .filter(|r| managed.contains(&r.record_type))
+            .cloned()
+            .collect();
+        let zone = &domain.domain.zone;
+        let share = Share {
+            desired,
+            managed,
+            scope: zone.clone(),
+        };
+        grouping.add(zone, server, name, share);
+    }
+    let mut zones = grouping.zones;
+    let publishing = domains_by_zone_and_server(config);
+    for zone in &mut zones {
+        zone.desired
+            .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
+        zone.desired.dedup();
+        zone.unselected = publishing
+            .get(&(&zone.zone, zone.server.name.as_str()))
+            .into_iter()
+            .flatten()
+            .filter(|name| !zone.domains.contains(name))
+            .map(|name| (*name).clone())
+            .collect();
+    }
+    Ok(ZonePlans { zones, manual })
+}
+
+/// The zones being built, with an index by (zone, DNS server) so that adding a domain is
+/// not a scan of every zone so far (quadratic over thousands of zones).
+#[derive(Default)]
+struct Grouping<'a> {
+    zones: Vec<ZonePlan<'a>>,
+    index: HashMap<(Name, String), usize>,
+}
+
+impl<'a> Grouping<'a> {
+    fn add(&mut self, zone: &Name, server: &'a DnsServer, domain: &Name, share: Share) {
+        let key = (zone.clone(), server.name.clone());
+        let at = *self.index.entry(key).or_insert_with(|| {
+            self.zones.push(ZonePlan {
+                zone: zone.clone(),
+                server,
+                domains: Vec::new(),
+                desired: Vec::new(),
+                managed_types: Vec::new(),
+                scope: Vec::new(),
+                unselected: Vec::new(),
+            });
+            self.zones.len() - 1
+        });
+        self.zones[at].add(domain, share);
+    }
+}
+
+/// The configured domains under automatic management, by (zone, DNS server): built once
+/// per run, so that finding the domains a run leaves out of each zone is not a scan of
+/// every domain per zone (quadratic in the number of domains).
+fn domains_by_zone_and_server(config: &Config) -> HashMap<(&Name, &str), Vec<&Name>> {
+    let mut by_zone: HashMap<(&Name, &str), Vec<&Name>> = HashMap::new();
+    for d in &config.domains {
+        if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
+            by_zone
+                .entry((&d.zone, dns_server.as_str()))
+                .or_default()
+                .push(&d.name);
+        }
+    }
+    by_zone
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::RData;
+    use crate::record::Record;
+
+    /// `example.org` and `sub.example.org` share the zone `example.org` on `primary`;
+    /// `hand.test` is managed by hand.
+    const CONFIG: &str = r#"
+[server]
+hostname = "mail.example.org"
+ipv4 = ["192.0.2.1"]
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+
+[domain."example.org"]
+dnsManagement = { automatic = { dnsServer = "primary" } }
+
+[domain."sub.example.org"]
+dnsManagement = { automatic = { dnsServer = "primary", origin = "example.org" } }
+
+[domain."hand.test"]
+"#;
+
+    fn config() -> Config {
+        crate::config::parse(CONFIG, Path::new("/etc/mailzone")).unwrap()
+    }
+
+    fn name(s: &str) -> Name {
+        Name::owner(s).unwrap()
+    }
+
+    fn desired(record_type: DnsRecordType, owner: &str, data: RData) -> DesiredRecord {
+        DesiredRecord {
+            record_type,
+            record: Record {
+                name: name(owner),
+                ttl: 3600,
+                data,
+            },
+        }
+    }
+
+    /// Each named domain of the config with an MX and an SPF record at its apex.
+    fn planned(config: &Config, domains: &[&str]) -> Vec<DomainRecords> {
+        domains
+            .iter()
+            .map(|d| DomainRecords {
+                domain: config.domain(&name(d)).unwrap().clone(),
+                records: vec![
+                    desired(
+                        DnsRecordType::Spf,
+                        d,
+                        RData::Txt(b"v=spf1 mx -all".to_vec()),
+                    ),
+                    desired(
+                        DnsRecordType::Mx,
+                        d,
+                        RData::Mx {
+                            preference: 10,
+                            exchange: name("mail.example.org"),
+                        },
+                    ),
+                ],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn domains_sharing_a_zone_and_server_make_one_zone_plan() {
+        let config = config();
+        let planned = planned(&config, &["example.org", "sub.example.org", "hand.test"]);
+        let plans = plan_zones(&config, &planned, &[]).unwrap();
+        assert_eq!(plans.manual, [name("hand.test")]);
+        assert_eq!(plans.zones.len(), 1, "{plans:?}");
+        let zone = &plans.zones[0];
+        assert_eq!(zone.zone, name("example.org"));
+        assert_eq!(zone.server.name, "primary");
+        assert_eq!(zone.domains, [name("example.org"), name("sub.example.org")]);
+        assert_eq!(zone.scope, [name("example.org")]);
+        assert!(zone.unselected.is_empty());
+        assert_eq!(zone.desired.len(), 4);
+        assert!(
+            zone.desired.windows(2).all(|w| w[0].record <= w[1].record),
+            "desired records come sorted: {:?}",
+            zone.desired
+        );
+    }
+
+    #[test]
+    fn types_narrow_what_is_published_and_the_digest_follows() {
+        let config = config();
+        let planned = planned(&config, &["example.org"]);
+        let all = plan_zones(&config, &planned, &[]).unwrap();
+        let mx = plan_zones(&config, &planned, &[DnsRecordType::Mx]).unwrap();
+        let zone = &mx.zones[0];
+        assert_eq!(zone.managed_types, [DnsRecordType::Mx]);
+        assert!(
+            zone.desired
+                .iter()
+                .all(|r| r.record_type == DnsRecordType::Mx)
+        );
+        assert_eq!(zone.desired.len(), 1);
+        assert_ne!(all.zones[0].desired_digest(), zone.desired_digest());
+        assert_eq!(
+            all.zones[0].desired_digest(),
+            plan_zones(&config, &planned, &[]).unwrap().zones[0].desired_digest()
+        );
+    }
+
+    #[test]
+    fn a_run_answers_only_for_the_names_of_the_domains_it_selected() {
+        let config = config();
+        let sub_only = plan_zones(&config, &planned(&config, &["sub.example.org"]), &[]).unwrap();
+        let zone = &sub_only.zones[0];
+        assert_eq!(zone.unselected, [name("example.org")]);
+        assert!(zone.owns(&name("sub.example.org")));
+        assert!(zone.owns(&name("_dmarc.sub.example.org")));
+        assert!(!zone.owns(&name("example.org")), "the unselected apex");
+        assert!(
+            !zone.owns(&name("mail.example.org")),
+            "a tie between the scope and an unselected domain goes to the unselected one"
+        );
+        assert!(!zone.owns(&name("other.test")), "outside the scope");
+
+        let apex_only = plan_zones(&config, &planned(&config, &["example.org"]), &[]).unwrap();
+        let zone = &apex_only.zones[0];
+        assert_eq!(zone.unselected, [name("sub.example.org")]);
+        assert!(zone.owns(&name("example.org")));
+        assert!(zone.owns(&name("mail.example.org")));
+        assert!(!zone.owns(&name("_dmarc.sub.example.org")));
+    }
+}
