@@ -62,100 +62,38 @@ use mailzone_records::{DnsRecordType, Name, RData, Record};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
-    Code {
-        id,
-        severity,
-        record_type: Some(DnsRecordType::Dkim),
-        summary,
-    }
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Dkim);
+    DELEGATION_CNAME: Error, "dkim-delegation-cname",
+        "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>";
+    MISSING: Error, "dkim-missing",
+        "no DKIM key record at <selector>._domainkey.<domain> for a key mailzone signs with";
+    MULTIPLE: Error, "dkim-multiple",
+        "a CNAME-delegated selector leads to more than one DKIM key record";
+    SYNTAX: Error, "dkim-syntax",
+        "the key record is not a valid DKIM tag-list (RFC 6376 §3.2, §3.6.1)";
+    REVOKED: Error, "dkim-revoked",
+        "the key record has an empty p= (revoked key) while mailzone still signs with the key";
+    TESTING: Warning, "dkim-testing",
+        "the key record has t=y (testing): receivers may treat failures as unsigned mail";
+    NOT_FOR_EMAIL: Error, "dkim-not-for-email",
+        "the key record's s= does not include email or *";
+    HASH_EXCLUDED: Error, "dkim-hash-excluded",
+        "the key record's h= excludes sha256, the hash mailzone's signatures use";
+    KEY_TYPE_MISMATCH: Error, "dkim-key-type-mismatch",
+        "the key record's k= names another algorithm than the private key's";
+    KEY_MISMATCH: Error, "dkim-key-mismatch",
+        "the published key does not match the private key the MTA signs with";
+    KEY_TOO_SHORT: Error, "dkim-key-too-short",
+        "the published RSA key has fewer than 1024 bits: verifiers must reject it";
+    KEY_WEAK: Warning, "dkim-key-weak",
+        "the published RSA key has fewer than 2048 bits";
+    VERIFY_FAILED: Error, "dkim-verify-failed",
+        "a message signed with the private key does not verify through the record as served";
 }
-
-pub const MISSING: &Code = &code(
-    "dkim-missing",
-    Severity::Error,
-    "no DKIM key record at <selector>._domainkey.<domain> for a key mailzone signs with",
-);
-pub const MULTIPLE: &Code = &code(
-    "dkim-multiple",
-    Severity::Error,
-    "a CNAME-delegated selector leads to more than one DKIM key record",
-);
-pub const SYNTAX: &Code = &code(
-    "dkim-syntax",
-    Severity::Error,
-    "the key record is not a valid DKIM tag-list (RFC 6376 §3.2, §3.6.1)",
-);
-pub const REVOKED: &Code = &code(
-    "dkim-revoked",
-    Severity::Error,
-    "the key record has an empty p= (revoked key) while mailzone still signs with the key",
-);
-pub const TESTING: &Code = &code(
-    "dkim-testing",
-    Severity::Warning,
-    "the key record has t=y (testing): receivers may treat failures as unsigned mail",
-);
-pub const NOT_FOR_EMAIL: &Code = &code(
-    "dkim-not-for-email",
-    Severity::Error,
-    "the key record's s= does not include email or *",
-);
-pub const HASH_EXCLUDED: &Code = &code(
-    "dkim-hash-excluded",
-    Severity::Error,
-    "the key record's h= excludes sha256, the hash mailzone's signatures use",
-);
-pub const KEY_TYPE_MISMATCH: &Code = &code(
-    "dkim-key-type-mismatch",
-    Severity::Error,
-    "the key record's k= names another algorithm than the private key's",
-);
-pub const KEY_MISMATCH: &Code = &code(
-    "dkim-key-mismatch",
-    Severity::Error,
-    "the published key does not match the private key the MTA signs with",
-);
-pub const KEY_TOO_SHORT: &Code = &code(
-    "dkim-key-too-short",
-    Severity::Error,
-    "the published RSA key has fewer than 1024 bits: verifiers must reject it",
-);
-pub const KEY_WEAK: &Code = &code(
-    "dkim-key-weak",
-    Severity::Warning,
-    "the published RSA key has fewer than 2048 bits",
-);
-pub const VERIFY_FAILED: &Code = &code(
-    "dkim-verify-failed",
-    Severity::Error,
-    "a message signed with the private key does not verify through the record as served",
-);
-
-pub const DELEGATION_CNAME: &Code = &code(
-    "dkim-delegation-cname",
-    Severity::Error,
-    "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>",
-);
-
-pub const CODES: &[&Code] = &[
-    DELEGATION_CNAME,
-    MISSING,
-    MULTIPLE,
-    SYNTAX,
-    REVOKED,
-    TESTING,
-    NOT_FOR_EMAIL,
-    HASH_EXCLUDED,
-    KEY_TYPE_MISMATCH,
-    KEY_MISMATCH,
-    KEY_TOO_SHORT,
-    KEY_WEAK,
-    VERIFY_FAILED,
-];
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();

@@ -15,61 +15,25 @@ use std::time::Duration;
 
 use mailzone_records::{DnsRecordType, MtaStsMode, Name, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const TXT_SYNTAX: &Code = &Code {
-    id: "mta-sts-txt-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`",
-};
-
-pub const TLSRPT_SYNTAX: &Code = &Code {
-    id: "tls-rpt-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::TlsRpt),
-    summary: "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`",
-};
-
-pub const POLICY_UNREACHABLE: &Code = &Code {
-    id: "mta-sts-policy-unreachable",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the MTA-STS policy could not be fetched over HTTPS",
-};
-
-pub const POLICY_INVALID: &Code = &Code {
-    id: "mta-sts-policy-invalid",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the fetched MTA-STS policy does not parse (RFC 8461 §3.2)",
-};
-
-pub const POLICY_MX_UNCOVERED: &Code = &Code {
-    id: "mta-sts-policy-mx-uncovered",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "an MX host matches no `mx:` pattern of the fetched MTA-STS policy",
-};
-
-pub const POLICY_DIFFERS: &Code = &Code {
-    id: "mta-sts-policy-differs",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the fetched MTA-STS policy differs from the one mailzone generates",
-};
-
-pub const CODES: &[&Code] = &[
-    TXT_SYNTAX,
-    TLSRPT_SYNTAX,
-    POLICY_UNREACHABLE,
-    POLICY_INVALID,
-    POLICY_MX_UNCOVERED,
-    POLICY_DIFFERS,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::MtaSts);
+    TXT_SYNTAX: Error, "mta-sts-txt-syntax",
+        "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`";
+    TLSRPT_SYNTAX: Error, "tls-rpt-syntax" (Some(DnsRecordType::TlsRpt)),
+        "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`";
+    POLICY_UNREACHABLE: Info, "mta-sts-policy-unreachable",
+        "the MTA-STS policy could not be fetched over HTTPS";
+    POLICY_INVALID: Error, "mta-sts-policy-invalid",
+        "the fetched MTA-STS policy does not parse (RFC 8461 §3.2)";
+    POLICY_MX_UNCOVERED: Error, "mta-sts-policy-mx-uncovered",
+        "an MX host matches no `mx:` pattern of the fetched MTA-STS policy";
+    POLICY_DIFFERS: Warning, "mta-sts-policy-differs",
+        "the fetched MTA-STS policy differs from the one mailzone generates";
+}
 
 /// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
 /// plenty for any real policy).
@@ -524,7 +488,8 @@ async fn mx_hosts(ctx: &DomainContext<'_>) -> Vec<Name> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{Field, Fixture, Match, assert_cases, case};
 
     fn name(s: &str) -> Name {
         Name::host(s).unwrap()
@@ -619,51 +584,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn correct_records_are_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn malformed_sts_record_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^_mta-sts"],
-            "_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-txt-syntax"),
-            [(Severity::Error, "_mta-sts.example.org.".to_string())]
-        );
-        assert!(
-            findings[0]
-                .fix
-                .as_deref()
-                .unwrap()
-                .starts_with("replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=")
-        );
-    }
-
-    #[tokio::test]
-    async fn malformed_tlsrpt_record_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^_smtp._tls"],
-            "_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "tls-rpt-syntax"),
-            [(Severity::Error, "_smtp._tls.example.org.".to_string())]
-        );
-    }
-
-    #[tokio::test]
-    async fn duplicates_are_left_to_the_zone_check() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n");
-        assert_quiet(&check(&f.ctx(&zone)).await);
+    async fn record_cases() {
+        let cases = [
+            case("correct records").quiet(),
+            case("malformed STS record")
+                .remove(&["^_mta-sts"])
+                .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n")
+                .fires(
+                    "mta-sts-txt-syntax",
+                    Severity::Error,
+                    "_mta-sts.example.org.",
+                )
+                .first(
+                    Field::Fix,
+                    Match::StartsWith,
+                    "replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=",
+                ),
+            case("malformed TLSRPT record")
+                .remove(&["^_smtp._tls"])
+                .add("_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n")
+                .fires("tls-rpt-syntax", Severity::Error, "_smtp._tls.example.org."),
+            case("duplicates are left to the zone check")
+                .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n")
+                .quiet(),
+        ];
+        assert_cases(check, &Fixture::new(""), &cases).await;
     }
 
     /// A tiny HTTP/1.1 server on loopback answering every request with `status` and
@@ -713,81 +658,73 @@ mod tests {
         mailzone_records::mtasts::policy_text(&f.config.domains[0].mta_sts)
     }
 
+    const POLICY: &str = "mta-sts.example.org.";
+
     #[tokio::test]
-    async fn fetched_policy_that_matches_is_quiet() {
+    async fn fetched_policy_cases() {
         let mut f = Fixture::new("");
         let zone = f.zone_with(&[], "");
-        let body = served_policy(&f);
-        assert_quiet(&fetched(&mut f, &zone, "200 OK", &body).await);
+        let policy = served_policy(&f);
+        let cases = [
+            (
+                "200 OK",
+                policy.clone(),
+                case("a policy that matches").quiet(),
+            ),
+            (
+                "200 OK",
+                policy.replace("mx: mail.example.org", "mx: *.mail.example.org"),
+                case("a policy not covering an MX")
+                    .fires("mta-sts-policy-mx-uncovered", Severity::Error, POLICY)
+                    .fires("mta-sts-policy-differs", Severity::Warning, POLICY),
+            ),
+            // A wildcard covering the host is fine (and differs from mailzone's text only).
+            (
+                "200 OK",
+                policy.replace("mx: mail.example.org", "mx: *.example.org"),
+                case("a wildcard covering the host").silent("mta-sts-policy-mx-uncovered"),
+            ),
+            (
+                "200 OK",
+                "<html>welcome</html>".to_string(),
+                case("invalid policy").fires("mta-sts-policy-invalid", Severity::Error, POLICY),
+            ),
+            (
+                "404 Not Found",
+                "no".to_string(),
+                case("unreachable policy")
+                    .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+                    .first(Field::Seen, Match::Contains, "HTTP 404"),
+            ),
+            // A redirect is not followed.
+            (
+                "301 Moved Permanently",
+                String::new(),
+                case("a redirect").first(
+                    Field::Seen,
+                    Match::Contains,
+                    "redirects are not followed",
+                ),
+            ),
+        ];
+        for (status, body, case) in &cases {
+            case.assert(&fetched(&mut f, &zone, status, body).await);
+        }
     }
 
     #[tokio::test]
-    async fn policy_not_covering_an_mx_fires() {
+    async fn policy_without_a_listener_is_unreachable() {
         let mut f = Fixture::new("");
         let zone = f.zone_with(&[], "");
-        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.mail.example.org");
-        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-mx-uncovered"),
-            [(Severity::Error, "mta-sts.example.org.".to_string())]
-        );
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-differs"),
-            [(Severity::Warning, "mta-sts.example.org.".to_string())]
-        );
-        // A wildcard covering the host is fine (and differs from mailzone's text only).
-        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.example.org");
-        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
-        assert!(
-            with_code(&findings, "mta-sts-policy-mx-uncovered").is_empty(),
-            "{findings:#?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn invalid_policy_fires() {
-        let mut f = Fixture::new("");
-        let zone = f.zone_with(&[], "");
-        let findings = fetched(&mut f, &zone, "200 OK", "<html>welcome</html>").await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-invalid"),
-            [(Severity::Error, "mta-sts.example.org.".to_string())]
-        );
-    }
-
-    #[tokio::test]
-    async fn unreachable_policy_is_info() {
-        let mut f = Fixture::new("");
-        let zone = f.zone_with(&[], "");
-        let findings = fetched(&mut f, &zone, "404 Not Found", "no").await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-unreachable"),
-            [(Severity::Info, "mta-sts.example.org.".to_string())]
-        );
-        assert!(
-            findings[0].seen.as_deref().unwrap().contains("HTTP 404"),
-            "{findings:#?}"
-        );
-        // Nobody listening.
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        f.options.fetch_mta_sts = true;
         f.options.mta_sts_url = Some(format!("http://127.0.0.1:{port}/x"));
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-unreachable"),
-            [(Severity::Info, "mta-sts.example.org.".to_string())]
-        );
-        // A redirect is not followed.
-        let findings = fetched(&mut f, &zone, "301 Moved Permanently", "").await;
-        assert!(
-            findings[0]
-                .seen
-                .as_deref()
-                .unwrap()
-                .contains("redirects are not followed")
-        );
+        case("nobody listening")
+            .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+            .assert(&check(&f.ctx(&zone)).await);
     }
 
     #[test]

@@ -8,45 +8,21 @@
 
 use mailzone_records::{DnsRecordType, Name, RData, Record};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const WRONG_ENDPOINT: &Code = &Code {
-    id: "srv-wrong-endpoint",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an offered service's SRV points to another host or port than configured",
-};
-
-pub const TARGET_CNAME: &Code = &Code {
-    id: "srv-target-cname",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an SRV target is an alias (CNAME), which RFC 2782 forbids",
-};
-
-pub const TARGET_NO_ADDRESS: &Code = &Code {
-    id: "srv-target-no-address",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an SRV target has no A or AAAA record",
-};
-
-pub const ADVERTISES_UNOFFERED: &Code = &Code {
-    id: "srv-advertises-unoffered",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "a service that is switched off is advertised with a real SRV target",
-};
-
-pub const CODES: &[&Code] = &[
-    WRONG_ENDPOINT,
-    TARGET_CNAME,
-    TARGET_NO_ADDRESS,
-    ADVERTISES_UNOFFERED,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Srv);
+    WRONG_ENDPOINT: Error, "srv-wrong-endpoint",
+        "an offered service's SRV points to another host or port than configured";
+    TARGET_CNAME: Error, "srv-target-cname",
+        "an SRV target is an alias (CNAME), which RFC 2782 forbids";
+    TARGET_NO_ADDRESS: Error, "srv-target-no-address",
+        "an SRV target has no A or AAAA record";
+    ADVERTISES_UNOFFERED: Warning, "srv-advertises-unoffered",
+        "a service that is switched off is advertised with a real SRV target";
+}
 
 struct Srv {
     port: u16,
@@ -176,15 +152,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         };
         if let Some(end) = chain.last() {
             findings.push(typed(
-                Finding::new(
-                    TARGET_CNAME,
-                    name.to_string(),
-                    format!(
-                        "the SRV target {target} is an alias of {end}; RFC 2782 requires the host name itself, and some clients do not follow the alias"
+                support::alias_target(
+                    Finding::new(
+                        TARGET_CNAME,
+                        name.to_string(),
+                        format!(
+                            "the SRV target {target} is an alias of {end}; RFC 2782 requires the host name itself, and some clients do not follow the alias"
+                        ),
                     ),
+                    target,
+                    &chain,
                 )
-                .seen(format!("{target} IN CNAME {}", chain[0]))
-                .expected(format!("{target} with its own A/AAAA records"))
                 .fix(format!(
                     "point the SRV record at {end}, or replace the CNAME at {target} by the addresses of {end}"
                 )),
@@ -219,87 +197,37 @@ fn srv_values(served: &[Srv]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
-
-    fn one(severity: Severity, name: &str) -> Vec<(Severity, String)> {
-        vec![(severity, name.to_string())]
-    }
+    use crate::finding::Severity;
+    use crate::testutil::{Fixture, assert_cases, case};
 
     #[tokio::test]
-    async fn correct_srv_records_are_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn wrong_port_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_imaps._tcp"],
-            "_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-wrong-endpoint"),
-            one(Severity::Error, "_imaps._tcp.example.org.")
-        );
-        assert_eq!(
-            findings[0].seen.as_deref(),
-            Some("0 1 143 mail.example.org.")
-        );
-        assert_eq!(
-            findings[0].expected.as_deref(),
-            Some("0 1 993 mail.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn cname_target_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_imaps._tcp"],
-            "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
-             imap.example.org. 300 IN CNAME mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-target-cname"),
-            one(Severity::Error, "_imaps._tcp.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn target_without_address_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_jmap._tcp"],
-            "_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-target-no-address"),
-            one(Severity::Error, "_jmap._tcp.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn switched_off_service_advertised_fires() {
-        let f = Fixture::new("");
-        // POP3 is off: mailzone publishes `0 0 0 .`.
-        let zone = f.zone_with(
-            &["_pop3s._tcp"],
-            "_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-advertises-unoffered"),
-            one(Severity::Warning, "_pop3s._tcp.example.org.")
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."
-            )
-        );
+    async fn srv_cases() {
+        let cases = [
+            case("correct SRV records").quiet(),
+            case("wrong port")
+                .remove(&["_imaps._tcp"])
+                .add("_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n")
+                .fires("srv-wrong-endpoint", Severity::Error, "_imaps._tcp.example.org.")
+                .seen("0 1 143 mail.example.org.")
+                .expected("0 1 993 mail.example.org."),
+            case("CNAME target")
+                .remove(&["_imaps._tcp"])
+                .add(
+                    "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
+                     imap.example.org. 300 IN CNAME mail.example.org.\n",
+                )
+                .fires("srv-target-cname", Severity::Error, "_imaps._tcp.example.org."),
+            case("target without address")
+                .remove(&["_jmap._tcp"])
+                .add("_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n")
+                .fires("srv-target-no-address", Severity::Error, "_jmap._tcp.example.org."),
+            // POP3 is off: mailzone publishes `0 0 0 .`.
+            case("switched-off service advertised")
+                .remove(&["_pop3s._tcp"])
+                .add("_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n")
+                .fires("srv-advertises-unoffered", Severity::Warning, "_pop3s._tcp.example.org.")
+                .fix("remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."),
+        ];
+        assert_cases(check, &Fixture::new(""), &cases).await;
     }
 }

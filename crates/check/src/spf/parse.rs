@@ -12,6 +12,14 @@ pub fn is_spf_record(text: &[u8]) -> bool {
         && (text.len() == 6 || text[6] == b' ')
 }
 
+/// The texts of the SPF records among `records` (RFC 7208 §4.5: other TXT records are
+/// discarded).
+pub fn spf_texts(records: &[mailzone_records::diff::LiveRecord]) -> Vec<String> {
+    let mut texts = crate::support::texts(records);
+    texts.retain(|text| is_spf_record(text.as_bytes()));
+    texts
+}
+
 /// A qualifier (RFC 7208 §4.6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qualifier {
