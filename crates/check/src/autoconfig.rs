@@ -143,12 +143,11 @@ fn describe(chain: &[mailzone_records::Name], addresses: &[IpAddr]) -> String {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn autoconfig_cases() {
-        let cases = [
-            case("CNAMEs").quiet(),
+    check_cases!(
+        autoconfig_cases,
+        [
             case("the same addresses")
                 .remove(&["^autodiscover.example.org."])
                 .add(
@@ -177,7 +176,6 @@ mod tests {
                     "ua-auto-config.example.org.",
                 )
                 .seen("CNAME web.example.net. → 198.51.100.7"),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 }

@@ -204,41 +204,36 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn caa_cases() {
-        let cases = [
-            case("the allowed CA").quiet(),
-            case("the allowed CA beside another")
-                .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
-                .quiet(),
-            case("the allowed CA from a parent")
-                .remove(&["IN CAA"])
-                .add("org. 300 IN CAA 0 issue \"letsencrypt.org\"\n")
-                .quiet(),
-            // Only iodef: issuance unrestricted.
-            case("only iodef")
-                .remove(&["IN CAA"])
-                .add("example.org. 300 IN CAA 0 iodef \"mailto:a@example.org\"\n")
-                .quiet(),
-            case("missing CAA")
-                .remove(&["IN CAA"])
-                .fires("caa-missing", Severity::Info, "example.org.")
-                .fix("publish example.org. 3600 IN CAA 0 iodef \"mailto:postmaster@example.org\"; example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
-            case("issue list without the CA")
-                .remove(&["IN CAA"])
-                .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
-                .fires("caa-forbids-ca", Severity::Error, "example.org.")
-                .fix("publish example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
-            // `issue ";"`: nobody may issue.
-            case("nobody may issue")
-                .zone("example.org. 300 IN CAA 0 issue \";\"\n")
-                .count("caa-forbids-ca", 1),
-            case("unknown critical tag")
-                .add("example.org. 300 IN CAA 128 tbs \"unknown\"\n")
-                .fires("caa-unknown-critical", Severity::Error, "example.org."),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+    check_cases!(caa_cases, [
+        case("the allowed CA beside another")
+            .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
+            .quiet(),
+        case("the allowed CA from a parent")
+            .remove(&["IN CAA"])
+            .add("org. 300 IN CAA 0 issue \"letsencrypt.org\"\n")
+            .quiet(),
+        // Only iodef: issuance unrestricted.
+        case("only iodef")
+            .remove(&["IN CAA"])
+            .add("example.org. 300 IN CAA 0 iodef \"mailto:a@example.org\"\n")
+            .quiet(),
+        case("missing CAA")
+            .remove(&["IN CAA"])
+            .fires("caa-missing", Severity::Info, "example.org.")
+            .fix("publish example.org. 3600 IN CAA 0 iodef \"mailto:postmaster@example.org\"; example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
+        case("issue list without the CA")
+            .remove(&["IN CAA"])
+            .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
+            .fires("caa-forbids-ca", Severity::Error, "example.org.")
+            .fix("publish example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
+        // `issue ";"`: nobody may issue.
+        case("nobody may issue")
+            .zone("example.org. 300 IN CAA 0 issue \";\"\n")
+            .count("caa-forbids-ca", 1),
+        case("unknown critical tag")
+            .add("example.org. 300 IN CAA 128 tbs \"unknown\"\n")
+            .fires("caa-unknown-critical", Severity::Error, "example.org."),
+    ]);
 }

@@ -544,7 +544,7 @@ async fn check_report_authorisation(ctx: &DomainContext<'_>, analysis: &Analysis
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Case, Field, Fixture, Match, assert_cases, case};
+    use crate::testutil::{Case, Field, Match, case, check_cases};
 
     const NAME: &str = "_dmarc.example.org.";
 
@@ -567,10 +567,9 @@ mod tests {
         case.first(Field::Message, Match::Contains, text)
     }
 
-    #[tokio::test]
-    async fn presence_cases() {
-        let cases = [
-            case("correct zone").quiet(),
+    check_cases!(
+        presence_cases,
+        [
             only(without_dmarc("missing"), "dmarc-missing", Severity::Error).first(
                 Field::Fix,
                 Match::Contains,
@@ -593,12 +592,11 @@ mod tests {
                 Severity::Error,
             ),
             record("v=DMARC1; p=reject").quiet(),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 
-    #[tokio::test]
-    async fn syntax_cases() {
+    /// Invalid records, one finding each; then valid rarities.
+    fn syntax() -> Vec<Case> {
         let bad = [
             "v=DMARC1; p=block",
             "v=DMARC1; p=reject; sp=maybe",
@@ -624,12 +622,14 @@ mod tests {
         cases.push(record(
             "v=DMARC1 ;p = Reject;sp=quarantine;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
         ).quiet());
-        assert_cases(check, &Fixture::new(""), &cases).await;
+        cases
     }
 
-    #[tokio::test]
-    async fn tag_cases() {
-        let cases = [
+    check_cases!(syntax_cases, syntax());
+
+    check_cases!(
+        tag_cases,
+        [
             only(
                 record("v=DMARC1; p=none"),
                 "dmarc-policy-none",
@@ -682,42 +682,37 @@ mod tests {
                 "dmarc-p-not-second",
                 Severity::Info,
             ),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 
-    #[tokio::test]
-    async fn report_cases() {
-        let cases = [
-            record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
-                .fires(
-                    "dmarc-report-unauthorized",
-                    Severity::Error,
-                    "example.org._report._dmarc.reports.example.net.",
-                )
-                .alone(),
-            // ruf too, each destination domain once.
-            record(
-                "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
-            )
-            .fires_at(
+    check_cases!(report_cases, [
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .fires(
                 "dmarc-report-unauthorized",
                 Severity::Error,
-                &[
-                    "example.org._report._dmarc.reports.example.net.",
-                    "example.org._report._dmarc.forensic.example.com.",
-                ],
-            ),
-            record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
-                .add("example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n")
-                .quiet(),
-            // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
-            // name: tests/dmarc_knot.rs covers it.)
-            // Inside the domain: no authorisation needed.
-            record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").quiet(),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+                "example.org._report._dmarc.reports.example.net.",
+            )
+            .alone(),
+        // ruf too, each destination domain once.
+        record(
+            "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
+        )
+        .fires_at(
+            "dmarc-report-unauthorized",
+            Severity::Error,
+            &[
+                "example.org._report._dmarc.reports.example.net.",
+                "example.org._report._dmarc.forensic.example.com.",
+            ],
+        ),
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add("example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n")
+            .quiet(),
+        // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
+        // name: tests/dmarc_knot.rs covers it.)
+        // Inside the domain: no authorisation needed.
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").quiet(),
+    ]);
 
     #[test]
     fn analysis_reads_tags() {

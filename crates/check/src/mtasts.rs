@@ -489,7 +489,7 @@ async fn mx_hosts(ctx: &DomainContext<'_>) -> Vec<Name> {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Field, Fixture, Match, assert_cases, case};
+    use crate::testutil::{Field, Fixture, Match, case, check_cases};
 
     fn name(s: &str) -> Name {
         Name::host(s).unwrap()
@@ -583,10 +583,9 @@ mod tests {
         assert!(tlsrpt_error("v=TLSRPTv1; rua=http://r.example.net").is_some());
     }
 
-    #[tokio::test]
-    async fn record_cases() {
-        let cases = [
-            case("correct records").quiet(),
+    check_cases!(
+        record_cases,
+        [
             case("malformed STS record")
                 .remove(&["^_mta-sts"])
                 .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n")
@@ -607,9 +606,8 @@ mod tests {
             case("duplicates are left to the zone check")
                 .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n")
                 .quiet(),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 
     /// A tiny HTTP/1.1 server on loopback answering every request with `status` and
     /// `body`; returns the URL template for [`CheckOptions::mta_sts_url`].

@@ -220,47 +220,42 @@ fn address_fix(ctx: &DomainContext<'_>, host: &Name) -> String {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{Fixture, assert_cases, case, check_cases};
 
     const MX: &[&str] = &["IN MX"];
 
-    #[tokio::test]
-    async fn mx_cases() {
-        let cases = [
-            case("correct MX").quiet(),
-            case("CNAME target")
-                .remove(MX)
-                .add(
-                    "example.org. 300 IN MX 10 mx.example.org.\n\
-                     mx.example.org. 300 IN CNAME mail.example.org.\n",
-                )
-                .fires("mx-target-cname", Severity::Error, "example.org.")
-                .silent("mx-target-no-address"),
-            // Only AAAA left: still an address.
-            case("IPv6 only")
-                .remove(&["mail.example.org. 3600 IN A "])
-                .quiet(),
-            case("target without address")
-                .remove(&[
-                    "mail.example.org. 3600 IN A ",
-                    "mail.example.org. 3600 IN AAAA ",
-                ])
-                .fires("mx-target-no-address", Severity::Error, "example.org.")
-                .fix("publish mail.example.org. 3600 IN A 192.0.2.10; mail.example.org. 3600 IN AAAA 2001:db8::10"),
-            case("null MX for a domain that receives mail")
-                .remove(MX)
-                .add("example.org. 300 IN MX 0 .\n")
-                .fires("mx-null", Severity::Error, "example.org."),
-            case("unexpected host")
-                .add(
-                    "example.org. 300 IN MX 20 other.example.net.\n\
-                     other.example.net. 300 IN A 198.51.100.1\n",
-                )
-                .fires("mx-unexpected-host", Severity::Warning, "example.org.")
-                .alone(),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+    check_cases!(mx_cases, [
+        case("CNAME target")
+            .remove(MX)
+            .add(
+                "example.org. 300 IN MX 10 mx.example.org.\n\
+                 mx.example.org. 300 IN CNAME mail.example.org.\n",
+            )
+            .fires("mx-target-cname", Severity::Error, "example.org.")
+            .silent("mx-target-no-address"),
+        // Only AAAA left: still an address.
+        case("IPv6 only")
+            .remove(&["mail.example.org. 3600 IN A "])
+            .quiet(),
+        case("target without address")
+            .remove(&[
+                "mail.example.org. 3600 IN A ",
+                "mail.example.org. 3600 IN AAAA ",
+            ])
+            .fires("mx-target-no-address", Severity::Error, "example.org.")
+            .fix("publish mail.example.org. 3600 IN A 192.0.2.10; mail.example.org. 3600 IN AAAA 2001:db8::10"),
+        case("null MX for a domain that receives mail")
+            .remove(MX)
+            .add("example.org. 300 IN MX 0 .\n")
+            .fires("mx-null", Severity::Error, "example.org."),
+        case("unexpected host")
+            .add(
+                "example.org. 300 IN MX 20 other.example.net.\n\
+                 other.example.net. 300 IN A 198.51.100.1\n",
+            )
+            .fires("mx-unexpected-host", Severity::Warning, "example.org.")
+            .alone(),
+    ]);
 
     fn two_exchangers() -> Fixture {
         let mut config = crate::testutil::config("");

@@ -152,7 +152,7 @@ async fn check_ip(ctx: &DomainContext<'_>, ip: IpAddr) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{case, check_cases};
 
     const V4: &str = "10.2.0.192.in-addr.arpa.";
     const V6: &str = "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
@@ -166,10 +166,9 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn ptr_cases() {
-        let cases = [
-            case("confirmed PTRs").quiet(),
+    check_cases!(
+        ptr_cases,
+        [
             case("any of several names may match")
                 .add("10.2.0.192.in-addr.arpa. 300 IN PTR other.example.net.\n")
                 .quiet(),
@@ -198,7 +197,6 @@ mod tests {
                      static.provider.example. 300 IN AAAA 2001:db8::10\n"
                 ))
                 .fires("ptr-not-hostname", Severity::Warning, V6),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 }

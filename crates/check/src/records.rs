@@ -221,49 +221,44 @@ async fn same_addresses(ctx: &DomainContext<'_>, name: &Name, target: &Name) -> 
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn records_cases() {
-        let cases = [
-            case("correct zone").quiet(),
-            case("foreign records and other TTLs")
-                .remove(&["^example.org. 3600 IN TXT \"v=spf1"])
-                .add(
-                    "example.org. 86400 IN TXT \"v=spf1 mx -all\"\n\
-                     example.org. 300 IN TXT \"google-site-verification=abc\"\n\
-                     example.org. 300 IN CAA 0 issue \"digicert.com\"\n\
-                     www.example.org. 300 IN A 192.0.2.80\n",
-                )
-                .quiet(),
-            case("missing record")
-                .remove(&["_dmarc"])
-                .fires("record-missing", Severity::Error, "_dmarc.example.org.")
-                .record_type(DnsRecordType::Dmarc)
-                .fix("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""),
-            case("wrong value")
-                .remove(&["IN MX"])
-                .add("example.org. 300 IN MX 20 mail.example.org.\n")
-                .fires("record-wrong-value", Severity::Error, "example.org.")
-                .seen("20 mail.example.org.")
-                .expected("10 mail.example.org.")
-                .fix("remove example.org. 3600 IN MX 20 mail.example.org.; publish example.org. 3600 IN MX 10 mail.example.org."),
-            case("extra value")
-                .add("example.org. 300 IN MX 20 backup.example.net.\n")
-                .fires("record-extra-value", Severity::Error, "example.org.")
-                .fix("remove example.org. 3600 IN MX 20 backup.example.net."),
-            case("a CNAME replaced by the same addresses")
-                .remove(&["autoconfig.example.org."])
-                .add(
-                    "autoconfig.example.org. 300 IN A 192.0.2.10\n\
-                     autoconfig.example.org. 300 IN AAAA 2001:db8::10\n",
-                )
-                .quiet(),
-            case("a CNAME replaced by other addresses")
-                .remove(&["autoconfig.example.org."])
-                .add("autoconfig.example.org. 300 IN A 192.0.2.99\n")
-                .fires("record-missing", Severity::Error, "autoconfig.example.org."),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+    check_cases!(records_cases, [
+        case("foreign records and other TTLs")
+            .remove(&["^example.org. 3600 IN TXT \"v=spf1"])
+            .add(
+                "example.org. 86400 IN TXT \"v=spf1 mx -all\"\n\
+                 example.org. 300 IN TXT \"google-site-verification=abc\"\n\
+                 example.org. 300 IN CAA 0 issue \"digicert.com\"\n\
+                 www.example.org. 300 IN A 192.0.2.80\n",
+            )
+            .quiet(),
+        case("missing record")
+            .remove(&["_dmarc"])
+            .fires("record-missing", Severity::Error, "_dmarc.example.org.")
+            .record_type(DnsRecordType::Dmarc)
+            .fix("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""),
+        case("wrong value")
+            .remove(&["IN MX"])
+            .add("example.org. 300 IN MX 20 mail.example.org.\n")
+            .fires("record-wrong-value", Severity::Error, "example.org.")
+            .seen("20 mail.example.org.")
+            .expected("10 mail.example.org.")
+            .fix("remove example.org. 3600 IN MX 20 mail.example.org.; publish example.org. 3600 IN MX 10 mail.example.org."),
+        case("extra value")
+            .add("example.org. 300 IN MX 20 backup.example.net.\n")
+            .fires("record-extra-value", Severity::Error, "example.org.")
+            .fix("remove example.org. 3600 IN MX 20 backup.example.net."),
+        case("a CNAME replaced by the same addresses")
+            .remove(&["autoconfig.example.org."])
+            .add(
+                "autoconfig.example.org. 300 IN A 192.0.2.10\n\
+                 autoconfig.example.org. 300 IN AAAA 2001:db8::10\n",
+            )
+            .quiet(),
+        case("a CNAME replaced by other addresses")
+            .remove(&["autoconfig.example.org."])
+            .add("autoconfig.example.org. 300 IN A 192.0.2.99\n")
+            .fires("record-missing", Severity::Error, "autoconfig.example.org."),
+    ]);
 }

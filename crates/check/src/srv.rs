@@ -198,36 +198,31 @@ fn srv_values(served: &[Srv]) -> String {
 mod tests {
     use super::*;
     use crate::finding::Severity;
-    use crate::testutil::{Fixture, assert_cases, case};
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn srv_cases() {
-        let cases = [
-            case("correct SRV records").quiet(),
-            case("wrong port")
-                .remove(&["_imaps._tcp"])
-                .add("_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n")
-                .fires("srv-wrong-endpoint", Severity::Error, "_imaps._tcp.example.org.")
-                .seen("0 1 143 mail.example.org.")
-                .expected("0 1 993 mail.example.org."),
-            case("CNAME target")
-                .remove(&["_imaps._tcp"])
-                .add(
-                    "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
-                     imap.example.org. 300 IN CNAME mail.example.org.\n",
-                )
-                .fires("srv-target-cname", Severity::Error, "_imaps._tcp.example.org."),
-            case("target without address")
-                .remove(&["_jmap._tcp"])
-                .add("_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n")
-                .fires("srv-target-no-address", Severity::Error, "_jmap._tcp.example.org."),
-            // POP3 is off: mailzone publishes `0 0 0 .`.
-            case("switched-off service advertised")
-                .remove(&["_pop3s._tcp"])
-                .add("_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n")
-                .fires("srv-advertises-unoffered", Severity::Warning, "_pop3s._tcp.example.org.")
-                .fix("remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+    check_cases!(srv_cases, [
+        case("wrong port")
+            .remove(&["_imaps._tcp"])
+            .add("_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n")
+            .fires("srv-wrong-endpoint", Severity::Error, "_imaps._tcp.example.org.")
+            .seen("0 1 143 mail.example.org.")
+            .expected("0 1 993 mail.example.org."),
+        case("CNAME target")
+            .remove(&["_imaps._tcp"])
+            .add(
+                "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
+                 imap.example.org. 300 IN CNAME mail.example.org.\n",
+            )
+            .fires("srv-target-cname", Severity::Error, "_imaps._tcp.example.org."),
+        case("target without address")
+            .remove(&["_jmap._tcp"])
+            .add("_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n")
+            .fires("srv-target-no-address", Severity::Error, "_jmap._tcp.example.org."),
+        // POP3 is off: mailzone publishes `0 0 0 .`.
+        case("switched-off service advertised")
+            .remove(&["_pop3s._tcp"])
+            .add("_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n")
+            .fires("srv-advertises-unoffered", Severity::Warning, "_pop3s._tcp.example.org.")
+            .fix("remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."),
+    ]);
 }

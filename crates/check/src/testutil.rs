@@ -339,10 +339,34 @@ fn assert_field(case: &str, finding: &Finding, field: Field, how: Match, text: &
 pub async fn assert_cases(
     check: impl AsyncFn(&DomainContext<'_>) -> Vec<Finding>,
     fixture: &Fixture,
-    cases: &[Case],
+    cases: impl IntoIterator<Item = &Case>,
 ) {
     for case in cases {
         let lookup = case.lookup(fixture);
         case.assert(&check(&fixture.ctx(&lookup)).await);
     }
 }
+
+/// Runs `check` over the standard fixture: on the correct zone, which must give no finding
+/// at all, then on each case.
+pub async fn assert_table(check: impl AsyncFn(&DomainContext<'_>) -> Vec<Finding>, cases: &[Case]) {
+    let correct = case("the correct zone").quiet();
+    assert_cases(
+        check,
+        &Fixture::new(""),
+        std::iter::once(&correct).chain(cases),
+    )
+    .await;
+}
+
+/// Declares the unit test `$test`: [`assert_table`] with the module's `check` and `$cases`
+/// (an array or a `Vec` of [`Case`]s).
+macro_rules! check_cases {
+    ($test:ident, $cases:expr) => {
+        #[tokio::test]
+        async fn $test() {
+            $crate::testutil::assert_table(check, &$cases).await;
+        }
+    };
+}
+pub(crate) use check_cases;

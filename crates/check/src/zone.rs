@@ -180,15 +180,14 @@ mod tests {
     use super::*;
     use crate::finding::Severity;
     use crate::lookup::{Answer, Lookup, LookupError, Rcode};
-    use crate::testutil::{Fixture, assert_cases, case, with_code};
+    use crate::testutil::{Fixture, case, check_cases, with_code};
     use async_trait::async_trait;
     use mailzone_records::Record;
     use mailzone_records::diff::LiveRecord;
 
-    #[tokio::test]
-    async fn zone_cases() {
-        let cases = [
-            case("correct zone").quiet(),
+    check_cases!(
+        zone_cases,
+        [
             case("CNAME at the apex")
                 .zone("example.org. 300 IN CNAME example.net.\n")
                 .fires("zone-apex-cname", Severity::Error, "example.org."),
@@ -208,9 +207,8 @@ mod tests {
             case("a foreign TXT beside one SPF record")
                 .add("example.org. 300 IN TXT \"v=spf10 is not spf\"\n")
                 .quiet(),
-        ];
-        assert_cases(check, &Fixture::new(""), &cases).await;
-    }
+        ]
+    );
 
     /// Serves one TXT record with a character-string over 255 bytes, as a broken server or
     /// data source would hand it over.

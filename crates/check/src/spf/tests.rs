@@ -8,7 +8,7 @@ use super::*;
 use crate::finding::Severity;
 use crate::lookup::{Answer, Lookup, Rcode};
 use crate::lookup::{LookupError, ZoneLookup};
-use crate::testutil::{Case, Field, Fixture, Match, assert_cases, case};
+use crate::testutil::{Case, Field, Fixture, Match, assert_cases, case, check_cases};
 
 const DOMAIN_SPF: &str = "example.org. 3600 IN TXT \"v=spf1 mx -all\"";
 
@@ -51,56 +51,53 @@ fn include_targets(n: usize) -> (String, String) {
     (terms.join(" "), zone)
 }
 
-#[tokio::test]
-async fn correct_zone_is_quiet() {
+/// The correct zone itself is run by every table ([`crate::testutil::assert_table`]); it
+/// must hold the domain's SPF record.
+#[test]
+fn correct_zone_has_the_domain_spf() {
     let fixture = Fixture::new("");
     assert!(
         fixture.correct_zone().contains(DOMAIN_SPF),
         "{}",
         fixture.correct_zone()
     );
-    assert_cases(check, &fixture, &[case("correct zone").quiet()]).await;
 }
 
-#[tokio::test]
-async fn record_cases() {
-    let cases = [
-        has(
-            only(without_spf("missing"), "spf-missing", Severity::Error, DOMAIN)
-                .expected("v=spf1 mx -all"),
-            Field::Fix,
-            "v=spf1 mx -all",
-        ),
+check_cases!(record_cases, [
+    has(
+        only(without_spf("missing"), "spf-missing", Severity::Error, DOMAIN)
+            .expected("v=spf1 mx -all"),
+        Field::Fix,
+        "v=spf1 mx -all",
+    ),
+    record(
+        "v=spf1 mx -all",
+        "example.org. 300 IN TXT \"v=spf10 nonsense\"\nexample.org. 300 IN TXT \"google-site-verification=x\"\n",
+    )
+    .quiet(),
+    only(
         record(
             "v=spf1 mx -all",
-            "example.org. 300 IN TXT \"v=spf10 nonsense\"\nexample.org. 300 IN TXT \"google-site-verification=x\"\n",
-        )
-        .quiet(),
-        only(
-            record(
-                "v=spf1 mx -all",
-                "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
-            ),
-            "spf-multiple",
-            Severity::Error,
-            DOMAIN,
+            "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
         ),
-        record(
-            "v=spf1 mx include:_spf.example.org -all",
-            "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n_spf.example.org. 300 IN TXT \"v=spf1 ?all\"\n",
-        )
-        .fires("spf-multiple", Severity::Error, "_spf.example.org."),
-        record(
-            "v=spf1 mx include:_spf.example.org -all",
-            "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
-        )
-        .quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
-}
+        "spf-multiple",
+        Severity::Error,
+        DOMAIN,
+    ),
+    record(
+        "v=spf1 mx include:_spf.example.org -all",
+        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n_spf.example.org. 300 IN TXT \"v=spf1 ?all\"\n",
+    )
+    .fires("spf-multiple", Severity::Error, "_spf.example.org."),
+    record(
+        "v=spf1 mx include:_spf.example.org -all",
+        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
+    )
+    .quiet(),
+]);
 
-#[tokio::test]
-async fn syntax_cases() {
+/// Invalid records, one finding each; then valid rarities and an invalid included record.
+fn syntax() -> Vec<Case> {
     let bad = [
         "v=spf1 mx foo -all",
         "v=spf1 mx ip4:192.0.2.300 -all",
@@ -134,11 +131,13 @@ async fn syntax_cases() {
         )
         .fires("spf-syntax", Severity::Error, "_spf.example.org."),
     );
-    assert_cases(check, &Fixture::new(""), &cases).await;
+    cases
 }
 
-#[tokio::test]
-async fn limit_cases() {
+check_cases!(syntax_cases, syntax());
+
+/// The limits of RFC 7208 §4.6.4: ten lookups, two void lookups, ten MX names.
+fn limits() -> Vec<Case> {
     let (nine, nine_zone) = include_targets(9);
     let (ten, ten_zone) = include_targets(10);
     let big_mx = |n: usize| -> String {
@@ -146,7 +145,7 @@ async fn limit_cases() {
             .map(|i| format!("_big.example.org. 300 IN MX {i} mx{i}.example.net.\n"))
             .collect()
     };
-    let cases = [
+    vec![
         // The server passes through `mx` (one lookup); other senders need 11.
         only(
             record(&format!("v=spf1 mx {ten} -all"), &ten_zone),
@@ -187,13 +186,14 @@ async fn limit_cases() {
             &["_big.example.org."],
         ),
         record("v=spf1 mx mx:_big.example.org -all", &big_mx(10)).quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
+    ]
 }
 
-#[tokio::test]
-async fn include_cases() {
-    let cases = [
+check_cases!(limit_cases, limits());
+
+check_cases!(
+    include_cases,
+    [
         only(
             record("v=spf1 mx include:_nothing.example.org -all", ""),
             "spf-include-invalid",
@@ -214,9 +214,8 @@ async fn include_cases() {
              _other.example.org. 300 IN TXT \"v=spf1 ip4:203.0.113.0/24 -all\"\n",
         )
         .quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
-}
+    ]
+);
 
 /// A [`ZoneLookup`] that answers SERVFAIL for one name.
 struct Failing {
@@ -285,9 +284,9 @@ async fn ptr_matches_a_confirmed_name() {
     assert_eq!(outcome.void_lookups, 1, "{}", outcome.trace_text());
 }
 
-#[tokio::test]
-async fn address_cases() {
-    let cases = [
+check_cases!(
+    address_cases,
+    [
         only(
             record("v=spf1 ip4:192.0.2.99 -all", ""),
             "spf-not-pass",
@@ -306,13 +305,12 @@ async fn address_cases() {
             DOMAIN,
         ),
         record("v=spf1 mx a -all", "example.org. 300 IN A 192.0.2.10\n").quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
-}
+    ]
+);
 
-#[tokio::test]
-async fn all_cases() {
-    let cases = [
+check_cases!(
+    all_cases,
+    [
         only(
             record("v=spf1 mx +all", ""),
             "spf-pass-all",
@@ -344,20 +342,20 @@ async fn all_cases() {
             "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n",
         )
         .quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
-}
+    ]
+);
 
-#[tokio::test]
-async fn host_cases() {
-    let host = &["mail.example.org."];
-    let cases = [
+const HOST: &[&str] = &["mail.example.org."];
+
+check_cases!(
+    host_cases,
+    [
         has(
             only(
                 case("host missing").remove(&["\"v=spf1 a"]),
                 "spf-host-missing",
                 Severity::Warning,
-                host,
+                HOST,
             ),
             Field::Fix,
             "v=spf1 a -all",
@@ -370,7 +368,7 @@ async fn host_cases() {
                     .add("mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n"),
                 "spf-host-not-pass",
                 Severity::Error,
-                host,
+                HOST,
             ),
             Field::Message,
             "2001:db8::10",
@@ -379,9 +377,8 @@ async fn host_cases() {
             .remove(&["\"v=spf1 a"])
             .add("mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n")
             .quiet(),
-    ];
-    assert_cases(check, &Fixture::new(""), &cases).await;
-}
+    ]
+);
 
 #[tokio::test]
 async fn host_missing_is_quiet_for_an_exchanger_outside_the_zone() {
