@@ -71,17 +71,13 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 continue;
             }
         };
-        let typed = |mut f: Finding| {
-            f.record_type = Some(desired.record_type);
-            f
-        };
         let line = support::line(&desired.record);
         if chain.contains(target) {
             continue; // a CNAME (chain) to the mail host
         }
         let seen = describe(&chain, &addresses);
         if addresses.is_empty() {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     UNRESOLVED,
                     name.to_string(),
@@ -91,13 +87,14 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )
                 .seen(seen)
                 .expected(format!("a CNAME to {target}"))
-                .fix(format!("publish {line}")),
-            ));
+                .fix(format!("publish {line}"))
+                .typed(desired.record_type),
+            );
             continue;
         }
         let got: BTreeSet<IpAddr> = addresses.iter().copied().collect();
         if &got != expected {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     WRONG_HOST,
                     name.to_string(),
@@ -116,8 +113,9 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 ))
                 .fix(format!(
                     "replace the records at {name} by {line}"
-                )),
-            ));
+                ))
+                .typed(desired.record_type),
+            );
         }
     }
     findings

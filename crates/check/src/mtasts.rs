@@ -17,6 +17,7 @@ use mailzone_records::{DnsRecordType, MtaStsMode, Name, RData};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
+use crate::lookup::Answer;
 use crate::support;
 
 crate::codes::declare! {
@@ -230,6 +231,76 @@ fn fields(value: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// One of the two TXT records whose syntax this module checks.
+struct TxtRecord {
+    code: &'static crate::codes::Code,
+    record_type: DnsRecordType,
+    /// The version tag that makes a TXT record one of these.
+    version: &'static str,
+    /// The record's name in messages.
+    label: &'static str,
+    /// What a malformed record leads to.
+    consequence: &'static str,
+    expected: &'static str,
+    /// Why a value is malformed, if it is.
+    error: fn(&str) -> Option<String>,
+}
+
+/// The `_mta-sts` record (RFC 8461 §3.1).
+const STS_TXT: TxtRecord = TxtRecord {
+    code: TXT_SYNTAX,
+    record_type: DnsRecordType::MtaSts,
+    version: "v=STSv1",
+    label: "MTA-STS",
+    consequence: "senders ignore the policy",
+    expected: "v=STSv1; id=<1 to 32 letters and digits>",
+    error: txt_error,
+};
+
+/// The `_smtp._tls` record (RFC 8460 §3).
+const TLSRPT_TXT: TxtRecord = TxtRecord {
+    code: TLSRPT_SYNTAX,
+    record_type: DnsRecordType::TlsRpt,
+    version: "v=TLSRPTv1",
+    label: "TLS-RPT",
+    consequence: "no TLS reports will be sent",
+    expected: "v=TLSRPTv1; rua=mailto:…",
+    error: tlsrpt_error,
+};
+
+/// The finding for a malformed `record` at `name`, when exactly one is served (several are
+/// the zone check's `zone-multiple-records`).
+fn malformed(
+    ctx: &DomainContext<'_>,
+    record: &TxtRecord,
+    answer: &Answer,
+    name: &Name,
+) -> Option<Finding> {
+    let [one] = support::txt_family(answer, name, record.version)[..] else {
+        return None;
+    };
+    let value = one.record.data.value();
+    let why = (record.error)(&value)?;
+    let finding = Finding::new(
+        record.code,
+        name.to_string(),
+        format!(
+            "the {} record at {name} is malformed: {why}; {}",
+            record.label, record.consequence
+        ),
+    )
+    .seen(value)
+    .expected(record.expected);
+    let wanted = ctx
+        .desired
+        .iter()
+        .find(|d| d.record_type == record.record_type && matches!(d.record.data, RData::Txt(_)));
+    Some(match wanted {
+        Some(d) => finding.fix(format!("replace it by {}", support::line(&d.record))),
+        None => finding,
+    })
+}
+
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let domain = &ctx.domain.name;
     let mut findings = Vec::new();
@@ -241,57 +312,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         support::query(ctx, &sts_name, "TXT"),
         support::query(ctx, &rpt_name, "TXT")
     );
-    let wanted_line = |record_type: DnsRecordType| {
-        ctx.desired
-            .iter()
-            .find(|d| d.record_type == record_type && matches!(d.record.data, RData::Txt(_)))
-            .map(|d| support::line(&d.record))
-    };
     let mut sts_served = false;
     match sts {
         Err(f) => findings.push(f),
         Ok(answer) => {
-            let records = support::txt_family(&answer, &sts_name, "v=STSv1");
-            sts_served = !records.is_empty();
-            if let [one] = records.as_slice() {
-                let value = one.record.data.value();
-                if let Some(why) = txt_error(&value) {
-                    let mut f = Finding::new(
-                        TXT_SYNTAX,
-                        sts_name.to_string(),
-                        format!("the MTA-STS record at {sts_name} is malformed: {why}; senders ignore the policy"),
-                    )
-                    .seen(value)
-                    .expected("v=STSv1; id=<1 to 32 letters and digits>");
-                    if let Some(line) = wanted_line(DnsRecordType::MtaSts) {
-                        f = f.fix(format!("replace it by {line}"));
-                    }
-                    findings.push(f);
-                }
-            }
+            sts_served = !support::txt_family(&answer, &sts_name, STS_TXT.version).is_empty();
+            findings.extend(malformed(ctx, &STS_TXT, &answer, &sts_name));
         }
     }
     match rpt {
         Err(f) => findings.push(f),
-        Ok(answer) => {
-            let records = support::txt_family(&answer, &rpt_name, "v=TLSRPTv1");
-            if let [one] = records.as_slice() {
-                let value = one.record.data.value();
-                if let Some(why) = tlsrpt_error(&value) {
-                    let mut f = Finding::new(
-                        TLSRPT_SYNTAX,
-                        rpt_name.to_string(),
-                        format!("the TLS-RPT record at {rpt_name} is malformed: {why}; no TLS reports will be sent"),
-                    )
-                    .seen(value)
-                    .expected("v=TLSRPTv1; rua=mailto:…");
-                    if let Some(line) = wanted_line(DnsRecordType::TlsRpt) {
-                        f = f.fix(format!("replace it by {line}"));
-                    }
-                    findings.push(f);
-                }
-            }
-        }
+        Ok(answer) => findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name)),
     }
     if ctx.options.fetch_mta_sts && (ctx.domain.mta_sts.enabled || sts_served) {
         findings.extend(check_policy(ctx).await);

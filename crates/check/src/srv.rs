@@ -68,62 +68,35 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             .into_iter()
             .filter_map(|l| srv(&l.record))
             .collect();
-        let typed = |mut f: Finding| {
-            f.record_type = Some(*record_type);
-            f
-        };
         if want.target.is_root() {
             let live: Vec<&Srv> = served.iter().filter(|s| !s.target.is_root()).collect();
             if !live.is_empty() {
-                findings.push(typed(
-                    Finding::new(
-                        ADVERTISES_UNOFFERED,
-                        name.to_string(),
-                        format!(
-                            "{name} advertises {}, but the service is switched off in the config: clients will try to use it",
-                            live.iter()
-                                .map(|s| format!("{}:{}", s.target, s.port))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                    .seen(srv_values(&served))
-                    .expected(want.record.data.value())
-                    .fix(format!(
-                        "remove {}; publish {}",
-                        support::lines(live.iter().map(|s| &s.record)),
-                        support::line(&want.record)
-                    )),
-                ));
+                let finding = Finding::new(
+                    ADVERTISES_UNOFFERED,
+                    name.to_string(),
+                    format!(
+                        "{name} advertises {}, but the service is switched off in the config: clients will try to use it",
+                        endpoints(live.iter().copied())
+                    ),
+                );
+                findings.push(replacing(finding, &served, live, want).typed(*record_type));
             }
         } else if !served.is_empty()
             && !served
                 .iter()
                 .any(|s| s.target == want.target && s.port == want.port)
         {
-            findings.push(typed(
-                Finding::new(
-                    WRONG_ENDPOINT,
-                    name.to_string(),
-                    format!(
-                        "{name} points to {}, but the service is at {}:{}",
-                        served
-                            .iter()
-                            .map(|s| format!("{}:{}", s.target, s.port))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        want.target,
-                        want.port
-                    ),
-                )
-                .seen(srv_values(&served))
-                .expected(want.record.data.value())
-                .fix(format!(
-                    "remove {}; publish {}",
-                    support::lines(served.iter().map(|s| &s.record)),
-                    support::line(&want.record)
-                )),
-            ));
+            let finding = Finding::new(
+                WRONG_ENDPOINT,
+                name.to_string(),
+                format!(
+                    "{name} points to {}, but the service is at {}:{}",
+                    endpoints(&served),
+                    want.target,
+                    want.port
+                ),
+            );
+            findings.push(replacing(finding, &served, &served, want).typed(*record_type));
         }
         for s in &served {
             if !s.target.is_root() && !targets.iter().any(|(n, _, t)| n == name && t == &s.target) {
@@ -146,12 +119,8 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 continue;
             }
         };
-        let typed = |mut f: Finding| {
-            f.record_type = Some(*record_type);
-            f
-        };
         if let Some(end) = chain.last() {
-            findings.push(typed(
+            findings.push(
                 support::alias_target(
                     Finding::new(
                         TARGET_CNAME,
@@ -165,11 +134,12 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )
                 .fix(format!(
                     "point the SRV record at {end}, or replace the CNAME at {target} by the addresses of {end}"
-                )),
-            ));
+                ))
+                .typed(*record_type),
+            );
         }
         if addresses.is_empty() {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     TARGET_NO_ADDRESS,
                     name.to_string(),
@@ -179,11 +149,38 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )
                 .seen(format!("{target}: no address"))
                 .expected(format!("{target} IN A / AAAA"))
-                .fix(format!("publish the A/AAAA records of {target}")),
-            ));
+                .fix(format!("publish the A/AAAA records of {target}"))
+                .typed(*record_type),
+            );
         }
     }
     findings
+}
+
+/// `target:port` of each record, comma-separated.
+fn endpoints<'a>(srvs: impl IntoIterator<Item = &'a Srv>) -> String {
+    srvs.into_iter()
+        .map(|s| format!("{}:{}", s.target, s.port))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `finding` with the served values as seen, the wanted one as expected, and the fix that
+/// replaces the records `remove` by it.
+fn replacing<'a>(
+    finding: Finding,
+    served: &[Srv],
+    remove: impl IntoIterator<Item = &'a Srv>,
+    want: &Srv,
+) -> Finding {
+    finding
+        .seen(srv_values(served))
+        .expected(want.record.data.value())
+        .fix(format!(
+            "remove {}; publish {}",
+            support::lines(remove.into_iter().map(|s| &s.record)),
+            support::line(&want.record)
+        ))
 }
 
 fn srv_values(served: &[Srv]) -> String {
