@@ -50,11 +50,11 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::common::parse::TxtRecordParser as _;
 use mail_auth::common::verify::DomainKey;
-use mail_auth::dkim::DkimSigner;
+use mail_auth::dkim::{DkimSigner, Signature};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, ResolverCache, Txt};
 use mailzone_records::dkim::DkimPrivateKey;
 use mailzone_records::model::DkimAlgorithm;
@@ -633,26 +633,17 @@ pub async fn sign_and_verify(
     let der = pem::parse(key.pkcs8_pem())
         .map_err(|e| format!("the private key cannot be read: {e}"))?
         .into_contents();
-    let headers = ["From", "To", "Subject", "Date", "Message-ID"];
     let signature = match key.algorithm() {
         DkimAlgorithm::RsaSha256 => {
             let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
             let signer = RsaKey::<Sha256>::from_key_der(pkcs8.into())
                 .map_err(|e| format!("mail-auth cannot use the RSA key: {e}"))?;
-            DkimSigner::from_key(signer)
-                .domain(domain_text)
-                .selector(selector)
-                .headers(headers)
-                .sign(message.as_bytes())
+            sign(signer, domain_text, selector, &message)
         }
         DkimAlgorithm::Ed25519Sha256 => {
             let signer = Ed25519Key::from_pkcs8_maybe_unchecked_der(&der)
                 .map_err(|e| format!("mail-auth cannot use the Ed25519 key: {e}"))?;
-            DkimSigner::from_key(signer)
-                .domain(domain_text)
-                .selector(selector)
-                .headers(headers)
-                .sign(message.as_bytes())
+            sign(signer, domain_text, selector, &message)
         }
     }
     .map_err(|e| format!("mail-auth cannot sign with the key: {e}"))?;
@@ -697,4 +688,19 @@ pub async fn sign_and_verify(
         | Some(DkimResult::TempError(e)) => Err(format!("mail-auth says: {e}")),
         Some(DkimResult::None) | None => Err("mail-auth found no signature to verify".into()),
     }
+}
+
+/// Signs `message` for `domain` and `selector` with `key`, over the header fields of the
+/// test message.
+fn sign<K: SigningKey>(
+    key: K,
+    domain: &str,
+    selector: &str,
+    message: &str,
+) -> mail_auth::Result<Signature> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .sign(message.as_bytes())
 }

@@ -146,15 +146,12 @@ pub fn mx_matches(pattern: &str, host: &Name) -> bool {
 
 /// Why an `_mta-sts` TXT value is not RFC 8461 §3.1 syntax, if it is not.
 pub fn txt_error(value: &str) -> Option<String> {
-    let fields = fields(value);
-    let Some((first, rest)) = fields.split_first() else {
-        return Some("the record is empty".into());
+    let rest = match after_version(value, "STSv1") {
+        Ok(rest) => rest,
+        Err(why) => return Some(why),
     };
-    if *first != ("v", "STSv1") {
-        return Some("the record must start with `v=STSv1`".into());
-    }
     let mut id = None;
-    for (key, val) in rest {
+    for (key, val) in &rest {
         if key.is_empty() {
             return Some("a field has no name".into());
         }
@@ -180,13 +177,10 @@ pub fn txt_error(value: &str) -> Option<String> {
 
 /// Why a `_smtp._tls` TXT value is not RFC 8460 §3 syntax, if it is not.
 pub fn tlsrpt_error(value: &str) -> Option<String> {
-    let fields = fields(value);
-    let Some((first, rest)) = fields.split_first() else {
-        return Some("the record is empty".into());
+    let rest = match after_version(value, "TLSRPTv1") {
+        Ok(rest) => rest,
+        Err(why) => return Some(why),
     };
-    if *first != ("v", "TLSRPTv1") {
-        return Some("the record must start with `v=TLSRPTv1`".into());
-    }
     let rua: Vec<&str> = rest
         .iter()
         .filter(|(k, _)| *k == "rua")
@@ -215,6 +209,19 @@ pub fn tlsrpt_error(value: &str) -> Option<String> {
             None
         }
         _ => Some("`rua` appears more than once".into()),
+    }
+}
+
+/// The fields after the leading `v=<version>` (both records must start with it), or why
+/// the record does not.
+fn after_version<'a>(value: &'a str, version: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let mut fields = fields(value);
+    match fields.first() {
+        None => Err("the record is empty".into()),
+        Some(first) if *first != ("v", version) => {
+            Err(format!("the record must start with `v={version}`"))
+        }
+        Some(_) => Ok(fields.split_off(1)),
     }
 }
 
