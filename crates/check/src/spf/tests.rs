@@ -265,18 +265,18 @@ async fn ptr_matches_a_confirmed_name() {
         &["\"v=spf1 mx"],
         "example.org. 300 IN TXT \"v=spf1 ptr -all\"\n",
     );
-    let outcome = evaluate(
+    let outcome = evaluate_at(
         &lookup,
-        &name("example.org"),
-        "192.0.2.10".parse().unwrap(),
+        "example.org",
+        "192.0.2.10",
         "postmaster@example.org",
     )
     .await;
     assert_eq!(outcome.result, SpfResult::Pass, "{}", outcome.trace_text());
-    let outcome = evaluate(
+    let outcome = evaluate_at(
         &lookup,
-        &name("example.org"),
-        "192.0.2.11".parse().unwrap(),
+        "example.org",
+        "192.0.2.11",
         "postmaster@example.org",
     )
     .await;
@@ -392,6 +392,16 @@ async fn host_missing_is_quiet_for_an_exchanger_outside_the_zone() {
 }
 
 // --- the evaluator ---------------------------------------------------------------
+
+/// [`evaluate`] with the domain and the address as text.
+async fn evaluate_at(lookup: &dyn Lookup, domain: &str, ip: &str, sender: &str) -> SpfOutcome {
+    evaluate(lookup, &name(domain), ip.parse().unwrap(), sender).await
+}
+
+/// [`walk`] with the domain and the address as text.
+async fn walk_at(lookup: &dyn Lookup, domain: &str, ip: &str, sender: &str) -> SpfOutcome {
+    walk(lookup, &name(domain), ip.parse().unwrap(), sender).await
+}
 
 fn rfc_evaluator(ip: &str) -> Evaluator<'static> {
     static EMPTY: std::sync::OnceLock<ZoneLookup> = std::sync::OnceLock::new();
@@ -517,13 +527,7 @@ async fn evaluation_follows_rfc_7208() {
         );
     }
     // The walk visits every reachable term: a, mx, include, redirect, exists.
-    let w = walk(
-        &zone,
-        &domain,
-        "192.0.2.200".parse().unwrap(),
-        "x@example.com",
-    )
-    .await;
+    let w = walk_at(&zone, "example.com", "192.0.2.200", "x@example.com").await;
     assert_eq!(w.lookups, 5, "{}", w.trace_text());
     assert_eq!(w.result, SpfResult::Neutral);
     assert!(w.problems.is_empty());
@@ -557,31 +561,13 @@ async fn the_eleventh_lookup_is_a_permerror_when_evaluating() {
     let zone = ZoneLookup::new(&format!(
         "example.org. 300 IN TXT \"v=spf1 {first}\" \"{second} -all\"\n{zone}"
     ));
-    let o = evaluate(
-        &zone,
-        &name("example.org"),
-        "192.0.2.1".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let o = evaluate_at(&zone, "example.org", "192.0.2.1", "x@example.org").await;
     assert_eq!((o.result, o.lookups), (SpfResult::PermError, 11));
     assert_eq!(o.problems[0].kind, ProblemKind::TooManyLookups);
     // The tenth include's address still passes: the limit is not reached.
-    let o = evaluate(
-        &zone,
-        &name("example.org"),
-        "198.51.100.10".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let o = evaluate_at(&zone, "example.org", "198.51.100.10", "x@example.org").await;
     assert_eq!((o.result, o.lookups), (SpfResult::Pass, 10));
     // The walk counts them all.
-    let w = walk(
-        &zone,
-        &name("example.org"),
-        "192.0.2.1".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let w = walk_at(&zone, "example.org", "192.0.2.1", "x@example.org").await;
     assert_eq!((w.result, w.lookups), (SpfResult::PermError, 11));
 }
