@@ -38,6 +38,7 @@
 
 use mailzone_records::{DnsRecordType, Name, RData};
 
+use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::finding::Finding;
 
@@ -375,31 +376,31 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     };
 
     let analysis = analyse(&text);
+    // Every finding below is about the served record: its text is what was seen.
+    let about_record = |code: &'static Code, message: String| {
+        Finding::new(code, name.to_string(), message).seen(text.clone())
+    };
     if !analysis.errors.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 SYNTAX,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} is not valid: {} (RFC 7489 §6.3, §6.4; RFC 9989 §4.7)",
                     analysis.errors.join("; ")
                 ),
             )
-            .seen(text.clone())
             .expected(expected_value(ctx))
             .fix(publish_fix(ctx, &name)),
         );
     }
     if analysis.p_missing {
         findings.push(
-            Finding::new(
+            about_record(
                 POLICY_NONE,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} has no `p` tag: receivers following RFC 9989 (§4.7) treat it as `p=none`, and RFC 7489 receivers, for which `p` was required, apply p=none only when `rua` is valid (§6.6.3 step 6) and otherwise ignore the record; forged mail from {domain} is not stopped"
                 ),
             )
-            .seen(text.clone())
             .expected("p=quarantine or p=reject")
             .fix(format!(
                 "add `p=reject` (or `p=quarantine`) right after `v=DMARC1`: {}",
@@ -412,14 +413,12 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         .is_some_and(|p| p.eq_ignore_ascii_case("none"))
     {
         findings.push(
-            Finding::new(
+            about_record(
                 POLICY_NONE,
-                name.to_string(),
                 format!(
                     "the DMARC policy of {domain} is `p=none`: receivers deliver mail that fails DMARC as usual, so forged mail from {domain} is not stopped (monitoring only)"
                 ),
             )
-            .seen(text.clone())
             .expected("p=quarantine or p=reject")
             .fix(format!(
                 "once the reports show that your own mail passes, set `p=quarantine` or `p=reject` (mailzone: `dmarc = {{ policy = \"reject\" }}`); {}",
@@ -429,59 +428,51 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     }
     if !analysis.removed.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 REMOVED_TAG,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} uses {}, removed by RFC 9989: receivers following it ignore them (`pct` no longer samples; a `pct=0` record is treated like pct=100)",
                     analysis.removed.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("no pct, rf or ri tags")
             .fix("remove the tags; use `t=y` (RFC 9989) instead of `pct` for a test phase"),
         );
     }
     if !analysis.unknown.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 UNKNOWN_TAG,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} has tags DMARC does not define, which receivers ignore: {} (a typo?)",
                     analysis.unknown.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("only v, p, sp, np, adkim, aspf, fo, rua, ruf, psd, t")
             .fix("correct or remove the tags"),
         );
     }
     if !analysis.capitals.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 TAG_CASE,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} writes tag names with capitals ({}): RFC 7489's grammar accepts them (ABNF strings are case-insensitive, RFC 5234 §2.3), but the DKIM tag-list syntax it builds on is case-sensitive (RFC 6376 §3.2), so some receivers may not recognise them",
                     analysis.capitals.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("tag names in lowercase")
             .fix(publish_fix(ctx, &name)),
         );
     }
     if analysis.p_not_second {
         findings.push(
-            Finding::new(
+            about_record(
                 P_NOT_SECOND,
-                name.to_string(),
                 format!(
                     "in the DMARC record of {domain}, `p` is not the second tag: RFC 7489 §6.4 puts it right after `v=DMARC1` and some older receivers expect it there (RFC 9989 allows any order)"
                 ),
             )
-            .seen(text.clone())
             .expected("v=DMARC1; p=…; …")
             .fix(publish_fix(ctx, &name)),
         );
