@@ -9,26 +9,17 @@ use std::net::IpAddr;
 
 use mailzone_records::{DnsRecordType, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const UNRESOLVED: &Code = &Code {
-    id: "autoconfig-unresolved",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::AutoConfig),
-    summary: "an autoconfiguration name does not resolve to any address",
-};
-
-pub const WRONG_HOST: &Code = &Code {
-    id: "autoconfig-wrong-host",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::AutoConfig),
-    summary: "an autoconfiguration name resolves, but not to the mail host",
-};
-
-pub const CODES: &[&Code] = &[UNRESOLVED, WRONG_HOST];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::AutoConfig);
+    UNRESOLVED: Warning, "autoconfig-unresolved",
+        "an autoconfiguration name does not resolve to any address";
+    WRONG_HOST: Warning, "autoconfig-wrong-host",
+        "an autoconfiguration name resolves, but not to the mail host";
+}
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let wanted: Vec<_> = ctx
@@ -80,17 +71,13 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 continue;
             }
         };
-        let typed = |mut f: Finding| {
-            f.record_type = Some(desired.record_type);
-            f
-        };
         let line = support::line(&desired.record);
         if chain.contains(target) {
             continue; // a CNAME (chain) to the mail host
         }
         let seen = describe(&chain, &addresses);
         if addresses.is_empty() {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     UNRESOLVED,
                     name.to_string(),
@@ -100,13 +87,14 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )
                 .seen(seen)
                 .expected(format!("a CNAME to {target}"))
-                .fix(format!("publish {line}")),
-            ));
+                .fix(format!("publish {line}"))
+                .typed(desired.record_type),
+            );
             continue;
         }
         let got: BTreeSet<IpAddr> = addresses.iter().copied().collect();
         if &got != expected {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     WRONG_HOST,
                     name.to_string(),
@@ -125,8 +113,9 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 ))
                 .fix(format!(
                     "replace the records at {name} by {line}"
-                )),
-            ));
+                ))
+                .typed(desired.record_type),
+            );
         }
     }
     findings
@@ -151,55 +140,40 @@ fn describe(chain: &[mailzone_records::Name], addresses: &[IpAddr]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn cnames_or_same_addresses_are_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-        let zone = f.zone_with(
-            &["^autodiscover.example.org."],
-            "autodiscover.example.org. 300 IN A 192.0.2.10\n\
-             autodiscover.example.org. 300 IN AAAA 2001:db8::10\n",
-        );
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
-
-    #[tokio::test]
-    async fn unresolved_name_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&["^autoconfig.example.org."], "");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "autoconfig-unresolved"),
-            [(Severity::Warning, "autoconfig.example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].record_type,
-            Some(DnsRecordType::AutoConfigLegacy)
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some("publish autoconfig.example.org. 3600 IN CNAME mail.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn other_host_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^ua-auto-config.example.org."],
-            "ua-auto-config.example.org. 300 IN CNAME web.example.net.\n\
-             web.example.net. 300 IN A 198.51.100.7\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "autoconfig-wrong-host"),
-            [(Severity::Warning, "ua-auto-config.example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].seen.as_deref(),
-            Some("CNAME web.example.net. → 198.51.100.7")
-        );
-    }
+    check_cases!(
+        autoconfig_cases,
+        [
+            case("the same addresses")
+                .remove(&["^autodiscover.example.org."])
+                .add(
+                    "autodiscover.example.org. 300 IN A 192.0.2.10\n\
+                     autodiscover.example.org. 300 IN AAAA 2001:db8::10\n",
+                )
+                .quiet(),
+            case("unresolved name")
+                .remove(&["^autoconfig.example.org."])
+                .fires(
+                    "autoconfig-unresolved",
+                    Severity::Warning,
+                    "autoconfig.example.org.",
+                )
+                .record_type(DnsRecordType::AutoConfigLegacy)
+                .fix("publish autoconfig.example.org. 3600 IN CNAME mail.example.org."),
+            case("other host")
+                .remove(&["^ua-auto-config.example.org."])
+                .add(
+                    "ua-auto-config.example.org. 300 IN CNAME web.example.net.\n\
+                     web.example.net. 300 IN A 198.51.100.7\n",
+                )
+                .fires(
+                    "autoconfig-wrong-host",
+                    Severity::Warning,
+                    "ua-auto-config.example.org.",
+                )
+                .seen("CNAME web.example.net. → 198.51.100.7"),
+        ]
+    );
 }

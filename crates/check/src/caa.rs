@@ -7,33 +7,19 @@
 
 use mailzone_records::{DnsRecordType, Name, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const MISSING: &Code = &Code {
-    id: "caa-missing",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Caa),
-    summary: "no CAA record applies to the domain: any CA may issue certificates for it",
-};
-
-pub const FORBIDS_CA: &Code = &Code {
-    id: "caa-forbids-ca",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Caa),
-    summary: "the CAA records that apply do not allow the configured CA: renewal will fail",
-};
-
-pub const UNKNOWN_CRITICAL: &Code = &Code {
-    id: "caa-unknown-critical",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Caa),
-    summary: "a CAA property with the critical flag has a tag CAs do not know: no CA may issue",
-};
-
-pub const CODES: &[&Code] = &[MISSING, FORBIDS_CA, UNKNOWN_CRITICAL];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Caa);
+    MISSING: Info, "caa-missing",
+        "no CAA record applies to the domain: any CA may issue certificates for it";
+    FORBIDS_CA: Error, "caa-forbids-ca",
+        "the CAA records that apply do not allow the configured CA: renewal will fail";
+    UNKNOWN_CRITICAL: Error, "caa-unknown-critical",
+        "a CAA property with the critical flag has a tag CAs do not know: no CA may issue";
+}
 
 /// Tags defined by RFC 8659 §4 and later RFCs (RFC 9495 issuemail, issuevmc in use by
 /// BIMI, contactemail/contactphone of the CA/B Forum).
@@ -217,72 +203,37 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lookup::ZoneLookup;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn allowed_ca_is_quiet_also_beside_other_cas_and_from_a_parent() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-        let zone = f.zone_with(&[], "example.org. 300 IN CAA 0 issue \"digicert.com\"\n");
-        assert_quiet(&check(&f.ctx(&zone)).await);
-        let zone = f.zone_with(&["IN CAA"], "org. 300 IN CAA 0 issue \"letsencrypt.org\"\n");
-        assert_quiet(&check(&f.ctx(&zone)).await);
+    check_cases!(caa_cases, [
+        case("the allowed CA beside another")
+            .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
+            .quiet(),
+        case("the allowed CA from a parent")
+            .remove(&["IN CAA"])
+            .add("org. 300 IN CAA 0 issue \"letsencrypt.org\"\n")
+            .quiet(),
         // Only iodef: issuance unrestricted.
-        let zone = f.zone_with(
-            &["IN CAA"],
-            "example.org. 300 IN CAA 0 iodef \"mailto:a@example.org\"\n",
-        );
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
-
-    #[tokio::test]
-    async fn missing_caa_is_info() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&["IN CAA"], "");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "caa-missing"),
-            [(Severity::Info, "example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "publish example.org. 3600 IN CAA 0 iodef \"mailto:postmaster@example.org\"; example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""
-            )
-        );
-    }
-
-    #[tokio::test]
-    async fn issue_list_without_the_ca_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["IN CAA"],
-            "example.org. 300 IN CAA 0 issue \"digicert.com\"\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "caa-forbids-ca"),
-            [(Severity::Error, "example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some("publish example.org. 3600 IN CAA 0 issue \"letsencrypt.org\"")
-        );
+        case("only iodef")
+            .remove(&["IN CAA"])
+            .add("example.org. 300 IN CAA 0 iodef \"mailto:a@example.org\"\n")
+            .quiet(),
+        case("missing CAA")
+            .remove(&["IN CAA"])
+            .fires("caa-missing", Severity::Info, "example.org.")
+            .fix("publish example.org. 3600 IN CAA 0 iodef \"mailto:postmaster@example.org\"; example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
+        case("issue list without the CA")
+            .remove(&["IN CAA"])
+            .add("example.org. 300 IN CAA 0 issue \"digicert.com\"\n")
+            .fires("caa-forbids-ca", Severity::Error, "example.org.")
+            .fix("publish example.org. 3600 IN CAA 0 issue \"letsencrypt.org\""),
         // `issue ";"`: nobody may issue.
-        let zone = ZoneLookup::new("example.org. 300 IN CAA 0 issue \";\"\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(with_code(&findings, "caa-forbids-ca").len(), 1);
-    }
-
-    #[tokio::test]
-    async fn unknown_critical_tag_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "example.org. 300 IN CAA 128 tbs \"unknown\"\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "caa-unknown-critical"),
-            [(Severity::Error, "example.org.".to_string())]
-        );
-    }
+        case("nobody may issue")
+            .zone("example.org. 300 IN CAA 0 issue \";\"\n")
+            .count("caa-forbids-ca", 1),
+        case("unknown critical tag")
+            .add("example.org. 300 IN CAA 128 tbs \"unknown\"\n")
+            .fires("caa-unknown-critical", Severity::Error, "example.org."),
+    ]);
 }

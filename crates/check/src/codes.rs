@@ -15,6 +15,31 @@ pub struct Code {
     pub summary: &'static str,
 }
 
+/// Declares a check module's codes: a `Code` constant for each, and the module's `CODES`
+/// listing them in the order written. Each entry is
+/// `NAME: Severity, "id", "summary";`; the record type named first applies to every code
+/// that does not give its own in parentheses after the id.
+macro_rules! declare {
+    (
+        record_type: $module_type:expr;
+        $($name:ident: $severity:ident, $id:literal $(($own_type:expr))?, $summary:literal;)+
+    ) => {
+        $(
+            pub const $name: &$crate::codes::Code = &$crate::codes::Code {
+                id: $id,
+                severity: $crate::finding::Severity::$severity,
+                record_type: $crate::codes::declare!(@type $module_type $(, $own_type)?),
+                summary: $summary,
+            };
+        )+
+
+        pub const CODES: &[&$crate::codes::Code] = &[$($name),+];
+    };
+    (@type $module_type:expr) => { $module_type };
+    (@type $module_type:expr, $own_type:expr) => { $own_type };
+}
+pub(crate) use declare;
+
 /// Every code of every check module.
 pub fn all() -> Vec<&'static Code> {
     let modules: [&[&'static Code]; 13] = [

@@ -50,11 +50,11 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256, SigningKey};
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::common::parse::TxtRecordParser as _;
 use mail_auth::common::verify::DomainKey;
-use mail_auth::dkim::DkimSigner;
+use mail_auth::dkim::{DkimSigner, Signature};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, ResolverCache, Txt};
 use mailzone_records::dkim::DkimPrivateKey;
 use mailzone_records::model::DkimAlgorithm;
@@ -62,100 +62,38 @@ use mailzone_records::{DnsRecordType, Name, RData, Record};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
-    Code {
-        id,
-        severity,
-        record_type: Some(DnsRecordType::Dkim),
-        summary,
-    }
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Dkim);
+    DELEGATION_CNAME: Error, "dkim-delegation-cname",
+        "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>";
+    MISSING: Error, "dkim-missing",
+        "no DKIM key record at <selector>._domainkey.<domain> for a key mailzone signs with";
+    MULTIPLE: Error, "dkim-multiple",
+        "a CNAME-delegated selector leads to more than one DKIM key record";
+    SYNTAX: Error, "dkim-syntax",
+        "the key record is not a valid DKIM tag-list (RFC 6376 §3.2, §3.6.1)";
+    REVOKED: Error, "dkim-revoked",
+        "the key record has an empty p= (revoked key) while mailzone still signs with the key";
+    TESTING: Warning, "dkim-testing",
+        "the key record has t=y (testing): receivers may treat failures as unsigned mail";
+    NOT_FOR_EMAIL: Error, "dkim-not-for-email",
+        "the key record's s= does not include email or *";
+    HASH_EXCLUDED: Error, "dkim-hash-excluded",
+        "the key record's h= excludes sha256, the hash mailzone's signatures use";
+    KEY_TYPE_MISMATCH: Error, "dkim-key-type-mismatch",
+        "the key record's k= names another algorithm than the private key's";
+    KEY_MISMATCH: Error, "dkim-key-mismatch",
+        "the published key does not match the private key the MTA signs with";
+    KEY_TOO_SHORT: Error, "dkim-key-too-short",
+        "the published RSA key has fewer than 1024 bits: verifiers must reject it";
+    KEY_WEAK: Warning, "dkim-key-weak",
+        "the published RSA key has fewer than 2048 bits";
+    VERIFY_FAILED: Error, "dkim-verify-failed",
+        "a message signed with the private key does not verify through the record as served";
 }
-
-pub const MISSING: &Code = &code(
-    "dkim-missing",
-    Severity::Error,
-    "no DKIM key record at <selector>._domainkey.<domain> for a key mailzone signs with",
-);
-pub const MULTIPLE: &Code = &code(
-    "dkim-multiple",
-    Severity::Error,
-    "a CNAME-delegated selector leads to more than one DKIM key record",
-);
-pub const SYNTAX: &Code = &code(
-    "dkim-syntax",
-    Severity::Error,
-    "the key record is not a valid DKIM tag-list (RFC 6376 §3.2, §3.6.1)",
-);
-pub const REVOKED: &Code = &code(
-    "dkim-revoked",
-    Severity::Error,
-    "the key record has an empty p= (revoked key) while mailzone still signs with the key",
-);
-pub const TESTING: &Code = &code(
-    "dkim-testing",
-    Severity::Warning,
-    "the key record has t=y (testing): receivers may treat failures as unsigned mail",
-);
-pub const NOT_FOR_EMAIL: &Code = &code(
-    "dkim-not-for-email",
-    Severity::Error,
-    "the key record's s= does not include email or *",
-);
-pub const HASH_EXCLUDED: &Code = &code(
-    "dkim-hash-excluded",
-    Severity::Error,
-    "the key record's h= excludes sha256, the hash mailzone's signatures use",
-);
-pub const KEY_TYPE_MISMATCH: &Code = &code(
-    "dkim-key-type-mismatch",
-    Severity::Error,
-    "the key record's k= names another algorithm than the private key's",
-);
-pub const KEY_MISMATCH: &Code = &code(
-    "dkim-key-mismatch",
-    Severity::Error,
-    "the published key does not match the private key the MTA signs with",
-);
-pub const KEY_TOO_SHORT: &Code = &code(
-    "dkim-key-too-short",
-    Severity::Error,
-    "the published RSA key has fewer than 1024 bits: verifiers must reject it",
-);
-pub const KEY_WEAK: &Code = &code(
-    "dkim-key-weak",
-    Severity::Warning,
-    "the published RSA key has fewer than 2048 bits",
-);
-pub const VERIFY_FAILED: &Code = &code(
-    "dkim-verify-failed",
-    Severity::Error,
-    "a message signed with the private key does not verify through the record as served",
-);
-
-pub const DELEGATION_CNAME: &Code = &code(
-    "dkim-delegation-cname",
-    Severity::Error,
-    "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>",
-);
-
-pub const CODES: &[&Code] = &[
-    DELEGATION_CNAME,
-    MISSING,
-    MULTIPLE,
-    SYNTAX,
-    REVOKED,
-    TESTING,
-    NOT_FOR_EMAIL,
-    HASH_EXCLUDED,
-    KEY_TYPE_MISMATCH,
-    KEY_MISMATCH,
-    KEY_TOO_SHORT,
-    KEY_WEAK,
-    VERIFY_FAILED,
-];
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -695,26 +633,17 @@ pub async fn sign_and_verify(
     let der = pem::parse(key.pkcs8_pem())
         .map_err(|e| format!("the private key cannot be read: {e}"))?
         .into_contents();
-    let headers = ["From", "To", "Subject", "Date", "Message-ID"];
     let signature = match key.algorithm() {
         DkimAlgorithm::RsaSha256 => {
             let pkcs8 = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
             let signer = RsaKey::<Sha256>::from_key_der(pkcs8.into())
                 .map_err(|e| format!("mail-auth cannot use the RSA key: {e}"))?;
-            DkimSigner::from_key(signer)
-                .domain(domain_text)
-                .selector(selector)
-                .headers(headers)
-                .sign(message.as_bytes())
+            sign(signer, domain_text, selector, &message)
         }
         DkimAlgorithm::Ed25519Sha256 => {
             let signer = Ed25519Key::from_pkcs8_maybe_unchecked_der(&der)
                 .map_err(|e| format!("mail-auth cannot use the Ed25519 key: {e}"))?;
-            DkimSigner::from_key(signer)
-                .domain(domain_text)
-                .selector(selector)
-                .headers(headers)
-                .sign(message.as_bytes())
+            sign(signer, domain_text, selector, &message)
         }
     }
     .map_err(|e| format!("mail-auth cannot sign with the key: {e}"))?;
@@ -759,4 +688,19 @@ pub async fn sign_and_verify(
         | Some(DkimResult::TempError(e)) => Err(format!("mail-auth says: {e}")),
         Some(DkimResult::None) | None => Err("mail-auth found no signature to verify".into()),
     }
+}
+
+/// Signs `message` for `domain` and `selector` with `key`, over the header fields of the
+/// test message.
+fn sign<K: SigningKey>(
+    key: K,
+    domain: &str,
+    selector: &str,
+    message: &str,
+) -> mail_auth::Result<Signature> {
+    DkimSigner::from_key(key)
+        .domain(domain)
+        .selector(selector)
+        .headers(["From", "To", "Subject", "Date", "Message-ID"])
+        .sign(message.as_bytes())
 }

@@ -40,82 +40,29 @@ use mailzone_records::{DnsRecordType, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 
-pub const MISSING: &Code = &Code {
-    id: "dmarc-missing",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "no `v=DMARC1` record at `_dmarc.<domain>`: DMARC does not apply",
-};
-
-pub const MULTIPLE: &Code = &Code {
-    id: "dmarc-multiple",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "more than one `v=DMARC1` record: receivers apply none of them",
-};
-
-pub const SYNTAX: &Code = &Code {
-    id: "dmarc-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "the DMARC record breaks RFC 7489 §6.4 / RFC 9989 (version, `p`, tag values, URIs)",
-};
-
-pub const POLICY_NONE: &Code = &Code {
-    id: "dmarc-policy-none",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "`p=none`: mail failing DMARC is delivered as usual (monitoring only)",
-};
-
-pub const REPORT_UNAUTHORIZED: &Code = &Code {
-    id: "dmarc-report-unauthorized",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "a report address in another domain lacks its `_report._dmarc` authorisation",
-};
-
-pub const REMOVED_TAG: &Code = &Code {
-    id: "dmarc-removed-tag",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "the record uses `pct`, `rf` or `ri`, which RFC 9989 removed",
-};
-
-pub const UNKNOWN_TAG: &Code = &Code {
-    id: "dmarc-unknown-tag",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "the record has a tag DMARC does not define; receivers ignore it",
-};
-
-pub const P_NOT_SECOND: &Code = &Code {
-    id: "dmarc-p-not-second",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "`p` is not the second tag, as RFC 7489's grammar (not RFC 9989's) wants",
-};
-
-pub const TAG_CASE: &Code = &Code {
-    id: "dmarc-tag-case",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Dmarc),
-    summary: "a tag name has capitals (`P=reject`): valid by RFC 7489's grammar, risky in practice",
-};
-
-pub const CODES: &[&Code] = &[
-    MISSING,
-    MULTIPLE,
-    SYNTAX,
-    POLICY_NONE,
-    REPORT_UNAUTHORIZED,
-    REMOVED_TAG,
-    UNKNOWN_TAG,
-    P_NOT_SECOND,
-    TAG_CASE,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Dmarc);
+    MISSING: Error, "dmarc-missing",
+        "no `v=DMARC1` record at `_dmarc.<domain>`: DMARC does not apply";
+    MULTIPLE: Error, "dmarc-multiple",
+        "more than one `v=DMARC1` record: receivers apply none of them";
+    SYNTAX: Error, "dmarc-syntax",
+        "the DMARC record breaks RFC 7489 §6.4 / RFC 9989 (version, `p`, tag values, URIs)";
+    POLICY_NONE: Warning, "dmarc-policy-none",
+        "`p=none`: mail failing DMARC is delivered as usual (monitoring only)";
+    REPORT_UNAUTHORIZED: Error, "dmarc-report-unauthorized",
+        "a report address in another domain lacks its `_report._dmarc` authorisation";
+    REMOVED_TAG: Info, "dmarc-removed-tag",
+        "the record uses `pct`, `rf` or `ri`, which RFC 9989 removed";
+    UNKNOWN_TAG: Info, "dmarc-unknown-tag",
+        "the record has a tag DMARC does not define; receivers ignore it";
+    P_NOT_SECOND: Info, "dmarc-p-not-second",
+        "`p` is not the second tag, as RFC 7489's grammar (not RFC 9989's) wants";
+    TAG_CASE: Info, "dmarc-tag-case",
+        "a tag name has capitals (`P=reject`): valid by RFC 7489's grammar, risky in practice";
+}
 
 /// RFC 7489 §6.6.3 step 3: a DMARC record starts with the tag `v=DMARC1` (white space
 /// around `=` allowed, RFC 6376 §3.2). The exact spelling is checked by [`analyse`].
@@ -377,14 +324,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         Ok(answer) => answer,
         Err(finding) => return vec![finding],
     };
-    let texts: Vec<String> = answer
-        .records
-        .iter()
-        .filter_map(|r| match &r.record.data {
-            RData::Txt(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
-            _ => None,
-        })
-        .collect();
+    let texts = crate::support::texts(&answer.records);
     let records: Vec<&String> = texts
         .iter()
         .filter(|t| is_dmarc_record(t.as_bytes()))
@@ -436,31 +376,31 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     };
 
     let analysis = analyse(&text);
+    // Every finding below is about the served record: its text is what was seen.
+    let about_record = |code: &'static Code, message: String| {
+        Finding::new(code, name.to_string(), message).seen(text.clone())
+    };
     if !analysis.errors.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 SYNTAX,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} is not valid: {} (RFC 7489 §6.3, §6.4; RFC 9989 §4.7)",
                     analysis.errors.join("; ")
                 ),
             )
-            .seen(text.clone())
             .expected(expected_value(ctx))
             .fix(publish_fix(ctx, &name)),
         );
     }
     if analysis.p_missing {
         findings.push(
-            Finding::new(
+            about_record(
                 POLICY_NONE,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} has no `p` tag: receivers following RFC 9989 (§4.7) treat it as `p=none`, and RFC 7489 receivers, for which `p` was required, apply p=none only when `rua` is valid (§6.6.3 step 6) and otherwise ignore the record; forged mail from {domain} is not stopped"
                 ),
             )
-            .seen(text.clone())
             .expected("p=quarantine or p=reject")
             .fix(format!(
                 "add `p=reject` (or `p=quarantine`) right after `v=DMARC1`: {}",
@@ -473,14 +413,12 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         .is_some_and(|p| p.eq_ignore_ascii_case("none"))
     {
         findings.push(
-            Finding::new(
+            about_record(
                 POLICY_NONE,
-                name.to_string(),
                 format!(
                     "the DMARC policy of {domain} is `p=none`: receivers deliver mail that fails DMARC as usual, so forged mail from {domain} is not stopped (monitoring only)"
                 ),
             )
-            .seen(text.clone())
             .expected("p=quarantine or p=reject")
             .fix(format!(
                 "once the reports show that your own mail passes, set `p=quarantine` or `p=reject` (mailzone: `dmarc = {{ policy = \"reject\" }}`); {}",
@@ -490,59 +428,51 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     }
     if !analysis.removed.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 REMOVED_TAG,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} uses {}, removed by RFC 9989: receivers following it ignore them (`pct` no longer samples; a `pct=0` record is treated like pct=100)",
                     analysis.removed.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("no pct, rf or ri tags")
             .fix("remove the tags; use `t=y` (RFC 9989) instead of `pct` for a test phase"),
         );
     }
     if !analysis.unknown.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 UNKNOWN_TAG,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} has tags DMARC does not define, which receivers ignore: {} (a typo?)",
                     analysis.unknown.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("only v, p, sp, np, adkim, aspf, fo, rua, ruf, psd, t")
             .fix("correct or remove the tags"),
         );
     }
     if !analysis.capitals.is_empty() {
         findings.push(
-            Finding::new(
+            about_record(
                 TAG_CASE,
-                name.to_string(),
                 format!(
                     "the DMARC record of {domain} writes tag names with capitals ({}): RFC 7489's grammar accepts them (ABNF strings are case-insensitive, RFC 5234 §2.3), but the DKIM tag-list syntax it builds on is case-sensitive (RFC 6376 §3.2), so some receivers may not recognise them",
                     analysis.capitals.join(", ")
                 ),
             )
-            .seen(text.clone())
             .expected("tag names in lowercase")
             .fix(publish_fix(ctx, &name)),
         );
     }
     if analysis.p_not_second {
         findings.push(
-            Finding::new(
+            about_record(
                 P_NOT_SECOND,
-                name.to_string(),
                 format!(
                     "in the DMARC record of {domain}, `p` is not the second tag: RFC 7489 §6.4 puts it right after `v=DMARC1` and some older receivers expect it there (RFC 9989 allows any order)"
                 ),
             )
-            .seen(text.clone())
             .expected("v=DMARC1; p=…; …")
             .fix(publish_fix(ctx, &name)),
         );
@@ -604,75 +534,61 @@ async fn check_report_authorisation(ctx: &DomainContext<'_>, analysis: &Analysis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{Case, Field, Match, case, check_cases};
 
     const NAME: &str = "_dmarc.example.org.";
 
-    /// The DMARC findings for the correct zone with the DMARC record replaced by `dmarc`
-    /// (when given) and `add` appended.
-    async fn findings_with(dmarc: Option<&str>, add: &str) -> Vec<Finding> {
-        let fixture = Fixture::new("");
-        let mut extra = String::new();
-        if let Some(dmarc) = dmarc {
-            extra.push_str(&format!("_dmarc.example.org. 300 IN TXT \"{dmarc}\"\n"));
-        }
-        extra.push_str(add);
-        let lookup = fixture.zone_with(&["^_dmarc.example.org."], &extra);
-        check(&fixture.ctx(&lookup)).await
+    /// The correct zone with the DMARC record removed.
+    fn without_dmarc(name: &'static str) -> Case {
+        case(name).remove(&["^_dmarc.example.org."])
     }
 
-    async fn findings(dmarc: &str) -> Vec<Finding> {
-        findings_with(Some(dmarc), "").await
+    /// The correct zone with the DMARC record replaced by `text` (also the case's name).
+    fn record(text: &'static str) -> Case {
+        without_dmarc(text).add(format!("_dmarc.example.org. 300 IN TXT \"{text}\"\n"))
     }
 
-    fn only(findings: &[Finding], code: &str) -> Vec<(Severity, String)> {
-        let other: Vec<_> = findings.iter().filter(|f| f.code != code).collect();
-        assert!(other.is_empty(), "unexpected other findings: {other:#?}");
-        with_code(findings, code)
+    /// One finding with `code` at the DMARC name, and nothing else.
+    fn only(case: Case, code: &'static str, severity: Severity) -> Case {
+        case.fires(code, severity, NAME).alone()
     }
 
-    #[tokio::test]
-    async fn correct_zone_is_quiet() {
-        let fixture = Fixture::new("");
-        let lookup = crate::lookup::ZoneLookup::new(&fixture.correct_zone());
-        assert_quiet(&check(&fixture.ctx(&lookup)).await);
+    fn message_has(case: Case, text: &str) -> Case {
+        case.first(Field::Message, Match::Contains, text)
     }
 
-    #[tokio::test]
-    async fn missing_fires() {
-        let f = findings_with(None, "").await;
-        assert_eq!(only(&f, "dmarc-missing"), [(Severity::Error, NAME.into())]);
-        assert!(f[0].fix.as_deref().unwrap().contains("v=DMARC1; p=reject"));
-        // A TXT record that does not start with v=DMARC1 is discarded: still missing.
-        let f = findings("p=reject; v=DMARC1").await;
-        assert_eq!(only(&f, "dmarc-missing"), [(Severity::Error, NAME.into())]);
-        assert!(f[0].seen.as_deref().unwrap().contains("discard"));
-    }
+    check_cases!(
+        presence_cases,
+        [
+            only(without_dmarc("missing"), "dmarc-missing", Severity::Error).first(
+                Field::Fix,
+                Match::Contains,
+                "v=DMARC1; p=reject",
+            ),
+            // A TXT record that does not start with v=DMARC1 is discarded: still missing.
+            only(
+                record("p=reject; v=DMARC1"),
+                "dmarc-missing",
+                Severity::Error,
+            )
+            .first(Field::Seen, Match::Contains, "discard"),
+            record("v=DMARC1; p=reject; rua=mailto:postmaster@example.org")
+                .add("_dmarc.example.org. 300 IN TXT \"some-verification=1\"\n")
+                .quiet(),
+            only(
+                record("v=DMARC1; p=reject")
+                    .add("_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n"),
+                "dmarc-multiple",
+                Severity::Error,
+            ),
+            record("v=DMARC1; p=reject").quiet(),
+        ]
+    );
 
-    #[tokio::test]
-    async fn missing_is_quiet_beside_an_unrelated_txt() {
-        let f = findings_with(
-            Some("v=DMARC1; p=reject; rua=mailto:postmaster@example.org"),
-            "_dmarc.example.org. 300 IN TXT \"some-verification=1\"\n",
-        )
-        .await;
-        assert_quiet(&f);
-    }
-
-    #[tokio::test]
-    async fn multiple_fires_and_is_quiet_with_one() {
-        let f = findings_with(
-            Some("v=DMARC1; p=reject"),
-            "_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n",
-        )
-        .await;
-        assert_eq!(only(&f, "dmarc-multiple"), [(Severity::Error, NAME.into())]);
-        assert_quiet(&findings("v=DMARC1; p=reject").await);
-    }
-
-    #[tokio::test]
-    async fn syntax_fires() {
-        for bad in [
+    /// Invalid records, one finding each; then valid rarities.
+    fn syntax() -> Vec<Case> {
+        let bad = [
             "v=DMARC1; p=block",
             "v=DMARC1; p=reject; sp=maybe",
             "v=DMARC1; p=reject; np=x",
@@ -689,137 +605,105 @@ mod tests {
             "v=DMARC1; p=reject; garbage",
             "v=dmarc1; p=reject",
             "v = DMARC1 ; p = reject ; v = DMARC1",
-        ] {
-            let f = findings(bad).await;
-            assert_eq!(
-                with_code(&f, "dmarc-syntax"),
-                [(Severity::Error, NAME.into())],
-                "{bad}: {f:#?}"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn syntax_is_quiet_for_valid_rarities() {
-        let f = findings(
+        ];
+        let mut cases: Vec<Case> = bad
+            .into_iter()
+            .map(|text| record(text).fires("dmarc-syntax", Severity::Error, NAME))
+            .collect();
+        cases.push(record(
             "v=DMARC1 ;p = Reject;sp=quarantine;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
-        )
-        .await;
-        assert_quiet(&f);
+        ).quiet());
+        cases
     }
 
-    #[tokio::test]
-    async fn policy_none_fires_and_is_quiet_for_quarantine() {
-        let f = findings("v=DMARC1; p=none").await;
-        assert_eq!(
-            only(&f, "dmarc-policy-none"),
-            [(Severity::Warning, NAME.into())]
-        );
-        assert_quiet(&findings("v=DMARC1; p=quarantine").await);
-    }
+    check_cases!(syntax_cases, syntax());
 
-    #[tokio::test]
-    async fn policy_none_fires_without_a_p_tag() {
-        // RFC 9989 §4.7: no `p` means p=none (not a syntax error any more).
-        for record in ["v=DMARC1", "v=DMARC1; rua=mailto:postmaster@example.org"] {
-            let f = findings(record).await;
-            assert_eq!(
-                only(&f, "dmarc-policy-none"),
-                [(Severity::Warning, NAME.into())],
-                "{record}"
-            );
-            assert!(f[0].message.contains("no `p` tag"), "{}", f[0].message);
-        }
-    }
+    check_cases!(
+        tag_cases,
+        [
+            only(
+                record("v=DMARC1; p=none"),
+                "dmarc-policy-none",
+                Severity::Warning,
+            ),
+            record("v=DMARC1; p=quarantine").quiet(),
+            // RFC 9989 §4.7: no `p` means p=none (not a syntax error any more).
+            message_has(
+                only(record("v=DMARC1"), "dmarc-policy-none", Severity::Warning),
+                "no `p` tag",
+            ),
+            message_has(
+                only(
+                    record("v=DMARC1; rua=mailto:postmaster@example.org"),
+                    "dmarc-policy-none",
+                    Severity::Warning,
+                ),
+                "no `p` tag",
+            ),
+            message_has(
+                only(
+                    record("V=DMARC1; P=reject; ADKIM=s"),
+                    "dmarc-tag-case",
+                    Severity::Info,
+                ),
+                "V, P, ADKIM",
+            ),
+            record("v=DMARC1; p=reject; adkim=s").quiet(),
+            message_has(
+                only(
+                    record("v=DMARC1; p=reject; pct=50; rf=afrf; ri=86400"),
+                    "dmarc-removed-tag",
+                    Severity::Info,
+                ),
+                "pct=50, rf=afrf, ri=86400",
+            ),
+            // An out-of-range pct is noted, not a syntax error (RFC 9989 dropped the tag).
+            record("v=DMARC1; p=reject; pct=150")
+                .count("dmarc-removed-tag", 1)
+                .alone(),
+            record("v=DMARC1; p=reject; t=y").quiet(),
+            only(
+                record("v=DMARC1; p=reject; rue=mailto:postmaster@example.org"),
+                "dmarc-unknown-tag",
+                Severity::Info,
+            ),
+            record("v=DMARC1; p=reject; np=reject; psd=u; t=n").quiet(),
+            only(
+                record("v=DMARC1; adkim=s; p=reject"),
+                "dmarc-p-not-second",
+                Severity::Info,
+            ),
+        ]
+    );
 
-    #[tokio::test]
-    async fn tag_case_fires_and_is_quiet_in_lowercase() {
-        let f = findings("V=DMARC1; P=reject; ADKIM=s").await;
-        assert_eq!(only(&f, "dmarc-tag-case"), [(Severity::Info, NAME.into())]);
-        assert!(f[0].message.contains("V, P, ADKIM"), "{}", f[0].message);
-        assert_quiet(&findings("v=DMARC1; p=reject; adkim=s").await);
-    }
-
-    #[tokio::test]
-    async fn removed_tag_fires_and_is_quiet_without() {
-        let f = findings("v=DMARC1; p=reject; pct=50; rf=afrf; ri=86400").await;
-        assert_eq!(
-            only(&f, "dmarc-removed-tag"),
-            [(Severity::Info, NAME.into())]
-        );
-        assert!(
-            f[0].message.contains("pct=50, rf=afrf, ri=86400"),
-            "{}",
-            f[0].message
-        );
-        // An out-of-range pct is noted, not a syntax error (RFC 9989 dropped the tag).
-        let f = findings("v=DMARC1; p=reject; pct=150").await;
-        assert_eq!(only(&f, "dmarc-removed-tag").len(), 1);
-        assert_quiet(&findings("v=DMARC1; p=reject; t=y").await);
-    }
-
-    #[tokio::test]
-    async fn unknown_tag_fires_and_is_quiet_for_rfc_9989_tags() {
-        let f = findings("v=DMARC1; p=reject; rue=mailto:postmaster@example.org").await;
-        assert_eq!(
-            only(&f, "dmarc-unknown-tag"),
-            [(Severity::Info, NAME.into())]
-        );
-        assert_quiet(&findings("v=DMARC1; p=reject; np=reject; psd=u; t=n").await);
-    }
-
-    #[tokio::test]
-    async fn p_not_second_fires_and_is_quiet_when_second() {
-        let f = findings("v=DMARC1; adkim=s; p=reject").await;
-        assert_eq!(
-            only(&f, "dmarc-p-not-second"),
-            [(Severity::Info, NAME.into())]
-        );
-        assert_quiet(&findings("v=DMARC1; p=reject; adkim=s").await);
-    }
-
-    #[tokio::test]
-    async fn report_unauthorized_fires_for_an_external_rua() {
-        let f = findings("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net").await;
-        assert_eq!(
-            only(&f, "dmarc-report-unauthorized"),
-            [(
+    check_cases!(report_cases, [
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .fires(
+                "dmarc-report-unauthorized",
                 Severity::Error,
-                "example.org._report._dmarc.reports.example.net.".into()
-            )]
-        );
+                "example.org._report._dmarc.reports.example.net.",
+            )
+            .alone(),
         // ruf too, each destination domain once.
-        let f = findings(
+        record(
             "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
         )
-        .await;
-        let names: Vec<String> = with_code(&f, "dmarc-report-unauthorized")
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect();
-        assert_eq!(
-            names,
-            [
+        .fires_at(
+            "dmarc-report-unauthorized",
+            Severity::Error,
+            &[
                 "example.org._report._dmarc.reports.example.net.",
-                "example.org._report._dmarc.forensic.example.com."
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn report_unauthorized_is_quiet_when_authorised_or_internal() {
-        let f = findings_with(
-            Some("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net"),
-            "example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n",
-        )
-        .await;
-        assert_quiet(&f);
+                "example.org._report._dmarc.forensic.example.com.",
+            ],
+        ),
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add("example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n")
+            .quiet(),
         // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
         // name: tests/dmarc_knot.rs covers it.)
         // Inside the domain: no authorisation needed.
-        let f = findings("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").await;
-        assert_quiet(&f);
-    }
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").quiet(),
+    ]);
 
     #[test]
     fn analysis_reads_tags() {

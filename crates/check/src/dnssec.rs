@@ -47,7 +47,6 @@ pub mod source;
 use hickory_proto::rr::RecordType;
 use mailzone_records::{Name, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::finding::{Finding, Severity};
 use source::{NetworkSource, RawSource};
@@ -58,94 +57,31 @@ pub use chain::{
     security_with,
 };
 
-const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
-    Code {
-        id,
-        severity,
-        record_type: None,
-        summary,
-    }
+crate::codes::declare! {
+    record_type: None;
+    UNSIGNED: Info, "dnssec-unsigned",
+        "the zone is not signed (no DNSKEY); an error when TLSA records are published";
+    NOT_VALIDATED: Info, "dnssec-not-validated",
+        "the answers are not validated and the servers asked are unknown, so signatures were not examined";
+    ANCHOR_MISMATCH: Error, "dnssec-anchor-mismatch",
+        "no key of the zone's DNSKEY RRset matches the configured trust anchor and signs the RRset";
+    DS_MISMATCH: Error, "dnssec-ds-mismatch",
+        "the parent's DS records match no key that signs the zone's DNSKEY RRset";
+    DS_MISSING: Warning, "dnssec-ds-missing",
+        "the parent is reachable but serves no DS for the signed zone";
+    SIGNATURE_INVALID: Error, "dnssec-signature-invalid",
+        "an RRSIG does not verify with the zone's keys";
+    SIGNATURE_EXPIRED: Error, "dnssec-signature-expired",
+        "an RRSIG has expired";
+    SIGNATURE_NOT_YET_VALID: Error, "dnssec-signature-not-yet-valid",
+        "an RRSIG's inception time is in the future";
+    SIGNATURE_MISSING: Error, "dnssec-signature-missing",
+        "an RRset of the signed zone is served without RRSIG";
+    ALGORITHM_UNSUPPORTED: Warning, "dnssec-algorithm-unsupported",
+        "the zone's keys use an algorithm mailzone cannot verify";
+    CHAIN_UNVERIFIED: Info, "dnssec-chain-unverified",
+        "the zone validates against its own keys, but no trust anchor reaches it";
 }
-
-pub const UNSIGNED: &Code = &code(
-    "dnssec-unsigned",
-    Severity::Info,
-    "the zone is not signed (no DNSKEY); an error when TLSA records are published",
-);
-
-pub const NOT_VALIDATED: &Code = &code(
-    "dnssec-not-validated",
-    Severity::Info,
-    "the answers are not validated and the servers asked are unknown, so signatures were not examined",
-);
-
-pub const ANCHOR_MISMATCH: &Code = &code(
-    "dnssec-anchor-mismatch",
-    Severity::Error,
-    "no key of the zone's DNSKEY RRset matches the configured trust anchor and signs the RRset",
-);
-
-pub const DS_MISMATCH: &Code = &code(
-    "dnssec-ds-mismatch",
-    Severity::Error,
-    "the parent's DS records match no key that signs the zone's DNSKEY RRset",
-);
-
-pub const DS_MISSING: &Code = &code(
-    "dnssec-ds-missing",
-    Severity::Warning,
-    "the parent is reachable but serves no DS for the signed zone",
-);
-
-pub const SIGNATURE_INVALID: &Code = &code(
-    "dnssec-signature-invalid",
-    Severity::Error,
-    "an RRSIG does not verify with the zone's keys",
-);
-
-pub const SIGNATURE_EXPIRED: &Code = &code(
-    "dnssec-signature-expired",
-    Severity::Error,
-    "an RRSIG has expired",
-);
-
-pub const SIGNATURE_NOT_YET_VALID: &Code = &code(
-    "dnssec-signature-not-yet-valid",
-    Severity::Error,
-    "an RRSIG's inception time is in the future",
-);
-
-pub const SIGNATURE_MISSING: &Code = &code(
-    "dnssec-signature-missing",
-    Severity::Error,
-    "an RRset of the signed zone is served without RRSIG",
-);
-
-pub const ALGORITHM_UNSUPPORTED: &Code = &code(
-    "dnssec-algorithm-unsupported",
-    Severity::Warning,
-    "the zone's keys use an algorithm mailzone cannot verify",
-);
-
-pub const CHAIN_UNVERIFIED: &Code = &code(
-    "dnssec-chain-unverified",
-    Severity::Info,
-    "the zone validates against its own keys, but no trust anchor reaches it",
-);
-
-pub const CODES: &[&Code] = &[
-    UNSIGNED,
-    NOT_VALIDATED,
-    ANCHOR_MISMATCH,
-    DS_MISMATCH,
-    DS_MISSING,
-    SIGNATURE_INVALID,
-    SIGNATURE_EXPIRED,
-    SIGNATURE_NOT_YET_VALID,
-    SIGNATURE_MISSING,
-    ALGORITHM_UNSUPPORTED,
-    CHAIN_UNVERIFIED,
-];
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let servers = ctx.lookup.servers();
@@ -421,12 +357,10 @@ fn problem_finding(problem: &Problem, name: &Name) -> Finding {
 }
 
 fn lookup_failed(name: &Name, why: &str) -> Finding {
-    Finding::new(
-        crate::zone::LOOKUP_FAILED,
-        name.to_string(),
+    crate::support::lookup_failed(
+        name,
         format!("the DNSSEC records for {name} could not be fetched, so DNSSEC was not checked"),
+        why.to_string(),
+        "make sure the zone's name servers answer over TCP (or pass working servers with --nameserver)",
     )
-    .seen(why.to_string())
-    .expected("an answer (NOERROR or NXDOMAIN)")
-    .fix("make sure the zone's name servers answer over TCP (or pass working servers with --nameserver)")
 }

@@ -63,6 +63,13 @@ impl Finding {
         self
     }
 
+    /// Overrides the registered record type (for codes that serve several types, e.g. the
+    /// SRV record of one service or one autoconfiguration name).
+    pub fn typed(mut self, record_type: DnsRecordType) -> Finding {
+        self.record_type = Some(record_type);
+        self
+    }
+
     /// Overrides the registered severity (e.g. a warning that `--strict` treats as error is
     /// decided by the caller, not here; this is for checks whose severity depends on data).
     pub fn severity(mut self, severity: Severity) -> Finding {

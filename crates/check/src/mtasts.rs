@@ -15,61 +15,26 @@ use std::time::Duration;
 
 use mailzone_records::{DnsRecordType, MtaStsMode, Name, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
+use crate::lookup::Answer;
 use crate::support;
 
-pub const TXT_SYNTAX: &Code = &Code {
-    id: "mta-sts-txt-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`",
-};
-
-pub const TLSRPT_SYNTAX: &Code = &Code {
-    id: "tls-rpt-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::TlsRpt),
-    summary: "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`",
-};
-
-pub const POLICY_UNREACHABLE: &Code = &Code {
-    id: "mta-sts-policy-unreachable",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the MTA-STS policy could not be fetched over HTTPS",
-};
-
-pub const POLICY_INVALID: &Code = &Code {
-    id: "mta-sts-policy-invalid",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the fetched MTA-STS policy does not parse (RFC 8461 §3.2)",
-};
-
-pub const POLICY_MX_UNCOVERED: &Code = &Code {
-    id: "mta-sts-policy-mx-uncovered",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "an MX host matches no `mx:` pattern of the fetched MTA-STS policy",
-};
-
-pub const POLICY_DIFFERS: &Code = &Code {
-    id: "mta-sts-policy-differs",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::MtaSts),
-    summary: "the fetched MTA-STS policy differs from the one mailzone generates",
-};
-
-pub const CODES: &[&Code] = &[
-    TXT_SYNTAX,
-    TLSRPT_SYNTAX,
-    POLICY_UNREACHABLE,
-    POLICY_INVALID,
-    POLICY_MX_UNCOVERED,
-    POLICY_DIFFERS,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::MtaSts);
+    TXT_SYNTAX: Error, "mta-sts-txt-syntax",
+        "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`";
+    TLSRPT_SYNTAX: Error, "tls-rpt-syntax" (Some(DnsRecordType::TlsRpt)),
+        "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`";
+    POLICY_UNREACHABLE: Info, "mta-sts-policy-unreachable",
+        "the MTA-STS policy could not be fetched over HTTPS";
+    POLICY_INVALID: Error, "mta-sts-policy-invalid",
+        "the fetched MTA-STS policy does not parse (RFC 8461 §3.2)";
+    POLICY_MX_UNCOVERED: Error, "mta-sts-policy-mx-uncovered",
+        "an MX host matches no `mx:` pattern of the fetched MTA-STS policy";
+    POLICY_DIFFERS: Warning, "mta-sts-policy-differs",
+        "the fetched MTA-STS policy differs from the one mailzone generates";
+}
 
 /// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
 /// plenty for any real policy).
@@ -181,15 +146,12 @@ pub fn mx_matches(pattern: &str, host: &Name) -> bool {
 
 /// Why an `_mta-sts` TXT value is not RFC 8461 §3.1 syntax, if it is not.
 pub fn txt_error(value: &str) -> Option<String> {
-    let fields = fields(value);
-    let Some((first, rest)) = fields.split_first() else {
-        return Some("the record is empty".into());
+    let rest = match after_version(value, "STSv1") {
+        Ok(rest) => rest,
+        Err(why) => return Some(why),
     };
-    if *first != ("v", "STSv1") {
-        return Some("the record must start with `v=STSv1`".into());
-    }
     let mut id = None;
-    for (key, val) in rest {
+    for (key, val) in &rest {
         if key.is_empty() {
             return Some("a field has no name".into());
         }
@@ -215,13 +177,10 @@ pub fn txt_error(value: &str) -> Option<String> {
 
 /// Why a `_smtp._tls` TXT value is not RFC 8460 §3 syntax, if it is not.
 pub fn tlsrpt_error(value: &str) -> Option<String> {
-    let fields = fields(value);
-    let Some((first, rest)) = fields.split_first() else {
-        return Some("the record is empty".into());
+    let rest = match after_version(value, "TLSRPTv1") {
+        Ok(rest) => rest,
+        Err(why) => return Some(why),
     };
-    if *first != ("v", "TLSRPTv1") {
-        return Some("the record must start with `v=TLSRPTv1`".into());
-    }
     let rua: Vec<&str> = rest
         .iter()
         .filter(|(k, _)| *k == "rua")
@@ -253,6 +212,19 @@ pub fn tlsrpt_error(value: &str) -> Option<String> {
     }
 }
 
+/// The fields after the leading `v=<version>` (both records must start with it), or why
+/// the record does not.
+fn after_version<'a>(value: &'a str, version: &str) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let mut fields = fields(value);
+    match fields.first() {
+        None => Err("the record is empty".into()),
+        Some(first) if *first != ("v", version) => {
+            Err(format!("the record must start with `v={version}`"))
+        }
+        Some(_) => Ok(fields.split_off(1)),
+    }
+}
+
 /// `key=value` fields separated by `;` with optional whitespace; a trailing `;` allowed.
 fn fields(value: &str) -> Vec<(&str, &str)> {
     value
@@ -266,6 +238,76 @@ fn fields(value: &str) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// One of the two TXT records whose syntax this module checks.
+struct TxtRecord {
+    code: &'static crate::codes::Code,
+    record_type: DnsRecordType,
+    /// The version tag that makes a TXT record one of these.
+    version: &'static str,
+    /// The record's name in messages.
+    label: &'static str,
+    /// What a malformed record leads to.
+    consequence: &'static str,
+    expected: &'static str,
+    /// Why a value is malformed, if it is.
+    error: fn(&str) -> Option<String>,
+}
+
+/// The `_mta-sts` record (RFC 8461 §3.1).
+const STS_TXT: TxtRecord = TxtRecord {
+    code: TXT_SYNTAX,
+    record_type: DnsRecordType::MtaSts,
+    version: "v=STSv1",
+    label: "MTA-STS",
+    consequence: "senders ignore the policy",
+    expected: "v=STSv1; id=<1 to 32 letters and digits>",
+    error: txt_error,
+};
+
+/// The `_smtp._tls` record (RFC 8460 §3).
+const TLSRPT_TXT: TxtRecord = TxtRecord {
+    code: TLSRPT_SYNTAX,
+    record_type: DnsRecordType::TlsRpt,
+    version: "v=TLSRPTv1",
+    label: "TLS-RPT",
+    consequence: "no TLS reports will be sent",
+    expected: "v=TLSRPTv1; rua=mailto:…",
+    error: tlsrpt_error,
+};
+
+/// The finding for a malformed `record` at `name`, when exactly one is served (several are
+/// the zone check's `zone-multiple-records`).
+fn malformed(
+    ctx: &DomainContext<'_>,
+    record: &TxtRecord,
+    answer: &Answer,
+    name: &Name,
+) -> Option<Finding> {
+    let [one] = support::txt_family(answer, name, record.version)[..] else {
+        return None;
+    };
+    let value = one.record.data.value();
+    let why = (record.error)(&value)?;
+    let finding = Finding::new(
+        record.code,
+        name.to_string(),
+        format!(
+            "the {} record at {name} is malformed: {why}; {}",
+            record.label, record.consequence
+        ),
+    )
+    .seen(value)
+    .expected(record.expected);
+    let wanted = ctx
+        .desired
+        .iter()
+        .find(|d| d.record_type == record.record_type && matches!(d.record.data, RData::Txt(_)));
+    Some(match wanted {
+        Some(d) => finding.fix(format!("replace it by {}", support::line(&d.record))),
+        None => finding,
+    })
+}
+
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let domain = &ctx.domain.name;
     let mut findings = Vec::new();
@@ -277,57 +319,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         support::query(ctx, &sts_name, "TXT"),
         support::query(ctx, &rpt_name, "TXT")
     );
-    let wanted_line = |record_type: DnsRecordType| {
-        ctx.desired
-            .iter()
-            .find(|d| d.record_type == record_type && matches!(d.record.data, RData::Txt(_)))
-            .map(|d| support::line(&d.record))
-    };
     let mut sts_served = false;
     match sts {
         Err(f) => findings.push(f),
         Ok(answer) => {
-            let records = support::txt_family(&answer, &sts_name, "v=STSv1");
-            sts_served = !records.is_empty();
-            if let [one] = records.as_slice() {
-                let value = one.record.data.value();
-                if let Some(why) = txt_error(&value) {
-                    let mut f = Finding::new(
-                        TXT_SYNTAX,
-                        sts_name.to_string(),
-                        format!("the MTA-STS record at {sts_name} is malformed: {why}; senders ignore the policy"),
-                    )
-                    .seen(value)
-                    .expected("v=STSv1; id=<1 to 32 letters and digits>");
-                    if let Some(line) = wanted_line(DnsRecordType::MtaSts) {
-                        f = f.fix(format!("replace it by {line}"));
-                    }
-                    findings.push(f);
-                }
-            }
+            sts_served = !support::txt_family(&answer, &sts_name, STS_TXT.version).is_empty();
+            findings.extend(malformed(ctx, &STS_TXT, &answer, &sts_name));
         }
     }
     match rpt {
         Err(f) => findings.push(f),
-        Ok(answer) => {
-            let records = support::txt_family(&answer, &rpt_name, "v=TLSRPTv1");
-            if let [one] = records.as_slice() {
-                let value = one.record.data.value();
-                if let Some(why) = tlsrpt_error(&value) {
-                    let mut f = Finding::new(
-                        TLSRPT_SYNTAX,
-                        rpt_name.to_string(),
-                        format!("the TLS-RPT record at {rpt_name} is malformed: {why}; no TLS reports will be sent"),
-                    )
-                    .seen(value)
-                    .expected("v=TLSRPTv1; rua=mailto:…");
-                    if let Some(line) = wanted_line(DnsRecordType::TlsRpt) {
-                        f = f.fix(format!("replace it by {line}"));
-                    }
-                    findings.push(f);
-                }
-            }
-        }
+        Ok(answer) => findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name)),
     }
     if ctx.options.fetch_mta_sts && (ctx.domain.mta_sts.enabled || sts_served) {
         findings.extend(check_policy(ctx).await);
@@ -524,7 +526,8 @@ async fn mx_hosts(ctx: &DomainContext<'_>) -> Vec<Name> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{Field, Fixture, Match, case, check_cases};
 
     fn name(s: &str) -> Name {
         Name::host(s).unwrap()
@@ -618,53 +621,31 @@ mod tests {
         assert!(tlsrpt_error("v=TLSRPTv1; rua=http://r.example.net").is_some());
     }
 
-    #[tokio::test]
-    async fn correct_records_are_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn malformed_sts_record_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^_mta-sts"],
-            "_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-txt-syntax"),
-            [(Severity::Error, "_mta-sts.example.org.".to_string())]
-        );
-        assert!(
-            findings[0]
-                .fix
-                .as_deref()
-                .unwrap()
-                .starts_with("replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=")
-        );
-    }
-
-    #[tokio::test]
-    async fn malformed_tlsrpt_record_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^_smtp._tls"],
-            "_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "tls-rpt-syntax"),
-            [(Severity::Error, "_smtp._tls.example.org.".to_string())]
-        );
-    }
-
-    #[tokio::test]
-    async fn duplicates_are_left_to_the_zone_check() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n");
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
+    check_cases!(
+        record_cases,
+        [
+            case("malformed STS record")
+                .remove(&["^_mta-sts"])
+                .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n")
+                .fires(
+                    "mta-sts-txt-syntax",
+                    Severity::Error,
+                    "_mta-sts.example.org.",
+                )
+                .first(
+                    Field::Fix,
+                    Match::StartsWith,
+                    "replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=",
+                ),
+            case("malformed TLSRPT record")
+                .remove(&["^_smtp._tls"])
+                .add("_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n")
+                .fires("tls-rpt-syntax", Severity::Error, "_smtp._tls.example.org."),
+            case("duplicates are left to the zone check")
+                .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n")
+                .quiet(),
+        ]
+    );
 
     /// A tiny HTTP/1.1 server on loopback answering every request with `status` and
     /// `body`; returns the URL template for [`CheckOptions::mta_sts_url`].
@@ -713,81 +694,73 @@ mod tests {
         mailzone_records::mtasts::policy_text(&f.config.domains[0].mta_sts)
     }
 
+    const POLICY: &str = "mta-sts.example.org.";
+
     #[tokio::test]
-    async fn fetched_policy_that_matches_is_quiet() {
+    async fn fetched_policy_cases() {
         let mut f = Fixture::new("");
         let zone = f.zone_with(&[], "");
-        let body = served_policy(&f);
-        assert_quiet(&fetched(&mut f, &zone, "200 OK", &body).await);
+        let policy = served_policy(&f);
+        let cases = [
+            (
+                "200 OK",
+                policy.clone(),
+                case("a policy that matches").quiet(),
+            ),
+            (
+                "200 OK",
+                policy.replace("mx: mail.example.org", "mx: *.mail.example.org"),
+                case("a policy not covering an MX")
+                    .fires("mta-sts-policy-mx-uncovered", Severity::Error, POLICY)
+                    .fires("mta-sts-policy-differs", Severity::Warning, POLICY),
+            ),
+            // A wildcard covering the host is fine (and differs from mailzone's text only).
+            (
+                "200 OK",
+                policy.replace("mx: mail.example.org", "mx: *.example.org"),
+                case("a wildcard covering the host").silent("mta-sts-policy-mx-uncovered"),
+            ),
+            (
+                "200 OK",
+                "<html>welcome</html>".to_string(),
+                case("invalid policy").fires("mta-sts-policy-invalid", Severity::Error, POLICY),
+            ),
+            (
+                "404 Not Found",
+                "no".to_string(),
+                case("unreachable policy")
+                    .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+                    .first(Field::Seen, Match::Contains, "HTTP 404"),
+            ),
+            // A redirect is not followed.
+            (
+                "301 Moved Permanently",
+                String::new(),
+                case("a redirect").first(
+                    Field::Seen,
+                    Match::Contains,
+                    "redirects are not followed",
+                ),
+            ),
+        ];
+        for (status, body, case) in &cases {
+            case.assert(&fetched(&mut f, &zone, status, body).await);
+        }
     }
 
     #[tokio::test]
-    async fn policy_not_covering_an_mx_fires() {
+    async fn policy_without_a_listener_is_unreachable() {
         let mut f = Fixture::new("");
         let zone = f.zone_with(&[], "");
-        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.mail.example.org");
-        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-mx-uncovered"),
-            [(Severity::Error, "mta-sts.example.org.".to_string())]
-        );
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-differs"),
-            [(Severity::Warning, "mta-sts.example.org.".to_string())]
-        );
-        // A wildcard covering the host is fine (and differs from mailzone's text only).
-        let body = served_policy(&f).replace("mx: mail.example.org", "mx: *.example.org");
-        let findings = fetched(&mut f, &zone, "200 OK", &body).await;
-        assert!(
-            with_code(&findings, "mta-sts-policy-mx-uncovered").is_empty(),
-            "{findings:#?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn invalid_policy_fires() {
-        let mut f = Fixture::new("");
-        let zone = f.zone_with(&[], "");
-        let findings = fetched(&mut f, &zone, "200 OK", "<html>welcome</html>").await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-invalid"),
-            [(Severity::Error, "mta-sts.example.org.".to_string())]
-        );
-    }
-
-    #[tokio::test]
-    async fn unreachable_policy_is_info() {
-        let mut f = Fixture::new("");
-        let zone = f.zone_with(&[], "");
-        let findings = fetched(&mut f, &zone, "404 Not Found", "no").await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-unreachable"),
-            [(Severity::Info, "mta-sts.example.org.".to_string())]
-        );
-        assert!(
-            findings[0].seen.as_deref().unwrap().contains("HTTP 404"),
-            "{findings:#?}"
-        );
-        // Nobody listening.
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        f.options.fetch_mta_sts = true;
         f.options.mta_sts_url = Some(format!("http://127.0.0.1:{port}/x"));
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mta-sts-policy-unreachable"),
-            [(Severity::Info, "mta-sts.example.org.".to_string())]
-        );
-        // A redirect is not followed.
-        let findings = fetched(&mut f, &zone, "301 Moved Permanently", "").await;
-        assert!(
-            findings[0]
-                .seen
-                .as_deref()
-                .unwrap()
-                .contains("redirects are not followed")
-        );
+        case("nobody listening")
+            .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+            .assert(&check(&f.ctx(&zone)).await);
     }
 
     #[test]

@@ -11,55 +11,25 @@
 
 use std::collections::BTreeMap;
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{DnsRecordType, Name};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const TARGET_CNAME: &Code = &Code {
-    id: "mx-target-cname",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Mx),
-    summary: "an MX target is an alias (CNAME), which RFC 5321 §5.1 forbids",
-};
-
-pub const TARGET_NO_ADDRESS: &Code = &Code {
-    id: "mx-target-no-address",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Mx),
-    summary: "an MX target has no A or AAAA record: mail cannot be delivered to it",
-};
-
-pub const NULL_MX: &Code = &Code {
-    id: "mx-null",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Mx),
-    summary: "a null MX (`0 .`) says the domain accepts no mail, but it should",
-};
-
-pub const UNEXPECTED_HOST: &Code = &Code {
-    id: "mx-unexpected-host",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Mx),
-    summary: "an MX names a host that is not a configured mail exchanger",
-};
-
-pub const PRIORITY_ORDER: &Code = &Code {
-    id: "mx-priority-order",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Mx),
-    summary: "the served MX preferences do not keep the configured order of the exchangers",
-};
-
-pub const CODES: &[&Code] = &[
-    TARGET_CNAME,
-    TARGET_NO_ADDRESS,
-    NULL_MX,
-    UNEXPECTED_HOST,
-    PRIORITY_ORDER,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Mx);
+    TARGET_CNAME: Error, "mx-target-cname",
+        "an MX target is an alias (CNAME), which RFC 5321 §5.1 forbids";
+    TARGET_NO_ADDRESS: Error, "mx-target-no-address",
+        "an MX target has no A or AAAA record: mail cannot be delivered to it";
+    NULL_MX: Error, "mx-null",
+        "a null MX (`0 .`) says the domain accepts no mail, but it should";
+    UNEXPECTED_HOST: Warning, "mx-unexpected-host",
+        "an MX names a host that is not a configured mail exchanger";
+    PRIORITY_ORDER: Warning, "mx-priority-order",
+        "the served MX preferences do not keep the configured order of the exchangers";
+}
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let domain = &ctx.domain.name;
@@ -68,16 +38,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         Err(f) => return vec![f],
     };
     let mut findings = Vec::new();
-    let served: Vec<(u16, Name)> = support::at_name(&answer, domain)
-        .into_iter()
-        .filter_map(|l| match &l.record.data {
-            RData::Mx {
-                preference,
-                exchange,
-            } => Some((*preference, exchange.clone())),
-            _ => None,
-        })
-        .collect();
+    let served = support::exchangers(support::at_name(&answer, domain));
     let line = |pref: u16, host: &Name| format!("{domain} IN MX {pref} {host}");
     let expected_lines: Vec<String> = ctx
         .server
@@ -133,15 +94,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         };
         if let Some(target) = chain.last() {
             findings.push(
-                Finding::new(
-                    TARGET_CNAME,
-                    domain.to_string(),
-                    format!(
-                        "the MX target {host} is an alias of {target}; an MX must name the host itself (RFC 5321 §5.1), and some senders refuse to follow the alias"
+                support::alias_target(
+                    Finding::new(
+                        TARGET_CNAME,
+                        domain.to_string(),
+                        format!(
+                            "the MX target {host} is an alias of {target}; an MX must name the host itself (RFC 5321 §5.1), and some senders refuse to follow the alias"
+                        ),
                     ),
+                    host,
+                    &chain,
                 )
-                .seen(format!("{host} IN CNAME {}", chain[0]))
-                .expected(format!("{host} with its own A/AAAA records"))
                 .fix(format!(
                     "point the MX at {target} instead, or replace the CNAME at {host} by the addresses of {target}"
                 )),
@@ -256,82 +219,43 @@ fn address_fix(ctx: &DomainContext<'_>, host: &Name) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{Fixture, assert_cases, case, check_cases};
 
     const MX: &[&str] = &["IN MX"];
 
-    fn err(name: &str) -> Vec<(Severity, String)> {
-        vec![(Severity::Error, name.to_string())]
-    }
-
-    #[tokio::test]
-    async fn correct_mx_is_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn cname_target_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            MX,
-            "example.org. 300 IN MX 10 mx.example.org.\n\
-             mx.example.org. 300 IN CNAME mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(with_code(&findings, "mx-target-cname"), err("example.org."));
-        assert!(with_code(&findings, "mx-target-no-address").is_empty());
-    }
-
-    #[tokio::test]
-    async fn target_without_address_fires() {
-        let f = Fixture::new("");
+    check_cases!(mx_cases, [
+        case("CNAME target")
+            .remove(MX)
+            .add(
+                "example.org. 300 IN MX 10 mx.example.org.\n\
+                 mx.example.org. 300 IN CNAME mail.example.org.\n",
+            )
+            .fires("mx-target-cname", Severity::Error, "example.org.")
+            .silent("mx-target-no-address"),
         // Only AAAA left: still an address.
-        let v6_only = f.zone_with(&["mail.example.org. 3600 IN A "], "");
-        assert_quiet(&check(&f.ctx(&v6_only)).await);
-        let zone = f.zone_with(
-            &[
+        case("IPv6 only")
+            .remove(&["mail.example.org. 3600 IN A "])
+            .quiet(),
+        case("target without address")
+            .remove(&[
                 "mail.example.org. 3600 IN A ",
                 "mail.example.org. 3600 IN AAAA ",
-            ],
-            "",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mx-target-no-address"),
-            err("example.org.")
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "publish mail.example.org. 3600 IN A 192.0.2.10; mail.example.org. 3600 IN AAAA 2001:db8::10"
+            ])
+            .fires("mx-target-no-address", Severity::Error, "example.org.")
+            .fix("publish mail.example.org. 3600 IN A 192.0.2.10; mail.example.org. 3600 IN AAAA 2001:db8::10"),
+        case("null MX for a domain that receives mail")
+            .remove(MX)
+            .add("example.org. 300 IN MX 0 .\n")
+            .fires("mx-null", Severity::Error, "example.org."),
+        case("unexpected host")
+            .add(
+                "example.org. 300 IN MX 20 other.example.net.\n\
+                 other.example.net. 300 IN A 198.51.100.1\n",
             )
-        );
-    }
-
-    #[tokio::test]
-    async fn null_mx_fires_when_the_domain_receives_mail() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(MX, "example.org. 300 IN MX 0 .\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(with_code(&findings, "mx-null"), err("example.org."));
-    }
-
-    #[tokio::test]
-    async fn unexpected_host_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &[],
-            "example.org. 300 IN MX 20 other.example.net.\n\
-             other.example.net. 300 IN A 198.51.100.1\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "mx-unexpected-host"),
-            [(Severity::Warning, "example.org.".to_string())]
-        );
-        assert_eq!(findings.len(), 1, "{findings:#?}");
-    }
+            .fires("mx-unexpected-host", Severity::Warning, "example.org.")
+            .alone(),
+    ]);
 
     fn two_exchangers() -> Fixture {
         let mut config = crate::testutil::config("");
@@ -347,24 +271,17 @@ mod tests {
 
     #[tokio::test]
     async fn priority_order_is_checked_but_equal_hosts_are_fine() {
-        let f = two_exchangers();
-        let correct = f.zone_with(&[], "");
-        assert_quiet(&check(&f.ctx(&correct)).await);
-        let swapped = f.zone_with(
-            MX,
-            "example.org. 300 IN MX 20 mail.example.org.\n\
-             example.org. 300 IN MX 10 backup.example.org.\n",
-        );
-        let findings = check(&f.ctx(&swapped)).await;
-        assert_eq!(
-            with_code(&findings, "mx-priority-order"),
-            [(Severity::Warning, "example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "remove example.org. IN MX 10 backup.example.org.; publish example.org. IN MX 20 backup.example.org."
-            )
-        );
+        let cases = [
+            case("the configured order").quiet(),
+            case("swapped preferences")
+                .remove(MX)
+                .add(
+                    "example.org. 300 IN MX 20 mail.example.org.\n\
+                     example.org. 300 IN MX 10 backup.example.org.\n",
+                )
+                .fires("mx-priority-order", Severity::Warning, "example.org.")
+                .fix("remove example.org. IN MX 10 backup.example.org.; publish example.org. IN MX 20 backup.example.org."),
+        ];
+        assert_cases(check, &two_exchangers(), &cases).await;
     }
 }

@@ -7,35 +7,21 @@
 
 use std::net::IpAddr;
 
-use mailzone_records::{Name, RData};
+use mailzone_records::Name;
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const MISSING: &Code = &Code {
-    id: "ptr-missing",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "a server address has no PTR record",
-};
-
-pub const NOT_CONFIRMED: &Code = &Code {
-    id: "ptr-not-confirmed",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "no PTR name of a server address resolves back to it (FCrDNS fails)",
-};
-
-pub const NOT_HOSTNAME: &Code = &Code {
-    id: "ptr-not-hostname",
-    severity: Severity::Warning,
-    record_type: None,
-    summary: "a server address's confirmed PTR is not the server host name",
-};
-
-pub const CODES: &[&Code] = &[MISSING, NOT_CONFIRMED, NOT_HOSTNAME];
+crate::codes::declare! {
+    record_type: None;
+    MISSING: Error, "ptr-missing",
+        "a server address has no PTR record";
+    NOT_CONFIRMED: Error, "ptr-not-confirmed",
+        "no PTR name of a server address resolves back to it (FCrDNS fails)";
+    NOT_HOSTNAME: Warning, "ptr-not-hostname",
+        "a server address's confirmed PTR is not the server host name";
+}
 
 /// The reverse-mapping name of an address: `10.2.0.192.in-addr.arpa`,
 /// `0.1.0.0.….8.b.d.0.1.0.0.2.ip6.arpa`.
@@ -72,14 +58,7 @@ async fn check_ip(ctx: &DomainContext<'_>, ip: IpAddr) -> Vec<Finding> {
         Ok(a) => a,
         Err(f) => return vec![f],
     };
-    let names: Vec<Name> = answer
-        .records
-        .iter()
-        .filter_map(|l| match &l.record.data {
-            RData::Ptr(target) => Some(target.clone()),
-            _ => None,
-        })
-        .collect();
+    let names = support::ptr_names(&answer.records);
     if names.is_empty() {
         return vec![
             Finding::new(
@@ -172,7 +151,8 @@ async fn check_ip(ctx: &DomainContext<'_>, ip: IpAddr) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{case, check_cases};
 
     const V4: &str = "10.2.0.192.in-addr.arpa.";
     const V6: &str = "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.";
@@ -186,67 +166,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn confirmed_ptrs_are_quiet_and_any_of_several_names_may_match() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-        let zone = f.zone_with(
-            &[],
-            "10.2.0.192.in-addr.arpa. 300 IN PTR other.example.net.\n",
-        );
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
-
-    #[tokio::test]
-    async fn missing_ptr_fires_for_ipv4_and_ipv6() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&["in-addr.arpa"], "");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "ptr-missing"),
-            [(Severity::Error, V4.to_string())]
-        );
-        let zone = f.zone_with(&["ip6.arpa"], "");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "ptr-missing"),
-            [(Severity::Error, V6.to_string())]
-        );
-    }
-
-    #[tokio::test]
-    async fn unconfirmed_ptr_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["in-addr.arpa"],
-            "10.2.0.192.in-addr.arpa. 300 IN PTR host.example.net.\n\
-             host.example.net. 300 IN A 198.51.100.1\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "ptr-not-confirmed"),
-            [(Severity::Error, V4.to_string())]
-        );
-        assert_eq!(
-            findings[0].seen.as_deref(),
-            Some("host.example.net. → 198.51.100.1")
-        );
-    }
-
-    #[tokio::test]
-    async fn confirmed_ptr_to_another_name_warns() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["ip6.arpa"],
-            &format!(
-                "{V6} 300 IN PTR static.provider.example.\n\
-                 static.provider.example. 300 IN AAAA 2001:db8::10\n"
+    check_cases!(
+        ptr_cases,
+        [
+            case("any of several names may match")
+                .add("10.2.0.192.in-addr.arpa. 300 IN PTR other.example.net.\n")
+                .quiet(),
+            case("missing IPv4 PTR").remove(&["in-addr.arpa"]).fires(
+                "ptr-missing",
+                Severity::Error,
+                V4,
             ),
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "ptr-not-hostname"),
-            [(Severity::Warning, V6.to_string())]
-        );
-    }
+            case("missing IPv6 PTR").remove(&["ip6.arpa"]).fires(
+                "ptr-missing",
+                Severity::Error,
+                V6,
+            ),
+            case("unconfirmed PTR")
+                .remove(&["in-addr.arpa"])
+                .add(
+                    "10.2.0.192.in-addr.arpa. 300 IN PTR host.example.net.\n\
+                     host.example.net. 300 IN A 198.51.100.1\n",
+                )
+                .fires("ptr-not-confirmed", Severity::Error, V4)
+                .seen("host.example.net. → 198.51.100.1"),
+            case("confirmed PTR to another name")
+                .remove(&["ip6.arpa"])
+                .add(format!(
+                    "{V6} 300 IN PTR static.provider.example.\n\
+                     static.provider.example. 300 IN AAAA 2001:db8::10\n"
+                ))
+                .fires("ptr-not-hostname", Severity::Warning, V6),
+        ]
+    );
 }

@@ -14,33 +14,19 @@ use std::collections::BTreeSet;
 use mailzone_records::diff::{LiveRecord, PlanEntry, diff};
 use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const MISSING: &Code = &Code {
-    id: "record-missing",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "a record mailzone wants is not served",
-};
-
-pub const WRONG_VALUE: &Code = &Code {
-    id: "record-wrong-value",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "the name and type are served with other values than mailzone wants",
-};
-
-pub const EXTRA_VALUE: &Code = &Code {
-    id: "record-extra-value",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "a value mailzone does not want is served beside the wanted ones at a name and type it owns",
-};
-
-pub const CODES: &[&Code] = &[MISSING, WRONG_VALUE, EXTRA_VALUE];
+crate::codes::declare! {
+    record_type: None;
+    MISSING: Error, "record-missing",
+        "a record mailzone wants is not served";
+    WRONG_VALUE: Error, "record-wrong-value",
+        "the name and type are served with other values than mailzone wants";
+    EXTRA_VALUE: Error, "record-extra-value",
+        "a value mailzone does not want is served beside the wanted ones at a name and type it owns";
+}
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -234,101 +220,45 @@ async fn same_addresses(ctx: &DomainContext<'_>, name: &Name, target: &Name) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{case, check_cases};
 
-    #[tokio::test]
-    async fn correct_zone_is_quiet() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "");
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
-
-    #[tokio::test]
-    async fn foreign_records_and_other_ttls_are_not_findings() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["^example.org. 3600 IN TXT \"v=spf1"],
-            "example.org. 86400 IN TXT \"v=spf1 mx -all\"\n\
-             example.org. 300 IN TXT \"google-site-verification=abc\"\n\
-             example.org. 300 IN CAA 0 issue \"digicert.com\"\n\
-             www.example.org. 300 IN A 192.0.2.80\n",
-        );
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
-
-    #[tokio::test]
-    async fn missing_record_fires_with_the_line_to_publish() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&["_dmarc"], "");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "record-missing"),
-            [(Severity::Error, "_dmarc.example.org.".to_string())]
-        );
-        let finding = &findings[0];
-        assert_eq!(finding.record_type, Some(DnsRecordType::Dmarc));
-        assert_eq!(
-            finding.fix.as_deref(),
-            Some(
-                "publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""
+    check_cases!(records_cases, [
+        case("foreign records and other TTLs")
+            .remove(&["^example.org. 3600 IN TXT \"v=spf1"])
+            .add(
+                "example.org. 86400 IN TXT \"v=spf1 mx -all\"\n\
+                 example.org. 300 IN TXT \"google-site-verification=abc\"\n\
+                 example.org. 300 IN CAA 0 issue \"digicert.com\"\n\
+                 www.example.org. 300 IN A 192.0.2.80\n",
             )
-        );
-    }
-
-    #[tokio::test]
-    async fn wrong_value_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&["IN MX"], "example.org. 300 IN MX 20 mail.example.org.\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "record-wrong-value"),
-            [(Severity::Error, "example.org.".to_string())]
-        );
-        assert_eq!(findings[0].seen.as_deref(), Some("20 mail.example.org."));
-        assert_eq!(
-            findings[0].expected.as_deref(),
-            Some("10 mail.example.org.")
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "remove example.org. 3600 IN MX 20 mail.example.org.; publish example.org. 3600 IN MX 10 mail.example.org."
+            .quiet(),
+        case("missing record")
+            .remove(&["_dmarc"])
+            .fires("record-missing", Severity::Error, "_dmarc.example.org.")
+            .record_type(DnsRecordType::Dmarc)
+            .fix("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""),
+        case("wrong value")
+            .remove(&["IN MX"])
+            .add("example.org. 300 IN MX 20 mail.example.org.\n")
+            .fires("record-wrong-value", Severity::Error, "example.org.")
+            .seen("20 mail.example.org.")
+            .expected("10 mail.example.org.")
+            .fix("remove example.org. 3600 IN MX 20 mail.example.org.; publish example.org. 3600 IN MX 10 mail.example.org."),
+        case("extra value")
+            .add("example.org. 300 IN MX 20 backup.example.net.\n")
+            .fires("record-extra-value", Severity::Error, "example.org.")
+            .fix("remove example.org. 3600 IN MX 20 backup.example.net."),
+        case("a CNAME replaced by the same addresses")
+            .remove(&["autoconfig.example.org."])
+            .add(
+                "autoconfig.example.org. 300 IN A 192.0.2.10\n\
+                 autoconfig.example.org. 300 IN AAAA 2001:db8::10\n",
             )
-        );
-    }
-
-    #[tokio::test]
-    async fn extra_value_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "example.org. 300 IN MX 20 backup.example.net.\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "record-extra-value"),
-            [(Severity::Error, "example.org.".to_string())]
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some("remove example.org. 3600 IN MX 20 backup.example.net.")
-        );
-    }
-
-    #[tokio::test]
-    async fn a_cname_replaced_by_the_same_addresses_is_fine() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["autoconfig.example.org."],
-            "autoconfig.example.org. 300 IN A 192.0.2.10\n\
-             autoconfig.example.org. 300 IN AAAA 2001:db8::10\n",
-        );
-        assert_quiet(&check(&f.ctx(&zone)).await);
-        let zone = f.zone_with(
-            &["autoconfig.example.org."],
-            "autoconfig.example.org. 300 IN A 192.0.2.99\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "record-missing"),
-            [(Severity::Error, "autoconfig.example.org.".to_string())]
-        );
-    }
+            .quiet(),
+        case("a CNAME replaced by other addresses")
+            .remove(&["autoconfig.example.org."])
+            .add("autoconfig.example.org. 300 IN A 192.0.2.99\n")
+            .fires("record-missing", Severity::Error, "autoconfig.example.org."),
+    ]);
 }

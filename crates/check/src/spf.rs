@@ -53,11 +53,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{DnsRecordType, Name};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 
 mod eval;
 mod parse;
@@ -78,128 +77,39 @@ pub const MAX_NAMES_PER_TERM: usize = 10;
 /// A walk stops here whatever happens (include loops, absurd records).
 const WALK_HARD_CAP: u32 = 100;
 
-pub const MISSING: &Code = &Code {
-    id: "spf-missing",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the domain has no `v=spf1` record: receivers get `none` for every sender",
-};
-
-pub const MULTIPLE: &Code = &Code {
-    id: "spf-multiple",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "more than one `v=spf1` record at one name: `permerror` (RFC 7208 §4.5)",
-};
-
-pub const SYNTAX: &Code = &Code {
-    id: "spf-syntax",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "an SPF record does not follow the grammar of RFC 7208 §12: `permerror`",
-};
-
-pub const NOT_PASS: &Code = &Code {
-    id: "spf-not-pass",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the domain's SPF policy does not give `pass` for one of the server's IP addresses",
-};
-
-pub const TOO_MANY_LOOKUPS: &Code = &Code {
-    id: "spf-too-many-lookups",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "evaluating the policy needs more than 10 DNS-querying terms: `permerror`",
-};
-
-pub const TOO_MANY_VOID_LOOKUPS: &Code = &Code {
-    id: "spf-too-many-void-lookups",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "evaluating the policy meets more than 2 empty or NXDOMAIN answers: `permerror`",
-};
-
-pub const INCLUDE_INVALID: &Code = &Code {
-    id: "spf-include-invalid",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "an `include:` or `redirect=` target has no SPF record: `permerror`",
-};
-
-pub const MX_TOO_MANY: &Code = &Code {
-    id: "spf-mx-too-many",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "an `mx` term names a domain with more than 10 exchangers: `permerror`",
-};
-
-pub const TEMPERROR: &Code = &Code {
-    id: "spf-temperror",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "a DNS question of the SPF evaluation failed: receivers get `temperror`",
-};
-
-pub const PTR: &Code = &Code {
-    id: "spf-ptr",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the policy uses the `ptr` mechanism, which RFC 7208 §5.5 says not to use",
-};
-
-pub const PASS_ALL: &Code = &Code {
-    id: "spf-pass-all",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the record ends in `+all`: every host on the Internet passes",
-};
-
-pub const NEUTRAL_ALL: &Code = &Code {
-    id: "spf-neutral-all",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the record ends in `?all`: other hosts get `neutral`, no protection",
-};
-
-pub const NO_ALL: &Code = &Code {
-    id: "spf-no-all",
-    severity: Severity::Info,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "the record has neither `all` nor `redirect=`: other hosts get `neutral`",
-};
-
-pub const HOST_MISSING: &Code = &Code {
-    id: "spf-host-missing",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "an exchanger host inside the zone has no SPF record for its HELO name",
-};
-
-pub const HOST_NOT_PASS: &Code = &Code {
-    id: "spf-host-not-pass",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Spf),
-    summary: "an exchanger host's own SPF record does not pass the server's IP addresses",
-};
-
-pub const CODES: &[&Code] = &[
-    MISSING,
-    MULTIPLE,
-    SYNTAX,
-    NOT_PASS,
-    TOO_MANY_LOOKUPS,
-    TOO_MANY_VOID_LOOKUPS,
-    INCLUDE_INVALID,
-    MX_TOO_MANY,
-    TEMPERROR,
-    PTR,
-    PASS_ALL,
-    NEUTRAL_ALL,
-    NO_ALL,
-    HOST_MISSING,
-    HOST_NOT_PASS,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Spf);
+    MISSING: Error, "spf-missing",
+        "the domain has no `v=spf1` record: receivers get `none` for every sender";
+    MULTIPLE: Error, "spf-multiple",
+        "more than one `v=spf1` record at one name: `permerror` (RFC 7208 §4.5)";
+    SYNTAX: Error, "spf-syntax",
+        "an SPF record does not follow the grammar of RFC 7208 §12: `permerror`";
+    NOT_PASS: Error, "spf-not-pass",
+        "the domain's SPF policy does not give `pass` for one of the server's IP addresses";
+    TOO_MANY_LOOKUPS: Error, "spf-too-many-lookups",
+        "evaluating the policy needs more than 10 DNS-querying terms: `permerror`";
+    TOO_MANY_VOID_LOOKUPS: Error, "spf-too-many-void-lookups",
+        "evaluating the policy meets more than 2 empty or NXDOMAIN answers: `permerror`";
+    INCLUDE_INVALID: Error, "spf-include-invalid",
+        "an `include:` or `redirect=` target has no SPF record: `permerror`";
+    MX_TOO_MANY: Error, "spf-mx-too-many",
+        "an `mx` term names a domain with more than 10 exchangers: `permerror`";
+    TEMPERROR: Error, "spf-temperror",
+        "a DNS question of the SPF evaluation failed: receivers get `temperror`";
+    PTR: Warning, "spf-ptr",
+        "the policy uses the `ptr` mechanism, which RFC 7208 §5.5 says not to use";
+    PASS_ALL: Warning, "spf-pass-all",
+        "the record ends in `+all`: every host on the Internet passes";
+    NEUTRAL_ALL: Info, "spf-neutral-all",
+        "the record ends in `?all`: other hosts get `neutral`, no protection";
+    NO_ALL: Info, "spf-no-all",
+        "the record has neither `all` nor `redirect=`: other hosts get `neutral`";
+    HOST_MISSING: Warning, "spf-host-missing",
+        "an exchanger host inside the zone has no SPF record for its HELO name";
+    HOST_NOT_PASS: Error, "spf-host-not-pass",
+        "an exchanger host's own SPF record does not pass the server's IP addresses";
+}
 
 // ---------------------------------------------------------------------------------------
 // The checks of a domain
@@ -244,19 +154,27 @@ fn publish_fix(ctx: &DomainContext<'_>, name: &Name, host: bool) -> String {
     }
 }
 
+/// Why an evaluation did not pass, in parentheses after a space; empty without a problem.
+fn reason(outcome: &SpfOutcome) -> String {
+    outcome
+        .problems
+        .first()
+        .map(|p| format!(" ({})", p.detail))
+        .unwrap_or_default()
+}
+
+/// `finding` with the SPF record wanted at `name` as the expected value and its
+/// publication as the fix.
+fn with_desired(finding: Finding, ctx: &DomainContext<'_>, name: &Name, host: bool) -> Finding {
+    finding
+        .expected(desired_value(ctx, name, host))
+        .fix(publish_fix(ctx, name, host))
+}
+
 /// The `v=spf1` TXT values at `name`, or the finding for a failed question.
 async fn spf_values(ctx: &DomainContext<'_>, name: &Name) -> Result<Vec<String>, Finding> {
     let answer = crate::support::query(ctx, name, "TXT").await?;
-    Ok(answer
-        .records
-        .iter()
-        .filter_map(|r| match &r.record.data {
-            RData::Txt(bytes) if is_spf_record(bytes) => {
-                Some(String::from_utf8_lossy(bytes).into_owned())
-            }
-            _ => None,
-        })
-        .collect())
+    Ok(parse::spf_texts(&answer.records))
 }
 
 /// Every SPF finding for the domain (see the module documentation for the rules).
@@ -269,18 +187,19 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     };
     match values.as_slice() {
         [] => {
-            findings.push(
-                Finding::new(
-                    MISSING,
-                    domain.to_string(),
-                    format!(
-                        "{domain} publishes no `v=spf1` TXT record, so receivers get `none` for mail from it and cannot tell forged mail apart (RFC 7208 §4.5)"
-                    ),
-                )
-                .seen("no v=spf1 record")
-                .expected(desired_value(ctx, domain, false))
-                .fix(publish_fix(ctx, domain, false)),
-            );
+            findings.push(with_desired(
+                    Finding::new(
+                        MISSING,
+                        domain.to_string(),
+                        format!(
+                            "{domain} publishes no `v=spf1` TXT record, so receivers get `none` for mail from it and cannot tell forged mail apart (RFC 7208 §4.5)"
+                        ),
+                    )
+                    .seen("no v=spf1 record"),
+                    ctx,
+                    domain,
+                    false,
+            ));
             return findings;
         }
         [_] => {}
@@ -308,16 +227,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let record = match parse_record(text) {
         Ok(record) => record,
         Err(why) => {
-            findings.push(
-                Finding::new(
-                    SYNTAX,
-                    domain.to_string(),
-                    format!("the SPF record of {domain} is not valid: {why}; every evaluation is a permerror (RFC 7208 §4.6)"),
-                )
-                .seen(text.clone())
-                .expected(desired_value(ctx, domain, false))
-                .fix(publish_fix(ctx, domain, false)),
-            );
+            findings.push(with_desired(
+                    Finding::new(
+                        SYNTAX,
+                        domain.to_string(),
+                        format!("the SPF record of {domain} is not valid: {why}; every evaluation is a permerror (RFC 7208 §4.6)"),
+                    )
+                    .seen(text.clone()),
+                    ctx,
+                    domain,
+                    false,
+            ));
             return findings;
         }
     };
@@ -344,11 +264,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     for ip in &ips {
         let outcome = evaluate(ctx.lookup, domain, *ip, &sender).await;
         if outcome.result != SpfResult::Pass {
-            let reason = outcome
-                .problems
-                .first()
-                .map(|p| format!(" ({})", p.detail))
-                .unwrap_or_default();
+            let reason = reason(&outcome);
             let family = if ip.is_ipv4() { "ip4" } else { "ip6" };
             findings.push(
                 Finding::new(
@@ -564,46 +480,44 @@ async fn check_hosts(ctx: &DomainContext<'_>, ips: &[IpAddr]) -> Vec<Finding> {
             }
         };
         if values.is_empty() {
-            findings.push(
-                Finding::new(
-                    HOST_MISSING,
-                    host.to_string(),
-                    format!(
-                        "the exchanger {host} has no SPF record: receivers that check the HELO name {host} (and every bounce, which is judged by it alone) get `none` (RFC 7208 §2.3)"
-                    ),
-                )
-                .seen("no v=spf1 record")
-                .expected(desired_value(ctx, host, true))
-                .fix(publish_fix(ctx, host, true)),
-            );
+            findings.push(with_desired(
+                    Finding::new(
+                        HOST_MISSING,
+                        host.to_string(),
+                        format!(
+                            "the exchanger {host} has no SPF record: receivers that check the HELO name {host} (and every bounce, which is judged by it alone) get `none` (RFC 7208 §2.3)"
+                        ),
+                    )
+                    .seen("no v=spf1 record"),
+                    ctx,
+                    host,
+                    true,
+            ));
             continue;
         }
         let sender = postmaster(host);
         for ip in ips {
             let outcome = evaluate(ctx.lookup, host, *ip, &sender).await;
             if outcome.result != SpfResult::Pass {
-                let reason = outcome
-                    .problems
-                    .first()
-                    .map(|p| format!(" ({})", p.detail))
-                    .unwrap_or_default();
-                findings.push(
-                    Finding::new(
-                        HOST_NOT_PASS,
-                        host.to_string(),
-                        format!(
-                            "the server at {ip} saying HELO {host} gets SPF `{}`{reason}, not `pass`: bounces and HELO checks fail (RFC 7208 §2.3)",
-                            outcome.result
-                        ),
-                    )
-                    .seen(format!(
-                        "{}; trace:\n{}",
-                        values.join(" | "),
-                        outcome.trace_text()
-                    ))
-                    .expected(desired_value(ctx, host, true))
-                    .fix(publish_fix(ctx, host, true)),
-                );
+                let reason = reason(&outcome);
+                findings.push(with_desired(
+                        Finding::new(
+                            HOST_NOT_PASS,
+                            host.to_string(),
+                            format!(
+                                "the server at {ip} saying HELO {host} gets SPF `{}`{reason}, not `pass`: bounces and HELO checks fail (RFC 7208 §2.3)",
+                                outcome.result
+                            ),
+                        )
+                        .seen(format!(
+                            "{}; trace:\n{}",
+                            values.join(" | "),
+                            outcome.trace_text()
+                        )),
+                        ctx,
+                        host,
+                        true,
+                ));
             }
         }
     }

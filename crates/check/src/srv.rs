@@ -8,45 +8,21 @@
 
 use mailzone_records::{DnsRecordType, Name, RData, Record};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const WRONG_ENDPOINT: &Code = &Code {
-    id: "srv-wrong-endpoint",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an offered service's SRV points to another host or port than configured",
-};
-
-pub const TARGET_CNAME: &Code = &Code {
-    id: "srv-target-cname",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an SRV target is an alias (CNAME), which RFC 2782 forbids",
-};
-
-pub const TARGET_NO_ADDRESS: &Code = &Code {
-    id: "srv-target-no-address",
-    severity: Severity::Error,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "an SRV target has no A or AAAA record",
-};
-
-pub const ADVERTISES_UNOFFERED: &Code = &Code {
-    id: "srv-advertises-unoffered",
-    severity: Severity::Warning,
-    record_type: Some(DnsRecordType::Srv),
-    summary: "a service that is switched off is advertised with a real SRV target",
-};
-
-pub const CODES: &[&Code] = &[
-    WRONG_ENDPOINT,
-    TARGET_CNAME,
-    TARGET_NO_ADDRESS,
-    ADVERTISES_UNOFFERED,
-];
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Srv);
+    WRONG_ENDPOINT: Error, "srv-wrong-endpoint",
+        "an offered service's SRV points to another host or port than configured";
+    TARGET_CNAME: Error, "srv-target-cname",
+        "an SRV target is an alias (CNAME), which RFC 2782 forbids";
+    TARGET_NO_ADDRESS: Error, "srv-target-no-address",
+        "an SRV target has no A or AAAA record";
+    ADVERTISES_UNOFFERED: Warning, "srv-advertises-unoffered",
+        "a service that is switched off is advertised with a real SRV target";
+}
 
 struct Srv {
     port: u16,
@@ -92,62 +68,35 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             .into_iter()
             .filter_map(|l| srv(&l.record))
             .collect();
-        let typed = |mut f: Finding| {
-            f.record_type = Some(*record_type);
-            f
-        };
         if want.target.is_root() {
             let live: Vec<&Srv> = served.iter().filter(|s| !s.target.is_root()).collect();
             if !live.is_empty() {
-                findings.push(typed(
-                    Finding::new(
-                        ADVERTISES_UNOFFERED,
-                        name.to_string(),
-                        format!(
-                            "{name} advertises {}, but the service is switched off in the config: clients will try to use it",
-                            live.iter()
-                                .map(|s| format!("{}:{}", s.target, s.port))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    )
-                    .seen(srv_values(&served))
-                    .expected(want.record.data.value())
-                    .fix(format!(
-                        "remove {}; publish {}",
-                        support::lines(live.iter().map(|s| &s.record)),
-                        support::line(&want.record)
-                    )),
-                ));
+                let finding = Finding::new(
+                    ADVERTISES_UNOFFERED,
+                    name.to_string(),
+                    format!(
+                        "{name} advertises {}, but the service is switched off in the config: clients will try to use it",
+                        endpoints(live.iter().copied())
+                    ),
+                );
+                findings.push(replacing(finding, &served, live, want).typed(*record_type));
             }
         } else if !served.is_empty()
             && !served
                 .iter()
                 .any(|s| s.target == want.target && s.port == want.port)
         {
-            findings.push(typed(
-                Finding::new(
-                    WRONG_ENDPOINT,
-                    name.to_string(),
-                    format!(
-                        "{name} points to {}, but the service is at {}:{}",
-                        served
-                            .iter()
-                            .map(|s| format!("{}:{}", s.target, s.port))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        want.target,
-                        want.port
-                    ),
-                )
-                .seen(srv_values(&served))
-                .expected(want.record.data.value())
-                .fix(format!(
-                    "remove {}; publish {}",
-                    support::lines(served.iter().map(|s| &s.record)),
-                    support::line(&want.record)
-                )),
-            ));
+            let finding = Finding::new(
+                WRONG_ENDPOINT,
+                name.to_string(),
+                format!(
+                    "{name} points to {}, but the service is at {}:{}",
+                    endpoints(&served),
+                    want.target,
+                    want.port
+                ),
+            );
+            findings.push(replacing(finding, &served, &served, want).typed(*record_type));
         }
         for s in &served {
             if !s.target.is_root() && !targets.iter().any(|(n, _, t)| n == name && t == &s.target) {
@@ -170,28 +119,27 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 continue;
             }
         };
-        let typed = |mut f: Finding| {
-            f.record_type = Some(*record_type);
-            f
-        };
         if let Some(end) = chain.last() {
-            findings.push(typed(
-                Finding::new(
-                    TARGET_CNAME,
-                    name.to_string(),
-                    format!(
-                        "the SRV target {target} is an alias of {end}; RFC 2782 requires the host name itself, and some clients do not follow the alias"
+            findings.push(
+                support::alias_target(
+                    Finding::new(
+                        TARGET_CNAME,
+                        name.to_string(),
+                        format!(
+                            "the SRV target {target} is an alias of {end}; RFC 2782 requires the host name itself, and some clients do not follow the alias"
+                        ),
                     ),
+                    target,
+                    &chain,
                 )
-                .seen(format!("{target} IN CNAME {}", chain[0]))
-                .expected(format!("{target} with its own A/AAAA records"))
                 .fix(format!(
                     "point the SRV record at {end}, or replace the CNAME at {target} by the addresses of {end}"
-                )),
-            ));
+                ))
+                .typed(*record_type),
+            );
         }
         if addresses.is_empty() {
-            findings.push(typed(
+            findings.push(
                 Finding::new(
                     TARGET_NO_ADDRESS,
                     name.to_string(),
@@ -201,11 +149,38 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )
                 .seen(format!("{target}: no address"))
                 .expected(format!("{target} IN A / AAAA"))
-                .fix(format!("publish the A/AAAA records of {target}")),
-            ));
+                .fix(format!("publish the A/AAAA records of {target}"))
+                .typed(*record_type),
+            );
         }
     }
     findings
+}
+
+/// `target:port` of each record, comma-separated.
+fn endpoints<'a>(srvs: impl IntoIterator<Item = &'a Srv>) -> String {
+    srvs.into_iter()
+        .map(|s| format!("{}:{}", s.target, s.port))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `finding` with the served values as seen, the wanted one as expected, and the fix that
+/// replaces the records `remove` by it.
+fn replacing<'a>(
+    finding: Finding,
+    served: &[Srv],
+    remove: impl IntoIterator<Item = &'a Srv>,
+    want: &Srv,
+) -> Finding {
+    finding
+        .seen(srv_values(served))
+        .expected(want.record.data.value())
+        .fix(format!(
+            "remove {}; publish {}",
+            support::lines(remove.into_iter().map(|s| &s.record)),
+            support::line(&want.record)
+        ))
 }
 
 fn srv_values(served: &[Srv]) -> String {
@@ -219,87 +194,32 @@ fn srv_values(served: &[Srv]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::testutil::{case, check_cases};
 
-    fn one(severity: Severity, name: &str) -> Vec<(Severity, String)> {
-        vec![(severity, name.to_string())]
-    }
-
-    #[tokio::test]
-    async fn correct_srv_records_are_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn wrong_port_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_imaps._tcp"],
-            "_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-wrong-endpoint"),
-            one(Severity::Error, "_imaps._tcp.example.org.")
-        );
-        assert_eq!(
-            findings[0].seen.as_deref(),
-            Some("0 1 143 mail.example.org.")
-        );
-        assert_eq!(
-            findings[0].expected.as_deref(),
-            Some("0 1 993 mail.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn cname_target_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_imaps._tcp"],
-            "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
-             imap.example.org. 300 IN CNAME mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-target-cname"),
-            one(Severity::Error, "_imaps._tcp.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn target_without_address_fires() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(
-            &["_jmap._tcp"],
-            "_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-target-no-address"),
-            one(Severity::Error, "_jmap._tcp.example.org.")
-        );
-    }
-
-    #[tokio::test]
-    async fn switched_off_service_advertised_fires() {
-        let f = Fixture::new("");
-        // POP3 is off: mailzone publishes `0 0 0 .`.
-        let zone = f.zone_with(
-            &["_pop3s._tcp"],
-            "_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n",
-        );
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "srv-advertises-unoffered"),
-            one(Severity::Warning, "_pop3s._tcp.example.org.")
-        );
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some(
-                "remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."
+    check_cases!(srv_cases, [
+        case("wrong port")
+            .remove(&["_imaps._tcp"])
+            .add("_imaps._tcp.example.org. 300 IN SRV 0 1 143 mail.example.org.\n")
+            .fires("srv-wrong-endpoint", Severity::Error, "_imaps._tcp.example.org.")
+            .seen("0 1 143 mail.example.org.")
+            .expected("0 1 993 mail.example.org."),
+        case("CNAME target")
+            .remove(&["_imaps._tcp"])
+            .add(
+                "_imaps._tcp.example.org. 300 IN SRV 0 1 993 imap.example.org.\n\
+                 imap.example.org. 300 IN CNAME mail.example.org.\n",
             )
-        );
-    }
+            .fires("srv-target-cname", Severity::Error, "_imaps._tcp.example.org."),
+        case("target without address")
+            .remove(&["_jmap._tcp"])
+            .add("_jmap._tcp.example.org. 300 IN SRV 0 1 443 jmap.example.org.\n")
+            .fires("srv-target-no-address", Severity::Error, "_jmap._tcp.example.org."),
+        // POP3 is off: mailzone publishes `0 0 0 .`.
+        case("switched-off service advertised")
+            .remove(&["_pop3s._tcp"])
+            .add("_pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.\n")
+            .fires("srv-advertises-unoffered", Severity::Warning, "_pop3s._tcp.example.org.")
+            .fix("remove _pop3s._tcp.example.org. 300 IN SRV 0 1 995 mail.example.org.; publish _pop3s._tcp.example.org. 3600 IN SRV 0 0 0 ."),
+    ]);
 }

@@ -14,34 +14,35 @@ use crate::lookup::{Answer, Rcode};
 /// SERVFAIL, REFUSED) is returned as a `dns-lookup-failed` finding: the check could not be
 /// done, which must not pass for "all is well".
 pub async fn query(ctx: &DomainContext<'_>, name: &Name, rtype: &str) -> Result<Answer, Finding> {
-    match ctx.lookup.query(name, rtype).await {
+    let why = match ctx.lookup.query(name, rtype).await {
         Ok(answer) => match &answer.rcode {
-            Rcode::NoError | Rcode::NxDomain => Ok(answer),
-            Rcode::ServFail => Err(lookup_failed(
-                name,
-                rtype,
-                "SERVFAIL (the server could not answer; with DNSSEC, often a validation failure)",
-            )),
-            Rcode::Refused => Err(lookup_failed(
-                name,
-                rtype,
-                "REFUSED (the server asked does not serve this name's zone)",
-            )),
-            Rcode::Other(rcode) => Err(lookup_failed(name, rtype, rcode)),
+            Rcode::NoError | Rcode::NxDomain => return Ok(answer),
+            Rcode::ServFail => {
+                "SERVFAIL (the server could not answer; with DNSSEC, often a validation failure)"
+                    .to_string()
+            }
+            Rcode::Refused => {
+                "REFUSED (the server asked does not serve this name's zone)".to_string()
+            }
+            Rcode::Other(rcode) => rcode.clone(),
         },
-        Err(e) => Err(lookup_failed(name, rtype, &e.0)),
-    }
+        Err(e) => e.0,
+    };
+    Err(lookup_failed(
+        name,
+        format!("the question {name} {rtype} got no usable answer, so it could not be checked"),
+        why,
+        "make sure the zone's name servers answer (or pass working servers with --nameserver)",
+    ))
 }
 
-fn lookup_failed(name: &Name, rtype: &str, why: &str) -> Finding {
-    Finding::new(
-        crate::zone::LOOKUP_FAILED,
-        name.to_string(),
-        format!("the question {name} {rtype} got no usable answer, so it could not be checked"),
-    )
-    .seen(why.to_string())
-    .expected("an answer (NOERROR or NXDOMAIN)")
-    .fix("make sure the zone's name servers answer (or pass working servers with --nameserver)")
+/// A `dns-lookup-failed` finding at `name`: `message` says what could not be checked,
+/// `why` what came back instead of an answer.
+pub fn lookup_failed(name: &Name, message: String, why: String, fix: &str) -> Finding {
+    Finding::new(crate::zone::LOOKUP_FAILED, name.to_string(), message)
+        .seen(why)
+        .expected("an answer (NOERROR or NXDOMAIN)")
+        .fix(fix)
 }
 
 /// Records of the answer owned by `name` itself (not the end of a CNAME chain).
@@ -80,6 +81,51 @@ pub async fn addresses(
         a.cname_chain
     };
     Ok((out, chain))
+}
+
+/// `finding` about an MX or SRV `target` that is an alias (`chain` is its CNAME chain): the
+/// record must name the host itself (RFC 5321 §5.1, RFC 2782), so what was seen is the
+/// CNAME and what is expected a host with addresses of its own.
+pub fn alias_target(finding: Finding, target: &Name, chain: &[Name]) -> Finding {
+    finding
+        .seen(format!("{target} IN CNAME {}", chain[0]))
+        .expected(format!("{target} with its own A/AAAA records"))
+}
+
+/// The targets of the PTR records among `records`.
+pub fn ptr_names(records: &[LiveRecord]) -> Vec<Name> {
+    records
+        .iter()
+        .filter_map(|l| match &l.record.data {
+            RData::Ptr(target) => Some(target.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The values of the TXT records among `records`, as text (invalid UTF-8 replaced).
+pub fn texts(records: &[LiveRecord]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| match &r.record.data {
+            RData::Txt(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The (preference, exchange) of the MX records among `records`.
+pub fn exchangers<'a>(records: impl IntoIterator<Item = &'a LiveRecord>) -> Vec<(u16, Name)> {
+    records
+        .into_iter()
+        .filter_map(|l| match &l.record.data {
+            RData::Mx {
+                preference,
+                exchange,
+            } => Some((*preference, exchange.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// One zone-file line (absolute owner, TTL, class, type, data): what to publish or remove.

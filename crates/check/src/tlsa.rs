@@ -35,44 +35,23 @@ use mailzone_records::tlsa::{
 use mailzone_records::zonefile::hex;
 use mailzone_records::{DnsRecordType, Name, RData, Record};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::dnssec::Security;
 use crate::dnssec::source::RawSource;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-const fn code(id: &'static str, severity: Severity, summary: &'static str) -> Code {
-    Code {
-        id,
-        severity,
-        record_type: Some(DnsRecordType::Tlsa),
-        summary,
-    }
+crate::codes::declare! {
+    record_type: Some(DnsRecordType::Tlsa);
+    NO_MATCH: Error, "tlsa-no-match",
+        "no TLSA record matches the configured certificate: DANE-enabled senders will not deliver";
+    NEXT_KEY_MISSING: Warning, "tlsa-next-key-missing",
+        "a key rollover is configured but the next key's 3 1 1 record is not served";
+    UNUSABLE: Warning, "tlsa-unusable",
+        "a TLSA record senders ignore (PKIX usage on SMTP, or unknown parameters)";
+    NOT_AUTHENTICATED: Error, "tlsa-not-authenticated",
+        "TLSA records are served without DNSSEC validation: senders ignore them";
 }
-
-pub const NO_MATCH: &Code = &code(
-    "tlsa-no-match",
-    Severity::Error,
-    "no TLSA record matches the configured certificate: DANE-enabled senders will not deliver",
-);
-pub const NEXT_KEY_MISSING: &Code = &code(
-    "tlsa-next-key-missing",
-    Severity::Warning,
-    "a key rollover is configured but the next key's 3 1 1 record is not served",
-);
-pub const UNUSABLE: &Code = &code(
-    "tlsa-unusable",
-    Severity::Warning,
-    "a TLSA record senders ignore (PKIX usage on SMTP, or unknown parameters)",
-);
-pub const NOT_AUTHENTICATED: &Code = &code(
-    "tlsa-not-authenticated",
-    Severity::Error,
-    "TLSA records are served without DNSSEC validation: senders ignore them",
-);
-
-pub const CODES: &[&Code] = &[NO_MATCH, NEXT_KEY_MISSING, UNUSABLE, NOT_AUTHENTICATED];
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     check_inner(ctx, None).await

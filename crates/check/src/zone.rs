@@ -10,45 +10,21 @@ use std::collections::BTreeMap;
 
 use mailzone_records::{DnsRecordType, Name, RData};
 
-use crate::codes::Code;
 use crate::context::DomainContext;
-use crate::finding::{Finding, Severity};
+use crate::finding::Finding;
 use crate::support;
 
-pub const LOOKUP_FAILED: &Code = &Code {
-    id: "dns-lookup-failed",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "a DNS question got no usable answer (timeout, SERVFAIL, REFUSED)",
-};
-
-pub const APEX_CNAME: &Code = &Code {
-    id: "zone-apex-cname",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "the mail domain itself is a CNAME, which cannot coexist with MX and TXT",
-};
-
-pub const TXT_STRING_TOO_LONG: &Code = &Code {
-    id: "zone-txt-string-too-long",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "a TXT character-string longer than 255 bytes was served",
-};
-
-pub const MULTIPLE_RECORDS: &Code = &Code {
-    id: "zone-multiple-records",
-    severity: Severity::Error,
-    record_type: None,
-    summary: "more than one SPF, DMARC, MTA-STS, TLS-RPT, DKIM or PACC record at one name",
-};
-
-pub const CODES: &[&Code] = &[
-    LOOKUP_FAILED,
-    APEX_CNAME,
-    TXT_STRING_TOO_LONG,
-    MULTIPLE_RECORDS,
-];
+crate::codes::declare! {
+    record_type: None;
+    LOOKUP_FAILED: Error, "dns-lookup-failed",
+        "a DNS question got no usable answer (timeout, SERVFAIL, REFUSED)";
+    APEX_CNAME: Error, "zone-apex-cname",
+        "the mail domain itself is a CNAME, which cannot coexist with MX and TXT";
+    TXT_STRING_TOO_LONG: Error, "zone-txt-string-too-long",
+        "a TXT character-string longer than 255 bytes was served";
+    MULTIPLE_RECORDS: Error, "zone-multiple-records",
+        "more than one SPF, DMARC, MTA-STS, TLS-RPT, DKIM or PACC record at one name";
+}
 
 /// The version tag a TXT value of mailzone's starts with (`v=spf1`, `v=DMARC1`, …).
 fn version_tag(value: &[u8]) -> Option<String> {
@@ -202,54 +178,37 @@ async fn futures_join(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lookup::{Answer, Lookup, LookupError, Rcode, ZoneLookup};
-    use crate::testutil::{Fixture, assert_quiet, with_code};
+    use crate::finding::Severity;
+    use crate::lookup::{Answer, Lookup, LookupError, Rcode};
+    use crate::testutil::{Fixture, case, check_cases, with_code};
     use async_trait::async_trait;
     use mailzone_records::Record;
     use mailzone_records::diff::LiveRecord;
 
-    fn err(name: &str) -> Vec<(Severity, String)> {
-        vec![(Severity::Error, name.to_string())]
-    }
-
-    #[tokio::test]
-    async fn correct_zone_is_quiet() {
-        let f = Fixture::new("");
-        assert_quiet(&check(&f.ctx(&f.zone_with(&[], ""))).await);
-    }
-
-    #[tokio::test]
-    async fn cname_at_the_apex_fires() {
-        let f = Fixture::new("");
-        let zone = ZoneLookup::new("example.org. 300 IN CNAME example.net.\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(with_code(&findings, "zone-apex-cname"), err("example.org."));
-    }
-
-    #[tokio::test]
-    async fn two_spf_or_two_dmarc_records_fire() {
-        let f = Fixture::new("");
-        let zone = f.zone_with(&[], "example.org. 300 IN TXT \"v=spf1 a -all\"\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "zone-multiple-records"),
-            err("example.org.")
-        );
-        assert_eq!(findings[0].record_type, Some(DnsRecordType::Spf));
-        assert_eq!(
-            findings[0].fix.as_deref(),
-            Some("remove example.org. 300 IN TXT \"v=spf1 a -all\"")
-        );
-        let zone = f.zone_with(&[], "_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n");
-        let findings = check(&f.ctx(&zone)).await;
-        assert_eq!(
-            with_code(&findings, "zone-multiple-records"),
-            err("_dmarc.example.org.")
-        );
-        // A foreign TXT beside one SPF record is fine.
-        let zone = f.zone_with(&[], "example.org. 300 IN TXT \"v=spf10 is not spf\"\n");
-        assert_quiet(&check(&f.ctx(&zone)).await);
-    }
+    check_cases!(
+        zone_cases,
+        [
+            case("CNAME at the apex")
+                .zone("example.org. 300 IN CNAME example.net.\n")
+                .fires("zone-apex-cname", Severity::Error, "example.org."),
+            case("two SPF records")
+                .add("example.org. 300 IN TXT \"v=spf1 a -all\"\n")
+                .fires("zone-multiple-records", Severity::Error, "example.org.")
+                .record_type(DnsRecordType::Spf)
+                .fix("remove example.org. 300 IN TXT \"v=spf1 a -all\""),
+            case("two DMARC records")
+                .add("_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n")
+                .fires(
+                    "zone-multiple-records",
+                    Severity::Error,
+                    "_dmarc.example.org.",
+                ),
+            // A foreign TXT beside one SPF record is fine.
+            case("a foreign TXT beside one SPF record")
+                .add("example.org. 300 IN TXT \"v=spf10 is not spf\"\n")
+                .quiet(),
+        ]
+    );
 
     /// Serves one TXT record with a character-string over 255 bytes, as a broken server or
     /// data source would hand it over.
@@ -285,12 +244,10 @@ mod tests {
     #[tokio::test]
     async fn txt_strings_over_255_bytes_fire() {
         let f = Fixture::new("");
-        let findings = check(&f.ctx(&LongTxt)).await;
-        assert_eq!(
-            with_code(&findings, "zone-txt-string-too-long"),
-            err("example.org.")
-        );
-        assert_eq!(findings.len(), 1, "{findings:#?}");
+        case("a TXT string over 255 bytes")
+            .fires("zone-txt-string-too-long", Severity::Error, "example.org.")
+            .alone()
+            .assert(&check(&f.ctx(&LongTxt)).await);
     }
 
     struct Broken;

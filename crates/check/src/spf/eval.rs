@@ -44,6 +44,28 @@ impl fmt::Display for SpfResult {
     }
 }
 
+/// One of the two counters RFC 7208 §4.6.4 limits, as the trace and problems name it.
+struct Limit {
+    counted: &'static str,
+    max: u32,
+    kind: ProblemKind,
+    outcome: &'static str,
+}
+
+const LOOKUP_LIMIT: Limit = Limit {
+    counted: "DNS-querying term",
+    max: MAX_LOOKUPS,
+    kind: ProblemKind::TooManyLookups,
+    outcome: "permerror: over the 10-lookup limit",
+};
+
+const VOID_LIMIT: Limit = Limit {
+    counted: "void lookup",
+    max: MAX_VOID_LOOKUPS,
+    kind: ProblemKind::TooManyVoidLookups,
+    outcome: "permerror: over the 2-void-lookup limit",
+};
+
 /// What went wrong during an evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProblemKind {
@@ -251,18 +273,7 @@ impl<'l> Evaluator<'l> {
         }
         if self.lookups > MAX_LOOKUPS && !self.over_lookup_limit {
             self.over_lookup_limit = true;
-            let detail = format!(
-                "`{term}` at {} is DNS-querying term number {}; RFC 7208 §4.6.4 allows {MAX_LOOKUPS}",
-                domain.as_str(),
-                self.lookups
-            );
-            self.step(domain, term, "permerror: over the 10-lookup limit");
-            self.problem(
-                ProblemKind::TooManyLookups,
-                domain,
-                detail,
-                SpfResult::PermError,
-            )?;
+            self.over_limit(domain, term, &LOOKUP_LIMIT, self.lookups)?;
         }
         Ok(())
     }
@@ -272,19 +283,28 @@ impl<'l> Evaluator<'l> {
         self.void_lookups += 1;
         if self.void_lookups > MAX_VOID_LOOKUPS && !self.over_void_limit {
             self.over_void_limit = true;
-            let detail = format!(
-                "`{term}` at {} is void lookup number {}; RFC 7208 §4.6.4 allows {MAX_VOID_LOOKUPS}",
-                domain.as_str(),
-                self.void_lookups
-            );
-            self.step(domain, term, "permerror: over the 2-void-lookup limit");
-            self.problem(
-                ProblemKind::TooManyVoidLookups,
-                domain,
-                detail,
-                SpfResult::PermError,
-            )?;
+            self.over_limit(domain, term, &VOID_LIMIT, self.void_lookups)?;
         }
+        Ok(())
+    }
+
+    /// Notes that `term` took a counter past its limit (the first time only): a
+    /// `permerror` (§4.6.4).
+    fn over_limit(
+        &mut self,
+        domain: &Name,
+        term: &str,
+        limit: &Limit,
+        count: u32,
+    ) -> Result<(), SpfResult> {
+        let detail = format!(
+            "`{term}` at {} is {} number {count}; RFC 7208 §4.6.4 allows {}",
+            domain.as_str(),
+            limit.counted,
+            limit.max
+        );
+        self.step(domain, term, limit.outcome);
+        self.problem(limit.kind, domain, detail, SpfResult::PermError)?;
         Ok(())
     }
 
@@ -336,16 +356,7 @@ impl<'l> Evaluator<'l> {
             Ok(None) => return SpfResult::TempError,
             Err(result) => return result,
         };
-        let records: Vec<String> = answer
-            .records
-            .iter()
-            .filter_map(|r| match &r.record.data {
-                RData::Txt(bytes) if is_spf_record(bytes) => {
-                    Some(String::from_utf8_lossy(bytes).into_owned())
-                }
-                _ => None,
-            })
-            .collect();
+        let records = super::parse::spf_texts(&answer.records);
         // §4.5: none → `none`, several → `permerror`.
         let text = match records.as_slice() {
             [] => {
@@ -569,11 +580,11 @@ impl<'l> Evaluator<'l> {
                 cidr4,
                 cidr6,
             } => {
-                let Some(target) = self.target_or_current(domain, term, spec.as_ref())? else {
-                    return Ok(false);
-                };
                 let rtype = self.address_type();
-                let Some(answer) = self.query(domain, term, &target, rtype).await? else {
+                let Some((target, answer)) = self
+                    .query_target(domain, term, spec.as_ref(), rtype)
+                    .await?
+                else {
                     return Ok(false);
                 };
                 let addresses = addresses(&answer);
@@ -589,23 +600,12 @@ impl<'l> Evaluator<'l> {
                 cidr4,
                 cidr6,
             } => {
-                let Some(target) = self.target_or_current(domain, term, spec.as_ref())? else {
+                let Some((target, answer)) =
+                    self.query_target(domain, term, spec.as_ref(), "MX").await?
+                else {
                     return Ok(false);
                 };
-                let Some(answer) = self.query(domain, term, &target, "MX").await? else {
-                    return Ok(false);
-                };
-                let mut exchangers: Vec<(u16, Name)> = answer
-                    .records
-                    .iter()
-                    .filter_map(|r| match &r.record.data {
-                        RData::Mx {
-                            preference,
-                            exchange,
-                        } => Some((*preference, exchange.clone())),
-                        _ => None,
-                    })
-                    .collect();
+                let mut exchangers = crate::support::exchangers(&answer.records);
                 if exchangers.is_empty() {
                     self.step(domain, term, format!("void: {target} has no MX"));
                     self.count_void(domain, term)?;
@@ -680,6 +680,22 @@ impl<'l> Evaluator<'l> {
 
     /// The target of `a`, `mx` or `ptr`: the expanded domain-spec or the current domain.
     /// `Ok(None)` when the expansion is not a valid name (counted as a void lookup).
+    /// The answer to `rtype` at the term's target (the current domain when the term names
+    /// none), with the target; `None` when there is no target or no usable answer.
+    async fn query_target(
+        &mut self,
+        domain: &Name,
+        term: &str,
+        spec: Option<&DomainSpec>,
+        rtype: &str,
+    ) -> Result<Option<(Name, Answer)>, SpfResult> {
+        let Some(target) = self.target_or_current(domain, term, spec)? else {
+            return Ok(None);
+        };
+        let answer = self.query(domain, term, &target, rtype).await?;
+        Ok(answer.map(|answer| (target, answer)))
+    }
+
     fn target_or_current(
         &mut self,
         domain: &Name,
@@ -776,22 +792,12 @@ impl<'l> Evaluator<'l> {
     /// §5.5: `ptr` matches when a validated name of the client (a PTR name whose addresses
     /// include the client) is the target or below it. Only the first 10 names count.
     async fn ptr(&mut self, domain: &Name, term: &str, target: &Name) -> TermResult {
-        let reverse = match Name::owner(&reverse_name(self.ip)) {
-            Ok(name) => name,
-            Err(_) => return Ok(false),
-        };
+        let reverse = crate::ptr::reverse_name(self.ip);
         let Some(answer) = self.query(domain, term, &reverse, "PTR").await? else {
             return Ok(false);
         };
-        let names: Vec<Name> = answer
-            .records
-            .iter()
-            .filter_map(|r| match &r.record.data {
-                RData::Ptr(name) => Some(name.clone()),
-                _ => None,
-            })
-            .take(MAX_NAMES_PER_TERM)
-            .collect();
+        let mut names = crate::support::ptr_names(&answer.records);
+        names.truncate(MAX_NAMES_PER_TERM);
         if names.is_empty() {
             self.step(domain, term, format!("void: {reverse} has no PTR"));
             self.count_void(domain, term)?;
@@ -849,21 +855,6 @@ pub(crate) fn nibbles(ip: Ipv6Addr) -> Vec<String> {
         .flat_map(|b| [b >> 4, b & 0xf])
         .map(|n| format!("{n:x}"))
         .collect()
-}
-
-/// The reverse-mapping name of an address (RFC 1035 §3.5, RFC 3596 §2.5).
-pub(crate) fn reverse_name(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
-        }
-        IpAddr::V6(v6) => {
-            let mut n = nibbles(v6);
-            n.reverse();
-            format!("{}.ip6.arpa", n.join("."))
-        }
-    }
 }
 
 /// URL escaping of an uppercase macro (RFC 7208 §7.3, RFC 3986 unreserved characters kept).

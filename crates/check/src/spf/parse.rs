@@ -12,6 +12,14 @@ pub fn is_spf_record(text: &[u8]) -> bool {
         && (text.len() == 6 || text[6] == b' ')
 }
 
+/// The texts of the SPF records among `records` (RFC 7208 §4.5: other TXT records are
+/// discarded).
+pub fn spf_texts(records: &[mailzone_records::diff::LiveRecord]) -> Vec<String> {
+    let mut texts = crate::support::texts(records);
+    texts.retain(|text| is_spf_record(text.as_bytes()));
+    texts
+}
+
 /// A qualifier (RFC 7208 §4.6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qualifier {
@@ -245,22 +253,10 @@ pub(crate) fn directive(term: &str) -> Result<Directive, String> {
                 None => (value, None),
             };
             if name == "ip4" {
-                let network: Ipv4Addr = address
-                    .parse()
-                    .map_err(|_| format!("`{term}`: `{address}` is not an IPv4 address"))?;
-                let len = match len {
-                    Some(l) => cidr(l, 32).map_err(|e| format!("`{term}`: {e}"))?,
-                    None => 32,
-                };
+                let (network, len) = network::<Ipv4Addr>(term, address, len, "IPv4", 32)?;
                 Mechanism::Ip4 { network, len }
             } else {
-                let network: Ipv6Addr = address
-                    .parse()
-                    .map_err(|_| format!("`{term}`: `{address}` is not an IPv6 address"))?;
-                let len = match len {
-                    Some(l) => cidr(l, 128).map_err(|e| format!("`{term}`: {e}"))?,
-                    None => 128,
-                };
+                let (network, len) = network::<Ipv6Addr>(term, address, len, "IPv6", 128)?;
                 Mechanism::Ip6 { network, len }
             }
         }
@@ -302,6 +298,25 @@ pub(crate) fn dual_cidr(args: &str) -> Result<(&str, u8, u8), String> {
         return Err("a CIDR length must be a number (`/24`, `//64`)".into());
     }
     Ok((head, cidr4, cidr6))
+}
+
+/// The network and prefix length of an `ip4` or `ip6` term (§5.6): `address` of the
+/// `family` and an optional CIDR length up to `max`, the whole address without one.
+fn network<A: std::str::FromStr>(
+    term: &str,
+    address: &str,
+    len: Option<&str>,
+    family: &str,
+    max: u8,
+) -> Result<(A, u8), String> {
+    let network = address
+        .parse()
+        .map_err(|_| format!("`{term}`: `{address}` is not an {family} address"))?;
+    let len = match len {
+        Some(l) => cidr(l, max).map_err(|e| format!("`{term}`: {e}"))?,
+        None => max,
+    };
+    Ok((network, len))
 }
 
 /// A CIDR length: `"0" / %x31-39 *DIGIT`, at most `max` (RFC 7208 §12).

@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use super::eval::*;
 use super::parse::*;
 use super::*;
+use crate::finding::Severity;
 use crate::lookup::{Answer, Lookup, Rcode};
 use crate::lookup::{LookupError, ZoneLookup};
-use crate::testutil::{Fixture, assert_quiet, with_code};
+use crate::testutil::{Case, Field, Fixture, Match, assert_cases, case, check_cases};
 
 const DOMAIN_SPF: &str = "example.org. 3600 IN TXT \"v=spf1 mx -all\"";
 
@@ -15,28 +16,29 @@ fn name(s: &str) -> Name {
     Name::owner(s).unwrap()
 }
 
-/// The SPF findings for the correct zone with the domain's SPF record replaced by
-/// `spf` (when given) and `add` appended.
-async fn findings_with(spf: Option<&str>, add: &str) -> Vec<Finding> {
-    let fixture = Fixture::new("");
-    let mut extra = String::new();
-    if let Some(spf) = spf {
-        extra.push_str(&format!("example.org. 300 IN TXT \"{spf}\"\n"));
-    }
-    extra.push_str(add);
-    let lookup = fixture.zone_with(&["\"v=spf1 mx"], &extra);
-    check(&fixture.ctx(&lookup)).await
+/// The correct zone with the domain's SPF record removed.
+fn without_spf(name: impl Into<String>) -> Case {
+    case(name).remove(&["\"v=spf1 mx"])
 }
 
-async fn findings(spf: &str, add: &str) -> Vec<Finding> {
-    findings_with(Some(spf), add).await
+/// The correct zone with the domain's SPF record replaced by `spf` (also the case's name)
+/// and `add` appended.
+fn record(spf: &str, add: &str) -> Case {
+    without_spf(spf)
+        .add(format!("example.org. 300 IN TXT \"{spf}\"\n"))
+        .add(add)
 }
 
-fn only(findings: &[Finding], code: &str) -> Vec<(Severity, String)> {
-    let other: Vec<_> = findings.iter().filter(|f| f.code != code).collect();
-    assert!(other.is_empty(), "unexpected other findings: {other:#?}");
-    with_code(findings, code)
+/// The findings with `code`, one at each of `names`, and nothing else.
+fn only(case: Case, code: &'static str, severity: Severity, names: &[&str]) -> Case {
+    case.fires_at(code, severity, names).alone()
 }
+
+fn has(case: Case, field: Field, text: &str) -> Case {
+    case.first(field, Match::Contains, text)
+}
+
+const DOMAIN: &[&str] = &["example.org."];
 
 /// Include targets `_i<n>.example.org`, each `v=spf1 ip4:198.51.100.<n> -all`.
 fn include_targets(n: usize) -> (String, String) {
@@ -49,12 +51,11 @@ fn include_targets(n: usize) -> (String, String) {
     (terms.join(" "), zone)
 }
 
-#[tokio::test]
-async fn correct_zone_is_quiet() {
+/// The correct zone itself is run by every table ([`crate::testutil::assert_table`]); it
+/// must hold the domain's SPF record.
+#[test]
+fn correct_zone_has_the_domain_spf() {
     let fixture = Fixture::new("");
-    let lookup = ZoneLookup::new(&fixture.correct_zone());
-    let findings = check(&fixture.ctx(&lookup)).await;
-    assert_quiet(&findings);
     assert!(
         fixture.correct_zone().contains(DOMAIN_SPF),
         "{}",
@@ -62,58 +63,42 @@ async fn correct_zone_is_quiet() {
     );
 }
 
-#[tokio::test]
-async fn missing_fires() {
-    let f = findings_with(None, "").await;
-    assert_eq!(
-        only(&f, "spf-missing"),
-        [(Severity::Error, "example.org.".into())]
-    );
-    assert_eq!(f[0].expected.as_deref(), Some("v=spf1 mx -all"));
-    assert!(f[0].fix.as_deref().unwrap().contains("v=spf1 mx -all"));
-}
-
-#[tokio::test]
-async fn missing_is_quiet_beside_other_txt() {
-    let f = findings("v=spf1 mx -all", "example.org. 300 IN TXT \"v=spf10 nonsense\"\nexample.org. 300 IN TXT \"google-site-verification=x\"\n").await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn multiple_fires() {
-    let f = findings(
+check_cases!(record_cases, [
+    has(
+        only(without_spf("missing"), "spf-missing", Severity::Error, DOMAIN)
+            .expected("v=spf1 mx -all"),
+        Field::Fix,
         "v=spf1 mx -all",
-        "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
+    ),
+    record(
+        "v=spf1 mx -all",
+        "example.org. 300 IN TXT \"v=spf10 nonsense\"\nexample.org. 300 IN TXT \"google-site-verification=x\"\n",
     )
-    .await;
-    assert_eq!(
-        only(&f, "spf-multiple"),
-        [(Severity::Error, "example.org.".into())]
-    );
-}
-
-#[tokio::test]
-async fn multiple_fires_for_an_included_name_and_is_quiet_with_one() {
-    let f = findings(
+    .quiet(),
+    only(
+        record(
+            "v=spf1 mx -all",
+            "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
+        ),
+        "spf-multiple",
+        Severity::Error,
+        DOMAIN,
+    ),
+    record(
         "v=spf1 mx include:_spf.example.org -all",
         "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n_spf.example.org. 300 IN TXT \"v=spf1 ?all\"\n",
     )
-    .await;
-    assert_eq!(
-        with_code(&f, "spf-multiple"),
-        [(Severity::Error, "_spf.example.org.".into())]
-    );
-    let f = findings(
+    .fires("spf-multiple", Severity::Error, "_spf.example.org."),
+    record(
         "v=spf1 mx include:_spf.example.org -all",
         "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
     )
-    .await;
-    assert_quiet(&f);
-}
+    .quiet(),
+]);
 
-#[tokio::test]
-async fn syntax_fires() {
-    for bad in [
+/// Invalid records, one finding each; then valid rarities and an invalid included record.
+fn syntax() -> Vec<Case> {
+    let bad = [
         "v=spf1 mx foo -all",
         "v=spf1 mx ip4:192.0.2.300 -all",
         "v=spf1 mx ip4:192.0.2.0/33 -all",
@@ -127,155 +112,110 @@ async fn syntax_fires() {
         "v=spf1 mx include -all",
         "v=spf1 mx -all:x",
         "v=spf1 mx 50% -all",
-    ] {
-        let f = findings(bad, "").await;
-        assert_eq!(
-            only(&f, "spf-syntax"),
-            [(Severity::Error, "example.org.".into())],
-            "{bad}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn syntax_is_quiet_for_valid_rarities() {
-    let f = findings(
-        "V=SPF1  MX/24//64  ip4:192.0.2.0/24 ip6:2001:db8::/32 a:mail.example.org/32 exists:%{ir}.%{v}._spf.%{d2} ?include:_spf.example.org  foo=bar.%{d} exp=explain.%{d} -all ",
-        "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
-    )
-    .await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn syntax_fires_for_an_included_record() {
-    let f = findings(
-        "v=spf1 mx include:_spf.example.org -all",
-        "_spf.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.1/40 -all\"\n",
-    )
-    .await;
-    assert_eq!(
-        with_code(&f, "spf-syntax"),
-        [(Severity::Error, "_spf.example.org.".into())]
+    ];
+    let mut cases: Vec<Case> = bad
+        .into_iter()
+        .map(|spf| only(record(spf, ""), "spf-syntax", Severity::Error, DOMAIN))
+        .collect();
+    cases.push(
+        record(
+            "V=SPF1  MX/24//64  ip4:192.0.2.0/24 ip6:2001:db8::/32 a:mail.example.org/32 exists:%{ir}.%{v}._spf.%{d2} ?include:_spf.example.org  foo=bar.%{d} exp=explain.%{d} -all ",
+            "_spf.example.org. 300 IN TXT \"v=spf1 -all\"\n",
+        )
+        .quiet(),
     );
-}
-
-#[tokio::test]
-async fn not_pass_fires_for_each_address() {
-    let f = findings("v=spf1 ip4:192.0.2.99 -all", "").await;
-    assert_eq!(
-        only(&f, "spf-not-pass"),
-        [
-            (Severity::Error, "example.org.".into()),
-            (Severity::Error, "example.org.".into())
-        ]
+    cases.push(
+        record(
+            "v=spf1 mx include:_spf.example.org -all",
+            "_spf.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.1/40 -all\"\n",
+        )
+        .fires("spf-syntax", Severity::Error, "_spf.example.org."),
     );
-    assert!(f[0].message.contains("192.0.2.10"), "{}", f[0].message);
-    assert!(f[0].message.contains("`fail`"), "{}", f[0].message);
-    assert!(f[1].message.contains("2001:db8::10"), "{}", f[1].message);
-    assert!(f[0].fix.as_deref().unwrap().contains("ip4:192.0.2.10"));
+    cases
 }
 
-#[tokio::test]
-async fn not_pass_is_quiet_with_addresses_listed() {
-    let f = findings("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/64 -all", "").await;
-    assert_quiet(&f);
-}
+check_cases!(syntax_cases, syntax());
 
-#[tokio::test]
-async fn too_many_lookups_fires_at_eleven() {
-    let (terms, zone) = include_targets(10);
-    let f = findings(&format!("v=spf1 mx {terms} -all"), &zone).await;
-    // The server passes through `mx` (one lookup); other senders need 11.
-    assert_eq!(
-        only(&f, "spf-too-many-lookups"),
-        [(Severity::Error, "example.org.".into())]
-    );
-    assert!(f[0].seen.as_deref().unwrap().starts_with("11 lookups"));
-}
-
-#[tokio::test]
-async fn too_many_lookups_is_quiet_at_ten() {
-    let (terms, zone) = include_targets(9);
-    let f = findings(&format!("v=spf1 mx {terms} -all"), &zone).await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn too_many_lookups_fires_for_an_include_loop() {
-    let f = findings(
-        "v=spf1 mx include:_a.example.org -all",
-        "_a.example.org. 300 IN TXT \"v=spf1 include:_b.example.org -all\"\n\
-         _b.example.org. 300 IN TXT \"v=spf1 include:_a.example.org -all\"\n",
-    )
-    .await;
-    let codes = with_code(&f, "spf-too-many-lookups");
-    assert_eq!(codes, [(Severity::Error, "example.org.".into())], "{f:#?}");
-    assert!(f[0].message.contains("loop"), "{}", f[0].message);
-}
-
-#[tokio::test]
-async fn too_many_void_lookups_fires_at_three() {
-    let f = findings(
-        "v=spf1 mx a:nx1.example.org a:nx2.example.org a:nx3.example.org -all",
-        "",
-    )
-    .await;
-    assert_eq!(
-        only(&f, "spf-too-many-void-lookups"),
-        [(Severity::Error, "example.org.".into())]
-    );
-    assert!(f[0].seen.as_deref().unwrap().contains("nx3"), "{f:#?}");
-}
-
-#[tokio::test]
-async fn too_many_void_lookups_is_quiet_at_two() {
-    let f = findings("v=spf1 mx a:nx1.example.org a:nx2.example.org -all", "").await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn include_invalid_fires() {
-    let f = findings("v=spf1 mx include:_nothing.example.org -all", "").await;
-    assert_eq!(
-        only(&f, "spf-include-invalid"),
-        [(Severity::Error, "_nothing.example.org.".into())]
-    );
-    let f = findings_with(Some("v=spf1 redirect=_nothing.example.org"), "").await;
-    assert_eq!(
-        with_code(&f, "spf-include-invalid"),
-        [(Severity::Error, "_nothing.example.org.".into())]
-    );
-    // With the redirect target missing, the server does not pass either.
-    assert_eq!(with_code(&f, "spf-not-pass").len(), 2);
-}
-
-#[tokio::test]
-async fn include_and_redirect_are_quiet_with_records() {
-    let f = findings(
-        "v=spf1 include:_other.example.org redirect=_spf.example.org",
-        "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n\
-         _other.example.org. 300 IN TXT \"v=spf1 ip4:203.0.113.0/24 -all\"\n",
-    )
-    .await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn mx_too_many_fires_at_eleven_and_is_quiet_at_ten() {
-    let zone = |n: usize| -> String {
+/// The limits of RFC 7208 §4.6.4: ten lookups, two void lookups, ten MX names.
+fn limits() -> Vec<Case> {
+    let (nine, nine_zone) = include_targets(9);
+    let (ten, ten_zone) = include_targets(10);
+    let big_mx = |n: usize| -> String {
         (1..=n)
             .map(|i| format!("_big.example.org. 300 IN MX {i} mx{i}.example.net.\n"))
             .collect()
     };
-    let f = findings("v=spf1 mx mx:_big.example.org -all", &zone(11)).await;
-    assert_eq!(
-        only(&f, "spf-mx-too-many"),
-        [(Severity::Error, "_big.example.org.".into())]
-    );
-    let f = findings("v=spf1 mx mx:_big.example.org -all", &zone(10)).await;
-    assert_quiet(&f);
+    vec![
+        // The server passes through `mx` (one lookup); other senders need 11.
+        only(
+            record(&format!("v=spf1 mx {ten} -all"), &ten_zone),
+            "spf-too-many-lookups",
+            Severity::Error,
+            DOMAIN,
+        )
+        .first(Field::Seen, Match::StartsWith, "11 lookups"),
+        record(&format!("v=spf1 mx {nine} -all"), &nine_zone).quiet(),
+        has(
+            record(
+                "v=spf1 mx include:_a.example.org -all",
+                "_a.example.org. 300 IN TXT \"v=spf1 include:_b.example.org -all\"\n\
+                 _b.example.org. 300 IN TXT \"v=spf1 include:_a.example.org -all\"\n",
+            )
+            .fires("spf-too-many-lookups", Severity::Error, "example.org."),
+            Field::Message,
+            "loop",
+        ),
+        has(
+            only(
+                record(
+                    "v=spf1 mx a:nx1.example.org a:nx2.example.org a:nx3.example.org -all",
+                    "",
+                ),
+                "spf-too-many-void-lookups",
+                Severity::Error,
+                DOMAIN,
+            ),
+            Field::Seen,
+            "nx3",
+        ),
+        record("v=spf1 mx a:nx1.example.org a:nx2.example.org -all", "").quiet(),
+        only(
+            record("v=spf1 mx mx:_big.example.org -all", &big_mx(11)),
+            "spf-mx-too-many",
+            Severity::Error,
+            &["_big.example.org."],
+        ),
+        record("v=spf1 mx mx:_big.example.org -all", &big_mx(10)).quiet(),
+    ]
 }
+
+check_cases!(limit_cases, limits());
+
+check_cases!(
+    include_cases,
+    [
+        only(
+            record("v=spf1 mx include:_nothing.example.org -all", ""),
+            "spf-include-invalid",
+            Severity::Error,
+            &["_nothing.example.org."],
+        ),
+        // With the redirect target missing, the server does not pass either.
+        record("v=spf1 redirect=_nothing.example.org", "")
+            .fires(
+                "spf-include-invalid",
+                Severity::Error,
+                "_nothing.example.org.",
+            )
+            .count("spf-not-pass", 2),
+        record(
+            "v=spf1 include:_other.example.org redirect=_spf.example.org",
+            "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n\
+             _other.example.org. 300 IN TXT \"v=spf1 ip4:203.0.113.0/24 -all\"\n",
+        )
+        .quiet(),
+    ]
+);
 
 /// A [`ZoneLookup`] that answers SERVFAIL for one name.
 struct Failing {
@@ -303,30 +243,18 @@ async fn temperror_fires_and_is_quiet_when_the_server_answers() {
         "example.org. 300 IN TXT \"v=spf1 include:_broken.example.org mx -all\"\n\
          _broken.example.org. 300 IN TXT \"v=spf1 -all\"\n",
     );
-    let quiet = check(&fixture.ctx(&zone)).await;
-    assert_quiet(&quiet);
+    case("the server answers")
+        .quiet()
+        .assert(&check(&fixture.ctx(&zone)).await);
     let lookup = Failing {
         zone,
         broken: name("_broken.example.org"),
     };
-    let f = check(&fixture.ctx(&lookup)).await;
-    assert_eq!(
-        with_code(&f, "spf-temperror"),
-        [(Severity::Error, "_broken.example.org.".into())]
-    );
     // The include comes first, so the server's mail gets temperror too.
-    assert_eq!(with_code(&f, "spf-not-pass").len(), 2, "{f:#?}");
-}
-
-#[tokio::test]
-async fn ptr_fires_and_is_quiet_without_it() {
-    let f = findings("v=spf1 mx ptr -all", "").await;
-    assert_eq!(
-        only(&f, "spf-ptr"),
-        [(Severity::Warning, "example.org.".into())]
-    );
-    let f = findings("v=spf1 mx a -all", "example.org. 300 IN A 192.0.2.10\n").await;
-    assert_quiet(&f);
+    case("SERVFAIL for an include")
+        .fires("spf-temperror", Severity::Error, "_broken.example.org.")
+        .count("spf-not-pass", 2)
+        .assert(&check(&fixture.ctx(&lookup)).await);
 }
 
 #[tokio::test]
@@ -337,18 +265,18 @@ async fn ptr_matches_a_confirmed_name() {
         &["\"v=spf1 mx"],
         "example.org. 300 IN TXT \"v=spf1 ptr -all\"\n",
     );
-    let outcome = evaluate(
+    let outcome = evaluate_at(
         &lookup,
-        &name("example.org"),
-        "192.0.2.10".parse().unwrap(),
+        "example.org",
+        "192.0.2.10",
         "postmaster@example.org",
     )
     .await;
     assert_eq!(outcome.result, SpfResult::Pass, "{}", outcome.trace_text());
-    let outcome = evaluate(
+    let outcome = evaluate_at(
         &lookup,
-        &name("example.org"),
-        "192.0.2.11".parse().unwrap(),
+        "example.org",
+        "192.0.2.11",
         "postmaster@example.org",
     )
     .await;
@@ -356,90 +284,124 @@ async fn ptr_matches_a_confirmed_name() {
     assert_eq!(outcome.void_lookups, 1, "{}", outcome.trace_text());
 }
 
-#[tokio::test]
-async fn pass_all_fires_and_is_quiet_with_fail_all() {
-    for spf in ["v=spf1 mx +all", "v=spf1 mx all"] {
-        let f = findings(spf, "").await;
-        assert_eq!(
-            only(&f, "spf-pass-all"),
-            [(Severity::Warning, "example.org.".into())]
-        );
-    }
-    assert_quiet(&findings("v=spf1 mx -all", "").await);
-}
+check_cases!(
+    address_cases,
+    [
+        only(
+            record("v=spf1 ip4:192.0.2.99 -all", ""),
+            "spf-not-pass",
+            Severity::Error,
+            &["example.org.", "example.org."],
+        )
+        .nth(0, Field::Message, Match::Contains, "192.0.2.10")
+        .nth(0, Field::Message, Match::Contains, "`fail`")
+        .nth(1, Field::Message, Match::Contains, "2001:db8::10")
+        .nth(0, Field::Fix, Match::Contains, "ip4:192.0.2.10"),
+        record("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/64 -all", "").quiet(),
+        only(
+            record("v=spf1 mx ptr -all", ""),
+            "spf-ptr",
+            Severity::Warning,
+            DOMAIN,
+        ),
+        record("v=spf1 mx a -all", "example.org. 300 IN A 192.0.2.10\n").quiet(),
+    ]
+);
 
-#[tokio::test]
-async fn neutral_all_fires_and_is_quiet_with_softfail_all() {
-    let f = findings("v=spf1 mx ?all", "").await;
-    assert_eq!(
-        only(&f, "spf-neutral-all"),
-        [(Severity::Info, "example.org.".into())]
-    );
-    assert_quiet(&findings("v=spf1 mx ~all", "").await);
-}
+check_cases!(
+    all_cases,
+    [
+        only(
+            record("v=spf1 mx +all", ""),
+            "spf-pass-all",
+            Severity::Warning,
+            DOMAIN,
+        ),
+        only(
+            record("v=spf1 mx all", ""),
+            "spf-pass-all",
+            Severity::Warning,
+            DOMAIN,
+        ),
+        record("v=spf1 mx -all", "").quiet(),
+        only(
+            record("v=spf1 mx ?all", ""),
+            "spf-neutral-all",
+            Severity::Info,
+            DOMAIN,
+        ),
+        record("v=spf1 mx ~all", "").quiet(),
+        only(
+            record("v=spf1 mx", ""),
+            "spf-no-all",
+            Severity::Info,
+            DOMAIN,
+        ),
+        record(
+            "v=spf1 redirect=_spf.example.org",
+            "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n",
+        )
+        .quiet(),
+    ]
+);
 
-#[tokio::test]
-async fn no_all_fires_and_is_quiet_with_redirect() {
-    let f = findings("v=spf1 mx", "").await;
-    assert_eq!(
-        only(&f, "spf-no-all"),
-        [(Severity::Info, "example.org.".into())]
-    );
-    let f = findings(
-        "v=spf1 redirect=_spf.example.org",
-        "_spf.example.org. 300 IN TXT \"v=spf1 mx:example.org -all\"\n",
-    )
-    .await;
-    assert_quiet(&f);
-}
+const HOST: &[&str] = &["mail.example.org."];
 
-#[tokio::test]
-async fn host_missing_fires() {
-    let fixture = Fixture::new("");
-    let lookup = fixture.zone_with(&["\"v=spf1 a"], "");
-    let f = check(&fixture.ctx(&lookup)).await;
-    assert_eq!(
-        only(&f, "spf-host-missing"),
-        [(Severity::Warning, "mail.example.org.".into())]
-    );
-    assert!(f[0].fix.as_deref().unwrap().contains("v=spf1 a -all"));
-}
+check_cases!(
+    host_cases,
+    [
+        has(
+            only(
+                case("host missing").remove(&["\"v=spf1 a"]),
+                "spf-host-missing",
+                Severity::Warning,
+                HOST,
+            ),
+            Field::Fix,
+            "v=spf1 a -all",
+        ),
+        // The IPv4 address passes; the IPv6 one does not.
+        has(
+            only(
+                case("the IPv6 address does not pass")
+                    .remove(&["\"v=spf1 a"])
+                    .add("mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n"),
+                "spf-host-not-pass",
+                Severity::Error,
+                HOST,
+            ),
+            Field::Message,
+            "2001:db8::10",
+        ),
+        case("both addresses pass")
+            .remove(&["\"v=spf1 a"])
+            .add("mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n")
+            .quiet(),
+    ]
+);
 
 #[tokio::test]
 async fn host_missing_is_quiet_for_an_exchanger_outside_the_zone() {
     let mut config = crate::testutil::config("");
     config.server.mail_exchangers[0].hostname = name("mx.example.net");
-    let fixture = Fixture::from_config(config);
-    let lookup = fixture.zone_with(
-        &["\"v=spf1 a", "\"v=spf1 mx"],
-        "example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n",
-    );
-    let f = check(&fixture.ctx(&lookup)).await;
-    assert_quiet(&f);
-}
-
-#[tokio::test]
-async fn host_not_pass_fires_and_is_quiet_when_it_passes() {
-    let fixture = Fixture::new("");
-    let lookup = fixture.zone_with(
-        &["\"v=spf1 a"],
-        "mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 -all\"\n",
-    );
-    let f = check(&fixture.ctx(&lookup)).await;
-    // The IPv4 address passes; the IPv6 one does not.
-    assert_eq!(
-        only(&f, "spf-host-not-pass"),
-        [(Severity::Error, "mail.example.org.".into())]
-    );
-    assert!(f[0].message.contains("2001:db8::10"), "{}", f[0].message);
-    let lookup = fixture.zone_with(
-        &["\"v=spf1 a"],
-        "mail.example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n",
-    );
-    assert_quiet(&check(&fixture.ctx(&lookup)).await);
+    let quiet = case("an exchanger outside the zone")
+        .remove(&["\"v=spf1 a", "\"v=spf1 mx"])
+        .add("example.org. 300 IN TXT \"v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all\"\n")
+        .quiet();
+    assert_cases(check, &Fixture::from_config(config), &[quiet]).await;
 }
 
 // --- the evaluator ---------------------------------------------------------------
+
+/// [`evaluate`] with the domain and the address as text.
+async fn evaluate_at(lookup: &dyn Lookup, domain: &str, ip: &str, sender: &str) -> SpfOutcome {
+    evaluate(lookup, &name(domain), ip.parse().unwrap(), sender).await
+}
+
+/// [`walk`] with the domain and the address as text.
+async fn walk_at(lookup: &dyn Lookup, domain: &str, ip: &str, sender: &str) -> SpfOutcome {
+    walk(lookup, &name(domain), ip.parse().unwrap(), sender).await
+}
 
 fn rfc_evaluator(ip: &str) -> Evaluator<'static> {
     static EMPTY: std::sync::OnceLock<ZoneLookup> = std::sync::OnceLock::new();
@@ -565,13 +527,7 @@ async fn evaluation_follows_rfc_7208() {
         );
     }
     // The walk visits every reachable term: a, mx, include, redirect, exists.
-    let w = walk(
-        &zone,
-        &domain,
-        "192.0.2.200".parse().unwrap(),
-        "x@example.com",
-    )
-    .await;
+    let w = walk_at(&zone, "example.com", "192.0.2.200", "x@example.com").await;
     assert_eq!(w.lookups, 5, "{}", w.trace_text());
     assert_eq!(w.result, SpfResult::Neutral);
     assert!(w.problems.is_empty());
@@ -605,31 +561,13 @@ async fn the_eleventh_lookup_is_a_permerror_when_evaluating() {
     let zone = ZoneLookup::new(&format!(
         "example.org. 300 IN TXT \"v=spf1 {first}\" \"{second} -all\"\n{zone}"
     ));
-    let o = evaluate(
-        &zone,
-        &name("example.org"),
-        "192.0.2.1".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let o = evaluate_at(&zone, "example.org", "192.0.2.1", "x@example.org").await;
     assert_eq!((o.result, o.lookups), (SpfResult::PermError, 11));
     assert_eq!(o.problems[0].kind, ProblemKind::TooManyLookups);
     // The tenth include's address still passes: the limit is not reached.
-    let o = evaluate(
-        &zone,
-        &name("example.org"),
-        "198.51.100.10".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let o = evaluate_at(&zone, "example.org", "198.51.100.10", "x@example.org").await;
     assert_eq!((o.result, o.lookups), (SpfResult::Pass, 10));
     // The walk counts them all.
-    let w = walk(
-        &zone,
-        &name("example.org"),
-        "192.0.2.1".parse().unwrap(),
-        "x@example.org",
-    )
-    .await;
+    let w = walk_at(&zone, "example.org", "192.0.2.1", "x@example.org").await;
     assert_eq!((w.result, w.lookups), (SpfResult::PermError, 11));
 }
