@@ -258,23 +258,35 @@ async fn automatic_keys(
             .await?;
         stored.push(kept);
     }
-    let mut keys = Vec::new();
-    for key in stored
+    let keys = published_private_keys(&stored, algorithms)?
+        .into_iter()
+        .map(|(selector, private)| DkimSelectorKey {
+            selector,
+            key: private.public_key(),
+        })
+        .collect();
+    Ok(keys)
+}
+
+/// The stored keys that are published (by stage) in one of `algorithms`, decoded, as
+/// (selector, key).
+fn published_private_keys(
+    stored: &[StoredDkimKey],
+    algorithms: &[DkimAlgorithm],
+) -> Result<Vec<(String, DkimPrivateKey)>, EngineError> {
+    stored
         .iter()
         .filter(|k| k.stage.is_published() && algorithms.contains(&k.algorithm))
-    {
-        let private = DkimPrivateKey::from_pem(&key.private_key_pem).map_err(|e| {
-            EngineError::Usage(format!(
-                "state database: the stored DKIM key {} of {} cannot be read: {e}",
-                key.selector, key.domain
-            ))
-        })?;
-        keys.push(DkimSelectorKey {
-            selector: key.selector.clone(),
-            key: private.public_key(),
-        });
-    }
-    Ok(keys)
+        .map(|key| {
+            let private = DkimPrivateKey::from_pem(&key.private_key_pem).map_err(|e| {
+                EngineError::Usage(format!(
+                    "state database: the stored DKIM key {} of {} cannot be read: {e}",
+                    key.selector, key.domain
+                ))
+            })?;
+            Ok((key.selector.clone(), private))
+        })
+        .collect()
 }
 
 /// A new private key of `algorithm`, made on the blocking pool: an RSA key takes from a
@@ -396,20 +408,7 @@ pub async fn dkim_private_keys(
             .unwrap_or_default()),
         (DkimManagement::Automatic { algorithms, .. }, Some(store)) => {
             let stored = store.dkim_keys(domain.name.as_str()).await?;
-            let mut keys = Vec::new();
-            for key in stored
-                .iter()
-                .filter(|k| k.stage.is_published() && algorithms.contains(&k.algorithm))
-            {
-                let private = DkimPrivateKey::from_pem(&key.private_key_pem).map_err(|e| {
-                    EngineError::Usage(format!(
-                        "state database: the stored DKIM key {} of {} cannot be read: {e}",
-                        key.selector, key.domain
-                    ))
-                })?;
-                keys.push((key.selector.clone(), private));
-            }
-            Ok(keys)
+            published_private_keys(&stored, algorithms)
         }
         (DkimManagement::Automatic { .. }, None) => Ok(Vec::new()),
     }

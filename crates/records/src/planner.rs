@@ -84,6 +84,18 @@ impl Planner<'_> {
         });
     }
 
+    /// Pushes a record at `labels` below the domain.
+    fn push_at(
+        &mut self,
+        record_type: DnsRecordType,
+        labels: &str,
+        data: RData,
+    ) -> Result<(), PlanError> {
+        let name = self.name(record_type, labels)?;
+        self.push(record_type, name, data);
+        Ok(())
+    }
+
     fn name(&self, record_type: DnsRecordType, labels: &str) -> Result<Name, PlanError> {
         self.domain()
             .name
@@ -258,36 +270,19 @@ impl Planner<'_> {
     fn auto_config(&mut self) -> Result<(), PlanError> {
         let host = self.server().hostname.clone();
         let document = autoconfig::pacc_document(&self.server().services);
-        let pacc_host = self.name(DnsRecordType::AutoConfig, "ua-auto-config")?;
-        self.push(
+        let pacc_txt = autoconfig::pacc_txt_value(&document).into_bytes();
+        let host_alias = || RData::Cname(host.clone());
+        self.push_at(DnsRecordType::AutoConfig, "ua-auto-config", host_alias())?;
+        self.push_at(
             DnsRecordType::AutoConfig,
-            pacc_host,
-            RData::Cname(host.clone()),
-        );
-        let pacc_txt = self.name(DnsRecordType::AutoConfig, "_ua-auto-config")?;
-        let value = autoconfig::pacc_txt_value(&document).into_bytes();
-        self.push(DnsRecordType::AutoConfig, pacc_txt, RData::Txt(value));
-
-        let legacy = self.name(DnsRecordType::AutoConfigLegacy, "autoconfig")?;
-        self.push(
-            DnsRecordType::AutoConfigLegacy,
-            legacy,
-            RData::Cname(host.clone()),
-        );
-
-        let discover = self.name(DnsRecordType::AutoDiscover, "autodiscover")?;
-        self.push(
-            DnsRecordType::AutoDiscover,
-            discover,
-            RData::Cname(host.clone()),
-        );
-        let entry = srv::autodiscover(&host);
-        let srv_name = self.name(
-            DnsRecordType::AutoDiscover,
-            &format!("{}._tcp", entry.label),
+            "_ua-auto-config",
+            RData::Txt(pacc_txt),
         )?;
-        self.push(DnsRecordType::AutoDiscover, srv_name, srv_data(&entry));
-        Ok(())
+        self.push_at(DnsRecordType::AutoConfigLegacy, "autoconfig", host_alias())?;
+        self.push_at(DnsRecordType::AutoDiscover, "autodiscover", host_alias())?;
+        let entry = srv::autodiscover(&host);
+        let srv_labels = format!("{}._tcp", entry.label);
+        self.push_at(DnsRecordType::AutoDiscover, &srv_labels, srv_data(&entry))
     }
 
     fn caa(&mut self) {

@@ -264,17 +264,13 @@ mod tests {
 hostname = "mail.example.org"
 ipv4 = ["192.0.2.1"]
 
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
+[dnsServer]
+primary = { kind = "rfc2136", host = "127.0.0.1" }
 
-[domain."example.org"]
-dnsManagement = { automatic = { dnsServer = "primary" } }
-
-[domain."sub.example.org"]
-dnsManagement = { automatic = { dnsServer = "primary", origin = "example.org" } }
-
-[domain."hand.test"]
+[domain]
+"example.org".dnsManagement.automatic = { dnsServer = "primary" }
+"sub.example.org".dnsManagement.automatic = { dnsServer = "primary", origin = "example.org" }
+"hand.test" = {}
 "#;
 
     fn config() -> Config {
