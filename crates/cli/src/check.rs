@@ -131,15 +131,11 @@ fn finding_text(f: &Finding) -> String {
         "  {severity:<7} {} {}{record_type}\n          {}\n",
         f.code, f.name, f.message
     );
-    for (label, value) in [
-        ("seen", &f.seen),
-        ("expected", &f.expected),
-        ("fix", &f.fix),
-    ] {
-        if let Some(value) = value {
-            s.push_str(&format!("          {label:<9} {value}\n"));
-        }
-    }
+    s.push_str(&mailzone_engine::check::finding_details_text(
+        &f.seen,
+        &f.expected,
+        &f.fix,
+    ));
     s
 }
 

@@ -333,6 +333,20 @@ fn dkim_algorithms(args: &InitArgs, imported: &Imported) -> Vec<DkimAlgorithm> {
     vec![DkimAlgorithm::Ed25519Sha256, DkimAlgorithm::RsaSha256]
 }
 
+/// A comma-separated answer of at least one item (`missing` says which), duplicates
+/// dropped.
+fn parse_some<T: PartialEq>(
+    answer: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+    missing: &str,
+) -> Result<Vec<T>, String> {
+    let items = parse_list(answer, parse)?;
+    if items.is_empty() {
+        return Err(missing.into());
+    }
+    Ok(dedup(items))
+}
+
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
@@ -365,27 +379,10 @@ fn ask<R: BufRead, W: Write>(
         )?,
     };
     let (ipv4, ipv6) = if args.ipv4.is_empty() && args.ipv6.is_empty() {
-        let ipv4 = prompt.ask(
-            "Public IPv4 addresses of the mail host, comma-separated (\"none\" for none)",
-            Some(&address_default(&machine.ipv4)),
-            |answer| {
-                parse_list(answer, |s| {
-                    s.parse::<Ipv4Addr>()
-                        .map_err(|_| format!("{s:?} is not an IPv4 address"))
-                })
-            },
-        )?;
-        let ipv6 = prompt.ask(
-            "Public IPv6 addresses of the mail host, comma-separated (\"none\" for none)",
-            Some(&address_default(&machine.ipv6)),
-            |answer| {
-                parse_list(answer, |s| {
-                    s.parse::<Ipv6Addr>()
-                        .map_err(|_| format!("{s:?} is not an IPv6 address"))
-                })
-            },
-        )?;
-        (ipv4, ipv6)
+        (
+            ask_addresses(prompt, "IPv4", &machine.ipv4)?,
+            ask_addresses(prompt, "IPv6", &machine.ipv6)?,
+        )
     } else {
         (args.ipv4.clone(), args.ipv6.clone())
     };
@@ -398,13 +395,7 @@ fn ask<R: BufRead, W: Write>(
         prompt.ask(
             "Mail domains, comma-separated",
             Some(&default).filter(|d| !d.is_empty()).map(String::as_str),
-            |answer| {
-                let domains = parse_list(answer, parse_domain)?;
-                if domains.is_empty() {
-                    return Err("at least one mail domain is needed".into());
-                }
-                Ok(dedup(domains))
-            },
+            |answer| parse_some(answer, parse_domain, "at least one mail domain is needed"),
         )?
     } else {
         dedup(args.domain.clone())
@@ -421,13 +412,7 @@ fn ask<R: BufRead, W: Write>(
         prompt.ask(
             "DKIM key algorithms, comma-separated (ed25519-sha256, rsa-sha256)",
             Some(&default.join(", ")),
-            |answer| {
-                let algorithms = parse_list(answer, parse_algorithm)?;
-                if algorithms.is_empty() {
-                    return Err("at least one algorithm is needed".into());
-                }
-                Ok(dedup(algorithms))
-            },
+            |answer| parse_some(answer, parse_algorithm, "at least one algorithm is needed"),
         )?
     } else {
         dedup(args.dkim_algorithms.clone())
@@ -498,6 +483,28 @@ fn ask_dns_server<R: BufRead, W: Write>(
     }
     dns_server::validate(&server).map_err(|e| anyhow!(e))?;
     Ok(Some(server))
+}
+
+/// Asks for the mail host's public addresses of one `family` (`IPv4`, `IPv6`), those of
+/// the machine's interfaces as the default.
+fn ask_addresses<A, R: BufRead, W: Write>(
+    prompt: &mut Prompt<R, W>,
+    family: &str,
+    detected: &[A],
+) -> anyhow::Result<Vec<A>>
+where
+    A: std::str::FromStr + ToString,
+{
+    prompt.ask(
+        &format!("Public {family} addresses of the mail host, comma-separated (\"none\" for none)"),
+        Some(&address_default(detected)),
+        |answer| {
+            parse_list(answer, |s| {
+                s.parse::<A>()
+                    .map_err(|_| format!("{s:?} is not an {family} address"))
+            })
+        },
+    )
 }
 
 fn address_default<T: ToString>(addresses: &[T]) -> String {

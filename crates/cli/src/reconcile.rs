@@ -348,6 +348,19 @@ impl CliProgress {
         }
     }
 
+    /// Shows `line` through `on_bar` on the zone's progress bar, or as a line of stderr
+    /// when there are no bars; nothing with `--quiet`.
+    fn show_unless_quiet(&self, zone: &Name, line: &str, on_bar: impl FnOnce(&ProgressBar)) {
+        if self.quiet {
+            return;
+        }
+        if self.bars.is_some() {
+            self.with_bar(zone, on_bar);
+        } else {
+            eprintln!("{}: {line}", zone.as_str());
+        }
+    }
+
     fn with_bar(&self, zone: &Name, f: impl FnOnce(&ProgressBar)) {
         if let Ok(zones) = self.zones.lock()
             && let Some(bar) = zones.get(zone)
@@ -374,25 +387,13 @@ impl Progress for CliProgress {
     }
 
     fn step(&self, zone: &Name, what: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.bars.is_some() {
-            self.with_bar(zone, |bar| bar.set_message(what.to_string()));
-        } else {
-            eprintln!("{}: {what}", zone.as_str());
-        }
+        self.show_unless_quiet(zone, what, |bar| bar.set_message(what.to_string()));
     }
 
     fn zone_finished(&self, zone: &Name, summary: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.bars.is_some() {
-            self.with_bar(zone, |bar| bar.finish_with_message(summary.to_string()));
-        } else {
-            eprintln!("{}: {summary}", zone.as_str());
-        }
+        self.show_unless_quiet(zone, summary, |bar| {
+            bar.finish_with_message(summary.to_string())
+        });
     }
 
     fn zone_failed(&self, zone: &Name, reason: &str) {

@@ -193,11 +193,7 @@ impl DnsError {
 
     /// No answer from `server` (timeouts, closed connections): worth a retry.
     pub(crate) fn unreachable(server: SocketAddr, message: impl Into<String>) -> DnsError {
-        DnsError::Transient {
-            server,
-            message: message.into(),
-            cause: Cause::Unreachable,
-        }
+        DnsError::classified(true, server, Cause::Unreachable, message)
     }
 
     /// An error RCODE: SERVFAIL is worth a retry (RFC 1035 §4.1.1: "unable to process …
@@ -207,18 +203,27 @@ impl DnsError {
         rcode: Rcode,
         message: impl Into<String>,
     ) -> DnsError {
-        let message = message.into();
-        let cause = Cause::Rcode(rcode);
-        if rcode == Rcode::ServFail {
+        let transient = rcode == Rcode::ServFail;
+        DnsError::classified(transient, server, Cause::Rcode(rcode), message)
+    }
+
+    /// A transient (worth a retry) or a permanent error of this cause.
+    fn classified(
+        transient: bool,
+        server: SocketAddr,
+        cause: Cause,
+        message: impl Into<String>,
+    ) -> DnsError {
+        if transient {
             DnsError::Transient {
                 server,
-                message,
+                message: message.into(),
                 cause,
             }
         } else {
             DnsError::Permanent {
                 server,
-                message,
+                message: message.into(),
                 cause,
             }
         }
@@ -230,11 +235,7 @@ impl DnsError {
         cause: Cause,
         message: impl Into<String>,
     ) -> DnsError {
-        DnsError::Permanent {
-            server,
-            message: message.into(),
-            cause,
-        }
+        DnsError::classified(false, server, cause, message)
     }
 
     /// An HTTP provider's answer: 401/403 are [`Cause::Auth`], 429 and 5xx transient.
@@ -246,11 +247,7 @@ impl DnsError {
         let message = message.into();
         match status {
             401 | 403 => DnsError::permanent(server, Cause::Auth, message),
-            429 | 500..=599 => DnsError::Transient {
-                server,
-                message,
-                cause: Cause::Http(status),
-            },
+            429 | 500..=599 => DnsError::classified(true, server, Cause::Http(status), message),
             _ => DnsError::permanent(server, Cause::Http(status), message),
         }
     }
@@ -262,42 +259,23 @@ impl DnsError {
 
     /// The same error with `note` added to its message (a hint).
     pub(crate) fn with_note(self, note: &str) -> DnsError {
-        match self {
-            DnsError::Transient {
-                server,
-                message,
-                cause,
-            } => DnsError::Transient {
-                server,
-                message: message + note,
-                cause,
-            },
-            DnsError::Permanent {
-                server,
-                message,
-                cause,
-            } => DnsError::Permanent {
-                server,
-                message: message + note,
-                cause,
-            },
-            conflict @ (DnsError::Conflict { .. } | DnsError::SerialMoved { .. }) => conflict,
+        match &self {
+            DnsError::Transient { message, .. } | DnsError::Permanent { message, .. } => {
+                let message = format!("{message}{note}");
+                self.reworded(message)
+            }
+            DnsError::Conflict { .. } | DnsError::SerialMoved { .. } => self,
         }
     }
 
     /// The same class and cause with another message (one that tells more of the story).
     pub(crate) fn reworded(self, message: String) -> DnsError {
+        let transient = matches!(self, DnsError::Transient { .. });
         match self {
-            DnsError::Transient { server, cause, .. } => DnsError::Transient {
-                server,
-                message,
-                cause,
-            },
-            DnsError::Permanent { server, cause, .. } => DnsError::Permanent {
-                server,
-                message,
-                cause,
-            },
+            DnsError::Transient { server, cause, .. }
+            | DnsError::Permanent { server, cause, .. } => {
+                DnsError::classified(transient, server, cause, message)
+            }
             conflict @ (DnsError::Conflict { .. } | DnsError::SerialMoved { .. }) => conflict,
         }
     }

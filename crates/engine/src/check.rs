@@ -134,6 +134,22 @@ pub async fn check_with(
     Ok(CheckReport { domains })
 }
 
+/// The indented `seen`, `expected` and `fix` lines of a finding in a text report, those
+/// it has: the same in `mailzone check` and in notifications.
+pub fn finding_details_text(
+    seen: &Option<String>,
+    expected: &Option<String>,
+    fix: &Option<String>,
+) -> String {
+    let mut s = String::new();
+    for (label, value) in [("seen", seen), ("expected", expected), ("fix", fix)] {
+        if let Some(value) = value {
+            s.push_str(&format!("          {label:<9} {value}\n"));
+        }
+    }
+    s
+}
+
 /// The report as JSON (`check --format json` and the API): `{"domains": [{"domain",
 /// "findings"}], "summary": {"errors", "warnings", "infos"}}`.
 pub fn report_json(report: &CheckReport) -> serde_json::Value {

@@ -203,36 +203,6 @@ fn read_secret(
     name: &str,
     source: &SecretSource,
 ) -> Result<(Zeroizing<String>, String), EngineError> {
-    let fail = |key: &str, reason: String| {
-        EngineError::InvalidConfig(format!("{}: {key}: {reason}", config_file.display()))
-    };
-    let (text, key) = match source {
-        SecretSource::Inline(text) => (
-            Zeroizing::new(text.to_string()),
-            format!("{key_path}.{name}"),
-        ),
-        SecretSource::File(file) => {
-            let text = crate::files::read_to_string_limited(
-                &file.path,
-                crate::files::REFERENCED_FILE_LIMIT,
-            )
-            .map_err(|e| {
-                fail(
-                    &file.key_path,
-                    format!("cannot read {}: {e}", file.path.display()),
-                )
-            })?;
-            (Zeroizing::new(text), file.key_path.clone())
-        }
-        SecretSource::Env(var) => {
-            let text = std::env::var(var).map_err(|_| {
-                fail(
-                    &format!("{key_path}.{name}Env"),
-                    format!("the environment variable {var} is not set"),
-                )
-            })?;
-            (Zeroizing::new(text), format!("{key_path}.{name}Env"))
-        }
-    };
-    Ok((text, key))
+    crate::files::read_secret(config_file, &format!("{key_path}.{name}"), source)
+        .map_err(EngineError::InvalidConfig)
 }

@@ -5,6 +5,9 @@
 use std::io::{self, Read};
 use std::path::Path;
 
+use mailzone_records::SecretSource;
+use zeroize::Zeroizing;
+
 /// The most a certificate chain, a private key or a secret file may hold. A chain of a
 /// few certificates is some kilobytes; this leaves room for long ones.
 pub const REFERENCED_FILE_LIMIT: u64 = 1 << 20;
@@ -47,6 +50,39 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 pub fn read_to_string_limited(path: &Path, limit: u64) -> io::Result<String> {
     String::from_utf8(read_limited(path, limit)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// A secret's text and the config key that gave it: `key` itself when inline, the file's
+/// key path when read from a file, `{key}Env` from an environment variable. The error,
+/// `config_file: key: reason`, never holds the secret.
+pub fn read_secret(
+    config_file: &Path,
+    key: &str,
+    source: &SecretSource,
+) -> Result<(Zeroizing<String>, String), String> {
+    let fail = |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
+    match source {
+        SecretSource::Inline(text) => Ok((Zeroizing::new(text.to_string()), key.to_string())),
+        SecretSource::File(file) => {
+            let text = read_to_string_limited(&file.path, REFERENCED_FILE_LIMIT).map_err(|e| {
+                fail(
+                    &file.key_path,
+                    format!("cannot read {}: {e}", file.path.display()),
+                )
+            })?;
+            Ok((Zeroizing::new(text), file.key_path.clone()))
+        }
+        SecretSource::Env(var) => {
+            let env_key = format!("{key}Env");
+            let text = std::env::var(var).map_err(|_| {
+                fail(
+                    &env_key,
+                    format!("the environment variable {var} is not set"),
+                )
+            })?;
+            Ok((Zeroizing::new(text), env_key))
+        }
+    }
 }
 
 fn size(bytes: u64) -> String {

@@ -125,7 +125,7 @@ pub async fn schedule_automatic(
     loaded: &LoadedConfig,
 ) -> Result<Vec<Task>, EngineError> {
     let now = clock::unix_now();
-    let mut scheduled = Vec::new();
+    let mut wanted = Vec::new();
     for domain in &loaded.config.domains {
         // Keys rotate by themselves only where mailzone also publishes them: with manual
         // DNS the operator publishes each new key (`mailzone dkim rotate`), unless the keys
@@ -137,15 +137,13 @@ pub async fn schedule_automatic(
         ) && (matches!(domain.dns_management, DnsManagement::Automatic { .. })
             || domain.dkim_management.delegation().is_some())
         {
-            let task = TaskKind::DkimRotation.task(domain.name.as_str(), now);
-            scheduled.push(store.schedule_task(&task, now).await?);
+            wanted.push(TaskKind::DkimRotation.task(domain.name.as_str(), now));
         }
         if matches!(domain.dns_management, DnsManagement::Automatic { .. }) {
-            let task = TaskKind::DnsManagement.task(domain.name.as_str(), now);
-            scheduled.push(store.schedule_task(&task, now).await?);
+            wanted.push(TaskKind::DnsManagement.task(domain.name.as_str(), now));
         }
     }
-    Ok(scheduled)
+    enqueue(store, &wanted, now, Enqueue::UnlessWaitingOrRunning).await
 }
 
 /// Schedules a `TlsaSync` task, due now, for every domain whose TLSA records mailzone
@@ -155,17 +153,40 @@ pub async fn schedule_tlsa_sync(
     loaded: &LoadedConfig,
 ) -> Result<Vec<Task>, EngineError> {
     let now = clock::unix_now();
-    let mut scheduled = Vec::new();
-    for domain in loaded
+    let wanted: Vec<NewTask> = loaded
         .config
         .domains
         .iter()
         .filter(|d| crate::tlsa::manages_tlsa(d))
-    {
-        let task = TaskKind::TlsaSync.task(domain.name.as_str(), now);
-        scheduled.push(store.create_task(&task, now).await?);
+        .map(|domain| TaskKind::TlsaSync.task(domain.name.as_str(), now))
+        .collect();
+    enqueue(store, &wanted, now, Enqueue::UnlessWaiting).await
+}
+
+/// Which task already there stands for a new one of the same domain and kind.
+enum Enqueue {
+    /// A waiting one ([`Store::create_task`]): a change must be published after it.
+    UnlessWaiting,
+    /// A waiting or running one ([`Store::schedule_task`]): a schedule only asks for a
+    /// run soon.
+    UnlessWaitingOrRunning,
+}
+
+/// Queues `tasks` one by one, stopping at the first error.
+async fn enqueue(
+    store: &Store,
+    tasks: &[NewTask],
+    now: i64,
+    how: Enqueue,
+) -> Result<Vec<Task>, EngineError> {
+    let mut queued = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        queued.push(match how {
+            Enqueue::UnlessWaiting => store.create_task(task, now).await?,
+            Enqueue::UnlessWaitingOrRunning => store.schedule_task(task, now).await?,
+        });
     }
-    Ok(scheduled)
+    Ok(queued)
 }
 
 /// One worker: claims and runs tasks.

@@ -200,37 +200,30 @@ async fn announce(
         })?),
     };
     let current_json = serde_json::to_string(findings).expect("findings serialize");
-    let (first_check, appeared, disappeared) = match decide(previous.as_deref(), findings) {
-        Decision::Unchanged => return Ok(()),
-        Decision::Baseline => {
-            swap(
-                store,
-                channel,
-                domain,
-                previous_json.as_deref(),
-                Some(&current_json),
-                checked_at,
-            )
-            .await?;
-            return Ok(());
-        }
-        Decision::Announce {
-            first_check,
-            appeared,
-            disappeared,
-        } => (first_check, appeared, disappeared),
+    // What the channel was told moves from `expected` to `new`, unless another instance
+    // moved it first (then false).
+    let swap = async |expected: Option<&str>, new: Option<&str>| {
+        store
+            .swap_announced_findings(domain, channel.name(), expected, new, checked_at)
+            .await
+            .map_err(|e| e.to_string())
     };
-    // Claimed first: another instance that saw the same change finds it claimed.
-    if !swap(
-        store,
-        channel,
-        domain,
-        previous_json.as_deref(),
-        Some(&current_json),
-        checked_at,
-    )
-    .await?
-    {
+    let decision = decide(previous.as_deref(), findings);
+    if matches!(decision, Decision::Unchanged) {
+        return Ok(());
+    }
+    // A baseline is only recorded; a change is claimed first, so that another instance
+    // that saw the same change finds it claimed.
+    let claimed = swap(previous_json.as_deref(), Some(&current_json)).await?;
+    let Decision::Announce {
+        first_check,
+        appeared,
+        disappeared,
+    } = decision
+    else {
+        return Ok(());
+    };
+    if !claimed {
         return Ok(());
     }
     let notification = Notification {
@@ -254,32 +247,10 @@ async fn announce(
         }
         Err(e) => {
             // Given back: the next check finds the change again and sends it.
-            swap(
-                store,
-                channel,
-                domain,
-                Some(&current_json),
-                previous_json.as_deref(),
-                checked_at,
-            )
-            .await?;
+            swap(Some(&current_json), previous_json.as_deref()).await?;
             Err(e)
         }
     }
-}
-
-async fn swap(
-    store: &Store,
-    channel: &Channel,
-    domain: &str,
-    expected: Option<&str>,
-    new: Option<&str>,
-    checked_at: i64,
-) -> Result<bool, String> {
-    store
-        .swap_announced_findings(domain, channel.name(), expected, new, checked_at)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

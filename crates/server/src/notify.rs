@@ -154,15 +154,11 @@ fn finding_text(f: &Reported) -> String {
         "  {:<7} {} {}\n          {}\n",
         f.severity, f.code, f.name, f.message
     );
-    for (label, value) in [
-        ("seen", &f.seen),
-        ("expected", &f.expected),
-        ("fix", &f.fix),
-    ] {
-        if let Some(value) = value {
-            s.push_str(&format!("          {label:<9} {value}\n"));
-        }
-    }
+    s.push_str(&mailzone_engine::check::finding_details_text(
+        &f.seen,
+        &f.expected,
+        &f.fix,
+    ));
     s
 }
 
@@ -224,35 +220,17 @@ pub fn read_secret(
     key: &str,
     source: &SecretSource,
 ) -> Result<Zeroizing<String>, String> {
-    let fail = |key: &str, reason: String| format!("{}: {key}: {reason}", config_file.display());
-    let text = match source {
-        SecretSource::Inline(text) => Zeroizing::new(text.to_string()),
-        SecretSource::File(file) => Zeroizing::new(
-            mailzone_engine::files::read_to_string_limited(
-                &file.path,
-                mailzone_engine::files::REFERENCED_FILE_LIMIT,
-            )
-            .map_err(|e| {
-                fail(
-                    &file.key_path,
-                    format!("cannot read {}: {e}", file.path.display()),
-                )
-            })?,
-        ),
-        SecretSource::Env(var) => Zeroizing::new(std::env::var(var).map_err(|_| {
-            fail(
-                &format!("{key}Env"),
-                format!("the environment variable {var} is not set"),
-            )
-        })?),
-    };
+    let (text, _) = mailzone_engine::files::read_secret(config_file, key, source)?;
     let trimmed = Zeroizing::new(text.trim().to_string());
     if trimmed.is_empty() {
         let key = match source {
             SecretSource::File(file) => file.key_path.clone(),
             _ => format!("{key}Env"),
         };
-        return Err(fail(&key, "the secret is empty".into()));
+        return Err(format!(
+            "{}: {key}: the secret is empty",
+            config_file.display()
+        ));
     }
     Ok(trimmed)
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use mailzone_engine::tasks::{Ran, Worker, schedule_automatic, schedule_tlsa_sync};
-use mailzone_store::TaskEnd;
+use mailzone_store::{Task, TaskEnd};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -77,13 +77,11 @@ async fn certificate_watch(
         let Some(loaded) = reload_config(&state).await else {
             continue;
         };
-        match schedule_tlsa_sync(&state.store, &loaded).await {
-            Ok(tasks) => tracing::info!(
-                tasks = tasks.len(),
-                "certificate files changed; TlsaSync tasks scheduled"
-            ),
-            Err(e) => tracing::error!("certificate files changed, but scheduling failed: {e}"),
-        }
+        log_scheduled(
+            "certificate files changed",
+            "TlsaSync",
+            schedule_tlsa_sync(&state.store, &loaded).await,
+        );
     }
 }
 
@@ -212,12 +210,18 @@ pub async fn reload(state: &AppState) {
     let Some(loaded) = reload_config(state).await else {
         return;
     };
-    match schedule_automatic(&state.store, &loaded).await {
-        Ok(tasks) => tracing::info!(
-            tasks = tasks.len(),
-            "config reloaded; DnsManagement tasks scheduled"
-        ),
-        Err(e) => tracing::error!("config reloaded, but scheduling failed: {e}"),
+    log_scheduled(
+        "config reloaded",
+        "DnsManagement",
+        schedule_automatic(&state.store, &loaded).await,
+    );
+}
+
+/// Logs what was scheduled after `event` (tasks of `kind`), or why scheduling failed.
+fn log_scheduled<E: std::fmt::Display>(event: &str, kind: &str, scheduled: Result<Vec<Task>, E>) {
+    match scheduled {
+        Ok(tasks) => tracing::info!(tasks = tasks.len(), "{event}; {kind} tasks scheduled"),
+        Err(e) => tracing::error!("{event}, but scheduling failed: {e}"),
     }
 }
 

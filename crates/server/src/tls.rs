@@ -5,11 +5,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mailzone_records::ServeTls;
+use mailzone_records::{FileRef, ServeTls};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,15 +23,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The acceptor for the configured certificate and key. Errors name the config key and the
 /// file, never key material.
 pub fn acceptor(tls: &ServeTls) -> anyhow::Result<TlsAcceptor> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.certificate.path)
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| {
-            format!(
-                "{}: cannot read the certificate chain {}",
-                tls.certificate.key_path,
-                tls.certificate.path.display()
-            )
+    let chain: Vec<CertificateDer<'static>> =
+        read_pem(&tls.certificate, "the certificate chain", |path| {
+            CertificateDer::pem_file_iter(path).and_then(|certs| certs.collect())
         })?;
     anyhow::ensure!(
         !chain.is_empty(),
@@ -38,15 +33,9 @@ pub fn acceptor(tls: &ServeTls) -> anyhow::Result<TlsAcceptor> {
         tls.certificate.key_path,
         tls.certificate.path.display()
     );
-    let key = PrivateKeyDer::from_pem_file(&tls.private_key.path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| {
-            format!(
-                "{}: cannot read a private key from {}",
-                tls.private_key.key_path,
-                tls.private_key.path.display()
-            )
-        })?;
+    let key = read_pem(&tls.private_key, "a private key from", |path| {
+        PrivateKeyDer::from_pem_file(path)
+    })?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -60,6 +49,23 @@ pub fn acceptor(tls: &ServeTls) -> anyhow::Result<TlsAcceptor> {
             )
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Reads `file` with `read`; an error names the config key, what was read and the file.
+fn read_pem<T, E: std::fmt::Display>(
+    file: &FileRef,
+    what: &str,
+    read: impl FnOnce(&Path) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    read(&file.path)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| {
+            format!(
+                "{}: cannot read {what} {}",
+                file.key_path,
+                file.path.display()
+            )
+        })
 }
 
 /// A TCP listener whose connections are TLS.

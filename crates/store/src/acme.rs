@@ -6,7 +6,8 @@
 
 use zeroize::Zeroizing;
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use crate::query::params;
+use crate::{Store, StoreError};
 
 /// A challenge TXT record that may be published: `name` TXT `value` in `zone`, through
 /// the DNS server named `dns_server`. The value is no secret: the CA reads it from DNS.
@@ -24,16 +25,14 @@ impl Store {
         &self,
         directory: &str,
     ) -> Result<Option<Zeroizing<String>>, StoreError> {
-        let sealed: Option<String> = with_pool!(self, pool => {
-            let row = sqlx::query("SELECT credentials FROM acme_accounts WHERE directory = $1")
-                .bind(directory)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            row.map(|r| r.text("credentials"))
-                .transpose()
-                .map_err(|e| self.database_error(e))?
-        });
+        let sealed = self
+            .db()
+            .fetch_optional(
+                "SELECT credentials FROM acme_accounts WHERE directory = $1",
+                params![directory],
+                |row| Ok(row.text("credentials")?),
+            )
+            .await?;
         let Some(sealed) = sealed else {
             return Ok(None);
         };
@@ -58,19 +57,14 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let sealed = self.sealer.seal(credentials, &seal_context(directory));
-        with_pool!(self, pool => {
-            sqlx::query(
+        self.db()
+            .execute(
                 "INSERT INTO acme_accounts (directory, credentials, created_at) \
                  VALUES ($1, $2, $3) ON CONFLICT (directory) DO NOTHING",
+                params![directory, &sealed, now],
             )
-            .bind(directory)
-            .bind(&sealed)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
+            .await?;
+        Ok(())
     }
 }
 
@@ -82,47 +76,35 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         for c in challenges {
-            with_pool!(self, pool => {
-                sqlx::query(
+            self.db()
+                .execute(
                     "INSERT INTO acme_challenges (zone, dns_server, name, value, created_at) \
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (zone, dns_server, name, value) DO NOTHING",
+                    params![&c.zone, &c.dns_server, &c.name, &c.value, now],
                 )
-                .bind(&c.zone)
-                .bind(&c.dns_server)
-                .bind(&c.name)
-                .bind(&c.value)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            });
+                .await?;
         }
         Ok(())
     }
 
     /// Every challenge record that may still be published, oldest first.
     pub async fn acme_challenges(&self) -> Result<Vec<AcmeChallenge>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
+        self.db()
+            .fetch_all(
                 "SELECT zone, dns_server, name, value FROM acme_challenges \
                  ORDER BY created_at, zone, name, value",
-            )
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|r| {
+                params![],
+                |row| {
                     Ok(AcmeChallenge {
-                        zone: r.text("zone")?,
-                        dns_server: r.text("dns_server")?,
-                        name: r.text("name")?,
-                        value: r.text("value")?,
+                        zone: row.text("zone")?,
+                        dns_server: row.text("dns_server")?,
+                        name: row.text("name")?,
+                        value: row.text("value")?,
                     })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))
-        })
+                },
+            )
+            .await
     }
 
     /// Forgets challenge records once they are removed from DNS.
@@ -131,19 +113,13 @@ impl Store {
         challenges: &[AcmeChallenge],
     ) -> Result<(), StoreError> {
         for c in challenges {
-            with_pool!(self, pool => {
-                sqlx::query(
+            self.db()
+                .execute(
                     "DELETE FROM acme_challenges \
                      WHERE zone = $1 AND dns_server = $2 AND name = $3 AND value = $4",
+                    params![&c.zone, &c.dns_server, &c.name, &c.value],
                 )
-                .bind(&c.zone)
-                .bind(&c.dns_server)
-                .bind(&c.name)
-                .bind(&c.value)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            });
+                .await?;
         }
         Ok(())
     }
@@ -158,8 +134,7 @@ fn seal_context(directory: &str) -> String {
 mod tests {
     #[tokio::test]
     async fn credentials_are_sealed_at_rest_and_opened_on_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = crate::Store::open_sqlite(dir.path()).await.unwrap();
+        let (_dir, store) = crate::temp_store().await;
         let url = "https://acme.test/dir";
         assert!(store.acme_account(url).await.unwrap().is_none());
         store

@@ -6,7 +6,8 @@ use std::fmt;
 use mailzone_records::{DkimAlgorithm, DkimStage, Name};
 use zeroize::Zeroizing;
 
-use crate::{Pool, Store, StoreError, StoreRow, check_canonical, with_pool};
+use crate::query::{RowError, params};
+use crate::{Store, StoreError, StoreRow, check_canonical};
 
 /// A `SELECT` of every `dkim_keys` column followed by `$rest`, as one `&'static str` so the
 /// SQL is a literal (no runtime string building near a query).
@@ -59,16 +60,13 @@ impl Store {
     /// ordered by selector.
     pub async fn dkim_keys(&self, domain: &str) -> Result<Vec<StoredDkimKey>, StoreError> {
         check_canonical("domain", domain, Name::host)?;
-        with_pool!(self, pool => {
-            let rows = sqlx::query(select_dkim_keys!(
-                "WHERE domain = $1 ORDER BY created_at, selector"
-            ))
-            .bind(domain)
-            .fetch_all(pool)
+        self.db()
+            .fetch_all(
+                select_dkim_keys!("WHERE domain = $1 ORDER BY created_at, selector"),
+                params![domain],
+                |row| self.key_from_row(row),
+            )
             .await
-            .map_err(|e| self.database_error(e))?;
-            rows.iter().map(|row| self.key_from_row(row)).collect()
-        })
     }
 
     /// Inserts the key unless a key with the same (domain, selector) exists; returns the key
@@ -90,37 +88,34 @@ impl Store {
             &key.private_key_pem,
             &seal_context(&key.domain, &key.selector),
         );
-        with_pool!(self, pool => {
-            let mut tx = match &self.pool {
-                Pool::Sqlite(_) => pool.begin_with("BEGIN IMMEDIATE").await,
-                Pool::Postgres(_) => pool.begin().await,
-            }
-            .map_err(|e| self.database_error(e))?;
-            sqlx::query(
+        let mut tx = self.begin_immediate().await?;
+        tx.db()
+            .execute(
                 "INSERT INTO dkim_keys \
                  (domain, selector, algorithm, private_key_pem, stage, created_at, next_transition) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (domain, selector) DO NOTHING",
+                params![
+                    key.domain.as_str(),
+                    key.selector.as_str(),
+                    key.algorithm.as_str(),
+                    sealed.as_str(),
+                    key.stage.as_str(),
+                    key.created_at,
+                    key.next_transition
+                ],
             )
-            .bind(key.domain.as_str())
-            .bind(key.selector.as_str())
-            .bind(key.algorithm.as_str())
-            .bind(sealed.as_str())
-            .bind(key.stage.as_str())
-            .bind(key.created_at)
-            .bind(key.next_transition)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            let row = sqlx::query(select_dkim_keys!("WHERE domain = $1 AND selector = $2"))
-                .bind(key.domain.as_str())
-                .bind(key.selector.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            tx.commit().await.map_err(|e| self.database_error(e))?;
-            self.key_from_row(&row)
-        })
+            .await?;
+        let stored = tx
+            .db()
+            .fetch_one(
+                select_dkim_keys!("WHERE domain = $1 AND selector = $2"),
+                params![key.domain.as_str(), key.selector.as_str()],
+                |row| self.key_from_row(row),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     /// Moves a key to `stage`, with the time of its next move (`None`: none planned).
@@ -132,70 +127,63 @@ impl Store {
         stage: DkimStage,
         next_transition: Option<i64>,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query(
+        let changed = self
+            .db()
+            .execute(
                 "UPDATE dkim_keys SET stage = $1, next_transition = $2 \
                  WHERE domain = $3 AND selector = $4",
+                params![stage.as_str(), next_transition, domain, selector],
             )
-            .bind(stage.as_str())
-            .bind(next_transition)
-            .bind(domain)
-            .bind(selector)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Deletes a key (its record must already be gone from DNS).
     pub async fn delete_dkim_key(&self, domain: &str, selector: &str) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query("DELETE FROM dkim_keys WHERE domain = $1 AND selector = $2")
-                .bind(domain)
-                .bind(selector)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+        let deleted = self
+            .db()
+            .execute(
+                "DELETE FROM dkim_keys WHERE domain = $1 AND selector = $2",
+                params![domain, selector],
+            )
+            .await?;
+        Ok(deleted == 1)
     }
 
     /// Seals the private keys stored in plaintext by versions before sealing (once, at open).
     pub(crate) async fn seal_plaintext_keys(&self) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
+        let plaintext = self
+            .db()
+            .fetch_all(
                 "SELECT domain, selector, private_key_pem FROM dkim_keys \
                  WHERE private_key_pem NOT LIKE 'sealed:%'",
+                params![],
+                |row| {
+                    Ok((
+                        row.text("domain")?,
+                        row.text("selector")?,
+                        Zeroizing::new(row.text("private_key_pem")?),
+                    ))
+                },
             )
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            for row in rows {
-                let domain = row.text("domain").map_err(|e| self.database_error(e))?;
-                let selector = row.text("selector").map_err(|e| self.database_error(e))?;
-                let plain =
-                    Zeroizing::new(row.text("private_key_pem").map_err(|e| self.database_error(e))?);
-                let sealed = self.sealer.seal(&plain, &seal_context(&domain, &selector));
-                sqlx::query(
+            .await?;
+        for (domain, selector, plain) in plaintext {
+            let sealed = self.sealer.seal(&plain, &seal_context(&domain, &selector));
+            self.db()
+                .execute(
                     "UPDATE dkim_keys SET private_key_pem = $1 WHERE domain = $2 AND selector = $3",
+                    params![sealed, &domain, &selector],
                 )
-                .bind(sealed)
-                .bind(&domain)
-                .bind(&selector)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            }
-            Ok(())
-        })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Decodes one `dkim_keys` row; a value this version does not know is `Corrupt`, not a
     /// panic, so one bad row cannot take the whole program down.
-    pub(crate) fn key_from_row(&self, row: &impl StoreRow) -> Result<StoredDkimKey, StoreError> {
-        let domain = row.text("domain").map_err(|e| self.database_error(e))?;
-        let selector = row.text("selector").map_err(|e| self.database_error(e))?;
+    fn key_from_row(&self, row: &dyn StoreRow) -> Result<StoredDkimKey, RowError> {
+        let domain = row.text("domain")?;
+        let selector = row.text("selector")?;
         let corrupt = |reason: String| StoreError::Corrupt {
             path: self.db_path.clone(),
             domain: domain.clone(),

@@ -1,7 +1,8 @@
 //! Domains and DNS servers defined through the service's API, kept as their config-table
 //! JSON. A DNS server's TSIG secret (`key`) is sealed in the stored JSON.
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use crate::query::params;
+use crate::{Store, StoreError};
 
 /// The two tables of API-defined objects; same columns, so one statement text each.
 #[derive(Clone, Copy)]
@@ -124,16 +125,11 @@ impl Store {
     }
 
     async fn api_objects(&self, table: ApiTable) -> Result<Vec<(String, String)>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(table.select())
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|r| Ok((r.text("name")?, r.text("definition")?)))
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))
-        })
+        self.db()
+            .fetch_all(table.select(), params![], |row| {
+                Ok((row.text("name")?, row.text("definition")?))
+            })
+            .await
     }
 
     async fn put_api_object(
@@ -143,27 +139,15 @@ impl Store {
         definition: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(table.upsert())
-                .bind(name)
-                .bind(definition)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
+        self.db()
+            .execute(table.upsert(), params![name, definition, now])
+            .await?;
+        Ok(())
     }
 
     async fn delete_api_object(&self, table: ApiTable, name: &str) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query(table.delete())
-                .bind(name)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+        let deleted = self.db().execute(table.delete(), params![name]).await?;
+        Ok(deleted == 1)
     }
 }
 

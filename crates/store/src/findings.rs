@@ -2,7 +2,8 @@
 //! findings. Kept so that a restart does not alert again, and swapped compare-and-set so
 //! that instances sharing one PostgreSQL database announce a change once.
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use crate::query::{Param, params};
+use crate::{Store, StoreError};
 
 /// The findings a channel was last told about (JSON, in the caller's format) and when the
 /// check that found them ran (Unix seconds).
@@ -19,25 +20,19 @@ impl Store {
         domain: &str,
         channel: &str,
     ) -> Result<Option<AnnouncedFindings>, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query(
+        self.db()
+            .fetch_optional(
                 "SELECT findings, checked_at FROM announced_findings \
                  WHERE domain = $1 AND channel = $2",
+                params![domain, channel],
+                |row| {
+                    Ok(AnnouncedFindings {
+                        findings: row.text("findings")?,
+                        checked_at: row.int("checked_at")?,
+                    })
+                },
             )
-            .bind(domain)
-            .bind(channel)
-            .fetch_optional(pool)
             .await
-            .map_err(|e| self.database_error(e))?;
-            row.map(|r| {
-                Ok(AnnouncedFindings {
-                    findings: r.text("findings")?,
-                    checked_at: r.int("checked_at")?,
-                })
-            })
-            .transpose()
-            .map_err(|e: sqlx::Error| self.database_error(e))
-        })
     }
 
     /// Replaces what `channel` was told about `domain` by `new` (`None`: forgets it), only
@@ -51,40 +46,25 @@ impl Store {
         new: Option<&str>,
         checked_at: i64,
     ) -> Result<bool, StoreError> {
-        let rows = with_pool!(self, pool => {
-            let query = match (expected, new) {
-                (None, None) => return Ok(true),
-                (None, Some(new)) => sqlx::query(
-                    "INSERT INTO announced_findings (domain, channel, findings, checked_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (domain, channel) DO NOTHING",
-                )
-                .bind(domain)
-                .bind(channel)
-                .bind(new)
-                .bind(checked_at),
-                (Some(expected), Some(new)) => sqlx::query(
-                    "UPDATE announced_findings SET findings = $3, checked_at = $4 \
-                     WHERE domain = $1 AND channel = $2 AND findings = $5",
-                )
-                .bind(domain)
-                .bind(channel)
-                .bind(new)
-                .bind(checked_at)
-                .bind(expected),
-                (Some(expected), None) => sqlx::query(
-                    "DELETE FROM announced_findings \
-                     WHERE domain = $1 AND channel = $2 AND findings = $3",
-                )
-                .bind(domain)
-                .bind(channel)
-                .bind(expected),
-            };
-            query
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?
-                .rows_affected()
-        });
+        let (sql, params): (&str, &[Param]) = match (expected, new) {
+            (None, None) => return Ok(true),
+            (None, Some(new)) => (
+                "INSERT INTO announced_findings (domain, channel, findings, checked_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (domain, channel) DO NOTHING",
+                params![domain, channel, new, checked_at],
+            ),
+            (Some(expected), Some(new)) => (
+                "UPDATE announced_findings SET findings = $3, checked_at = $4 \
+                 WHERE domain = $1 AND channel = $2 AND findings = $5",
+                params![domain, channel, new, checked_at, expected],
+            ),
+            (Some(expected), None) => (
+                "DELETE FROM announced_findings \
+                 WHERE domain = $1 AND channel = $2 AND findings = $3",
+                params![domain, channel, expected],
+            ),
+        };
+        let rows = self.db().execute(sql, params).await?;
         Ok(rows == 1)
     }
 }
@@ -95,8 +75,7 @@ mod tests {
 
     #[tokio::test]
     async fn swaps_only_from_the_expected_findings_and_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let (dir, store) = crate::temp_store().await;
         let (d, c) = ("example.org", "webhook");
         assert_eq!(store.announced_findings(d, c).await.unwrap(), None);
         assert!(

@@ -6,11 +6,16 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use mailzone_records::diff::LedgerEntry;
 use mailzone_records::{DnsRecordType, Name, Record, zonefile};
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use sqlx::AssertSqlSafe;
+
+use crate::query::{Param, RowError, params};
+use crate::{Store, StoreError, StoreRow};
 
 /// Rows per INSERT statement: 6 parameters each stays far below SQLite's limit of 32,766
 /// (and the 999 of builds before 3.32) and PostgreSQL's 65,535.
 const LEDGER_ROWS_PER_STATEMENT: usize = 150;
+/// Parameters per ledger row: zone, name, rtype, rdata, record_type, published_at.
+const LEDGER_COLUMNS: usize = 6;
 
 /// What mailzone remembers of a zone after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,26 +31,21 @@ const FEW_ZONES: usize = 64;
 impl Store {
     /// Every record mailzone published in `zone`.
     pub async fn ledger(&self, zone: &Name) -> Result<BTreeSet<LedgerEntry>, StoreError> {
-        let rows: Vec<[String; 4]> = with_pool!(self, pool => {
-            let rows = sqlx::query(
+        let rows = self
+            .db()
+            .fetch_all(
                 "SELECT name, rtype, rdata, record_type FROM published_records WHERE zone = $1",
-            )
-            .bind(zone.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|row| {
+                params![zone.as_str()],
+                |row| {
                     Ok([
                         row.text("name")?,
                         row.text("rtype")?,
                         row.text("rdata")?,
                         row.text("record_type")?,
                     ])
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))?
-        });
+                },
+            )
+            .await?;
         let mut out = BTreeSet::new();
         for [name, rtype, rdata, record_type] in rows {
             let corrupt = |reason: String| StoreError::CorruptLedger {
@@ -83,29 +83,29 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
-            for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) ",
-                );
-                insert.push_values(chunk, |mut row, entry| {
-                    row.push_bind(zone.as_str().to_string())
-                        .push_bind(entry.name.as_str().to_string())
-                        .push_bind(entry.data.rtype())
-                        .push_bind(zonefile::rdata_presentation(&entry.data))
-                        .push_bind(entry.record_type.name())
-                        .push_bind(now);
-                });
-                insert.push(" ON CONFLICT (zone, name, rtype, rdata) DO NOTHING");
-                insert
-                    .build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.database_error(e))?;
-            }
-            tx.commit().await.map_err(|e| self.database_error(e))
-        })
+        let mut tx = self.begin().await?;
+        for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
+                 VALUES {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
+                values_placeholders(chunk.len(), LEDGER_COLUMNS)
+            );
+            let params: Vec<Param> = chunk
+                .iter()
+                .flat_map(|entry| {
+                    [
+                        Param::from(zone.as_str()),
+                        Param::from(entry.name.as_str()),
+                        Param::from(entry.data.rtype()),
+                        Param::from(zonefile::rdata_presentation(&entry.data)),
+                        Param::from(entry.record_type.name()),
+                        Param::from(now),
+                    ]
+                })
+                .collect();
+            tx.db().execute(AssertSqlSafe(sql), &params).await?;
+        }
+        tx.commit().await
     }
 
     /// Forgets records that were deleted (called after the UPDATE succeeded).
@@ -113,43 +113,39 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
-            for record in records {
-                sqlx::query(
+        let mut tx = self.begin().await?;
+        for record in records {
+            tx.db()
+                .execute(
                     "DELETE FROM published_records \
                      WHERE zone = $1 AND name = $2 AND rtype = $3 AND rdata = $4",
+                    params![
+                        zone.as_str(),
+                        record.name.as_str(),
+                        record.data.rtype(),
+                        zonefile::rdata_presentation(&record.data)
+                    ],
                 )
-                .bind(zone.as_str())
-                .bind(record.name.as_str())
-                .bind(record.data.rtype())
-                .bind(zonefile::rdata_presentation(&record.data))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            }
-            tx.commit().await.map_err(|e| self.database_error(e))
-        })
+                .await?;
+        }
+        tx.commit().await
     }
 
     /// The remembered state of every zone, keyed by (zone, DNS server): one query for a
     /// run over many zones.
     pub async fn zone_states(&self) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT zone, dns_server, serial, desired_digest FROM zone_state")
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            let mut out = HashMap::with_capacity(rows.len());
-            for row in rows {
-                let key = (
-                    row.text("zone").map_err(|e| self.database_error(e))?,
-                    row.text("dns_server").map_err(|e| self.database_error(e))?,
-                );
-                out.insert(key, self.zone_state_from_row(&row)?);
-            }
-            Ok(out)
-        })
+        let states = self
+            .db()
+            .fetch_all(
+                "SELECT zone, dns_server, serial, desired_digest FROM zone_state",
+                params![],
+                |row| {
+                    let key = (row.text("zone")?, row.text("dns_server")?);
+                    Ok((key, zone_state_from_row(row)?))
+                },
+            )
+            .await?;
+        Ok(states.into_iter().collect())
     }
 
     /// The remembered states of the (zone, DNS server) pairs of a run: one query per pair
@@ -167,35 +163,20 @@ impl Store {
         }
         let mut out = HashMap::with_capacity(keys.len());
         for (zone, dns_server) in keys {
-            let row = with_pool!(self, pool => {
-                sqlx::query(
+            let row = self
+                .db()
+                .fetch_optional(
                     "SELECT serial, desired_digest FROM zone_state \
                      WHERE zone = $1 AND dns_server = $2",
+                    params![zone, dns_server],
+                    zone_state_from_row,
                 )
-                .bind(zone)
-                .bind(dns_server)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?
-                .map(|row| self.zone_state_from_row(&row))
-                .transpose()?
-            });
+                .await?;
             if let Some(state) = row {
                 out.insert((zone.clone(), dns_server.clone()), state);
             }
         }
         Ok(out)
-    }
-
-    fn zone_state_from_row(&self, row: &impl StoreRow) -> Result<ZoneState, StoreError> {
-        let serial = row.int("serial").map_err(|e| self.database_error(e))?;
-        let desired_digest = row
-            .text("desired_digest")
-            .map_err(|e| self.database_error(e))?;
-        Ok(ZoneState {
-            serial: serial as u32,
-            desired_digest,
-        })
     }
 
     /// Records that `zone` on `dns_server` was in sync at `serial` with these desired records.
@@ -206,22 +187,40 @@ impl Store {
         state: &ZoneState,
         now: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(
+        self.db()
+            .execute(
                 "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
                  desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
+                params![
+                    zone.as_str(),
+                    dns_server,
+                    i64::from(state.serial),
+                    &state.desired_digest,
+                    now
+                ],
             )
-            .bind(zone.as_str())
-            .bind(dns_server)
-            .bind(i64::from(state.serial))
-            .bind(&state.desired_digest)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
+            .await?;
+        Ok(())
     }
+}
+
+fn zone_state_from_row(row: &dyn StoreRow) -> Result<ZoneState, RowError> {
+    Ok(ZoneState {
+        serial: row.int("serial")? as u32,
+        desired_digest: row.text("desired_digest")?,
+    })
+}
+
+/// `($1, $2), ($3, $4)` for two rows of two columns: the VALUES of a multi-row INSERT.
+fn values_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = row * columns + 1;
+            let row: Vec<String> = (first..first + columns).map(|n| format!("${n}")).collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

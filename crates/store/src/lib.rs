@@ -15,6 +15,7 @@ mod dkim_keys;
 mod domains;
 mod findings;
 mod ledger;
+mod query;
 mod seal;
 mod tasks;
 mod tlsa;
@@ -184,7 +185,6 @@ macro_rules! with_pool {
         }
     };
 }
-pub(crate) use with_pool;
 
 /// Column access shared by SQLite and PostgreSQL rows.
 pub(crate) trait StoreRow {
@@ -594,6 +594,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), StoreError> {
             source,
         }
     })
+}
+
+/// A SQLite store in a new temporary directory, which lives as long as the `TempDir`.
+#[cfg(test)]
+pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(dir.path()).await.unwrap();
+    (dir, store)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! alone; on PostgreSQL the row is picked `FOR UPDATE SKIP LOCKED`, so instances sharing the
 //! database never claim the same task.
 
-use crate::{Pool, Store, StoreError, StoreRow, with_pool};
+use crate::query::{Param, RowError, params};
+use crate::{Pool, Store, StoreError, StoreRow};
 
 /// Where a task is in its life (the names of Stalwart's task states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,76 +123,86 @@ impl Store {
         running_counts: bool,
     ) -> Result<Task, StoreError> {
         let types = update_records_json(&new.update_records);
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
-            if let Pool::Postgres(_) = &self.pool {
-                // Instances scheduling the same domain at once: one at a time, so the
-                // second sees the first's task (released at commit).
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind(&new.domain)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.database_error(e))?;
+        let mut tx = self.begin().await?;
+        if self.is_shared() {
+            // Instances scheduling the same domain at once: one at a time, so the
+            // second sees the first's task (released at commit).
+            tx.db()
+                .execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    params![&new.domain],
+                )
+                .await?;
+        }
+        let waiting = tx
+            .db()
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks WHERE domain = $1 AND kind = $2 AND update_records = $3 \
+                     AND on_success_renew_certificate = $6 \
+                     AND (status IN ('Scheduled', 'Retry') \
+                          OR (status = 'Running' AND (lease_until < $4 OR $5))) \
+                     ORDER BY created_at LIMIT 1"
+                ),
+                // A forced renewal must not disappear into a waiting task without it.
+                params![
+                    &new.domain,
+                    &new.kind,
+                    &types,
+                    now,
+                    running_counts,
+                    new.on_success_renew_certificate
+                ],
+                task_from_row,
+            )
+            .await?;
+        let mut task = match waiting {
+            Some(task) => task,
+            None => {
+                tx.db()
+                    .fetch_one(
+                        concat!(
+                            "INSERT INTO tasks (id, kind, domain, update_records, \
+                             on_success_renew_certificate, status, attempts, due_at, created_at, \
+                             updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, 'Scheduled', 0, $6, $7, $7) RETURNING ",
+                            columns!()
+                        ),
+                        params![
+                            new_task_id(),
+                            &new.kind,
+                            &new.domain,
+                            &types,
+                            new.on_success_renew_certificate,
+                            new.due_at,
+                            now
+                        ],
+                        task_from_row,
+                    )
+                    .await?
             }
-            let waiting = sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM tasks WHERE domain = $1 AND kind = $2 AND update_records = $3 \
-                 AND on_success_renew_certificate = $6 \
-                 AND (status IN ('Scheduled', 'Retry') \
-                      OR (status = 'Running' AND (lease_until < $4 OR $5))) \
-                 ORDER BY created_at LIMIT 1"
-            ))
-            .bind(&new.domain)
-            .bind(&new.kind)
-            .bind(&types)
-            .bind(now)
-            .bind(running_counts)
-            // A forced renewal must not disappear into a waiting task without it.
-            .bind(new.on_success_renew_certificate)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            let row = match waiting {
-                Some(row) => row,
-                None => sqlx::query(concat!(
-                    "INSERT INTO tasks (id, kind, domain, update_records, on_success_renew_certificate, \
-                     status, attempts, due_at, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'Scheduled', 0, $6, $7, $7) RETURNING ",
-                    columns!()
-                ))
-                .bind(new_task_id())
-                .bind(&new.kind)
-                .bind(&new.domain)
-                .bind(&types)
-                .bind(new.on_success_renew_certificate)
-                .bind(new.due_at)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?,
-            };
-            let mut task = self.task_from_row(&row)?;
-            let waits_longer = matches!(task.status, TaskStatus::Scheduled | TaskStatus::Retry)
-                && task.due_at > new.due_at;
-            if waits_longer {
-                // A task asked for sooner than the waiting one is due (a certificate changed
-                // while a TlsaSync waits for a withdrawal): the waiting one comes forward.
-                let row = sqlx::query(concat!(
-                    "UPDATE tasks SET due_at = $1, updated_at = $2 WHERE id = $3 RETURNING ",
-                    columns!()
-                ))
-                .bind(new.due_at)
-                .bind(now)
-                .bind(&task.id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-                task = self.task_from_row(&row)?;
-            }
-            tx.commit().await.map_err(|e| self.database_error(e))?;
-            Ok(task)
-        })
+        };
+        let waits_longer = matches!(task.status, TaskStatus::Scheduled | TaskStatus::Retry)
+            && task.due_at > new.due_at;
+        if waits_longer {
+            // A task asked for sooner than the waiting one is due (a certificate changed
+            // while a TlsaSync waits for a withdrawal): the waiting one comes forward.
+            task = tx
+                .db()
+                .fetch_one(
+                    concat!(
+                        "UPDATE tasks SET due_at = $1, updated_at = $2 WHERE id = $3 RETURNING ",
+                        columns!()
+                    ),
+                    params![new.due_at, now, &task.id],
+                    task_from_row,
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(task)
     }
 
     /// Takes the next due task for `owner` until `lease_until`: a Scheduled or Retry task
@@ -241,16 +252,9 @@ impl Store {
                  ORDER BY due_at, created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
             ),
         };
-        with_pool!(self, pool => {
-            let row = sqlx::query(sql)
-                .bind(owner)
-                .bind(lease_until)
-                .bind(now)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            row.map(|r| self.task_from_row(&r)).transpose()
-        })
+        self.db()
+            .fetch_optional(sql, params![owner, lease_until, now], task_from_row)
+            .await
     }
 
     /// Extends the lease and records progress. `false` when the lease was lost (another
@@ -263,21 +267,15 @@ impl Store {
         progress: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query(
+        let changed = self
+            .db()
+            .execute(
                 "UPDATE tasks SET lease_until = $1, progress = $2, updated_at = $3 \
                  WHERE id = $4 AND lease_owner = $5 AND status = 'Running'",
+                params![lease_until, progress, now, id, owner],
             )
-            .bind(lease_until)
-            .bind(progress)
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Ends an attempt. `false` when `owner` no longer held the task.
@@ -295,72 +293,54 @@ impl Store {
             }
             TaskEnd::Failed { reason } => ("Failed", None, Some(reason.as_str()), None),
         };
-        with_pool!(self, pool => {
-            let done = sqlx::query(
+        let changed = self
+            .db()
+            .execute(
                 "UPDATE tasks SET status = $1, due_at = COALESCE($2, due_at), failure_reason = $3, \
                  result = $4, progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $5 \
                  WHERE id = $6 AND lease_owner = $7 AND status = 'Running'",
+                params![status, due_at, reason, result, now, id, owner],
             )
-            .bind(status)
-            .bind(due_at)
-            .bind(reason)
-            .bind(result)
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() == 1)
-        })
+            .await?;
+        Ok(changed == 1)
     }
 
     /// Gives a running task back without counting the attempt (graceful shutdown): it is
     /// due again at once, for this or another instance.
     pub async fn release_task(&self, id: &str, owner: &str, now: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(
+        self.db()
+            .execute(
                 "UPDATE tasks SET status = 'Scheduled', \
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, due_at = $1, \
                  progress = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $1 \
                  WHERE id = $2 AND lease_owner = $3 AND status = 'Running'",
+                params![now, id, owner],
             )
-            .bind(now)
-            .bind(id)
-            .bind(owner)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            Ok(())
-        })
+            .await?;
+        Ok(())
     }
 
     /// Schedules a Failed (or waiting Retry) task to run now, with its attempts reset.
     /// `None` when there is no such task; a Running or Succeeded task is returned unchanged.
     pub async fn retry_task(&self, id: &str, now: i64) -> Result<Option<Task>, StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(
+        self.db()
+            .execute(
                 "UPDATE tasks SET status = 'Scheduled', attempts = 0, due_at = $1, updated_at = $1 \
                  WHERE id = $2 AND status IN ('Failed', 'Retry')",
+                params![now, id],
             )
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        });
+            .await?;
         self.task(id).await
     }
 
     pub async fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            row.map(|r| self.task_from_row(&r)).transpose()
-        })
+        self.db()
+            .fetch_optional(
+                concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"),
+                params![id],
+                task_from_row,
+            )
+            .await
     }
 
     /// The newest tasks first, at most `limit`, optionally of one status.
@@ -369,72 +349,42 @@ impl Store {
         status: Option<TaskStatus>,
         limit: u32,
     ) -> Result<Vec<Task>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = match status {
-                Some(status) => sqlx::query(concat!(
+        let limit = Param::from(i64::from(limit));
+        let (sql, params) = match status {
+            Some(status) => (
+                concat!(
                     "SELECT ",
                     columns!(),
                     " FROM tasks WHERE status = $1 ORDER BY created_at DESC, id LIMIT $2"
-                ))
-                .bind(status.as_str())
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await,
-                None => sqlx::query(concat!(
+                ),
+                vec![Param::from(status.as_str()), limit],
+            ),
+            None => (
+                concat!(
                     "SELECT ",
                     columns!(),
                     " FROM tasks ORDER BY created_at DESC, id LIMIT $1"
-                ))
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await,
-            }
-            .map_err(|e| self.database_error(e))?;
-            rows.iter().map(|r| self.task_from_row(r)).collect()
-        })
+                ),
+                vec![limit],
+            ),
+        };
+        self.db().fetch_all(sql, &params, task_from_row).await
     }
 
     /// How many tasks are in each status (for metrics).
     pub async fn task_counts(&self) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
-                .fetch_all(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let status = row.text("status").map_err(|e| self.database_error(e))?;
-                let n = row.int("n").map_err(|e| self.database_error(e))?;
-                if let Some(status) = TaskStatus::parse(&status) {
-                    out.push((status, n));
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn task_from_row(&self, row: &impl StoreRow) -> Result<Task, StoreError> {
-        let e = |e: sqlx::Error| self.database_error(e);
-        let status = row.text("status").map_err(e)?;
-        let update_records = row.text("update_records").map_err(e)?;
-        let attempts = row.int("attempts").map_err(e)?;
-        Ok(Task {
-            id: row.text("id").map_err(e)?,
-            kind: row.text("kind").map_err(e)?,
-            domain: row.text("domain").map_err(e)?,
-            update_records: serde_json::from_str(&update_records).unwrap_or_default(),
-            on_success_renew_certificate: row.boolean("on_success_renew_certificate").map_err(e)?,
-            status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
-            progress: row.opt_text("progress").map_err(e)?,
-            attempts: u32::try_from(attempts).unwrap_or(0),
-            due_at: row.int("due_at").map_err(e)?,
-            lease_owner: row.opt_text("lease_owner").map_err(e)?,
-            lease_until: row.opt_int("lease_until").map_err(e)?,
-            failure_reason: row.opt_text("failure_reason").map_err(e)?,
-            result: row.opt_text("result").map_err(e)?,
-            created_at: row.int("created_at").map_err(e)?,
-            updated_at: row.int("updated_at").map_err(e)?,
-        })
+        let counts = self
+            .db()
+            .fetch_all(
+                "SELECT status, COUNT(*) AS n FROM tasks GROUP BY status",
+                params![],
+                |row| Ok((row.text("status")?, row.int("n")?)),
+            )
+            .await?;
+        Ok(counts
+            .into_iter()
+            .filter_map(|(status, n)| Some((TaskStatus::parse(&status)?, n)))
+            .collect())
     }
 
     /// Stores an API token's hash under a name.
@@ -445,77 +395,82 @@ impl Store {
         now: i64,
     ) -> Result<String, StoreError> {
         let id = new_task_id();
-        with_pool!(self, pool => {
-            sqlx::query(
+        self.db()
+            .execute(
                 "INSERT INTO api_tokens (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)",
+                params![&id, name, token_hash, now],
             )
-            .bind(&id)
-            .bind(name)
-            .bind(token_hash)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-        });
+            .await?;
         Ok(id)
     }
 
     /// The name of the token with this hash, if there is one.
     pub async fn api_token_name(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query("SELECT name FROM api_tokens WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            row.map(|r| r.text("name").map_err(|e| self.database_error(e)))
-                .transpose()
-        })
+        self.db()
+            .fetch_optional(
+                "SELECT name FROM api_tokens WHERE token_hash = $1",
+                params![token_hash],
+                |row| Ok(row.text("name")?),
+            )
+            .await
     }
 
     /// Every API token's id, name and creation time (never its hash), oldest first.
     pub async fn api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
-        with_pool!(self, pool => {
-            let rows = sqlx::query(
+        self.db()
+            .fetch_all(
                 "SELECT id, name, created_at FROM api_tokens ORDER BY created_at, id",
-            )
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|row| {
+                params![],
+                |row| {
                     Ok(ApiToken {
                         id: row.text("id")?,
                         name: row.text("name")?,
                         created_at: row.int("created_at")?,
                     })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))
-        })
+                },
+            )
+            .await
     }
 
     /// Deletes the token with this id: it stops working at once. Whether one was deleted.
     pub async fn revoke_api_token(&self, id: &str) -> Result<bool, StoreError> {
-        with_pool!(self, pool => {
-            let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1")
-                .bind(id)
-                .execute(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            Ok(done.rows_affected() > 0)
-        })
+        let deleted = self
+            .db()
+            .execute("DELETE FROM api_tokens WHERE id = $1", params![id])
+            .await?;
+        Ok(deleted > 0)
     }
 
     pub async fn api_token_count(&self) -> Result<i64, StoreError> {
-        with_pool!(self, pool => {
-            let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
-                .fetch_one(pool)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            row.int("n").map_err(|e| self.database_error(e))
-        })
+        self.db()
+            .fetch_one("SELECT COUNT(*) AS n FROM api_tokens", params![], |row| {
+                Ok(row.int("n")?)
+            })
+            .await
     }
+}
+
+fn task_from_row(row: &dyn StoreRow) -> Result<Task, RowError> {
+    let status = row.text("status")?;
+    let update_records = row.text("update_records")?;
+    let attempts = row.int("attempts")?;
+    Ok(Task {
+        id: row.text("id")?,
+        kind: row.text("kind")?,
+        domain: row.text("domain")?,
+        update_records: serde_json::from_str(&update_records).unwrap_or_default(),
+        on_success_renew_certificate: row.boolean("on_success_renew_certificate")?,
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        progress: row.opt_text("progress")?,
+        attempts: u32::try_from(attempts).unwrap_or(0),
+        due_at: row.int("due_at")?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_until: row.opt_int("lease_until")?,
+        failure_reason: row.opt_text("failure_reason")?,
+        result: row.opt_text("result")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
 }
 
 /// An API token as listed: the token itself is never stored, only its hash, which is not

@@ -5,21 +5,18 @@
 use mailzone_records::tlsa::rollover::{TlsaEntry, TlsaRole};
 use mailzone_records::zonefile;
 
-use crate::{Store, StoreError, StoreRow, with_pool};
+use crate::query::params;
+use crate::{Store, StoreError};
 
 impl Store {
     /// The TLSA entries of `host` (absolute name, no trailing dot), in no particular order.
     pub async fn tlsa_state(&self, host: &str) -> Result<Vec<TlsaEntry>, StoreError> {
-        let rows: Vec<(i64, String, String, i64, Option<i64>)> = with_pool!(self, pool => {
-            let rows = sqlx::query(
+        let rows = self
+            .db()
+            .fetch_all(
                 "SELECT usage, digest, role, since, retire_at FROM tlsa_state WHERE host = $1",
-            )
-            .bind(host)
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.database_error(e))?;
-            rows.iter()
-                .map(|row| {
+                params![host],
+                |row| {
                     Ok((
                         row.int("usage")?,
                         row.text("digest")?,
@@ -27,10 +24,9 @@ impl Store {
                         row.int("since")?,
                         row.opt_int("retire_at")?,
                     ))
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| self.database_error(e))?
-        });
+                },
+            )
+            .await?;
         rows.into_iter()
             .map(|(usage, digest, role, since, retire_at)| {
                 let corrupt = |reason: String| StoreError::CorruptLedger {
@@ -56,30 +52,27 @@ impl Store {
         host: &str,
         entries: &[TlsaEntry],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(|e| self.database_error(e))?;
-            sqlx::query("DELETE FROM tlsa_state WHERE host = $1")
-                .bind(host)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            for entry in entries {
-                sqlx::query(
+        let mut tx = self.begin().await?;
+        tx.db()
+            .execute("DELETE FROM tlsa_state WHERE host = $1", params![host])
+            .await?;
+        for entry in entries {
+            tx.db()
+                .execute(
                     "INSERT INTO tlsa_state (host, usage, digest, role, since, retire_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
+                    params![
+                        host,
+                        i64::from(entry.usage),
+                        zonefile::hex(&entry.digest),
+                        entry.role.as_str(),
+                        entry.since,
+                        entry.retire_at
+                    ],
                 )
-                .bind(host)
-                .bind(i64::from(entry.usage))
-                .bind(zonefile::hex(&entry.digest))
-                .bind(entry.role.as_str())
-                .bind(entry.since)
-                .bind(entry.retire_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.database_error(e))?;
-            }
-            tx.commit().await.map_err(|e| self.database_error(e))
-        })
+                .await?;
+        }
+        tx.commit().await
     }
 }
 
@@ -89,8 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn state_round_trips_and_is_replaced_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let (_dir, store) = crate::temp_store().await;
         let entries = vec![
             TlsaEntry {
                 usage: 3,

@@ -19,31 +19,32 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{ServerOptions, TsigKey, ZoneSpec, tools, zone_file_name};
+use crate::server::PrimarySetup;
+use crate::{TsigKey, tools, zone_file_name};
 
-/// Writes `named.conf` for a primary serving `zones` into `dir`; returns its path.
-pub(crate) fn write_primary_config(
-    dir: &Path,
-    addr: SocketAddr,
-    zones: &[ZoneSpec],
-    key: &TsigKey,
-    options: &ServerOptions,
-) -> io::Result<PathBuf> {
-    let mut conf = common(dir, addr, key, "notify explicit;\n  notify-delay 0;");
-    let key_ref = format!("key \"{}\";", key.name);
-    let update = if options.allow_update {
+/// Writes `named.conf` for a primary into its directory; returns its path.
+pub(crate) fn write_primary_config(primary: &PrimarySetup) -> io::Result<PathBuf> {
+    let mut conf = common(
+        primary.dir,
+        primary.addr,
+        primary.key,
+        "notify explicit;\n  notify-delay 0;",
+    );
+    let key_ref = format!("key \"{}\";", primary.key.name);
+    let update = if primary.options.allow_update {
         key_ref.as_str()
     } else {
         "none;"
     };
     // Secondaries fetch with the same key, so notifying implies allowing transfers
     // (DnsServer::start rejects allow_transfer = false with a notify list).
-    let transfer = if options.allow_transfer || !options.notify.is_empty() {
+    let transfer = if primary.options.allow_transfer || !primary.options.notify.is_empty() {
         key_ref.as_str()
     } else {
         "none;"
     };
-    let also_notify: String = options
+    let also_notify: String = primary
+        .options
         .notify
         .iter()
         .map(|secondary| {
@@ -51,11 +52,11 @@ pub(crate) fn write_primary_config(
                 " {} port {} key \"{}\";",
                 secondary.ip(),
                 secondary.port(),
-                key.name
+                primary.key.name
             )
         })
         .collect();
-    for zone in zones {
+    for zone in primary.zones {
         let name = zone.name.trim_end_matches('.');
         let _ = writeln!(conf, "zone \"{name}\" {{");
         let _ = writeln!(conf, "  type primary;");
@@ -67,7 +68,7 @@ pub(crate) fn write_primary_config(
         }
         let _ = writeln!(conf, "}};");
     }
-    let path = dir.join("named.conf");
+    let path = primary.dir.join("named.conf");
     std::fs::write(&path, conf)?;
     Ok(path)
 }

@@ -18,61 +18,63 @@
 
 use std::fmt::Write as _;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{ServerOptions, TsigKey, ZoneSpec, tools, zone_file_name};
+use crate::server::PrimarySetup;
+use crate::{tools, zone_file_name};
 
-/// Writes `knot.conf` (and the `db` directory) into `dir`; returns the config path.
-/// The zone files are written by the caller.
-pub(crate) fn write_config(
-    dir: &Path,
-    addr: SocketAddr,
-    zones: &[ZoneSpec],
-    key: &TsigKey,
-    options: &ServerOptions,
-) -> io::Result<PathBuf> {
-    let db = dir.join("db");
+/// Writes `knot.conf` (and the `db` directory) into the primary's directory; returns the
+/// config path. The zone files are written by the caller.
+pub(crate) fn write_config(primary: &PrimarySetup) -> io::Result<PathBuf> {
+    let db = primary.dir.join("db");
     std::fs::create_dir_all(&db)?;
-    let mut conf = String::new();
-    let dir_s = quote(dir);
-    let _ = writeln!(conf, "server:");
-    let _ = writeln!(conf, "  rundir: {dir_s}");
-    let _ = writeln!(conf, "  listen: {}@{}", addr.ip(), addr.port());
-    let _ = writeln!(conf, "log:");
-    let _ = writeln!(conf, "  - target: stderr");
-    let _ = writeln!(conf, "    any: info");
-    let _ = writeln!(conf, "database:");
-    let _ = writeln!(conf, "  storage: {}", quote(&db));
-    let _ = writeln!(conf, "key:");
-    let _ = writeln!(conf, "  - id: {}", key.name);
-    let _ = writeln!(conf, "    algorithm: {}", key.algorithm);
-    let _ = writeln!(conf, "    secret: \"{}\"", key.secret_base64);
+    let dir_s = quote(primary.dir);
+    let mut conf = format!(
+        r#"server:
+  rundir: {dir_s}
+  listen: {ip}@{port}
+log:
+  - target: stderr
+    any: info
+database:
+  storage: {db}
+key:
+  - id: {name}
+    algorithm: {algorithm}
+    secret: "{secret}"
+"#,
+        name = primary.key.name,
+        algorithm = primary.key.algorithm,
+        secret = primary.key.secret_base64,
+        db = quote(&db),
+        ip = primary.addr.ip(),
+        port = primary.addr.port(),
+    );
 
-    if !options.notify.is_empty() {
+    if !primary.options.notify.is_empty() {
         let _ = writeln!(conf, "remote:");
-        for (index, secondary) in options.notify.iter().enumerate() {
+        for (index, secondary) in primary.options.notify.iter().enumerate() {
             let _ = writeln!(conf, "  - id: secondary{index}");
             let _ = writeln!(conf, "    address: {}@{}", secondary.ip(), secondary.port());
-            let _ = writeln!(conf, "    key: {}", key.name);
+            let _ = writeln!(conf, "    key: {}", primary.key.name);
         }
     }
 
     let mut acls = Vec::new();
     let mut acl_conf = String::new();
-    if options.allow_update {
+    if primary.options.allow_update {
         acls.push("mailzone_update");
         let _ = writeln!(acl_conf, "  - id: mailzone_update");
-        let _ = writeln!(acl_conf, "    key: {}", key.name);
+        let _ = writeln!(acl_conf, "    key: {}", primary.key.name);
         let _ = writeln!(acl_conf, "    action: update");
     }
     // Secondaries fetch with the same key, so notifying implies allowing transfers
     // (DnsServer::start rejects allow_transfer = false with a notify list).
-    if options.allow_transfer || !options.notify.is_empty() {
+    if primary.options.allow_transfer || !primary.options.notify.is_empty() {
         acls.push("mailzone_transfer");
         let _ = writeln!(acl_conf, "  - id: mailzone_transfer");
-        let _ = writeln!(acl_conf, "    key: {}", key.name);
+        let _ = writeln!(acl_conf, "    key: {}", primary.key.name);
         let _ = writeln!(acl_conf, "    action: transfer");
     }
     if !acl_conf.is_empty() {
@@ -80,46 +82,45 @@ pub(crate) fn write_config(
         conf.push_str(&acl_conf);
     }
 
-    if options.dnssec {
+    if primary.options.dnssec {
         // Automatic signing (Knot 3.2 `dnssec-signing` with a `policy`): keys are made at
         // the first load, kept in the KASP database under `database.storage`, and the KSK
         // stays in the "ready" state (it signs; Knot waits for a DS it is never told of).
-        let _ = writeln!(conf, "policy:");
-        let _ = writeln!(conf, "  - id: mailzone");
-        let _ = writeln!(conf, "    algorithm: ecdsap256sha256");
-        let _ = writeln!(conf, "    nsec3: off");
-        let _ = writeln!(conf, "    rrsig-lifetime: 14d");
-        let _ = writeln!(conf, "    rrsig-refresh: 7d");
+        conf.push_str(SIGNING_POLICY);
     }
 
-    let _ = writeln!(conf, "template:");
-    let _ = writeln!(conf, "  - id: default");
-    let _ = writeln!(conf, "    storage: {dir_s}");
-    let _ = writeln!(conf, "    zonefile-load: whole");
-    let _ = writeln!(conf, "    journal-content: changes");
-    let _ = writeln!(conf, "    zonefile-sync: -1");
-    let _ = writeln!(conf, "    serial-policy: increment");
-    if options.dnssec {
+    let _ = write!(
+        conf,
+        "template:
+  - id: default
+    storage: {dir_s}
+    zonefile-load: whole
+    journal-content: changes
+    zonefile-sync: -1
+    serial-policy: increment
+"
+    );
+    if primary.options.dnssec {
         let _ = writeln!(conf, "    dnssec-signing: on");
         let _ = writeln!(conf, "    dnssec-policy: mailzone");
     }
     if !acls.is_empty() {
         let _ = writeln!(conf, "    acl: [{}]", acls.join(", "));
     }
-    if !options.notify.is_empty() {
-        let ids: Vec<String> = (0..options.notify.len())
+    if !primary.options.notify.is_empty() {
+        let ids: Vec<String> = (0..primary.options.notify.len())
             .map(|index| format!("secondary{index}"))
             .collect();
         let _ = writeln!(conf, "    notify: [{}]", ids.join(", "));
     }
 
     let _ = writeln!(conf, "zone:");
-    for zone in zones {
+    for zone in primary.zones {
         let _ = writeln!(conf, "  - domain: {}", zone.name.trim_end_matches('.'));
         let _ = writeln!(conf, "    file: {}", zone_file_name(&zone.name));
     }
 
-    let path = dir.join("knot.conf");
+    let path = primary.dir.join("knot.conf");
     std::fs::write(&path, conf)?;
     Ok(path)
 }
@@ -130,6 +131,16 @@ pub(crate) fn command(config: &Path) -> io::Result<Command> {
     command.arg("-c").arg(config);
     Ok(command)
 }
+
+/// The `mailzone` signing policy: ECDSA P-256, NSEC, signatures valid 14 days and
+/// refreshed after 7.
+const SIGNING_POLICY: &str = "policy:
+  - id: mailzone
+    algorithm: ecdsap256sha256
+    nsec3: off
+    rrsig-lifetime: 14d
+    rrsig-refresh: 7d
+";
 
 fn quote(path: &Path) -> String {
     format!("\"{}\"", path.display())

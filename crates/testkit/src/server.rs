@@ -51,6 +51,16 @@ enum Role {
     Secondary,
 }
 
+/// What a primary's configuration is written from: its temporary directory, its address,
+/// its zones, the TSIG key it accepts, and the options it was started with.
+pub(crate) struct PrimarySetup<'a> {
+    pub dir: &'a Path,
+    pub addr: SocketAddr,
+    pub zones: &'a [ZoneSpec],
+    pub key: &'a TsigKey,
+    pub options: &'a ServerOptions,
+}
+
 /// One running authoritative server process (Knot or BIND) on `127.0.0.1:<port>`.
 ///
 /// Stopped (SIGKILL) when dropped; its temporary directory is removed then, unless
@@ -129,9 +139,16 @@ impl DnsServer {
                 for zone in zones {
                     std::fs::write(dir.join(zone_file_name(&zone.name)), zone_file_text(zone))?;
                 }
+                let primary = PrimarySetup {
+                    dir,
+                    addr,
+                    zones,
+                    key,
+                    options,
+                };
                 match kind {
-                    ServerKind::Knot => knot::write_config(dir, addr, zones, key, options),
-                    ServerKind::Bind => bind::write_primary_config(dir, addr, zones, key, options),
+                    ServerKind::Knot => knot::write_config(&primary),
+                    ServerKind::Bind => bind::write_primary_config(&primary),
                 }
             },
         )?;
@@ -149,15 +166,10 @@ impl DnsServer {
                     .is_ok_and(|answer| answer.rcode == "NOERROR" && !answer.rdata.is_empty())
             });
             if !signed {
-                self.stop();
-                return Err(io::Error::new(
+                return Err(self.stop_failed(
                     io::ErrorKind::TimedOut,
-                    format!(
-                        "{} on {} did not sign {zone} within {timeout:?}; log:\n{}",
-                        self.binary_name(),
-                        self.addr,
-                        self.log_tail(40)
-                    ),
+                    &format!(" did not sign {zone} within {timeout:?}"),
+                    || self.log_tail(40),
                 ));
             }
         }
@@ -376,30 +388,22 @@ impl DnsServer {
                     .lines()
                     .find(|line| ZONE_LOAD_FAILED.iter().any(|p| line.contains(p)))
                 {
-                    self.stop();
-                    return Err(io::Error::new(
+                    return Err(self.stop_failed(
                         io::ErrorKind::InvalidData,
-                        format!(
-                            "{} on {}: a zone did not load ({line}); log:\n{}",
-                            self.binary_name(),
-                            self.addr,
-                            self.log_since(log_len_before, 40)
-                        ),
+                        &format!(": a zone did not load ({line})"),
+                        || self.log_since(log_len_before, 40),
                     ));
                 }
             }
             if Instant::now() >= deadline {
-                self.stop();
-                return Err(io::Error::new(
+                return Err(self.stop_failed(
                     io::ErrorKind::TimedOut,
-                    format!(
-                        "{} on {} did not serve {} within {:?}; log:\n{}",
-                        self.binary_name(),
-                        self.addr,
+                    &format!(
+                        " did not serve {} within {:?}",
                         pending.join(", "),
-                        deadline - started,
-                        self.log_since(log_len_before, 40)
+                        deadline - started
                     ),
+                    || self.log_since(log_len_before, 40),
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -425,6 +429,22 @@ impl DnsServer {
                 self.addr,
                 self.config.display()
             ),
+        )
+    }
+
+    /// Stops the server and says why: `what` follows "<binary> on <address>", then the
+    /// log, read once the process is gone.
+    fn stop_failed(
+        &self,
+        kind: io::ErrorKind,
+        what: &str,
+        log: impl FnOnce() -> String,
+    ) -> io::Error {
+        self.stop();
+        let log = log();
+        io::Error::new(
+            kind,
+            format!("{} on {}{what}; log:\n{log}", self.binary_name(), self.addr),
         )
     }
 

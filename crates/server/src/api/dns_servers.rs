@@ -94,14 +94,8 @@ pub(crate) fn dns_server_json(
 
 pub(crate) async fn list_dns_servers(State(state): State<AppState>) -> Json<Value> {
     let loaded = state.loaded();
-    Json(Value::Array(
-        loaded
-            .config
-            .dns_servers
-            .iter()
-            .map(|s| dns_server_json(s, &loaded))
-            .collect(),
-    ))
+    let servers = loaded.config.dns_servers.iter();
+    Json(servers.map(|s| dns_server_json(s, &loaded)).collect())
 }
 
 pub(crate) async fn get_dns_server(

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::tasks::TaskKind;
@@ -82,31 +82,23 @@ pub(crate) fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfi
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DomainsQuery {
-    #[serde(default)]
     offset: Option<usize>,
-    #[serde(default)]
     limit: Option<usize>,
 }
 
 pub(crate) async fn list_domains(
     State(state): State<AppState>,
-    query: Result<Query<DomainsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<DomainsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     if query.limit == Some(0) {
         return Err(bad_request("limit must be at least 1"));
     }
     let loaded = state.loaded();
-    Ok(Json(Value::Array(
-        loaded
-            .config
-            .domains
-            .iter()
-            .skip(query.offset.unwrap_or(0))
-            .take(query.limit.unwrap_or(usize::MAX))
-            .map(|d| domain_json(d, &loaded))
-            .collect(),
-    )))
+    let page = loaded.config.domains.iter();
+    let page = page
+        .skip(query.offset.unwrap_or(0))
+        .take(query.limit.unwrap_or(usize::MAX));
+    Ok(Json(page.map(|d| domain_json(d, &loaded)).collect()))
 }
 
 pub(crate) async fn get_domain(
@@ -114,8 +106,7 @@ pub(crate) async fn get_domain(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let loaded = state.loaded();
-    let domain = find_domain(&loaded, &name)?;
-    Ok(Json(domain_json(domain, &loaded)))
+    Ok(Json(domain_json(find_domain(&loaded, &name)?, &loaded)))
 }
 
 /// Validates the config with this change, stores it, swaps it in, and schedules a
@@ -249,9 +240,7 @@ pub(crate) fn read_only(name: &Name, file: &std::path::Path) -> ApiError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecordsQuery {
-    #[serde(default)]
     format: Option<String>,
-    #[serde(default)]
     types: Option<String>,
 }
 
@@ -259,9 +248,8 @@ pub(crate) struct RecordsQuery {
 pub(crate) async fn domain_records(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    query: Result<Query<RecordsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<RecordsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &name)?;
     let types = parse_types(query.types.as_deref().unwrap_or(""))?;

@@ -5,12 +5,14 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::EngineError;
 use mailzone_engine::error::FailureClass;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 /// An error answer.
@@ -253,9 +255,23 @@ pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
 }
 
-/// 400 for a query string that does not fit the route's parameters.
-pub(crate) fn bad_query(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
-    bad_request(rejection.body_text())
+/// The query string as `T`; one that does not fit the route's parameters is a 400 in
+/// the API's error format.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| bad_request(rejection.body_text()))?;
+        Ok(ApiQuery(value))
+    }
 }
 
 #[cfg(test)]

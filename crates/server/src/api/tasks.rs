@@ -1,7 +1,7 @@
 //! `/tasks`: the service's tasks, created (202, run in the background), listed and retried.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::clock;
@@ -40,17 +40,14 @@ pub fn task_json(task: &Task) -> Value {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TasksQuery {
-    #[serde(default)]
     status: Option<String>,
-    #[serde(default)]
     limit: Option<u32>,
 }
 
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
-    query: Result<Query<TasksQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TasksQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(bad_query)?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(

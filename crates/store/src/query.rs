@@ -1,0 +1,282 @@
+//! One way to run a statement on either back end, on the pool or in a transaction: the SQL
+//! text, its parameters as [`Param`]s, and a function reading a row through [`StoreRow`].
+//! Statements then need no bind chain and no error mapping of their own.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+
+use crate::{Pool, Store, StoreError, StoreRow};
+
+/// A value bound to a `$n` parameter.
+pub(crate) enum Param<'a> {
+    Text(Cow<'a, str>),
+    OptText(Option<&'a str>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(value: &'a str) -> Self {
+        Param::Text(Cow::Borrowed(value))
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(value: &'a String) -> Self {
+        Param::Text(Cow::Borrowed(value))
+    }
+}
+
+impl From<String> for Param<'_> {
+    fn from(value: String) -> Self {
+        Param::Text(Cow::Owned(value))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Param<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Param::OptText(value)
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(value: i64) -> Self {
+        Param::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Param<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Param::OptInt(value)
+    }
+}
+
+impl From<bool> for Param<'_> {
+    fn from(value: bool) -> Self {
+        Param::Bool(value)
+    }
+}
+
+/// The parameters of a statement, in `$n` order: `params![a, b]`.
+macro_rules! params {
+    ($($value:expr),* $(,)?) => {
+        &[$(crate::query::Param::from($value)),*]
+    };
+}
+pub(crate) use params;
+
+/// Why a row could not be read: the database failed, or the value makes no sense (a
+/// `Corrupt` error the row reader chose itself).
+pub(crate) enum RowError {
+    Database(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for RowError {
+    fn from(e: sqlx::Error) -> Self {
+        RowError::Database(e)
+    }
+}
+
+impl From<StoreError> for RowError {
+    fn from(e: StoreError) -> Self {
+        RowError::Store(e)
+    }
+}
+
+/// An open transaction; dropped without [`Tx::commit`], it rolls back.
+pub(crate) struct Tx<'s> {
+    store: &'s Store,
+    inner: TxInner,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Where a statement runs.
+enum Conn<'c> {
+    Pool(&'c Pool),
+    Tx(&'c mut TxInner),
+}
+
+/// Runs `$body` with `$exec` bound to the executor behind `$conn`; like `with_pool!`, the
+/// body is compiled once per back end (and once more for transactions).
+macro_rules! on_conn {
+    ($conn:expr, $exec:ident => $body:expr) => {
+        match $conn {
+            Conn::Pool(Pool::Sqlite($exec)) => $body,
+            Conn::Pool(Pool::Postgres($exec)) => $body,
+            Conn::Tx(TxInner::Sqlite(tx)) => {
+                let $exec = &mut **tx;
+                $body
+            }
+            Conn::Tx(TxInner::Postgres(tx)) => {
+                let $exec = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// `sqlx::query($sql)` with `$params` bound in order.
+macro_rules! bound_query {
+    ($sql:expr, $params:expr) => {{
+        let mut query = sqlx::query($sql);
+        for param in $params {
+            query = match param {
+                Param::Text(v) => query.bind(v.as_ref()),
+                Param::OptText(v) => query.bind(*v),
+                Param::Int(v) => query.bind(*v),
+                Param::OptInt(v) => query.bind(*v),
+                Param::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// A statement about to run on the pool ([`Store::db`]) or in a transaction ([`Tx::db`]).
+pub(crate) struct Db<'c> {
+    store: &'c Store,
+    conn: Conn<'c>,
+}
+
+impl Store {
+    pub(crate) fn db(&self) -> Db<'_> {
+        Db {
+            store: self,
+            conn: Conn::Pool(&self.pool),
+        }
+    }
+
+    /// Starts a transaction.
+    pub(crate) async fn begin(&self) -> Result<Tx<'_>, StoreError> {
+        self.begin_with(false).await
+    }
+
+    /// Starts a transaction that holds SQLite's write lock from its first statement (a
+    /// plain transaction on PostgreSQL): racing writers queue on the busy timeout instead
+    /// of failing when their read turns into a write.
+    pub(crate) async fn begin_immediate(&self) -> Result<Tx<'_>, StoreError> {
+        self.begin_with(true).await
+    }
+
+    async fn begin_with(&self, immediate: bool) -> Result<Tx<'_>, StoreError> {
+        let inner = match &self.pool {
+            Pool::Sqlite(pool) if immediate => pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map(TxInner::Sqlite),
+            Pool::Sqlite(pool) => pool.begin().await.map(TxInner::Sqlite),
+            Pool::Postgres(pool) => pool.begin().await.map(TxInner::Postgres),
+        }
+        .map_err(|e| self.database_error(e))?;
+        Ok(Tx { store: self, inner })
+    }
+
+    fn row_error(&self, e: RowError) -> StoreError {
+        match e {
+            RowError::Database(e) => self.database_error(e),
+            RowError::Store(e) => e,
+        }
+    }
+}
+
+impl Tx<'_> {
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        Db {
+            store: self.store,
+            conn: Conn::Tx(&mut self.inner),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await,
+            TxInner::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(|e| self.store.database_error(e))
+    }
+}
+
+impl Db<'_> {
+    /// Runs a statement that returns no rows; how many rows it changed.
+    pub(crate) async fn execute(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Param<'_>],
+    ) -> Result<u64, StoreError> {
+        on_conn!(self.conn, exec => bound_query!(sql, params)
+            .execute(exec)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|e| self.store.database_error(e))
+    }
+
+    /// The one row the statement returns, read by `read`.
+    pub(crate) async fn fetch_one<T>(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Param<'_>],
+        read: impl Fn(&dyn StoreRow) -> Result<T, RowError>,
+    ) -> Result<T, StoreError> {
+        let mut rows = self.fetch(sql, params, Rows::One, read).await?;
+        Ok(rows.remove(0))
+    }
+
+    /// The row the statement returns, if any, read by `read`.
+    pub(crate) async fn fetch_optional<T>(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Param<'_>],
+        read: impl Fn(&dyn StoreRow) -> Result<T, RowError>,
+    ) -> Result<Option<T>, StoreError> {
+        let rows = self.fetch(sql, params, Rows::AtMostOne, read).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every row the statement returns, each read by `read`.
+    pub(crate) async fn fetch_all<T>(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Param<'_>],
+        read: impl Fn(&dyn StoreRow) -> Result<T, RowError>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.fetch(sql, params, Rows::All, read).await
+    }
+
+    async fn fetch<T>(
+        self,
+        sql: impl SqlSafeStr,
+        params: &[Param<'_>],
+        rows: Rows,
+        read: impl Fn(&dyn StoreRow) -> Result<T, RowError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let store = self.store;
+        on_conn!(self.conn, exec => {
+            let query = bound_query!(sql, params);
+            let fetched = match rows {
+                Rows::One => query.fetch_one(exec).await.map(|row| vec![row]),
+                Rows::AtMostOne => query.fetch_optional(exec).await.map(Vec::from_iter),
+                Rows::All => query.fetch_all(exec).await,
+            }
+            .map_err(|e| store.database_error(e))?;
+            fetched
+                .iter()
+                .map(|row| read(row).map_err(|e| store.row_error(e)))
+                .collect()
+        })
+    }
+}
+
+/// How many rows a statement must return: sqlx's `fetch_one` fails on none, and
+/// `fetch_optional` reads no further than the first.
+enum Rows {
+    One,
+    AtMostOne,
+    All,
+}
