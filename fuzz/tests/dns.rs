@@ -27,7 +27,7 @@ use mailzone_dns::{
     query_rrset, query_serial,
 };
 use mailzone_fuzz::{Entry, Inputs, Mutation, Outcome, cases, corpus, corpus_dir, fuzz, mutation};
-use mailzone_records::Name;
+use mailzone_records::{Name, RrType};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -909,14 +909,14 @@ fn tsig_config() -> TsigConfig {
 }
 
 /// What the provider reads record by record when the transfer is refused.
-fn wanted() -> Vec<(Name, &'static str)> {
+fn wanted() -> Vec<(Name, RrType)> {
     let n = |s: &str| Name::owner(s).unwrap();
     vec![
-        (n("example.test"), "MX"),
-        (n("example.test"), "TXT"),
-        (n("mail.example.test"), "A"),
-        (n("_25._tcp.mail.example.test"), "TLSA"),
-        (n("example.test"), "CAA"),
+        (n("example.test"), RrType::Mx),
+        (n("example.test"), RrType::Txt),
+        (n("mail.example.test"), RrType::A),
+        (n("_25._tcp.mail.example.test"), RrType::Tlsa),
+        (n("example.test"), RrType::Caa),
     ]
 }
 

@@ -95,7 +95,7 @@ impl Lookup for ZoneLookup {
                 self.records.iter().filter(|r| r.name == current).collect();
             let wanted: Vec<LiveRecord> = at_name
                 .iter()
-                .filter(|r| r.data.rtype().eq_ignore_ascii_case(rtype))
+                .filter(|r| r.data.rtype().as_str().eq_ignore_ascii_case(rtype))
                 .map(|r| LiveRecord::from_record((*r).clone()))
                 .collect();
             if (!wanted.is_empty() || !rtype.eq_ignore_ascii_case("CNAME"))

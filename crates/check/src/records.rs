@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use mailzone_records::diff::{LiveRecord, PlanEntry, diff};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record};
+use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record, RrType};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
@@ -40,18 +40,18 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             d
         })
         .collect();
-    let slots: BTreeSet<(Name, &'static str)> = desired
+    let slots: BTreeSet<(Name, RrType)> = desired
         .iter()
         .map(|d| (d.record.name.clone(), d.record.data.rtype()))
         .collect();
     let answers = futures::future::join_all(
         slots
             .iter()
-            .map(|(name, rtype)| support::query(ctx, name, rtype)),
+            .map(|(name, rtype)| support::query(ctx, name, rtype.as_str())),
     )
     .await;
     let mut live: Vec<LiveRecord> = Vec::new();
-    let mut failed: BTreeSet<(Name, &'static str)> = BTreeSet::new();
+    let mut failed: BTreeSet<(Name, RrType)> = BTreeSet::new();
     for ((name, rtype), answer) in slots.iter().zip(answers) {
         match answer {
             Ok(answer) => live.extend(support::at_name(&answer, name).into_iter().map(|l| {
@@ -60,7 +60,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 l
             })),
             Err(f) => {
-                failed.insert((name.clone(), rtype));
+                failed.insert((name.clone(), *rtype));
                 findings.push(f);
             }
         }

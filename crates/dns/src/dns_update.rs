@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dns_update::{CAARecord, DnsRecord, DnsUpdater, KeyValue, MXRecord, SRVRecord, TLSARecord};
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{Name, RData, Record};
+use mailzone_records::{Name, RData, Record, RrType};
 use zeroize::Zeroizing;
 
 use crate::provider::{Capabilities, Conditional, ReadScope, rrsets_after, unread_rrsets};
@@ -45,7 +45,7 @@ enum Action {
 struct LibraryCall {
     action: Action,
     name: Name,
-    rtype: &'static str,
+    rtype: RrType,
     ttl: u32,
     records: Vec<LiveRecord>,
 }
@@ -60,7 +60,7 @@ struct LibraryCall {
 /// beside SPF) and where providers' quoting differs.
 fn library_calls(
     changes: &ChangeSet,
-    read: BTreeMap<(Name, &'static str), Vec<LiveRecord>>,
+    read: BTreeMap<(Name, RrType), Vec<LiveRecord>>,
 ) -> Vec<LibraryCall> {
     let mut calls = Vec::new();
     for after in rrsets_after(changes, read) {
@@ -93,7 +93,7 @@ fn library_calls(
             ttl,
             records,
         };
-        if !foreign || after.rtype != "TXT" {
+        if !foreign || after.rtype != RrType::Txt {
             calls.push(call(Action::Set, after.records.clone()));
             continue;
         }
@@ -472,11 +472,11 @@ impl Provider for DnsUpdateProvider {
     async fn read_zone(
         &self,
         zone: &Name,
-        wanted: &[(Name, &'static str)],
+        wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError> {
         let mut records = Vec::new();
         for (name, rtype) in wanted {
-            records.extend(self.list(zone, name, rtype).await?);
+            records.extend(self.list(zone, name, rtype.as_str()).await?);
         }
         Ok(ZoneSnapshot {
             zone: zone.clone(),
@@ -496,13 +496,13 @@ impl Provider for DnsUpdateProvider {
         })?;
         let mut read = BTreeMap::new();
         for (name, rtype) in unread_rrsets(changes) {
-            let live = self.list(&zone, &name, rtype).await?;
+            let live = self.list(&zone, &name, rtype.as_str()).await?;
             read.insert((name, rtype), live);
         }
         let mut sent = 0;
         for call in library_calls(changes, read) {
             let doing = format!("writing {} {}", call.name, call.rtype);
-            let Some(record_type) = record_type(call.rtype) else {
+            let Some(record_type) = record_type(call.rtype.as_str()) else {
                 continue;
             };
             let records: Vec<DnsRecord> = call
@@ -593,12 +593,12 @@ mod tests {
             prerequisites: vec![
                 RrsetPrerequisite {
                     name: name("_dmarc.example.org"),
-                    rtype: "TXT",
+                    rtype: RrType::Txt,
                     records: vec![LiveRecord::from_record(old_dmarc)],
                 },
                 RrsetPrerequisite {
                     name: name("example.org"),
-                    rtype: "TXT",
+                    rtype: RrType::Txt,
                     records: vec![
                         LiveRecord::from_record(foreign.clone()),
                         LiveRecord::from_record(old_spf),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailzone_records::Name;
 use mailzone_records::diff::ChangeSet;
+use mailzone_records::{Name, RrType};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -49,7 +49,7 @@ impl Provider for Paced {
     async fn read_zone(
         &self,
         zone: &Name,
-        wanted: &[(Name, &'static str)],
+        wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError> {
         self.turn().await;
         self.inner.read_zone(zone, wanted).await

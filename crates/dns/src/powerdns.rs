@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{Name, RData, Record, txt, zonefile};
+use mailzone_records::{Name, RData, Record, RrType, txt, zonefile};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -327,7 +327,7 @@ impl PowerDnsProvider {
             .await?;
         Ok(live_records(&info.rrsets, self.address)?
             .into_iter()
-            .filter(|l| l.record.name == *name && l.record.data.rtype() == rtype)
+            .filter(|l| l.record.name == *name && l.record.data.rtype().as_str() == rtype)
             .collect())
     }
 
@@ -336,7 +336,7 @@ impl PowerDnsProvider {
     async fn patch_rrsets(&self, changes: &ChangeSet, zone: &Name) -> Result<Vec<Rrset>, DnsError> {
         let mut read = BTreeMap::new();
         for (name, rtype) in unread_rrsets(changes) {
-            let live = self.read_rrset(zone, &name, rtype).await?;
+            let live = self.read_rrset(zone, &name, rtype.as_str()).await?;
             read.insert((name, rtype), live);
         }
         Ok(rrsets_after(changes, read)
@@ -443,7 +443,7 @@ impl Provider for PowerDnsProvider {
     async fn read_zone(
         &self,
         zone: &Name,
-        _wanted: &[(Name, &'static str)],
+        _wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError> {
         // With `dnsAddress` every serial comes from DNS, so that they compare with each
         // other; asked before the listing, a change landing in between shows as a moved

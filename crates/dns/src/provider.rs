@@ -1,8 +1,8 @@
 //! The provider trait: read a zone, apply a change set, report the SOA serial.
 
 use async_trait::async_trait;
-use mailzone_records::Name;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
+use mailzone_records::{Name, RrType};
 
 use crate::DnsError;
 
@@ -151,7 +151,7 @@ pub trait Provider: Send + Sync {
     async fn read_zone(
         &self,
         zone: &Name,
-        wanted: &[(Name, &'static str)],
+        wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError>;
 
     /// The zone's current SOA serial (one question): a zone whose serial has not moved has
@@ -169,14 +169,14 @@ pub trait Provider: Send + Sync {
 }
 
 /// An RRset's owner and type.
-pub type RrsetKey = (Name, &'static str);
+pub type RrsetKey = (Name, RrType);
 
 /// One RRset as a change leaves it, for back ends that replace whole RRsets: the records
 /// read (foreign ones included, TXT strings as read) minus the deletes, plus the adds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrsetAfter {
     pub name: Name,
-    pub rtype: &'static str,
+    pub rtype: RrType,
     /// The adds' TTL, else the TTL read; `None` for an emptied RRset.
     pub ttl: Option<u32>,
     pub records: Vec<LiveRecord>,
@@ -252,7 +252,7 @@ pub fn rrsets_after(
     out
 }
 
-fn empty(name: &Name, rtype: &'static str) -> RrsetAfter {
+fn empty(name: &Name, rtype: RrType) -> RrsetAfter {
     RrsetAfter {
         name: name.clone(),
         rtype,

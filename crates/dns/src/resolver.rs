@@ -229,7 +229,8 @@ pub fn follow(answers: &[LiveRecord], name: &Name, rtype: &str) -> (Vec<LiveReco
         let wanted: Vec<LiveRecord> = answers
             .iter()
             .filter(|l| {
-                l.record.name == current && l.record.data.rtype().eq_ignore_ascii_case(rtype)
+                l.record.name == current
+                    && l.record.data.rtype().as_str().eq_ignore_ascii_case(rtype)
             })
             .cloned()
             .collect();

@@ -54,7 +54,7 @@ use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as WireAlgorithm, TsigError};
 use hickory_proto::rr::{DNSClass, RData as WireRData, Record as WireRecord, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{Name, RData};
+use mailzone_records::{Name, RData, RrType};
 use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
@@ -297,7 +297,7 @@ impl Rfc2136Provider {
     async fn read_by_queries(
         &self,
         zone: &Name,
-        wanted: &[(Name, &'static str)],
+        wanted: &[(Name, RrType)],
         refusal: Rcode,
     ) -> Result<ZoneSnapshot, DnsError> {
         let endpoint = self.endpoint()?;
@@ -315,7 +315,7 @@ impl Rfc2136Provider {
             if !name.is_within(zone) || !asked.insert((name.clone(), *rtype)) {
                 continue;
             }
-            records.extend(query::rrset(&endpoint, &mut tcp, name, rtype).await?);
+            records.extend(query::rrset(&endpoint, &mut tcp, name, rtype.as_str()).await?);
         }
         Ok(ZoneSnapshot {
             zone: zone.clone(),
@@ -449,7 +449,7 @@ fn group_changes(
     zone: &Name,
     changes: &ChangeSet,
 ) -> Result<Vec<RrsetChanges>, DnsError> {
-    let check = |name: &Name, rtype: &str| -> Result<RecordType, DnsError> {
+    let check = |name: &Name, rtype: RrType| -> Result<RecordType, DnsError> {
         if !name.is_within(zone) {
             return Err(DnsError::permanent(
                 server,
@@ -457,7 +457,7 @@ fn group_changes(
                 format!("{name} is outside zone {zone}: not sent"),
             ));
         }
-        record_type(rtype).ok_or_else(|| {
+        record_type(rtype.as_str()).ok_or_else(|| {
             DnsError::permanent(
                 server,
                 Cause::Request,
@@ -465,7 +465,7 @@ fn group_changes(
             )
         })
     };
-    let mut groups: BTreeMap<(Name, &'static str), RrsetChanges> = BTreeMap::new();
+    let mut groups: BTreeMap<(Name, RrType), RrsetChanges> = BTreeMap::new();
     for p in &changes.prerequisites {
         let rtype = check(&p.name, p.rtype)?;
         let group = groups.entry((p.name.clone(), p.rtype)).or_default();
@@ -575,7 +575,7 @@ impl Provider for Rfc2136Provider {
     async fn read_zone(
         &self,
         zone: &Name,
-        wanted: &[(Name, &'static str)],
+        wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError> {
         let span = tracing::debug_span!("read_zone", zone = %zone, server = %self.config.server);
         async {
@@ -793,17 +793,17 @@ mod tests {
             prerequisites: vec![
                 RrsetPrerequisite {
                     name: zone.clone(),
-                    rtype: "MX",
+                    rtype: RrType::Mx,
                     records: vec![],
                 },
                 RrsetPrerequisite {
                     name: name("mail.example.test"),
-                    rtype: "A",
+                    rtype: RrType::A,
                     records: vec![],
                 },
                 RrsetPrerequisite {
                     name: zone.clone(),
-                    rtype: "TXT",
+                    rtype: RrType::Txt,
                     records: vec![old_txt],
                 },
             ],
@@ -893,7 +893,7 @@ mod tests {
             });
             changes.prerequisites.push(RrsetPrerequisite {
                 name: owner,
-                rtype: "TXT",
+                rtype: RrType::Txt,
                 records: vec![],
             });
         }

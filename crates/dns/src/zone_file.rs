@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use hickory_proto::rr::Name as WireName;
 use hickory_proto::serialize::txt::Parser;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{Name, Record, zonefile};
+use mailzone_records::{Name, Record, RrType, zonefile};
 
 use crate::convert::from_wire;
 use crate::provider::{Capabilities, Conditional, ReadScope};
@@ -394,7 +394,7 @@ impl Provider for ZoneFileProvider {
     async fn read_zone(
         &self,
         zone: &Name,
-        _wanted: &[(Name, &'static str)],
+        _wanted: &[(Name, RrType)],
     ) -> Result<ZoneSnapshot, DnsError> {
         let snapshot = self.read(zone)?;
         Ok(ZoneSnapshot {

@@ -71,7 +71,7 @@ async fn lookup_returns_answers_cnames_and_rcodes() {
     let types: Vec<&str> = alias
         .answers
         .iter()
-        .map(|l| l.record.data.rtype())
+        .map(|l| l.record.data.rtype().as_str())
         .collect();
     assert_eq!(types, ["CNAME", "A"], "{alias:?}");
 

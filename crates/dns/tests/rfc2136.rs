@@ -13,7 +13,7 @@ use mailzone_dns::{
     TsigAlgorithm, TsigConfig, query_rrset, query_serial,
 };
 use mailzone_records::diff::{ChangeSet, LedgerEntry, diff};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record};
+use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record, RrType};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
 const ZONE: &str = "example.test";
@@ -187,12 +187,12 @@ fn ledger() -> BTreeSet<LedgerEntry> {
     .into()
 }
 
-fn wanted(records: &[DesiredRecord]) -> Vec<(Name, &'static str)> {
-    let mut w: Vec<(Name, &'static str)> = records
+fn wanted(records: &[DesiredRecord]) -> Vec<(Name, RrType)> {
+    let mut w: Vec<(Name, RrType)> = records
         .iter()
         .map(|d| (d.record.name.clone(), d.record.data.rtype()))
         .collect();
-    w.push((name("old._domainkey.example.test"), "TXT"));
+    w.push((name("old._domainkey.example.test"), RrType::Txt));
     w.sort();
     w.dedup();
     w
@@ -250,7 +250,7 @@ async fn read_zone_by_transfer(kind: ServerKind) {
         snapshot
             .records
             .iter()
-            .filter(|l| l.record.name == name(owner) && l.record.data.rtype() == rtype)
+            .filter(|l| l.record.name == name(owner) && l.record.data.rtype().as_str() == rtype)
             .cloned()
             .collect::<Vec<_>>()
     };
@@ -559,7 +559,7 @@ async fn refused_transfer_falls_back_to_queries(kind: ServerKind) {
         snapshot
             .records
             .iter()
-            .any(|l| l.record.data.rtype() == "CAA")
+            .any(|l| l.record.data.rtype() == RrType::Caa)
     );
     // Not asked for, so not read.
     assert!(
@@ -789,7 +789,7 @@ async fn mx_and_its_address_in_one_message(kind: ServerKind) {
             l.record.name.as_str().starts_with("mx1") || l.record.name.as_str().starts_with("_sub")
         })
         .map(|l| LedgerEntry {
-            record_type: if l.record.data.rtype() == "SRV" {
+            record_type: if l.record.data.rtype() == RrType::Srv {
                 Srv
             } else {
                 Address
@@ -953,7 +953,7 @@ async fn unknown_zone_is_permanent(kind: ServerKind) {
     let p = provider(&server);
     let other = name("example.org");
     let e = p
-        .read_zone(&other, &[(name("example.org"), "MX")])
+        .read_zone(&other, &[(name("example.org"), RrType::Mx)])
         .await
         .unwrap_err();
     assert_permanent(&e, &["example.org"]);

@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use mailzone_dns::query;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{DnsServer, Name, RData};
+use mailzone_records::{DnsServer, Name, RData, RrType};
 
 use crate::EngineError;
 use crate::progress::Progress;
 
 /// What one RRset must hold once the change has propagated.
-type Expected = BTreeMap<(Name, &'static str), BTreeSet<RData>>;
+type Expected = BTreeMap<(Name, RrType), BTreeSet<RData>>;
 
 /// Where a change was sent: the DNS server's settings and, for a server spoken to over
 /// DNS, the address its host resolved to when connecting (resolved once per run, by
@@ -101,7 +101,7 @@ pub async fn wait(
 
 fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
     let mut expected: Expected = BTreeMap::new();
-    let touched: BTreeSet<(Name, &'static str)> = changes
+    let touched: BTreeSet<(Name, RrType)> = changes
         .adds
         .iter()
         .map(|a| (a.record.name.clone(), a.record.data.rtype()))
@@ -153,7 +153,7 @@ async fn lag(
         Err(e) => return Some(format!("no answer: {e}")),
     }
     for ((name, rtype), want) in expected {
-        match query::query_rrset_counted(target, name, rtype, server.timeout, sent).await {
+        match query::query_rrset_counted(target, name, rtype.as_str(), server.timeout, sent).await {
             Ok(records) => {
                 let got: BTreeSet<RData> = records.into_iter().map(|l| l.record.data).collect();
                 if &got != want {

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::zones::{self, ZonePlan, ZonePlans};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, Record, zonefile};
+use mailzone_records::{DesiredRecord, DnsRecordType, Name, Record, RrType, zonefile};
 use mailzone_store::{Store, ZoneState};
 
 use crate::error::ZoneFailure;
@@ -582,7 +582,7 @@ fn desired_for(desired: &[DesiredRecord], capabilities: &Capabilities) -> Vec<De
 /// to have the desired TTL, foreign ones the TTL of their RRset's desired records (or
 /// stay at 0), so that only data is compared.
 fn adopt_desired_ttls(live: &mut [mailzone_records::diff::LiveRecord], desired: &[DesiredRecord]) {
-    let by_rrset: BTreeMap<(&Name, &'static str), u32> = desired
+    let by_rrset: BTreeMap<(&Name, RrType), u32> = desired
         .iter()
         .map(|d| ((&d.record.name, d.record.data.rtype()), d.record.ttl))
         .collect();
@@ -596,11 +596,8 @@ fn adopt_desired_ttls(live: &mut [mailzone_records::diff::LiveRecord], desired: 
 
 /// The (owner, type) pairs to query one by one when a transfer is refused: everything
 /// desired, and everything the ledger says mailzone published.
-fn wanted_rrsets(
-    desired: &[DesiredRecord],
-    ledger: &BTreeSet<LedgerEntry>,
-) -> Vec<(Name, &'static str)> {
-    let set: BTreeSet<(Name, &'static str)> = desired
+fn wanted_rrsets(desired: &[DesiredRecord], ledger: &BTreeSet<LedgerEntry>) -> Vec<(Name, RrType)> {
+    let set: BTreeSet<(Name, RrType)> = desired
         .iter()
         .map(|d| (d.record.name.clone(), d.record.data.rtype()))
         .chain(ledger.iter().map(|e| (e.name.clone(), e.data.rtype())))

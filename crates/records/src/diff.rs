@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::name::Name;
-use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
+use crate::record::{DesiredRecord, DnsRecordType, RData, Record, RrType};
 
 /// A record as read from a server, with TXT character-strings exactly as the server holds
 /// them: an RFC 2136 delete or prerequisite must repeat the RDATA byte for byte, however
@@ -44,7 +44,7 @@ pub struct LedgerEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RrsetPrerequisite {
     pub name: Name,
-    pub rtype: &'static str,
+    pub rtype: RrType,
     pub records: Vec<LiveRecord>,
 }
 
@@ -118,7 +118,7 @@ impl ChangeSet {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Slot {
     name: Name,
-    rtype: &'static str,
+    rtype: RrType,
     family: Option<String>,
 }
 
@@ -244,7 +244,7 @@ pub fn diff(
         }
     }
 
-    let touched: BTreeSet<(Name, &'static str)> = adds
+    let touched: BTreeSet<(Name, RrType)> = adds
         .iter()
         .map(|a| (a.record.name.clone(), a.record.data.rtype()))
         .chain(
@@ -275,8 +275,8 @@ pub fn diff(
     }
 }
 
-fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(Name, &'static str), Vec<LiveRecord>> {
-    let mut out: BTreeMap<(Name, &'static str), Vec<LiveRecord>> = BTreeMap::new();
+fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(Name, RrType), Vec<LiveRecord>> {
+    let mut out: BTreeMap<(Name, RrType), Vec<LiveRecord>> = BTreeMap::new();
     for l in live {
         out.entry((l.record.name.clone(), l.record.data.rtype()))
             .or_default()
@@ -287,7 +287,7 @@ fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(Name, &'static str), Vec<LiveR
 
 fn with_shared_rrset_ttls(
     desired: &[DesiredRecord],
-    live_by_rrset: &BTreeMap<(Name, &'static str), Vec<LiveRecord>>,
+    live_by_rrset: &BTreeMap<(Name, RrType), Vec<LiveRecord>>,
     owned: &BTreeSet<Slot>,
 ) -> Vec<DesiredRecord> {
     desired

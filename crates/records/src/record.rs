@@ -95,6 +95,87 @@ impl FromStr for DnsRecordType {
     }
 }
 
+/// A record's type on the wire: the types mailzone writes and reads (RFC 1035 §3.2.2,
+/// RFC 3596 AAAA, RFC 2782 SRV, RFC 8659 CAA, RFC 6698 TLSA). Ordered by mnemonic, so
+/// that lists sorted by type read alphabetically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RrType {
+    A,
+    Aaaa,
+    Mx,
+    Txt,
+    Cname,
+    Srv,
+    Caa,
+    Tlsa,
+    Ptr,
+    Ns,
+}
+
+impl RrType {
+    /// Every type mailzone handles.
+    pub const ALL: [RrType; 10] = [
+        RrType::A,
+        RrType::Aaaa,
+        RrType::Mx,
+        RrType::Txt,
+        RrType::Cname,
+        RrType::Srv,
+        RrType::Caa,
+        RrType::Tlsa,
+        RrType::Ptr,
+        RrType::Ns,
+    ];
+
+    /// The mnemonic of the zone-file presentation format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RrType::A => "A",
+            RrType::Aaaa => "AAAA",
+            RrType::Mx => "MX",
+            RrType::Txt => "TXT",
+            RrType::Cname => "CNAME",
+            RrType::Srv => "SRV",
+            RrType::Caa => "CAA",
+            RrType::Tlsa => "TLSA",
+            RrType::Ptr => "PTR",
+            RrType::Ns => "NS",
+        }
+    }
+
+    /// The type named by a mnemonic, in any case (`txt` is TXT).
+    pub fn from_mnemonic(mnemonic: &str) -> Option<RrType> {
+        RrType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(mnemonic))
+    }
+}
+
+impl Ord for RrType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for RrType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for RrType {
+    /// Honours width and alignment (`{:<5}` lines up zone-file columns).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for RrType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// Record data, in the forms mailzone produces. TXT holds the logical bytes; it is split
 /// into character-strings only when rendered (see [`crate::txt`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,19 +212,19 @@ pub enum RData {
 }
 
 impl RData {
-    /// The RR type mnemonic (RFC 1035 §3.2.2 and the RFCs of the later types).
-    pub fn rtype(&self) -> &'static str {
+    /// The record's type on the wire.
+    pub fn rtype(&self) -> RrType {
         match self {
-            RData::A(_) => "A",
-            RData::Aaaa(_) => "AAAA",
-            RData::Mx { .. } => "MX",
-            RData::Txt(_) => "TXT",
-            RData::Cname(_) => "CNAME",
-            RData::Srv { .. } => "SRV",
-            RData::Caa { .. } => "CAA",
-            RData::Tlsa { .. } => "TLSA",
-            RData::Ptr(_) => "PTR",
-            RData::Ns(_) => "NS",
+            RData::A(_) => RrType::A,
+            RData::Aaaa(_) => RrType::Aaaa,
+            RData::Mx { .. } => RrType::Mx,
+            RData::Txt(_) => RrType::Txt,
+            RData::Cname(_) => RrType::Cname,
+            RData::Srv { .. } => RrType::Srv,
+            RData::Caa { .. } => RrType::Caa,
+            RData::Tlsa { .. } => RrType::Tlsa,
+            RData::Ptr(_) => RrType::Ptr,
+            RData::Ns(_) => RrType::Ns,
         }
     }
 
@@ -175,6 +256,23 @@ pub struct DesiredRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_types_sort_by_mnemonic_and_read_back_in_any_case() {
+        let mut sorted = RrType::ALL;
+        sorted.sort();
+        let mnemonics: Vec<&str> = sorted.iter().map(|t| t.as_str()).collect();
+        let mut alphabetical = mnemonics.clone();
+        alphabetical.sort_unstable();
+        assert_eq!(mnemonics, alphabetical);
+        for t in RrType::ALL {
+            assert_eq!(RrType::from_mnemonic(&t.as_str().to_lowercase()), Some(t));
+            assert_eq!(t.to_string(), t.as_str());
+            assert_eq!(format!("{t:<6}|"), format!("{:<6}|", t.as_str()));
+        }
+        assert_eq!(RrType::from_mnemonic("SOA"), None);
+        assert_eq!(serde_json::to_value(RrType::Tlsa).unwrap(), "TLSA");
+    }
 
     #[test]
     fn record_type_names_round_trip() {

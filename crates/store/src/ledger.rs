@@ -96,7 +96,7 @@ impl Store {
                     [
                         Param::from(zone.as_str()),
                         Param::from(entry.name.as_str()),
-                        Param::from(entry.data.rtype()),
+                        Param::from(entry.data.rtype().as_str()),
                         Param::from(zonefile::rdata_presentation(&entry.data)),
                         Param::from(entry.record_type.name()),
                         Param::from(now),

@@ -17,6 +17,12 @@ pub(crate) enum Param<'a> {
     Bool(bool),
 }
 
+impl From<mailzone_records::RrType> for Param<'_> {
+    fn from(value: mailzone_records::RrType) -> Self {
+        Param::Text(Cow::Borrowed(value.as_str()))
+    }
+}
+
 impl<'a> From<&'a str> for Param<'a> {
     fn from(value: &'a str) -> Self {
         Param::Text(Cow::Borrowed(value))

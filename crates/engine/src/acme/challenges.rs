@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use mailzone_records::diff::{ChangeSet, LiveRecord};
 use mailzone_records::{
-    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
+    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record, RrType,
 };
 use mailzone_store::Store;
 
@@ -131,8 +131,10 @@ pub(crate) async fn publish(
             zone: zone.to_string(),
             error,
         };
-        let wanted: Vec<(Name, &'static str)> =
-            records.iter().map(|r| (r.name.clone(), "TXT")).collect();
+        let wanted: Vec<(Name, RrType)> = records
+            .iter()
+            .map(|r| (r.name.clone(), RrType::Txt))
+            .collect();
         let before = provider.read_zone(&zone, &wanted).await.map_err(dns)?;
         let before: Vec<LiveRecord> = before
             .records
