@@ -12,14 +12,14 @@
 use std::collections::BTreeSet;
 
 use mailzone_records::diff::{LiveRecord, PlanEntry, diff};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record, RrType};
+use mailzone_records::{DesiredRecord, Name, RData, Record, RecordPurpose, RrType};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: None;
+    purpose: None;
     MISSING: Error, "record-missing",
         "a record mailzone wants is not served";
     WRONG_VALUE: Error, "record-wrong-value",
@@ -99,21 +99,17 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                         record.name.to_string(),
                         format!(
                             "the {} record {} is not served",
-                            d.record_type,
+                            d.purpose,
                             describe(&record)
                         ),
                     )
                     .seen("nothing")
                     .expected(support::line(&record))
                     .fix(format!("publish {}", support::line(&record))),
-                    d.record_type,
+                    d.purpose,
                 ));
             }
-            PlanEntry::Replace {
-                record_type,
-                old,
-                new,
-            } => {
+            PlanEntry::Replace { purpose, old, new } => {
                 let name = new[0].name.clone();
                 let new: Vec<Record> = new.iter().map(with_ttl).collect();
                 let old: Vec<Record> = old.iter().map(live_ttl).collect();
@@ -135,10 +131,10 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                         support::lines(&old),
                         support::lines(&new)
                     )),
-                    record_type,
+                    purpose,
                 ));
             }
-            PlanEntry::Delete(record_type, record) => {
+            PlanEntry::Delete(purpose, record) => {
                 let record = live_ttl(&record);
                 let wanted: Vec<Record> = ctx
                     .desired
@@ -165,7 +161,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                     join_values(&wanted)
                 })
                 .fix(format!("remove {}", support::line(&record)));
-                if let Some(t) = record_type {
+                if let Some(t) = purpose {
                     finding = typed(finding, t);
                 }
                 findings.push(finding);
@@ -175,8 +171,8 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     findings
 }
 
-fn typed(mut finding: Finding, record_type: DnsRecordType) -> Finding {
-    finding.record_type = Some(record_type);
+fn typed(mut finding: Finding, purpose: RecordPurpose) -> Finding {
+    finding.purpose = Some(purpose);
     finding
 }
 
@@ -236,7 +232,7 @@ mod tests {
         case("missing record")
             .remove(&["_dmarc"])
             .fires("record-missing", Severity::Error, "_dmarc.example.org.")
-            .record_type(DnsRecordType::Dmarc)
+            .purpose(RecordPurpose::Dmarc)
             .fix("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""),
         case("wrong value")
             .remove(&["IN MX"])

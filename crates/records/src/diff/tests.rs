@@ -35,11 +35,8 @@ fn mx(pref: u16, host: &str) -> Record {
     }
 }
 
-fn desired(t: DnsRecordType, record: Record) -> DesiredRecord {
-    DesiredRecord {
-        record_type: t,
-        record,
-    }
+fn desired(t: RecordPurpose, record: Record) -> DesiredRecord {
+    DesiredRecord { purpose: t, record }
 }
 
 fn live(records: &[Record]) -> Vec<LiveRecord> {
@@ -54,14 +51,14 @@ fn zone() -> Name {
     name("example.org")
 }
 
-const ALL: &[DnsRecordType] = &DnsRecordType::ALL;
+const ALL: &[RecordPurpose] = &RecordPurpose::ALL;
 
 #[test]
 fn empty_zone_gets_every_record_with_must_not_exist_prerequisites() {
     let want = vec![
-        desired(DnsRecordType::Mx, mx(10, "mail.example.org")),
+        desired(RecordPurpose::Mx, mx(10, "mail.example.org")),
         desired(
-            DnsRecordType::Spf,
+            RecordPurpose::Spf,
             txt("example.org", "v=spf1 mx -all", 3600),
         ),
     ];
@@ -74,7 +71,7 @@ fn empty_zone_gets_every_record_with_must_not_exist_prerequisites() {
 
 #[test]
 fn zone_in_sync_has_no_changes() {
-    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let want = vec![desired(RecordPurpose::Mx, mx(10, "mail.example.org"))];
     let changes = diff(
         &zone(),
         &want,
@@ -91,7 +88,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     let verification = txt("example.org", "google-site-verification=abc", 3600);
     let old_spf = txt("example.org", "v=spf1 a ~all", 3600);
     let new_spf = txt("example.org", "v=spf1 mx -all", 3600);
-    let want = vec![desired(DnsRecordType::Spf, new_spf.clone())];
+    let want = vec![desired(RecordPurpose::Spf, new_spf.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -103,7 +100,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     assert_eq!(
         changes.deletes,
         vec![(
-            Some(DnsRecordType::Spf),
+            Some(RecordPurpose::Spf),
             LiveRecord::from_record(old_spf.clone())
         )]
     );
@@ -113,7 +110,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     assert_eq!(
         changes.entries(),
         vec![PlanEntry::Replace {
-            record_type: DnsRecordType::Spf,
+            purpose: RecordPurpose::Spf,
             old: vec![old_spf],
             new: vec![new_spf]
         }]
@@ -125,7 +122,7 @@ fn other_cas_are_kept_and_our_ca_is_updated() {
     let other = caa("issue", "digicert.com");
     let ours_old = caa("issue", "letsencrypt.org");
     let ours_new = caa("issue", "letsencrypt.org; validationmethods=dns-01");
-    let want = vec![desired(DnsRecordType::Caa, ours_new.clone())];
+    let want = vec![desired(RecordPurpose::Caa, ours_new.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -156,12 +153,12 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
         3600,
     );
     let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: retired.name.clone(),
         data: retired.data.clone(),
     }]
     .into();
-    let want = vec![desired(DnsRecordType::Dkim, current.clone())];
+    let want = vec![desired(RecordPurpose::Dkim, current.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -172,7 +169,7 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
     assert!(changes.adds.is_empty());
     assert_eq!(
         changes.deletes,
-        vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(retired))]
+        vec![(Some(RecordPurpose::Dkim), LiveRecord::from_record(retired))]
     );
     // Without the ledger, the retired key is not ours to delete.
     let changes = diff(&zone(), &want, &live(&[google]), &BTreeSet::new(), ALL);
@@ -187,7 +184,7 @@ fn ledger_entries_of_unmanaged_types_are_left_alone() {
         3600,
     );
     let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: retired.name.clone(),
         data: retired.data.clone(),
     }]
@@ -197,7 +194,7 @@ fn ledger_entries_of_unmanaged_types_are_left_alone() {
         &[],
         &live(&[retired]),
         &ledger,
-        &[DnsRecordType::Mx],
+        &[RecordPurpose::Mx],
     );
     assert!(changes.is_empty());
 }
@@ -207,7 +204,7 @@ fn shared_rrset_keeps_its_ttl() {
     let verification = txt("example.org", "google-site-verification=abc", 300);
     let spf_live = txt("example.org", "v=spf1 mx -all", 300);
     let want = vec![desired(
-        DnsRecordType::Spf,
+        RecordPurpose::Spf,
         txt("example.org", "v=spf1 mx -all", 3600),
     )];
     let changes = diff(
@@ -222,7 +219,7 @@ fn shared_rrset_keeps_its_ttl() {
 
 #[test]
 fn ttl_change_of_an_owned_rrset_is_a_replacement() {
-    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let want = vec![desired(RecordPurpose::Mx, mx(10, "mail.example.org"))];
     let mut old = mx(10, "mail.example.org");
     old.ttl = 300;
     let changes = diff(&zone(), &want, &live(&[old]), &BTreeSet::new(), ALL);
@@ -243,14 +240,14 @@ fn ledger_after_remembers_adds_and_forgets_deletes() {
     let old = txt("old._domainkey.example.org", "v=DKIM1; p=A", 3600);
     let new = txt("new._domainkey.example.org", "v=DKIM1; p=B", 3600);
     let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: old.name.clone(),
         data: old.data.clone(),
     }]
     .into();
     let changes = ChangeSet {
-        adds: vec![desired(DnsRecordType::Dkim, new.clone())],
-        deletes: vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(old))],
+        adds: vec![desired(RecordPurpose::Dkim, new.clone())],
+        deletes: vec![(Some(RecordPurpose::Dkim), LiveRecord::from_record(old))],
         ..ChangeSet::default()
     };
     let next = ledger_after(&ledger, &changes);
