@@ -35,6 +35,16 @@ fn mx(pref: u16, host: &str) -> Record {
     }
 }
 
+/// A ledger saying mailzone published `record` as a DKIM key.
+fn published_dkim(record: &Record) -> BTreeSet<LedgerEntry> {
+    [LedgerEntry {
+        record_type: DnsRecordType::Dkim,
+        name: record.name.clone(),
+        data: record.data.clone(),
+    }]
+    .into()
+}
+
 fn desired(t: DnsRecordType, record: Record) -> DesiredRecord {
     DesiredRecord {
         record_type: t,
@@ -155,12 +165,7 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
         "v=DKIM1; k=ed25519; p=CCCC",
         3600,
     );
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
-        name: retired.name.clone(),
-        data: retired.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&retired);
     let want = vec![desired(DnsRecordType::Dkim, current.clone())];
     let changes = diff(
         &zone(),
@@ -186,12 +191,7 @@ fn ledger_entries_of_unmanaged_types_are_left_alone() {
         "v=DKIM1; k=ed25519; p=BBBB",
         3600,
     );
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
-        name: retired.name.clone(),
-        data: retired.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&retired);
     let changes = diff(
         &zone(),
         &[],
@@ -242,12 +242,7 @@ fn txt_families_need_a_delimiter() {
 fn ledger_after_remembers_adds_and_forgets_deletes() {
     let old = txt("old._domainkey.example.org", "v=DKIM1; p=A", 3600);
     let new = txt("new._domainkey.example.org", "v=DKIM1; p=B", 3600);
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
-        name: old.name.clone(),
-        data: old.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&old);
     let changes = ChangeSet {
         adds: vec![desired(DnsRecordType::Dkim, new.clone())],
         deletes: vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(old))],
