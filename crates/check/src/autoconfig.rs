@@ -7,14 +7,14 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use mailzone_records::{DnsRecordType, RData};
+use mailzone_records::{RecordPurpose, RData};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::AutoConfig);
+    purpose: Some(RecordPurpose::AutoConfig);
     UNRESOLVED: Warning, "autoconfig-unresolved",
         "an autoconfiguration name does not resolve to any address";
     WRONG_HOST: Warning, "autoconfig-wrong-host",
@@ -27,10 +27,10 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         .iter()
         .filter(|d| {
             matches!(
-                d.record_type,
-                DnsRecordType::AutoConfig
-                    | DnsRecordType::AutoConfigLegacy
-                    | DnsRecordType::AutoDiscover
+                d.purpose,
+                RecordPurpose::AutoConfig
+                    | RecordPurpose::AutoConfigLegacy
+                    | RecordPurpose::AutoDiscover
             )
         })
         .filter_map(|d| match &d.record.data {
@@ -88,7 +88,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 .seen(seen)
                 .expected(format!("a CNAME to {target}"))
                 .fix(format!("publish {line}"))
-                .typed(desired.record_type),
+                .typed(desired.purpose),
             );
             continue;
         }
@@ -114,7 +114,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 .fix(format!(
                     "replace the records at {name} by {line}"
                 ))
-                .typed(desired.record_type),
+                .typed(desired.purpose),
             );
         }
     }
@@ -160,7 +160,7 @@ mod tests {
                     Severity::Warning,
                     "autoconfig.example.org.",
                 )
-                .record_type(DnsRecordType::AutoConfigLegacy)
+                .purpose(RecordPurpose::AutoConfigLegacy)
                 .fix("publish autoconfig.example.org. 3600 IN CNAME mail.example.org."),
             case("other host")
                 .remove(&["^ua-auto-config.example.org."])

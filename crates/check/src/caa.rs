@@ -5,14 +5,14 @@
 //! tag CAs do not know (§4.1: the CA must then refuse to issue). No CAA at all means any CA
 //! may issue: worth knowing, not a fault.
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{RecordPurpose, Name, RData};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Caa);
+    purpose: Some(RecordPurpose::Caa);
     MISSING: Info, "caa-missing",
         "no CAA record applies to the domain: any CA may issue certificates for it";
     FORBIDS_CA: Error, "caa-forbids-ca",
@@ -89,7 +89,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         let wanted: Vec<_> = ctx
             .desired
             .iter()
-            .filter(|d| d.record_type == DnsRecordType::Caa)
+            .filter(|d| d.purpose == RecordPurpose::Caa)
             .map(|d| &d.record)
             .collect();
         let mut finding = Finding::new(
@@ -161,7 +161,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         let line = ctx
             .desired
             .iter()
-            .filter(|d| d.record_type == DnsRecordType::Caa)
+            .filter(|d| d.purpose == RecordPurpose::Caa)
             .find(|d| matches!(&d.record.data, RData::Caa { tag: t, value, .. } if t == tag && issuer(value) == ca.as_str()))
             .map(|d| support::line(&d.record))
             .unwrap_or_else(|| format!("{domain} {} IN CAA 0 {tag} \"{}\"", ctx.domain.ttl, ca.as_str()));

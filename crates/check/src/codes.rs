@@ -2,7 +2,7 @@
 //! and lists them in its `CODES`; [`all`] gathers them so tests can hold docs/checks.md and
 //! the code in step, and so no two checks ever share a code.
 
-use mailzone_records::DnsRecordType;
+use mailzone_records::RecordPurpose;
 
 use crate::finding::Severity;
 
@@ -11,7 +11,7 @@ use crate::finding::Severity;
 pub struct Code {
     pub id: &'static str,
     pub severity: Severity,
-    pub record_type: Option<DnsRecordType>,
+    pub purpose: Option<RecordPurpose>,
     pub summary: &'static str,
 }
 
@@ -21,14 +21,14 @@ pub struct Code {
 /// that does not give its own in parentheses after the id.
 macro_rules! declare {
     (
-        record_type: $module_type:expr;
+        purpose: $module_type:expr;
         $($name:ident: $severity:ident, $id:literal $(($own_type:expr))?, $summary:literal;)+
     ) => {
         $(
             pub const $name: &$crate::codes::Code = &$crate::codes::Code {
                 id: $id,
                 severity: $crate::finding::Severity::$severity,
-                record_type: $crate::codes::declare!(@type $module_type $(, $own_type)?),
+                purpose: $crate::codes::declare!(@type $module_type $(, $own_type)?),
                 summary: $summary,
             };
         )+

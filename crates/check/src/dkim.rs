@@ -58,7 +58,7 @@ use mail_auth::dkim::{DkimSigner, Signature};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, ResolverCache, Txt};
 use mailzone_records::dkim::DkimPrivateKey;
 use mailzone_records::model::DkimAlgorithm;
-use mailzone_records::{DnsRecordType, Name, RData, Record};
+use mailzone_records::{RecordPurpose, Name, RData, Record};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
@@ -66,7 +66,7 @@ use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Dkim);
+    purpose: Some(RecordPurpose::Dkim);
     DELEGATION_CNAME: Error, "dkim-delegation-cname",
         "a delegated selector's <slot>._domainkey.<domain> is not a CNAME to <slot>.<domain>.<delegateTo>";
     MISSING: Error, "dkim-missing",

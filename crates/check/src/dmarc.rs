@@ -36,14 +36,14 @@
 //! same organisation that is none of these gets a false error, which publishing the record
 //! silences).
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{RecordPurpose, Name, RData};
 
 use crate::codes::Code;
 use crate::context::DomainContext;
 use crate::finding::Finding;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Dmarc);
+    purpose: Some(RecordPurpose::Dmarc);
     MISSING: Error, "dmarc-missing",
         "no `v=DMARC1` record at `_dmarc.<domain>`: DMARC does not apply";
     MULTIPLE: Error, "dmarc-multiple",
@@ -286,7 +286,7 @@ fn mailto_domain(uri: &str) -> Option<Name> {
 fn desired(ctx: &DomainContext<'_>) -> Option<(String, String)> {
     ctx.desired
         .iter()
-        .find(|d| d.record_type == DnsRecordType::Dmarc)
+        .find(|d| d.purpose == RecordPurpose::Dmarc)
         .map(|d| (d.record.data.value(), crate::support::line(&d.record)))
 }
 

@@ -58,7 +58,7 @@ pub use chain::{
 };
 
 crate::codes::declare! {
-    record_type: None;
+    purpose: None;
     UNSIGNED: Info, "dnssec-unsigned",
         "the zone is not signed (no DNSKEY); an error when TLSA records are published";
     NOT_VALIDATED: Info, "dnssec-not-validated",

@@ -1,7 +1,7 @@
 //! Findings: one result of a check, with a stable code, a severity, the record concerned,
 //! what was seen, what was expected and a fix a person can apply.
 
-use mailzone_records::DnsRecordType;
+use mailzone_records::RecordPurpose;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -19,7 +19,9 @@ pub enum Severity {
 pub struct Finding {
     pub code: &'static str,
     pub severity: Severity,
-    pub record_type: Option<DnsRecordType>,
+    /// Serialised as `recordType`, the name scripts and the service's API use.
+    #[serde(rename = "recordType")]
+    pub purpose: Option<RecordPurpose>,
     /// The owner name concerned, absolute (`_dmarc.example.org.`).
     pub name: String,
     pub message: String,
@@ -39,7 +41,7 @@ impl Finding {
         Finding {
             code: code.id,
             severity: code.severity,
-            record_type: code.record_type,
+            purpose: code.purpose,
             name: name.into(),
             message: message.into(),
             seen: None,
@@ -65,8 +67,8 @@ impl Finding {
 
     /// Overrides the registered record type (for codes that serve several types, e.g. the
     /// SRV record of one service or one autoconfiguration name).
-    pub fn typed(mut self, record_type: DnsRecordType) -> Finding {
-        self.record_type = Some(record_type);
+    pub fn typed(mut self, purpose: RecordPurpose) -> Finding {
+        self.purpose = Some(purpose);
         self
     }
 

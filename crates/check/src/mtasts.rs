@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use mailzone_records::{DnsRecordType, MtaStsMode, Name, RData};
+use mailzone_records::{RecordPurpose, MtaStsMode, Name, RData};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
@@ -21,10 +21,10 @@ use crate::lookup::Answer;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::MtaSts);
+    purpose: Some(RecordPurpose::MtaSts);
     TXT_SYNTAX: Error, "mta-sts-txt-syntax",
         "the `_mta-sts` TXT record is not `v=STSv1; id=<1-32 alphanumerics>`";
-    TLSRPT_SYNTAX: Error, "tls-rpt-syntax" (Some(DnsRecordType::TlsRpt)),
+    TLSRPT_SYNTAX: Error, "tls-rpt-syntax" (Some(RecordPurpose::TlsRpt)),
         "the `_smtp._tls` TXT record is not `v=TLSRPTv1; rua=<mailto:/https: URIs>`";
     POLICY_UNREACHABLE: Info, "mta-sts-policy-unreachable",
         "the MTA-STS policy could not be fetched over HTTPS";
@@ -241,7 +241,7 @@ fn fields(value: &str) -> Vec<(&str, &str)> {
 /// One of the two TXT records whose syntax this module checks.
 struct TxtRecord {
     code: &'static crate::codes::Code,
-    record_type: DnsRecordType,
+    purpose: RecordPurpose,
     /// The version tag that makes a TXT record one of these.
     version: &'static str,
     /// The record's name in messages.
@@ -256,7 +256,7 @@ struct TxtRecord {
 /// The `_mta-sts` record (RFC 8461 §3.1).
 const STS_TXT: TxtRecord = TxtRecord {
     code: TXT_SYNTAX,
-    record_type: DnsRecordType::MtaSts,
+    purpose: RecordPurpose::MtaSts,
     version: "v=STSv1",
     label: "MTA-STS",
     consequence: "senders ignore the policy",
@@ -267,7 +267,7 @@ const STS_TXT: TxtRecord = TxtRecord {
 /// The `_smtp._tls` record (RFC 8460 §3).
 const TLSRPT_TXT: TxtRecord = TxtRecord {
     code: TLSRPT_SYNTAX,
-    record_type: DnsRecordType::TlsRpt,
+    purpose: RecordPurpose::TlsRpt,
     version: "v=TLSRPTv1",
     label: "TLS-RPT",
     consequence: "no TLS reports will be sent",
@@ -301,7 +301,7 @@ fn malformed(
     let wanted = ctx
         .desired
         .iter()
-        .find(|d| d.record_type == record.record_type && matches!(d.record.data, RData::Txt(_)));
+        .find(|d| d.purpose == record.purpose && matches!(d.record.data, RData::Txt(_)));
     Some(match wanted {
         Some(d) => finding.fix(format!("replace it by {}", support::line(&d.record))),
         None => finding,

@@ -11,14 +11,14 @@
 
 use std::collections::BTreeMap;
 
-use mailzone_records::{DnsRecordType, Name};
+use mailzone_records::{RecordPurpose, Name};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Mx);
+    purpose: Some(RecordPurpose::Mx);
     TARGET_CNAME: Error, "mx-target-cname",
         "an MX target is an alias (CNAME), which RFC 5321 §5.1 forbids";
     TARGET_NO_ADDRESS: Error, "mx-target-no-address",

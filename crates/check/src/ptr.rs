@@ -14,7 +14,7 @@ use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: None;
+    purpose: None;
     MISSING: Error, "ptr-missing",
         "a server address has no PTR record";
     NOT_CONFIRMED: Error, "ptr-not-confirmed",

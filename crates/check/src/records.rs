@@ -12,14 +12,14 @@
 use std::collections::BTreeSet;
 
 use mailzone_records::diff::{LiveRecord, PlanEntry, diff};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record};
+use mailzone_records::{DesiredRecord, RecordPurpose, Name, RData, Record};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: None;
+    purpose: None;
     MISSING: Error, "record-missing",
         "a record mailzone wants is not served";
     WRONG_VALUE: Error, "record-wrong-value",
@@ -99,18 +99,18 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                         record.name.to_string(),
                         format!(
                             "the {} record {} is not served",
-                            d.record_type,
+                            d.purpose,
                             describe(&record)
                         ),
                     )
                     .seen("nothing")
                     .expected(support::line(&record))
                     .fix(format!("publish {}", support::line(&record))),
-                    d.record_type,
+                    d.purpose,
                 ));
             }
             PlanEntry::Replace {
-                record_type,
+                purpose,
                 old,
                 new,
             } => {
@@ -135,10 +135,10 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                         support::lines(&old),
                         support::lines(&new)
                     )),
-                    record_type,
+                    purpose,
                 ));
             }
-            PlanEntry::Delete(record_type, record) => {
+            PlanEntry::Delete(purpose, record) => {
                 let record = live_ttl(&record);
                 let wanted: Vec<Record> = ctx
                     .desired
@@ -165,7 +165,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                     join_values(&wanted)
                 })
                 .fix(format!("remove {}", support::line(&record)));
-                if let Some(t) = record_type {
+                if let Some(t) = purpose {
                     finding = typed(finding, t);
                 }
                 findings.push(finding);
@@ -175,8 +175,8 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     findings
 }
 
-fn typed(mut finding: Finding, record_type: DnsRecordType) -> Finding {
-    finding.record_type = Some(record_type);
+fn typed(mut finding: Finding, purpose: RecordPurpose) -> Finding {
+    finding.purpose = Some(purpose);
     finding
 }
 
@@ -236,7 +236,7 @@ mod tests {
         case("missing record")
             .remove(&["_dmarc"])
             .fires("record-missing", Severity::Error, "_dmarc.example.org.")
-            .record_type(DnsRecordType::Dmarc)
+            .purpose(RecordPurpose::Dmarc)
             .fix("publish _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject; rua=mailto:postmaster@example.org\""),
         case("wrong value")
             .remove(&["IN MX"])

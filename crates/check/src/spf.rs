@@ -53,7 +53,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mailzone_records::{DnsRecordType, Name};
+use mailzone_records::{RecordPurpose, Name};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
@@ -78,7 +78,7 @@ pub const MAX_NAMES_PER_TERM: usize = 10;
 const WALK_HARD_CAP: u32 = 100;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Spf);
+    purpose: Some(RecordPurpose::Spf);
     MISSING: Error, "spf-missing",
         "the domain has no `v=spf1` record: receivers get `none` for every sender";
     MULTIPLE: Error, "spf-multiple",
@@ -125,7 +125,7 @@ fn postmaster(name: &Name) -> String {
 fn desired_lines(ctx: &DomainContext<'_>, name: &Name) -> Vec<String> {
     ctx.desired
         .iter()
-        .filter(|d| d.record_type == DnsRecordType::Spf && &d.record.name == name)
+        .filter(|d| d.purpose == RecordPurpose::Spf && &d.record.name == name)
         .map(|d| crate::support::line(&d.record))
         .collect()
 }
@@ -134,7 +134,7 @@ fn desired_lines(ctx: &DomainContext<'_>, name: &Name) -> Vec<String> {
 fn desired_value(ctx: &DomainContext<'_>, name: &Name, host: bool) -> String {
     ctx.desired
         .iter()
-        .find(|d| d.record_type == DnsRecordType::Spf && &d.record.name == name)
+        .find(|d| d.purpose == RecordPurpose::Spf && &d.record.name == name)
         .map(|d| d.record.data.value())
         .unwrap_or_else(|| {
             if host {

@@ -6,14 +6,14 @@
 //! wherever the service is off, and a switched-off service advertised with a real target is
 //! reported.
 
-use mailzone_records::{DnsRecordType, Name, RData, Record};
+use mailzone_records::{RecordPurpose, Name, RData, Record};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Srv);
+    purpose: Some(RecordPurpose::Srv);
     WRONG_ENDPOINT: Error, "srv-wrong-endpoint",
         "an offered service's SRV points to another host or port than configured";
     TARGET_CNAME: Error, "srv-target-cname",
@@ -42,10 +42,10 @@ fn srv(record: &Record) -> Option<Srv> {
 }
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
-    let wanted: Vec<(DnsRecordType, Srv)> = ctx
+    let wanted: Vec<(RecordPurpose, Srv)> = ctx
         .desired
         .iter()
-        .filter_map(|d| srv(&d.record).map(|s| (d.record_type, s)))
+        .filter_map(|d| srv(&d.record).map(|s| (d.purpose, s)))
         .collect();
     let answers = futures::future::join_all(
         wanted
@@ -54,8 +54,8 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     )
     .await;
     let mut findings = Vec::new();
-    let mut targets: Vec<(Name, DnsRecordType, Name)> = Vec::new();
-    for ((record_type, want), answer) in wanted.iter().zip(answers) {
+    let mut targets: Vec<(Name, RecordPurpose, Name)> = Vec::new();
+    for ((purpose, want), answer) in wanted.iter().zip(answers) {
         let name = &want.record.name;
         let answer = match answer {
             Ok(a) => a,
@@ -79,7 +79,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                         endpoints(live.iter().copied())
                     ),
                 );
-                findings.push(replacing(finding, &served, live, want).typed(*record_type));
+                findings.push(replacing(finding, &served, live, want).typed(*purpose));
             }
         } else if !served.is_empty()
             && !served
@@ -96,11 +96,11 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                     want.port
                 ),
             );
-            findings.push(replacing(finding, &served, &served, want).typed(*record_type));
+            findings.push(replacing(finding, &served, &served, want).typed(*purpose));
         }
         for s in &served {
             if !s.target.is_root() && !targets.iter().any(|(n, _, t)| n == name && t == &s.target) {
-                targets.push((name.clone(), *record_type, s.target.clone()));
+                targets.push((name.clone(), *purpose, s.target.clone()));
             }
         }
     }
@@ -111,7 +111,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             .map(|(_, _, target)| support::addresses(ctx, target)),
     )
     .await;
-    for ((name, record_type, target), result) in targets.iter().zip(resolved) {
+    for ((name, purpose, target), result) in targets.iter().zip(resolved) {
         let (addresses, chain) = match result {
             Ok(r) => r,
             Err(f) => {
@@ -135,7 +135,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 .fix(format!(
                     "point the SRV record at {end}, or replace the CNAME at {target} by the addresses of {end}"
                 ))
-                .typed(*record_type),
+                .typed(*purpose),
             );
         }
         if addresses.is_empty() {
@@ -150,7 +150,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 .seen(format!("{target}: no address"))
                 .expected(format!("{target} IN A / AAAA"))
                 .fix(format!("publish the A/AAAA records of {target}"))
-                .typed(*record_type),
+                .typed(*purpose),
             );
         }
     }

@@ -146,7 +146,7 @@ enum Expect {
     /// A field of the finding at this index.
     Field(usize, Field, Match, String),
     /// The record type of the first finding.
-    RecordType(Option<mailzone_records::DnsRecordType>),
+    RecordType(Option<mailzone_records::RecordPurpose>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -245,8 +245,8 @@ impl Case {
         self.first(Field::Fix, Match::Is, text)
     }
 
-    pub fn record_type(self, record_type: mailzone_records::DnsRecordType) -> Case {
-        self.expect(Expect::RecordType(Some(record_type)))
+    pub fn purpose(self, purpose: mailzone_records::RecordPurpose) -> Case {
+        self.expect(Expect::RecordType(Some(purpose)))
     }
 
     fn expect(mut self, expectation: Expect) -> Case {
@@ -283,8 +283,8 @@ impl Case {
                 Expect::Field(index, field, how, text) => {
                     assert_field(name, nth(name, findings, *index), *field, *how, text)
                 }
-                Expect::RecordType(record_type) => {
-                    assert_eq!(&nth(name, findings, 0).record_type, record_type, "{name}")
+                Expect::RecordType(purpose) => {
+                    assert_eq!(&nth(name, findings, 0).purpose, purpose, "{name}")
                 }
             }
         }

@@ -33,7 +33,7 @@ use mailzone_records::tlsa::{
     MATCHING_SHA256, SELECTOR_SPKI, TlsaKeys, USAGE_DANE_EE, USAGE_DANE_TA,
 };
 use mailzone_records::zonefile::hex;
-use mailzone_records::{DnsRecordType, Name, RData, Record};
+use mailzone_records::{RecordPurpose, Name, RData, Record};
 
 use crate::context::DomainContext;
 use crate::dnssec::Security;
@@ -42,7 +42,7 @@ use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: Some(DnsRecordType::Tlsa);
+    purpose: Some(RecordPurpose::Tlsa);
     NO_MATCH: Error, "tlsa-no-match",
         "no TLSA record matches the configured certificate: DANE-enabled senders will not deliver";
     NEXT_KEY_MISSING: Warning, "tlsa-next-key-missing",

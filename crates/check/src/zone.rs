@@ -8,14 +8,14 @@
 
 use std::collections::BTreeMap;
 
-use mailzone_records::{DnsRecordType, Name, RData};
+use mailzone_records::{RecordPurpose, Name, RData};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
 use crate::support;
 
 crate::codes::declare! {
-    record_type: None;
+    purpose: None;
     LOOKUP_FAILED: Error, "dns-lookup-failed",
         "a DNS question got no usable answer (timeout, SERVFAIL, REFUSED)";
     APEX_CNAME: Error, "zone-apex-cname",
@@ -72,14 +72,14 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     }
 
     // TXT names the planner fills, with the version tag of each desired value there.
-    let mut tags: BTreeMap<&Name, Vec<(String, DnsRecordType)>> = BTreeMap::new();
+    let mut tags: BTreeMap<&Name, Vec<(String, RecordPurpose)>> = BTreeMap::new();
     for d in ctx.desired {
         if let RData::Txt(value) = &d.record.data {
             let entry = tags.entry(&d.record.name).or_default();
             if let Some(tag) = version_tag(value)
                 && !entry.iter().any(|(t, _)| t.eq_ignore_ascii_case(&tag))
             {
-                entry.push((tag, d.record_type));
+                entry.push((tag, d.purpose));
             }
         }
     }
@@ -115,7 +115,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 );
             }
         }
-        for (tag, record_type) in &tags[name] {
+        for (tag, purpose) in &tags[name] {
             let same = support::txt_family(&answer, name, tag);
             if same.len() > 1 {
                 let desired: Vec<_> = ctx
@@ -154,7 +154,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 } else {
                     format!("remove {}", extra.join("; "))
                 });
-                finding.record_type = Some(*record_type);
+                finding.purpose = Some(*purpose);
                 findings.push(finding);
             }
         }
@@ -194,7 +194,7 @@ mod tests {
             case("two SPF records")
                 .add("example.org. 300 IN TXT \"v=spf1 a -all\"\n")
                 .fires("zone-multiple-records", Severity::Error, "example.org.")
-                .record_type(DnsRecordType::Spf)
+                .purpose(RecordPurpose::Spf)
                 .fix("remove example.org. 300 IN TXT \"v=spf1 a -all\""),
             case("two DMARC records")
                 .add("_dmarc.example.org. 300 IN TXT \"v=DMARC1; p=none\"\n")

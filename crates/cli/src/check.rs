@@ -116,9 +116,9 @@ fn finding_text(f: &Finding) -> String {
         Severity::Warning => "warning",
         Severity::Info => "info",
     };
-    let record_type = f.record_type.map(|t| format!(" ({t})")).unwrap_or_default();
+    let purpose = f.purpose.map(|t| format!(" ({t})")).unwrap_or_default();
     let mut s = format!(
-        "  {severity:<7} {} {}{record_type}\n          {}\n",
+        "  {severity:<7} {} {}{purpose}\n          {}\n",
         f.code, f.name, f.message
     );
     s.push_str(&mailzone_engine::check::finding_details_text(
@@ -139,7 +139,7 @@ mod tests {
         let finding = Finding {
             code: "record-missing",
             severity: Severity::Error,
-            record_type: Some(mailzone_records::DnsRecordType::Dmarc),
+            purpose: Some(mailzone_records::RecordPurpose::Dmarc),
             name: "_dmarc.example.org.".into(),
             message: "the dmarc record is not served".into(),
             seen: Some("nothing".into()),

@@ -12,7 +12,7 @@ use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
 use mailzone_engine::reconcile::ZoneOutcome;
 use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock};
 use mailzone_records::diff::PlanEntry;
-use mailzone_records::{DnsRecordType, Name, Record, zonefile};
+use mailzone_records::{RecordPurpose, Name, Record, zonefile};
 use serde_json::json;
 
 use crate::args::Format;
@@ -44,7 +44,7 @@ struct CommonArgs {
     domains: Vec<String>,
     /// Only these record types, comma-separated (Stalwart's `updateRecords`).
     #[arg(long, value_delimiter = ',', value_parser = parse_type)]
-    types: Vec<DnsRecordType>,
+    types: Vec<RecordPurpose>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -222,17 +222,17 @@ fn zone_text(zone: &ZoneOutcome) -> String {
                 out.push_str(&format!(
                     "  + add     {}  [{}]\n",
                     line(&d.record),
-                    d.record_type
+                    d.purpose
                 ));
             }
             PlanEntry::Replace {
-                record_type,
+                purpose,
                 old,
                 new,
             } => {
                 let head = &new[0];
                 out.push_str(&format!(
-                    "  ~ replace {} {}  [{record_type}]\n",
+                    "  ~ replace {} {}  [{purpose}]\n",
                     head.name,
                     head.data.rtype()
                 ));

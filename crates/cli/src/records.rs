@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use mailzone_engine::{RecordsRequest, clock};
-use mailzone_records::{DnsRecordType, json, zonefile};
+use mailzone_records::{RecordPurpose, json, zonefile};
 
 #[derive(Args)]
 pub struct RecordsArgs {
@@ -20,7 +20,7 @@ pub struct RecordsArgs {
     /// Only these record types, comma-separated (mx, address, spf, dkim, dmarc, tlsRpt,
     /// mtaSts, srv, autoConfig, autoConfigLegacy, autoDiscover, caa, tlsa).
     #[arg(long, value_delimiter = ',', value_parser = parse_type)]
-    types: Vec<DnsRecordType>,
+    types: Vec<RecordPurpose>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -29,8 +29,8 @@ enum Format {
     Json,
 }
 
-pub fn parse_type(s: &str) -> Result<DnsRecordType, String> {
-    s.parse::<DnsRecordType>().map_err(|e| e.to_string())
+pub fn parse_type(s: &str) -> Result<RecordPurpose, String> {
+    s.parse::<RecordPurpose>().map_err(|e| e.to_string())
 }
 
 pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {

@@ -553,7 +553,7 @@ impl Provider for DnsUpdateProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailzone_records::DnsRecordType;
+    use mailzone_records::RecordPurpose;
     use mailzone_records::diff::RrsetPrerequisite;
     use mailzone_records::record::DesiredRecord;
 
@@ -577,16 +577,16 @@ mod tests {
         let changes = ChangeSet {
             zone: Some(name("example.org")),
             adds: vec![DesiredRecord {
-                record_type: DnsRecordType::Spf,
+                purpose: RecordPurpose::Spf,
                 record: txt("example.org", "v=spf1 mx -all"),
             }],
             deletes: vec![
                 (
-                    Some(DnsRecordType::Spf),
+                    Some(RecordPurpose::Spf),
                     LiveRecord::from_record(old_spf.clone()),
                 ),
                 (
-                    Some(DnsRecordType::Dmarc),
+                    Some(RecordPurpose::Dmarc),
                     LiveRecord::from_record(old_dmarc.clone()),
                 ),
             ],

@@ -689,7 +689,7 @@ impl Provider for Rfc2136Provider {
 mod tests {
     use super::*;
     use mailzone_records::diff::RrsetPrerequisite;
-    use mailzone_records::{DesiredRecord, DnsRecordType, Record};
+    use mailzone_records::{DesiredRecord, RecordPurpose, Record};
     use std::net::Ipv4Addr;
 
     fn name(s: &str) -> Name {
@@ -762,7 +762,7 @@ mod tests {
             zone: Some(zone.clone()),
             adds: vec![
                 DesiredRecord {
-                    record_type: DnsRecordType::Mx,
+                    purpose: RecordPurpose::Mx,
                     record: Record {
                         name: zone.clone(),
                         ttl: 300,
@@ -773,7 +773,7 @@ mod tests {
                     },
                 },
                 DesiredRecord {
-                    record_type: DnsRecordType::Address,
+                    purpose: RecordPurpose::Address,
                     record: Record {
                         name: name("mail.example.test"),
                         ttl: 300,
@@ -781,7 +781,7 @@ mod tests {
                     },
                 },
                 DesiredRecord {
-                    record_type: DnsRecordType::Spf,
+                    purpose: RecordPurpose::Spf,
                     record: Record {
                         name: zone.clone(),
                         ttl: 300,
@@ -789,7 +789,7 @@ mod tests {
                     },
                 },
             ],
-            deletes: vec![(Some(DnsRecordType::Spf), old_txt.clone())],
+            deletes: vec![(Some(RecordPurpose::Spf), old_txt.clone())],
             prerequisites: vec![
                 RrsetPrerequisite {
                     name: zone.clone(),
@@ -884,7 +884,7 @@ mod tests {
         for i in 0..300 {
             let owner = name(&format!("k{i}._domainkey.example.test"));
             changes.adds.push(DesiredRecord {
-                record_type: DnsRecordType::Dkim,
+                purpose: RecordPurpose::Dkim,
                 record: Record {
                     name: owner.clone(),
                     ttl: 300,

@@ -13,7 +13,7 @@ use mailzone_dns::{
     TsigAlgorithm, TsigConfig, query_rrset, query_serial,
 };
 use mailzone_records::diff::{ChangeSet, LedgerEntry, diff};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, RData, Record};
+use mailzone_records::{DesiredRecord, RecordPurpose, Name, RData, Record};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
 const ZONE: &str = "example.test";
@@ -79,9 +79,9 @@ fn start(kind: ServerKind, records: &str, options: &ServerOptions) -> Option<Dns
     )
 }
 
-fn desired(t: DnsRecordType, owner: &str, data: RData) -> DesiredRecord {
+fn desired(t: RecordPurpose, owner: &str, data: RData) -> DesiredRecord {
     DesiredRecord {
-        record_type: t,
+        purpose: t,
         record: Record {
             name: name(owner),
             ttl: 300,
@@ -90,7 +90,7 @@ fn desired(t: DnsRecordType, owner: &str, data: RData) -> DesiredRecord {
     }
 }
 
-fn txt(owner: &str, t: DnsRecordType, value: &[u8]) -> DesiredRecord {
+fn txt(owner: &str, t: RecordPurpose, value: &[u8]) -> DesiredRecord {
     desired(t, owner, RData::Txt(value.to_vec()))
 }
 
@@ -106,7 +106,7 @@ fn long_dkim() -> Vec<u8> {
 
 /// What the planner would want for the zone.
 fn desired_records() -> Vec<DesiredRecord> {
-    use DnsRecordType::*;
+    use RecordPurpose::*;
     vec![
         desired(
             Mx,
@@ -178,7 +178,7 @@ fn desired_records() -> Vec<DesiredRecord> {
 /// mailzone published `old._domainkey` earlier: it may be deleted.
 fn ledger() -> BTreeSet<LedgerEntry> {
     [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: name("old._domainkey.example.test"),
         data: RData::Txt(
             b"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".to_vec(),
@@ -205,7 +205,7 @@ async fn plan(provider: &Rfc2136Provider, records: &[DesiredRecord]) -> ChangeSe
         records,
         &snapshot.records,
         &ledger(),
-        &DnsRecordType::ALL,
+        &RecordPurpose::ALL,
     )
 }
 
@@ -575,7 +575,7 @@ async fn refused_transfer_falls_back_to_queries(kind: ServerKind) {
         &records,
         &snapshot.records,
         &ledger(),
-        &DnsRecordType::ALL,
+        &RecordPurpose::ALL,
     );
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
     assert_eq!(
@@ -623,7 +623,7 @@ async fn long_txt_round_trips(kind: ServerKind) {
     let p = provider(&server);
     let records = vec![txt(
         "big._domainkey.example.test",
-        DnsRecordType::Dkim,
+        RecordPurpose::Dkim,
         &long_dkim(),
     )];
     let changes = plan(&p, &records).await;
@@ -661,7 +661,7 @@ async fn long_txt_round_trips(kind: ServerKind) {
 
     // Deleted again (mailzone published it): the delete repeats the strings as read.
     let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: name("big._domainkey.example.test"),
         data: RData::Txt(long_dkim()),
     }]
@@ -671,7 +671,7 @@ async fn long_txt_round_trips(kind: ServerKind) {
         &[],
         &snapshot.records,
         &ledger,
-        &DnsRecordType::ALL,
+        &RecordPurpose::ALL,
     );
     assert_eq!(changes.deletes.len(), 1);
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
@@ -695,7 +695,7 @@ async fn txt_split_by_someone_else_is_deleted_exactly(kind: ServerKind) {
         return;
     };
     let p = provider(&server);
-    let records = vec![txt(ZONE, DnsRecordType::Spf, b"v=spf1 mx -all")];
+    let records = vec![txt(ZONE, RecordPurpose::Spf, b"v=spf1 mx -all")];
     let changes = plan(&p, &records).await;
     assert_eq!(changes.deletes.len(), 1);
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
@@ -709,7 +709,7 @@ async fn mx_and_its_address_in_one_message(kind: ServerKind) {
         return;
     };
     let p = provider(&server);
-    use DnsRecordType::*;
+    use RecordPurpose::*;
     if kind == ServerKind::Bind {
         // An MX alone, its target without an address: BIND answers REFUSED, and the
         // message says what is likely wrong instead of only blaming the key.
@@ -789,7 +789,7 @@ async fn mx_and_its_address_in_one_message(kind: ServerKind) {
             l.record.name.as_str().starts_with("mx1") || l.record.name.as_str().starts_with("_sub")
         })
         .map(|l| LedgerEntry {
-            record_type: if l.record.data.rtype() == "SRV" {
+            purpose: if l.record.data.rtype() == "SRV" {
                 Srv
             } else {
                 Address
@@ -803,7 +803,7 @@ async fn mx_and_its_address_in_one_message(kind: ServerKind) {
         &records,
         &snapshot.records,
         &ledger,
-        &DnsRecordType::ALL,
+        &RecordPurpose::ALL,
     );
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
     assert_eq!(server.query(ZONE, "MX"), ["20 mx2.example.test."]);
@@ -821,7 +821,7 @@ async fn udp_protocol_falls_back_to_tcp_for_large_messages(kind: ServerKind) {
     let mut records = desired_records();
     records.push(txt(
         "mz2._domainkey.example.test",
-        DnsRecordType::Dkim,
+        RecordPurpose::Dkim,
         &long_dkim(),
     ));
     let changes = plan(&p, &records).await;
@@ -832,7 +832,7 @@ async fn udp_protocol_falls_back_to_tcp_for_large_messages(kind: ServerKind) {
     // A small update over UDP.
     let records = vec![txt(
         "_dmarc.example.test",
-        DnsRecordType::Dmarc,
+        RecordPurpose::Dmarc,
         b"v=DMARC1; p=none",
     )];
     let changes = diff(
@@ -840,7 +840,7 @@ async fn udp_protocol_falls_back_to_tcp_for_large_messages(kind: ServerKind) {
         &records,
         &p.read_zone(&zone(), &[]).await.unwrap().records,
         &ledger(),
-        &[DnsRecordType::Dmarc],
+        &[RecordPurpose::Dmarc],
     );
     assert_eq!(p.apply(&changes).await.unwrap().messages, 1);
     assert_eq!(
@@ -859,7 +859,7 @@ async fn oversized_update_is_split_by_rrset(kind: ServerKind) {
         .map(|i| {
             txt(
                 &format!("k{i}._domainkey.example.test"),
-                DnsRecordType::Dkim,
+                RecordPurpose::Dkim,
                 &long_dkim(),
             )
         })
@@ -959,7 +959,7 @@ async fn unknown_zone_is_permanent(kind: ServerKind) {
     assert_permanent(&e, &["example.org"]);
     let changes = ChangeSet {
         zone: Some(other.clone()),
-        adds: vec![txt("example.org", DnsRecordType::Spf, b"v=spf1 -all")],
+        adds: vec![txt("example.org", RecordPurpose::Spf, b"v=spf1 -all")],
         ..ChangeSet::default()
     };
     let e = p.apply(&changes).await.unwrap_err();

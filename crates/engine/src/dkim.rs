@@ -133,6 +133,6 @@ pub fn publishes_dkim(domain: &mailzone_records::Domain) -> bool {
         || matches!(
             &domain.dns_management,
             mailzone_records::DnsManagement::Automatic { publish_records, .. }
-                if publish_records.contains(&mailzone_records::DnsRecordType::Dkim)
+                if publish_records.contains(&mailzone_records::RecordPurpose::Dkim)
         )
 }

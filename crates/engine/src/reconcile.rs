@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::zones::{self, ZonePlan, ZonePlans};
-use mailzone_records::{DesiredRecord, DnsRecordType, Name, Record, zonefile};
+use mailzone_records::{DesiredRecord, RecordPurpose, Name, Record, zonefile};
 use mailzone_store::{Store, ZoneState};
 
 use crate::error::ZoneFailure;
@@ -205,7 +205,7 @@ pub async fn reconcile(
     for (&item, result) in connected.iter().zip(zones) {
         match result {
             Ok(outcome) => {
-                if request.apply && item.managed_types.contains(&DnsRecordType::Dkim) {
+                if request.apply && item.managed_types.contains(&RecordPurpose::Dkim) {
                     served_dkim.push((item, outcome.applied, outcome.serial));
                 }
                 report.zones.push(outcome);
@@ -274,7 +274,7 @@ pub async fn reconcile(
 fn tlsa_published(work: &[ZonePlan<'_>], report: &ReconcileReport) -> bool {
     let mut tlsa_zones = work
         .iter()
-        .filter(|item| item.managed_types.contains(&DnsRecordType::Tlsa))
+        .filter(|item| item.managed_types.contains(&RecordPurpose::Tlsa))
         .peekable();
     tlsa_zones.peek().is_some()
         && tlsa_zones.all(|item| {
@@ -314,7 +314,7 @@ async fn promote_applied(
     let key_records: BTreeSet<&Name> = item
         .desired
         .iter()
-        .filter(|r| r.record_type == DnsRecordType::Dkim)
+        .filter(|r| r.purpose == RecordPurpose::Dkim)
         .filter(|r| matches!(r.record.data, mailzone_records::RData::Txt(_)))
         .map(|r| &r.record.name)
         .collect();
@@ -500,7 +500,7 @@ async fn reconcile_zone(
             .adds
             .iter()
             .map(|a| LedgerEntry {
-                record_type: a.record_type,
+                purpose: a.purpose,
                 name: a.record.name.clone(),
                 data: a.record.data.clone(),
             })
@@ -650,19 +650,19 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
         .entries()
         .into_iter()
         .map(|entry| {
-            let (action, record_type, old, new) = match entry {
-                PlanEntry::Add(d) => ("add", Some(d.record_type), vec![], vec![d.record]),
+            let (action, purpose, old, new) = match entry {
+                PlanEntry::Add(d) => ("add", Some(d.purpose), vec![], vec![d.record]),
                 PlanEntry::Replace {
-                    record_type,
+                    purpose,
                     old,
                     new,
-                } => ("replace", Some(record_type), old, new),
+                } => ("replace", Some(purpose), old, new),
                 PlanEntry::Delete(t, r) => ("delete", t, vec![r], vec![]),
             };
             let first = new.first().or(old.first()).expect("a change has a record");
             serde_json::json!({
                 "action": action,
-                "recordType": record_type,
+                "recordType": purpose,
                 "name": first.name.to_string(),
                 "type": first.data.rtype(),
                 "old": old.iter().map(record_json).collect::<Vec<_>>(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mailzone_records::dkim::{self, DkimPrivateKey, DkimSelectorKey};
 use mailzone_records::{
-    DkimAlgorithm, DkimManagement, DkimStage, DnsRecordType, Domain, Name, PlanInput,
+    DkimAlgorithm, DkimManagement, DkimStage, RecordPurpose, Domain, Name, PlanInput,
 };
 use mailzone_store::{Store, StoredDkimKey};
 use zeroize::Zeroizing;
@@ -18,7 +18,7 @@ use crate::{EngineError, LoadedConfig};
 #[derive(Debug, Clone)]
 pub struct RecordsRequest {
     pub domains: Vec<String>,
-    pub types: Vec<DnsRecordType>,
+    pub types: Vec<RecordPurpose>,
     pub state_dir: PathBuf,
     pub now_unix: i64,
     /// An open store to use (the service's, possibly PostgreSQL shared by several
@@ -92,11 +92,11 @@ pub(crate) async fn plan_records(
     let needs_dkim_store = domains
         .iter()
         .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
-        && wants(DnsRecordType::Dkim);
+        && wants(RecordPurpose::Dkim);
     // The TLSA rollover state is kept where mailzone publishes TLSA itself.
     let needs_tlsa_store = loaded.tlsa.is_some()
         && domains.iter().any(|d| crate::tlsa::manages_tlsa(d))
-        && wants(DnsRecordType::Tlsa);
+        && wants(RecordPurpose::Tlsa);
     let needs_store = needs_dkim_store || needs_tlsa_store;
     let opened = if needs_store {
         Some(RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
@@ -144,7 +144,7 @@ pub(crate) async fn plan_records(
             tlsa: tlsa.as_ref(),
         })?;
         if !request.types.is_empty() {
-            records.retain(|r| request.types.contains(&r.record_type));
+            records.retain(|r| request.types.contains(&r.purpose));
         }
         out.push(DomainRecords {
             domain: domain.clone(),

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use mailzone_records::{DnsManagement, DnsRecordType, Name};
+use mailzone_records::{DnsManagement, RecordPurpose, Name};
 use mailzone_store::{NewTask, Store, Task, TaskEnd};
 
 use crate::progress::Progress;
@@ -330,12 +330,12 @@ impl Worker {
             Some(DnsManagement::Automatic { .. }) => {}
         }
         let types = if task.kind == TLSA_SYNC {
-            vec![DnsRecordType::Tlsa]
+            vec![RecordPurpose::Tlsa]
         } else {
             task.update_records
                 .iter()
                 .map(|t| {
-                    t.parse::<DnsRecordType>()
+                    t.parse::<RecordPurpose>()
                         .map_err(|e| EngineError::Usage(format!("updateRecords: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?

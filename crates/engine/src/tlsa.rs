@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mailzone_records::tlsa::TlsaKeys;
 use mailzone_records::tlsa::rollover::{self, Advance, TlsaEntry, TlsaEvent, TlsaRole};
-use mailzone_records::{DnsManagement, DnsRecordType, Domain, RData, zonefile};
+use mailzone_records::{DnsManagement, RecordPurpose, Domain, RData, zonefile};
 use mailzone_store::Store;
 use serde::Serialize;
 
@@ -25,7 +25,7 @@ use crate::{EngineError, LoadedConfig, RecordsRequest};
 pub fn manages_tlsa(domain: &Domain) -> bool {
     matches!(
         &domain.dns_management,
-        DnsManagement::Automatic { publish_records, .. } if publish_records.contains(&DnsRecordType::Tlsa)
+        DnsManagement::Automatic { publish_records, .. } if publish_records.contains(&RecordPurpose::Tlsa)
     )
 }
 

@@ -26,7 +26,7 @@ mod values;
 pub use service::DEFAULT_CHECK_INTERVAL;
 
 use crate::name::Name;
-use crate::record::DnsRecordType;
+use crate::record::RecordPurpose;
 use crate::{dkim, dmarc, mtasts, spf};
 pub use dns_server::decode_tsig_secret;
 use dns_server::*;

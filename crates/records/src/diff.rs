@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::name::Name;
-use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
+use crate::record::{DesiredRecord, RecordPurpose, RData, Record};
 
 /// A record as read from a server, with TXT character-strings exactly as the server holds
 /// them: an RFC 2136 delete or prerequisite must repeat the RDATA byte for byte, however
@@ -34,7 +34,7 @@ impl LiveRecord {
 /// A published record remembered in the ledger: what mailzone wrote, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LedgerEntry {
-    pub record_type: DnsRecordType,
+    pub purpose: RecordPurpose,
     pub name: Name,
     pub data: RData,
 }
@@ -53,7 +53,7 @@ pub struct RrsetPrerequisite {
 pub struct ChangeSet {
     pub zone: Option<Name>,
     pub adds: Vec<DesiredRecord>,
-    pub deletes: Vec<(Option<DnsRecordType>, LiveRecord)>,
+    pub deletes: Vec<(Option<RecordPurpose>, LiveRecord)>,
     pub prerequisites: Vec<RrsetPrerequisite>,
     /// How many desired records are managed (for the deletion safety limit).
     pub managed: usize,
@@ -67,11 +67,11 @@ pub struct ChangeSet {
 pub enum PlanEntry {
     Add(DesiredRecord),
     Replace {
-        record_type: DnsRecordType,
+        purpose: RecordPurpose,
         old: Vec<Record>,
         new: Vec<Record>,
     },
-    Delete(Option<DnsRecordType>, Record),
+    Delete(Option<RecordPurpose>, Record),
 }
 
 impl ChangeSet {
@@ -81,7 +81,7 @@ impl ChangeSet {
 
     /// Adds and deletes in the same slot are shown as one replacement.
     pub fn entries(&self) -> Vec<PlanEntry> {
-        let mut deletes_by_slot: BTreeMap<Slot, Vec<(Option<DnsRecordType>, Record)>> =
+        let mut deletes_by_slot: BTreeMap<Slot, Vec<(Option<RecordPurpose>, Record)>> =
             BTreeMap::new();
         for (t, live) in &self.deletes {
             deletes_by_slot
@@ -100,7 +100,7 @@ impl ChangeSet {
         for (s, adds) in adds_by_slot {
             match deletes_by_slot.remove(&s) {
                 Some(old) => out.push(PlanEntry::Replace {
-                    record_type: adds[0].record_type,
+                    purpose: adds[0].purpose,
                     old: old.into_iter().map(|(_, r)| r).collect(),
                     new: adds.into_iter().map(|a| a.record).collect(),
                 }),
@@ -194,7 +194,7 @@ pub fn diff(
     desired: &[DesiredRecord],
     live: &[LiveRecord],
     ledger: &BTreeSet<LedgerEntry>,
-    managed_types: &[DnsRecordType],
+    managed_types: &[RecordPurpose],
 ) -> ChangeSet {
     let owned: BTreeSet<Slot> = desired.iter().map(|d| slot(&d.record)).collect();
     let live_by_rrset = group_rrsets(live);
@@ -221,9 +221,9 @@ pub fn diff(
             .find(|e| {
                 e.name == record.name
                     && e.data == record.data
-                    && managed_types.contains(&e.record_type)
+                    && managed_types.contains(&e.purpose)
             })
-            .map(|e| e.record_type)
+            .map(|e| e.purpose)
     };
     let mut deletes = Vec::new();
     for l in live {
@@ -234,13 +234,13 @@ pub fn diff(
         let in_owned_slot = owned.contains(&slot(r));
         let published = ledger_type(r);
         if in_owned_slot || published.is_some() {
-            let record_type = published.or_else(|| {
+            let purpose = published.or_else(|| {
                 desired
                     .iter()
                     .find(|d| slot(&d.record) == slot(r))
-                    .map(|d| d.record_type)
+                    .map(|d| d.purpose)
             });
-            deletes.push((record_type, l.clone()));
+            deletes.push((purpose, l.clone()));
         }
     }
 
@@ -318,7 +318,7 @@ pub fn ledger_after(ledger: &BTreeSet<LedgerEntry>, changes: &ChangeSet) -> BTre
     }
     for add in &changes.adds {
         next.insert(LedgerEntry {
-            record_type: add.record_type,
+            purpose: add.purpose,
             name: add.record.name.clone(),
             data: add.record.data.clone(),
         });

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::name::Name;
-use crate::record::{DesiredRecord, DnsRecordType};
+use crate::record::{DesiredRecord, RecordPurpose};
 use crate::zonefile;
 
 /// One record as JSON. `name` is absolute (trailing dot), `value` is what a provider's
@@ -19,7 +19,7 @@ pub struct JsonRecord {
     pub ttl: u32,
     pub value: String,
     #[serde(rename = "recordType")]
-    pub record_type: DnsRecordType,
+    pub purpose: RecordPurpose,
     pub rdata: String,
 }
 
@@ -33,7 +33,7 @@ pub fn records(domain: &Name, records: &[DesiredRecord]) -> Vec<JsonRecord> {
             rtype: d.record.data.rtype().to_string(),
             ttl: d.record.ttl,
             value: d.record.data.value(),
-            record_type: d.record_type,
+            purpose: d.purpose,
             rdata: zonefile::rdata_presentation(&d.record.data),
         })
         .collect()

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::name::Name;
-use crate::record::DnsRecordType;
+use crate::record::RecordPurpose;
 
 /// Facts about the mail deployment shared by every domain.
 #[derive(Debug, Clone, PartialEq)]
@@ -559,25 +559,25 @@ pub enum DnsManagement {
         /// The key of the `[dnsServer.<name>]` table.
         dns_server: String,
         /// The record types mailzone may write.
-        publish_records: Vec<DnsRecordType>,
+        publish_records: Vec<RecordPurpose>,
     },
 }
 
 /// The types published when `publishRecords` is not given: Stalwart's default list.
 /// `tlsa` needs DNSSEC to mean anything and `address` is often managed elsewhere, so both
 /// are opt-in.
-pub const DEFAULT_PUBLISH_RECORDS: [DnsRecordType; 11] = [
-    DnsRecordType::Dkim,
-    DnsRecordType::Spf,
-    DnsRecordType::Mx,
-    DnsRecordType::Dmarc,
-    DnsRecordType::Srv,
-    DnsRecordType::MtaSts,
-    DnsRecordType::TlsRpt,
-    DnsRecordType::Caa,
-    DnsRecordType::AutoConfig,
-    DnsRecordType::AutoConfigLegacy,
-    DnsRecordType::AutoDiscover,
+pub const DEFAULT_PUBLISH_RECORDS: [RecordPurpose; 11] = [
+    RecordPurpose::Dkim,
+    RecordPurpose::Spf,
+    RecordPurpose::Mx,
+    RecordPurpose::Dmarc,
+    RecordPurpose::Srv,
+    RecordPurpose::MtaSts,
+    RecordPurpose::TlsRpt,
+    RecordPurpose::Caa,
+    RecordPurpose::AutoConfig,
+    RecordPurpose::AutoConfigLegacy,
+    RecordPurpose::AutoDiscover,
 ];
 
 /// Where zones are published (the seeds' `DnsServer`).

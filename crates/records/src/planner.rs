@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::dkim::{self, DkimSelectorKey};
 use crate::model::{DkimDelegation, Domain, Server, ServiceFamily};
 use crate::name::{Name, NameError};
-use crate::record::{DesiredRecord, DnsRecordType, RData, Record};
+use crate::record::{DesiredRecord, RecordPurpose, RData, Record};
 use crate::tlsa::{self, TlsaKeys};
 use crate::{autoconfig, caa, dmarc, mtasts, spf, srv, tlsrpt};
 
@@ -24,15 +24,15 @@ pub struct PlanInput<'a> {
 
 /// A record name the planner would have to build is not a valid DNS name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{domain}: cannot build the {record_type} record name `{labels}.{domain}`: {source}")]
+#[error("{domain}: cannot build the {purpose} record name `{labels}.{domain}`: {source}")]
 pub struct PlanError {
     pub domain: String,
-    pub record_type: DnsRecordType,
+    pub purpose: RecordPurpose,
     pub labels: String,
     pub source: NameError,
 }
 
-/// Plans every record of a domain, ordered by [`DnsRecordType::ALL`], then owner name, then
+/// Plans every record of a domain, ordered by [`RecordPurpose::ALL`], then owner name, then
 /// data.
 pub fn plan(input: PlanInput<'_>) -> Result<Vec<DesiredRecord>, PlanError> {
     let mut planner = Planner {
@@ -52,8 +52,8 @@ pub fn plan(input: PlanInput<'_>) -> Result<Vec<DesiredRecord>, PlanError> {
     planner.tlsa()?;
     let mut records = planner.records;
     records.sort_by(|a, b| {
-        (a.record_type, &a.record.name, &a.record.data).cmp(&(
-            b.record_type,
+        (a.purpose, &a.record.name, &a.record.data).cmp(&(
+            b.purpose,
             &b.record.name,
             &b.record.data,
         ))
@@ -76,10 +76,10 @@ impl Planner<'_> {
         self.input.server
     }
 
-    fn push(&mut self, record_type: DnsRecordType, name: Name, data: RData) {
+    fn push(&mut self, purpose: RecordPurpose, name: Name, data: RData) {
         let ttl = self.domain().ttl;
         self.records.push(DesiredRecord {
-            record_type,
+            purpose,
             record: Record { name, ttl, data },
         });
     }
@@ -87,22 +87,22 @@ impl Planner<'_> {
     /// Pushes a record at `labels` below the domain.
     fn push_at(
         &mut self,
-        record_type: DnsRecordType,
+        purpose: RecordPurpose,
         labels: &str,
         data: RData,
     ) -> Result<(), PlanError> {
-        let name = self.name(record_type, labels)?;
-        self.push(record_type, name, data);
+        let name = self.name(purpose, labels)?;
+        self.push(purpose, name, data);
         Ok(())
     }
 
-    fn name(&self, record_type: DnsRecordType, labels: &str) -> Result<Name, PlanError> {
+    fn name(&self, purpose: RecordPurpose, labels: &str) -> Result<Name, PlanError> {
         self.domain()
             .name
             .prefixed(labels)
             .map_err(|source| PlanError {
                 domain: self.domain().name.as_str().to_string(),
-                record_type,
+                purpose,
                 labels: labels.to_string(),
                 source,
             })
@@ -137,7 +137,7 @@ impl Planner<'_> {
                 preference: mx.priority,
                 exchange: mx.hostname,
             };
-            self.push(DnsRecordType::Mx, apex.clone(), data);
+            self.push(RecordPurpose::Mx, apex.clone(), data);
         }
     }
 
@@ -146,10 +146,10 @@ impl Planner<'_> {
         let server = self.server().clone();
         for host in self.own_hosts_in_zone() {
             for ip in &server.ipv4 {
-                self.push(DnsRecordType::Address, host.clone(), RData::A(*ip));
+                self.push(RecordPurpose::Address, host.clone(), RData::A(*ip));
             }
             for ip in &server.ipv6 {
-                self.push(DnsRecordType::Address, host.clone(), RData::Aaaa(*ip));
+                self.push(RecordPurpose::Address, host.clone(), RData::Aaaa(*ip));
             }
         }
     }
@@ -158,7 +158,7 @@ impl Planner<'_> {
         let policy = self.domain().spf.clone();
         let apex = self.domain().name.clone();
         self.push(
-            DnsRecordType::Spf,
+            RecordPurpose::Spf,
             apex.clone(),
             RData::Txt(spf::domain_value(&policy).into_bytes()),
         );
@@ -171,7 +171,7 @@ impl Planner<'_> {
             .collect();
         for host in exchangers {
             let value = spf::host_value(&policy).into_bytes();
-            self.push(DnsRecordType::Spf, host, RData::Txt(value));
+            self.push(RecordPurpose::Spf, host, RData::Txt(value));
         }
     }
 
@@ -187,17 +187,17 @@ impl Planner<'_> {
             let domain = self.domain().name.clone();
             let error = |labels: String, source| PlanError {
                 domain: domain.as_str().to_string(),
-                record_type: DnsRecordType::Dkim,
+                purpose: RecordPurpose::Dkim,
                 labels,
                 source,
             };
             for algorithm in algorithms {
                 for slot in DkimDelegation::slots(algorithm) {
-                    let name = self.name(DnsRecordType::Dkim, &format!("{slot}._domainkey"))?;
+                    let name = self.name(RecordPurpose::Dkim, &format!("{slot}._domainkey"))?;
                     let target = delegation
                         .key_name(&slot, &domain)
                         .map_err(|e| error(format!("{slot}.{}", delegation.zone.as_str()), e))?;
-                    self.push(DnsRecordType::Dkim, name, RData::Cname(target));
+                    self.push(RecordPurpose::Dkim, name, RData::Cname(target));
                 }
             }
             for key in self.input.dkim_keys {
@@ -205,23 +205,23 @@ impl Planner<'_> {
                     error(format!("{}.{}", key.selector, delegation.zone.as_str()), e)
                 })?;
                 let data = RData::Txt(key.key.txt_value().into_bytes());
-                self.push(DnsRecordType::Dkim, name, data);
+                self.push(RecordPurpose::Dkim, name, data);
             }
             return Ok(());
         }
         for key in self.input.dkim_keys {
-            let name = self.name(DnsRecordType::Dkim, &format!("{}._domainkey", key.selector))?;
+            let name = self.name(RecordPurpose::Dkim, &format!("{}._domainkey", key.selector))?;
             let data = RData::Txt(key.key.txt_value().into_bytes());
-            self.push(DnsRecordType::Dkim, name, data);
+            self.push(RecordPurpose::Dkim, name, data);
         }
         Ok(())
     }
 
     /// RFC 7489 §6.1: `_dmarc.<domain>`.
     fn dmarc(&mut self) -> Result<(), PlanError> {
-        let name = self.name(DnsRecordType::Dmarc, "_dmarc")?;
+        let name = self.name(RecordPurpose::Dmarc, "_dmarc")?;
         let value = dmarc::value(&self.domain().dmarc);
-        self.push(DnsRecordType::Dmarc, name, RData::Txt(value.into_bytes()));
+        self.push(RecordPurpose::Dmarc, name, RData::Txt(value.into_bytes()));
         Ok(())
     }
 
@@ -231,9 +231,9 @@ impl Planner<'_> {
         if !policy.enabled || policy.rua.is_empty() {
             return Ok(());
         }
-        let name = self.name(DnsRecordType::TlsRpt, "_smtp._tls")?;
+        let name = self.name(RecordPurpose::TlsRpt, "_smtp._tls")?;
         self.push(
-            DnsRecordType::TlsRpt,
+            RecordPurpose::TlsRpt,
             name,
             RData::Txt(tlsrpt::value(&policy.rua).into_bytes()),
         );
@@ -246,13 +246,13 @@ impl Planner<'_> {
         if !policy.enabled {
             return Ok(());
         }
-        let host = self.name(DnsRecordType::MtaSts, "mta-sts")?;
+        let host = self.name(RecordPurpose::MtaSts, "mta-sts")?;
         let target = self.server().hostname.clone();
-        self.push(DnsRecordType::MtaSts, host, RData::Cname(target));
-        let id_name = self.name(DnsRecordType::MtaSts, "_mta-sts")?;
+        self.push(RecordPurpose::MtaSts, host, RData::Cname(target));
+        let id_name = self.name(RecordPurpose::MtaSts, "_mta-sts")?;
         let value = mtasts::txt_value(&mtasts::policy_text(&policy));
         self.push(
-            DnsRecordType::MtaSts,
+            RecordPurpose::MtaSts,
             id_name,
             RData::Txt(value.into_bytes()),
         );
@@ -261,8 +261,8 @@ impl Planner<'_> {
 
     fn srv(&mut self) -> Result<(), PlanError> {
         for entry in srv::entries(&self.server().services) {
-            let name = self.name(DnsRecordType::Srv, &format!("{}._tcp", entry.label))?;
-            self.push(DnsRecordType::Srv, name, srv_data(&entry));
+            let name = self.name(RecordPurpose::Srv, &format!("{}._tcp", entry.label))?;
+            self.push(RecordPurpose::Srv, name, srv_data(&entry));
         }
         Ok(())
     }
@@ -272,17 +272,17 @@ impl Planner<'_> {
         let document = autoconfig::pacc_document(&self.server().services);
         let pacc_txt = autoconfig::pacc_txt_value(&document).into_bytes();
         let host_alias = || RData::Cname(host.clone());
-        self.push_at(DnsRecordType::AutoConfig, "ua-auto-config", host_alias())?;
+        self.push_at(RecordPurpose::AutoConfig, "ua-auto-config", host_alias())?;
         self.push_at(
-            DnsRecordType::AutoConfig,
+            RecordPurpose::AutoConfig,
             "_ua-auto-config",
             RData::Txt(pacc_txt),
         )?;
-        self.push_at(DnsRecordType::AutoConfigLegacy, "autoconfig", host_alias())?;
-        self.push_at(DnsRecordType::AutoDiscover, "autodiscover", host_alias())?;
+        self.push_at(RecordPurpose::AutoConfigLegacy, "autoconfig", host_alias())?;
+        self.push_at(RecordPurpose::AutoDiscover, "autodiscover", host_alias())?;
         let entry = srv::autodiscover(&host);
         let srv_labels = format!("{}._tcp", entry.label);
-        self.push_at(DnsRecordType::AutoDiscover, &srv_labels, srv_data(&entry))
+        self.push_at(RecordPurpose::AutoDiscover, &srv_labels, srv_data(&entry))
     }
 
     fn caa(&mut self) {
@@ -296,7 +296,7 @@ impl Planner<'_> {
                 tag: property.tag.to_string(),
                 value: property.value,
             };
-            self.push(DnsRecordType::Caa, apex.clone(), data);
+            self.push(RecordPurpose::Caa, apex.clone(), data);
         }
     }
 
@@ -331,12 +331,12 @@ impl Planner<'_> {
                 .prefixed(&format!("_{port}._tcp"))
                 .map_err(|source| PlanError {
                     domain: self.domain().name.as_str().to_string(),
-                    record_type: DnsRecordType::Tlsa,
+                    purpose: RecordPurpose::Tlsa,
                     labels: format!("_{port}._tcp.{}", host.as_str()),
                     source,
                 })?;
             for data in tlsa_data(&keys) {
-                self.push(DnsRecordType::Tlsa, name.clone(), data);
+                self.push(RecordPurpose::Tlsa, name.clone(), data);
             }
         }
         Ok(())

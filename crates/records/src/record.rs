@@ -1,4 +1,4 @@
-//! Resource records as the planner produces them, tagged with the [`DnsRecordType`] that
+//! Resource records as the planner produces them, tagged with the [`RecordPurpose`] that
 //! explains why they exist (RFC 1035 §3.2 for the record layout).
 
 use std::fmt;
@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::name::Name;
 
-/// Why a record exists: the seeds' `DnsRecordType`, plus mailzone's `address` (A/AAAA of
+/// Why a record exists: the seeds' `RecordPurpose`, plus mailzone's `address` (A/AAAA of
 /// mail hosts inside the zone). The serialised names are the config and API names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub enum DnsRecordType {
+pub enum RecordPurpose {
     Mx,
     Address,
     Spf,
@@ -29,50 +29,50 @@ pub enum DnsRecordType {
     Tlsa,
 }
 
-impl DnsRecordType {
+impl RecordPurpose {
     /// Every type, in the order records are printed.
-    pub const ALL: [DnsRecordType; 13] = [
-        DnsRecordType::Mx,
-        DnsRecordType::Address,
-        DnsRecordType::Spf,
-        DnsRecordType::Dkim,
-        DnsRecordType::Dmarc,
-        DnsRecordType::TlsRpt,
-        DnsRecordType::MtaSts,
-        DnsRecordType::Srv,
-        DnsRecordType::AutoConfig,
-        DnsRecordType::AutoConfigLegacy,
-        DnsRecordType::AutoDiscover,
-        DnsRecordType::Caa,
-        DnsRecordType::Tlsa,
+    pub const ALL: [RecordPurpose; 13] = [
+        RecordPurpose::Mx,
+        RecordPurpose::Address,
+        RecordPurpose::Spf,
+        RecordPurpose::Dkim,
+        RecordPurpose::Dmarc,
+        RecordPurpose::TlsRpt,
+        RecordPurpose::MtaSts,
+        RecordPurpose::Srv,
+        RecordPurpose::AutoConfig,
+        RecordPurpose::AutoConfigLegacy,
+        RecordPurpose::AutoDiscover,
+        RecordPurpose::Caa,
+        RecordPurpose::Tlsa,
     ];
 
     /// The camelCase name used in the config, the CLI and the API.
     pub fn name(self) -> &'static str {
         match self {
-            DnsRecordType::Mx => "mx",
-            DnsRecordType::Address => "address",
-            DnsRecordType::Spf => "spf",
-            DnsRecordType::Dkim => "dkim",
-            DnsRecordType::Dmarc => "dmarc",
-            DnsRecordType::TlsRpt => "tlsRpt",
-            DnsRecordType::MtaSts => "mtaSts",
-            DnsRecordType::Srv => "srv",
-            DnsRecordType::AutoConfig => "autoConfig",
-            DnsRecordType::AutoConfigLegacy => "autoConfigLegacy",
-            DnsRecordType::AutoDiscover => "autoDiscover",
-            DnsRecordType::Caa => "caa",
-            DnsRecordType::Tlsa => "tlsa",
+            RecordPurpose::Mx => "mx",
+            RecordPurpose::Address => "address",
+            RecordPurpose::Spf => "spf",
+            RecordPurpose::Dkim => "dkim",
+            RecordPurpose::Dmarc => "dmarc",
+            RecordPurpose::TlsRpt => "tlsRpt",
+            RecordPurpose::MtaSts => "mtaSts",
+            RecordPurpose::Srv => "srv",
+            RecordPurpose::AutoConfig => "autoConfig",
+            RecordPurpose::AutoConfigLegacy => "autoConfigLegacy",
+            RecordPurpose::AutoDiscover => "autoDiscover",
+            RecordPurpose::Caa => "caa",
+            RecordPurpose::Tlsa => "tlsa",
         }
     }
 
     /// A comma-separated list of every name, for error messages.
     pub fn all_names() -> String {
-        DnsRecordType::ALL.map(DnsRecordType::name).join(", ")
+        RecordPurpose::ALL.map(RecordPurpose::name).join(", ")
     }
 }
 
-impl fmt::Display for DnsRecordType {
+impl fmt::Display for RecordPurpose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -80,18 +80,18 @@ impl fmt::Display for DnsRecordType {
 
 /// The error for a record type name that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown record type `{0}`; known types: {types}", types = DnsRecordType::all_names())]
-pub struct UnknownRecordType(pub String);
+#[error("unknown record type `{0}`; known types: {types}", types = RecordPurpose::all_names())]
+pub struct UnknownRecordPurpose(pub String);
 
-impl FromStr for DnsRecordType {
-    type Err = UnknownRecordType;
+impl FromStr for RecordPurpose {
+    type Err = UnknownRecordPurpose;
 
     /// Accepts the camelCase names case-insensitively (`tlsrpt` works as `tlsRpt`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DnsRecordType::ALL
+        RecordPurpose::ALL
             .into_iter()
             .find(|t| t.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownRecordType(s.to_string()))
+            .ok_or_else(|| UnknownRecordPurpose(s.to_string()))
     }
 }
 
@@ -168,7 +168,7 @@ pub struct Record {
 /// A record the planner says a domain needs, with the reason it exists.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DesiredRecord {
-    pub record_type: DnsRecordType,
+    pub purpose: RecordPurpose,
     pub record: Record,
 }
 
@@ -178,16 +178,16 @@ mod tests {
 
     #[test]
     fn record_type_names_round_trip() {
-        for t in DnsRecordType::ALL {
-            assert_eq!(t.name().parse::<DnsRecordType>().unwrap(), t);
+        for t in RecordPurpose::ALL {
+            assert_eq!(t.name().parse::<RecordPurpose>().unwrap(), t);
             let json = serde_json::to_string(&t).unwrap();
             assert_eq!(json, format!("\"{}\"", t.name()));
         }
         assert_eq!(
-            "TLSRPT".parse::<DnsRecordType>().unwrap(),
-            DnsRecordType::TlsRpt
+            "TLSRPT".parse::<RecordPurpose>().unwrap(),
+            RecordPurpose::TlsRpt
         );
-        let err = "mxx".parse::<DnsRecordType>().unwrap_err().to_string();
+        let err = "mxx".parse::<RecordPurpose>().unwrap_err().to_string();
         assert!(err.contains("unknown record type `mxx`"), "{err}");
         assert!(err.contains("autoConfigLegacy"), "{err}");
     }

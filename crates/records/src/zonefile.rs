@@ -49,7 +49,7 @@ pub fn record_line(record: &Record, owner_width: usize) -> String {
 }
 
 /// Renders a domain's desired records as zone-file text: a comment naming the domain and
-/// zone, then the records grouped by [`crate::DnsRecordType`] under a comment each.
+/// zone, then the records grouped by [`crate::RecordPurpose`] under a comment each.
 /// Owner names are absolute, so the text can be pasted into any zone or `$INCLUDE`d.
 pub fn render(domain: &Name, zone: &Name, records: &[DesiredRecord]) -> String {
     let width = records
@@ -65,9 +65,9 @@ pub fn render(domain: &Name, zone: &Name, records: &[DesiredRecord]) -> String {
     );
     let mut current = None;
     for desired in records {
-        if current != Some(desired.record_type) {
-            current = Some(desired.record_type);
-            let _ = writeln!(out, "; {}", desired.record_type);
+        if current != Some(desired.purpose) {
+            current = Some(desired.purpose);
+            let _ = writeln!(out, "; {}", desired.purpose);
         }
         if desired.record.name.is_within(zone) {
             let _ = writeln!(out, "{}", record_line(&desired.record, width));

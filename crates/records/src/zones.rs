@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use sha2::{Digest, Sha256};
 
 use crate::name::{Name, NameError};
-use crate::record::{DesiredRecord, DnsRecordType};
+use crate::record::{DesiredRecord, RecordPurpose};
 use crate::zonefile;
 use crate::{Config, DnsManagement, DnsServer, Domain};
 
@@ -26,7 +26,7 @@ pub struct ZonePlan<'a> {
     pub domains: Vec<Name>,
     /// Sorted and without repeats.
     pub desired: Vec<DesiredRecord>,
-    pub managed_types: Vec<DnsRecordType>,
+    pub managed_types: Vec<RecordPurpose>,
     /// The subtrees whose ledger entries this run answers for: a domain's whole zone, or
     /// in a DKIM provider zone only `<domain>.<delegateTo>` of the selected domains (the
     /// keys of the other customers there are never deleted by a run that did not plan them).
@@ -75,7 +75,7 @@ impl ZonePlan<'_> {
         hasher.update(types.join(",").as_bytes());
         for d in &self.desired {
             hasher.update(zonefile::record_line(&d.record, 0).as_bytes());
-            hasher.update(d.record_type.name().as_bytes());
+            hasher.update(d.purpose.name().as_bytes());
             hasher.update(b"\n");
         }
         zonefile::hex(&hasher.finalize())
@@ -102,7 +102,7 @@ impl ZonePlan<'_> {
 /// What one domain publishes into one zone.
 struct Share {
     desired: Vec<DesiredRecord>,
-    managed: Vec<DnsRecordType>,
+    managed: Vec<RecordPurpose>,
     scope: Name,
 }
 
@@ -123,9 +123,9 @@ pub struct ZonePlanError {
 pub fn plan_zones<'a>(
     config: &'a Config,
     planned: &[DomainRecords],
-    types: &[DnsRecordType],
+    types: &[RecordPurpose],
 ) -> Result<ZonePlans<'a>, ZonePlanError> {
-    let selected = |t: DnsRecordType| types.is_empty() || types.contains(&t);
+    let selected = |t: RecordPurpose| types.is_empty() || types.contains(&t);
     let mut grouping = Grouping::default();
     let mut manual = Vec::new();
     for domain in planned {
@@ -137,11 +137,11 @@ pub fn plan_zones<'a>(
         let (keys, own): (Vec<&DesiredRecord>, Vec<&DesiredRecord>) =
             domain.records.iter().partition(|r| {
                 delegated.is_some_and(|d| {
-                    r.record_type == DnsRecordType::Dkim && r.record.name.is_within(&d.zone)
+                    r.purpose == RecordPurpose::Dkim && r.record.name.is_within(&d.zone)
                 })
             });
         if let Some(delegation) = delegated
-            && selected(DnsRecordType::Dkim)
+            && selected(RecordPurpose::Dkim)
         {
             let server = config
                 .dns_server(&delegation.dns_server)
@@ -155,7 +155,7 @@ pub fn plan_zones<'a>(
                 })?;
             let share = Share {
                 desired: keys.into_iter().cloned().collect(),
-                managed: vec![DnsRecordType::Dkim],
+                managed: vec![RecordPurpose::Dkim],
                 scope,
             };
             grouping.add(&delegation.zone, server, name, share);
@@ -171,14 +171,14 @@ pub fn plan_zones<'a>(
         let server = config
             .dns_server(dns_server)
             .expect("the config validator checked that the dnsServer exists");
-        let managed: Vec<DnsRecordType> = publish_records
+        let managed: Vec<RecordPurpose> = publish_records
             .iter()
             .copied()
             .filter(|&t| selected(t))
             .collect();
         let desired = own
             .into_iter()
-            .filter(|r| managed.contains(&r.record_type))
+            .filter(|r| managed.contains(&r.purpose))
             .cloned()
             .collect();
         let zone = &domain.domain.zone;
@@ -193,7 +193,7 @@ pub fn plan_zones<'a>(
     let publishing = domains_by_zone_and_server(config);
     for zone in &mut zones {
         zone.desired
-            .sort_by(|a, b| (&a.record, a.record_type).cmp(&(&b.record, b.record_type)));
+            .sort_by(|a, b| (&a.record, a.purpose).cmp(&(&b.record, b.purpose)));
         zone.desired.dedup();
         zone.unselected = publishing
             .get(&(&zone.zone, zone.server.name.as_str()))
@@ -281,9 +281,9 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         Name::owner(s).unwrap()
     }
 
-    fn desired(record_type: DnsRecordType, owner: &str, data: RData) -> DesiredRecord {
+    fn desired(purpose: RecordPurpose, owner: &str, data: RData) -> DesiredRecord {
         DesiredRecord {
-            record_type,
+            purpose,
             record: Record {
                 name: name(owner),
                 ttl: 3600,
@@ -300,12 +300,12 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
                 domain: config.domain(&name(d)).unwrap().clone(),
                 records: vec![
                     desired(
-                        DnsRecordType::Spf,
+                        RecordPurpose::Spf,
                         d,
                         RData::Txt(b"v=spf1 mx -all".to_vec()),
                     ),
                     desired(
-                        DnsRecordType::Mx,
+                        RecordPurpose::Mx,
                         d,
                         RData::Mx {
                             preference: 10,
@@ -343,13 +343,13 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         let config = config();
         let planned = planned(&config, &["example.org"]);
         let all = plan_zones(&config, &planned, &[]).unwrap();
-        let mx = plan_zones(&config, &planned, &[DnsRecordType::Mx]).unwrap();
+        let mx = plan_zones(&config, &planned, &[RecordPurpose::Mx]).unwrap();
         let zone = &mx.zones[0];
-        assert_eq!(zone.managed_types, [DnsRecordType::Mx]);
+        assert_eq!(zone.managed_types, [RecordPurpose::Mx]);
         assert!(
             zone.desired
                 .iter()
-                .all(|r| r.record_type == DnsRecordType::Mx)
+                .all(|r| r.purpose == RecordPurpose::Mx)
         );
         assert_eq!(zone.desired.len(), 1);
         assert_ne!(all.zones[0].desired_digest(), zone.desired_digest());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mailzone_records::config::parse;
 use mailzone_records::{
-    DnsManagement, DnsProvider, DnsRecordType, SecretSource, Transport, TsigAlgorithm,
+    DnsManagement, DnsProvider, RecordPurpose, SecretSource, Transport, TsigAlgorithm,
 };
 
 const SERVER: &str = r#"
@@ -101,10 +101,10 @@ fn defaults() {
         panic!()
     };
     assert!(
-        !publish_records.contains(&DnsRecordType::Tlsa),
+        !publish_records.contains(&RecordPurpose::Tlsa),
         "tlsa is opt-in"
     );
-    assert!(publish_records.contains(&DnsRecordType::Dkim));
+    assert!(publish_records.contains(&RecordPurpose::Dkim));
     assert_eq!(
         c.dns_servers[0].propagation_timeout,
         Duration::from_secs(120)

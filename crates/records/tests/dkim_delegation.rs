@@ -5,7 +5,7 @@ use std::path::Path;
 
 use mailzone_records::config::parse;
 use mailzone_records::dkim::{DkimPrivateKey, DkimSelectorKey};
-use mailzone_records::{DkimAlgorithm, DkimDelegation, DnsRecordType, PlanInput, RData, plan};
+use mailzone_records::{DkimAlgorithm, DkimDelegation, RecordPurpose, PlanInput, RData, plan};
 
 const BASE: &str = r#"
 [server]
@@ -107,7 +107,7 @@ fn the_domain_gets_every_slot_cname_and_the_keys_go_to_the_provider_zone() {
         })
         .unwrap()
         .into_iter()
-        .filter(|r| r.record_type == DnsRecordType::Dkim)
+        .filter(|r| r.purpose == RecordPurpose::Dkim)
         .map(|r| (r.record.name.as_str().to_string(), r.record.data))
         .collect::<Vec<_>>()
     };

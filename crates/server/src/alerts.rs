@@ -261,7 +261,7 @@ mod tests {
         Reported {
             code: code.into(),
             severity: severity.into(),
-            record_type: None,
+            purpose: None,
             name: name.into(),
             message: message.into(),
             seen: None,

@@ -20,8 +20,8 @@ use zeroize::Zeroizing;
 pub struct Reported {
     pub code: String,
     pub severity: String,
-    #[serde(default)]
-    pub record_type: Option<String>,
+    #[serde(default, rename = "recordType")]
+    pub purpose: Option<String>,
     pub name: String,
     pub message: String,
     #[serde(default)]
@@ -37,7 +37,7 @@ impl Reported {
         Reported {
             code: finding.code.to_string(),
             severity: severity_name(finding.severity).to_string(),
-            record_type: finding.record_type.map(|t| t.to_string()),
+            purpose: finding.purpose.map(|t| t.to_string()),
             name: finding.name.clone(),
             message: finding.message.clone(),
             seen: finding.seen.clone(),
@@ -243,7 +243,7 @@ mod tests {
         Reported {
             code: code.into(),
             severity: severity.into(),
-            record_type: None,
+            purpose: None,
             name: name.into(),
             message: format!("{code} at {name}"),
             seen: Some("nothing".into()),

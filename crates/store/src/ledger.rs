@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mailzone_records::diff::LedgerEntry;
-use mailzone_records::{DnsRecordType, Name, Record, zonefile};
+use mailzone_records::{RecordPurpose, Name, Record, zonefile};
 
 use sqlx::AssertSqlSafe;
 
@@ -47,7 +47,7 @@ impl Store {
             )
             .await?;
         let mut out = BTreeSet::new();
-        for [name, rtype, rdata, record_type] in rows {
+        for [name, rtype, rdata, purpose] in rows {
             let corrupt = |reason: String| StoreError::CorruptLedger {
                 path: self.db_path.clone(),
                 zone: zone.as_str().to_string(),
@@ -59,11 +59,11 @@ impl Store {
                 .map_err(|e| corrupt(e.to_string()))?
                 .pop()
                 .ok_or_else(|| corrupt("empty record".into()))?;
-            let record_type: DnsRecordType = record_type
+            let purpose: RecordPurpose = purpose
                 .parse()
-                .map_err(|e: mailzone_records::record::UnknownRecordType| corrupt(e.to_string()))?;
+                .map_err(|e: mailzone_records::record::UnknownRecordPurpose| corrupt(e.to_string()))?;
             out.insert(LedgerEntry {
-                record_type,
+                purpose,
                 name: record.name,
                 data: record.data,
             });
@@ -98,7 +98,7 @@ impl Store {
                         Param::from(entry.name.as_str()),
                         Param::from(entry.data.rtype()),
                         Param::from(zonefile::rdata_presentation(&entry.data)),
-                        Param::from(entry.record_type.name()),
+                        Param::from(entry.purpose.name()),
                         Param::from(now),
                     ]
                 })

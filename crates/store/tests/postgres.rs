@@ -117,7 +117,7 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
 
     let zone = mailzone_records::Name::owner("example.org").unwrap();
     let entry = mailzone_records::diff::LedgerEntry {
-        record_type: mailzone_records::DnsRecordType::Mx,
+        purpose: mailzone_records::RecordPurpose::Mx,
         name: zone.clone(),
         data: mailzone_records::RData::Mx {
             preference: 10,

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use mailzone_records::diff::{ChangeSet, LiveRecord};
 use mailzone_records::{
-    DesiredRecord, DnsManagement, DnsRecordType, DnsServer, Name, RData, Record,
+    DesiredRecord, DnsManagement, RecordPurpose, DnsServer, Name, RData, Record,
 };
 use mailzone_store::Store;
 
@@ -206,7 +206,7 @@ pub(crate) fn additions(zone: &Name, records: &[Record]) -> ChangeSet {
             .map(|r| DesiredRecord {
                 // The reason label only (providers ignore it): CAA is the family of
                 // records about certificate issuance.
-                record_type: DnsRecordType::Caa,
+                purpose: RecordPurpose::Caa,
                 record: r.clone(),
             })
             .collect(),

@@ -138,7 +138,7 @@ pub async fn rotate(
                 let reconcile = crate::ReconcileRequest {
                     records: RecordsRequest {
                         domains: vec![name.to_string()],
-                        types: vec![mailzone_records::DnsRecordType::Dkim],
+                        types: vec![mailzone_records::RecordPurpose::Dkim],
                         state_dir: request.state_dir.clone(),
                         now_unix: now,
                         store: Some(store.clone()),

@@ -135,7 +135,7 @@ pub(super) fn dns_management(
     let publish_records = match auto.publish_records {
         None => DEFAULT_PUBLISH_RECORDS.to_vec(),
         Some(names) => list(&names, &format!("{key}.publishRecords"), |k, v| {
-            v.parse::<DnsRecordType>()
+            v.parse::<RecordPurpose>()
                 .map_err(|e| ConfigError::new(k, Some(v), e.to_string()))
         })?,
     };

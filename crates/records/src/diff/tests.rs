@@ -38,16 +38,16 @@ fn mx(pref: u16, host: &str) -> Record {
 /// A ledger saying mailzone published `record` as a DKIM key.
 fn published_dkim(record: &Record) -> BTreeSet<LedgerEntry> {
     [LedgerEntry {
-        record_type: DnsRecordType::Dkim,
+        purpose: RecordPurpose::Dkim,
         name: record.name.clone(),
         data: record.data.clone(),
     }]
     .into()
 }
 
-fn desired(t: DnsRecordType, record: Record) -> DesiredRecord {
+fn desired(t: RecordPurpose, record: Record) -> DesiredRecord {
     DesiredRecord {
-        record_type: t,
+        purpose: t,
         record,
     }
 }
@@ -64,14 +64,14 @@ fn zone() -> Name {
     name("example.org")
 }
 
-const ALL: &[DnsRecordType] = &DnsRecordType::ALL;
+const ALL: &[RecordPurpose] = &RecordPurpose::ALL;
 
 #[test]
 fn empty_zone_gets_every_record_with_must_not_exist_prerequisites() {
     let want = vec![
-        desired(DnsRecordType::Mx, mx(10, "mail.example.org")),
+        desired(RecordPurpose::Mx, mx(10, "mail.example.org")),
         desired(
-            DnsRecordType::Spf,
+            RecordPurpose::Spf,
             txt("example.org", "v=spf1 mx -all", 3600),
         ),
     ];
@@ -84,7 +84,7 @@ fn empty_zone_gets_every_record_with_must_not_exist_prerequisites() {
 
 #[test]
 fn zone_in_sync_has_no_changes() {
-    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let want = vec![desired(RecordPurpose::Mx, mx(10, "mail.example.org"))];
     let changes = diff(
         &zone(),
         &want,
@@ -101,7 +101,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     let verification = txt("example.org", "google-site-verification=abc", 3600);
     let old_spf = txt("example.org", "v=spf1 a ~all", 3600);
     let new_spf = txt("example.org", "v=spf1 mx -all", 3600);
-    let want = vec![desired(DnsRecordType::Spf, new_spf.clone())];
+    let want = vec![desired(RecordPurpose::Spf, new_spf.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -113,7 +113,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     assert_eq!(
         changes.deletes,
         vec![(
-            Some(DnsRecordType::Spf),
+            Some(RecordPurpose::Spf),
             LiveRecord::from_record(old_spf.clone())
         )]
     );
@@ -123,7 +123,7 @@ fn site_verification_survives_and_old_spf_is_replaced() {
     assert_eq!(
         changes.entries(),
         vec![PlanEntry::Replace {
-            record_type: DnsRecordType::Spf,
+            purpose: RecordPurpose::Spf,
             old: vec![old_spf],
             new: vec![new_spf]
         }]
@@ -135,7 +135,7 @@ fn other_cas_are_kept_and_our_ca_is_updated() {
     let other = caa("issue", "digicert.com");
     let ours_old = caa("issue", "letsencrypt.org");
     let ours_new = caa("issue", "letsencrypt.org; validationmethods=dns-01");
-    let want = vec![desired(DnsRecordType::Caa, ours_new.clone())];
+    let want = vec![desired(RecordPurpose::Caa, ours_new.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -166,7 +166,7 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
         3600,
     );
     let ledger = published_dkim(&retired);
-    let want = vec![desired(DnsRecordType::Dkim, current.clone())];
+    let want = vec![desired(RecordPurpose::Dkim, current.clone())];
     let changes = diff(
         &zone(),
         &want,
@@ -177,7 +177,7 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
     assert!(changes.adds.is_empty());
     assert_eq!(
         changes.deletes,
-        vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(retired))]
+        vec![(Some(RecordPurpose::Dkim), LiveRecord::from_record(retired))]
     );
     // Without the ledger, the retired key is not ours to delete.
     let changes = diff(&zone(), &want, &live(&[google]), &BTreeSet::new(), ALL);
@@ -197,7 +197,7 @@ fn ledger_entries_of_unmanaged_types_are_left_alone() {
         &[],
         &live(&[retired]),
         &ledger,
-        &[DnsRecordType::Mx],
+        &[RecordPurpose::Mx],
     );
     assert!(changes.is_empty());
 }
@@ -207,7 +207,7 @@ fn shared_rrset_keeps_its_ttl() {
     let verification = txt("example.org", "google-site-verification=abc", 300);
     let spf_live = txt("example.org", "v=spf1 mx -all", 300);
     let want = vec![desired(
-        DnsRecordType::Spf,
+        RecordPurpose::Spf,
         txt("example.org", "v=spf1 mx -all", 3600),
     )];
     let changes = diff(
@@ -222,7 +222,7 @@ fn shared_rrset_keeps_its_ttl() {
 
 #[test]
 fn ttl_change_of_an_owned_rrset_is_a_replacement() {
-    let want = vec![desired(DnsRecordType::Mx, mx(10, "mail.example.org"))];
+    let want = vec![desired(RecordPurpose::Mx, mx(10, "mail.example.org"))];
     let mut old = mx(10, "mail.example.org");
     old.ttl = 300;
     let changes = diff(&zone(), &want, &live(&[old]), &BTreeSet::new(), ALL);
@@ -244,8 +244,8 @@ fn ledger_after_remembers_adds_and_forgets_deletes() {
     let new = txt("new._domainkey.example.org", "v=DKIM1; p=B", 3600);
     let ledger = published_dkim(&old);
     let changes = ChangeSet {
-        adds: vec![desired(DnsRecordType::Dkim, new.clone())],
-        deletes: vec![(Some(DnsRecordType::Dkim), LiveRecord::from_record(old))],
+        adds: vec![desired(RecordPurpose::Dkim, new.clone())],
+        deletes: vec![(Some(RecordPurpose::Dkim), LiveRecord::from_record(old))],
         ..ChangeSet::default()
     };
     let next = ledger_after(&ledger, &changes);

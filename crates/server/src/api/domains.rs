@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::tasks::TaskKind;
 use mailzone_engine::{CheckRequest, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, DnsRecordType, Domain, Name};
+use mailzone_records::{DkimManagement, DnsManagement, RecordPurpose, Domain, Name};
 use mailzone_store::Task;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -285,12 +285,12 @@ pub(crate) async fn domain_records(
     }
 }
 
-pub(crate) fn parse_types(list: &str) -> Result<Vec<DnsRecordType>, ApiError> {
+pub(crate) fn parse_types(list: &str) -> Result<Vec<RecordPurpose>, ApiError> {
     list.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(|t| {
-            t.parse::<DnsRecordType>()
+            t.parse::<RecordPurpose>()
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
         })
         .collect()

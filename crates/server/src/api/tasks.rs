@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::clock;
 use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
-use mailzone_records::{DkimManagement, DnsManagement, DnsRecordType};
+use mailzone_records::{DkimManagement, DnsManagement, RecordPurpose};
 use mailzone_store::{NewTask, Task, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -120,9 +120,9 @@ pub(crate) async fn create_task(
     };
     let mut types = Vec::new();
     for raw in &body.update_records {
-        let t: DnsRecordType =
+        let t: RecordPurpose =
             raw.parse()
-                .map_err(|e: mailzone_records::record::UnknownRecordType| {
+                .map_err(|e: mailzone_records::record::UnknownRecordPurpose| {
                     ApiError::invalid(format!("updateRecords: {e}"))
                 })?;
         if !publish_records.contains(&t) {
