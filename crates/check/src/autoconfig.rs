@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use mailzone_records::{RecordPurpose, RData};
+use mailzone_records::{RData, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

@@ -5,7 +5,7 @@
 //! tag CAs do not know (§4.1: the CA must then refuse to issue). No CAA at all means any CA
 //! may issue: worth knowing, not a fault.
 
-use mailzone_records::{RecordPurpose, Name, RData};
+use mailzone_records::{Name, RData, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

@@ -58,7 +58,7 @@ use mail_auth::dkim::{DkimSigner, Signature};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator, ResolverCache, Txt};
 use mailzone_records::dkim::DkimPrivateKey;
 use mailzone_records::model::DkimAlgorithm;
-use mailzone_records::{RecordPurpose, Name, RData, Record};
+use mailzone_records::{Name, RData, Record, RecordPurpose};
 
 use crate::codes::Code;
 use crate::context::DomainContext;

@@ -36,7 +36,7 @@
 //! same organisation that is none of these gets a false error, which publishing the record
 //! silences).
 
-use mailzone_records::{RecordPurpose, Name, RData};
+use mailzone_records::{Name, RData, RecordPurpose};
 
 use crate::codes::Code;
 use crate::context::DomainContext;

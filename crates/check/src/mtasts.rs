@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use mailzone_records::{RecordPurpose, MtaStsMode, Name, RData};
+use mailzone_records::{MtaStsMode, Name, RData, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

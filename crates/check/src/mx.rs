@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use mailzone_records::{RecordPurpose, Name};
+use mailzone_records::{Name, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

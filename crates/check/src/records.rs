@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use mailzone_records::diff::{LiveRecord, PlanEntry, diff};
-use mailzone_records::{DesiredRecord, RecordPurpose, Name, RData, Record};
+use mailzone_records::{DesiredRecord, Name, RData, Record, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;
@@ -109,11 +109,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                     d.purpose,
                 ));
             }
-            PlanEntry::Replace {
-                purpose,
-                old,
-                new,
-            } => {
+            PlanEntry::Replace { purpose, old, new } => {
                 let name = new[0].name.clone();
                 let new: Vec<Record> = new.iter().map(with_ttl).collect();
                 let old: Vec<Record> = old.iter().map(live_ttl).collect();

@@ -53,7 +53,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mailzone_records::{RecordPurpose, Name};
+use mailzone_records::{Name, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

@@ -6,7 +6,7 @@
 //! wherever the service is off, and a switched-off service advertised with a real target is
 //! reported.
 
-use mailzone_records::{RecordPurpose, Name, RData, Record};
+use mailzone_records::{Name, RData, Record, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

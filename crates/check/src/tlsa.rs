@@ -33,7 +33,7 @@ use mailzone_records::tlsa::{
     MATCHING_SHA256, SELECTOR_SPKI, TlsaKeys, USAGE_DANE_EE, USAGE_DANE_TA,
 };
 use mailzone_records::zonefile::hex;
-use mailzone_records::{RecordPurpose, Name, RData, Record};
+use mailzone_records::{Name, RData, Record, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::dnssec::Security;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use mailzone_records::{RecordPurpose, Name, RData};
+use mailzone_records::{Name, RData, RecordPurpose};
 
 use crate::context::DomainContext;
 use crate::finding::Finding;

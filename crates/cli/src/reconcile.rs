@@ -12,7 +12,7 @@ use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
 use mailzone_engine::reconcile::ZoneOutcome;
 use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock};
 use mailzone_records::diff::PlanEntry;
-use mailzone_records::{RecordPurpose, Name, Record, zonefile};
+use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 use serde_json::json;
 
 use crate::args::Format;
@@ -225,11 +225,7 @@ fn zone_text(zone: &ZoneOutcome) -> String {
                     d.purpose
                 ));
             }
-            PlanEntry::Replace {
-                purpose,
-                old,
-                new,
-            } => {
+            PlanEntry::Replace { purpose, old, new } => {
                 let head = &new[0];
                 out.push_str(&format!(
                     "  ~ replace {} {}  [{purpose}]\n",

@@ -689,7 +689,7 @@ impl Provider for Rfc2136Provider {
 mod tests {
     use super::*;
     use mailzone_records::diff::RrsetPrerequisite;
-    use mailzone_records::{DesiredRecord, RecordPurpose, Record};
+    use mailzone_records::{DesiredRecord, Record, RecordPurpose};
     use std::net::Ipv4Addr;
 
     fn name(s: &str) -> Name {

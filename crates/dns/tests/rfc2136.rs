@@ -13,7 +13,7 @@ use mailzone_dns::{
     TsigAlgorithm, TsigConfig, query_rrset, query_serial,
 };
 use mailzone_records::diff::{ChangeSet, LedgerEntry, diff};
-use mailzone_records::{DesiredRecord, RecordPurpose, Name, RData, Record};
+use mailzone_records::{DesiredRecord, Name, RData, Record, RecordPurpose};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
 const ZONE: &str = "example.test";

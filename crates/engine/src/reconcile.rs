@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::zones::{self, ZonePlan, ZonePlans};
-use mailzone_records::{DesiredRecord, RecordPurpose, Name, Record, zonefile};
+use mailzone_records::{DesiredRecord, Name, Record, RecordPurpose, zonefile};
 use mailzone_store::{Store, ZoneState};
 
 use crate::error::ZoneFailure;
@@ -652,11 +652,7 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
         .map(|entry| {
             let (action, purpose, old, new) = match entry {
                 PlanEntry::Add(d) => ("add", Some(d.purpose), vec![], vec![d.record]),
-                PlanEntry::Replace {
-                    purpose,
-                    old,
-                    new,
-                } => ("replace", Some(purpose), old, new),
+                PlanEntry::Replace { purpose, old, new } => ("replace", Some(purpose), old, new),
                 PlanEntry::Delete(t, r) => ("delete", t, vec![r], vec![]),
             };
             let first = new.first().or(old.first()).expect("a change has a record");

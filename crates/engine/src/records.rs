@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mailzone_records::dkim::{self, DkimPrivateKey, DkimSelectorKey};
 use mailzone_records::{
-    DkimAlgorithm, DkimManagement, DkimStage, RecordPurpose, Domain, Name, PlanInput,
+    DkimAlgorithm, DkimManagement, DkimStage, Domain, Name, PlanInput, RecordPurpose,
 };
 use mailzone_store::{Store, StoredDkimKey};
 use zeroize::Zeroizing;

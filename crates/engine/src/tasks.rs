@@ -11,7 +11,7 @@ use futures::FutureExt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use mailzone_records::{DnsManagement, RecordPurpose, Name};
+use mailzone_records::{DnsManagement, Name, RecordPurpose};
 use mailzone_store::{NewTask, Store, Task, TaskEnd};
 
 use crate::progress::Progress;

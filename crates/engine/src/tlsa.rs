@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mailzone_records::tlsa::TlsaKeys;
 use mailzone_records::tlsa::rollover::{self, Advance, TlsaEntry, TlsaEvent, TlsaRole};
-use mailzone_records::{DnsManagement, RecordPurpose, Domain, RData, zonefile};
+use mailzone_records::{DnsManagement, Domain, RData, RecordPurpose, zonefile};
 use mailzone_store::Store;
 use serde::Serialize;
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::name::Name;
-use crate::record::{DesiredRecord, RecordPurpose, RData, Record};
+use crate::record::{DesiredRecord, RData, Record, RecordPurpose};
 
 /// A record as read from a server, with TXT character-strings exactly as the server holds
 /// them: an RFC 2136 delete or prerequisite must repeat the RDATA byte for byte, however
@@ -219,9 +219,7 @@ pub fn diff(
         ledger
             .iter()
             .find(|e| {
-                e.name == record.name
-                    && e.data == record.data
-                    && managed_types.contains(&e.purpose)
+                e.name == record.name && e.data == record.data && managed_types.contains(&e.purpose)
             })
             .map(|e| e.purpose)
     };

@@ -28,4 +28,4 @@ pub mod zones;
 pub use model::*;
 pub use name::{Name, NameError};
 pub use planner::{PlanError, PlanInput, plan};
-pub use record::{DesiredRecord, RecordPurpose, RData, Record};
+pub use record::{DesiredRecord, RData, Record, RecordPurpose};

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::dkim::{self, DkimSelectorKey};
 use crate::model::{DkimDelegation, Domain, Server, ServiceFamily};
 use crate::name::{Name, NameError};
-use crate::record::{DesiredRecord, RecordPurpose, RData, Record};
+use crate::record::{DesiredRecord, RData, Record, RecordPurpose};
 use crate::tlsa::{self, TlsaKeys};
 use crate::{autoconfig, caa, dmarc, mtasts, spf, srv, tlsrpt};
 

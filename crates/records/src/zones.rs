@@ -346,11 +346,7 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         let mx = plan_zones(&config, &planned, &[RecordPurpose::Mx]).unwrap();
         let zone = &mx.zones[0];
         assert_eq!(zone.managed_types, [RecordPurpose::Mx]);
-        assert!(
-            zone.desired
-                .iter()
-                .all(|r| r.purpose == RecordPurpose::Mx)
-        );
+        assert!(zone.desired.iter().all(|r| r.purpose == RecordPurpose::Mx));
         assert_eq!(zone.desired.len(), 1);
         assert_ne!(all.zones[0].desired_digest(), zone.desired_digest());
         assert_eq!(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use mailzone_records::config::parse;
 use mailzone_records::dkim::{DkimPrivateKey, DkimSelectorKey};
-use mailzone_records::{DkimAlgorithm, DkimDelegation, RecordPurpose, PlanInput, RData, plan};
+use mailzone_records::{DkimAlgorithm, DkimDelegation, PlanInput, RData, RecordPurpose, plan};
 
 const BASE: &str = r#"
 [server]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use mailzone_records::diff::LedgerEntry;
-use mailzone_records::{RecordPurpose, Name, Record, zonefile};
+use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 
 use sqlx::AssertSqlSafe;
 
@@ -59,9 +59,12 @@ impl Store {
                 .map_err(|e| corrupt(e.to_string()))?
                 .pop()
                 .ok_or_else(|| corrupt("empty record".into()))?;
-            let purpose: RecordPurpose = purpose
-                .parse()
-                .map_err(|e: mailzone_records::record::UnknownRecordPurpose| corrupt(e.to_string()))?;
+            let purpose: RecordPurpose =
+                purpose
+                    .parse()
+                    .map_err(|e: mailzone_records::record::UnknownRecordPurpose| {
+                        corrupt(e.to_string())
+                    })?;
             out.insert(LedgerEntry {
                 purpose,
                 name: record.name,

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use mailzone_records::diff::{ChangeSet, LiveRecord};
 use mailzone_records::{
-    DesiredRecord, DnsManagement, RecordPurpose, DnsServer, Name, RData, Record,
+    DesiredRecord, DnsManagement, DnsServer, Name, RData, Record, RecordPurpose,
 };
 use mailzone_store::Store;
 

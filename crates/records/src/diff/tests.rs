@@ -46,10 +46,7 @@ fn published_dkim(record: &Record) -> BTreeSet<LedgerEntry> {
 }
 
 fn desired(t: RecordPurpose, record: Record) -> DesiredRecord {
-    DesiredRecord {
-        purpose: t,
-        record,
-    }
+    DesiredRecord { purpose: t, record }
 }
 
 fn live(records: &[Record]) -> Vec<LiveRecord> {

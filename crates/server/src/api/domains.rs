@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::tasks::TaskKind;
 use mailzone_engine::{CheckRequest, RecordsRequest, clock};
-use mailzone_records::{DkimManagement, DnsManagement, RecordPurpose, Domain, Name};
+use mailzone_records::{DkimManagement, DnsManagement, Domain, Name, RecordPurpose};
 use mailzone_store::Task;
 use serde::Deserialize;
 use serde_json::{Value, json};
