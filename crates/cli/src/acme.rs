@@ -49,13 +49,13 @@ async fn renew(args: RenewArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
         now_unix: clock::unix_now(),
     };
-    let report = mailzone_engine::acme::renew(&loaded, &request, &mailzone_engine::Silent).await;
-    crate::args::close(store).await;
-    let report = report.context("no certificate written")?;
+    let renewal = mailzone_engine::acme::renew(&loaded, &request, &mailzone_engine::Silent);
+    let report = crate::args::then_close(store, renewal)
+        .await
+        .context("no certificate written")?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        crate::args::write_json(&mut out, &report)?;
         return Ok(ExitCode::SUCCESS);
     }
     match report.outcome {

@@ -1,10 +1,12 @@
 //! Arguments shared by several commands.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use mailzone_engine::{LoadedConfig, load_config_and_store};
+use mailzone_engine::{LoadedConfig, RecordsRequest, load_config_and_store};
 use mailzone_store::Store;
+use serde::Serialize;
 
 /// The config file and the state directory, as every command that reads the config takes
 /// them.
@@ -29,6 +31,25 @@ impl ConfigArgs {
     }
 }
 
+impl ConfigArgs {
+    /// A request for every record type of `domains` (all when empty) as of `now_unix`,
+    /// working in this state directory through the store the command opened.
+    pub fn records_request(
+        &self,
+        domains: Vec<String>,
+        now_unix: i64,
+        store: &Option<Store>,
+    ) -> RecordsRequest {
+        RecordsRequest {
+            domains,
+            types: vec![],
+            state_dir: self.state_dir.clone(),
+            now_unix,
+            store: store.clone(),
+        }
+    }
+}
+
 /// Closes the state database a command opened for its run, whatever the run's outcome:
 /// the last connection checkpoints SQLite's write-ahead log, as a process that simply
 /// exited would not.
@@ -36,6 +57,20 @@ pub async fn close(store: Option<Store>) {
     if let Some(store) = store {
         store.close().await;
     }
+}
+
+/// Awaits `work`, then closes the state database whatever its outcome.
+pub async fn then_close<T>(store: Option<Store>, work: impl Future<Output = T>) -> T {
+    let outcome = work.await;
+    close(store).await;
+    outcome
+}
+
+/// What `--format json` prints: `value` as indented JSON, then a line break.
+pub fn write_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// `--format` of the commands that print for people or for programs.

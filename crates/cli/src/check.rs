@@ -14,6 +14,7 @@ use mailzone_engine::check::DEFAULT_CONCURRENCY;
 use mailzone_engine::{CheckReport, CheckRequest};
 
 use crate::args::Format;
+use crate::plural;
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -49,9 +50,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         concurrency: DEFAULT_CONCURRENCY,
         store: store.clone(),
     };
-    let report = mailzone_engine::check(&loaded, &request).await;
-    crate::args::close(store).await;
-    let report = report?;
+    let report = crate::args::then_close(store, mailzone_engine::check(&loaded, &request)).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Text => out.write_all(text(&report).as_bytes())?,
@@ -69,15 +68,6 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// `{"domains": [{"domain", "findings": [...]}], "summary": {"errors", "warnings"}}`.
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// Findings grouped per domain, errors first (the order `check_domain` gives), each with

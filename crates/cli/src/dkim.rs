@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use mailzone_engine::clock;
 use mailzone_engine::dkim::{DkimKeyInfo, ExportFormat};
-use mailzone_engine::{RecordsRequest, clock};
 
 use crate::args::Format;
 use mailzone_records::DkimAlgorithm;
@@ -116,16 +116,11 @@ pub async fn run(args: DkimArgs) -> anyhow::Result<ExitCode> {
 
 async fn keys(common: &Common) -> anyhow::Result<Vec<DkimKeyInfo>> {
     let (loaded, store) = common.files.load().await?;
-    let request = RecordsRequest {
-        domains: common.domains.clone(),
-        types: vec![],
-        state_dir: common.files.state_dir.clone(),
-        now_unix: clock::unix_now(),
-        store: store.clone(),
-    };
-    let keys = mailzone_engine::dkim::list(&loaded, &request).await;
-    crate::args::close(store).await;
-    Ok(keys?)
+    let request = common
+        .files
+        .records_request(common.domains.clone(), clock::unix_now(), &store);
+    let keys = mailzone_engine::dkim::list(&loaded, &request);
+    Ok(crate::args::then_close(store, keys).await?)
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
@@ -133,8 +128,7 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &keys)?;
-            writeln!(out)?;
+            crate::args::write_json(&mut out, &keys)?;
         }
         Format::Text => {
             if keys.is_empty() {
@@ -194,27 +188,22 @@ async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 
 async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     let (loaded, store) = args.common.files.load().await?;
-    let request = RecordsRequest {
-        domains: args.common.domains.clone(),
-        types: vec![],
-        state_dir: args.common.files.state_dir.clone(),
-        now_unix: args.at.unwrap_or_else(clock::unix_now),
-        store: store.clone(),
-    };
-    let reports = mailzone_engine::dkim::rotate(
+    let now_unix = args.at.unwrap_or_else(clock::unix_now);
+    let request = args
+        .common
+        .files
+        .records_request(args.common.domains.clone(), now_unix, &store);
+    let rotation = mailzone_engine::dkim::rotate(
         &loaded,
         &request,
         args.now,
         args.confirm_published,
         &mailzone_engine::Silent,
-    )
-    .await;
-    crate::args::close(store).await;
-    let reports = reports?;
+    );
+    let reports = crate::args::then_close(store, rotation).await?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &reports)?;
-        writeln!(out)?;
+        crate::args::write_json(&mut out, &reports)?;
         drop(out);
         return on_key_change_failures(&reports);
     }
@@ -244,24 +233,19 @@ async fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
 
 async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let (loaded, store) = args.common.files.load().await?;
-    let request = RecordsRequest {
-        domains: args.common.domains.clone(),
-        types: vec![],
-        state_dir: args.common.files.state_dir.clone(),
-        now_unix: clock::unix_now(),
-        store: store.clone(),
-    };
+    let request =
+        args.common
+            .files
+            .records_request(args.common.domains.clone(), clock::unix_now(), &store);
     let algorithm = args.algorithm.map(|a| match a {
         Algorithm::Ed25519Sha256 => DkimAlgorithm::Ed25519Sha256,
         Algorithm::RsaSha256 => DkimAlgorithm::RsaSha256,
     });
-    let keys = mailzone_engine::dkim::generate(&loaded, &request, algorithm).await;
-    crate::args::close(store).await;
-    let keys = keys?;
+    let generation = mailzone_engine::dkim::generate(&loaded, &request, algorithm);
+    let keys = crate::args::then_close(store, generation).await?;
     let mut out = std::io::stdout().lock();
     if args.format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, &keys)?;
-        writeln!(out)?;
+        crate::args::write_json(&mut out, &keys)?;
         return Ok(ExitCode::SUCCESS);
     }
     for k in &keys {

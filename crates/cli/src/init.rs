@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::plural;
 use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
 use mailzone_records::{DkimAlgorithm, Name, dmarc};
@@ -661,14 +662,6 @@ fn missing_key_file_note(config: &Path, server: &DnsServerSpec) -> Option<String
         resolved.display(),
         shell_word(&resolved.display().to_string())
     ))
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// A path as one shell word: quoted when it holds anything beyond the plain characters.

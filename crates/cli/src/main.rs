@@ -67,6 +67,15 @@ pub(crate) fn stderr_colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// `n` and `word`, with an `s` unless `n` is one ("1 error", "2 warnings").
+pub(crate) fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print the records each mail domain needs, as a zone file or JSON.

@@ -36,15 +36,13 @@ pub fn parse_type(s: &str) -> Result<RecordPurpose, String> {
 pub async fn run(args: RecordsArgs) -> anyhow::Result<ExitCode> {
     let (loaded, store) = args.files.load().await?;
     let request = RecordsRequest {
-        domains: args.domains,
         types: args.types,
-        state_dir: args.files.state_dir,
-        now_unix: clock::unix_now(),
-        store: store.clone(),
+        ..args
+            .files
+            .records_request(args.domains, clock::unix_now(), &store)
     };
-    let planned = mailzone_engine::records(&loaded, &request).await;
-    crate::args::close(store).await;
-    let planned = planned?;
+    let planned =
+        crate::args::then_close(store, mailzone_engine::records(&loaded, &request)).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Zone => {

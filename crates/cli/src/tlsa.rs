@@ -1,13 +1,12 @@
 //! `mailzone tlsa status`: the certificate's, the next key's, the stored and the served
 //! TLSA digests side by side.
 
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use mailzone_engine::clock;
 use mailzone_engine::tlsa::TlsaStatus;
-use mailzone_engine::{RecordsRequest, clock};
 
 use crate::args::Format;
 
@@ -46,21 +45,15 @@ pub async fn run(args: TlsaArgs) -> anyhow::Result<ExitCode> {
 
 async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let (loaded, store) = args.files.load().await?;
-    let request = RecordsRequest {
-        domains: args.domains.clone(),
-        types: vec![],
-        state_dir: args.files.state_dir.clone(),
-        now_unix: clock::unix_now(),
-        store: store.clone(),
-    };
-    let status = mailzone_engine::tlsa::status(&loaded, &request, args.timeout).await;
-    crate::args::close(store).await;
-    let status = status?;
+    let request = args
+        .files
+        .records_request(args.domains.clone(), clock::unix_now(), &store);
+    let status = mailzone_engine::tlsa::status(&loaded, &request, args.timeout);
+    let status = crate::args::then_close(store, status).await?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &status)?;
-            writeln!(out)?;
+            crate::args::write_json(&mut out, &status)?;
         }
         Format::Text => write_text(&mut out, &status)?,
     }

@@ -219,6 +219,21 @@ mod tests {
         Message::from_vec(&bytes).unwrap().answers.remove(0)
     }
 
+    fn record(owner: &str, ttl: u32, data: RData) -> Record {
+        Record {
+            name: name(owner),
+            ttl,
+            data,
+        }
+    }
+
+    /// The record as it reads back after crossing the network.
+    fn live_round_trip(record: &Record) -> LiveRecord {
+        from_wire(&wire_round_trip(to_wire_record(record)))
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn txt_strings_split_unevenly_are_kept_and_joined() {
         let strings: Vec<&[u8]> = vec![b"v=DKIM1; k=rsa; ", b"p=MIIB", b"IjAN"];
@@ -257,29 +272,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let record = Record {
-            name: name("big.example.org"),
-            ttl: 60,
-            data: RData::Txt(value.clone()),
-        };
-        let live = from_wire(&wire_round_trip(to_wire_record(&record)))
-            .unwrap()
-            .unwrap();
-        assert_eq!(live.record, record);
+        let record = record("big.example.org", 60, RData::Txt(value.clone()));
+        assert_eq!(live_round_trip(&record).record, record);
     }
 
     #[test]
     fn caa_with_quotes_and_parameters_round_trips_byte_for_byte() {
-        let record = Record {
-            name: name("example.org"),
-            ttl: 3600,
-            data: RData::Caa {
-                flags: 128,
-                tag: "issue".into(),
-                value: "letsencrypt.org;accounturi=\"https://acme/1\"; validationmethods=dns-01"
-                    .into(),
-            },
+        let caa = RData::Caa {
+            flags: 128,
+            tag: "issue".into(),
+            value: "letsencrypt.org;accounturi=\"https://acme/1\"; validationmethods=dns-01".into(),
         };
+        let record = record("example.org", 3600, caa);
         let wire = wire_round_trip(to_wire_record(&record));
         match &wire.data {
             WireRData::CAA(caa) => {
@@ -296,35 +300,27 @@ mod tests {
 
     #[test]
     fn tlsa_round_trips() {
-        let record = Record {
-            name: name("_25._tcp.mail.example.org"),
-            ttl: 300,
-            data: RData::Tlsa {
-                usage: 3,
-                selector: 1,
-                matching_type: 1,
-                data: (0u8..32).collect(),
-            },
+        let tlsa = RData::Tlsa {
+            usage: 3,
+            selector: 1,
+            matching_type: 1,
+            data: (0u8..32).collect(),
         };
-        let live = from_wire(&wire_round_trip(to_wire_record(&record)))
-            .unwrap()
-            .unwrap();
+        let record = record("_25._tcp.mail.example.org", 300, tlsa);
+        let live = live_round_trip(&record);
         assert_eq!(live.record, record);
         assert_eq!(live.txt_strings, None);
     }
 
     #[test]
     fn srv_root_target_and_null_mx() {
-        let srv = Record {
-            name: name("_imap._tcp.example.org"),
-            ttl: 300,
-            data: RData::Srv {
-                priority: 0,
-                weight: 0,
-                port: 0,
-                target: Name::root(),
-            },
+        let srv = RData::Srv {
+            priority: 0,
+            weight: 0,
+            port: 0,
+            target: Name::root(),
         };
+        let srv = record("_imap._tcp.example.org", 300, srv);
         let wire = wire_round_trip(to_wire_record(&srv));
         match &wire.data {
             WireRData::SRV(s) => assert!(s.target.is_root()),
@@ -332,21 +328,12 @@ mod tests {
         }
         assert_eq!(from_wire(&wire).unwrap().unwrap().record, srv);
 
-        let mx = Record {
-            name: name("example.org"),
-            ttl: 300,
-            data: RData::Mx {
-                preference: 0,
-                exchange: Name::root(),
-            },
+        let null_mx = RData::Mx {
+            preference: 0,
+            exchange: Name::root(),
         };
-        assert_eq!(
-            from_wire(&wire_round_trip(to_wire_record(&mx)))
-                .unwrap()
-                .unwrap()
-                .record,
-            mx
-        );
+        let mx = record("example.org", 300, null_mx);
+        assert_eq!(live_round_trip(&mx).record, mx);
     }
 
     #[test]

@@ -812,6 +812,14 @@ mod tests {
         }
     }
 
+    /// What an update section says of each record, leaving out its data.
+    fn type_class_ttl(section: &[WireRecord]) -> Vec<(RecordType, DNSClass, u32)> {
+        section
+            .iter()
+            .map(|r| (r.record_type(), r.dns_class, r.ttl))
+            .collect()
+    }
+
     #[test]
     fn one_update_message_with_prerequisites_deletes_then_adds() {
         let changes = change_set();
@@ -825,11 +833,7 @@ mod tests {
         assert_eq!(m.queries[0].query_type(), RecordType::SOA);
 
         // Prerequisites: MX and A must not exist (class NONE, TTL 0, no RDATA), TXT as read.
-        let pre: Vec<(RecordType, DNSClass, u32)> = m
-            .answers
-            .iter()
-            .map(|r| (r.record_type(), r.dns_class, r.ttl))
-            .collect();
+        let pre = type_class_ttl(&m.answers);
         assert!(
             pre.contains(&(RecordType::MX, DNSClass::NONE, 0)),
             "{pre:?}"
@@ -846,11 +850,7 @@ mod tests {
         }
 
         // Updates: the delete (class NONE, TTL 0, strings as read), then A before MX.
-        let updates: Vec<(RecordType, DNSClass, u32)> = m
-            .authorities
-            .iter()
-            .map(|r| (r.record_type(), r.dns_class, r.ttl))
-            .collect();
+        let updates = type_class_ttl(&m.authorities);
         assert_eq!(
             updates,
             vec![

@@ -315,6 +315,18 @@ mod tests {
         m
     }
 
+    /// A request signed with `key`, and the verifier of its answers.
+    fn signed_request(key: &Signer) -> (Message, AnswerVerifier<'_>) {
+        let mut req = request();
+        let verifier = key.sign(&mut req, server()).unwrap();
+        (req, verifier)
+    }
+
+    /// What `verifier` makes of an answer as it came off the wire.
+    fn verify(verifier: &mut AnswerVerifier<'_>, bytes: &[u8]) -> Result<Verified, DnsError> {
+        verifier.verify(bytes, &Message::from_vec(bytes).unwrap())
+    }
+
     /// The server's side: a response to `request` signed (or not) the way a server does.
     fn response(request: &Message, key: &Signer, error: Option<TsigError>, sign: bool) -> Vec<u8> {
         let mut response = Message::new(request.id, MessageType::Response, OpCode::Update);
@@ -342,12 +354,10 @@ mod tests {
     #[test]
     fn a_signed_answer_verifies() {
         let ours = signer("c2VjcmV0LTE=");
-        let mut req = request();
-        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let (req, mut verifier) = signed_request(&ours);
         let bytes = response(&req, &ours, None, true);
-        let message = Message::from_vec(&bytes).unwrap();
         assert!(matches!(
-            verifier.verify(&bytes, &message).unwrap(),
+            verify(&mut verifier, &bytes).unwrap(),
             Verified::Signed
         ));
         verifier.finish().unwrap();
@@ -357,11 +367,9 @@ mod tests {
     fn an_answer_signed_with_another_secret_is_rejected() {
         let ours = signer("c2VjcmV0LTE=");
         let theirs = signer("b3RoZXItc2VjcmV0");
-        let mut req = request();
-        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let (req, mut verifier) = signed_request(&ours);
         let bytes = response(&req, &theirs, None, true);
-        let message = Message::from_vec(&bytes).unwrap();
-        let e = verifier.verify(&bytes, &message).unwrap_err();
+        let e = verify(&mut verifier, &bytes).unwrap_err();
         assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
         assert!(
             e.to_string()
@@ -376,11 +384,9 @@ mod tests {
         // hickory's own verifier reports this answer (an unsigned TSIG record, MAC size 0)
         // as a "truncated HMAC"; the error field says what happened.
         let ours = signer("c2VjcmV0LTE=");
-        let mut req = request();
-        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let (req, mut verifier) = signed_request(&ours);
         let bytes = response(&req, &ours, Some(TsigError::BadSig), true);
-        let message = Message::from_vec(&bytes).unwrap();
-        match verifier.verify(&bytes, &message).unwrap() {
+        match verify(&mut verifier, &bytes).unwrap() {
             Verified::Rejected(TsigError::BadSig, text) => {
                 assert!(
                     text.contains("(BADSIG): check keyName, the secret and the algorithm"),
@@ -403,8 +409,7 @@ mod tests {
     fn an_answer_signed_in_1970_is_refused_not_a_panic() {
         let ours = signer("c2VjcmV0LTE=");
         for time in [0, u64::from(FUDGE) - 1] {
-            let mut req = request();
-            let mut verifier = ours.sign(&mut req, server()).unwrap();
+            let (req, mut verifier) = signed_request(&ours);
             let mut response = Message::new(req.id, MessageType::Response, OpCode::Update);
             response.add_queries(req.queries.clone());
             let request_mac = req.signature().unwrap().data.mac.clone();
@@ -414,9 +419,7 @@ mod tests {
                     .unwrap();
             response.set_signature(tsig);
             let bytes = response.to_vec().unwrap();
-            let e = verifier
-                .verify(&bytes, &Message::from_vec(&bytes).unwrap())
-                .unwrap_err();
+            let e = verify(&mut verifier, &bytes).unwrap_err();
             assert!(matches!(e, DnsError::Permanent { .. }), "{e:?}");
             assert!(e.to_string().contains("away from our clock"), "{e}");
         }
@@ -435,31 +438,24 @@ mod tests {
     #[test]
     fn unsigned_answers_are_reported_and_a_transfer_must_end_signed() {
         let ours = signer("c2VjcmV0LTE=");
-        let mut req = request();
-        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let (req, mut verifier) = signed_request(&ours);
         let unsigned = response(&req, &ours, None, false);
-        let message = Message::from_vec(&unsigned).unwrap();
         // First message unsigned: the caller decides (an error unless the RCODE is one).
         assert!(matches!(
-            verifier.verify(&unsigned, &message).unwrap(),
+            verify(&mut verifier, &unsigned).unwrap(),
             Verified::Unsigned
         ));
 
         // A signed first message, then an unsigned one: allowed in a transfer, but not last.
-        let mut req = request();
-        let mut verifier = ours.sign(&mut req, server()).unwrap();
+        let (req, mut verifier) = signed_request(&ours);
         let signed = response(&req, &ours, None, true);
         assert!(matches!(
-            verifier
-                .verify(&signed, &Message::from_vec(&signed).unwrap())
-                .unwrap(),
+            verify(&mut verifier, &signed).unwrap(),
             Verified::Signed
         ));
         let unsigned = response(&req, &ours, None, false);
         assert!(matches!(
-            verifier
-                .verify(&unsigned, &Message::from_vec(&unsigned).unwrap())
-                .unwrap(),
+            verify(&mut verifier, &unsigned).unwrap(),
             Verified::Unsigned
         ));
         let e = verifier.finish().unwrap_err();

@@ -26,6 +26,39 @@ fn id_param() -> Value {
     json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } })
 }
 
+/// An operation's responses: `ok`'s, and the 401 every operation may answer.
+fn common(ok: Value) -> Value {
+    let mut responses = json!({
+        "401": error_response("No or unknown bearer token"),
+    });
+    if let (Some(map), Some(ok)) = (responses.as_object_mut(), ok.as_object()) {
+        for (k, v) in ok {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    responses
+}
+
+/// PUT or PATCH of the object named in the path: `body` is what it takes, `ok` what it
+/// answers, and `refusals` what its 400, 404, 409 and 422 mean.
+fn update_operation(summary: &str, body: &Value, ok: Value, refusals: [&str; 4]) -> Value {
+    let [bad_request, unknown, read_only, invalid] = refusals;
+    json!({
+        "summary": summary,
+        "parameters": [name_param()],
+        "requestBody": body,
+        "responses": common(json!({
+            "200": ok,
+            "400": error_response(bad_request),
+            "404": error_response(unknown),
+            "409": error_response(read_only),
+            "413": error_response("Body too large"),
+            "415": error_response("Not JSON"),
+            "422": error_response(invalid),
+        })),
+    })
+}
+
 /// The routes described, as (path, method) — kept in step with [`crate::api::router`].
 pub const ROUTES: &[(&str, &str)] = &[
     ("/domains", "get"),
@@ -55,39 +88,42 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 pub fn spec() -> Value {
-    let common = |ok: Value| {
-        let mut responses = json!({
-            "401": error_response("No or unknown bearer token"),
-        });
-        if let (Some(map), Some(ok)) = (responses.as_object_mut(), ok.as_object()) {
-            for (k, v) in ok {
-                map.insert(k.clone(), v.clone());
-            }
-        }
-        responses
-    };
     let domain_body = json!({ "required": true, "content": { "application/json": { "schema": {
         "type": "object", "additionalProperties": true,
         "description": "The domain's config table (the file's camelCase keys: dnsManagement, dkimManagement (automatic only), dmarc, mtaSts, caa, …)" } } } });
     let domain_update = |summary: &str| {
-        json!({
-            "summary": summary,
-            "parameters": [name_param()],
-            "requestBody": domain_body,
-            "responses": common(json!({
-                "200": ok_json("The domain, with the task scheduled for it (or null)", json!({ "$ref": "#/components/schemas/Domain" })),
-                "400": error_response("Invalid name or JSON"),
-                "404": error_response("Unknown domain"),
-                "409": error_response("Defined in the config file (named in the message)"),
-                "413": error_response("Body too large"),
-                "415": error_response("Not JSON"),
-                "422": error_response("The definition is invalid"),
-            })),
-        })
+        let domain = json!({ "$ref": "#/components/schemas/Domain" });
+        update_operation(
+            summary,
+            &domain_body,
+            ok_json(
+                "The domain, with the task scheduled for it (or null)",
+                domain,
+            ),
+            [
+                "Invalid name or JSON",
+                "Unknown domain",
+                "Defined in the config file (named in the message)",
+                "The definition is invalid",
+            ],
+        )
     };
     let dns_server_body = json!({ "required": true, "content": { "application/json": { "schema": {
         "type": "object", "additionalProperties": true,
         "description": "The DNS server's config table: kind (rfc2136), host, port, protocol, keyName, key (base64, write-only), algorithm, ttl, propagationDelay, pollingInterval, propagationTimeout, authoritativeServers" } } } });
+    let dns_server_update = |summary: &str| {
+        update_operation(
+            summary,
+            &dns_server_body,
+            ok_json("The DNS server", json!({ "type": "object" })),
+            [
+                "Malformed body or name",
+                "Unknown DNS server",
+                "Defined in the config file",
+                "Invalid definition",
+            ],
+        )
+    };
     let domain_delete = json!({
         "summary": "Remove a domain defined through the API",
         "parameters": [name_param()],
@@ -220,7 +256,7 @@ pub fn spec() -> Value {
                 "get": { "summary": "DNS servers (keys are write-only)", "responses": common(json!({
                     "200": ok_json("DNS servers", json!({ "type": "array", "items": { "type": "object" } })) })) },
                 "post": { "summary": "Create a DNS server (the TSIG `key` is stored sealed and never returned)",
-                    "requestBody": dns_server_body.clone(),
+                    "requestBody": dns_server_body,
                     "responses": common(json!({
                         "201": ok_json("The DNS server", json!({ "type": "object" })),
                         "400": error_response("Malformed body or name"), "409": error_response("Exists"),
@@ -231,20 +267,8 @@ pub fn spec() -> Value {
                 "get": { "summary": "One DNS server", "parameters": [name_param()], "responses": common(json!({
                     "200": ok_json("The DNS server", json!({ "type": "object" })), "400": error_response("Invalid name"),
                     "404": error_response("Unknown DNS server") })) },
-                "put": { "summary": "Replace a DNS server defined through the API", "parameters": [name_param()],
-                    "requestBody": dns_server_body.clone(),
-                    "responses": common(json!({
-                        "200": ok_json("The DNS server", json!({ "type": "object" })),
-                        "400": error_response("Malformed body or name"), "404": error_response("Unknown DNS server"),
-                        "409": error_response("Defined in the config file"), "413": error_response("Body too large"),
-                        "415": error_response("Not JSON"), "422": error_response("Invalid definition") })) },
-                "patch": { "summary": "Change keys of a DNS server defined through the API (JSON merge patch, RFC 7396: null removes a key)", "parameters": [name_param()],
-                    "requestBody": dns_server_body,
-                    "responses": common(json!({
-                        "200": ok_json("The DNS server", json!({ "type": "object" })),
-                        "400": error_response("Malformed body or name"), "404": error_response("Unknown DNS server"),
-                        "409": error_response("Defined in the config file"), "413": error_response("Body too large"),
-                        "415": error_response("Not JSON"), "422": error_response("Invalid definition") })) },
+                "put": dns_server_update("Replace a DNS server defined through the API"),
+                "patch": dns_server_update("Change keys of a DNS server defined through the API (JSON merge patch, RFC 7396: null removes a key)"),
                 "delete": { "summary": "Remove a DNS server defined through the API", "parameters": [name_param()],
                     "responses": common(json!({
                         "204": { "description": "Removed" }, "400": error_response("Invalid name"),

@@ -30,6 +30,13 @@ impl AppState {
         loaded
     }
 
+    /// Takes the config write lock, then the config as it stands under it: an API change
+    /// must start from the config that no other change is rewriting.
+    pub async fn lock_config_writes(&self) -> (tokio::sync::MutexGuard<'_, ()>, Arc<LoadedConfig>) {
+        let writing = self.config_writes.lock().await;
+        (writing, self.loaded())
+    }
+
     /// The current config (a cheap clone of an `Arc`).
     pub fn loaded(&self) -> Arc<LoadedConfig> {
         match self.config.read() {

@@ -35,6 +35,16 @@ fn mx(pref: u16, host: &str) -> Record {
     }
 }
 
+/// A ledger saying mailzone published `record` as a DKIM key.
+fn published_dkim(record: &Record) -> BTreeSet<LedgerEntry> {
+    [LedgerEntry {
+        purpose: RecordPurpose::Dkim,
+        name: record.name.clone(),
+        data: record.data.clone(),
+    }]
+    .into()
+}
+
 fn desired(t: RecordPurpose, record: Record) -> DesiredRecord {
     DesiredRecord { purpose: t, record }
 }
@@ -152,12 +162,7 @@ fn unknown_selectors_survive_and_retired_ones_we_published_go() {
         "v=DKIM1; k=ed25519; p=CCCC",
         3600,
     );
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        purpose: RecordPurpose::Dkim,
-        name: retired.name.clone(),
-        data: retired.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&retired);
     let want = vec![desired(RecordPurpose::Dkim, current.clone())];
     let changes = diff(
         &zone(),
@@ -183,12 +188,7 @@ fn ledger_entries_of_unmanaged_types_are_left_alone() {
         "v=DKIM1; k=ed25519; p=BBBB",
         3600,
     );
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        purpose: RecordPurpose::Dkim,
-        name: retired.name.clone(),
-        data: retired.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&retired);
     let changes = diff(
         &zone(),
         &[],
@@ -239,12 +239,7 @@ fn txt_families_need_a_delimiter() {
 fn ledger_after_remembers_adds_and_forgets_deletes() {
     let old = txt("old._domainkey.example.org", "v=DKIM1; p=A", 3600);
     let new = txt("new._domainkey.example.org", "v=DKIM1; p=B", 3600);
-    let ledger: BTreeSet<LedgerEntry> = [LedgerEntry {
-        purpose: RecordPurpose::Dkim,
-        name: old.name.clone(),
-        data: old.data.clone(),
-    }]
-    .into();
+    let ledger = published_dkim(&old);
     let changes = ChangeSet {
         adds: vec![desired(RecordPurpose::Dkim, new.clone())],
         deletes: vec![(Some(RecordPurpose::Dkim), LiveRecord::from_record(old))],

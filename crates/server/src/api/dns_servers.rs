@@ -138,8 +138,7 @@ pub(crate) async fn create_dns_server(
         Some(Value::String(name)) => dns_server_name(&name)?,
         _ => return Err(ApiError::invalid("`name` (a string) is required")),
     };
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     if loaded.config.dns_server(&name).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -154,13 +153,7 @@ pub(crate) async fn create_dns_server(
             },
         ));
     }
-    let loaded = apply_api_change(
-        &state,
-        ApiObjectKind::DnsServer,
-        &name,
-        Some(&Value::Object(body)),
-    )
-    .await?;
+    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
     let server = loaded.config.dns_server(&name).expect("just added");
     Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
 }
@@ -171,23 +164,11 @@ pub(crate) async fn put_dns_server(
     ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let name = dns_server_name(&name)?;
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     api_dns_server_only(&loaded, &name)?;
-    match body.remove("name") {
-        None => {}
-        Some(Value::String(n)) if n == name => {}
-        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
-    }
-    let loaded = apply_api_change(
-        &state,
-        ApiObjectKind::DnsServer,
-        &name,
-        Some(&Value::Object(body)),
-    )
-    .await?;
-    let server = loaded.config.dns_server(&name).expect("just changed");
-    Ok(Json(dns_server_json(server, &loaded)).into_response())
+    keep_name(&mut body, &name)?;
+    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    Ok(changed_dns_server(&loaded, &name))
 }
 
 /// Changes keys of an API-defined DNS server as a JSON merge patch (RFC 7396): `null`
@@ -199,15 +180,10 @@ pub(crate) async fn patch_dns_server(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = dns_server_name(&name)?;
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     api_dns_server_only(&loaded, &name)?;
     let mut given = object_body(&headers, body)?;
-    match given.remove("name") {
-        None => {}
-        Some(Value::String(n)) if n == name => {}
-        Some(_) => return Err(ApiError::invalid("`name` cannot be changed")),
-    }
+    keep_name(&mut given, &name)?;
     let mut definition = state
         .store
         .api_dns_servers()
@@ -217,10 +193,8 @@ pub(crate) async fn patch_dns_server(
         .map(|(_, d)| d)
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
     merge_patch(&mut definition, Value::Object(given));
-    let loaded =
-        apply_api_change(&state, ApiObjectKind::DnsServer, &name, Some(&definition)).await?;
-    let server = loaded.config.dns_server(&name).expect("just changed");
-    Ok(Json(dns_server_json(server, &loaded)).into_response())
+    let loaded = apply_dns_server_change(&state, &name, Some(&definition)).await?;
+    Ok(changed_dns_server(&loaded, &name))
 }
 
 /// Removes an API-defined DNS server; refused (422) while a domain publishes through it.
@@ -229,11 +203,35 @@ pub(crate) async fn delete_dns_server(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = dns_server_name(&name)?;
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     api_dns_server_only(&loaded, &name)?;
-    apply_api_change(&state, ApiObjectKind::DnsServer, &name, None).await?;
+    apply_dns_server_change(&state, &name, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Stores the DNS server's new definition (`None` removes it) and swaps in the config
+/// that results.
+async fn apply_dns_server_change(
+    state: &AppState,
+    name: &str,
+    definition: Option<&Value>,
+) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
+    apply_api_change(state, ApiObjectKind::DnsServer, name, definition).await
+}
+
+/// Refuses a body whose `name` differs from the path's: a rename is a create and a delete.
+fn keep_name(body: &mut serde_json::Map<String, Value>, name: &str) -> Result<(), ApiError> {
+    match body.remove("name") {
+        None => Ok(()),
+        Some(Value::String(n)) if n == name => Ok(()),
+        Some(_) => Err(ApiError::invalid("`name` cannot be changed")),
+    }
+}
+
+/// The answer to a PUT or PATCH: the DNS server as the changed config now defines it.
+fn changed_dns_server(loaded: &mailzone_engine::LoadedConfig, name: &str) -> Response {
+    let server = loaded.config.dns_server(name).expect("just changed");
+    Json(dns_server_json(server, loaded)).into_response()
 }
 
 pub(crate) fn api_dns_server_only(

@@ -152,8 +152,7 @@ pub(crate) async fn create_domain(
         }
     };
     let name = domain_name(&raw_name)?;
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_some() {
         return Err(if loaded.api_domains.contains(&name) {
             ApiError::new(
@@ -185,8 +184,7 @@ pub(crate) async fn write_domain(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = domain_name(&name)?;
-    let _writing = state.config_writes.lock().await;
-    let loaded = state.loaded();
+    let (_writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_none() {
         return Err(ApiError::not_found(&format!("domain {name}")));
     }
