@@ -1,0 +1,242 @@
+
+use super::*;
+use crate::finding::Severity;
+use crate::testutil::{Field, Fixture, Match, case, check_cases};
+
+fn name(s: &str) -> Name {
+    Name::host(s).unwrap()
+}
+
+#[test]
+fn policies_parse_per_rfc_8461() {
+    let p = parse_policy(
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmx: *.backup.example.org\r\nmax_age: 604800\r\n",
+        )
+        .unwrap();
+    assert_eq!(p.mode, MtaStsMode::Enforce);
+    assert_eq!(p.max_age, 604800);
+    assert_eq!(p.mx, ["mail.example.org", "*.backup.example.org"]);
+    // LF line ends, extension keys and spacing are accepted.
+    let p = parse_policy("version:STSv1\nmode: none\nmax_age:86400\nx-ext: 1\n").unwrap();
+    assert_eq!(p.mode, MtaStsMode::None);
+    for (bad, why) in [
+        ("mode: enforce\nmx: a.example\nmax_age: 1\n", "version"),
+        (
+            "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 1\n",
+            "STSv1",
+        ),
+        (
+            "version: STSv1\nmode: strict\nmx: a.example\nmax_age: 1\n",
+            "mode: strict",
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmax_age: 1\n",
+            "no `mx` line",
+        ),
+        ("version: STSv1\nmode: enforce\nmx: a.example\n", "max_age"),
+        (
+            "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
+            "above",
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n",
+            "not a number",
+        ),
+        (
+            "version: STSv1\nmode: enforce\nmode: none\nmx: a.example\nmax_age: 1\n",
+            "more than once",
+        ),
+        ("<html>not found</html>", "key: value"),
+        (
+            "version: STSv1\nmode: enforce\nmx: a b\nmax_age: 1\n",
+            "not a host",
+        ),
+    ] {
+        let e = parse_policy(bad).unwrap_err();
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn wildcards_match_exactly_one_label() {
+    assert!(mx_matches("mail.example.org", &name("mail.example.org")));
+    assert!(mx_matches("MAIL.example.org.", &name("mail.example.org")));
+    assert!(mx_matches("*.example.org", &name("mail.example.org")));
+    assert!(!mx_matches("*.example.org", &name("example.org")));
+    assert!(!mx_matches("*.example.org", &name("a.b.example.org")));
+    assert!(!mx_matches("mail.example.org", &name("mx.example.org")));
+    assert!(!mx_matches("*.example.org", &name("mail.example.org.evil")));
+}
+
+#[test]
+fn txt_syntax() {
+    assert_eq!(txt_error("v=STSv1; id=20240101T000000"), None);
+    assert_eq!(txt_error("v=STSv1;id=abc;"), None);
+    assert_eq!(txt_error("v=STSv1; id=abc; ext=1"), None);
+    assert!(txt_error("v=STSv1").unwrap().contains("missing"));
+    assert!(
+        txt_error("v=STSv1; id=2024-01-01")
+            .unwrap()
+            .contains("letters and digits")
+    );
+    assert!(txt_error(&format!("v=STSv1; id={}", "a".repeat(33))).is_some());
+    assert!(txt_error("id=abc; v=STSv1").unwrap().contains("start"));
+    assert_eq!(tlsrpt_error("v=TLSRPTv1; rua=mailto:tls@example.org"), None);
+    assert_eq!(
+        tlsrpt_error("v=TLSRPTv1;rua=mailto:a@example.org,https://r.example.net/tls"),
+        None
+    );
+    assert!(tlsrpt_error("v=TLSRPTv1").unwrap().contains("missing"));
+    assert!(
+        tlsrpt_error("v=TLSRPTv1; rua=tls@example.org")
+            .unwrap()
+            .contains("not a mailto")
+    );
+    assert!(tlsrpt_error("v=TLSRPTv1; rua=http://r.example.net").is_some());
+}
+
+check_cases!(
+    record_cases,
+    [
+        case("malformed STS record")
+            .remove(&["^_mta-sts"])
+            .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; id=2024-01-01\"\n")
+            .fires(
+                "mta-sts-txt-syntax",
+                Severity::Error,
+                "_mta-sts.example.org.",
+            )
+            .first(
+                Field::Fix,
+                Match::StartsWith,
+                "replace it by _mta-sts.example.org. 3600 IN TXT \"v=STSv1; id=",
+            ),
+        case("malformed TLSRPT record")
+            .remove(&["^_smtp._tls"])
+            .add("_smtp._tls.example.org. 300 IN TXT \"v=TLSRPTv1; rua=tls@example.org\"\n")
+            .fires("tls-rpt-syntax", Severity::Error, "_smtp._tls.example.org."),
+        case("duplicates are left to the zone check")
+            .add("_mta-sts.example.org. 300 IN TXT \"v=STSv1; bad\"\n")
+            .quiet(),
+    ]
+);
+
+/// A tiny HTTP/1.1 server on loopback answering every request with `status` and
+/// `body`; returns the URL template for [`CheckOptions::mta_sts_url`].
+async fn web_server(status: &'static str, body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/{{domain}}/.well-known/mta-sts.txt")
+}
+
+async fn fetched(
+    f: &mut Fixture,
+    zone: &crate::lookup::ZoneLookup,
+    status: &'static str,
+    body: &str,
+) -> Vec<Finding> {
+    f.options.fetch_mta_sts = true;
+    f.options.mta_sts_url = Some(web_server(status, body.to_string()).await);
+    check(&f.ctx(zone)).await
+}
+
+fn served_policy(f: &Fixture) -> String {
+    mailzone_records::mtasts::policy_text(&f.config.domains[0].mta_sts)
+}
+
+const POLICY: &str = "mta-sts.example.org.";
+
+#[tokio::test]
+async fn fetched_policy_cases() {
+    let mut f = Fixture::new("");
+    let zone = f.zone_with(&[], "");
+    let policy = served_policy(&f);
+    let cases = [
+        (
+            "200 OK",
+            policy.clone(),
+            case("a policy that matches").quiet(),
+        ),
+        (
+            "200 OK",
+            policy.replace("mx: mail.example.org", "mx: *.mail.example.org"),
+            case("a policy not covering an MX")
+                .fires("mta-sts-policy-mx-uncovered", Severity::Error, POLICY)
+                .fires("mta-sts-policy-differs", Severity::Warning, POLICY),
+        ),
+        // A wildcard covering the host is fine (and differs from mailzone's text only).
+        (
+            "200 OK",
+            policy.replace("mx: mail.example.org", "mx: *.example.org"),
+            case("a wildcard covering the host").silent("mta-sts-policy-mx-uncovered"),
+        ),
+        (
+            "200 OK",
+            "<html>welcome</html>".to_string(),
+            case("invalid policy").fires("mta-sts-policy-invalid", Severity::Error, POLICY),
+        ),
+        (
+            "404 Not Found",
+            "no".to_string(),
+            case("unreachable policy")
+                .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+                .first(Field::Seen, Match::Contains, "HTTP 404"),
+        ),
+        // A redirect is not followed.
+        (
+            "301 Moved Permanently",
+            String::new(),
+            case("a redirect").first(Field::Seen, Match::Contains, "redirects are not followed"),
+        ),
+    ];
+    for (status, body, case) in &cases {
+        case.assert(&fetched(&mut f, &zone, status, body).await);
+    }
+}
+
+#[tokio::test]
+async fn policy_without_a_listener_is_unreachable() {
+    let mut f = Fixture::new("");
+    let zone = f.zone_with(&[], "");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    f.options.fetch_mta_sts = true;
+    f.options.mta_sts_url = Some(format!("http://127.0.0.1:{port}/x"));
+    case("nobody listening")
+        .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+        .assert(&check(&f.ctx(&zone)).await);
+}
+
+#[test]
+fn the_default_url_is_rfc_8461s() {
+    assert_eq!(
+        policy_url(None, &name("example.org")),
+        "https://mta-sts.example.org/.well-known/mta-sts.txt"
+    );
+}
