@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::finding::Severity;
 use crate::testutil::{Case, Field, Match, case, check_cases};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::finding::Severity;
 use crate::testutil::{Field, Fixture, Match, case, check_cases};

@@ -1,4 +1,3 @@
-
 use super::*;
 use clap::Parser as _;
 

@@ -1,4 +1,3 @@
-
 use super::*;
 use mailzone_records::RecordPurpose;
 use mailzone_records::diff::RrsetPrerequisite;

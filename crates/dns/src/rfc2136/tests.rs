@@ -1,4 +1,3 @@
-
 use super::*;
 use mailzone_records::diff::RrsetPrerequisite;
 use mailzone_records::{DesiredRecord, Record, RecordPurpose};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::error::{FailureClass, ZoneFailure};
 use mailzone_dns::{Cause, DnsError, Rcode};
