@@ -29,8 +29,21 @@ pub struct ApiChange<'a> {
 
 /// The domains and DNS servers the API defined, as stored.
 pub async fn stored_api_objects(store: &Store) -> Result<ApiObjects, EngineError> {
+    stored_api_objects_but(store, None).await
+}
+
+/// [`stored_api_objects`] without the object `left_out` (kind, name): a change replaces or
+/// removes it unread, so a stored definition that no longer parses can still be mended.
+async fn stored_api_objects_but(
+    store: &Store,
+    left_out: Option<(ApiObjectKind, &str)>,
+) -> Result<ApiObjects, EngineError> {
+    let is_left_out = |kind: ApiObjectKind, name: &str| left_out == Some((kind, name));
     let mut api = ApiObjects::default();
     for (name, definition) in store.api_domains().await? {
+        if is_left_out(ApiObjectKind::Domain, &name) {
+            continue;
+        }
         let definition = serde_json::from_str(&definition).map_err(|e| {
             EngineError::Usage(format!(
                 "domain {name} (defined through the API) is unreadable in the database: {e}"
@@ -39,6 +52,9 @@ pub async fn stored_api_objects(store: &Store) -> Result<ApiObjects, EngineError
         api.domains.push(ApiObject { name, definition });
     }
     for (name, definition) in store.api_dns_servers().await? {
+        if is_left_out(ApiObjectKind::DnsServer, &name) {
+            continue;
+        }
         api.dns_servers.push(ApiObject { name, definition });
     }
     Ok(api)
@@ -101,7 +117,9 @@ pub async fn apply_api_change(
             "{field}: a secret must be text (the value is not shown)"
         )));
     }
-    let api = stored_api_objects(store).await?.with_change(change);
+    let api = stored_api_objects_but(store, Some((change.kind, change.name)))
+        .await?
+        .with_change(change);
     let loaded =
         load_config_with(config_path, &api).map_err(|e| EngineError::Usage(e.to_string()))?;
     store_change(store, change).await?;
@@ -130,4 +148,64 @@ async fn store_change(store: &Store, change: ApiChange<'_>) -> Result<(), Engine
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "[server]\nhostname = \"mail.example.org\"\nipv4 = [\"192.0.2.1\"]\n";
+
+    /// A state directory whose database holds a domain definition that no longer parses,
+    /// and a config file beside it.
+    async fn store_with_unreadable_domain() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mailzone.toml"), CONFIG).unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        store
+            .put_api_domain("broken.test", "{not json", 0)
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_stored_object_can_be_replaced_or_removed_but_blocks_the_others() {
+        let (dir, store) = store_with_unreadable_domain().await;
+        let config = dir.path().join("mailzone.toml");
+        let domain = |name| ApiChange {
+            kind: ApiObjectKind::Domain,
+            name,
+            definition: None,
+        };
+
+        let other = apply_api_change(&config, &store, domain("other.test")).await;
+        let error = other.unwrap_err().to_string();
+        assert!(error.contains("broken.test"), "{error}");
+        assert!(error.contains("unreadable"), "{error}");
+
+        let replacement = serde_json::json!({});
+        let replace = ApiChange {
+            definition: Some(&replacement),
+            ..domain("broken.test")
+        };
+        let loaded = apply_api_change(&config, &store, replace).await.unwrap();
+        assert!(
+            loaded
+                .api_domains
+                .iter()
+                .any(|d| d.as_str() == "broken.test")
+        );
+        assert_eq!(stored_api_objects(&store).await.unwrap().domains.len(), 1);
+
+        store
+            .put_api_domain("broken.test", "{not json", 0)
+            .await
+            .unwrap();
+        apply_api_change(&config, &store, domain("broken.test"))
+            .await
+            .unwrap();
+        assert!(stored_api_objects(&store).await.unwrap().domains.is_empty());
+        store.close().await;
+    }
 }

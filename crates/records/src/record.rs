@@ -144,13 +144,6 @@ impl RrType {
             RrType::Ns => "NS",
         }
     }
-
-    /// The type named by a mnemonic, in any case (`txt` is TXT).
-    pub fn from_mnemonic(mnemonic: &str) -> Option<RrType> {
-        RrType::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(mnemonic))
-    }
 }
 
 impl Ord for RrType {
@@ -260,7 +253,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_types_sort_by_mnemonic_and_read_back_in_any_case() {
+    fn wire_types_sort_by_mnemonic_and_print_padded() {
         let mut sorted = RrType::ALL;
         sorted.sort();
         let mnemonics: Vec<&str> = sorted.iter().map(|t| t.as_str()).collect();
@@ -268,11 +261,9 @@ mod tests {
         alphabetical.sort_unstable();
         assert_eq!(mnemonics, alphabetical);
         for t in RrType::ALL {
-            assert_eq!(RrType::from_mnemonic(&t.as_str().to_lowercase()), Some(t));
             assert_eq!(t.to_string(), t.as_str());
             assert_eq!(format!("{t:<6}|"), format!("{:<6}|", t.as_str()));
         }
-        assert_eq!(RrType::from_mnemonic("SOA"), None);
         assert_eq!(serde_json::to_value(RrType::Tlsa).unwrap(), "TLSA");
     }
 
