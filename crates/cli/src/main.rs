@@ -1,6 +1,7 @@
 //! The `mailzone` command: thin commands over the engine; it parses arguments and prints.
 
 mod acme;
+mod admin;
 mod args;
 mod check;
 mod dkim;
@@ -101,6 +102,9 @@ enum Command {
     /// The HTTP API's bearer tokens: create, list, revoke (works on the state directly,
     /// also to recover access).
     Token(token::TokenArgs),
+    /// The web UI's admin account: `set-password` (on the state directly, also to recover
+    /// access).
+    Admin(admin::AdminArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completions(docs::CompletionsArgs),
     /// Write a man page per command (mailzone.1, mailzone-records.1, ...) into a directory,
@@ -145,6 +149,7 @@ fn main() -> ExitCode {
             Command::Tlsa(args) => tlsa::run(args).await,
             Command::Acme(args) => acme::run(args).await,
             Command::Token(args) => token::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
             Command::Completions(args) => docs::completions(args),
             Command::Man(args) => docs::man(args),
             Command::Init(args) => init::run(args).await,

@@ -133,6 +133,7 @@ pub async fn run(state: &AppState, flags: &CheckFlags) {
         }
     };
     state.metrics.record_check(&report, checked_at);
+    state.record_checks(&report, checked_at);
     tracing::info!(
         domains = report.domains.len(),
         errors = report.count(mailzone_check::Severity::Error),

@@ -5,7 +5,8 @@
 //!
 //! Layout: [`api`] (routes, JSON shapes, errors), [`auth`] (bearer tokens), [`public`] (the
 //! well-known documents), [`runner`] (workers, schedule, shutdown), [`openapi`] (the
-//! description served at `/api/v1/openapi.json`), [`state`] (what the handlers share).
+//! description served at `/api/v1/openapi.json`), [`state`] (what the handlers share),
+//! [`ui`] (the web UI under `/ui/`).
 
 pub mod alerts;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod runner;
 pub mod state;
 pub mod systemd;
 pub mod tls;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +111,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         state_dir: options.state_dir.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         config_writes: Arc::new(tokio::sync::Mutex::new(())),
+        last_checks: Arc::default(),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -137,9 +140,11 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
                 public::router(state.clone()),
                 stop_rx.clone(),
             )));
-            api::router(state.clone())
+            api::router(state.clone()).merge(ui::router(state.clone()))
         }
-        None => api::router(state.clone()).merge(public::router(state.clone())),
+        None => api::router(state.clone())
+            .merge(ui::router(state.clone()))
+            .merge(public::router(state.clone())),
     };
     // Only now that every listener is bound: a start that fails on a busy port must not
     // burn the one-time token.

@@ -1,9 +1,12 @@
 //! What every handler and worker shares.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+use mailzone_check::Finding;
 use mailzone_engine::LoadedConfig;
+use mailzone_engine::check::CheckReport;
 use mailzone_store::Store;
 
 use crate::metrics::Metrics;
@@ -18,6 +21,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Held while an API call changes the domains: validate, store and swap happen as one.
     pub config_writes: Arc<tokio::sync::Mutex<()>>,
+    /// Each domain's last check (scheduled, or "Check now" in the web UI), by domain name.
+    /// Kept in memory only: an observation, not state; the next scheduled check refills it.
+    pub last_checks: Arc<RwLock<HashMap<String, LastCheck>>>,
+}
+
+/// The findings of a domain's last check and when it ran.
+#[derive(Debug, Clone)]
+pub struct LastCheck {
+    pub at_unix: i64,
+    pub findings: Vec<Finding>,
+}
+
+impl LastCheck {
+    /// How many findings have `severity`.
+    pub fn count(&self, severity: mailzone_check::Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
 }
 
 impl AppState {
@@ -35,6 +58,30 @@ impl AppState {
     pub async fn lock_config_writes(&self) -> (tokio::sync::MutexGuard<'_, ()>, Arc<LoadedConfig>) {
         let writing = self.config_writes.lock().await;
         (writing, self.loaded())
+    }
+
+    /// Keeps each checked domain's findings as its last check.
+    pub fn record_checks(&self, report: &CheckReport, at_unix: i64) {
+        let mut checks = match self.last_checks.write() {
+            Ok(checks) => checks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for domain in &report.domains {
+            let check = LastCheck {
+                at_unix,
+                findings: domain.findings.clone(),
+            };
+            checks.insert(domain.domain.as_str().to_string(), check);
+        }
+    }
+
+    /// The last check of `domain`, if it was checked since the service started.
+    pub fn last_check(&self, domain: &str) -> Option<LastCheck> {
+        let checks = match self.last_checks.read() {
+            Ok(checks) => checks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        checks.get(domain).cloned()
     }
 
     /// The current config (a cheap clone of an `Arc`).

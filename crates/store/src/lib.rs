@@ -19,6 +19,7 @@ mod query;
 mod seal;
 mod tasks;
 mod tlsa;
+mod web;
 
 pub use acme::AcmeChallenge;
 pub use dkim_keys::StoredDkimKey;
@@ -26,6 +27,7 @@ pub use findings::AnnouncedFindings;
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};
+pub use web::WebSession;
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
