@@ -48,6 +48,7 @@
 //! whose in-zone target has no address.
 
 mod bind;
+pub mod browser;
 mod client;
 pub mod dnssec;
 mod faults;
