@@ -16,8 +16,12 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
+pub mod dns_servers;
+pub mod domain;
+pub mod domains;
 pub mod layout;
 pub mod session;
+pub mod tasks;
 
 pub use layout::{Nav, Page};
 pub use session::Session;
@@ -36,6 +40,10 @@ pub fn router(state: AppState) -> Router {
     let signed_in = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/domains") }))
         .route("/domains", get(layout::placeholder_domains))
+        .merge(domains::routes())
+        .merge(domain::routes())
+        .merge(dns_servers::routes())
+        .merge(tasks::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             session::require_session,
