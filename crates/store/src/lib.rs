@@ -27,7 +27,7 @@ pub use findings::AnnouncedFindings;
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};
-pub use web::WebSession;
+pub use web::{WebSession, token_subject};
 
 use std::ffi::OsString;
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};

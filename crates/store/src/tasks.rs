@@ -432,11 +432,14 @@ impl Store {
             .await
     }
 
-    /// Deletes the token with this id: it stops working at once. Whether one was deleted.
+    /// Deletes the token with this id: it stops working at once, and the web UI sessions
+    /// opened with it end. Whether one was deleted.
     pub async fn revoke_api_token(&self, id: &str) -> Result<bool, StoreError> {
         let deleted = self
             .db()
             .execute("DELETE FROM api_tokens WHERE id = $1", params![id])
+            .await?;
+        self.delete_web_sessions_of(&crate::web::token_subject(id))
             .await?;
         Ok(deleted > 0)
     }

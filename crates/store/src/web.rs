@@ -5,15 +5,43 @@
 use crate::query::params;
 use crate::{Store, StoreError};
 
-/// A signed-in session: who signed in (`admin`, or `token:<name>`) and when it was last used.
+/// A signed-in session: who signed in (`admin`, or [`token_subject`] of the API token used),
+/// what the pages call them, and when the session was last used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {
     pub subject: String,
+    pub label: String,
     pub created_at: i64,
     pub last_seen: i64,
 }
 
+/// The session subject of a sign-in with the API token `token_id`: revoking the token ends
+/// the sessions of this subject.
+pub fn token_subject(token_id: &str) -> String {
+    format!("token:{token_id}")
+}
+
 impl Store {
+    /// The id and name of the API token with this hash, if it exists.
+    pub async fn api_token_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<crate::ApiToken>, StoreError> {
+        self.db()
+            .fetch_optional(
+                "SELECT id, name, created_at FROM api_tokens WHERE token_hash = $1",
+                params![token_hash],
+                |row| {
+                    Ok(crate::ApiToken {
+                        id: row.text("id")?,
+                        name: row.text("name")?,
+                        created_at: row.int("created_at")?,
+                    })
+                },
+            )
+            .await
+    }
+
     /// Sets (or replaces) the admin password's hash.
     pub async fn set_admin_password_hash(&self, hash: &str, now: i64) -> Result<(), StoreError> {
         self.db()
@@ -43,13 +71,14 @@ impl Store {
         &self,
         id_hash: &str,
         subject: &str,
+        label: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         self.db()
             .execute(
-                "INSERT INTO web_sessions (id_hash, subject, created_at, last_seen) \
-                 VALUES ($1, $2, $3, $3)",
-                params![id_hash, subject, now],
+                "INSERT INTO web_sessions (id_hash, subject, label, created_at, last_seen) \
+                 VALUES ($1, $2, $3, $4, $4)",
+                params![id_hash, subject, label, now],
             )
             .await?;
         Ok(())
@@ -67,11 +96,13 @@ impl Store {
         let found = self
             .db()
             .fetch_optional(
-                "SELECT subject, created_at, last_seen FROM web_sessions WHERE id_hash = $1",
+                "SELECT subject, label, created_at, last_seen FROM web_sessions \
+                 WHERE id_hash = $1",
                 params![id_hash],
                 |row| {
                     Ok(WebSession {
                         subject: row.text("subject")?,
+                        label: row.text("label")?,
                         created_at: row.int("created_at")?,
                         last_seen: row.int("last_seen")?,
                     })
@@ -151,8 +182,14 @@ mod tests {
             Some("$argon2id$b")
         );
 
-        store.add_web_session("h1", "admin", 1000).await.unwrap();
-        store.add_web_session("h2", "token:ci", 1000).await.unwrap();
+        store
+            .add_web_session("h1", "admin", "admin", 1000)
+            .await
+            .unwrap();
+        store
+            .add_web_session("h2", "token:ci", "token:ci", 1000)
+            .await
+            .unwrap();
         let seen = store.touch_web_session("h1", 900, 1100).await.unwrap();
         assert_eq!(seen.map(|s| s.subject).as_deref(), Some("admin"));
         // Used at 1100: still there when idle since 1050 counts as expired, gone at 1200.
@@ -186,7 +223,41 @@ mod tests {
         );
 
         assert_eq!(store.delete_web_sessions_of("token:ci").await.unwrap(), 1);
-        store.add_web_session("h3", "admin", 2000).await.unwrap();
+        // Revoking a token ends the sessions opened with it.
+        let id = store.add_api_token("ci", "hash-of-ci", 2000).await.unwrap();
+        let subject = token_subject(&id);
+        store
+            .add_web_session("h5", &subject, "token ci", 2000)
+            .await
+            .unwrap();
+        let token = store
+            .api_token_by_hash("hash-of-ci")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (token.id.as_str(), token.name.as_str()),
+            (id.as_str(), "ci")
+        );
+        assert!(store.revoke_api_token(&id).await.unwrap());
+        assert!(
+            store
+                .touch_web_session("h5", 0, 2000)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .api_token_by_hash("hash-of-ci")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .add_web_session("h3", "admin", "admin", 2000)
+            .await
+            .unwrap();
         store.delete_web_session("h3").await.unwrap();
         assert!(
             store
@@ -195,7 +266,10 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        store.add_web_session("h4", "admin", 2000).await.unwrap();
+        store
+            .add_web_session("h4", "admin", "admin", 2000)
+            .await
+            .unwrap();
         assert_eq!(store.delete_idle_web_sessions(2001).await.unwrap(), 1);
     }
 }

@@ -72,7 +72,7 @@ impl Page {
                 (badge)
                 form.sign-out method="post" action="/ui/sign-out" {
                     (csrf_field(session))
-                    span.who { (session.subject) }
+                    span.who { (session.label) }
                     button type="submit" { "Sign out" }
                 }
             }

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mailzone_engine::clock;
+use mailzone_store::token_subject;
 use maud::html;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -44,8 +45,10 @@ const MAX_FORM_BYTES: usize = 256 * 1024;
 /// the pages must put in their forms.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// `admin`, or `token:<name>` for a session opened with an API token.
+    /// `admin`, or `token:<id>` for a session opened with an API token.
     pub subject: String,
+    /// What the pages call the signed-in user: `admin` or `token <name>`.
+    pub label: String,
     pub csrf: String,
 }
 
@@ -117,6 +120,7 @@ async fn current_session(
         .map_err(|e| layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
     Ok(found.map(|s| Session {
         subject: s.subject,
+        label: s.label,
         csrf: csrf_token(secret),
     }))
 }
@@ -280,8 +284,8 @@ pub async fn sign_in(
         let problem = "This sign-in form has expired. Please sign in again.";
         return sign_in_form(&state, &headers, next, Some(problem), StatusCode::FORBIDDEN);
     }
-    let subject = match subject_of(&state, &form.secret).await {
-        Ok(Some(subject)) => subject,
+    let (subject, label) = match subject_of(&state, &form.secret).await {
+        Ok(Some(found)) => found,
         Ok(None) => {
             let problem = "The password or token is not valid.";
             return sign_in_form(
@@ -302,7 +306,7 @@ pub async fn sign_in(
             .delete_idle_web_sessions(now - IDLE_EXPIRY.as_secs() as i64)
             .await?;
         store
-            .add_web_session(&token_hash(&secret), &subject, now)
+            .add_web_session(&token_hash(&secret), &subject, &label, now)
             .await
     };
     if let Err(e) = opened.await {
@@ -322,14 +326,13 @@ pub async fn sign_in(
     response
 }
 
-/// Who `secret` signs in as: `token:<name>` for an API token, `admin` for the admin
-/// password; `None` when it is neither.
-async fn subject_of(state: &AppState, secret: &str) -> Result<Option<String>, String> {
+/// Who `secret` signs in as (subject and label): `token:<id>` for an API token, `admin` for
+/// the admin password; `None` when it is neither.
+async fn subject_of(state: &AppState, secret: &str) -> Result<Option<(String, String)>, String> {
     if secret.starts_with(TOKEN_PREFIX) {
-        let name = state.store.api_token_name(&token_hash(secret)).await;
-        return name
-            .map(|n| n.map(|n| format!("token:{n}")))
-            .map_err(|e| e.to_string());
+        let token = state.store.api_token_by_hash(&token_hash(secret)).await;
+        let token = token.map_err(|e| e.to_string())?;
+        return Ok(token.map(|t| (token_subject(&t.id), format!("token {}", t.name))));
     }
     let Some(hash) = state
         .store
@@ -344,7 +347,7 @@ async fn subject_of(state: &AppState, secret: &str) -> Result<Option<String>, St
     let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .map_err(|e| e.to_string())?;
-    Ok(verified.then(|| "admin".to_string()))
+    Ok(verified.then(|| ("admin".to_string(), "admin".to_string())))
 }
 
 /// `POST /ui/sign-out`: ends the session (when its CSRF token matches) and forgets the cookie.
