@@ -23,7 +23,6 @@ pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -104,15 +103,12 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     // The notification secrets and addresses now: a mistake stops the start, not the
     // first alert hours later.
     notify::channels(&loaded.path, &loaded.config.notify).map_err(anyhow::Error::msg)?;
-    let state = AppState {
-        store: store.clone(),
-        config: Arc::new(RwLock::new(Arc::new(loaded))),
-        config_path: options.config_path.clone(),
-        state_dir: options.state_dir.clone(),
-        metrics: Arc::new(metrics::Metrics::default()),
-        config_writes: Arc::new(tokio::sync::Mutex::new(())),
-        last_checks: Arc::default(),
-    };
+    let state = AppState::new(
+        store.clone(),
+        loaded,
+        options.config_path.clone(),
+        options.state_dir.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let acceptor = match &state.loaded().config.serve.tls {
@@ -195,12 +191,14 @@ async fn serve_router(
                 tcp: listener,
                 acceptor,
             };
-            axum::serve(listener, router)
+            let service = router.into_make_service_with_connect_info::<ui::limiter::ClientAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
-            axum::serve(listener, router)
+            let service = router.into_make_service_with_connect_info::<ui::limiter::ClientAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }

@@ -24,6 +24,8 @@ pub struct AppState {
     /// Each domain's last check (scheduled, or "Check now" in the web UI), by domain name.
     /// Kept in memory only: an observation, not state; the next scheduled check refills it.
     pub last_checks: Arc<RwLock<HashMap<String, LastCheck>>>,
+    /// Failed web UI sign-ins per client address.
+    pub sign_in_limiter: Arc<crate::ui::limiter::SignInLimiter>,
 }
 
 /// The findings of a domain's last check and when it ran.
@@ -44,6 +46,26 @@ impl LastCheck {
 }
 
 impl AppState {
+    /// The state of a service over `loaded` (read from `config_path`), with fresh metrics
+    /// and no check yet.
+    pub fn new(
+        store: Store,
+        loaded: LoadedConfig,
+        config_path: PathBuf,
+        state_dir: PathBuf,
+    ) -> AppState {
+        AppState {
+            store,
+            config: Arc::new(RwLock::new(Arc::new(loaded))),
+            config_path,
+            state_dir,
+            metrics: Arc::default(),
+            config_writes: Arc::default(),
+            last_checks: Arc::default(),
+            sign_in_limiter: Arc::default(),
+        }
+    }
+
     /// Replaces the running config.
     pub fn swap(&self, loaded: LoadedConfig) -> Arc<LoadedConfig> {
         let loaded = Arc::new(loaded);

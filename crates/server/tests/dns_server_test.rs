@@ -4,7 +4,6 @@
 //! no secret; only request mistakes are error statuses (401, 400, 404, 422).
 
 use std::path::Path;
-use std::sync::{Arc, RwLock};
 
 use mailzone_server::AppState;
 use mailzone_server::auth::{new_token, token_hash};
@@ -69,14 +68,12 @@ async fn serve_api(config_path: &Path, state_dir: &Path) -> (String, String) {
         .add_api_token("test", &token_hash(&token), 1_795_651_200)
         .await
         .unwrap();
-    let state = AppState {
+    let state = AppState::new(
         store,
-        config: Arc::new(RwLock::new(Arc::new(loaded))),
-        config_path: config_path.to_path_buf(),
-        state_dir: state_dir.to_path_buf(),
-        metrics: Arc::default(),
-        config_writes: Arc::default(),
-    };
+        loaded,
+        config_path.to_path_buf(),
+        state_dir.to_path_buf(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = mailzone_server::api::router(state);

@@ -20,6 +20,7 @@ pub mod dns_servers;
 pub mod domain;
 pub mod domains;
 pub mod layout;
+pub mod limiter;
 pub mod session;
 pub mod tasks;
 

@@ -9,13 +9,16 @@
 //!   right one is refused before its handler runs. The sign-in form, posted before any
 //!   session exists, is tied the same way to a short-lived sign-in cookie.
 
-use axum::Form;
+use std::net::IpAddr;
+
 use axum::body::{Body, to_bytes};
+use axum::extract::ConnectInfo;
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mailzone_engine::clock;
@@ -26,6 +29,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::layout::{self, Page};
+use super::limiter::ClientAddr;
 use crate::auth::{TOKEN_PREFIX, token_hash};
 use crate::state::AppState;
 
@@ -275,10 +279,30 @@ pub struct SignInForm {
 /// `POST /ui/sign-in`: opens a session for the admin password or a known API token.
 pub async fn sign_in(
     State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<ClientAddr>>>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = form.next.as_deref();
+    let client = client_ip(&connect);
+    let now = clock::unix_now();
+    if let Some(wait) = state.sign_in_limiter.refused(client, now) {
+        let problem = format!(
+            "Too many failed sign-ins from your address. Try again in {} minutes.",
+            (wait + 59) / 60
+        );
+        let mut refused = sign_in_form(
+            &state,
+            &headers,
+            next,
+            Some(&problem),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            refused.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return refused;
+    }
     let tied = cookie(&headers, SIGN_IN_COOKIE).is_some_and(|s| same(&form.csrf, &csrf_token(s)));
     if !tied {
         let problem = "This sign-in form has expired. Please sign in again.";
@@ -287,6 +311,8 @@ pub async fn sign_in(
     let (subject, label) = match subject_of(&state, &form.secret).await {
         Ok(Some(found)) => found,
         Ok(None) => {
+            state.sign_in_limiter.failed(client, now);
+            tracing::warn!(client = ?client, "web UI sign-in failed");
             let problem = "The password or token is not valid.";
             return sign_in_form(
                 &state,
@@ -298,8 +324,8 @@ pub async fn sign_in(
         }
         Err(e) => return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
+    state.sign_in_limiter.succeeded(client);
     let secret = new_secret();
-    let now = clock::unix_now();
     let store = &state.store;
     let opened = async {
         store
@@ -324,6 +350,12 @@ pub async fn sign_in(
         set_cookie(&state, SIGN_IN_COOKIE, "", Some(0)),
     );
     response
+}
+
+/// The client's IP address, when the listener recorded it (an in-process router in tests
+/// has none: all its clients share one count).
+fn client_ip(connect: &Option<Extension<ConnectInfo<ClientAddr>>>) -> Option<IpAddr> {
+    connect.as_ref().map(|c| c.0.0.0.ip())
 }
 
 /// Who `secret` signs in as (subject and label): `token:<id>` for an API token, `admin` for
