@@ -95,6 +95,46 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
     );
     assert_eq!(store.api_token_count().await.unwrap(), 1);
 
+    // The web UI's admin password and sessions: replaced, expired when idle, ended with
+    // the token that opened them.
+    store
+        .set_admin_password_hash("$argon2id$a", 1)
+        .await
+        .unwrap();
+    store
+        .set_admin_password_hash("$argon2id$b", 2)
+        .await
+        .unwrap();
+    let hash = store.admin_password_hash().await.unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$b"));
+    let token_id = store.add_api_token("ui", "h2", 0).await.unwrap();
+    let subject = mailzone_store::token_subject(&token_id);
+    store
+        .add_web_session("s1", &subject, "token ui", 100)
+        .await
+        .unwrap();
+    store
+        .add_web_session("s2", "admin", "admin", 100)
+        .await
+        .unwrap();
+    let session = store.touch_web_session("s1", 50, 200).await.unwrap();
+    assert_eq!(session.map(|s| s.label).as_deref(), Some("token ui"));
+    assert!(
+        store
+            .touch_web_session("s2", 150, 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.revoke_api_token(&token_id).await.unwrap());
+    assert!(
+        store
+            .touch_web_session("s1", 0, 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     let key = StoredDkimKey {
         domain: "example.org".into(),
         selector: "s1".into(),
