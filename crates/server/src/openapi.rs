@@ -76,6 +76,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/dnsServers/{name}", "put"),
     ("/dnsServers/{name}", "patch"),
     ("/dnsServers/{name}", "delete"),
+    ("/dnsServers/{name}/test", "post"),
     ("/dkimSignatures", "get"),
     ("/tasks", "get"),
     ("/tasks", "post"),
@@ -180,6 +181,23 @@ pub fn spec() -> Value {
                         "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement only: after a successful publication, renew the [server.acme] certificate over DNS-01 (a chained AcmeRenewal task); 422 without [server.acme]" }
                     }
                 },
+                "ConnectionTest": {
+                    "type": "object", "required": ["dnsServer", "zone", "ok"],
+                    "properties": {
+                        "dnsServer": { "type": "string" }, "zone": { "type": "string" },
+                        "ok": { "type": "boolean" },
+                        "serial": { "type": "integer", "nullable": true, "description": "ok: the zone's SOA serial (null for a provider without serials)" },
+                        "endpoint": { "type": "string", "description": "ok: the address the host resolved to, the API's host:port, the zone file or the provider" },
+                        "readBy": { "type": "string", "enum": ["transfer", "queries", "listing", "file"] },
+                        "authenticated": { "type": "boolean", "description": "ok: the answers proved the configured TSIG key or API credentials accepted" },
+                        "elapsedMs": { "type": "integer" },
+                        "error": { "type": "object", "description": "not ok: what failed",
+                            "properties": {
+                                "code": { "type": "string", "enum": ["unreachable", "unavailable", "conflict", "refused", "auth", "protocol", "invalid_config", "store", "other"] },
+                                "message": { "type": "string" },
+                                "transient": { "type": "boolean", "description": "trying again later can help" } } }
+                    }
+                },
                 "Domain": {
                     "type": "object",
                     "properties": {
@@ -274,6 +292,18 @@ pub fn spec() -> Value {
                         "204": { "description": "Removed" }, "400": error_response("Invalid name"),
                         "404": error_response("Unknown DNS server"), "409": error_response("Defined in the config file"),
                         "422": error_response("A domain publishes through it") })) }
+            },
+            "/dnsServers/{name}/test": {
+                "post": { "summary": "Test connection: read a zone's SOA serial (and the zone, as a publication does) with the DNS server's credentials; nothing is changed. A failed test is a 200 with ok false",
+                    "parameters": [name_param()],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": { "zone": { "type": "string", "description": "Default: the zone of the first domain publishing through the DNS server" } } } } } },
+                    "responses": common(json!({
+                        "200": ok_json("The test's outcome", json!({ "$ref": "#/components/schemas/ConnectionTest" })),
+                        "400": error_response("Invalid name, zone or body"), "404": error_response("Unknown DNS server"),
+                        "413": error_response("Body too large"), "415": error_response("Not JSON"),
+                        "422": error_response("No zone given and no domain publishes through the DNS server") })) }
             },
             "/dkimSignatures": { "get": { "summary": "DKIM keys with their public halves", "responses": common(json!({
                 "200": ok_json("Keys", json!({ "type": "array", "items": { "type": "object" } })) })) } },

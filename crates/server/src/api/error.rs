@@ -228,6 +228,26 @@ pub(crate) fn object_body(
     }
 }
 
+/// An optional JSON body: none (or only whitespace) is `T::default()`; one given must be
+/// JSON (415) that reads as `T` (400 otherwise, naming the problem).
+pub(crate) fn optional_json_body<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body_bytes(body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    require_json(headers)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
 /// JSON merge patch (RFC 7396 §2): a `null` member removes the key, an object member is
 /// merged into the object there, any other value replaces what was there.
 pub(crate) fn merge_patch(target: &mut Value, patch: Value) {

@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
+mod dns_server_test;
 mod dns_servers;
 mod domains;
 mod error;
 mod tasks;
 mod tokens;
 
+use dns_server_test::*;
 use dns_servers::*;
 use domains::*;
 use error::*;
@@ -52,6 +54,7 @@ pub fn router(state: AppState) -> Router {
                 .patch(patch_dns_server)
                 .delete(delete_dns_server),
         )
+        .route("/dnsServers/{name}/test", post(test_dns_server_route))
         .route("/dkimSignatures", get(list_dkim_signatures))
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{id}", get(get_task))
