@@ -76,6 +76,7 @@ async fn serve_api(config_path: &Path, state_dir: &Path) -> (String, String) {
         state_dir: state_dir.to_path_buf(),
         metrics: Arc::default(),
         config_writes: Arc::default(),
+        last_checks: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
