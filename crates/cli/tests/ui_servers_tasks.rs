@@ -422,8 +422,30 @@ fn dns_servers_are_created_edited_tested_and_deleted_through_the_forms() {
     assert_eq!(deleted.location, "/ui/dns-servers?done=deleted");
     assert_eq!(service.get("/api/v1/dnsServers/apiprimary").0, 404);
 
-    // No page held a secret: not the key, not the wrong one, not the file server's.
+    // An HTTP provider of the catalog: its token is write-only too.
+    let token = "cf-token-that-must-never-show-3c9f1e";
+    let created = ui.post(
+        "/ui/dns-servers/new",
+        &[
+            ("kind", "cloudflare"),
+            ("name", "cf"),
+            ("apiToken", token),
+            ("ttl", "300"),
+        ],
+    );
+    assert_eq!(created.status, 303, "{}", created.body);
+    let (_, shown) = service.get("/api/v1/dnsServers/cf");
+    assert_eq!(shown["kind"], "cloudflare", "{shown}");
+    assert_eq!(shown["secretsSet"], json!(["apiToken"]), "{shown}");
+    let edit = ui.get("/ui/dns-servers/cf/edit");
+    assert!(edit.body.contains("name=\"apiToken\""), "{}", edit.body);
+    let page = ui.get("/ui/dns-servers/cf");
+    assert!(page.body.contains("Cloudflare"), "{}", page.body);
+    assert_eq!(ui.post("/ui/dns-servers/cf/delete", &[]).status, 303);
+
+    // No page held a secret: not the key, not the wrong one, not the token.
     let seen = ui.seen.borrow();
+    assert!(!seen.contains(token), "the token is in a page");
     for secret in [&secret, &wrong] {
         assert!(!seen.contains(secret.as_str()), "a secret is in a page");
     }
