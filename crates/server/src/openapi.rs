@@ -82,6 +82,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/tasks", "post"),
     ("/tasks/{id}", "get"),
     ("/tasks/{id}/retry", "post"),
+    ("/tasks/{id}/cancel", "post"),
+    ("/tasks/{id}/reschedule", "post"),
     ("/apiTokens", "get"),
     ("/apiTokens", "post"),
     ("/apiTokens/{id}", "delete"),
@@ -160,7 +162,7 @@ pub fn spec() -> Value {
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
                         "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement: chain an AcmeRenewal task after a successful publication. AcmeRenewal: it was chained so, and renews even when the certificate is not due" },
-                        "status": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed"] },
+                        "status": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed", "Cancelled"] },
                         "progress": { "type": "string", "nullable": true },
                         "attempts": { "type": "integer" },
                         "dueAt": { "type": "string", "format": "date-time" },
@@ -310,7 +312,7 @@ pub fn spec() -> Value {
             "/tasks": {
                 "get": { "summary": "Tasks, newest first",
                     "parameters": [
-                        { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed"] } },
+                        { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed", "Cancelled"] } },
                         { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }],
                     "responses": common(json!({
                         "200": ok_json("Tasks", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Task" } })),
@@ -328,6 +330,20 @@ pub fn spec() -> Value {
             "/tasks/{id}/retry": { "post": { "summary": "Run a Failed task again", "parameters": [id_param()], "responses": common(json!({
                 "202": ok_json("Scheduled", json!({ "$ref": "#/components/schemas/Task" })),
                 "404": error_response("Unknown task"), "409": error_response("Running or Succeeded") })) } },
+            "/tasks/{id}/cancel": { "post": { "summary": "Cancel a Scheduled or Retry task: it will not run (a Running task cannot be cancelled)",
+                "parameters": [id_param()], "responses": common(json!({
+                "200": ok_json("Cancelled", json!({ "$ref": "#/components/schemas/Task" })),
+                "404": error_response("Unknown task"), "409": error_response("Running, or already ended") })) } },
+            "/tasks/{id}/reschedule": { "post": { "summary": "Run a Scheduled, Retry or Failed task at dueAt (default: now); a Failed one is Scheduled again with its attempts reset",
+                "parameters": [id_param()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "dueAt": { "type": "string", "format": "date-time", "description": "RFC 3339; default: now" } } } } } },
+                "responses": common(json!({
+                "202": ok_json("Rescheduled", json!({ "$ref": "#/components/schemas/Task" })),
+                "400": error_response("Malformed body or dueAt"), "404": error_response("Unknown task"),
+                "409": error_response("Running, Succeeded or Cancelled"),
+                "413": error_response("Body too large"), "415": error_response("Not JSON") })) } },
             "/apiTokens/{id}": { "delete": { "summary": "Revoke a token (refused for the last one)",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": common(json!({

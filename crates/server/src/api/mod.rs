@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 mod dns_server_test;
-mod dns_servers;
+pub(crate) mod dns_servers;
 mod domains;
 mod error;
-mod tasks;
+pub(crate) mod tasks;
 mod tokens;
 
 use dns_server_test::*;
@@ -59,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{id}", get(get_task))
         .route("/tasks/{id}/retry", post(retry_task))
+        .route("/tasks/{id}/cancel", post(cancel_task))
+        .route("/tasks/{id}/reschedule", post(reschedule_task))
         .route("/apiTokens", get(list_api_tokens).post(create_api_token))
         .route("/apiTokens/{id}", axum::routing::delete(revoke_api_token))
         .fallback(not_found)
