@@ -39,7 +39,6 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
 /// The UI's routes: the sign-in pages open to all, every other page behind a session.
 pub fn router(state: AppState) -> Router {
     let signed_in = Router::new()
-        .route("/", get(|| async { Redirect::to("/ui/domains") }))
         .route("/domains", get(layout::placeholder_domains))
         .merge(domains::routes())
         .merge(domain::routes())
@@ -50,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             session::require_session,
         ));
     let open = Router::new()
+        .route("/", get(to_domains))
         .route(
             "/sign-in",
             get(session::sign_in_page).post(session::sign_in),
@@ -57,9 +57,12 @@ pub fn router(state: AppState) -> Router {
         .route("/sign-out", axum::routing::post(session::sign_out))
         .route("/assets/app.css", get(app_css))
         .route("/assets/app.js", get(app_js));
-    let ui = open.merge(signed_in).with_state(state);
+    let ui = open.merge(signed_in).fallback(not_found).with_state(state);
+    // Nested, `/` is `/ui` but not `/ui/`: both (and `/`) lead to the domains list, which
+    // sends a visitor without a session to sign in first.
     Router::new()
-        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/", get(to_domains))
+        .route("/ui/", get(to_domains))
         .nest(PREFIX, ui)
         .layer(middleware::from_fn(security_headers))
 }
@@ -91,6 +94,15 @@ async fn security_headers(request: Request, next: Next) -> Response {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+async fn to_domains() -> Redirect {
+    Redirect::to("/ui/domains")
+}
+
+/// A page of the UI that does not exist, in the UI's own frame and headers.
+async fn not_found() -> Response {
+    layout::error_page(StatusCode::NOT_FOUND, "There is no such page.")
 }
 
 async fn app_css() -> Response {
