@@ -598,7 +598,7 @@ async fn edit_form(
         Err(e) => return layout::error_page(StatusCode::BAD_REQUEST, e.message()),
     };
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {name}."));
+        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
     }
     if !loaded.api_domains.contains(&name) {
         return read_only_page(&state, &session, &name, &loaded).await;
@@ -632,9 +632,9 @@ async fn read_only_page(
     let body = html! {
         h1 { "Edit " (name.as_str()) }
         p #read-only .alert role="status" { (message.message()) }
-        p { a href=(format!("/ui/domains/{name}")) { "Back to " (name.as_str()) } }
+        p { a href=(format!("/ui/domains/{}", name.as_str())) { "Back to " (name.as_str()) } }
     };
-    let title = format!("Edit {name}");
+    let title = format!("Edit {}", name.as_str());
     (
         StatusCode::CONFLICT,
         Page::signed_in(state, session, Nav::Domains, &title, body)
@@ -661,7 +661,7 @@ async fn create(
     if loaded.config.domain(&name).is_some() {
         drop(writing);
         let problem = if loaded.api_domains.contains(&name) {
-            format!("Domain {name} exists already: edit it instead.")
+            format!("Domain {} exists already: edit it instead.", name.as_str())
         } else {
             read_only(&name, &loaded.path).message().to_string()
         };
@@ -670,7 +670,7 @@ async fn create(
     let result = apply_domain_change(&state, &name, Some(&definition)).await;
     drop(writing);
     match result {
-        Ok(_) => Redirect::to(&format!("/ui/domains/{name}?done=saved")).into_response(),
+        Ok(_) => Redirect::to(&format!("/ui/domains/{}?done=saved", name.as_str())).into_response(),
         Err(e) => form_page(&state, &session, None, &form, Some(e.message())).await,
     }
 }
@@ -687,7 +687,7 @@ async fn update(
     };
     let (writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {name}."));
+        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
     }
     if !loaded.api_domains.contains(&name) {
         drop(writing);
@@ -703,7 +703,7 @@ async fn update(
     let result = apply_domain_change(&state, &name, Some(&definition)).await;
     drop(writing);
     match result {
-        Ok(_) => Redirect::to(&format!("/ui/domains/{name}?done=saved")).into_response(),
+        Ok(_) => Redirect::to(&format!("/ui/domains/{}?done=saved", name.as_str())).into_response(),
         Err(e) => form_page(&state, &session, Some(&name), &form, Some(e.message())).await,
     }
 }
@@ -719,7 +719,7 @@ async fn delete(
     };
     let (writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {name}."));
+        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
     }
     if !loaded.api_domains.contains(&name) {
         drop(writing);
@@ -750,8 +750,8 @@ async fn form_page(
         .collect();
     let (title, action) = match editing {
         Some(name) => (
-            format!("Edit {name}"),
-            format!("/ui/domains/{name}/edit"),
+            format!("Edit {}", name.as_str()),
+            format!("/ui/domains/{}/edit", name.as_str()),
         ),
         None => ("Add a domain".to_string(), "/ui/domains/new".to_string()),
     };
@@ -811,7 +811,7 @@ async fn form_page(
             div.actions {
                 button #save-domain .primary type="submit" { "Save" }
                 @if let Some(name) = editing {
-                    a.button href=(format!("/ui/domains/{name}")) { "Cancel" }
+                    a.button href=(format!("/ui/domains/{}", name.as_str())) { "Cancel" }
                 } @else {
                     a.button href="/ui/domains" { "Cancel" }
                 }
@@ -819,8 +819,8 @@ async fn form_page(
         }
         @if let Some(name) = editing {
             h2 { "Delete" }
-            form #delete-domain-form method="post" action=(format!("/ui/domains/{name}/delete"))
-                data-confirm=(format!("Delete domain {name}? Its published records stay in its zone.")) {
+            form #delete-domain-form method="post" action=(format!("/ui/domains/{}/delete", name.as_str()))
+                data-confirm=(format!("Delete domain {}? Its published records stay in its zone.", name.as_str())) {
                 (csrf_field(session))
                 button #delete-domain .danger type="submit" { "Delete " (name.as_str()) }
             }
