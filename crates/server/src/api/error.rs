@@ -32,6 +32,16 @@ impl ApiError {
         }
     }
 
+    /// The sentence the caller is shown (the web UI shows it above its form).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

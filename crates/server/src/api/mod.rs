@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::state::AppState;
 
 mod dns_servers;
-mod domains;
+pub(crate) mod domains;
 mod error;
 mod tasks;
 mod tokens;

@@ -39,7 +39,6 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
 pub fn router(state: AppState) -> Router {
     let signed_in = Router::new()
         .route("/", get(|| async { Redirect::to("/ui/domains") }))
-        .route("/domains", get(layout::placeholder_domains))
         .merge(domains::routes())
         .merge(domain::routes())
         .merge(dns_servers::routes())
