@@ -1,6 +1,8 @@
 //! Builds a [`Provider`] from a `DnsServer` of the config: resolves the host, reads the
 //! secret (TSIG key, API key, token) from wherever the config says it is, paces the
 //! requests when `maxRequestsPerSecond` is set. Secrets are never part of an error.
+//! [`test_dns_server`] (`probe.rs`) tries a DNS server's credentials on one zone through
+//! the same connection, for the "Test connection" of the API and the web UI.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +16,9 @@ use mailzone_records::{DnsProvider, DnsServer, SecretSource, Setting, ZoneFileLa
 use zeroize::Zeroizing;
 
 use crate::{EngineError, LoadedConfig};
+
+mod probe;
+pub use probe::{ConnectionTest, default_zone, test_dns_server};
 
 /// A DNS server connected to: its provider, and, for a DNS server spoken to over DNS, the
 /// address its host resolved to (the primary, which propagation does not need to poll).

@@ -170,6 +170,17 @@ impl FailureClass {
     }
 }
 
+impl FailureClass {
+    /// A machine-readable name for JSON answers (`unreachable`, `invalid_config`, …): the
+    /// [`FailureClass::name`] in snake case.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureClass::InvalidConfig => "invalid_config",
+            other => other.name(),
+        }
+    }
+}
+
 impl fmt::Display for FailureClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -101,6 +101,7 @@ impl Metrics {
             TaskStatus::Retry,
             TaskStatus::Succeeded,
             TaskStatus::Failed,
+            TaskStatus::Cancelled,
         ] {
             let n = counts
                 .iter()

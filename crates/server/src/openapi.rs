@@ -76,11 +76,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("/dnsServers/{name}", "put"),
     ("/dnsServers/{name}", "patch"),
     ("/dnsServers/{name}", "delete"),
+    ("/dnsServers/{name}/test", "post"),
     ("/dkimSignatures", "get"),
     ("/tasks", "get"),
     ("/tasks", "post"),
     ("/tasks/{id}", "get"),
     ("/tasks/{id}/retry", "post"),
+    ("/tasks/{id}/cancel", "post"),
+    ("/tasks/{id}/reschedule", "post"),
     ("/apiTokens", "get"),
     ("/apiTokens", "post"),
     ("/apiTokens/{id}", "delete"),
@@ -159,7 +162,7 @@ pub fn spec() -> Value {
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
                         "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement: chain an AcmeRenewal task after a successful publication. AcmeRenewal: it was chained so, and renews even when the certificate is not due" },
-                        "status": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed"] },
+                        "status": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed", "Cancelled"] },
                         "progress": { "type": "string", "nullable": true },
                         "attempts": { "type": "integer" },
                         "dueAt": { "type": "string", "format": "date-time" },
@@ -178,6 +181,23 @@ pub fn spec() -> Value {
                         "domain": { "type": "string" },
                         "updateRecords": { "type": "array", "items": { "type": "string" } },
                         "onSuccessRenewCertificate": { "type": "boolean", "description": "DnsManagement only: after a successful publication, renew the [server.acme] certificate over DNS-01 (a chained AcmeRenewal task); 422 without [server.acme]" }
+                    }
+                },
+                "ConnectionTest": {
+                    "type": "object", "required": ["dnsServer", "zone", "ok"],
+                    "properties": {
+                        "dnsServer": { "type": "string" }, "zone": { "type": "string" },
+                        "ok": { "type": "boolean" },
+                        "serial": { "type": "integer", "nullable": true, "description": "ok: the zone's SOA serial (null for a provider without serials)" },
+                        "endpoint": { "type": "string", "description": "ok: the address the host resolved to, the API's host:port, the zone file or the provider" },
+                        "readBy": { "type": "string", "enum": ["transfer", "queries", "listing", "file"] },
+                        "authenticated": { "type": "boolean", "description": "ok: the answers proved the configured TSIG key or API credentials accepted" },
+                        "elapsedMs": { "type": "integer" },
+                        "error": { "type": "object", "description": "not ok: what failed",
+                            "properties": {
+                                "code": { "type": "string", "enum": ["unreachable", "unavailable", "conflict", "refused", "auth", "protocol", "invalid_config", "store", "other"] },
+                                "message": { "type": "string" },
+                                "transient": { "type": "boolean", "description": "trying again later can help" } } }
                     }
                 },
                 "Domain": {
@@ -275,12 +295,24 @@ pub fn spec() -> Value {
                         "404": error_response("Unknown DNS server"), "409": error_response("Defined in the config file"),
                         "422": error_response("A domain publishes through it") })) }
             },
+            "/dnsServers/{name}/test": {
+                "post": { "summary": "Test connection: read a zone's SOA serial (and the zone, as a publication does) with the DNS server's credentials; nothing is changed. A failed test is a 200 with ok false",
+                    "parameters": [name_param()],
+                    "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": { "zone": { "type": "string", "description": "Default: the zone of the first domain publishing through the DNS server" } } } } } },
+                    "responses": common(json!({
+                        "200": ok_json("The test's outcome", json!({ "$ref": "#/components/schemas/ConnectionTest" })),
+                        "400": error_response("Invalid name, zone or body"), "404": error_response("Unknown DNS server"),
+                        "413": error_response("Body too large"), "415": error_response("Not JSON"),
+                        "422": error_response("No zone given and no domain publishes through the DNS server") })) }
+            },
             "/dkimSignatures": { "get": { "summary": "DKIM keys with their public halves", "responses": common(json!({
                 "200": ok_json("Keys", json!({ "type": "array", "items": { "type": "object" } })) })) } },
             "/tasks": {
                 "get": { "summary": "Tasks, newest first",
                     "parameters": [
-                        { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed"] } },
+                        { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed", "Cancelled"] } },
                         { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }],
                     "responses": common(json!({
                         "200": ok_json("Tasks", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Task" } })),
@@ -298,6 +330,20 @@ pub fn spec() -> Value {
             "/tasks/{id}/retry": { "post": { "summary": "Run a Failed task again", "parameters": [id_param()], "responses": common(json!({
                 "202": ok_json("Scheduled", json!({ "$ref": "#/components/schemas/Task" })),
                 "404": error_response("Unknown task"), "409": error_response("Running or Succeeded") })) } },
+            "/tasks/{id}/cancel": { "post": { "summary": "Cancel a Scheduled or Retry task: it will not run (a Running task cannot be cancelled)",
+                "parameters": [id_param()], "responses": common(json!({
+                "200": ok_json("Cancelled", json!({ "$ref": "#/components/schemas/Task" })),
+                "404": error_response("Unknown task"), "409": error_response("Running, or already ended") })) } },
+            "/tasks/{id}/reschedule": { "post": { "summary": "Run a Scheduled, Retry or Failed task at dueAt (default: now); a Failed one is Scheduled again with its attempts reset",
+                "parameters": [id_param()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "dueAt": { "type": "string", "format": "date-time", "description": "RFC 3339; default: now" } } } } } },
+                "responses": common(json!({
+                "202": ok_json("Rescheduled", json!({ "$ref": "#/components/schemas/Task" })),
+                "400": error_response("Malformed body or dueAt"), "404": error_response("Unknown task"),
+                "409": error_response("Running, Succeeded or Cancelled"),
+                "413": error_response("Body too large"), "415": error_response("Not JSON") })) } },
             "/apiTokens/{id}": { "delete": { "summary": "Revoke a token (refused for the last one)",
                 "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": common(json!({

@@ -26,7 +26,7 @@ pub use dkim_keys::StoredDkimKey;
 pub use findings::AnnouncedFindings;
 pub use ledger::ZoneState;
 pub use seal::{KEY_FILE_NAME, Sealer};
-pub use tasks::{ApiToken, NewTask, Task, TaskEnd, TaskStatus};
+pub use tasks::{ApiToken, NewTask, Task, TaskChange, TaskEnd, TaskFilter, TaskStatus};
 pub use web::WebSession;
 
 use std::ffi::OsString;

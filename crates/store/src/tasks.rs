@@ -15,9 +15,21 @@ pub enum TaskStatus {
     Retry,
     Succeeded,
     Failed,
+    /// Taken off the queue before it ran (API or web UI): never claimed again.
+    Cancelled,
 }
 
 impl TaskStatus {
+    /// Every status, in the order of a task's life.
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Scheduled,
+        TaskStatus::Retry,
+        TaskStatus::Running,
+        TaskStatus::Succeeded,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskStatus::Scheduled => "Scheduled",
@@ -25,19 +37,13 @@ impl TaskStatus {
             TaskStatus::Retry => "Retry",
             TaskStatus::Succeeded => "Succeeded",
             TaskStatus::Failed => "Failed",
+            TaskStatus::Cancelled => "Cancelled",
         }
     }
 
-    fn parse(s: &str) -> Option<TaskStatus> {
-        [
-            TaskStatus::Scheduled,
-            TaskStatus::Running,
-            TaskStatus::Retry,
-            TaskStatus::Succeeded,
-            TaskStatus::Failed,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+    /// The status named `s` (`Scheduled`, …), exactly as [`TaskStatus::as_str`] writes it.
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|t| t.as_str() == s)
     }
 }
 
@@ -73,6 +79,27 @@ pub struct NewTask {
     pub update_records: Vec<String>,
     pub on_success_renew_certificate: bool,
     pub due_at: i64,
+}
+
+/// Which tasks a page of the task list shows; `None` is any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub domain: Option<String>,
+    /// `DnsManagement`, `DkimRotation`, …
+    pub kind: Option<String>,
+    /// At most two statuses (Scheduled with Retry: "waiting"); empty is any.
+    pub statuses: Vec<TaskStatus>,
+}
+
+/// What became of a request to change one task (cancel, reschedule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskChange {
+    /// No task has that id.
+    NotFound,
+    /// Done: the task as it now is.
+    Changed(Task),
+    /// The task's status does not allow it: the task, unchanged.
+    Refused(Task),
 }
 
 /// How an attempt ended.
@@ -331,6 +358,88 @@ impl Store {
             )
             .await?;
         self.task(id).await
+    }
+
+    /// Takes a waiting (Scheduled or Retry) task off the queue: it becomes `Cancelled` and
+    /// is never claimed. A Running task is refused (its worker holds it; the publication
+    /// it is making cannot be taken back halfway), as are ended ones. One conditional
+    /// UPDATE, so a claim racing with the cancel either wins (Refused) or finds nothing.
+    pub async fn cancel_task(&self, id: &str, now: i64) -> Result<TaskChange, StoreError> {
+        let changed = self
+            .db()
+            .execute(
+                "UPDATE tasks SET status = 'Cancelled', progress = NULL, updated_at = $1 \
+                 WHERE id = $2 AND status IN ('Scheduled', 'Retry')",
+                params![now, id],
+            )
+            .await?;
+        self.task_change(id, changed).await
+    }
+
+    /// Sets when a waiting or Failed task runs: `due_at` (now or later; a past time means
+    /// now). A Scheduled or Retry task keeps its status and attempts; a Failed one is
+    /// Scheduled again with its attempts reset, as [`Store::retry_task`] does. Running,
+    /// Succeeded and Cancelled tasks are refused.
+    pub async fn reschedule_task(
+        &self,
+        id: &str,
+        due_at: i64,
+        now: i64,
+    ) -> Result<TaskChange, StoreError> {
+        let changed = self
+            .db()
+            .execute(
+                "UPDATE tasks SET \
+                 attempts = CASE WHEN status = 'Failed' THEN 0 ELSE attempts END, \
+                 status = CASE WHEN status = 'Failed' THEN 'Scheduled' ELSE status END, \
+                 due_at = $1, updated_at = $2 \
+                 WHERE id = $3 AND status IN ('Scheduled', 'Retry', 'Failed')",
+                params![due_at, now, id],
+            )
+            .await?;
+        self.task_change(id, changed).await
+    }
+
+    /// The outcome of a conditional UPDATE of task `id` that changed `changed` rows.
+    async fn task_change(&self, id: &str, changed: u64) -> Result<TaskChange, StoreError> {
+        Ok(match self.task(id).await? {
+            None => TaskChange::NotFound,
+            Some(task) if changed > 0 => TaskChange::Changed(task),
+            Some(task) => TaskChange::Refused(task),
+        })
+    }
+
+    /// One page of the tasks matching `filter`, newest first: at most `limit` from
+    /// `offset` on (the database skips and limits; nothing else is read).
+    pub async fn task_page(
+        &self,
+        filter: &TaskFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let status = |i: usize| filter.statuses.get(i).map(|s| s.as_str());
+        let any_status = filter.statuses.is_empty();
+        self.db()
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks WHERE ($1 IS NULL OR domain = $1) AND ($2 IS NULL OR kind = $2) \
+                     AND ($3 OR status = $4 OR status = $5) \
+                     ORDER BY created_at DESC, id LIMIT $6 OFFSET $7"
+                ),
+                params![
+                    filter.domain.as_deref(),
+                    filter.kind.as_deref(),
+                    any_status,
+                    status(0),
+                    status(1),
+                    i64::from(limit),
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                ],
+                task_from_row,
+            )
+            .await
     }
 
     pub async fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {

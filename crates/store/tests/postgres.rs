@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use mailzone_store::{NewTask, Store, StoredDkimKey, TaskEnd, TaskStatus};
+use mailzone_store::{NewTask, Store, StoredDkimKey, TaskChange, TaskEnd, TaskFilter, TaskStatus};
 use mailzone_testkit::{POSTGRES_TOOLS, Postgres, require_tools};
 use zeroize::Zeroizing;
 
@@ -179,4 +179,47 @@ async fn announced_findings_are_claimed_once_across_instances() {
         .unwrap()
         .unwrap();
     assert_eq!((stored.findings.as_str(), stored.checked_at), ("[2]", 3));
+}
+
+/// Cancel, reschedule and the filtered task page on PostgreSQL (its CHECK constraint
+/// takes `Cancelled`; its untyped NULL parameters compare as text).
+#[tokio::test]
+async fn tasks_are_cancelled_rescheduled_and_paged_on_postgres() {
+    let Some(pg) = cluster() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open_postgres(&pg.url, state.path()).await.unwrap();
+    let a = store.create_task(&task("a.test"), 0).await.unwrap();
+    let b = store.create_task(&task("b.test"), 1).await.unwrap();
+    let TaskChange::Changed(cancelled) = store.cancel_task(&a.id, 2).await.unwrap() else {
+        panic!("not cancelled")
+    };
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+    let TaskChange::Changed(moved) = store.reschedule_task(&b.id, 500, 3).await.unwrap() else {
+        panic!("not rescheduled")
+    };
+    assert_eq!(moved.due_at, 500);
+    assert_eq!(store.claim_task("w", 499, 600).await.unwrap(), None);
+    let running = store.claim_task("w", 500, 600).await.unwrap().unwrap();
+    assert_eq!(running.id, b.id);
+    assert!(matches!(
+        store.cancel_task(&b.id, 501).await.unwrap(),
+        TaskChange::Refused(_)
+    ));
+
+    let all = store
+        .task_page(&TaskFilter::default(), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        [b.id.as_str(), a.id.as_str()]
+    );
+    let filter = TaskFilter {
+        domain: Some("a.test".into()),
+        kind: Some("DnsManagement".into()),
+        statuses: vec![TaskStatus::Cancelled],
+    };
+    let page = store.task_page(&filter, 10, 0).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(store.task_page(&filter, 10, 1).await.unwrap().len(), 0);
 }

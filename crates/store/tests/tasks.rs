@@ -1,6 +1,6 @@
 //! Tasks and leases on a real SQLite database in a temporary state directory.
 
-use mailzone_store::{NewTask, Store, TaskEnd, TaskStatus};
+use mailzone_store::{NewTask, Store, TaskChange, TaskEnd, TaskFilter, TaskStatus};
 
 fn task(domain: &str, due_at: i64) -> NewTask {
     NewTask {
@@ -236,4 +236,158 @@ async fn the_newest_task_of_each_domain_comes_in_one_list() {
             ("b.example", other.id.as_str())
         ]
     );
+}
+
+/// The task a change produced, failing the test on any other outcome.
+fn changed(change: TaskChange) -> mailzone_store::Task {
+    match change {
+        TaskChange::Changed(task) => task,
+        other => panic!("expected a change, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_cancelled_task_is_never_claimed_and_a_running_one_cannot_be_cancelled() {
+    let (_dir, store) = store().await;
+    let waiting = store.create_task(&task("a.test", 10), 0).await.unwrap();
+    let cancelled = changed(store.cancel_task(&waiting.id, 5).await.unwrap());
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+    assert_eq!(cancelled.updated_at, 5);
+    assert_eq!(store.claim_task("w", 1_000, 2_000).await.unwrap(), None);
+    // Cancelled twice: refused, unchanged.
+    match store.cancel_task(&waiting.id, 6).await.unwrap() {
+        TaskChange::Refused(t) => assert_eq!(t.updated_at, 5),
+        other => panic!("{other:?}"),
+    }
+    // A new task for the same domain is not swallowed by the cancelled one.
+    let again = store.create_task(&task("a.test", 10), 20).await.unwrap();
+    assert_ne!(again.id, waiting.id);
+
+    let running = store.claim_task("w", 1_000, 2_000).await.unwrap().unwrap();
+    assert_eq!(running.id, again.id);
+    match store.cancel_task(&running.id, 1_001).await.unwrap() {
+        TaskChange::Refused(t) => assert_eq!(t.status, TaskStatus::Running),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.cancel_task("nope", 1).await.unwrap(),
+        TaskChange::NotFound
+    );
+    let counts = store.task_counts().await.unwrap();
+    assert!(counts.contains(&(TaskStatus::Cancelled, 1)), "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_retry_task_can_be_cancelled_too() {
+    let (_dir, store) = store().await;
+    let t = store.create_task(&task("r.test", 0), 0).await.unwrap();
+    store.claim_task("w", 1, 100).await.unwrap().unwrap();
+    let retry = TaskEnd::Retry {
+        due_at: 50,
+        reason: "unreachable".into(),
+    };
+    assert!(store.finish_task(&t.id, "w", &retry, 2).await.unwrap());
+    let cancelled = changed(store.cancel_task(&t.id, 3).await.unwrap());
+    assert_eq!(cancelled.status, TaskStatus::Cancelled);
+    assert_eq!(store.claim_task("w", 60, 200).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn rescheduling_moves_the_due_time_and_brings_a_failed_task_back() {
+    let (_dir, store) = store().await;
+    let t = store.create_task(&task("s.test", 100), 0).await.unwrap();
+    let later = changed(store.reschedule_task(&t.id, 500, 1).await.unwrap());
+    assert_eq!((later.status, later.due_at), (TaskStatus::Scheduled, 500));
+    assert_eq!(store.claim_task("w", 499, 1_000).await.unwrap(), None);
+    let now = changed(store.reschedule_task(&t.id, 10, 2).await.unwrap());
+    assert_eq!(now.due_at, 10);
+
+    // Failed: Scheduled again, attempts reset.
+    store.claim_task("w", 10, 100).await.unwrap().unwrap();
+    let failed = TaskEnd::Failed {
+        reason: "BADSIG".into(),
+    };
+    assert!(store.finish_task(&t.id, "w", &failed, 11).await.unwrap());
+    let back = changed(store.reschedule_task(&t.id, 30, 12).await.unwrap());
+    assert_eq!(
+        (back.status, back.attempts, back.due_at),
+        (TaskStatus::Scheduled, 0, 30)
+    );
+    // Running: refused.
+    store.claim_task("w", 30, 100).await.unwrap().unwrap();
+    match store.reschedule_task(&t.id, 40, 31).await.unwrap() {
+        TaskChange::Refused(t) => assert_eq!((t.status, t.due_at), (TaskStatus::Running, 30)),
+        other => panic!("{other:?}"),
+    }
+    // Succeeded: refused.
+    let done = TaskEnd::Succeeded {
+        result: "ok".into(),
+    };
+    assert!(store.finish_task(&t.id, "w", &done, 32).await.unwrap());
+    assert!(matches!(
+        store.reschedule_task(&t.id, 40, 33).await.unwrap(),
+        TaskChange::Refused(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_task_page_is_filtered_and_newest_first() {
+    let (_dir, store) = store().await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let domain = if i % 2 == 0 { "even.test" } else { "odd.test" };
+        let new = NewTask {
+            kind: if i == 6 {
+                "DkimRotation"
+            } else {
+                "DnsManagement"
+            }
+            .into(),
+            ..task(domain, 1_000 + i)
+        };
+        // Distinct types so that no waiting task stands for another.
+        let new = NewTask {
+            update_records: vec![format!("t{i}")],
+            ..new
+        };
+        ids.push(store.create_task(&new, i).await.unwrap().id);
+    }
+    let all = TaskFilter::default();
+    let first = store.task_page(&all, 3, 0).await.unwrap();
+    let second = store.task_page(&all, 3, 3).await.unwrap();
+    let last = store.task_page(&all, 3, 6).await.unwrap();
+    let order: Vec<String> = [first, second, last]
+        .into_iter()
+        .flatten()
+        .map(|t| t.id)
+        .collect();
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(order, newest_first);
+
+    let even = TaskFilter {
+        domain: Some("even.test".into()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(store.task_page(&even, 10, 0).await.unwrap().len(), 4);
+    let rotation = TaskFilter {
+        kind: Some("DkimRotation".into()),
+        ..TaskFilter::default()
+    };
+    let page = store.task_page(&rotation, 10, 0).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, ids[6]);
+
+    store.cancel_task(&ids[0], 10).await.unwrap();
+    let cancelled = TaskFilter {
+        statuses: vec![TaskStatus::Cancelled],
+        ..TaskFilter::default()
+    };
+    let page = store.task_page(&cancelled, 10, 0).await.unwrap();
+    assert_eq!(page.iter().map(|t| &t.id).collect::<Vec<_>>(), [&ids[0]]);
+    let waiting = TaskFilter {
+        statuses: vec![TaskStatus::Scheduled, TaskStatus::Retry],
+        domain: Some("even.test".into()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(store.task_page(&waiting, 10, 0).await.unwrap().len(), 3);
 }

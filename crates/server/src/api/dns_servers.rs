@@ -138,12 +138,24 @@ pub(crate) async fn create_dns_server(
         Some(Value::String(name)) => dns_server_name(&name)?,
         _ => return Err(ApiError::invalid("`name` (a string) is required")),
     };
+    let loaded = add_dns_server(&state, &name, body).await?;
+    let server = loaded.config.dns_server(&name).expect("just added");
+    Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
+}
+
+/// The use case behind the API's and the web UI's create: a new DNS server `name` (a
+/// valid name already) from its config table; 409 when the name is taken.
+pub(crate) async fn add_dns_server(
+    state: &AppState,
+    name: &str,
+    definition: serde_json::Map<String, Value>,
+) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
     let (_writing, loaded) = state.lock_config_writes().await;
-    if loaded.config.dns_server(&name).is_some() {
+    if loaded.config.dns_server(name).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "exists",
-            if loaded.api_dns_servers.contains(&name) {
+            if loaded.api_dns_servers.contains(name) {
                 format!("dnsServer {name} exists: change it with PUT /api/v1/dnsServers/{name}")
             } else {
                 format!(
@@ -153,9 +165,7 @@ pub(crate) async fn create_dns_server(
             },
         ));
     }
-    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
-    let server = loaded.config.dns_server(&name).expect("just added");
-    Ok((StatusCode::CREATED, Json(dns_server_json(server, &loaded))).into_response())
+    apply_dns_server_change(state, name, Some(&Value::Object(definition))).await
 }
 
 pub(crate) async fn put_dns_server(
@@ -164,11 +174,48 @@ pub(crate) async fn put_dns_server(
     ApiJson(mut body): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let name = dns_server_name(&name)?;
-    let (_writing, loaded) = state.lock_config_writes().await;
-    api_dns_server_only(&loaded, &name)?;
     keep_name(&mut body, &name)?;
-    let loaded = apply_dns_server_change(&state, &name, Some(&Value::Object(body))).await?;
+    let loaded = replace_dns_server(&state, &name, body, false).await?;
     Ok(changed_dns_server(&loaded, &name))
+}
+
+/// The use case behind the API's PUT and the web UI's edit: an API-defined DNS server's
+/// definition replaced. With `keep_secrets`, each secret field the new definition leaves
+/// out keeps its stored value (a write-only form field left empty).
+pub(crate) async fn replace_dns_server(
+    state: &AppState,
+    name: &str,
+    mut definition: serde_json::Map<String, Value>,
+    keep_secrets: bool,
+) -> Result<std::sync::Arc<mailzone_engine::LoadedConfig>, ApiError> {
+    let (_writing, loaded) = state.lock_config_writes().await;
+    api_dns_server_only(&loaded, name)?;
+    if keep_secrets && let Some(stored) = stored_dns_server(state, name).await? {
+        let new = Value::Object(definition.clone());
+        for field in mailzone_engine::api_change::secret_fields(&new) {
+            if !definition.contains_key(&field)
+                && let Some(value) = stored.get(&field)
+            {
+                definition.insert(field, value.clone());
+            }
+        }
+    }
+    apply_dns_server_change(state, name, Some(&Value::Object(definition))).await
+}
+
+/// The stored definition of an API-defined DNS server, secrets opened: for the server's
+/// own use only, never to be shown.
+pub(crate) async fn stored_dns_server(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<Value>, ApiError> {
+    Ok(state
+        .store
+        .api_dns_servers()
+        .await?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, d)| d))
 }
 
 /// Changes keys of an API-defined DNS server as a JSON merge patch (RFC 7396): `null`
@@ -184,13 +231,8 @@ pub(crate) async fn patch_dns_server(
     api_dns_server_only(&loaded, &name)?;
     let mut given = object_body(&headers, body)?;
     keep_name(&mut given, &name)?;
-    let mut definition = state
-        .store
-        .api_dns_servers()
+    let mut definition = stored_dns_server(&state, &name)
         .await?
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, d)| d)
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
     merge_patch(&mut definition, Value::Object(given));
     let loaded = apply_dns_server_change(&state, &name, Some(&definition)).await?;
@@ -203,10 +245,44 @@ pub(crate) async fn delete_dns_server(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let name = dns_server_name(&name)?;
-    let (_writing, loaded) = state.lock_config_writes().await;
-    api_dns_server_only(&loaded, &name)?;
-    apply_dns_server_change(&state, &name, None).await?;
+    remove_dns_server(&state, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The use case behind the API's and the web UI's delete: refused (422, naming them)
+/// while domains publish through the server or delegate their DKIM keys to it.
+pub(crate) async fn remove_dns_server(state: &AppState, name: &str) -> Result<(), ApiError> {
+    let (_writing, loaded) = state.lock_config_writes().await;
+    api_dns_server_only(&loaded, name)?;
+    let users = domains_using(&loaded.config, name);
+    if !users.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "dnsServer {name} is used by {}: move {} to another DNS server first",
+            users.join(", "),
+            if users.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    apply_dns_server_change(state, name, None).await?;
+    Ok(())
+}
+
+/// The domains that publish through DNS server `name`, or delegate their DKIM keys to a
+/// zone it publishes, in config order.
+pub(crate) fn domains_using(config: &mailzone_records::Config, name: &str) -> Vec<String> {
+    config
+        .domains
+        .iter()
+        .filter(|d| {
+            let publishes = matches!(&d.dns_management,
+                mailzone_records::DnsManagement::Automatic { dns_server, .. } if dns_server == name);
+            let delegates = d
+                .dkim_management
+                .delegation()
+                .is_some_and(|delegation| delegation.dns_server == name);
+            publishes || delegates
+        })
+        .map(|d| d.name.as_str().to_string())
+        .collect()
 }
 
 /// Stores the DNS server's new definition (`None` removes it) and swaps in the config

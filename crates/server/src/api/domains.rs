@@ -370,19 +370,7 @@ pub(crate) async fn check_domain(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     // The body is optional, so it is parsed here rather than by the JSON extractor.
-    let body = body_bytes(body)?;
-    let body: CheckBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CheckBody::default()
-    } else {
-        require_json(&headers)?;
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("invalid JSON body: {e}"),
-            )
-        })?
-    };
+    let body: CheckBody = optional_json_body(&headers, body)?;
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &name)?;
     let nameservers = body

@@ -53,6 +53,16 @@ impl ApiError {
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
+
+    /// The HTTP status this error answers with (the web UI answers with it too).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, for people (no secret is ever in it).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -236,6 +246,26 @@ pub(crate) fn object_body(
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::invalid("the body must be a JSON object")),
     }
+}
+
+/// An optional JSON body: none (or only whitespace) is `T::default()`; one given must be
+/// JSON (415) that reads as `T` (400 otherwise, naming the problem).
+pub(crate) fn optional_json_body<T: DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body_bytes(body)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    require_json(headers)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })
 }
 
 /// JSON merge patch (RFC 7396 §2): a `null` member removes the key, an object member is

@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
-mod dns_servers;
+mod dns_server_test;
+pub(crate) mod dns_servers;
 pub(crate) mod domains;
 mod error;
-mod tasks;
+pub(crate) mod tasks;
 mod tokens;
 
+use dns_server_test::*;
 use dns_servers::*;
 use domains::*;
 use error::*;
@@ -52,10 +54,13 @@ pub fn router(state: AppState) -> Router {
                 .patch(patch_dns_server)
                 .delete(delete_dns_server),
         )
+        .route("/dnsServers/{name}/test", post(test_dns_server_route))
         .route("/dkimSignatures", get(list_dkim_signatures))
         .route("/tasks", get(list_tasks).post(create_task))
         .route("/tasks/{id}", get(get_task))
         .route("/tasks/{id}/retry", post(retry_task))
+        .route("/tasks/{id}/cancel", post(cancel_task))
+        .route("/tasks/{id}/reschedule", post(reschedule_task))
         .route("/apiTokens", get(list_api_tokens).post(create_api_token))
         .route("/apiTokens/{id}", axum::routing::delete(revoke_api_token))
         .fallback(not_found)

@@ -1,13 +1,15 @@
 //! `/tasks`: the service's tasks, created (202, run in the background), listed and retried.
 
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::clock;
 use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
 use mailzone_records::{DkimManagement, DnsManagement, RecordPurpose};
-use mailzone_store::{NewTask, Task, TaskStatus};
+use mailzone_store::{NewTask, Task, TaskChange, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -56,7 +58,7 @@ pub(crate) async fn list_tasks(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     format!(
-                        "status `{s}` is not one of Scheduled, Running, Retry, Succeeded, Failed"
+                        "status `{s}` is not one of Scheduled, Running, Retry, Succeeded, Failed, Cancelled"
                     ),
                 )
             })?,
@@ -202,9 +204,64 @@ pub(crate) async fn retry_task(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let task = retry(&state, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+/// Takes a Scheduled or Retry task off the queue (200 with the task, now `Cancelled`);
+/// 409 for a Running one (its publication cannot be taken back halfway) or an ended one.
+pub(crate) async fn cancel_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(task_json(&cancel(&state, &id).await?)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RescheduleBody {
+    /// RFC 3339; default: now.
+    #[serde(default)]
+    due_at: Option<String>,
+}
+
+/// Sets when a Scheduled, Retry or Failed task runs (`{"dueAt": "<RFC 3339>"}`, or now
+/// without a body); a Failed task is Scheduled again with its attempts reset. 202 with
+/// the task; 409 for a Running, Succeeded or Cancelled one.
+pub(crate) async fn reschedule_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: RescheduleBody = optional_json_body(&headers, body)?;
+    let due_at = body.due_at.as_deref().map(parse_due_at).transpose()?;
+    let task = reschedule(&state, &id, due_at).await?;
+    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+}
+
+/// An RFC 3339 time as Unix seconds (400 otherwise); a time before 1970 is refused too.
+pub(crate) fn parse_due_at(text: &str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("dueAt `{text}` is not an RFC 3339 time such as 2030-01-31T12:00:00Z"),
+        )
+    };
+    let time = humantime::parse_rfc3339(text.trim()).map_err(|_| bad())?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| bad())?;
+    i64::try_from(since.as_secs()).map_err(|_| bad())
+}
+
+/// The use case behind the API's and the web UI's Retry: a Failed (or Retry) task
+/// Scheduled now with its attempts reset.
+pub(crate) async fn retry(state: &AppState, id: &str) -> Result<Task, ApiError> {
     let task = state
         .store
-        .retry_task(&id, clock::unix_now())
+        .retry_task(id, clock::unix_now())
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("task {id}")))?;
     if task.status != TaskStatus::Scheduled {
@@ -217,5 +274,53 @@ pub(crate) async fn retry_task(
             ),
         ));
     }
-    Ok((StatusCode::ACCEPTED, Json(task_json(&task))).into_response())
+    Ok(task)
+}
+
+/// The use case behind the API's and the web UI's Cancel.
+pub(crate) async fn cancel(state: &AppState, id: &str) -> Result<Task, ApiError> {
+    match state.store.cancel_task(id, clock::unix_now()).await? {
+        TaskChange::Changed(task) => Ok(task),
+        TaskChange::NotFound => Err(ApiError::not_found(&format!("task {id}"))),
+        TaskChange::Refused(task) if task.status == TaskStatus::Running => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "running",
+            format!(
+                "task {id} is Running and cannot be cancelled: its worker is publishing now; wait for it to end"
+            ),
+        )),
+        TaskChange::Refused(task) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            format!(
+                "task {id} is {}: only Scheduled and Retry tasks can be cancelled",
+                task.status.as_str()
+            ),
+        )),
+    }
+}
+
+/// The use case behind the API's and the web UI's Reschedule: `due_at` (default now).
+pub(crate) async fn reschedule(
+    state: &AppState,
+    id: &str,
+    due_at: Option<i64>,
+) -> Result<Task, ApiError> {
+    let now = clock::unix_now();
+    match state
+        .store
+        .reschedule_task(id, due_at.unwrap_or(now), now)
+        .await?
+    {
+        TaskChange::Changed(task) => Ok(task),
+        TaskChange::NotFound => Err(ApiError::not_found(&format!("task {id}"))),
+        TaskChange::Refused(task) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_reschedulable",
+            format!(
+                "task {id} is {}: only Scheduled, Retry and Failed tasks can be rescheduled",
+                task.status.as_str()
+            ),
+        )),
+    }
 }
