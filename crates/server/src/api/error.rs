@@ -53,16 +53,6 @@ impl ApiError {
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
-
-    /// The HTTP status this error answers with (the web UI answers with it too).
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// What went wrong, for people (no secret is ever in it).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl IntoResponse for ApiError {

@@ -456,7 +456,7 @@ pub fn task_class(status: TaskStatus) -> &'static str {
         TaskStatus::Succeeded => "badge ok",
         TaskStatus::Failed => "badge error",
         TaskStatus::Retry => "badge warning",
-        TaskStatus::Scheduled | TaskStatus::Running => "badge",
+        TaskStatus::Scheduled | TaskStatus::Running | TaskStatus::Cancelled => "badge",
     }
 }
 
