@@ -81,6 +81,8 @@ struct Scenario {
     /// Every page checked: its name and its HTML as rendered (grepped for secrets at the
     /// end).
     pages: Vec<(String, String)>,
+    /// The serious or critical axe-core violations seen, by page.
+    axe_serious: Vec<String>,
     started: Instant,
 }
 
@@ -115,8 +117,9 @@ impl Scenario {
         }
     }
 
-    /// The checks every page visited passes: its HTML kept for the secrets check, no
-    /// serious accessibility violation, a screenshot named `name`.
+    /// The checks every page visited passes: its HTML kept for the secrets check, its
+    /// accessibility checked (serious violations asserted at the end), a screenshot named
+    /// `name`.
     async fn check_page(&mut self, name: &str) {
         let html = browser::page_html(self.client()).await;
         if !self.exists("main#main h1").await {
@@ -124,7 +127,15 @@ impl Scenario {
             panic!("{name}: {path} is not a page of the UI (a missing route?):\n{html}");
         }
         self.pages.push((name.to_string(), html));
-        browser::assert_no_serious_axe_violations(self.client(), name).await;
+        // Serious violations are gathered and asserted at the end: one run lists every
+        // page's.
+        for violation in browser::axe_violations(self.client()).await {
+            let line = format!("{name}: {violation}");
+            eprintln!("axe on {line}");
+            if violation.is_serious() {
+                self.axe_serious.push(line);
+            }
+        }
         browser::screenshot(self.client(), name).await;
     }
 
@@ -132,6 +143,17 @@ impl Scenario {
     async fn visit(&mut self, path: &str, name: &str) {
         self.goto(path).await;
         self.check_page(name).await;
+    }
+
+    /// Scrolls the element matching `css` to the top of the viewport (for the screenshot).
+    async fn scroll_to(&self, css: &str) {
+        self.client()
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView();",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
     }
 
     /// Whether an element matches `css` on the page now open.
@@ -424,6 +446,7 @@ async fn start() -> Option<Scenario> {
         service,
         browser,
         pages: Vec::new(),
+        axe_serious: Vec::new(),
         started,
     })
 }
@@ -496,7 +519,9 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
 
     // Testing the connection with the right key: OK.
     s.step("test its connection");
-    test_connection(&mut s, GOOD_SERVER, "ok").await;
+    let result = test_connection(&mut s, GOOD_SERVER, "ok").await;
+    eprintln!("connection test with the right key: {result}");
+    s.scroll_to("form#test-connection-form").await;
     s.check_page("dns-server").await;
 
     // A second server with a wrong key: the test names the TSIG failure.
@@ -509,6 +534,8 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
         "the failure names the key: {result}"
     );
     assert!(!result.contains(&wrong_secret), "{result}");
+    eprintln!("connection test with a wrong key: {result}");
+    s.scroll_to("form#test-connection-form").await;
     s.check_page("dns-server-tsig-error").await;
     s.visit("/ui/dns-servers", "dns-servers").await;
     for name in [GOOD_SERVER, BAD_SERVER] {
@@ -540,17 +567,27 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
 
     // The plan: records to add.
     s.step("plan and publish");
+    // Saving schedules the domain's first publication, as the API does: the plan shows
+    // the additions until that task has run (a race this test does not lose on purpose;
+    // the drift below shows a plan with an addition in every run).
     s.reload_until(&format!("/ui/domains/{ZONE}"), "section#plan #plan-summary")
         .await;
     let summary = s.text("#plan-summary").await;
-    let to_add: u32 = summary
-        .split(" to add")
-        .next()
-        .and_then(|n| n.split_whitespace().last())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("plan summary {summary:?}"));
-    assert!(to_add >= 5, "additions planned: {summary}");
+    if summary != "In sync" {
+        let to_add: u32 = summary
+            .split(" to add")
+            .next()
+            .and_then(|n| n.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("plan summary {summary:?}"));
+        assert!(to_add >= 5, "additions planned: {summary}");
+        assert!(s.exists("section#plan table#plan-changes").await);
+    } else {
+        eprintln!("the first publication ran before the plan was shown");
+    }
     s.check_page("domain-plan").await;
+    // The publication scheduled by the save succeeds.
+    s.wait_for_new_task(&[], "Succeeded").await;
 
     // Publish now: the task runs and succeeds; the domain is in sync and Knot serves it.
     s.publish_now("Succeeded").await;
@@ -579,6 +616,13 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     )
     .unwrap();
     assert!(s.knot.query(&format!("_dmarc.{ZONE}"), "TXT").is_empty());
+    s.goto(&format!("/ui/domains/{ZONE}")).await;
+    assert_eq!(
+        s.text("#plan-summary").await,
+        "1 to add, 0 to update, 0 to delete"
+    );
+    let change = s.text("section#plan table#plan-changes").await;
+    assert!(change.contains("_dmarc"), "{change}");
     s.check_now().await;
     let after = s.finding_codes().await;
     let new: Vec<&String> = after.iter().filter(|c| !baseline.contains(c)).collect();
@@ -595,6 +639,17 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
         row.to_ascii_lowercase().contains("dmarc"),
         "the finding names the record: {row}"
     );
+    let fix = s
+        .text(&format!(
+            "table#findings tr.finding[data-code=\"{}\"] td.fix",
+            new[0]
+        ))
+        .await;
+    assert!(
+        fix.contains("DMARC1"),
+        "the fix is the record to publish: {fix:?}"
+    );
+    s.scroll_to("section#check").await;
     s.check_page("domain-check-finding").await;
     s.visit("/ui/domains", "domains-out-of-sync").await;
 
@@ -616,7 +671,8 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     let failed = s.publish_now("Failed").await;
     let row = format!("table#tasks tr[data-task-id=\"{failed}\"]");
     let reason = s.text(&format!("{row} td.failure-reason")).await;
-    assert!(!reason.trim().is_empty(), "a failed task says why");
+    let down = format!("connection refused by {}", s.knot.addr);
+    assert!(reason.contains(&down), "a failed task says why: {reason}");
     s.check_page("tasks-failed").await;
     s.visit("/ui/domains", "domains-failed").await;
     assert!(s.domain_cell("task").await.contains("Failed"));
@@ -642,7 +698,8 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     s.step("copy buttons");
     s.goto(&format!("/ui/domains/{ZONE}")).await;
     browser::grant_clipboard(s.client()).await;
-    let records = api_records(&s.service);
+    // reqwest's blocking client must not run on the runtime's threads as such.
+    let records = tokio::task::block_in_place(|| api_records(&s.service));
     let dkim = records
         .iter()
         .find(|r| r["type"] == "TXT" && r["value"].as_str().unwrap().contains("k=rsa"))
@@ -687,7 +744,7 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     let value_button = value_button.expect("a copy button for the DKIM value");
     assert_eq!(s.copy(&value_button).await, value, "the DKIM value copied");
 
-    // The zone file download loads in named-checkzone.
+    // The zone file download loads in BIND's named-checkzone.
     s.step("zone file");
     let href = browser::find(s.client(), "a#download-zone")
         .await
@@ -700,11 +757,24 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/plain"), "{kind}");
     assert!(disposition.starts_with("attachment"), "{disposition}");
+    // The download holds the domain's records, not a whole zone (no SOA, no NS: those are
+    // the zone's owner's): it is loaded as an operator would, $INCLUDEd in a zone.
     let file = s.dir.path().join("downloaded.zone");
     std::fs::write(&file, &zone).unwrap();
+    let wrapper = s.dir.path().join("with-soa.zone");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "$ORIGIN {ZONE}.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 604800 300\n\
+             @ IN NS ns1\nns1 IN A 127.0.0.1\n$INCLUDE {}\n",
+            file.display()
+        ),
+    )
+    .unwrap();
     let checked = Command::new("named-checkzone")
+        .args(["-k", "fail", "-i", "local"])
         .arg(ZONE)
-        .arg(&file)
+        .arg(&wrapper)
         .output()
         .unwrap();
     assert!(
@@ -765,6 +835,11 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
             );
         }
     }
+    assert!(
+        s.axe_serious.is_empty(),
+        "serious accessibility violations:\n{}",
+        s.axe_serious.join("\n")
+    );
     s.step(&format!("done: {} pages checked", s.pages.len()));
 }
 
@@ -776,27 +851,24 @@ async fn add_dns_server(s: &mut Scenario, name: &str, secret: &str) {
         Some("/ui/dns-servers/new")
     );
     let form = "form#dns-server-form";
+    let shots = if name == GOOD_SERVER {
+        "rfc2136"
+    } else {
+        "wrong-key"
+    };
+    // The kind first (a GET form), then the page of that kind's fields.
+    if name == GOOD_SERVER {
+        s.check_page("dns-server-kind").await;
+    }
     browser::find(s.client(), "select#kind")
         .await
         .select_by_value("rfc2136")
         .await
         .unwrap();
-    // The kind's fields may come with a new page for that kind.
     if !s.exists(&format!("{form} [name=\"host\"]")).await {
-        let choose = format!("{form} button[type=submit]:not(#save-dns-server)");
-        if s.exists(&choose).await {
-            s.submit(&choose).await;
-        }
+        s.submit("button#choose-kind").await;
     }
-    s.check_page(&format!(
-        "dns-server-new-{}",
-        if name == GOOD_SERVER {
-            "rfc2136"
-        } else {
-            "wrong-key"
-        }
-    ))
-    .await;
+    s.check_page(&format!("dns-server-new-{shots}")).await;
     let fields = [
         ("name", name.to_string()),
         ("host", s.knot.addr.ip().to_string()),
