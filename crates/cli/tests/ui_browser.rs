@@ -652,6 +652,12 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     s.scroll_to("section#check").await;
     s.check_page("domain-check-finding").await;
     s.visit("/ui/domains", "domains-out-of-sync").await;
+    let check = s.domain_cell("check").await;
+    assert!(check.contains("error"), "the last check's errors: {check}");
+    eprintln!(
+        "after the drift the domains list shows: sync {:?}, check {check:?}",
+        s.domain_cell("sync").await
+    );
 
     // Publish now repairs it.
     s.publish_now("Succeeded").await;
