@@ -72,11 +72,11 @@ impl<'a> Ui<'a> {
         let form = ui.get("/ui/sign-in");
         assert_eq!(form.status, 200, "{}", form.body);
         let csrf = csrf_of(&form.body);
-        let signed = ui.send(
-            ui.client
-                .post(service.url("/ui/sign-in"))
-                .form(&[("csrf", csrf.as_str()), ("secret", PASSWORD), ("next", "/ui/domains")]),
-        );
+        let signed = ui.send(ui.client.post(service.url("/ui/sign-in")).form(&[
+            ("csrf", csrf.as_str()),
+            ("secret", PASSWORD),
+            ("next", "/ui/domains"),
+        ]));
         assert_eq!(signed.status, 303, "{}", signed.body);
         assert!(ui.cookies.contains_key("mailzone_session"));
         let list = ui.get("/ui/domains");
@@ -134,7 +134,9 @@ impl<'a> Ui<'a> {
 }
 
 fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF field");
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF field");
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
@@ -230,15 +232,25 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
     // The domain page: records with copy buttons; a DKIM value copies unquoted, unsplit.
     let page = ui.get("/ui/domains/example.test");
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(count(&page.body, "<tr class=\"record\"") >= 10, "{}", page.body);
+    assert!(
+        count(&page.body, "<tr class=\"record\"") >= 10,
+        "{}",
+        page.body
+    );
     let copies = copy_values(&page.body);
     let rsa = copies
         .iter()
         .find(|v| v.starts_with("v=DKIM1; k=rsa;"))
         .expect("the RSA DKIM value");
-    assert!(rsa.len() > 255, "long enough to be split in a zone file: {rsa}");
+    assert!(
+        rsa.len() > 255,
+        "long enough to be split in a zone file: {rsa}"
+    );
     assert!(!rsa.contains('"'), "{rsa}");
-    assert!(copies.contains(&"_dmarc.example.test.".to_string()), "{copies:?}");
+    assert!(
+        copies.contains(&"_dmarc.example.test.".to_string()),
+        "{copies:?}"
+    );
     assert!(page.body.contains("id=\"defined-in\""));
     assert!(page.body.contains("id=\"check-now\""));
     assert!(page.body.contains("id=\"download-zone\""));
@@ -246,7 +258,11 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
     // The zone download: an attachment that named-checkzone loads under an SOA/NS header.
     let zone = ui.get("/ui/domains/example.test/zone");
     assert_eq!(zone.status, 200);
-    assert!(zone.disposition.starts_with("attachment"), "{}", zone.disposition);
+    assert!(
+        zone.disposition.starts_with("attachment"),
+        "{}",
+        zone.disposition
+    );
     let rsa_line = zone
         .body
         .lines()
@@ -257,7 +273,10 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
     let json = ui.get("/ui/domains/example.test/json");
     assert!(json.disposition.starts_with("attachment"));
     let records: serde_json::Value = serde_json::from_str(&json.body).unwrap();
-    assert!(records.to_string().contains("_dmarc.example.test"), "{records}");
+    assert!(
+        records.to_string().contains("_dmarc.example.test"),
+        "{records}"
+    );
     if mailzone_testkit::require_tools(&["named-checkzone"]) {
         let file = dir.path().join("example.test.zone");
         let header = "$ORIGIN example.test.\n$TTL 3600\n@ IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300\n@ IN NS ns1.example.test.\nns1 IN A 192.0.2.53\n";
@@ -286,7 +305,11 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
     // No DNS server: the add form offers to create one.
     let new = ui.get("/ui/domains/new");
     assert!(new.body.contains("id=\"domain-form\""));
-    assert!(new.body.contains("id=\"create-dns-server\""), "{}", new.body);
+    assert!(
+        new.body.contains("id=\"create-dns-server\""),
+        "{}",
+        new.body
+    );
 
     // A mistake is shown above the form with the values kept; nothing is stored.
     let bad = ui.post(
@@ -298,7 +321,11 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
         ],
     );
     assert_eq!(bad.status, 422, "{}", bad.body);
-    assert!(text_of(&bad.body, "form-error").contains("sometimes"), "{}", bad.body);
+    assert!(
+        text_of(&bad.body, "form-error").contains("sometimes"),
+        "{}",
+        bad.body
+    );
     assert!(bad.body.contains("value=\"added.test\""));
     assert!(bad.body.contains("&quot;sometimes&quot;"), "{}", bad.body);
     assert_eq!(service.get("/api/v1/domains/added.test").0, 404);
@@ -375,7 +402,8 @@ fn plan_publish_and_check_against_knot() {
     }
     let key = TsigKey::generate("mailzone");
     let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=xyz\"\n");
-    let knot = DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap();
+    let knot =
+        DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), knot_config(&knot)).unwrap();
     // A wrong key first: the start's task fails, and the zone stays empty of mailzone's records.
@@ -388,7 +416,12 @@ fn plan_publish_and_check_against_knot() {
     service.wait_for_task(&id, "Failed", Duration::from_secs(20));
 
     let failed = ui.get("/ui/domains?status=failed");
-    assert_eq!(count(&failed.body, "<tr data-domain="), 1, "{}", failed.body);
+    assert_eq!(
+        count(&failed.body, "<tr data-domain="),
+        1,
+        "{}",
+        failed.body
+    );
     let line = row(&failed.body, &format!("<tr data-domain=\"{ZONE}\""));
     assert!(line.contains("Failed"), "{line}");
     assert!(line.contains("Never published"), "{line}");
@@ -396,7 +429,10 @@ fn plan_publish_and_check_against_knot() {
 
     // The plan is its own part; with the right key it lists every record to add.
     let page = ui.get(&format!("/ui/domains/{ZONE}"));
-    assert!(page.body.contains(&format!("data-src=\"/ui/domains/{ZONE}/plan\"")));
+    assert!(
+        page.body
+            .contains(&format!("data-src=\"/ui/domains/{ZONE}/plan\""))
+    );
     assert!(page.body.contains("id=\"publish-now\""));
     let unreadable = summary(&mut ui);
     assert!(unreadable.contains("The plan failed"), "{unreadable}");
@@ -406,16 +442,20 @@ fn plan_publish_and_check_against_knot() {
     let adds = text_of(&plan.body, "plan-summary");
     assert!(adds.ends_with("to add, 0 to update, 0 to delete"), "{adds}");
     assert!(!adds.starts_with("0 "), "{adds}");
-    assert!(plan.body.contains("<ins><code>+ _dmarc.example.test. 3600 TXT"), "{}", plan.body);
+    assert!(
+        plan.body
+            .contains("<ins><code>+ _dmarc.example.test. 3600 TXT"),
+        "{}",
+        plan.body
+    );
 
     // Publish now: a DnsManagement task, the page shows it live, then the zone is in sync.
-    let published = ui.post(
-        &format!("/ui/domains/{ZONE}/publish"),
-        &[],
-    );
+    let published = ui.post(&format!("/ui/domains/{ZONE}/publish"), &[]);
     assert_eq!(published.status, 303, "{}", published.body);
     assert!(
-        published.location.starts_with(&format!("/ui/domains/{ZONE}?done=published&task=")),
+        published
+            .location
+            .starts_with(&format!("/ui/domains/{ZONE}?done=published&task=")),
         "{}",
         published.location
     );
@@ -423,7 +463,11 @@ fn plan_publish_and_check_against_knot() {
     service.wait_for_task(&task, "Succeeded", Duration::from_secs(30));
     let shown = ui.get(&published.location);
     let live = text_of(&shown.body, "domain-task");
-    assert!(shown.body.contains("id=\"domain-task\" data-live="), "{}", shown.body);
+    assert!(
+        shown.body.contains("id=\"domain-task\" data-live="),
+        "{}",
+        shown.body
+    );
     assert!(live.contains("Last task"), "{live}");
     assert!(shown.body.contains(">Succeeded<"), "{}", shown.body);
     assert_eq!(summary(&mut ui), "In sync");
@@ -432,7 +476,10 @@ fn plan_publish_and_check_against_knot() {
     assert!(line.contains("In sync"), "{line}");
     assert!(line.contains("Succeeded"), "{line}");
     assert_eq!(
-        count(&ui.get("/ui/domains?status=out-of-sync").body, "<tr data-domain="),
+        count(
+            &ui.get("/ui/domains?status=out-of-sync").body,
+            "<tr data-domain="
+        ),
         0
     );
 
@@ -441,9 +488,15 @@ fn plan_publish_and_check_against_knot() {
     let checked = ui.post(&format!("/ui/domains/{ZONE}/check"), &[]);
     assert_eq!(checked.status, 303, "{}", checked.body);
     let page = ui.get(&checked.location);
-    let finding = row(&page.body, "<tr class=\"finding\" data-code=\"record-missing\"");
+    let finding = row(
+        &page.body,
+        "<tr class=\"finding\" data-code=\"record-missing\"",
+    );
     assert!(finding.contains("Error"), "{finding}");
-    assert!(finding.contains("v=DMARC1"), "the expected value or fix: {finding}");
+    assert!(
+        finding.contains("v=DMARC1"),
+        "the expected value or fix: {finding}"
+    );
     assert!(page.body.contains("data-code=\"dmarc-missing\""));
     let list = ui.get("/ui/domains?status=errors");
     let line = row(&list.body, &format!("<tr data-domain=\"{ZONE}\""));
@@ -470,5 +523,8 @@ fn plan_publish_and_check_against_knot() {
     assert_eq!(added["type"], "DnsManagement");
     let id = added["id"].as_str().unwrap();
     service.wait_for_task(id, "Succeeded", Duration::from_secs(30));
-    assert_eq!(knot.query("shop.example.test", "MX"), ["10 mail.example.test."]);
+    assert_eq!(
+        knot.query("shop.example.test", "MX"),
+        ["10 mail.example.test."]
+    );
 }
