@@ -429,10 +429,12 @@ pub async fn planning_tlsa_keys(
     store: &Store,
     now_unix: i64,
 ) -> Result<Option<mailzone_records::tlsa::TlsaKeys>, EngineError> {
-    Ok(match crate::tlsa::planned_rollover(loaded, store, now_unix).await? {
-        Some(planned) => Some(planned.keys),
-        None => loaded.tlsa.clone(),
-    })
+    Ok(
+        match crate::tlsa::planned_rollover(loaded, store, now_unix).await? {
+            Some(planned) => Some(planned.keys),
+            None => loaded.tlsa.clone(),
+        },
+    )
 }
 
 /// The desired digest of every zone a `DnsManagement` publication of `domain` alone would
@@ -446,8 +448,10 @@ pub async fn publication_digests(
     domain: &Domain,
     tlsa: Option<&mailzone_records::tlsa::TlsaKeys>,
 ) -> Result<Option<Vec<ZoneDigest>>, EngineError> {
-    if matches!(domain.dns_management, mailzone_records::DnsManagement::Manual)
-        && domain.dkim_management.delegation().is_none()
+    if matches!(
+        domain.dns_management,
+        mailzone_records::DnsManagement::Manual
+    ) && domain.dkim_management.delegation().is_none()
     {
         return Ok(None);
     }

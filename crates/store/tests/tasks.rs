@@ -220,7 +220,12 @@ async fn the_newest_task_of_each_domain_comes_in_one_list() {
     let end = TaskEnd::Failed {
         reason: "boom".into(),
     };
-    assert!(store.finish_task(&finished.id, "w", &end, 11).await.unwrap());
+    assert!(
+        store
+            .finish_task(&finished.id, "w", &end, 11)
+            .await
+            .unwrap()
+    );
     let newer = store.create_task(&task("a.example", 20), 20).await.unwrap();
     let other = store.create_task(&task("b.example", 0), 5).await.unwrap();
     let mut newest = store.newest_task_per_domain().await.unwrap();

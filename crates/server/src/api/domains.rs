@@ -378,7 +378,12 @@ pub(crate) async fn check_domain(
         .iter()
         .map(|s| parse_nameserver(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let request = check_request(&state, domain, nameservers, body.fetch_mta_sts.unwrap_or(true));
+    let request = check_request(
+        &state,
+        domain,
+        nameservers,
+        body.fetch_mta_sts.unwrap_or(true),
+    );
     let report = mailzone_engine::check(&loaded, &request).await?;
     Ok(Json(mailzone_engine::check::report_json(&report)))
 }

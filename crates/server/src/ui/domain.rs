@@ -64,8 +64,8 @@ fn notice(code: &str) -> Option<&'static str> {
 }
 
 /// The domain named in the path, or the error page to answer.
-fn domain_or_error<'a>(loaded: &'a LoadedConfig, raw: &str) -> Result<&'a Domain, Response> {
-    find_domain(loaded, raw).map_err(|e| api_error_page(&e))
+fn domain_or_error<'a>(loaded: &'a LoadedConfig, raw: &str) -> Result<&'a Domain, Box<Response>> {
+    find_domain(loaded, raw).map_err(|e| Box::new(api_error_page(&e)))
 }
 
 fn api_error_page(e: &ApiError) -> Response {
@@ -89,7 +89,7 @@ async fn page(
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let records = match planned_records(&state, &loaded, domain, vec![]).await {
         Ok(r) => r.records,
@@ -309,7 +309,7 @@ async fn plan_part(
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let result = if is_automatic(domain) {
         plan_report(&state, &loaded, domain).await
@@ -348,7 +348,11 @@ fn plan_result(result: &Result<mailzone_engine::ReconcileReport, ApiError>) -> M
     let entries: Vec<(String, PlanEntry)> = report
         .zones
         .iter()
-        .flat_map(|z| z.entries().into_iter().map(|e| (z.zone.as_str().to_string(), e)))
+        .flat_map(|z| {
+            z.entries()
+                .into_iter()
+                .map(|e| (z.zone.as_str().to_string(), e))
+        })
         .collect();
     let (mut adds, mut updates, mut deletes) = (0, 0, 0);
     for (_, entry) in &entries {
@@ -438,7 +442,7 @@ async fn publish(
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let DnsManagement::Automatic {
         publish_records, ..
@@ -559,7 +563,7 @@ async fn check_now(State(state): State<AppState>, Path(raw): Path<String>) -> Re
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let request = check_request(
         &state,
@@ -659,7 +663,7 @@ async fn dkim_generate(State(state): State<AppState>, Path(raw): Path<String>) -
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let request = records_request(&state, domain);
     match mailzone_engine::dkim::generate(&loaded, &request, None).await {
@@ -673,7 +677,7 @@ async fn dkim_rotate(State(state): State<AppState>, Path(raw): Path<String>) -> 
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let request = records_request(&state, domain);
     match mailzone_engine::dkim::rotate(&loaded, &request, true, false, &mailzone_engine::Silent)
@@ -714,7 +718,7 @@ async fn tlsa_part(
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let status =
         mailzone_engine::tlsa::status(&loaded, &records_request(&state, domain), TLSA_TIMEOUT)
@@ -781,7 +785,7 @@ async fn zone_file(State(state): State<AppState>, Path(raw): Path<String>) -> Re
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     match planned_records(&state, &loaded, domain, vec![]).await {
         Ok(records) => {
@@ -805,7 +809,7 @@ async fn records_json(State(state): State<AppState>, Path(raw): Path<String>) ->
     let loaded = state.loaded();
     let domain = match domain_or_error(&loaded, &raw) {
         Ok(d) => d,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     match planned_records(&state, &loaded, domain, vec![]).await {
         Ok(records) => {
@@ -842,7 +846,10 @@ mod tests {
     #[test]
     fn repeated_form_fields_are_all_read() {
         assert_eq!(
-            form_values(b"csrf=x&updateRecords=mx&updateRecords=spf", "updateRecords"),
+            form_values(
+                b"csrf=x&updateRecords=mx&updateRecords=spf",
+                "updateRecords"
+            ),
             ["mx", "spf"]
         );
     }

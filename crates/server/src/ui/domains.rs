@@ -143,7 +143,10 @@ pub async fn sync_states(
     let tlsa_hash = hash_of(&format!("{tlsa:?}"));
     let cached = {
         let mut cache = DIGESTS.lock().unwrap_or_else(|p| p.into_inner());
-        let same_config = cache.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, loaded));
+        let same_config = cache
+            .config
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, loaded));
         if !same_config || cache.tlsa != tlsa_hash {
             *cache = DigestCache {
                 config: Some(Arc::clone(loaded)),
@@ -189,7 +192,11 @@ pub async fn sync_states(
         );
     }
     let mut cache = DIGESTS.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, loaded)) {
+    if cache
+        .config
+        .as_ref()
+        .is_some_and(|c| Arc::ptr_eq(c, loaded))
+    {
         cache.entries.extend(fresh);
     }
     Ok(out)
@@ -347,7 +354,9 @@ async fn list(
         .collect();
     let now = clock::unix_now();
     let notice = match query.done.as_deref() {
-        Some("deleted") => Some("The domain was deleted. Its published records stay until removed from its zone."),
+        Some("deleted") => {
+            Some("The domain was deleted. Its published records stay until removed from its zone.")
+        }
         _ => None,
     };
     let body = html! {
@@ -598,7 +607,10 @@ async fn edit_form(
         Err(e) => return layout::error_page(StatusCode::BAD_REQUEST, e.message()),
     };
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
+        return layout::error_page(
+            StatusCode::NOT_FOUND,
+            &format!("No domain {}.", name.as_str()),
+        );
     }
     if !loaded.api_domains.contains(&name) {
         return read_only_page(&state, &session, &name, &loaded).await;
@@ -687,7 +699,10 @@ async fn update(
     };
     let (writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
+        return layout::error_page(
+            StatusCode::NOT_FOUND,
+            &format!("No domain {}.", name.as_str()),
+        );
     }
     if !loaded.api_domains.contains(&name) {
         drop(writing);
@@ -719,7 +734,10 @@ async fn delete(
     };
     let (writing, loaded) = state.lock_config_writes().await;
     if loaded.config.domain(&name).is_none() {
-        return layout::error_page(StatusCode::NOT_FOUND, &format!("No domain {}.", name.as_str()));
+        return layout::error_page(
+            StatusCode::NOT_FOUND,
+            &format!("No domain {}.", name.as_str()),
+        );
     }
     if !loaded.api_domains.contains(&name) {
         drop(writing);
