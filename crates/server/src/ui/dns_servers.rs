@@ -286,6 +286,10 @@ async fn show_page(
         @if let Some(problem) = &extras.problem {
             p.alert.error #action-error role="alert" { (problem) }
         }
+        p #dns-server-kind-line {
+            "Kind: " strong { (kind_label(server.provider.kind())) }
+            " · Endpoint: " span.endpoint { (endpoint_text(server)) }
+        }
         section #source {
             @if from_api {
                 p { "Defined through the API or this web UI." }
