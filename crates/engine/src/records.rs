@@ -413,3 +413,90 @@ pub async fn dkim_private_keys(
         (DkimManagement::Automatic { .. }, None) => Ok(Vec::new()),
     }
 }
+
+/// The desired digest of one (zone, DNS server) a publication writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneDigest {
+    pub zone: String,
+    pub dns_server: String,
+    pub digest: String,
+}
+
+/// The TLSA keys the planner would publish now (the files' keys plus the digests still
+/// retiring): computed once for a batch of [`publication_digests`] calls. Reads the store.
+pub async fn planning_tlsa_keys(
+    loaded: &LoadedConfig,
+    store: &Store,
+    now_unix: i64,
+) -> Result<Option<mailzone_records::tlsa::TlsaKeys>, EngineError> {
+    Ok(
+        match crate::tlsa::planned_rollover(loaded, store, now_unix).await? {
+            Some(planned) => Some(planned.keys),
+            None => loaded.tlsa.clone(),
+        },
+    )
+}
+
+/// The desired digest of every zone a `DnsManagement` publication of `domain` alone would
+/// remember (`store.set_zone_state`): compared with the stored state it tells whether the
+/// domain is in sync without asking its DNS server. A pure read: `None` when the domain
+/// is under manual DNS management, or when an automatic DKIM key it needs does not exist
+/// yet (the publication would make it, so the zone cannot be in sync).
+pub async fn publication_digests(
+    loaded: &LoadedConfig,
+    store: &Store,
+    domain: &Domain,
+    tlsa: Option<&mailzone_records::tlsa::TlsaKeys>,
+) -> Result<Option<Vec<ZoneDigest>>, EngineError> {
+    if matches!(
+        domain.dns_management,
+        mailzone_records::DnsManagement::Manual
+    ) && domain.dkim_management.delegation().is_none()
+    {
+        return Ok(None);
+    }
+    let dkim_keys = match &domain.dkim_management {
+        DkimManagement::Manual { .. } => manual_keys(loaded, &domain.name),
+        DkimManagement::Automatic { algorithms, .. } => {
+            let stored = store.dkim_keys(domain.name.as_str()).await?;
+            let complete = algorithms.iter().all(|&algorithm| {
+                stored
+                    .iter()
+                    .any(|k| k.algorithm == algorithm && k.stage.is_published())
+            });
+            if !complete {
+                return Ok(None);
+            }
+            published_private_keys(&stored, algorithms)?
+                .into_iter()
+                .map(|(selector, private)| DkimSelectorKey {
+                    selector,
+                    key: private.public_key(),
+                })
+                .collect()
+        }
+    };
+    let records = mailzone_records::plan(PlanInput {
+        server: &loaded.config.server,
+        domain,
+        dkim_keys: &dkim_keys,
+        tlsa,
+    })?;
+    let planned = [DomainRecords {
+        domain: domain.clone(),
+        records,
+    }];
+    let zones = mailzone_records::zones::plan_zones(&loaded.config, &planned, &[])
+        .map_err(|e| EngineError::Usage(e.to_string()))?;
+    Ok(Some(
+        zones
+            .zones
+            .iter()
+            .map(|z| ZoneDigest {
+                zone: z.zone.as_str().to_string(),
+                dns_server: z.server.name.clone(),
+                digest: z.desired_digest(),
+            })
+            .collect(),
+    ))
+}

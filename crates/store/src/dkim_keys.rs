@@ -69,6 +69,29 @@ impl Store {
             .await
     }
 
+    /// Every stored key's (domain, selector, algorithm, stage, created_at), without the
+    /// private keys: one light query telling which domains' keys changed since a cached
+    /// plan (the web UI's domain list).
+    pub async fn dkim_key_summaries(
+        &self,
+    ) -> Result<Vec<(String, String, String, String, i64)>, StoreError> {
+        self.db()
+            .fetch_all(
+                "SELECT domain, selector, algorithm, stage, created_at FROM dkim_keys",
+                params![],
+                |row| {
+                    Ok((
+                        row.text("domain")?,
+                        row.text("selector")?,
+                        row.text("algorithm")?,
+                        row.text("stage")?,
+                        row.int("created_at")?,
+                    ))
+                },
+            )
+            .await
+    }
+
     /// Inserts the key unless a key with the same (domain, selector) exists; returns the key
     /// that is stored afterwards (the existing one if there was one), so that two processes
     /// racing to create a key agree on one.

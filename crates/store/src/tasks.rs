@@ -480,6 +480,25 @@ impl Store {
         self.db().fetch_all(sql, &params, task_from_row).await
     }
 
+    /// The newest task of each domain (of any kind), in one query: what the domain list
+    /// shows beside each domain, without a query per domain.
+    pub async fn newest_task_per_domain(&self) -> Result<Vec<Task>, StoreError> {
+        self.db()
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM (SELECT ",
+                    columns!(),
+                    ", ROW_NUMBER() OVER (PARTITION BY domain ORDER BY created_at DESC, id DESC) \
+                     AS newest FROM tasks) AS ranked WHERE newest = 1"
+                ),
+                params![],
+                task_from_row,
+            )
+            .await
+    }
+
     /// How many tasks are in each status (for metrics).
     pub async fn task_counts(&self) -> Result<Vec<(TaskStatus, i64)>, StoreError> {
         let counts = self

@@ -212,6 +212,37 @@ async fn the_schedule_joins_a_running_task_a_change_queues_behind_it() {
     );
 }
 
+#[tokio::test]
+async fn the_newest_task_of_each_domain_comes_in_one_list() {
+    let (_dir, store) = store().await;
+    store.create_task(&task("a.example", 0), 10).await.unwrap();
+    let finished = store.claim_task("w", 10, 100).await.unwrap().unwrap();
+    let end = TaskEnd::Failed {
+        reason: "boom".into(),
+    };
+    assert!(
+        store
+            .finish_task(&finished.id, "w", &end, 11)
+            .await
+            .unwrap()
+    );
+    let newer = store.create_task(&task("a.example", 20), 20).await.unwrap();
+    let other = store.create_task(&task("b.example", 0), 5).await.unwrap();
+    let mut newest = store.newest_task_per_domain().await.unwrap();
+    newest.sort_by(|x, y| x.domain.cmp(&y.domain));
+    let ids: Vec<(&str, &str)> = newest
+        .iter()
+        .map(|t| (t.domain.as_str(), t.id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("a.example", newer.id.as_str()),
+            ("b.example", other.id.as_str())
+        ]
+    );
+}
+
 /// The task a change produced, failing the test on any other outcome.
 fn changed(change: TaskChange) -> mailzone_store::Task {
     match change {

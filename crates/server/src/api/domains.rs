@@ -251,17 +251,7 @@ pub(crate) async fn domain_records(
     let loaded = state.loaded();
     let domain = find_domain(&loaded, &name)?;
     let types = parse_types(query.types.as_deref().unwrap_or(""))?;
-    let request = RecordsRequest {
-        domains: vec![domain.name.as_str().to_string()],
-        types,
-        state_dir: state.state_dir.clone(),
-        now_unix: clock::unix_now(),
-        store: Some(state.store.clone()),
-    };
-    let planned = mailzone_engine::records(&loaded, &request).await?;
-    let Some(records) = planned.first() else {
-        return Err(ApiError::not_found(&format!("domain {}", domain.name)));
-    };
+    let records = &planned_records(&state, &loaded, domain, types).await?;
     match query.format.as_deref().unwrap_or("json") {
         "zone" => Ok((
             [(header::CONTENT_TYPE, "text/dns; charset=utf-8")],
@@ -283,6 +273,28 @@ pub(crate) async fn domain_records(
             format!("format `{other}` is not one of zone, json"),
         )),
     }
+}
+
+/// The records `domain` needs (of `types`, all when empty): the API's `records` and the
+/// web UI's record table and downloads.
+pub(crate) async fn planned_records(
+    state: &AppState,
+    loaded: &mailzone_engine::LoadedConfig,
+    domain: &Domain,
+    types: Vec<RecordPurpose>,
+) -> Result<mailzone_engine::DomainRecords, ApiError> {
+    let request = RecordsRequest {
+        domains: vec![domain.name.as_str().to_string()],
+        types,
+        state_dir: state.state_dir.clone(),
+        now_unix: clock::unix_now(),
+        store: Some(state.store.clone()),
+    };
+    let planned = mailzone_engine::records(loaded, &request).await?;
+    planned
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(&format!("domain {}", domain.name)))
 }
 
 pub(crate) fn parse_types(list: &str) -> Result<Vec<RecordPurpose>, ApiError> {
@@ -309,6 +321,20 @@ pub(crate) async fn plan_domain(
             domain.name
         )));
     }
+    let report = plan_report(&state, &loaded, domain).await?;
+    Ok(Json(json!({
+        "zones": report.zones.iter().map(mailzone_engine::reconcile::zone_json).collect::<Vec<_>>(),
+        "dnsMessages": report.messages,
+    })))
+}
+
+/// What a publication of `domain` now would change (a read: `apply` is off): the API's
+/// plan and the web UI's plan part.
+pub(crate) async fn plan_report(
+    state: &AppState,
+    loaded: &mailzone_engine::LoadedConfig,
+    domain: &Domain,
+) -> Result<mailzone_engine::ReconcileReport, ApiError> {
     let request = mailzone_engine::ReconcileRequest {
         records: RecordsRequest {
             domains: vec![domain.name.as_str().to_string()],
@@ -323,11 +349,7 @@ pub(crate) async fn plan_domain(
         after_read: None,
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
     };
-    let report = mailzone_engine::reconcile(&loaded, &request, &mailzone_engine::Silent).await?;
-    Ok(Json(json!({
-        "zones": report.zones.iter().map(mailzone_engine::reconcile::zone_json).collect::<Vec<_>>(),
-        "dnsMessages": report.messages,
-    })))
+    Ok(mailzone_engine::reconcile(loaded, &request, &mailzone_engine::Silent).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -356,19 +378,34 @@ pub(crate) async fn check_domain(
         .iter()
         .map(|s| parse_nameserver(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let request = CheckRequest {
+    let request = check_request(
+        &state,
+        domain,
+        nameservers,
+        body.fetch_mta_sts.unwrap_or(true),
+    );
+    let report = mailzone_engine::check(&loaded, &request).await?;
+    Ok(Json(mailzone_engine::check::report_json(&report)))
+}
+
+/// The check of one domain, as the API's `check` and the web UI's "Check now" run it.
+pub(crate) fn check_request(
+    state: &AppState,
+    domain: &Domain,
+    nameservers: Vec<std::net::SocketAddr>,
+    fetch_mta_sts: bool,
+) -> CheckRequest {
+    CheckRequest {
         domains: vec![domain.name.as_str().to_string()],
         nameservers,
         state_dir: state.state_dir.clone(),
         options: mailzone_check::CheckOptions {
-            fetch_mta_sts: body.fetch_mta_sts.unwrap_or(true),
+            fetch_mta_sts,
             ..mailzone_check::CheckOptions::default()
         },
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
         store: Some(state.store.clone()),
-    };
-    let report = mailzone_engine::check(&loaded, &request).await?;
-    Ok(Json(mailzone_engine::check::report_json(&report)))
+    }
 }
 
 /// A `nameservers` entry of a check request, read as `--nameserver` is.

@@ -32,6 +32,16 @@ impl ApiError {
         }
     }
 
+    /// The sentence the caller is shown (the web UI shows it above its form).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -42,16 +52,6 @@ impl ApiError {
 
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
-    }
-
-    /// The HTTP status this error answers with (the web UI answers with it too).
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// What went wrong, for people (no secret is ever in it).
-    pub fn message(&self) -> &str {
-        &self.message
     }
 }
 

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 mod dns_server_test;
 pub(crate) mod dns_servers;
-mod domains;
+pub(crate) mod domains;
 mod error;
 pub(crate) mod tasks;
 mod tokens;

@@ -223,22 +223,6 @@ pub fn raw(html: &str) -> PreEscaped<String> {
     PreEscaped(html.to_string())
 }
 
-/// The first UI page until the domain pages land: the domain names.
-pub async fn placeholder_domains(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    session: Session,
-) -> Response {
-    let loaded = state.loaded();
-    let body = html! {
-        h1 { "Domains" }
-        ul { @for domain in &loaded.config.domains { li { (domain.name.as_str()) } } }
-    };
-    Page::signed_in(&state, &session, Nav::Domains, "Domains", body)
-        .await
-        .render()
-        .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,6 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
 /// The UI's routes: the sign-in pages open to all, every other page behind a session.
 pub fn router(state: AppState) -> Router {
     let signed_in = Router::new()
-        .route("/domains", get(layout::placeholder_domains))
         .merge(domains::routes())
         .merge(domain::routes())
         .merge(dns_servers::routes())

@@ -73,3 +73,32 @@ document.addEventListener("DOMContentLoaded", () => {
   enableConfirmations(document);
   startLiveRefresh();
 });
+
+// Parts loaded after the page: an element with an `id` and `data-src="<url>"` is replaced
+// by the element of the same `id` in the page at that URL (the plan and the TLSA status
+// ask DNS servers, so the page itself never waits for them). Without scripts, the part
+// keeps its link to that page.
+async function loadDeferredParts(root) {
+  for (const part of root.querySelectorAll("[data-src][id]")) {
+    let response;
+    try {
+      response = await fetch(part.dataset.src, { credentials: "same-origin", redirect: "manual" });
+    } catch (e) {
+      part.textContent = "Could not load this part: the service did not answer.";
+      continue;
+    }
+    if (!response.ok) {
+      part.textContent = "Could not load this part (HTTP " + response.status + ").";
+      continue;
+    }
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    const replacement = fresh.getElementById(part.id);
+    if (replacement) {
+      part.replaceWith(replacement);
+      enableCopyButtons(replacement);
+      enableConfirmations(replacement);
+    }
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { loadDeferredParts(document); });
