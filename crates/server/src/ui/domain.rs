@@ -241,7 +241,7 @@ fn records_section(domain: &Domain, records: &[DesiredRecord]) -> Markup {
                         tbody {
                             @for record in group {
                                 tr.record {
-                                    td.owner { (copyable(&record.record.name.to_absolute(), "name")) }
+                                    td.owner { (copyable(record.record.name.as_str(), "name")) }
                                     td.type { (record.record.data.rtype().to_string()) }
                                     td.ttl { (record.record.ttl) }
                                     td.value { (copyable(&paste_value(record), "value")) }
