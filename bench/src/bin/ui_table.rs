@@ -106,9 +106,8 @@ timeout = "1s"
 /// Puts an Active Ed25519 and RSA key for every domain in the state database.
 fn store_keys(state_dir: &Path, domains: usize) -> Result<(), String> {
     let keys = repo_root().join("examples/keys");
-    let read = |name: &str| {
-        std::fs::read_to_string(keys.join(name)).map_err(|e| format!("{name}: {e}"))
-    };
+    let read =
+        |name: &str| std::fs::read_to_string(keys.join(name)).map_err(|e| format!("{name}: {e}"));
     let (ed25519, rsa) = (read("202611e.pem")?, read("202611r.pem")?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -275,8 +274,14 @@ fn start(bin: &Path, dir: &Path, addr: SocketAddr) -> Result<(Service, String), 
         .map_err(|e| format!("{}: {e}", bin.display()))?;
     let output = Arc::new(Mutex::new(String::new()));
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -298,7 +303,11 @@ fn start(bin: &Path, dir: &Path, addr: SocketAddr) -> Result<(Service, String), 
         if out.contains("mailzone: API on ")
             && let Some(at) = out.find("mzt_")
         {
-            let token = out[at..].split_whitespace().next().unwrap_or("").to_string();
+            let token = out[at..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string();
             return Ok((service, token));
         }
         if Instant::now() > deadline {
@@ -427,7 +436,12 @@ fn run(domains: usize) -> Result<(), String> {
             "/ui/domains?status=out-of-sync",
             "filter out-of-sync (all domains' sync state)",
         )?,
-        measure(addr, &cookie, "/ui/domains?page=10", "list, page 10 (100 rows)")?,
+        measure(
+            addr,
+            &cookie,
+            "/ui/domains?page=10",
+            "list, page 10 (100 rows)",
+        )?,
         measure(addr, &cookie, "/ui/domains?q=d00", "filter q=d00")?,
     ];
     drop(service);
