@@ -529,3 +529,45 @@ fn plan_publish_and_check_against_knot() {
         ["10 mail.example.test."]
     );
 }
+
+#[test]
+fn dkim_keys_are_listed_generated_and_never_shown_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[server]
+hostname = "mail.example.test"
+ipv4 = ["192.0.2.10"]
+
+[domain."keys.test"]
+dkimManagement = { automatic = { algorithms = ["ed25519-sha256"] } }
+"#;
+    std::fs::write(dir.path().join("mailzone.toml"), config).unwrap();
+    let service = Service::start(dir.path(), None);
+    let mut ui = Ui::sign_in(&service, dir.path());
+    // The first view plans the records, which makes the first key (Active: manual DNS).
+    ui.get("/ui/domains/keys.test");
+    let page = ui.get("/ui/domains/keys.test");
+    assert_eq!(
+        count(&page.body, "<tr class=\"dkim-key\""),
+        1,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"dkim-generate\""));
+    assert!(page.body.contains("id=\"dkim-rotate\""));
+    let generated = ui.post("/ui/domains/keys.test/dkim/generate", &[]);
+    assert_eq!(generated.status, 303, "{}", generated.body);
+    assert_eq!(
+        generated.location,
+        "/ui/domains/keys.test?done=dkim-generated"
+    );
+    let page = ui.get(&generated.location);
+    assert_eq!(
+        count(&page.body, "<tr class=\"dkim-key\""),
+        2,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">Pending<"), "{}", page.body);
+    assert!(!page.body.contains("PRIVATE KEY"));
+}
