@@ -247,8 +247,9 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
         "long enough to be split in a zone file: {rsa}"
     );
     assert!(!rsa.contains('"'), "{rsa}");
+    // Names copy as provider forms take them: the full name, without the root's dot.
     assert!(
-        copies.contains(&"_dmarc.example.test.".to_string()),
+        copies.contains(&"_dmarc.example.test".to_string()),
         "{copies:?}"
     );
     assert!(page.body.contains("id=\"defined-in\""));
@@ -527,4 +528,46 @@ fn plan_publish_and_check_against_knot() {
         knot.query("shop.example.test", "MX"),
         ["10 mail.example.test."]
     );
+}
+
+#[test]
+fn dkim_keys_are_listed_generated_and_never_shown_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"
+[server]
+hostname = "mail.example.test"
+ipv4 = ["192.0.2.10"]
+
+[domain."keys.test"]
+dkimManagement = { automatic = { algorithms = ["ed25519-sha256"] } }
+"#;
+    std::fs::write(dir.path().join("mailzone.toml"), config).unwrap();
+    let service = Service::start(dir.path(), None);
+    let mut ui = Ui::sign_in(&service, dir.path());
+    // The first view plans the records, which makes the first key (Active: manual DNS).
+    ui.get("/ui/domains/keys.test");
+    let page = ui.get("/ui/domains/keys.test");
+    assert_eq!(
+        count(&page.body, "<tr class=\"dkim-key\""),
+        1,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"dkim-generate\""));
+    assert!(page.body.contains("id=\"dkim-rotate\""));
+    let generated = ui.post("/ui/domains/keys.test/dkim/generate", &[]);
+    assert_eq!(generated.status, 303, "{}", generated.body);
+    assert_eq!(
+        generated.location,
+        "/ui/domains/keys.test?done=dkim-generated"
+    );
+    let page = ui.get(&generated.location);
+    assert_eq!(
+        count(&page.body, "<tr class=\"dkim-key\""),
+        2,
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">Pending<"), "{}", page.body);
+    assert!(!page.body.contains("PRIVATE KEY"));
 }

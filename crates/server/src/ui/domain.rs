@@ -129,7 +129,7 @@ async fn page(
                     "the API (stored in the state database) · "
                     a #edit-domain href=(href(domain, "/edit")) { "Edit" }
                 } @else {
-                    span #defined-in { "defined in " (loaded.path.display().to_string()) }
+                    "the file " span #defined-in { (loaded.path.display().to_string()) }
                     " (read-only here: change it in the file and reload)"
                 }
             }
@@ -168,7 +168,7 @@ fn task_part(task: Option<&Task>, now: i64) -> Markup {
             h2 { "Last task" }
             @if let Some(task) = task {
                 p {
-                    span.task-status class=(task_class(task.status)) { (task.status.as_str()) }
+                    span class=(task_class(task.status)) { (task.status.as_str()) }
                     " " (task.kind) " · updated " (layout::time(task.updated_at, now))
                     " · " a href=(format!("/ui/tasks/{}", task.id)) { "task " (task.id) }
                 }
@@ -241,7 +241,7 @@ fn records_section(domain: &Domain, records: &[DesiredRecord]) -> Markup {
                         tbody {
                             @for record in group {
                                 tr.record {
-                                    td.owner { (copyable(&record.record.name.to_absolute(), "name")) }
+                                    td.owner { (copyable(record.record.name.as_str(), "name")) }
                                     td.type { (record.record.data.rtype().to_string()) }
                                     td.ttl { (record.record.ttl) }
                                     td.value { (copyable(&paste_value(record), "value")) }
