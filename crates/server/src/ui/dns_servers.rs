@@ -141,7 +141,7 @@ async fn list(
         @if loaded.config.dns_servers.is_empty() {
             p #no-dns-servers { "No DNS server yet. Add one to publish the records of your domains." }
         } @else {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="DNS servers" {
                 table #dns-servers {
                     thead { tr {
                         th scope="col" { "Name" }
@@ -310,7 +310,7 @@ async fn show_page(
         }
         section #settings {
             h2 { "Settings" }
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Settings" {
                 table #dns-server-settings {
                     tbody {
                         @if let Value::Object(fields) = &shown {

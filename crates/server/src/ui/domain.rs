@@ -230,7 +230,7 @@ fn records_section(domain: &Domain, records: &[DesiredRecord]) -> Markup {
             @for group in groups.values() {
                 @let purpose = group[0].purpose;
                 h3 #(format!("records-{}", purpose.name())) { (purpose_label(purpose)) }
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-label=(purpose_label(purpose)) {
                     table.records data-purpose=(purpose.name()) {
                         thead { tr {
                             th scope="col" { "Name" }
@@ -383,7 +383,7 @@ fn plan_result(result: &Result<mailzone_engine::ReconcileReport, ApiError>) -> M
                 p.muted { "Zone " (zone.zone.as_str()) " on " (zone.dns_server) ", serial " (zone.serial) }
             }
             @if !entries.is_empty() {
-                div.table-wrap {
+                div.table-wrap tabindex="0" role="region" aria-label="Planned changes" {
                     table #plan-changes {
                         thead { tr {
                             th scope="col" { "Change" }
@@ -509,7 +509,7 @@ fn check_section(state: &AppState, session: &Session, domain: &Domain, now: i64)
                 @if last.findings.is_empty() {
                     p.ok { "Nothing to report." }
                 } @else {
-                    div.table-wrap {
+                    div.table-wrap tabindex="0" role="region" aria-label="Findings" {
                         table #findings {
                             thead { tr {
                                 th scope="col" { "Severity" }
@@ -614,7 +614,7 @@ fn dkim_section(
             @match &keys {
                 Err(e) => p.error role="alert" { (e) },
                 Ok(keys) if keys.is_empty() => p.muted { "No key yet: the first publication or records view makes one." },
-                Ok(keys) => div.table-wrap {
+                Ok(keys) => div.table-wrap tabindex="0" role="region" aria-label="DKIM keys" {
                     table #dkim-keys {
                         thead { tr {
                             th scope="col" { "Selector" }
@@ -736,7 +736,7 @@ async fn tlsa_part(
                         @if !s.managed {
                             p.muted { "Rollover state not kept: mailzone does not publish this domain's TLSA records." }
                         }
-                        div.table-wrap {
+                        div.table-wrap tabindex="0" role="region" aria-label="TLSA digests" {
                             table #tlsa-digests {
                                 thead { tr {
                                     th scope="col" { "Record" }

@@ -378,7 +378,7 @@ async fn list(
                 " · page " (page) " of " (pages)
             }
         }
-        div.table-wrap {
+        div.table-wrap tabindex="0" role="region" aria-label="Domains" {
             table #domains {
                 thead { tr {
                     th scope="col" { "Domain" }

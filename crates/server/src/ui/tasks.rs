@@ -221,7 +221,7 @@ async fn list(
             }
             div { button type="submit" { "Filter" } }
         }
-        div.table-wrap #task-list data-live="5" aria-live="off" {
+        div.table-wrap tabindex="0" role="region" aria-label="Tasks" #task-list data-live="5" aria-live="off" {
             @if tasks.is_empty() {
                 p #no-tasks { "No task matches." }
             } @else {
@@ -378,7 +378,7 @@ async fn show_page(
             p.alert.error #action-error role="alert" { (problem.message()) }
         }
         div #task-detail data-live="3" {
-            div.table-wrap {
+            div.table-wrap tabindex="0" role="region" aria-label="Task" {
                 table #task data-task-id=(task.id) data-status=(task.status.as_str()) {
                     tbody {
                         tr { th scope="row" { "ID" } td { code { (task.id) } } }
