@@ -15,17 +15,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Service;
+use common::ui::{self, PASSWORD};
 use fantoccini::{Client, Locator};
 use mailzone_testkit::browser::{self, Browser};
-use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
+use mailzone_testkit::{DnsServer, TsigKey, ZoneSpec};
 use serde_json::{Value, json};
 
 const ZONE: &str = "example.test";
-const PASSWORD: &str = "correct horse battery staple";
 /// The DNS server with the Knot's key, and one with a wrong key.
 const GOOD_SERVER: &str = "knot";
 const BAD_SERVER: &str = "knot-wrong-key";
@@ -50,26 +50,6 @@ checkNameservers = ["{addr}"]
 "#,
         addr = knot.addr
     )
-}
-
-/// `mailzone admin set-password --password-stdin` on the test directory's state.
-fn set_password(dir: &Path, password: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["admin", "set-password", "--password-stdin", "--state-dir"])
-        .arg(dir.join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "set-password: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// One run of the scenario: the Knot, the service, the browser, and what was seen.
@@ -419,13 +399,11 @@ async fn start() -> Option<Scenario> {
         return None;
     }
     let browser = Browser::start().await?;
-    let key = TsigKey::generate("mailzone-ui");
     let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=ui\"\n");
-    let knot =
-        DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap();
+    let knot = ui::start_knot(&[zone]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), config(&knot)).unwrap();
-    set_password(dir.path(), PASSWORD);
+    ui::set_password(dir.path(), PASSWORD);
     let check = knot.addr.to_string();
     // A publication to a server that is down fails after two attempts a second apart.
     let service = Service::start_with(

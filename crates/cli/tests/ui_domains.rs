@@ -7,138 +7,18 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use common::Service;
-use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
-use reqwest::blocking::{Client, Response};
-use reqwest::header;
+use common::ui::{self, PASSWORD, UiClient};
+use common::{Service, examples};
+use mailzone_testkit::{DnsServer, TsigKey, ZoneSpec};
 
-const PASSWORD: &str = "correct horse battery staple";
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A signed-in browser without scripts: cookies kept by hand, redirects not followed.
-struct Ui<'a> {
-    service: &'a Service,
-    client: Client,
-    cookies: BTreeMap<String, String>,
-    csrf: String,
-}
-
-/// An answer: status, `Location`, `Content-Disposition`, body.
-struct Page {
-    status: u16,
-    location: String,
-    disposition: String,
-    body: String,
-}
-
-impl<'a> Ui<'a> {
-    /// Sets the admin password in the service's state directory and signs in with it.
-    fn sign_in(service: &'a Service, dir: &Path) -> Ui<'a> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-            .args(["admin", "set-password", "--password-stdin", "--state-dir"])
-            .arg(dir.join("state"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        let mut ui = Ui {
-            service,
-            client,
-            cookies: BTreeMap::new(),
-            csrf: String::new(),
-        };
-        let form = ui.get("/ui/sign-in");
-        assert_eq!(form.status, 200, "{}", form.body);
-        let csrf = csrf_of(&form.body);
-        let signed = ui.send(ui.client.post(service.url("/ui/sign-in")).form(&[
-            ("csrf", csrf.as_str()),
-            ("secret", PASSWORD),
-            ("next", "/ui/domains"),
-        ]));
-        assert_eq!(signed.status, 303, "{}", signed.body);
-        assert!(ui.cookies.contains_key("mailzone_session"));
-        let list = ui.get("/ui/domains");
-        assert_eq!(list.status, 200, "{}", list.body);
-        ui.csrf = csrf_of(&list.body);
-        ui
-    }
-
-    fn send(&mut self, request: reqwest::blocking::RequestBuilder) -> Page {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let response: Response = request.header(header::COOKIE, cookie).send().unwrap();
-        for set in response.headers().get_all(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let (pair, _) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if set.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_string(), value.to_string());
-            }
-        }
-        let text = |name| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default()
-        };
-        let (location, disposition) = (text(header::LOCATION), text(header::CONTENT_DISPOSITION));
-        Page {
-            status: response.status().as_u16(),
-            location,
-            disposition,
-            body: response.text().unwrap(),
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(self.service.url(path));
-        self.send(request)
-    }
-
-    /// POSTs a form with the session's CSRF token.
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        let request = self.client.post(self.service.url(path)).form(&all);
-        self.send(request)
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF field");
-    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
+/// Sets the admin password in the service's state directory `dir` and signs in with it.
+fn sign_in(service: &Service, dir: &Path) -> UiClient {
+    ui::set_password(dir, PASSWORD);
+    UiClient::sign_in(service, PASSWORD)
 }
 
 /// The HTML of the element that starts with `start` up to its closing `</tr>`.
@@ -203,7 +83,7 @@ fn the_list_filters_and_pages_and_a_domain_shows_its_records_and_forms() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), manual_config(120)).unwrap();
     let service = Service::start(dir.path(), None);
-    let mut ui = Ui::sign_in(&service, dir.path());
+    let ui = sign_in(&service, dir.path());
 
     // The list: 121 domains, 100 on the first page, every one manual and unchecked.
     let list = ui.get("/ui/domains");
@@ -366,17 +246,7 @@ ipv4 = ["192.0.2.10"]
 
 [serve]
 checkNameservers = ["{addr}"]
-
-[dnsServer.primary]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-keyName = "{key}"
-keyFile = "tsig.key"
-authoritativeServers = ["{addr}"]
-pollingInterval = "100ms"
-propagationTimeout = "30s"
-
+{primary}
 [domain."{ZONE}"]
 dkimManagement = {{ manual = {{ keys = [{{ selector = "202611e", privateKeyFile = "{ex}/keys/202611e.pem" }}] }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "primary" }} }}
@@ -385,12 +255,11 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary" }} }}
 dkimManagement = {{ manual = {{ keys = [{{ selector = "202611e", privateKeyFile = "{ex}/keys/202611e.pem" }}] }} }}
 "#,
         addr = knot.addr,
-        port = knot.addr.port(),
-        key = knot.key.name,
+        primary = ui::knot_server_table(knot, "primary", "tsig.key"),
     )
 }
 
-fn summary(ui: &mut Ui<'_>) -> String {
+fn summary(ui: &UiClient) -> String {
     let plan = ui.get(&format!("/ui/domains/{ZONE}/plan"));
     assert_eq!(plan.status, 200, "{}", plan.body);
     text_of(&plan.body, "plan-summary")
@@ -401,17 +270,15 @@ fn plan_publish_and_check_against_knot() {
     if !mailzone_testkit::require_tools(&["knotd", "kdig", "knsupdate"]) {
         return;
     }
-    let key = TsigKey::generate("mailzone");
     let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=xyz\"\n");
-    let knot =
-        DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap();
+    let knot = ui::start_knot(&[zone]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), knot_config(&knot)).unwrap();
     // A wrong key first: the start's task fails, and the zone stays empty of mailzone's records.
     let wrong = TsigKey::generate("mailzone").secret_base64;
     std::fs::write(dir.path().join("tsig.key"), &wrong).unwrap();
     let service = Service::start(dir.path(), None);
-    let mut ui = Ui::sign_in(&service, dir.path());
+    let ui = sign_in(&service, dir.path());
     let first = service.tasks();
     let id = first[0]["id"].as_str().unwrap().to_string();
     service.wait_for_task(&id, "Failed", Duration::from_secs(20));
@@ -435,7 +302,7 @@ fn plan_publish_and_check_against_knot() {
             .contains(&format!("data-src=\"/ui/domains/{ZONE}/plan\""))
     );
     assert!(page.body.contains("id=\"publish-now\""));
-    let unreadable = summary(&mut ui);
+    let unreadable = summary(&ui);
     assert!(unreadable.contains("The plan failed"), "{unreadable}");
     assert!(!unreadable.contains(&wrong));
     std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
@@ -471,7 +338,7 @@ fn plan_publish_and_check_against_knot() {
     );
     assert!(live.contains("Last task"), "{live}");
     assert!(shown.body.contains(">Succeeded<"), "{}", shown.body);
-    assert_eq!(summary(&mut ui), "In sync");
+    assert_eq!(summary(&ui), "In sync");
     let list = ui.get("/ui/domains");
     let line = row(&list.body, &format!("<tr data-domain=\"{ZONE}\""));
     assert!(line.contains("In sync"), "{line}");
@@ -502,7 +369,7 @@ fn plan_publish_and_check_against_knot() {
     let list = ui.get("/ui/domains?status=errors");
     let line = row(&list.body, &format!("<tr data-domain=\"{ZONE}\""));
     assert!(line.contains(" error"), "{line}");
-    assert_eq!(summary(&mut ui), "1 to add, 0 to update, 0 to delete");
+    assert_eq!(summary(&ui), "1 to add, 0 to update, 0 to delete");
 
     // A domain added through the form inside the zone is created with a task that publishes.
     let made = ui.post(
@@ -543,7 +410,7 @@ dkimManagement = { automatic = { algorithms = ["ed25519-sha256"] } }
 "#;
     std::fs::write(dir.path().join("mailzone.toml"), config).unwrap();
     let service = Service::start(dir.path(), None);
-    let mut ui = Ui::sign_in(&service, dir.path());
+    let ui = sign_in(&service, dir.path());
     // The first view plans the records, which makes the first key (Active: manual DNS).
     ui.get("/ui/domains/keys.test");
     let page = ui.get("/ui/domains/keys.test");

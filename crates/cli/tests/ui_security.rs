@@ -12,34 +12,24 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Service, free_port};
-use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
-use reqwest::blocking::{Client, Response};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use common::ui::{
+    self, Answer, PASSWORD, SESSION_COOKIE, SIGN_IN_COOKIE, UiClient, line_value, set_cookie_line,
+    set_cookies,
+};
+use common::{Service, examples, free_port};
+use mailzone_testkit::{DnsServer, ServerKind, ZoneSpec, poll_until};
+use reqwest::blocking::Client;
+use reqwest::header::{HeaderMap, LOCATION};
 use serde_json::{Value, json};
 
-/// The admin password the tests set (`mailzone admin set-password --password-stdin`).
-const PASSWORD: &str = "correct horse battery staple";
 /// The domain published to the Knot.
 const ZONE: &str = "example.test";
 /// A domain under manual DNS management.
 const MANUAL: &str = "manual.example";
-/// The session cookie and the sign-in form's cookie.
-const SESSION_COOKIE: &str = "mailzone_session";
-const SIGN_IN_COOKIE: &str = "mailzone_sign_in";
 /// The most pages a crawl visits (a guard against a page linking to endless variants).
 const MAX_PAGES: usize = 80;
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .canonicalize()
-        .unwrap()
-}
 
 /// The config: `example.test` published to `knot` (when there is one) by the DNS server
 /// `primary`, and `manual.example` under manual DNS management; `extra` is appended.
@@ -77,28 +67,8 @@ dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"] }} }}
 fn directory(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), config).unwrap();
-    set_password(dir.path(), PASSWORD);
+    ui::set_password(dir.path(), PASSWORD);
     dir
-}
-
-/// `mailzone admin set-password --password-stdin` on the test directory's state.
-pub fn set_password(dir: &Path, password: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["admin", "set-password", "--password-stdin", "--state-dir"])
-        .arg(dir.join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "set-password: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A Knot serving [`ZONE`], or `None` (skip) without one.
@@ -106,41 +76,8 @@ fn start_knot() -> Option<DnsServer> {
     if !ServerKind::Knot.available() {
         return None;
     }
-    let key = TsigKey::generate("mailzone");
     let zone = ZoneSpec::new(ZONE, "@ 3600 IN TXT \"site-verification=ui\"\n");
-    Some(DnsServer::start(ServerKind::Knot, &[zone], &key, &ServerOptions::default()).unwrap())
-}
-
-/// A client that follows no redirect and keeps no cookie: every answer is seen as sent.
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-/// The `Set-Cookie` headers of an answer.
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect()
-}
-
-/// The `Set-Cookie` line setting cookie `name`, if any.
-fn set_cookie_of(headers: &HeaderMap, name: &str) -> Option<String> {
-    set_cookies(headers)
-        .into_iter()
-        .find(|line| line.starts_with(&format!("{name}=")))
-}
-
-/// The value a `Set-Cookie` line gives its cookie.
-fn cookie_value(line: &str) -> String {
-    let pair = line.split(';').next().unwrap();
-    pair.split_once('=').unwrap().1.to_string()
+    Some(ui::start_knot(&[zone]))
 }
 
 /// The attributes of a `Set-Cookie` line after the name=value pair, trimmed.
@@ -172,15 +109,6 @@ fn assert_cookie_flags(what: &str, line: &str, https: bool) {
             .any(|a| a.to_ascii_lowercase().starts_with("domain=")),
         "{what}: a Domain attribute widens the cookie to other hosts: {line}"
     );
-}
-
-/// The answer's `Location` header.
-fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
 }
 
 /// HTML entities maud writes, decoded.
@@ -355,156 +283,51 @@ fn ui_links(html: &str) -> Vec<String> {
         .collect()
 }
 
-/// The service's UI over HTTP (or HTTPS through `client`).
-struct Ui {
-    base: String,
-    client: Client,
-}
-
-/// A signed-in session: its cookie value and the CSRF token of its forms.
-#[derive(Clone, Debug)]
-struct Signed {
-    cookie: String,
-    csrf: String,
-}
-
-impl Ui {
-    fn new(service: &Service) -> Ui {
-        Ui {
-            base: format!("http://{}", service.addr),
-            client: http(),
+/// Every page reachable from `/ui/domains` and the [`promised_pages`] that exist, with
+/// the POST forms found on them. `(pages, forms)`.
+fn crawl(session: &UiClient) -> (Vec<String>, Vec<Form>) {
+    let mut queue: VecDeque<String> = VecDeque::from(vec!["/ui/domains".to_string()]);
+    queue.extend(promised_pages());
+    let mut seen = BTreeSet::new();
+    let mut pages = Vec::new();
+    let mut forms = Vec::new();
+    let mut missing = Vec::new();
+    while let Some(path) = queue.pop_front() {
+        if !seen.insert(path.clone()) || pages.len() >= MAX_PAGES {
+            continue;
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// GET `path` with the session's cookie (none without).
-    fn get(&self, path: &str, session: Option<&Signed>) -> Response {
-        let mut request = self.client.get(self.url(path));
-        if let Some(session) = session {
-            request = request.header("Cookie", format!("{SESSION_COOKIE}={}", session.cookie));
+        let answer = session.get(&path);
+        let status = answer.status;
+        if status == 404 {
+            missing.push(path);
+            continue;
         }
-        request.send().unwrap()
-    }
-
-    /// POST the form `fields` to `path` with the session's cookie (none without).
-    fn post(&self, path: &str, session: Option<&Signed>, fields: &[(String, String)]) -> Response {
-        let mut request = self.client.post(self.url(path)).form(fields);
-        if let Some(session) = session {
-            request = request.header("Cookie", format!("{SESSION_COOKIE}={}", session.cookie));
-        }
-        request.send().unwrap()
-    }
-
-    /// Loads the sign-in form: the `Set-Cookie` line of its cookie and its CSRF token.
-    fn sign_in_form(&self) -> (String, String) {
-        let page = self.get("/ui/sign-in", None);
-        assert_eq!(page.status(), 200);
-        let line = set_cookie_of(page.headers(), SIGN_IN_COOKIE)
-            .unwrap_or_else(|| panic!("no {SIGN_IN_COOKIE} cookie: {:?}", page.headers()));
-        let html = page.text().unwrap();
-        let csrf = post_forms("/ui/sign-in", &html)
-            .iter()
-            .flat_map(|f| f.fields.clone())
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v)
-            .expect("the sign-in form carries a CSRF token");
-        (line, csrf)
-    }
-
-    /// Posts the sign-in form with `secret`; the answer.
-    fn post_sign_in(&self, secret: &str) -> Response {
-        let (line, csrf) = self.sign_in_form();
-        let fields = [
-            ("csrf", csrf.as_str()),
-            ("secret", secret),
-            ("next", "/ui/domains"),
-        ];
-        self.client
-            .post(self.url("/ui/sign-in"))
-            .header(
-                "Cookie",
-                format!("{SIGN_IN_COOKIE}={}", cookie_value(&line)),
-            )
-            .form(&fields)
-            .send()
-            .unwrap()
-    }
-
-    /// Signs in with the admin password; the session.
-    fn sign_in(&self) -> Signed {
-        let answer = self.post_sign_in(PASSWORD);
-        assert_eq!(answer.status(), 303, "sign-in: {:?}", answer.headers());
-        let line = set_cookie_of(answer.headers(), SESSION_COOKIE)
-            .unwrap_or_else(|| panic!("no session cookie: {:?}", answer.headers()));
-        let cookie = cookie_value(&line);
-        let page = self.get(
-            "/ui/domains",
-            Some(&Signed {
-                cookie: cookie.clone(),
-                csrf: String::new(),
-            }),
+        assert!(
+            status == 200 || status == 303,
+            "GET {path} signed in: {status}"
         );
-        assert_eq!(page.status(), 200, "the first page after sign-in");
-        let html = page.text().unwrap();
-        let csrf = post_forms("/ui/domains", &html)
-            .iter()
-            .flat_map(|f| f.fields.clone())
-            .find(|(k, _)| k == "csrf")
-            .map(|(_, v)| v)
-            .expect("a signed-in page carries the sign-out form and its CSRF token");
-        Signed { cookie, csrf }
-    }
-
-    /// Every page reachable from `/ui/domains` and the [`promised_pages`] that exist, with
-    /// the POST forms found on them. `(pages, forms)`.
-    fn crawl(&self, session: &Signed) -> (Vec<String>, Vec<Form>) {
-        let mut queue: VecDeque<String> = VecDeque::from(vec!["/ui/domains".to_string()]);
-        queue.extend(promised_pages());
-        let mut seen = BTreeSet::new();
-        let mut pages = Vec::new();
-        let mut forms = Vec::new();
-        let mut missing = Vec::new();
-        while let Some(path) = queue.pop_front() {
-            if !seen.insert(path.clone()) || pages.len() >= MAX_PAGES {
-                continue;
-            }
-            let answer = self.get(&path, Some(session));
-            let status = answer.status().as_u16();
-            if status == 404 {
-                missing.push(path);
-                continue;
-            }
-            assert!(
-                status == 200 || status == 303,
-                "GET {path} signed in: {status}"
-            );
-            pages.push(path.clone());
-            if status == 303 {
-                queue.push_back(location(&answer));
-                continue;
-            }
-            let is_html = answer
-                .headers()
-                .get("content-type")
-                .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
-            if !is_html {
-                continue;
-            }
-            let html = answer.text().unwrap();
-            queue.extend(ui_links(&html));
-            forms.extend(post_forms(&path, &html));
+        pages.push(path.clone());
+        if status == 303 {
+            queue.push_back(answer.location);
+            continue;
         }
-        if !missing.is_empty() {
-            eprintln!("UI pages not there (404 signed in): {missing:?}");
+        let is_html = answer
+            .headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+        if !is_html {
+            continue;
         }
-        // One form per action: the same button repeated on several pages posts alike.
-        let mut actions = BTreeSet::new();
-        forms.retain(|form| actions.insert(form.action.clone()));
-        (pages, forms)
+        queue.extend(ui_links(&answer.body));
+        forms.extend(post_forms(&path, &answer.body));
     }
+    if !missing.is_empty() {
+        eprintln!("UI pages not there (404 signed in): {missing:?}");
+    }
+    // One form per action: the same button repeated on several pages posts alike.
+    let mut actions = BTreeSet::new();
+    forms.retain(|form| actions.insert(form.action.clone()));
+    (pages, forms)
 }
 
 /// The pages the UI promises (its stable hooks), for the service of [`config`] with a Knot.
@@ -603,9 +426,9 @@ fn knot_service() -> Option<(DnsServer, tempfile::TempDir, Service)> {
 }
 
 /// Asserts that `answer` sends the browser to the sign-in page (303).
-fn assert_to_sign_in(what: &str, answer: &Response) {
-    assert_eq!(answer.status(), 303, "{what}: {:?}", answer.headers());
-    let to = location(answer);
+fn assert_to_sign_in(what: &str, answer: &Answer) {
+    assert_eq!(answer.status, 303, "{what}: {:?}", answer.headers);
+    let to = &answer.location;
     assert!(
         to == "/ui/sign-in" || to.starts_with("/ui/sign-in?"),
         "{what}: redirected to {to:?}"
@@ -620,9 +443,9 @@ fn every_ui_page_and_form_needs_a_session() {
     let Some((_knot, _dir, service)) = knot_service() else {
         return;
     };
-    let ui = Ui::new(&service);
-    let session = ui.sign_in();
-    let (pages, forms) = ui.crawl(&session);
+    let session = UiClient::sign_in(&service, PASSWORD);
+    let signed_out = UiClient::new(&service);
+    let (pages, forms) = crawl(&session);
     assert!(pages.len() >= 2, "the crawl found {pages:?}");
     eprintln!(
         "{} pages, {} forms: {pages:?} {:?}",
@@ -630,18 +453,19 @@ fn every_ui_page_and_form_needs_a_session() {
         forms.len(),
         forms.iter().map(|f| &f.action).collect::<Vec<_>>()
     );
-    let forged = Signed {
-        cookie: "not-a-session-cookie-value-at-all-0123456789".to_string(),
-        csrf: session.csrf.clone(),
-    };
+    let forged = session.with_session(
+        Some("not-a-session-cookie-value-at-all-0123456789"),
+        session.csrf(),
+    );
+    let visitors = [("signed out", &signed_out), ("forged cookie", &forged)];
     for page in &pages {
-        for who in [None, Some(&forged)] {
-            let answer = ui.get(page, who);
-            assert_to_sign_in(&format!("GET {page} ({who:?})"), &answer);
+        for (who, client) in visitors {
+            let answer = client.get(page);
+            assert_to_sign_in(&format!("GET {page} ({who})"), &answer);
             if page != "/ui/" {
                 let next: String = url_encoded(page);
                 assert_eq!(
-                    location(&answer),
+                    answer.location,
                     format!("/ui/sign-in?next={next}"),
                     "GET {page} comes back after signing in"
                 );
@@ -649,9 +473,9 @@ fn every_ui_page_and_form_needs_a_session() {
         }
     }
     for form in forms.iter().filter(|f| is_signed_in_action(&f.action)) {
-        for who in [None, Some(&forged)] {
-            let answer = ui.post(&form.action, who, &form.fields);
-            assert_to_sign_in(&format!("POST {} ({who:?})", form.action), &answer);
+        for (who, client) in visitors {
+            let answer = client.post_raw(&form.action, &form.fields);
+            assert_to_sign_in(&format!("POST {} ({who})", form.action), &answer);
         }
     }
 }
@@ -684,15 +508,18 @@ fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
     let Some((knot, _dir, service)) = knot_service() else {
         return;
     };
-    let ui = Ui::new(&service);
-    let session = ui.sign_in();
-    let other = ui.sign_in();
-    assert_ne!(session.csrf, other.csrf, "each session has its own token");
+    let session = UiClient::sign_in(&service, PASSWORD);
+    let other = session.sign_in_again(PASSWORD);
+    assert_ne!(
+        session.csrf(),
+        other.csrf(),
+        "each session has its own token"
+    );
     // A first reading may make a domain's DKIM keys (made when its records are first
     // computed, as the API's records do); reading again changes nothing.
-    let (_, forms) = ui.crawl(&session);
+    let (_, forms) = crawl(&session);
     let before = snapshot(&service, &knot);
-    ui.crawl(&session);
+    crawl(&session);
     assert_eq!(
         snapshot(&service, &knot),
         before,
@@ -701,17 +528,15 @@ fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
     for form in forms.iter().filter(|f| is_signed_in_action(&f.action)) {
         let without = form.without_csrf();
         let mut stale = without.clone();
-        stale.push(("csrf".to_string(), other.csrf.clone()));
+        stale.push(("csrf".to_string(), other.csrf().to_string()));
         for (how, fields) in [("without", &without), ("with another session's", &stale)] {
-            let answer = ui.post(&form.action, Some(&session), fields);
+            let answer = session.post_raw(&form.action, fields);
             assert_eq!(
-                answer.status(),
-                403,
+                answer.status, 403,
                 "POST {} (a form of {}) {how} CSRF token",
-                form.action,
-                form.page
+                form.action, form.page
             );
-            assert_security_headers(&format!("403 of {}", form.action), answer.headers());
+            assert_security_headers(&format!("403 of {}", form.action), &answer.headers);
         }
     }
     // Forms every page must have once the pages exist.
@@ -725,9 +550,9 @@ fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
     );
 
     // Sign-out without the token: the session stays open.
-    let answer = ui.post("/ui/sign-out", Some(&session), &[]);
-    assert_ne!(answer.status(), 200);
-    assert_eq!(ui.get("/ui/domains", Some(&session)).status(), 200);
+    let answer = session.post_raw::<&str, &str>("/ui/sign-out", &[]);
+    assert_ne!(answer.status, 200);
+    assert_eq!(session.get("/ui/domains").status, 200);
 }
 
 /// The sign-in form posted without its own cookie and token is refused (403), and a wrong
@@ -737,31 +562,30 @@ fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
 fn sign_in_cookies_are_http_only_strict_and_scoped_to_the_ui() {
     let dir = directory(&config(None, ""));
     let service = Service::start(dir.path(), None);
-    let ui = Ui::new(&service);
+    let ui = UiClient::new(&service);
 
     let (line, csrf) = ui.sign_in_form();
     assert_cookie_flags("sign-in cookie", &line, false);
 
-    let forged = ui
-        .client
-        .post(ui.url("/ui/sign-in"))
-        .form(&[("csrf", csrf.as_str()), ("secret", PASSWORD)])
-        .send()
-        .unwrap();
-    assert_eq!(forged.status(), 403, "a sign-in without the form's cookie");
-    assert!(set_cookie_of(forged.headers(), SESSION_COOKIE).is_none());
+    // Signed out, the client sends no cookie: the form's token without the form's cookie.
+    let forged = ui.post_raw(
+        "/ui/sign-in",
+        &[("csrf", csrf.as_str()), ("secret", PASSWORD)],
+    );
+    assert_eq!(forged.status, 403, "a sign-in without the form's cookie");
+    assert!(set_cookie_line(&forged.headers, SESSION_COOKIE).is_none());
 
     let wrong = ui.post_sign_in("not the password at all");
-    assert_eq!(wrong.status(), 401);
-    assert!(set_cookie_of(wrong.headers(), SESSION_COOKIE).is_none());
+    assert_eq!(wrong.status, 401);
+    assert!(set_cookie_line(&wrong.headers, SESSION_COOKIE).is_none());
     let token = ui.post_sign_in("mzt_not-a-token");
-    assert_eq!(token.status(), 401);
+    assert_eq!(token.status, 401);
 
     let answer = ui.post_sign_in(PASSWORD);
-    assert_eq!(answer.status(), 303);
-    let line = set_cookie_of(answer.headers(), SESSION_COOKIE).expect("a session cookie");
+    assert_eq!(answer.status, 303);
+    let line = set_cookie_line(&answer.headers, SESSION_COOKIE).expect("a session cookie");
     assert_cookie_flags("session cookie", &line, false);
-    assert!(cookie_value(&line).len() >= 43, "256 random bits: {line}");
+    assert!(line_value(&line).len() >= 43, "256 random bits: {line}");
     // The session cookie lives as long as the browser (no Max-Age or Expires): the idle
     // expiry is the server's.
     assert!(
@@ -772,15 +596,39 @@ fn sign_in_cookies_are_http_only_strict_and_scoped_to_the_ui() {
         "{line}"
     );
     // The sign-in form's cookie is deleted once used.
-    let cleared = set_cookie_of(answer.headers(), SIGN_IN_COOKIE).expect("sign-in cookie cleared");
+    let cleared = set_cookie_line(&answer.headers, SIGN_IN_COOKIE).expect("sign-in cookie cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert_cookie_flags("cleared sign-in cookie", &cleared, false);
 
     // An API token signs in too.
     let answer = ui.post_sign_in(&service.token);
-    assert_eq!(answer.status(), 303);
-    let line = set_cookie_of(answer.headers(), SESSION_COOKIE).expect("a session cookie");
+    assert_eq!(answer.status, 303);
+    let line = set_cookie_line(&answer.headers, SESSION_COOKIE).expect("a session cookie");
     assert_cookie_flags("token session cookie", &line, false);
+
+    // The CSRF tokens the client reads are the forms' own fields (as the HTML scanner
+    // reads the forms): the sign-in form's, and a signed-in page's sign-out form's.
+    let form_csrf = |page: &str, html: &str, action: &str| {
+        post_forms(page, html)
+            .into_iter()
+            .filter(|f| f.action == action)
+            .flat_map(|f| f.fields)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v)
+    };
+    let page = ui.get("/ui/sign-in");
+    assert_eq!(
+        form_csrf("/ui/sign-in", &page.body, "/ui/sign-in"),
+        Some(ui::hidden_value(&page.body, "csrf")),
+        "the sign-in form carries a CSRF token"
+    );
+    let session = ui.sign_in_again(PASSWORD);
+    let page = session.get("/ui/domains");
+    assert_eq!(
+        form_csrf("/ui/domains", &page.body, "/ui/sign-out").as_deref(),
+        Some(session.csrf()),
+        "a signed-in page carries the sign-out form and its CSRF token"
+    );
 }
 
 /// Under `[serve.tls]` the service speaks HTTPS only, and both cookies are `Secure` too.
@@ -803,23 +651,20 @@ fn cookies_are_secure_when_the_service_speaks_https() {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let ui = Ui {
-        base: format!("https://mail.example.org:{}", service.addr.port()),
+    let ui = UiClient::with_client(
+        &format!("https://mail.example.org:{}", service.addr.port()),
         client,
-    };
+    );
     let (line, _) = ui.sign_in_form();
     assert_cookie_flags("sign-in cookie over HTTPS", &line, true);
     let answer = ui.post_sign_in(PASSWORD);
-    assert_eq!(answer.status(), 303);
-    let line = set_cookie_of(answer.headers(), SESSION_COOKIE).expect("a session cookie");
+    assert_eq!(answer.status, 303);
+    let line = set_cookie_line(&answer.headers, SESSION_COOKIE).expect("a session cookie");
     assert_cookie_flags("session cookie over HTTPS", &line, true);
-    let session = Signed {
-        cookie: cookie_value(&line),
-        csrf: String::new(),
-    };
-    let page = ui.get("/ui/domains", Some(&session));
-    assert_eq!(page.status(), 200);
-    assert_security_headers("a page over HTTPS", page.headers());
+    let session = ui.with_session(Some(&line_value(&line)), "");
+    let page = session.get("/ui/domains");
+    assert_eq!(page.status, 200);
+    assert_security_headers("a page over HTTPS", &page.headers);
 }
 
 /// A session unused for 30 minutes ends: the next request goes to the sign-in page and
@@ -830,7 +675,7 @@ fn cookies_are_secure_when_the_service_speaks_https() {
 fn a_session_idle_for_30_minutes_ends_and_a_recent_one_stays() {
     let dir = directory(&config(None, ""));
     let service = Service::start(dir.path(), None);
-    let ui = Ui::new(&service);
+    let ui = UiClient::new(&service);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -870,18 +715,15 @@ fn a_session_idle_for_30_minutes_ends_and_a_recent_one_stays() {
             .unwrap();
         store.close().await;
     });
-    let session = |cookie: &str| Signed {
-        cookie: cookie.to_string(),
-        csrf: String::new(),
-    };
+    let session = |cookie: &str| ui.with_session(Some(cookie), "");
     assert_to_sign_in(
         "a session idle for 30 minutes",
-        &ui.get("/ui/domains", Some(&session(idle))),
+        &session(idle).get("/ui/domains"),
     );
     assert_eq!(last_seen(idle), None, "the idle session is deleted");
-    assert_to_sign_in("again", &ui.get("/ui/domains", Some(&session(idle))));
+    assert_to_sign_in("again", &session(idle).get("/ui/domains"));
 
-    assert_eq!(ui.get("/ui/domains", Some(&session(recent))).status(), 200);
+    assert_eq!(session(recent).get("/ui/domains").status, 200);
     let seen = last_seen(recent).expect("the recent session is kept");
     assert!(seen >= now, "its last use is now: {seen} < {now}");
 }
@@ -936,16 +778,13 @@ fn every_ui_answer_carries_the_security_headers() {
     let Some((_knot, _dir, service)) = knot_service() else {
         return;
     };
-    let ui = Ui::new(&service);
-    let session = ui.sign_in();
-    let (pages, _) = ui.crawl(&session);
+    let ui = UiClient::new(&service);
+    let session = ui.sign_in_again(PASSWORD);
+    let (pages, _) = crawl(&session);
     for page in &pages {
-        let answer = ui.get(page, Some(&session));
-        assert_security_headers(&format!("GET {page}"), answer.headers());
-        assert_security_headers(
-            &format!("GET {page} signed out"),
-            ui.get(page, None).headers(),
-        );
+        let answer = session.get(page);
+        assert_security_headers(&format!("GET {page}"), &answer.headers);
+        assert_security_headers(&format!("GET {page} signed out"), &ui.get(page).headers);
     }
     for path in [
         "/ui/sign-in",
@@ -953,29 +792,26 @@ fn every_ui_answer_carries_the_security_headers() {
         "/ui/assets/app.js",
         "/ui/domains/no-such-domain.test",
     ] {
-        assert_security_headers(
-            &format!("GET {path}"),
-            ui.get(path, Some(&session)).headers(),
-        );
+        assert_security_headers(&format!("GET {path}"), &session.get(path).headers);
     }
     let wrong = ui.post_sign_in("not the password at all");
-    assert_eq!(wrong.status(), 401);
-    assert_security_headers("a refused sign-in", wrong.headers());
-    let refused = ui.post("/ui/sign-in", None, &[]);
-    assert_security_headers("a sign-in without its token", refused.headers());
+    assert_eq!(wrong.status, 401);
+    assert_security_headers("a refused sign-in", &wrong.headers);
+    let refused = ui.post_raw::<&str, &str>("/ui/sign-in", &[]);
+    assert_security_headers("a sign-in without its token", &refused.headers);
 }
 
-/// Follows the redirects of a GET from `path` (at most 5) with the session's cookie;
-/// every path passed through and the final answer's status.
-fn follow(ui: &Ui, path: &str, session: Option<&Signed>) -> (Vec<String>, u16) {
+/// Follows the redirects of a GET from `path` (at most 5) with the client's session
+/// cookie; every path passed through and the final answer's status.
+fn follow(client: &UiClient, path: &str) -> (Vec<String>, u16) {
     let mut path = path.to_string();
     let mut hops = vec![path.clone()];
     for _ in 0..5 {
-        let answer = ui.get(&path, session);
-        if answer.status() != 303 {
-            return (hops, answer.status().as_u16());
+        let answer = client.get(&path);
+        if answer.status != 303 {
+            return (hops, answer.status);
         }
-        path = location(&answer);
+        path = answer.location;
         hops.push(path.clone());
     }
     panic!("redirect loop: {hops:?}")
@@ -987,16 +823,16 @@ fn follow(ui: &Ui, path: &str, session: Option<&Signed>) -> (Vec<String>, u16) {
 fn the_root_leads_to_the_domains_list_or_the_sign_in_page() {
     let dir = directory(&config(None, ""));
     let service = Service::start(dir.path(), None);
-    let ui = Ui::new(&service);
-    let session = ui.sign_in();
+    let ui = UiClient::new(&service);
+    let session = ui.sign_in_again(PASSWORD);
     for root in ["/", "/ui", "/ui/"] {
-        let (hops, status) = follow(&ui, root, Some(&session));
+        let (hops, status) = follow(&session, root);
         assert_eq!(
             (hops.last().map(String::as_str), status),
             (Some("/ui/domains"), 200),
             "signed in, {root}: {hops:?}"
         );
-        let (hops, status) = follow(&ui, root, None);
+        let (hops, status) = follow(&ui, root);
         assert!(
             hops.last().is_some_and(|p| p.starts_with("/ui/sign-in")) && status == 200,
             "signed out, {root}: {hops:?} ended in {status}"
@@ -1011,7 +847,7 @@ fn the_root_leads_to_the_domains_list_or_the_sign_in_page() {
 fn public_endpoints_are_served_by_host_without_sign_in() {
     let dir = directory(&config(None, ""));
     let service = Service::start(dir.path(), None);
-    let client = http();
+    let client = ui::http_client();
     let policy = client
         .get(service.url("/.well-known/mta-sts.txt"))
         .header("Host", format!("mta-sts.{MANUAL}"))
@@ -1067,32 +903,23 @@ fn public_endpoints_are_served_by_host_without_sign_in() {
 fn sign_out_ends_the_session_for_good() {
     let dir = directory(&config(None, ""));
     let service = Service::start(dir.path(), None);
-    let ui = Ui::new(&service);
-    let session = ui.sign_in();
-    let kept = ui.sign_in();
-    let answer = ui.post(
-        "/ui/sign-out",
-        Some(&session),
-        &[("csrf".to_string(), session.csrf.clone())],
-    );
+    let session = UiClient::sign_in(&service, PASSWORD);
+    let kept = session.sign_in_again(PASSWORD);
+    let answer = session.post("/ui/sign-out", &[]);
     assert_to_sign_in("sign-out", &answer);
-    let cleared = set_cookie_of(answer.headers(), SESSION_COOKIE).expect("the cookie is cleared");
+    let cleared = set_cookie_line(&answer.headers, SESSION_COOKIE).expect("the cookie is cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    assert_eq!(cookie_value(&cleared), "");
-    assert_to_sign_in("the old cookie", &ui.get("/ui/domains", Some(&session)));
+    assert_eq!(line_value(&cleared), "");
+    assert_to_sign_in("the old cookie", &session.get("/ui/domains"));
     assert_to_sign_in(
         "a form with the old cookie and its token",
-        &ui.post(
-            "/ui/sign-out",
-            Some(&session),
-            &[("csrf".to_string(), session.csrf.clone())],
-        ),
+        &session.post("/ui/sign-out", &[]),
     );
     // The sign-in page no longer sees a session and shows its form.
-    let page = ui.get("/ui/sign-in", Some(&session));
-    assert_eq!(page.status(), 200);
+    let page = session.get("/ui/sign-in");
+    assert_eq!(page.status, 200);
     // Another session of the same admin is not ended.
-    assert_eq!(ui.get("/ui/domains", Some(&kept)).status(), 200);
+    assert_eq!(kept.get("/ui/domains").status, 200);
 }
 
 #[test]

@@ -6,38 +6,16 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::ui::{self, PASSWORD, UiClient};
 use common::{Service, client};
-use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec, poll_until};
+use mailzone_testkit::{DnsServer, TsigKey, ZoneSpec, poll_until};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// The config: `primary` (the right key, in `tsig.key`) publishes example.test; `badkey`
 /// (a wrong key, in `bad.key`) publishes bad.test, so its task fails with a TSIG error.
 fn config(knot: &DnsServer) -> String {
-    let server = |name: &str, key_file: &str| {
-        format!(
-            r#"
-[dnsServer.{name}]
-kind = "rfc2136"
-host = "127.0.0.1"
-port = {port}
-keyName = "{key}"
-keyFile = "{key_file}"
-authoritativeServers = ["{addr}"]
-pollingInterval = "100ms"
-propagationTimeout = "30s"
-"#,
-            port = knot.addr.port(),
-            key = knot.key.name,
-            addr = knot.addr,
-        )
-    };
     format!(
         r#"
 [server]
@@ -52,8 +30,8 @@ dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"] }} }}
 dnsManagement = {{ automatic = {{ dnsServer = "badkey", publishRecords = ["mx"] }} }}
 dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"] }} }}
 "#,
-        primary = server("primary", "tsig.key"),
-        badkey = server("badkey", "bad.key"),
+        primary = ui::knot_server_table(knot, "primary", "tsig.key"),
+        badkey = ui::knot_server_table(knot, "badkey", "bad.key"),
     )
 }
 
@@ -63,151 +41,16 @@ fn start() -> Option<(DnsServer, tempfile::TempDir, Service, String)> {
     if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
         return None;
     }
-    let key = TsigKey::generate("mailzone");
     let zones = ["example.test", "api.test", "bad.test"].map(|z| ZoneSpec::new(z, ""));
-    let knot = DnsServer::start(ServerKind::Knot, &zones, &key, &ServerOptions::default()).unwrap();
+    let knot = ui::start_knot(&zones);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("mailzone.toml"), config(&knot)).unwrap();
     std::fs::write(dir.path().join("tsig.key"), &knot.key.secret_base64).unwrap();
     let wrong = TsigKey::generate("mailzone").secret_base64;
     std::fs::write(dir.path().join("bad.key"), &wrong).unwrap();
-    set_password(dir.path());
+    ui::set_password(dir.path(), PASSWORD);
     let service = Service::start(dir.path(), None);
     Some((knot, dir, service, wrong))
-}
-
-fn set_password(dir: &std::path::Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
-        .args(["admin", "set-password", "--password-stdin", "--state-dir"])
-        .arg(dir.join("state"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A signed-in browser without a browser: the session cookie, the CSRF token, and every
-/// page body it was given (to look for secrets in).
-struct Ui {
-    base: String,
-    cookie: String,
-    csrf: String,
-    http: reqwest::blocking::Client,
-    seen: RefCell<String>,
-}
-
-/// What a request answered: status, `Location` (redirects are not followed), body.
-struct Answer {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-/// The value of the first `name="<name>" value="…"` in a page.
-fn hidden_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name}: {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-/// The `name=value` of a `Set-Cookie` header for cookie `name`.
-fn set_cookie(response: &reqwest::blocking::Response, name: &str) -> String {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie"))
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-impl Ui {
-    fn sign_in(service: &Service) -> Ui {
-        let http = reqwest::blocking::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
-        let base = service.url("");
-        let form = http.get(format!("{base}/ui/sign-in")).send().unwrap();
-        let sign_in_cookie = set_cookie(&form, "mailzone_sign_in");
-        let csrf = hidden_value(&form.text().unwrap(), "csrf");
-        let signed = http
-            .post(format!("{base}/ui/sign-in"))
-            .header("Cookie", &sign_in_cookie)
-            .form(&[("csrf", csrf.as_str()), ("secret", PASSWORD)])
-            .send()
-            .unwrap();
-        assert_eq!(signed.status().as_u16(), 303, "sign-in refused");
-        let cookie = set_cookie(&signed, "mailzone_session");
-        let mut ui = Ui {
-            base,
-            cookie,
-            csrf: String::new(),
-            http,
-            seen: RefCell::new(String::new()),
-        };
-        let page = ui.get("/ui/tasks");
-        assert_eq!(page.status, 200, "{}", page.body);
-        ui.csrf = hidden_value(&page.body, "csrf");
-        ui
-    }
-
-    fn answer(&self, response: reqwest::blocking::Response) -> Answer {
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let body = response.text().unwrap();
-        self.seen.borrow_mut().push_str(&body);
-        Answer {
-            status,
-            location,
-            body,
-        }
-    }
-
-    fn get(&self, path: &str) -> Answer {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("Cookie", &self.cookie)
-            .send()
-            .unwrap();
-        self.answer(response)
-    }
-
-    /// POSTs a form with the session's CSRF token.
-    fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
-        let mut form = vec![("csrf", self.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("Cookie", &self.cookie)
-            .form(&form)
-            .send()
-            .unwrap();
-        self.answer(response)
-    }
 }
 
 /// The element with `id="<id>"`: its opening tag and what follows, up to `len` bytes.
@@ -236,7 +79,7 @@ fn dns_servers_are_created_edited_tested_and_deleted_through_the_forms() {
     let Some((knot, _dir, service, wrong)) = start() else {
         return;
     };
-    let ui = Ui::sign_in(&service);
+    let ui = UiClient::sign_in(&service, PASSWORD);
     let secret = knot.key.secret_base64.clone();
     let port = knot.addr.port().to_string();
 
@@ -444,7 +287,7 @@ fn dns_servers_are_created_edited_tested_and_deleted_through_the_forms() {
     assert_eq!(ui.post("/ui/dns-servers/cf/delete", &[]).status, 303);
 
     // No page held a secret: not the key, not the wrong one, not the token.
-    let seen = ui.seen.borrow();
+    let seen = ui.seen();
     assert!(!seen.contains(token), "the token is in a page");
     for secret in [&secret, &wrong] {
         assert!(!seen.contains(secret.as_str()), "a secret is in a page");
@@ -461,7 +304,7 @@ fn tasks_show_failures_and_retry_reschedule_and_cancel_change_the_store() {
     let Some((knot, dir, service, wrong)) = start() else {
         return;
     };
-    let ui = Ui::sign_in(&service);
+    let ui = UiClient::sign_in(&service, PASSWORD);
 
     // The start-up tasks: example.test publishes, bad.test fails on its wrong key.
     let mut bad_id = None;
@@ -610,7 +453,7 @@ fn tasks_show_failures_and_retry_reschedule_and_cancel_change_the_store() {
     assert_eq!(status, 409, "{e}");
     assert_eq!(service.post("/api/v1/tasks/nope/cancel", &json!({})).0, 404);
 
-    let seen = ui.seen.borrow();
+    let seen = ui.seen();
     for secret in [&knot.key.secret_base64, &wrong] {
         assert!(!seen.contains(secret.as_str()), "a secret is in a page");
     }

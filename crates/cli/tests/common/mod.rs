@@ -1,7 +1,9 @@
 //! Shared by the CLI's integration tests: the `mailzone` command run on a test directory
 //! (`mailzone.toml` and `state/` in it), the DKIM stage helpers, the test venv's Python, and a
-//! `mailzone serve` process.
+//! `mailzone serve` process; in [`ui`], the web UI over HTTP.
 #![allow(dead_code)] // each test binary uses its own part
+
+pub mod ui;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -12,6 +14,14 @@ use std::time::Duration;
 
 use mailzone_testkit::poll_until;
 use serde_json::Value;
+
+/// The repository's `examples/` (certificates, DKIM keys).
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .canonicalize()
+        .unwrap()
+}
 
 /// `mailzone ARGS --config DIR/mailzone.toml --state-dir DIR/state`.
 pub fn mailzone(dir: &Path, args: &[&str]) -> Output {
