@@ -677,6 +677,17 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // The pages not on the way above, for axe, the secrets grep and a screenshot each.
+    s.step("the other pages");
+    s.visit(&format!("/ui/tasks/{failed}"), "task").await;
+    s.visit(&format!("/ui/domains/{ZONE}/edit"), "domain-edit")
+        .await;
+    s.visit(&format!("/ui/domains/{ZONE}/plan"), "domain-plan-page")
+        .await;
+    s.visit("/ui/dns-servers/knot/edit", "dns-server-edit")
+        .await;
+    s.visit("/ui/no-such-page", "not-found").await;
+
     // Copy buttons put the exact values on the clipboard: an owner name and a long DKIM
     // TXT value (an RSA key, longer than one TXT string).
     s.step("copy buttons");
