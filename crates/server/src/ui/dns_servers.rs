@@ -20,7 +20,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{Nav, Page, error_page};
+use super::layout::{self, Nav, Page, error_page};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::dns_servers::{
@@ -143,13 +143,7 @@ async fn list(
         } @else {
             div.table-wrap tabindex="0" role="region" aria-label="DNS servers" {
                 table #dns-servers {
-                    thead { tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Kind" }
-                        th scope="col" { "Endpoint" }
-                        th scope="col" { "Source" }
-                        th scope="col" { "Domains using it" }
-                    } }
+                    (layout::column_headers(&["Name", "Kind", "Endpoint", "Source", "Domains using it"]))
                     tbody {
                         @for server in &loaded.config.dns_servers {
                             @let users = domains_using(&loaded.config, &server.name);

@@ -232,12 +232,7 @@ fn records_section(domain: &Domain, records: &[DesiredRecord]) -> Markup {
                 h3 #(format!("records-{}", purpose.name())) { (purpose_label(purpose)) }
                 div.table-wrap tabindex="0" role="region" aria-label=(purpose_label(purpose)) {
                     table.records data-purpose=(purpose.name()) {
-                        thead { tr {
-                            th scope="col" { "Name" }
-                            th scope="col" { "Type" }
-                            th scope="col" { "TTL" }
-                            th scope="col" { "Value" }
-                        } }
+                        (layout::column_headers(&["Name", "Type", "TTL", "Value"]))
                         tbody {
                             @for record in group {
                                 tr.record {
@@ -385,11 +380,7 @@ fn plan_result(result: &Result<mailzone_engine::ReconcileReport, ApiError>) -> M
             @if !entries.is_empty() {
                 div.table-wrap tabindex="0" role="region" aria-label="Planned changes" {
                     table #plan-changes {
-                        thead { tr {
-                            th scope="col" { "Change" }
-                            th scope="col" { "Purpose" }
-                            th scope="col" { "Records" }
-                        } }
+                        (layout::column_headers(&["Change", "Purpose", "Records"]))
                         tbody {
                             @for (_, entry) in &entries {
                                 @match entry {
@@ -511,13 +502,7 @@ fn check_section(state: &AppState, session: &Session, domain: &Domain, now: i64)
                 } @else {
                     div.table-wrap tabindex="0" role="region" aria-label="Findings" {
                         table #findings {
-                            thead { tr {
-                                th scope="col" { "Severity" }
-                                th scope="col" { "Finding" }
-                                th scope="col" { "Seen" }
-                                th scope="col" { "Expected" }
-                                th scope="col" { "Fix" }
-                            } }
+                            (layout::column_headers(&["Severity", "Finding", "Seen", "Expected", "Fix"]))
                             tbody {
                                 @for f in &last.findings {
                                     tr.finding data-code=(f.code) {
@@ -616,14 +601,7 @@ fn dkim_section(
                 Ok(keys) if keys.is_empty() => p.muted { "No key yet: the first publication or records view makes one." },
                 Ok(keys) => div.table-wrap tabindex="0" role="region" aria-label="DKIM keys" {
                     table #dkim-keys {
-                        thead { tr {
-                            th scope="col" { "Selector" }
-                            th scope="col" { "Algorithm" }
-                            th scope="col" { "Stage" }
-                            th scope="col" { "Source" }
-                            th scope="col" { "Created" }
-                            th scope="col" { "Next transition" }
-                        } }
+                        (layout::column_headers(&["Selector", "Algorithm", "Stage", "Source", "Created", "Next transition"]))
                         tbody {
                             @for k in keys {
                                 tr.dkim-key data-selector=(k.selector) {
@@ -738,14 +716,7 @@ async fn tlsa_part(
                         }
                         div.table-wrap tabindex="0" role="region" aria-label="TLSA digests" {
                             table #tlsa-digests {
-                                thead { tr {
-                                    th scope="col" { "Record" }
-                                    th scope="col" { "Role" }
-                                    th scope="col" { "In certificate" }
-                                    th scope="col" { "Next key" }
-                                    th scope="col" { "Withdrawn at" }
-                                    th scope="col" { "Served by" }
-                                } }
+                                (layout::column_headers(&["Record", "Role", "In certificate", "Next key", "Withdrawn at", "Served by"]))
                                 tbody {
                                     @for d in &s.digests {
                                         tr {

@@ -380,13 +380,7 @@ async fn list(
         }
         div.table-wrap tabindex="0" role="region" aria-label="Domains" {
             table #domains {
-                thead { tr {
-                    th scope="col" { "Domain" }
-                    th scope="col" { "DNS" }
-                    th scope="col" { "Zone" }
-                    th scope="col" { "Last check" }
-                    th scope="col" { "Last task" }
-                } }
+                (layout::column_headers(&["Domain", "DNS", "Zone", "Last check", "Last task"]))
                 tbody {
                     @for row in &rows { (row_markup(row, now)) }
                 }
@@ -687,27 +681,37 @@ async fn create(
     }
 }
 
+/// The API-defined domain `raw` names, with the config write lock held for its change;
+/// otherwise the page to answer: a bad name, no such domain, or a file-defined one (read-only).
+async fn api_domain_to_change<'a>(
+    state: &'a AppState,
+    session: &Session,
+    raw: &str,
+) -> Result<(Name, tokio::sync::MutexGuard<'a, ()>), Response> {
+    let name =
+        domain_name(raw).map_err(|e| layout::error_page(StatusCode::BAD_REQUEST, e.message()))?;
+    let (writing, loaded) = state.lock_config_writes().await;
+    if loaded.config.domain(&name).is_none() {
+        let message = format!("No domain {}.", name.as_str());
+        return Err(layout::error_page(StatusCode::NOT_FOUND, &message));
+    }
+    if !loaded.api_domains.contains(&name) {
+        drop(writing);
+        return Err(read_only_page(state, session, &name, &loaded).await);
+    }
+    Ok((name, writing))
+}
+
 async fn update(
     State(state): State<AppState>,
     session: Session,
     Path(raw): Path<String>,
     Form(form): Form<DomainForm>,
 ) -> Response {
-    let name = match domain_name(&raw) {
-        Ok(n) => n,
-        Err(e) => return layout::error_page(StatusCode::BAD_REQUEST, e.message()),
+    let (name, writing) = match api_domain_to_change(&state, &session, &raw).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let (writing, loaded) = state.lock_config_writes().await;
-    if loaded.config.domain(&name).is_none() {
-        return layout::error_page(
-            StatusCode::NOT_FOUND,
-            &format!("No domain {}.", name.as_str()),
-        );
-    }
-    if !loaded.api_domains.contains(&name) {
-        drop(writing);
-        return read_only_page(&state, &session, &name, &loaded).await;
-    }
     let definition = match form.definition() {
         Ok(d) => d,
         Err(e) => {
@@ -728,21 +732,10 @@ async fn delete(
     Path(raw): Path<String>,
     session: Session,
 ) -> Response {
-    let name = match domain_name(&raw) {
-        Ok(n) => n,
-        Err(e) => return layout::error_page(StatusCode::BAD_REQUEST, e.message()),
+    let (name, writing) = match api_domain_to_change(&state, &session, &raw).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let (writing, loaded) = state.lock_config_writes().await;
-    if loaded.config.domain(&name).is_none() {
-        return layout::error_page(
-            StatusCode::NOT_FOUND,
-            &format!("No domain {}.", name.as_str()),
-        );
-    }
-    if !loaded.api_domains.contains(&name) {
-        drop(writing);
-        return read_only_page(&state, &session, &name, &loaded).await;
-    }
     let result = apply_domain_change(&state, &name, None).await;
     drop(writing);
     match result {

@@ -205,6 +205,13 @@ pub fn copyable(value: &str, label: &str) -> Markup {
     }
 }
 
+/// A table's header row: one column header per name.
+pub fn column_headers(names: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for name in names { th scope="col" { (name) } } } }
+    }
+}
+
 /// A page that says what went wrong (no session needed, nothing secret in `message`).
 pub fn error_page(status: StatusCode, message: &str) -> Response {
     let reason = status.canonical_reason().unwrap_or("Error");

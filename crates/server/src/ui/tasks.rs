@@ -14,7 +14,7 @@ use mailzone_store::{Task, TaskFilter, TaskStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{Nav, Page, error_page, time};
+use super::layout::{self, Nav, Page, error_page, time};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::tasks::{cancel, parse_due_at, reschedule, retry};
@@ -251,17 +251,7 @@ fn task_href(id: &str) -> String {
 fn task_table(session: &Session, tasks: &[Task], now: i64) -> Markup {
     html! {
         table #tasks {
-            thead { tr {
-                th scope="col" { "Task" }
-                th scope="col" { "Domain" }
-                th scope="col" { "Status" }
-                th scope="col" { "Progress" }
-                th scope="col" { "Attempts" }
-                th scope="col" { "Due / next retry" }
-                th scope="col" { "Failure reason" }
-                th scope="col" { "Created" }
-                th scope="col" { "Actions" }
-            } }
+            (layout::column_headers(&["Task", "Domain", "Status", "Progress", "Attempts", "Due / next retry", "Failure reason", "Created", "Actions"]))
             tbody {
                 @for task in tasks {
                     tr data-task-id=(task.id) data-status=(task.status.as_str()) {
