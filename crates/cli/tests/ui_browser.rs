@@ -684,6 +684,8 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
         .await;
     s.visit(&format!("/ui/domains/{ZONE}/plan"), "domain-plan-page")
         .await;
+    s.visit(&format!("/ui/domains/{ZONE}/tlsa"), "domain-tlsa")
+        .await;
     s.visit("/ui/dns-servers/knot/edit", "dns-server-edit")
         .await;
     s.visit("/ui/no-such-page", "not-found").await;
