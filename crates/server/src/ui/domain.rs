@@ -669,11 +669,18 @@ async fn dkim_rotate(State(state): State<AppState>, Path(raw): Path<String>) -> 
     }
 }
 
+const NO_TLSA: &str = "No [server.tls] certificate is configured: there are no TLSA records.";
+
+/// Whether the config names a certificate, so that there are TLSA records to show.
+fn has_tlsa(loaded: &LoadedConfig) -> bool {
+    loaded.tlsa.is_some() && loaded.config.server.tls.is_some()
+}
+
 fn tlsa_section(loaded: &LoadedConfig, domain: &Domain) -> Markup {
     html! {
         section #tlsa {
             h2 { "TLSA (DANE)" }
-            @if loaded.tlsa.is_some() && loaded.config.server.tls.is_some() {
+            @if has_tlsa(loaded) {
                 div #tlsa-result data-src=(href(domain, "/tlsa")) {
                     p.muted {
                         "The served digests are read from the authoritative servers. "
@@ -681,7 +688,7 @@ fn tlsa_section(loaded: &LoadedConfig, domain: &Domain) -> Markup {
                     }
                 }
             } @else {
-                p.muted { "No [server.tls] certificate is configured: there are no TLSA records." }
+                p.muted { (NO_TLSA) }
             }
         }
     }
@@ -698,9 +705,13 @@ async fn tlsa_part(
         Ok(d) => d,
         Err(page) => return *page,
     };
-    let status =
-        mailzone_engine::tlsa::status(&loaded, &records_request(&state, domain), TLSA_TIMEOUT)
-            .await;
+    // Without a certificate there is nothing to show: said plainly, not as an error.
+    let status = if has_tlsa(&loaded) {
+        let request = records_request(&state, domain);
+        Some(mailzone_engine::tlsa::status(&loaded, &request, TLSA_TIMEOUT).await)
+    } else {
+        None
+    };
     let now = clock::unix_now();
     let yes = |b: bool| if b { "yes" } else { "no" };
     let body = html! {
@@ -708,8 +719,9 @@ async fn tlsa_part(
         section #tlsa {
             div #tlsa-result {
                 @match &status {
-                    Err(e) => p.error role="alert" { (e.to_string()) },
-                    Ok(s) => {
+                    None => p.muted { (NO_TLSA) },
+                    Some(Err(e)) => p.error role="alert" { (e.to_string()) },
+                    Some(Ok(s)) => {
                         p { "Host " code { (s.host) } " · certificate " (s.certificate_subject) }
                         @if !s.managed {
                             p.muted { "Rollover state not kept: mailzone does not publish this domain's TLSA records." }
