@@ -102,23 +102,18 @@ pub async fn schedule(state: AppState, flags: CheckFlags, mut stop: watch::Recei
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         tokio::select! {
-            () = run(&state, &flags) => {}
+            () = run(&state) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }
 
 /// One scheduled check: every domain, the metrics, then each channel per domain.
-pub async fn run(state: &AppState, flags: &CheckFlags) {
+pub async fn run(state: &AppState) {
     let loaded = state.loaded();
-    let nameservers = if flags.nameservers.is_empty() {
-        loaded.config.serve.check_nameservers.clone()
-    } else {
-        flags.nameservers.clone()
-    };
     let request = CheckRequest {
         domains: Vec::new(),
-        nameservers,
+        nameservers: state.check_nameservers(&loaded),
         state_dir: state.state_dir.clone(),
         options: CheckOptions::default(),
         concurrency: DEFAULT_CONCURRENCY,

@@ -108,7 +108,8 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         loaded,
         options.config_path.clone(),
         options.state_dir.clone(),
-    );
+    )
+    .with_check_nameservers(options.check.nameservers.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let acceptor = match &state.loaded().config.serve.tls {

@@ -26,6 +26,9 @@ pub struct AppState {
     pub last_checks: Arc<RwLock<HashMap<String, LastCheck>>>,
     /// Failed web UI sign-ins per client address.
     pub sign_in_limiter: Arc<crate::ui::limiter::SignInLimiter>,
+    /// `--check-nameserver`: the servers every check of the service asks (over
+    /// `serve.checkNameservers`); empty when not given.
+    pub check_nameserver_flags: Arc<Vec<std::net::SocketAddr>>,
 }
 
 /// The findings of a domain's last check and when it ran.
@@ -63,6 +66,23 @@ impl AppState {
             config_writes: Arc::default(),
             last_checks: Arc::default(),
             sign_in_limiter: Arc::default(),
+            check_nameserver_flags: Arc::default(),
+        }
+    }
+
+    /// The same state, its checks asking `nameservers` (`--check-nameserver`) when not empty.
+    pub fn with_check_nameservers(mut self, nameservers: Vec<std::net::SocketAddr>) -> AppState {
+        self.check_nameserver_flags = Arc::new(nameservers);
+        self
+    }
+
+    /// The servers a check of the service asks: `--check-nameserver`, else
+    /// `serve.checkNameservers` of `loaded`; empty means each zone's authoritative servers.
+    pub fn check_nameservers(&self, loaded: &LoadedConfig) -> Vec<std::net::SocketAddr> {
+        if self.check_nameserver_flags.is_empty() {
+            loaded.config.serve.check_nameservers.clone()
+        } else {
+            self.check_nameserver_flags.as_ref().clone()
         }
     }
 

@@ -550,12 +550,7 @@ async fn check_now(State(state): State<AppState>, Path(raw): Path<String>) -> Re
         Ok(d) => d,
         Err(page) => return *page,
     };
-    let request = check_request(
-        &state,
-        domain,
-        loaded.config.serve.check_nameservers.clone(),
-        true,
-    );
+    let request = check_request(&state, domain, state.check_nameservers(&loaded), true);
     let checked_at = clock::unix_now();
     match mailzone_engine::check(&loaded, &request).await {
         Ok(report) => {
