@@ -154,7 +154,18 @@ pub async fn sync_states(
                 entries: HashMap::new(),
             };
         }
-        cache.entries.clone()
+        // Only the entries of the domains asked about: a page of 100 must not copy the
+        // cache of every domain.
+        domains
+            .iter()
+            .filter_map(|d| {
+                let name = d.name.as_str();
+                cache
+                    .entries
+                    .get(name)
+                    .map(|c| (name.to_string(), c.clone()))
+            })
+            .collect::<HashMap<_, _>>()
     };
     let mut fresh = Vec::new();
     let mut out = HashMap::with_capacity(domains.len());
@@ -464,17 +475,7 @@ pub fn task_class(status: TaskStatus) -> &'static str {
 }
 
 fn pager(query: &ListQuery, page: usize, pages: usize) -> Markup {
-    let link = |p: usize| {
-        let mut params = vec![];
-        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
-            params.push(format!("q={}", urlencode(q)));
-        }
-        if let Some(s) = query.status.as_deref().filter(|s| !s.is_empty()) {
-            params.push(format!("status={}", urlencode(s)));
-        }
-        params.push(format!("page={p}"));
-        format!("/ui/domains?{}", params.join("&"))
-    };
+    let link = |p: usize| page_href(query, p);
     html! {
         @if pages > 1 {
             nav.pager aria-label="Pages" {
@@ -486,16 +487,16 @@ fn pager(query: &ListQuery, page: usize, pages: usize) -> Markup {
     }
 }
 
-/// Percent-encodes a query value (everything but unreserved characters).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The list's URL with the filter of `query` on page `page`.
+fn page_href(query: &ListQuery, page: usize) -> String {
+    let mut params = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("q", &query.q), ("status", &query.status)] {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            params.append_pair(key, value);
+        }
+    }
+    params.append_pair("page", &page.to_string());
+    format!("/ui/domains?{}", params.finish())
 }
 
 /// The add / edit form as posted (and as shown again after a mistake).
@@ -899,6 +900,14 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(urlencode("a b&c"), "a%20b%26c");
+        let query = ListQuery {
+            q: Some("a b&c".into()),
+            status: Some("errors".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            page_href(&query, 2),
+            "/ui/domains?q=a+b%26c&status=errors&page=2"
+        );
     }
 }
