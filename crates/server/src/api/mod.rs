@@ -89,11 +89,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// Validates, stores and swaps in a change to an API object (`None` removes it): the
 /// engine's use case, with the new config made the service's current one.
 pub(crate) async fn apply_api_change(

@@ -29,13 +29,13 @@ pub fn task_json(task: &Task) -> Value {
         "status": task.status.as_str(),
         "progress": task.progress,
         "attempts": task.attempts,
-        "dueAt": rfc3339(task.due_at),
+        "dueAt": clock::rfc3339(task.due_at),
         "leaseOwner": task.lease_owner,
-        "leaseUntil": task.lease_until.map(rfc3339),
+        "leaseUntil": task.lease_until.map(clock::rfc3339),
         "failureReason": task.failure_reason,
         "result": task.result,
-        "createdAt": rfc3339(task.created_at),
-        "updatedAt": rfc3339(task.updated_at),
+        "createdAt": clock::rfc3339(task.created_at),
+        "updatedAt": clock::rfc3339(task.updated_at),
     })
 }
 

@@ -1,11 +1,11 @@
 //! The frame of every page (header, navigation, the status badge, sign-out) and the small
-//! pieces pages share: times, one-button forms, copyable values, error pages.
+//! pieces pages share: times, table headers, copyable values, error pages.
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use mailzone_check::Severity;
 use mailzone_store::TaskStatus;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use super::session::{Session, csrf_field};
 use crate::state::AppState;
@@ -162,7 +162,7 @@ pub fn plural(n: usize, noun: &str) -> String {
 
 /// A Unix time as RFC 3339, in a `<time>` element with a relative label ("5 min ago").
 pub fn time(unix: i64, now: i64) -> Markup {
-    let exact = crate::api::rfc3339(unix);
+    let exact = mailzone_engine::clock::rfc3339(unix);
     html! { time datetime=(exact) title=(exact) { (relative(unix, now)) } }
 }
 
@@ -181,16 +181,6 @@ pub fn relative(unix: i64, now: i64) -> String {
         format!("in {text}")
     } else {
         format!("{text} ago")
-    }
-}
-
-/// A form of one button that POSTs to `action` (Retry, Publish now, …).
-pub fn post_button(session: &Session, action: &str, label: &str, class: &str) -> Markup {
-    html! {
-        form.inline method="post" action=(action) {
-            (csrf_field(session))
-            button type="submit" class=(class) { (label) }
-        }
     }
 }
 
@@ -223,11 +213,6 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         }
     };
     (status, Page::bare(reason, body).render()).into_response()
-}
-
-/// Text put verbatim in a page (already HTML).
-pub fn raw(html: &str) -> PreEscaped<String> {
-    PreEscaped(html.to_string())
 }
 
 #[cfg(test)]
