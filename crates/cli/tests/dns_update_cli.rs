@@ -51,6 +51,7 @@ kind = "pdns"
 endpoint = "{url}"
 apiKeyEnv = "PDNS_TEST_KEY"
 maxRequestsPerSecond = 200
+authoritativeServers = []
 
 [domain."du.test"]
 dmarc = {{ policy = "reject" }}
@@ -240,6 +241,7 @@ accessKeyId = "test"
 secretAccessKey = "test"
 hostedZoneId = "{zone}"
 endpoint = "{url}"
+authoritativeServers = []
 
 [domain."r53.test"]
 dmarc = {{ policy = "reject" }}

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ enum Mode {
 pub struct Resolver {
     mode: Mode,
     timeout: Duration,
+    /// Questions sent (each server tried counts once), for a run's message count.
+    sent: AtomicU64,
 }
 
 impl Resolver {
@@ -55,6 +58,7 @@ impl Resolver {
         Resolver {
             mode: Mode::Servers(servers),
             timeout,
+            sent: AtomicU64::new(0),
         }
     }
 
@@ -78,6 +82,7 @@ impl Resolver {
                 cuts: Mutex::new(HashMap::new()),
             },
             timeout,
+            sent: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +109,11 @@ impl Resolver {
         }
     }
 
+    /// How many questions this resolver has sent so far.
+    pub fn messages_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Asks `servers` in order: the first answer that is not SERVFAIL or REFUSED wins; with
     /// none, the first such answer, or the last error.
     pub async fn ask(
@@ -115,6 +125,7 @@ impl Resolver {
         let mut fallback: Option<Response> = None;
         let mut error = None;
         for server in servers {
+            self.sent.fetch_add(1, Ordering::Relaxed);
             match crate::lookup(*server, name, rtype, self.timeout).await {
                 Ok(r) if r.rcode == "SERVFAIL" || r.rcode == "REFUSED" => {
                     tracing::debug!(%server, %name, rtype, rcode = r.rcode, "trying the next server");

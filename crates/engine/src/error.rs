@@ -58,6 +58,12 @@ pub enum EngineError {
         reason: String,
         others: usize,
     },
+    /// The servers to poll for propagation could not be found (the zone's NS set, asked
+    /// because the DNS server lists no `authoritativeServers`).
+    #[error(
+        "zone {zone}: cannot confirm propagation: its name servers were not found ({reason}); list the servers to poll in authoritativeServers, or set it to [] to only wait propagationDelay"
+    )]
+    NameServers { zone: String, reason: String },
     /// An ACME step failed (RFC 8555): the CA's problem document or the transport error.
     #[error("ACME {directory}: {step}: {reason}")]
     Acme {
@@ -248,7 +254,9 @@ impl EngineError {
     pub fn class(&self) -> FailureClass {
         match self {
             EngineError::Dns { error, .. } => FailureClass::of_dns(error),
-            EngineError::Propagation { .. } => FailureClass::Unavailable,
+            EngineError::Propagation { .. } | EngineError::NameServers { .. } => {
+                FailureClass::Unavailable
+            }
             EngineError::Acme {
                 transient: true, ..
             } => FailureClass::Unavailable,

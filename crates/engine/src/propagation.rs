@@ -16,8 +16,9 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use mailzone_dns::query;
+use mailzone_dns::resolver::Resolver;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{DnsServer, Name, RData, RrType};
+use mailzone_records::{DnsProvider, DnsServer, Name, RData, RrType};
 
 use crate::EngineError;
 use crate::progress::Progress;
@@ -46,16 +47,15 @@ pub async fn wait(
     sent: &AtomicU64,
 ) -> Result<(), EngineError> {
     let Origin { server, primary } = origin;
-    // The primary applied the change itself: only the other servers need a poll.
-    let targets: Vec<SocketAddr> = server
-        .authoritative_servers
-        .iter()
-        .copied()
-        .filter(|t| Some(*t) != primary)
-        .collect();
     // The delay is waited even with nothing to poll: it stands for distribution the
     // provider does behind the servers mailzone can ask (anycast nodes, caches in front).
     tokio::time::sleep(server.propagation_delay).await;
+    // The primary applied the change itself: only the other servers need a poll.
+    let targets: Vec<SocketAddr> = poll_targets(origin, zone, progress, sent)
+        .await?
+        .into_iter()
+        .filter(|t| Some(*t) != primary)
+        .collect();
     if targets.is_empty() {
         return Ok(());
     }
@@ -97,6 +97,50 @@ pub async fn wait(
         pending = lagging.into_iter().map(|(t, _)| t).collect();
         tokio::time::sleep(server.polling_interval).await;
     }
+}
+
+/// The servers to poll: `authoritativeServers` as listed, or, without that key, the
+/// zone's name servers (its apex NS RRset, RFC 1034 §4.2.1) and their addresses. The DNS
+/// server the change went to is asked first — it serves the zone, so its NS RRset and
+/// in-zone host addresses are authoritative and no cache delays them (PowerDNS: its
+/// `dnsAddress`) — then the resolvers of `/etc/resolv.conf` (a name server outside the
+/// zone, or a provider mailzone speaks HTTP to). Name servers are polled on that DNS
+/// address's port (where a zone's servers usually listen alike), else on 53.
+async fn poll_targets(
+    origin: Origin<'_>,
+    zone: &Name,
+    progress: &dyn Progress,
+    sent: &AtomicU64,
+) -> Result<Vec<SocketAddr>, EngineError> {
+    if let Some(listed) = &origin.server.authoritative_servers {
+        return Ok(listed.clone());
+    }
+    progress.step(zone, "finding the zone's name servers");
+    let serving = origin.primary.or(match &origin.server.provider {
+        DnsProvider::PowerDns { dns_address, .. } => *dns_address,
+        _ => None,
+    });
+    let mut resolvers: Vec<SocketAddr> = serving.into_iter().collect();
+    resolvers.extend(system_resolvers());
+    let port = serving.map_or(53, |p| p.port());
+    let resolver = Resolver::authoritative_on_port(resolvers, port, origin.server.timeout);
+    let found = resolver.servers_for(zone).await;
+    sent.fetch_add(
+        resolver.messages_sent(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let servers = found.map_err(|e| EngineError::NameServers {
+        zone: zone.as_str().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(servers.to_vec())
+}
+
+/// The resolvers of `/etc/resolv.conf`, none when it cannot be read.
+fn system_resolvers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .map(|text| mailzone_dns::resolver::parse_resolv_conf(&text))
+        .unwrap_or_default()
 }
 
 fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {

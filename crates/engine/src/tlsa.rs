@@ -345,7 +345,7 @@ async fn query_targets(loaded: &LoadedConfig, domains: &[&Domain]) -> Vec<Socket
         {
             out.extend(addrs.take(1));
         }
-        out.extend(server.authoritative_servers.iter().copied());
+        out.extend(server.authoritative_servers.iter().flatten().copied());
     }
     out.sort();
     out.dedup();

@@ -50,7 +50,11 @@ dnsManagement = {{ automatic = {{ dnsServer = "pdns", publishRecords = ["mx", "s
 }
 
 fn table(server: &PowerDns) -> String {
-    server.dns_server_table("pdns", "propagationDelay = \"0s\"\n")
+    // No NS to poll without the DNS address: the tests never ask the system's resolvers.
+    server.dns_server_table(
+        "pdns",
+        "propagationDelay = \"0s\"\nauthoritativeServers = []\n",
+    )
 }
 
 /// The same with `dnsAddress`: serials read over DNS.
@@ -236,7 +240,7 @@ fn proxy_refusing_patches(
 
 fn table_through(proxy: &ProviderReplay, server: &PowerDns) -> String {
     format!(
-        "[dnsServer.pdns]\nkind = \"powerdns\"\nurl = \"{}\"\nkey = \"{}\"\npropagationDelay = \"0s\"\n",
+        "[dnsServer.pdns]\nkind = \"powerdns\"\nurl = \"{}\"\nkey = \"{}\"\npropagationDelay = \"0s\"\nauthoritativeServers = []\n",
         proxy.proxy_url, server.api_key
     )
 }

@@ -39,7 +39,8 @@ struct Setup {
     dkim_keys: Vec<(&'static str, &'static str)>,
     submission_cleartext: bool,
     mx_priority: u16,
-    authoritative: Vec<String>,
+    /// `authoritativeServers`; `None`: the key left out (the zone's NS are polled).
+    authoritative: Option<Vec<String>>,
     propagation_timeout: &'static str,
     zone: &'static str,
     tls: bool,
@@ -52,7 +53,7 @@ impl Setup {
             dkim_keys: vec![("202611e", "202611e.pem"), ("202611r", "202611r.pem")],
             submission_cleartext: true,
             mx_priority: 10,
-            authoritative: vec![],
+            authoritative: Some(vec![]),
             propagation_timeout: "10s",
             zone: ZONE,
             tls: true,
@@ -71,11 +72,13 @@ impl Setup {
                 )
             })
             .collect();
-        let authoritative: Vec<String> = self
-            .authoritative
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect();
+        let authoritative = match &self.authoritative {
+            Some(list) => {
+                let quoted: Vec<String> = list.iter().map(|a| format!("\"{a}\"")).collect();
+                format!("authoritativeServers = [{}]", quoted.join(", "))
+            }
+            None => String::new(),
+        };
         format!(
             r#"
 [server]
@@ -96,7 +99,7 @@ jmap = {{}}
 
 [dnsServer.primary]
 kind = "rfc2136"
-host = "127.0.0.1"
+host = "{host}"
 port = {port}
 protocol = "tcp"
 keyName = "{key_name}"
@@ -106,7 +109,7 @@ ttl = 300
 propagationDelay = "0s"
 pollingInterval = "200ms"
 propagationTimeout = "{timeout}"
-authoritativeServers = [{authoritative}]
+{authoritative}
 
 [domain."{zone}"]
 dmarc = {{ policy = "reject" }}
@@ -125,11 +128,12 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["mx",
             },
             mx = self.mx_priority,
             cleartext = self.submission_cleartext,
+            host = server.addr.ip(),
             port = server.addr.port(),
             key_name = server.key.name,
             secret = self.secret,
             timeout = self.propagation_timeout,
-            authoritative = authoritative.join(", "),
+            authoritative = authoritative,
             keys = keys.join(", "),
         )
     }
@@ -461,7 +465,7 @@ async fn apply_waits_for_the_secondary_and_names_a_lagging_one() {
         DnsServer::start_secondary_on(secondary_port, primary.addr, &[ZONE], &key).unwrap();
     let harness = Harness::new();
     let mut setup = Setup::new(&primary);
-    setup.authoritative = vec![primary.addr.to_string(), secondary.addr.to_string()];
+    setup.authoritative = Some(vec![primary.addr.to_string(), secondary.addr.to_string()]);
 
     harness.run(&setup, &primary, true).await.unwrap();
     // apply returned only once the secondary served the data.
@@ -486,6 +490,53 @@ async fn apply_waits_for_the_secondary_and_names_a_lagging_one() {
         vec!["30 mail.example.test."],
         "the primary has it"
     );
+}
+
+/// Without `authoritativeServers`, the zone's NS are polled: the secondary named by the
+/// zone's first NS record (`ns1`, 127.0.0.1) on the primary's port (name servers share
+/// port 53; the primary listens on 127.0.0.2) is waited for, and a lagging one fails the
+/// apply by its address.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_without_authoritative_servers_polls_the_zones_name_servers() {
+    if !mailzone_testkit::require_tools(&["knotd", "named", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let port = mailzone_testkit::free_port();
+    let secondary_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let zone_text = format!("{FOREIGN}@ 3600 IN NS ns2.{ZONE}.\nns2 3600 IN A 127.0.0.2\n");
+    let primary = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(ZONE, &zone_text)],
+        &key,
+        &ServerOptions {
+            notify: vec![secondary_addr],
+            port: Some(port),
+            ip: std::net::Ipv4Addr::new(127, 0, 0, 2),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    let secondary = DnsServer::start_secondary_on(port, primary.addr, &[ZONE], &key).unwrap();
+    let harness = Harness::new();
+    let mut setup = Setup::new(&primary);
+    setup.authoritative = None;
+
+    let report = harness.run(&setup, &primary, true).await.unwrap();
+    assert!(report.messages > 0);
+    assert_eq!(secondary.query(ZONE, "MX"), vec!["10 mail.example.test."]);
+
+    secondary.stop();
+    setup.mx_priority = 30;
+    setup.propagation_timeout = "1s";
+    let err = harness.run(&setup, &primary, true).await.unwrap_err();
+    assert!(err.is_transient(), "worth retrying: {err}");
+    let err = err.to_string();
+    assert!(
+        err.contains(&secondary_addr.to_string()),
+        "names the NS: {err}"
+    );
+    assert!(err.contains("did not serve the change within"), "{err}");
 }
 
 async fn errors_leave_the_zone_unchanged(kind: ServerKind) {

@@ -591,8 +591,9 @@ pub struct DnsServer {
     pub propagation_delay: std::time::Duration,
     pub polling_interval: std::time::Duration,
     pub propagation_timeout: std::time::Duration,
-    /// Servers to poll for propagation; empty means the zone's NS.
-    pub authoritative_servers: Vec<std::net::SocketAddr>,
+    /// Servers to poll for propagation (`authoritativeServers`); `None` (the key absent):
+    /// the zone's NS, found when polling; an empty list: none, only the delay is waited.
+    pub authoritative_servers: Option<Vec<std::net::SocketAddr>>,
     /// The least time between two requests to this server, from `maxRequestsPerSecond`;
     /// `None`: unlimited.
     pub request_interval: Option<std::time::Duration>,

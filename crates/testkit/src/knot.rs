@@ -58,6 +58,8 @@ key:
             let _ = writeln!(conf, "  - id: secondary{index}");
             let _ = writeln!(conf, "    address: {}@{}", secondary.ip(), secondary.port());
             let _ = writeln!(conf, "    key: {}", primary.key.name);
+            // NOTIFY from the address the secondary knows as its primary.
+            let _ = writeln!(conf, "    via: {}", primary.addr.ip());
         }
     }
 

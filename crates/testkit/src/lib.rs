@@ -198,6 +198,10 @@ pub struct ServerOptions {
     pub notify: Vec<SocketAddr>,
     /// Listen on this port instead of one from [`free_port`] (no retry then).
     pub port: Option<u16>,
+    /// Knot only: listen on this loopback address instead of 127.0.0.1 (Knot binds any
+    /// address of 127.0.0.0/8; BIND listens only on addresses of an interface), so that
+    /// a primary and a secondary can share a port as a zone's name servers share 53.
+    pub ip: std::net::Ipv4Addr,
     /// Knot only (default `false`): sign every zone with Knot's automatic DNSSEC signing
     /// (RFC 4033–4035; policy: ECDSA P-256 SHA-256 (algorithm 13) KSK + ZSK, NSEC, RRSIG
     /// validity 14 days). [`DnsServer::start`] then returns once every zone serves its
@@ -213,6 +217,7 @@ impl Default for ServerOptions {
             allow_update: true,
             notify: Vec::new(),
             port: None,
+            ip: std::net::Ipv4Addr::LOCALHOST,
             dnssec: false,
         }
     }

@@ -134,7 +134,7 @@ impl DnsServer {
             Role::Primary,
             names,
             key,
-            options.port,
+            (options.ip, options.port),
             |dir, addr| {
                 for zone in zones {
                     std::fs::write(dir.join(zone_file_name(&zone.name)), zone_file_text(zone))?;
@@ -280,7 +280,7 @@ impl DnsServer {
             Role::Secondary,
             names,
             key,
-            port,
+            (Ipv4Addr::LOCALHOST, port),
             |dir, addr| bind::write_secondary_config(dir, addr, primary_addr, &config_names, key),
         )
     }
@@ -290,7 +290,7 @@ impl DnsServer {
         role: Role,
         zones: Vec<String>,
         key: &TsigKey,
-        fixed_port: Option<u16>,
+        (ip, fixed_port): (Ipv4Addr, Option<u16>),
         write: impl Fn(&Path, SocketAddr) -> io::Result<PathBuf>,
     ) -> io::Result<DnsServer> {
         let attempts = if fixed_port.is_some() {
@@ -301,7 +301,7 @@ impl DnsServer {
         let mut last_error = None;
         for _ in 0..attempts {
             let port = fixed_port.unwrap_or_else(free_port);
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let addr = SocketAddr::from((ip, port));
             let prefix = format!("mailzone-testkit-{}-", kind.binary());
             let dir = tempfile::Builder::new().prefix(&prefix).tempdir()?;
             let config = write(dir.path(), addr)?;

@@ -637,7 +637,7 @@ fn hetzner_ttl_below_the_apis_minimum_is_raised_to_60() {
     let config = crate::config(
         ZONE,
         "hetzner",
-        "kind = \"hetzner\"\napiTokenEnv = \"HCLOUD_TEST_TOKEN\"\nttl = 30",
+        "kind = \"hetzner\"\napiTokenEnv = \"HCLOUD_TEST_TOKEN\"\nauthoritativeServers = []\nttl = 30",
         "reject",
     );
     std::fs::write(tmp.path().join("mailzone.toml"), config).unwrap();

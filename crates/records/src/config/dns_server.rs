@@ -36,19 +36,21 @@ impl Validator<'_> {
             },
         };
         refuse_other_kinds_keys(key, &provider, &raw)?;
-        let authoritative_servers = list(
-            &raw.authoritative_servers,
-            &format!("{key}.authoritativeServers"),
-            |k, v| {
-                socket_addr(v).ok_or_else(|| {
-                    ConfigError::new(
-                        k,
-                        Some(v),
-                        "expected IP or IP:PORT (e.g. 192.0.2.53:53 or [2001:db8::53]:53)",
-                    )
+        let authoritative_servers = raw
+            .authoritative_servers
+            .as_ref()
+            .map(|servers| {
+                list(servers, &format!("{key}.authoritativeServers"), |k, v| {
+                    socket_addr(v).ok_or_else(|| {
+                        ConfigError::new(
+                            k,
+                            Some(v),
+                            "expected IP or IP:PORT (e.g. 192.0.2.53:53 or [2001:db8::53]:53)",
+                        )
+                    })
                 })
-            },
-        )?;
+            })
+            .transpose()?;
         Ok(DnsServer {
             name,
             provider,

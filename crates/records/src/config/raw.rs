@@ -103,8 +103,7 @@ pub(super) struct RawDnsServer {
     pub(super) propagation_delay: Option<String>,
     pub(super) polling_interval: Option<String>,
     pub(super) propagation_timeout: Option<String>,
-    #[serde(default)]
-    pub(super) authoritative_servers: Vec<String>,
+    pub(super) authoritative_servers: Option<Vec<String>>,
     pub(super) max_requests_per_second: Option<f64>,
     pub(super) max_concurrent_zones: Option<u32>,
     #[serde(flatten)]

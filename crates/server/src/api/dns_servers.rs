@@ -28,7 +28,8 @@ pub(crate) fn dns_server_json(
         "propagationDelay": humantime::format_duration(server.propagation_delay).to_string(),
         "pollingInterval": humantime::format_duration(server.polling_interval).to_string(),
         "propagationTimeout": humantime::format_duration(server.propagation_timeout).to_string(),
-        "authoritativeServers": server.authoritative_servers.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        // `null`: the key is absent and the zone's NS are polled.
+        "authoritativeServers": server.authoritative_servers.as_ref().map(|list| list.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
         "maxRequestsPerSecond": server.request_interval.map(|i| 1.0 / i.as_secs_f64()),
         "maxConcurrentZones": server.max_concurrent_zones,
         "source": if loaded.api_dns_servers.contains(&server.name) { "api" } else { "config" },
