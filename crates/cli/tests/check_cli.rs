@@ -161,7 +161,8 @@ fn correct_zone_exits_0_and_broken_zone_exits_1_with_the_fix() {
     ]);
     let stdout = text(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{stdout}{}", text(&bad.stderr));
-    assert!(stdout.starts_with("bad.test: "), "{stdout}");
+    assert!(stdout.starts_with("bad.test  3 errors, "), "one summary line first: {stdout}");
+    assert!(stdout.contains("\nbad.test\n 3 errors:\n"), "grouped by severity: {stdout}");
     assert!(
         stdout.contains(
             "  error   record-missing _dmarc.bad.test. (dmarc)\n          the dmarc record _dmarc.bad.test. TXT v=DMARC1; p=reject; rua=mailto:postmaster@bad.test is not served\n          seen      nothing\n"
@@ -257,4 +258,82 @@ fn usage_and_config_errors_exit_1() {
         "{}",
         text(&unknown.stderr)
     );
+}
+
+/// `--watch`: the whole report once, then only what changed: deleting the MX records of
+/// `bad.test` on the server shows up as appeared findings, and SIGTERM ends the watch with
+/// the status of the last check.
+#[test]
+fn watch_prints_the_report_then_only_what_changed() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let Some(setup) = start() else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailzone"))
+        .args(["check", "--watch", "--interval", "200ms", "--no-fetch"])
+        .args(["--config", &setup.config("bad.test"), "--nameserver"])
+        .arg(setup.nameserver())
+        .arg("--state-dir")
+        .arg(setup.dir.path().join("state"))
+        .env_remove("MAILZONE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap();
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    let wait_for = |needle: &str| {
+        let found = mailzone_testkit::poll_until(Duration::from_secs(20), || {
+            seen.lock().unwrap().contains(needle)
+        });
+        assert!(found, "waited for {needle:?}: {}", seen.lock().unwrap());
+    };
+    wait_for("1 domain checked: ");
+    // Unchanged DNS: a few rounds print nothing more.
+    std::thread::sleep(Duration::from_millis(700));
+    let first_report = seen.lock().unwrap().clone();
+    assert!(first_report.starts_with("bad.test  "), "{first_report}");
+    assert!(!first_report.contains("appeared"), "{first_report}");
+
+    setup
+        .server
+        .nsupdate("bad.test", &["update delete bad.test. MX"]);
+    wait_for("went away; now");
+    let output = seen.lock().unwrap().clone();
+    let changes = &output[first_report.len()..];
+    assert!(
+        changes.contains("1 went away") || changes.contains("appeared"),
+        "{changes}"
+    );
+    assert!(changes.contains("+ bad.test\n"), "{changes}");
+    assert!(changes.contains("record-missing bad.test."), "{changes}");
+    assert!(
+        !changes.contains("domain checked"),
+        "only the changes: {changes}"
+    );
+
+    // SIGTERM: the watch ends with the last check's status (errors: 1).
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{}", seen.lock().unwrap());
 }
