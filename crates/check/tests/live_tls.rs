@@ -57,6 +57,20 @@ impl Pki {
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         format!("{}{}", key.serialize_pem(), cert.pem())
     }
+
+    /// The same, with the CA certificate after the leaf (the chain a server presents).
+    fn leaf_with_ca(&self, names: &[&str]) -> String {
+        let ca = pem::encode(&pem::Pem::new("CERTIFICATE", self.ca_der.to_vec()));
+        format!("{}{ca}", self.leaf(names, false))
+    }
+}
+
+fn sha256_hex(der: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A self-signed key and certificate for `names`, and the SHA-256 of its key (`3 1 1`).
@@ -298,6 +312,11 @@ async fn each_broken_server_has_its_finding() {
             ListenerTls::Starttls,
             Some(pki.leaf(&["other.example.net"], false)),
         ),
+        (
+            "withca",
+            ListenerTls::Starttls,
+            Some(pki.leaf_with_ca(&["other.example.net"])),
+        ),
         ("selfsigned", ListenerTls::Starttls, Some(self_signed_pem)),
         ("plain", ListenerTls::Off, None),
         (
@@ -321,6 +340,9 @@ async fn each_broken_server_has_its_finding() {
     let closed = free_port();
     let mx = "@ 300 IN MX 10 mail\nmail 300 IN A 127.0.0.1\n";
     let other_digest = "00".repeat(32);
+    // DANE-TA `2 0 1`: the SHA-256 of the whole CA certificate, which Postfix presents
+    // after the leaf.
+    let ca_digest: String = sha256_hex(&pki.ca_der);
     let server = knot(&[
         ZoneSpec::new("expired.test", mx),
         ZoneSpec::new("testing.test", "@ 300 IN MX 10 mail.expired.test.\n"),
@@ -341,6 +363,10 @@ async fn each_broken_server_has_its_finding() {
         ZoneSpec::new(
             "doc.test",
             "@ 300 IN MX 10 mail\nmail 300 IN A 192.0.2.25\n",
+        ),
+        ZoneSpec::new(
+            "danetta.test",
+            &format!("{mx}_25._tcp.mail 300 IN TLSA 2 0 1 {ca_digest}\n"),
         ),
     ]);
     let lookup = DnsLookup::with_servers(vec![server.addr], Duration::from_secs(3));
@@ -392,6 +418,20 @@ async fn each_broken_server_has_its_finding() {
             },
         ),
         case("doc.test", "", NO_SERVICES, smtp_on(port("plain"))),
+        // Trusted through DANE-TA alone (no extra root), so the name is checked and, with
+        // DANE, a mismatch is an error even though MTA-STS only tests.
+        Case {
+            options: CheckOptions {
+                extra_roots: Vec::new(),
+                ..options(&pki.ca_der, smtp_on(port("withca")))
+            },
+            ..case(
+                "danetta.test",
+                "mtaSts = { mode = \"testing\" }",
+                NO_SERVICES,
+                smtp_on(port("withca")),
+            )
+        },
     ];
     let started = std::time::Instant::now();
     let all = futures::future::join_all(cases.iter().map(|c| findings(c, &lookup))).await;
@@ -442,6 +482,10 @@ async fn each_broken_server_has_its_finding() {
         ),
         // A documentation address is never connected to.
         ("doc.test", vec![]),
+        (
+            "danetta.test",
+            vec![("tls-certificate-name-mismatch", Error)],
+        ),
     ];
     for (domain, wanted) in expect {
         let (found, got) = of(domain);
