@@ -247,14 +247,12 @@ async fn check_endpoint(ctx: &DomainContext<'_>, endpoint: &Endpoint) -> Vec<Fin
     let Ok((addresses, _)) = support::addresses(ctx, &endpoint.host).await else {
         return Vec::new(); // `dns-lookup-failed` from the MX and SRV checks
     };
-    let (allowed, skipped): (Vec<IpAddr>, Vec<IpAddr>) = addresses
-        .into_iter()
-        .partition(|ip| reachable::may_connect(*ip));
-    if !skipped.is_empty() {
-        tracing::debug!(
-            "live TLS: {} not connected to: {skipped:?} are not globally reachable",
-            endpoint.label()
-        );
+    let mut allowed: Vec<IpAddr> = Vec::new();
+    for ip in addresses {
+        match reachable::may_connect(ip) {
+            Ok(()) => allowed.push(ip),
+            Err(why) => tracing::debug!("live TLS: {} not connected to: {why}", endpoint.label()),
+        }
     }
     if allowed.is_empty() {
         return Vec::new();

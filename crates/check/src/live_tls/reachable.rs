@@ -4,13 +4,21 @@
 //! documentation RFC 5737/3849, benchmarking, multicast, reserved) is skipped, so a zone
 //! that names such an address never makes the checker talk to a neighbour's network.
 //!
-//! A minimal version kept in this module; a checker-wide `connect::may_connect` may
-//! replace it (same contract: `true` means "may connect").
+//! A minimal version kept in this module; the checker-wide `connect::may_connect` replaces
+//! it (same signature and contract: `Ok` means "may connect", `Err` says why not).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Whether a connection to `ip` may be opened.
-pub fn may_connect(ip: IpAddr) -> bool {
+/// Whether a connection to `ip` may be opened; `Err` says why not.
+pub fn may_connect(ip: IpAddr) -> Result<(), String> {
+    if allowed(ip) {
+        Ok(())
+    } else {
+        Err(format!("{ip} is not a globally reachable address"))
+    }
+}
+
+fn allowed(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4_allowed(v4),
         IpAddr::V6(v6) => {
@@ -72,7 +80,7 @@ mod tests {
             "2a00:1450::1",
             "::ffff:9.9.9.9",
         ] {
-            assert!(may_connect(ok.parse().unwrap()), "{ok}");
+            assert!(may_connect(ok.parse().unwrap()).is_ok(), "{ok}");
         }
         for no in [
             "192.0.2.10",
@@ -97,7 +105,7 @@ mod tests {
             "3fff::1",
             "100::1",
         ] {
-            assert!(!may_connect(no.parse().unwrap()), "{no}");
+            assert!(may_connect(no.parse().unwrap()).is_err(), "{no}");
         }
     }
 }
