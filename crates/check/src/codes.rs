@@ -42,7 +42,7 @@ pub(crate) use declare;
 
 /// Every code of every check module.
 pub fn all() -> Vec<&'static Code> {
-    let modules: [&[&'static Code]; 13] = [
+    let modules: [&[&'static Code]; 14] = [
         crate::records::CODES,
         crate::mx::CODES,
         crate::spf::CODES,
@@ -56,6 +56,7 @@ pub fn all() -> Vec<&'static Code> {
         crate::caa::CODES,
         crate::zone::CODES,
         crate::ptr::CODES,
+        crate::live_tls::CODES,
     ];
     modules.into_iter().flatten().copied().collect()
 }

@@ -26,6 +26,19 @@ pub struct CheckOptions {
     pub mta_sts_url: Option<String>,
     /// Time allowed for fetching the MTA-STS policy.
     pub fetch_timeout: Duration,
+    /// Connect to the mail servers (MX port 25, submission, IMAP) and judge their TLS
+    /// (`live_tls.rs`); `mailzone check --no-connect` turns it off.
+    pub live_tls: bool,
+    /// Time allowed for one live connection: connect, dialogue and TLS handshake.
+    pub connect_timeout: Duration,
+    /// Trust anchors for the mail servers' certificates besides Mozilla's roots
+    /// (`--ca-file`: a private or test CA).
+    pub extra_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// Where live connections go for the standard ports (tests: loopback ports).
+    pub service_ports: crate::live_tls::ServicePorts,
+    /// The live connections of this run, shared by its domains (a mail host serving many
+    /// domains is probed once).
+    pub live_tls_cache: crate::live_tls::ProbeCache,
 }
 
 impl Default for CheckOptions {
@@ -36,6 +49,11 @@ impl Default for CheckOptions {
             timeout: Duration::from_secs(5),
             mta_sts_url: None,
             fetch_timeout: Duration::from_secs(10),
+            live_tls: true,
+            connect_timeout: Duration::from_secs(10),
+            extra_roots: Vec::new(),
+            service_ports: crate::live_tls::ServicePorts::default(),
+            live_tls_cache: crate::live_tls::ProbeCache::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod caa;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnssec;
+pub mod live_tls;
 pub mod mtasts;
 pub mod mx;
 pub mod ptr;

@@ -15,16 +15,18 @@ pub async fn check_domain(ctx: &DomainContext<'_>) -> Vec<Finding> {
         crate::mtasts::check(ctx),
         crate::srv::check(ctx),
     );
-    let (autoconfig, tlsa, dnssec, caa, zone, ptr) = tokio::join!(
+    let (autoconfig, tlsa, dnssec, caa, zone, ptr, live_tls) = tokio::join!(
         crate::autoconfig::check(ctx),
         crate::tlsa::check(ctx),
         crate::dnssec::check(ctx),
         crate::caa::check(ctx),
         crate::zone::check(ctx),
         crate::ptr::check(ctx),
+        crate::live_tls::check(ctx),
     );
     let mut findings: Vec<Finding> = [
         records, mx, spf, dkim, dmarc, mtasts, srv, autoconfig, tlsa, dnssec, caa, zone, ptr,
+        live_tls,
     ]
     .into_iter()
     .flatten()

@@ -44,9 +44,35 @@ pub struct CheckArgs {
     /// The time between two checks with `--watch` (e.g. 30s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration, requires = "watch")]
     interval: std::time::Duration,
+    /// Open no connection to the mail servers: skip the live TLS checks of the MX hosts
+    /// (port 25) and of the submission and IMAP endpoints.
+    #[arg(long)]
+    no_connect: bool,
+    /// Also trust the CA certificates in this PEM file for the mail servers' TLS (a
+    /// private CA), besides Mozilla's roots (repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    ca_files: Vec<std::path::PathBuf>,
+    /// Connect to another port for a standard service (tests): `smtp=2525`,
+    /// `submissions=…`, `submission=…`, `imaps=…` (repeatable).
+    #[arg(long = "port", value_name = "SERVICE=PORT", hide = true)]
+    ports: Vec<String>,
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut extra_roots = Vec::new();
+    for path in &args.ca_files {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        extra_roots.extend(
+            mailzone_check::live_tls::parse_ca_pem(&text)
+                .map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", path.display()))?,
+        );
+    }
+    let mut service_ports = mailzone_check::live_tls::ServicePorts::default();
+    for spec in &args.ports {
+        service_ports
+            .set(spec)
+            .map_err(|e| anyhow::anyhow!("--port {e}"))?;
+    }
     let (loaded, store) = args.files.load().await?;
     let request = CheckRequest {
         domains: args.domains,
@@ -54,6 +80,9 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         state_dir: args.files.state_dir,
         options: CheckOptions {
             fetch_mta_sts: !args.no_fetch,
+            live_tls: !args.no_connect,
+            extra_roots,
+            service_ports,
             ..CheckOptions::default()
         },
         concurrency: DEFAULT_CONCURRENCY,
@@ -116,7 +145,10 @@ async fn watch(
             _ = tokio::signal::ctrl_c() => return Ok(last),
             _ = terminate.recv() => return Ok(last),
         }
-        let report = mailzone_engine::check(loaded, request).await?;
+        // A new round probes the mail servers again: nothing is reused from the last one.
+        let mut round = request.clone();
+        round.options.live_tls_cache = Default::default();
+        let report = mailzone_engine::check(loaded, &round).await?;
         let changes = changes(&last, &report);
         if !changes.is_empty() {
             let at = mailzone_engine::clock::rfc3339(mailzone_engine::clock::unix_now());

@@ -161,8 +161,14 @@ fn correct_zone_exits_0_and_broken_zone_exits_1_with_the_fix() {
     ]);
     let stdout = text(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{stdout}{}", text(&bad.stderr));
-    assert!(stdout.starts_with("bad.test  3 errors, "), "one summary line first: {stdout}");
-    assert!(stdout.contains("\nbad.test\n 3 errors:\n"), "grouped by severity: {stdout}");
+    assert!(
+        stdout.starts_with("bad.test  3 errors, "),
+        "one summary line first: {stdout}"
+    );
+    assert!(
+        stdout.contains("\nbad.test\n 3 errors:\n"),
+        "grouped by severity: {stdout}"
+    );
     assert!(
         stdout.contains(
             "  error   record-missing _dmarc.bad.test. (dmarc)\n          the dmarc record _dmarc.bad.test. TXT v=DMARC1; p=reject; rua=mailto:postmaster@bad.test is not served\n          seen      nothing\n"
