@@ -7,6 +7,9 @@
 //!   fetched when [`CheckOptions::fetch_mta_sts`](crate::CheckOptions) is set: it must parse
 //!   (§3.2) and, in `enforce` or `testing` mode, its `mx:` patterns must match every MX
 //!   host (§4.1: `*.example.org` matches exactly one label). Not reachable is only `info`.
+//! - §3.2: `max_age` "in the range of weeks or greater"; under a day, senders fetch often
+//!   and a policy-host outage soon leaves them without a policy (`mta-sts-max-age-short`);
+//!   §5: mode `testing` or `none` protects nothing (`mta-sts-not-enforced`, information).
 //!
 //! More than one record of either kind is `zone-multiple-records` (see [`crate::zone`]);
 //! then these syntax checks are skipped.
@@ -34,6 +37,10 @@ crate::codes::declare! {
         "an MX host matches no `mx:` pattern of the fetched MTA-STS policy";
     POLICY_DIFFERS: Warning, "mta-sts-policy-differs",
         "the fetched MTA-STS policy differs from the one mailzone generates";
+    MAX_AGE_SHORT: Warning, "mta-sts-max-age-short",
+        "the fetched policy's `max_age` is under one day (RFC 8461 §3.2 expects weeks)";
+    NOT_ENFORCED: Info, "mta-sts-not-enforced",
+        "the fetched policy's mode is `testing` or `none`: senders deliver without TLS on failure";
 }
 
 /// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
@@ -439,7 +446,7 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
             return vec![f];
         }
     };
-    let mut findings = Vec::new();
+    let mut findings = policy_advice(&host, &url, &policy);
     if policy.mode != MtaStsMode::None {
         let hosts = mx_hosts(ctx).await;
         for mx in hosts {
@@ -491,6 +498,43 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )),
             );
         }
+    }
+    findings
+}
+
+/// RFC 8461 §3.2 `max_age` of at least a day (weeks expected); §5 a mode that protects.
+fn policy_advice(host: &Name, url: &str, policy: &Policy) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    const DAY: u32 = 86_400;
+    if policy.max_age < DAY {
+        findings.push(
+            Finding::new(
+                MAX_AGE_SHORT,
+                host.to_string(),
+                format!(
+                    "the MTA-STS policy at {url} has `max_age: {}`, under one day: senders keep it only that long, so an outage of the policy host (or an attacker blocking it) soon leaves them without a policy; RFC 8461 §3.2 expects weeks or more",
+                    policy.max_age
+                ),
+            )
+            .seen(format!("max_age: {}", policy.max_age))
+            .expected("max_age: 604800 or more (one week; up to 31557600)")
+            .fix("raise `max_age` (mailzone: `mtaSts = { maxAge = 604800 }`) and publish a new id"),
+        );
+    }
+    if policy.mode != MtaStsMode::Enforce {
+        findings.push(
+            Finding::new(
+                NOT_ENFORCED,
+                host.to_string(),
+                format!(
+                    "the MTA-STS policy at {url} is in mode `{}`: senders that cannot make a valid TLS connection to an MX deliver anyway (mode testing only reports it, RFC 8461 §5), so a downgrade attack still works",
+                    policy.mode.as_str()
+                ),
+            )
+            .seen(format!("mode: {}", policy.mode.as_str()))
+            .expected("mode: enforce")
+            .fix("once the TLS reports show no failures, switch to `mode: enforce` (mailzone: `mtaSts = { mode = \"enforce\" }`) and publish a new id"),
+        );
     }
     findings
 }
