@@ -343,7 +343,8 @@ mod tests {
         case("unexpected host")
             .add(
                 "example.org. 300 IN MX 20 other.example.net.\n\
-                 other.example.net. 300 IN A 198.51.100.1\n",
+                 other.example.net. 300 IN A 198.51.100.1\n\
+                 other.example.net. 300 IN AAAA 2001:db8::1\n",
             )
             .fires("mx-unexpected-host", Severity::Warning, "example.org.")
             .alone(),

@@ -181,7 +181,7 @@ async fn external_rua_without_authorisation() {
         f,
         [(
             "dmarc-report-unauthorized",
-            Severity::Error,
+            Severity::Warning,
             "dmarc-extrua.test._report._dmarc.reports.test.".into()
         )]
     );
@@ -200,16 +200,23 @@ async fn external_rua_with_authorisation_or_wildcard() {
 }
 
 #[tokio::test]
-async fn pct_removed_by_rfc_9989() {
+async fn pct_removed_by_rfc_9989_and_partial_under_rfc_7489() {
     let Some(f) = dmarc_findings("dmarc-pct.test").await else {
         return;
     };
     assert_eq!(
         f,
-        [(
-            "dmarc-removed-tag",
-            Severity::Info,
-            "_dmarc.dmarc-pct.test.".into()
-        )]
+        [
+            (
+                "dmarc-pct-partial",
+                Severity::Warning,
+                "_dmarc.dmarc-pct.test.".into()
+            ),
+            (
+                "dmarc-removed-tag",
+                Severity::Warning,
+                "_dmarc.dmarc-pct.test.".into()
+            )
+        ]
     );
 }

@@ -76,7 +76,7 @@ fn syntax() -> Vec<Case> {
         .map(|text| record(text).fires("dmarc-syntax", Severity::Error, NAME))
         .collect();
     cases.push(record(
-            "v=DMARC1 ;p = Reject;sp=quarantine;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
+            "v=DMARC1 ;p = Reject;sp=reject;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
         ).quiet());
     cases
 }
@@ -116,12 +116,29 @@ check_cases!(
         record("v=DMARC1; p=reject; adkim=s").quiet(),
         message_has(
             only(
-                record("v=DMARC1; p=reject; pct=50; rf=afrf; ri=86400"),
+                record("v=DMARC1; p=reject; pct=100; rf=afrf; ri=86400"),
                 "dmarc-removed-tag",
-                Severity::Info,
+                Severity::Warning,
             ),
-            "pct=50, rf=afrf, ri=86400",
+            "pct=100, rf=afrf, ri=86400",
         ),
+        // Below 100, RFC 7489 receivers apply the policy to a sample only.
+        record("v=DMARC1; p=reject; pct=50")
+            .fires(
+                "dmarc-pct-partial",
+                Severity::Warning,
+                "_dmarc.example.org."
+            )
+            .count("dmarc-removed-tag", 1),
+        record("v=DMARC1; p=none; pct=50").count("dmarc-pct-partial", 0),
+        record("v=DMARC1; p=quarantine; sp=none")
+            .fires(
+                "dmarc-subdomain-policy-weaker",
+                Severity::Warning,
+                "_dmarc.example.org.",
+            )
+            .alone(),
+        record("v=DMARC1; p=quarantine; sp=reject; np=quarantine").quiet(),
         // An out-of-range pct is noted, not a syntax error (RFC 9989 dropped the tag).
         record("v=DMARC1; p=reject; pct=150")
             .count("dmarc-removed-tag", 1)
@@ -145,7 +162,7 @@ check_cases!(report_cases, [
         record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
             .fires(
                 "dmarc-report-unauthorized",
-                Severity::Error,
+                Severity::Warning,
                 "example.org._report._dmarc.reports.example.net.",
             )
             .alone(),
@@ -155,7 +172,7 @@ check_cases!(report_cases, [
         )
         .fires_at(
             "dmarc-report-unauthorized",
-            Severity::Error,
+            Severity::Warning,
             &[
                 "example.org._report._dmarc.reports.example.net.",
                 "example.org._report._dmarc.forensic.example.com.",
