@@ -93,6 +93,8 @@ crate::codes::declare! {
         "the published RSA key has fewer than 2048 bits";
     VERIFY_FAILED: Error, "dkim-verify-failed",
         "a message signed with the private key does not verify through the record as served";
+    GRANULARITY: Warning, "dkim-granularity",
+        "the key record has a `g=` other than `*` (RFC 4871): older verifiers fail signatures";
 }
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
@@ -305,6 +307,10 @@ async fn check_selector(
             .fix(format!("remove the t=y tag: {fix}")),
         );
     }
+    findings.extend(
+        granularity(selector, &name.to_string(), text)
+            .map(|f| f.expected(expected_value.clone()).fix(fix.clone())),
+    );
     if let Some(services) = &record.services
         && !services
             .iter()
@@ -419,6 +425,25 @@ async fn check_selector(
         ));
     }
     findings
+}
+
+/// RFC 4871 §3.6.1 `g=` (key granularity, dropped by RFC 6376 but still applied by
+/// verifiers built on RFC 4871): a value other than `*` must match the local part of the
+/// signature's `i=`; signers usually omit `i=` (it defaults to `@<d>`, an empty local
+/// part), so those verifiers fail their signatures.
+fn granularity(selector: &str, name: &str, text: &str) -> Option<Finding> {
+    let tags = tag_list(text).ok()?;
+    let (_, g) = tags.iter().find(|(n, _)| n == "g")?;
+    (g != "*").then(|| {
+        Finding::new(
+            GRANULARITY,
+            name.to_string(),
+            format!(
+                "the DKIM key record for selector `{selector}` has g={g}: RFC 6376 dropped the tag, but verifiers following RFC 4871 (§3.6.1) accept the key only for signatures whose i= local part matches `{g}`, so they fail signatures without that local part (an `i=` is usually absent, which means an empty one)"
+            ),
+        )
+        .seen(text.to_string())
+    })
 }
 
 /// A DKIM key record as RFC 6376 §3.6.1 defines it.

@@ -10,6 +10,8 @@
 //! - §3.2: `max_age` "in the range of weeks or greater"; under a day, senders fetch often
 //!   and a policy-host outage soon leaves them without a policy (`mta-sts-max-age-short`);
 //!   §5: mode `testing` or `none` protects nothing (`mta-sts-not-enforced`, information).
+//! - RFC 8460: MTA-STS without a TLS-RPT record leaves TLS failures unreported
+//!   (`tls-rpt-missing`).
 //!
 //! More than one record of either kind is `zone-multiple-records` (see [`crate::zone`]);
 //! then these syntax checks are skipped.
@@ -41,6 +43,8 @@ crate::codes::declare! {
         "the fetched policy's `max_age` is under one day (RFC 8461 §3.2 expects weeks)";
     NOT_ENFORCED: Info, "mta-sts-not-enforced",
         "the fetched policy's mode is `testing` or `none`: senders deliver without TLS on failure";
+    TLSRPT_MISSING: Warning, "tls-rpt-missing" (Some(RecordPurpose::TlsRpt)),
+        "MTA-STS is published but no `_smtp._tls` TLS-RPT record: TLS failures go unreported";
 }
 
 /// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
@@ -334,10 +338,19 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             findings.extend(malformed(ctx, &STS_TXT, &answer, &sts_name));
         }
     }
+    let mut rpt_served = false;
     match rpt {
         Err(f) => findings.push(f),
-        Ok(answer) => findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name)),
+        Ok(answer) => {
+            rpt_served = !support::txt_family(&answer, &rpt_name, TLSRPT_TXT.version).is_empty();
+            findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name));
+        }
     }
+    findings.extend(tlsrpt_missing(
+        &sts_name,
+        &rpt_name,
+        sts_served && !rpt_served,
+    ));
     if ctx.options.fetch_mta_sts && (ctx.domain.mta_sts.enabled || sts_served) {
         findings.extend(check_policy(ctx).await);
     }
@@ -500,6 +513,26 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// RFC 8460 §1, §3: with MTA-STS published, senders that fail to deliver over TLS report it
+/// only to a `_smtp._tls` address; without one, a broken certificate or policy goes unseen
+/// until mail is lost (mox and internet.nl ask for it beside MTA-STS).
+fn tlsrpt_missing(sts_name: &Name, rpt_name: &Name, missing: bool) -> Option<Finding> {
+    missing.then(|| {
+        Finding::new(
+            TLSRPT_MISSING,
+            rpt_name.to_string(),
+            format!(
+                "{sts_name} publishes an MTA-STS policy but {rpt_name} has no `v=TLSRPTv1` record: senders that fail to deliver over TLS (expired certificate, policy mismatch) have nowhere to report it (RFC 8460)"
+            ),
+        )
+        .seen(format!("no v=TLSRPTv1 TXT record at {rpt_name}"))
+        .expected(format!("{rpt_name} TXT \"v=TLSRPTv1; rua=mailto:<address>\""))
+        .fix(format!(
+            "publish {rpt_name} 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@<your domain>\" (mailzone: `tlsRpt = {{ rua = [...] }}`)"
+        ))
+    })
 }
 
 /// RFC 8461 §3.2 `max_age` of at least a day (weeks expected); §5 a mode that protects.

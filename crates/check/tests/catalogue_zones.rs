@@ -206,6 +206,26 @@ const CASES: &[Case] = &[
         policy: None,
     },
     Case {
+        n: 17,
+        config: DEFAULT_CONFIG,
+        remove: &["202611r._domainkey.{d}."],
+        add: "{dkim_r_g}",
+        expect: (
+            "dkim-granularity",
+            Severity::Warning,
+            "202611r._domainkey.{d}.",
+        ),
+        policy: None,
+    },
+    Case {
+        n: 18,
+        config: DEFAULT_CONFIG,
+        remove: &["_smtp._tls.{d}."],
+        add: "",
+        expect: ("tls-rpt-missing", Severity::Warning, "_smtp._tls.{d}."),
+        policy: None,
+    },
+    Case {
         n: 16,
         config: DEFAULT_CONFIG,
         remove: &["\"v=spf1 mx", "_dmarc.{d}."],
@@ -345,11 +365,29 @@ fn zone_lines(case: &Case, planned: &Planned) -> Vec<String> {
     });
     lines.extend(
         fill(case.add, n)
+            .replace("{dkim_r_g}", &dkim_with_granularity(planned, n))
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(str::to_string),
     );
     lines
+}
+
+/// The planned DKIM record of selector `202611r`, with `g=sales` appended (RFC 4871).
+fn dkim_with_granularity(planned: &Planned, n: u8) -> String {
+    let owner = format!("202611r._domainkey.{}.", domain(n));
+    let record = planned
+        .desired
+        .iter()
+        .find(|d| d.record.name.to_string() == owner)
+        .map(|d| &d.record)
+        .expect("the planner makes the DKIM record");
+    let value = format!("{}; g=sales", record.data.value());
+    let data = mailzone_records::RData::Txt(value.into_bytes());
+    format!(
+        "{owner} 300 IN TXT {}",
+        mailzone_records::zonefile::rdata_presentation(&data)
+    )
 }
 
 const REVERSE4: &str = "2.0.192.in-addr.arpa";
@@ -492,6 +530,8 @@ async fn case00_correct_zone_has_no_error_and_no_warning() {
         "mx-target-private-address",
         "mx-no-ipv6",
         "caa-iodef-invalid",
+        "dkim-granularity",
+        "tls-rpt-missing",
     ];
     let noisy: Vec<&Finding> = findings
         .iter()
@@ -527,6 +567,8 @@ cases! {
     case13_mx_target_private_address = 13;
     case14_mx_no_ipv6 = 14;
     case15_caa_iodef_invalid = 15;
+    case17_dkim_granularity = 17;
+    case18_tls_rpt_missing = 18;
 }
 
 /// The shape checks stay quiet on records that merely resemble the defects: `-all` last
