@@ -33,6 +33,9 @@
 //! - RFC 7489 §6.3 `sp`, RFC 9989 §4.7 `np`: a subdomain policy weaker than `p` leaves
 //!   forged mail from (existing or non-existent) subdomains less protected than the domain
 //!   (`dmarc-subdomain-policy-weaker`, a warning).
+//! - RFC 7489 §6.2: receivers MUST support `mailto:` report URIs and MAY support others;
+//!   a report address of another scheme (`https:`) gets reports from few or none
+//!   (`dmarc-report-not-mailto`, a warning).
 //!
 //! "Another organisation": RFC 7489 compares organisational domains, found with the Public
 //! Suffix List, which mailzone does not carry. A report domain counts as the same
@@ -71,6 +74,8 @@ crate::codes::declare! {
         "`pct` below 100: RFC 7489 receivers apply the policy to only part of the failing mail";
     SUBDOMAIN_WEAKER: Warning, "dmarc-subdomain-policy-weaker",
         "`sp` or `np` is weaker than `p`: forged mail from subdomains is stopped less";
+    REPORT_NOT_MAILTO: Warning, "dmarc-report-not-mailto",
+        "a `rua`/`ruf` URI is not `mailto:`, the only scheme receivers must support";
 }
 
 /// RFC 7489 §6.6.3 step 3: a DMARC record starts with the tag `v=DMARC1` (white space
@@ -487,8 +492,37 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         );
     }
     findings.extend(policy_strength(&name, &text, &analysis));
+    findings.extend(report_schemes(&name, &text, &analysis));
     findings.extend(check_report_authorisation(ctx, &analysis).await);
     findings
+}
+
+/// RFC 7489 §6.2: only `mailto:` report URIs are sure to be used.
+fn report_schemes(name: &Name, text: &str, analysis: &Analysis) -> Vec<Finding> {
+    let others: Vec<String> = analysis
+        .report_uris()
+        .into_iter()
+        .filter(|uri| {
+            uri.split_once(':')
+                .is_some_and(|(scheme, _)| !scheme.eq_ignore_ascii_case("mailto"))
+        })
+        .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Finding::new(
+            REPORT_NOT_MAILTO,
+            name.to_string(),
+            format!(
+                "the DMARC record at {name} asks for reports at {}: receivers must support only `mailto:` report addresses (RFC 7489 §6.2), so few or none send reports there",
+                others.join(", ")
+            ),
+        )
+        .seen(text.to_string())
+        .expected("rua/ruf addresses of the form mailto:<address>")
+        .fix("replace them by mailto: addresses (mailzone: `dmarc = { rua = [\"mailto:…\"] }`)"),
+    ]
 }
 
 /// How strongly a policy value acts on failing mail (none < quarantine < reject); `None`

@@ -226,6 +226,14 @@ const CASES: &[Case] = &[
         policy: None,
     },
     Case {
+        n: 19,
+        config: DEFAULT_CONFIG,
+        remove: &["_dmarc.{d}."],
+        add: "_dmarc.{d}. 300 IN TXT \"v=DMARC1; p=reject; rua=https://reports.{d}/dmarc\"",
+        expect: ("dmarc-report-not-mailto", Severity::Warning, "_dmarc.{d}."),
+        policy: None,
+    },
+    Case {
         n: 16,
         config: DEFAULT_CONFIG,
         remove: &["\"v=spf1 mx", "_dmarc.{d}."],
@@ -532,6 +540,7 @@ async fn case00_correct_zone_has_no_error_and_no_warning() {
         "caa-iodef-invalid",
         "dkim-granularity",
         "tls-rpt-missing",
+        "dmarc-report-not-mailto",
     ];
     let noisy: Vec<&Finding> = findings
         .iter()
@@ -569,6 +578,7 @@ cases! {
     case15_caa_iodef_invalid = 15;
     case17_dkim_granularity = 17;
     case18_tls_rpt_missing = 18;
+    case19_dmarc_report_not_mailto = 19;
 }
 
 /// The shape checks stay quiet on records that merely resemble the defects: `-all` last
