@@ -26,6 +26,8 @@
 //! - RFC 7208 §5.1, §4.7: `+all` passes every host on the Internet (`spf-pass-all`,
 //!   an error: forged mail passes SPF, and DMARC through SPF alignment); `?all` and a record ending without `all` or `redirect=` give `neutral` to
 //!   everyone else, which is no protection (`spf-neutral-all`, `spf-no-all`, information).
+//! - RFC 7208 §5.2, §6.1: a record reached through `include:`/`redirect=` that ends in
+//!   `+all` opens the domain's policy too (`spf-pass-all`, named after that record).
 //! - RFC 7208 §3.4: the answer carrying the record should fit in 512 octets
 //!   (`spf-record-too-long`); §6.1: `redirect=` beside `all` is never used
 //!   (`spf-redirect-ignored`); §5.1: mechanisms after `all` are never evaluated
@@ -270,6 +272,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     for sample in samples {
         let outcome = walk(ctx.lookup, domain, sample, &sender).await;
         findings.extend(walk_findings(domain, &outcome));
+        findings.extend(reached_pass_all(domain, &outcome));
     }
 
     for ip in &ips {
@@ -349,6 +352,38 @@ fn record_warnings(domain: &Name, text: &str, record: &SpfRecord) -> Vec<Finding
         None => {}
     }
     findings
+}
+
+/// RFC 7208 §5.1, §5.2, §6.1: a record reached through `include:` or `redirect=` that ends
+/// in `+all` passes every host, and so does the domain's policy through it (an include
+/// that returns `pass` matches). The walk records each `all` it reaches.
+fn reached_pass_all(domain: &Name, outcome: &SpfOutcome) -> Vec<Finding> {
+    outcome
+        .trace
+        .iter()
+        .filter(|step| &step.domain != domain)
+        .filter(|step| {
+            let term = step.term.to_ascii_lowercase();
+            term == "all" || term == "+all"
+        })
+        .map(|step| {
+            Finding::new(
+                PASS_ALL,
+                step.domain.to_string(),
+                format!(
+                    "the SPF record of {}, reached from {domain} through include: or redirect=, ends in `{}`: every host on the Internet passes it, and so passes SPF for {domain} (RFC 7208 §5.1, §5.2, §6.1)",
+                    step.domain.as_str(),
+                    step.term
+                ),
+            )
+            .seen(format!("{}: {}", step.domain.as_str(), step.term))
+            .expected("`-all` or `~all` in every record the policy reaches")
+            .fix(format!(
+                "end the record at {} in `-all`, or stop including it from {domain}",
+                step.domain.as_str()
+            ))
+        })
+        .collect()
 }
 
 /// RFC 7208 §3.4: the answer to the TXT question, estimated for the SPF record alone

@@ -234,10 +234,26 @@ const CASES: &[Case] = &[
         policy: None,
     },
     Case {
+        n: 20,
+        config: DEFAULT_CONFIG,
+        remove: &["\"v=spf1 mx"],
+        add: "{d}. 300 IN TXT \"v=spf1 mx include:_open.{d} -all\"\n_open.{d}. 300 IN TXT \"v=spf1 +all\"",
+        expect: ("spf-pass-all", Severity::Error, "_open.{d}."),
+        policy: None,
+    },
+    Case {
+        n: 21,
+        config: DEFAULT_CONFIG,
+        remove: &["\"v=spf1 mx"],
+        add: "{d}. 300 IN TXT \"v=spf1 redirect=_open.{d}\"\n_open.{d}. 300 IN TXT \"v=spf1 mx all\"",
+        expect: ("spf-pass-all", Severity::Error, "_open.{d}."),
+        policy: None,
+    },
+    Case {
         n: 16,
         config: DEFAULT_CONFIG,
         remove: &["\"v=spf1 mx", "_dmarc.{d}."],
-        add: "{d}. 300 IN TXT \"v=spf1 mx -all exp=explain.{d}\"\n_dmarc.{d}. 300 IN TXT \"v=DMARC1; p=quarantine; sp=reject; np=quarantine; pct=100\"",
+        add: "{d}. 300 IN TXT \"v=spf1 mx include:_closed.{d} -all exp=explain.{d}\"\n_closed.{d}. 300 IN TXT \"v=spf1 -all\"\n_dmarc.{d}. 300 IN TXT \"v=DMARC1; p=quarantine; sp=reject; np=quarantine; pct=100\"",
         expect: ("", Severity::Info, ""),
         policy: None,
     },
@@ -579,10 +595,12 @@ cases! {
     case17_dkim_granularity = 17;
     case18_tls_rpt_missing = 18;
     case19_dmarc_report_not_mailto = 19;
+    case20_spf_include_of_pass_all = 20;
+    case21_spf_redirect_to_pass_all = 21;
 }
 
 /// The shape checks stay quiet on records that merely resemble the defects: `-all` last
-/// with a modifier after it, `sp` as strict as `p`, a `pct` of 100.
+/// with a modifier after it, an included record ending in `-all`, `sp` as strict as `p`, a `pct` of 100.
 #[tokio::test]
 async fn near_misses_stay_quiet() {
     let Some(findings) = findings_of(16).await else {
@@ -594,6 +612,7 @@ async fn near_misses_stay_quiet() {
             [
                 "spf-terms-after-all",
                 "spf-redirect-ignored",
+                "spf-pass-all",
                 "dmarc-pct-partial",
                 "dmarc-subdomain-policy-weaker",
             ]
