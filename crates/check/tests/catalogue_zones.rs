@@ -250,6 +250,18 @@ const CASES: &[Case] = &[
         policy: None,
     },
     Case {
+        n: 22,
+        config: DEFAULT_CONFIG,
+        remove: &[],
+        add: "",
+        expect: (
+            "dkim-key-too-long",
+            Severity::Warning,
+            "202611r._domainkey.{d}.",
+        ),
+        policy: None,
+    },
+    Case {
         n: 16,
         config: DEFAULT_CONFIG,
         remove: &["\"v=spf1 mx", "_dmarc.{d}."],
@@ -261,6 +273,18 @@ const CASES: &[Case] = &[
 
 /// Cases whose config has a second exchanger (`backup.{d}`, priority 20).
 const TWO_EXCHANGERS: &[u8] = &[];
+
+/// Cases whose selector `202611r` signs with the 4160-bit RSA key of `tests/data`.
+const LONG_RSA_KEY: &[u8] = &[22];
+
+/// The private key file of selector `selector` in case `n`.
+fn key_file(n: u8, selector: &str) -> PathBuf {
+    if selector == "202611r" && LONG_RSA_KEY.contains(&n) {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dkim-rsa-4160.pem")
+    } else {
+        examples().join(format!("keys/{selector}.pem"))
+    }
+}
 
 fn domain(n: u8) -> String {
     format!("case{n:02}.test")
@@ -330,10 +354,11 @@ mtaSts = {{ mode = "enforce", maxAge = 604800 }}
 {config}
 dkimManagement = {{ manual = {{ keys = [
   {{ selector = "202611e", privateKeyFile = "keys/202611e.pem" }},
-  {{ selector = "202611r", privateKeyFile = "keys/202611r.pem" }},
+  {{ selector = "202611r", privateKeyFile = "{key_r}" }},
 ] }} }}
 "#,
-            config = case.config
+            config = case.config,
+            key_r = key_file(n, "202611r").display()
         ),
         n,
     );
@@ -342,7 +367,7 @@ dkimManagement = {{ manual = {{ keys = [
     let keys: Vec<(String, DkimPrivateKey)> = ["202611e", "202611r"]
         .into_iter()
         .map(|s| {
-            let pem = std::fs::read_to_string(examples().join(format!("keys/{s}.pem"))).unwrap();
+            let pem = std::fs::read_to_string(key_file(n, s)).unwrap();
             (s.to_string(), DkimPrivateKey::from_pem(&pem).unwrap())
         })
         .collect();
@@ -557,6 +582,7 @@ async fn case00_correct_zone_has_no_error_and_no_warning() {
         "dkim-granularity",
         "tls-rpt-missing",
         "dmarc-report-not-mailto",
+        "dkim-key-too-long",
     ];
     let noisy: Vec<&Finding> = findings
         .iter()
@@ -597,6 +623,7 @@ cases! {
     case19_dmarc_report_not_mailto = 19;
     case20_spf_include_of_pass_all = 20;
     case21_spf_redirect_to_pass_all = 21;
+    case22_dkim_key_too_long = 22;
 }
 
 /// The shape checks stay quiet on records that merely resemble the defects: `-all` last
