@@ -416,7 +416,7 @@ async fn check_selector(
     }
 
     findings.extend(
-        key_too_long(selector, &name.to_string(), text, &record)
+        key_too_long(selector, &name.to_string(), text, record)
             .map(|f| f.expected(expected_value.clone()).fix(fix.clone())),
     );
 
