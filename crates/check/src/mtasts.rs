@@ -517,7 +517,7 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
 
 /// RFC 8460 §1, §3: with MTA-STS published, senders that fail to deliver over TLS report it
 /// only to a `_smtp._tls` address; without one, a broken certificate or policy goes unseen
-/// until mail is lost (mox and internet.nl ask for it beside MTA-STS).
+/// until mail is lost (mox asks for it beside MTA-STS).
 fn tlsrpt_missing(sts_name: &Name, rpt_name: &Name, missing: bool) -> Option<Finding> {
     missing.then(|| {
         Finding::new(

@@ -12,8 +12,8 @@
 //! Each target must also be reachable from the Internet: an MX written as an IP address
 //! (`10 192.0.2.1.`) is looked up as a name (RFC 5321 §5.1, `mx-target-ip-literal`); an
 //! address in 127/8, 10/8, 172.16/12, 192.168/16, 169.254/16, `::1`, fc00::/7 or fe80::/10
-//! cannot be reached by senders (`mx-target-private-address`, as internet.nl and MXToolbox
-//! flag); a target without AAAA is unreachable over IPv6 (`mx-no-ipv6`, information, as
+//! cannot be reached by senders (`mx-target-private-address`; mox flags a host name on a
+//! loopback address); a target without AAAA is unreachable over IPv6 (`mx-no-ipv6`, information, as
 //! internet.nl's IPv6 test reports).
 
 use std::collections::BTreeMap;
