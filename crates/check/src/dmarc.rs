@@ -36,6 +36,9 @@
 //! - RFC 7489 §6.2: receivers MUST support `mailto:` report URIs and MAY support others;
 //!   a report address of another scheme (`https:`) gets reports from few or none
 //!   (`dmarc-report-not-mailto`, a warning).
+//! - RFC 5321 §5.1, RFC 7505: reports go by mail, so a report address in a domain with a
+//!   null MX, or with neither MX nor address records, loses them
+//!   (`dmarc-report-undeliverable`, a warning). The domain itself is left to the MX check.
 //!
 //! "Another organisation": RFC 7489 compares organisational domains, found with the Public
 //! Suffix List, which mailzone does not carry. A report domain counts as the same
@@ -76,6 +79,8 @@ crate::codes::declare! {
         "`sp` or `np` is weaker than `p`: forged mail from subdomains is stopped less";
     REPORT_NOT_MAILTO: Warning, "dmarc-report-not-mailto",
         "a `rua`/`ruf` URI is not `mailto:`, the only scheme receivers must support";
+    REPORT_UNDELIVERABLE: Warning, "dmarc-report-undeliverable",
+        "a `rua`/`ruf` address's domain accepts no mail (null MX, or no MX and no address)";
 }
 
 /// RFC 7489 §6.6.3 step 3: a DMARC record starts with the tag `v=DMARC1` (white space
@@ -494,6 +499,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     findings.extend(policy_strength(&name, &text, &analysis));
     findings.extend(report_schemes(&name, &text, &analysis));
     findings.extend(check_report_authorisation(ctx, &analysis).await);
+    findings.extend(check_report_delivery(ctx, &analysis).await);
     findings
 }
 
@@ -588,6 +594,66 @@ fn policy_strength(name: &Name, text: &str, analysis: &Analysis) -> Vec<Finding>
                 .seen(text.to_string())
                 .expected(format!("`{tag}` at least as strict as `p` ({p}), or no `{tag}`"))
                 .fix(format!("remove `{tag}={value}` (subdomains then get `p`), or set `{tag}={p}`")),
+            );
+        }
+    }
+    findings
+}
+
+/// RFC 5321 §5.1, RFC 7505 §3: the domains of the `mailto:` report addresses accept mail.
+async fn check_report_delivery(ctx: &DomainContext<'_>, analysis: &Analysis) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut asked: Vec<Name> = Vec::new();
+    for uri in analysis.report_uris() {
+        let Some(report) = mailto_domain(&uri) else {
+            continue;
+        };
+        if report == ctx.domain.name || asked.contains(&report) {
+            continue; // the domain's own MX is the MX check's
+        }
+        asked.push(report.clone());
+        let answer = match crate::support::query(ctx, &report, "MX").await {
+            Ok(answer) => answer,
+            Err(finding) => {
+                findings.push(finding);
+                continue;
+            }
+        };
+        let exchangers = crate::support::exchangers(answer.records.iter());
+        let why = if exchangers.iter().any(|(_, host)| host.is_root()) {
+            Some("it publishes a null MX (RFC 7505): it accepts no mail".to_string())
+        } else if exchangers.is_empty() {
+            match crate::support::addresses(ctx, &report).await {
+                Ok((addresses, _)) if addresses.is_empty() => Some(
+                    "it has neither MX nor A/AAAA records, so mail to it cannot be delivered (RFC 5321 §5.1)"
+                        .to_string(),
+                ),
+                Ok(_) => None,
+                Err(finding) => {
+                    findings.push(finding);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            findings.push(
+                Finding::new(
+                    REPORT_UNDELIVERABLE,
+                    report.to_string(),
+                    format!(
+                        "{} asks for DMARC reports at {uri}, but {}: {why}, so the reports are lost",
+                        ctx.domain.name,
+                        report.as_str()
+                    ),
+                )
+                .seen(format!("{uri}: {why}"))
+                .expected(format!("{} with MX records of a host that accepts mail", report.as_str()))
+                .fix(format!(
+                    "report to an address in a domain that receives mail, or publish MX records for {}",
+                    report.as_str()
+                )),
             );
         }
     }

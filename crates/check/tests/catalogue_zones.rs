@@ -262,6 +262,26 @@ const CASES: &[Case] = &[
         policy: None,
     },
     Case {
+        n: 23,
+        config: DEFAULT_CONFIG,
+        remove: &["_dmarc.{d}."],
+        add: "_dmarc.{d}. 300 IN TXT \"v=DMARC1; p=reject; rua=mailto:dmarc@reports.{d}\"\nreports.{d}. 300 IN MX 0 .",
+        expect: (
+            "dmarc-report-undeliverable",
+            Severity::Warning,
+            "reports.{d}.",
+        ),
+        policy: None,
+    },
+    Case {
+        n: 24,
+        config: DEFAULT_CONFIG,
+        remove: &["_dmarc.{d}."],
+        add: "_dmarc.{d}. 300 IN TXT \"v=DMARC1; p=reject; ruf=mailto:dmarc@gone.{d}\"",
+        expect: ("dmarc-report-undeliverable", Severity::Warning, "gone.{d}."),
+        policy: None,
+    },
+    Case {
         n: 16,
         config: DEFAULT_CONFIG,
         remove: &["\"v=spf1 mx", "_dmarc.{d}."],
@@ -583,6 +603,7 @@ async fn case00_correct_zone_has_no_error_and_no_warning() {
         "tls-rpt-missing",
         "dmarc-report-not-mailto",
         "dkim-key-too-long",
+        "dmarc-report-undeliverable",
     ];
     let noisy: Vec<&Finding> = findings
         .iter()
@@ -624,6 +645,8 @@ cases! {
     case20_spf_include_of_pass_all = 20;
     case21_spf_redirect_to_pass_all = 21;
     case22_dkim_key_too_long = 22;
+    case23_dmarc_report_to_null_mx = 23;
+    case24_dmarc_report_to_domain_without_mail = 24;
 }
 
 /// The shape checks stay quiet on records that merely resemble the defects: `-all` last

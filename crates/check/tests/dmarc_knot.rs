@@ -71,7 +71,10 @@ fn server() -> Option<&'static DnsServer> {
             zones.push(ZoneSpec::new(
                 "reports.test",
                 "dmarc-authorised.test._report._dmarc 300 IN TXT \"v=DMARC1\"\n\
-                 *._report._dmarc.wild 300 IN TXT \"v=DMARC1\"\n",
+                 *._report._dmarc.wild 300 IN TXT \"v=DMARC1\"\n\
+                 reports.test. 300 IN MX 10 mx.reports.test.\n\
+                 wild 300 IN MX 10 mx.reports.test.\n\
+                 mx 300 IN A 192.0.2.25\n",
             ));
             knot(&zones)
         })

@@ -158,8 +158,14 @@ check_cases!(
     ]
 );
 
+/// Mail exchangers for the report domains of `report_cases`, which must accept mail.
+const REPORT_MX: &str = "reports.example.net. 300 IN MX 10 mx.example.net.\n\
+    forensic.example.com. 300 IN MX 10 mx.example.com.\n\
+    reports.example.org. 300 IN MX 10 mail.example.org.\n";
+
 check_cases!(report_cases, [
         record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add(REPORT_MX)
             .fires(
                 "dmarc-report-unauthorized",
                 Severity::Warning,
@@ -170,6 +176,7 @@ check_cases!(report_cases, [
         record(
             "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
         )
+        .add(REPORT_MX)
         .fires_at(
             "dmarc-report-unauthorized",
             Severity::Warning,
@@ -179,12 +186,35 @@ check_cases!(report_cases, [
             ],
         ),
         record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add(REPORT_MX)
             .add("example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n")
             .quiet(),
         // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
         // name: tests/dmarc_knot.rs covers it.)
         // Inside the domain: no authorisation needed.
-        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").quiet(),
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add(REPORT_MX)
+            .quiet(),
+        // Report domains that accept no mail: a null MX, or no MX and no address.
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add("reports.example.org. 300 IN MX 0 .\n")
+            .fires(
+                "dmarc-report-undeliverable",
+                Severity::Warning,
+                "reports.example.org.",
+            )
+            .alone(),
+        record("v=DMARC1; p=reject; ruf=mailto:dmarc@reports.example.org")
+            .fires(
+                "dmarc-report-undeliverable",
+                Severity::Warning,
+                "reports.example.org.",
+            )
+            .alone(),
+        // An address record alone is an implicit MX (RFC 5321 §5.1).
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add("reports.example.org. 300 IN A 192.0.2.25\n")
+            .quiet(),
     ]);
 
 #[test]
