@@ -3,7 +3,8 @@
 //! (§4.2) must allow every configured CA, its `issuewild` properties (§4.3, falling back to
 //! `issue`) every configured wildcard CA, and no property may carry the critical flag with a
 //! tag CAs do not know (§4.1: the CA must then refuse to issue). No CAA at all means any CA
-//! may issue: worth knowing, not a fault.
+//! may issue: worth knowing, not a fault. An `iodef` property (§4.4) must be a `mailto:`,
+//! `http:` or `https:` URL, or CAs cannot report refused requests to it.
 
 use mailzone_records::{Name, RData, RecordPurpose};
 
@@ -19,6 +20,8 @@ crate::codes::declare! {
         "the CAA records that apply do not allow the configured CA: renewal will fail";
     UNKNOWN_CRITICAL: Error, "caa-unknown-critical",
         "a CAA property with the critical flag has a tag CAs do not know: no CA may issue";
+    IODEF_INVALID: Warning, "caa-iodef-invalid",
+        "a CAA `iodef` value is not a `mailto:`, `http:` or `https:` URL: reports are lost";
 }
 
 /// Tags defined by RFC 8659 §4 and later RFCs (RFC 9495 issuemail, issuevmc in use by
@@ -138,6 +141,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             );
         }
     }
+    findings.extend(iodef_findings(&owner, &seen, &properties));
     let Some(policy) = policy else {
         return findings;
     };
@@ -198,6 +202,49 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// RFC 8659 §4.4: `iodef` is a URL of scheme `mailto:` (with an address), `http:` or
+/// `https:`; anything else, CAs cannot report to.
+fn iodef_error(value: &str) -> Option<String> {
+    let value = value.trim();
+    let ok = match value.split_once(':') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("mailto") => rest
+            .rsplit_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.')),
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
+            rest.strip_prefix("//")
+                .is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        }
+        _ => false,
+    };
+    (!ok).then(|| format!("`{value}` is not a mailto:, http: or https: URL"))
+}
+
+fn iodef_findings(owner: &Name, seen: &str, properties: &[Property]) -> Vec<Finding> {
+    properties
+        .iter()
+        .filter(|p| p.tag == "iodef")
+        .filter_map(|p| iodef_error(&p.value).map(|why| (p, why)))
+        .map(|(p, why)| {
+            Finding::new(
+                IODEF_INVALID,
+                owner.to_string(),
+                format!(
+                    "the CAA property `iodef \"{}\"` at {owner} is unusable: {why} (RFC 8659 §4.4), so CAs cannot report refused certificate requests",
+                    p.value
+                ),
+            )
+            .seen(seen.to_string())
+            .expected("iodef \"mailto:<address>\" or iodef \"https://<host>/<path>\"")
+            .fix(format!(
+                "replace it by {owner} IN CAA 0 iodef \"mailto:postmaster@{}\"",
+                owner.as_str().trim_end_matches('.')
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ crate::codes::declare! {
         "the published RSA key has fewer than 2048 bits";
     VERIFY_FAILED: Error, "dkim-verify-failed",
         "a message signed with the private key does not verify through the record as served";
+    KEY_TOO_LONG: Warning, "dkim-key-too-long",
+        "the published RSA key has more than 4096 bits: verifiers need only handle up to 4096";
+    GRANULARITY: Warning, "dkim-granularity",
+        "the key record has a `g=` other than `*` (RFC 4871): older verifiers fail signatures";
 }
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
@@ -305,6 +309,10 @@ async fn check_selector(
             .fix(format!("remove the t=y tag: {fix}")),
         );
     }
+    findings.extend(
+        granularity(selector, &name.to_string(), text)
+            .map(|f| f.expected(expected_value.clone()).fix(fix.clone())),
+    );
     if let Some(services) = &record.services
         && !services
             .iter()
@@ -407,6 +415,11 @@ async fn check_selector(
         }
     }
 
+    findings.extend(
+        key_too_long(selector, &name.to_string(), text, record)
+            .map(|f| f.expected(expected_value.clone()).fix(fix.clone())),
+    );
+
     // The end-to-end proof, through every TXT value served there.
     if let Err(why) = sign_and_verify(key, selector, domain, &values).await
         && !definite_error
@@ -419,6 +432,46 @@ async fn check_selector(
         ));
     }
     findings
+}
+
+/// RFC 8301 §3.2: verifiers MUST handle RSA keys of 1024 to 4096 bits; a larger key is
+/// outside what they are bound to verify, and its record needs several TXT strings and
+/// often TCP.
+fn key_too_long(selector: &str, name: &str, text: &str, record: &KeyRecord) -> Option<Finding> {
+    if record.algorithm != DkimAlgorithm::RsaSha256 {
+        return None;
+    }
+    let (modulus, _) = rsa_parts(&record.public_key)?;
+    let bits = modulus_bits(&modulus);
+    (bits > 4096).then(|| {
+        Finding::new(
+            KEY_TOO_LONG,
+            name.to_string(),
+            format!(
+                "the published RSA key of selector `{selector}` has {bits} bits; RFC 8301 §3.2 requires verifiers to handle keys of 1024 to 4096 bits only, so some fail its signatures"
+            ),
+        )
+        .seen(text.to_string())
+    })
+}
+
+/// RFC 4871 §3.6.1 `g=` (key granularity, dropped by RFC 6376 but still applied by
+/// verifiers built on RFC 4871): a value other than `*` must match the local part of the
+/// signature's `i=`; signers usually omit `i=` (it defaults to `@<d>`, an empty local
+/// part), so those verifiers fail their signatures.
+fn granularity(selector: &str, name: &str, text: &str) -> Option<Finding> {
+    let tags = tag_list(text).ok()?;
+    let (_, g) = tags.iter().find(|(n, _)| n == "g")?;
+    (g != "*").then(|| {
+        Finding::new(
+            GRANULARITY,
+            name.to_string(),
+            format!(
+                "the DKIM key record for selector `{selector}` has g={g}: RFC 6376 dropped the tag, but verifiers following RFC 4871 (§3.6.1) accept the key only for signatures whose i= local part matches `{g}`, so they fail signatures without that local part (an `i=` is usually absent, which means an empty one)"
+            ),
+        )
+        .seen(text.to_string())
+    })
 }
 
 /// A DKIM key record as RFC 6376 §3.6.1 defines it.

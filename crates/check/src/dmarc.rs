@@ -21,13 +21,24 @@
 //! - RFC 7489 §6.3 "Unknown tags MUST be ignored": `dmarc-unknown-tag`, information (a typo
 //!   such as `rue=` silently loses the reports).
 //! - RFC 9989 removes `pct`, `rf` and `ri` (receivers following it ignore them; `pct=0`
-//!   no longer means "monitoring"): `dmarc-removed-tag`, information.
+//!   no longer means "monitoring"): `dmarc-removed-tag`, a warning (deprecated).
 //! - `p=none` asks receivers to deliver mail failing DMARC as usual (RFC 7489 §6.3):
 //!   `dmarc-policy-none`, a warning.
 //! - RFC 7489 §7.1: a `rua`/`ruf` address in another organisation's domain receives
 //!   reports only when that domain publishes `<domain>._report._dmarc.<report-domain>` TXT
-//!   `v=DMARC1`; missing → `dmarc-report-unauthorized`, an error (the reports are silently
-//!   not sent).
+//!   `v=DMARC1`; missing → `dmarc-report-unauthorized`, a warning (the reports are silently
+//!   not sent; mail is not affected).
+//! - RFC 7489 §6.3 `pct`: below 100, receivers apply the policy to that share of failing
+//!   mail only and the next weaker policy to the rest (`dmarc-pct-partial`, a warning).
+//! - RFC 7489 §6.3 `sp`, RFC 9989 §4.7 `np`: a subdomain policy weaker than `p` leaves
+//!   forged mail from (existing or non-existent) subdomains less protected than the domain
+//!   (`dmarc-subdomain-policy-weaker`, a warning).
+//! - RFC 7489 §6.2: receivers MUST support `mailto:` report URIs and MAY support others;
+//!   a report address of another scheme (`https:`) gets reports from few or none
+//!   (`dmarc-report-not-mailto`, a warning).
+//! - RFC 5321 §5.1, RFC 7505: reports go by mail, so a report address in a domain with a
+//!   null MX, or with neither MX nor address records, loses them
+//!   (`dmarc-report-undeliverable`, a warning). The domain itself is left to the MX check.
 //!
 //! "Another organisation": RFC 7489 compares organisational domains, found with the Public
 //! Suffix List, which mailzone does not carry. A report domain counts as the same
@@ -52,9 +63,9 @@ crate::codes::declare! {
         "the DMARC record breaks RFC 7489 §6.4 / RFC 9989 (version, `p`, tag values, URIs)";
     POLICY_NONE: Warning, "dmarc-policy-none",
         "`p=none`: mail failing DMARC is delivered as usual (monitoring only)";
-    REPORT_UNAUTHORIZED: Error, "dmarc-report-unauthorized",
+    REPORT_UNAUTHORIZED: Warning, "dmarc-report-unauthorized",
         "a report address in another domain lacks its `_report._dmarc` authorisation";
-    REMOVED_TAG: Info, "dmarc-removed-tag",
+    REMOVED_TAG: Warning, "dmarc-removed-tag",
         "the record uses `pct`, `rf` or `ri`, which RFC 9989 removed";
     UNKNOWN_TAG: Info, "dmarc-unknown-tag",
         "the record has a tag DMARC does not define; receivers ignore it";
@@ -62,6 +73,14 @@ crate::codes::declare! {
         "`p` is not the second tag, as RFC 7489's grammar (not RFC 9989's) wants";
     TAG_CASE: Info, "dmarc-tag-case",
         "a tag name has capitals (`P=reject`): valid by RFC 7489's grammar, risky in practice";
+    PCT_PARTIAL: Warning, "dmarc-pct-partial",
+        "`pct` below 100: RFC 7489 receivers apply the policy to only part of the failing mail";
+    SUBDOMAIN_WEAKER: Warning, "dmarc-subdomain-policy-weaker",
+        "`sp` or `np` is weaker than `p`: forged mail from subdomains is stopped less";
+    REPORT_NOT_MAILTO: Warning, "dmarc-report-not-mailto",
+        "a `rua`/`ruf` URI is not `mailto:`, the only scheme receivers must support";
+    REPORT_UNDELIVERABLE: Warning, "dmarc-report-undeliverable",
+        "a `rua`/`ruf` address's domain accepts no mail (null MX, or no MX and no address)";
 }
 
 /// RFC 7489 §6.6.3 step 3: a DMARC record starts with the tag `v=DMARC1` (white space
@@ -477,7 +496,167 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             .fix(publish_fix(ctx, &name)),
         );
     }
+    findings.extend(policy_strength(&name, &text, &analysis));
+    findings.extend(report_schemes(&name, &text, &analysis));
     findings.extend(check_report_authorisation(ctx, &analysis).await);
+    findings.extend(check_report_delivery(ctx, &analysis).await);
+    findings
+}
+
+/// RFC 7489 §6.2: only `mailto:` report URIs are sure to be used.
+fn report_schemes(name: &Name, text: &str, analysis: &Analysis) -> Vec<Finding> {
+    let others: Vec<String> = analysis
+        .report_uris()
+        .into_iter()
+        .filter(|uri| {
+            uri.split_once(':')
+                .is_some_and(|(scheme, _)| !scheme.eq_ignore_ascii_case("mailto"))
+        })
+        .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Finding::new(
+            REPORT_NOT_MAILTO,
+            name.to_string(),
+            format!(
+                "the DMARC record at {name} asks for reports at {}: receivers must support only `mailto:` report addresses (RFC 7489 §6.2), so few or none send reports there",
+                others.join(", ")
+            ),
+        )
+        .seen(text.to_string())
+        .expected("rua/ruf addresses of the form mailto:<address>")
+        .fix("replace them by mailto: addresses (mailzone: `dmarc = { rua = [\"mailto:…\"] }`)"),
+    ]
+}
+
+/// How strongly a policy value acts on failing mail (none < quarantine < reject); `None`
+/// for an invalid value (a syntax error, reported apart).
+fn strength(policy: &str) -> Option<u8> {
+    match policy.to_ascii_lowercase().as_str() {
+        "none" => Some(0),
+        "quarantine" => Some(1),
+        "reject" => Some(2),
+        _ => None,
+    }
+}
+
+/// RFC 7489 §6.3 `pct` and `sp`, RFC 9989 §4.7 `np`: the parts of the record that weaken
+/// the policy `p` sets.
+fn policy_strength(name: &Name, text: &str, analysis: &Analysis) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let p = analysis.tag("p").unwrap_or("none");
+    let Some(p_strength) = strength(p) else {
+        return findings;
+    };
+    if p_strength > 0
+        && let Some(pct) = analysis.tag("pct")
+        && let Ok(pct) = pct.parse::<u8>()
+        && pct < 100
+    {
+        let weaker = if p_strength == 2 {
+            "quarantine"
+        } else {
+            "none"
+        };
+        findings.push(
+            Finding::new(
+                PCT_PARTIAL,
+                name.to_string(),
+                format!(
+                    "the DMARC record at {name} has `pct={pct}`: receivers following RFC 7489 (§6.3) apply `p={p}` to only {pct}% of the mail failing DMARC and `{weaker}` to the rest, so some forged mail gets through (RFC 9989 receivers ignore `pct`)"
+                ),
+            )
+            .seen(text.to_string())
+            .expected("no pct (or pct=100)")
+            .fix("remove `pct`; for a test phase use `t=y` (RFC 9989)"),
+        );
+    }
+    let sp = analysis.tag("sp");
+    let np = analysis.tag("np");
+    for (tag, value) in [("sp", sp), ("np", np)] {
+        let Some(value) = value else { continue };
+        if strength(value).is_some_and(|s| s < p_strength) {
+            let which = if tag == "sp" {
+                "existing subdomains"
+            } else {
+                "subdomains that do not exist (RFC 9989 §4.7)"
+            };
+            findings.push(
+                Finding::new(
+                    SUBDOMAIN_WEAKER,
+                    name.to_string(),
+                    format!(
+                        "the DMARC record at {name} has `{tag}={value}`, weaker than `p={p}`: forged mail from {which} is treated less strictly than mail from the domain itself (RFC 7489 §6.3)"
+                    ),
+                )
+                .seen(text.to_string())
+                .expected(format!("`{tag}` at least as strict as `p` ({p}), or no `{tag}`"))
+                .fix(format!("remove `{tag}={value}` (subdomains then get `p`), or set `{tag}={p}`")),
+            );
+        }
+    }
+    findings
+}
+
+/// RFC 5321 §5.1, RFC 7505 §3: the domains of the `mailto:` report addresses accept mail.
+async fn check_report_delivery(ctx: &DomainContext<'_>, analysis: &Analysis) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let mut asked: Vec<Name> = Vec::new();
+    for uri in analysis.report_uris() {
+        let Some(report) = mailto_domain(&uri) else {
+            continue;
+        };
+        if report == ctx.domain.name || asked.contains(&report) {
+            continue; // the domain's own MX is the MX check's
+        }
+        asked.push(report.clone());
+        let answer = match crate::support::query(ctx, &report, "MX").await {
+            Ok(answer) => answer,
+            Err(finding) => {
+                findings.push(finding);
+                continue;
+            }
+        };
+        let exchangers = crate::support::exchangers(answer.records.iter());
+        let why = if exchangers.iter().any(|(_, host)| host.is_root()) {
+            Some("it publishes a null MX (RFC 7505): it accepts no mail".to_string())
+        } else if exchangers.is_empty() {
+            match crate::support::addresses(ctx, &report).await {
+                Ok((addresses, _)) if addresses.is_empty() => Some(
+                    "it has neither MX nor A/AAAA records, so mail to it cannot be delivered (RFC 5321 §5.1)"
+                        .to_string(),
+                ),
+                Ok(_) => None,
+                Err(finding) => {
+                    findings.push(finding);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            findings.push(
+                Finding::new(
+                    REPORT_UNDELIVERABLE,
+                    report.to_string(),
+                    format!(
+                        "{} asks for DMARC reports at {uri}, but {}: {why}, so the reports are lost",
+                        ctx.domain.name,
+                        report.as_str()
+                    ),
+                )
+                .seen(format!("{uri}: {why}"))
+                .expected(format!("{} with MX records of a host that accepts mail", report.as_str()))
+                .fix(format!(
+                    "report to an address in a domain that receives mail, or publish MX records for {}",
+                    report.as_str()
+                )),
+            );
+        }
+    }
     findings
 }
 

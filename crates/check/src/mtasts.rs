@@ -7,6 +7,11 @@
 //!   fetched when [`CheckOptions::fetch_mta_sts`](crate::CheckOptions) is set: it must parse
 //!   (§3.2) and, in `enforce` or `testing` mode, its `mx:` patterns must match every MX
 //!   host (§4.1: `*.example.org` matches exactly one label). Not reachable is only `info`.
+//! - §3.2: `max_age` "in the range of weeks or greater"; under a day, senders fetch often
+//!   and a policy-host outage soon leaves them without a policy (`mta-sts-max-age-short`);
+//!   §5: mode `testing` or `none` protects nothing (`mta-sts-not-enforced`, information).
+//! - RFC 8460: MTA-STS without a TLS-RPT record leaves TLS failures unreported
+//!   (`tls-rpt-missing`).
 //!
 //! More than one record of either kind is `zone-multiple-records` (see [`crate::zone`]);
 //! then these syntax checks are skipped.
@@ -34,6 +39,12 @@ crate::codes::declare! {
         "an MX host matches no `mx:` pattern of the fetched MTA-STS policy";
     POLICY_DIFFERS: Warning, "mta-sts-policy-differs",
         "the fetched MTA-STS policy differs from the one mailzone generates";
+    MAX_AGE_SHORT: Warning, "mta-sts-max-age-short",
+        "the fetched policy's `max_age` is under one day (RFC 8461 §3.2 expects weeks)";
+    NOT_ENFORCED: Info, "mta-sts-not-enforced",
+        "the fetched policy's mode is `testing` or `none`: senders deliver without TLS on failure";
+    TLSRPT_MISSING: Warning, "tls-rpt-missing" (Some(RecordPurpose::TlsRpt)),
+        "MTA-STS is published but no `_smtp._tls` TLS-RPT record: TLS failures go unreported";
 }
 
 /// The largest policy read (RFC 8461 §3.3 suggests senders limit the body; 64 KiB is
@@ -327,10 +338,19 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
             findings.extend(malformed(ctx, &STS_TXT, &answer, &sts_name));
         }
     }
+    let mut rpt_served = false;
     match rpt {
         Err(f) => findings.push(f),
-        Ok(answer) => findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name)),
+        Ok(answer) => {
+            rpt_served = !support::txt_family(&answer, &rpt_name, TLSRPT_TXT.version).is_empty();
+            findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name));
+        }
     }
+    findings.extend(tlsrpt_missing(
+        &sts_name,
+        &rpt_name,
+        sts_served && !rpt_served,
+    ));
     if ctx.options.fetch_mta_sts && (ctx.domain.mta_sts.enabled || sts_served) {
         findings.extend(check_policy(ctx).await);
     }
@@ -439,7 +459,7 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
             return vec![f];
         }
     };
-    let mut findings = Vec::new();
+    let mut findings = policy_advice(&host, &url, &policy);
     if policy.mode != MtaStsMode::None {
         let hosts = mx_hosts(ctx).await;
         for mx in hosts {
@@ -491,6 +511,63 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )),
             );
         }
+    }
+    findings
+}
+
+/// RFC 8460 §1, §3: with MTA-STS published, senders that fail to deliver over TLS report it
+/// only to a `_smtp._tls` address; without one, a broken certificate or policy goes unseen
+/// until mail is lost (mox asks for it beside MTA-STS).
+fn tlsrpt_missing(sts_name: &Name, rpt_name: &Name, missing: bool) -> Option<Finding> {
+    missing.then(|| {
+        Finding::new(
+            TLSRPT_MISSING,
+            rpt_name.to_string(),
+            format!(
+                "{sts_name} publishes an MTA-STS policy but {rpt_name} has no `v=TLSRPTv1` record: senders that fail to deliver over TLS (expired certificate, policy mismatch) have nowhere to report it (RFC 8460)"
+            ),
+        )
+        .seen(format!("no v=TLSRPTv1 TXT record at {rpt_name}"))
+        .expected(format!("{rpt_name} TXT \"v=TLSRPTv1; rua=mailto:<address>\""))
+        .fix(format!(
+            "publish {rpt_name} 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@<your domain>\" (mailzone: `tlsRpt = {{ rua = [...] }}`)"
+        ))
+    })
+}
+
+/// RFC 8461 §3.2 `max_age` of at least a day (weeks expected); §5 a mode that protects.
+fn policy_advice(host: &Name, url: &str, policy: &Policy) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    const DAY: u32 = 86_400;
+    if policy.max_age < DAY {
+        findings.push(
+            Finding::new(
+                MAX_AGE_SHORT,
+                host.to_string(),
+                format!(
+                    "the MTA-STS policy at {url} has `max_age: {}`, under one day: senders keep it only that long, so an outage of the policy host (or an attacker blocking it) soon leaves them without a policy; RFC 8461 §3.2 expects weeks or more",
+                    policy.max_age
+                ),
+            )
+            .seen(format!("max_age: {}", policy.max_age))
+            .expected("max_age: 604800 or more (one week; up to 31557600)")
+            .fix("raise `max_age` (mailzone: `mtaSts = { maxAge = 604800 }`) and publish a new id"),
+        );
+    }
+    if policy.mode != MtaStsMode::Enforce {
+        findings.push(
+            Finding::new(
+                NOT_ENFORCED,
+                host.to_string(),
+                format!(
+                    "the MTA-STS policy at {url} is in mode `{}`: senders that cannot make a valid TLS connection to an MX deliver anyway (mode testing only reports it, RFC 8461 §5), so a downgrade attack still works",
+                    policy.mode.as_str()
+                ),
+            )
+            .seen(format!("mode: {}", policy.mode.as_str()))
+            .expected("mode: enforce")
+            .fix("once the TLS reports show no failures, switch to `mode: enforce` (mailzone: `mtaSts = { mode = \"enforce\" }`) and publish a new id"),
+        );
     }
     findings
 }

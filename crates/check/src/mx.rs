@@ -8,8 +8,16 @@
 //! (`mx-unexpected-host`) and that the configured order of preference is kept: a host
 //! configured as backup must not be preferred to (or tie with) one configured before it
 //! (`mx-priority-order`).
+//!
+//! Each target must also be reachable from the Internet: an MX written as an IP address
+//! (`10 192.0.2.1.`) is looked up as a name (RFC 5321 §5.1, `mx-target-ip-literal`); an
+//! address in 127/8, 10/8, 172.16/12, 192.168/16, 169.254/16, `::1`, fc00::/7 or fe80::/10
+//! cannot be reached by senders (`mx-target-private-address`; mox flags a host name on a
+//! loopback address); a target without AAAA is unreachable over IPv6 (`mx-no-ipv6`, information, as
+//! internet.nl's IPv6 test reports).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use mailzone_records::{Name, RecordPurpose};
 
@@ -29,6 +37,12 @@ crate::codes::declare! {
         "an MX names a host that is not a configured mail exchanger";
     PRIORITY_ORDER: Warning, "mx-priority-order",
         "the served MX preferences do not keep the configured order of the exchangers";
+    TARGET_IP_LITERAL: Error, "mx-target-ip-literal",
+        "an MX target is written as an IP address: RFC 5321 §5.1 wants a host name";
+    TARGET_PRIVATE_ADDRESS: Error, "mx-target-private-address",
+        "an MX target has a loopback, private or link-local address no sender can reach";
+    NO_IPV6: Info, "mx-no-ipv6",
+        "an MX target has no AAAA record: senders on IPv6-only networks cannot deliver";
 }
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
@@ -85,6 +99,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     let resolved =
         futures::future::join_all(hosts.iter().map(|h| support::addresses(ctx, h))).await;
     for (host, result) in hosts.iter().zip(resolved) {
+        findings.extend(ip_literal(domain, host));
         let (addresses, chain) = match result {
             Ok(r) => r,
             Err(f) => {
@@ -110,6 +125,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
                 )),
             );
         }
+        findings.extend(target_reachability(domain, host, &addresses));
         if addresses.is_empty() {
             findings.push(
                 Finding::new(
@@ -194,6 +210,82 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     findings
 }
 
+/// True for an address senders on the Internet cannot reach (loopback, RFC 1918 private,
+/// link-local, unique local, unspecified).
+fn unreachable_address(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// RFC 5321 §5.1: the target is a host name, not an address written as one.
+fn ip_literal(domain: &Name, host: &Name) -> Option<Finding> {
+    let written = host.as_str().trim_end_matches('.');
+    written.parse::<IpAddr>().is_ok().then(|| {
+            Finding::new(
+                TARGET_IP_LITERAL,
+                domain.to_string(),
+                format!(
+                    "the MX target of {domain} is written as an IP address ({written}): an MX names a host (RFC 5321 §5.1), so senders look up {host} as a name and find no address"
+                ),
+            )
+            .seen(format!("{domain} IN MX … {host}"))
+            .expected("a host name with A/AAAA records")
+            .fix(format!(
+                "publish a host name (such as mail.{domain}) with `A {written}` and point the MX at it"
+            ))
+    })
+}
+
+/// The target's addresses are ones senders on the Internet can connect to.
+fn target_reachability(domain: &Name, host: &Name, addresses: &[IpAddr]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let bad: Vec<String> = addresses
+        .iter()
+        .filter(|ip| unreachable_address(ip))
+        .map(IpAddr::to_string)
+        .collect();
+    if !bad.is_empty() {
+        findings.push(
+            Finding::new(
+                TARGET_PRIVATE_ADDRESS,
+                domain.to_string(),
+                format!(
+                    "the MX target {host} has addresses no sender on the Internet can reach ({}): loopback, private or link-local; delivery to them fails or goes to the sender's own network",
+                    bad.join(", ")
+                ),
+            )
+            .seen(format!("{host}: {}", bad.join(", ")))
+            .expected(format!("{host} with public addresses only"))
+            .fix(format!("replace those records of {host} by the server's public addresses")),
+        );
+    }
+    if !addresses.is_empty() && !addresses.iter().any(IpAddr::is_ipv6) {
+        findings.push(
+            Finding::new(
+                NO_IPV6,
+                domain.to_string(),
+                format!(
+                    "the MX target {host} has no AAAA record: senders on IPv6-only networks cannot deliver to it (internet.nl's mail test asks for IPv6 on every MX)"
+                ),
+            )
+            .seen(format!("{host}: no AAAA"))
+            .expected(format!("{host} IN AAAA <the server's IPv6 address>"))
+            .fix(format!("give the server an IPv6 address and publish {host} AAAA (mailzone: `server.ipv6`)")),
+        );
+    }
+    findings
+}
+
 fn address_fix(ctx: &DomainContext<'_>, host: &Name) -> String {
     let ours = host == &ctx.server.hostname
         || ctx
@@ -251,7 +343,8 @@ mod tests {
         case("unexpected host")
             .add(
                 "example.org. 300 IN MX 20 other.example.net.\n\
-                 other.example.net. 300 IN A 198.51.100.1\n",
+                 other.example.net. 300 IN A 198.51.100.1\n\
+                 other.example.net. 300 IN AAAA 2001:db8::1\n",
             )
             .fires("mx-unexpected-host", Severity::Warning, "example.org.")
             .alone(),

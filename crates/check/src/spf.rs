@@ -24,8 +24,14 @@
 //!   the names a `ptr` term finds, only the first 10 are looked at.
 //! - RFC 7208 §5.5: `ptr` SHOULD NOT be used (`spf-ptr`, a warning).
 //! - RFC 7208 §5.1, §4.7: `+all` passes every host on the Internet (`spf-pass-all`,
-//!   warning); `?all` and a record ending without `all` or `redirect=` give `neutral` to
+//!   an error: forged mail passes SPF, and DMARC through SPF alignment); `?all` and a record ending without `all` or `redirect=` give `neutral` to
 //!   everyone else, which is no protection (`spf-neutral-all`, `spf-no-all`, information).
+//! - RFC 7208 §5.2, §6.1: a record reached through `include:`/`redirect=` that ends in
+//!   `+all` opens the domain's policy too (`spf-pass-all`, named after that record).
+//! - RFC 7208 §3.4: the answer carrying the record should fit in 512 octets
+//!   (`spf-record-too-long`); §6.1: `redirect=` beside `all` is never used
+//!   (`spf-redirect-ignored`); §5.1: mechanisms after `all` are never evaluated
+//!   (`spf-terms-after-all`).
 //! - RFC 7208 §2.3: receivers check the HELO name too, and bounces (empty MAIL FROM) are
 //!   judged by it alone, so each exchanger host inside the zone needs its own record
 //!   (mailzone plans `v=spf1 a -all`) that passes for every server IP (`spf-host-missing`,
@@ -99,7 +105,7 @@ crate::codes::declare! {
         "a DNS question of the SPF evaluation failed: receivers get `temperror`";
     PTR: Warning, "spf-ptr",
         "the policy uses the `ptr` mechanism, which RFC 7208 §5.5 says not to use";
-    PASS_ALL: Warning, "spf-pass-all",
+    PASS_ALL: Error, "spf-pass-all",
         "the record ends in `+all`: every host on the Internet passes";
     NEUTRAL_ALL: Info, "spf-neutral-all",
         "the record ends in `?all`: other hosts get `neutral`, no protection";
@@ -109,6 +115,12 @@ crate::codes::declare! {
         "an exchanger host inside the zone has no SPF record for its HELO name";
     HOST_NOT_PASS: Error, "spf-host-not-pass",
         "an exchanger host's own SPF record does not pass the server's IP addresses";
+    RECORD_TOO_LONG: Warning, "spf-record-too-long",
+        "the answer carrying the SPF record does not fit in 512 octets (RFC 7208 §3.4)";
+    REDIRECT_IGNORED: Warning, "spf-redirect-ignored",
+        "the record has both `all` and `redirect=`: the redirect is never used (RFC 7208 §6.1)";
+    TERMS_AFTER_ALL: Info, "spf-terms-after-all",
+        "mechanisms after `all` are never evaluated (RFC 7208 §5.1)";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -242,6 +254,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         }
     };
     findings.extend(record_warnings(domain, text, &record));
+    findings.extend(record_advice(domain, text, &record));
 
     let ips = crate::support::server_ips(ctx);
     // The walks: one per address family the server uses (the void lookups of `a` and `mx`
@@ -259,6 +272,7 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
     for sample in samples {
         let outcome = walk(ctx.lookup, domain, sample, &sender).await;
         findings.extend(walk_findings(domain, &outcome));
+        findings.extend(reached_pass_all(domain, &outcome));
     }
 
     for ip in &ips {
@@ -336,6 +350,118 @@ fn record_warnings(domain: &Name, text: &str, record: &SpfRecord) -> Vec<Finding
             .fix("end the record in `-all`"),
         ),
         None => {}
+    }
+    findings
+}
+
+/// RFC 7208 §5.1, §5.2, §6.1: a record reached through `include:` or `redirect=` that ends
+/// in `+all` passes every host, and so does the domain's policy through it (an include
+/// that returns `pass` matches). The walk records each `all` it reaches.
+fn reached_pass_all(domain: &Name, outcome: &SpfOutcome) -> Vec<Finding> {
+    outcome
+        .trace
+        .iter()
+        .filter(|step| &step.domain != domain)
+        .filter(|step| {
+            let term = step.term.to_ascii_lowercase();
+            term == "all" || term == "+all"
+        })
+        .map(|step| {
+            Finding::new(
+                PASS_ALL,
+                step.domain.to_string(),
+                format!(
+                    "the SPF record of {}, reached from {domain} through include: or redirect=, ends in `{}`: every host on the Internet passes it, and so passes SPF for {domain} (RFC 7208 §5.1, §5.2, §6.1)",
+                    step.domain.as_str(),
+                    step.term
+                ),
+            )
+            .seen(format!("{}: {}", step.domain.as_str(), step.term))
+            .expected("`-all` or `~all` in every record the policy reaches")
+            .fix(format!(
+                "end the record at {} in `-all`, or stop including it from {domain}",
+                step.domain.as_str()
+            ))
+        })
+        .collect()
+}
+
+/// RFC 7208 §3.4: the answer to the TXT question, estimated for the SPF record alone
+/// (header, question, one answer record with its name compressed), must fit in 512 octets,
+/// or receivers on UDP get a truncated answer and must retry over TCP, which some do not.
+fn spf_answer_size(domain: &Name, text: &str) -> usize {
+    let name_wire = domain.as_str().trim_end_matches('.').len() + 2;
+    let strings = text.len().div_ceil(255).max(1);
+    12 + name_wire + 4 + 2 + 10 + text.len() + strings
+}
+
+/// Findings about the shape of the domain's own record that do not change its result:
+/// its size (§3.4), a `redirect=` beside `all` (§6.1), terms after `all` (§5.1).
+fn record_advice(domain: &Name, text: &str, record: &SpfRecord) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let size = spf_answer_size(domain, text);
+    if size > 512 {
+        findings.push(
+            Finding::new(
+                RECORD_TOO_LONG,
+                domain.to_string(),
+                format!(
+                    "the SPF record of {domain} is {} octets long, so the answer carrying it is about {size} octets, over the 512 that RFC 7208 §3.4 asks SPF answers to fit in: receivers asking over UDP get a truncated answer and must retry over TCP, which some do not (they then get temperror or none)",
+                    text.len()
+                ),
+            )
+            .seen(format!("{} octets: {text}", text.len()))
+            .expected("an answer of at most 512 octets (a record of about 450 octets or fewer)")
+            .fix("shorten the record: move groups of senders behind `include:` or merge address ranges"),
+        );
+    }
+    let terms: Vec<&str> = text.split_whitespace().skip(1).collect();
+    let is_all = |t: &&str| {
+        t.trim_start_matches(['+', '-', '~', '?'])
+            .eq_ignore_ascii_case("all")
+    };
+    let is_modifier = |t: &&str| t.find('=').is_some_and(|eq| !t[..eq].contains([':', '/']));
+    if record.all().is_some() && record.redirect.is_some() {
+        let all = terms.iter().find(|t| is_all(t)).copied().unwrap_or("all");
+        let redirect = terms
+            .iter()
+            .find(|t| t.to_ascii_lowercase().starts_with("redirect="))
+            .copied()
+            .unwrap_or("redirect=");
+        findings.push(
+            Finding::new(
+                REDIRECT_IGNORED,
+                domain.to_string(),
+                format!(
+                    "the SPF record of {domain} has both `{all}` and `{redirect}`: with an `all` mechanism the redirect is never used (RFC 7208 §6.1), so the policy it names does not apply"
+                ),
+            )
+            .seen(text.to_string())
+            .expected("either `all` or `redirect=`, not both")
+            .fix("remove the `all` mechanism to use the redirect, or remove `redirect=`"),
+        );
+    }
+    let after: Vec<&str> = terms
+        .iter()
+        .skip_while(|t| !is_all(t))
+        .skip(1)
+        .filter(|t| !is_modifier(t))
+        .copied()
+        .collect();
+    if !after.is_empty() {
+        findings.push(
+            Finding::new(
+                TERMS_AFTER_ALL,
+                domain.to_string(),
+                format!(
+                    "the SPF record of {domain} has terms after `all` ({}), which are never evaluated (RFC 7208 §5.1): the hosts they name do not pass",
+                    after.join(" ")
+                ),
+            )
+            .seen(text.to_string())
+            .expected("`all` as the last mechanism")
+            .fix("move the terms before `all`, or remove them"),
+        );
     }
     findings
 }

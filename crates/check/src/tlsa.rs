@@ -51,6 +51,8 @@ crate::codes::declare! {
         "a TLSA record senders ignore (PKIX usage on SMTP, or unknown parameters)";
     NOT_AUTHENTICATED: Error, "tlsa-not-authenticated",
         "TLSA records are served without DNSSEC validation: senders ignore them";
+    DISCOURAGED: Info, "tlsa-discouraged",
+        "a TLSA record uses selector 0 (whole certificate) or matching type 0 (full data)";
 }
 
 pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
@@ -163,8 +165,40 @@ async fn check_inner(
             )
         };
         findings.extend(judge(ctx, keys, target, answer, security));
+        findings.extend(discouraged(&target.name, answer));
     }
     findings
+}
+
+/// RFC 7671 §5, RFC 7672 §3.1: DANE-EE and DANE-TA records should be `1 1` (SHA-256 of the
+/// public key): selector 0 (the whole certificate) must change at every renewal even when
+/// the key is kept, and matching type 0 (the full data) makes large answers and breaks
+/// digest agility. Only usages 2 and 3 are judged (0 and 1 are `tlsa-unusable`).
+fn discouraged(name: &Name, answer: &crate::lookup::Answer) -> Vec<Finding> {
+    let lines: Vec<String> = answer
+        .records
+        .iter()
+        .filter(|r| {
+            matches!(r.record.data, RData::Tlsa { usage: 2 | 3, selector, matching_type, .. }
+                if selector == 0 || matching_type == 0)
+        })
+        .map(|r| support::line(&r.record))
+        .collect();
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Finding::new(
+            DISCOURAGED,
+            name.to_string(),
+            format!(
+                "{name} serves TLSA records with selector 0 (the whole certificate, which changes at every renewal even when the key is kept) or matching type 0 (the full data instead of a digest): RFC 7671 §5 and RFC 7672 §3.1 recommend `3 1 1` and `2 1 1`"
+            ),
+        )
+        .seen(lines.join("; "))
+        .expected("`3 1 1` / `2 1 1` records (SHA-256 of the public key)")
+        .fix("publish the `3 1 1` / `2 1 1` records mailzone lists and remove these"),
+    ]
 }
 
 /// The findings for one served TLSA RRset.

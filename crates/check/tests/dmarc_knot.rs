@@ -71,7 +71,10 @@ fn server() -> Option<&'static DnsServer> {
             zones.push(ZoneSpec::new(
                 "reports.test",
                 "dmarc-authorised.test._report._dmarc 300 IN TXT \"v=DMARC1\"\n\
-                 *._report._dmarc.wild 300 IN TXT \"v=DMARC1\"\n",
+                 *._report._dmarc.wild 300 IN TXT \"v=DMARC1\"\n\
+                 reports.test. 300 IN MX 10 mx.reports.test.\n\
+                 wild 300 IN MX 10 mx.reports.test.\n\
+                 mx 300 IN A 192.0.2.25\n",
             ));
             knot(&zones)
         })
@@ -181,7 +184,7 @@ async fn external_rua_without_authorisation() {
         f,
         [(
             "dmarc-report-unauthorized",
-            Severity::Error,
+            Severity::Warning,
             "dmarc-extrua.test._report._dmarc.reports.test.".into()
         )]
     );
@@ -200,16 +203,23 @@ async fn external_rua_with_authorisation_or_wildcard() {
 }
 
 #[tokio::test]
-async fn pct_removed_by_rfc_9989() {
+async fn pct_removed_by_rfc_9989_and_partial_under_rfc_7489() {
     let Some(f) = dmarc_findings("dmarc-pct.test").await else {
         return;
     };
     assert_eq!(
         f,
-        [(
-            "dmarc-removed-tag",
-            Severity::Info,
-            "_dmarc.dmarc-pct.test.".into()
-        )]
+        [
+            (
+                "dmarc-pct-partial",
+                Severity::Warning,
+                "_dmarc.dmarc-pct.test.".into()
+            ),
+            (
+                "dmarc-removed-tag",
+                Severity::Warning,
+                "_dmarc.dmarc-pct.test.".into()
+            )
+        ]
     );
 }

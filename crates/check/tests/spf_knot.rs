@@ -213,11 +213,7 @@ async fn plus_all() {
     };
     assert_eq!(
         f,
-        [(
-            "spf-pass-all",
-            Severity::Warning,
-            "spf-plusall.test.".into()
-        )]
+        [("spf-pass-all", Severity::Error, "spf-plusall.test.".into())]
     );
 }
 

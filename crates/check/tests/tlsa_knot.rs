@@ -131,3 +131,26 @@ async fn issuer_record_alone_and_ldns_dane_agrees() {
         assert_eq!(served, format!("2 1 1 {digest}"), "ldns-dane made: {made}");
     }
 }
+
+/// A `3 0 1` record (digest of the whole certificate) beside the right `3 1 1`: valid, but
+/// it must change at every renewal (RFC 7671 §5, RFC 7672 §3.1): `tlsa-discouraged`.
+#[tokio::test]
+async fn whole_certificate_record_is_discouraged() {
+    let fixture = Fixture::new();
+    let zone = fixture.zone_text_with(|l| {
+        if l.starts_with(SMTP) && l.contains(" 3 1 1 ") {
+            let head = l.split(" 3 1 1 ").next().unwrap();
+            Some(format!("{l}\n{head} 3 0 1 {OTHER_DIGEST}"))
+        } else {
+            Some(l.to_string())
+        }
+    });
+    let Some(server) = knot(&[zone_spec(&zone)], true) else {
+        return;
+    };
+    assert_eq!(server.query(SMTP, "TLSA").len(), 3);
+    let findings = tlsa_findings(&fixture, &server).await;
+    let f = assert_one(&findings, "tlsa-discouraged", Severity::Info, SMTP);
+    assert!(f.seen.as_deref().unwrap_or("").contains("3 0 1"), "{f:#?}");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+}

@@ -76,7 +76,7 @@ fn syntax() -> Vec<Case> {
         .map(|text| record(text).fires("dmarc-syntax", Severity::Error, NAME))
         .collect();
     cases.push(record(
-            "v=DMARC1 ;p = Reject;sp=quarantine;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
+            "v=DMARC1 ;p = Reject;sp=reject;np=reject;adkim=s;aspf=r;fo=0:1:d:s;psd=n;t=n;rua=mailto:postmaster@example.org!10m, mailto:dmarc@example.org;ruf=mailto:postmaster@example.org;",
         ).quiet());
     cases
 }
@@ -116,12 +116,29 @@ check_cases!(
         record("v=DMARC1; p=reject; adkim=s").quiet(),
         message_has(
             only(
-                record("v=DMARC1; p=reject; pct=50; rf=afrf; ri=86400"),
+                record("v=DMARC1; p=reject; pct=100; rf=afrf; ri=86400"),
                 "dmarc-removed-tag",
-                Severity::Info,
+                Severity::Warning,
             ),
-            "pct=50, rf=afrf, ri=86400",
+            "pct=100, rf=afrf, ri=86400",
         ),
+        // Below 100, RFC 7489 receivers apply the policy to a sample only.
+        record("v=DMARC1; p=reject; pct=50")
+            .fires(
+                "dmarc-pct-partial",
+                Severity::Warning,
+                "_dmarc.example.org."
+            )
+            .count("dmarc-removed-tag", 1),
+        record("v=DMARC1; p=none; pct=50").count("dmarc-pct-partial", 0),
+        record("v=DMARC1; p=quarantine; sp=none")
+            .fires(
+                "dmarc-subdomain-policy-weaker",
+                Severity::Warning,
+                "_dmarc.example.org.",
+            )
+            .alone(),
+        record("v=DMARC1; p=quarantine; sp=reject; np=quarantine").quiet(),
         // An out-of-range pct is noted, not a syntax error (RFC 9989 dropped the tag).
         record("v=DMARC1; p=reject; pct=150")
             .count("dmarc-removed-tag", 1)
@@ -141,11 +158,17 @@ check_cases!(
     ]
 );
 
+/// Mail exchangers for the report domains of `report_cases`, which must accept mail.
+const REPORT_MX: &str = "reports.example.net. 300 IN MX 10 mx.example.net.\n\
+    forensic.example.com. 300 IN MX 10 mx.example.com.\n\
+    reports.example.org. 300 IN MX 10 mail.example.org.\n";
+
 check_cases!(report_cases, [
         record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add(REPORT_MX)
             .fires(
                 "dmarc-report-unauthorized",
-                Severity::Error,
+                Severity::Warning,
                 "example.org._report._dmarc.reports.example.net.",
             )
             .alone(),
@@ -153,21 +176,45 @@ check_cases!(report_cases, [
         record(
             "v=DMARC1; p=reject; rua=mailto:a@reports.example.net,mailto:b@reports.example.net; ruf=mailto:f@forensic.example.com",
         )
+        .add(REPORT_MX)
         .fires_at(
             "dmarc-report-unauthorized",
-            Severity::Error,
+            Severity::Warning,
             &[
                 "example.org._report._dmarc.reports.example.net.",
                 "example.org._report._dmarc.forensic.example.com.",
             ],
         ),
         record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.net")
+            .add(REPORT_MX)
             .add("example.org._report._dmarc.reports.example.net. 300 IN TXT \"v=DMARC1\"\n")
             .quiet(),
         // (A wildcard `*._report._dmarc.<domain>` is served by a real server as the exact
         // name: tests/dmarc_knot.rs covers it.)
         // Inside the domain: no authorisation needed.
-        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org").quiet(),
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add(REPORT_MX)
+            .quiet(),
+        // Report domains that accept no mail: a null MX, or no MX and no address.
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add("reports.example.org. 300 IN MX 0 .\n")
+            .fires(
+                "dmarc-report-undeliverable",
+                Severity::Warning,
+                "reports.example.org.",
+            )
+            .alone(),
+        record("v=DMARC1; p=reject; ruf=mailto:dmarc@reports.example.org")
+            .fires(
+                "dmarc-report-undeliverable",
+                Severity::Warning,
+                "reports.example.org.",
+            )
+            .alone(),
+        // An address record alone is an implicit MX (RFC 5321 §5.1).
+        record("v=DMARC1; p=reject; rua=mailto:dmarc@reports.example.org")
+            .add("reports.example.org. 300 IN A 192.0.2.25\n")
+            .quiet(),
     ]);
 
 #[test]

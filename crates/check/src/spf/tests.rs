@@ -314,13 +314,13 @@ check_cases!(
         only(
             record("v=spf1 mx +all", ""),
             "spf-pass-all",
-            Severity::Warning,
+            Severity::Error,
             DOMAIN,
         ),
         only(
             record("v=spf1 mx all", ""),
             "spf-pass-all",
-            Severity::Warning,
+            Severity::Error,
             DOMAIN,
         ),
         record("v=spf1 mx -all", "").quiet(),
