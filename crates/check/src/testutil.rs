@@ -1,6 +1,8 @@
 //! Unit-test fixtures: a configured domain, its desired records, a zone served from text
 //! (the desired records, edited per test) and a [`DomainContext`] over it.
 
+pub mod web;
+
 use std::path::Path;
 
 use mailzone_records::{Config, DesiredRecord, PlanInput};

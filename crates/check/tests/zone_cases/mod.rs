@@ -27,6 +27,9 @@ use mailzone_records::dkim::DkimPrivateKey;
 use mailzone_records::{Config, DesiredRecord, PlanInput};
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
+#[path = "../../src/testutil/web.rs"]
+mod web;
+
 /// One case: a config variation, lines removed from the correct zone (an owner-name prefix
 /// or any substring) and lines added; `{d}` is the case's domain, `{ip4}`/`{ip6}` its server
 /// addresses, `{rev4}`/`{rev6}` their reverse names.
@@ -258,35 +261,6 @@ fn harness(suite: &Suite) -> Option<&'static Harness> {
         .as_ref()
 }
 
-/// A loopback web server answering every GET with 200 and `body`; the URL template for
-/// [`CheckOptions::mta_sts_url`].
-async fn web_server(body: String) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://127.0.0.1:{port}/{{domain}}/.well-known/mta-sts.txt")
-}
-
 fn case(suite: &Suite, n: u8) -> &Case {
     suite
         .cases
@@ -308,7 +282,7 @@ pub async fn findings_of(suite: &Suite, n: u8) -> Option<Vec<Finding>> {
     };
     if let Some(policy) = case.policy {
         options.fetch_mta_sts = true;
-        options.mta_sts_url = Some(web_server(fill(policy, n)).await);
+        options.mta_sts_url = Some(web::web_server("200 OK", fill(policy, n)).await);
     }
     let lookup: &dyn Lookup = &lookup;
     let ctx = DomainContext {
