@@ -11,17 +11,10 @@
 mod zone_cases;
 
 use mailzone_check::{Finding, Severity};
-use zone_cases::{CORRECT_POLICY, Case, DEFAULT_CONFIG, Suite};
+use zone_cases::{Case, DEFAULT_CONFIG, Suite};
 
 const CASES: &[Case] = &[
-    Case {
-        n: 0,
-        config: DEFAULT_CONFIG,
-        remove: &[],
-        add: "",
-        expect: ("", Severity::Info, ""),
-        policy: Some(CORRECT_POLICY),
-    },
+    zone_cases::CORRECT_CASE,
     Case {
         n: 1,
         config: DEFAULT_CONFIG,

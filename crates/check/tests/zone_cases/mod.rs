@@ -66,6 +66,17 @@ pub const DEFAULT_CONFIG: &str = "caa = { issuers = [\"letsencrypt.org\"] }";
 pub const CORRECT_POLICY: &str =
     "version: STSv1\r\nmode: enforce\r\nmx: mail.{d}\r\nmax_age: 604800\r\n";
 
+/// Case 0 of every suite: the correct zone, with its MTA-STS policy fetched; no finding
+/// is expected of it (each file's `case00` test says which ones must stay away).
+pub const CORRECT_CASE: Case = Case {
+    n: 0,
+    config: DEFAULT_CONFIG,
+    remove: &[],
+    add: "",
+    expect: ("", Severity::Info, ""),
+    policy: Some(CORRECT_POLICY),
+};
+
 pub fn domain(n: u8) -> String {
     format!("case{n:02}.test")
 }
