@@ -11,6 +11,7 @@
 //! (`--nameserver`, `/etc/resolv.conf`), not by the zone under test.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, OnceLock};
 
 /// Whether the checker may connect to `ip`: `Ok` for loopback and global unicast, otherwise
 /// why not (a phrase such as "192.0.2.1 is a documentation address (RFC 5737)").
@@ -22,6 +23,71 @@ pub fn may_connect(ip: IpAddr) -> Result<(), String> {
     match refused {
         None => Ok(()),
         Some(why) => Err(format!("{ip} is {why}, not a globally reachable address")),
+    }
+}
+
+/// The addresses of `candidates` the checker may connect to, and the reasons the others
+/// were refused (for the finding that reports the skip).
+pub fn allowed(candidates: &[IpAddr]) -> (Vec<IpAddr>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut refused = Vec::new();
+    for ip in candidates {
+        match may_connect(*ip) {
+            Ok(()) => ok.push(*ip),
+            Err(why) => refused.push(why),
+        }
+    }
+    (ok, refused)
+}
+
+/// The TLS client configuration of every connection the checker opens: the Mozilla roots
+/// (webpki-roots) plus, when the `SSL_CERT_FILE` environment variable names a PEM file, the
+/// certificates in it (the OpenSSL convention; tests trust their own CA this way). Built
+/// once per process: the root store is the costly part.
+pub fn tls_client_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
+                add_pem_roots(&mut roots, std::path::Path::new(&path));
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// Adds the certificates of the PEM file at `path` to `roots`; an unreadable file or a bad
+/// certificate is logged and skipped (the Mozilla roots still apply).
+fn add_pem_roots(roots: &mut rustls::RootCertStore, path: &std::path::Path) {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = match CertificateDer::pem_file_iter(path) {
+        Ok(certs) => certs,
+        Err(e) => {
+            tracing::warn!("SSL_CERT_FILE {}: {e}", path.display());
+            return;
+        }
+    };
+    for cert in certs {
+        match cert
+            .map_err(|e| e.to_string())
+            .and_then(|c| roots.add(c).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(
+                "SSL_CERT_FILE {}: skipping a certificate: {e}",
+                path.display()
+            ),
+        }
     }
 }
 
