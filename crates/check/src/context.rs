@@ -26,6 +26,10 @@ pub struct CheckOptions {
     pub mta_sts_url: Option<String>,
     /// Time allowed for fetching the MTA-STS policy.
     pub fetch_timeout: Duration,
+    /// Time allowed for all the questions of one domain: a question still unanswered then
+    /// fails (`dns-lookup-failed`, naming the servers and the question), and the domain's
+    /// other findings are reported as usual.
+    pub domain_timeout: Duration,
 }
 
 impl Default for CheckOptions {
@@ -36,6 +40,7 @@ impl Default for CheckOptions {
             timeout: Duration::from_secs(5),
             mta_sts_url: None,
             fetch_timeout: Duration::from_secs(10),
+            domain_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -35,6 +35,17 @@ pub struct CheckArgs {
     /// Do not fetch the MTA-STS policy over HTTPS.
     #[arg(long)]
     no_fetch: bool,
+    /// Time allowed for one DNS question (500ms, 5s, …).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = mailzone_records::config::parse_duration)]
+    timeout: std::time::Duration,
+    /// Time allowed for all the questions of one domain: those still unanswered are
+    /// reported as `dns-lookup-failed` (naming the server and the question), and the other
+    /// domains go on.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = mailzone_records::config::parse_duration)]
+    domain_timeout: std::time::Duration,
+    /// Domains checked at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    concurrency: usize,
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -45,9 +56,11 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         state_dir: args.files.state_dir,
         options: CheckOptions {
             fetch_mta_sts: !args.no_fetch,
+            timeout: args.timeout,
+            domain_timeout: args.domain_timeout,
             ..CheckOptions::default()
         },
-        concurrency: DEFAULT_CONCURRENCY,
+        concurrency: args.concurrency.max(1),
         store: store.clone(),
     };
     let report = crate::args::then_close(store, mailzone_engine::check(&loaded, &request)).await?;
