@@ -722,7 +722,8 @@ async fn prove(
 }
 
 /// mail-auth's verifier, made once: its resolver is never used (the record comes from the
-/// pre-filled cache), and building one costs more than a verification.
+/// pre-filled cache, with no server configured), and building one costs more than a
+/// verification.
 fn authenticator() -> Result<&'static MessageAuthenticator, String> {
     static AUTHENTICATOR: OnceLock<Result<MessageAuthenticator, String>> = OnceLock::new();
     AUTHENTICATOR
@@ -732,7 +733,10 @@ fn authenticator() -> Result<&'static MessageAuthenticator, String> {
                 Vec::new(),
                 Vec::new(),
             );
-            MessageAuthenticator::new(config, Default::default())
+            // Not even the hosts file is read: the checker resolves nothing this way.
+            let mut opts = mail_auth::hickory_resolver::config::ResolverOpts::default();
+            opts.use_hosts_file = mail_auth::hickory_resolver::config::ResolveHosts::Never;
+            MessageAuthenticator::new(config, opts)
                 .map_err(|e| format!("mail-auth cannot start: {e}"))
         })
         .as_ref()

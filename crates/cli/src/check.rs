@@ -46,6 +46,11 @@ pub struct CheckArgs {
     /// Domains checked at once.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
     concurrency: usize,
+    /// Where to fetch the MTA-STS policy from instead of RFC 8461's URL, `{domain}` standing
+    /// for the mail domain (its host is still resolved through the servers asked). For tests
+    /// with a web server on another port.
+    #[arg(long, value_name = "URL", hide = true)]
+    mta_sts_url: Option<String>,
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -58,6 +63,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             fetch_mta_sts: !args.no_fetch,
             timeout: args.timeout,
             domain_timeout: args.domain_timeout,
+            mta_sts_url: args.mta_sts_url,
             ..CheckOptions::default()
         },
         concurrency: args.concurrency.max(1),
