@@ -39,6 +39,10 @@ pub struct CheckOptions {
     /// The live connections of this run, shared by its domains (a mail host serving many
     /// domains is probed once).
     pub live_tls_cache: crate::live_tls::ProbeCache,
+    /// Time allowed for all the questions of one domain: a question still unanswered then
+    /// fails (`dns-lookup-failed`, naming the servers and the question), and the domain's
+    /// other findings are reported as usual.
+    pub domain_timeout: Duration,
 }
 
 impl Default for CheckOptions {
@@ -54,6 +58,7 @@ impl Default for CheckOptions {
             extra_roots: Vec::new(),
             service_ports: crate::live_tls::ServicePorts::default(),
             live_tls_cache: crate::live_tls::ProbeCache::default(),
+            domain_timeout: Duration::from_secs(30),
         }
     }
 }

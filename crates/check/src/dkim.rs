@@ -46,7 +46,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -666,8 +666,47 @@ impl ResolverCache<Box<str>, Txt> for Served {
 }
 
 /// Signs a short message with `key` as `selector` of `domain` and verifies it with
-/// `mail-auth` against `served` (the TXT values at the selector name).
+/// `mail-auth` against `served` (the TXT values at the selector name). The outcome depends
+/// only on the key and the served values (the names only label the test message), so it is
+/// computed once per (key, served values) in the process: a key shared by many domains, or
+/// checked again by the service's schedule, is signed and verified once. The cache holds
+/// SHA-256 digests, never the key.
 pub async fn sign_and_verify(
+    key: &DkimPrivateKey,
+    selector: &str,
+    domain: &Name,
+    served: &[Vec<u8>],
+) -> Result<(), String> {
+    /// Entries kept at most; the cache starts over beyond (a run needs one per key).
+    const MAX_PROOFS: usize = 100_000;
+    /// The proof's outcome by the SHA-256 of the key and the served record.
+    type Proofs = Mutex<HashMap<[u8; 32], Result<(), String>>>;
+    static PROOFS: OnceLock<Proofs> = OnceLock::new();
+    let digest = {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(key.pkcs8_pem().as_bytes());
+        for value in served {
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        }
+        <[u8; 32]>::from(h.finalize())
+    };
+    let proofs = PROOFS.get_or_init(Default::default);
+    if let Some(known) = proofs.lock().expect("proof cache lock").get(&digest) {
+        return known.clone();
+    }
+    let proof = prove(key, selector, domain, served).await;
+    let mut proofs = proofs.lock().expect("proof cache lock");
+    if proofs.len() >= MAX_PROOFS {
+        proofs.clear();
+    }
+    proofs.insert(digest, proof.clone());
+    proof
+}
+
+/// The proof itself (see [`sign_and_verify`]).
+async fn prove(
     key: &DkimPrivateKey,
     selector: &str,
     domain: &Name,
@@ -721,13 +760,7 @@ pub async fn sign_and_verify(
         std::time::Instant::now(),
     );
 
-    let config = mail_auth::hickory_resolver::config::ResolverConfig::from_parts(
-        None,
-        Vec::new(),
-        Vec::new(),
-    );
-    let authenticator = MessageAuthenticator::new(config, Default::default())
-        .map_err(|e| format!("mail-auth cannot start: {e}"))?;
+    let authenticator = authenticator()?;
     let parsed_message = AuthenticatedMessage::parse(signed.as_bytes())
         .ok_or("mail-auth cannot parse the signed message")?;
     let outputs = authenticator
@@ -741,6 +774,28 @@ pub async fn sign_and_verify(
         | Some(DkimResult::TempError(e)) => Err(format!("mail-auth says: {e}")),
         Some(DkimResult::None) | None => Err("mail-auth found no signature to verify".into()),
     }
+}
+
+/// mail-auth's verifier, made once: its resolver is never used (the record comes from the
+/// pre-filled cache, with no server configured), and building one costs more than a
+/// verification.
+fn authenticator() -> Result<&'static MessageAuthenticator, String> {
+    static AUTHENTICATOR: OnceLock<Result<MessageAuthenticator, String>> = OnceLock::new();
+    AUTHENTICATOR
+        .get_or_init(|| {
+            let config = mail_auth::hickory_resolver::config::ResolverConfig::from_parts(
+                None,
+                Vec::new(),
+                Vec::new(),
+            );
+            // Not even the hosts file is read: the checker resolves nothing this way.
+            let mut opts = mail_auth::hickory_resolver::config::ResolverOpts::default();
+            opts.use_hosts_file = mail_auth::hickory_resolver::config::ResolveHosts::Never;
+            MessageAuthenticator::new(config, opts)
+                .map_err(|e| format!("mail-auth cannot start: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Signs `message` for `domain` and `selector` with `key`, over the header fields of the

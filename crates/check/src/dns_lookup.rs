@@ -119,6 +119,10 @@ impl Lookup for DnsLookup {
     fn servers(&self) -> Vec<SocketAddr> {
         self.resolver.configured_servers()
     }
+
+    fn servers_for_report(&self, name: &Name) -> Vec<SocketAddr> {
+        self.resolver.known_servers_for(name)
+    }
 }
 
 fn rcode(text: &str) -> Rcode {

@@ -4,6 +4,7 @@
 //! all for a domain. Checks ask DNS only through a [`lookup::Lookup`].
 
 pub mod codes;
+pub mod connect;
 pub mod context;
 pub mod dns_lookup;
 pub mod finding;

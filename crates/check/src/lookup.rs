@@ -2,9 +2,15 @@
 //! the same check runs against the zone's authoritative servers, against servers given with
 //! `--nameserver`, or against a test double in unit tests.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use async_trait::async_trait;
 use mailzone_records::Name;
 use mailzone_records::diff::LiveRecord;
+use tokio::sync::OnceCell;
 
 /// The response code of an answer, as far as checks care.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +58,177 @@ pub trait Lookup: Send + Sync {
     /// then rely on [`Answer::authenticated`] alone.
     fn servers(&self) -> Vec<std::net::SocketAddr> {
         Vec::new()
+    }
+
+    /// The servers a question about `name` goes to, as far as known without asking (for
+    /// messages about questions that got no answer): by default [`Lookup::servers`].
+    fn servers_for_report(&self, name: &Name) -> Vec<std::net::SocketAddr> {
+        let _ = name;
+        self.servers()
+    }
+}
+
+/// The key of a question: the name and the type, uppercase.
+type Question = (Name, String);
+
+/// A run-wide answer cache in front of another [`Lookup`]: each question (name, type) is
+/// sent once per run, and concurrent askers of the same question wait for the one query in
+/// flight instead of sending their own (the mail host shared by a thousand domains is asked
+/// once, not once per domain). Failures are kept too: a server that did not answer is not
+/// asked the same question again within the run. A run is short (seconds), so TTLs are not
+/// consulted.
+pub struct CachedLookup<'a> {
+    inner: &'a dyn Lookup,
+    answers: Mutex<HashMap<Question, SharedAnswer>>,
+    /// Questions sent to `inner` (for the benchmark and tests).
+    sent: AtomicUsize,
+    /// Questions asked of this cache.
+    asked: AtomicUsize,
+}
+
+/// One question's answer, filled by the first asker and awaited by the others.
+type SharedAnswer = Arc<OnceCell<Result<Answer, LookupError>>>;
+
+impl<'a> CachedLookup<'a> {
+    pub fn new(inner: &'a dyn Lookup) -> CachedLookup<'a> {
+        CachedLookup {
+            inner,
+            answers: Mutex::new(HashMap::new()),
+            sent: AtomicUsize::new(0),
+            asked: AtomicUsize::new(0),
+        }
+    }
+
+    /// (questions asked of the cache, questions sent to the lookup behind it).
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.asked.load(Ordering::Relaxed),
+            self.sent.load(Ordering::Relaxed),
+        )
+    }
+}
+
+#[async_trait]
+impl Lookup for CachedLookup<'_> {
+    async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError> {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        let key = (name.clone(), rtype.to_ascii_uppercase());
+        let cell = self
+            .answers
+            .lock()
+            .expect("answer cache lock")
+            .entry(key)
+            .or_default()
+            .clone();
+        // The first asker sends the query; the others wait for it. When the first asker is
+        // dropped (its domain ran out of time), a waiting one sends it instead.
+        cell.get_or_init(|| async {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+            self.inner.query(name, rtype).await
+        })
+        .await
+        .clone()
+    }
+
+    fn servers(&self) -> Vec<std::net::SocketAddr> {
+        self.inner.servers()
+    }
+
+    fn servers_for_report(&self, name: &Name) -> Vec<std::net::SocketAddr> {
+        self.inner.servers_for_report(name)
+    }
+}
+
+/// The [`Lookup`] of one domain's checks: every question must be answered before the
+/// domain's deadline, after which it fails with a [`LookupError`] naming the servers asked
+/// and the question, so the checks still report everything else (each unanswered
+/// question as `dns-lookup-failed`). The questions still in flight are known at any time
+/// ([`DeadlineLookup::unanswered`]).
+pub struct DeadlineLookup<'a> {
+    inner: &'a dyn Lookup,
+    deadline: tokio::time::Instant,
+    limit: Duration,
+    in_flight: Mutex<Vec<Question>>,
+}
+
+impl<'a> DeadlineLookup<'a> {
+    /// Questions to `inner`, each bounded by `limit` from now.
+    pub fn new(inner: &'a dyn Lookup, limit: Duration) -> DeadlineLookup<'a> {
+        DeadlineLookup {
+            inner,
+            deadline: tokio::time::Instant::now() + limit,
+            limit,
+            in_flight: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The questions asked and not answered yet, each with the servers it went to, as text
+    /// (`mta-sts.example.org. A to 127.0.0.1:53`).
+    pub fn unanswered(&self) -> Vec<String> {
+        let questions = self.in_flight.lock().expect("in-flight lock").clone();
+        questions
+            .iter()
+            .map(|(name, rtype)| {
+                format!(
+                    "{name} {rtype} to {}",
+                    servers_text(&self.inner.servers_for_report(name))
+                )
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Lookup for DeadlineLookup<'_> {
+    async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError> {
+        let question = (name.clone(), rtype.to_ascii_uppercase());
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .push(question.clone());
+        let result = tokio::time::timeout_at(self.deadline, self.inner.query(name, rtype)).await;
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        if let Some(at) = in_flight.iter().position(|q| q == &question) {
+            in_flight.swap_remove(at);
+        }
+        drop(in_flight);
+        result.unwrap_or_else(|_| {
+            Err(LookupError(format!(
+                "no answer to {name} {rtype} from {} within the domain's time limit of {}",
+                servers_text(&self.inner.servers_for_report(name)),
+                seconds(self.limit)
+            )))
+        })
+    }
+
+    fn servers(&self) -> Vec<std::net::SocketAddr> {
+        self.inner.servers()
+    }
+
+    fn servers_for_report(&self, name: &Name) -> Vec<std::net::SocketAddr> {
+        self.inner.servers_for_report(name)
+    }
+}
+
+/// `127.0.0.1:53, [::1]:53`, or words when no server is known.
+pub fn servers_text(servers: &[std::net::SocketAddr]) -> String {
+    if servers.is_empty() {
+        return "the servers asked".into();
+    }
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A duration as `30 s` or `1.5 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s} s")
     }
 }
 

@@ -16,6 +16,8 @@
 //! More than one record of either kind is `zone-multiple-records` (see [`crate::zone`]);
 //! then these syntax checks are skipped.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mailzone_records::{MtaStsMode, Name, RData, RecordPurpose};
@@ -364,17 +366,32 @@ pub fn policy_url(template: Option<&str>, domain: &Name) -> String {
         .replace("{domain}", domain.as_str())
 }
 
-/// Fetches a policy body: HTTP 200 required, redirects not followed (RFC 8461 §3.3), at
-/// most 64 KiB.
-pub async fn fetch_policy(url: &str, timeout: Duration) -> Result<String, String> {
-    let client = reqwest::Client::builder()
+/// Fetches a policy body from `url`, connecting only to `addresses` (found through the
+/// checker's [`Lookup`](crate::Lookup) by [`resolve_url_host`]): HTTP 200 required,
+/// redirects not followed (RFC 8461 §3.3), at most 64 KiB. No proxy is used and no other
+/// name is resolved: the client's resolver refuses every name, so the system resolver is
+/// never asked, by construction.
+pub async fn fetch_policy(
+    url: &reqwest::Url,
+    addresses: &[IpAddr],
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
-        .user_agent(concat!("mailzone/", env!("CARGO_PKG_VERSION")))
+        .no_proxy()
+        .use_preconfigured_tls((*crate::connect::tls_client_config()).clone())
+        .dns_resolver(Arc::new(NoResolver))
+        .user_agent(concat!("mailzone/", env!("CARGO_PKG_VERSION")));
+    if let UrlHost::Name(host) = url_host(url) {
+        let to: Vec<SocketAddr> = addresses.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+        builder = builder.resolve_to_addrs(host, &to);
+    }
+    let client = builder
         .build()
         .map_err(|e| format!("cannot build an HTTPS client: {e}"))?;
     let response = client
-        .get(url)
+        .get(url.clone())
         .send()
         .await
         .map_err(|e| describe_error(&e))?;
@@ -399,6 +416,103 @@ pub async fn fetch_policy(url: &str, timeout: Duration) -> Result<String, String
     String::from_utf8(body.to_vec()).map_err(|_| format!("{url} is not UTF-8 text"))
 }
 
+/// The resolver of the policy client: every name was resolved beforehand through the
+/// checker's lookup and handed to reqwest as an override, so any other name is refused.
+struct NoResolver;
+
+impl reqwest::dns::Resolve for NoResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let why = format!(
+            "{} was not resolved through the servers the check asks",
+            name.as_str()
+        );
+        Box::pin(async move { Err(why.into()) })
+    }
+}
+
+/// The addresses the policy at `url` may be fetched from: its host resolved through
+/// `lookup` (A and AAAA, CNAMEs followed), or the IP literal itself, each allowed by
+/// [`crate::connect::may_connect`]; otherwise why the fetch cannot be tried.
+pub async fn resolve_url_host(
+    lookup: &dyn crate::Lookup,
+    url: &reqwest::Url,
+) -> Result<Vec<IpAddr>, String> {
+    let found = match url_host(url) {
+        UrlHost::Ip(ip) => vec![ip],
+        UrlHost::Name(host) => resolve_host(lookup, host).await?,
+        UrlHost::None => return Err(format!("{url} has no host")),
+    };
+    let (ok, refused) = crate::connect::allowed(&found);
+    if ok.is_empty() {
+        return Err(format!(
+            "not connecting: {} (only loopback and globally reachable addresses are contacted)",
+            refused.join("; ")
+        ));
+    }
+    Ok(ok)
+}
+
+/// The host of a URL: an IP literal is connected to as it is, a name is resolved.
+enum UrlHost<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+    None,
+}
+
+fn url_host(url: &reqwest::Url) -> UrlHost<'_> {
+    match url.host_str() {
+        None => UrlHost::None,
+        Some(host) => match host.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(ip) => UrlHost::Ip(ip),
+            Err(_) => UrlHost::Name(host),
+        },
+    }
+}
+
+/// The A and AAAA addresses of `host` through `lookup`, or why there are none.
+async fn resolve_host(lookup: &dyn crate::Lookup, host: &str) -> Result<Vec<IpAddr>, String> {
+    let name = Name::host(host).map_err(|e| format!("`{host}` is not a host name: {e}"))?;
+    let (a, aaaa) = tokio::join!(lookup.query(&name, "A"), lookup.query(&name, "AAAA"));
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (rtype, answer) in [("A", a), ("AAAA", aaaa)] {
+        match answer {
+            Ok(answer) => {
+                for r in &answer.records {
+                    match r.record.data {
+                        RData::A(ip) => out.push(IpAddr::V4(ip)),
+                        RData::Aaaa(ip) => out.push(IpAddr::V6(ip)),
+                        _ => {}
+                    }
+                }
+                if answer.records.is_empty() {
+                    problems.push(format!("{rtype}: {}", rcode_text(&answer.rcode)));
+                }
+            }
+            Err(e) => problems.push(format!("{rtype}: {e}")),
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "the policy host {name} does not resolve through the servers asked ({})",
+            problems.join("; ")
+        ));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn rcode_text(rcode: &crate::Rcode) -> String {
+    match rcode {
+        crate::Rcode::NoError => "no record (NODATA)".into(),
+        crate::Rcode::NxDomain => "NXDOMAIN".into(),
+        crate::Rcode::ServFail => "SERVFAIL".into(),
+        crate::Rcode::Refused => "REFUSED".into(),
+        crate::Rcode::Other(other) => other.clone(),
+    }
+}
+
 fn describe_error(e: &reqwest::Error) -> String {
     // The chain says what failed (DNS name, TLS certificate, connection refused).
     let mut text = e.to_string();
@@ -409,6 +523,13 @@ fn describe_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The policy at `url`, fetched from the addresses its host has through the check's lookup.
+async fn fetch(ctx: &DomainContext<'_>, url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let addresses = resolve_url_host(ctx.lookup, &parsed).await?;
+    fetch_policy(&parsed, &addresses, ctx.options.fetch_timeout).await
 }
 
 async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
@@ -422,7 +543,7 @@ async fn check_policy(ctx: &DomainContext<'_>) -> Vec<Finding> {
         .mta_sts
         .enabled
         .then(|| mailzone_records::mtasts::policy_text(&ctx.domain.mta_sts));
-    let body = match fetch_policy(&url, ctx.options.fetch_timeout).await {
+    let body = match fetch(ctx, &url).await {
         Ok(body) => body,
         Err(why) => {
             let mut f = Finding::new(

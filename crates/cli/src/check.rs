@@ -56,6 +56,22 @@ pub struct CheckArgs {
     /// `submissions=…`, `submission=…`, `imaps=…` (repeatable).
     #[arg(long = "port", value_name = "SERVICE=PORT", hide = true)]
     ports: Vec<String>,
+    /// Time allowed for one DNS question (500ms, 5s, …).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = mailzone_records::config::parse_duration)]
+    timeout: std::time::Duration,
+    /// Time allowed for all the questions of one domain: those still unanswered are
+    /// reported as `dns-lookup-failed` (naming the server and the question), and the other
+    /// domains go on.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = mailzone_records::config::parse_duration)]
+    domain_timeout: std::time::Duration,
+    /// Domains checked at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(usize))]
+    concurrency: usize,
+    /// Where to fetch the MTA-STS policy from instead of RFC 8461's URL, `{domain}` standing
+    /// for the mail domain (its host is still resolved through the servers asked). For tests
+    /// with a web server on another port.
+    #[arg(long, value_name = "URL", hide = true)]
+    mta_sts_url: Option<String>,
 }
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -83,9 +99,12 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             live_tls: !args.no_connect,
             extra_roots,
             service_ports,
+            timeout: args.timeout,
+            domain_timeout: args.domain_timeout,
+            mta_sts_url: args.mta_sts_url,
             ..CheckOptions::default()
         },
-        concurrency: DEFAULT_CONCURRENCY,
+        concurrency: args.concurrency.max(1),
         store: store.clone(),
     };
     let strict = args.strict;

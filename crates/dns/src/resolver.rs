@@ -114,6 +114,28 @@ impl Resolver {
         self.sent.load(Ordering::Relaxed)
     }
 
+    /// The servers a question about `name` goes to, as far as known without asking: the
+    /// given servers, or in authoritative mode the zone's servers when its cut is cached
+    /// (otherwise the resolvers that find it). For messages about unanswered questions.
+    pub fn known_servers_for(&self, name: &Name) -> Vec<SocketAddr> {
+        match &self.mode {
+            Mode::Servers(servers) => servers.clone(),
+            Mode::Authoritative {
+                resolvers, cuts, ..
+            } => {
+                let cuts = cuts.lock().expect("cache lock");
+                let mut candidate = Some(name.clone());
+                while let Some(at) = candidate {
+                    if let Some(Some(servers)) = cuts.get(&at) {
+                        return servers.to_vec();
+                    }
+                    candidate = parent(&at);
+                }
+                resolvers.clone()
+            }
+        }
+    }
+
     /// Asks `servers` in order: the first answer that is not SERVFAIL or REFUSED wins; with
     /// none, the first such answer, or the last error.
     pub async fn ask(

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use futures::StreamExt as _;
+use mailzone_check::lookup::{CachedLookup, DeadlineLookup};
 use mailzone_check::{CheckOptions, DnsLookup, DomainContext, Finding, Lookup, Severity};
 use mailzone_records::{DkimManagement, Name};
 use mailzone_store::Store;
@@ -104,34 +105,85 @@ pub async fn check_with(
     }
     let server = &loaded.config.server;
     let options = &request.options;
+    // One answer cache for the run: the questions the domains share (their mail host, the
+    // SPF includes of a provider) are sent once.
+    let cached = CachedLookup::new(lookup);
+    let cached = &cached;
     // Boxed `Send` futures: see the same construction in `reconcile`.
-    let runs: Vec<futures::future::BoxFuture<'_, DomainFindings>> = planned
+    let runs: Vec<futures::future::BoxFuture<'_, (usize, DomainFindings)>> = planned
         .iter()
         .zip(keys.iter())
-        .map(|(domain, keys)| {
+        .enumerate()
+        .map(|(index, (domain, keys))| {
             Box::pin(async move {
-                let ctx = DomainContext {
-                    server,
-                    domain: &domain.domain,
-                    desired: &domain.records,
-                    dkim_keys: keys,
-                    tlsa: loaded.tlsa.as_ref(),
-                    lookup,
-                    options,
-                };
-                let findings = mailzone_check::run::check_domain(&ctx).await;
-                DomainFindings {
-                    domain: domain.domain.name.clone(),
-                    findings,
-                }
+                let findings =
+                    check_one(server, domain, keys, loaded.tlsa.as_ref(), cached, options).await;
+                (
+                    index,
+                    DomainFindings {
+                        domain: domain.domain.name.clone(),
+                        findings,
+                    },
+                )
             }) as futures::future::BoxFuture<'_, _>
         })
         .collect();
-    let domains = futures::stream::iter(runs)
-        .buffered(request.concurrency.max(1))
+    // Unordered: a domain waiting for a slow server holds one slot only, never the ones
+    // behind it; the report is put back in config order afterwards.
+    let mut done: Vec<(usize, DomainFindings)> = futures::stream::iter(runs)
+        .buffer_unordered(request.concurrency.max(1))
         .collect()
         .await;
+    done.sort_by_key(|(index, _)| *index);
+    let (asked, sent) = cached.counts();
+    tracing::debug!(asked, sent, "questions asked by the checks, and sent");
+    let domains = done.into_iter().map(|(_, d)| d).collect();
     Ok(CheckReport { domains })
+}
+
+/// The findings of one domain, its questions bounded by [`CheckOptions::domain_timeout`]
+/// (each unanswered one is a `dns-lookup-failed` finding). The whole domain is bounded too,
+/// by that limit plus the policy fetch's: checks that connect (HTTPS) have their own
+/// timeouts, so this only fires on a bug, reported with the questions still unanswered.
+async fn check_one(
+    server: &mailzone_records::Server,
+    domain: &mailzone_records::zones::DomainRecords,
+    keys: &[(String, mailzone_records::dkim::DkimPrivateKey)],
+    tlsa: Option<&mailzone_records::tlsa::TlsaKeys>,
+    lookup: &dyn Lookup,
+    options: &CheckOptions,
+) -> Vec<Finding> {
+    let bounded = DeadlineLookup::new(lookup, options.domain_timeout);
+    let ctx = DomainContext {
+        server,
+        domain: &domain.domain,
+        desired: &domain.records,
+        dkim_keys: keys,
+        tlsa,
+        lookup: &bounded,
+        options,
+    };
+    let limit = options.domain_timeout + options.fetch_timeout;
+    match tokio::time::timeout(limit, mailzone_check::run::check_domain(&ctx)).await {
+        Ok(findings) => findings,
+        Err(_) => {
+            let name = &domain.domain.name;
+            let unanswered = bounded.unanswered();
+            vec![mailzone_check::support::lookup_failed(
+                name,
+                format!(
+                    "the checks of {name} did not finish within {}, so it could not be checked",
+                    mailzone_check::lookup::seconds(limit)
+                ),
+                if unanswered.is_empty() {
+                    "no question was left unanswered: a connection did not finish".into()
+                } else {
+                    format!("still unanswered: {}", unanswered.join("; "))
+                },
+                "make sure the zone's name servers answer (or pass working servers with --nameserver)",
+            )]
+        }
+    }
 }
 
 /// The indented `seen`, `expected` and `fix` lines of a finding in a text report, those

@@ -208,3 +208,50 @@ fn the_default_url_is_rfc_8461s() {
         "https://mta-sts.example.org/.well-known/mta-sts.txt"
     );
 }
+
+/// The policy host is resolved through the check's lookup, never the system's resolver:
+/// a host the zone does not resolve is not fetched, and an address outside loopback and
+/// global unicast is not connected to; both say why.
+#[tokio::test]
+async fn the_policy_host_is_resolved_through_the_lookup_only() {
+    let mut f = Fixture::new("");
+    f.options.fetch_mta_sts = true;
+    f.options.mta_sts_url = None;
+    let zone = f.zone_with(&["^mta-sts."], "");
+    case("policy host not in the zone")
+        .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+        .first(
+            Field::Seen,
+            Match::Contains,
+            "the policy host mta-sts.example.org. does not resolve through the servers asked (A: NXDOMAIN; AAAA: NXDOMAIN)",
+        )
+        .assert(&check(&f.ctx(&zone)).await);
+    let zone = f.zone_with(
+        &["^mta-sts."],
+        "mta-sts.example.org. 300 IN A 192.0.2.80\nmta-sts.example.org. 300 IN AAAA fd00::80\n",
+    );
+    case("policy host at documentation and unique-local addresses")
+        .fires("mta-sts-policy-unreachable", Severity::Info, POLICY)
+        .first(
+            Field::Seen,
+            Match::Contains,
+            "not connecting: 192.0.2.80 is a documentation address (RFC 5737), not a globally reachable address; fd00::80 is a unique local address (RFC 4193)",
+        )
+        .assert(&check(&f.ctx(&zone)).await);
+    // A URL naming a host resolves it through the lookup too (here to loopback, where
+    // nothing listens on the port: connection refused, not a resolver error).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    f.options.mta_sts_url = Some(format!("http://policy.example.org:{port}/{{domain}}"));
+    let zone = f.zone_with(&[], "policy.example.org. 300 IN A 127.0.0.1\n");
+    let findings = check(&f.ctx(&zone)).await;
+    let seen = findings
+        .iter()
+        .find(|x| x.code == "mta-sts-policy-unreachable")
+        .and_then(|x| x.seen.clone())
+        .expect("the fetch failed");
+    assert!(!seen.contains("not resolved"), "{seen}");
+    assert!(seen.contains("onnect"), "{seen}");
+}
