@@ -27,14 +27,13 @@
 //!
 //! Addresses come from the checker's [`crate::lookup::Lookup`], never the system resolver;
 //! only globally reachable addresses and loopback are connected to
-//! ([`reachable::may_connect`]: a zone naming a documentation or private address is
+//! ([`crate::connect::may_connect`]: a zone naming a documentation or private address is
 //! skipped silently). Each connection has `CheckOptions::connect_timeout` in all; the
 //! endpoints of a domain are probed concurrently, and each (address, mode, host) once per
 //! run through `CheckOptions::live_tls_cache`.
 
 pub mod certificate;
 mod probe;
-pub mod reachable;
 pub mod smtp;
 
 use std::net::{IpAddr, SocketAddr};
@@ -249,7 +248,7 @@ async fn check_endpoint(ctx: &DomainContext<'_>, endpoint: &Endpoint) -> Vec<Fin
     };
     let mut allowed: Vec<IpAddr> = Vec::new();
     for ip in addresses {
-        match reachable::may_connect(ip) {
+        match crate::connect::may_connect(ip) {
             Ok(()) => allowed.push(ip),
             Err(why) => tracing::debug!("live TLS: {} not connected to: {why}", endpoint.label()),
         }

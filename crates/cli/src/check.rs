@@ -53,10 +53,10 @@ pub struct CheckArgs {
     #[arg(long = "ca-file", value_name = "PEM")]
     ca_files: Vec<std::path::PathBuf>,
     /// Connect to another port for a standard service (tests): `smtp=2525`,
-    /// `submissions=…`, `submission=…`, `imaps=…` (repeatable).
+    /// `submissions=PORT`, `submission=PORT`, `imaps=PORT` (repeatable).
     #[arg(long = "port", value_name = "SERVICE=PORT", hide = true)]
     ports: Vec<String>,
-    /// Time allowed for one DNS question (500ms, 5s, …).
+    /// Time allowed for one DNS question (e.g. 500ms, 5s).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = mailzone_records::config::parse_duration)]
     timeout: std::time::Duration,
     /// Time allowed for all the questions of one domain: those still unanswered are
