@@ -626,7 +626,8 @@ pub async fn sign_and_verify(
 ) -> Result<(), String> {
     /// Entries kept at most; the cache starts over beyond (a run needs one per key).
     const MAX_PROOFS: usize = 100_000;
-    static PROOFS: OnceLock<Mutex<HashMap<[u8; 32], Result<(), String>>>> = OnceLock::new();
+    type Proofs = Mutex<HashMap<[u8; 32], Result<(), String>>>;
+    static PROOFS: OnceLock<Proofs> = OnceLock::new();
     let digest = {
         use sha2::Digest as _;
         let mut h = sha2::Sha256::new();

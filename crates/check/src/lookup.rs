@@ -71,6 +71,9 @@ pub trait Lookup: Send + Sync {
 /// The key of a question: the name and the type, uppercase.
 type Question = (Name, String);
 
+/// The one answer to a question, filled by its first asker.
+type SharedAnswer = Arc<OnceCell<Result<Answer, LookupError>>>;
+
 /// A run-wide answer cache in front of another [`Lookup`]: each question (name, type) is
 /// sent once per run, and concurrent askers of the same question wait for the one query in
 /// flight instead of sending their own (the mail host shared by a thousand domains is asked
@@ -79,7 +82,7 @@ type Question = (Name, String);
 /// consulted.
 pub struct CachedLookup<'a> {
     inner: &'a dyn Lookup,
-    answers: Mutex<HashMap<Question, Arc<OnceCell<Result<Answer, LookupError>>>>>,
+    answers: Mutex<HashMap<Question, SharedAnswer>>,
     /// Questions sent to `inner` (for the benchmark and tests).
     sent: AtomicUsize,
     /// Questions asked of this cache.
