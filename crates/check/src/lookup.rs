@@ -310,6 +310,80 @@ impl Lookup for ZoneLookup {
 mod tests {
     use super::*;
 
+    /// A lookup that counts the questions it gets, answers after `delay`, and never answers
+    /// names starting with `silent`.
+    struct Slow {
+        zone: ZoneLookup,
+        delay: Duration,
+        asked: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Lookup for Slow {
+        async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            if name.as_str().starts_with("silent") {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.delay).await;
+            self.zone.query(name, rtype).await
+        }
+
+        fn servers(&self) -> Vec<std::net::SocketAddr> {
+            vec!["127.0.0.1:5353".parse().unwrap()]
+        }
+    }
+
+    fn slow(delay: Duration) -> Slow {
+        Slow {
+            zone: ZoneLookup::new("mail.example.org. 300 IN A 192.0.2.10\n"),
+            delay,
+            asked: AtomicUsize::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_askers_of_one_question_send_one_query() {
+        let inner = slow(Duration::from_millis(50));
+        let cached = CachedLookup::new(&inner);
+        let host = Name::owner("mail.example.org").unwrap();
+        let answers = futures::future::join_all((0..20).map(|_| cached.query(&host, "a"))).await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().unwrap().records.len() == 1)
+        );
+        // Later askers, other spelling of the type: still the one query.
+        cached.query(&host, "A").await.unwrap();
+        assert_eq!(inner.asked.load(Ordering::Relaxed), 1);
+        assert_eq!(cached.counts(), (21, 1));
+        // Another question is its own query.
+        cached.query(&host, "AAAA").await.unwrap();
+        assert_eq!(inner.asked.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_domain_out_of_time_names_the_server_and_the_question() {
+        let inner = slow(Duration::from_millis(1));
+        let bounded = DeadlineLookup::new(&inner, Duration::from_millis(200));
+        let silent = Name::owner("silent.example.org").unwrap();
+        let host = Name::owner("mail.example.org").unwrap();
+        let started = tokio::time::Instant::now();
+        let (stuck, answered) = tokio::join!(bounded.query(&silent, "MX"), async {
+            let a = bounded.query(&host, "A").await;
+            (a, bounded.unanswered())
+        });
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            stuck.unwrap_err().0,
+            "no answer to silent.example.org. MX from 127.0.0.1:5353 within the domain's time limit of 0.2 s"
+        );
+        // The other question was answered, while the silent one was still in flight.
+        assert_eq!(answered.0.unwrap().records.len(), 1);
+        assert_eq!(answered.1, ["silent.example.org. MX to 127.0.0.1:5353"]);
+        assert!(bounded.unanswered().is_empty());
+    }
+
     #[tokio::test]
     async fn zone_lookup_follows_cnames_and_knows_nxdomain() {
         let zone = ZoneLookup::new(
