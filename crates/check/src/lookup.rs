@@ -142,7 +142,8 @@ impl Lookup for CachedLookup<'_> {
 /// The [`Lookup`] of one domain's checks: every question must be answered before the
 /// domain's deadline, after which it fails with a [`LookupError`] naming the servers asked
 /// and the question, so the checks still report everything else (each unanswered
-/// question as `dns-lookup-failed`). The questions still in flight are known at any time
+/// question as `dns-lookup-failed`). An answer with an error RCODE (SERVFAIL, REFUSED, …)
+/// fails the same way, naming the servers and the question. The questions still in flight are known at any time
 /// ([`DeadlineLookup::unanswered`]).
 pub struct DeadlineLookup<'a> {
     inner: &'a dyn Lookup,
@@ -192,13 +193,24 @@ impl Lookup for DeadlineLookup<'_> {
             in_flight.swap_remove(at);
         }
         drop(in_flight);
-        result.unwrap_or_else(|_| {
-            Err(LookupError(format!(
+        let servers = || servers_text(&self.inner.servers_for_report(name));
+        match result {
+            Err(_) => Err(LookupError(format!(
                 "no answer to {name} {rtype} from {} within the domain's time limit of {}",
-                servers_text(&self.inner.servers_for_report(name)),
+                servers(),
                 seconds(self.limit)
-            )))
-        })
+            ))),
+            Ok(Ok(answer)) => match unusable(&answer.rcode) {
+                // An error RCODE is no answer either: said with the server and the question,
+                // as every check reports it as `dns-lookup-failed` anyway.
+                Some(why) => Err(LookupError(format!(
+                    "{} answered {name} {rtype} with {why}",
+                    servers()
+                ))),
+                None => Ok(answer),
+            },
+            Ok(Err(e)) => Err(e),
+        }
     }
 
     fn servers(&self) -> Vec<std::net::SocketAddr> {
@@ -207,6 +219,19 @@ impl Lookup for DeadlineLookup<'_> {
 
     fn servers_for_report(&self, name: &Name) -> Vec<std::net::SocketAddr> {
         self.inner.servers_for_report(name)
+    }
+}
+
+/// What an error RCODE means for a person; `None` for a usable answer (NOERROR, NXDOMAIN).
+fn unusable(rcode: &Rcode) -> Option<String> {
+    match rcode {
+        Rcode::NoError | Rcode::NxDomain => None,
+        Rcode::ServFail => Some(
+            "SERVFAIL (the server could not answer; with DNSSEC, often a validation failure)"
+                .into(),
+        ),
+        Rcode::Refused => Some("REFUSED (the server does not serve this name's zone)".into()),
+        Rcode::Other(other) => Some(other.clone()),
     }
 }
 
@@ -334,6 +359,25 @@ mod tests {
         }
     }
 
+    /// A lookup whose server refuses everything.
+    struct Refusing;
+
+    #[async_trait]
+    impl Lookup for Refusing {
+        async fn query(&self, _: &Name, _: &str) -> Result<Answer, LookupError> {
+            Ok(Answer {
+                rcode: Rcode::Refused,
+                records: Vec::new(),
+                cname_chain: Vec::new(),
+                authenticated: false,
+            })
+        }
+
+        fn servers(&self) -> Vec<std::net::SocketAddr> {
+            vec!["127.0.0.1:5353".parse().unwrap()]
+        }
+    }
+
     fn slow(delay: Duration) -> Slow {
         Slow {
             zone: ZoneLookup::new("mail.example.org. 300 IN A 192.0.2.10\n"),
@@ -377,6 +421,12 @@ mod tests {
         assert_eq!(
             stuck.unwrap_err().0,
             "no answer to silent.example.org. MX from 127.0.0.1:5353 within the domain's time limit of 0.2 s"
+        );
+        // An error RCODE names the servers and the question too.
+        let refused = DeadlineLookup::new(&Refusing, Duration::from_secs(1));
+        assert_eq!(
+            refused.query(&host, "TXT").await.unwrap_err().0,
+            "127.0.0.1:5353 answered mail.example.org. TXT with REFUSED (the server does not serve this name's zone)"
         );
         // The other question was answered, while the silent one was still in flight.
         assert_eq!(answered.0.unwrap().records.len(), 1);
