@@ -23,7 +23,8 @@
 //! target/release/check_cli_table 200      # fewer
 //! ```
 //! The mailzone binary is `MAILZONE_BIN`, else `mailzone` next to this program; the
-//! Python is `MAILZONE_TEST_PYTHON`, else `<repo>/.venv-test/bin/python`.
+//! Python is `MAILZONE_TEST_PYTHON`, else `<repo>/.venv-test/bin/python`;
+//! `CHECK_CONCURRENCY=N` passes `--concurrency N` to mailzone.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -459,6 +460,9 @@ fn main() {
             .args(["--format", "json", "--nameserver"])
             .arg(at.to_string())
             .env("SSL_CERT_FILE", &https.ca_file);
+        if let Some(n) = std::env::var_os("CHECK_CONCURRENCY") {
+            c.arg("--concurrency").arg(n);
+        }
         if fetch {
             c.args(["--mta-sts-url", &url]);
         } else {

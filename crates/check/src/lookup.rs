@@ -71,6 +71,9 @@ pub trait Lookup: Send + Sync {
 /// The key of a question: the name and the type, uppercase.
 type Question = (Name, String);
 
+/// The one answer to a question, filled by its first asker.
+type SharedAnswer = Arc<OnceCell<Result<Answer, LookupError>>>;
+
 /// A run-wide answer cache in front of another [`Lookup`]: each question (name, type) is
 /// sent once per run, and concurrent askers of the same question wait for the one query in
 /// flight instead of sending their own (the mail host shared by a thousand domains is asked
@@ -85,9 +88,6 @@ pub struct CachedLookup<'a> {
     /// Questions asked of this cache.
     asked: AtomicUsize,
 }
-
-/// One question's answer, filled by the first asker and awaited by the others.
-type SharedAnswer = Arc<OnceCell<Result<Answer, LookupError>>>;
 
 impl<'a> CachedLookup<'a> {
     pub fn new(inner: &'a dyn Lookup) -> CachedLookup<'a> {
@@ -142,7 +142,8 @@ impl Lookup for CachedLookup<'_> {
 /// The [`Lookup`] of one domain's checks: every question must be answered before the
 /// domain's deadline, after which it fails with a [`LookupError`] naming the servers asked
 /// and the question, so the checks still report everything else (each unanswered
-/// question as `dns-lookup-failed`). The questions still in flight are known at any time
+/// question as `dns-lookup-failed`). An answer with an error RCODE (SERVFAIL, REFUSED, …)
+/// fails the same way, naming the servers and the question. The questions still in flight are known at any time
 /// ([`DeadlineLookup::unanswered`]).
 pub struct DeadlineLookup<'a> {
     inner: &'a dyn Lookup,
@@ -192,13 +193,24 @@ impl Lookup for DeadlineLookup<'_> {
             in_flight.swap_remove(at);
         }
         drop(in_flight);
-        result.unwrap_or_else(|_| {
-            Err(LookupError(format!(
+        let servers = || servers_text(&self.inner.servers_for_report(name));
+        match result {
+            Err(_) => Err(LookupError(format!(
                 "no answer to {name} {rtype} from {} within the domain's time limit of {}",
-                servers_text(&self.inner.servers_for_report(name)),
+                servers(),
                 seconds(self.limit)
-            )))
-        })
+            ))),
+            Ok(Ok(answer)) => match unusable(&answer.rcode) {
+                // An error RCODE is no answer either: said with the server and the question,
+                // as every check reports it as `dns-lookup-failed` anyway.
+                Some(why) => Err(LookupError(format!(
+                    "{} answered {name} {rtype} with {why}",
+                    servers()
+                ))),
+                None => Ok(answer),
+            },
+            Ok(Err(e)) => Err(e),
+        }
     }
 
     fn servers(&self) -> Vec<std::net::SocketAddr> {
@@ -207,6 +219,19 @@ impl Lookup for DeadlineLookup<'_> {
 
     fn servers_for_report(&self, name: &Name) -> Vec<std::net::SocketAddr> {
         self.inner.servers_for_report(name)
+    }
+}
+
+/// What an error RCODE means for a person; `None` for a usable answer (NOERROR, NXDOMAIN).
+fn unusable(rcode: &Rcode) -> Option<String> {
+    match rcode {
+        Rcode::NoError | Rcode::NxDomain => None,
+        Rcode::ServFail => Some(
+            "SERVFAIL (the server could not answer; with DNSSEC, often a validation failure)"
+                .into(),
+        ),
+        Rcode::Refused => Some("REFUSED (the server does not serve this name's zone)".into()),
+        Rcode::Other(other) => Some(other.clone()),
     }
 }
 
@@ -309,6 +334,105 @@ impl Lookup for ZoneLookup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lookup that counts the questions it gets, answers after `delay`, and never answers
+    /// names starting with `silent`.
+    struct Slow {
+        zone: ZoneLookup,
+        delay: Duration,
+        asked: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Lookup for Slow {
+        async fn query(&self, name: &Name, rtype: &str) -> Result<Answer, LookupError> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            if name.as_str().starts_with("silent") {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(self.delay).await;
+            self.zone.query(name, rtype).await
+        }
+
+        fn servers(&self) -> Vec<std::net::SocketAddr> {
+            vec!["127.0.0.1:5353".parse().unwrap()]
+        }
+    }
+
+    /// A lookup whose server refuses everything.
+    struct Refusing;
+
+    #[async_trait]
+    impl Lookup for Refusing {
+        async fn query(&self, _: &Name, _: &str) -> Result<Answer, LookupError> {
+            Ok(Answer {
+                rcode: Rcode::Refused,
+                records: Vec::new(),
+                cname_chain: Vec::new(),
+                authenticated: false,
+            })
+        }
+
+        fn servers(&self) -> Vec<std::net::SocketAddr> {
+            vec!["127.0.0.1:5353".parse().unwrap()]
+        }
+    }
+
+    fn slow(delay: Duration) -> Slow {
+        Slow {
+            zone: ZoneLookup::new("mail.example.org. 300 IN A 192.0.2.10\n"),
+            delay,
+            asked: AtomicUsize::new(0),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_askers_of_one_question_send_one_query() {
+        let inner = slow(Duration::from_millis(50));
+        let cached = CachedLookup::new(&inner);
+        let host = Name::owner("mail.example.org").unwrap();
+        let answers = futures::future::join_all((0..20).map(|_| cached.query(&host, "a"))).await;
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().unwrap().records.len() == 1)
+        );
+        // Later askers, other spelling of the type: still the one query.
+        cached.query(&host, "A").await.unwrap();
+        assert_eq!(inner.asked.load(Ordering::Relaxed), 1);
+        assert_eq!(cached.counts(), (21, 1));
+        // Another question is its own query.
+        cached.query(&host, "AAAA").await.unwrap();
+        assert_eq!(inner.asked.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn a_domain_out_of_time_names_the_server_and_the_question() {
+        let inner = slow(Duration::from_millis(1));
+        let bounded = DeadlineLookup::new(&inner, Duration::from_millis(200));
+        let silent = Name::owner("silent.example.org").unwrap();
+        let host = Name::owner("mail.example.org").unwrap();
+        let started = tokio::time::Instant::now();
+        let (stuck, answered) = tokio::join!(bounded.query(&silent, "MX"), async {
+            let a = bounded.query(&host, "A").await;
+            (a, bounded.unanswered())
+        });
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            stuck.unwrap_err().0,
+            "no answer to silent.example.org. MX from 127.0.0.1:5353 within the domain's time limit of 0.2 s"
+        );
+        // An error RCODE names the servers and the question too.
+        let refused = DeadlineLookup::new(&Refusing, Duration::from_secs(1));
+        assert_eq!(
+            refused.query(&host, "TXT").await.unwrap_err().0,
+            "127.0.0.1:5353 answered mail.example.org. TXT with REFUSED (the server does not serve this name's zone)"
+        );
+        // The other question was answered, while the silent one was still in flight.
+        assert_eq!(answered.0.unwrap().records.len(), 1);
+        assert_eq!(answered.1, ["silent.example.org. MX to 127.0.0.1:5353"]);
+        assert!(bounded.unanswered().is_empty());
+    }
 
     #[tokio::test]
     async fn zone_lookup_follows_cnames_and_knows_nxdomain() {
