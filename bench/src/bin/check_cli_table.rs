@@ -361,7 +361,12 @@ fn measure(tool: &str, mut command: Command) -> Result<(Duration, Duration, u64,
     Ok((wall, cpu, usage.ru_maxrss as u64, output))
 }
 
-/// Domains of a `check --format json` report without an error finding.
+/// The error the bench's own set-up causes in every domain: its mail host is 127.0.0.1
+/// (loopback is all a bench may talk to), which a real MX must not be.
+const LOOPBACK_MX: &str = "mx-target-private-address";
+
+/// Domains of a `check --format json` report without an error finding (but
+/// [`LOOPBACK_MX`]).
 fn mailzone_valid(json: &str) -> usize {
     let report: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     report["domains"]
@@ -372,7 +377,10 @@ fn mailzone_valid(json: &str) -> usize {
                 .filter(|d| {
                     !d["findings"]
                         .as_array()
-                        .is_some_and(|f| f.iter().any(|f| f["severity"] == "error"))
+                        .is_some_and(|f| {
+                            f.iter()
+                                .any(|f| f["severity"] == "error" && f["code"] != LOOPBACK_MX)
+                        })
                 })
                 .count()
         })
