@@ -128,3 +128,37 @@ async fn lookup_of_a_silent_server_is_an_error() {
         .unwrap_err();
     assert!(e.to_string().contains("127.0.0.1"), "{e}");
 }
+
+/// A server that ignores the UDP size mailzone advertises: its 5,000-byte UDP answer does
+/// not fit the receive buffer and is cut by the kernel, so the question is asked again over
+/// TCP (relayed to Knot here), instead of decoding what was left.
+#[tokio::test]
+async fn an_oversized_udp_answer_is_asked_again_over_tcp() {
+    let Some(server) = start() else { return };
+    let knot = server.addr;
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            let mut answer = buf[..n].to_vec();
+            answer[2] |= 0x80; // QR: a response with the question's ID
+            answer.resize(5000, 0);
+            let _ = udp.send_to(&answer, from).await;
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = tcp.accept().await {
+            tokio::spawn(async move {
+                let mut upstream = tokio::net::TcpStream::connect(knot).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    let big = lookup(addr, &name("big.lookup.test"), "TXT", TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(big.answers.len(), 9, "Knot's answer, over TCP");
+    drop(server);
+}
