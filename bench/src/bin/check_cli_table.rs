@@ -375,12 +375,10 @@ fn mailzone_valid(json: &str) -> usize {
             domains
                 .iter()
                 .filter(|d| {
-                    !d["findings"]
-                        .as_array()
-                        .is_some_and(|f| {
-                            f.iter()
-                                .any(|f| f["severity"] == "error" && f["code"] != LOOPBACK_MX)
-                        })
+                    !d["findings"].as_array().is_some_and(|f| {
+                        f.iter()
+                            .any(|f| f["severity"] == "error" && f["code"] != LOOPBACK_MX)
+                    })
                 })
                 .count()
         })
