@@ -468,7 +468,7 @@ pub struct Config {
 }
 
 /// `[serve]`: how `mailzone serve` listens and how often it checks the domains.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeSettings {
     /// Certificate chain and private key for HTTPS on the service's listeners; without
     /// them the service speaks plain HTTP (for a TLS-terminating reverse proxy in front).
@@ -479,6 +479,22 @@ pub struct ServeSettings {
     /// `serve.checkNameservers`: the servers the scheduled check asks instead of each
     /// zone's authoritative servers (empty: the authoritative servers).
     pub check_nameservers: Vec<std::net::SocketAddr>,
+    /// `serve.checkConnect` (default `true`): the service's checks (scheduled, API, web
+    /// UI) connect to the mail servers to judge their TLS; `false` where outbound SMTP is
+    /// blocked and every probe would only report a connection failure.
+    pub check_connect: bool,
+}
+
+/// What an empty `[serve]` table means.
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            tls: None,
+            check_interval: None,
+            check_nameservers: Vec::new(),
+            check_connect: true,
+        }
+    }
 }
 
 /// `[notify]`: the channels told when a domain's check findings change. Both may be set;

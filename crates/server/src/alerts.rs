@@ -115,7 +115,10 @@ pub async fn run(state: &AppState) {
         domains: Vec::new(),
         nameservers: state.check_nameservers(&loaded),
         state_dir: state.state_dir.clone(),
-        options: CheckOptions::default(),
+        options: CheckOptions {
+            live_tls: loaded.config.serve.check_connect,
+            ..CheckOptions::default()
+        },
         concurrency: DEFAULT_CONCURRENCY,
         store: Some(state.store.clone()),
     };

@@ -30,6 +30,7 @@ pub(super) struct RawServe {
     pub(super) check_interval: Option<String>,
     #[serde(default)]
     pub(super) check_nameservers: Vec<String>,
+    pub(super) check_connect: Option<bool>,
 }
 
 /// `[notify]`: where changed check findings are reported.

@@ -54,6 +54,7 @@ impl Validator<'_> {
             tls,
             check_interval,
             check_nameservers,
+            check_connect: raw.check_connect.unwrap_or(true),
         })
     }
 
@@ -252,14 +253,16 @@ mod tests {
         assert!(config.notify.is_empty());
         assert_eq!(config.serve.check_interval, None);
         assert!(config.serve.check_nameservers.is_empty());
+        assert!(config.serve.check_connect, "live TLS probes by default");
     }
 
     #[test]
     fn check_settings_are_read() {
         let config = parse(
-            "[serve]\ncheckInterval = \"90m\"\ncheckNameservers = [\"127.0.0.1:5300\", \"::1\"]\n",
+            "[serve]\ncheckInterval = \"90m\"\ncheckNameservers = [\"127.0.0.1:5300\", \"::1\"]\ncheckConnect = false\n",
         )
         .unwrap();
+        assert!(!config.serve.check_connect);
         assert_eq!(
             config.serve.check_interval,
             Some(std::time::Duration::from_secs(5400))

@@ -401,6 +401,7 @@ pub(crate) fn check_request(
         state_dir: state.state_dir.clone(),
         options: mailzone_check::CheckOptions {
             fetch_mta_sts,
+            live_tls: state.loaded().config.serve.check_connect,
             ..mailzone_check::CheckOptions::default()
         },
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
