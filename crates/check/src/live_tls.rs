@@ -67,6 +67,8 @@ crate::codes::declare! {
         "the host name is not among the names of the presented certificate";
     DANE_MISMATCH: Error, "tls-dane-mismatch" (Some(RecordPurpose::Tlsa)),
         "TLSA records exist but none matches the certificate the server presents";
+    NOT_PROBED: Info, "tls-not-probed",
+        "this machine has no route to a mail server address (e.g. no IPv6 here): its TLS was not checked";
 }
 
 /// Where live connections go for each standard port; tests point them at loopback ports.
@@ -374,6 +376,14 @@ impl Judged<'_> {
                     "start the server on port {}, or open that port to the Internet in the firewall (or remove the address from DNS)",
                     self.endpoint.port
                 )),
+            ],
+            Outcome::NoLocalRoute(why) => vec![
+                self.finding(
+                    NOT_PROBED,
+                    format!("{at} was not checked: this machine has no route to it"),
+                )
+                .seen(why.clone())
+                .fix("check from a machine with a route to that address (an IPv6 address needs IPv6 here), or pass --no-connect"),
             ],
             Outcome::NoStarttls(ehlo) => vec![
                 self.finding(

@@ -50,6 +50,9 @@ pub struct ProbeKey {
 pub enum Outcome {
     /// No TCP connection (refused, unreachable, timed out).
     Unreachable(String),
+    /// This machine has no route to the address (no IPv6 here, say): nothing is known of
+    /// the server.
+    NoLocalRoute(String),
     /// EHLO did not list STARTTLS (the EHLO reply).
     NoStarttls(String),
     /// The server answered the TLS handshake with a protocol-version alert, or chose a
@@ -200,6 +203,17 @@ impl ServerCertVerifier for Recorder {
     }
 }
 
+/// Whether a failed connect says that this machine cannot send to the address at all
+/// (`ENETUNREACH`: no route, typically an IPv6 address where the host has no IPv6;
+/// `EADDRNOTAVAIL`: no source address of that family), rather than anything about the
+/// server.
+fn is_local_route_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::AddrNotAvailable
+    )
+}
+
 async fn run(
     key: &ProbeKey,
     settings: &Settings<'_>,
@@ -208,6 +222,7 @@ async fn run(
     let deadline = tokio::time::Instant::now() + settings.timeout;
     let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(key.addr)).await {
         Ok(Ok(s)) => s,
+        Ok(Err(e)) if is_local_route_error(&e) => return Outcome::NoLocalRoute(e.to_string()),
         Ok(Err(e)) => return Outcome::Unreachable(e.to_string()),
         Err(_) => {
             return Outcome::Unreachable(format!(
@@ -367,5 +382,28 @@ fn judge_trust(
             "the chain does not lead to a trusted root (unknown issuer: self-signed, a private CA, or an intermediate missing from the chain)".into(),
         ),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_route_from_here_is_not_the_servers_fault() {
+        use std::io::{Error, ErrorKind};
+        assert!(super::is_local_route_error(&Error::from(
+            ErrorKind::NetworkUnreachable
+        )));
+        assert!(super::is_local_route_error(&Error::from(
+            ErrorKind::AddrNotAvailable
+        )));
+        assert!(!super::is_local_route_error(&Error::from(
+            ErrorKind::ConnectionRefused
+        )));
+        assert!(!super::is_local_route_error(&Error::from(
+            ErrorKind::TimedOut
+        )));
+        assert!(!super::is_local_route_error(&Error::from(
+            ErrorKind::HostUnreachable
+        )));
     }
 }
