@@ -136,9 +136,7 @@ async fn lookup_of_a_silent_server_is_an_error() {
 async fn an_oversized_udp_answer_is_asked_again_over_tcp() {
     let Some(server) = start() else { return };
     let knot = server.addr;
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let (udp, tcp, addr) = udp_and_tcp_on_one_port().await;
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
@@ -161,4 +159,17 @@ async fn an_oversized_udp_answer_is_asked_again_over_tcp() {
         .unwrap();
     assert_eq!(big.answers.len(), 9, "Knot's answer, over TCP");
     drop(server);
+}
+
+/// A UDP socket and a TCP listener on the same free loopback port (another port is tried
+/// when the TCP side of the one the system gave for UDP is taken).
+async fn udp_and_tcp_on_one_port() -> (tokio::net::UdpSocket, tokio::net::TcpListener, SocketAddr) {
+    for _ in 0..20 {
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP");
 }
