@@ -164,10 +164,7 @@ async fn watch(
             _ = tokio::signal::ctrl_c() => return Ok(last),
             _ = terminate.recv() => return Ok(last),
         }
-        // A new round probes the mail servers again: nothing is reused from the last one.
-        let mut round = request.clone();
-        round.options.live_tls_cache = Default::default();
-        let report = mailzone_engine::check(loaded, &round).await?;
+        let report = mailzone_engine::check(loaded, request).await?;
         let changes = changes(&last, &report);
         if !changes.is_empty() {
             let at = mailzone_engine::clock::rfc3339(mailzone_engine::clock::unix_now());

@@ -88,13 +88,10 @@ impl Resolver {
 
     /// [`Resolver::authoritative`] with the resolvers of `/etc/resolv.conf`.
     pub fn from_system(timeout: Duration) -> Result<Resolver, ResolveError> {
-        let path = "/etc/resolv.conf";
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ResolveError(format!("cannot read {path}: {e}")))?;
-        let resolvers = parse_resolv_conf(&text);
+        let resolvers = system_resolvers()?;
         if resolvers.is_empty() {
             return Err(ResolveError(format!(
-                "{path} names no nameserver: pass the servers to ask with --nameserver"
+                "{RESOLV_CONF} names no nameserver: pass the servers to ask with --nameserver"
             )));
         }
         Ok(Resolver::authoritative(resolvers, timeout))
@@ -296,6 +293,16 @@ fn list(servers: &[SocketAddr]) -> String {
         .map(SocketAddr::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The system's resolver configuration.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The `nameserver` addresses of `/etc/resolv.conf` (empty when it names none).
+pub fn system_resolvers() -> Result<Vec<SocketAddr>, ResolveError> {
+    let text = std::fs::read_to_string(RESOLV_CONF)
+        .map_err(|e| ResolveError(format!("cannot read {RESOLV_CONF}: {e}")))?;
+    Ok(parse_resolv_conf(&text))
 }
 
 /// The `nameserver` addresses of a resolv.conf text (port 53; an IPv6 zone index such as

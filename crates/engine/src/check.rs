@@ -104,7 +104,12 @@ pub async fn check_with(
         opened.close().await;
     }
     let server = &loaded.config.server;
-    let options = &request.options;
+    // A fresh live TLS probe cache per run, like the answer cache below: a run never reuses
+    // what an earlier run (a `--watch` round, the last scheduled check) saw.
+    let options = &CheckOptions {
+        live_tls_cache: Default::default(),
+        ..request.options.clone()
+    };
     // One answer cache for the run: the questions the domains share (their mail host, the
     // SPF includes of a provider) are sent once.
     let cached = CachedLookup::new(lookup);

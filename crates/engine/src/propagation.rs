@@ -121,7 +121,8 @@ async fn poll_targets(
         _ => None,
     });
     let mut resolvers: Vec<SocketAddr> = serving.into_iter().collect();
-    resolvers.extend(system_resolvers());
+    // Without a readable resolv.conf, the DNS server itself is the only one asked.
+    resolvers.extend(mailzone_dns::resolver::system_resolvers().unwrap_or_default());
     let port = serving.map_or(53, |p| p.port());
     let resolver = Resolver::authoritative_on_port(resolvers, port, origin.server.timeout);
     let found = resolver.servers_for(zone).await;
@@ -134,13 +135,6 @@ async fn poll_targets(
         reason: e.to_string(),
     })?;
     Ok(servers.to_vec())
-}
-
-/// The resolvers of `/etc/resolv.conf`, none when it cannot be read.
-fn system_resolvers() -> Vec<SocketAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .map(|text| mailzone_dns::resolver::parse_resolv_conf(&text))
-        .unwrap_or_default()
 }
 
 fn expected_rrsets(changes: &ChangeSet, before: &[LiveRecord]) -> Expected {
