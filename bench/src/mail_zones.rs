@@ -110,7 +110,8 @@ pub fn records_by_zone(
         ));
     }
     let records = JsonRecord::parse_all(&String::from_utf8_lossy(&output.stdout))?;
-    let absolute: Vec<String> = zones.iter().map(|z| format!("{z}.")).collect();
+    let absolute: std::collections::HashSet<String> =
+        zones.iter().map(|z| format!("{z}.")).collect();
     let mut by_zone: BTreeMap<String, Vec<JsonRecord>> = BTreeMap::new();
     for r in records {
         let zone = zone_of(&r.name, &absolute)

@@ -11,7 +11,7 @@
 //! reads as double-quoted scalars), keys sorted. TXT values escape `\` and `;` as octoDNS
 //! requires (`escaped_semicolons: true` in the provider config).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,14 +77,20 @@ impl JsonRecord {
 }
 
 /// The zone a record belongs to among `zones` (absolute, with the trailing dot): the
-/// longest one that is a suffix of its name.
-pub fn zone_of<'z>(name: &str, zones: &'z [String]) -> Option<&'z str> {
+/// longest one that is a suffix of its name, found by dropping the name's labels one at a
+/// time (a set lookup each, not a scan of every zone: the benchmarks hold 100,000 zones).
+pub fn zone_of<'z>(name: &str, zones: &'z HashSet<String>) -> Option<&'z str> {
     let name = name.to_ascii_lowercase();
-    zones
-        .iter()
-        .filter(|z| name == **z || name.ends_with(&format!(".{z}")))
-        .max_by_key(|z| z.len())
-        .map(String::as_str)
+    let mut rest = name.as_str();
+    loop {
+        if let Some(zone) = zones.get(rest) {
+            return Some(zone.as_str());
+        }
+        rest = rest.split_once('.')?.1;
+        if rest.is_empty() {
+            return None;
+        }
+    }
 }
 
 /// The octoDNS YAML zone file of `zone` (absolute, with the trailing dot) holding `records`.
@@ -379,7 +385,7 @@ mod tests {
 
     #[test]
     fn finds_the_zone_of_a_name() {
-        let zones = vec!["a.test.".to_string(), "b.a.test.".to_string()];
+        let zones: HashSet<String> = ["a.test.".to_string(), "b.a.test.".to_string()].into();
         assert_eq!(zone_of("x.b.a.test.", &zones), Some("b.a.test."));
         assert_eq!(zone_of("A.test.", &zones), Some("a.test."));
         assert_eq!(zone_of("xa.test.", &zones), None);

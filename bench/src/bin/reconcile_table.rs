@@ -80,7 +80,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
     let mut it = raw.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--zones" => args.zones = number_arg("--zones", &mut it, 1..=99_999)?,
+            "--zones" => args.zones = number_arg("--zones", &mut it, 1..=100_000)?,
             "--skip-octodns" => args.octodns = false,
             "--no-capture" => args.capture = false,
             other => return Err(format!("unknown argument `{other}`")),
