@@ -323,16 +323,31 @@ async fn plan_part(
             domain.name.as_str()
         )))
     };
-    let body = html! {
-        h1 { "Plan for " (domain.name.as_str()) }
+    let section = html! {
         section #plan {
             (plan_result(&result))
             (publish_form(&session, &domain))
         }
-        p { a href=(href(&domain, "")) { "Back to " (domain.name.as_str()) } }
     };
     let title = format!("Plan for {}", domain.name.as_str());
-    Page::signed_in(&state, &session, Nav::Domains, &title, body)
+    part_page(&state, &session, &domain, &title, section).await
+}
+
+/// A part of the domain page shown as a page of its own: `title` as its heading, then
+/// `section` and the way back to the domain.
+async fn part_page(
+    state: &AppState,
+    session: &Session,
+    domain: &Domain,
+    title: &str,
+    section: Markup,
+) -> Response {
+    let body = html! {
+        h1 { (title) }
+        (section)
+        p { a href=(href(domain, "")) { "Back to " (domain.name.as_str()) } }
+    };
+    Page::signed_in(state, session, Nav::Domains, title, body)
         .await
         .render()
         .into_response()
@@ -693,8 +708,7 @@ async fn tlsa_part(
     };
     let now = clock::unix_now();
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let body = html! {
-        h1 { "TLSA status of " (domain.name.as_str()) }
+    let section = html! {
         section #tlsa {
             div #tlsa-result {
                 @match &status {
@@ -732,13 +746,9 @@ async fn tlsa_part(
                 }
             }
         }
-        p { a href=(href(&domain, "")) { "Back to " (domain.name.as_str()) } }
     };
     let title = format!("TLSA status of {}", domain.name.as_str());
-    Page::signed_in(&state, &session, Nav::Domains, &title, body)
-        .await
-        .render()
-        .into_response()
+    part_page(&state, &session, &domain, &title, section).await
 }
 
 /// GET `/ui/domains/<name>/zone`: the zone file (`dnsZoneFile`), as `mailzone records`
