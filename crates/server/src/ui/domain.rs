@@ -23,7 +23,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::domains::{check_summary, sync_states, task_class};
-use super::layout::{self, Nav, Page, copyable, plural};
+use super::layout::{self, Nav, copyable, plural};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::domains::{check_request, find_domain, plan_report, planned_records};
@@ -169,10 +169,7 @@ async fn page(
         (dkim_section(&session, &domain, dkim, now))
         (tlsa_section(&loaded, &domain))
     };
-    Page::signed_in(&state, &session, Nav::Domains, name, body)
-        .await
-        .render()
-        .into_response()
+    layout::signed_in_page(&state, &session, Nav::Domains, name, body).await
 }
 
 /// The domain's last task, refreshed in place while it runs.
@@ -347,10 +344,7 @@ async fn part_page(
         (section)
         p { a href=(href(domain, "")) { "Back to " (domain.name.as_str()) } }
     };
-    Page::signed_in(state, session, Nav::Domains, title, body)
-        .await
-        .render()
-        .into_response()
+    layout::signed_in_page(state, session, Nav::Domains, title, body).await
 }
 
 fn plan_result(result: &Result<mailzone_engine::ReconcileReport, ApiError>) -> Markup {
