@@ -289,25 +289,7 @@ async fn check_endpoint(ctx: &DomainContext<'_>, endpoint: &Endpoint) -> Vec<Fin
         }
     }));
     let (tlsa, probes) = tokio::join!(tlsa_query, probes);
-    let tlsa: Vec<Tlsa> = tlsa
-        .iter()
-        .flat_map(|a| &a.records)
-        .filter_map(|r| match &r.record.data {
-            RData::Tlsa {
-                usage,
-                selector,
-                matching_type,
-                data,
-            } => Some(Tlsa {
-                usage: *usage,
-                selector: *selector,
-                matching: *matching_type,
-                data: data.clone(),
-                line: support::line(&r.record),
-            }),
-            _ => None,
-        })
-        .collect();
+    let tlsa = support::tlsa_records(tlsa.iter().flat_map(|a| &a.records));
     let mut findings = Vec::new();
     for (addr, outcome) in probes {
         let judged = Judged {
@@ -322,21 +304,12 @@ async fn check_endpoint(ctx: &DomainContext<'_>, endpoint: &Endpoint) -> Vec<Fin
     findings
 }
 
-/// A served TLSA record.
-struct Tlsa {
-    usage: u8,
-    selector: u8,
-    matching: u8,
-    data: Vec<u8>,
-    line: String,
-}
-
 /// One probe's outcome, judged for one endpoint of one domain.
 struct Judged<'a> {
     ctx: &'a DomainContext<'a>,
     endpoint: &'a Endpoint,
     addr: SocketAddr,
-    tlsa: &'a [Tlsa],
+    tlsa: &'a [support::TlsaRecord<'a>],
     tlsa_name: Option<&'a Name>,
 }
 
@@ -437,7 +410,7 @@ impl Judged<'_> {
                         t.usage,
                         t.selector,
                         t.matching,
-                        &t.data,
+                        t.data,
                         &session.chain,
                     )
             })
@@ -472,7 +445,7 @@ impl Judged<'_> {
                         self.who()
                     ),
                 )
-                .seen(self.tlsa.iter().map(|t| t.line.as_str()).collect::<Vec<_>>().join("; "))
+                .seen(support::lines(self.tlsa.iter().map(|t| t.record)))
                 .expected(wanted.clone().unwrap_or_else(|| "a record matching the presented certificate".into()))
                 .fix(match wanted {
                     Some(w) => format!("publish {w} (the key the server presents), or install the certificate the TLSA records name"),

@@ -288,6 +288,27 @@ const TLSRPT_TXT: TxtRecord = TxtRecord {
     error: tlsrpt_error,
 };
 
+/// Whether `record` is served at `name`; the failed lookup, or the finding for a malformed
+/// record, goes to `findings`.
+fn served(
+    ctx: &DomainContext<'_>,
+    record: &TxtRecord,
+    answer: Result<Answer, Finding>,
+    name: &Name,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    match answer {
+        Err(f) => {
+            findings.push(f);
+            false
+        }
+        Ok(answer) => {
+            findings.extend(malformed(ctx, record, &answer, name));
+            !support::txt_family(&answer, name, record.version).is_empty()
+        }
+    }
+}
+
 /// The finding for a malformed `record` at `name`, when exactly one is served (several are
 /// the zone check's `zone-multiple-records`).
 fn malformed(
@@ -332,22 +353,8 @@ pub async fn check(ctx: &DomainContext<'_>) -> Vec<Finding> {
         support::query(ctx, &sts_name, "TXT"),
         support::query(ctx, &rpt_name, "TXT")
     );
-    let mut sts_served = false;
-    match sts {
-        Err(f) => findings.push(f),
-        Ok(answer) => {
-            sts_served = !support::txt_family(&answer, &sts_name, STS_TXT.version).is_empty();
-            findings.extend(malformed(ctx, &STS_TXT, &answer, &sts_name));
-        }
-    }
-    let mut rpt_served = false;
-    match rpt {
-        Err(f) => findings.push(f),
-        Ok(answer) => {
-            rpt_served = !support::txt_family(&answer, &rpt_name, TLSRPT_TXT.version).is_empty();
-            findings.extend(malformed(ctx, &TLSRPT_TXT, &answer, &rpt_name));
-        }
-    }
+    let sts_served = served(ctx, &STS_TXT, sts, &sts_name, &mut findings);
+    let rpt_served = served(ctx, &TLSRPT_TXT, rpt, &rpt_name, &mut findings);
     findings.extend(tlsrpt_missing(
         &sts_name,
         &rpt_name,

@@ -128,6 +128,37 @@ pub fn exchangers<'a>(records: impl IntoIterator<Item = &'a LiveRecord>) -> Vec<
         .collect()
 }
 
+/// One TLSA record among live records: its fields and the record they came from.
+pub struct TlsaRecord<'a> {
+    pub usage: u8,
+    pub selector: u8,
+    pub matching: u8,
+    pub data: &'a [u8],
+    pub record: &'a Record,
+}
+
+/// The TLSA records among `records`.
+pub fn tlsa_records<'a>(records: impl IntoIterator<Item = &'a LiveRecord>) -> Vec<TlsaRecord<'a>> {
+    records
+        .into_iter()
+        .filter_map(|l| match &l.record.data {
+            RData::Tlsa {
+                usage,
+                selector,
+                matching_type,
+                data,
+            } => Some(TlsaRecord {
+                usage: *usage,
+                selector: *selector,
+                matching: *matching_type,
+                data,
+                record: &l.record,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One zone-file line (absolute owner, TTL, class, type, data): what to publish or remove.
 pub fn line(record: &Record) -> String {
     format!(

@@ -212,20 +212,8 @@ fn judge(
     let name = &target.name;
     let planned_name = target.via.as_ref().unwrap_or(name);
     let smtp = name.as_str().starts_with("_25._tcp.");
-    let records: Vec<(u8, u8, u8, &Vec<u8>, &Record)> = answer
-        .records
-        .iter()
-        .filter_map(|r| match &r.record.data {
-            RData::Tlsa {
-                usage,
-                selector,
-                matching_type,
-                data,
-            } => Some((*usage, *selector, *matching_type, data, &r.record)),
-            _ => None,
-        })
-        .collect();
-    let seen = support::lines(records.iter().map(|(_, _, _, _, r)| *r));
+    let records = support::tlsa_records(&answer.records);
+    let seen = support::lines(records.iter().map(|t| t.record));
     // The records to publish, at the name judged.
     let desired: Vec<Record> = ctx
         .desired
@@ -245,7 +233,14 @@ fn judge(
     };
     let mut findings = Vec::new();
 
-    for (usage, selector, matching, data, record) in &records {
+    for support::TlsaRecord {
+        usage,
+        selector,
+        matching,
+        data,
+        record,
+    } in &records
+    {
         let why = if *usage > 3 || *selector > 1 || *matching > 2 {
             Some(format!(
                 "`{usage} {selector} {matching}` has an unknown certificate usage, selector or matching type: senders ignore it (RFC 6698 §2.1)"
@@ -277,8 +272,11 @@ fn judge(
     }
 
     let matches = |usage: u8, digest: &[u8]| {
-        records.iter().any(|(u, s, m, d, _)| {
-            *u == usage && *s == SELECTOR_SPKI && *m == MATCHING_SHA256 && d.as_slice() == digest
+        records.iter().any(|t| {
+            t.usage == usage
+                && t.selector == SELECTOR_SPKI
+                && t.matching == MATCHING_SHA256
+                && t.data == digest
         })
     };
     let leaf = matches(USAGE_DANE_EE, &keys.leaf);

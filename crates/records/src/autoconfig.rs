@@ -152,16 +152,8 @@ mod tests {
     fn document_and_digest() {
         let host = Name::host("mail.example.org").unwrap();
         let services = Services {
-            imap: Some(Service {
-                hostname: host.clone(),
-                port: 993,
-                cleartext_port: None,
-            }),
-            jmap: Some(Service {
-                hostname: host.clone(),
-                port: 443,
-                cleartext_port: None,
-            }),
+            imap: Some(Service::tls_only(&host, 993)),
+            jmap: Some(Service::tls_only(&host, 443)),
             ..Services::default()
         };
         let doc = pacc_document(&services);

@@ -75,6 +75,18 @@ pub struct Service {
     pub cleartext_port: Option<u16>,
 }
 
+#[cfg(test)]
+impl Service {
+    /// A service on `hostname` offered over implicit TLS only.
+    pub(crate) fn tls_only(hostname: &Name, port: u16) -> Service {
+        Service {
+            hostname: hostname.clone(),
+            port,
+            cleartext_port: None,
+        }
+    }
+}
+
 /// The service families of RFC 6186, RFC 8314, RFC 8620 and RFC 6764, in SRV order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceFamily {

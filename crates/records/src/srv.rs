@@ -75,11 +75,7 @@ mod tests {
     fn offered_and_not_offered() {
         let host = Name::host("mail.example.org").unwrap();
         let services = Services {
-            imap: Some(Service {
-                hostname: host.clone(),
-                port: 993,
-                cleartext_port: None,
-            }),
+            imap: Some(Service::tls_only(&host, 993)),
             submission: Some(Service {
                 hostname: host.clone(),
                 port: 465,

@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use hickory_proto::dnssec::rdata::{DNSKEY, DNSSECRData, DS, RRSIG};
 use hickory_proto::dnssec::{Algorithm, DigestType, PublicKey as _, PublicKeyBuf, Verifier as _};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{DNSClass, Name as WireName, RData as WireRData, Record, RecordType};
+use hickory_proto::rr::{
+    DNSClass, Name as WireName, RData as WireRData, Record, RecordData, RecordType,
+};
 use mailzone_records::Name;
 
 use crate::context::DomainContext;
@@ -333,13 +335,7 @@ impl<'a> Validator<'a> {
             .await
             .map_err(ChainError::Lookup)?;
         let (records, rrsigs) = rrset(&answer, zone, RecordType::DNSKEY);
-        let keys: Vec<DNSKEY> = records
-            .iter()
-            .filter_map(|r| match &r.data {
-                WireRData::DNSSEC(DNSSECRData::DNSKEY(k)) => Some(k.clone()),
-                _ => None,
-            })
-            .collect();
+        let keys: Vec<DNSKEY> = rdata_of(&records);
         if keys.is_empty() {
             return Err(ChainError::Unsigned(zone.clone()));
         }
@@ -420,13 +416,7 @@ impl<'a> Validator<'a> {
             Err(e) => return DsStatus::Unreachable(format!("the DS question got no answer: {e}")),
         };
         let (records, rrsigs) = rrset(&answer, zone, RecordType::DS);
-        let ds: Vec<DS> = records
-            .iter()
-            .filter_map(|r| match &r.data {
-                WireRData::DNSSEC(DNSSECRData::DS(d)) => Some(d.clone()),
-                _ => None,
-            })
-            .collect();
+        let ds: Vec<DS> = rdata_of(&records);
         let no_anchor = || {
             if self.root_default {
                 "no trust anchor is configured and the root's cannot be followed without a resolver"
@@ -758,6 +748,14 @@ pub(crate) fn rrset(
     rtype: RecordType,
 ) -> (Vec<Record>, Vec<RRSIG>) {
     rrset_in(&answer.answers, owner, rtype)
+}
+
+/// The data of the records of type `T` among `records`.
+fn rdata_of<T: RecordData>(records: &[Record]) -> Vec<T> {
+    records
+        .iter()
+        .filter_map(|r| T::try_borrow(&r.data).cloned())
+        .collect()
 }
 
 pub(crate) fn rrset_in(

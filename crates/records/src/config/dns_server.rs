@@ -79,14 +79,12 @@ impl Validator<'_> {
 
     /// RFC 2136 dynamic updates signed with TSIG (RFC 8945).
     fn rfc2136(&self, key: &str, raw: &RawDnsServer) -> Result<DnsProvider> {
-        let host = raw.host.as_deref().unwrap_or("").trim();
-        if host.is_empty() {
-            return Err(ConfigError::new(
-                format!("{key}.host"),
-                raw.host.as_deref(),
-                "a host name or IP address is needed",
-            ));
-        }
+        let host = required(
+            key,
+            "host",
+            &raw.host,
+            "a host name or IP address is needed",
+        )?;
         if let Some(inline) = &raw.key
             && decode_tsig_secret(inline).is_none()
         {
@@ -168,14 +166,12 @@ impl Validator<'_> {
 
     /// Zone files on disk.
     fn zonefile(&self, key: &str, raw: &RawDnsServer) -> Result<DnsProvider> {
-        let path = raw.path.as_deref().unwrap_or("").trim();
-        if path.is_empty() {
-            return Err(ConfigError::new(
-                format!("{key}.path"),
-                raw.path.as_deref(),
-                "the file to write is needed; {zone} stands for the zone's name and {stateDir} for the state directory, e.g. /var/lib/knot/{zone}.zone",
-            ));
-        }
+        let path = required(
+            key,
+            "path",
+            &raw.path,
+            "the file to write is needed; {zone} stands for the zone's name and {stateDir} for the state directory, e.g. /var/lib/knot/{zone}.zone",
+        )?;
         let layout = raw.layout.unwrap_or_default();
         if raw.zone_file.is_some() && layout != ZoneFileLayout::Include {
             return Err(ConfigError::new(
@@ -471,4 +467,18 @@ pub(super) fn bind_secret(text: &str) -> Option<String> {
     let open = rest.find('"')?;
     let close = rest[open + 1..].find('"')?;
     Some(rest[open + 1..open + 1 + close].to_string())
+}
+
+/// The trimmed text of the setting `field`, which must not be empty (`why` says what it
+/// is for).
+fn required<'a>(key: &str, field: &str, value: &'a Option<String>, why: &str) -> Result<&'a str> {
+    let text = value.as_deref().unwrap_or("").trim();
+    if text.is_empty() {
+        return Err(ConfigError::new(
+            format!("{key}.{field}"),
+            value.as_deref(),
+            why,
+        ));
+    }
+    Ok(text)
 }

@@ -20,7 +20,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{self, Nav, Page, error_page};
+use super::layout::{self, Nav, error_page};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::dns_servers::{
@@ -112,19 +112,8 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     }
 }
 
-fn notice(code: Option<&str>) -> Markup {
-    html! {
-        @if let Some(text) = notice_text(code) {
-            p.alert.ok #notice role="status" { (text) }
-        }
-    }
-}
-
 async fn page(state: &AppState, session: &Session, title: &str, body: Markup) -> Response {
-    Page::signed_in(state, session, Nav::DnsServers, title, body)
-        .await
-        .render()
-        .into_response()
+    layout::signed_in_page(state, session, Nav::DnsServers, title, body).await
 }
 
 /// `GET /ui/dns-servers`: every DNS server, from the config file and the API.
@@ -136,7 +125,7 @@ async fn list(
     let loaded = state.loaded();
     let body = html! {
         h1 { "DNS servers" }
-        (notice(query.done.as_deref()))
+        (layout::notice(notice_text(query.done.as_deref())))
         p.actions { a.button.primary #add-dns-server href="/ui/dns-servers/new" { "Add a DNS server" } }
         @if loaded.config.dns_servers.is_empty() {
             p #no-dns-servers { "No DNS server yet. Add one to publish the records of your domains." }
@@ -276,7 +265,7 @@ async fn show_page(
     let body = html! {
         p.muted { a href="/ui/dns-servers" { "DNS servers" } " ›" }
         h1 { "DNS server " (name) }
-        (notice(extras.notice.as_deref()))
+        (layout::notice(notice_text(extras.notice.as_deref())))
         @if let Some(problem) = &extras.problem {
             p.alert.error #action-error role="alert" { (problem) }
         }

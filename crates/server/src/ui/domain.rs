@@ -5,9 +5,11 @@
 //! of its own, loaded after the page so a slow or dead server never holds the page up.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -21,7 +23,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::domains::{check_summary, sync_states, task_class};
-use super::layout::{self, Nav, Page, copyable, plural};
+use super::layout::{self, Nav, copyable, plural};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::domains::{check_request, find_domain, plan_report, planned_records};
@@ -63,9 +65,26 @@ fn notice(code: &str) -> Option<&'static str> {
     })
 }
 
-/// The domain named in the path, or the error page to answer.
-fn domain_or_error<'a>(loaded: &'a LoadedConfig, raw: &str) -> Result<&'a Domain, Box<Response>> {
-    find_domain(loaded, raw).map_err(|e| Box::new(api_error_page(&e)))
+/// The domain a `/ui/domains/<name>/…` path names, in the config loaded when the request
+/// came; an invalid or unknown name is answered with the error page.
+struct Named {
+    loaded: Arc<LoadedConfig>,
+    domain: Domain,
+}
+
+impl FromRequestParts<AppState> for Named {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Named, Response> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let loaded = state.loaded();
+        let domain = find_domain(&loaded, &raw)
+            .map_err(|e| api_error_page(&e))?
+            .clone();
+        Ok(Named { loaded, domain })
+    }
 }
 
 fn api_error_page(e: &ApiError) -> Response {
@@ -83,15 +102,10 @@ fn is_automatic(domain: &Domain) -> bool {
 async fn page(
     State(state): State<AppState>,
     session: Session,
-    Path(raw): Path<String>,
+    Named { loaded, domain }: Named,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    let records = match planned_records(&state, &loaded, domain, vec![]).await {
+    let records = match planned_records(&state, &loaded, &domain, vec![]).await {
         Ok(r) => r.records,
         Err(e) => return api_error_page(&e),
     };
@@ -109,11 +123,11 @@ async fn page(
             Err(e) => return layout::error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         },
     };
-    let sync = sync_states(&state, &loaded, &[domain])
+    let sync = sync_states(&state, &loaded, &[&domain])
         .await
         .ok()
         .and_then(|s| s.get(domain.name.as_str()).copied());
-    let dkim = dkim_keys(&state, &loaded, domain).await;
+    let dkim = dkim_keys(&state, &loaded, &domain).await;
     let now = clock::unix_now();
     let from_api = loaded.api_domains.contains(&domain.name);
     let name = domain.name.as_str();
@@ -127,7 +141,7 @@ async fn page(
             dd {
                 @if from_api {
                     "the API (stored in the state database) · "
-                    a #edit-domain href=(href(domain, "/edit")) { "Edit" }
+                    a #edit-domain href=(href(&domain, "/edit")) { "Edit" }
                 } @else {
                     "the file " span #defined-in { (loaded.path.display().to_string()) }
                     " (read-only here: change it in the file and reload)"
@@ -149,16 +163,13 @@ async fn page(
             }
         }
         (task_part(task.as_ref(), now))
-        (records_section(domain, &records))
-        (plan_section(&session, domain))
-        (check_section(&state, &session, domain, now))
-        (dkim_section(&session, domain, dkim, now))
-        (tlsa_section(&loaded, domain))
+        (records_section(&domain, &records))
+        (plan_section(&session, &domain))
+        (check_section(&state, &session, &domain, now))
+        (dkim_section(&session, &domain, dkim, now))
+        (tlsa_section(&loaded, &domain))
     };
-    Page::signed_in(&state, &session, Nav::Domains, name, body)
-        .await
-        .render()
-        .into_response()
+    layout::signed_in_page(&state, &session, Nav::Domains, name, body).await
 }
 
 /// The domain's last task, refreshed in place while it runs.
@@ -299,34 +310,41 @@ fn publish_form(session: &Session, domain: &Domain) -> Markup {
 async fn plan_part(
     State(state): State<AppState>,
     session: Session,
-    Path(raw): Path<String>,
+    Named { loaded, domain }: Named,
 ) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    let result = if is_automatic(domain) {
-        plan_report(&state, &loaded, domain).await
+    let result = if is_automatic(&domain) {
+        plan_report(&state, &loaded, &domain).await
     } else {
         Err(ApiError::invalid(format!(
             "domain {} is under manual DNS management: there is no DNS server to plan against",
             domain.name.as_str()
         )))
     };
-    let body = html! {
-        h1 { "Plan for " (domain.name.as_str()) }
+    let section = html! {
         section #plan {
             (plan_result(&result))
-            (publish_form(&session, domain))
+            (publish_form(&session, &domain))
         }
-        p { a href=(href(domain, "")) { "Back to " (domain.name.as_str()) } }
     };
     let title = format!("Plan for {}", domain.name.as_str());
-    Page::signed_in(&state, &session, Nav::Domains, &title, body)
-        .await
-        .render()
-        .into_response()
+    part_page(&state, &session, &domain, &title, section).await
+}
+
+/// A part of the domain page shown as a page of its own: `title` as its heading, then
+/// `section` and the way back to the domain.
+async fn part_page(
+    state: &AppState,
+    session: &Session,
+    domain: &Domain,
+    title: &str,
+    section: Markup,
+) -> Response {
+    let body = html! {
+        h1 { (title) }
+        (section)
+        p { a href=(href(domain, "")) { "Back to " (domain.name.as_str()) } }
+    };
+    layout::signed_in_page(state, session, Nav::Domains, title, body).await
 }
 
 fn plan_result(result: &Result<mailzone_engine::ReconcileReport, ApiError>) -> Markup {
@@ -423,17 +441,12 @@ pub struct PublishForm {
 /// `POST /tasks` does, then shows the domain with the task's live status.
 async fn publish(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    Named { domain, .. }: Named,
     body: axum::body::Bytes,
 ) -> Response {
     // Repeated `updateRecords` fields: read as pairs, since a plain `Form` keeps one.
     let form = PublishForm {
         update_records: form_values(&body, "updateRecords"),
-    };
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
     };
     let DnsManagement::Automatic {
         publish_records, ..
@@ -544,18 +557,13 @@ fn severity_class(severity: Severity) -> &'static str {
 
 /// POST `/ui/domains/<name>/check`: the API's check of this domain (asking the servers
 /// `serve.checkNameservers` names, as the scheduled check does), kept as its last check.
-async fn check_now(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    let request = check_request(&state, domain, state.check_nameservers(&loaded), true);
+async fn check_now(State(state): State<AppState>, Named { loaded, domain }: Named) -> Response {
+    let request = check_request(&state, &domain, state.check_nameservers(&loaded), true);
     let checked_at = clock::unix_now();
     match mailzone_engine::check(&loaded, &request).await {
         Ok(report) => {
             state.record_checks(&report, checked_at);
-            Redirect::to(&href(domain, "?done=checked")).into_response()
+            Redirect::to(&href(&domain, "?done=checked")).into_response()
         }
         Err(e) => api_error_page(&ApiError::from(e)),
     }
@@ -632,33 +640,23 @@ fn dkim_section(
 }
 
 /// POST `/ui/domains/<name>/dkim/generate`: `mailzone dkim generate <name>`.
-async fn dkim_generate(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    let request = records_request(&state, domain);
+async fn dkim_generate(State(state): State<AppState>, Named { loaded, domain }: Named) -> Response {
+    let request = records_request(&state, &domain);
     match mailzone_engine::dkim::generate(&loaded, &request, None).await {
-        Ok(_) => Redirect::to(&href(domain, "?done=dkim-generated")).into_response(),
+        Ok(_) => Redirect::to(&href(&domain, "?done=dkim-generated")).into_response(),
         Err(e) => api_error_page(&ApiError::from(e)),
     }
 }
 
 /// POST `/ui/domains/<name>/dkim/rotate`: `mailzone dkim rotate <name> --now`.
-async fn dkim_rotate(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    let request = records_request(&state, domain);
+async fn dkim_rotate(State(state): State<AppState>, Named { loaded, domain }: Named) -> Response {
+    let request = records_request(&state, &domain);
     match mailzone_engine::dkim::rotate(&loaded, &request, true, false, &mailzone_engine::Silent)
         .await
     {
         Ok(reports) => match reports.iter().find_map(|r| r.on_key_change_failed.as_ref()) {
             Some(failure) => layout::error_page(StatusCode::BAD_GATEWAY, failure),
-            None => Redirect::to(&href(domain, "?done=dkim-rotated")).into_response(),
+            None => Redirect::to(&href(&domain, "?done=dkim-rotated")).into_response(),
         },
         Err(e) => api_error_page(&ApiError::from(e)),
     }
@@ -693,24 +691,18 @@ fn tlsa_section(loaded: &LoadedConfig, domain: &Domain) -> Markup {
 async fn tlsa_part(
     State(state): State<AppState>,
     session: Session,
-    Path(raw): Path<String>,
+    Named { loaded, domain }: Named,
 ) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
     // Without a certificate there is nothing to show: said plainly, not as an error.
     let status = if has_tlsa(&loaded) {
-        let request = records_request(&state, domain);
+        let request = records_request(&state, &domain);
         Some(mailzone_engine::tlsa::status(&loaded, &request, TLSA_TIMEOUT).await)
     } else {
         None
     };
     let now = clock::unix_now();
     let yes = |b: bool| if b { "yes" } else { "no" };
-    let body = html! {
-        h1 { "TLSA status of " (domain.name.as_str()) }
+    let section = html! {
         section #tlsa {
             div #tlsa-result {
                 @match &status {
@@ -748,24 +740,15 @@ async fn tlsa_part(
                 }
             }
         }
-        p { a href=(href(domain, "")) { "Back to " (domain.name.as_str()) } }
     };
     let title = format!("TLSA status of {}", domain.name.as_str());
-    Page::signed_in(&state, &session, Nav::Domains, &title, body)
-        .await
-        .render()
-        .into_response()
+    part_page(&state, &session, &domain, &title, section).await
 }
 
 /// GET `/ui/domains/<name>/zone`: the zone file (`dnsZoneFile`), as `mailzone records`
 /// prints it, as a download.
-async fn zone_file(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    match planned_records(&state, &loaded, domain, vec![]).await {
+async fn zone_file(State(state): State<AppState>, Named { loaded, domain }: Named) -> Response {
+    match planned_records(&state, &loaded, &domain, vec![]).await {
         Ok(records) => {
             let text = mailzone_records::zonefile::render(
                 &records.domain.name,
@@ -783,13 +766,8 @@ async fn zone_file(State(state): State<AppState>, Path(raw): Path<String>) -> Re
 }
 
 /// GET `/ui/domains/<name>/json`: the records as `mailzone records --format json`.
-async fn records_json(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let loaded = state.loaded();
-    let domain = match domain_or_error(&loaded, &raw) {
-        Ok(d) => d,
-        Err(page) => return *page,
-    };
-    match planned_records(&state, &loaded, domain, vec![]).await {
+async fn records_json(State(state): State<AppState>, Named { loaded, domain }: Named) -> Response {
+    match planned_records(&state, &loaded, &domain, vec![]).await {
         Ok(records) => {
             let json = mailzone_records::json::records(&records.domain.name, &records.records);
             let text = serde_json::to_string_pretty(&json).unwrap_or_default();

@@ -114,6 +114,30 @@ impl Page {
     }
 }
 
+/// The response of a signed-in page (see [`Page::signed_in`]).
+pub async fn signed_in_page(
+    state: &AppState,
+    session: &Session,
+    nav: Nav,
+    title: &str,
+    body: Markup,
+) -> Response {
+    Page::signed_in(state, session, nav, title, body)
+        .await
+        .render()
+        .into_response()
+}
+
+/// The notice that an action succeeded, shown after its redirect (`text` is a fixed
+/// sentence, never text from the query).
+pub fn notice(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(text) = text {
+            p.alert.ok #notice role="status" { (text) }
+        }
+    }
+}
+
 /// The header's live summary: failed tasks and domains whose last check found errors.
 async fn status_badge(state: &AppState) -> Markup {
     let failed = match state.store.task_counts().await {

@@ -14,7 +14,7 @@ use mailzone_store::{Task, TaskFilter, TaskStatus};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{self, Nav, Page, error_page, time};
+use super::layout::{self, Nav, error_page, time};
 use super::session::{Session, csrf_field};
 use crate::api::ApiError;
 use crate::api::tasks::{cancel, parse_due_at, reschedule, retry};
@@ -150,14 +150,6 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     }
 }
 
-fn notice(code: Option<&str>) -> Markup {
-    html! {
-        @if let Some(text) = notice_text(code) {
-            p.alert.ok #notice role="status" { (text) }
-        }
-    }
-}
-
 /// `GET /ui/tasks`: a page of tasks, newest first; the table refreshes itself while
 /// tasks wait or run.
 async fn list(
@@ -182,7 +174,7 @@ async fn list(
     let loaded = state.loaded();
     let body = html! {
         h1 { "Tasks" }
-        (notice(query.done.as_deref()))
+        (layout::notice(notice_text(query.done.as_deref())))
         @if !filter.ignored.is_empty() {
             p.alert.warning role="status" { "Ignored an unknown value of: " (filter.ignored.join(", ")) "." }
         }
@@ -238,10 +230,7 @@ async fn list(
             }
         }
     };
-    Page::signed_in(&state, &session, Nav::Tasks, "Tasks", body)
-        .await
-        .render()
-        .into_response()
+    layout::signed_in_page(&state, &session, Nav::Tasks, "Tasks", body).await
 }
 
 fn task_href(id: &str) -> String {
@@ -363,7 +352,7 @@ async fn show_page(
     let body = html! {
         p.muted { a href="/ui/tasks" { "Tasks" } " ›" }
         h1 { (task.kind) " task for " (task.domain) }
-        (notice(done))
+        (layout::notice(notice_text(done)))
         @if let Some(problem) = &problem {
             p.alert.error #action-error role="alert" { (problem.message()) }
         }
@@ -405,10 +394,7 @@ async fn show_page(
         }
     };
     let title = format!("{} task for {}", task.kind, task.domain);
-    let mut response = Page::signed_in(state, session, Nav::Tasks, &title, body)
-        .await
-        .render()
-        .into_response();
+    let mut response = layout::signed_in_page(state, session, Nav::Tasks, &title, body).await;
     *response.status_mut() = status;
     response
 }
