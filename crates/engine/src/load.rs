@@ -25,6 +25,16 @@ pub struct LoadedConfig {
     pub api_domains: std::collections::BTreeSet<Name>,
     /// DNS servers defined through the service's API.
     pub api_dns_servers: std::collections::BTreeSet<String>,
+    /// The domains publishing into each (zone, DNS server), made on first use.
+    pub(crate) publishing: std::sync::OnceLock<mailzone_records::zones::Publishing>,
+}
+
+impl LoadedConfig {
+    /// The domains publishing into each (zone, DNS server) of this config, indexed once.
+    pub fn publishing(&self) -> &mailzone_records::zones::Publishing {
+        self.publishing
+            .get_or_init(|| mailzone_records::zones::Publishing::of(&self.config))
+    }
 }
 
 /// Reads and validates `path` and the files it names.
@@ -117,6 +127,7 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         manual_dkim_keys,
         api_domains,
         api_dns_servers,
+        publishing: std::sync::OnceLock::new(),
     })
 }
 

@@ -2,7 +2,7 @@
 //! desired records, and (for apply) send the difference in one atomic UPDATE, re-planning
 //! when a concurrent edit trips the prerequisites, then wait for propagation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,14 +10,16 @@ use futures::StreamExt as _;
 
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
-use mailzone_records::zones::{self, ZonePlan, ZonePlans};
-use mailzone_records::{DesiredRecord, Name, Record, RecordPurpose, RrType, zonefile};
+use mailzone_records::zones::{self, ZonePlan};
+use mailzone_records::{
+    DesiredRecord, DnsServer, Domain, Name, Record, RecordPurpose, RrType, zonefile,
+};
 use mailzone_store::{Store, ZoneState};
 
 use crate::error::ZoneFailure;
 use crate::progress::Progress;
 use crate::propagation;
-use crate::records::RecordsRequest;
+use crate::records::{RecordPlanner, RecordsRequest};
 use crate::{EngineError, LoadedConfig, connect};
 
 /// How many times a zone is re-read and re-planned after a concurrent edit.
@@ -97,166 +99,60 @@ fn failure(item: &ZonePlan<'_>, error: EngineError) -> ZoneFailure {
     }
 }
 
-/// Plans (and with `apply`, applies) every selected domain under automatic management.
+/// Domains planned together: a run holds the records of one batch at a time (and of the
+/// zones in flight), never those of every domain. A batch ends only between zones: the
+/// domains of one zone are planned, and published, together.
+const BATCH_DOMAINS: usize = 256;
+
+/// Plans (and with `apply`, applies) every selected domain under automatic management,
+/// batch by batch: plan, read, diff, apply and record each zone, then let it go. The zones
+/// of a DKIM provider (`delegateTo`), which hold keys of domains of every batch, are
+/// gathered over the batches and published last, each in one update.
 pub async fn reconcile(
     loaded: &LoadedConfig,
     request: &ReconcileRequest,
     progress: &dyn Progress,
 ) -> Result<ReconcileReport, EngineError> {
-    let planned = crate::records::plan_records(loaded, &request.records).await?;
-    let ZonePlans {
-        zones: work,
-        manual,
-    } = zones::plan_zones(&loaded.config, &planned.domains, &request.records.types)
-        .map_err(|e| EngineError::Usage(e.to_string()))?;
-    let mut report = ReconcileReport {
-        manual_domains: manual,
-        ..ReconcileReport::default()
+    let domains = crate::records::select_domains(loaded, &request.records.domains)?;
+    let planner = RecordPlanner::open(loaded, &request.records, &domains).await?;
+    let opened = match RunStore::open(request, &domains).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            planner.close().await;
+            return Err(e);
+        }
     };
-    if work.is_empty() {
-        return Ok(report);
-    }
-    let opened = crate::records::RequestStore::open(
-        request.records.store.as_ref(),
-        &request.records.state_dir,
-    )
-    .await?;
-    let store = opened.store.clone();
-    // Every zone's failure is kept with its zone and DNS server, so the caller sees each
-    // one's class (a task retries when any of them is transient).
-    let mut failures: Vec<ZoneFailure> = Vec::new();
-    let mut connections: BTreeMap<String, connect::Connection> = BTreeMap::new();
-    let mut connected: Vec<&ZonePlan<'_>> = Vec::new();
-    for item in &work {
-        if !connections.contains_key(&item.server.name) {
-            // A server that cannot be used fails its zones only; the others go on. Tried
-            // again for each of its zones, so each failure is its own.
-            match connect::connect(loaded, item.server, store.state_dir()).await {
-                Ok(connection) => {
-                    connections.insert(item.server.name.clone(), connection);
-                }
-                Err(e) => {
-                    progress.zone_started(&item.zone);
-                    progress.zone_failed(&item.zone, &e.to_string());
-                    failures.push(failure(item, e));
-                    continue;
-                }
+    let outcome = match &opened {
+        Some(opened) => {
+            publish_all(loaded, request, progress, &opened.store, &planner, &domains).await
+        }
+        None => manual_only(loaded, request, &planner, &domains).await,
+    };
+    let planned_tlsa = planner.close().await;
+    let (report, mut failures, tlsa_published) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(opened) = opened {
+                opened.close().await;
             }
+            return Err(e);
         }
-        connected.push(item);
-    }
-    // The propagation watcher asks the authoritative servers directly, not through a
-    // provider: its queries are counted here.
-    let propagation_queries = AtomicU64::new(0);
-    let keys: Vec<(String, String)> = connected
-        .iter()
-        .map(|item| (item.zone.as_str().to_string(), item.server.name.clone()))
-        .collect();
-    let known_states = store.zone_states_of(&keys).await?;
-    // `maxConcurrentZones`: each DNS server's zones in flight, whatever the run's overall
-    // concurrency.
-    let limits: BTreeMap<&str, tokio::sync::Semaphore> = connected
-        .iter()
-        .map(|item| {
-            (
-                item.server.name.as_str(),
-                tokio::sync::Semaphore::new(item.server.max_concurrent_zones.max(1)),
-            )
-        })
-        .collect();
-    // Boxed as `Send` futures, named before the stream is built: the service runs this
-    // inside spawned tasks, and an unboxed closure stream trips the compiler's
-    // higher-ranked lifetime check for `Send`.
-    let runs: Vec<futures::future::BoxFuture<'_, Result<ZoneOutcome, EngineError>>> = connected
-        .iter()
-        .map(|&item| {
-            let connection = &connections[&item.server.name];
-            let store = &store;
-            let propagation_queries = &propagation_queries;
-            let known =
-                known_states.get(&(item.zone.as_str().to_string(), item.server.name.clone()));
-            let limit = &limits[item.server.name.as_str()];
-            Box::pin(async move {
-                let _turn = limit.acquire().await;
-                progress.zone_started(&item.zone);
-                let result = reconcile_zone(
-                    store,
-                    connection,
-                    item,
-                    request,
-                    progress,
-                    propagation_queries,
-                    known,
-                )
-                .await;
-                match &result {
-                    Ok(outcome) => progress.zone_finished(&item.zone, &outcome_summary(outcome)),
-                    Err(e) => progress.zone_failed(&item.zone, &e.to_string()),
-                }
-                result
-            }) as futures::future::BoxFuture<'_, _>
-        })
-        .collect();
-    let zones = futures::stream::iter(runs)
-        .buffered(request.concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let mut served_dkim = Vec::new();
-    for (&item, result) in connected.iter().zip(zones) {
-        match result {
-            Ok(outcome) => {
-                if request.apply && item.managed_types.contains(&RecordPurpose::Dkim) {
-                    served_dkim.push((item, outcome.applied, outcome.serial));
-                }
-                report.zones.push(outcome);
-            }
-            Err(e) => failures.push(failure(item, e)),
-        }
-    }
-    // Only now, with every record of these zones served by every authoritative server,
-    // may a pending DKIM key sign: the rotation promotion path, for the keys whose records
-    // were part of what was applied.
-    // By name, built once: a lookup per zone in the config's list would be quadratic.
-    let domains: std::collections::HashMap<&Name, &mailzone_records::Domain> =
-        loaded.config.domains.iter().map(|d| (&d.name, d)).collect();
-    for (item, applied, serial) in served_dkim {
-        let confirmed = Confirmed {
-            applied,
-            primary: connections[&item.server.name].endpoint,
-            serial,
-            progress,
-            sent: &propagation_queries,
-        };
-        if let Err(e) = promote_applied(
-            loaded,
-            &domains,
-            request,
-            &store,
-            item,
-            confirmed,
-            &mut report,
-        )
-        .await
-        {
-            failures.push(failure(item, e));
-        }
-    }
+    };
     // The TLSA rollover state the records were planned with becomes the stored state only
     // now that they are served: a replaced digest's `retireAfter` runs from this publication.
     // Not a zone's failure: the state database's.
     let mut saving_tlsa = Ok(());
-    if let Some(tlsa) = planned.tlsa.as_ref().filter(|_| request.apply)
-        && tlsa_published(&work, &report)
+    if let (Some(opened), Some(tlsa)) = (&opened, planned_tlsa.as_ref())
+        && request.apply
+        && tlsa_published
     {
-        saving_tlsa = crate::tlsa::record_publication(&store, tlsa).await;
+        saving_tlsa = crate::tlsa::record_publication(&opened.store, tlsa).await;
     }
-    report.messages = connections
-        .values()
-        .map(|c| c.provider.messages_sent())
-        .sum::<u64>()
-        + propagation_queries.load(Ordering::Relaxed);
-    drop(store);
-    opened.close().await;
+    if let Some(opened) = opened {
+        opened.close().await;
+    }
+    failures.sort_by_key(|(at, _)| *at);
+    let failures: Vec<ZoneFailure> = failures.into_iter().map(|(_, f)| f).collect();
     match (failures.is_empty(), saving_tlsa) {
         (true, Ok(())) => Ok(report),
         (true, Err(e)) => Err(e),
@@ -269,20 +165,435 @@ pub async fn reconcile(
     }
 }
 
-/// Whether every zone of this run that holds TLSA records serves what was planned: each
-/// was applied and confirmed on every authoritative server, or found already in sync.
-fn tlsa_published(work: &[ZonePlan<'_>], report: &ReconcileReport) -> bool {
-    let mut tlsa_zones = work
-        .iter()
-        .filter(|item| item.managed_types.contains(&RecordPurpose::Tlsa))
-        .peekable();
-    tlsa_zones.peek().is_some()
-        && tlsa_zones.all(|item| {
-            report
-                .zones
-                .iter()
-                .any(|z| z.zone == item.zone && z.dns_server == item.server.name)
+/// The state database of a run: opened once a selected domain may publish anything (a
+/// run over domains under manual DNS management only never opens it).
+struct RunStore;
+
+impl RunStore {
+    async fn open(
+        request: &ReconcileRequest,
+        domains: &[&Domain],
+    ) -> Result<Option<crate::records::RequestStore>, EngineError> {
+        let publishes = domains.iter().any(|d| {
+            zones::own_zone(d).is_some()
+                || (d.dkim_management.delegation().is_some()
+                    && selects(&request.records.types, RecordPurpose::Dkim))
+        });
+        if !publishes {
+            return Ok(None);
+        }
+        Ok(Some(
+            crate::records::RequestStore::open(
+                request.records.store.as_ref(),
+                &request.records.state_dir,
+            )
+            .await?,
+        ))
+    }
+}
+
+fn selects(types: &[RecordPurpose], t: RecordPurpose) -> bool {
+    types.is_empty() || types.contains(&t)
+}
+
+/// A run's report, its zones' failures (by position in the plan) and whether every zone
+/// holding TLSA records serves what was planned.
+type RunOutcome = (ReconcileReport, Vec<(usize, ZoneFailure)>, bool);
+
+/// Every batch of the selected domains published through one [`Run`].
+async fn publish_all(
+    loaded: &LoadedConfig,
+    request: &ReconcileRequest,
+    progress: &dyn Progress,
+    store: &Store,
+    planner: &RecordPlanner<'_>,
+    domains: &[&Domain],
+) -> Result<RunOutcome, EngineError> {
+    let run = Run::new(loaded, request, progress, store, domains).await?;
+    let (mut report, failures) = run.all(planner, domains).await?;
+    report.messages = run.messages_sent();
+    Ok((report, failures, run.tlsa_published()))
+}
+
+/// A run whose selected domains are all under manual DNS management: their records are
+/// planned (automatic DKIM keys made, as `records` would), nothing is published.
+async fn manual_only(
+    loaded: &LoadedConfig,
+    request: &ReconcileRequest,
+    planner: &RecordPlanner<'_>,
+    domains: &[&Domain],
+) -> Result<RunOutcome, EngineError> {
+    let mut report = ReconcileReport::default();
+    for batch in domains.chunks(BATCH_DOMAINS) {
+        let planned = planner.plan(batch).await?;
+        let plans = zones::plan_zones(
+            &loaded.config,
+            loaded.publishing(),
+            &planned,
+            &request.records.types,
+        )
+        .map_err(|e| EngineError::Usage(e.to_string()))?;
+        report.manual_domains.extend(plans.manual);
+    }
+    Ok((report, Vec::new(), false))
+}
+
+/// What a run shares between its zones.
+struct Run<'a> {
+    loaded: &'a LoadedConfig,
+    request: &'a ReconcileRequest,
+    progress: &'a dyn Progress,
+    store: &'a Store,
+    /// Each DNS server's connection, made when its first zone comes up; `None` when it
+    /// could not be made (each of its zones then tries again and fails on its own).
+    connections: std::sync::Mutex<HashMap<String, Option<Arc<connect::Connection>>>>,
+    /// `maxConcurrentZones`: each DNS server's zones in flight, whatever the run's
+    /// overall concurrency.
+    limits: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    /// The stored state of every zone the run may touch, read in one query.
+    known_states: HashMap<(String, String), ZoneState>,
+    /// The selected domains by name.
+    by_name: HashMap<&'a Name, &'a Domain>,
+    /// The propagation watcher asks the authoritative servers directly, not through a
+    /// provider: its queries are counted here.
+    propagation_queries: AtomicU64,
+    /// Zones holding TLSA records: how many the run planned, how many it found served.
+    tlsa_zones: AtomicU64,
+    tlsa_served: AtomicU64,
+}
+
+/// A zone reconciled, with the DKIM keys its publication made active.
+struct ZoneDone {
+    outcome: ZoneOutcome,
+    dkim_changes: Vec<(Name, Vec<crate::dkim::KeyChange>)>,
+    on_key_change_failures: Vec<String>,
+}
+
+impl<'a> Run<'a> {
+    async fn new(
+        loaded: &'a LoadedConfig,
+        request: &'a ReconcileRequest,
+        progress: &'a dyn Progress,
+        store: &'a Store,
+        domains: &[&'a Domain],
+    ) -> Result<Run<'a>, EngineError> {
+        let delegates = selects(&request.records.types, RecordPurpose::Dkim);
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<(&Name, &str)> = HashSet::new();
+        for &d in domains {
+            let own = zones::own_zone(d);
+            let delegated = d
+                .dkim_management
+                .delegation()
+                .filter(|_| delegates)
+                .map(|del| (&del.zone, del.dns_server.as_str()));
+            for (zone, server) in own.into_iter().chain(delegated) {
+                if seen.insert((zone, server)) {
+                    keys.push((zone.as_str().to_string(), server.to_string()));
+                }
+            }
+        }
+        let limits = seen
+            .iter()
+            .map(|(_, server)| *server)
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .filter_map(|name| loaded.config.dns_server(name))
+            .map(|server| {
+                let permits = server.max_concurrent_zones.max(1);
+                (
+                    server.name.clone(),
+                    Arc::new(tokio::sync::Semaphore::new(permits)),
+                )
+            })
+            .collect();
+        let known_states = store.zone_states_of(&keys).await?;
+        Ok(Run {
+            loaded,
+            request,
+            progress,
+            store,
+            connections: std::sync::Mutex::new(HashMap::new()),
+            limits,
+            known_states,
+            by_name: domains.iter().map(|d| (&d.name, *d)).collect(),
+            propagation_queries: AtomicU64::new(0),
+            tlsa_zones: AtomicU64::new(0),
+            tlsa_served: AtomicU64::new(0),
         })
+    }
+
+    /// Every batch, then the gathered DKIM provider zones.
+    async fn all(
+        &self,
+        planner: &RecordPlanner<'_>,
+        domains: &[&'a Domain],
+    ) -> Result<(ReconcileReport, Vec<(usize, ZoneFailure)>), EngineError> {
+        let loaded = self.loaded;
+        let types = &self.request.records.types;
+        let provider_zones = provider_zones(domains, types);
+        let mut report = ReconcileReport::default();
+        let mut outcomes: Vec<(usize, ZoneOutcome)> = Vec::new();
+        let mut failures: Vec<(usize, ZoneFailure)> = Vec::new();
+        let mut gathered: Vec<ZonePlan<'a>> = Vec::new();
+        let mut gathered_at: HashMap<(Name, String), usize> = HashMap::new();
+        let mut next = 0usize;
+        let mut collect = |results: Vec<(usize, Result<ZoneDone, ZoneFailure>)>,
+                           report: &mut ReconcileReport| {
+            for (at, result) in results {
+                match result {
+                    Ok(done) => {
+                        report.dkim_changes.extend(done.dkim_changes);
+                        report
+                            .on_key_change_failures
+                            .extend(done.on_key_change_failures);
+                        outcomes.push((at, done.outcome));
+                    }
+                    Err(failure) => failures.push((at, failure)),
+                }
+            }
+        };
+        // Planning the next batch overlaps with the zones of the previous one in flight.
+        let mut in_flight: Vec<(usize, ZonePlan<'a>)> = Vec::new();
+        for batch in zone_batches(domains) {
+            let planned = planner.plan(&batch).await?;
+            let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
+                .map_err(|e| EngineError::Usage(e.to_string()))?;
+            drop(planned);
+            report.manual_domains.extend(plans.manual);
+            for item in plans.zones {
+                let key = (item.zone.clone(), item.server.name.clone());
+                if provider_zones.contains(&(&item.zone, item.server.name.as_str())) {
+                    match gathered_at.get(&key) {
+                        Some(&at) => gathered[at].absorb(item),
+                        None => {
+                            gathered_at.insert(key, gathered.len());
+                            gathered.push(item);
+                        }
+                    }
+                } else {
+                    in_flight.push((next, item));
+                    next += 1;
+                }
+            }
+            if in_flight.len() >= BATCH_DOMAINS {
+                let results = self.zones(std::mem::take(&mut in_flight)).await;
+                collect(results, &mut report);
+            }
+        }
+        for mut item in gathered {
+            item.settle(&loaded.config, loaded.publishing());
+            in_flight.push((next, item));
+            next += 1;
+        }
+        let results = self.zones(in_flight).await;
+        collect(results, &mut report);
+        outcomes.sort_by_key(|(at, _)| *at);
+        report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
+        Ok((report, failures))
+    }
+
+    /// Reconciles `items`, `concurrency` at a time.
+    async fn zones(
+        &self,
+        items: Vec<(usize, ZonePlan<'a>)>,
+    ) -> Vec<(usize, Result<ZoneDone, ZoneFailure>)> {
+        let mut ready = Vec::with_capacity(items.len());
+        for (at, item) in items {
+            let connection = self.connection(item.server).await;
+            ready.push((at, item, connection));
+        }
+        // Boxed as `Send` futures, named before the stream is built: the service runs this
+        // inside spawned tasks, and an unboxed closure stream trips the compiler's
+        // higher-ranked lifetime check for `Send`.
+        let runs: Vec<futures::future::BoxFuture<'_, (usize, Result<ZoneDone, ZoneFailure>)>> =
+            ready
+                .into_iter()
+                .map(|(at, item, connection)| {
+                    Box::pin(async move { (at, self.zone(item, connection).await) })
+                        as futures::future::BoxFuture<'_, _>
+                })
+                .collect();
+        futures::stream::iter(runs)
+            .buffer_unordered(self.request.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// The DNS server's connection, made on its first zone.
+    async fn connection(
+        &self,
+        server: &DnsServer,
+    ) -> Result<Arc<connect::Connection>, EngineError> {
+        let known = self
+            .connections
+            .lock()
+            .expect("the connections lock is never poisoned")
+            .get(&server.name)
+            .cloned();
+        match known {
+            Some(Some(connection)) => return Ok(connection),
+            Some(None) | None => {}
+        }
+        let made = connect::connect(self.loaded, server, self.store.state_dir()).await;
+        let mut connections = self
+            .connections
+            .lock()
+            .expect("the connections lock is never poisoned");
+        match made {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                connections.insert(server.name.clone(), Some(connection.clone()));
+                Ok(connection)
+            }
+            Err(e) => {
+                connections.insert(server.name.clone(), None);
+                Err(e)
+            }
+        }
+    }
+
+    /// One zone: reconciled under its DNS server's limit, then its served DKIM keys
+    /// promoted.
+    async fn zone(
+        &self,
+        item: ZonePlan<'a>,
+        connection: Result<Arc<connect::Connection>, EngineError>,
+    ) -> Result<ZoneDone, ZoneFailure> {
+        let progress = self.progress;
+        let has_tlsa = item.managed_types.contains(&RecordPurpose::Tlsa);
+        if has_tlsa {
+            self.tlsa_zones.fetch_add(1, Ordering::Relaxed);
+        }
+        let connection = match connection {
+            Ok(connection) => connection,
+            Err(e) => {
+                progress.zone_started(&item.zone);
+                progress.zone_failed(&item.zone, &e.to_string());
+                return Err(failure(&item, e));
+            }
+        };
+        let _turn = match self.limits.get(&item.server.name) {
+            Some(limit) => Some(limit.clone().acquire_owned().await),
+            None => None,
+        };
+        progress.zone_started(&item.zone);
+        let known = self
+            .known_states
+            .get(&(item.zone.as_str().to_string(), item.server.name.clone()));
+        let result = reconcile_zone(
+            self.store,
+            &connection,
+            &item,
+            self.request,
+            progress,
+            &self.propagation_queries,
+            known,
+        )
+        .await;
+        let outcome = match result {
+            Ok(outcome) => {
+                progress.zone_finished(&item.zone, &outcome_summary(&outcome));
+                outcome
+            }
+            Err(e) => {
+                progress.zone_failed(&item.zone, &e.to_string());
+                return Err(failure(&item, e));
+            }
+        };
+        if has_tlsa {
+            self.tlsa_served.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut done = ZoneDone {
+            outcome,
+            dkim_changes: Vec::new(),
+            on_key_change_failures: Vec::new(),
+        };
+        // Only now, with every record of this zone served by every authoritative server,
+        // may a pending DKIM key sign: the rotation promotion path, for the keys whose
+        // records were part of what was applied.
+        if self.request.apply && item.managed_types.contains(&RecordPurpose::Dkim) {
+            let confirmed = Confirmed {
+                applied: done.outcome.applied,
+                primary: connection.endpoint,
+                serial: done.outcome.serial,
+                progress,
+                sent: &self.propagation_queries,
+            };
+            if let Err(e) = promote_applied(self, &item, confirmed, &mut done).await {
+                return Err(failure(&item, e));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Whether every zone of this run that holds TLSA records serves what was planned: each
+    /// was applied and confirmed on every authoritative server, or found already in sync.
+    fn tlsa_published(&self) -> bool {
+        let planned = self.tlsa_zones.load(Ordering::Relaxed);
+        planned > 0 && self.tlsa_served.load(Ordering::Relaxed) == planned
+    }
+
+    /// DNS messages sent in all: by the providers and by the propagation watcher.
+    fn messages_sent(&self) -> u64 {
+        let connections = self
+            .connections
+            .lock()
+            .expect("the connections lock is never poisoned");
+        connections
+            .values()
+            .flatten()
+            .map(|c| c.provider.messages_sent())
+            .sum::<u64>()
+            + self.propagation_queries.load(Ordering::Relaxed)
+    }
+}
+
+/// The zones of DKIM providers (`delegateDnsServer`, `delegateTo`) the selected domains
+/// publish their keys into.
+fn provider_zones<'d>(
+    domains: &[&'d Domain],
+    types: &[RecordPurpose],
+) -> HashSet<(&'d Name, &'d str)> {
+    if !selects(types, RecordPurpose::Dkim) {
+        return HashSet::new();
+    }
+    domains
+        .iter()
+        .filter_map(|d| d.dkim_management.delegation())
+        .map(|d| (&d.zone, d.dns_server.as_str()))
+        .collect()
+}
+
+/// The selected domains in batches of about [`BATCH_DOMAINS`], the domains sharing a zone
+/// (and DNS server) in the same batch, in the order each zone's first domain comes.
+fn zone_batches<'d>(domains: &[&'d Domain]) -> Vec<Vec<&'d Domain>> {
+    let mut groups: Vec<Vec<&'d Domain>> = Vec::new();
+    let mut group_of: HashMap<(&Name, &str), usize> = HashMap::new();
+    for &domain in domains {
+        match zones::own_zone(domain) {
+            Some(key) => match group_of.get(&key) {
+                Some(&at) => groups[at].push(domain),
+                None => {
+                    group_of.insert(key, groups.len());
+                    groups.push(vec![domain]);
+                }
+            },
+            None => groups.push(vec![domain]),
+        }
+    }
+    let mut batches: Vec<Vec<&'d Domain>> = Vec::new();
+    let mut current: Vec<&'d Domain> = Vec::new();
+    for group in groups {
+        current.extend(group);
+        if current.len() >= BATCH_DOMAINS {
+            batches.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
 }
 
 /// How a zone's records were confirmed served.
@@ -303,14 +614,12 @@ struct Confirmed<'a> {
 /// for a secondary): before a key is promoted there, every authoritative server must serve
 /// that serial.
 async fn promote_applied(
-    loaded: &LoadedConfig,
-    domains: &std::collections::HashMap<&Name, &mailzone_records::Domain>,
-    request: &ReconcileRequest,
-    store: &Store,
+    run: &Run<'_>,
     item: &ZonePlan<'_>,
     confirmed: Confirmed<'_>,
-    report: &mut ReconcileReport,
+    done: &mut ZoneDone,
 ) -> Result<(), EngineError> {
+    let (loaded, request, store) = (run.loaded, run.request, run.store);
     let key_records: BTreeSet<&Name> = item
         .desired
         .iter()
@@ -323,7 +632,7 @@ async fn promote_applied(
     }
     let mut everywhere = confirmed.applied;
     for name in &item.domains {
-        let Some(domain) = domains.get(name) else {
+        let Some(domain) = run.by_name.get(name) else {
             continue;
         };
         // Manual keys are the operator's files, never staged in the state database: no
@@ -382,9 +691,9 @@ async fn promote_applied(
             crate::dkim::run_on_key_change(loaded, &request.records.state_dir, domain, &changes)
                 .await
         {
-            report.on_key_change_failures.push(e.to_string());
+            done.on_key_change_failures.push(e.to_string());
         }
-        report.dkim_changes.push((name.clone(), changes));
+        done.dkim_changes.push((name.clone(), changes));
     }
     Ok(())
 }

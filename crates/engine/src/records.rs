@@ -72,92 +72,118 @@ pub async fn records(
     loaded: &LoadedConfig,
     request: &RecordsRequest,
 ) -> Result<Vec<DomainRecords>, EngineError> {
-    Ok(plan_records(loaded, request).await?.domains)
-}
-
-/// The planned records and the TLSA rollover state they were planned with (`None` when no
-/// selected domain publishes TLSA through mailzone), which `apply` saves once published.
-pub(crate) struct PlannedRecords {
-    pub domains: Vec<DomainRecords>,
-    pub tlsa: Option<crate::tlsa::PlannedTlsa>,
-}
-
-/// [`records`], keeping the planned TLSA rollover state for `reconcile`.
-pub(crate) async fn plan_records(
-    loaded: &LoadedConfig,
-    request: &RecordsRequest,
-) -> Result<PlannedRecords, EngineError> {
     let domains = select_domains(loaded, &request.domains)?;
-    let wants = |t| request.types.is_empty() || request.types.contains(&t);
-    let needs_dkim_store = domains
-        .iter()
-        .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
-        && wants(RecordPurpose::Dkim);
-    // The TLSA rollover state is kept where mailzone publishes TLSA itself.
-    let needs_tlsa_store = loaded.tlsa.is_some()
-        && domains.iter().any(|d| crate::tlsa::manages_tlsa(d))
-        && wants(RecordPurpose::Tlsa);
-    let needs_store = needs_dkim_store || needs_tlsa_store;
-    let opened = if needs_store {
-        Some(RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
-    } else {
-        None
-    };
-    let store = opened.as_ref().map(|o| o.store.clone());
-    let planned_tlsa = match (&store, needs_tlsa_store) {
-        (Some(store), true) => {
-            crate::tlsa::planned_rollover(loaded, store, request.now_unix).await?
-        }
-        _ => None,
-    };
-    let tlsa = match &planned_tlsa {
-        Some(planned) => Some(planned.keys.clone()),
-        None => loaded.tlsa.clone(),
-    };
-    let mut out = Vec::with_capacity(domains.len());
-    for domain in domains {
-        let dkim_keys = match (&domain.dkim_management, &store) {
-            (DkimManagement::Manual { .. }, _) => manual_keys(loaded, &domain.name),
-            (
-                DkimManagement::Automatic {
-                    algorithms,
-                    selector_template,
-                    ..
-                },
-                Some(store),
-            ) if needs_dkim_store => {
-                automatic_keys(
-                    store,
-                    domain,
-                    algorithms,
-                    selector_template,
-                    request.now_unix,
-                )
-                .await?
-            }
-            (DkimManagement::Automatic { .. }, _) => Vec::new(),
+    let planner = RecordPlanner::open(loaded, request, &domains).await?;
+    let planned = planner.plan(&domains).await;
+    planner.close().await;
+    planned
+}
+
+/// Plans the records of selected domains batch by batch (a run over 100,000 domains never
+/// holds all their records): the state database and the TLSA rollover state are opened and
+/// computed once, for every domain the run selected.
+pub(crate) struct RecordPlanner<'l> {
+    loaded: &'l LoadedConfig,
+    types: Vec<RecordPurpose>,
+    now_unix: i64,
+    /// Open when a selected domain has automatic DKIM keys or published TLSA records.
+    opened: Option<RequestStore>,
+    needs_dkim_store: bool,
+    /// The TLSA keys the records are planned with.
+    tlsa: Option<mailzone_records::tlsa::TlsaKeys>,
+    planned_tlsa: Option<crate::tlsa::PlannedTlsa>,
+}
+
+impl<'l> RecordPlanner<'l> {
+    /// Opens the state database only when one of `domains` needs it, and only after every
+    /// input has been validated.
+    pub async fn open(
+        loaded: &'l LoadedConfig,
+        request: &RecordsRequest,
+        domains: &[&Domain],
+    ) -> Result<RecordPlanner<'l>, EngineError> {
+        let wants = |t| request.types.is_empty() || request.types.contains(&t);
+        let needs_dkim_store = domains
+            .iter()
+            .any(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
+            && wants(RecordPurpose::Dkim);
+        // The TLSA rollover state is kept where mailzone publishes TLSA itself.
+        let needs_tlsa_store = loaded.tlsa.is_some()
+            && domains.iter().any(|d| crate::tlsa::manages_tlsa(d))
+            && wants(RecordPurpose::Tlsa);
+        let opened = if needs_dkim_store || needs_tlsa_store {
+            Some(RequestStore::open(request.store.as_ref(), &request.state_dir).await?)
+        } else {
+            None
         };
-        let mut records = mailzone_records::plan(PlanInput {
-            server: &loaded.config.server,
-            domain,
-            dkim_keys: &dkim_keys,
-            tlsa: tlsa.as_ref(),
-        })?;
-        if !request.types.is_empty() {
-            records.retain(|r| request.types.contains(&r.purpose));
+        let planned_tlsa = match (&opened, needs_tlsa_store) {
+            (Some(opened), true) => {
+                crate::tlsa::planned_rollover(loaded, &opened.store, request.now_unix).await?
+            }
+            _ => None,
+        };
+        let tlsa = match &planned_tlsa {
+            Some(planned) => Some(planned.keys.clone()),
+            None => loaded.tlsa.clone(),
+        };
+        Ok(RecordPlanner {
+            loaded,
+            types: request.types.clone(),
+            now_unix: request.now_unix,
+            opened,
+            needs_dkim_store,
+            tlsa,
+            planned_tlsa,
+        })
+    }
+
+    /// The records of `domains`, in their order.
+    pub async fn plan(&self, domains: &[&Domain]) -> Result<Vec<DomainRecords>, EngineError> {
+        let loaded = self.loaded;
+        let store = self.opened.as_ref().map(|o| &o.store);
+        let mut out = Vec::with_capacity(domains.len());
+        for &domain in domains {
+            let dkim_keys = match (&domain.dkim_management, store) {
+                (DkimManagement::Manual { .. }, _) => manual_keys(loaded, &domain.name),
+                (
+                    DkimManagement::Automatic {
+                        algorithms,
+                        selector_template,
+                        ..
+                    },
+                    Some(store),
+                ) if self.needs_dkim_store => {
+                    automatic_keys(store, domain, algorithms, selector_template, self.now_unix)
+                        .await?
+                }
+                (DkimManagement::Automatic { .. }, _) => Vec::new(),
+            };
+            let mut records = mailzone_records::plan(PlanInput {
+                server: &loaded.config.server,
+                domain,
+                dkim_keys: &dkim_keys,
+                tlsa: self.tlsa.as_ref(),
+            })?;
+            if !self.types.is_empty() {
+                records.retain(|r| self.types.contains(&r.purpose));
+            }
+            out.push(DomainRecords {
+                domain: domain.clone(),
+                records,
+            });
         }
-        out.push(DomainRecords {
-            domain: domain.clone(),
-            records,
-        });
+        Ok(out)
     }
-    if let Some(opened) = opened {
-        opened.close().await;
+
+    /// Closes the state database if the planner opened it; the TLSA rollover state the
+    /// records were planned with (`None` when no selected domain publishes TLSA through
+    /// mailzone), which `apply` saves once published.
+    pub async fn close(self) -> Option<crate::tlsa::PlannedTlsa> {
+        if let Some(opened) = self.opened {
+            opened.close().await;
+        }
+        self.planned_tlsa
     }
-    Ok(PlannedRecords {
-        domains: out,
-        tlsa: planned_tlsa,
-    })
 }
 
 /// The configured domains named on the command line (Unicode names accepted), in config
@@ -486,7 +512,8 @@ pub async fn publication_digests(
         domain: domain.clone(),
         records,
     }];
-    let zones = mailzone_records::zones::plan_zones(&loaded.config, &planned, &[])
+    let publishing = loaded.publishing();
+    let zones = mailzone_records::zones::plan_zones(&loaded.config, publishing, &planned, &[])
         .map_err(|e| EngineError::Usage(e.to_string()))?;
     Ok(Some(
         zones

@@ -28,12 +28,14 @@ pub const GENERATED_RSA_BITS: usize = 2048;
 /// keys of 1024 to 4096 bits, so a larger key would not verify everywhere.
 pub const RSA_BITS_ALLOWED: [usize; 3] = [2048, 3072, 4096];
 
-/// A DKIM private key with the algorithm it signs with.
+/// A DKIM private key with the algorithm it signs with. Cloning shares the key material
+/// (a hosting server names one key file for thousands of domains: one copy, zeroed when
+/// the last clone goes).
 #[derive(Clone)]
 pub struct DkimPrivateKey {
     algorithm: DkimAlgorithm,
     /// PKCS#8 PEM, kept as the canonical form for storage and export.
-    pem: Zeroizing<String>,
+    pem: std::sync::Arc<Zeroizing<String>>,
     /// The `p=` bytes: the raw 32-byte key for Ed25519 (RFC 8463 §4.2), the DER
     /// SubjectPublicKeyInfo for RSA (RFC 6376 §3.6.1).
     public_key: Vec<u8>,
@@ -118,7 +120,7 @@ impl DkimPrivateKey {
             .expect("an Ed25519 key always encodes as PKCS#8");
         DkimPrivateKey {
             algorithm: DkimAlgorithm::Ed25519Sha256,
-            pem: Zeroizing::new(pem.to_string()),
+            pem: std::sync::Arc::new(Zeroizing::new(pem.to_string())),
             public_key: key.verifying_key().to_bytes().to_vec(),
             bits: 256,
         }
@@ -160,7 +162,7 @@ impl DkimPrivateKey {
         );
         Ok(DkimPrivateKey {
             algorithm: DkimAlgorithm::RsaSha256,
-            pem: Zeroizing::new(pem),
+            pem: std::sync::Arc::new(Zeroizing::new(pem)),
             public_key,
             bits,
         })
@@ -181,7 +183,7 @@ impl DkimPrivateKey {
             .map_err(|e| DkimKeyError::Malformed(e.to_string()))?;
         Ok(DkimPrivateKey {
             algorithm: DkimAlgorithm::RsaSha256,
-            pem: Zeroizing::new(pem.to_string()),
+            pem: std::sync::Arc::new(Zeroizing::new(pem.to_string())),
             public_key,
             bits,
         })

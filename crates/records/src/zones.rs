@@ -116,12 +116,13 @@ pub struct ZonePlanError {
 
 /// Groups the planned domains by (zone, DNS server), keeping only the record types each
 /// domain publishes, narrowed by `types` when it is not empty. Zones come in the order
-/// their first domain was planned.
+/// their first domain was planned. `publishing` is [`Publishing::of`] the same config.
 ///
 /// The config must have passed validation: every `dnsServer` and `delegateDnsServer` it
 /// names exists.
 pub fn plan_zones<'a>(
     config: &'a Config,
+    publishing: &Publishing,
     planned: &[DomainRecords],
     types: &[RecordPurpose],
 ) -> Result<ZonePlans<'a>, ZonePlanError> {
@@ -190,20 +191,50 @@ pub fn plan_zones<'a>(
         grouping.add(zone, server, name, share);
     }
     let mut zones = grouping.zones;
-    let publishing = domains_by_zone_and_server(config);
     for zone in &mut zones {
-        zone.desired
-            .sort_by(|a, b| (&a.record, a.purpose).cmp(&(&b.record, b.purpose)));
-        zone.desired.dedup();
-        zone.unselected = publishing
-            .get(&(&zone.zone, zone.server.name.as_str()))
-            .into_iter()
-            .flatten()
-            .filter(|name| !zone.domains.contains(name))
-            .map(|name| (*name).clone())
-            .collect();
+        zone.settle(config, publishing);
     }
     Ok(ZonePlans { zones, manual })
+}
+
+impl<'a> ZonePlan<'a> {
+    /// Takes in `other`, a plan of the same zone and DNS server made from other domains
+    /// (a DKIM provider zone is planned batch by batch and published once); [`settle`]
+    /// it afterwards.
+    ///
+    /// [`settle`]: ZonePlan::settle
+    pub fn absorb(&mut self, other: ZonePlan<'a>) {
+        debug_assert!(self.zone == other.zone && self.server.name == other.server.name);
+        for domain in other.domains {
+            if !self.domains.contains(&domain) {
+                self.domains.push(domain);
+            }
+        }
+        self.desired.extend(other.desired);
+        for t in other.managed_types {
+            if !self.managed_types.contains(&t) {
+                self.managed_types.push(t);
+            }
+        }
+        for scope in other.scope {
+            if !self.scope.contains(&scope) {
+                self.scope.push(scope);
+            }
+        }
+    }
+
+    /// Sorts the desired records without repeats and names the domains publishing into
+    /// this zone that the plan did not select.
+    pub fn settle(&mut self, config: &Config, publishing: &Publishing) {
+        self.desired
+            .sort_by(|a, b| (&a.record, a.purpose).cmp(&(&b.record, b.purpose)));
+        self.desired.dedup();
+        self.unselected = publishing
+            .domains(config, &self.zone, &self.server.name)
+            .filter(|name| !self.domains.contains(name))
+            .cloned()
+            .collect();
+    }
 }
 
 /// The zones being built, with an index by (zone, DNS server) so that adding a domain is
@@ -233,20 +264,51 @@ impl<'a> Grouping<'a> {
     }
 }
 
-/// The configured domains under automatic management, by (zone, DNS server): built once
-/// per run, so that finding the domains a run leaves out of each zone is not a scan of
-/// every domain per zone (quadratic in the number of domains).
-fn domains_by_zone_and_server(config: &Config) -> HashMap<(&Name, &str), Vec<&Name>> {
-    let mut by_zone: HashMap<(&Name, &str), Vec<&Name>> = HashMap::new();
-    for d in &config.domains {
-        if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
-            by_zone
-                .entry((&d.zone, dns_server.as_str()))
-                .or_default()
-                .push(&d.name);
+/// The configured domains under automatic management, by (zone, DNS server), as positions
+/// in `config.domains`: built once per run (or per loaded config), so that finding the
+/// domains a plan leaves out of each zone is not a scan of every domain per zone
+/// (quadratic in the number of domains), nor a rebuild per batch of zones.
+#[derive(Debug, Default)]
+pub struct Publishing {
+    by_zone: HashMap<(Name, String), Vec<usize>>,
+}
+
+impl Publishing {
+    pub fn of(config: &Config) -> Publishing {
+        let mut by_zone: HashMap<(Name, String), Vec<usize>> = HashMap::new();
+        for (at, d) in config.domains.iter().enumerate() {
+            if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
+                by_zone
+                    .entry((d.zone.clone(), dns_server.clone()))
+                    .or_default()
+                    .push(at);
+            }
         }
+        Publishing { by_zone }
     }
-    by_zone
+
+    /// The names of the domains publishing into `zone` through `server`.
+    fn domains<'c>(
+        &self,
+        config: &'c Config,
+        zone: &Name,
+        server: &str,
+    ) -> impl Iterator<Item = &'c Name> {
+        self.by_zone
+            .get(&(zone.clone(), server.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|&at| config.domains.get(at).map(|d| &d.name))
+    }
+}
+
+/// The (zone, DNS server) a domain publishes its own records into, `None` under manual DNS
+/// management: the domains sharing one are planned and published together.
+pub fn own_zone(domain: &Domain) -> Option<(&Name, &str)> {
+    match &domain.dns_management {
+        DnsManagement::Automatic { dns_server, .. } => Some((&domain.zone, dns_server.as_str())),
+        DnsManagement::Manual => None,
+    }
 }
 
 #[cfg(test)]
@@ -321,7 +383,7 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
     fn domains_sharing_a_zone_and_server_make_one_zone_plan() {
         let config = config();
         let planned = planned(&config, &["example.org", "sub.example.org", "hand.test"]);
-        let plans = plan_zones(&config, &planned, &[]).unwrap();
+        let plans = plan_zones(&config, &Publishing::of(&config), &planned, &[]).unwrap();
         assert_eq!(plans.manual, [name("hand.test")]);
         assert_eq!(plans.zones.len(), 1, "{plans:?}");
         let zone = &plans.zones[0];
@@ -342,8 +404,14 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
     fn types_narrow_what_is_published_and_the_digest_follows() {
         let config = config();
         let planned = planned(&config, &["example.org"]);
-        let all = plan_zones(&config, &planned, &[]).unwrap();
-        let mx = plan_zones(&config, &planned, &[RecordPurpose::Mx]).unwrap();
+        let all = plan_zones(&config, &Publishing::of(&config), &planned, &[]).unwrap();
+        let mx = plan_zones(
+            &config,
+            &Publishing::of(&config),
+            &planned,
+            &[RecordPurpose::Mx],
+        )
+        .unwrap();
         let zone = &mx.zones[0];
         assert_eq!(zone.managed_types, [RecordPurpose::Mx]);
         assert!(zone.desired.iter().all(|r| r.purpose == RecordPurpose::Mx));
@@ -351,14 +419,23 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         assert_ne!(all.zones[0].desired_digest(), zone.desired_digest());
         assert_eq!(
             all.zones[0].desired_digest(),
-            plan_zones(&config, &planned, &[]).unwrap().zones[0].desired_digest()
+            plan_zones(&config, &Publishing::of(&config), &planned, &[])
+                .unwrap()
+                .zones[0]
+                .desired_digest()
         );
     }
 
     #[test]
     fn a_run_answers_only_for_the_names_of_the_domains_it_selected() {
         let config = config();
-        let sub_only = plan_zones(&config, &planned(&config, &["sub.example.org"]), &[]).unwrap();
+        let sub_only = plan_zones(
+            &config,
+            &Publishing::of(&config),
+            &planned(&config, &["sub.example.org"]),
+            &[],
+        )
+        .unwrap();
         let zone = &sub_only.zones[0];
         assert_eq!(zone.unselected, [name("example.org")]);
         assert!(zone.owns(&name("sub.example.org")));
@@ -370,7 +447,13 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         );
         assert!(!zone.owns(&name("other.test")), "outside the scope");
 
-        let apex_only = plan_zones(&config, &planned(&config, &["example.org"]), &[]).unwrap();
+        let apex_only = plan_zones(
+            &config,
+            &Publishing::of(&config),
+            &planned(&config, &["example.org"]),
+            &[],
+        )
+        .unwrap();
         let zone = &apex_only.zones[0];
         assert_eq!(zone.unselected, [name("sub.example.org")]);
         assert!(zone.owns(&name("example.org")));
