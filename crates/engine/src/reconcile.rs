@@ -431,9 +431,8 @@ impl<'a> Run<'a> {
             .expect("the connections lock is never poisoned")
             .get(&server.name)
             .cloned();
-        match known {
-            Some(Some(connection)) => return Ok(connection),
-            Some(None) | None => {}
+        if let Some(Some(connection)) = known {
+            return Ok(connection);
         }
         let made = connect::connect(self.loaded, server, self.store.state_dir()).await;
         let mut connections = self
