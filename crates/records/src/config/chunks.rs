@@ -131,6 +131,14 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// A table the chunk writes to, unless it is the one written just before (10,000
+    /// `[domain."…"]` headers make one entry).
+    fn add(&mut self, table: Table) {
+        if self.tables.last() != Some(&table) {
+            self.tables.push(table);
+        }
+    }
+
     fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
         match &self.header {
             None => Cow::Borrowed(&text[self.range.clone()]),
@@ -218,29 +226,26 @@ fn split(text: &str, size: usize) -> Option<Vec<Chunk>> {
                     // Its end is set at the newline that ends it.
                     cuttable = Some(line_start..line_start);
                 }
-                chunk.tables.push(table);
+                chunk.add(table);
                 state = State::Header;
             }
             (State::LineStart, _) => {
-                if last_header.is_some() {
+                if let Some(header) = &cuttable {
                     // Never between two dotted keys of one entry (`"x".dmarc.policy = …`).
                     let entry = key(text, token.kind(), span.start()..span.end());
                     let apart = entry.is_some() && entry != last_entry;
                     last_entry = entry;
-                    if let Some(header) = &cuttable
-                        && apart
-                        && line_start - chunk.range.start >= size
-                    {
+                    if apart && line_start - chunk.range.start >= size {
                         let name = chunk.tables.last().map(|t| t.name.clone())?;
                         chunks.push(cut(&mut chunk, line_start, Some(header.clone())));
-                        chunk.tables.push(Table {
+                        chunk.add(Table {
                             name,
                             defines: false,
                             root: false,
                         });
                     }
-                } else {
-                    chunk.tables.push(Table {
+                } else if last_header.is_none() {
+                    chunk.add(Table {
                         name: key(text, token.kind(), span.start()..span.end())?,
                         defines: true,
                         root: true,
