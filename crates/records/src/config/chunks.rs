@@ -86,6 +86,10 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
         merge(&mut dns_server, part.dns_server)?;
     }
     let server = server?;
+    // Grown by doubling: up to twice the room the entries need, kept while they are
+    // validated into the model.
+    domain.shrink_to_fit();
+    dns_server.shrink_to_fit();
     #[cfg(test)]
     tests::CHUNKED_PARSES.with(|n| n.set(n.get() + 1));
     Some(RawConfig {
