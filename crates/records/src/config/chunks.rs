@@ -512,6 +512,25 @@ mod tests {
     }
 
     #[test]
+    fn crlf_lines_in_chunks_equal_the_whole_parse() {
+        let text = format!("{SERVER}{}", tables("d", 3000)).replace('\n', "\r\n");
+        assert_same_chunked(&text);
+    }
+
+    #[test]
+    fn dotted_keys_of_one_entry_stay_in_one_chunk() {
+        let mut text = format!("{SERVER}\n[domain]\n");
+        for i in 0..6000 {
+            write!(
+                text,
+                "\"x{i}.example\".dmarc.policy = \"reject\"\n\"x{i}.example\".spf.mechanisms = [\"mx\"]\n\"x{i}.example\".caa.issuers = [\"letsencrypt.org\"]\n"
+            )
+            .unwrap();
+        }
+        assert_same_chunked(&text);
+    }
+
+    #[test]
     fn cuts_are_at_real_headers_only() {
         let text = format!("{SERVER}{}", tables("d", 3000));
         for chunk in split(&text, CHUNK_BYTES).unwrap().iter().skip(1) {
