@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::model::*;
 
 mod acme;
+mod chunks;
 pub use acme::{DEFAULT_RENEW_BEFORE, managed_zone};
 mod dkim_management;
 mod dns_server;
@@ -80,11 +81,21 @@ pub fn parse_table(table: toml::Table, base_dir: &Path) -> Result<Config> {
     Validator { base_dir }.config(raw)
 }
 
+/// A big file is parsed a chunk at a time when that provably gives the same result (see
+/// [`chunks`]); any other file, and any file with a mistake, is parsed whole.
 fn parse_raw(text: &str) -> Result<RawConfig> {
+    match chunks::parse_chunked(text) {
+        Some(raw) => Ok(raw),
+        None => parse_whole(text),
+    }
+}
+
+fn parse_whole(text: &str) -> Result<RawConfig> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
     // Only whitespace and comments: serde would say "missing field `server`" at an empty
-    // key path, which reads like a bug rather than a file with nothing in it.
-    if text.parse::<toml::Table>().is_ok_and(|t| t.is_empty()) {
+    // key path, which reads like a bug rather than a file with nothing in it. The text
+    // is valid TOML here, so its tokens tell, without a second parse.
+    if chunks::is_blank(text) {
         return Err(empty_file_error());
     }
     serde_path_to_error::deserialize(deserializer).map_err(|e| {

@@ -22,6 +22,20 @@ pub(super) struct RawConfig {
     pub(super) notify: RawNotify,
 }
 
+/// One chunk of a big config file (see `config::chunks`): the same tables as
+/// [`RawConfig`], each of them optional, since a chunk holds only some of them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawConfigPart {
+    pub(super) server: Option<RawServer>,
+    #[serde(default)]
+    pub(super) domain: IndexMap<String, RawDomain>,
+    #[serde(default)]
+    pub(super) dns_server: IndexMap<String, RawDnsServer>,
+    pub(super) serve: Option<RawServe>,
+    pub(super) notify: Option<RawNotify>,
+}
+
 /// `[serve]`: settings of `mailzone serve`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
