@@ -3,6 +3,7 @@
 //! knotd's, optionally what it sent from a tcpdump capture), the knotd of N empty zones,
 //! mailzone's configs and its `apply` runs, and octoDNS's config and its three runs.
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,8 +12,14 @@ use std::time::{Duration, Instant};
 
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
-use crate::mail_zones::{ByZone, OLD_RSA_SELECTOR, mailzone_config, verify_samples};
-use crate::measure::{load_average, machine_busy, run_measured, tail_of, wait_for_quiet, which};
+use crate::examples_dir;
+use crate::mail_zones::{
+    ByZone, NEW_RSA_SELECTOR, OLD_RSA_SELECTOR, mailzone_config, verify_samples,
+};
+use crate::measure::{
+    load_average, machine_busy, mailzone_binary, openssl_rsa_key, ratio, run_measured, tail_of,
+    wait_for_quiet, which,
+};
 use crate::octodns::write_zone_files;
 use crate::pcap::{DnsCounts, count_client_messages};
 
@@ -225,6 +232,49 @@ pub fn write_mailzone_config(
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// What a table against Knot starts from.
+pub struct KnotBench {
+    /// The mailzone release binary.
+    pub binary: PathBuf,
+    /// The temporary directory: configs, state directories, outputs, captures.
+    pub work_dir: tempfile::TempDir,
+    /// `examples/`, absolute.
+    pub examples: PathBuf,
+    /// The RSA key of (c) (selector [`NEW_RSA_SELECTOR`]), made with openssl.
+    pub new_rsa: PathBuf,
+    /// The TSIG key of every knotd.
+    pub key: TsigKey,
+}
+
+impl KnotBench {
+    /// Finds the mailzone binary and knotd, and makes the work directory (`prefix`…) and
+    /// the keys.
+    pub fn new(prefix: &str) -> Result<KnotBench, String> {
+        let binary = mailzone_binary()?;
+        if !ServerKind::Knot.available() {
+            return Err(
+                "knotd, kdig and knsupdate are needed: apt-get install knot knot-dnsutils".into(),
+            );
+        }
+        let work_dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let examples = examples_dir()
+            .canonicalize()
+            .map_err(|e| format!("examples/: {e}"))?;
+        let new_rsa = work_dir.path().join(format!("{NEW_RSA_SELECTOR}.pem"));
+        openssl_rsa_key(&new_rsa)?;
+        Ok(KnotBench {
+            binary,
+            work_dir,
+            examples,
+            new_rsa,
+            key: TsigKey::generate("mailzone"),
+        })
+    }
+}
+
 /// The RSA key of the first configs (selector [`OLD_RSA_SELECTOR`]) in `examples/`.
 pub fn old_rsa_key(examples: &Path) -> PathBuf {
     examples.join(format!("keys/{OLD_RSA_SELECTOR}.pem"))
@@ -251,6 +301,21 @@ pub struct ApplyReport {
     pub zones: usize,
 }
 
+/// `mailzone apply --quiet [--format json] --config CONFIG --state-dir STATE`.
+pub fn apply_args<'a>(config: &'a Path, state: &'a Path, json: bool) -> Vec<&'a OsStr> {
+    let mut args: Vec<&OsStr> = vec!["apply".as_ref(), "--quiet".as_ref()];
+    if json {
+        args.extend::<[&OsStr; 2]>(["--format".as_ref(), "json".as_ref()]);
+    }
+    args.extend([
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+    ]);
+    args
+}
+
 impl Mailzone<'_> {
     pub fn apply(
         &self,
@@ -258,21 +323,7 @@ impl Mailzone<'_> {
         config: &Path,
         state: &Path,
     ) -> Result<(Measure, ApplyReport), String> {
-        let out = self.work.join(format!("{label}.json"));
-        let err = self.work.join(format!("{label}.stderr"));
-        let args = [
-            "apply".as_ref(),
-            "--quiet".as_ref(),
-            "--format".as_ref(),
-            "json".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--state-dir".as_ref(),
-            state.as_os_str(),
-        ];
-        let m = measure(self.server, self.tcpdump, self.binary, &args, &out, &err)
-            .map_err(|e| format!("mailzone {label}: {e}"))?;
-        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        let (m, text) = self.run(label, "json", &apply_args(config, state, true))?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("mailzone {label} output: {e}"))?;
         let zones = json["zones"]
@@ -308,19 +359,7 @@ impl Mailzone<'_> {
         config: &Path,
         state: &Path,
     ) -> Result<(Measure, u64), String> {
-        let out = self.work.join(format!("{label}.txt"));
-        let err = self.work.join(format!("{label}.stderr"));
-        let args = [
-            "apply".as_ref(),
-            "--quiet".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--state-dir".as_ref(),
-            state.as_os_str(),
-        ];
-        let m = measure(self.server, self.tcpdump, self.binary, &args, &out, &err)
-            .map_err(|e| format!("mailzone {label}: {e}"))?;
-        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        let (m, text) = self.run(label, "txt", &apply_args(config, state, false))?;
         let messages = text
             .lines()
             .last()
@@ -331,6 +370,22 @@ impl Mailzone<'_> {
                 "mailzone {label}: no \"N DNS messages\" summary line"
             ))?;
         Ok((m, messages))
+    }
+
+    /// Measures mailzone with `args` (stdout into `<label>.<extension>` in the work
+    /// directory); returns what it printed.
+    fn run(
+        &self,
+        label: &str,
+        extension: &str,
+        args: &[&OsStr],
+    ) -> Result<(Measure, String), String> {
+        let out = self.work.join(format!("{label}.{extension}"));
+        let err = self.work.join(format!("{label}.stderr"));
+        let m = measure(self.server, self.tcpdump, self.binary, args, &out, &err)
+            .map_err(|e| format!("mailzone {label}: {e}"))?;
+        let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
+        Ok((m, text))
     }
 }
 
@@ -348,10 +403,98 @@ pub fn expect_one_update_per_zone(
     Ok(())
 }
 
+/// The run of median wall time (the later of the two middle ones for an even count).
 pub fn median(mut runs: Vec<(Measure, ApplyReport)>) -> (Measure, ApplyReport) {
     runs.sort_by_key(|(m, _)| m.wall);
     let mid = runs.len() / 2;
     runs.swap_remove(mid)
+}
+
+// ---------------------------------------------------------------------------------------
+// The rows of a table.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tool {
+    Mailzone,
+    Octodns,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Mailzone => "mailzone",
+            Tool::Octodns => "octoDNS",
+        }
+    }
+}
+
+/// What the operation `op` (each table has its own kind) cost `tool`.
+pub struct Row<Op> {
+    pub op: Op,
+    pub tool: Tool,
+    pub measure: Measure,
+    /// Runs of which `measure` is the median (by wall time).
+    pub runs: usize,
+    /// mailzone's own count (`summary.dnsMessages`).
+    pub own_messages: Option<u64>,
+    /// mailzone's `updatesSent` summed over the zones.
+    pub own_updates: Option<u64>,
+}
+
+impl<Op> Row<Op> {
+    /// mailzone's row from `apply --format json`: `measure` is the median of `runs`.
+    pub fn mailzone(op: Op, measure: Measure, report: &ApplyReport, runs: usize) -> Row<Op> {
+        Row {
+            op,
+            tool: Tool::Mailzone,
+            measure,
+            runs,
+            own_messages: Some(report.messages),
+            own_updates: Some(report.updates),
+        }
+    }
+
+    /// octoDNS's row: what it sent is known from a capture only.
+    pub fn octodns(op: Op, measure: Measure) -> Row<Op> {
+        Row {
+            op,
+            tool: Tool::Octodns,
+            measure,
+            runs: 1,
+            own_messages: None,
+            own_updates: None,
+        }
+    }
+
+    /// The capture's count when there is one, else mailzone's own.
+    fn count(&self, captured: fn(&DnsCounts) -> u64, own: Option<u64>) -> Option<u64> {
+        self.measure.captured.as_ref().map(captured).or(own)
+    }
+
+    pub fn messages(&self) -> Option<u64> {
+        self.count(|c| c.messages, self.own_messages)
+    }
+
+    pub fn updates(&self) -> Option<u64> {
+        self.count(|c| c.updates, self.own_updates)
+    }
+
+    /// The tool's wall time over knotd's CPU time (`–` when knotd used less than a tick).
+    pub fn wall_per_knot_cpu(&self) -> String {
+        if self.measure.knot_cpu.is_zero() {
+            "– (knotd < 1 tick)".into()
+        } else {
+            ratio(self.measure.wall, self.measure.knot_cpu)
+        }
+    }
+
+    /// `mailzone (median of 3)`, `mailzone`, `octoDNS`.
+    pub fn tool_name(&self) -> String {
+        match self.tool {
+            Tool::Mailzone if self.runs > 1 => format!("mailzone (median of {})", self.runs),
+            tool => tool.name().into(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,6 +538,17 @@ pub struct OctodnsRuns {
     pub publish: Measure,
     pub noop: Measure,
     pub dkim: Measure,
+}
+
+impl OctodnsRuns {
+    /// The rows of (a), (b) and (c), as the operations `publish`, `noop` and `dkim`.
+    pub fn into_rows<Op>(self, publish: Op, noop: Op, dkim: Op) -> [Row<Op>; 3] {
+        [
+            Row::octodns(publish, self.publish),
+            Row::octodns(noop, self.noop),
+            Row::octodns(dkim, self.dkim),
+        ]
+    }
 }
 
 /// octoDNS (the venv `venv`) on a fresh knotd of `zones`: (a) publishes `records_a`

@@ -28,22 +28,20 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mailzone_bench::examples_dir;
 use mailzone_bench::mail_zones::{
     ByZone, MAIL_HOST, NEW_RSA_SELECTOR, OLD_RSA_SELECTOR, records_by_zone, verify_samples,
     zone_name,
 };
 use mailzone_bench::measure::{
-    duration, load_average, mailzone_binary, mib, number_arg, openssl_rsa_key,
-    print_markdown_table, ratio, table_main, which,
+    duration, load_average, mib, number_arg, print_markdown_table, ratio, table_main, which,
 };
 use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
-    ApplyReport, Mailzone, Measure, expect_one_update_per_zone, median, old_rsa_key,
-    print_environment, run_octodns, start_knot, write_mailzone_config,
+    KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
+    run_octodns, start_knot, write_mailzone_config,
 };
-use mailzone_testkit::{ServerKind, TsigKey};
+use mailzone_testkit::TsigKey;
 
 const DEFAULT_ZONES: usize = 1_000;
 /// mailzone's no-op runs are repeated this many times (median reported).
@@ -122,33 +120,7 @@ impl Op {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Tool {
-    Mailzone,
-    Octodns,
-}
-
-struct Row {
-    op: Op,
-    tool: Tool,
-    measure: Measure,
-    /// Runs of which `measure` is the median (by wall time).
-    runs: usize,
-    /// mailzone's own count (`summary.dnsMessages`).
-    own_messages: Option<u64>,
-    /// mailzone's `updatesSent` summed over the zones.
-    own_updates: Option<u64>,
-}
-
-impl Row {
-    fn updates(&self) -> Option<u64> {
-        self.measure
-            .captured
-            .as_ref()
-            .map(|c| c.updates)
-            .or(self.own_updates)
-    }
-}
+type Row = mailzone_bench::reconcile::Row<Op>;
 
 fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
     let header = [
@@ -185,11 +157,7 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
             };
             [
                 r.op.label().into(),
-                match r.tool {
-                    Tool::Mailzone if r.runs > 1 => format!("mailzone (median of {})", r.runs),
-                    Tool::Mailzone => "mailzone".into(),
-                    Tool::Octodns => "octoDNS".into(),
-                },
+                r.tool_name(),
                 duration(m.wall),
                 messages,
                 r.updates().map(thousands).unwrap_or_else(|| "n/a".into()),
@@ -197,11 +165,7 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
                 duration(m.cpu),
                 duration(m.knot_cpu),
                 duration(m.others_cpu),
-                if m.knot_cpu.is_zero() {
-                    "– (knotd < 1 tick)".into()
-                } else {
-                    ratio(m.wall, m.knot_cpu)
-                },
+                r.wall_per_knot_cpu(),
                 vs_octodns,
             ]
         })
@@ -225,16 +189,7 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
     let disturbed: Vec<String> = rows
         .iter()
         .filter(|r| r.measure.others_cpu > r.measure.wall.mul_f64(0.2))
-        .map(|r| {
-            format!(
-                "{} {}",
-                short(r.op),
-                match r.tool {
-                    Tool::Mailzone => "mailzone",
-                    Tool::Octodns => "octoDNS",
-                }
-            )
-        })
+        .map(|r| format!("{} {}", short(r.op), r.tool.name()))
         .collect();
     if !disturbed.is_empty() {
         println!(
@@ -260,14 +215,7 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
                 )
             })
             .unwrap_or_else(|| "not captured".into());
-        println!(
-            "- {} — {}: {what}",
-            r.op.label(),
-            match r.tool {
-                Tool::Mailzone => "mailzone",
-                Tool::Octodns => "octoDNS",
-            }
-        );
+        println!("- {} — {}: {what}", r.op.label(), r.tool.name());
     }
     if cfg!(debug_assertions) {
         println!();
@@ -372,17 +320,6 @@ fn short(op: Op) -> &'static str {
 // ---------------------------------------------------------------------------------------
 // mailzone.
 
-fn mailzone_row(op: Op, m: Measure, report: &ApplyReport, runs: usize) -> Row {
-    Row {
-        op,
-        tool: Tool::Mailzone,
-        measure: m,
-        runs,
-        own_messages: Some(report.messages),
-        own_updates: Some(report.updates),
-    }
-}
-
 /// Everything the runs share.
 struct Bench<'a> {
     /// The mailzone release binary.
@@ -447,7 +384,7 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     let (m, report) = mz.apply("mailzone-a", &config_a, &state)?;
     expect_one_update_per_zone("(a)", &report, zones.len())?;
     verify_samples(server.addr, zones, &records_a, None)?;
-    rows.push(mailzone_row(Op::Publish, m, &report, 1));
+    rows.push(Row::mailzone(Op::Publish, m, &report, 1));
 
     eprintln!("mailzone (b): no-op, cold ({NOOP_RUNS} runs)");
     let mut cold = Vec::new();
@@ -472,15 +409,15 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
         }
     }
     let (m, report) = median(cold);
-    rows.push(mailzone_row(Op::NoopCold, m, &report, NOOP_RUNS));
+    rows.push(Row::mailzone(Op::NoopCold, m, &report, NOOP_RUNS));
     let (m, report) = median(warm);
-    rows.push(mailzone_row(Op::NoopWarm, m, &report, NOOP_RUNS));
+    rows.push(Row::mailzone(Op::NoopWarm, m, &report, NOOP_RUNS));
 
     eprintln!("mailzone (c): the RSA DKIM key of every zone replaced");
     let (m, report) = mz.apply("mailzone-c", &config_c, &state)?;
     expect_one_update_per_zone("(c)", &report, zones.len())?;
     verify_samples(server.addr, zones, &records_c, Some(OLD_RSA_SELECTOR))?;
-    rows.push(mailzone_row(Op::Dkim, m, &report, 1));
+    rows.push(Row::mailzone(Op::Dkim, m, &report, 1));
     drop(server);
 
     // `--format json` holds the whole report in memory before printing it: (a) once more
@@ -544,32 +481,14 @@ fn octodns_rows(
         records_a,
         records_c,
     )?;
-    for (op, measure) in [
-        (Op::Publish, runs.publish),
-        (Op::NoopOctodns, runs.noop),
-        (Op::Dkim, runs.dkim),
-    ] {
-        rows.push(Row {
-            op,
-            tool: Tool::Octodns,
-            measure,
-            runs: 1,
-            own_messages: None,
-            own_updates: None,
-        });
-    }
+    rows.extend(runs.into_rows(Op::Publish, Op::NoopOctodns, Op::Dkim));
     Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
 
 fn run(args: &Args) -> Result<(), String> {
-    let binary = mailzone_binary()?;
-    if !ServerKind::Knot.available() {
-        return Err(
-            "knotd, kdig and knsupdate are needed: apt-get install knot knot-dnsutils".into(),
-        );
-    }
+    let setup = KnotBench::new("mailzone-reconcile-bench-")?;
     let tcpdump = if args.capture {
         let found = which("tcpdump");
         if found.is_none() {
@@ -581,35 +500,25 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         None
     };
-    let work_dir = tempfile::Builder::new()
-        .prefix("mailzone-reconcile-bench-")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
     // RECONCILE_TABLE_KEEP=1 keeps the configs, outputs, logs and captures for a look.
-    let kept = std::env::var_os("RECONCILE_TABLE_KEEP").map(|_| work_dir.path().to_path_buf());
+    let kept =
+        std::env::var_os("RECONCILE_TABLE_KEEP").map(|_| setup.work_dir.path().to_path_buf());
     if let Some(path) = &kept {
         eprintln!("reconcile_table: keeping {}", path.display());
     }
-    let work = work_dir.path();
-    let examples = examples_dir()
-        .canonicalize()
-        .map_err(|e| format!("examples/: {e}"))?;
-    let new_rsa = work.join(format!("{NEW_RSA_SELECTOR}.pem"));
-    openssl_rsa_key(&new_rsa)?;
     let zones: Vec<String> = (0..args.zones).map(zone_name).collect();
-    let key = TsigKey::generate("mailzone");
     let bench = Bench {
-        binary: &binary,
+        binary: &setup.binary,
         tcpdump: tcpdump.as_deref(),
-        work,
-        examples: &examples,
-        new_rsa: &new_rsa,
+        work: setup.work_dir.path(),
+        examples: &setup.examples,
+        new_rsa: &setup.new_rsa,
         zones: &zones,
-        key: &key,
+        key: &setup.key,
     };
     let result = measure_all(args, &bench);
     if kept.is_some() {
-        let _ = work_dir.keep();
+        let _ = setup.work_dir.keep();
     }
     result
 }

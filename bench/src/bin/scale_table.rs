@@ -29,22 +29,20 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use mailzone_bench::examples_dir;
 use mailzone_bench::mail_zones::{
     ByZone, NEW_RSA_SELECTOR, OLD_RSA_SELECTOR, records_by_zone, sample_records_by_zone,
     verify_samples, zone_name,
 };
 use mailzone_bench::measure::{
-    duration, load_average, mailzone_binary, mib, number_arg, openssl_rsa_key,
-    print_markdown_table, ratio, table_main, which,
+    duration, load_average, mib, number_arg, print_markdown_table, table_main, which,
 };
 use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
-    ApplyReport, Mailzone, Measure, expect_one_update_per_zone, median, old_rsa_key,
-    print_environment, run_octodns, start_knot, write_mailzone_config,
+    KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
+    run_octodns, start_knot, write_mailzone_config,
 };
-use mailzone_testkit::{ServerKind, TsigKey};
+use mailzone_testkit::TsigKey;
 
 const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const MAX_ZONES: usize = 100_000;
@@ -135,88 +133,29 @@ impl Op {
     }
 }
 
+/// An operation at a size.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Tool {
-    Mailzone,
-    Octodns,
-}
-
-struct Row {
+struct At {
     zones: usize,
     op: Op,
-    tool: Tool,
-    measure: Measure,
-    /// Runs of which `measure` is the median (by wall time).
-    runs: usize,
-    /// mailzone's own counts (`summary.dnsMessages`, `updatesSent` summed over the zones).
-    own_messages: Option<u64>,
-    own_updates: Option<u64>,
 }
 
-impl Row {
-    fn mailzone(zones: usize, op: Op, measure: Measure, report: &ApplyReport, runs: usize) -> Row {
-        Row {
-            zones,
-            op,
-            tool: Tool::Mailzone,
-            measure,
-            runs,
-            own_messages: Some(report.messages),
-            own_updates: Some(report.updates),
-        }
-    }
+type Row = mailzone_bench::reconcile::Row<At>;
 
-    fn messages(&self) -> Option<u64> {
-        self.measure
-            .captured
-            .as_ref()
-            .map(|c| c.messages)
-            .or(self.own_messages)
-    }
-
-    fn updates(&self) -> Option<u64> {
-        self.measure
-            .captured
-            .as_ref()
-            .map(|c| c.updates)
-            .or(self.own_updates)
-    }
-
-    fn tool_name(&self) -> String {
-        match self.tool {
-            Tool::Mailzone if self.runs > 1 => format!("mailzone (median of {})", self.runs),
-            Tool::Mailzone => "mailzone".into(),
-            Tool::Octodns => "octoDNS".into(),
-        }
-    }
-
-    fn wall_per_knot_cpu(&self) -> String {
-        if self.measure.knot_cpu.is_zero() {
-            "– (knotd < 1 tick)".into()
-        } else {
-            ratio(self.measure.wall, self.measure.knot_cpu)
-        }
-    }
-
-    /// One line for the progress on stderr (the table comes at the end).
-    fn progress(&self) -> String {
-        let m = &self.measure;
-        format!(
-            "  {} zones {} {}: wall {}, CPU {}, knotd CPU {} ({}), peak RSS {}",
-            thousands(self.zones as u64),
-            self.op.short(),
-            self.tool_name(),
-            duration(m.wall),
-            duration(m.cpu),
-            duration(m.knot_cpu),
-            self.wall_per_knot_cpu(),
-            mib(m.peak_rss_kib)
-        )
-    }
-}
-
+/// Adds `row`, saying it on stderr at once (the table comes at the end).
 fn push(rows: &mut Vec<Row>, row: Row) {
-    eprintln!("{}", row.progress());
+    let m = &row.measure;
+    eprintln!(
+        "  {} zones {} {}: wall {}, CPU {}, knotd CPU {} ({}), peak RSS {}",
+        thousands(row.op.zones as u64),
+        row.op.op.short(),
+        row.tool_name(),
+        duration(m.wall),
+        duration(m.cpu),
+        duration(m.knot_cpu),
+        row.wall_per_knot_cpu(),
+        mib(m.peak_rss_kib)
+    );
     rows.push(row);
 }
 
@@ -249,6 +188,7 @@ fn run_size(
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
     let zones: Vec<String> = (0..n).map(zone_name).collect();
     let octodns = bench.octodns.filter(|_| n == OCTODNS_ZONES);
+    let at = |op| At { zones: n, op };
 
     eprintln!("{} zones: starting knotd", thousands(n as u64));
     let started = Instant::now();
@@ -298,7 +238,7 @@ fn run_size(
     let (m, report) = mz.apply("mailzone-a", &config_a, &state)?;
     expect_one_update_per_zone("(a)", &report, n)?;
     verify_samples(server.addr, &zones, &records_a, None)?;
-    push(rows, Row::mailzone(n, Op::Publish, m, &report, 1));
+    push(rows, Row::mailzone(at(Op::Publish), m, &report, 1));
 
     eprintln!("  mailzone (b): no-op, warm ({noop_runs} runs)");
     let mut warm = Vec::new();
@@ -314,13 +254,13 @@ fn run_size(
         warm.push((m, report));
     }
     let (m, report) = median(warm);
-    push(rows, Row::mailzone(n, Op::NoopWarm, m, &report, noop_runs));
+    push(rows, Row::mailzone(at(Op::NoopWarm), m, &report, noop_runs));
 
     eprintln!("  mailzone (c): the RSA DKIM key of every zone replaced");
     let (m, report) = mz.apply("mailzone-c", &config_c, &state)?;
     expect_one_update_per_zone("(c)", &report, n)?;
     verify_samples(server.addr, &zones, &records_c, Some(OLD_RSA_SELECTOR))?;
-    push(rows, Row::mailzone(n, Op::Dkim, m, &report, 1));
+    push(rows, Row::mailzone(at(Op::Dkim), m, &report, 1));
     drop(server);
 
     if let Some(venv) = octodns {
@@ -333,20 +273,7 @@ fn run_size(
             &records_a,
             &records_c,
         )?;
-        for (op, measure) in [
-            (Op::Publish, runs.publish),
-            (Op::NoopWarm, runs.noop),
-            (Op::Dkim, runs.dkim),
-        ] {
-            let row = Row {
-                zones: n,
-                op,
-                tool: Tool::Octodns,
-                measure,
-                runs: 1,
-                own_messages: None,
-                own_updates: None,
-            };
+        for row in runs.into_rows(at(Op::Publish), at(Op::NoopWarm), at(Op::Dkim)) {
             push(rows, row);
         }
     }
@@ -358,34 +285,18 @@ fn run_size(
 // ---------------------------------------------------------------------------------------
 
 fn run(args: &Args) -> Result<(), String> {
-    let binary = mailzone_binary()?;
-    if !ServerKind::Knot.available() {
-        return Err(
-            "knotd, kdig and knsupdate are needed: apt-get install knot knot-dnsutils".into(),
-        );
-    }
+    let setup = KnotBench::new("mailzone-scale-bench-")?;
     let tcpdump = if args.capture {
         Some(which("tcpdump").ok_or("--capture needs tcpdump (apt-get install -y tcpdump)")?)
     } else {
         None
     };
-    let work_dir = tempfile::Builder::new()
-        .prefix("mailzone-scale-bench-")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
-    // SCALE_TABLE_KEEP=1 keeps the work directory (the last size's files are removed
-    // after it all the same, unless it failed).
+    // SCALE_TABLE_KEEP=1 keeps the work directory (a size's files are removed after it
+    // all the same, unless it failed).
     let kept = std::env::var_os("SCALE_TABLE_KEEP").is_some();
     if kept {
-        eprintln!("scale_table: keeping {}", work_dir.path().display());
+        eprintln!("scale_table: keeping {}", setup.work_dir.path().display());
     }
-    let work = work_dir.path();
-    let examples = examples_dir()
-        .canonicalize()
-        .map_err(|e| format!("examples/: {e}"))?;
-    let new_rsa = work.join(format!("{NEW_RSA_SELECTOR}.pem"));
-    openssl_rsa_key(&new_rsa)?;
-    let key = TsigKey::generate("mailzone");
 
     let mut octodns_note = String::from("octoDNS: skipped (--skip-octodns).");
     let mut venv = None;
@@ -410,12 +321,12 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     let bench = Bench {
-        binary: &binary,
+        binary: &setup.binary,
         tcpdump: tcpdump.as_deref(),
-        work,
-        examples: &examples,
-        new_rsa: &new_rsa,
-        key: &key,
+        work: setup.work_dir.path(),
+        examples: &setup.examples,
+        new_rsa: &setup.new_rsa,
+        key: &setup.key,
         octodns: venv.as_deref(),
     };
 
@@ -429,11 +340,11 @@ fn run(args: &Args) -> Result<(), String> {
             failures.push(format!("{} zones: {e}", thousands(n as u64)));
         }
     }
-    print_environment(&binary, &load_before);
+    print_environment(&setup.binary, &load_before);
     print_table(&rows, &octodns_note, tcpdump.is_some());
     print_targets(&rows, &args.sizes);
     if kept {
-        let _ = work_dir.keep();
+        let _ = setup.work_dir.keep();
     }
     if failures.is_empty() {
         Ok(())
@@ -460,8 +371,8 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
         .map(|r| {
             let m = &r.measure;
             vec![
-                thousands(r.zones as u64),
-                r.op.label().into(),
+                thousands(r.op.zones as u64),
+                r.op.op.label().into(),
                 r.tool_name(),
                 duration(m.wall),
                 duration(m.cpu),
@@ -498,8 +409,8 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
         .map(|r| {
             format!(
                 "{} zones {} {}",
-                thousands(r.zones as u64),
-                r.op.short(),
+                thousands(r.op.zones as u64),
+                r.op.op.short(),
                 r.tool_name()
             )
         })
@@ -521,7 +432,7 @@ fn print_targets(rows: &[Row], sizes: &[usize]) {
     let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
     let mailzone = |n: usize, op: Op| {
         rows.iter()
-            .find(|r| r.zones == n && r.op == op && r.tool == Tool::Mailzone)
+            .find(|r| r.op == At { zones: n, op } && r.tool == Tool::Mailzone)
     };
     let mut lines = Vec::new();
     match mailzone(TARGET_NOOP_ZONES, Op::NoopWarm) {
