@@ -372,7 +372,12 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
             let m = &r.measure;
             vec![
                 thousands(r.op.zones as u64),
-                r.op.op.label().into(),
+                // octoDNS keeps no state: its no-op is the same run cold or warm.
+                if r.tool == Tool::Octodns && r.op.op == Op::NoopWarm {
+                    "(b) no-op (no state: cold = warm)".into()
+                } else {
+                    r.op.op.label().into()
+                },
                 r.tool_name(),
                 duration(m.wall),
                 duration(m.cpu),
