@@ -497,6 +497,23 @@ impl<Op> Row<Op> {
     }
 }
 
+/// The warning under a table naming (by `label`) the rows during which other work took
+/// more than 20 % of a core: their wall times are not to be trusted.
+pub fn warn_disturbed<Op>(rows: &[Row<Op>], label: impl Fn(&Row<Op>) -> String) {
+    let disturbed: Vec<String> = rows
+        .iter()
+        .filter(|r| r.measure.others_cpu > r.measure.wall.mul_f64(0.2))
+        .map(label)
+        .collect();
+    if !disturbed.is_empty() {
+        println!(
+            "Warning: other work took more than 20 % of a core during {}: their wall times are \
+             inflated; run again on an idle machine.",
+            disturbed.join(", ")
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // octoDNS.
 

@@ -39,7 +39,7 @@ use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
     KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
-    run_octodns, start_knot, write_mailzone_config,
+    run_octodns, start_knot, warn_disturbed, write_mailzone_config,
 };
 use mailzone_testkit::TsigKey;
 
@@ -186,18 +186,7 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
          /proc, 10 ms ticks); others' CPU: the rest of the machine meanwhile (tcpdump, the \
          kernel's loopback work, any other process), 2 cores in all."
     );
-    let disturbed: Vec<String> = rows
-        .iter()
-        .filter(|r| r.measure.others_cpu > r.measure.wall.mul_f64(0.2))
-        .map(|r| format!("{} {}", short(r.op), r.tool.name()))
-        .collect();
-    if !disturbed.is_empty() {
-        println!(
-            "Warning: other work took more than 20 % of a core during {}: their wall times are \
-             inflated; run again on an idle machine.",
-            disturbed.join(", ")
-        );
-    }
+    warn_disturbed(rows, |r| format!("{} {}", short(r.op), r.tool.name()));
     println!();
     println!("What was sent (from the capture, client → knotd):");
     for r in rows {

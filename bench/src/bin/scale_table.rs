@@ -40,7 +40,7 @@ use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
     KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
-    run_octodns, start_knot, write_mailzone_config,
+    run_octodns, start_knot, warn_disturbed, write_mailzone_config,
 };
 use mailzone_testkit::TsigKey;
 
@@ -408,25 +408,14 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
         },
         if captured { ", or the capture's" } else { "" }
     );
-    let disturbed: Vec<String> = rows
-        .iter()
-        .filter(|r| r.measure.others_cpu > r.measure.wall.mul_f64(0.2))
-        .map(|r| {
-            format!(
-                "{} zones {} {}",
-                thousands(r.op.zones as u64),
-                r.op.op.short(),
-                r.tool_name()
-            )
-        })
-        .collect();
-    if !disturbed.is_empty() {
-        println!(
-            "Warning: other work took more than 20 % of a core during {}: their wall times are \
-             inflated; run again on an idle machine.",
-            disturbed.join(", ")
-        );
-    }
+    warn_disturbed(rows, |r| {
+        format!(
+            "{} zones {} {}",
+            thousands(r.op.zones as u64),
+            r.op.op.short(),
+            r.tool_name()
+        )
+    });
     if cfg!(debug_assertions) {
         println!();
         println!("warning: this is a debug build of scale_table; run it with --release.");
