@@ -9,12 +9,14 @@
 //! `powerdns_table`: the same against one PowerDNS through its HTTP API) share
 //! [`mail_zones`] (the zones, the config, the records), [`measure`] (a tool's wall time,
 //! peak RSS and CPU), [`octodns`] (the peer and its zone files) and [`pcap`] (DNS messages
-//! counted from a capture).
+//! counted from a capture); `reconcile_table` and `scale_table` (the same against one Knot
+//! at 1,000 to 100,000 zones) also share [`reconcile`] (knotd, the runs of each tool).
 
 pub mod mail_zones;
 pub mod measure;
 pub mod octodns;
 pub mod pcap;
+pub mod reconcile;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -37,6 +37,7 @@ use mailzone_bench::measure::{
 };
 use mailzone_bench::octodns::{octodns_venv, write_zone_files};
 use mailzone_bench::pcap::thousands;
+use mailzone_bench::reconcile::apply_args;
 use mailzone_testkit::{ApiRequest, POWERDNS_TOOLS, PowerDns, ZoneSpec};
 
 const DEFAULT_ZONES: usize = 1_000;
@@ -553,16 +554,7 @@ fn run_mailzone(bench: &Bench<'_>, rows: &mut Vec<Row>) -> Result<(ByZone, ByZon
     let warm_state = work.join("state-warm");
     let dns = server.dns;
     let mut apply = |label: &str, config: &Path, state: &Path| -> Result<Row, String> {
-        let args = [
-            "apply".as_ref(),
-            "--quiet".as_ref(),
-            "--format".as_ref(),
-            "json".as_ref(),
-            "--config".as_ref(),
-            config.as_os_str(),
-            "--state-dir".as_ref(),
-            state.as_os_str(),
-        ];
+        let args = apply_args(config, state, true);
         let m = measure(&mut server, work, label, binary, &args)?;
         let own = own_messages(&work.join(format!("{label}.out")), zones.len())?;
         Ok(Row {

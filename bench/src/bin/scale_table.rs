@@ -1,0 +1,504 @@
+//! mailzone publishing into one Knot at 1,000, 10,000 and 100,000 zones (the scale
+//! benchmark), beside octoDNS at 1,000: prints one markdown table of wall time, CPU
+//! (mailzone's and knotd's), DNS messages, UPDATEs and peak RSS for each size, operation
+//! and tool, and whether mailzone meets its scale targets.
+//!
+//! ```sh
+//! cargo build --release -p mailzone
+//! cargo run --release -p mailzone-bench --bin scale_table -- \
+//!     [--sizes 1000,10000,100000] [--skip-octodns] [--noop-runs N] [--capture]
+//! ```
+//!
+//! For each size N, one fresh knotd (testkit) serving N zones `z00000.bench.test` … that
+//! hold only the kit's SOA, NS and `ns1` glue at the start, and the configs of
+//! `reconcile_table`:
+//! - (a) initial publish;
+//! - (b) a warm no-op (the state directory of (a)), the median of `--noop-runs` runs
+//!   (default 3);
+//! - (c) the RSA DKIM key of every domain replaced by another one (new selector).
+//!
+//! (a) and (c) must send one UPDATE per zone and (b) none (mailzone's own `updatesSent`),
+//! and the first, middle and last zones are checked with kdig after (a) and (c). octoDNS
+//! runs (a), (b) and (c) at 1,000 zones only (it takes minutes there), on a fresh knotd.
+//!
+//! DNS messages are mailzone's own count (`summary.dnsMessages`); `--capture` also runs
+//! tcpdump on `lo` (as `reconcile_table` does), which counts octoDNS's messages too but
+//! takes CPU from the runs measured.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use mailzone_bench::mail_zones::{
+    ByZone, NEW_RSA_SELECTOR, OLD_RSA_SELECTOR, records_by_zone, sample_records_by_zone,
+    verify_samples, zone_name,
+};
+use mailzone_bench::measure::{
+    duration, load_average, mib, number_arg, print_markdown_table, table_main, which,
+};
+use mailzone_bench::octodns::octodns_venv;
+use mailzone_bench::pcap::thousands;
+use mailzone_bench::reconcile::{
+    KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
+    run_octodns, start_knot, warn_disturbed, write_mailzone_config,
+};
+use mailzone_testkit::TsigKey;
+
+const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const MAX_ZONES: usize = 100_000;
+/// octoDNS runs at this size only.
+const OCTODNS_ZONES: usize = 1_000;
+/// The scale targets: the largest size's warm no-op time and peak RSS, and each run's
+/// wall time against knotd's CPU time.
+const TARGET_NOOP_ZONES: usize = 100_000;
+const TARGET_NOOP_WALL: Duration = Duration::from_secs(30);
+const TARGET_NOOP_RSS_BYTES: u64 = 300_000_000;
+const TARGET_CHANGE_FACTOR: f64 = 1.3;
+const TARGET_NOOP_FACTOR: f64 = 3.0;
+
+struct Args {
+    sizes: Vec<usize>,
+    octodns: bool,
+    capture: bool,
+    noop_runs: usize,
+}
+
+fn main() -> ExitCode {
+    table_main(
+        "scale_table",
+        "[--sizes 1000,10000,100000] [--skip-octodns] [--noop-runs N] [--capture]",
+        parse_args,
+        run,
+    )
+}
+
+fn parse_args(raw: Vec<String>) -> Result<Args, String> {
+    let mut args = Args {
+        sizes: DEFAULT_SIZES.to_vec(),
+        octodns: true,
+        capture: false,
+        noop_runs: 3,
+    };
+    let mut it = raw.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--sizes" => {
+                let list = it
+                    .next()
+                    .ok_or("--sizes needs a value: 1000,10000,100000")?;
+                args.sizes = list
+                    .split(',')
+                    .map(|n| match n.trim().replace('_', "").parse::<usize>() {
+                        Ok(n) if (1..=MAX_ZONES).contains(&n) => Ok(n),
+                        _ => Err(format!(
+                            "--sizes: `{n}` is not a number of zones from 1 to {MAX_ZONES}"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--skip-octodns" => args.octodns = false,
+            "--capture" => args.capture = true,
+            "--noop-runs" => args.noop_runs = number_arg("--noop-runs", &mut it, 1..=20)?,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(args)
+}
+
+// ---------------------------------------------------------------------------------------
+// The rows.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Publish,
+    NoopWarm,
+    Dkim,
+}
+
+impl Op {
+    fn label(self) -> &'static str {
+        match self {
+            Op::Publish => "(a) initial publish",
+            Op::NoopWarm => "(b) no-op, warm",
+            Op::Dkim => "(c) DKIM key changed in every zone",
+        }
+    }
+
+    fn short(self) -> &'static str {
+        match self {
+            Op::Publish => "(a)",
+            Op::NoopWarm => "(b) warm",
+            Op::Dkim => "(c)",
+        }
+    }
+}
+
+/// An operation at a size.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct At {
+    zones: usize,
+    op: Op,
+}
+
+type Row = mailzone_bench::reconcile::Row<At>;
+
+/// Adds `row`, saying it on stderr at once (the table comes at the end).
+fn push(rows: &mut Vec<Row>, row: Row) {
+    let m = &row.measure;
+    eprintln!(
+        "  {} zones {} {}: wall {}, CPU {}, knotd CPU {} ({}), peak RSS {}",
+        thousands(row.op.zones as u64),
+        row.op.op.short(),
+        row.tool_name(),
+        duration(m.wall),
+        duration(m.cpu),
+        duration(m.knot_cpu),
+        row.wall_per_knot_cpu(),
+        mib(m.peak_rss_kib)
+    );
+    rows.push(row);
+}
+
+// ---------------------------------------------------------------------------------------
+// One size.
+
+/// Everything the sizes share.
+struct Bench<'a> {
+    binary: &'a Path,
+    tcpdump: Option<&'a Path>,
+    /// The temporary directory: one subdirectory per size (removed after it).
+    work: &'a Path,
+    /// `examples/`, absolute.
+    examples: &'a Path,
+    /// The RSA key of (c), made with openssl.
+    new_rsa: &'a Path,
+    key: &'a TsigKey,
+    /// The octoDNS venv and its versions, when octoDNS runs.
+    octodns: Option<&'a Path>,
+}
+
+/// mailzone's rows at `n` zones, then octoDNS's at [`OCTODNS_ZONES`].
+fn run_size(
+    bench: &Bench<'_>,
+    n: usize,
+    noop_runs: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), String> {
+    let work = &bench.work.join(format!("zones-{n}"));
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let zones: Vec<String> = (0..n).map(zone_name).collect();
+    let octodns = bench.octodns.filter(|_| n == OCTODNS_ZONES);
+    let at = |op| At { zones: n, op };
+
+    eprintln!("{} zones: starting knotd", thousands(n as u64));
+    let started = Instant::now();
+    let server = start_knot(&zones, bench.key)?;
+    eprintln!("  knotd serves them after {}", duration(started.elapsed()));
+    let config_a = work.join("mailzone-a.toml");
+    let config_c = work.join("mailzone-c.toml");
+    write_mailzone_config(
+        &config_a,
+        &zones,
+        &server,
+        bench.examples,
+        OLD_RSA_SELECTOR,
+        &old_rsa_key(bench.examples),
+    )?;
+    write_mailzone_config(
+        &config_c,
+        &zones,
+        &server,
+        bench.examples,
+        NEW_RSA_SELECTOR,
+        bench.new_rsa,
+    )?;
+    // octoDNS is handed every zone's records; otherwise only the zones checked with kdig
+    // are kept. Either also warms the page cache for the binary, the configs and the keys.
+    let records = |config: &Path| -> Result<ByZone, String> {
+        let state = work.join("state-records");
+        if octodns.is_some() {
+            records_by_zone(bench.binary, config, &state, &zones)
+        } else {
+            sample_records_by_zone(bench.binary, config, &state, &zones)
+        }
+    };
+    let records_a = records(&config_a)?;
+    let records_c = records(&config_c)?;
+
+    let mz = Mailzone {
+        binary: bench.binary,
+        server: &server,
+        tcpdump: bench.tcpdump,
+        work,
+        zones: n,
+    };
+    let state = work.join("state-warm");
+
+    eprintln!("  mailzone (a): initial publish");
+    let (m, report) = mz.apply("mailzone-a", &config_a, &state)?;
+    expect_one_update_per_zone("(a)", &report, n)?;
+    verify_samples(server.addr, &zones, &records_a, None)?;
+    push(rows, Row::mailzone(at(Op::Publish), m, &report, 1));
+
+    eprintln!("  mailzone (b): no-op, warm ({noop_runs} runs)");
+    let mut warm = Vec::new();
+    for run in 0..noop_runs {
+        let (m, report) = mz.apply(&format!("mailzone-b-warm-{run}"), &config_a, &state)?;
+        let captured = m.captured.as_ref().map(|c| c.updates).unwrap_or(0);
+        if report.updates != 0 || captured != 0 {
+            return Err(format!(
+                "mailzone (b) warm: a no-op run sent UPDATEs (updatesSent {}, captured {captured})",
+                report.updates
+            ));
+        }
+        warm.push((m, report));
+    }
+    let (m, report) = median(warm);
+    push(rows, Row::mailzone(at(Op::NoopWarm), m, &report, noop_runs));
+
+    eprintln!("  mailzone (c): the RSA DKIM key of every zone replaced");
+    let (m, report) = mz.apply("mailzone-c", &config_c, &state)?;
+    expect_one_update_per_zone("(c)", &report, n)?;
+    verify_samples(server.addr, &zones, &records_c, Some(OLD_RSA_SELECTOR))?;
+    push(rows, Row::mailzone(at(Op::Dkim), m, &report, 1));
+    drop(server);
+
+    if let Some(venv) = octodns {
+        let runs = run_octodns(
+            venv,
+            bench.tcpdump,
+            work,
+            &zones,
+            bench.key,
+            &records_a,
+            &records_c,
+        )?;
+        for row in runs.into_rows(at(Op::Publish), at(Op::NoopWarm), at(Op::Dkim)) {
+            push(rows, row);
+        }
+    }
+    // The configs, state and outputs of 100,000 zones take hundreds of MB.
+    let _ = std::fs::remove_dir_all(work);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn run(args: &Args) -> Result<(), String> {
+    let setup = KnotBench::new("mailzone-scale-bench-")?;
+    let tcpdump = if args.capture {
+        Some(which("tcpdump").ok_or("--capture needs tcpdump (apt-get install -y tcpdump)")?)
+    } else {
+        None
+    };
+    // SCALE_TABLE_KEEP=1 keeps the work directory (a size's files are removed after it
+    // all the same, unless it failed).
+    let kept = std::env::var_os("SCALE_TABLE_KEEP").is_some();
+    if kept {
+        eprintln!("scale_table: keeping {}", setup.work_dir.path().display());
+    }
+
+    let mut octodns_note = String::from("octoDNS: skipped (--skip-octodns).");
+    let mut venv = None;
+    if !args.sizes.contains(&OCTODNS_ZONES) {
+        octodns_note = format!(
+            "octoDNS: not run (it runs at {} zones only).",
+            thousands(OCTODNS_ZONES as u64)
+        );
+    } else if args.octodns {
+        match octodns_venv() {
+            Ok((path, versions)) => {
+                venv = Some(path);
+                octodns_note = format!(
+                    "octoDNS at {} zones only: {versions}, `octodns-sync --doit` with \
+                     octodns-bind's Rfc2136Provider (default settings: zones one after \
+                     another), on a fresh knotd; its DNS messages and UPDATEs are counted only \
+                     with --capture.",
+                    thousands(OCTODNS_ZONES as u64)
+                );
+            }
+            Err(e) => octodns_note = format!("octoDNS: not measured ({e})."),
+        }
+    }
+    let bench = Bench {
+        binary: &setup.binary,
+        tcpdump: tcpdump.as_deref(),
+        work: setup.work_dir.path(),
+        examples: &setup.examples,
+        new_rsa: &setup.new_rsa,
+        key: &setup.key,
+        octodns: venv.as_deref(),
+    };
+
+    let load_before = load_average();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for &n in &args.sizes {
+        // A size that fails does not lose the others' rows.
+        if let Err(e) = run_size(&bench, n, args.noop_runs, &mut rows) {
+            eprintln!("scale_table: {} zones failed: {e}", thousands(n as u64));
+            failures.push(format!("{} zones: {e}", thousands(n as u64)));
+        }
+    }
+    print_environment(&setup.binary, &load_before);
+    print_table(&rows, &octodns_note, tcpdump.is_some());
+    print_targets(&rows, &args.sizes);
+    if kept {
+        let _ = setup.work_dir.keep();
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failures.join("; ")))
+    }
+}
+
+fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
+    let header = [
+        "zones",
+        "operation",
+        "tool",
+        "wall",
+        "tool CPU",
+        "knotd CPU",
+        "wall ÷ knotd CPU",
+        "DNS messages",
+        "UPDATEs",
+        "peak RSS",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let m = &r.measure;
+            vec![
+                thousands(r.op.zones as u64),
+                // octoDNS keeps no state: its no-op is the same run cold or warm.
+                if r.tool == Tool::Octodns && r.op.op == Op::NoopWarm {
+                    "(b) no-op (no state: cold = warm)".into()
+                } else {
+                    r.op.op.label().into()
+                },
+                r.tool_name(),
+                duration(m.wall),
+                duration(m.cpu),
+                duration(m.knot_cpu),
+                r.wall_per_knot_cpu(),
+                r.messages().map(thousands).unwrap_or_else(|| "n/a".into()),
+                r.updates().map(thousands).unwrap_or_else(|| "n/a".into()),
+                mib(m.peak_rss_kib),
+            ]
+        })
+        .collect();
+    print_markdown_table(&header, &cells, 3);
+    println!();
+    println!(
+        "Zones `z00000.bench.test` …, each receiving 26 records (MX, SPF, 2 DKIM, DMARC, \
+         TLS-RPT, 2 MTA-STS, 11 SRV, 3 autoconfig, 2 autodiscover, 2 CAA); one fresh knotd \
+         per size. {octodns_note}"
+    );
+    println!();
+    println!(
+        "tool CPU: the tool's user + system time; knotd CPU: knotd's over the run (from \
+         /proc, 10 ms ticks); DNS messages: {}; UPDATEs: mailzone's `updatesSent` summed \
+         over the zones{}.",
+        if captured {
+            "what the tool sent to knotd, from a tcpdump capture on lo"
+        } else {
+            "mailzone's own count (`summary.dnsMessages`), n/a for octoDNS without --capture"
+        },
+        if captured { ", or the capture's" } else { "" }
+    );
+    warn_disturbed(rows, |r| {
+        format!(
+            "{} zones {} {}",
+            thousands(r.op.zones as u64),
+            r.op.op.short(),
+            r.tool_name()
+        )
+    });
+    if cfg!(debug_assertions) {
+        println!();
+        println!("warning: this is a debug build of scale_table; run it with --release.");
+    }
+}
+
+fn print_targets(rows: &[Row], sizes: &[usize]) {
+    let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
+    let mailzone = |n: usize, op: Op| {
+        rows.iter()
+            .find(|r| r.op == At { zones: n, op } && r.tool == Tool::Mailzone)
+    };
+    let mut lines = Vec::new();
+    match mailzone(TARGET_NOOP_ZONES, Op::NoopWarm) {
+        Some(r) => {
+            let m = &r.measure;
+            lines.push(format!(
+                "{} zones warm no-op under {}: {} → {}",
+                thousands(TARGET_NOOP_ZONES as u64),
+                duration(TARGET_NOOP_WALL),
+                duration(m.wall),
+                verdict(m.wall < TARGET_NOOP_WALL)
+            ));
+            let bytes = m.peak_rss_kib * 1024;
+            lines.push(format!(
+                "its peak RSS under {} MB: {} ({:.1} MB) → {}",
+                TARGET_NOOP_RSS_BYTES / 1_000_000,
+                mib(m.peak_rss_kib),
+                bytes as f64 / 1e6,
+                verdict(bytes < TARGET_NOOP_RSS_BYTES)
+            ));
+        }
+        None => lines.push(format!(
+            "{} zones warm no-op under {} with peak RSS under {} MB: not measured",
+            thousands(TARGET_NOOP_ZONES as u64),
+            duration(TARGET_NOOP_WALL),
+            TARGET_NOOP_RSS_BYTES / 1_000_000,
+        )),
+    }
+    for (ops, factor, what) in [
+        (
+            &[Op::Publish, Op::Dkim][..],
+            TARGET_CHANGE_FACTOR,
+            "publish and key change",
+        ),
+        (&[Op::NoopWarm][..], TARGET_NOOP_FACTOR, "warm no-op"),
+    ] {
+        let mut parts = Vec::new();
+        let mut all = true;
+        for &n in sizes {
+            for &op in ops {
+                let Some(r) = mailzone(n, op) else {
+                    parts.push(format!(
+                        "{} {}: not measured",
+                        thousands(n as u64),
+                        op.short()
+                    ));
+                    all = false;
+                    continue;
+                };
+                let m = &r.measure;
+                let ok = m.wall <= m.knot_cpu.mul_f64(factor);
+                all &= ok;
+                parts.push(format!(
+                    "{} {} {} vs {} ({}) {}",
+                    thousands(n as u64),
+                    op.short(),
+                    duration(m.wall),
+                    duration(m.knot_cpu),
+                    r.wall_per_knot_cpu(),
+                    verdict(ok)
+                ));
+            }
+        }
+        lines.push(format!(
+            "{what} wall within {factor}× knotd's CPU at every size: {} → {}",
+            parts.join("; "),
+            verdict(all)
+        ));
+    }
+    println!();
+    println!("Scale targets (mailzone):");
+    for l in lines {
+        println!("- {l}");
+    }
+}
