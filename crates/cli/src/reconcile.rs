@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -57,24 +57,38 @@ struct CommonArgs {
 }
 
 pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let report = run(&args.common, false, false).await?;
-    let pending = report.zones.iter().any(|z| !z.changes.is_empty());
-    Ok(match (args.detailed_exitcode, pending) {
+    let (_, counts) = run(&args.common, false, false).await?;
+    Ok(match (args.detailed_exitcode, counts.changed > 0) {
         (true, true) => ExitCode::from(2),
         _ => ExitCode::SUCCESS,
     })
 }
 
 pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let report = run(&args.common, true, args.force).await?;
+    let (report, _) = run(&args.common, true, args.force).await?;
     if let Some(first) = report.on_key_change_failures.first() {
         anyhow::bail!("{first}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<ReconcileReport> {
+/// Runs the plan or apply, writing each zone as the engine hands it over (a run over
+/// 100,000 zones never holds its whole report), then the report's end.
+async fn run(
+    args: &CommonArgs,
+    apply: bool,
+    force: bool,
+) -> anyhow::Result<(ReconcileReport, Counts)> {
     let (loaded, store) = args.files.load().await?;
+    let writer = Arc::new(Mutex::new(ReportWriter::new(args.format, apply)));
+    let sink = {
+        let writer = writer.clone();
+        Arc::new(move |zone: &ZoneOutcome| {
+            if let Ok(mut writer) = writer.lock() {
+                writer.zone(zone);
+            }
+        }) as mailzone_engine::reconcile::ZoneSink
+    };
     let request = ReconcileRequest {
         records: RecordsRequest {
             domains: args.domains.clone(),
@@ -87,65 +101,162 @@ async fn run(args: &CommonArgs, apply: bool, force: bool) -> anyhow::Result<Reco
         force,
         delete_limit: DEFAULT_DELETE_LIMIT,
         after_read: None,
+        on_zone: Some(sink),
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
     crate::args::close(store).await;
     progress.finish();
+    let mut writer = writer
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the report writer panicked"))?;
+    let finished = writer.finish(report.as_ref().ok());
     let report = report?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match args.format {
-        Format::Text => write_text(&mut out, &report, apply)?,
-        Format::Json => {
-            let json = JsonReport {
-                report: &report,
-                applied: apply,
-            };
-            serde_json::to_writer_pretty(&mut out, &json)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    Ok(report)
+    finished?;
+    Ok((report, writer.counts))
 }
 
-/// Adds, replaces and deletes over a whole report.
-#[derive(Default)]
+/// Adds, replaces and deletes over a whole report, and its zones changed and in sync.
+#[derive(Default, Clone, Copy)]
 struct Counts {
     add: usize,
     replace: usize,
     delete: usize,
+    changed: usize,
+    in_sync: usize,
 }
 
 impl Counts {
-    fn of(report: &ReconcileReport) -> Counts {
-        let mut counts = Counts::default();
-        for zone in &report.zones {
-            for entry in zone.entries() {
-                match entry {
-                    PlanEntry::Add(_) => counts.add += 1,
-                    PlanEntry::Replace { .. } => counts.replace += 1,
-                    PlanEntry::Delete(..) => counts.delete += 1,
-                }
+    fn count(&mut self, zone: &ZoneOutcome) {
+        let entries = zone.entries();
+        if entries.is_empty() {
+            self.in_sync += 1;
+        } else {
+            self.changed += 1;
+        }
+        for entry in entries {
+            match entry {
+                PlanEntry::Add(_) => self.add += 1,
+                PlanEntry::Replace { .. } => self.replace += 1,
+                PlanEntry::Delete(..) => self.delete += 1,
             }
         }
-        counts
     }
 }
 
-/// The plan as a person reads it: `+ add`, `~ replace (old → new)`, `- delete` per zone and
-/// a summary line. Written zone by zone, so a run over thousands of zones never holds the
-/// whole text.
-fn write_text(
+/// Writes the report to stdout zone by zone. Text: each zone, then the skipped domains,
+/// the activated DKIM keys and a summary line. JSON: one pretty-printed object whose
+/// `zones` are written as they come; after a failed run the object is still closed (the
+/// zones that were done, empty lists, the counts), and the exit status says it failed.
+struct ReportWriter {
+    format: Format,
+    applied: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    counts: Counts,
+    /// The first write error (stdout closed): said once the run is over.
+    error: Option<std::io::Error>,
+}
+
+impl ReportWriter {
+    fn new(format: Format, applied: bool) -> ReportWriter {
+        ReportWriter {
+            format,
+            applied,
+            out: std::io::BufWriter::new(std::io::stdout()),
+            counts: Counts::default(),
+            error: None,
+        }
+    }
+
+    fn zones_written(&self) -> usize {
+        self.counts.changed + self.counts.in_sync
+    }
+
+    fn zone(&mut self, zone: &ZoneOutcome) {
+        let first = self.zones_written() == 0;
+        self.counts.count(zone);
+        let written = match self.format {
+            Format::Text => self.out.write_all(zone_text(zone).as_bytes()),
+            Format::Json => self.json_zone(zone, first),
+        };
+        if let Err(e) = written
+            && self.error.is_none()
+        {
+            self.error = Some(e);
+        }
+    }
+
+    /// A zone as an element of the `zones` array: serde_json's pretty form, indented to
+    /// its depth (the array is a field of the top-level object).
+    fn json_zone(&mut self, zone: &ZoneOutcome, first: bool) -> std::io::Result<()> {
+        if first {
+            write!(
+                self.out,
+                "{{\n  \"applied\": {},\n  \"zones\": [\n",
+                self.applied
+            )?;
+        } else {
+            self.out.write_all(b",\n")?;
+        }
+        let text = serde_json::to_string_pretty(&mailzone_engine::reconcile::zone_json(zone))
+            .map_err(std::io::Error::other)?;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            write!(self.out, "    {line}")?;
+        }
+        Ok(())
+    }
+
+    /// The end of the report: `report` is `None` when the run failed.
+    fn finish(&mut self, report: Option<&ReconcileReport>) -> anyhow::Result<()> {
+        match self.format {
+            Format::Text => {
+                if let Some(report) = report {
+                    write_text_end(&mut self.out, report, self.counts, self.applied)?;
+                }
+            }
+            // Nothing at all when the run failed before any zone was done.
+            Format::Json if report.is_none() && self.zones_written() == 0 => {}
+            Format::Json => self.json_end(report)?,
+        }
+        self.out.flush()?;
+        match self.error.take() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn json_end(&mut self, report: Option<&ReconcileReport>) -> std::io::Result<()> {
+        if self.zones_written() == 0 {
+            write!(
+                self.out,
+                "{{\n  \"applied\": {},\n  \"zones\": []",
+                self.applied
+            )?;
+        } else {
+            self.out.write_all(b"\n  ]")?;
+        }
+        let end = JsonReportEnd {
+            report,
+            counts: self.counts,
+        };
+        let text = serde_json::to_string_pretty(&end).map_err(std::io::Error::other)?;
+        // The end's own fields, written after `zones` inside the one object.
+        let fields = text.strip_prefix('{').unwrap_or(&text);
+        writeln!(self.out, ",{fields}")
+    }
+}
+
+/// The skipped domains, the activated DKIM keys and the summary line of the text report.
+fn write_text_end(
     out: &mut impl Write,
     report: &ReconcileReport,
+    counts: Counts,
     applied: bool,
 ) -> std::io::Result<()> {
-    let counts = Counts::of(report);
-    for zone in &report.zones {
-        out.write_all(zone_text(zone).as_bytes())?;
-    }
     for name in &report.manual_domains {
         writeln!(
             out,
@@ -166,12 +277,7 @@ fn write_text(
             )?;
         }
     }
-    let changed = report
-        .zones
-        .iter()
-        .filter(|z| !z.changes.is_empty())
-        .count();
-    let in_sync = report.zones.len() - changed;
+    let changed = counts.changed;
     let (verb, add, replace, delete) = if applied {
         ("Applied", "added", "replaced", "deleted")
     } else {
@@ -179,11 +285,12 @@ fn write_text(
     };
     writeln!(
         out,
-        "{verb}: {} {add}, {} {replace}, {} {delete} in {changed} zone{} ({in_sync} in sync); {} DNS messages",
+        "{verb}: {} {add}, {} {replace}, {} {delete} in {changed} zone{} ({} in sync); {} DNS messages",
         counts.add,
         counts.replace,
         counts.delete,
         if changed == 1 { "" } else { "s" },
+        counts.in_sync,
         report.messages
     )
 }
@@ -260,64 +367,52 @@ fn line(record: &Record) -> String {
     zonefile::record_line(record, 0)
 }
 
-/// The JSON report, streamed: one zone's object exists at a time, so memory does not grow
-/// with the number of zones (measured: 75 MiB more for 1,000 zones when built whole).
-struct JsonReport<'a> {
-    report: &'a ReconcileReport,
-    applied: bool,
+/// The fields of the JSON report after `zones`. `report` is `None` after a failed run: the
+/// lists are then empty, the counts those of the zones written.
+struct JsonReportEnd<'a> {
+    report: Option<&'a ReconcileReport>,
+    counts: Counts,
 }
 
-impl serde::Serialize for JsonReport<'_> {
+impl serde::Serialize for JsonReportEnd<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let report = self.report;
-        let counts = Counts::of(report);
-        let mut object = serializer.serialize_struct("report", 5)?;
-        object.serialize_field("applied", &self.applied)?;
-        object.serialize_field("zones", &JsonZones(&report.zones))?;
-        object.serialize_field(
-            "manualDomains",
-            &report
-                .manual_domains
-                .iter()
-                .map(Name::as_str)
-                .collect::<Vec<_>>(),
-        )?;
-        object.serialize_field(
-            "dkimActivated",
-            &report
-                .dkim_changes
-                .iter()
-                .flat_map(|(name, changes)| {
-                    changes.iter().map(move |c| {
-                        json!({
-                            "domain": name.as_str(),
-                            "selector": c.selector,
-                            "algorithm": c.algorithm.as_str(),
-                            "retiring": c.replaces,
+        let counts = self.counts;
+        let manual: Vec<&str> = self
+            .report
+            .map(|r| r.manual_domains.iter().map(Name::as_str).collect())
+            .unwrap_or_default();
+        let activated: Vec<serde_json::Value> = self
+            .report
+            .map(|r| {
+                r.dkim_changes
+                    .iter()
+                    .flat_map(|(name, changes)| {
+                        changes.iter().map(move |c| {
+                            json!({
+                                "domain": name.as_str(),
+                                "selector": c.selector,
+                                "algorithm": c.algorithm.as_str(),
+                                "retiring": c.replaces,
+                            })
                         })
                     })
-                })
-                .collect::<Vec<_>>(),
-        )?;
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut object = serializer.serialize_struct("report", 3)?;
+        object.serialize_field("manualDomains", &manual)?;
+        object.serialize_field("dkimActivated", &activated)?;
         object.serialize_field(
             "summary",
             &json!({
                 "add": counts.add, "replace": counts.replace, "delete": counts.delete,
-                "zonesChanged": report.zones.iter().filter(|z| !z.changes.is_empty()).count(),
-                "zonesInSync": report.zones.iter().filter(|z| z.changes.is_empty()).count(),
-                "dnsMessages": report.messages,
+                "zonesChanged": counts.changed,
+                "zonesInSync": counts.in_sync,
+                "dnsMessages": self.report.map_or(0, |r| r.messages),
             }),
         )?;
         object.end()
-    }
-}
-
-struct JsonZones<'a>(&'a [ZoneOutcome]);
-
-impl serde::Serialize for JsonZones<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(mailzone_engine::reconcile::zone_json))
     }
 }
 

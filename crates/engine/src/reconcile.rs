@@ -30,6 +30,11 @@ pub const DEFAULT_DELETE_LIMIT: f64 = 0.30;
 /// A hook run between reading a zone and sending its update.
 pub type AfterRead = Arc<dyn Fn(&Name) + Send + Sync>;
 
+/// Receives each zone's outcome once it is known, in plan order; a run given one keeps no
+/// zone outcomes in its report (`ReconcileReport::zones` stays empty), so the caller can
+/// write a report over 100,000 zones as it goes instead of holding it.
+pub type ZoneSink = Arc<dyn Fn(&ZoneOutcome) + Send + Sync>;
+
 /// What to reconcile and how.
 #[derive(Clone)]
 pub struct ReconcileRequest {
@@ -44,6 +49,8 @@ pub struct ReconcileRequest {
     pub after_read: Option<AfterRead>,
     /// Zones worked on at once (reads, updates and propagation checks overlap).
     pub concurrency: usize,
+    /// Where each zone's outcome goes instead of the report, when set.
+    pub on_zone: Option<ZoneSink>,
 }
 
 /// Default number of zones worked on at once.
@@ -338,8 +345,12 @@ impl<'a> Run<'a> {
         let mut gathered: Vec<ZonePlan<'a>> = Vec::new();
         let mut gathered_at: HashMap<(Name, String), usize> = HashMap::new();
         let mut next = 0usize;
-        let mut collect = |results: Vec<(usize, Result<ZoneDone, ZoneFailure>)>,
+        let sink = self.request.on_zone.as_ref();
+        let mut collect = |mut results: Vec<(usize, Result<ZoneDone, ZoneFailure>)>,
                            report: &mut ReconcileReport| {
+            // Each call holds zones after those of the call before: sorted, they go out in
+            // plan order.
+            results.sort_by_key(|(at, _)| *at);
             for (at, result) in results {
                 match result {
                     Ok(done) => {
@@ -347,7 +358,10 @@ impl<'a> Run<'a> {
                         report
                             .on_key_change_failures
                             .extend(done.on_key_change_failures);
-                        outcomes.push((at, done.outcome));
+                        match sink {
+                            Some(sink) => sink(&done.outcome),
+                            None => outcomes.push((at, done.outcome)),
+                        }
                     }
                     Err(failure) => failures.push((at, failure)),
                 }

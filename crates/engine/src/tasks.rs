@@ -352,6 +352,7 @@ impl Worker {
             force: false,
             delete_limit: DEFAULT_DELETE_LIMIT,
             after_read: None,
+            on_zone: None,
             concurrency: DEFAULT_CONCURRENCY,
         };
         let report = reconcile(&loaded, &request, progress).await?;

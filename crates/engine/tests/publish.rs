@@ -204,6 +204,7 @@ impl Harness {
             force,
             delete_limit: 0.3,
             after_read,
+            on_zone: None,
             concurrency: 4,
         };
         reconcile(&loaded, &request, &Silent).await

@@ -173,6 +173,7 @@ async fn an_unresolvable_dns_server_fails_its_zone_transiently() {
         force: false,
         delete_limit: 0.3,
         after_read: None,
+        on_zone: None,
         concurrency: 4,
     };
     let err = reconcile(&loaded, &request, &Silent).await.unwrap_err();

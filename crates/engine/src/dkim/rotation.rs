@@ -150,6 +150,7 @@ pub async fn rotate(
                     force: true,
                     delete_limit: crate::reconcile::DEFAULT_DELETE_LIMIT,
                     after_read: None,
+                    on_zone: None,
                     concurrency: 1,
                 };
                 // 4. The apply promotes the pending keys it confirmed served (and runs

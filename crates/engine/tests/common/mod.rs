@@ -40,6 +40,7 @@ pub async fn reconcile_text(
         force: false,
         delete_limit: 0.3,
         after_read: run.after_read,
+        on_zone: None,
         concurrency: 4,
     };
     reconcile(&loaded, &request, &Silent).await

@@ -347,6 +347,7 @@ pub(crate) async fn plan_report(
         force: false,
         delete_limit: mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT,
         after_read: None,
+        on_zone: None,
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
     };
     Ok(mailzone_engine::reconcile(loaded, &request, &mailzone_engine::Silent).await?)
