@@ -1,9 +1,10 @@
 //! `mailzone plan` and `mailzone apply`: show, then send, the changes that bring each zone
 //! in line with the desired records.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
@@ -420,16 +421,31 @@ impl serde::Serialize for JsonReportEnd<'_> {
 struct CliProgress {
     quiet: bool,
     bars: Option<MultiProgress>,
-    zones: Mutex<BTreeMap<Name, ProgressBar>>,
+    /// The zones in flight: a bar each, removed once the zone is done (a run over
+    /// 100,000 zones shows the ones being worked on and a count, not 100,000 lines).
+    zones: Mutex<HashMap<Name, ProgressBar>>,
+    /// The count of zones done (and failed), below the zones in flight.
+    total: Option<ProgressBar>,
+    done: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl CliProgress {
     fn new(quiet: bool) -> CliProgress {
         let terminal = std::io::stderr().is_terminal();
+        let bars = (terminal && !quiet).then(MultiProgress::new);
+        let total = bars.as_ref().map(|bars| {
+            let total = bars.add(ProgressBar::new_spinner());
+            total.set_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
+            total
+        });
         CliProgress {
             quiet,
-            bars: (terminal && !quiet).then(MultiProgress::new),
-            zones: Mutex::new(BTreeMap::new()),
+            bars,
+            zones: Mutex::new(HashMap::new()),
+            total,
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
@@ -446,25 +462,41 @@ impl CliProgress {
             return;
         }
         if self.bars.is_some() {
-            self.with_bar(zone, on_bar);
+            if let Ok(zones) = self.zones.lock()
+                && let Some(bar) = zones.get(zone)
+            {
+                on_bar(bar);
+            }
         } else {
             eprintln!("{}: {line}", zone.as_str());
         }
     }
 
-    fn with_bar(&self, zone: &Name, f: impl FnOnce(&ProgressBar)) {
-        if let Ok(zones) = self.zones.lock()
-            && let Some(bar) = zones.get(zone)
-        {
-            f(bar);
+    /// Takes the zone's bar away and counts the zone as done.
+    fn zone_done(&self, zone: &Name, failed: bool) {
+        let (Some(bars), Some(total)) = (&self.bars, &self.total) else {
+            return;
+        };
+        if let Some(bar) = self.zones.lock().ok().and_then(|mut z| z.remove(zone)) {
+            bar.finish_and_clear();
+            bars.remove(&bar);
         }
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let failed =
+            self.failed.fetch_add(u64::from(failed), Ordering::Relaxed) + u64::from(failed);
+        let failed = if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        };
+        total.set_message(format!("{done} zones done{failed}"));
     }
 }
 
 impl Progress for CliProgress {
     fn zone_started(&self, zone: &Name) {
-        if let Some(bars) = &self.bars {
-            let bar = bars.add(ProgressBar::new_spinner());
+        if let (Some(bars), Some(total)) = (&self.bars, &self.total) {
+            let bar = bars.insert_before(total, ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {prefix}: {msg}")
                     .expect("a valid template"),
@@ -482,16 +514,12 @@ impl Progress for CliProgress {
     }
 
     fn zone_finished(&self, zone: &Name, summary: &str) {
-        self.show_unless_quiet(zone, summary, |bar| {
-            bar.finish_with_message(summary.to_string())
-        });
+        self.show_unless_quiet(zone, summary, |_| {});
+        self.zone_done(zone, false);
     }
 
-    fn zone_failed(&self, zone: &Name, reason: &str) {
-        if self.bars.is_some() {
-            self.with_bar(zone, |bar| {
-                bar.abandon_with_message(format!("failed: {reason}"))
-            });
-        }
+    fn zone_failed(&self, zone: &Name, _reason: &str) {
+        // The reason is in the error the run ends with.
+        self.zone_done(zone, true);
     }
 }

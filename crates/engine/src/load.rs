@@ -82,7 +82,7 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let config = if api.domains.is_empty() && api.dns_servers.is_empty() {
-        config::parse(&text, base_dir).map_err(|error| EngineError::Config {
+        config::parse_owned(text, base_dir).map_err(|error| EngineError::Config {
             file: path.to_path_buf(),
             error,
         })?

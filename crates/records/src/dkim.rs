@@ -38,7 +38,7 @@ pub struct DkimPrivateKey {
     pem: std::sync::Arc<Zeroizing<String>>,
     /// The `p=` bytes: the raw 32-byte key for Ed25519 (RFC 8463 §4.2), the DER
     /// SubjectPublicKeyInfo for RSA (RFC 6376 §3.6.1).
-    public_key: Vec<u8>,
+    public_key: std::sync::Arc<[u8]>,
     /// Key size in bits (256 for Ed25519).
     bits: usize,
 }
@@ -121,7 +121,7 @@ impl DkimPrivateKey {
         DkimPrivateKey {
             algorithm: DkimAlgorithm::Ed25519Sha256,
             pem: std::sync::Arc::new(Zeroizing::new(pem.to_string())),
-            public_key: key.verifying_key().to_bytes().to_vec(),
+            public_key: key.verifying_key().to_bytes().to_vec().into(),
             bits: 256,
         }
     }
@@ -163,7 +163,7 @@ impl DkimPrivateKey {
         Ok(DkimPrivateKey {
             algorithm: DkimAlgorithm::RsaSha256,
             pem: std::sync::Arc::new(Zeroizing::new(pem)),
-            public_key,
+            public_key: public_key.into(),
             bits,
         })
     }
@@ -184,7 +184,7 @@ impl DkimPrivateKey {
         Ok(DkimPrivateKey {
             algorithm: DkimAlgorithm::RsaSha256,
             pem: std::sync::Arc::new(Zeroizing::new(pem.to_string())),
-            public_key,
+            public_key: public_key.into(),
             bits,
         })
     }
@@ -246,7 +246,7 @@ impl DkimPrivateKey {
     pub fn public_key(&self) -> DkimPublicKey {
         DkimPublicKey {
             algorithm: self.algorithm,
-            bytes: self.public_key.clone(),
+            bytes: self.public_key.to_vec(),
         }
     }
 }
