@@ -93,6 +93,37 @@ pub fn zone_of<'z>(name: &str, zones: &'z HashSet<String>) -> Option<&'z str> {
     }
 }
 
+/// Writes `dir/octodns.yaml`: every zone synced from the YAML zone files in `zone_dir` to
+/// one target provider named `target`, whose settings are `provider` (YAML lines of its
+/// table, `class:` included, without indentation).
+pub fn write_octodns_yaml(
+    dir: &Path,
+    zone_dir: &Path,
+    target: &str,
+    provider: &str,
+    zones: &[String],
+) -> Result<PathBuf, String> {
+    let mut config = format!(
+        "---\nproviders:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    \
+         default_ttl: 300\n    directory: {}\n    enforce_order: false\n    \
+         escaped_semicolons: true\n  {target}:\n",
+        serde_json::to_string(&zone_dir.to_string_lossy()).expect("a string"),
+    );
+    for line in provider.lines() {
+        let _ = writeln!(config, "    {line}");
+    }
+    config.push_str("zones:\n");
+    for zone in zones {
+        let _ = writeln!(
+            config,
+            "  {zone}.:\n    sources:\n    - config\n    targets:\n    - {target}"
+        );
+    }
+    let path = dir.join("octodns.yaml");
+    std::fs::write(&path, config).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
 /// The octoDNS YAML zone file of `zone` (absolute, with the trailing dot) holding `records`.
 pub fn zone_yaml(zone: &str, records: &[JsonRecord]) -> Result<String, String> {
     // name (relative) → type → (ttl, values)
@@ -381,6 +412,28 @@ mod tests {
 "#
         );
         assert!(zone_yaml("other.test.", &records).is_err());
+    }
+
+    #[test]
+    fn the_octodns_yaml_syncs_every_zone_to_the_one_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let zones = vec!["a.test".to_string(), "b.test".to_string()];
+        let path = write_octodns_yaml(
+            dir.path(),
+            Path::new("/z"),
+            "knot",
+            "class: octodns_bind.Rfc2136Provider\nport: 53",
+            &zones,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap(),
+            "---\nproviders:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    \
+             default_ttl: 300\n    directory: \"/z\"\n    enforce_order: false\n    \
+             escaped_semicolons: true\n  knot:\n    class: octodns_bind.Rfc2136Provider\n    \
+             port: 53\nzones:\n  a.test.:\n    sources:\n    - config\n    targets:\n    - knot\n  \
+             b.test.:\n    sources:\n    - config\n    targets:\n    - knot\n"
+        );
     }
 
     #[test]

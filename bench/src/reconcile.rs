@@ -524,30 +524,17 @@ pub fn write_octodns_config(
     zones: &[String],
     records: &ByZone,
 ) -> Result<PathBuf, String> {
-    use std::fmt::Write as _;
     let zone_dir = dir.join("zones");
     std::fs::create_dir_all(&zone_dir).map_err(|e| e.to_string())?;
     write_zone_files(&zone_dir, zones, records)?;
-    let mut config = format!(
-        "---\nproviders:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    \
-         default_ttl: 300\n    directory: {}\n    enforce_order: false\n    \
-         escaped_semicolons: true\n  knot:\n    class: octodns_bind.Rfc2136Provider\n    \
-         host: 127.0.0.1\n    key_algorithm: hmac-sha256\n    key_name: {}\n    \
-         key_secret: {}\n    port: {}\nzones:\n",
-        serde_json::to_string(&zone_dir.to_string_lossy()).expect("a string"),
+    let provider = format!(
+        "class: octodns_bind.Rfc2136Provider\nhost: 127.0.0.1\nkey_algorithm: hmac-sha256\n\
+         key_name: {}\nkey_secret: {}\nport: {}",
         server.key.name,
         serde_json::to_string(&server.key.secret_base64).expect("a string"),
         server.addr.port(),
     );
-    for zone in zones {
-        let _ = writeln!(
-            config,
-            "  {zone}.:\n    sources:\n    - config\n    targets:\n    - knot"
-        );
-    }
-    let path = dir.join("octodns.yaml");
-    std::fs::write(&path, config).map_err(|e| e.to_string())?;
-    Ok(path)
+    crate::octodns::write_octodns_yaml(dir, &zone_dir, "knot", &provider, zones)
 }
 
 /// octoDNS's three runs on a fresh knotd of `zones`.

@@ -35,7 +35,7 @@ use mailzone_bench::measure::{
     duration, load_average, machine_busy, mailzone_binary, mib, number_arg, openssl_rsa_key,
     print_markdown_table, ratio, run_measured, table_main, tail_of, wait_for_quiet, which,
 };
-use mailzone_bench::octodns::{octodns_venv, write_zone_files};
+use mailzone_bench::octodns::{octodns_venv, write_octodns_yaml, write_zone_files};
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::apply_args;
 use mailzone_testkit::{ApiRequest, POWERDNS_TOOLS, PowerDns, ZoneSpec};
@@ -663,31 +663,17 @@ fn write_octodns_config(
     server: &PowerDns,
     zones: &[String],
 ) -> Result<std::path::PathBuf, String> {
-    use std::fmt::Write as _;
     let port = server
         .api_url
         .rsplit(':')
         .next()
         .and_then(|p| p.parse::<u16>().ok())
         .ok_or(format!("the API URL {}", server.api_url))?;
-    let quote = |s: &str| serde_json::to_string(s).expect("a string");
-    let mut config = format!(
-        "---\nproviders:\n  config:\n    class: octodns.provider.yaml.YamlProvider\n    \
-         default_ttl: 300\n    directory: {}\n    enforce_order: false\n    \
-         escaped_semicolons: true\n  pdns:\n    class: octodns_powerdns.PowerDnsProvider\n    \
-         host: 127.0.0.1\n    port: {port}\n    api_key: {}\nzones:\n",
-        quote(&zone_dir.to_string_lossy()),
-        quote(&server.api_key),
+    let provider = format!(
+        "class: octodns_powerdns.PowerDnsProvider\nhost: 127.0.0.1\nport: {port}\napi_key: {}",
+        serde_json::to_string(&server.api_key).expect("a string"),
     );
-    for zone in zones {
-        let _ = writeln!(
-            config,
-            "  {zone}.:\n    sources:\n    - config\n    targets:\n    - pdns"
-        );
-    }
-    let path = dir.join("octodns.yaml");
-    std::fs::write(&path, config).map_err(|e| e.to_string())?;
-    Ok(path)
+    write_octodns_yaml(dir, zone_dir, "pdns", &provider, zones)
 }
 
 fn run(args: &Args) -> Result<(), String> {
