@@ -188,15 +188,21 @@ impl ReportWriter {
         }
     }
 
+    /// The object's start, up to the `zones` array it opens.
+    fn json_head(&mut self) -> std::io::Result<()> {
+        write!(
+            self.out,
+            "{{\n  \"applied\": {},\n  \"zones\": ",
+            self.applied
+        )
+    }
+
     /// A zone as an element of the `zones` array: serde_json's pretty form, indented to
     /// its depth (the array is a field of the top-level object).
     fn json_zone(&mut self, zone: &ZoneOutcome, first: bool) -> std::io::Result<()> {
         if first {
-            write!(
-                self.out,
-                "{{\n  \"applied\": {},\n  \"zones\": [\n",
-                self.applied
-            )?;
+            self.json_head()?;
+            self.out.write_all(b"[\n")?;
         } else {
             self.out.write_all(b",\n")?;
         }
@@ -232,11 +238,8 @@ impl ReportWriter {
 
     fn json_end(&mut self, report: Option<&ReconcileReport>) -> std::io::Result<()> {
         if self.zones_written() == 0 {
-            write!(
-                self.out,
-                "{{\n  \"applied\": {},\n  \"zones\": []",
-                self.applied
-            )?;
+            self.json_head()?;
+            self.out.write_all(b"[]")?;
         } else {
             self.out.write_all(b"\n  ]")?;
         }

@@ -122,7 +122,7 @@ pub async fn reconcile(
 ) -> Result<ReconcileReport, EngineError> {
     let domains = crate::records::select_domains(loaded, &request.records.domains)?;
     let planner = RecordPlanner::open(loaded, &request.records, &domains).await?;
-    let opened = match RunStore::open(request, &domains).await {
+    let opened = match open_run_store(request, &domains).await {
         Ok(opened) => opened,
         Err(e) => {
             planner.close().await;
@@ -174,33 +174,34 @@ pub async fn reconcile(
 
 /// The state database of a run: opened once a selected domain may publish anything (a
 /// run over domains under manual DNS management only never opens it).
-struct RunStore;
-
-impl RunStore {
-    async fn open(
-        request: &ReconcileRequest,
-        domains: &[&Domain],
-    ) -> Result<Option<crate::records::RequestStore>, EngineError> {
-        let publishes = domains.iter().any(|d| {
-            zones::own_zone(d).is_some()
-                || (d.dkim_management.delegation().is_some()
-                    && selects(&request.records.types, RecordPurpose::Dkim))
-        });
-        if !publishes {
-            return Ok(None);
-        }
-        Ok(Some(
-            crate::records::RequestStore::open(
-                request.records.store.as_ref(),
-                &request.records.state_dir,
-            )
-            .await?,
-        ))
+async fn open_run_store(
+    request: &ReconcileRequest,
+    domains: &[&Domain],
+) -> Result<Option<crate::records::RequestStore>, EngineError> {
+    let types = &request.records.types;
+    if !domains
+        .iter()
+        .any(|d| zones::own_zone(d).is_some() || delegated_zone(d, types).is_some())
+    {
+        return Ok(None);
     }
+    let store = crate::records::RequestStore::open(
+        request.records.store.as_ref(),
+        &request.records.state_dir,
+    )
+    .await?;
+    Ok(Some(store))
 }
 
-fn selects(types: &[RecordPurpose], t: RecordPurpose) -> bool {
-    types.is_empty() || types.contains(&t)
+/// The DKIM provider zone (and its DNS server) a domain's delegated keys are published
+/// into, when it delegates them (`delegateTo`) and the run publishes DKIM.
+fn delegated_zone<'d>(domain: &'d Domain, types: &[RecordPurpose]) -> Option<(&'d Name, &'d str)> {
+    let publishes_dkim = types.is_empty() || types.contains(&RecordPurpose::Dkim);
+    domain
+        .dkim_management
+        .delegation()
+        .filter(|_| publishes_dkim)
+        .map(|d| (&d.zone, d.dns_server.as_str()))
 }
 
 /// A run's report, its zones' failures (by position in the plan) and whether every zone
@@ -284,16 +285,11 @@ impl<'a> Run<'a> {
         store: &'a Store,
         domains: &[&'a Domain],
     ) -> Result<Run<'a>, EngineError> {
-        let delegates = selects(&request.records.types, RecordPurpose::Dkim);
         let mut keys: Vec<(String, String)> = Vec::new();
         let mut seen: HashSet<(&Name, &str)> = HashSet::new();
         for &d in domains {
             let own = zones::own_zone(d);
-            let delegated = d
-                .dkim_management
-                .delegation()
-                .filter(|_| delegates)
-                .map(|del| (&del.zone, del.dns_server.as_str()));
+            let delegated = delegated_zone(d, &request.records.types);
             for (zone, server) in own.into_iter().chain(delegated) {
                 if seen.insert((zone, server)) {
                     keys.push((zone.as_str().to_string(), server.to_string()));
@@ -367,7 +363,8 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        // Planning the next batch overlaps with the zones of the previous one in flight.
+        // Zones wait here until a batch's worth is planned, then run together; the next
+        // batch is planned once they are done.
         let mut in_flight: Vec<(usize, ZonePlan<'a>)> = Vec::new();
         for batch in zone_batches(domains) {
             let planned = planner.plan(&batch).await?;
@@ -568,13 +565,9 @@ fn provider_zones<'d>(
     domains: &[&'d Domain],
     types: &[RecordPurpose],
 ) -> HashSet<(&'d Name, &'d str)> {
-    if !selects(types, RecordPurpose::Dkim) {
-        return HashSet::new();
-    }
     domains
         .iter()
-        .filter_map(|d| d.dkim_management.delegation())
-        .map(|d| (&d.zone, d.dns_server.as_str()))
+        .filter_map(|d| delegated_zone(d, types))
         .collect()
 }
 
@@ -1001,4 +994,46 @@ pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
 
 fn record_json(record: &mailzone_records::Record) -> serde_json::Value {
     serde_json::json!({ "ttl": record.ttl, "value": record.data.value(), "rdata": zonefile::rdata_presentation(&record.data) })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write as _;
+    use std::path::Path;
+
+    use super::*;
+
+    /// 300 domains with a zone each, then `sub.d000.test` published into `d000.test`.
+    fn config() -> mailzone_records::Config {
+        let mut text = String::from(
+            "[server]\nhostname = \"mail.example.org\"\nipv4 = [\"192.0.2.1\"]\n\n\
+             [dnsServer]\nprimary = { kind = \"rfc2136\", host = \"127.0.0.1\" }\n\n[domain]\n",
+        );
+        for i in 0..300 {
+            let _ = writeln!(
+                text,
+                "\"d{i:03}.test\".dnsManagement.automatic = {{ dnsServer = \"primary\" }}"
+            );
+        }
+        text.push_str(
+            "\"sub.d000.test\".dnsManagement.automatic = { dnsServer = \"primary\", origin = \"d000.test\" }\n",
+        );
+        mailzone_records::config::parse(&text, Path::new("/etc/mailzone")).unwrap()
+    }
+
+    #[test]
+    fn batches_keep_the_domains_of_a_zone_together_and_every_domain_once() {
+        let config = config();
+        let domains: Vec<&Domain> = config.domains.iter().collect();
+        let batches = zone_batches(&domains);
+        assert_eq!(batches.len(), 2);
+        assert!(batches[0].len() >= BATCH_DOMAINS, "{}", batches[0].len());
+        let first: Vec<&str> = batches[0].iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(first[..2], ["d000.test", "sub.d000.test"]);
+        let mut all: Vec<&str> = batches.iter().flatten().map(|d| d.name.as_str()).collect();
+        assert_eq!(all.len(), 301);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 301, "each domain in one batch only");
+    }
 }

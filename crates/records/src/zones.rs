@@ -84,17 +84,19 @@ impl ZonePlan<'_> {
     /// Adds one domain's share: its records, the types it publishes, the subtree it
     /// answers for.
     fn add(&mut self, domain: &Name, share: Share) {
-        if !self.domains.contains(domain) {
-            self.domains.push(domain.clone());
-        }
+        push_new(&mut self.domains, [domain.clone()]);
         self.desired.extend(share.desired);
-        for t in share.managed {
-            if !self.managed_types.contains(&t) {
-                self.managed_types.push(t);
-            }
-        }
-        if !self.scope.contains(&share.scope) {
-            self.scope.push(share.scope);
+        push_new(&mut self.managed_types, share.managed);
+        push_new(&mut self.scope, [share.scope]);
+    }
+}
+
+/// Appends the items `list` does not hold yet, keeping its order (lists of a few entries:
+/// a scan is cheaper than a set).
+fn push_new<T: PartialEq>(list: &mut Vec<T>, items: impl IntoIterator<Item = T>) {
+    for item in items {
+        if !list.contains(&item) {
+            list.push(item);
         }
     }
 }
@@ -205,22 +207,10 @@ impl<'a> ZonePlan<'a> {
     /// [`settle`]: ZonePlan::settle
     pub fn absorb(&mut self, other: ZonePlan<'a>) {
         debug_assert!(self.zone == other.zone && self.server.name == other.server.name);
-        for domain in other.domains {
-            if !self.domains.contains(&domain) {
-                self.domains.push(domain);
-            }
-        }
+        push_new(&mut self.domains, other.domains);
         self.desired.extend(other.desired);
-        for t in other.managed_types {
-            if !self.managed_types.contains(&t) {
-                self.managed_types.push(t);
-            }
-        }
-        for scope in other.scope {
-            if !self.scope.contains(&scope) {
-                self.scope.push(scope);
-            }
-        }
+        push_new(&mut self.managed_types, other.managed_types);
+        push_new(&mut self.scope, other.scope);
     }
 
     /// Sorts the desired records without repeats and names the domains publishing into
@@ -377,6 +367,46 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
                 ],
             })
             .collect()
+    }
+
+    #[test]
+    fn plans_of_one_zone_made_apart_and_absorbed_equal_the_plan_made_at_once() {
+        let config = config();
+        let publishing = Publishing::of(&config);
+        let at_once = plan_zones(
+            &config,
+            &publishing,
+            &planned(&config, &["example.org", "sub.example.org"]),
+            &[],
+        )
+        .unwrap();
+        let mut first = plan_zones(
+            &config,
+            &publishing,
+            &planned(&config, &["example.org"]),
+            &[],
+        )
+        .unwrap()
+        .zones
+        .remove(0);
+        let second = plan_zones(
+            &config,
+            &publishing,
+            &planned(&config, &["sub.example.org"]),
+            &[],
+        )
+        .unwrap()
+        .zones
+        .remove(0);
+        assert_eq!(first.unselected, [name("sub.example.org")]);
+        first.absorb(second);
+        first.settle(&config, &publishing);
+        let whole = &at_once.zones[0];
+        assert_eq!(first.domains, whole.domains);
+        assert_eq!(first.desired, whole.desired, "sorted, without repeats");
+        assert_eq!(first.scope, whole.scope);
+        assert!(first.unselected.is_empty(), "{:?}", first.unselected);
+        assert_eq!(first.desired_digest(), whole.desired_digest());
     }
 
     #[test]
