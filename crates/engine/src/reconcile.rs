@@ -258,8 +258,6 @@ struct Run<'a> {
     /// `maxConcurrentZones`: each DNS server's zones in flight, whatever the run's
     /// overall concurrency.
     limits: HashMap<String, Arc<tokio::sync::Semaphore>>,
-    /// The stored state of every zone the run may touch, read in one query.
-    known_states: HashMap<(String, String), ZoneState>,
     /// The selected domains by name.
     by_name: HashMap<&'a Name, &'a Domain>,
     /// The propagation watcher asks the authoritative servers directly, not through a
@@ -285,21 +283,13 @@ impl<'a> Run<'a> {
         store: &'a Store,
         domains: &[&'a Domain],
     ) -> Result<Run<'a>, EngineError> {
-        let mut keys: Vec<(String, String)> = Vec::new();
-        let mut seen: HashSet<(&Name, &str)> = HashSet::new();
+        let mut servers: BTreeSet<&str> = BTreeSet::new();
         for &d in domains {
             let own = zones::own_zone(d);
             let delegated = delegated_zone(d, &request.records.types);
-            for (zone, server) in own.into_iter().chain(delegated) {
-                if seen.insert((zone, server)) {
-                    keys.push((zone.as_str().to_string(), server.to_string()));
-                }
-            }
+            servers.extend(own.into_iter().chain(delegated).map(|(_, server)| server));
         }
-        let limits = seen
-            .iter()
-            .map(|(_, server)| *server)
-            .collect::<BTreeSet<&str>>()
+        let limits = servers
             .into_iter()
             .filter_map(|name| loaded.config.dns_server(name))
             .map(|server| {
@@ -310,7 +300,6 @@ impl<'a> Run<'a> {
                 )
             })
             .collect();
-        let known_states = store.zone_states_of(&keys).await?;
         Ok(Run {
             loaded,
             request,
@@ -318,7 +307,6 @@ impl<'a> Run<'a> {
             store,
             connections: std::sync::Mutex::new(HashMap::new()),
             limits,
-            known_states,
             by_name: domains.iter().map(|d| (&d.name, *d)).collect(),
             propagation_queries: AtomicU64::new(0),
             tlsa_zones: AtomicU64::new(0),
@@ -388,7 +376,7 @@ impl<'a> Run<'a> {
                 }
             }
             if in_flight.len() >= BATCH_DOMAINS {
-                let results = self.zones(std::mem::take(&mut in_flight)).await;
+                let results = self.zones(std::mem::take(&mut in_flight)).await?;
                 collect(results, &mut report);
             }
         }
@@ -397,22 +385,29 @@ impl<'a> Run<'a> {
             in_flight.push((next, item));
             next += 1;
         }
-        let results = self.zones(in_flight).await;
+        let results = self.zones(in_flight).await?;
         collect(results, &mut report);
         outcomes.sort_by_key(|(at, _)| *at);
         report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
         Ok((report, failures))
     }
 
-    /// Reconciles `items`, `concurrency` at a time.
+    /// Reconciles `items`, `concurrency` at a time, with their stored states read in a few
+    /// queries.
     async fn zones(
         &self,
         items: Vec<(usize, ZonePlan<'a>)>,
-    ) -> Vec<(usize, Result<ZoneDone, ZoneFailure>)> {
+    ) -> Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError> {
+        let keys: Vec<(String, String)> = items
+            .iter()
+            .map(|(_, item)| (item.zone.as_str().to_string(), item.server.name.clone()))
+            .collect();
+        let mut known_states = self.store.zone_states_of(&keys).await?;
         let mut ready = Vec::with_capacity(items.len());
-        for (at, item) in items {
+        for ((at, item), key) in items.into_iter().zip(keys) {
             let connection = self.connection(item.server).await;
-            ready.push((at, item, connection));
+            let known = known_states.remove(&key);
+            ready.push((at, item, connection, known));
         }
         // Boxed as `Send` futures, named before the stream is built: the service runs this
         // inside spawned tasks, and an unboxed closure stream trips the compiler's
@@ -420,15 +415,15 @@ impl<'a> Run<'a> {
         let runs: Vec<futures::future::BoxFuture<'_, (usize, Result<ZoneDone, ZoneFailure>)>> =
             ready
                 .into_iter()
-                .map(|(at, item, connection)| {
-                    Box::pin(async move { (at, self.zone(item, connection).await) })
+                .map(|(at, item, connection, known)| {
+                    Box::pin(async move { (at, self.zone(item, connection, known).await) })
                         as futures::future::BoxFuture<'_, _>
                 })
                 .collect();
-        futures::stream::iter(runs)
+        Ok(futures::stream::iter(runs)
             .buffer_unordered(self.request.concurrency.max(1))
             .collect()
-            .await
+            .await)
     }
 
     /// The DNS server's connection, made on its first zone.
@@ -469,6 +464,7 @@ impl<'a> Run<'a> {
         &self,
         item: ZonePlan<'a>,
         connection: Result<Arc<connect::Connection>, EngineError>,
+        known: Option<ZoneState>,
     ) -> Result<ZoneDone, ZoneFailure> {
         let progress = self.progress;
         let has_tlsa = item.managed_types.contains(&RecordPurpose::Tlsa);
@@ -488,9 +484,6 @@ impl<'a> Run<'a> {
             None => None,
         };
         progress.zone_started(&item.zone);
-        let known = self
-            .known_states
-            .get(&(item.zone.as_str().to_string(), item.server.name.clone()));
         let result = reconcile_zone(
             self.store,
             &connection,
@@ -498,7 +491,7 @@ impl<'a> Run<'a> {
             self.request,
             progress,
             &self.propagation_queries,
-            known,
+            known.as_ref(),
         )
         .await;
         let outcome = match result {

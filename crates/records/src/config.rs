@@ -222,10 +222,14 @@ impl Validator<'_> {
             let key = format!("dnsServer.{}", toml_key(&name));
             dns_servers.push(self.dns_server(&key, name, dns_server)?);
         }
-        let mut domains = Vec::with_capacity(raw.domain.len());
+        let count = raw.domain.len() + raw.domain_chunks.iter().map(|c| c.len()).sum::<usize>();
+        let mut domains = Vec::with_capacity(count);
         // Two spellings can name one domain (`Bücher.example`, `xn--bcher-kva.example`).
-        let mut seen = std::collections::HashSet::with_capacity(raw.domain.len());
-        for (name, domain) in raw.domain {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let raw_domains = std::iter::once(raw.domain)
+            .chain(raw.domain_chunks)
+            .flatten();
+        for (name, domain) in raw_domains {
             let key = format!("domain.{}", toml_key(&name));
             let domain = self.domain(&key, &name, domain, &server, &dns_servers)?;
             if !seen.insert(domain.name.clone()) {

@@ -1,7 +1,7 @@
 //! The publication ledger (the records mailzone published, the only ones it may delete)
 //! and the per-zone sync state.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mailzone_records::diff::LedgerEntry;
 use mailzone_records::{Name, Record, RecordPurpose, zonefile};
@@ -24,9 +24,9 @@ pub struct ZoneState {
     pub desired_digest: String,
 }
 
-/// Up to this many zones, a run asks for their states one by one rather than reading the
-/// state of every zone (a service task publishes one domain among thousands).
-const FEW_ZONES: usize = 64;
+/// Zones per `IN (…)` list when reading zone states: one parameter each, below every
+/// database's limit (SQLite before 3.32 allowed 999).
+const ZONES_PER_QUERY: usize = 500;
 
 impl Store {
     /// Every record mailzone published in `zone`.
@@ -151,32 +151,37 @@ impl Store {
         Ok(states.into_iter().collect())
     }
 
-    /// The remembered states of the (zone, DNS server) pairs of a run: one query per pair
-    /// for a run over a few zones (a service task), one query of every state for a run over
-    /// many (a batch `apply`); either way only the pairs asked for are returned.
+    /// The remembered states of these (zone, DNS server) pairs, and only of them: one query
+    /// per DNS server and [`ZONES_PER_QUERY`] zones, so that a run reading the states of
+    /// each batch of zones it reconciles never reads (or holds) the state of every zone.
     pub async fn zone_states_of(
         &self,
         keys: &[(String, String)],
     ) -> Result<HashMap<(String, String), ZoneState>, StoreError> {
-        if keys.len() > FEW_ZONES {
-            let wanted: HashSet<&(String, String)> = keys.iter().collect();
-            let mut all = self.zone_states().await?;
-            all.retain(|key, _| wanted.contains(key));
-            return Ok(all);
+        let mut by_server: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (zone, dns_server) in keys {
+            by_server.entry(dns_server).or_default().push(zone);
         }
         let mut out = HashMap::with_capacity(keys.len());
-        for (zone, dns_server) in keys {
-            let row = self
-                .db()
-                .fetch_optional(
-                    "SELECT serial, desired_digest FROM zone_state \
-                     WHERE zone = $1 AND dns_server = $2",
-                    params![zone, dns_server],
-                    zone_state_from_row,
-                )
-                .await?;
-            if let Some(state) = row {
-                out.insert((zone.clone(), dns_server.clone()), state);
+        for (dns_server, zones) in by_server {
+            for zones in zones.chunks(ZONES_PER_QUERY) {
+                let sql = format!(
+                    "SELECT zone, serial, desired_digest FROM zone_state \
+                     WHERE dns_server = $1 AND zone IN ({})",
+                    placeholders(2, zones.len())
+                );
+                let mut params: Vec<Param<'_>> = Vec::with_capacity(zones.len() + 1);
+                params.push(dns_server.into());
+                params.extend(zones.iter().map(|&zone| Param::from(zone)));
+                let states = self
+                    .db()
+                    .fetch_all(AssertSqlSafe(sql), &params, |row| {
+                        Ok((row.text("zone")?, zone_state_from_row(row)?))
+                    })
+                    .await?;
+                for (zone, state) in states {
+                    out.insert((zone, dns_server.to_string()), state);
+                }
             }
         }
         Ok(out)
@@ -214,6 +219,14 @@ fn zone_state_from_row(row: &dyn StoreRow) -> Result<ZoneState, RowError> {
         serial: row.int("serial")? as u32,
         desired_digest: row.text("desired_digest")?,
     })
+}
+
+/// `$2, $3, $4` for three parameters from `$2`: the list of an `IN (…)`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `($1, $2), ($3, $4)` for two rows of two columns: the VALUES of a multi-row INSERT.

@@ -182,6 +182,14 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
         states.get(&(zone.as_str().to_string(), "primary".to_string())),
         Some(&state_row)
     );
+    let asked = [
+        (zone.as_str().to_string(), "primary".to_string()),
+        (zone.as_str().to_string(), "secondary".to_string()),
+        ("absent.test".to_string(), "primary".to_string()),
+    ];
+    let states = store.zone_states_of(&asked).await.unwrap();
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states.get(&asked[0]), Some(&state_row));
 }
 
 /// Two instances seeing the same change of findings: each channel's announcement is

@@ -378,33 +378,50 @@ async fn private_keys_are_sealed_at_rest() {
     assert!(!e.contains("PRIVATE"), "{e}");
 }
 
-/// The states of a run's own zones, for a few zones (one query each) and for many (one
-/// query of every state): only the pairs asked for, each with its own state.
+/// The states of a run's zones, for a few zones and for more than one query's worth on two
+/// DNS servers: only the pairs asked for, each with its own server's state.
 #[tokio::test]
 async fn zone_states_of_returns_only_the_zones_asked_for() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(dir.path()).await.unwrap();
-    let key = |i: usize| (format!("z{i:03}.test"), "primary".to_string());
-    let state = |i: usize| mailzone_store::ZoneState {
+    let key = |i: usize, server: &str| (format!("z{i:04}.test"), server.to_string());
+    let state = |i: usize, server: &str| mailzone_store::ZoneState {
         serial: i as u32,
-        desired_digest: format!("digest {i}"),
+        desired_digest: format!("digest {i} on {server}"),
     };
-    for i in 0..150 {
-        let zone = mailzone_records::Name::host(&key(i).0).unwrap();
-        store
-            .set_zone_state(&zone, "primary", &state(i), 1)
-            .await
-            .unwrap();
-    }
-    for asked in [vec![3, 7, 200], (0..100).chain([200]).collect::<Vec<_>>()] {
-        let keys: Vec<(String, String)> = asked.iter().map(|&i| key(i)).collect();
-        let states = store.zone_states_of(&keys).await.unwrap();
-        let known: Vec<usize> = asked.iter().copied().filter(|&i| i < 150).collect();
-        assert_eq!(states.len(), known.len(), "{} asked", keys.len());
-        for i in known {
-            assert_eq!(states.get(&key(i)), Some(&state(i)), "{}", key(i).0);
+    for server in ["primary", "secondary"] {
+        let stored = if server == "primary" { 1200 } else { 10 };
+        for i in 0..stored {
+            let zone = mailzone_records::Name::host(&key(i, server).0).unwrap();
+            store
+                .set_zone_state(&zone, server, &state(i, server), 1)
+                .await
+                .unwrap();
         }
-        assert!(!states.contains_key(&key(149)) || asked.contains(&149));
+    }
+    let few = vec![(3, "primary"), (7, "secondary"), (2000, "primary")];
+    let many: Vec<(usize, &str)> = (0..1100)
+        .map(|i| (i, "primary"))
+        .chain((5..20).map(|i| (i, "secondary")))
+        .collect();
+    for asked in [few, many] {
+        let keys: Vec<(String, String)> = asked.iter().map(|&(i, s)| key(i, s)).collect();
+        let states = store.zone_states_of(&keys).await.unwrap();
+        let known: Vec<(usize, &str)> = asked
+            .iter()
+            .copied()
+            .filter(|&(i, s)| i < if s == "primary" { 1200 } else { 10 })
+            .collect();
+        assert_eq!(states.len(), known.len(), "{} asked", keys.len());
+        for (i, server) in known {
+            assert_eq!(
+                states.get(&key(i, server)),
+                Some(&state(i, server)),
+                "{} on {server}",
+                key(i, server).0
+            );
+        }
+        assert!(!states.contains_key(&key(1150, "primary")));
     }
     store.close().await;
 }

@@ -73,7 +73,8 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     let mut server = None;
     let mut serve = None;
     let mut notify = None;
-    let mut domain = IndexMap::new();
+    let mut domain_chunks = Vec::with_capacity(chunks.len());
+    let mut domain_names = DomainNames::default();
     let mut dns_server = IndexMap::new();
     for chunk in &chunks {
         let chunk_text = chunk.text(text);
@@ -82,23 +83,43 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
         once(&mut server, part.server)?;
         once(&mut serve, part.serve)?;
         once(&mut notify, part.notify)?;
-        merge(&mut domain, part.domain)?;
+        domain_names.add_new(&part.domain)?;
+        domain_chunks.push(part.domain);
         merge(&mut dns_server, part.dns_server)?;
     }
     let server = server?;
-    // Grown by doubling: up to twice the room the entries need, kept while they are
-    // validated into the model.
-    domain.shrink_to_fit();
     dns_server.shrink_to_fit();
     #[cfg(test)]
     tests::CHUNKED_PARSES.with(|n| n.set(n.get() + 1));
     Some(RawConfig {
         server,
-        domain,
+        domain: IndexMap::new(),
+        domain_chunks,
         dns_server,
         serve: serve.unwrap_or_default(),
         notify: notify.unwrap_or_default(),
     })
+}
+
+/// The domain names of the chunks so far, as 64-bit hashes: a name in two chunks (or, once
+/// in 2^64, two names with one hash) sends the file to the whole-document parse, which
+/// then reports the duplicate as it always has.
+#[derive(Default)]
+struct DomainNames {
+    hasher: std::hash::RandomState,
+    seen: std::collections::HashSet<u64>,
+}
+
+impl DomainNames {
+    fn add_new<V>(&mut self, part: &IndexMap<String, V>) -> Option<()> {
+        use std::hash::BuildHasher as _;
+        for name in part.keys() {
+            if !self.seen.insert(self.hasher.hash_one(name)) {
+                return None;
+            }
+        }
+        Some(())
+    }
 }
 
 /// A singleton table taken from at most one chunk.

@@ -14,6 +14,11 @@ pub(super) struct RawConfig {
     pub(super) server: RawServer,
     #[serde(default)]
     pub(super) domain: IndexMap<String, RawDomain>,
+    /// The domains of a file parsed chunk by chunk (`config::chunks`), one map per chunk
+    /// in file order after those of `domain`: each chunk's map is let go once its domains
+    /// are validated, rather than one map of every domain held to the end.
+    #[serde(skip)]
+    pub(super) domain_chunks: Vec<IndexMap<String, RawDomain>>,
     #[serde(default)]
     pub(super) dns_server: IndexMap<String, RawDnsServer>,
     #[serde(default)]
