@@ -61,7 +61,7 @@ pub async fn list(
                     .manual_dkim_keys
                     .get(&domain.name)
                     .into_iter()
-                    .flatten()
+                    .flat_map(|keys| keys.iter())
                 {
                     out.push(info(
                         &domain.name,

@@ -12,6 +12,9 @@ use mailzone_records::{Config, DkimManagement, FileRef, Name};
 
 use crate::EngineError;
 
+/// A domain's manual DKIM keys: (selector, key), in config order.
+pub type ManualDkimKeys = std::sync::Arc<[(String, DkimPrivateKey)]>;
+
 /// A validated config with its files read.
 #[derive(Debug)]
 pub struct LoadedConfig {
@@ -19,8 +22,9 @@ pub struct LoadedConfig {
     pub config: Config,
     /// TLSA digests of `server.tls` (with the next key, when configured).
     pub tlsa: Option<TlsaKeys>,
-    /// Manual DKIM keys per domain, in config order: (selector, key).
-    pub manual_dkim_keys: BTreeMap<Name, Vec<(String, DkimPrivateKey)>>,
+    /// Manual DKIM keys per domain, in config order: (selector, key). Domains naming the
+    /// same selectors and files share one list.
+    pub manual_dkim_keys: BTreeMap<Name, ManualDkimKeys>,
     /// Domains defined through the service's API (the others come from the file).
     pub api_domains: std::collections::BTreeSet<Name>,
     /// DNS servers defined through the service's API.
@@ -96,8 +100,19 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
     // once (an Ed25519 key's public half costs a scalar multiplication to derive).
     let mut decoded: std::collections::HashMap<&Path, DkimPrivateKey> =
         std::collections::HashMap::new();
+    // And a hosting server's domains name the same selectors and files: one list for all.
+    let mut lists: std::collections::HashMap<Vec<(&str, &Path)>, ManualDkimKeys> =
+        std::collections::HashMap::new();
     for domain in &config.domains {
         if let DkimManagement::Manual { keys } = &domain.dkim_management {
+            let named: Vec<(&str, &Path)> = keys
+                .iter()
+                .map(|k| (k.selector.as_str(), k.private_key_file.path.as_path()))
+                .collect();
+            if let Some(shared) = lists.get(&named) {
+                manual_dkim_keys.insert(domain.name.clone(), shared.clone());
+                continue;
+            }
             let mut loaded = Vec::with_capacity(keys.len());
             for key in keys {
                 let file = &key.private_key_file;
@@ -111,6 +126,8 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
                 };
                 loaded.push((key.selector.clone(), private));
             }
+            let loaded: ManualDkimKeys = loaded.into();
+            lists.insert(named, loaded.clone());
             manual_dkim_keys.insert(domain.name.clone(), loaded);
         }
     }

@@ -430,7 +430,7 @@ pub async fn dkim_private_keys(
         (DkimManagement::Manual { .. }, _) => Ok(loaded
             .manual_dkim_keys
             .get(&domain.name)
-            .cloned()
+            .map(|keys| keys.to_vec())
             .unwrap_or_default()),
         (DkimManagement::Automatic { algorithms, .. }, Some(store)) => {
             let stored = store.dkim_keys(domain.name.as_str()).await?;

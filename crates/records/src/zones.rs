@@ -260,36 +260,48 @@ impl<'a> Grouping<'a> {
 /// (quadratic in the number of domains), nor a rebuild per batch of zones.
 #[derive(Debug, Default)]
 pub struct Publishing {
-    by_zone: HashMap<(Name, String), Vec<usize>>,
+    /// (hash of the zone and DNS server, index of a domain publishing there), sorted: 16
+    /// bytes per domain, where a map keyed by the names held two strings per domain.
+    by_zone: Vec<(u64, usize)>,
+    hasher: std::hash::RandomState,
 }
 
 impl Publishing {
     pub fn of(config: &Config) -> Publishing {
-        let mut by_zone: HashMap<(Name, String), Vec<usize>> = HashMap::new();
-        for (at, d) in config.domains.iter().enumerate() {
-            if let DnsManagement::Automatic { dns_server, .. } = &d.dns_management {
-                by_zone
-                    .entry((d.zone.clone(), dns_server.clone()))
-                    .or_default()
-                    .push(at);
-            }
-        }
-        Publishing { by_zone }
+        let hasher = std::hash::RandomState::new();
+        let mut by_zone: Vec<(u64, usize)> = config
+            .domains
+            .iter()
+            .enumerate()
+            .filter_map(|(at, d)| own_zone(d).map(|key| (zone_hash(&hasher, key), at)))
+            .collect();
+        // By hash, then in config order.
+        by_zone.sort_unstable();
+        Publishing { by_zone, hasher }
     }
 
-    /// The names of the domains publishing into `zone` through `server`.
+    /// The names of the domains publishing into `zone` through `server`, in config order.
     fn domains<'c>(
         &self,
         config: &'c Config,
         zone: &Name,
         server: &str,
     ) -> impl Iterator<Item = &'c Name> {
-        self.by_zone
-            .get(&(zone.clone(), server.to_string()))
-            .into_iter()
-            .flatten()
-            .filter_map(|&at| config.domains.get(at).map(|d| &d.name))
+        let hash = zone_hash(&self.hasher, (zone, server));
+        let first = self.by_zone.partition_point(|&(h, _)| h < hash);
+        self.by_zone[first..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .filter_map(|&(_, at)| config.domains.get(at))
+            // Two keys may share a hash: each candidate is checked.
+            .filter(move |d| own_zone(d) == Some((zone, server)))
+            .map(|d| &d.name)
     }
+}
+
+fn zone_hash(hasher: &std::hash::RandomState, (zone, server): (&Name, &str)) -> u64 {
+    use std::hash::BuildHasher as _;
+    hasher.hash_one((zone.as_str(), server))
 }
 
 /// The (zone, DNS server) a domain publishes its own records into, `None` under manual DNS

@@ -423,7 +423,7 @@ pub(crate) async fn list_dkim_signatures(
     let loaded = state.loaded();
     let mut out = Vec::new();
     for (domain, keys) in &loaded.manual_dkim_keys {
-        for (selector, key) in keys {
+        for (selector, key) in keys.iter() {
             out.push(json!({
                 "domain": domain.as_str(),
                 "selector": selector,
