@@ -21,7 +21,7 @@ impl Validator<'_> {
                 delegation: None,
             }),
             Some(RawDkimManagement::Manual(manual)) => {
-                let mut keys: Vec<ManualDkimKey> = Vec::new();
+                let mut keys: Vec<ManualDkimKey> = Vec::with_capacity(manual.keys.len());
                 for (i, k) in manual.keys.into_iter().enumerate() {
                     let key_path = format!("{key}.manual.keys[{i}]");
                     let selector = k.selector.trim().to_ascii_lowercase();
