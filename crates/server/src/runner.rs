@@ -180,7 +180,7 @@ pub const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(2
 /// few hundred tasks at a time, never 200,000 at once; a config of up to `DRIFT_SLICE`
 /// domains is one slice, scheduled whole every interval. Each time the cursor has gone
 /// round the whole list, ended tasks older than [`TASK_RETENTION`] are deleted.
-async fn drift_schedule(
+pub async fn drift_schedule(
     state: AppState,
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,

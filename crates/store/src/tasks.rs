@@ -119,9 +119,9 @@ pub enum TaskEnd {
 }
 
 /// Tasks scheduled per transaction by [`Store::schedule_tasks`]: a few statements for this
-/// many tasks, and a write lock held briefly enough for a worker's claim to come between two
-/// batches.
-pub(crate) const SCHEDULE_BATCH: usize = 500;
+/// many tasks (a drift slice of 500 domains, two tasks each), and a write lock held briefly
+/// enough for a worker's claim to come between two batches.
+pub(crate) const SCHEDULE_BATCH: usize = 1_000;
 
 /// Rows deleted per statement by [`Store::prune_tasks`].
 pub(crate) const PRUNE_BATCH: i64 = 10_000;

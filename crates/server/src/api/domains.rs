@@ -476,10 +476,7 @@ pub(crate) async fn list_dkim_signatures(
         .iter()
         .filter(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
         .map(|d| {
-            let n = stored_per_domain
-                .get(d.name.as_str())
-                .copied()
-                .unwrap_or(0);
+            let n = stored_per_domain.get(d.name.as_str()).copied().unwrap_or(0);
             (d, n)
         });
     let total = manual + automatic.clone().map(|(_, n)| n).sum::<u64>();
