@@ -194,8 +194,18 @@ async fn serve_with_100000_domains() {
         let (at, line) = lines.last().unwrap().clone();
         let (rss, hwm) = memory(pid);
         rss_after.push(rss);
+        let waiting = client
+            .get(format!("{base}/tasks?status=Scheduled&limit=1"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let waiting = waiting.headers()["x-total-count"]
+            .to_str()
+            .unwrap()
+            .to_string();
         eprintln!(
-            "slice {seen} at {at:?}: {} tasks in {} ms; RSS {rss:.1} MiB (peak {hwm:.1})",
+            "slice {seen} at {at:?}: {} tasks in {} ms; RSS {rss:.1} MiB (peak {hwm:.1}); {waiting} tasks Scheduled",
             field(&line, "tasks").unwrap_or(0),
             field(&line, "millis").unwrap_or(0),
         );
@@ -232,6 +242,11 @@ async fn serve_with_100000_domains() {
         .unwrap()
         .to_string();
     let (rss_end, hwm) = memory(pid);
+    let first = rss_after.first().copied().unwrap_or(rss_start);
+    eprintln!(
+        "RSS over the slices: first {first:.1} MiB, last {rss_end:.1} MiB, max {:.1} MiB",
+        rss_after.iter().copied().fold(0.0, f64::max)
+    );
     eprintln!(
         "GET /domains?limit=100: {} requests, median {:?}, p95 {:?}, max {:?}",
         latencies.len(),
