@@ -170,8 +170,9 @@ pub async fn schedule_all(store: &Store, loaded: &LoadedConfig) -> Result<usize,
 
 /// The most domains one slice of the drift schedule covers. 500 domains are at most 1,000
 /// tasks, read and written in two statements and one transaction
-/// ([`Store::schedule_tasks`]), milliseconds of the database's write lock; a config of up to 500 domains is one slice,
-/// scheduled whole every interval as before slices existed. 100,000 domains under a
+/// ([`Store::schedule_tasks`]): about 0.1 s of the database's write lock with 100,000
+/// domains and the workers busy (bench/README.md). A config of up to 500 domains is one
+/// slice, scheduled whole every interval as before slices existed. 100,000 domains under a
 /// one-hour interval are 200 slices, one every 18 seconds.
 pub const DRIFT_SLICE: usize = 500;
 

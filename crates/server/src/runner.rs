@@ -169,17 +169,24 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// How long an ended task is kept (besides the newest of each domain and kind, kept
-/// always): a day of history in the task list, and a table that does not grow with time.
-pub const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long a Succeeded or Cancelled task is kept once a newer task of its domain and kind
+/// exists (the newest of each domain and kind is kept always): the last hour's runs in the
+/// task list, and a table that holds two or three rounds of the drift schedule, not every
+/// round since the start (100,000 domains under an hourly drift would add 4.8 million rows
+/// a day).
+pub const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long a Failed task is kept once a newer one of its domain and kind exists: its
+/// `failureReason` explains a problem, a day of them stays in the list.
+pub const FAILED_TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Schedules a reconcile of every automatically managed domain once every `interval`:
 /// drift (someone edited the zone) is found and repaired by the task like any other
 /// change. The domains are spread over the interval in slices ([`DriftPlan`]: up to
-/// `DRIFT_SLICE` domains, one slice every `interval / slices`), so 100,000 domains make a
-/// few hundred tasks at a time, never 200,000 at once; a config of up to `DRIFT_SLICE`
+/// `DRIFT_SLICE` domains, one slice every `interval / slices`), so 100,000 domains make at
+/// most 1,000 tasks at a time, never 200,000 at once; a config of up to `DRIFT_SLICE`
 /// domains is one slice, scheduled whole every interval. Each time the cursor has gone
-/// round the whole list, ended tasks older than [`TASK_RETENTION`] are deleted.
+/// round the whole list, the ended tasks older than their retention are deleted
+/// ([`prune_tasks`]).
 pub async fn drift_schedule(
     state: AppState,
     interval: std::time::Duration,
@@ -216,14 +223,19 @@ pub async fn drift_schedule(
     }
 }
 
-/// Deletes the ended tasks older than [`TASK_RETENTION`] (the newest of each domain and
-/// kind stays).
+/// Deletes the ended tasks a newer task has replaced: Succeeded and Cancelled ones older
+/// than [`TASK_RETENTION`], Failed ones older than [`FAILED_TASK_RETENTION`] (the newest of
+/// each domain and kind stays).
 pub async fn prune_tasks(state: &AppState) {
-    let before = mailzone_engine::clock::unix_now()
-        - i64::try_from(TASK_RETENTION.as_secs()).unwrap_or(i64::MAX);
-    match state.store.prune_tasks(before).await {
+    let now = mailzone_engine::clock::unix_now();
+    let before = |keep: std::time::Duration| now - i64::try_from(keep.as_secs()).unwrap_or(0);
+    match state
+        .store
+        .prune_tasks(before(TASK_RETENTION), before(FAILED_TASK_RETENTION))
+        .await
+    {
         Ok(0) => {}
-        Ok(n) => tracing::info!(tasks = n, "ended tasks older than a day deleted"),
+        Ok(n) => tracing::info!(tasks = n, "old ended tasks deleted"),
         Err(e) => tracing::error!("cannot delete old tasks: {e}"),
     }
 }

@@ -261,6 +261,11 @@ fn task(domain: &str, kind: &str, due_at: i64) -> NewTask {
 /// one by one would return.
 async fn batch_schedule_matches_one_by_one(store: &Store) {
     let owner = "worker";
+    let scheduled = TaskFilter {
+        statuses: vec![TaskStatus::Scheduled],
+        ..TaskFilter::default()
+    };
+    let waiting_before = store.task_count(&scheduled).await.unwrap();
     // a: waiting; b: running; c: retrying, due later; d: ended; e: nothing yet.
     let a = store
         .schedule_task(&task("a.test", "DnsManagement", 10), 1)
@@ -335,12 +340,11 @@ async fn batch_schedule_matches_one_by_one(store: &Store) {
         first.iter().map(|t| &t.id).collect::<Vec<_>>(),
         again.iter().map(|t| &t.id).collect::<Vec<_>>()
     );
-    let filter = TaskFilter {
-        statuses: vec![TaskStatus::Scheduled],
-        ..TaskFilter::default()
-    };
     // a, d (new), e, a's DkimRotation, and the 1,234.
-    assert_eq!(store.task_count(&filter).await.unwrap(), 4 + 1_234);
+    assert_eq!(
+        store.task_count(&scheduled).await.unwrap() - waiting_before,
+        4 + 1_234
+    );
 }
 
 #[tokio::test]
@@ -381,8 +385,8 @@ async fn batch_schedule_and_prune_on_postgres() {
     other.close().await;
 }
 
-/// Ended tasks older than the cut-off go, except each domain and kind's newest; waiting
-/// and recent ones stay.
+/// Ended tasks older than their cut-off (Succeeded and Cancelled, Failed) go, except each
+/// domain and kind's newest; waiting and recent ones stay.
 async fn prune_keeps_the_newest_and_the_recent(store: &Store) {
     let owner = "w";
     let mut ended = Vec::new();
@@ -411,13 +415,35 @@ async fn prune_keeps_the_newest_and_the_recent(store: &Store) {
     };
     assert!(store.finish_task(&q.id, owner, &failed, 50).await.unwrap());
     // Cut-off 250: p's runs at 100 and 200 go, the one at 300 stays; q stays.
-    assert_eq!(store.prune_tasks(250).await.unwrap(), 2);
+    assert_eq!(store.prune_tasks(250, 250).await.unwrap(), 2);
     assert!(store.task(&ended[0]).await.unwrap().is_none());
     assert!(store.task(&ended[1]).await.unwrap().is_none());
     assert!(store.task(&ended[2]).await.unwrap().is_some());
     assert!(store.task(&q.id).await.unwrap().is_some());
+    // r.test: a run failed at 100, a newer one waiting since 150. A failed run has its own
+    // cut-off (it explains a problem).
+    let r_failed = store
+        .create_task(&task("r.test", "DnsManagement", 100), 100)
+        .await
+        .unwrap();
+    let claimed = store.claim_task(owner, 100, 160).await.unwrap().unwrap();
+    assert_eq!(claimed.id, r_failed.id);
+    assert!(
+        store
+            .finish_task(&r_failed.id, owner, &failed, 100)
+            .await
+            .unwrap()
+    );
+    let r_next = store
+        .create_task(&task("r.test", "DnsManagement", 150), 150)
+        .await
+        .unwrap();
+    assert_eq!(store.prune_tasks(250, 50).await.unwrap(), 0);
+    assert_eq!(store.prune_tasks(250, 150).await.unwrap(), 1);
+    assert!(store.task(&r_failed.id).await.unwrap().is_none());
     // Nothing else to prune: the waiting and the newest stay, however old.
-    assert_eq!(store.prune_tasks(i64::MAX).await.unwrap(), 0);
+    assert_eq!(store.prune_tasks(i64::MAX, i64::MAX).await.unwrap(), 0);
+    assert!(store.task(&r_next.id).await.unwrap().is_some());
 }
 
 #[tokio::test]

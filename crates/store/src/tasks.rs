@@ -644,25 +644,31 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Deletes ended tasks (Succeeded, Failed, Cancelled) last changed before `before`,
-    /// except the newest task of each domain and kind, which stays as that domain's last
-    /// word: without this the table grows by every drift run of every domain. At most
-    /// [`PRUNE_BATCH`] rows per statement, so no lock is held long. How many were deleted.
-    pub async fn prune_tasks(&self, before: i64) -> Result<u64, StoreError> {
+    /// Deletes ended tasks that a newer task of the same domain and kind has replaced:
+    /// Succeeded and Cancelled ones last changed before `ended_before`, Failed ones (they
+    /// explain a problem) before `failed_before`. The newest task of each domain and kind
+    /// stays, however old, as that domain's last word: without this the table grows by
+    /// every drift run of every domain. At most [`PRUNE_BATCH`] rows per statement, so no
+    /// lock is held long. How many were deleted.
+    pub async fn prune_tasks(
+        &self,
+        ended_before: i64,
+        failed_before: i64,
+    ) -> Result<u64, StoreError> {
         let mut deleted = 0;
         loop {
             let n = self
                 .db()
                 .execute(
                     "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks AS old \
-                     WHERE old.status IN ('Succeeded', 'Failed', 'Cancelled') \
-                     AND old.updated_at < $1 \
+                     WHERE ((old.status IN ('Succeeded', 'Cancelled') AND old.updated_at < $1) \
+                            OR (old.status = 'Failed' AND old.updated_at < $2)) \
                      AND EXISTS (SELECT 1 FROM tasks AS newer \
                        WHERE newer.domain = old.domain AND newer.kind = old.kind \
                        AND (newer.created_at > old.created_at \
                             OR (newer.created_at = old.created_at AND newer.id > old.id))) \
-                     LIMIT $2)",
-                    params![before, PRUNE_BATCH],
+                     LIMIT $3)",
+                    params![ended_before, failed_before, PRUNE_BATCH],
                 )
                 .await?;
             deleted += n;
