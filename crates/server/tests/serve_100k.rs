@@ -231,6 +231,28 @@ async fn serve_with_100000_domains() {
         }
     }
     latencies.sort();
+    // The task list: a page and the count of the whole table.
+    let mut task_latencies = Vec::new();
+    for n in 0..20u64 {
+        let asked = Instant::now();
+        let response = client
+            .get(format!("{base}/tasks?limit=100&offset={}", n * 1_000))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        task_latencies.push(asked.elapsed());
+    }
+    task_latencies.sort();
+    eprintln!(
+        "GET /tasks?limit=100: {} requests, median {:?}, p95 {:?}, max {:?}",
+        task_latencies.len(),
+        percentile(&task_latencies, 0.5),
+        percentile(&task_latencies, 0.95),
+        task_latencies.last().unwrap()
+    );
     let tasks = client
         .get(format!("{base}/tasks?limit=1"))
         .bearer_auth(&token)
