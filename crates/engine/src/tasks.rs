@@ -116,34 +116,162 @@ impl TaskPolicy {
     }
 }
 
+/// The tasks the automatic schedule asks for `domain`, due at `now`: a `DkimRotation`
+/// task where mailzone rotates its keys, a `DnsManagement` task where it publishes.
+fn automatic_tasks(domain: &mailzone_records::Domain, now: i64) -> impl Iterator<Item = NewTask> {
+    // Keys rotate by themselves only where mailzone also publishes them: with manual
+    // DNS the operator publishes each new key (`mailzone dkim rotate`), unless the keys
+    // are delegated (`delegateTo`): they live in the provider's zone, which mailzone
+    // publishes whatever the domain's own DNS management.
+    let automatic_dns = matches!(domain.dns_management, DnsManagement::Automatic { .. });
+    let rotation = matches!(
+        domain.dkim_management,
+        mailzone_records::DkimManagement::Automatic { .. }
+    ) && (automatic_dns || domain.dkim_management.delegation().is_some());
+    let name = domain.name.as_str();
+    let rotation = rotation.then(|| TaskKind::DkimRotation.task(name, now));
+    let publication = automatic_dns.then(|| TaskKind::DnsManagement.task(name, now));
+    rotation.into_iter().chain(publication)
+}
+
 /// Schedules a `DnsManagement` task for every domain under automatic management and a
 /// `DkimRotation` task for every such domain with automatic DKIM keys, and for every domain
-/// with delegated keys (at start, on reload, and
-/// on the drift schedule). Domains that already have one waiting get none.
+/// with delegated keys. Domains that already have one waiting get none. The tasks are
+/// returned, in the config's order; [`schedule_all`] schedules the same and only counts
+/// them.
 pub async fn schedule_automatic(
     store: &Store,
     loaded: &LoadedConfig,
 ) -> Result<Vec<Task>, EngineError> {
     let now = clock::unix_now();
-    let mut wanted = Vec::new();
-    for domain in &loaded.config.domains {
-        // Keys rotate by themselves only where mailzone also publishes them: with manual
-        // DNS the operator publishes each new key (`mailzone dkim rotate`), unless the keys
-        // are delegated (`delegateTo`): they live in the provider's zone, which mailzone
-        // publishes whatever the domain's own DNS management.
-        if matches!(
-            domain.dkim_management,
-            mailzone_records::DkimManagement::Automatic { .. }
-        ) && (matches!(domain.dns_management, DnsManagement::Automatic { .. })
-            || domain.dkim_management.delegation().is_some())
-        {
-            wanted.push(TaskKind::DkimRotation.task(domain.name.as_str(), now));
-        }
-        if matches!(domain.dns_management, DnsManagement::Automatic { .. }) {
-            wanted.push(TaskKind::DnsManagement.task(domain.name.as_str(), now));
+    let wanted: Vec<NewTask> = loaded
+        .config
+        .domains
+        .iter()
+        .flat_map(|d| automatic_tasks(d, now))
+        .collect();
+    enqueue(store, &wanted, now, Enqueue::UnlessWaitingOrRunning).await
+}
+
+/// What [`schedule_automatic`] schedules (at start and on reload), [`DRIFT_SLICE`] domains
+/// at a time, so that 100,000 domains never make 200,000 tasks in memory at once: how many
+/// tasks stand for the schedule (new ones and those already waiting or running).
+pub async fn schedule_all(store: &Store, loaded: &LoadedConfig) -> Result<usize, EngineError> {
+    let mut cursor = DriftCursor::default();
+    let mut tasks = 0;
+    loop {
+        let slice = cursor.schedule_next(store, loaded, DRIFT_SLICE).await?;
+        tasks += slice.tasks;
+        if slice.wrapped {
+            return Ok(tasks);
         }
     }
-    enqueue(store, &wanted, now, Enqueue::UnlessWaitingOrRunning).await
+}
+
+/// The most domains one slice of the drift schedule covers. 500 domains are at most 1,000
+/// tasks, read and written in two statements and one transaction
+/// ([`Store::schedule_tasks`]): about 0.1 s of the database's write lock with 100,000
+/// domains and the workers busy (bench/README.md). A config of up to 500 domains is one
+/// slice, scheduled whole every interval as before slices existed. 100,000 domains under a
+/// one-hour interval are 200 slices, one every 18 seconds.
+pub const DRIFT_SLICE: usize = 500;
+
+/// How the drift schedule spreads a config's domains over one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftPlan {
+    /// Slices per interval: `ceil(domains / DRIFT_SLICE)`, at least 1.
+    pub slices: usize,
+    /// Domains per slice: the domains shared evenly over the slices (at most
+    /// [`DRIFT_SLICE`]).
+    pub size: usize,
+    /// The time between two slices: the interval over the slices.
+    pub tick: Duration,
+}
+
+impl DriftPlan {
+    /// The plan for `domains` domains under `interval`.
+    pub fn new(domains: usize, interval: Duration) -> DriftPlan {
+        let slices = domains.div_ceil(DRIFT_SLICE).max(1);
+        DriftPlan {
+            slices,
+            size: domains.div_ceil(slices).max(1),
+            tick: interval / u32::try_from(slices).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// A cursor over the config's domains, in the config's order: each call schedules the next
+/// slice, and the end of the list wraps around to its start. A config changed between two
+/// slices (SIGHUP, the API) is followed by the name of the last domain scheduled, so that
+/// domains added or removed before it shift no other domain out of its turn; a reload
+/// schedules every domain anyway.
+#[derive(Debug, Default)]
+pub struct DriftCursor {
+    next: usize,
+    last: Option<Name>,
+}
+
+/// What one slice scheduled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice {
+    /// The config's domains the slice covered (indexes).
+    pub domains: std::ops::Range<usize>,
+    /// The tasks standing for it: new ones and those already waiting or running.
+    pub tasks: usize,
+    /// The slice reached the end of the list: the next one starts over.
+    pub wrapped: bool,
+}
+
+impl DriftCursor {
+    /// The index of the next domain to schedule in `loaded`.
+    fn position(&self, loaded: &LoadedConfig) -> usize {
+        let domains = &loaded.config.domains;
+        let Some(last) = &self.last else {
+            return self.next.min(domains.len());
+        };
+        // Unchanged config: the last one scheduled is right before the cursor.
+        if self.next > 0 && domains.get(self.next - 1).is_some_and(|d| &d.name == last) {
+            return self.next;
+        }
+        match domains.iter().position(|d| &d.name == last) {
+            Some(i) => i + 1,
+            None => self.next.min(domains.len()),
+        }
+    }
+
+    /// Schedules the tasks of the next `size` domains of `loaded` ([`automatic_tasks`]),
+    /// due now, in few store round trips; a waiting or running task of a domain stands
+    /// for its new one.
+    pub async fn schedule_next(
+        &mut self,
+        store: &Store,
+        loaded: &LoadedConfig,
+        size: usize,
+    ) -> Result<Slice, EngineError> {
+        let domains = &loaded.config.domains;
+        let start = self.position(loaded);
+        let end = start.saturating_add(size.max(1)).min(domains.len());
+        let now = clock::unix_now();
+        let wanted: Vec<NewTask> = domains[start..end]
+            .iter()
+            .flat_map(|d| automatic_tasks(d, now))
+            .collect();
+        let tasks = enqueue(store, &wanted, now, Enqueue::UnlessWaitingOrRunning)
+            .await?
+            .len();
+        let wrapped = end >= domains.len();
+        self.last = if wrapped {
+            None
+        } else {
+            domains.get(end - 1).map(|d| d.name.clone())
+        };
+        self.next = if wrapped { 0 } else { end };
+        Ok(Slice {
+            domains: start..end,
+            tasks,
+            wrapped,
+        })
+    }
 }
 
 /// Schedules a `TlsaSync` task, due now, for every domain whose TLSA records mailzone
@@ -172,19 +300,20 @@ enum Enqueue {
     UnlessWaitingOrRunning,
 }
 
-/// Queues `tasks` one by one, stopping at the first error.
+/// Queues `tasks`, stopping at the first error: a schedule in batches of a few statements
+/// each ([`Store::schedule_tasks`]), changes one by one.
 async fn enqueue(
     store: &Store,
     tasks: &[NewTask],
     now: i64,
     how: Enqueue,
 ) -> Result<Vec<Task>, EngineError> {
+    if let Enqueue::UnlessWaitingOrRunning = how {
+        return Ok(store.schedule_tasks(tasks, now).await?);
+    }
     let mut queued = Vec::with_capacity(tasks.len());
     for task in tasks {
-        queued.push(match how {
-            Enqueue::UnlessWaiting => store.create_task(task, now).await?,
-            Enqueue::UnlessWaitingOrRunning => store.schedule_task(task, now).await?,
-        });
+        queued.push(store.create_task(task, now).await?);
     }
     Ok(queued)
 }

@@ -132,6 +132,7 @@ pub async fn run(state: &AppState) {
     };
     state.metrics.record_check(&report, checked_at);
     state.record_checks(&report, checked_at);
+    state.forget_unconfigured_checks(&state.loaded());
     tracing::info!(
         domains = report.domains.len(),
         errors = report.count(mailzone_check::Severity::Error),

@@ -77,16 +77,21 @@ impl ServeOptions {
     }
 }
 
-/// The start-up run of every automatically managed domain (and its DKIM rotation).
+/// The start-up run of every automatically managed domain (and its DKIM rotation), then
+/// the ended tasks older than the retention deleted.
 async fn schedule_at_start(state: AppState) {
     let loaded = state.loaded();
-    match mailzone_engine::tasks::schedule_automatic(&state.store, &loaded).await {
+    let started = std::time::Instant::now();
+    match mailzone_engine::tasks::schedule_all(&state.store, &loaded).await {
         Ok(scheduled) => tracing::info!(
-            tasks = scheduled.len(),
+            tasks = scheduled,
+            millis = started.elapsed().as_millis() as u64,
             "DnsManagement tasks scheduled at start"
         ),
         Err(e) => tracing::error!("cannot schedule the start-up tasks: {e}"),
     }
+    drop(loaded);
+    runner::prune_tasks(&state).await;
 }
 
 /// Runs the service until SIGTERM or Ctrl-C: then the listeners stop accepting, running

@@ -31,12 +31,24 @@ pub struct Metrics {
     pub checks: Mutex<CheckMetrics>,
     /// Failed notifications, by channel (webhook, smtp).
     pub notify_failures: [AtomicU64; 2],
+    /// Drift slices scheduled, the tasks standing for them, and the time their scheduling
+    /// took in milliseconds.
+    pub drift_slices: AtomicU64,
+    pub drift_tasks: AtomicU64,
+    pub drift_millis: AtomicU64,
 }
 
 impl Metrics {
     pub fn record_run(&self, millis: u64) {
         self.task_runs.fetch_add(1, Ordering::Relaxed);
         self.task_run_millis.fetch_add(millis, Ordering::Relaxed);
+    }
+
+    /// One drift slice scheduled: `tasks` tasks in `millis` milliseconds.
+    pub fn record_drift_slice(&self, tasks: u64, millis: u64) {
+        self.drift_slices.fetch_add(1, Ordering::Relaxed);
+        self.drift_tasks.fetch_add(tasks, Ordering::Relaxed);
+        self.drift_millis.fetch_add(millis, Ordering::Relaxed);
     }
 
     /// Replaces the last check's figures (domains no longer configured disappear).
@@ -131,6 +143,19 @@ impl Metrics {
         out.push_str(&format!(
             "mailzone_task_retries_total {}\n",
             self.task_retries.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP mailzone_drift_slice_seconds Drift slices scheduled on this instance: the time their scheduling took.\n");
+        out.push_str("# TYPE mailzone_drift_slice_seconds summary\n");
+        out.push_str(&format!(
+            "mailzone_drift_slice_seconds_sum {}\nmailzone_drift_slice_seconds_count {}\n",
+            self.drift_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+            self.drift_slices.load(Ordering::Relaxed)
+        ));
+        out.push_str("# HELP mailzone_drift_tasks_total Tasks standing for the drift slices scheduled on this instance (new or already waiting).\n");
+        out.push_str("# TYPE mailzone_drift_tasks_total counter\n");
+        out.push_str(&format!(
+            "mailzone_drift_tasks_total {}\n",
+            self.drift_tasks.load(Ordering::Relaxed)
         ));
         self.render_checks(&mut out);
         out

@@ -17,6 +17,28 @@ fn ok_json(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
+/// A page of a list: the JSON array (`schema`) with its `X-Total-Count` and `Link`
+/// headers.
+fn page_json(description: &str, schema: Value) -> Value {
+    let mut response = ok_json(description, schema);
+    response["headers"] = json!({
+        "X-Total-Count": { "description": "How many items the whole list holds (all pages)",
+            "schema": { "type": "integer", "minimum": 0 } },
+        "Link": { "description": "RFC 8288: the next page (rel=\"next\", absent on the last page) and the previous one (rel=\"prev\"), as URI references with the other query parameters kept, e.g. </api/v1/domains?offset=100&limit=100>; rel=\"next\". Absent when the page is the whole list.",
+            "schema": { "type": "string" } }
+    });
+    response
+}
+
+fn page_params() -> [Value; 2] {
+    [
+        json!({ "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0 },
+                "description": "Items skipped (default 0)" }),
+        json!({ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1 },
+                "description": "Items on the page" }),
+    ]
+}
+
 fn name_param() -> Value {
     json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" },
             "description": "A domain name; Unicode names are converted to A-labels." })
@@ -213,12 +235,10 @@ pub fn spec() -> Value {
         },
         "paths": {
             "/domains": {
-                "get": { "summary": "List domains (all of them, or a page with offset and limit)",
-                    "parameters": [
-                        { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0 } },
-                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1 } }],
+                "get": { "summary": "List domains in the config's order (all of them, or a page with offset and limit; X-Total-Count and Link say where the page stands)",
+                    "parameters": page_params(),
                     "responses": common(json!({
-                    "200": ok_json("Domains", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Domain" } })),
+                    "200": page_json("Domains", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Domain" } })),
                     "400": error_response("Invalid query") })) },
                 "post": { "summary": "Create a domain (a DnsManagement task is scheduled when it is under automatic management)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": {
@@ -307,15 +327,21 @@ pub fn spec() -> Value {
                         "413": error_response("Body too large"), "415": error_response("Not JSON"),
                         "422": error_response("No zone given and no domain publishes through the DNS server") })) }
             },
-            "/dkimSignatures": { "get": { "summary": "DKIM keys with their public halves", "responses": common(json!({
-                "200": ok_json("Keys", json!({ "type": "array", "items": { "type": "object" } })) })) } },
+            "/dkimSignatures": { "get": { "summary": "DKIM keys with their public halves: the config's, then the stored ones domain by domain (all of them, or a page with offset and limit)",
+                "parameters": page_params(),
+                "responses": common(json!({
+                "200": page_json("Keys", json!({ "type": "array", "items": { "type": "object" } })),
+                "400": error_response("Invalid query") })) } },
             "/tasks": {
-                "get": { "summary": "Tasks, newest first",
+                "get": { "summary": "Tasks, newest first, a page at a time (X-Total-Count and Link say where the page stands)",
                     "parameters": [
                         { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["Scheduled", "Running", "Retry", "Succeeded", "Failed", "Cancelled"] } },
-                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }],
+                        { "name": "domain", "in": "query", "schema": { "type": "string" }, "description": "Only this domain's tasks" },
+                        { "name": "type", "in": "query", "schema": { "type": "string", "enum": ["DnsManagement", "DkimRotation", "TlsaSync", "AcmeRenewal"] } },
+                        { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0 }, "description": "Tasks skipped (default 0)" },
+                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 }, "description": "Tasks on the page (default 100)" }],
                     "responses": common(json!({
-                        "200": ok_json("Tasks", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Task" } })),
+                        "200": page_json("Tasks", json!({ "type": "array", "items": { "$ref": "#/components/schemas/Task" } })),
                         "400": error_response("Invalid query") })) },
                 "post": { "summary": "Schedule a task (returns at once)",
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewTask" } } } },

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use mailzone_engine::tasks::{Ran, Worker, schedule_automatic, schedule_tlsa_sync};
-use mailzone_store::{Task, TaskEnd};
+use mailzone_engine::tasks::{
+    DriftCursor, DriftPlan, Ran, Worker, schedule_all, schedule_tlsa_sync,
+};
+use mailzone_store::TaskEnd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -80,7 +82,9 @@ async fn certificate_watch(
         log_scheduled(
             "certificate files changed",
             "TlsaSync",
-            schedule_tlsa_sync(&state.store, &loaded).await,
+            schedule_tlsa_sync(&state.store, &loaded)
+                .await
+                .map(|tasks| tasks.len()),
         );
     }
 }
@@ -165,18 +169,74 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Schedules a reconcile of every automatically managed domain every `interval`: drift
-/// (someone edited the zone) is found and repaired by the task like any other change.
-async fn drift_schedule(
+/// How long a Succeeded or Cancelled task is kept once a newer task of its domain and kind
+/// exists (the newest of each domain and kind is kept always): the last hour's runs in the
+/// task list, and a table that holds two or three rounds of the drift schedule, not every
+/// round since the start (100,000 domains under an hourly drift would add 4.8 million rows
+/// a day).
+pub const TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How long a Failed task is kept once a newer one of its domain and kind exists: its
+/// `failureReason` explains a problem, a day of them stays in the list.
+pub const FAILED_TASK_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Schedules a reconcile of every automatically managed domain once every `interval`:
+/// drift (someone edited the zone) is found and repaired by the task like any other
+/// change. The domains are spread over the interval in slices ([`DriftPlan`]: up to
+/// `DRIFT_SLICE` domains, one slice every `interval / slices`), so 100,000 domains make at
+/// most 1,000 tasks at a time, never 200,000 at once; a config of up to `DRIFT_SLICE`
+/// domains is one slice, scheduled whole every interval. Each time the cursor has gone
+/// round the whole list, the ended tasks older than their retention are deleted
+/// ([`prune_tasks`]).
+pub async fn drift_schedule(
     state: AppState,
     interval: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    while waited(interval, &mut stop).await {
-        match schedule_automatic(&state.store, &state.loaded()).await {
-            Ok(tasks) => tracing::info!(tasks = tasks.len(), "drift check scheduled"),
-            Err(e) => tracing::error!("cannot schedule the drift check: {e}"),
+    let mut cursor = DriftCursor::default();
+    loop {
+        let plan = DriftPlan::new(state.loaded().config.domains.len(), interval);
+        if !waited(plan.tick, &mut stop).await {
+            return;
         }
+        // The config of now: it may have changed during the wait.
+        let loaded = state.loaded();
+        let plan = DriftPlan::new(loaded.config.domains.len(), interval);
+        let started = Instant::now();
+        let slice = match cursor.schedule_next(&state.store, &loaded, plan.size).await {
+            Ok(slice) => slice,
+            Err(e) => {
+                tracing::error!("cannot schedule the drift check: {e}");
+                continue;
+            }
+        };
+        let millis = started.elapsed().as_millis() as u64;
+        state.metrics.record_drift_slice(slice.tasks as u64, millis);
+        tracing::info!(
+            tasks = slice.tasks,
+            domains = %format!("{}..{} of {}", slice.domains.start, slice.domains.end, loaded.config.domains.len()),
+            millis,
+            "drift check scheduled"
+        );
+        if slice.wrapped {
+            prune_tasks(&state).await;
+        }
+    }
+}
+
+/// Deletes the ended tasks a newer task has replaced: Succeeded and Cancelled ones older
+/// than [`TASK_RETENTION`], Failed ones older than [`FAILED_TASK_RETENTION`] (the newest of
+/// each domain and kind stays).
+pub async fn prune_tasks(state: &AppState) {
+    let now = mailzone_engine::clock::unix_now();
+    let before = |keep: std::time::Duration| now - i64::try_from(keep.as_secs()).unwrap_or(0);
+    match state
+        .store
+        .prune_tasks(before(TASK_RETENTION), before(FAILED_TASK_RETENTION))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(tasks = n, "old ended tasks deleted"),
+        Err(e) => tracing::error!("cannot delete old tasks: {e}"),
     }
 }
 
@@ -213,14 +273,14 @@ pub async fn reload(state: &AppState) {
     log_scheduled(
         "config reloaded",
         "DnsManagement",
-        schedule_automatic(&state.store, &loaded).await,
+        schedule_all(&state.store, &loaded).await,
     );
 }
 
-/// Logs what was scheduled after `event` (tasks of `kind`), or why scheduling failed.
-fn log_scheduled<E: std::fmt::Display>(event: &str, kind: &str, scheduled: Result<Vec<Task>, E>) {
+/// Logs what was scheduled after `event` (`tasks` tasks of `kind`), or why scheduling failed.
+fn log_scheduled<E: std::fmt::Display>(event: &str, kind: &str, scheduled: Result<usize, E>) {
     match scheduled {
-        Ok(tasks) => tracing::info!(tasks = tasks.len(), "{event}; {kind} tasks scheduled"),
+        Ok(tasks) => tracing::info!(tasks, "{event}; {kind} tasks scheduled"),
         Err(e) => tracing::error!("{event}, but scheduling failed: {e}"),
     }
 }

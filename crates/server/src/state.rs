@@ -117,6 +117,22 @@ impl AppState {
         }
     }
 
+    /// Forgets the last checks of domains `loaded` no longer has: the map holds at most
+    /// one entry per configured domain, however many were removed over the service's life.
+    pub fn forget_unconfigured_checks(&self, loaded: &LoadedConfig) {
+        let configured: std::collections::HashSet<&str> = loaded
+            .config
+            .domains
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        let mut checks = match self.last_checks.write() {
+            Ok(checks) => checks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        checks.retain(|domain, _| configured.contains(domain.as_str()));
+    }
+
     /// The last check of `domain`, if it was checked since the service started.
     pub fn last_check(&self, domain: &str) -> Option<LastCheck> {
         let checks = match self.last_checks.read() {

@@ -118,6 +118,14 @@ pub enum TaskEnd {
     },
 }
 
+/// Tasks scheduled per transaction by [`Store::schedule_tasks`]: a few statements for this
+/// many tasks (a drift slice of 500 domains, two tasks each), and a write lock held briefly
+/// enough for a worker's claim to come between two batches.
+pub(crate) const SCHEDULE_BATCH: usize = 1_000;
+
+/// Rows deleted per statement by [`Store::prune_tasks`].
+pub(crate) const PRUNE_BATCH: i64 = 10_000;
+
 /// The task columns, as a macro so that queries stay `&'static str` (sqlx refuses
 /// run-time built SQL).
 macro_rules! columns {
@@ -230,6 +238,179 @@ impl Store {
         }
         tx.commit().await?;
         Ok(task)
+    }
+
+    /// [`Store::schedule_task`] for many tasks in a few statements per
+    /// [`SCHEDULE_BATCH`] tasks (a transaction each): the waiting or running tasks of those
+    /// domains read in one query, the missing ones inserted in one, those due later brought
+    /// forward in one per due time. The tasks standing for `new`, in its order (a task asked
+    /// for twice is the same task twice).
+    pub async fn schedule_tasks(&self, new: &[NewTask], now: i64) -> Result<Vec<Task>, StoreError> {
+        let mut out = Vec::with_capacity(new.len());
+        for chunk in new.chunks(SCHEDULE_BATCH) {
+            out.extend(self.schedule_chunk(chunk, now).await?);
+        }
+        Ok(out)
+    }
+
+    async fn schedule_chunk(&self, new: &[NewTask], now: i64) -> Result<Vec<Task>, StoreError> {
+        use std::collections::{BTreeSet, HashMap};
+        let key_of = |t: &NewTask| -> TaskKey {
+            (
+                t.domain.clone(),
+                t.kind.clone(),
+                update_records_json(&t.update_records),
+                t.on_success_renew_certificate,
+            )
+        };
+        let domains: BTreeSet<&str> = new.iter().map(|t| t.domain.as_str()).collect();
+        let domains = serde_json::to_string(&domains).expect("strings always serialise");
+        // SQLite: the write lock from the first statement, so no other writer slips a task
+        // in between the read and the insert (the same reason PostgreSQL takes the
+        // per-domain advisory locks of `insert_task`, here in name order: two batches
+        // never wait for each other's locks in a cycle).
+        let mut tx = self.begin_immediate().await?;
+        let (lock, waiting_sql, insert_sql, forward_sql) = match self.pool {
+            Pool::Sqlite(_) => (
+                None,
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks WHERE domain IN (SELECT value FROM json_each($1)) \
+                     AND status IN ('Scheduled', 'Retry', 'Running') ORDER BY created_at, id"
+                ),
+                concat!(
+                    "INSERT INTO tasks (id, kind, domain, update_records, \
+                     on_success_renew_certificate, status, attempts, due_at, created_at, \
+                     updated_at) \
+                     SELECT json_extract(value, '$.id'), json_extract(value, '$.kind'), \
+                     json_extract(value, '$.domain'), json_extract(value, '$.types'), \
+                     json_extract(value, '$.renew'), 'Scheduled', 0, \
+                     json_extract(value, '$.dueAt'), $2, $2 FROM json_each($1) RETURNING ",
+                    columns!()
+                ),
+                concat!(
+                    "UPDATE tasks SET due_at = $1, updated_at = $2 \
+                     WHERE id IN (SELECT value FROM json_each($3)) \
+                     AND status IN ('Scheduled', 'Retry') AND due_at > $1 RETURNING ",
+                    columns!()
+                ),
+            ),
+            Pool::Postgres(_) => (
+                Some(
+                    "SELECT pg_advisory_xact_lock(hashtext(d)) FROM \
+                     (SELECT d FROM json_array_elements_text($1::json) AS t(d) ORDER BY d) \
+                     AS locked",
+                ),
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM tasks WHERE domain IN (SELECT json_array_elements_text($1::json)) \
+                     AND status IN ('Scheduled', 'Retry', 'Running') ORDER BY created_at, id"
+                ),
+                concat!(
+                    "INSERT INTO tasks (id, kind, domain, update_records, \
+                     on_success_renew_certificate, status, attempts, due_at, created_at, \
+                     updated_at) \
+                     SELECT r->>'id', r->>'kind', r->>'domain', r->>'types', \
+                     (r->>'renew')::boolean, 'Scheduled', 0, (r->>'dueAt')::bigint, $2, $2 \
+                     FROM json_array_elements($1::json) AS r RETURNING ",
+                    columns!()
+                ),
+                concat!(
+                    "UPDATE tasks SET due_at = $1, updated_at = $2 \
+                     WHERE id IN (SELECT json_array_elements_text($3::json)) \
+                     AND status IN ('Scheduled', 'Retry') AND due_at > $1 RETURNING ",
+                    columns!()
+                ),
+            ),
+        };
+        if let Some(lock) = lock {
+            tx.db()
+                .fetch_all(lock, params![&domains], |_| Ok(()))
+                .await?;
+        }
+        // The oldest waiting or running task of each (domain, kind, types, renewal), as
+        // `insert_task` picks it.
+        let mut standing: HashMap<TaskKey, Task> = HashMap::new();
+        for task in tx
+            .db()
+            .fetch_all(waiting_sql, params![&domains], task_from_row)
+            .await?
+        {
+            standing.entry(task_key(&task)).or_insert(task);
+        }
+        // The earliest due time asked for each task found or to make, in the order asked.
+        let mut asked: HashMap<TaskKey, i64> = HashMap::new();
+        let mut order = Vec::new();
+        for t in new {
+            let key = key_of(t);
+            match asked.get_mut(&key) {
+                Some(due) => *due = (*due).min(t.due_at),
+                None => {
+                    asked.insert(key.clone(), t.due_at);
+                    order.push(key);
+                }
+            }
+        }
+        let rows: Vec<serde_json::Value> = order
+            .iter()
+            .filter(|key| !standing.contains_key(*key))
+            .map(|key @ (domain, kind, types, renew)| {
+                serde_json::json!({
+                    "id": new_task_id(),
+                    "kind": kind,
+                    "domain": domain,
+                    "types": types,
+                    "renew": renew,
+                    "dueAt": asked[key],
+                })
+            })
+            .collect();
+        if !rows.is_empty() {
+            let rows = serde_json::Value::Array(rows).to_string();
+            for task in tx
+                .db()
+                .fetch_all(insert_sql, params![rows, now], task_from_row)
+                .await?
+            {
+                standing.insert(task_key(&task), task);
+            }
+        }
+        // A task asked for sooner than the waiting one is due comes forward (one UPDATE per
+        // due time asked: one for a schedule, where every task is due now).
+        let mut forward: std::collections::BTreeMap<i64, Vec<&str>> = Default::default();
+        for (key, due) in &asked {
+            if let Some(task) = standing.get(key)
+                && matches!(task.status, TaskStatus::Scheduled | TaskStatus::Retry)
+                && task.due_at > *due
+            {
+                forward.entry(*due).or_default().push(task.id.as_str());
+            }
+        }
+        let mut moved = Vec::new();
+        for (due, ids) in forward {
+            let ids = serde_json::to_string(&ids).expect("strings always serialise");
+            moved.extend(
+                tx.db()
+                    .fetch_all(forward_sql, params![due, now, ids], task_from_row)
+                    .await?,
+            );
+        }
+        for task in moved {
+            standing.insert(task_key(&task), task);
+        }
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(new.len());
+        for t in new {
+            out.push(match standing.get(&key_of(t)) {
+                Some(task) => task.clone(),
+                // Every key was found or inserted above; should the database have returned
+                // fewer rows, the task is scheduled on its own.
+                None => self.insert_task(t, now, true).await?,
+            });
+        }
+        Ok(out)
     }
 
     /// Takes the next due task for `owner` until `lease_until`: a Scheduled or Retry task
@@ -442,6 +623,61 @@ impl Store {
             .await
     }
 
+    /// How many tasks match `filter` (the total beside a page of [`Store::task_page`]).
+    pub async fn task_count(&self, filter: &TaskFilter) -> Result<u64, StoreError> {
+        let status = |i: usize| filter.statuses.get(i).map(|s| s.as_str());
+        let n = self
+            .db()
+            .fetch_one(
+                "SELECT COUNT(*) AS n FROM tasks WHERE ($1 IS NULL OR domain = $1) \
+                 AND ($2 IS NULL OR kind = $2) AND ($3 OR status = $4 OR status = $5)",
+                params![
+                    filter.domain.as_deref(),
+                    filter.kind.as_deref(),
+                    filter.statuses.is_empty(),
+                    status(0),
+                    status(1)
+                ],
+                |row| Ok(row.int("n")?),
+            )
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Deletes ended tasks that a newer task of the same domain and kind has replaced:
+    /// Succeeded and Cancelled ones last changed before `ended_before`, Failed ones (they
+    /// explain a problem) before `failed_before`. The newest task of each domain and kind
+    /// stays, however old, as that domain's last word: without this the table grows by
+    /// every drift run of every domain. At most [`PRUNE_BATCH`] rows per statement, so no
+    /// lock is held long. How many were deleted.
+    pub async fn prune_tasks(
+        &self,
+        ended_before: i64,
+        failed_before: i64,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .db()
+                .execute(
+                    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks AS old \
+                     WHERE ((old.status IN ('Succeeded', 'Cancelled') AND old.updated_at < $1) \
+                            OR (old.status = 'Failed' AND old.updated_at < $2)) \
+                     AND EXISTS (SELECT 1 FROM tasks AS newer \
+                       WHERE newer.domain = old.domain AND newer.kind = old.kind \
+                       AND (newer.created_at > old.created_at \
+                            OR (newer.created_at = old.created_at AND newer.id > old.id))) \
+                     LIMIT $3)",
+                    params![ended_before, failed_before, PRUNE_BATCH],
+                )
+                .await?;
+            deleted += n;
+            if n < PRUNE_BATCH as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     pub async fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {
         self.db()
             .fetch_optional(
@@ -613,6 +849,18 @@ pub struct ApiToken {
     pub name: String,
     /// Unix seconds.
     pub created_at: i64,
+}
+
+/// What makes two tasks the same request: domain, kind, types (as stored), renewal.
+type TaskKey = (String, String, String, bool);
+
+fn task_key(task: &Task) -> TaskKey {
+    (
+        task.domain.clone(),
+        task.kind.clone(),
+        update_records_json(&task.update_records),
+        task.on_success_renew_certificate,
+    )
 }
 
 fn update_records_json(types: &[String]) -> String {

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::tasks::TaskKind;
@@ -78,27 +78,37 @@ pub(crate) fn domain_json(domain: &Domain, loaded: &mailzone_engine::LoadedConfi
 }
 
 /// `?offset=&limit=` of the domain list: every domain when neither is given (as before
-/// they existed); a page otherwise, in the config's order.
+/// they existed); a page otherwise, in the config's order. Either way the body is a JSON
+/// array, with the number of domains in `X-Total-Count` and the next and previous pages in
+/// a `Link` header (RFC 8288).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DomainsQuery {
-    offset: Option<usize>,
-    limit: Option<usize>,
+    offset: Option<u64>,
+    limit: Option<u64>,
 }
 
 pub(crate) async fn list_domains(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(query): ApiQuery<DomainsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     if query.limit == Some(0) {
         return Err(bad_request("limit must be at least 1"));
     }
     let loaded = state.loaded();
-    let page = loaded.config.domains.iter();
-    let page = page
-        .skip(query.offset.unwrap_or(0))
-        .take(query.limit.unwrap_or(usize::MAX));
-    Ok(Json(page.map(|d| domain_json(d, &loaded)).collect()))
+    let window = paging::Window {
+        offset: query.offset.unwrap_or(0),
+        limit: query.limit,
+    };
+    let domains = &loaded.config.domains;
+    let total = domains.len() as u64;
+    let range = window.range(total);
+    let page = domains[range.start as usize..range.end as usize]
+        .iter()
+        .map(|d| domain_json(d, &loaded))
+        .collect();
+    Ok(paging::response(&uri, window, total, page))
 }
 
 pub(crate) async fn get_domain(
@@ -416,15 +426,36 @@ pub(crate) fn parse_nameserver(s: &str) -> Result<std::net::SocketAddr, ApiError
         .map_err(|reason| ApiError::invalid(format!("nameservers: {reason}")))
 }
 
-/// Every DKIM key with its public half; private keys are never returned.
+/// `?offset=&limit=` of the DKIM key list: every key when neither is given; a page
+/// otherwise. The body is a JSON array either way, with `X-Total-Count` and `Link`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DkimQuery {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Every DKIM key with its public half; private keys are never returned. The config's
+/// keys first, then the stored keys of each domain with automatic keys, in the config's
+/// order. The stored keys are counted in one query, and only the domains a page shows are
+/// read with their keys.
 pub(crate) async fn list_dkim_signatures(
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+    OriginalUri(uri): OriginalUri,
+    ApiQuery(query): ApiQuery<DkimQuery>,
+) -> Result<Response, ApiError> {
+    if query.limit == Some(0) {
+        return Err(bad_request("limit must be at least 1"));
+    }
+    let window = paging::Window {
+        offset: query.offset.unwrap_or(0),
+        limit: query.limit,
+    };
     let loaded = state.loaded();
-    let mut out = Vec::new();
+    let mut entries = Vec::new();
     for (domain, keys) in &loaded.manual_dkim_keys {
         for (selector, key) in keys.iter() {
-            out.push(json!({
+            entries.push(json!({
                 "domain": domain.as_str(),
                 "selector": selector,
                 "algorithm": key.algorithm(),
@@ -434,15 +465,57 @@ pub(crate) async fn list_dkim_signatures(
             }));
         }
     }
-    for domain in &loaded.config.domains {
-        if !matches!(domain.dkim_management, DkimManagement::Automatic { .. }) {
+    let manual = entries.len() as u64;
+    let mut stored_per_domain: std::collections::HashMap<String, u64> = Default::default();
+    for (domain, ..) in state.store.dkim_key_summaries().await? {
+        *stored_per_domain.entry(domain).or_default() += 1;
+    }
+    let automatic = loaded
+        .config
+        .domains
+        .iter()
+        .filter(|d| matches!(d.dkim_management, DkimManagement::Automatic { .. }))
+        .map(|d| {
+            let n = stored_per_domain.get(d.name.as_str()).copied().unwrap_or(0);
+            (d, n)
+        });
+    let total = manual + automatic.clone().map(|(_, n)| n).sum::<u64>();
+    let range = window.range(total);
+    let mut page: Vec<Value> = entries
+        .drain(..)
+        .skip(range.start as usize)
+        .take((range.end - range.start) as usize)
+        .collect();
+    // The index of the first key of each domain in the whole list.
+    let mut first = manual;
+    for (domain, n) in automatic {
+        let (start, end) = (first, first + n);
+        first = end;
+        if end <= range.start || n == 0 {
             continue;
         }
-        for stored in state.store.dkim_keys(domain.name.as_str()).await? {
+        if start >= range.end {
+            break;
+        }
+        for (i, stored) in state
+            .store
+            .dkim_keys(domain.name.as_str())
+            .await?
+            .into_iter()
+            .enumerate()
+        {
+            let index = start + i as u64;
+            // A key made since the count belongs to the next page's reading, not this one.
+            if index >= end {
+                break;
+            }
+            if !range.contains(&index) {
+                continue;
+            }
             let public = mailzone_records::dkim::DkimPrivateKey::from_pem(&stored.private_key_pem)
                 .map(|k| k.public_key().txt_value())
                 .unwrap_or_else(|e| format!("unreadable key: {e}"));
-            out.push(json!({
+            page.push(json!({
                 "domain": stored.domain,
                 "selector": stored.selector,
                 "algorithm": stored.algorithm,
@@ -452,5 +525,5 @@ pub(crate) async fn list_dkim_signatures(
             }));
         }
     }
-    Ok(Json(Value::Array(out)))
+    Ok(paging::response(&uri, window, total, page))
 }

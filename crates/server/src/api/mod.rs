@@ -16,6 +16,7 @@ mod dns_server_test;
 pub(crate) mod dns_servers;
 pub(crate) mod domains;
 mod error;
+pub mod paging;
 pub(crate) mod tasks;
 mod tokens;
 

@@ -3,13 +3,13 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mailzone_engine::clock;
 use mailzone_engine::tasks::{ACME_RENEWAL, DKIM_ROTATION, DNS_MANAGEMENT, TLSA_SYNC, TaskKind};
 use mailzone_records::{DkimManagement, DnsManagement, RecordPurpose};
-use mailzone_store::{NewTask, Task, TaskChange, TaskStatus};
+use mailzone_store::{NewTask, Task, TaskChange, TaskFilter, TaskStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -39,17 +39,25 @@ pub fn task_json(task: &Task) -> Value {
     })
 }
 
+/// `?status=&domain=&type=&offset=&limit=` of the task list: newest first, at most
+/// `limit` (default 100, at most 1000) from `offset` on, the number of matching tasks in
+/// `X-Total-Count` and the next and previous pages in a `Link` header (RFC 8288).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TasksQuery {
     status: Option<String>,
+    domain: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    offset: Option<u64>,
     limit: Option<u32>,
 }
 
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(query): ApiQuery<TasksQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(
@@ -64,9 +72,37 @@ pub(crate) async fn list_tasks(
             })?,
         ),
     };
+    let domain = match query.domain.as_deref() {
+        Some(raw) => Some(domain_name(raw)?.as_str().to_string()),
+        None => None,
+    };
+    if let Some(kind) = query.kind.as_deref()
+        && TaskKind::parse(kind).is_none()
+    {
+        return Err(bad_request(format!(
+            "type `{kind}` is not one of {}",
+            mailzone_engine::tasks::TASK_KINDS.join(", ")
+        )));
+    }
+    let filter = TaskFilter {
+        domain,
+        kind: query.kind,
+        statuses: status.into_iter().collect(),
+    };
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let tasks = state.store.tasks(status, limit).await?;
-    Ok(Json(Value::Array(tasks.iter().map(task_json).collect())))
+    let offset = query.offset.unwrap_or(0);
+    let tasks = state.store.task_page(&filter, limit, offset).await?;
+    let total = state.store.task_count(&filter).await?;
+    let window = paging::Window {
+        offset,
+        limit: Some(u64::from(limit)),
+    };
+    Ok(paging::response(
+        &uri,
+        window,
+        total,
+        tasks.iter().map(task_json).collect(),
+    ))
 }
 
 #[derive(Deserialize)]
