@@ -252,6 +252,7 @@ impl Validator<'_> {
             dns_servers,
             serve,
             notify,
+            domain_index: Default::default(),
         })
     }
 

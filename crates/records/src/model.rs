@@ -477,6 +477,61 @@ pub struct Config {
     pub serve: ServeSettings,
     /// `[notify]`: where `mailzone serve` reports changed check findings.
     pub notify: NotifySettings,
+    /// [`Config::domain`]'s index, made on its first use.
+    pub(crate) domain_index: DomainIndex,
+}
+
+/// The domains by name, for [`Config::domain`]: (hash of the name, index in `domains`),
+/// sorted; 16 bytes a domain. A service with 100,000 domains looks one up per task and
+/// per API call, where a scan of the list would cost a pass over every domain.
+#[derive(Default)]
+pub(crate) struct DomainIndex {
+    sorted: std::sync::OnceLock<Vec<(u64, usize)>>,
+    hasher: std::hash::RandomState,
+}
+
+impl DomainIndex {
+    fn hash(&self, name: &Name) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(name.as_str())
+    }
+
+    /// The indexes in `domains` of the names with `name`'s hash (usually one: the domain).
+    fn candidates<'i>(&'i self, domains: &[Domain], name: &Name) -> &'i [(u64, usize)] {
+        let sorted = self.sorted.get_or_init(|| {
+            let mut sorted: Vec<(u64, usize)> = domains
+                .iter()
+                .enumerate()
+                .map(|(at, d)| (self.hash(&d.name), at))
+                .collect();
+            sorted.sort_unstable();
+            sorted
+        });
+        let hash = self.hash(name);
+        let first = sorted.partition_point(|&(h, _)| h < hash);
+        let end = first + sorted[first..].partition_point(|&(h, _)| h == hash);
+        &sorted[first..end]
+    }
+}
+
+/// A cache, not part of the value: configs are equal whatever their indexes hold, and a
+/// clone makes its own.
+impl PartialEq for DomainIndex {
+    fn eq(&self, _: &DomainIndex) -> bool {
+        true
+    }
+}
+
+impl Clone for DomainIndex {
+    fn clone(&self) -> DomainIndex {
+        DomainIndex::default()
+    }
+}
+
+impl std::fmt::Debug for DomainIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DomainIndex")
+    }
 }
 
 /// `[serve]`: how `mailzone serve` listens and how often it checks the domains.
@@ -569,7 +624,14 @@ pub struct ServeTls {
 
 impl Config {
     pub fn domain(&self, name: &Name) -> Option<&Domain> {
-        self.domains.iter().find(|d| &d.name == name)
+        let indexed = self
+            .domain_index
+            .candidates(&self.domains, name)
+            .iter()
+            .filter_map(|&(_, at)| self.domains.get(at))
+            .find(|d| &d.name == name);
+        // `domains` is public: a list changed after the index was made is scanned.
+        indexed.or_else(|| self.domains.iter().find(|d| &d.name == name))
     }
 
     pub fn dns_server(&self, name: &str) -> Option<&DnsServer> {

@@ -467,3 +467,31 @@ fn every_provider_kind_loads_with_its_settings_and_secrets_stay_sources() {
     );
     assert_eq!(cf.max_concurrent_zones, 4, "HTTP APIs: fewer zones at once");
 }
+
+/// `Config::domain` through its index: every domain of a few thousand found by its own
+/// name (IDN spelling included), unknown names not, a clone and a list changed after the
+/// first lookup still answered right.
+#[test]
+fn domains_are_found_by_name_among_thousands() {
+    let mut extra = String::from("[domain]\n\"bücher.example\" = {}\n");
+    for i in 0..3000 {
+        extra.push_str(&format!("\"d{i:04}.example\" = {{}}\n"));
+    }
+    let mut c = config(&extra).unwrap();
+    let name = |s: &str| mailzone_records::Name::owner(s).unwrap();
+    for i in (0..3000).step_by(7) {
+        let wanted = name(&format!("d{i:04}.example"));
+        assert_eq!(c.domain(&wanted).map(|d| &d.name), Some(&wanted));
+    }
+    let idn = name("xn--bcher-kva.example");
+    assert_eq!(c.domain(&idn).map(|d| &d.name), Some(&idn));
+    assert!(c.domain(&name("d3000.example")).is_none());
+    assert!(c.domain(&name("example")).is_none());
+    let copy = c.clone();
+    assert_eq!(copy, c);
+    assert!(copy.domain(&name("d2999.example")).is_some());
+    let mut added = c.domains[0].clone();
+    added.name = name("late.example");
+    c.domains.push(added);
+    assert!(c.domain(&name("late.example")).is_some());
+}
