@@ -66,7 +66,7 @@ impl ConfigError {
 /// relative file names in it are resolved against it.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
     let raw = parse_raw(text)?;
-    Validator { base_dir }.config(raw)
+    Validator::new(base_dir).config(raw)
 }
 
 /// [`parse`], letting go of the text once it is read: the text of 100,000 domains (tens
@@ -74,7 +74,7 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
 pub fn parse_owned(text: String, base_dir: &Path) -> Result<Config> {
     let raw = parse_raw(&text)?;
     drop(text);
-    Validator { base_dir }.config(raw)
+    Validator::new(base_dir).config(raw)
 }
 
 /// [`parse`] of a config that is not one file's text: the file's tables with others added
@@ -86,7 +86,7 @@ pub fn parse_table(table: toml::Table, base_dir: &Path) -> Result<Config> {
     }
     let raw = serde_path_to_error::deserialize(table)
         .map_err(|e| shape_error(e.path(), e.inner().message(), String::new()))?;
-    Validator { base_dir }.config(raw)
+    Validator::new(base_dir).config(raw)
 }
 
 /// A big file is parsed a chunk at a time when that provably gives the same result (see
@@ -210,6 +210,18 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 struct Validator<'a> {
     base_dir: &'a Path,
+    /// The DKIM key files named so far, by resolved path: see [`ManualDkimKey`].
+    key_files:
+        std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<FileRef>>>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(base_dir: &'a Path) -> Validator<'a> {
+        Validator {
+            base_dir,
+            key_files: Default::default(),
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;

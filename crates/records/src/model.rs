@@ -461,7 +461,10 @@ impl Default for DkimRotation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManualDkimKey {
     pub selector: String,
-    pub private_key_file: FileRef,
+    /// One value for every key naming the same file (a hosting config names one file for
+    /// thousands of domains): its `key_path` is that of the first key naming it, where a
+    /// problem with the file is reported.
+    pub private_key_file: std::sync::Arc<FileRef>,
 }
 
 /// The default selector template: year, month, algorithm letter (`202611e`).

@@ -440,12 +440,7 @@ mod tests {
 
     /// Today's parse: the whole document at once.
     fn whole(text: &str) -> Result<Config, ConfigError> {
-        parse_whole(text).and_then(|raw| {
-            Validator {
-                base_dir: Path::new("/etc/mailzone"),
-            }
-            .config(raw)
-        })
+        parse_whole(text).and_then(|raw| Validator::new(Path::new("/etc/mailzone")).config(raw))
     }
 
     /// [`parse`] and whether it took the chunked path.

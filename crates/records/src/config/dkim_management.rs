@@ -38,7 +38,7 @@ impl Validator<'_> {
                     keys.push(ManualDkimKey {
                         selector,
                         private_key_file: self
-                            .file(&format!("{key_path}.privateKeyFile"), &k.private_key_file)?,
+                            .key_file(&format!("{key_path}.privateKeyFile"), &k.private_key_file)?,
                     });
                 }
                 Ok(DkimManagement::Manual { keys })

@@ -32,6 +32,16 @@ impl Validator<'_> {
         Ok(argv)
     }
 
+    /// [`Self::file`] for a DKIM key file: the same value for every key naming the file.
+    pub(super) fn key_file(&self, key: &str, written: &str) -> Result<std::sync::Arc<FileRef>> {
+        let file = self.file(key, written)?;
+        let mut known = self.key_files.borrow_mut();
+        let shared = known
+            .entry(file.path.clone())
+            .or_insert_with(|| std::sync::Arc::new(file));
+        Ok(shared.clone())
+    }
+
     pub(super) fn file(&self, key: &str, written: &str) -> Result<FileRef> {
         if written.trim().is_empty() {
             return Err(ConfigError::new(
