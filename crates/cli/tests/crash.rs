@@ -206,14 +206,6 @@ impl Random {
     }
 }
 
-/// A number from the environment, else `default`.
-fn env_number(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The random generator of a run: seeded from `MAILZONE_CRASH_SEED`, else the clock (the
 /// seed is printed so that a failure can be replayed).
 fn seeded_random() -> (Random, u64) {
@@ -251,7 +243,7 @@ fn kill_run(iterations_variable: &str, default: u32) -> Option<KillRun> {
     let (random, seed) = seeded_random();
     let server = start_knot();
     Some(KillRun {
-        iterations: env_number(iterations_variable, default),
+        iterations: mailzone_testkit::env_number(iterations_variable, default),
         random,
         seed,
         foreign: zone_lines(&server),

@@ -21,13 +21,6 @@ const WORKERS: &str = "4";
 /// The p99 the API must keep, under publication and during the soak.
 const P99_TARGET: Duration = Duration::from_millis(100);
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn domain(i: u64) -> String {
     format!("d{i:05}.load.test")
 }
@@ -127,8 +120,11 @@ fn serve_publishes_every_domain_and_keeps_the_api_fast_and_its_memory_flat() {
     if !mailzone_testkit::require_tools(&ServerKind::Knot.tools()) {
         return;
     }
-    let domains = env_number("MAILZONE_LOAD_DOMAINS", 300);
-    let soak = Duration::from_secs(env_number("MAILZONE_LOAD_SOAK_SECONDS", 20));
+    let domains = mailzone_testkit::env_number("MAILZONE_LOAD_DOMAINS", 300);
+    let soak = Duration::from_secs(mailzone_testkit::env_number(
+        "MAILZONE_LOAD_SOAK_SECONDS",
+        20,
+    ));
     let zones: Vec<ZoneSpec> = (0..domains)
         .map(|i| ZoneSpec::new(&domain(i), ""))
         .collect();

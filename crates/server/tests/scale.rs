@@ -96,6 +96,29 @@ fn the_plan_spreads_the_domains_evenly_over_the_interval() {
     assert_eq!(DriftPlan::new(0, hour).slices, 1);
 }
 
+/// The service's drift schedule, running until stopped.
+struct Drift {
+    stop: watch::Sender<bool>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl Drift {
+    fn start(state: &AppState, interval: Duration) -> Drift {
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(mailzone_server::runner::drift_schedule(
+            state.clone(),
+            interval,
+            stopped,
+        ));
+        Drift { stop, running }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.running.await.unwrap();
+    }
+}
+
 /// The service's drift loop over 1,200 domains with a 3-second interval: a slice of 400
 /// domains every second, never more at once, every domain scheduled once; the next round
 /// finds the waiting tasks and adds none.
@@ -103,12 +126,7 @@ fn the_plan_spreads_the_domains_evenly_over_the_interval() {
 async fn the_drift_schedule_goes_over_the_domains_in_slices() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(dir.path(), &config(1_200, |_| true)).await;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let drift = tokio::spawn(mailzone_server::runner::drift_schedule(
-        state.clone(),
-        Duration::from_secs(3),
-        stop_rx,
-    ));
+    let drift = Drift::start(&state, Duration::from_secs(3));
     let seen = watch_drift(&state.store, 1_200, Duration::from_secs(30)).await;
     assert_eq!(seen, vec![0, 400, 800, 1_200], "tasks seen over time");
     // Each domain once: a DnsManagement and a DkimRotation task each.
@@ -145,8 +163,7 @@ async fn the_drift_schedule_goes_over_the_domains_in_slices() {
             && !metrics.contains("mailzone_drift_slice_seconds_count 0\n"),
         "{metrics}"
     );
-    stop_tx.send(true).unwrap();
-    drift.await.unwrap();
+    drift.stop().await;
 }
 
 /// A config of a few domains is one slice: all of them within the first interval, at once.
@@ -154,16 +171,10 @@ async fn the_drift_schedule_goes_over_the_domains_in_slices() {
 async fn a_small_config_is_scheduled_whole_every_interval() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(dir.path(), &config(3, |i| i != 1)).await;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let drift = tokio::spawn(mailzone_server::runner::drift_schedule(
-        state.clone(),
-        Duration::from_secs(1),
-        stop_rx,
-    ));
+    let drift = Drift::start(&state, Duration::from_secs(1));
     let seen = watch_drift(&state.store, 2, Duration::from_secs(10)).await;
     assert_eq!(seen, vec![0, 2], "both automatic domains in one slice");
-    stop_tx.send(true).unwrap();
-    drift.await.unwrap();
+    drift.stop().await;
 }
 
 /// The cursor goes round the list slice by slice, wraps, and after a config change

@@ -22,13 +22,6 @@ use std::time::{Duration, Instant};
 
 use mailzone_testkit::{DnsServer, ServerKind, ServerOptions, TsigKey, ZoneSpec};
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn domain(i: u64) -> String {
     format!("d{i:06}.scale.test")
 }
@@ -84,9 +77,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: minutes and gigabytes, run by hand (bench/README.md)"]
 async fn serve_with_100000_domains() {
-    let domains = env_number("MAILZONE_SERVE_DOMAINS", 100_000);
-    let slices = env_number("MAILZONE_SERVE_SLICES", 6);
-    let tick = env_number("MAILZONE_SERVE_TICK", 10);
+    let domains = mailzone_testkit::env_number("MAILZONE_SERVE_DOMAINS", 100_000);
+    let slices = mailzone_testkit::env_number("MAILZONE_SERVE_SLICES", 6);
+    let tick = mailzone_testkit::env_number("MAILZONE_SERVE_TICK", 10);
     let binary = std::env::var("MAILZONE_BIN").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/mailzone").to_string()
     });

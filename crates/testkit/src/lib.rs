@@ -255,6 +255,15 @@ pub(crate) fn zone_file_name(zone: &str) -> String {
     format!("{}.zone", zone.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// A number from the environment variable `name` (a test's size, a soak's length), else
+/// `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Calls `condition` every 20 ms until it returns `true` (→ `true`) or `timeout` passes
 /// (→ `false`). For waiting on secondaries and other asynchronous effects.
 pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
