@@ -96,6 +96,11 @@ fn the_plan_spreads_the_domains_evenly_over_the_interval() {
     assert_eq!(DriftPlan::new(0, hour).slices, 1);
 }
 
+/// How many tasks of `state`'s store match `filter`.
+async fn tasks(state: &AppState, filter: &TaskFilter) -> u64 {
+    state.store.task_count(filter).await.unwrap()
+}
+
 /// The service's drift schedule, running until stopped.
 struct Drift {
     stop: watch::Sender<bool>,
@@ -139,24 +144,10 @@ async fn the_drift_schedule_goes_over_the_domains_in_slices() {
     domains.sort();
     domains.dedup();
     assert_eq!(domains, (0..1_200).map(name).collect::<Vec<_>>());
-    assert_eq!(
-        state
-            .store
-            .task_count(&of_kind("DkimRotation"))
-            .await
-            .unwrap(),
-        1_200
-    );
+    assert_eq!(tasks(&state, &of_kind("DkimRotation")).await, 1_200);
     // The next round: every domain still has its task waiting, so nothing is added.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
-    assert_eq!(
-        state
-            .store
-            .task_count(&TaskFilter::default())
-            .await
-            .unwrap(),
-        2_400
-    );
+    assert_eq!(tasks(&state, &TaskFilter::default()).await, 2_400);
     let metrics = state.metrics.render(&state.store).await;
     assert!(
         metrics.contains("mailzone_drift_tasks_total")
@@ -239,14 +230,7 @@ async fn schedule_all_covers_every_domain_once() {
     assert_eq!(schedule_all(&state.store, &loaded).await.unwrap(), 1_100);
     // Again: the same tasks stand, none is added.
     assert_eq!(schedule_all(&state.store, &loaded).await.unwrap(), 1_100);
-    assert_eq!(
-        state
-            .store
-            .task_count(&TaskFilter::default())
-            .await
-            .unwrap(),
-        1_100
-    );
+    assert_eq!(tasks(&state, &TaskFilter::default()).await, 1_100);
     // The list of tasks of the old one-by-one schedule: the same tasks.
     let listed = mailzone_engine::tasks::schedule_automatic(&state.store, &loaded)
         .await

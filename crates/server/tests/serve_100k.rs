@@ -34,12 +34,9 @@ fn config(server: &DnsServer, domains: u64) -> String {
             "propagationDelay = \"0s\"\npollingInterval = \"50ms\"\npropagationTimeout = \"60s\"\n",
         ),
     );
-    for i in 0..domains {
-        text.push_str(&format!(
-            "\n[domain.\"{}\"]\ndkimManagement = {{ automatic = {{ algorithms = [\"ed25519-sha256\"] }} }}\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\", publishRecords = [\"mx\", \"spf\", \"dkim\", \"dmarc\", \"tlsRpt\", \"caa\"] }} }}\n",
-            domain(i)
-        ));
-    }
+    text.push_str(&mailzone_testkit::automatic_domain_tables(
+        (0..domains).map(domain),
+    ));
     text
 }
 

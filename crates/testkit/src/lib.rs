@@ -255,6 +255,18 @@ pub(crate) fn zone_file_name(zone: &str) -> String {
     format!("{}.zone", zone.trim_end_matches('.').to_ascii_lowercase())
 }
 
+/// `[domain."<name>"]` tables for the load and scale tests: automatic Ed25519 DKIM keys, and
+/// MX, SPF, DKIM, DMARC, TLS-RPT and CAA published through the DNS server `primary`.
+pub fn automatic_domain_tables(names: impl IntoIterator<Item = String>) -> String {
+    let mut text = String::new();
+    for name in names {
+        text.push_str(&format!(
+            "\n[domain.\"{name}\"]\ndkimManagement = {{ automatic = {{ algorithms = [\"ed25519-sha256\"] }} }}\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\", publishRecords = [\"mx\", \"spf\", \"dkim\", \"dmarc\", \"tlsRpt\", \"caa\"] }} }}\n"
+        ));
+    }
+    text
+}
+
 /// A number from the environment variable `name` (a test's size, a soak's length), else
 /// `default`.
 pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
