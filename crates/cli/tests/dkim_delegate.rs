@@ -372,3 +372,52 @@ dkimManagement = {{ automatic = {{ algorithms = ["ed25519-sha256"], delegateTo =
         "other customer's key kept"
     );
 }
+
+/// A hosting provider's zone holding the keys of more customers than one planning batch
+/// (256 domains): the keys of every batch are gathered and published in one UPDATE of the
+/// provider zone, every key is served, and the next run finds the zone in sync (the zone's
+/// digest does not depend on how the customers fell into batches).
+#[test]
+fn a_provider_zone_gathers_the_keys_of_customers_from_every_batch() {
+    const CUSTOMERS: usize = 300;
+    let mut extra = String::new();
+    for i in 0..CUSTOMERS {
+        extra.push_str(&format!(
+            "[domain.\"c{i:03}.test\"]\ndkimManagement = {{ automatic = {{ algorithms = [\"ed25519-sha256\"], delegateTo = \"{PROVIDER}\", delegateDnsServer = \"provider\" }} }}\n"
+        ));
+    }
+    let Some((knot, run)) = start_with(&extra) else {
+        return;
+    };
+    let zone_of = |report: &Value, zone: &str| -> Value {
+        report["zones"]
+            .as_array()
+            .expect("zones")
+            .iter()
+            .find(|z| z["zone"] == zone)
+            .unwrap_or_else(|| panic!("no outcome for {zone}: {report}"))
+            .clone()
+    };
+    let first: Value = serde_json::from_str(&run.ok(&["apply", "--format", "json"])).unwrap();
+    let provider = zone_of(&first, PROVIDER);
+    assert_eq!(provider["updatesSent"], 1, "{provider}");
+    let provider_outcomes = first["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|z| z["zone"] == PROVIDER)
+        .count();
+    assert_eq!(provider_outcomes, 1, "one outcome for the provider zone");
+    for i in [0, 1, 127, 255, 256, 257, CUSTOMERS - 1] {
+        let owner = format!("e1.c{i:03}.test.{PROVIDER}");
+        let txt = knot.query(&owner, "TXT");
+        assert_eq!(txt.len(), 1, "{owner}: {txt:?}");
+        assert!(txt[0].contains("p="), "{owner}: {txt:?}");
+    }
+    assert_eq!(txt_through_cname(&knot, "e1").len(), 1, "{CUSTOMER}'s key");
+
+    let again: Value = serde_json::from_str(&run.ok(&["apply", "--format", "json"])).unwrap();
+    let provider = zone_of(&again, PROVIDER);
+    assert_eq!(provider["updatesSent"], 0, "{provider}");
+    assert_eq!(again["summary"]["zonesChanged"], 0, "{}", again["summary"]);
+}
