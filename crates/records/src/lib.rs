@@ -11,6 +11,7 @@ pub mod config;
 pub mod diff;
 pub mod dkim;
 pub mod dmarc;
+mod hash_index;
 pub mod json;
 pub mod model;
 pub mod mtasts;

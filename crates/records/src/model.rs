@@ -484,36 +484,19 @@ pub struct Config {
     pub(crate) domain_index: DomainIndex,
 }
 
-/// The domains by name, for [`Config::domain`]: (hash of the name, index in `domains`),
-/// sorted; 16 bytes a domain. A service with 100,000 domains looks one up per task and
-/// per API call, where a scan of the list would cost a pass over every domain.
+/// The domains by name, for [`Config::domain`], made on its first use: a service with
+/// 100,000 domains looks one up per task and per API call, where a scan of the list would
+/// cost a pass over every domain.
 #[derive(Default)]
-pub(crate) struct DomainIndex {
-    sorted: std::sync::OnceLock<Vec<(u64, usize)>>,
-    hasher: std::hash::RandomState,
-}
+pub(crate) struct DomainIndex(std::sync::OnceLock<crate::hash_index::HashIndex>);
 
 impl DomainIndex {
-    fn hash(&self, name: &Name) -> u64 {
-        use std::hash::BuildHasher as _;
-        self.hasher.hash_one(name.as_str())
-    }
-
-    /// The indexes in `domains` of the names with `name`'s hash (usually one: the domain).
-    fn candidates<'i>(&'i self, domains: &[Domain], name: &Name) -> &'i [(u64, usize)] {
-        let sorted = self.sorted.get_or_init(|| {
-            let mut sorted: Vec<(u64, usize)> = domains
-                .iter()
-                .enumerate()
-                .map(|(at, d)| (self.hash(&d.name), at))
-                .collect();
-            sorted.sort_unstable();
-            sorted
+    /// The positions in `domains` of the names hashing like `name` (usually one: its own).
+    fn candidates(&self, domains: &[Domain], name: &Name) -> impl Iterator<Item = usize> + '_ {
+        let index = self.0.get_or_init(|| {
+            crate::hash_index::HashIndex::new(domains.iter().map(|d| d.name.as_str()).enumerate())
         });
-        let hash = self.hash(name);
-        let first = sorted.partition_point(|&(h, _)| h < hash);
-        let end = first + sorted[first..].partition_point(|&(h, _)| h == hash);
-        &sorted[first..end]
+        index.candidates(name.as_str())
     }
 }
 
@@ -630,8 +613,7 @@ impl Config {
         let indexed = self
             .domain_index
             .candidates(&self.domains, name)
-            .iter()
-            .filter_map(|&(_, at)| self.domains.get(at))
+            .filter_map(|at| self.domains.get(at))
             .find(|d| &d.name == name);
         // `domains` is public: a list changed after the index was made is scanned.
         indexed.or_else(|| self.domains.iter().find(|d| &d.name == name))

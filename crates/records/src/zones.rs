@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::hash_index::HashIndex;
 use crate::name::{Name, NameError};
 use crate::record::{DesiredRecord, RecordPurpose};
 use crate::zonefile;
@@ -260,24 +261,15 @@ impl<'a> Grouping<'a> {
 /// (quadratic in the number of domains), nor a rebuild per batch of zones.
 #[derive(Debug, Default)]
 pub struct Publishing {
-    /// (hash of the zone and DNS server, index of a domain publishing there), sorted: 16
-    /// bytes per domain, where a map keyed by the names held two strings per domain.
-    by_zone: Vec<(u64, usize)>,
-    hasher: std::hash::RandomState,
+    by_zone: HashIndex,
 }
 
 impl Publishing {
     pub fn of(config: &Config) -> Publishing {
-        let hasher = std::hash::RandomState::new();
-        let mut by_zone: Vec<(u64, usize)> = config
-            .domains
-            .iter()
-            .enumerate()
-            .filter_map(|(at, d)| own_zone(d).map(|key| (zone_hash(&hasher, key), at)))
-            .collect();
-        // By hash, then in config order.
-        by_zone.sort_unstable();
-        Publishing { by_zone, hasher }
+        let zones = config.domains.iter().enumerate();
+        Publishing {
+            by_zone: HashIndex::new(zones.filter_map(|(at, d)| own_zone(d).map(|key| (at, key)))),
+        }
     }
 
     /// The names of the domains publishing into `zone` through `server`, in config order.
@@ -287,21 +279,12 @@ impl Publishing {
         zone: &Name,
         server: &str,
     ) -> impl Iterator<Item = &'c Name> {
-        let hash = zone_hash(&self.hasher, (zone, server));
-        let first = self.by_zone.partition_point(|&(h, _)| h < hash);
-        self.by_zone[first..]
-            .iter()
-            .take_while(move |&&(h, _)| h == hash)
-            .filter_map(|&(_, at)| config.domains.get(at))
-            // Two keys may share a hash: each candidate is checked.
+        self.by_zone
+            .candidates((zone, server))
+            .filter_map(|at| config.domains.get(at))
             .filter(move |d| own_zone(d) == Some((zone, server)))
             .map(|d| &d.name)
     }
-}
-
-fn zone_hash(hasher: &std::hash::RandomState, (zone, server): (&Name, &str)) -> u64 {
-    use std::hash::BuildHasher as _;
-    hasher.hash_one((zone.as_str(), server))
 }
 
 /// The (zone, DNS server) a domain publishes its own records into, `None` under manual DNS
