@@ -77,8 +77,12 @@ impl Metrics {
 
     fn render_checks(&self, out: &mut String) {
         let checks = self.checks.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP mailzone_check_findings Findings of the last scheduled check, by domain and severity.\n");
-        out.push_str("# TYPE mailzone_check_findings gauge\n");
+        describe(
+            out,
+            "mailzone_check_findings",
+            "gauge",
+            "Findings of the last scheduled check, by domain and severity.",
+        );
         for (domain, counts) in &checks.findings {
             for (severity, n) in ["error", "warning", "info"].iter().zip(counts) {
                 out.push_str(&format!(
@@ -88,12 +92,20 @@ impl Metrics {
             }
         }
         if let Some(at) = checks.last_run_unix {
-            out.push_str("# HELP mailzone_check_last_run_timestamp_seconds When the last scheduled check ran (Unix time).\n");
-            out.push_str("# TYPE mailzone_check_last_run_timestamp_seconds gauge\n");
+            describe(
+                out,
+                "mailzone_check_last_run_timestamp_seconds",
+                "gauge",
+                "When the last scheduled check ran (Unix time).",
+            );
             out.push_str(&format!("mailzone_check_last_run_timestamp_seconds {at}\n"));
         }
-        out.push_str("# HELP mailzone_notify_failures_total Notifications of changed findings that could not be delivered (retried at the next check).\n");
-        out.push_str("# TYPE mailzone_notify_failures_total counter\n");
+        describe(
+            out,
+            "mailzone_notify_failures_total",
+            "counter",
+            "Notifications of changed findings that could not be delivered (retried at the next check).",
+        );
         for (channel, n) in NOTIFY_CHANNELS.iter().zip(&self.notify_failures) {
             out.push_str(&format!(
                 "mailzone_notify_failures_total{{channel=\"{channel}\"}} {}\n",
@@ -104,8 +116,12 @@ impl Metrics {
 
     pub async fn render(&self, store: &Store) -> String {
         let mut out = String::new();
-        out.push_str("# HELP mailzone_tasks Tasks in the database by status.\n");
-        out.push_str("# TYPE mailzone_tasks gauge\n");
+        describe(
+            &mut out,
+            "mailzone_tasks",
+            "gauge",
+            "Tasks in the database by status.",
+        );
         let counts = store.task_counts().await.unwrap_or_default();
         for status in [
             TaskStatus::Scheduled,
@@ -124,42 +140,63 @@ impl Metrics {
                 status.as_str()
             ));
         }
-        let runs = self.task_runs.load(Ordering::Relaxed);
-        let millis = self.task_run_millis.load(Ordering::Relaxed);
-        out.push_str("# HELP mailzone_task_run_seconds Durations of task runs (reconciles) on this instance.\n");
-        out.push_str("# TYPE mailzone_task_run_seconds summary\n");
-        out.push_str(&format!(
-            "mailzone_task_run_seconds_sum {}\nmailzone_task_run_seconds_count {runs}\n",
-            millis as f64 / 1000.0
-        ));
-        out.push_str("# HELP mailzone_task_failures_total Task runs that ended Failed (DNS or config errors).\n");
-        out.push_str("# TYPE mailzone_task_failures_total counter\n");
-        out.push_str(&format!(
-            "mailzone_task_failures_total {}\n",
-            self.task_failures.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP mailzone_task_retries_total Task runs that ended in Retry (transient DNS errors).\n");
-        out.push_str("# TYPE mailzone_task_retries_total counter\n");
-        out.push_str(&format!(
-            "mailzone_task_retries_total {}\n",
-            self.task_retries.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP mailzone_drift_slice_seconds Drift slices scheduled on this instance: the time their scheduling took.\n");
-        out.push_str("# TYPE mailzone_drift_slice_seconds summary\n");
-        out.push_str(&format!(
-            "mailzone_drift_slice_seconds_sum {}\nmailzone_drift_slice_seconds_count {}\n",
-            self.drift_millis.load(Ordering::Relaxed) as f64 / 1000.0,
-            self.drift_slices.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP mailzone_drift_tasks_total Tasks standing for the drift slices scheduled on this instance (new or already waiting).\n");
-        out.push_str("# TYPE mailzone_drift_tasks_total counter\n");
-        out.push_str(&format!(
-            "mailzone_drift_tasks_total {}\n",
-            self.drift_tasks.load(Ordering::Relaxed)
-        ));
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        seconds_summary(
+            &mut out,
+            "mailzone_task_run_seconds",
+            "Durations of task runs (reconciles) on this instance.",
+            load(&self.task_run_millis),
+            load(&self.task_runs),
+        );
+        counter(
+            &mut out,
+            "mailzone_task_failures_total",
+            "Task runs that ended Failed (DNS or config errors).",
+            load(&self.task_failures),
+        );
+        counter(
+            &mut out,
+            "mailzone_task_retries_total",
+            "Task runs that ended in Retry (transient DNS errors).",
+            load(&self.task_retries),
+        );
+        seconds_summary(
+            &mut out,
+            "mailzone_drift_slice_seconds",
+            "Drift slices scheduled on this instance: the time their scheduling took.",
+            load(&self.drift_millis),
+            load(&self.drift_slices),
+        );
+        counter(
+            &mut out,
+            "mailzone_drift_tasks_total",
+            "Tasks standing for the drift slices scheduled on this instance (new or already waiting).",
+            load(&self.drift_tasks),
+        );
         self.render_checks(&mut out);
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines of a metric in the exposition format.
+fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+}
+
+/// A counter without labels: its description and value.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    describe(out, name, "counter", help);
+    out.push_str(&format!("{name} {value}\n"));
+}
+
+/// A summary of durations kept in milliseconds: its description, the sum in seconds and
+/// the count.
+fn seconds_summary(out: &mut String, name: &str, help: &str, millis: u64, count: u64) {
+    describe(out, name, "summary", help);
+    out.push_str(&format!(
+        "{name}_sum {}\n{name}_count {count}\n",
+        millis as f64 / 1000.0
+    ));
 }
 
 /// A label value in the exposition format: backslash, double quote and line feed escaped.
@@ -168,4 +205,23 @@ fn label_value(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exposition format's lines for a counter and a summary of durations.
+    #[test]
+    fn counters_and_summaries_are_written_in_the_exposition_format() {
+        let mut out = String::new();
+        counter(&mut out, "x_total", "Things counted.", 3);
+        seconds_summary(&mut out, "y_seconds", "Time taken.", 1_500, 2);
+        assert_eq!(
+            out,
+            "# HELP x_total Things counted.\n# TYPE x_total counter\nx_total 3\n\
+             # HELP y_seconds Time taken.\n# TYPE y_seconds summary\n\
+             y_seconds_sum 1.5\ny_seconds_count 2\n"
+        );
+    }
 }
