@@ -14,13 +14,17 @@ use mailzone_records::zones::{self, ZonePlan};
 use mailzone_records::{
     DesiredRecord, DnsServer, Domain, Name, Record, RecordPurpose, RrType, zonefile,
 };
-use mailzone_store::{Store, ZoneState};
+use mailzone_store::{Store, ZoneState, ZoneWrite};
 
 use crate::error::ZoneFailure;
 use crate::progress::Progress;
 use crate::propagation;
 use crate::records::{RecordPlanner, RecordsRequest};
 use crate::{EngineError, LoadedConfig, connect};
+
+mod writes;
+
+use writes::ZoneWrites;
 
 /// How many times a zone is re-read and re-planned after a concurrent edit.
 pub const MAX_REPLANS: u32 = 3;
@@ -217,10 +221,16 @@ async fn publish_all(
     planner: &RecordPlanner<'_>,
     domains: &[&Domain],
 ) -> Result<RunOutcome, EngineError> {
-    let run = Run::new(loaded, request, progress, store, domains).await?;
-    let (mut report, failures) = run.all(planner, domains).await?;
-    report.messages = run.messages_sent();
-    Ok((report, failures, run.tlsa_published()))
+    let (writes, writer) = ZoneWrites::new(store);
+    // The run ends by dropping its queue of writes, which lets the writer end.
+    let work = async move {
+        let run = Run::new(loaded, request, progress, store, domains, writes).await?;
+        let (mut report, failures) = run.all(planner, domains).await?;
+        report.messages = run.messages_sent();
+        Ok((report, failures, run.tlsa_published()))
+    };
+    let (outcome, ()) = tokio::join!(work, writer);
+    outcome
 }
 
 /// A run whose selected domains are all under manual DNS management: their records are
@@ -252,6 +262,8 @@ struct Run<'a> {
     request: &'a ReconcileRequest,
     progress: &'a dyn Progress,
     store: &'a Store,
+    /// The zones' ledger and state writes, committed in groups.
+    writes: ZoneWrites,
     /// Each DNS server's connection, made when its first zone comes up; `None` when it
     /// could not be made (each of its zones then tries again and fails on its own).
     connections: std::sync::Mutex<HashMap<String, Option<Arc<connect::Connection>>>>,
@@ -282,6 +294,7 @@ impl<'a> Run<'a> {
         progress: &'a dyn Progress,
         store: &'a Store,
         domains: &[&'a Domain],
+        writes: ZoneWrites,
     ) -> Result<Run<'a>, EngineError> {
         let mut servers: BTreeSet<&str> = BTreeSet::new();
         for &d in domains {
@@ -305,6 +318,7 @@ impl<'a> Run<'a> {
             request,
             progress,
             store,
+            writes,
             connections: std::sync::Mutex::new(HashMap::new()),
             limits,
             by_name: domains.iter().map(|d| (&d.name, *d)).collect(),
@@ -407,7 +421,27 @@ impl<'a> Run<'a> {
         for ((at, item), key) in items.into_iter().zip(keys) {
             let connection = self.connection(item.server).await;
             let known = known_states.remove(&key);
-            ready.push((at, item, connection, known));
+            let digest = item.desired_digest();
+            let start = ZoneStart {
+                read: must_read(known.as_ref(), &digest, &connection),
+                known,
+                digest,
+                ledger: None,
+            };
+            ready.push((at, item, connection, start));
+        }
+        // The ledgers of the zones that will be read whatever their serial, in a few
+        // queries: read one by one they cost a round trip to the state database per zone.
+        let reading: Vec<&Name> = ready
+            .iter()
+            .filter(|(_, _, _, start)| start.read)
+            .map(|(_, item, _, _)| &item.zone)
+            .collect();
+        if !reading.is_empty() {
+            let mut ledgers = self.store.ledgers_of(&reading).await?;
+            for (_, item, _, start) in ready.iter_mut().filter(|(.., start)| start.read) {
+                start.ledger = Some(ledgers.remove(item.zone.as_str()).unwrap_or_default());
+            }
         }
         // Boxed as `Send` futures, named before the stream is built: the service runs this
         // inside spawned tasks, and an unboxed closure stream trips the compiler's
@@ -415,8 +449,8 @@ impl<'a> Run<'a> {
         let runs: Vec<futures::future::BoxFuture<'_, (usize, Result<ZoneDone, ZoneFailure>)>> =
             ready
                 .into_iter()
-                .map(|(at, item, connection, known)| {
-                    Box::pin(async move { (at, self.zone(item, connection, known).await) })
+                .map(|(at, item, connection, start)| {
+                    Box::pin(async move { (at, self.zone(item, connection, start).await) })
                         as futures::future::BoxFuture<'_, _>
                 })
                 .collect();
@@ -464,7 +498,7 @@ impl<'a> Run<'a> {
         &self,
         item: ZonePlan<'a>,
         connection: Result<Arc<connect::Connection>, EngineError>,
-        known: Option<ZoneState>,
+        start: ZoneStart,
     ) -> Result<ZoneDone, ZoneFailure> {
         let progress = self.progress;
         let has_tlsa = item.managed_types.contains(&RecordPurpose::Tlsa);
@@ -486,12 +520,13 @@ impl<'a> Run<'a> {
         progress.zone_started(&item.zone);
         let result = reconcile_zone(
             self.store,
+            &self.writes,
             &connection,
             &item,
             self.request,
             progress,
             &self.propagation_queries,
-            known.as_ref(),
+            start,
         )
         .await;
         let outcome = match result {
@@ -707,19 +742,51 @@ fn outcome_summary(outcome: &ZoneOutcome) -> String {
     }
 }
 
+/// What a run knows of a zone before working on it.
+struct ZoneStart {
+    /// The zone's state remembered by the last run.
+    known: Option<ZoneState>,
+    /// The digest of the zone's desired records.
+    digest: String,
+    /// Whether the zone must be read whatever its serial.
+    read: bool,
+    /// The zone's ledger, when read ahead with those of other zones.
+    ledger: Option<BTreeSet<LedgerEntry>>,
+}
+
+/// A zone must be read when its desired records are not those last found in sync, or
+/// when its provider has no serial to compare (or could not be reached).
+fn must_read(
+    known: Option<&ZoneState>,
+    digest: &str,
+    connection: &Result<Arc<connect::Connection>, EngineError>,
+) -> bool {
+    let has_serial = connection
+        .as_ref()
+        .is_ok_and(|c| c.provider.capabilities().serial);
+    !(has_serial && known.is_some_and(|k| k.desired_digest == digest))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn reconcile_zone(
     store: &Store,
+    writes: &ZoneWrites,
     connection: &connect::Connection,
     item: &ZonePlan<'_>,
     request: &ReconcileRequest,
     progress: &dyn Progress,
     propagation_queries: &AtomicU64,
-    known: Option<&ZoneState>,
+    start: ZoneStart,
 ) -> Result<ZoneOutcome, EngineError> {
     let provider = connection.provider.as_ref();
     let zone = &item.zone;
     let server_name = &item.server.name;
-    let digest = item.desired_digest();
+    let ZoneStart {
+        known,
+        digest,
+        read,
+        ledger: mut read_ahead,
+    } = start;
     let dns = |e: DnsError| EngineError::Dns {
         zone: zone.as_str().to_string(),
         error: e,
@@ -729,7 +796,7 @@ async fn reconcile_zone(
     // Only worth a SOA query when the desired records are those last found in sync: with
     // other desired records the zone must be read whatever its serial. A provider without
     // a serial is read every time.
-    if let Some(known) = known.filter(|k| k.desired_digest == digest && capabilities.serial) {
+    if let Some(known) = known.filter(|_| !read) {
         progress.step(zone, "checking the SOA serial");
         let serial = provider.serial(zone).await.map_err(dns)?;
         if known.serial == serial {
@@ -750,7 +817,10 @@ async fn reconcile_zone(
 
     let mut replans = 0;
     loop {
-        let mut ledger = store.ledger(zone).await?;
+        let mut ledger = match read_ahead.take() {
+            Some(ledger) => ledger,
+            None => store.ledger(zone).await?,
+        };
         ledger.retain(|e| item.owns(&e.name));
         let wanted = wanted_rrsets(&item.desired, &ledger);
         progress.step(zone, "reading the zone");
@@ -787,9 +857,7 @@ async fn reconcile_zone(
                     serial: snapshot.serial,
                     desired_digest: digest,
                 };
-                store
-                    .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
-                    .await?;
+                writes.write(zone_state(item, state)).await?;
             }
             return Ok(outcome);
         }
@@ -813,9 +881,15 @@ async fn reconcile_zone(
                 data: a.record.data.clone(),
             })
             .collect();
-        store
-            .ledger_add(zone, &intent, crate::clock::unix_now())
-            .await?;
+        if !intent.is_empty() {
+            let entries = intent;
+            writes
+                .write(ZoneWrite::LedgerAdd {
+                    zone: zone.clone(),
+                    entries,
+                })
+                .await?;
+        }
         crate::crash::point("ledger-intent");
         progress.step(zone, "sending the update");
         match provider.apply(&outcome.changes).await {
@@ -827,7 +901,15 @@ async fn reconcile_zone(
                     .iter()
                     .map(|(_, l)| l.record.clone())
                     .collect();
-                store.ledger_remove(zone, &deleted).await?;
+                if !deleted.is_empty() {
+                    let records = deleted;
+                    writes
+                        .write(ZoneWrite::LedgerRemove {
+                            zone: zone.clone(),
+                            records,
+                        })
+                        .await?;
+                }
                 outcome.applied = true;
                 outcome.updates_sent = applied.messages;
                 let serial = match applied.serial {
@@ -855,9 +937,7 @@ async fn reconcile_zone(
                     serial,
                     desired_digest: digest,
                 };
-                store
-                    .set_zone_state(zone, server_name, &state, crate::clock::unix_now())
-                    .await?;
+                writes.write(zone_state(item, state)).await?;
                 return Ok(outcome);
             }
             Err(e) if e.is_conflict() && replans < MAX_REPLANS => {
@@ -871,6 +951,15 @@ async fn reconcile_zone(
             }
             Err(e) => return Err(dns(e)),
         }
+    }
+}
+
+/// `item`'s zone remembered as in sync on its DNS server.
+fn zone_state(item: &ZonePlan<'_>, state: ZoneState) -> ZoneWrite {
+    ZoneWrite::State {
+        zone: item.zone.clone(),
+        dns_server: item.server.name.clone(),
+        state,
     }
 }
 

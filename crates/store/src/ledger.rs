@@ -31,105 +31,137 @@ const ZONES_PER_QUERY: usize = 500;
 impl Store {
     /// Every record mailzone published in `zone`.
     pub async fn ledger(&self, zone: &Name) -> Result<BTreeSet<LedgerEntry>, StoreError> {
-        let rows = self
-            .db()
-            .fetch_all(
-                "SELECT name, rtype, rdata, record_type FROM published_records WHERE zone = $1",
-                params![zone.as_str()],
-                |row| {
+        let mut ledgers = self.ledgers_of(&[zone]).await?;
+        Ok(ledgers.remove(zone.as_str()).unwrap_or_default())
+    }
+
+    /// The records mailzone published in each of `zones`, keyed by zone (a zone without
+    /// any is left out): one query per [`ZONES_PER_QUERY`] zones, so that a run reads the
+    /// ledgers of a batch of zones at once instead of one query per zone.
+    pub async fn ledgers_of(
+        &self,
+        zones: &[&Name],
+    ) -> Result<HashMap<String, BTreeSet<LedgerEntry>>, StoreError> {
+        let mut out: HashMap<String, BTreeSet<LedgerEntry>> = HashMap::new();
+        for zones in zones.chunks(ZONES_PER_QUERY) {
+            let sql = format!(
+                "SELECT zone, name, rtype, rdata, record_type FROM published_records \
+                 WHERE zone IN ({})",
+                placeholders(1, zones.len())
+            );
+            let params: Vec<Param<'_>> = zones.iter().map(|zone| zone.as_str().into()).collect();
+            let rows = self
+                .db()
+                .fetch_all(AssertSqlSafe(sql), &params, |row| {
                     Ok([
+                        row.text("zone")?,
                         row.text("name")?,
                         row.text("rtype")?,
                         row.text("rdata")?,
                         row.text("record_type")?,
                     ])
-                },
-            )
-            .await?;
-        let mut out = BTreeSet::new();
-        for [name, rtype, rdata, purpose] in rows {
-            let corrupt = |reason: String| StoreError::CorruptLedger {
-                path: self.db_path.clone(),
-                zone: zone.as_str().to_string(),
-                name: name.clone(),
-                reason,
-            };
-            let line = format!("{name}. 0 IN {rtype} {rdata}");
-            let record = zonefile::parse(&line)
-                .map_err(|e| corrupt(e.to_string()))?
-                .pop()
-                .ok_or_else(|| corrupt("empty record".into()))?;
-            let purpose: RecordPurpose =
-                purpose
-                    .parse()
-                    .map_err(|e: mailzone_records::record::UnknownRecordPurpose| {
-                        corrupt(e.to_string())
-                    })?;
-            out.insert(LedgerEntry {
-                purpose,
-                name: record.name,
-                data: record.data,
-            });
+                })
+                .await?;
+            for [zone, name, rtype, rdata, purpose] in rows {
+                let entry = self.ledger_entry(&zone, name, &rtype, &rdata, &purpose)?;
+                out.entry(zone).or_default().insert(entry);
+            }
         }
         Ok(out)
     }
 
-    /// Remembers records about to be published (called before the UPDATE is sent). One
-    /// multi-row INSERT per [`LEDGER_ROWS_PER_STATEMENT`] records: a statement per record
-    /// cost a round trip to SQLite's worker thread each.
+    /// A ledger row read back as the entry it was written from.
+    fn ledger_entry(
+        &self,
+        zone: &str,
+        name: String,
+        rtype: &str,
+        rdata: &str,
+        purpose: &str,
+    ) -> Result<LedgerEntry, StoreError> {
+        let line = format!("{name}. 0 IN {rtype} {rdata}");
+        let corrupt = |reason: String| StoreError::CorruptLedger {
+            path: self.db_path.clone(),
+            zone: zone.to_string(),
+            name: name.clone(),
+            reason,
+        };
+        let record = zonefile::parse(&line)
+            .map_err(|e| corrupt(e.to_string()))?
+            .pop()
+            .ok_or_else(|| corrupt("empty record".into()))?;
+        let purpose: RecordPurpose = purpose
+            .parse()
+            .map_err(|e: mailzone_records::record::UnknownRecordPurpose| corrupt(e.to_string()))?;
+        Ok(LedgerEntry {
+            purpose,
+            name: record.name,
+            data: record.data,
+        })
+    }
+
+    /// Remembers records about to be published (called before the UPDATE is sent).
     pub async fn ledger_add(
         &self,
         zone: &Name,
         entries: &[LedgerEntry],
         now: i64,
     ) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        for chunk in entries.chunks(LEDGER_ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
-                 VALUES {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
-                values_placeholders(chunk.len(), LEDGER_COLUMNS)
-            );
-            let params: Vec<Param> = chunk
-                .iter()
-                .flat_map(|entry| {
-                    [
-                        Param::from(zone.as_str()),
-                        Param::from(entry.name.as_str()),
-                        Param::from(entry.data.rtype().as_str()),
-                        Param::from(zonefile::rdata_presentation(&entry.data)),
-                        Param::from(entry.purpose.name()),
-                        Param::from(now),
-                    ]
-                })
-                .collect();
-            tx.db().execute(AssertSqlSafe(sql), &params).await?;
-        }
-        tx.commit().await
+        let rows: Vec<_> = entries.iter().map(|entry| (zone, entry)).collect();
+        self.write_rows(&rows, &[], &[], now).await
     }
 
     /// Forgets records that were deleted (called after the UPDATE succeeded).
     pub async fn ledger_remove(&self, zone: &Name, records: &[Record]) -> Result<(), StoreError> {
-        if records.is_empty() {
+        let rows: Vec<_> = records.iter().map(|record| (zone, record)).collect();
+        self.write_rows(&[], &rows, &[], 0).await
+    }
+
+    /// The writes of several zones in one transaction, a few multi-row statements in all:
+    /// a run commits what its zones in flight wrote meanwhile together, instead of a
+    /// transaction (and a round trip to SQLite's worker thread per statement) per zone.
+    /// A zone has at most one write among `writes` (each zone waits for its write).
+    pub async fn write_zones(&self, writes: &[ZoneWrite], now: i64) -> Result<(), StoreError> {
+        let mut adds = Vec::new();
+        let mut removes = Vec::new();
+        let mut states = Vec::new();
+        for write in writes {
+            match write {
+                ZoneWrite::LedgerAdd { zone, entries } => {
+                    adds.extend(entries.iter().map(|entry| (zone, entry)));
+                }
+                ZoneWrite::LedgerRemove { zone, records } => {
+                    removes.extend(records.iter().map(|record| (zone, record)));
+                }
+                ZoneWrite::State {
+                    zone,
+                    dns_server,
+                    state,
+                } => states.push((zone, dns_server.as_str(), state)),
+            }
+        }
+        self.write_rows(&adds, &removes, &states, now).await
+    }
+
+    /// Ledger rows added and removed and zone states set, in one transaction.
+    async fn write_rows(
+        &self,
+        adds: &[(&Name, &LedgerEntry)],
+        removes: &[(&Name, &Record)],
+        states: &[(&Name, &str, &ZoneState)],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut statements = write_statements(adds, removes, states, now).into_iter();
+        // One statement is atomic on its own: no BEGIN and COMMIT round trips for it.
+        if statements.len() <= 1 {
+            if let Some((sql, params)) = statements.next() {
+                self.db().execute(AssertSqlSafe(sql), &params).await?;
+            }
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for record in records {
-            tx.db()
-                .execute(
-                    "DELETE FROM published_records \
-                     WHERE zone = $1 AND name = $2 AND rtype = $3 AND rdata = $4",
-                    params![
-                        zone.as_str(),
-                        record.name.as_str(),
-                        record.data.rtype(),
-                        zonefile::rdata_presentation(&record.data)
-                    ],
-                )
-                .await?;
+        for (sql, params) in statements {
+            tx.db().execute(AssertSqlSafe(sql), &params).await?;
         }
         tx.commit().await
     }
@@ -195,23 +227,108 @@ impl Store {
         state: &ZoneState,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.db()
-            .execute(
-                "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
-                 desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
-                params![
-                    zone.as_str(),
-                    dns_server,
-                    i64::from(state.serial),
-                    &state.desired_digest,
-                    now
-                ],
-            )
-            .await?;
-        Ok(())
+        self.write_rows(&[], &[], &[(zone, dns_server, state)], now)
+            .await
     }
+}
+
+/// One zone's write to the ledger or to its sync state, as [`Store::write_zones`] takes
+/// them.
+#[derive(Debug, Clone)]
+pub enum ZoneWrite {
+    /// Records about to be published: remembered before the UPDATE is sent.
+    LedgerAdd {
+        zone: Name,
+        entries: Vec<LedgerEntry>,
+    },
+    /// Records an applied UPDATE deleted.
+    LedgerRemove { zone: Name, records: Vec<Record> },
+    /// The zone found (or made) in sync on its DNS server.
+    State {
+        zone: Name,
+        dns_server: String,
+        state: ZoneState,
+    },
+}
+
+/// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
+/// matching row values, and a multi-row upsert of zone states.
+fn write_statements<'a>(
+    adds: &[(&'a Name, &'a LedgerEntry)],
+    removes: &[(&'a Name, &'a Record)],
+    states: &[(&'a Name, &'a str, &'a ZoneState)],
+    now: i64,
+) -> Vec<(String, Vec<Param<'a>>)> {
+    let mut statements = Vec::new();
+    for chunk in adds.chunks(LEDGER_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
+             VALUES {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
+            values_placeholders(chunk.len(), LEDGER_COLUMNS)
+        );
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|(zone, entry)| {
+                [
+                    Param::from(zone.as_str()),
+                    Param::from(entry.name.as_str()),
+                    Param::from(entry.data.rtype().as_str()),
+                    Param::from(zonefile::rdata_presentation(&entry.data)),
+                    Param::from(entry.purpose.name()),
+                    Param::from(now),
+                ]
+            })
+            .collect();
+        statements.push((sql, params));
+    }
+    for chunk in removes.chunks(LEDGER_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM published_records WHERE (zone, name, rtype, rdata) IN (VALUES {})",
+            values_placeholders(chunk.len(), 4)
+        );
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|(zone, record)| {
+                [
+                    Param::from(zone.as_str()),
+                    Param::from(record.name.as_str()),
+                    Param::from(record.data.rtype().as_str()),
+                    Param::from(zonefile::rdata_presentation(&record.data)),
+                ]
+            })
+            .collect();
+        statements.push((sql, params));
+    }
+    // PostgreSQL refuses an upsert that touches one row twice: the last state of a zone wins.
+    let mut latest: Vec<&(&Name, &str, &ZoneState)> = Vec::with_capacity(states.len());
+    let mut seen = std::collections::HashSet::with_capacity(states.len());
+    for state in states.iter().rev() {
+        if seen.insert((state.0, state.1)) {
+            latest.push(state);
+        }
+    }
+    for chunk in latest.chunks(LEDGER_ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
+             VALUES {} ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
+             desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
+            values_placeholders(chunk.len(), 5)
+        );
+        let params: Vec<Param> = chunk
+            .iter()
+            .flat_map(|(zone, dns_server, state)| {
+                [
+                    Param::from(zone.as_str()),
+                    Param::from(*dns_server),
+                    Param::from(i64::from(state.serial)),
+                    Param::from(state.desired_digest.as_str()),
+                    Param::from(now),
+                ]
+            })
+            .collect();
+        statements.push((sql, params));
+    }
+    statements
 }
 
 fn zone_state_from_row(row: &dyn StoreRow) -> Result<ZoneState, RowError> {

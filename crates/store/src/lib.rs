@@ -24,7 +24,7 @@ mod web;
 pub use acme::AcmeChallenge;
 pub use dkim_keys::StoredDkimKey;
 pub use findings::AnnouncedFindings;
-pub use ledger::ZoneState;
+pub use ledger::{ZoneState, ZoneWrite};
 pub use seal::{KEY_FILE_NAME, Sealer};
 pub use tasks::{ApiToken, NewTask, Task, TaskChange, TaskEnd, TaskFilter, TaskStatus};
 pub use web::{WebSession, token_subject};
