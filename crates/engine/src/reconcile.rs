@@ -365,14 +365,29 @@ impl<'a> Run<'a> {
                 }
             }
         };
-        // Zones wait here until a batch's worth is planned, then run together; the next
-        // batch is planned once they are done.
+        // Zones wait here until a batch's worth is planned, then run together while the
+        // next batch is planned: the DNS server is not left idle while records are made.
         let mut in_flight: Vec<(usize, ZonePlan<'a>)> = Vec::new();
         for batch in zone_batches(domains) {
-            let planned = planner.plan(&batch).await?;
-            let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
-                .map_err(|e| EngineError::Usage(e.to_string()))?;
-            drop(planned);
+            let ready = if in_flight.len() >= BATCH_DOMAINS {
+                std::mem::take(&mut in_flight)
+            } else {
+                Vec::new()
+            };
+            let running = async {
+                match ready.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => self.zones(ready).await,
+                }
+            };
+            let planning = async {
+                let planned = planner.plan(&batch).await?;
+                zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
+                    .map_err(|e| EngineError::Usage(e.to_string()))
+            };
+            let (results, plans) = futures::join!(running, planning);
+            collect(results?, &mut report);
+            let plans = plans?;
             report.manual_domains.extend(plans.manual);
             for item in plans.zones {
                 let key = (item.zone.clone(), item.server.name.clone());
@@ -388,10 +403,6 @@ impl<'a> Run<'a> {
                     in_flight.push((next, item));
                     next += 1;
                 }
-            }
-            if in_flight.len() >= BATCH_DOMAINS {
-                let results = self.zones(std::mem::take(&mut in_flight)).await?;
-                collect(results, &mut report);
             }
         }
         for mut item in gathered {
