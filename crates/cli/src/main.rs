@@ -171,11 +171,17 @@ fn main() -> ExitCode {
 
 /// The async runtime a command runs on. `serve` answers requests while its workers run
 /// tasks, so it gets a worker thread per core: one slow handler must not hold back
-/// `/healthz` or another client. The other commands do one thing at a time and keep a
-/// single thread.
+/// `/healthz` or another client. `plan` and `apply` reconcile zones on two cores (the
+/// engine drives half of a batch's zones on each). The other commands do one thing at a
+/// time and keep a single thread.
 fn runtime_for(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = match command {
         Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        Command::Plan(_) | Command::Apply(_) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
+        }
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     builder.enable_all().build()

@@ -104,6 +104,7 @@ async fn run(
         after_read: None,
         on_zone: Some(sink),
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+        both_cores: true,
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;

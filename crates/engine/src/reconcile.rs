@@ -22,6 +22,7 @@ use crate::propagation;
 use crate::records::{RecordPlanner, RecordsRequest};
 use crate::{EngineError, LoadedConfig, connect};
 
+mod cores;
 mod writes;
 
 use writes::ZoneWrites;
@@ -55,6 +56,10 @@ pub struct ReconcileRequest {
     pub concurrency: usize,
     /// Where each zone's outcome goes instead of the report, when set.
     pub on_zone: Option<ZoneSink>,
+    /// Drive half of the zones on a second thread (on a multi-thread runtime). The caller's
+    /// task is blocked meanwhile, so only a caller with nothing else to poll in that task
+    /// sets it (the CLI; not the service, whose task also renews its lease).
+    pub both_cores: bool,
 }
 
 /// Default number of zones worked on at once.
@@ -222,15 +227,16 @@ async fn publish_all(
     domains: &[&Domain],
 ) -> Result<RunOutcome, EngineError> {
     let (writes, writer) = ZoneWrites::new(store);
-    // The run ends by dropping its queue of writes, which lets the writer end.
-    let work = async move {
-        let run = Run::new(loaded, request, progress, store, domains, writes).await?;
-        let (mut report, failures) = run.all(planner, domains).await?;
-        report.messages = run.messages_sent();
-        Ok((report, failures, run.tlsa_published()))
-    };
-    let (outcome, ()) = tokio::join!(work, writer);
-    outcome
+    let run = Run::new(loaded, request, progress, store, domains, writes).await?;
+    let outcome = run.all(planner, domains).await;
+    let messages = run.messages_sent();
+    let tlsa_published = run.tlsa_published();
+    // The run's queue of writes goes with it, which ends the writer.
+    drop(run);
+    writer.finished().await;
+    let (mut report, failures) = outcome?;
+    report.messages = messages;
+    Ok((report, failures, tlsa_published))
 }
 
 /// A run whose selected domains are all under manual DNS management: their records are
@@ -374,19 +380,21 @@ impl<'a> Run<'a> {
             } else {
                 Vec::new()
             };
-            let running = async {
-                match ready.is_empty() {
-                    true => Ok(Vec::new()),
-                    false => self.zones(ready).await,
-                }
-            };
             let planning = async {
                 let planned = planner.plan(&batch).await?;
                 zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
                     .map_err(|e| EngineError::Usage(e.to_string()))
             };
-            let (results, plans) = futures::join!(running, planning);
-            collect(results?, &mut report);
+            // Half of the zones on each core, the next batch planned beside the second half.
+            let (first, rest) = self.halves(ready);
+            let (first, (rest, plans)) =
+                cores::both(self.request.both_cores, self.zones(first), async {
+                    futures::join!(self.zones(rest), planning)
+                })
+                .await;
+            let mut results = first?;
+            results.extend(rest?);
+            collect(results, &mut report);
             let plans = plans?;
             report.manual_domains.extend(plans.manual);
             for item in plans.zones {
@@ -410,19 +418,44 @@ impl<'a> Run<'a> {
             in_flight.push((next, item));
             next += 1;
         }
-        let results = self.zones(in_flight).await?;
+        let (first, rest) = self.halves(in_flight);
+        let (first, rest) =
+            cores::both(self.request.both_cores, self.zones(first), self.zones(rest)).await;
+        let mut results = first?;
+        results.extend(rest?);
         collect(results, &mut report);
         outcomes.sort_by_key(|(at, _)| *at);
         report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
         Ok((report, failures))
     }
 
-    /// Reconciles `items`, `concurrency` at a time, with their stored states read in a few
-    /// queries.
+    /// `items` split in two for two cores, each half with half the run's concurrency; a
+    /// run one zone at a time keeps them together.
+    fn halves(
+        &self,
+        mut items: Vec<(usize, ZonePlan<'a>)>,
+    ) -> (Vec<(usize, ZonePlan<'a>)>, Vec<(usize, ZonePlan<'a>)>) {
+        if self.request.concurrency <= 1 {
+            return (items, Vec::new());
+        }
+        let rest = items.split_off(items.len() / 2);
+        (items, rest)
+    }
+
+    /// Zones of one half worked on at once.
+    fn half_concurrency(&self) -> usize {
+        self.request.concurrency.div_ceil(2).max(1)
+    }
+
+    /// Reconciles `items`, half the run's concurrency at a time, with their stored states
+    /// read in a few queries.
     async fn zones(
         &self,
         items: Vec<(usize, ZonePlan<'a>)>,
     ) -> Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let keys: Vec<(String, String)> = items
             .iter()
             .map(|(_, item)| (item.zone.as_str().to_string(), item.server.name.clone()))
@@ -466,7 +499,7 @@ impl<'a> Run<'a> {
                 })
                 .collect();
         Ok(futures::stream::iter(runs)
-            .buffer_unordered(self.request.concurrency.max(1))
+            .buffer_unordered(self.half_concurrency())
             .collect()
             .await)
     }

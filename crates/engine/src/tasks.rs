@@ -483,6 +483,7 @@ impl Worker {
             after_read: None,
             on_zone: None,
             concurrency: DEFAULT_CONCURRENCY,
+            both_cores: false,
         };
         let report = reconcile(&loaded, &request, progress).await?;
         if let Some(failure) = report.on_key_change_failures.first() {

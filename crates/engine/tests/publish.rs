@@ -206,6 +206,7 @@ impl Harness {
             after_read,
             on_zone: None,
             concurrency: 4,
+            both_cores: false,
         };
         reconcile(&loaded, &request, &Silent).await
     }

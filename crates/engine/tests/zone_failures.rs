@@ -175,6 +175,7 @@ async fn an_unresolvable_dns_server_fails_its_zone_transiently() {
         after_read: None,
         on_zone: None,
         concurrency: 4,
+        both_cores: false,
     };
     let err = reconcile(&loaded, &request, &Silent).await.unwrap_err();
     assert!(err.is_transient(), "a name may resolve later: {err}");

@@ -152,6 +152,7 @@ pub async fn rotate(
                     after_read: None,
                     on_zone: None,
                     concurrency: 1,
+                    both_cores: false,
                 };
                 // 4. The apply promotes the pending keys it confirmed served (and runs
                 // onKeyChange for them).

@@ -4,8 +4,6 @@
 //! trips to SQLite's worker thread per group of zones, instead of four per zone, and the
 //! one connection SQLite writes through stops being what the zones queue behind.
 
-use std::future::Future;
-
 use mailzone_store::{Store, StoreError, ZoneWrite};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,11 +24,13 @@ pub(super) struct ZoneWrites {
 }
 
 impl ZoneWrites {
-    /// The queue, and the writer that drains it: the writer runs beside the zones and ends
-    /// once the queue is dropped and every queued write is committed.
-    pub(super) fn new(store: &Store) -> (ZoneWrites, impl Future<Output = ()> + Send + '_) {
+    /// The queue, and the writer that drains it: a task of its own (the zones of a run
+    /// may block a worker thread each), which ends once the queue is dropped and every
+    /// queued write is committed.
+    pub(super) fn new(store: &Store) -> (ZoneWrites, Writer) {
         let (queue, receiver) = mpsc::unbounded_channel();
-        (ZoneWrites { queue }, writer(store, receiver))
+        let task = tokio::spawn(writer(store.clone(), receiver));
+        (ZoneWrites { queue }, Writer { task })
     }
 
     /// Commits `write` together with what other zones wrote meanwhile; returns once it is
@@ -49,9 +49,25 @@ impl ZoneWrites {
     }
 }
 
+/// The writer's task.
+pub(super) struct Writer {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Waits for the writer to end (once its queue is dropped).
+    pub(super) async fn finished(self) {
+        if let Err(e) = self.task.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
 /// Commits the queued writes group by group: each group is what queued up while the
 /// previous one was committed.
-async fn writer(store: &Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
+async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut group = Vec::new();
     while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
         let (writes, answers): (Vec<ZoneWrite>, Vec<_>) = group

@@ -42,6 +42,7 @@ pub async fn reconcile_text(
         after_read: run.after_read,
         on_zone: None,
         concurrency: 4,
+        both_cores: false,
     };
     reconcile(&loaded, &request, &Silent).await
 }

@@ -359,6 +359,7 @@ pub(crate) async fn plan_report(
         after_read: None,
         on_zone: None,
         concurrency: mailzone_engine::reconcile::DEFAULT_CONCURRENCY,
+        both_cores: false,
     };
     Ok(mailzone_engine::reconcile(loaded, &request, &mailzone_engine::Silent).await?)
 }
