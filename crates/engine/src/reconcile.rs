@@ -262,6 +262,9 @@ async fn manual_only(
     Ok((report, Vec::new(), false))
 }
 
+/// A zone's plan with its position in the run (outcomes are reported in that order).
+type Positioned<'a> = (usize, ZonePlan<'a>);
+
 /// What a run shares between its zones.
 struct Run<'a> {
     loaded: &'a LoadedConfig,
@@ -431,10 +434,7 @@ impl<'a> Run<'a> {
 
     /// `items` split in two for two cores, each half with half the run's concurrency; a
     /// run one zone at a time keeps them together.
-    fn halves(
-        &self,
-        mut items: Vec<(usize, ZonePlan<'a>)>,
-    ) -> (Vec<(usize, ZonePlan<'a>)>, Vec<(usize, ZonePlan<'a>)>) {
+    fn halves(&self, mut items: Vec<Positioned<'a>>) -> (Vec<Positioned<'a>>, Vec<Positioned<'a>>) {
         if self.request.concurrency <= 1 {
             return (items, Vec::new());
         }
