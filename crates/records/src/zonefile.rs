@@ -39,13 +39,20 @@ pub fn rdata_presentation(data: &RData) -> String {
 
 /// One zone-file line for a record: owner, TTL, class, type, data.
 pub fn record_line(record: &Record, owner_width: usize) -> String {
-    format!(
-        "{:<owner_width$} {:>6} IN {:<5} {}",
-        record.name.to_string(),
-        record.ttl,
-        record.data.rtype(),
-        rdata_presentation(&record.data),
-    )
+    let mut line = String::new();
+    write_record_line(&mut line, record, owner_width);
+    line
+}
+
+/// [`record_line`] appended to `out`: one buffer serves many records (the digest of a
+/// zone's desired records writes a line per record).
+pub fn write_record_line(out: &mut String, record: &Record, owner_width: usize) {
+    out.push_str(record.name.as_str());
+    out.push('.');
+    let owner_len = record.name.as_str().chars().count() + 1;
+    out.extend(std::iter::repeat_n(' ', owner_width.saturating_sub(owner_len)));
+    let _ = write!(out, " {:>6} IN {:<5} ", record.ttl, record.data.rtype());
+    out.push_str(&rdata_presentation(&record.data));
 }
 
 /// Renders a domain's desired records as zone-file text: a comment naming the domain and
@@ -323,6 +330,35 @@ mod tests {
         assert_eq!(err.line, 1);
         assert!(err.message.contains("not a hex digit"), "{}", err.message);
         assert!(unhex("é0").is_err());
+    }
+
+    /// The digests stored by earlier runs were made of these lines as `format!` wrote them:
+    /// a line written into a reused buffer must hold the same bytes.
+    #[test]
+    fn a_record_line_is_the_same_written_into_a_buffer() {
+        let records = parse(
+            "example.org. 300 IN MX 10 mail.example.org.\n\
+             _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\"\n\
+             _submissions._tcp.example.org. 86400 IN SRV 0 1 465 mail.example.org.\n\
+             xn--bcher-kva.example. 60 IN A 192.0.2.1\n",
+        )
+        .unwrap();
+        let mut buffer = String::from("left over");
+        for record in &records {
+            for width in [0, 5, 40] {
+                let formatted = format!(
+                    "{:<width$} {:>6} IN {:<5} {}",
+                    record.name.to_string(),
+                    record.ttl,
+                    record.data.rtype(),
+                    rdata_presentation(&record.data),
+                );
+                assert_eq!(record_line(record, width), formatted);
+                buffer.clear();
+                write_record_line(&mut buffer, record, width);
+                assert_eq!(buffer, formatted);
+            }
+        }
     }
 
     #[test]

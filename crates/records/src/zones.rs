@@ -74,8 +74,11 @@ impl ZonePlan<'_> {
         let mut types: Vec<&str> = self.managed_types.iter().map(|t| t.name()).collect();
         types.sort_unstable();
         hasher.update(types.join(",").as_bytes());
+        let mut line = String::with_capacity(256);
         for d in &self.desired {
-            hasher.update(zonefile::record_line(&d.record, 0).as_bytes());
+            line.clear();
+            zonefile::write_record_line(&mut line, &d.record, 0);
+            hasher.update(line.as_bytes());
             hasher.update(d.purpose.name().as_bytes());
             hasher.update(b"\n");
         }
