@@ -50,7 +50,10 @@ pub fn write_record_line(out: &mut String, record: &Record, owner_width: usize) 
     out.push_str(record.name.as_str());
     out.push('.');
     let owner_len = record.name.as_str().chars().count() + 1;
-    out.extend(std::iter::repeat_n(' ', owner_width.saturating_sub(owner_len)));
+    out.extend(std::iter::repeat_n(
+        ' ',
+        owner_width.saturating_sub(owner_len),
+    ));
     let _ = write!(out, " {:>6} IN {:<5} ", record.ttl, record.data.rtype());
     out.push_str(&rdata_presentation(&record.data));
 }

@@ -35,3 +35,45 @@ where
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Each side blocks its thread until it hears from the other: on one thread the first
+    /// side gives up waiting (the other has not run yet).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_multi_thread_runtime_both_run_at_once_and_may_await_timers() {
+        let (to_b, from_a) = mpsc::channel();
+        let (to_a, from_b) = mpsc::channel();
+        let side = |to: mpsc::Sender<()>, from: mpsc::Receiver<()>| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            to.send(()).unwrap();
+            let heard = from.recv_timeout(Duration::from_secs(5)).is_ok();
+            (heard, std::thread::current().id())
+        };
+        let ((a_heard, a), (b_heard, b)) = both(true, side(to_b, from_b), side(to_a, from_a)).await;
+        assert!(a_heard && b_heard, "the two sides did not run at once");
+        assert_ne!(a, b);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn not_asked_for_they_share_the_caller_thread() {
+        let here = || async { std::thread::current().id() };
+        let (a, b) = both(false, here(), here()).await;
+        assert_eq!(a, b);
+    }
+
+    #[tokio::test]
+    async fn on_a_current_thread_runtime_they_are_joined() {
+        let here = || async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            std::thread::current().id()
+        };
+        let (a, b) = both(true, here(), here()).await;
+        assert_eq!(a, b);
+    }
+}
