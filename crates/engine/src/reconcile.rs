@@ -925,15 +925,12 @@ async fn reconcile_zone(
                 data: a.record.data.clone(),
             })
             .collect();
-        if !intent.is_empty() {
-            let entries = intent;
-            writes
-                .write(ZoneWrite::LedgerAdd {
-                    zone: zone.clone(),
-                    entries,
-                })
-                .await?;
-        }
+        writes
+            .write(ZoneWrite::LedgerAdd {
+                zone: zone.clone(),
+                entries: intent,
+            })
+            .await?;
         crate::crash::point("ledger-intent");
         progress.step(zone, "sending the update");
         match provider.apply(&outcome.changes).await {
@@ -945,15 +942,12 @@ async fn reconcile_zone(
                     .iter()
                     .map(|(_, l)| l.record.clone())
                     .collect();
-                if !deleted.is_empty() {
-                    let records = deleted;
-                    writes
-                        .write(ZoneWrite::LedgerRemove {
-                            zone: zone.clone(),
-                            records,
-                        })
-                        .await?;
-                }
+                writes
+                    .write(ZoneWrite::LedgerRemove {
+                        zone: zone.clone(),
+                        records: deleted,
+                    })
+                    .await?;
                 outcome.applied = true;
                 outcome.updates_sent = applied.messages;
                 let serial = match applied.serial {

@@ -190,6 +190,37 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
     let states = store.zone_states_of(&asked).await.unwrap();
     assert_eq!(states.len(), 1, "{states:?}");
     assert_eq!(states.get(&asked[0]), Some(&state_row));
+
+    // A group of writes as a run commits them: the removal matched by row values, and a
+    // zone's two states in one upsert (PostgreSQL refuses a row touched twice) — the last wins.
+    let newer = mailzone_store::ZoneState {
+        serial: 8,
+        desired_digest: "e".into(),
+    };
+    let group = [
+        mailzone_store::ZoneWrite::LedgerRemove {
+            zone: zone.clone(),
+            records: vec![mailzone_records::Record {
+                name: entry.name.clone(),
+                ttl: 300,
+                data: entry.data.clone(),
+            }],
+        },
+        mailzone_store::ZoneWrite::State {
+            zone: zone.clone(),
+            dns_server: "primary".into(),
+            state: state_row.clone(),
+        },
+        mailzone_store::ZoneWrite::State {
+            zone: zone.clone(),
+            dns_server: "primary".into(),
+            state: newer.clone(),
+        },
+    ];
+    store.write_zones(&group, 6).await.unwrap();
+    assert!(store.ledger(&zone).await.unwrap().is_empty());
+    let states = store.zone_states_of(&asked[..1]).await.unwrap();
+    assert_eq!(states.get(&asked[0]), Some(&newer));
 }
 
 /// Two instances seeing the same change of findings: each channel's announcement is

@@ -425,3 +425,81 @@ async fn zone_states_of_returns_only_the_zones_asked_for() {
     }
     store.close().await;
 }
+
+/// A group of zones' writes in one call: intents of several zones (more rows than one
+/// statement holds), removals, and states (the last state of a zone named twice wins);
+/// the ledgers read back per batch match what each zone was given.
+#[tokio::test]
+async fn the_writes_of_several_zones_land_together_and_read_back_per_zone() {
+    use mailzone_records::diff::LedgerEntry;
+    use mailzone_records::{Name, RData, RecordPurpose};
+    use mailzone_store::{ZoneState, ZoneWrite};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(dir.path()).await.unwrap();
+    let zone = |i: usize| Name::host(&format!("z{i:02}.test")).unwrap();
+    let entry = |i: usize, j: usize| LedgerEntry {
+        purpose: RecordPurpose::Dkim,
+        name: Name::host(&format!("r{j}.z{i:02}.test")).unwrap(),
+        data: RData::Txt(format!("zone {i} record {j}").into_bytes()),
+    };
+    let state = |serial: u32| ZoneState {
+        serial,
+        desired_digest: format!("digest {serial}"),
+    };
+    // 8 zones × 40 records: more than one multi-row INSERT's worth.
+    let adds: Vec<ZoneWrite> = (0..8)
+        .map(|i| ZoneWrite::LedgerAdd {
+            zone: zone(i),
+            entries: (0..40).map(|j| entry(i, j)).collect(),
+        })
+        .collect();
+    store.write_zones(&adds, 5).await.unwrap();
+    let mut second = vec![
+        ZoneWrite::LedgerRemove {
+            zone: zone(0),
+            records: (0..10)
+                .map(|j| {
+                    let e = entry(0, j);
+                    mailzone_records::Record {
+                        name: e.name,
+                        ttl: 3600,
+                        data: e.data,
+                    }
+                })
+                .collect(),
+        },
+        ZoneWrite::State {
+            zone: zone(1),
+            dns_server: "primary".into(),
+            state: state(1),
+        },
+    ];
+    second.push(ZoneWrite::State {
+        zone: zone(1),
+        dns_server: "primary".into(),
+        state: state(2),
+    });
+    store.write_zones(&second, 6).await.unwrap();
+
+    let names: Vec<Name> = (0..9).map(zone).collect();
+    let asked: Vec<&Name> = names.iter().collect();
+    let ledgers = store.ledgers_of(&asked).await.unwrap();
+    assert_eq!(ledgers.len(), 8, "the zone without records is left out");
+    assert_eq!(
+        ledgers[zone(0).as_str()].len(),
+        30,
+        "10 of zone 0's records removed"
+    );
+    for i in 1..8 {
+        let expected: std::collections::BTreeSet<LedgerEntry> =
+            (0..40).map(|j| entry(i, j)).collect();
+        assert_eq!(ledgers[zone(i).as_str()], expected, "zone {i}");
+        assert_eq!(store.ledger(&zone(i)).await.unwrap(), expected);
+    }
+    let states = store
+        .zone_states_of(&[(zone(1).as_str().to_string(), "primary".to_string())])
+        .await
+        .unwrap();
+    assert_eq!(states.values().next(), Some(&state(2)));
+}

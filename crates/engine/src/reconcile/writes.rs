@@ -36,6 +36,9 @@ impl ZoneWrites {
     /// Commits `write` together with what other zones wrote meanwhile; returns once it is
     /// committed (a zone sends its UPDATE only after its intent is in the ledger).
     pub(super) async fn write(&self, write: ZoneWrite) -> Result<(), EngineError> {
+        if nothing_to_write(&write) {
+            return Ok(());
+        }
         let (committed, done) = oneshot::channel();
         // The writer lives as long as the queue (both belong to one run, awaited
         // together): neither end can be gone while a zone writes.
@@ -46,6 +49,15 @@ impl ZoneWrites {
             .await
             .unwrap_or_else(|_| unreachable!("the writer answers every write it takes"));
         Ok(result?)
+    }
+}
+
+/// A ledger write without records (an UPDATE that only adds, say).
+fn nothing_to_write(write: &ZoneWrite) -> bool {
+    match write {
+        ZoneWrite::LedgerAdd { entries, .. } => entries.is_empty(),
+        ZoneWrite::LedgerRemove { records, .. } => records.is_empty(),
+        ZoneWrite::State { .. } => false,
     }
 }
 
