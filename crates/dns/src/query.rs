@@ -57,6 +57,7 @@ fn direct(server: SocketAddr, timeout: Duration, counter: Option<&AtomicU64>) ->
         protocol: Transport::Udp,
         signer: None,
         counter,
+        udp_sockets: None,
     }
 }
 
@@ -121,6 +122,7 @@ pub async fn lookup(
         protocol: Transport::Udp,
         signer: None,
         counter: None,
+        udp_sockets: None,
     };
     let mut request = query_message(name, wire_type);
     request.metadata.recursion_desired = true;
@@ -160,6 +162,7 @@ pub async fn exchange_tcp(
         protocol: Transport::Tcp,
         signer: None,
         counter: None,
+        udp_sockets: None,
     };
     Ok(endpoint.exchange(&mut None, request).await?.message)
 }
@@ -414,6 +417,7 @@ mod tests {
             protocol: Transport::Tcp,
             signer: Some(&signer),
             counter: None,
+            udp_sockets: None,
         };
         check_answer(server(), op, answer(rcode, tsig), &endpoint)
     }

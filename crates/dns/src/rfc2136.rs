@@ -60,7 +60,7 @@ use zeroize::Zeroizing;
 
 use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
 use crate::query::{self, Op, check_answer};
-use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn};
+use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn, UdpSockets};
 pub use mailzone_records::{Transport, TsigAlgorithm};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
@@ -158,6 +158,8 @@ pub struct Rfc2136Provider {
     /// (RFC 7766 §6.2.1 allows several messages per connection): one connection per zone
     /// instead of two.
     idle: std::sync::Mutex<Vec<TcpConn>>,
+    /// UDP sockets kept between signed SOA questions.
+    udp_sockets: UdpSockets,
 }
 
 impl fmt::Debug for Rfc2136Provider {
@@ -183,6 +185,7 @@ impl Rfc2136Provider {
             signer,
             sent: AtomicU64::new(0),
             idle: std::sync::Mutex::new(Vec::new()),
+            udp_sockets: UdpSockets::default(),
         }
     }
 
@@ -197,6 +200,7 @@ impl Rfc2136Provider {
             protocol: self.config.protocol,
             signer: self.signer.as_ref().map_err(Clone::clone)?.as_ref(),
             counter: Some(&self.sent),
+            udp_sockets: Some(&self.udp_sockets),
         })
     }
 

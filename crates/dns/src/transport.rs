@@ -130,21 +130,58 @@ enum ReadFailure {
     Other(DnsError),
 }
 
-/// Sends one UDP message and waits for the datagram answering it (same ID).
+/// Most sockets [`UdpSockets`] keeps idle for one server.
+const MAX_IDLE_UDP: usize = 32;
+
+/// UDP sockets connected to one server, kept between TSIG-signed questions: a question
+/// then costs a send and a receive instead of a socket made, bound, connected and closed
+/// (a SOA question per zone of a 100,000-zone run). Only signed questions reuse a socket:
+/// TSIG authenticates their answers, while an unsigned question keeps a fresh random
+/// source port against spoofed answers (RFC 5452 §9.2). A socket whose question failed is
+/// closed, not kept.
+#[derive(Default)]
+pub(crate) struct UdpSockets {
+    idle: std::sync::Mutex<Vec<UdpSocket>>,
+}
+
+impl UdpSockets {
+    fn take(&self) -> Option<UdpSocket> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn keep(&self, socket: UdpSocket) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_UDP
+        {
+            idle.push(socket);
+        }
+    }
+}
+
+/// Sends one UDP message and waits for the datagram answering it (same ID), on a socket
+/// of `sockets` when one is idle (and kept there after an answer).
 async fn udp_exchange(
     server: SocketAddr,
     bytes: &[u8],
     id: u16,
     wait: Duration,
+    sockets: Option<&UdpSockets>,
 ) -> Result<Vec<u8>, DnsError> {
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("a literal address")
     } else {
         "[::]:0".parse().expect("a literal address")
     };
+    let kept = sockets.and_then(UdpSockets::take);
     let exchange = async {
-        let socket = UdpSocket::bind(local).await?;
-        socket.connect(server).await?;
+        let socket = match kept {
+            Some(socket) => socket,
+            None => {
+                let socket = UdpSocket::bind(local).await?;
+                socket.connect(server).await?;
+                socket
+            }
+        };
         socket.send(bytes).await?;
         let mut buf = vec![0; UDP_BUFFER];
         loop {
@@ -159,14 +196,19 @@ async fn udp_exchange(
                     // the question is asked again over TCP.
                     buf[2] |= 0x02;
                 }
-                return Ok::<_, io::Error>(buf);
+                return Ok::<_, io::Error>((buf, socket));
             }
         }
     };
     match timeout(wait, exchange).await {
         Err(_) => Err(no_answer(server, wait, "")),
         Ok(Err(e)) => Err(io_error(server, &e)),
-        Ok(Ok(buf)) => Ok(buf),
+        Ok(Ok((buf, socket))) => {
+            if let Some(sockets) = sockets {
+                sockets.keep(socket);
+            }
+            Ok(buf)
+        }
     }
 }
 
@@ -216,6 +258,8 @@ pub(crate) struct Endpoint<'a> {
     pub(crate) protocol: Transport,
     pub(crate) signer: Option<&'a Signer>,
     pub(crate) counter: Option<&'a AtomicU64>,
+    /// Sockets kept between signed UDP questions (none: a socket per question).
+    pub(crate) udp_sockets: Option<&'a UdpSockets>,
 }
 
 impl Endpoint<'_> {
@@ -286,7 +330,9 @@ impl Endpoint<'_> {
             let (bytes, verifier) = self.encode(request)?;
             if bytes.len() <= usize::from(UDP_PAYLOAD) {
                 self.count();
-                let raw = udp_exchange(self.server, &bytes, request.id, self.timeout).await?;
+                let sockets = self.udp_sockets.filter(|_| self.signer.is_some());
+                let raw =
+                    udp_exchange(self.server, &bytes, request.id, self.timeout, sockets).await?;
                 // A truncated answer (TC) is not decoded: it may be cut anywhere.
                 if !is_truncated(&raw) {
                     let message = self.decode(&raw, request)?;
@@ -423,6 +469,61 @@ mod tests {
     use hickory_proto::rr::rdata::TXT;
     use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+    /// A loopback "server" that echoes each datagram back (its first two bytes are the ID)
+    /// and reports the source port it came from; it answers `answers` datagrams.
+    async fn echo_server(answers: usize) -> (SocketAddr, tokio::task::JoinHandle<Vec<u16>>) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut ports = Vec::new();
+            let mut buf = [0u8; 512];
+            for _ in 0..answers {
+                let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+                ports.push(from.port());
+                socket.send_to(&buf[..n], from).await.unwrap();
+            }
+            ports
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn kept_udp_sockets_serve_the_next_question_and_a_failed_one_is_closed() {
+        let (server, answered) = echo_server(3).await;
+        let sockets = UdpSockets::default();
+        let wait = Duration::from_secs(2);
+        for id in [1u16, 2, 3] {
+            let question = [id.to_be_bytes().as_slice(), &[0; 10]].concat();
+            let answer = udp_exchange(server, &question, id, wait, Some(&sockets))
+                .await
+                .unwrap();
+            assert_eq!(answer, question);
+        }
+        let ports = answered.await.unwrap();
+        assert_eq!(ports.len(), 3);
+        assert!(
+            ports.iter().all(|&p| p == ports[0]),
+            "one socket: {ports:?}"
+        );
+        assert_eq!(sockets.idle.lock().unwrap().len(), 1);
+
+        // Nobody answers now: the question times out and its socket is not kept.
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let quiet = silent.local_addr().unwrap();
+        let question = [4u16.to_be_bytes().as_slice(), &[0; 10]].concat();
+        let sockets = UdpSockets::default();
+        let failed = udp_exchange(
+            quiet,
+            &question,
+            4,
+            Duration::from_millis(50),
+            Some(&sockets),
+        )
+        .await;
+        assert!(failed.is_err());
+        assert!(sockets.idle.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn a_message_over_65535_bytes_is_refused_not_truncated() {
         let endpoint = Endpoint {
@@ -431,6 +532,7 @@ mod tests {
             protocol: Transport::Tcp,
             signer: None,
             counter: None,
+            udp_sockets: None,
         };
         let zone = Name::from_ascii("example.test.").unwrap();
         let mut m = Message::query();
