@@ -60,7 +60,7 @@ use zeroize::Zeroizing;
 
 use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
 use crate::query::{self, Op, check_answer};
-use crate::transport::{Answer, Endpoint, TCP_MAX, TcpConn, UdpSockets};
+use crate::transport::{Answer, Endpoint, Idle, TCP_MAX, TcpConn, UdpSockets};
 pub use mailzone_records::{Transport, TsigAlgorithm};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
@@ -157,7 +157,7 @@ pub struct Rfc2136Provider {
     /// TCP connections kept open after a transfer for the UPDATE that usually follows
     /// (RFC 7766 §6.2.1 allows several messages per connection): one connection per zone
     /// instead of two.
-    idle: std::sync::Mutex<Vec<TcpConn>>,
+    idle: Idle<TcpConn, MAX_IDLE_CONNECTIONS>,
     /// UDP sockets kept between signed SOA questions.
     udp_sockets: UdpSockets,
 }
@@ -184,7 +184,7 @@ impl Rfc2136Provider {
             config,
             signer,
             sent: AtomicU64::new(0),
-            idle: std::sync::Mutex::new(Vec::new()),
+            idle: Idle::default(),
             udp_sockets: UdpSockets::default(),
         }
     }
@@ -294,7 +294,7 @@ impl Rfc2136Provider {
             v.finish()?;
         }
         let serial = serial.expect("the loop ends only after the opening SOA");
-        self.keep_idle(conn);
+        self.idle.keep(conn);
         Ok(Transfer::Zone { serial, records })
     }
 
@@ -338,25 +338,13 @@ impl Rfc2136Provider {
         {
             endpoint.protocol = Transport::Tcp;
         }
-        let mut tcp = self.take_idle();
+        let mut tcp = self.idle.take();
         let answer = endpoint.exchange(&mut tcp, message).await?;
         if let Some(conn) = tcp {
-            self.keep_idle(conn);
+            self.idle.keep(conn);
         }
         check_answer(endpoint.server, Op::Update { zone }, answer, &endpoint)?;
         Ok(())
-    }
-
-    fn take_idle(&self) -> Option<TcpConn> {
-        self.idle.lock().ok()?.pop()
-    }
-
-    fn keep_idle(&self, conn: TcpConn) {
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_CONNECTIONS
-        {
-            idle.push(conn);
-        }
     }
 }
 

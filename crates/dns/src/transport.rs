@@ -130,8 +130,33 @@ enum ReadFailure {
     Other(DnsError),
 }
 
-/// Most sockets [`UdpSockets`] keeps idle for one server.
-const MAX_IDLE_UDP: usize = 32;
+/// Connections or sockets to one server kept for its next message, at most `MAX`: a
+/// message then reuses one instead of making (and closing) its own.
+pub(crate) struct Idle<T, const MAX: usize> {
+    items: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T, const MAX: usize> Default for Idle<T, MAX> {
+    fn default() -> Self {
+        Idle {
+            items: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T, const MAX: usize> Idle<T, MAX> {
+    pub(crate) fn take(&self) -> Option<T> {
+        self.items.lock().ok()?.pop()
+    }
+
+    pub(crate) fn keep(&self, item: T) {
+        if let Ok(mut items) = self.items.lock()
+            && items.len() < MAX
+        {
+            items.push(item);
+        }
+    }
+}
 
 /// UDP sockets connected to one server, kept between TSIG-signed questions: a question
 /// then costs a send and a receive instead of a socket made, bound, connected and closed
@@ -139,24 +164,7 @@ const MAX_IDLE_UDP: usize = 32;
 /// TSIG authenticates their answers, while an unsigned question keeps a fresh random
 /// source port against spoofed answers (RFC 5452 §9.2). A socket whose question failed is
 /// closed, not kept.
-#[derive(Default)]
-pub(crate) struct UdpSockets {
-    idle: std::sync::Mutex<Vec<UdpSocket>>,
-}
-
-impl UdpSockets {
-    fn take(&self) -> Option<UdpSocket> {
-        self.idle.lock().ok()?.pop()
-    }
-
-    fn keep(&self, socket: UdpSocket) {
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_UDP
-        {
-            idle.push(socket);
-        }
-    }
-}
+pub(crate) type UdpSockets = Idle<UdpSocket, 32>;
 
 /// Sends one UDP message and waits for the datagram answering it (same ID), on a socket
 /// of `sockets` when one is idle (and kept there after an answer).
@@ -505,7 +513,7 @@ mod tests {
             ports.iter().all(|&p| p == ports[0]),
             "one socket: {ports:?}"
         );
-        assert_eq!(sockets.idle.lock().unwrap().len(), 1);
+        assert_eq!(sockets.items.lock().unwrap().len(), 1);
 
         // Nobody answers now: the question times out and its socket is not kept.
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -521,7 +529,7 @@ mod tests {
         )
         .await;
         assert!(failed.is_err());
-        assert!(sockets.idle.lock().unwrap().is_empty());
+        assert!(sockets.items.lock().unwrap().is_empty());
     }
 
     #[test]
