@@ -265,6 +265,9 @@ async fn manual_only(
 /// A zone's plan with its position in the run (outcomes are reported in that order).
 type Positioned<'a> = (usize, ZonePlan<'a>);
 
+/// Each zone's outcome by position, or the state database's failure that stopped them.
+type ZoneResults = Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError>;
+
 /// What a run shares between its zones.
 struct Run<'a> {
     loaded: &'a LoadedConfig,
@@ -388,16 +391,8 @@ impl<'a> Run<'a> {
                 zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
                     .map_err(|e| EngineError::Usage(e.to_string()))
             };
-            // Half of the zones on each core, the next batch planned beside the second half.
-            let (first, rest) = self.halves(ready);
-            let (first, (rest, plans)) =
-                cores::both(self.request.both_cores, self.zones(first), async {
-                    futures::join!(self.zones(rest), planning)
-                })
-                .await;
-            let mut results = first?;
-            results.extend(rest?);
-            collect(results, &mut report);
+            let (results, plans) = self.zones_on_both_cores(ready, planning).await;
+            collect(results?, &mut report);
             let plans = plans?;
             report.manual_domains.extend(plans.manual);
             for item in plans.zones {
@@ -421,15 +416,35 @@ impl<'a> Run<'a> {
             in_flight.push((next, item));
             next += 1;
         }
-        let (first, rest) = self.halves(in_flight);
-        let (first, rest) =
-            cores::both(self.request.both_cores, self.zones(first), self.zones(rest)).await;
-        let mut results = first?;
-        results.extend(rest?);
-        collect(results, &mut report);
+        let (results, ()) = self.zones_on_both_cores(in_flight, async {}).await;
+        collect(results?, &mut report);
         outcomes.sort_by_key(|(at, _)| *at);
         report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
         Ok((report, failures))
+    }
+
+    /// Reconciles `items`, half on each core, with `beside` (the next batch's planning)
+    /// driven next to the second half.
+    async fn zones_on_both_cores<F>(
+        &self,
+        items: Vec<Positioned<'a>>,
+        beside: F,
+    ) -> (ZoneResults, F::Output)
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        let (first, rest) = self.halves(items);
+        let (first, (rest, beside)) =
+            cores::both(self.request.both_cores, self.zones(first), async {
+                futures::join!(self.zones(rest), beside)
+            })
+            .await;
+        let results = first.and_then(|mut results| {
+            results.extend(rest?);
+            Ok(results)
+        });
+        (results, beside)
     }
 
     /// `items` split in two for two cores, each half with half the run's concurrency; a
