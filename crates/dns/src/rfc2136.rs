@@ -60,7 +60,7 @@ use zeroize::Zeroizing;
 
 use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
 use crate::query::{self, Op, check_answer};
-use crate::transport::{Answer, Endpoint, Idle, TCP_MAX, TcpConn, UdpSockets};
+use crate::transport::{Answer, Encoded, Endpoint, Idle, TCP_MAX, TcpConn, UdpSockets};
 pub use mailzone_records::{Transport, TsigAlgorithm};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
@@ -329,17 +329,24 @@ impl Rfc2136Provider {
         })
     }
 
-    async fn send_update(&self, zone: &Name, message: &Message) -> Result<(), DnsError> {
+    /// Sends one UPDATE, encoded and signed once: over TCP when it does not fit in a UDP
+    /// message.
+    async fn send_update(
+        &self,
+        zone: &Name,
+        message: &Message,
+        encoded: Encoded<'_>,
+    ) -> Result<(), DnsError> {
         let mut endpoint = self.endpoint()?;
         if endpoint.protocol == Transport::Udp
-            && endpoint
-                .encoded_len(message)?
-                .is_none_or(|len| len > usize::from(crate::transport::UDP_PAYLOAD))
+            && encoded.len() > usize::from(crate::transport::UDP_PAYLOAD)
         {
             endpoint.protocol = Transport::Tcp;
         }
         let mut tcp = self.idle.take();
-        let answer = endpoint.exchange(&mut tcp, message).await?;
+        let answer = endpoint
+            .exchange_encoded(&mut tcp, message, encoded)
+            .await?;
         if let Some(conn) = tcp {
             self.idle.keep(conn);
         }
@@ -624,18 +631,27 @@ impl Provider for Rfc2136Provider {
             let groups = group_changes(server, zone, changes)?;
             let whole = update_message(zone, &groups.iter().collect::<Vec<_>>());
             let endpoint = self.endpoint()?;
-            let parts = if endpoint.encoded_len(&whole)?.is_some() {
-                vec![whole]
-            } else {
-                // Room for the header, the zone section and the TSIG record.
-                let overhead = 12 + zone.as_str().len() + 6 + 512;
-                let parts = pack(&groups, TCP_MAX - overhead);
-                tracing::info!(parts = parts.len(), "the UPDATE exceeds 65535 bytes; splitting it by RRset");
-                parts.iter().map(|p| update_message(zone, p)).collect()
+            let parts = match endpoint.encode_if_fits(&whole)? {
+                Some(encoded) => vec![(whole, encoded)],
+                None => {
+                    // Room for the header, the zone section and the TSIG record.
+                    let overhead = 12 + zone.as_str().len() + 6 + 512;
+                    let parts = pack(&groups, TCP_MAX - overhead);
+                    tracing::info!(parts = parts.len(), "the UPDATE exceeds 65535 bytes; splitting it by RRset");
+                    parts
+                        .iter()
+                        .map(|part| {
+                            let message = update_message(zone, part);
+                            let encoded = endpoint.encode(&message)?;
+                            Ok((message, encoded))
+                        })
+                        .collect::<Result<Vec<_>, DnsError>>()?
+                }
             };
             let mut sent = 0u32;
-            for message in &parts {
-                match self.send_update(zone, message).await {
+            let count = parts.len();
+            for (message, encoded) in parts {
+                match self.send_update(zone, &message, encoded).await {
                     Ok(()) => sent += 1,
                     Err(e) if e.rcode() == Some(Rcode::Refused) => {
                         return Err(e.with_note(&targets_without_address_hint(zone, changes)));
@@ -643,8 +659,7 @@ impl Provider for Rfc2136Provider {
                     Err(DnsError::Conflict { rcode, .. }) if sent > 0 => {
                         // Not a conflict to re-plan quietly: part of the change landed.
                         let message = format!(
-                            "the zone {zone} changed while a split update was applied ({rcode}): {sent} of {} parts were applied; read the zone again and re-plan",
-                            parts.len()
+                            "the zone {zone} changed while a split update was applied ({rcode}): {sent} of {count} parts were applied; read the zone again and re-plan"
                         );
                         return Err(DnsError::Transient {
                             server,

@@ -270,7 +270,20 @@ pub(crate) struct Endpoint<'a> {
     pub(crate) udp_sockets: Option<&'a UdpSockets>,
 }
 
-impl Endpoint<'_> {
+/// A request encoded and signed once, ready to be sent (again, on a fresh connection).
+pub(crate) struct Encoded<'a> {
+    bytes: Vec<u8>,
+    verifier: Option<AnswerVerifier<'a>>,
+}
+
+impl Encoded<'_> {
+    /// Its size on the wire (the TSIG record included).
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+impl<'a> Endpoint<'a> {
     fn count(&self) {
         if let Some(c) = self.counter {
             c.fetch_add(1, Ordering::Relaxed);
@@ -278,10 +291,7 @@ impl Endpoint<'_> {
     }
 
     /// Encodes (and signs) `request`, as hickory does it.
-    fn encode_raw<'s>(
-        &'s self,
-        request: &Message,
-    ) -> Result<(Vec<u8>, Option<AnswerVerifier<'s>>), DnsError> {
+    fn encode_raw(&self, request: &Message) -> Result<Encoded<'a>, DnsError> {
         let mut request = request.clone();
         let verifier = match self.signer {
             Some(s) => Some(s.sign(&mut request, self.server)?),
@@ -294,36 +304,33 @@ impl Endpoint<'_> {
                 format!("cannot encode the request for {}: {e}", self.server),
             )
         })?;
-        Ok((bytes, verifier))
+        Ok(Encoded { bytes, verifier })
     }
 
     /// Encodes (and signs) `request`, refusing what does not fit in one message.
-    fn encode<'s>(
-        &'s self,
-        request: &Message,
-    ) -> Result<(Vec<u8>, Option<AnswerVerifier<'s>>), DnsError> {
-        let (bytes, verifier) = self.encode_raw(request)?;
-        // hickory's encoder does not fail on a message over 65535 bytes: it silently drops
-        // the records that do not fit, sets TC and counts only what it wrote (the TSIG
-        // record included, or its MAC then covers other bytes: BADSIG). Never send that.
-        if is_truncated(&bytes) && !request.truncation {
-            return Err(DnsError::permanent(
+    pub(crate) fn encode(&self, request: &Message) -> Result<Encoded<'a>, DnsError> {
+        self.encode_if_fits(request)?.ok_or_else(|| {
+            DnsError::permanent(
                 self.server,
                 Cause::Request,
                 format!(
                     "the request for {} does not fit in one DNS message (65535 bytes, RFC 1035 §4.2.2)",
                     self.server
                 ),
-            ));
-        }
-        Ok((bytes, verifier))
+            )
+        })
     }
 
-    /// The encoded size of `request` once signed, `None` when it does not fit in one DNS
-    /// message.
-    pub(crate) fn encoded_len(&self, request: &Message) -> Result<Option<usize>, DnsError> {
-        let (bytes, _) = self.encode_raw(request)?;
-        Ok((!is_truncated(&bytes)).then_some(bytes.len()))
+    /// Encodes (and signs) `request`; `None` when it does not fit in one DNS message.
+    pub(crate) fn encode_if_fits(
+        &self,
+        request: &Message,
+    ) -> Result<Option<Encoded<'a>>, DnsError> {
+        let encoded = self.encode_raw(request)?;
+        // hickory's encoder does not fail on a message over 65535 bytes: it silently drops
+        // the records that do not fit, sets TC and counts only what it wrote (the TSIG
+        // record included, or its MAC then covers other bytes: BADSIG). Never send that.
+        Ok((!is_truncated(&encoded.bytes) || request.truncation).then_some(encoded))
     }
 
     /// Sends one request and returns its answer: over UDP when configured and the request
@@ -334,30 +341,45 @@ impl Endpoint<'_> {
         tcp: &mut Option<TcpConn>,
         request: &Message,
     ) -> Result<Answer, DnsError> {
-        if self.protocol == Transport::Udp {
-            let (bytes, verifier) = self.encode(request)?;
-            if bytes.len() <= usize::from(UDP_PAYLOAD) {
-                self.count();
-                let sockets = self.udp_sockets.filter(|_| self.signer.is_some());
-                let raw =
-                    udp_exchange(self.server, &bytes, request.id, self.timeout, sockets).await?;
-                // A truncated answer (TC) is not decoded: it may be cut anywhere.
-                if !is_truncated(&raw) {
-                    let message = self.decode(&raw, request)?;
-                    return finish(raw, message, verifier);
-                }
-                tracing::debug!(server = %self.server, "truncated UDP answer; asking again over TCP");
+        let encoded = self.encode(request)?;
+        self.exchange_encoded(tcp, request, encoded).await
+    }
+
+    /// [`Endpoint::exchange`] of a request already encoded (by [`Endpoint::encode_if_fits`]).
+    pub(crate) async fn exchange_encoded(
+        &self,
+        tcp: &mut Option<TcpConn>,
+        request: &Message,
+        encoded: Encoded<'a>,
+    ) -> Result<Answer, DnsError> {
+        if self.protocol == Transport::Udp && encoded.len() <= usize::from(UDP_PAYLOAD) {
+            self.count();
+            let sockets = self.udp_sockets.filter(|_| self.signer.is_some());
+            let raw = udp_exchange(
+                self.server,
+                &encoded.bytes,
+                request.id,
+                self.timeout,
+                sockets,
+            )
+            .await?;
+            // A truncated answer (TC) is not decoded: it may be cut anywhere.
+            if !is_truncated(&raw) {
+                let message = self.decode(&raw, request)?;
+                return finish(raw, message, encoded.verifier);
             }
+            tracing::debug!(server = %self.server, "truncated UDP answer; asking again over TCP");
         }
-        self.exchange_tcp(tcp, request).await
+        self.exchange_tcp(tcp, request, encoded).await
     }
 
     async fn exchange_tcp(
         &self,
         tcp: &mut Option<TcpConn>,
         request: &Message,
+        encoded: Encoded<'a>,
     ) -> Result<Answer, DnsError> {
-        let (bytes, verifier) = self.encode(request)?;
+        let Encoded { bytes, verifier } = encoded;
         let mut reused = tcp.is_some();
         let raw = loop {
             let conn = match tcp {
@@ -437,8 +459,8 @@ impl Endpoint<'_> {
     pub(crate) async fn start_stream(
         &self,
         request: &Message,
-    ) -> Result<(TcpConn, Option<AnswerVerifier<'_>>), DnsError> {
-        let (bytes, verifier) = self.encode(request)?;
+    ) -> Result<(TcpConn, Option<AnswerVerifier<'a>>), DnsError> {
+        let Encoded { bytes, verifier } = self.encode(request)?;
         let mut conn = TcpConn::connect(self.server, self.timeout).await?;
         self.count();
         conn.send(&bytes).await?;
@@ -555,7 +577,7 @@ mod tests {
                 RData::TXT(TXT::from_bytes(big.clone())),
             ));
         }
-        assert_eq!(endpoint.encoded_len(&m).unwrap(), None);
+        assert!(endpoint.encode_if_fits(&m).unwrap().is_none());
         let e = endpoint.encode(&m).map(|_| ()).unwrap_err();
         assert!(
             e.to_string().contains("does not fit in one DNS message"),
@@ -564,9 +586,9 @@ mod tests {
         m.authorities.truncate(10);
         assert!(
             endpoint
-                .encoded_len(&m)
+                .encode_if_fits(&m)
                 .unwrap()
-                .is_some_and(|len| len < TCP_MAX)
+                .is_some_and(|encoded| encoded.len() < TCP_MAX)
         );
     }
 

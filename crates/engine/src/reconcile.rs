@@ -916,7 +916,7 @@ async fn reconcile_zone(
                     serial: snapshot.serial,
                     desired_digest: digest,
                 };
-                writes.write(zone_state(item, state)).await?;
+                writes.write_later(zone.clone(), item.server.name.clone(), state);
             }
             return Ok(outcome);
         }
@@ -990,7 +990,7 @@ async fn reconcile_zone(
                     serial,
                     desired_digest: digest,
                 };
-                writes.write(zone_state(item, state)).await?;
+                writes.write_later(zone.clone(), item.server.name.clone(), state);
                 return Ok(outcome);
             }
             Err(e) if e.is_conflict() && replans < MAX_REPLANS => {
@@ -1004,15 +1004,6 @@ async fn reconcile_zone(
             }
             Err(e) => return Err(dns(e)),
         }
-    }
-}
-
-/// `item`'s zone remembered as in sync on its DNS server.
-fn zone_state(item: &ZonePlan<'_>, state: ZoneState) -> ZoneWrite {
-    ZoneWrite::State {
-        zone: item.zone.clone(),
-        dns_server: item.server.name.clone(),
-        state,
     }
 }
 

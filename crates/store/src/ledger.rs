@@ -8,15 +8,12 @@ use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 
 use sqlx::AssertSqlSafe;
 
-use crate::query::{Param, RowError, params};
+use crate::query::{Marks, Param, RowError, params};
 use crate::{Store, StoreError, StoreRow};
 
-/// Parameters per multi-row statement. Not the databases' limits (SQLite's 32,766, or 999
-/// before 3.32; PostgreSQL's 65,535) but SQLite's binding cost: each `$n` is looked up by
-/// a walk of the statement's parameter list (`sqlite3_bind_parameter_name`, once per
-/// parameter), so a statement's binding grows with the square of its parameters — at 900
-/// it was 6 % of a 10,000-zone publish.
-const PARAMS_PER_STATEMENT: usize = 240;
+/// Parameters per multi-row statement: below every database's limit (SQLite's 999 before
+/// 3.32, 32,766 since; PostgreSQL's 65,535).
+const PARAMS_PER_STATEMENT: usize = 960;
 /// Ledger rows per INSERT statement.
 const LEDGER_ROWS_PER_STATEMENT: usize = PARAMS_PER_STATEMENT / LEDGER_COLUMNS;
 /// Parameters per ledger row: zone, name, rtype, rdata, record_type, published_at.
@@ -52,7 +49,7 @@ impl Store {
             let sql = format!(
                 "SELECT zone, name, rtype, rdata, record_type FROM published_records \
                  WHERE zone IN ({})",
-                placeholders(1, zones.len())
+                self.marks().list(1, zones.len())
             );
             let params: Vec<Param<'_>> = zones.iter().map(|zone| zone.as_str().into()).collect();
             let rows = self
@@ -156,7 +153,7 @@ impl Store {
         states: &[(&Name, &str, &ZoneState)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut statements = write_statements(adds, removes, states, now).into_iter();
+        let mut statements = write_statements(self.marks(), adds, removes, states, now).into_iter();
         // One statement is atomic on its own: no BEGIN and COMMIT round trips for it.
         if statements.len() <= 1 {
             if let Some((sql, params)) = statements.next() {
@@ -204,8 +201,9 @@ impl Store {
             for zones in zones.chunks(ZONES_PER_QUERY) {
                 let sql = format!(
                     "SELECT zone, serial, desired_digest FROM zone_state \
-                     WHERE dns_server = $1 AND zone IN ({})",
-                    placeholders(2, zones.len())
+                     WHERE dns_server = {} AND zone IN ({})",
+                    self.marks().mark(1),
+                    self.marks().list(2, zones.len())
                 );
                 let mut params: Vec<Param<'_>> = Vec::with_capacity(zones.len() + 1);
                 params.push(dns_server.into());
@@ -259,6 +257,7 @@ pub enum ZoneWrite {
 /// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
 /// matching row values, and a multi-row upsert of zone states.
 fn write_statements<'a>(
+    marks: Marks,
     adds: &[(&'a Name, &'a LedgerEntry)],
     removes: &[(&'a Name, &'a Record)],
     states: &[(&'a Name, &'a str, &'a ZoneState)],
@@ -269,7 +268,7 @@ fn write_statements<'a>(
         let sql = format!(
             "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
              VALUES {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
-            values_placeholders(chunk.len(), LEDGER_COLUMNS)
+            marks.rows(chunk.len(), LEDGER_COLUMNS)
         );
         let params: Vec<Param> = chunk
             .iter()
@@ -289,7 +288,7 @@ fn write_statements<'a>(
     for chunk in removes.chunks(PARAMS_PER_STATEMENT / 4) {
         let sql = format!(
             "DELETE FROM published_records WHERE (zone, name, rtype, rdata) IN (VALUES {})",
-            values_placeholders(chunk.len(), 4)
+            marks.rows(chunk.len(), 4)
         );
         let params: Vec<Param> = chunk
             .iter()
@@ -317,7 +316,7 @@ fn write_statements<'a>(
             "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
              VALUES {} ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
              desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
-            values_placeholders(chunk.len(), 5)
+            marks.rows(chunk.len(), 5)
         );
         let params: Vec<Param> = chunk
             .iter()
@@ -341,24 +340,4 @@ fn zone_state_from_row(row: &dyn StoreRow) -> Result<ZoneState, RowError> {
         serial: row.int("serial")? as u32,
         desired_digest: row.text("desired_digest")?,
     })
-}
-
-/// `$2, $3, $4` for three parameters from `$2`: the list of an `IN (…)`.
-fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($1, $2), ($3, $4)` for two rows of two columns: the VALUES of a multi-row INSERT.
-fn values_placeholders(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let first = row * columns + 1;
-            let row: Vec<String> = (first..first + columns).map(|n| format!("${n}")).collect();
-            format!("({})", row.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -65,6 +65,52 @@ impl From<bool> for Param<'_> {
     }
 }
 
+/// How a statement written at run time marks its parameters. PostgreSQL wants `$n`;
+/// SQLite takes plain `?` in order, which binds in constant time where each `$n` costs a
+/// walk of the statement's parameter list (`sqlite3_bind_parameter_name`), so that the
+/// binding of a many-row statement would grow with the square of its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marks {
+    Numbered,
+    InOrder,
+}
+
+impl Marks {
+    /// The mark of the `n`th parameter (from 1).
+    pub(crate) fn mark(self, n: usize) -> String {
+        match self {
+            Marks::Numbered => format!("${n}"),
+            Marks::InOrder => "?".to_string(),
+        }
+    }
+
+    /// `$2, $3, $4` (or `?, ?, ?`) for three parameters from the second: an `IN (…)` list.
+    pub(crate) fn list(self, first: usize, count: usize) -> String {
+        (first..first + count)
+            .map(|n| self.mark(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `($1, $2), ($3, $4)` for two rows of two columns: the VALUES of a multi-row statement.
+    pub(crate) fn rows(self, rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|row| format!("({})", self.list(row * columns + 1, columns)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl Store {
+    /// How statements written at run time mark their parameters on this back end.
+    pub(crate) fn marks(&self) -> Marks {
+        match self.pool {
+            Pool::Sqlite(_) => Marks::InOrder,
+            Pool::Postgres(_) => Marks::Numbered,
+        }
+    }
+}
+
 /// The parameters of a statement, in `$n` order: `params![a, b]`.
 macro_rules! params {
     ($($value:expr),* $(,)?) => {
@@ -285,4 +331,24 @@ enum Rows {
     One,
     AtMostOne,
     All,
+}
+
+#[cfg(test)]
+mod marks_tests {
+    use super::Marks;
+
+    #[test]
+    fn rows_are_numbered_for_postgresql_and_plain_in_order_for_sqlite() {
+        assert_eq!(Marks::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(Marks::InOrder.rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(
+            format!(
+                "{} IN ({})",
+                Marks::Numbered.mark(1),
+                Marks::Numbered.list(2, 3)
+            ),
+            "$1 IN ($2, $3, $4)"
+        );
+        assert_eq!(Marks::InOrder.list(2, 3), "?, ?, ?");
+    }
 }

@@ -3,8 +3,14 @@
 //! transaction of a few multi-row statements. The state database then costs a few round
 //! trips to SQLite's worker thread per group of zones, instead of four per zone, and the
 //! one connection SQLite writes through stops being what the zones queue behind.
+//!
+//! A zone's state (the serial and digest it was left in sync at) is not waited for: it is
+//! a shortcut for the next run, and one lost to a crash costs that run a full read of the
+//! zone, never a wrong "in sync" (the state names the serial it vouches for). States ride
+//! along with the next group of ledger writes, or go in groups of their own.
 
-use mailzone_store::{Store, StoreError, ZoneWrite};
+use mailzone_records::Name;
+use mailzone_store::{Store, StoreError, ZoneState, ZoneWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::EngineError;
@@ -12,10 +18,18 @@ use crate::EngineError;
 /// Writes committed together at most (a group holds at most one write per zone in flight).
 const MAX_GROUP: usize = 256;
 
-/// A write waiting for its group's commit.
-struct Queued {
-    write: ZoneWrite,
-    committed: oneshot::Sender<Result<(), StoreError>>,
+/// Zone states kept back at most before they are committed in a group of their own.
+const MAX_LATER: usize = 192;
+
+/// A write on its way to the writer.
+enum Queued {
+    /// A write its zone waits for.
+    Awaited {
+        write: ZoneWrite,
+        committed: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// A write nobody waits for: committed with the next group.
+    Later(ZoneWrite),
 }
 
 /// Where a run's zones send their writes.
@@ -40,15 +54,29 @@ impl ZoneWrites {
             return Ok(());
         }
         let (committed, done) = oneshot::channel();
-        // The writer lives as long as the queue (both belong to one run, awaited
-        // together): neither end can be gone while a zone writes.
-        self.queue
-            .send(Queued { write, committed })
-            .unwrap_or_else(|_| unreachable!("the writer outlives its queue"));
+        self.send(Queued::Awaited { write, committed });
         let result = done
             .await
             .unwrap_or_else(|_| unreachable!("the writer answers every write it takes"));
         Ok(result?)
+    }
+
+    /// Queues a zone's state, committed with a later group (at the latest when the run
+    /// ends); a failure to commit it is logged, not returned.
+    pub(super) fn write_later(&self, zone: Name, dns_server: String, state: ZoneState) {
+        self.send(Queued::Later(ZoneWrite::State {
+            zone,
+            dns_server,
+            state,
+        }));
+    }
+
+    fn send(&self, queued: Queued) {
+        // The writer lives as long as the queue (both belong to one run, awaited
+        // together): neither end can be gone while a zone writes.
+        self.queue
+            .send(queued)
+            .unwrap_or_else(|_| unreachable!("the writer outlives its queue"));
     }
 }
 
@@ -78,32 +106,156 @@ impl Writer {
 }
 
 /// Commits the queued writes group by group: each group is what queued up while the
-/// previous one was committed.
+/// previous one was committed, with the zone states kept back meanwhile (or, when only
+/// states queued up, a group of them once there are [`MAX_LATER`]; the rest at the end).
 async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
-    let mut group = Vec::new();
-    while receiver.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let (writes, answers): (Vec<ZoneWrite>, Vec<_>) = group
-            .drain(..)
-            .map(|queued| (queued.write, queued.committed))
-            .unzip();
-        let now = crate::clock::unix_now();
-        match store.write_zones(&writes, now).await {
-            Ok(()) => {
-                for answer in answers {
-                    let _ = answer.send(Ok(()));
-                }
+    let mut queued = Vec::new();
+    let mut later = Vec::new();
+    while receiver.recv_many(&mut queued, MAX_GROUP).await > 0 {
+        let mut awaited = Vec::new();
+        for write in queued.drain(..) {
+            match write {
+                Queued::Awaited { write, committed } => awaited.push((write, committed)),
+                Queued::Later(write) => later.push(write),
             }
-            Err(e) if writes.len() == 1 => {
-                let _ = answers.into_iter().next().map(|answer| answer.send(Err(e)));
+        }
+        if awaited.is_empty() && later.len() < MAX_LATER {
+            continue;
+        }
+        commit(&store, awaited, std::mem::take(&mut later)).await;
+    }
+    commit(&store, Vec::new(), later).await;
+}
+
+/// Commits `awaited` and `later` in one transaction and answers the awaited writes.
+async fn commit(store: &Store, awaited: Vec<Awaited>, later: Vec<ZoneWrite>) {
+    let (mut writes, answers): (Vec<ZoneWrite>, Vec<_>) = awaited.into_iter().unzip();
+    let awaited_count = writes.len();
+    writes.extend(later);
+    if writes.is_empty() {
+        return;
+    }
+    let now = crate::clock::unix_now();
+    match store.write_zones(&writes, now).await {
+        Ok(()) => {
+            for answer in answers {
+                let _ = answer.send(Ok(()));
             }
-            // The group's transaction is rolled back whole: each write again on its own, so
-            // that only the zones whose write fails see an error.
-            Err(_) => {
-                for (write, answer) in writes.iter().zip(answers) {
-                    let result = store.write_zones(std::slice::from_ref(write), now).await;
-                    let _ = answer.send(result);
+        }
+        // The group's transaction is rolled back whole: each write again on its own, so
+        // that only the zones whose write fails see an error.
+        Err(e) if writes.len() == 1 => answer_or_log(answers.into_iter().next(), &writes[0], e),
+        Err(_) => {
+            let mut answers = answers.into_iter();
+            for (i, write) in writes.iter().enumerate() {
+                let answer = if i < awaited_count {
+                    answers.next()
+                } else {
+                    None
+                };
+                match store.write_zones(std::slice::from_ref(write), now).await {
+                    Ok(()) => {
+                        let _ = answer.map(|answer| answer.send(Ok(())));
+                    }
+                    Err(e) => answer_or_log(answer, write, e),
                 }
             }
         }
+    }
+}
+
+/// A write waiting for its commit, and where its zone waits.
+type Awaited = (ZoneWrite, oneshot::Sender<Result<(), StoreError>>);
+
+/// Hands a failed write's error to its zone, or logs it when no zone waits for it.
+fn answer_or_log(
+    answer: Option<oneshot::Sender<Result<(), StoreError>>>,
+    write: &ZoneWrite,
+    error: StoreError,
+) {
+    match answer {
+        Some(answer) => {
+            let _ = answer.send(Err(error));
+        }
+        None => {
+            let zone = match write {
+                ZoneWrite::LedgerAdd { zone, .. }
+                | ZoneWrite::LedgerRemove { zone, .. }
+                | ZoneWrite::State { zone, .. } => zone,
+            };
+            tracing::warn!(
+                zone = zone.as_str(),
+                error = %error,
+                "the zone's state could not be kept; the next run reads the zone again"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mailzone_records::diff::LedgerEntry;
+    use mailzone_records::{RData, RecordPurpose};
+
+    use super::*;
+
+    fn zone(i: usize) -> Name {
+        Name::host(&format!("z{i}.test")).unwrap()
+    }
+
+    fn state(serial: u32) -> ZoneState {
+        ZoneState {
+            serial,
+            desired_digest: format!("digest {serial}"),
+        }
+    }
+
+    async fn states_of(store: &Store, zones: usize) -> Vec<Option<u32>> {
+        let keys: Vec<(String, String)> = (0..zones)
+            .map(|i| (zone(i).as_str().to_string(), "primary".to_string()))
+            .collect();
+        let states = store.zone_states_of(&keys).await.unwrap();
+        keys.iter()
+            .map(|key| states.get(key).map(|s| s.serial))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_state_written_later_rides_along_with_the_next_awaited_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let (writes, writer) = ZoneWrites::new(&store);
+        writes.write_later(zone(0), "primary".into(), state(7));
+        // Alone, it is kept back (fewer than a group of states).
+        tokio::task::yield_now().await;
+        assert_eq!(states_of(&store, 1).await, [None]);
+        let intent = ZoneWrite::LedgerAdd {
+            zone: zone(1),
+            entries: vec![LedgerEntry {
+                purpose: RecordPurpose::Dkim,
+                name: Name::host("k.z1.test").unwrap(),
+                data: RData::Txt(b"v=DKIM1".to_vec()),
+            }],
+        };
+        writes.write(intent).await.unwrap();
+        assert_eq!(states_of(&store, 1).await, [Some(7)]);
+        assert_eq!(store.ledger(&zone(1)).await.unwrap().len(), 1);
+        drop(writes);
+        writer.finished().await;
+    }
+
+    #[tokio::test]
+    async fn states_written_later_are_committed_in_groups_and_the_rest_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let (writes, writer) = ZoneWrites::new(&store);
+        let zones = MAX_LATER + 3;
+        for i in 0..zones {
+            writes.write_later(zone(i), "primary".into(), state(i as u32));
+        }
+        drop(writes);
+        writer.finished().await;
+        let expected: Vec<Option<u32>> = (0..zones).map(|i| Some(i as u32)).collect();
+        assert_eq!(states_of(&store, zones).await, expected);
     }
 }
