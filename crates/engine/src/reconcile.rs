@@ -423,8 +423,10 @@ impl<'a> Run<'a> {
         Ok((report, failures))
     }
 
-    /// Reconciles `items`, half on each core, with `beside` (the next batch's planning)
-    /// driven next to the second half.
+    /// Reconciles `items` in two halves, with `beside` (the next batch's planning) on a
+    /// thread of its own: three threads the OS shares over the two cores. Driven beside
+    /// the second half on its thread, the planning made that half the slower one, and the
+    /// first waited for it (a 10,000-zone warm no-op: 730 ms, now 620 ms).
     async fn zones_on_both_cores<F>(
         &self,
         items: Vec<Positioned<'a>>,
@@ -435,11 +437,13 @@ impl<'a> Run<'a> {
         F::Output: Send,
     {
         let (first, rest) = self.halves(items);
-        let (first, (rest, beside)) =
-            cores::both(self.request.both_cores, self.zones(first), async {
-                futures::join!(self.zones(rest), beside)
-            })
-            .await;
+        let two = self.request.both_cores;
+        let (first, (rest, beside)) = cores::both(
+            two,
+            self.zones(first),
+            cores::both(two, self.zones(rest), beside),
+        )
+        .await;
         let results = first.and_then(|mut results| {
             results.extend(rest?);
             Ok(results)

@@ -2,7 +2,8 @@
 //! config), so they cannot be spawned as tasks; instead, on a multi-thread runtime, two
 //! groups of them are driven at once, one on this worker thread (handed over to
 //! blocking with `block_in_place`) and one on a scoped thread, both through the runtime's
-//! handle (its I/O and timers stay shared).
+//! handle (its I/O and timers stay shared). `both` nests: called again inside `b`, it
+//! drives three groups on three threads.
 
 use std::future::Future;
 
@@ -58,6 +59,32 @@ mod tests {
         let ((a_heard, a), (b_heard, b)) = both(true, side(to_b, from_b), side(to_a, from_a)).await;
         assert!(a_heard && b_heard, "the two sides did not run at once");
         assert_ne!(a, b);
+    }
+
+    /// Nested, three sides run at once on three threads (each waits to hear from another;
+    /// on two threads the third side would run after one of the others, on its thread).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nested_they_run_on_three_threads_at_once() {
+        let (to_b, from_a) = mpsc::channel();
+        let (to_c, from_b) = mpsc::channel();
+        let (to_a, from_c) = mpsc::channel();
+        let side = |to: mpsc::Sender<()>, from: mpsc::Receiver<()>| async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            to.send(()).unwrap();
+            let heard = from.recv_timeout(Duration::from_secs(5)).is_ok();
+            (heard, std::thread::current().id())
+        };
+        let ((a_heard, a), ((b_heard, b), (c_heard, c))) = both(
+            true,
+            side(to_b, from_c),
+            both(true, side(to_c, from_a), side(to_a, from_b)),
+        )
+        .await;
+        assert!(
+            a_heard && b_heard && c_heard,
+            "the three sides did not run at once"
+        );
+        assert!(a != b && b != c && a != c);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
