@@ -920,7 +920,7 @@ async fn reconcile_zone(
                     serial: snapshot.serial,
                     desired_digest: digest,
                 };
-                writes.write_later(zone.clone(), item.server.name.clone(), state);
+                writes.write_later(zone_state(item, state));
             }
             return Ok(outcome);
         }
@@ -961,12 +961,10 @@ async fn reconcile_zone(
                     .iter()
                     .map(|(_, l)| l.record.clone())
                     .collect();
-                writes
-                    .write(ZoneWrite::LedgerRemove {
-                        zone: zone.clone(),
-                        records: deleted,
-                    })
-                    .await?;
+                writes.write_later(ZoneWrite::LedgerRemove {
+                    zone: zone.clone(),
+                    records: deleted,
+                });
                 outcome.applied = true;
                 outcome.updates_sent = applied.messages;
                 let serial = match applied.serial {
@@ -994,7 +992,7 @@ async fn reconcile_zone(
                     serial,
                     desired_digest: digest,
                 };
-                writes.write_later(zone.clone(), item.server.name.clone(), state);
+                writes.write_later(zone_state(item, state));
                 return Ok(outcome);
             }
             Err(e) if e.is_conflict() && replans < MAX_REPLANS => {
@@ -1008,6 +1006,15 @@ async fn reconcile_zone(
             }
             Err(e) => return Err(dns(e)),
         }
+    }
+}
+
+/// `item`'s zone remembered as in sync on its DNS server.
+fn zone_state(item: &ZonePlan<'_>, state: ZoneState) -> ZoneWrite {
+    ZoneWrite::State {
+        zone: item.zone.clone(),
+        dns_server: item.server.name.clone(),
+        state,
     }
 }
 

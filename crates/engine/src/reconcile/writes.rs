@@ -4,13 +4,16 @@
 //! trips to SQLite's worker thread per group of zones, instead of four per zone, and the
 //! one connection SQLite writes through stops being what the zones queue behind.
 //!
-//! A zone's state (the serial and digest it was left in sync at) is not waited for: it is
-//! a shortcut for the next run, and one lost to a crash costs that run a full read of the
-//! zone, never a wrong "in sync" (the state names the serial it vouches for). States ride
-//! along with the next group of ledger writes, or go in groups of their own.
+//! Only a zone's ledger intent is waited for (it must be committed before the UPDATE is
+//! sent). What a zone writes after its UPDATE is not: its state (the serial and digest it
+//! was left in sync at) is a shortcut for the next run, and one lost to a crash costs that
+//! run a full read of the zone, never a wrong "in sync" (the state names the serial it
+//! vouches for); the ledger rows of the records its UPDATE deleted, lost, leave the ledger
+//! naming records the zone no longer holds, as a crash right after the UPDATE always
+//! could (the ledger only ever allows a delete; a record not served is not deleted).
+//! These writes ride along with the next group of intents, or go in groups of their own.
 
-use mailzone_records::Name;
-use mailzone_store::{Store, StoreError, ZoneState, ZoneWrite};
+use mailzone_store::{Store, StoreError, ZoneWrite};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::EngineError;
@@ -18,7 +21,8 @@ use crate::EngineError;
 /// Writes committed together at most (a group holds at most one write per zone in flight).
 const MAX_GROUP: usize = 256;
 
-/// Zone states kept back at most before they are committed in a group of their own.
+/// Writes nobody waits for kept back at most before they are committed in a group of
+/// their own.
 const MAX_LATER: usize = 192;
 
 /// A write on its way to the writer.
@@ -61,14 +65,13 @@ impl ZoneWrites {
         Ok(result?)
     }
 
-    /// Queues a zone's state, committed with a later group (at the latest when the run
-    /// ends); a failure to commit it is logged, not returned.
-    pub(super) fn write_later(&self, zone: Name, dns_server: String, state: ZoneState) {
-        self.send(Queued::Later(ZoneWrite::State {
-            zone,
-            dns_server,
-            state,
-        }));
+    /// Queues a write no zone waits for (its state; the ledger rows of records its UPDATE
+    /// deleted), committed with a later group, at the latest when the run ends; a failure
+    /// to commit it is logged, not returned.
+    pub(super) fn write_later(&self, write: ZoneWrite) {
+        if !nothing_to_write(&write) {
+            self.send(Queued::Later(write));
+        }
     }
 
     fn send(&self, queued: Queued) {
@@ -195,7 +198,8 @@ fn answer_or_log(
 #[cfg(test)]
 mod tests {
     use mailzone_records::diff::LedgerEntry;
-    use mailzone_records::{RData, RecordPurpose};
+    use mailzone_records::{Name, RData, RecordPurpose};
+    use mailzone_store::ZoneState;
 
     use super::*;
 
@@ -203,10 +207,14 @@ mod tests {
         Name::host(&format!("z{i}.test")).unwrap()
     }
 
-    fn state(serial: u32) -> ZoneState {
-        ZoneState {
-            serial,
-            desired_digest: format!("digest {serial}"),
+    fn state_of(zone_at: usize, serial: u32) -> ZoneWrite {
+        ZoneWrite::State {
+            zone: zone(zone_at),
+            dns_server: "primary".into(),
+            state: ZoneState {
+                serial,
+                desired_digest: format!("digest {serial}"),
+            },
         }
     }
 
@@ -225,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         let (writes, writer) = ZoneWrites::new(&store);
-        writes.write_later(zone(0), "primary".into(), state(7));
+        writes.write_later(state_of(0, 7));
         // Alone, it is kept back (fewer than a group of states).
         tokio::task::yield_now().await;
         assert_eq!(states_of(&store, 1).await, [None]);
@@ -251,7 +259,7 @@ mod tests {
         let (writes, writer) = ZoneWrites::new(&store);
         let zones = MAX_LATER + 3;
         for i in 0..zones {
-            writes.write_later(zone(i), "primary".into(), state(i as u32));
+            writes.write_later(state_of(i, i as u32));
         }
         drop(writes);
         writer.finished().await;
