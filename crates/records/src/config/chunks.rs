@@ -76,7 +76,10 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     let mut domain_chunks = Vec::with_capacity(chunks.len());
     let mut domain_names = DomainNames::default();
     let mut dns_server = IndexMap::new();
-    for part in parse_parts(text, &chunks)? {
+    for chunk in &chunks {
+        let chunk_text = chunk.text(text);
+        let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
+        let part: RawConfigPart = serde_path_to_error::deserialize(deserializer).ok()?;
         once(&mut server, part.server)?;
         once(&mut serve, part.serve)?;
         once(&mut notify, part.notify)?;
@@ -95,38 +98,6 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
         dns_server,
         serve: serve.unwrap_or_default(),
         notify: notify.unwrap_or_default(),
-    })
-}
-
-/// Each chunk parsed and deserialized, in file order, the second half of them on a thread
-/// of its own: the parse is most of a big config's load, and the chunks are independent.
-/// `None` when a chunk does not parse.
-fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
-    let parse = |chunks: &[Chunk]| -> Option<Vec<RawConfigPart>> {
-        chunks
-            .iter()
-            .map(|chunk| {
-                let chunk_text = chunk.text(text);
-                let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
-                serde_path_to_error::deserialize(deserializer).ok()
-            })
-            .collect()
-    };
-    let (first, second) = chunks.split_at(chunks.len() / 2);
-    std::thread::scope(|scope| {
-        let other = std::thread::Builder::new()
-            .name("mailzone-config".into())
-            .spawn_scoped(scope, || parse(second));
-        let mut parts = parse(first)?;
-        let rest = match other {
-            Ok(other) => other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            // No second thread to be had: the second half on this one.
-            Err(_) => parse(second)?,
-        };
-        parts.extend(rest);
-        Some(parts)
     })
 }
 
