@@ -44,18 +44,21 @@ mod tests {
 
     use super::*;
 
+    /// Sends to the next side, then waits (blocking its thread) to hear from the one
+    /// before: whether it heard, and the thread it ran on.
+    async fn side(to: mpsc::Sender<()>, from: mpsc::Receiver<()>) -> (bool, std::thread::ThreadId) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        to.send(()).unwrap();
+        let heard = from.recv_timeout(Duration::from_secs(5)).is_ok();
+        (heard, std::thread::current().id())
+    }
+
     /// Each side blocks its thread until it hears from the other: on one thread the first
     /// side gives up waiting (the other has not run yet).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_a_multi_thread_runtime_both_run_at_once_and_may_await_timers() {
         let (to_b, from_a) = mpsc::channel();
         let (to_a, from_b) = mpsc::channel();
-        let side = |to: mpsc::Sender<()>, from: mpsc::Receiver<()>| async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            to.send(()).unwrap();
-            let heard = from.recv_timeout(Duration::from_secs(5)).is_ok();
-            (heard, std::thread::current().id())
-        };
         let ((a_heard, a), (b_heard, b)) = both(true, side(to_b, from_b), side(to_a, from_a)).await;
         assert!(a_heard && b_heard, "the two sides did not run at once");
         assert_ne!(a, b);
@@ -68,12 +71,6 @@ mod tests {
         let (to_b, from_a) = mpsc::channel();
         let (to_c, from_b) = mpsc::channel();
         let (to_a, from_c) = mpsc::channel();
-        let side = |to: mpsc::Sender<()>, from: mpsc::Receiver<()>| async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            to.send(()).unwrap();
-            let heard = from.recv_timeout(Duration::from_secs(5)).is_ok();
-            (heard, std::thread::current().id())
-        };
         let ((a_heard, a), ((b_heard, b), (c_heard, c))) = both(
             true,
             side(to_b, from_c),
