@@ -1,6 +1,8 @@
 //! TXT character-strings (RFC 1035 §3.3.14: each at most 255 octets; RFC 7208 §3.3 and
 //! RFC 6376 §3.6.2.2: a long value is several strings that receivers join without spaces).
 
+use std::fmt::Write as _;
+
 /// RFC 1035 §3.3: a <character-string> holds at most 255 octets.
 pub const MAX_STRING_LEN: usize = 255;
 
@@ -25,6 +27,12 @@ pub fn join<S: AsRef<[u8]>>(strings: &[S]) -> Vec<u8> {
 /// with `"` and `\` escaped and every byte outside printable ASCII written as `\DDD`.
 pub fn quote(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
+    write_quoted(&mut out, bytes);
+    out
+}
+
+/// [`quote`] appended to `out`.
+pub fn write_quoted(out: &mut String, bytes: &[u8]) {
     out.push('"');
     for &b in bytes {
         match b {
@@ -33,20 +41,29 @@ pub fn quote(bytes: &[u8]) -> String {
                 out.push(b as char);
             }
             0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\{b:03}")),
+            _ => {
+                let _ = write!(out, "\\{b:03}");
+            }
         }
     }
     out.push('"');
-    out
 }
 
 /// The whole TXT value as quoted character-strings separated by spaces.
 pub fn presentation(value: &[u8]) -> String {
-    split(value)
-        .into_iter()
-        .map(quote)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(value.len() + 8);
+    write_presentation(&mut out, value);
+    out
+}
+
+/// [`presentation`] appended to `out`.
+pub fn write_presentation(out: &mut String, value: &[u8]) {
+    for (i, part) in split(value).into_iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        write_quoted(out, part);
+    }
 }
 
 #[cfg(test)]

@@ -10,31 +10,45 @@ use crate::txt;
 /// The record data in zone-file presentation form, absolute names throughout so that the
 /// text means the same under any `$ORIGIN`.
 pub fn rdata_presentation(data: &RData) -> String {
-    match data {
-        RData::A(ip) => ip.to_string(),
-        RData::Aaaa(ip) => ip.to_string(),
+    let mut out = String::new();
+    write_rdata_presentation(&mut out, data);
+    out
+}
+
+/// [`rdata_presentation`] appended to `out`.
+pub fn write_rdata_presentation(out: &mut String, data: &RData) {
+    let _ = match data {
+        RData::A(ip) => write!(out, "{ip}"),
+        RData::Aaaa(ip) => write!(out, "{ip}"),
         RData::Mx {
             preference,
             exchange,
-        } => format!("{preference} {exchange}"),
-        RData::Txt(bytes) => txt::presentation(bytes),
-        RData::Cname(target) | RData::Ptr(target) | RData::Ns(target) => target.to_string(),
+        } => write!(out, "{preference} {exchange}"),
+        RData::Txt(bytes) => {
+            txt::write_presentation(out, bytes);
+            Ok(())
+        }
+        RData::Cname(target) | RData::Ptr(target) | RData::Ns(target) => {
+            write!(out, "{target}")
+        }
         RData::Srv {
             priority,
             weight,
             port,
             target,
-        } => format!("{priority} {weight} {port} {target}"),
+        } => write!(out, "{priority} {weight} {port} {target}"),
         RData::Caa { flags, tag, value } => {
-            format!("{flags} {tag} {}", txt::quote(value.as_bytes()))
+            let _ = write!(out, "{flags} {tag} ");
+            txt::write_quoted(out, value.as_bytes());
+            Ok(())
         }
         RData::Tlsa {
             usage,
             selector,
             matching_type,
             data,
-        } => format!("{usage} {selector} {matching_type} {}", hex(data)),
-    }
+        } => write!(out, "{usage} {selector} {matching_type} {}", hex(data)),
+    };
 }
 
 /// One zone-file line for a record: owner, TTL, class, type, data.
@@ -55,7 +69,7 @@ pub fn write_record_line(out: &mut String, record: &Record, owner_width: usize) 
         owner_width.saturating_sub(owner_len),
     ));
     let _ = write!(out, " {:>6} IN {:<5} ", record.ttl, record.data.rtype());
-    out.push_str(&rdata_presentation(&record.data));
+    write_rdata_presentation(out, &record.data);
 }
 
 /// Renders a domain's desired records as zone-file text: a comment naming the domain and
