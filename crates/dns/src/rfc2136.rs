@@ -631,26 +631,25 @@ impl Provider for Rfc2136Provider {
             let groups = group_changes(server, zone, changes)?;
             let whole = update_message(zone, &groups.iter().collect::<Vec<_>>());
             let endpoint = self.endpoint()?;
+            // The whole UPDATE, already signed; or its parts, each signed when its turn
+            // comes (a signature holds for the fudge of 300 seconds, RFC 8945 §5.2.3).
             let parts = match endpoint.encode_if_fits(&whole)? {
-                Some(encoded) => vec![(whole, encoded)],
+                Some(encoded) => vec![(whole, Some(encoded))],
                 None => {
                     // Room for the header, the zone section and the TSIG record.
                     let overhead = 12 + zone.as_str().len() + 6 + 512;
                     let parts = pack(&groups, TCP_MAX - overhead);
                     tracing::info!(parts = parts.len(), "the UPDATE exceeds 65535 bytes; splitting it by RRset");
-                    parts
-                        .iter()
-                        .map(|part| {
-                            let message = update_message(zone, part);
-                            let encoded = endpoint.encode(&message)?;
-                            Ok((message, encoded))
-                        })
-                        .collect::<Result<Vec<_>, DnsError>>()?
+                    parts.iter().map(|part| (update_message(zone, part), None)).collect()
                 }
             };
             let mut sent = 0u32;
             let count = parts.len();
             for (message, encoded) in parts {
+                let encoded = match encoded {
+                    Some(encoded) => encoded,
+                    None => endpoint.encode(&message)?,
+                };
                 match self.send_update(zone, &message, encoded).await {
                     Ok(()) => sent += 1,
                     Err(e) if e.rcode() == Some(Rcode::Refused) => {
