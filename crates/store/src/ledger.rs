@@ -122,7 +122,9 @@ impl Store {
     /// The writes of several zones in one transaction, a few multi-row statements in all:
     /// a run commits what its zones in flight wrote meanwhile together, instead of a
     /// transaction (and a round trip to SQLite's worker thread per statement) per zone.
-    /// A zone has at most one write among `writes` (each zone waits for its write).
+    /// Every add is applied before every removal, whatever their order in `writes`: a run
+    /// never hands both for one row (a zone's intent is committed before its UPDATE is
+    /// sent, the rows of what it deleted after).
     pub async fn write_zones(&self, writes: &[ZoneWrite], now: i64) -> Result<(), StoreError> {
         let mut adds = Vec::new();
         let mut removes = Vec::new();

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::EngineError;
 
-/// Writes committed together at most (a group holds at most one write per zone in flight).
+/// Writes taken from the queue at a time.
 const MAX_GROUP: usize = 256;
 
 /// Writes nobody waits for kept back at most before they are committed in a group of
@@ -109,8 +109,9 @@ impl Writer {
 }
 
 /// Commits the queued writes group by group: each group is what queued up while the
-/// previous one was committed, with the zone states kept back meanwhile (or, when only
-/// states queued up, a group of them once there are [`MAX_LATER`]; the rest at the end).
+/// previous one was committed, with the writes nobody waits for kept back meanwhile (or,
+/// when only those queued up, a group of them once there are [`MAX_LATER`]; the rest at
+/// the end).
 async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut queued = Vec::new();
     let mut later = Vec::new();
@@ -132,30 +133,29 @@ async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
 
 /// Commits `awaited` and `later` in one transaction and answers the awaited writes.
 async fn commit(store: &Store, awaited: Vec<Awaited>, later: Vec<ZoneWrite>) {
-    let (mut writes, answers): (Vec<ZoneWrite>, Vec<_>) = awaited.into_iter().unzip();
-    let awaited_count = writes.len();
-    writes.extend(later);
+    // Each write with where its zone waits, if one does.
+    let (writes, answers): (Vec<ZoneWrite>, Vec<Option<_>>) = awaited
+        .into_iter()
+        .map(|(write, answer)| (write, Some(answer)))
+        .chain(later.into_iter().map(|write| (write, None)))
+        .unzip();
     if writes.is_empty() {
         return;
     }
     let now = crate::clock::unix_now();
     match store.write_zones(&writes, now).await {
         Ok(()) => {
-            for answer in answers {
+            for answer in answers.into_iter().flatten() {
                 let _ = answer.send(Ok(()));
             }
         }
         // The group's transaction is rolled back whole: each write again on its own, so
         // that only the zones whose write fails see an error.
-        Err(e) if writes.len() == 1 => answer_or_log(answers.into_iter().next(), &writes[0], e),
+        Err(e) if writes.len() == 1 => {
+            answer_or_log(answers.into_iter().flatten().next(), &writes[0], e)
+        }
         Err(_) => {
-            let mut answers = answers.into_iter();
-            for (i, write) in writes.iter().enumerate() {
-                let answer = if i < awaited_count {
-                    answers.next()
-                } else {
-                    None
-                };
+            for (write, answer) in writes.iter().zip(answers) {
                 match store.write_zones(std::slice::from_ref(write), now).await {
                     Ok(()) => {
                         let _ = answer.map(|answer| answer.send(Ok(())));
@@ -181,16 +181,18 @@ fn answer_or_log(
             let _ = answer.send(Err(error));
         }
         None => {
-            let zone = match write {
-                ZoneWrite::LedgerAdd { zone, .. }
-                | ZoneWrite::LedgerRemove { zone, .. }
-                | ZoneWrite::State { zone, .. } => zone,
+            let (zone, lost) = match write {
+                ZoneWrite::State { zone, .. } => (
+                    zone,
+                    "the zone's state could not be kept; the next run reads the zone again",
+                ),
+                ZoneWrite::LedgerRemove { zone, .. } => (
+                    zone,
+                    "the ledger could not forget records the UPDATE deleted; it keeps naming them, and allows deleting them only if served again",
+                ),
+                ZoneWrite::LedgerAdd { zone, .. } => (zone, "ledger rows could not be written"),
             };
-            tracing::warn!(
-                zone = zone.as_str(),
-                error = %error,
-                "the zone's state could not be kept; the next run reads the zone again"
-            );
+            tracing::warn!(zone = zone.as_str(), error = %error, "{lost}");
         }
     }
 }
