@@ -415,6 +415,7 @@ impl serde::Serialize for JsonReportEnd<'_> {
                 "zonesChanged": counts.changed,
                 "zonesInSync": counts.in_sync,
                 "dnsMessages": self.report.map_or(0, |r| r.messages),
+                "zonesPlanned": self.report.map_or(0, |r| r.zones_planned),
             }),
         )?;
         object.end()

@@ -99,6 +99,10 @@ pub struct ReconcileReport {
     pub manual_domains: Vec<Name>,
     /// DNS messages sent in all.
     pub messages: u64,
+    /// Zones whose desired records this run planned. The others were found in sync by
+    /// their serial with the inputs (settings, keys, certificate) they were last found in
+    /// sync with, and needed no records.
+    pub zones_planned: u64,
     /// DKIM keys made `Active` because this apply confirmed their records served
     /// (a `Pending` key signs nothing before), by domain.
     pub dkim_changes: Vec<(Name, Vec<crate::dkim::KeyChange>)>,
@@ -227,15 +231,17 @@ async fn publish_all(
     domains: &[&Domain],
 ) -> Result<RunOutcome, EngineError> {
     let (writes, writer) = ZoneWrites::new(store);
-    let run = Run::new(loaded, request, progress, store, domains, writes).await?;
-    let outcome = run.all(planner, domains).await;
+    let run = Run::new(loaded, request, progress, store, planner, domains, writes).await?;
+    let outcome = run.all(domains).await;
     let messages = run.messages_sent();
+    let zones_planned = run.zones_planned.load(Ordering::Relaxed);
     let tlsa_published = run.tlsa_published();
     // The run's queue of writes goes with it, which ends the writer.
     drop(run);
     writer.finished().await;
     let (mut report, failures) = outcome?;
     report.messages = messages;
+    report.zones_planned = zones_planned;
     Ok((report, failures, tlsa_published))
 }
 
@@ -262,8 +268,48 @@ async fn manual_only(
     Ok((report, Vec::new(), false))
 }
 
-/// A zone's plan with its position in the run (outcomes are reported in that order).
-type Positioned<'a> = (usize, ZonePlan<'a>);
+/// A zone's work with its position in the run (outcomes are reported in that order).
+type Positioned<'a> = (usize, ZoneWork<'a>);
+
+/// A zone on its way through a run.
+struct ZoneWork<'a> {
+    plan: ZonePlan<'a>,
+    /// The zone's state remembered by the last run, once read with the states of its
+    /// batch (a DKIM provider zone's is read when its turn comes).
+    known: Option<Option<ZoneState>>,
+    /// The digest of what its desired records are planned from, when it can be computed
+    /// (`RecordPlanner::inputs_digest`).
+    inputs: Option<String>,
+    /// Whether `plan.desired` holds its records. A zone whose inputs digest is the one it
+    /// was last found in sync with is left unplanned: found in sync by its serial, it never
+    /// needs its records; otherwise they are planned when it is read.
+    planned: bool,
+}
+
+impl<'a> ZoneWork<'a> {
+    /// A zone planned with its records, its state not read yet.
+    fn planned(plan: ZonePlan<'a>) -> Self {
+        ZoneWork {
+            plan,
+            known: None,
+            inputs: None,
+            planned: true,
+        }
+    }
+}
+
+/// A batch's zones: the domains' own zones (in plan order), the DKIM provider zones'
+/// shares of the batch (gathered over the run), and the domains managed by hand.
+struct BatchPlan<'a> {
+    zones: Vec<ZoneWork<'a>>,
+    providers: Vec<ZonePlan<'a>>,
+    manual: Vec<Name>,
+}
+
+/// The key of a zone's remembered state: (zone, DNS server).
+fn state_key(plan: &ZonePlan<'_>) -> (String, String) {
+    (plan.zone.as_str().to_string(), plan.server.name.clone())
+}
 
 /// Each zone's outcome by position, or the state database's failure that stopped them.
 type ZoneResults = Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError>;
@@ -274,6 +320,11 @@ struct Run<'a> {
     request: &'a ReconcileRequest,
     progress: &'a dyn Progress,
     store: &'a Store,
+    /// Plans the records of the selected domains, and digests what they are planned from.
+    planner: &'a RecordPlanner<'a>,
+    /// The zones of DKIM providers the selected domains publish their keys into: gathered
+    /// over the batches and reconciled last.
+    provider_zones: HashSet<(&'a Name, &'a str)>,
     /// The zones' ledger and state writes, committed in groups.
     writes: ZoneWrites,
     /// Each DNS server's connection, made when its first zone comes up; `None` when it
@@ -287,6 +338,8 @@ struct Run<'a> {
     /// The propagation watcher asks the authoritative servers directly, not through a
     /// provider: its queries are counted here.
     propagation_queries: AtomicU64,
+    /// Zones whose records were planned (for the report).
+    zones_planned: AtomicU64,
     /// Zones holding TLSA records: how many the run planned, how many it found served.
     tlsa_zones: AtomicU64,
     tlsa_served: AtomicU64,
@@ -305,6 +358,7 @@ impl<'a> Run<'a> {
         request: &'a ReconcileRequest,
         progress: &'a dyn Progress,
         store: &'a Store,
+        planner: &'a RecordPlanner<'a>,
         domains: &[&'a Domain],
         writes: ZoneWrites,
     ) -> Result<Run<'a>, EngineError> {
@@ -330,11 +384,14 @@ impl<'a> Run<'a> {
             request,
             progress,
             store,
+            planner,
+            provider_zones: provider_zones(domains, &request.records.types),
             writes,
             connections: std::sync::Mutex::new(HashMap::new()),
             limits,
             by_name: domains.iter().map(|d| (&d.name, *d)).collect(),
             propagation_queries: AtomicU64::new(0),
+            zones_planned: AtomicU64::new(0),
             tlsa_zones: AtomicU64::new(0),
             tlsa_served: AtomicU64::new(0),
         })
@@ -343,12 +400,9 @@ impl<'a> Run<'a> {
     /// Every batch, then the gathered DKIM provider zones.
     async fn all(
         &self,
-        planner: &RecordPlanner<'_>,
         domains: &[&'a Domain],
     ) -> Result<(ReconcileReport, Vec<(usize, ZoneFailure)>), EngineError> {
         let loaded = self.loaded;
-        let types = &self.request.records.types;
-        let provider_zones = provider_zones(domains, types);
         let mut report = ReconcileReport::default();
         let mut outcomes: Vec<(usize, ZoneOutcome)> = Vec::new();
         let mut failures: Vec<(usize, ZoneFailure)> = Vec::new();
@@ -379,41 +433,37 @@ impl<'a> Run<'a> {
         };
         // Zones wait here until a batch's worth is planned, then run together while the
         // next batch is planned: the DNS server is not left idle while records are made.
-        let mut in_flight: Vec<(usize, ZonePlan<'a>)> = Vec::new();
+        let mut in_flight: Vec<Positioned<'a>> = Vec::new();
         for batch in zone_batches(domains) {
             let ready = if in_flight.len() >= BATCH_DOMAINS {
                 std::mem::take(&mut in_flight)
             } else {
                 Vec::new()
             };
-            let planning = async {
-                let planned = planner.plan(&batch).await?;
-                zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
-                    .map_err(|e| EngineError::Usage(e.to_string()))
-            };
-            let (results, plans) = self.zones_on_both_cores(ready, planning).await;
+            let (results, plans) = self
+                .zones_on_both_cores(ready, self.plan_batch(&batch))
+                .await;
             collect(results?, &mut report);
             let plans = plans?;
             report.manual_domains.extend(plans.manual);
-            for item in plans.zones {
+            for item in plans.providers {
                 let key = (item.zone.clone(), item.server.name.clone());
-                if provider_zones.contains(&(&item.zone, item.server.name.as_str())) {
-                    match gathered_at.get(&key) {
-                        Some(&at) => gathered[at].absorb(item),
-                        None => {
-                            gathered_at.insert(key, gathered.len());
-                            gathered.push(item);
-                        }
+                match gathered_at.get(&key) {
+                    Some(&at) => gathered[at].absorb(item),
+                    None => {
+                        gathered_at.insert(key, gathered.len());
+                        gathered.push(item);
                     }
-                } else {
-                    in_flight.push((next, item));
-                    next += 1;
                 }
+            }
+            for work in plans.zones {
+                in_flight.push((next, work));
+                next += 1;
             }
         }
         for mut item in gathered {
             item.settle(&loaded.config, loaded.publishing());
-            in_flight.push((next, item));
+            in_flight.push((next, ZoneWork::planned(item)));
             next += 1;
         }
         let (results, ()) = self.zones_on_both_cores(in_flight, async {}).await;
@@ -421,6 +471,94 @@ impl<'a> Run<'a> {
         outcomes.sort_by_key(|(at, _)| *at);
         report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
         Ok((report, failures))
+    }
+
+    /// A batch's zones. The states of the domains' own zones are read together first: a
+    /// zone whose inputs digest is the one it was last found in sync with is not planned
+    /// (most zones of a run that changes nothing), every other domain is.
+    async fn plan_batch(&self, batch: &[&'a Domain]) -> Result<BatchPlan<'a>, EngineError> {
+        let (loaded, types) = (self.loaded, &self.request.records.types);
+        let invalid = |e: zones::ZonePlanError| EngineError::Usage(e.to_string());
+        let outline = zones::outline_zones(&loaded.config, loaded.publishing(), batch, types)
+            .map_err(invalid)?;
+        let own: Vec<ZonePlan<'a>> = outline
+            .zones
+            .into_iter()
+            .filter(|plan| !self.is_provider_zone(plan))
+            .collect();
+        let keys: Vec<(String, String)> = own.iter().map(state_key).collect();
+        let mut states = self.store.zone_states_of(&keys).await?;
+        let mut works = Vec::with_capacity(own.len());
+        for (plan, key) in own.into_iter().zip(keys) {
+            let known = states.remove(&key);
+            let inputs = self.planner.inputs_digest(&self.domains_of(&plan)).await?;
+            let unchanged = inputs.is_some()
+                && known.as_ref().and_then(|k| k.inputs_digest.as_ref()) == inputs.as_ref();
+            works.push(ZoneWork {
+                plan,
+                known: Some(known),
+                inputs,
+                planned: !unchanged,
+            });
+        }
+        let to_plan: Vec<&Domain> = {
+            let unplanned: HashSet<&Name> = works
+                .iter()
+                .filter(|work| !work.planned)
+                .flat_map(|work| &work.plan.domains)
+                .collect();
+            let planned = |d: &&Domain| !unplanned.contains(&d.name);
+            batch.iter().copied().filter(planned).collect()
+        };
+        let planned = self.planner.plan(&to_plan).await?;
+        let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
+            .map_err(invalid)?;
+        let mut providers = Vec::new();
+        let mut own_plans = HashMap::with_capacity(plans.zones.len());
+        for plan in plans.zones {
+            if self.is_provider_zone(&plan) {
+                providers.push(plan);
+            } else {
+                own_plans.insert(state_key(&plan), plan);
+            }
+        }
+        for work in works.iter_mut().filter(|work| work.planned) {
+            work.plan = own_plans
+                .remove(&state_key(&work.plan))
+                .expect("a zone whose domains were all planned has a plan");
+        }
+        Ok(BatchPlan {
+            zones: works,
+            providers,
+            manual: plans.manual,
+        })
+    }
+
+    /// Plans the records of a zone left unplanned, now that it must be read.
+    async fn plan_now(&self, item: &mut ZonePlan<'a>) -> Result<(), EngineError> {
+        let planned = self.planner.plan(&self.domains_of(item)).await?;
+        let (loaded, types) = (self.loaded, &self.request.records.types);
+        let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
+            .map_err(|e| EngineError::Usage(e.to_string()))?;
+        *item = plans
+            .zones
+            .into_iter()
+            .find(|plan| plan.zone == item.zone && plan.server.name == item.server.name)
+            .expect("a zone's domains planned again make the same zone");
+        Ok(())
+    }
+
+    /// The selected domains publishing into `plan`'s zone, in plan order.
+    fn domains_of(&self, plan: &ZonePlan<'_>) -> Vec<&'a Domain> {
+        plan.domains
+            .iter()
+            .filter_map(|name| self.by_name.get(name).copied())
+            .collect()
+    }
+
+    fn is_provider_zone(&self, plan: &ZonePlan<'_>) -> bool {
+        self.provider_zones
+            .contains(&(&plan.zone, plan.server.name.as_str()))
     }
 
     /// Reconciles `items` in two halves, with `beside` (the next batch's planning) on a
@@ -470,25 +608,42 @@ impl<'a> Run<'a> {
     /// read in a few queries.
     async fn zones(
         &self,
-        items: Vec<(usize, ZonePlan<'a>)>,
+        items: Vec<Positioned<'a>>,
     ) -> Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<(String, String)> = items
+        let unread: Vec<(String, String)> = items
             .iter()
-            .map(|(_, item)| (item.zone.as_str().to_string(), item.server.name.clone()))
+            .filter(|(_, work)| work.known.is_none())
+            .map(|(_, work)| state_key(&work.plan))
             .collect();
-        let mut known_states = self.store.zone_states_of(&keys).await?;
+        let mut known_states = if unread.is_empty() {
+            HashMap::new()
+        } else {
+            self.store.zone_states_of(&unread).await?
+        };
         let mut ready = Vec::with_capacity(items.len());
-        for ((at, item), key) in items.into_iter().zip(keys) {
+        for (at, work) in items {
+            let ZoneWork {
+                plan: item,
+                known,
+                inputs,
+                planned,
+            } = work;
+            let known = known.unwrap_or_else(|| known_states.remove(&state_key(&item)));
             let connection = self.connection(item.server).await;
-            let known = known_states.remove(&key);
-            let digest = item.desired_digest();
+            // An unplanned zone's inputs are those its remembered digest was planned from.
+            let digest = match (&known, planned) {
+                (Some(known), false) => known.desired_digest.clone(),
+                _ => item.desired_digest(),
+            };
             let start = ZoneStart {
                 read: must_read(known.as_ref(), &digest, &connection),
                 known,
                 digest,
+                inputs,
+                planned,
                 ledger: None,
             };
             ready.push((at, item, connection, start));
@@ -581,17 +736,8 @@ impl<'a> Run<'a> {
             None => None,
         };
         progress.zone_started(&item.zone);
-        let result = reconcile_zone(
-            self.store,
-            &self.writes,
-            &connection,
-            &item,
-            self.request,
-            progress,
-            &self.propagation_queries,
-            start,
-        )
-        .await;
+        let mut item = item;
+        let result = self.reconcile(&mut item, &connection, start).await;
         let outcome = match result {
             Ok(outcome) => {
                 progress.zone_finished(&item.zone, &outcome_summary(&outcome));
@@ -626,6 +772,48 @@ impl<'a> Run<'a> {
             }
         }
         Ok(done)
+    }
+
+    /// Reconciles one zone: in sync by its serial alone when its desired records are those
+    /// last found in sync, or else (its records planned now if they were left unplanned)
+    /// read, diffed and updated.
+    async fn reconcile(
+        &self,
+        item: &mut ZonePlan<'a>,
+        connection: &connect::Connection,
+        mut start: ZoneStart,
+    ) -> Result<ZoneOutcome, EngineError> {
+        let in_sync = in_sync_by_serial(
+            &self.writes,
+            connection,
+            item,
+            self.request,
+            self.progress,
+            &start,
+        )
+        .await?;
+        if !start.planned && in_sync.is_none() {
+            self.plan_now(item).await?;
+            start.digest = item.desired_digest();
+            start.planned = true;
+        }
+        if start.planned {
+            self.zones_planned.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(outcome) = in_sync {
+            return Ok(outcome);
+        }
+        reconcile_zone(
+            self.store,
+            &self.writes,
+            connection,
+            item,
+            self.request,
+            self.progress,
+            &self.propagation_queries,
+            start,
+        )
+        .await
     }
 
     /// Whether every zone of this run that holds TLSA records serves what was planned: each
@@ -811,6 +999,10 @@ struct ZoneStart {
     known: Option<ZoneState>,
     /// The digest of the zone's desired records.
     digest: String,
+    /// The digest of what they are planned from, when it can be computed.
+    inputs: Option<String>,
+    /// Whether the zone's records are planned (else `digest` is the remembered one).
+    planned: bool,
     /// Whether the zone must be read whatever its serial.
     read: bool,
     /// The zone's ledger, when read ahead with those of other zones.
@@ -830,6 +1022,54 @@ fn must_read(
     !(has_serial && known.is_some_and(|k| k.desired_digest == digest))
 }
 
+/// The zone's outcome when its serial is the one it was last found in sync at and its
+/// desired records are those it was found in sync with: nothing to read. Only worth a SOA
+/// query then: with other desired records the zone must be read whatever its serial, and
+/// a provider without a serial is read every time. An apply that finds the zone so with
+/// other inputs (settings changed in a way that plans the same records) remembers them,
+/// so that the next run need not plan it.
+async fn in_sync_by_serial(
+    writes: &ZoneWrites,
+    connection: &connect::Connection,
+    item: &ZonePlan<'_>,
+    request: &ReconcileRequest,
+    progress: &dyn Progress,
+    start: &ZoneStart,
+) -> Result<Option<ZoneOutcome>, EngineError> {
+    let Some(known) = start.known.as_ref().filter(|_| !start.read) else {
+        return Ok(None);
+    };
+    let (provider, zone) = (connection.provider.as_ref(), &item.zone);
+    progress.step(zone, "checking the SOA serial");
+    let serial = provider.serial(zone).await.map_err(|e| EngineError::Dns {
+        zone: zone.as_str().to_string(),
+        error: e,
+    })?;
+    if known.serial != serial {
+        return Ok(None);
+    }
+    if request.apply && start.inputs.is_some() && start.inputs != known.inputs_digest {
+        let state = ZoneState {
+            serial,
+            desired_digest: start.digest.clone(),
+            inputs_digest: start.inputs.clone(),
+        };
+        writes.write_later(zone_state(item, state));
+    }
+    Ok(Some(ZoneOutcome {
+        zone: zone.clone(),
+        dns_server: item.server.name.clone(),
+        domains: item.domains.clone(),
+        method: None,
+        capabilities: provider.capabilities(),
+        serial,
+        changes: ChangeSet::default(),
+        applied: false,
+        updates_sent: 0,
+        replans: 0,
+    }))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn reconcile_zone(
     store: &Store,
@@ -845,10 +1085,10 @@ async fn reconcile_zone(
     let zone = &item.zone;
     let server_name = &item.server.name;
     let ZoneStart {
-        known,
         digest,
-        read,
+        inputs,
         ledger: mut read_ahead,
+        ..
     } = start;
     let dns = |e: DnsError| EngineError::Dns {
         zone: zone.as_str().to_string(),
@@ -856,28 +1096,6 @@ async fn reconcile_zone(
     };
 
     let capabilities = provider.capabilities();
-    // Only worth a SOA query when the desired records are those last found in sync: with
-    // other desired records the zone must be read whatever its serial. A provider without
-    // a serial is read every time.
-    if let Some(known) = known.filter(|_| !read) {
-        progress.step(zone, "checking the SOA serial");
-        let serial = provider.serial(zone).await.map_err(dns)?;
-        if known.serial == serial {
-            return Ok(ZoneOutcome {
-                zone: zone.clone(),
-                dns_server: server_name.clone(),
-                domains: item.domains.clone(),
-                method: None,
-                capabilities,
-                serial,
-                changes: ChangeSet::default(),
-                applied: false,
-                updates_sent: 0,
-                replans: 0,
-            });
-        }
-    }
-
     let mut replans = 0;
     loop {
         let mut ledger = match read_ahead.take() {
@@ -919,6 +1137,7 @@ async fn reconcile_zone(
                 let state = ZoneState {
                     serial: snapshot.serial,
                     desired_digest: digest,
+                    inputs_digest: inputs,
                 };
                 writes.write_later(zone_state(item, state));
             }
@@ -991,6 +1210,7 @@ async fn reconcile_zone(
                 let state = ZoneState {
                     serial,
                     desired_digest: digest,
+                    inputs_digest: inputs,
                 };
                 writes.write_later(zone_state(item, state));
                 return Ok(outcome);

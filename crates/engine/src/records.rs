@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use mailzone_records::dkim::{self, DkimPrivateKey, DkimSelectorKey};
+use mailzone_records::planner::inputs::InputsDigest;
 use mailzone_records::{
     DkimAlgorithm, DkimManagement, DkimStage, Domain, Name, PlanInput, RecordPurpose,
 };
@@ -92,6 +93,8 @@ pub(crate) struct RecordPlanner<'l> {
     /// The TLSA keys the records are planned with.
     tlsa: Option<mailzone_records::tlsa::TlsaKeys>,
     planned_tlsa: Option<crate::tlsa::PlannedTlsa>,
+    /// What every zone's inputs digest starts from.
+    inputs: InputsDigest,
 }
 
 impl<'l> RecordPlanner<'l> {
@@ -126,6 +129,7 @@ impl<'l> RecordPlanner<'l> {
             Some(planned) => Some(planned.keys.clone()),
             None => loaded.tlsa.clone(),
         };
+        let inputs = InputsDigest::new(&loaded.config.server, tlsa.as_ref(), &request.types);
         Ok(RecordPlanner {
             loaded,
             types: request.types.clone(),
@@ -134,7 +138,40 @@ impl<'l> RecordPlanner<'l> {
             needs_dkim_store,
             tlsa,
             planned_tlsa,
+            inputs,
         })
+    }
+
+    /// The digest of what one zone's `domains` (all of them, in plan order) are planned
+    /// from, when [`plan`](Self::plan) would compute their records from these inputs
+    /// alone. `None` when planning them does more: a domain's DKIM keys are delegated
+    /// (their records go to a provider zone gathered over the whole run), a key is
+    /// `Pending` (a run that finds its zone in sync still promotes it, which needs the
+    /// planned key records), or an algorithm has no published key yet (planning makes one).
+    pub async fn inputs_digest(&self, domains: &[&Domain]) -> Result<Option<String>, EngineError> {
+        let store = self.opened.as_ref().map(|o| &o.store);
+        let mut digest = self.inputs.clone();
+        for &domain in domains {
+            if domain.dkim_management.delegation().is_some() {
+                return Ok(None);
+            }
+            match (&domain.dkim_management, store) {
+                (DkimManagement::Manual { .. }, _) => {
+                    digest.domain(domain, &manual_keys(self.loaded, &domain.name));
+                }
+                (DkimManagement::Automatic { algorithms, .. }, Some(store))
+                    if self.needs_dkim_store =>
+                {
+                    let stored = store.dkim_keys(domain.name.as_str()).await?;
+                    let Some(keys) = settled_keys(&stored, algorithms) else {
+                        return Ok(None);
+                    };
+                    digest.domain(domain, &keys);
+                }
+                (DkimManagement::Automatic { .. }, _) => digest.domain(domain, &()),
+            }
+        }
+        Ok(Some(digest.finish()))
     }
 
     /// The records of `domains`, in their order.
@@ -292,6 +329,32 @@ async fn automatic_keys(
         })
         .collect();
     Ok(keys)
+}
+
+/// What tells a domain's stored keys apart (selector, algorithm, stage, the key itself)
+/// when planning would use them as they are: no key is `Pending` and every algorithm has
+/// a published key. Hashed into a digest, never shown.
+fn settled_keys<'k>(
+    stored: &'k [StoredDkimKey],
+    algorithms: &[DkimAlgorithm],
+) -> Option<Vec<(&'k str, DkimAlgorithm, DkimStage, &'k str)>> {
+    let pending = stored.iter().any(|k| k.stage == DkimStage::Pending);
+    let missing = algorithms.iter().any(|&algorithm| {
+        !stored
+            .iter()
+            .any(|k| k.algorithm == algorithm && k.stage.is_published())
+    });
+    if pending || missing {
+        return None;
+    }
+    let keys = stored
+        .iter()
+        .map(|k| {
+            let pem: &str = &k.private_key_pem;
+            (k.selector.as_str(), k.algorithm, k.stage, pem)
+        })
+        .collect();
+    Some(keys)
 }
 
 /// The stored keys that are published (by stage) in one of `algorithms`, decoded, as

@@ -37,6 +37,8 @@ fn examples() -> PathBuf {
 struct Setup {
     secret: String,
     dkim_keys: Vec<(&'static str, &'static str)>,
+    /// Where the key files of `dkim_keys` are.
+    keys_dir: PathBuf,
     submission_cleartext: bool,
     mx_priority: u16,
     /// `authoritativeServers`; `None`: the key left out (the zone's NS are polled).
@@ -51,6 +53,7 @@ impl Setup {
         Setup {
             secret: server.key.secret_base64.clone(),
             dkim_keys: vec![("202611e", "202611e.pem"), ("202611r", "202611r.pem")],
+            keys_dir: examples().join("keys"),
             submission_cleartext: true,
             mx_priority: 10,
             authoritative: Some(vec![]),
@@ -67,8 +70,8 @@ impl Setup {
             .iter()
             .map(|(s, f)| {
                 format!(
-                    "{{ selector = \"{s}\", privateKeyFile = \"{}/keys/{f}\" }}",
-                    ex.display()
+                    "{{ selector = \"{s}\", privateKeyFile = \"{}\" }}",
+                    self.keys_dir.join(f).display()
                 )
             })
             .collect();
@@ -379,6 +382,123 @@ async fn config_changes_give_a_minimal_plan(kind: ServerKind) {
     assert_eq!(foreign_view(&server), before);
     let after = harness.run(&setup, &server, false).await.unwrap();
     assert_eq!(change_count(&after), 0);
+}
+
+/// A warm run plans no records for a zone whose inputs are those it was last found in sync
+/// with; the zone is still repaired when someone else changed it, and a change the config
+/// file does not show (a key file's contents) is still published.
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_inputs_skip_the_planning_but_never_a_change() {
+    let Some(server) = start(ServerKind::Knot) else {
+        return;
+    };
+    let harness = Harness::new();
+    let mut setup = Setup::new(&server);
+    let keys = tempfile::tempdir().unwrap();
+    for file in ["202611e.pem", "202611r.pem"] {
+        std::fs::copy(setup.keys_dir.join(file), keys.path().join(file)).unwrap();
+    }
+    setup.keys_dir = keys.path().to_path_buf();
+    let first = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(first.zones_planned, 1);
+
+    let warm = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(
+        warm.zones_planned, 0,
+        "in sync by serial, records not planned"
+    );
+    assert!(warm.zones[0].method.is_none());
+    assert_eq!(warm.messages, 1, "one SOA query");
+
+    // Someone else deletes the MX: the serial moves, the zone is planned, read and mended.
+    server.nsupdate(ZONE, &["update delete example.test. MX"]);
+    assert!(server.query(ZONE, "MX").is_empty());
+    let mended = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(mended.zones_planned, 1);
+    assert_eq!(change_count(&mended), 1, "{:#?}", mended.zones[0].entries());
+    assert_eq!(server.query(ZONE, "MX"), vec!["10 mail.example.test."]);
+    assert_eq!(
+        harness
+            .run(&setup, &server, true)
+            .await
+            .unwrap()
+            .zones_planned,
+        0
+    );
+
+    // Another Ed25519 key in the same file: the config text is unchanged, the digest of the
+    // key's contents is not.
+    let served_key = || {
+        server
+            .query("202611e._domainkey.example.test", "TXT")
+            .join("")
+    };
+    let before = served_key();
+    let other = mailzone_records::dkim::DkimPrivateKey::generate(
+        mailzone_records::DkimAlgorithm::Ed25519Sha256,
+        &mut rand::rng(),
+    );
+    std::fs::write(
+        keys.path().join("202611e.pem"),
+        other.pkcs8_pem().as_bytes(),
+    )
+    .unwrap();
+    let rotated = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(rotated.zones_planned, 1);
+    assert_eq!(rotated.zones[0].updates_sent, 1);
+    let after = served_key();
+    assert_ne!(after, before);
+    let published = other.public_key().txt_value();
+    let key_data = published.split("p=").nth(1).unwrap();
+    assert!(after.contains(key_data), "{after} lacks {key_data}");
+
+    // A state remembered without the digest of its inputs (an older mailzone wrote it):
+    // planned once, found in sync by its serial, and remembered with the digest.
+    let store = mailzone_store::Store::open_sqlite(&harness.state_dir())
+        .await
+        .unwrap();
+    let key = (ZONE.to_string(), "primary".to_string());
+    let mut state = store.zone_states().await.unwrap().remove(&key).unwrap();
+    assert!(state.inputs_digest.is_some());
+    state.inputs_digest = None;
+    let zone = mailzone_records::Name::host(ZONE).unwrap();
+    store
+        .set_zone_state(&zone, "primary", &state, 1)
+        .await
+        .unwrap();
+    store.close().await;
+    let upgraded = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(upgraded.zones_planned, 1);
+    assert!(upgraded.zones[0].method.is_none(), "in sync by its serial");
+    let warm = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(warm.zones_planned, 0);
+
+    // A plan reads: it uses the remembered digest but never writes one.
+    let store = mailzone_store::Store::open_sqlite(&harness.state_dir())
+        .await
+        .unwrap();
+    store
+        .set_zone_state(&zone, "primary", &state, 1)
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(
+        harness
+            .run(&setup, &server, false)
+            .await
+            .unwrap()
+            .zones_planned,
+        1
+    );
+    assert_eq!(
+        harness
+            .run(&setup, &server, false)
+            .await
+            .unwrap()
+            .zones_planned,
+        1,
+        "plan left the state as it was"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -252,7 +252,7 @@ impl DkimPrivateKey {
 }
 
 /// The public half of a DKIM key, as published in `p=`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DkimPublicKey {
     pub algorithm: DkimAlgorithm,
     pub bytes: Vec<u8>,
@@ -272,7 +272,7 @@ impl DkimPublicKey {
 }
 
 /// A key ready to publish: its selector and public key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DkimSelectorKey {
     pub selector: String,
     pub key: DkimPublicKey,

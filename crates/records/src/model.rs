@@ -11,7 +11,7 @@ use crate::name::Name;
 use crate::record::RecordPurpose;
 
 /// Facts about the mail deployment shared by every domain.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Server {
     pub hostname: Name,
     pub ipv4: Vec<Ipv4Addr>,
@@ -49,14 +49,39 @@ pub struct AcmeSettings {
     pub reuse_key: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// By hand for the `f64`, hashed as its bits; every field named, so that a new one cannot
+/// be left out unnoticed.
+impl std::hash::Hash for AcmeSettings {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let AcmeSettings {
+            directory,
+            contact,
+            certificate,
+            private_key,
+            names,
+            renew_before,
+            ca_certificate,
+            reuse_key,
+        } = self;
+        directory.hash(state);
+        contact.hash(state);
+        certificate.hash(state);
+        private_key.hash(state);
+        names.hash(state);
+        renew_before.to_bits().hash(state);
+        ca_certificate.hash(state);
+        reuse_key.hash(state);
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MailExchanger {
     pub hostname: Name,
     pub priority: u16,
 }
 
 /// The client services offered; `None` means the family is not offered at all.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Services {
     pub imap: Option<Service>,
     pub pop3: Option<Service>,
@@ -68,7 +93,7 @@ pub struct Services {
 
 /// One offered service: the implicit-TLS port and, when offered, the cleartext
 /// (STARTTLS or plain HTTP) port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Service {
     pub hostname: Name,
     pub port: u16,
@@ -88,7 +113,7 @@ impl Service {
 }
 
 /// The service families of RFC 6186, RFC 8314, RFC 8620 and RFC 6764, in SRV order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceFamily {
     Submission,
     Imap,
@@ -169,7 +194,7 @@ impl Services {
 }
 
 /// Certificate files named in the config (read by the engine, parsed by [`crate::tlsa`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsFiles {
     pub certificate: FileRef,
     /// The next key (public or private key PEM) for a rollover: its `3 1 1` is published
@@ -183,14 +208,14 @@ pub struct TlsFiles {
 
 /// A file named in the config: the resolved path and the config key that named it, so that
 /// a problem with the file is reported against the key a person wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileRef {
     pub path: PathBuf,
     pub key_path: String,
 }
 
 /// A mail domain.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct Domain {
     pub name: Name,
     /// The zone the records live in (`origin`): the domain itself unless configured.
@@ -205,7 +230,7 @@ pub struct Domain {
     pub dns_management: DnsManagement,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SpfPolicy {
     /// The qualifier of the closing `all` (RFC 7208 §4.6.2): `-`, `~` or `?`.
     pub all_qualifier: char,
@@ -213,7 +238,7 @@ pub struct SpfPolicy {
     pub mechanisms: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DmarcDisposition {
     None,
@@ -231,7 +256,7 @@ impl DmarcDisposition {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Alignment {
     #[serde(rename = "r", alias = "relaxed")]
     Relaxed,
@@ -239,7 +264,7 @@ pub enum Alignment {
     Strict,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DmarcPolicy {
     pub policy: DmarcDisposition,
     pub subdomain_policy: Option<DmarcDisposition>,
@@ -250,13 +275,13 @@ pub struct DmarcPolicy {
     pub aspf: Option<Alignment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsRptPolicy {
     pub enabled: bool,
     pub rua: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MtaStsMode {
     Enforce,
@@ -274,7 +299,7 @@ impl MtaStsMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MtaStsPolicy {
     pub enabled: bool,
     pub mode: MtaStsMode,
@@ -283,7 +308,7 @@ pub struct MtaStsPolicy {
     pub mx: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CaaPolicy {
     pub issuers: Vec<Name>,
     pub issuers_wild: Option<Vec<Name>>,
@@ -327,7 +352,7 @@ impl DkimAlgorithm {
 }
 
 /// The lifecycle stage of a DKIM key: `Pending` → `Active` → `Retiring` → `Retired`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DkimStage {
     Pending,
     Active,
@@ -362,7 +387,7 @@ impl DkimStage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DkimManagement {
     /// Keys the operator made, read from files.
     Manual { keys: Vec<ManualDkimKey> },
@@ -385,7 +410,7 @@ pub enum DkimManagement {
 /// Delegated DKIM: the domain's zone holds one stable CNAME per selector slot,
 /// `<slot>._domainkey.<domain>` → `<slot>.<domain>.<zone>`, and the TXT keys are published
 /// and rotated in the provider's zone `zone` through the DNS server `dns_server`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DkimDelegation {
     /// The provider's zone (its apex): the keys are published under it.
     pub zone: Name,
@@ -441,7 +466,7 @@ impl DkimManagement {
 /// When automatic keys move on: a key is replaced `rotate_after` its creation,
 /// the replaced key stays published `retire_after` once the new one is active (mail signed
 /// just before the switch still verifies), and is deleted `delete_after` its withdrawal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DkimRotation {
     pub rotate_after: std::time::Duration,
     pub retire_after: std::time::Duration,
@@ -458,7 +483,7 @@ impl Default for DkimRotation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ManualDkimKey {
     pub selector: String,
     /// One value for every key naming the same file (a hosting config names one file for
@@ -625,7 +650,7 @@ impl Config {
 }
 
 /// How a domain's records reach DNS (the seeds' `dnsManagement`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DnsManagement {
     /// The operator publishes the `dnsZoneFile` text by hand.
     Manual,

@@ -10,6 +10,8 @@ use crate::record::{DesiredRecord, RData, Record, RecordPurpose};
 use crate::tlsa::{self, TlsaKeys};
 use crate::{autoconfig, caa, dmarc, mtasts, spf, srv, tlsrpt};
 
+pub mod inputs;
+
 /// Everything the planner needs for one domain. Keys and certificate digests are resolved
 /// by the caller (the engine reads files and the store), so planning does no I/O.
 #[derive(Debug, Clone, Copy)]

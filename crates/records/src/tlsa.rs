@@ -19,7 +19,7 @@ pub const SELECTOR_SPKI: u8 = 1;
 pub const MATCHING_SHA256: u8 = 1;
 
 /// The digests a chain gives: the leaf's and, when the chain carries it, the issuer's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsaKeys {
     /// SHA-256 of the leaf SPKI (`3 1 1`).
     pub leaf: Vec<u8>,

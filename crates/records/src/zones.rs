@@ -132,17 +132,40 @@ pub fn plan_zones<'a>(
     planned: &[DomainRecords],
     types: &[RecordPurpose],
 ) -> Result<ZonePlans<'a>, ZonePlanError> {
+    let planned = planned.iter().map(|d| (&d.domain, d.records.as_slice()));
+    group_by_zone(config, publishing, planned, types)
+}
+
+/// The zones `domains` publish into, as [`plan_zones`] would group them, without their
+/// desired records: what a run needs to know of a zone before deciding whether its
+/// records must be planned at all (see [`crate::planner::inputs`]).
+pub fn outline_zones<'a>(
+    config: &'a Config,
+    publishing: &Publishing,
+    domains: &[&Domain],
+    types: &[RecordPurpose],
+) -> Result<ZonePlans<'a>, ZonePlanError> {
+    let unplanned = domains.iter().map(|&d| (d, &[] as &[DesiredRecord]));
+    group_by_zone(config, publishing, unplanned, types)
+}
+
+fn group_by_zone<'a, 'd>(
+    config: &'a Config,
+    publishing: &Publishing,
+    planned: impl Iterator<Item = (&'d Domain, &'d [DesiredRecord])>,
+    types: &[RecordPurpose],
+) -> Result<ZonePlans<'a>, ZonePlanError> {
     let selected = |t: RecordPurpose| types.is_empty() || types.contains(&t);
     let mut grouping = Grouping::default();
     let mut manual = Vec::new();
-    for domain in planned {
-        let name = &domain.domain.name;
+    for (domain, records) in planned {
+        let name = &domain.name;
         // Delegated DKIM keys live in the provider's zone, published through its DNS
         // server whatever the domain's own DNS management (the customer may hold the
         // CNAMEs by hand).
-        let delegated = domain.domain.dkim_management.delegation();
+        let delegated = domain.dkim_management.delegation();
         let (keys, own): (Vec<&DesiredRecord>, Vec<&DesiredRecord>) =
-            domain.records.iter().partition(|r| {
+            records.iter().partition(|r| {
                 delegated.is_some_and(|d| {
                     r.purpose == RecordPurpose::Dkim && r.record.name.is_within(&d.zone)
                 })
@@ -170,7 +193,7 @@ pub fn plan_zones<'a>(
         let DnsManagement::Automatic {
             dns_server,
             publish_records,
-        } = &domain.domain.dns_management
+        } = &domain.dns_management
         else {
             manual.push(name.clone());
             continue;
@@ -188,7 +211,7 @@ pub fn plan_zones<'a>(
             .filter(|r| managed.contains(&r.purpose))
             .cloned()
             .collect();
-        let zone = &domain.domain.zone;
+        let zone = &domain.zone;
         let share = Share {
             desired,
             managed,
@@ -405,6 +428,32 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         assert_eq!(first.scope, whole.scope);
         assert!(first.unselected.is_empty(), "{:?}", first.unselected);
         assert_eq!(first.desired_digest(), whole.desired_digest());
+    }
+
+    #[test]
+    fn an_outline_is_the_plan_without_its_records() {
+        let config = config();
+        let publishing = Publishing::of(&config);
+        let selected = ["sub.example.org", "hand.test"];
+        let planned = plan_zones(&config, &publishing, &planned(&config, &selected), &[]).unwrap();
+        let domains: Vec<&Domain> = selected
+            .iter()
+            .map(|d| config.domain(&name(d)).unwrap())
+            .collect();
+        let outline = outline_zones(&config, &publishing, &domains, &[]).unwrap();
+        assert_eq!(outline.manual, planned.manual);
+        assert_eq!(outline.zones.len(), 1);
+        let (outline, planned) = (&outline.zones[0], &planned.zones[0]);
+        assert!(outline.desired.is_empty(), "{:?}", outline.desired);
+        assert!(!planned.desired.is_empty());
+        assert_eq!(
+            (&outline.zone, &outline.server.name, &outline.domains),
+            (&planned.zone, &planned.server.name, &planned.domains)
+        );
+        assert_eq!(outline.managed_types, planned.managed_types);
+        assert_eq!(outline.scope, planned.scope);
+        assert_eq!(outline.unselected, [name("example.org")]);
+        assert_eq!(outline.unselected, planned.unselected);
     }
 
     #[test]

@@ -18,12 +18,18 @@ const PARAMS_PER_STATEMENT: usize = 960;
 const LEDGER_ROWS_PER_STATEMENT: usize = PARAMS_PER_STATEMENT / LEDGER_COLUMNS;
 /// Parameters per ledger row: zone, name, rtype, rdata, record_type, published_at.
 const LEDGER_COLUMNS: usize = 6;
+/// Parameters per zone state row: zone, dns_server, serial, desired_digest, inputs_digest,
+/// checked_at.
+const ZONE_STATE_COLUMNS: usize = 6;
 
 /// What mailzone remembers of a zone after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneState {
     pub serial: u32,
     pub desired_digest: String,
+    /// The digest of what the desired records were planned from, when the run could
+    /// compute it: found unchanged, it stands for `desired_digest` without planning.
+    pub inputs_digest: Option<String>,
 }
 
 /// Zones per `IN (…)` list when reading zone states: one parameter each, below every
@@ -176,7 +182,7 @@ impl Store {
         let states = self
             .db()
             .fetch_all(
-                "SELECT zone, dns_server, serial, desired_digest FROM zone_state",
+                "SELECT zone, dns_server, serial, desired_digest, inputs_digest FROM zone_state",
                 params![],
                 |row| {
                     let key = (row.text("zone")?, row.text("dns_server")?);
@@ -202,7 +208,7 @@ impl Store {
         for (dns_server, zones) in by_server {
             for zones in zones.chunks(ZONES_PER_QUERY) {
                 let sql = format!(
-                    "SELECT zone, serial, desired_digest FROM zone_state \
+                    "SELECT zone, serial, desired_digest, inputs_digest FROM zone_state \
                      WHERE dns_server = {} AND zone IN ({})",
                     self.marks().mark(1),
                     self.marks().list(2, zones.len())
@@ -313,12 +319,14 @@ fn write_statements<'a>(
             latest.push(state);
         }
     }
-    for chunk in latest.chunks(PARAMS_PER_STATEMENT / 5) {
+    for chunk in latest.chunks(PARAMS_PER_STATEMENT / ZONE_STATE_COLUMNS) {
         let sql = format!(
-            "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
+            "INSERT INTO zone_state \
+             (zone, dns_server, serial, desired_digest, inputs_digest, checked_at) \
              VALUES {} ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
-             desired_digest = excluded.desired_digest, checked_at = excluded.checked_at",
-            marks.rows(chunk.len(), 5)
+             desired_digest = excluded.desired_digest, inputs_digest = excluded.inputs_digest, \
+             checked_at = excluded.checked_at",
+            marks.rows(chunk.len(), ZONE_STATE_COLUMNS)
         );
         let params: Vec<Param> = chunk
             .iter()
@@ -328,6 +336,7 @@ fn write_statements<'a>(
                     Param::from(*dns_server),
                     Param::from(i64::from(state.serial)),
                     Param::from(state.desired_digest.as_str()),
+                    Param::from(state.inputs_digest.as_deref()),
                     Param::from(now),
                 ]
             })
@@ -341,5 +350,6 @@ fn zone_state_from_row(row: &dyn StoreRow) -> Result<ZoneState, RowError> {
     Ok(ZoneState {
         serial: row.int("serial")? as u32,
         desired_digest: row.text("desired_digest")?,
+        inputs_digest: row.opt_text("inputs_digest")?,
     })
 }

@@ -172,6 +172,7 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
     let state_row = mailzone_store::ZoneState {
         serial: 7,
         desired_digest: "d".into(),
+        inputs_digest: Some("i".into()),
     };
     store
         .set_zone_state(&zone, "primary", &state_row, 5)
@@ -196,6 +197,7 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
     let newer = mailzone_store::ZoneState {
         serial: 8,
         desired_digest: "e".into(),
+        inputs_digest: None,
     };
     let group = [
         mailzone_store::ZoneWrite::LedgerRemove {

@@ -388,6 +388,8 @@ async fn zone_states_of_returns_only_the_zones_asked_for() {
     let state = |i: usize, server: &str| mailzone_store::ZoneState {
         serial: i as u32,
         desired_digest: format!("digest {i} on {server}"),
+        // Every other state without the digest of its inputs (a state written before it).
+        inputs_digest: i.is_multiple_of(2).then(|| format!("inputs {i}")),
     };
     for server in ["primary", "secondary"] {
         let stored = if server == "primary" { 1200 } else { 10 };
@@ -446,6 +448,7 @@ async fn the_writes_of_several_zones_land_together_and_read_back_per_zone() {
     let state = |serial: u32| ZoneState {
         serial,
         desired_digest: format!("digest {serial}"),
+        inputs_digest: Some(format!("inputs {serial}")),
     };
     // 8 zones × 40 records: more than one multi-row INSERT's worth.
     let adds: Vec<ZoneWrite> = (0..8)

@@ -216,6 +216,7 @@ mod tests {
             state: ZoneState {
                 serial,
                 desired_digest: format!("digest {serial}"),
+                inputs_digest: None,
             },
         }
     }
