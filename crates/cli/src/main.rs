@@ -23,6 +23,21 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks for them on its
+/// arenas, and the kernel then zeroes a whole 2 MiB page on its first touch, again after
+/// each purge returns part of it: a 10,000-zone no-op spent a quarter of its CPU zeroing
+/// pages (`clear_page_erms`). Without them: 555 -> 466 ms of CPU, 90 -> 71 MiB at peak. The
+/// prctl holds whatever the system's THP mode ("always" included); mimalloc's own option
+/// (`MIMALLOC_ALLOW_THP=0`) is read before `main` and cannot be set from here.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours; a
+    // kernel without it answers EINVAL, which leaves things as they were.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 /// `--version`: the package version and the git commit it was built from.
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -122,6 +137,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `check` exits 1 on every failure, usage errors included (its 0/1 status is what

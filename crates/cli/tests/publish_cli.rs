@@ -212,3 +212,73 @@ fn missing_key_environment_variable() {
         "{stderr}"
     );
 }
+
+/// `summary.dnsMessages` counts every message once, whichever of the two threads sent it:
+/// a publish of fresh zones is a transfer, an UPDATE and a SOA question each; a warm apply
+/// one SOA question each, with no zone planned once the DKIM keys are settled
+/// (`summary.zonesPlanned`).
+#[test]
+fn every_message_is_counted_and_a_warm_apply_plans_nothing() {
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    let names: Vec<String> = (0..40).map(|i| format!("z{i:02}.test")).collect();
+    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
+    let key = TsigKey::generate("mailzone");
+    let server =
+        DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap();
+    let mut text = format!(
+        r#"
+[server]
+hostname = "mail.example.net"
+ipv4 = ["192.0.2.10"]
+
+[dnsServer.primary]
+kind = "rfc2136"
+host = "127.0.0.1"
+port = {port}
+keyName = "{key}"
+keyEnv = "MAILZONE_TEST_TSIG"
+authoritativeServers = []
+propagationDelay = "0s"
+"#,
+        port = server.addr.port(),
+        key = server.key.name,
+    );
+    for name in &names {
+        text.push_str(&format!(
+            "\n[domain.\"{name}\"]\ndnsManagement = {{ automatic = {{ dnsServer = \"primary\" }} }}\n"
+        ));
+    }
+    let run = Run::new(&server, &server.key.secret_base64);
+    std::fs::write(run.dir.path().join("mailzone.toml"), text).unwrap();
+    let summary = |args: &[&str]| {
+        let out = run.mailzone(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["summary"].clone()
+    };
+    let zones = names.len() as u64;
+    let publish = summary(&["apply", "--format", "json"]);
+    assert_eq!(publish["zonesChanged"], zones, "{publish}");
+    assert_eq!(publish["dnsMessages"], 3 * zones, "{publish}");
+    assert_eq!(publish["zonesPlanned"], zones, "{publish}");
+    // The publish made each domain's DKIM keys and served them `Pending`, then made them
+    // `Active`: the next run plans each zone once more with its keys settled, and
+    // remembers the digest of those inputs.
+    let settled = summary(&["apply", "--format", "json"]);
+    assert_eq!(settled["zonesInSync"], zones, "{settled}");
+    assert_eq!(settled["dnsMessages"], zones, "{settled}");
+    assert_eq!(settled["zonesPlanned"], zones, "{settled}");
+    let warm = summary(&["apply", "--format", "json"]);
+    assert_eq!(warm["zonesInSync"], zones, "{warm}");
+    assert_eq!(warm["dnsMessages"], zones, "{warm}");
+    assert_eq!(warm["zonesPlanned"], 0, "{warm}");
+    let plan = summary(&["plan", "--format", "json"]);
+    assert_eq!(plan["dnsMessages"], zones, "{plan}");
+    assert_eq!(plan["zonesPlanned"], 0, "{plan}");
+}

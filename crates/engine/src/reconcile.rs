@@ -697,6 +697,11 @@ impl<'a> Run<'a> {
             .connections
             .lock()
             .expect("the connections lock is never poisoned");
+        // The other thread's zones may have connected meanwhile: theirs is kept, so that
+        // every zone counts its messages on the one connection the report adds up.
+        if let Some(Some(connection)) = connections.get(&server.name) {
+            return Ok(connection.clone());
+        }
         match made {
             Ok(connection) => {
                 let connection = Arc::new(connection);
