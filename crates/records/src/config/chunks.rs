@@ -37,6 +37,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use indexmap::IndexMap;
+use serde::Deserialize as _;
 use toml_parser::Source;
 use toml_parser::lexer::{Lexer, Token, TokenKind};
 
@@ -79,7 +80,9 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     for chunk in &chunks {
         let chunk_text = chunk.text(text);
         let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
-        let part: RawConfigPart = serde_path_to_error::deserialize(deserializer).ok()?;
+        // No key path tracked (`serde_path_to_error` keeps a string per key): a chunk that
+        // does not deserialize sends the file to the whole-document parse, which names it.
+        let part = RawConfigPart::deserialize(deserializer).ok()?;
         once(&mut server, part.server)?;
         once(&mut serve, part.serve)?;
         once(&mut notify, part.notify)?;
