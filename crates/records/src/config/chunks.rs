@@ -6,7 +6,8 @@
 //! a gigabyte of memory for a moment, only to be read. So a file larger than
 //! [`CHUNK_BYTES`] is cut at top-level table headers into chunks of about that size, each
 //! chunk is parsed and deserialized on its own, and the parts are merged in file order:
-//! the memory of a parse is then that of one chunk.
+//! the memory of a parse is then that of one chunk (of two: the second half of the chunks
+//! is parsed on a thread of its own).
 //!
 //! The cut points come from a hand-written scan over the tokens of `toml_parser`'s lexer
 //! (the lexer `toml` itself uses, run as a streaming iterator so that no token vector is
@@ -77,12 +78,7 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     let mut domain_chunks = Vec::with_capacity(chunks.len());
     let mut domain_names = DomainNames::default();
     let mut dns_server = IndexMap::new();
-    for chunk in &chunks {
-        let chunk_text = chunk.text(text);
-        let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
-        // No key path tracked (`serde_path_to_error` keeps a string per key): a chunk that
-        // does not deserialize sends the file to the whole-document parse, which names it.
-        let part = RawConfigPart::deserialize(deserializer).ok()?;
+    for part in parse_parts(text, &chunks)? {
         once(&mut server, part.server)?;
         once(&mut serve, part.serve)?;
         once(&mut notify, part.notify)?;
@@ -101,6 +97,41 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
         dns_server,
         serve: serve.unwrap_or_default(),
         notify: notify.unwrap_or_default(),
+    })
+}
+
+/// Each chunk parsed and deserialized, in file order, the second half of them on a thread
+/// of its own: the parse is most of a big config's load, and the chunks are independent.
+/// `None` when a chunk does not parse.
+fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
+    let parse = |chunks: &[Chunk]| -> Option<Vec<RawConfigPart>> {
+        chunks
+            .iter()
+            .map(|chunk| {
+                let chunk_text = chunk.text(text);
+                let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
+                // No key path tracked (`serde_path_to_error` keeps a string per key): a
+                // chunk that does not deserialize sends the file to the whole-document
+                // parse, which names the key.
+                RawConfigPart::deserialize(deserializer).ok()
+            })
+            .collect()
+    };
+    let (first, second) = chunks.split_at(chunks.len() / 2);
+    std::thread::scope(|scope| {
+        let other = std::thread::Builder::new()
+            .name("mailzone-config".into())
+            .spawn_scoped(scope, || parse(second));
+        let mut parts = parse(first)?;
+        let rest = match other {
+            Ok(other) => other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            // No second thread to be had: the second half on this one.
+            Err(_) => parse(second)?,
+        };
+        parts.extend(rest);
+        Some(parts)
     })
 }
 
