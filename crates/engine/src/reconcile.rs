@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU64;
 
 use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
+use mailzone_records::planner::inputs::remembered;
 use mailzone_records::zones::{self, ZonePlan};
 use mailzone_records::{DesiredRecord, Domain, Name, Record, RecordPurpose, RrType, zonefile};
 use mailzone_store::{Store, ZoneState, ZoneWrite};
@@ -297,6 +298,14 @@ fn must_read(
     !(has_serial && known.is_some_and(|k| k.desired_digest == digest))
 }
 
+/// A DNS failure met while working on `zone`.
+fn dns_failure(zone: &Name) -> impl Fn(DnsError) -> EngineError + Copy + '_ {
+    move |error| EngineError::Dns {
+        zone: zone.as_str().to_string(),
+        error,
+    }
+}
+
 /// The zone's outcome when its serial is the one it was last found in sync at and its
 /// desired records are those it was found in sync with: nothing to read. Only worth a SOA
 /// query then: with other desired records the zone must be read whatever its serial, and
@@ -316,19 +325,13 @@ async fn in_sync_by_serial(
     };
     let (provider, zone) = (connection.provider.as_ref(), &item.zone);
     progress.step(zone, "checking the SOA serial");
-    let serial = provider.serial(zone).await.map_err(|e| EngineError::Dns {
-        zone: zone.as_str().to_string(),
-        error: e,
-    })?;
+    let serial = provider.serial(zone).await.map_err(dns_failure(zone))?;
     if known.serial != serial {
         return Ok(None);
     }
-    if request.apply && start.inputs.is_some() && start.inputs != known.inputs_digest {
-        let state = ZoneState {
-            serial,
-            desired_digest: start.digest.clone(),
-            inputs_digest: start.inputs.clone(),
-        };
+    let state = in_sync_state(serial, start.digest.clone(), start.inputs.as_deref());
+    if request.apply && state.inputs_digest.is_some() && state.inputs_digest != known.inputs_digest
+    {
         writes.write_later(zone_state(item, state));
     }
     Ok(Some(ZoneOutcome {
@@ -365,10 +368,7 @@ async fn reconcile_zone(
         ledger: mut read_ahead,
         ..
     } = start;
-    let dns = |e: DnsError| EngineError::Dns {
-        zone: zone.as_str().to_string(),
-        error: e,
-    };
+    let dns = dns_failure(zone);
 
     let capabilities = provider.capabilities();
     let mut replans = 0;
@@ -409,11 +409,7 @@ async fn reconcile_zone(
             // Only an apply remembers a zone in sync: a plan is a read and leaves the state
             // database as it found it.
             if request.apply {
-                let state = ZoneState {
-                    serial: snapshot.serial,
-                    desired_digest: digest,
-                    inputs_digest: inputs,
-                };
+                let state = in_sync_state(snapshot.serial, digest, inputs.as_deref());
                 writes.write_later(zone_state(item, state));
             }
             return Ok(outcome);
@@ -482,11 +478,7 @@ async fn reconcile_zone(
                     propagation_queries,
                 )
                 .await?;
-                let state = ZoneState {
-                    serial,
-                    desired_digest: digest,
-                    inputs_digest: inputs,
-                };
+                let state = in_sync_state(serial, digest, inputs.as_deref());
                 writes.write_later(zone_state(item, state));
                 return Ok(outcome);
             }
@@ -501,6 +493,17 @@ async fn reconcile_zone(
             }
             Err(e) => return Err(dns(e)),
         }
+    }
+}
+
+/// A zone found in sync at `serial` with the desired records of `digest`, planned from the
+/// inputs of `inputs` when known: the two bound together
+/// ([`mailzone_records::planner::inputs::remembered`]).
+fn in_sync_state(serial: u32, digest: String, inputs: Option<&str>) -> ZoneState {
+    ZoneState {
+        serial,
+        inputs_digest: inputs.map(|inputs| remembered(inputs, &digest)),
+        desired_digest: digest,
     }
 }
 

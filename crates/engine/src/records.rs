@@ -129,7 +129,12 @@ impl<'l> RecordPlanner<'l> {
             Some(planned) => Some(planned.keys.clone()),
             None => loaded.tlsa.clone(),
         };
-        let inputs = InputsDigest::new(&loaded.config.server, tlsa.as_ref(), &request.types);
+        let inputs = InputsDigest::new(
+            env!("MAILZONE_PLANNING_SOURCE"),
+            &loaded.config.server,
+            tlsa.as_ref(),
+            &request.types,
+        );
         Ok(RecordPlanner {
             loaded,
             types: request.types.clone(),

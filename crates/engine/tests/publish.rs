@@ -473,6 +473,32 @@ async fn unchanged_inputs_skip_the_planning_but_never_a_change() {
     let warm = harness.run(&setup, &server, true).await.unwrap();
     assert_eq!(warm.zones_planned, 0);
 
+    // An older mailzone sharing the store rewrites the desired digest and leaves the
+    // inputs column as it was: the pair no longer holds, the zone is planned and read.
+    let store = mailzone_store::Store::open_sqlite(&harness.state_dir())
+        .await
+        .unwrap();
+    let mut rewritten = store.zone_states().await.unwrap().remove(&key).unwrap();
+    assert!(rewritten.inputs_digest.is_some());
+    rewritten.desired_digest = "written by an older mailzone".into();
+    store
+        .set_zone_state(&zone, "primary", &rewritten, 1)
+        .await
+        .unwrap();
+    store.close().await;
+    let reread = harness.run(&setup, &server, true).await.unwrap();
+    assert_eq!(reread.zones_planned, 1);
+    assert!(reread.zones[0].method.is_some(), "the zone was read");
+    assert_eq!(change_count(&reread), 0);
+    assert_eq!(
+        harness
+            .run(&setup, &server, true)
+            .await
+            .unwrap()
+            .zones_planned,
+        0
+    );
+
     // A plan reads: it uses the remembered digest but never writes one.
     let store = mailzone_store::Store::open_sqlite(&harness.state_dir())
         .await

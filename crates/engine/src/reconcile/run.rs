@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::StreamExt as _;
 
 use mailzone_records::diff::ChangeSet;
+use mailzone_records::planner::inputs::remembered;
 use mailzone_records::zones::{self, ZonePlan};
 use mailzone_records::{DnsServer, Domain, Name, RecordPurpose};
 use mailzone_store::{Store, ZoneState};
@@ -249,8 +250,13 @@ impl<'a> Run<'a> {
         for (plan, key) in own.into_iter().zip(keys) {
             let known = states.remove(&key);
             let inputs = self.planner.inputs_digest(&self.domains_of(&plan)).await?;
-            let unchanged = inputs.is_some()
-                && known.as_ref().and_then(|k| k.inputs_digest.as_ref()) == inputs.as_ref();
+            let unchanged = match (&inputs, &known) {
+                (Some(inputs), Some(known)) => {
+                    known.inputs_digest.as_deref()
+                        == Some(&remembered(inputs, &known.desired_digest))
+                }
+                _ => false,
+            };
             works.push(ZoneWork {
                 plan,
                 known: Some(known),

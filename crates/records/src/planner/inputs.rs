@@ -29,12 +29,20 @@ pub struct InputsDigest {
 }
 
 impl InputsDigest {
-    /// The inputs every zone of a run shares.
-    pub fn new(server: &Server, tlsa: Option<&TlsaKeys>, types: &[RecordPurpose]) -> Self {
+    /// The inputs every zone of a run shares. `caller` names the version of the caller's
+    /// own part of planning (the engine's choice of keys, its filters), hashed beside this
+    /// crate's.
+    pub fn new(
+        caller: &str,
+        server: &Server,
+        tlsa: Option<&TlsaKeys>,
+        types: &[RecordPurpose],
+    ) -> Self {
         let mut digest = InputsDigest {
             hasher: Sha256::new(),
         };
         PLANNER.hash(&mut digest.feed());
+        caller.hash(&mut digest.feed());
         server.hash(&mut digest.feed());
         tlsa.hash(&mut digest.feed());
         types.hash(&mut digest.feed());
@@ -56,6 +64,18 @@ impl InputsDigest {
     fn feed(&mut self) -> Feed<'_> {
         Feed(&mut self.hasher)
     }
+}
+
+/// What a zone state remembers of its inputs: their digest bound to the desired digest
+/// planned from them. A state whose desired digest was rewritten without it (by a
+/// mailzone that predates it, sharing a PostgreSQL store) no longer matches, so such a
+/// pair is never trusted.
+pub fn remembered(inputs: &str, desired_digest: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(inputs.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(desired_digest.as_bytes());
+    zonefile::hex(&hasher.finalize())
 }
 
 /// A [`Hasher`] that passes what it is given on to SHA-256: the derived `Hash` of the
@@ -98,7 +118,7 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
     }
 
     fn digest(config: &Config, domain: usize, keys: &[&str], types: &[RecordPurpose]) -> String {
-        let mut digest = InputsDigest::new(&config.server, None, types);
+        let mut digest = InputsDigest::new("engine", &config.server, None, types);
         digest.domain(&config.domains[domain], &keys);
         digest.finish()
     }
@@ -142,6 +162,7 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
             assert_ne!(changed, same, "{what} leaves the digest as it was");
         }
         let mut with_tlsa = InputsDigest::new(
+            "engine",
             &base.server,
             Some(&TlsaKeys {
                 leaf: vec![1; 32],
@@ -154,5 +175,15 @@ primary = { kind = "rfc2136", host = "127.0.0.1" }
         );
         with_tlsa.domain(&base.domains[0], &["k1"]);
         assert_ne!(with_tlsa.finish(), same, "TLSA digests");
+        let mut other_caller = InputsDigest::new("engine 2", &base.server, None, &[]);
+        other_caller.domain(&base.domains[0], &["k1"]);
+        assert_ne!(other_caller.finish(), same, "the caller's code");
+    }
+
+    #[test]
+    fn a_remembered_digest_holds_for_its_desired_digest_only() {
+        assert_eq!(remembered("i", "d"), remembered("i", "d"));
+        assert_ne!(remembered("i", "d"), remembered("i", "e"));
+        assert_ne!(remembered("i", "d"), remembered("j", "d"));
     }
 }
