@@ -867,8 +867,25 @@ fn update_records_json(types: &[String]) -> String {
     serde_json::to_string(types).expect("a list of strings always serialises")
 }
 
-/// 128 random bits in hex: unique without coordination between instances.
+/// 128 bits in hex: the creation time in milliseconds (48 bits, strictly increasing within
+/// a process), then 80 random bits. Unique without coordination between instances, and in
+/// creation order: `created_at` counts seconds, and the lists that show the newest task of
+/// a domain break its ties by id, so two tasks of one second (a failed one, then the one a
+/// user started) come out in the order they were made.
 fn new_task_id() -> String {
-    let bytes: [u8; 16] = rand::random();
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let previous = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |last| Some(now.max(last + 1)),
+        )
+        .expect("the update always gives a value");
+    let stamp = now.max(previous + 1);
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[..6].copy_from_slice(&stamp.to_be_bytes()[2..]);
     mailzone_records::zonefile::hex(&bytes)
 }

@@ -396,3 +396,22 @@ async fn a_task_page_is_filtered_and_newest_first() {
     };
     assert_eq!(store.task_page(&waiting, 10, 0).await.unwrap().len(), 3);
 }
+
+/// Tasks made within one second (`created_at` counts seconds) still come newest first: a
+/// task that failed, then the one a user started right after it, twenty times over.
+#[tokio::test]
+async fn the_newest_task_of_one_second_is_the_last_one_made() {
+    let (_dir, store) = store().await;
+    for round in 0..20 {
+        let made = store.create_task(&task("a.example", 10), 10).await.unwrap();
+        let claimed = store.claim_task("w", 10, 100).await.unwrap().unwrap();
+        assert_eq!(claimed.id, made.id);
+        let end = TaskEnd::Failed {
+            reason: format!("round {round}"),
+        };
+        assert!(store.finish_task(&made.id, "w", &end, 10).await.unwrap());
+        let newest = store.newest_task_per_domain().await.unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].id, made.id, "round {round}");
+    }
+}
