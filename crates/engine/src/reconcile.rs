@@ -329,10 +329,13 @@ async fn in_sync_by_serial(
     if known.serial != serial {
         return Ok(None);
     }
-    let state = in_sync_state(serial, start.digest.clone(), start.inputs.as_deref());
-    if request.apply && state.inputs_digest.is_some() && state.inputs_digest != known.inputs_digest
-    {
-        writes.write_later(zone_state(item, state));
+    // An unplanned zone was left so because its remembered inputs matched: nothing new to
+    // remember, and no digest to compute again.
+    if request.apply && start.planned && start.inputs.is_some() {
+        let state = in_sync_state(serial, start.digest.clone(), start.inputs.as_deref());
+        if state.inputs_digest != known.inputs_digest {
+            writes.write_later(zone_state(item, state));
+        }
     }
     Ok(Some(ZoneOutcome {
         zone: zone.clone(),

@@ -154,51 +154,65 @@ impl<'l> RecordPlanner<'l> {
     /// `Pending` (a run that finds its zone in sync still promotes it, which needs the
     /// planned key records), or an algorithm has no published key yet (planning makes one).
     pub async fn inputs_digest(&self, domains: &[&Domain]) -> Result<Option<String>, EngineError> {
-        let store = self.opened.as_ref().map(|o| &o.store);
         let mut digest = self.inputs.clone();
         for &domain in domains {
             if domain.dkim_management.delegation().is_some() {
                 return Ok(None);
             }
-            match (&domain.dkim_management, store) {
-                (DkimManagement::Manual { .. }, _) => {
+            match self.key_source(domain) {
+                KeySource::Files => {
                     digest.domain(domain, &manual_keys(self.loaded, &domain.name));
                 }
-                (DkimManagement::Automatic { algorithms, .. }, Some(store))
-                    if self.needs_dkim_store =>
-                {
+                KeySource::Stored {
+                    store, algorithms, ..
+                } => {
                     let stored = store.dkim_keys(domain.name.as_str()).await?;
                     let Some(keys) = settled_keys(&stored, algorithms) else {
                         return Ok(None);
                     };
                     digest.domain(domain, &keys);
                 }
-                (DkimManagement::Automatic { .. }, _) => digest.domain(domain, &()),
+                KeySource::None => digest.domain(domain, &()),
             }
         }
         Ok(Some(digest.finish()))
     }
 
+    /// Where `domain`'s DKIM keys come from when it is planned: the one decision
+    /// [`plan`](Self::plan) and [`inputs_digest`](Self::inputs_digest) both follow.
+    fn key_source<'p>(&'p self, domain: &'p Domain) -> KeySource<'p> {
+        let store = self.opened.as_ref().map(|o| &o.store);
+        match (&domain.dkim_management, store) {
+            (DkimManagement::Manual { .. }, _) => KeySource::Files,
+            (
+                DkimManagement::Automatic {
+                    algorithms,
+                    selector_template,
+                    ..
+                },
+                Some(store),
+            ) if self.needs_dkim_store => KeySource::Stored {
+                store,
+                algorithms,
+                template: selector_template,
+            },
+            (DkimManagement::Automatic { .. }, _) => KeySource::None,
+        }
+    }
+
     /// The records of `domains`, in their order.
     pub async fn plan(&self, domains: &[&Domain]) -> Result<Vec<DomainRecords>, EngineError> {
         let loaded = self.loaded;
-        let store = self.opened.as_ref().map(|o| &o.store);
         let mut out = Vec::with_capacity(domains.len());
         for &domain in domains {
-            let dkim_keys = match (&domain.dkim_management, store) {
-                (DkimManagement::Manual { .. }, _) => manual_keys(loaded, &domain.name),
-                (
-                    DkimManagement::Automatic {
-                        algorithms,
-                        selector_template,
-                        ..
-                    },
-                    Some(store),
-                ) if self.needs_dkim_store => {
-                    automatic_keys(store, domain, algorithms, selector_template, self.now_unix)
-                        .await?
-                }
-                (DkimManagement::Automatic { .. }, _) => Vec::new(),
+            let dkim_keys = match self.key_source(domain) {
+                KeySource::Files => manual_keys(loaded, &domain.name),
+                KeySource::Stored {
+                    store,
+                    algorithms,
+                    template,
+                } => automatic_keys(store, domain, algorithms, template, self.now_unix).await?,
+                KeySource::None => Vec::new(),
             };
             let mut records = mailzone_records::plan(PlanInput {
                 server: &loaded.config.server,
@@ -226,6 +240,27 @@ impl<'l> RecordPlanner<'l> {
         }
         self.planned_tlsa
     }
+}
+
+/// Where a domain's DKIM keys come from when its records are planned.
+enum KeySource<'p> {
+    /// The key files the config names (loaded with it).
+    Files,
+    /// The state database's automatic keys, a missing one made there.
+    Stored {
+        store: &'p Store,
+        algorithms: &'p [DkimAlgorithm],
+        template: &'p str,
+    },
+    /// No keys: the run leaves DKIM out (`--types`), or no store was opened for them.
+    None,
+}
+
+/// Whether `stored` holds a published key of `algorithm`.
+fn has_published_key(stored: &[StoredDkimKey], algorithm: DkimAlgorithm) -> bool {
+    stored
+        .iter()
+        .any(|k| k.algorithm == algorithm && k.stage.is_published())
 }
 
 /// The configured domains named on the command line (Unicode names accepted), in config
@@ -290,10 +325,7 @@ async fn automatic_keys(
 ) -> Result<Vec<DkimSelectorKey>, EngineError> {
     let mut stored = store.dkim_keys(domain.name.as_str()).await?;
     for &algorithm in algorithms {
-        let has_key = stored
-            .iter()
-            .any(|k| k.algorithm == algorithm && k.stage.is_published());
-        if has_key {
+        if has_published_key(&stored, algorithm) {
             continue;
         }
         let Some(selector) =
@@ -344,11 +376,9 @@ fn settled_keys<'k>(
     algorithms: &[DkimAlgorithm],
 ) -> Option<Vec<(&'k str, DkimAlgorithm, DkimStage, &'k str)>> {
     let pending = stored.iter().any(|k| k.stage == DkimStage::Pending);
-    let missing = algorithms.iter().any(|&algorithm| {
-        !stored
-            .iter()
-            .any(|k| k.algorithm == algorithm && k.stage.is_published())
-    });
+    let missing = algorithms
+        .iter()
+        .any(|&algorithm| !has_published_key(stored, algorithm));
     if pending || missing {
         return None;
     }
@@ -553,11 +583,9 @@ pub async fn publication_digests(
         DkimManagement::Manual { .. } => manual_keys(loaded, &domain.name),
         DkimManagement::Automatic { algorithms, .. } => {
             let stored = store.dkim_keys(domain.name.as_str()).await?;
-            let complete = algorithms.iter().all(|&algorithm| {
-                stored
-                    .iter()
-                    .any(|k| k.algorithm == algorithm && k.stage.is_published())
-            });
+            let complete = algorithms
+                .iter()
+                .all(|&algorithm| has_published_key(&stored, algorithm));
             if !complete {
                 return Ok(None);
             }

@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 
 use mailzone_records::diff::ChangeSet;
 use mailzone_records::planner::inputs::remembered;
-use mailzone_records::zones::{self, ZonePlan};
+use mailzone_records::zones::{self, ZonePlan, ZonePlans};
 use mailzone_records::{DnsServer, Domain, Name, RecordPurpose};
 use mailzone_store::{Store, ZoneState};
 
@@ -62,6 +62,11 @@ struct BatchPlan<'a> {
     zones: Vec<ZoneWork<'a>>,
     providers: Vec<ZonePlan<'a>>,
     manual: Vec<Name>,
+}
+
+/// A zone the config cannot make (a delegated DKIM scope that is no valid name).
+fn invalid_zone(error: zones::ZonePlanError) -> EngineError {
+    EngineError::Usage(error.to_string())
 }
 
 /// The key of a zone's remembered state: (zone, DNS server).
@@ -236,9 +241,8 @@ impl<'a> Run<'a> {
     /// (most zones of a run that changes nothing), every other domain is.
     async fn plan_batch(&self, batch: &[&'a Domain]) -> Result<BatchPlan<'a>, EngineError> {
         let (loaded, types) = (self.loaded, &self.request.records.types);
-        let invalid = |e: zones::ZonePlanError| EngineError::Usage(e.to_string());
         let outline = zones::outline_zones(&loaded.config, loaded.publishing(), batch, types)
-            .map_err(invalid)?;
+            .map_err(invalid_zone)?;
         let own: Vec<ZonePlan<'a>> = outline
             .zones
             .into_iter()
@@ -273,9 +277,7 @@ impl<'a> Run<'a> {
             let planned = |d: &&Domain| !unplanned.contains(&d.name);
             batch.iter().copied().filter(planned).collect()
         };
-        let planned = self.planner.plan(&to_plan).await?;
-        let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
-            .map_err(invalid)?;
+        let plans = self.planned_zones(&to_plan).await?;
         let mut providers = Vec::new();
         let mut own_plans = HashMap::with_capacity(plans.zones.len());
         for plan in plans.zones {
@@ -299,16 +301,21 @@ impl<'a> Run<'a> {
 
     /// Plans the records of a zone left unplanned, now that it must be read.
     async fn plan_now(&self, item: &mut ZonePlan<'a>) -> Result<(), EngineError> {
-        let planned = self.planner.plan(&self.domains_of(item)).await?;
-        let (loaded, types) = (self.loaded, &self.request.records.types);
-        let plans = zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
-            .map_err(|e| EngineError::Usage(e.to_string()))?;
+        let plans = self.planned_zones(&self.domains_of(item)).await?;
         *item = plans
             .zones
             .into_iter()
             .find(|plan| plan.zone == item.zone && plan.server.name == item.server.name)
             .expect("a zone's domains planned again make the same zone");
         Ok(())
+    }
+
+    /// The records of `domains` planned and grouped by zone.
+    async fn planned_zones(&self, domains: &[&'a Domain]) -> Result<ZonePlans<'a>, EngineError> {
+        let planned = self.planner.plan(domains).await?;
+        let (loaded, types) = (self.loaded, &self.request.records.types);
+        zones::plan_zones(&loaded.config, loaded.publishing(), &planned, types)
+            .map_err(invalid_zone)
     }
 
     /// The selected domains publishing into `plan`'s zone, in plan order.
@@ -482,7 +489,7 @@ impl<'a> Run<'a> {
     /// promoted.
     async fn zone(
         &self,
-        item: ZonePlan<'a>,
+        mut item: ZonePlan<'a>,
         connection: Result<Arc<connect::Connection>, EngineError>,
         start: ZoneStart,
     ) -> Result<ZoneDone, ZoneFailure> {
@@ -504,7 +511,6 @@ impl<'a> Run<'a> {
             None => None,
         };
         progress.zone_started(&item.zone);
-        let mut item = item;
         let result = self.reconcile(&mut item, &connection, start).await;
         let outcome = match result {
             Ok(outcome) => {
