@@ -219,13 +219,18 @@ impl Rfc2136Provider {
         request.add_query(q);
         request.metadata.recursion_desired = false;
 
-        let (mut conn, mut verifier) = endpoint.start_stream(&request).await?;
+        let (mut conn, first_raw, mut verifier) =
+            endpoint.start_stream(&request, self.idle.take()).await?;
+        let mut next_raw = Some(first_raw);
         let apex = to_wire_name(zone);
         let mut serial = None;
         let mut records = Vec::new();
         let mut first = true;
         loop {
-            let raw = conn.recv().await?;
+            let raw = match next_raw.take() {
+                Some(raw) => raw,
+                None => conn.recv().await?,
+            };
             let message = endpoint.decode(&raw, &request)?;
             let tsig = match verifier.as_mut() {
                 Some(v) => Some(v.verify(&raw, &message)?),

@@ -380,21 +380,33 @@ impl<'a> Endpoint<'a> {
         encoded: Encoded<'a>,
     ) -> Result<Answer, DnsError> {
         let Encoded { bytes, verifier } = encoded;
+        let raw = self.first_answer(tcp, &bytes).await?;
+        let message = self.decode(&raw, request)?;
+        finish(raw, message, verifier)
+    }
+
+    /// Sends `bytes` over `tcp` (connecting when it holds none) and reads the first
+    /// message back. A kept connection the server has closed meanwhile (RFC 7766 §6.2.3
+    /// lets it close idle ones) is replaced by a fresh one and the request sent again: it
+    /// was never read. `tcp` holds the connection after an answer, nothing after a failure.
+    async fn first_answer(
+        &self,
+        tcp: &mut Option<TcpConn>,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, DnsError> {
         let mut reused = tcp.is_some();
-        let raw = loop {
+        loop {
             let conn = match tcp {
                 Some(c) => c,
                 None => tcp.insert(TcpConn::connect(self.server, self.timeout).await?),
             };
             self.count();
-            let answer = match conn.send(&bytes).await {
+            let answer = match conn.send(bytes).await {
                 Ok(()) => conn.recv_unless_closed().await,
                 Err(e) => Err(e),
             };
             match answer {
-                Ok(Some(raw)) => break raw,
-                // A kept connection the server has closed meanwhile (RFC 7766 §6.2.3):
-                // once more on a fresh one.
+                Ok(Some(raw)) => return Ok(raw),
                 Ok(None) | Err(_) if reused => {
                     *tcp = None;
                     reused = false;
@@ -414,9 +426,7 @@ impl<'a> Endpoint<'a> {
                     return Err(e);
                 }
             }
-        };
-        let message = self.decode(&raw, request)?;
-        finish(raw, message, verifier)
+        }
     }
 
     /// Decodes an answer and checks it answers `request` (RFC 5452 §4.3: ID and question).
@@ -454,17 +464,20 @@ impl<'a> Endpoint<'a> {
         Ok(message)
     }
 
-    /// Opens a TCP connection, sends `request` and returns the connection and the verifier
-    /// for a multi-message answer (a zone transfer).
+    /// Sends `request` over `kept` (a connection kept from an earlier message) or a new
+    /// TCP connection, and returns the connection, the first message of the answer and the
+    /// verifier for the rest of a multi-message answer (a zone transfer). Reusing a kept
+    /// connection spares the server an accept and a close per zone read.
     pub(crate) async fn start_stream(
         &self,
         request: &Message,
-    ) -> Result<(TcpConn, Option<AnswerVerifier<'a>>), DnsError> {
+        kept: Option<TcpConn>,
+    ) -> Result<(TcpConn, Vec<u8>, Option<AnswerVerifier<'a>>), DnsError> {
         let Encoded { bytes, verifier } = self.encode(request)?;
-        let mut conn = TcpConn::connect(self.server, self.timeout).await?;
-        self.count();
-        conn.send(&bytes).await?;
-        Ok((conn, verifier))
+        let mut tcp = kept;
+        let first = self.first_answer(&mut tcp, &bytes).await?;
+        let conn = tcp.expect("an answer leaves its connection");
+        Ok((conn, first, verifier))
     }
 }
 

@@ -988,6 +988,58 @@ async fn update_survives_a_closed_kept_connection(kind: ServerKind) {
     );
 }
 
+/// Client connections to `server` in the ESTABLISHED state, from the kernel's table
+/// (`/proc/net/tcp`: the remote address as `HEX_IP:HEX_PORT`, the state `01`).
+fn connections_to(server: SocketAddr) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp is readable");
+    let port = format!(":{:04X}", server.port());
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[2].ends_with(&port) && fields[3] == "01"
+        })
+        .count()
+}
+
+/// A zone transfer goes over the connection kept from the message before (no new
+/// connection per zone read); when the server closed it meanwhile (here: restarted), the
+/// transfer is asked again on a new one.
+async fn transfer_reuses_a_kept_connection(kind: ServerKind) {
+    let Some(server) = start(kind, PREFILLED, &ServerOptions::default()) else {
+        return;
+    };
+    let p = provider(&server);
+    let records = desired_records();
+    let changes = plan(&p, &records).await;
+    assert_eq!(
+        connections_to(server.addr),
+        1,
+        "the transfer's connection is kept"
+    );
+    p.apply(&changes).await.expect("the update lands");
+    assert!(plan(&p, &records).await.is_empty());
+    assert_eq!(
+        connections_to(server.addr),
+        1,
+        "the update and the second transfer reused the first transfer's connection"
+    );
+    let sent = p.messages_sent();
+    server.restart().expect("the server restarts");
+    let snapshot = p
+        .read_zone(&zone(), &wanted(&records))
+        .await
+        .expect("the transfer is asked again on a new connection");
+    assert_eq!(snapshot.method, ReadMethod::Transfer);
+    assert_eq!(snapshot.serial, server.serial(ZONE));
+    assert_eq!(
+        p.messages_sent(),
+        sent + 2,
+        "the request sent on the closed connection counts"
+    );
+}
+
 macro_rules! for_each_server {
     ($($test:ident),* $(,)?) => {
         mod knot {
@@ -1012,6 +1064,7 @@ macro_rules! for_each_server {
 for_each_server!(
     read_zone_by_transfer,
     update_survives_a_closed_kept_connection,
+    transfer_reuses_a_kept_connection,
     apply_adds_replaces_and_deletes_in_one_message,
     concurrent_change_is_a_conflict,
     wrong_tsig_secret_is_permanent_and_secret_free,
