@@ -22,6 +22,7 @@ use crate::records::{RecordPlanner, RecordsRequest};
 use crate::{EngineError, LoadedConfig, connect};
 
 mod cores;
+mod in_order;
 mod run;
 mod writes;
 
@@ -57,9 +58,10 @@ pub struct ReconcileRequest {
     pub concurrency: usize,
     /// Where each zone's outcome goes instead of the report, when set.
     pub on_zone: Option<ZoneSink>,
-    /// Drive half of the zones on a second thread (on a multi-thread runtime). The caller's
-    /// task is blocked meanwhile, so only a caller with nothing else to poll in that task
-    /// sets it (the CLI; not the service, whose task also renews its lease).
+    /// Reconcile the zones on two threads (on a multi-thread runtime), the planning on a
+    /// third. The caller's task is blocked meanwhile, so only a caller with nothing else
+    /// to poll in that task sets it (the CLI; not the service, whose task also renews its
+    /// lease).
     pub both_cores: bool,
 }
 

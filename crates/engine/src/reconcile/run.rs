@@ -1,7 +1,9 @@
 //! One run of `plan` or `apply` over the selected domains: the batches planned (a zone
-//! whose plan inputs are unchanged left unplanned), each batch's zones reconciled on two
-//! threads while the next is planned, the DKIM provider zones gathered and reconciled
-//! last, the served pending DKIM keys promoted after each zone.
+//! whose plan inputs are unchanged left unplanned) and their zones queued on one thread,
+//! reconciled on two that each take the next zone as one of theirs finishes (no thread
+//! waits for a batch's slowest zone), the DKIM provider zones gathered and queued last,
+//! the served pending DKIM keys promoted after each zone, the outcomes reported in plan
+//! order.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -15,9 +17,10 @@ use mailzone_records::zones::{self, ZonePlan, ZonePlans};
 use mailzone_records::{DnsServer, Domain, Name, RecordPurpose};
 use mailzone_store::{Store, ZoneState};
 
+use super::in_order::{InOrder, Release};
 use super::writes::ZoneWrites;
 use super::{
-    BATCH_DOMAINS, ReconcileReport, ReconcileRequest, ZoneOutcome, ZoneStart, cores,
+    BATCH_DOMAINS, ReconcileReport, ReconcileRequest, ZoneOutcome, ZoneSink, ZoneStart, cores,
     delegated_zone, failure, in_sync_by_serial, must_read, reconcile_zone,
 };
 use crate::error::ZoneFailure;
@@ -74,8 +77,60 @@ fn state_key(plan: &ZonePlan<'_>) -> (String, String) {
     (plan.zone.as_str().to_string(), plan.server.name.clone())
 }
 
-/// Each zone's outcome by position, or the state database's failure that stopped them.
-type ZoneResults = Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError>;
+/// A zone prepared for its reconcile: its position, plan, DNS server connection and
+/// what it starts from.
+type Ready<'a> = (
+    usize,
+    ZonePlan<'a>,
+    Result<Arc<connect::Connection>, EngineError>,
+    ZoneStart,
+);
+
+/// Results waiting for those of earlier zones, at most this many: a batch's worth
+/// beyond the zones in flight, so that one slow zone stalls the run only after that.
+const RESULTS_WINDOW: usize = 2 * BATCH_DOMAINS;
+
+/// A run's zone results on their way to its report, in plan order.
+type Results<'s> = InOrder<Result<ZoneDone, ZoneFailure>, Collected<'s>>;
+
+/// What a run's zones gave, in plan order: each outcome (or, with a sink, only what the
+/// report keeps), each failure by position, the DKIM keys made active.
+struct Collected<'s> {
+    sink: Option<&'s ZoneSink>,
+    outcomes: Vec<ZoneOutcome>,
+    failures: Vec<(usize, ZoneFailure)>,
+    dkim_changes: Vec<(Name, Vec<crate::dkim::KeyChange>)>,
+    on_key_change_failures: Vec<String>,
+}
+
+impl<'s> Collected<'s> {
+    fn new(sink: Option<&'s ZoneSink>) -> Self {
+        Collected {
+            sink,
+            outcomes: Vec::new(),
+            failures: Vec::new(),
+            dkim_changes: Vec::new(),
+            on_key_change_failures: Vec::new(),
+        }
+    }
+}
+
+impl Release<Result<ZoneDone, ZoneFailure>> for Collected<'_> {
+    fn release(&mut self, at: usize, result: Result<ZoneDone, ZoneFailure>) {
+        match result {
+            Ok(done) => {
+                self.dkim_changes.extend(done.dkim_changes);
+                self.on_key_change_failures
+                    .extend(done.on_key_change_failures);
+                match self.sink {
+                    Some(sink) => sink(&done.outcome),
+                    None => self.outcomes.push(done.outcome),
+                }
+            }
+            Err(failure) => self.failures.push((at, failure)),
+        }
+    }
+}
 
 /// What a run shares between its zones.
 pub(super) struct Run<'a> {
@@ -160,55 +215,68 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Every batch, then the gathered DKIM provider zones.
+    /// Every batch, then the gathered DKIM provider zones: planned and prepared on one
+    /// thread, reconciled on two (each pulling the next prepared zone as one of its own
+    /// finishes, so neither waits for the other), the outcomes put back in plan order.
     pub(super) async fn all(
         &self,
         domains: &[&'a Domain],
     ) -> Result<(ReconcileReport, Vec<(usize, ZoneFailure)>), EngineError> {
-        let loaded = self.loaded;
-        let mut report = ReconcileReport::default();
-        let mut outcomes: Vec<(usize, ZoneOutcome)> = Vec::new();
-        let mut failures: Vec<(usize, ZoneFailure)> = Vec::new();
+        let (ready, taken) = flume::bounded(BATCH_DOMAINS);
+        let results = InOrder::new(
+            RESULTS_WINDOW,
+            Collected::new(self.request.on_zone.as_ref()),
+        );
+        let (first, second) = self.concurrency_per_thread();
+        let two = self.request.both_cores;
+        let ((), ((), produced)) = cores::both(
+            two,
+            self.consume(taken.clone(), first, &results),
+            cores::both(
+                two,
+                self.consume(taken, second, &results),
+                self.produce(domains, ready, &results),
+            ),
+        )
+        .await;
+        let manual_domains = produced?;
+        let collected = results.finish();
+        let report = ReconcileReport {
+            zones: collected.outcomes,
+            manual_domains,
+            dkim_changes: collected.dkim_changes,
+            on_key_change_failures: collected.on_key_change_failures,
+            ..ReconcileReport::default()
+        };
+        Ok((report, collected.failures))
+    }
+
+    /// Plans every batch and hands its zones, prepared, to the threads reconciling them;
+    /// the DKIM provider zones, which gather keys from every batch, go last. Returns the
+    /// domains managed by hand. Ends (and so ends the reconciling threads once they have
+    /// taken every zone) on the first failure of the state database.
+    async fn produce(
+        &self,
+        domains: &[&'a Domain],
+        ready: flume::Sender<Ready<'a>>,
+        results: &Results<'_>,
+    ) -> Result<Vec<Name>, EngineError> {
+        let mut manual = Vec::new();
         let mut gathered: Vec<ZonePlan<'a>> = Vec::new();
         let mut gathered_at: HashMap<(Name, String), usize> = HashMap::new();
         let mut next = 0usize;
-        let sink = self.request.on_zone.as_ref();
-        let mut collect = |mut results: Vec<(usize, Result<ZoneDone, ZoneFailure>)>,
-                           report: &mut ReconcileReport| {
-            // Each call holds zones after those of the call before: sorted, they go out in
-            // plan order.
-            results.sort_by_key(|(at, _)| *at);
-            for (at, result) in results {
-                match result {
-                    Ok(done) => {
-                        report.dkim_changes.extend(done.dkim_changes);
-                        report
-                            .on_key_change_failures
-                            .extend(done.on_key_change_failures);
-                        match sink {
-                            Some(sink) => sink(&done.outcome),
-                            None => outcomes.push((at, done.outcome)),
-                        }
-                    }
-                    Err(failure) => failures.push((at, failure)),
-                }
-            }
+        let mut positioned = |works: Vec<ZoneWork<'a>>| -> Vec<Positioned<'a>> {
+            works
+                .into_iter()
+                .map(|work| {
+                    next += 1;
+                    (next - 1, work)
+                })
+                .collect()
         };
-        // Zones wait here until a batch's worth is planned, then run together while the
-        // next batch is planned: the DNS server is not left idle while records are made.
-        let mut in_flight: Vec<Positioned<'a>> = Vec::new();
         for batch in zone_batches(domains) {
-            let ready = if in_flight.len() >= BATCH_DOMAINS {
-                std::mem::take(&mut in_flight)
-            } else {
-                Vec::new()
-            };
-            let (results, plans) = self
-                .zones_on_both_cores(ready, self.plan_batch(&batch))
-                .await;
-            collect(results?, &mut report);
-            let plans = plans?;
-            report.manual_domains.extend(plans.manual);
+            let plans = self.plan_batch(&batch).await?;
+            manual.extend(plans.manual);
             for item in plans.providers {
                 let key = (item.zone.clone(), item.server.name.clone());
                 match gathered_at.get(&key) {
@@ -219,21 +287,27 @@ impl<'a> Run<'a> {
                     }
                 }
             }
-            for work in plans.zones {
-                in_flight.push((next, work));
-                next += 1;
-            }
+            self.hand_over(positioned(plans.zones), &ready, results)
+                .await?;
         }
-        for mut item in gathered {
-            item.settle(&loaded.config, loaded.publishing());
-            in_flight.push((next, ZoneWork::planned(item)));
-            next += 1;
-        }
-        let (results, ()) = self.zones_on_both_cores(in_flight, async {}).await;
-        collect(results?, &mut report);
-        outcomes.sort_by_key(|(at, _)| *at);
-        report.zones = outcomes.into_iter().map(|(_, o)| o).collect();
-        Ok((report, failures))
+        let (loaded, publishing) = (self.loaded, self.loaded.publishing());
+        let providers = gathered
+            .into_iter()
+            .map(|mut item| {
+                item.settle(&loaded.config, publishing);
+                ZoneWork::planned(item)
+            })
+            .collect();
+        self.hand_over(positioned(providers), &ready, results)
+            .await?;
+        Ok(manual)
+    }
+
+    /// The run's concurrency split over the two reconciling threads; a run one zone at a
+    /// time uses one.
+    fn concurrency_per_thread(&self) -> (usize, usize) {
+        let concurrency = self.request.concurrency.max(1);
+        (concurrency.div_ceil(2), concurrency / 2)
     }
 
     /// A batch's zones. The states of the domains' own zones are read together first: a
@@ -331,55 +405,27 @@ impl<'a> Run<'a> {
             .contains(&(&plan.zone, plan.server.name.as_str()))
     }
 
-    /// Reconciles `items` in two halves, with `beside` (the next batch's planning) on a
-    /// thread of its own: three threads the OS shares over the two cores. Driven beside
-    /// the second half on its thread, the planning made that half the slower one, and the
-    /// first waited for it (a 10,000-zone warm no-op: 730 ms, now 620 ms).
-    async fn zones_on_both_cores<F>(
+    /// Prepares `items` (their stored states and ledgers read in a few queries, their DNS
+    /// server's connection) and queues them for the reconciling threads, each once the
+    /// results waiting to go out in order leave room for it.
+    async fn hand_over(
         &self,
         items: Vec<Positioned<'a>>,
-        beside: F,
-    ) -> (ZoneResults, F::Output)
-    where
-        F: std::future::Future + Send,
-        F::Output: Send,
-    {
-        let (first, rest) = self.halves(items);
-        let two = self.request.both_cores;
-        let (first, (rest, beside)) = cores::both(
-            two,
-            self.zones(first),
-            cores::both(two, self.zones(rest), beside),
-        )
-        .await;
-        let results = first.and_then(|mut results| {
-            results.extend(rest?);
-            Ok(results)
-        });
-        (results, beside)
-    }
-
-    /// `items` split in two for two cores, each half with half the run's concurrency; a
-    /// run one zone at a time keeps them together.
-    fn halves(&self, mut items: Vec<Positioned<'a>>) -> (Vec<Positioned<'a>>, Vec<Positioned<'a>>) {
-        if self.request.concurrency <= 1 {
-            return (items, Vec::new());
+        ready: &flume::Sender<Ready<'a>>,
+        results: &Results<'_>,
+    ) -> Result<(), EngineError> {
+        for item in self.prepare(items).await? {
+            results.room_for(item.0).await;
+            if ready.send_async(item).await.is_err() {
+                // Both reconciling threads are gone (one panicked): nothing takes zones.
+                break;
+            }
         }
-        let rest = items.split_off(items.len() / 2);
-        (items, rest)
+        Ok(())
     }
 
-    /// Zones of one half worked on at once.
-    fn half_concurrency(&self) -> usize {
-        self.request.concurrency.div_ceil(2).max(1)
-    }
-
-    /// Reconciles `items`, half the run's concurrency at a time, with their stored states
-    /// read in a few queries.
-    async fn zones(
-        &self,
-        items: Vec<Positioned<'a>>,
-    ) -> Result<Vec<(usize, Result<ZoneDone, ZoneFailure>)>, EngineError> {
+    /// `items` with what their reconcile starts from.
+    async fn prepare(&self, items: Vec<Positioned<'a>>) -> Result<Vec<Ready<'a>>, EngineError> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -431,21 +477,45 @@ impl<'a> Run<'a> {
                 start.ledger = Some(ledgers.remove(item.zone.as_str()).unwrap_or_default());
             }
         }
-        // Boxed as `Send` futures, named before the stream is built: the service runs this
-        // inside spawned tasks, and an unboxed closure stream trips the compiler's
-        // higher-ranked lifetime check for `Send`.
-        let runs: Vec<futures::future::BoxFuture<'_, (usize, Result<ZoneDone, ZoneFailure>)>> =
-            ready
-                .into_iter()
-                .map(|(at, item, connection, start)| {
-                    Box::pin(async move { (at, self.zone(item, connection, start).await) })
-                        as futures::future::BoxFuture<'_, _>
-                })
-                .collect();
-        Ok(futures::stream::iter(runs)
-            .buffer_unordered(self.half_concurrency())
-            .collect()
-            .await)
+        Ok(ready)
+    }
+
+    /// Reconciles the zones `taken` from the queue, `concurrency` at a time, putting each
+    /// result in `results` as it comes.
+    async fn consume(
+        &self,
+        taken: flume::Receiver<Ready<'a>>,
+        concurrency: usize,
+        results: &Results<'_>,
+    ) {
+        if concurrency == 0 {
+            return;
+        }
+        let mut running = futures::stream::FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            let room = open && running.len() < concurrency;
+            tokio::select! {
+                next = taken.recv_async(), if room => match next {
+                    Ok(ready) => running.push(self.reconcile_at(ready)),
+                    Err(_) => open = false,
+                },
+                Some((at, result)) = running.next(), if !running.is_empty() => {
+                    results.put(at, result);
+                }
+                else => break,
+            }
+        }
+    }
+
+    /// One prepared zone reconciled, with its position. Boxed as a `Send` future named
+    /// by a method, not a closure: the service runs this inside spawned tasks, and a
+    /// closure over the zone trips the compiler's higher-ranked lifetime check for `Send`.
+    fn reconcile_at(
+        &self,
+        (at, item, connection, start): Ready<'a>,
+    ) -> futures::future::BoxFuture<'_, (usize, Result<ZoneDone, ZoneFailure>)> {
+        Box::pin(async move { (at, self.zone(item, connection, start).await) })
     }
 
     /// The DNS server's connection, made on its first zone.
