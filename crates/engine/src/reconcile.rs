@@ -65,8 +65,11 @@ pub struct ReconcileRequest {
     pub both_cores: bool,
 }
 
-/// Default number of zones worked on at once.
-pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Default number of zones a run holds at once. Twice an RFC 2136 server's default
+/// `maxConcurrentZones` (16): the zones beyond a server's limit wait at it, ready to go the
+/// moment one of its zones finishes (a 10,000-zone publish into one Knot: 7.9-8.7 s with
+/// 16, 6.9-7.0 s with 32, no better with 64).
+pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// The outcome for one zone.
 #[derive(Debug, Clone)]
