@@ -105,3 +105,53 @@ fn a_pending_dkim_key_is_promoted_only_once_every_name_server_serves_it() {
     common::mailzone_ok(tmp.path(), &["apply"]);
     assert_eq!(stage(tmp.path()), "Active", "served by every name server");
 }
+
+/// A zone read whole by transfer names its own name servers: with both hosts' addresses
+/// in the zone, the apply asks nobody for them (no NS, A or AAAA question) and polls the
+/// one server it did not update. The primary NOTIFYs the secondary here.
+#[test]
+fn the_name_servers_are_taken_from_the_transferred_zone() {
+    if !mailzone_testkit::require_tools(&["knotd", "named", "kdig"]) {
+        return;
+    }
+    let key = TsigKey::generate("mailzone");
+    let port = common::free_port();
+    let ns1 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let primary = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(
+            ZONE,
+            &format!("@ 3600 IN NS ns2.{ZONE}.\nns2 3600 IN A 127.0.0.2\n"),
+        )],
+        &key,
+        &ServerOptions {
+            port: Some(port),
+            ip: Ipv4Addr::new(127, 0, 0, 2),
+            notify: vec![ns1],
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
+    let secondary = DnsServer::start_secondary_on(port, primary.addr, &[ZONE], &key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = config(&primary)
+        .replace("pollingInterval = \"100ms\"", "pollingInterval = \"1s\"")
+        .replace(
+            "propagationTimeout = \"1s\"",
+            "propagationTimeout = \"10s\"",
+        )
+        .replace("[\"dkim\", \"mx\"]", "[\"mx\"]");
+    std::fs::write(tmp.path().join("mailzone.toml"), text).unwrap();
+
+    let out = common::mailzone_ok(tmp.path(), &["apply", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let messages = report["summary"]["dnsMessages"].as_u64().unwrap();
+    // A transfer, the UPDATE, the SOA question after it, and one SOA poll of ns1 per
+    // second until it serves the change (NOTIFY makes that the first or the second).
+    // Asking for the name servers would add five: NS, and A and AAAA of each host.
+    assert!((4..=5).contains(&messages), "{messages} messages: {report}");
+    assert!(
+        !secondary.query(ZONE, "MX").is_empty(),
+        "the secondary serves the change"
+    );
+}

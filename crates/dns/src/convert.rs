@@ -201,6 +201,19 @@ pub fn from_wire(record: &WireRecord) -> Result<Option<LiveRecord>, Unrepresenta
     }))
 }
 
+/// An NS record as a transfer served it (NS is no type mailzone models, so [`from_wire`]
+/// leaves it out), `None` for another type or an owner or host mailzone cannot represent.
+pub fn ns_from_wire(record: &WireRecord) -> Option<Record> {
+    let WireRData::NS(host) = &record.data else {
+        return None;
+    };
+    Some(Record {
+        name: from_wire_name(&record.name).ok()?,
+        ttl: record.ttl,
+        data: RData::Ns(from_wire_name(&host.0).ok()?),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -483,6 +483,7 @@ impl Provider for DnsUpdateProvider {
             serial: 0,
             records,
             method: ReadMethod::Queries,
+            ns_records: None,
         })
     }
 

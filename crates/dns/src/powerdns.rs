@@ -458,6 +458,7 @@ impl Provider for PowerDnsProvider {
             serial: dns_serial.unwrap_or(info.serial),
             records: live_records(&info.rrsets, self.address)?,
             method: ReadMethod::Listing,
+            ns_records: None,
         })
     }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use mailzone_records::diff::{ChangeSet, LiveRecord};
-use mailzone_records::{Name, RrType};
+use mailzone_records::{Name, Record, RrType};
 
 use crate::DnsError;
 
@@ -40,6 +40,11 @@ pub struct ZoneSnapshot {
     pub serial: u32,
     pub records: Vec<LiveRecord>,
     pub method: ReadMethod,
+    /// Every NS record of a zone read whole by transfer (its apex NS RRset and any
+    /// delegation below it), `None` for any other read or when one of them names a host
+    /// mailzone cannot represent: NS is no type mailzone writes, but the apex RRset names
+    /// the servers a change must reach.
+    pub ns_records: Option<Vec<Record>>,
 }
 
 /// What an apply sent.

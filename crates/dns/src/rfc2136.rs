@@ -58,7 +58,9 @@ use mailzone_records::{Name, RData, RrType};
 use tracing::Instrument as _;
 use zeroize::Zeroizing;
 
-use crate::convert::{from_wire, live_to_wire_rdata, record_type, to_wire_name, to_wire_record};
+use crate::convert::{
+    from_wire, live_to_wire_rdata, ns_from_wire, record_type, to_wire_name, to_wire_record,
+};
 use crate::query::{self, Op, check_answer};
 use crate::transport::{Answer, Encoded, Endpoint, Idle, TCP_MAX, TcpConn, UdpSockets};
 pub use mailzone_records::{Transport, TsigAlgorithm};
@@ -331,6 +333,7 @@ impl Rfc2136Provider {
             serial,
             records,
             method: ReadMethod::Queries,
+            ns_records: None,
         })
     }
 
@@ -590,7 +593,16 @@ impl Provider for Rfc2136Provider {
                 }
             };
             let mut records = Vec::new();
+            let mut ns_records = Some(Vec::new());
             for record in &wire {
+                if record.record_type() == RecordType::NS {
+                    let ns = ns_from_wire(record);
+                    ns_records = ns_records.zip(ns).map(|(mut all, ns)| {
+                        all.push(ns);
+                        all
+                    });
+                    continue;
+                }
                 match from_wire(record) {
                     Ok(Some(live)) => records.push(live),
                     Ok(None) => {}
@@ -603,6 +615,7 @@ impl Provider for Rfc2136Provider {
                 serial,
                 records,
                 method: ReadMethod::Transfer,
+                ns_records,
             })
         }
         .instrument(span)

@@ -402,6 +402,7 @@ impl Provider for ZoneFileProvider {
             serial: snapshot.serial,
             records: snapshot.live,
             method: ReadMethod::File,
+            ns_records: None,
         })
     }
 

@@ -475,6 +475,7 @@ async fn reconcile_zone(
                 let origin = propagation::Origin {
                     server: item.server,
                     primary: connection.endpoint,
+                    transferred: Some(&snapshot),
                 };
                 propagation::wait(
                     origin,

@@ -166,6 +166,7 @@ pub(crate) async fn publish(
         let origin = propagation::Origin {
             server: &server,
             primary: connection.endpoint,
+            transferred: None,
         };
         propagation::wait(origin, &zone, &changes, &before, serial, progress, &sent).await?;
         progress.step(

@@ -802,6 +802,7 @@ async fn promote_applied(
             let origin = propagation::Origin {
                 server: item.server,
                 primary: confirmed.primary,
+                transferred: None,
             };
             propagation::wait(
                 origin,
