@@ -13,8 +13,9 @@ const QUIET_WAIT: Duration = Duration::from_secs(60);
 pub const SPAWN_MEASURED: &str = "--spawn-measured";
 
 /// The `main` of a benchmark table program: the helper mode when started as one, else
-/// `parse` then `run`, a usage line on bad arguments (exit 2) and the error on failure
-/// (exit 1), each prefixed with the program's `name`.
+/// the usage line for `--help` (exit 0), else `parse` then `run`, a usage line on bad
+/// arguments (exit 2) and the error on failure (exit 1), each prefixed with the program's
+/// `name`.
 pub fn table_main<A>(
     name: &str,
     usage: &str,
@@ -24,7 +25,12 @@ pub fn table_main<A>(
     if let Some(code) = helper_mode() {
         return code;
     }
-    let args = match parse(std::env::args().skip(1).collect()) {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.iter().any(|arg| arg == "--help" || arg == "-h") {
+        println!("usage: {name} {usage}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse(raw) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("{name}: {message}");
