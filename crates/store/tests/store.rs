@@ -1,6 +1,7 @@
 //! Integration tests of the SQLite state database: file modes, persistence, the
 //! insert-if-absent contract under races, and that secrets stay out of output.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -505,4 +506,103 @@ async fn the_writes_of_several_zones_land_together_and_read_back_per_zone() {
         .await
         .unwrap();
     assert_eq!(states.values().next(), Some(&state(2)));
+}
+
+/// A ledger written under the schema before the ledger became a WITHOUT ROWID table
+/// (migrations 1 to 13) is carried over whole by the migration that rebuilds it.
+#[tokio::test]
+async fn the_ledger_survives_its_rebuild_as_a_keyed_table() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let earlier = tmp.path().join("migrations-1-to-13");
+    fs::create_dir_all(&state).unwrap();
+    fs::create_dir_all(&earlier).unwrap();
+    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in fs::read_dir(&all).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0014" {
+            fs::copy(&path, earlier.join(&name)).unwrap();
+        }
+    }
+    let db = state.join(DATABASE_FILE_NAME);
+    let options = SqliteConnectOptions::new()
+        .filename(&db)
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let rows = [
+        ("example.org", "MX", "10 mail.example.org.", "mx"),
+        (
+            "_dmarc.example.org",
+            "TXT",
+            "\"v=DMARC1; p=reject\"",
+            "dmarc",
+        ),
+        ("example.net", "MX", "10 mail.example.org.", "mx"),
+    ];
+    for (name, rtype, rdata, purpose) in rows {
+        let zone = if name.ends_with("example.org") {
+            "example.org"
+        } else {
+            "example.net"
+        };
+        sqlx::query(
+            "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
+             VALUES (?, ?, ?, ?, ?, 1)",
+        )
+        .bind(zone)
+        .bind(name)
+        .bind(rtype)
+        .bind(rdata)
+        .bind(purpose)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let store = Store::open_sqlite(&state).await.unwrap();
+    let zone = mailzone_records::Name::owner("example.org").unwrap();
+    let shown: BTreeSet<String> = store
+        .ledger(&zone)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let rdata = mailzone_records::zonefile::rdata_presentation(&e.data);
+            format!("{} {} {rdata}", e.purpose.name(), e.name.as_str())
+        })
+        .collect();
+    let expected: BTreeSet<String> = [
+        "mx example.org 10 mail.example.org.",
+        "dmarc _dmarc.example.org \"v=DMARC1; p=reject\"",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(shown, expected);
+    store.close().await;
+
+    // The rebuilt table has no rowid any more.
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&db))
+        .await
+        .unwrap();
+    let rowid = sqlx::query("SELECT rowid FROM published_records")
+        .fetch_all(&pool)
+        .await;
+    assert!(rowid.is_err(), "a WITHOUT ROWID table: {rowid:?}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM published_records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 3, "every row carried over");
+    pool.close().await;
 }
