@@ -206,35 +206,64 @@ impl ZoneFailure {
     pub fn class(&self) -> FailureClass {
         self.error.class()
     }
+
+    /// Why the zone failed: the error without its own `zone …: ` prefix.
+    fn why(&self) -> String {
+        let error = self.error.to_string();
+        [
+            format!("zone {}: ", self.zone.as_str()),
+            format!("zone {}: ", self.zone),
+        ]
+        .iter()
+        .find_map(|prefix| error.strip_prefix(prefix.as_str()))
+        .map_or_else(|| error.clone(), str::to_string)
+    }
 }
 
 impl fmt::Display for ZoneFailure {
     /// `zone example.org. (dnsServer primary): <why>`: the error's own `zone …: ` prefix
     /// is not repeated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let error = self.error.to_string();
-        let why = [
-            format!("zone {}: ", self.zone.as_str()),
-            format!("zone {}: ", self.zone),
-        ]
-        .iter()
-        .find_map(|prefix| error.strip_prefix(prefix.as_str()))
-        .unwrap_or(&error);
         write!(
             f,
-            "zone {} (dnsServer {}): {why}",
-            self.zone, self.dns_server
+            "zone {} (dnsServer {}): {}",
+            self.zone,
+            self.dns_server,
+            self.why()
         )
     }
 }
 
-/// One failure as it is; several counted, then each in turn (a task's `failureReason`
-/// names every zone and DNS server).
+/// One failure as it is; several counted, then grouped by DNS server and reason in the
+/// order they came, each reason said once with the zones it stopped (a task's
+/// `failureReason` names every zone and DNS server; a server that is down does not repeat
+/// itself once per zone).
 fn zones_message(failures: &[ZoneFailure]) -> String {
     match failures {
         [one] => one.to_string(),
         many => {
-            let each: Vec<String> = many.iter().map(ZoneFailure::to_string).collect();
+            let mut groups: Vec<((&str, String), Vec<&Name>)> = Vec::new();
+            for failure in many {
+                let key = (failure.dns_server.as_str(), failure.why());
+                match groups.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, zones)) => zones.push(&failure.zone),
+                    None => groups.push((key, vec![&failure.zone])),
+                }
+            }
+            let each: Vec<String> = groups
+                .into_iter()
+                .map(|((dns_server, why), zones)| match zones.as_slice() {
+                    [zone] => format!("zone {zone} (dnsServer {dns_server}): {why}"),
+                    zones => {
+                        let names: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
+                        format!(
+                            "{} zones (dnsServer {dns_server}): {why}: {}",
+                            zones.len(),
+                            names.join(", ")
+                        )
+                    }
+                })
+                .collect();
             format!("{} zones failed: {}", many.len(), each.join("; "))
         }
     }
@@ -435,5 +464,34 @@ mod tests {
         );
         assert_eq!(failure.class(), FailureClass::Auth);
         assert_eq!(EngineError::Zones(vec![]).class(), FailureClass::Other);
+    }
+
+    #[test]
+    fn zones_failing_alike_share_one_reason() {
+        let failure = |zone: &str, dns_server: &str, cause: Cause| ZoneFailure {
+            zone: Name::host(zone).unwrap(),
+            dns_server: dns_server.into(),
+            error: EngineError::Dns {
+                zone: zone.into(),
+                error: DnsError::Permanent {
+                    server: server(),
+                    message: format!("{cause:?}"),
+                    cause,
+                },
+            },
+        };
+        let failures = vec![
+            failure("a.test", "primary", Cause::Tsig),
+            failure("b.test", "other", Cause::Tsig),
+            failure("c.test", "primary", Cause::Tsig),
+            failure("d.test", "primary", Cause::Tsig),
+            failure("e.test", "primary", Cause::Rcode(Rcode::NotAuth)),
+        ];
+        assert_eq!(
+            EngineError::Zones(failures).to_string(),
+            "5 zones failed: 3 zones (dnsServer primary): Tsig: a.test., c.test., d.test.; \
+             zone b.test. (dnsServer other): Tsig; \
+             zone e.test. (dnsServer primary): Rcode(NotAuth)"
+        );
     }
 }
