@@ -592,17 +592,13 @@ impl Provider for Rfc2136Provider {
                     return self.read_by_queries(zone, wanted, rcode).await;
                 }
             };
+            let ns_records = wire
+                .iter()
+                .filter(|record| record.record_type() == RecordType::NS)
+                .map(ns_from_wire)
+                .collect::<Option<Vec<_>>>();
             let mut records = Vec::new();
-            let mut ns_records = Some(Vec::new());
             for record in &wire {
-                if record.record_type() == RecordType::NS {
-                    let ns = ns_from_wire(record);
-                    ns_records = ns_records.zip(ns).map(|(mut all, ns)| {
-                        all.push(ns);
-                        all
-                    });
-                    continue;
-                }
                 match from_wire(record) {
                     Ok(Some(live)) => records.push(live),
                     Ok(None) => {}

@@ -242,20 +242,20 @@ fn zones_message(failures: &[ZoneFailure]) -> String {
     match failures {
         [one] => one.to_string(),
         many => {
-            let mut groups: Vec<((&str, String), Vec<&Name>)> = Vec::new();
+            let mut groups: Vec<((&str, String), Vec<&ZoneFailure>)> = Vec::new();
             for failure in many {
                 let key = (failure.dns_server.as_str(), failure.why());
                 match groups.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, zones)) => zones.push(&failure.zone),
-                    None => groups.push((key, vec![&failure.zone])),
+                    Some((_, alike)) => alike.push(failure),
+                    None => groups.push((key, vec![failure])),
                 }
             }
             let each: Vec<String> = groups
                 .into_iter()
-                .map(|((dns_server, why), zones)| match zones.as_slice() {
-                    [zone] => format!("zone {zone} (dnsServer {dns_server}): {why}"),
+                .map(|((dns_server, why), alike)| match alike.as_slice() {
+                    [one] => one.to_string(),
                     zones => {
-                        let names: Vec<String> = zones.iter().map(|z| z.to_string()).collect();
+                        let names: Vec<String> = zones.iter().map(|z| z.zone.to_string()).collect();
                         format!(
                             "{} zones (dnsServer {dns_server}): {why}: {}",
                             zones.len(),

@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use mailzone_dns::resolver::Resolver;
-use mailzone_dns::{ReadMethod, ZoneSnapshot, query};
+use mailzone_dns::{ZoneSnapshot, query};
 use mailzone_records::diff::{ChangeSet, LiveRecord};
 use mailzone_records::{DnsProvider, DnsServer, Name, RData, Record, RrType};
 
@@ -130,13 +130,15 @@ async fn poll_targets(
         _ => None,
     });
     let port = serving.map_or(53, |p| p.port());
-    let transferred = origin
+    // Only a read from the primary by transfer holds the zone's NS records.
+    let from_zone = origin
         .transferred
-        .filter(|read| origin.primary.is_some() && read.method == ReadMethod::Transfer);
-    let ns_and_records = transferred.and_then(|read| Some((read.ns_records.as_ref()?, read)));
-    if let Some(servers) = ns_and_records
-        .and_then(|(ns, read)| servers_in_zone(zone, ns, &read.records, changes, port))
-    {
+        .filter(|_| origin.primary.is_some())
+        .and_then(|read| {
+            let ns = read.ns_records.as_deref()?;
+            servers_in_zone(zone, ns, &read.records, changes, port)
+        });
+    if let Some(servers) = from_zone {
         return Ok(servers);
     }
     progress.step(zone, "finding the zone's name servers");
