@@ -6,16 +6,19 @@
 //! ```sh
 //! cargo build --release -p mailzone
 //! cargo run --release -p mailzone-bench --bin scale_table -- \
-//!     [--sizes 1000,10000,100000] [--skip-octodns] [--noop-runs N] [--capture]
+//!     [--sizes 1000,10000,100000] [--skip-octodns] [--runs N] [--noop-runs N] [--capture]
 //! ```
 //!
-//! For each size N, one fresh knotd (testkit) serving N zones `z00000.bench.test` … that
-//! hold only the kit's SOA, NS and `ns1` glue at the start, and the configs of
-//! `reconcile_table`:
-//! - (a) initial publish;
-//! - (b) a warm no-op (the state directory of (a)), the median of `--noop-runs` runs
-//!   (default 3);
+//! For each size N, `--runs` rounds (default 1), each on a fresh knotd (testkit) serving
+//! N zones `z00000.bench.test` … that hold only the kit's SOA, NS and `ns1` glue at the
+//! start, with the configs of `reconcile_table`:
+//! - (a) initial publish into a fresh state directory;
+//! - (b) a warm no-op (the state directory of (a)), `--noop-runs` runs (default 3);
 //! - (c) the RSA DKIM key of every domain replaced by another one (new selector).
+//!
+//! Each row is the median (by wall time) of its runs over the rounds: a 1,000-zone run
+//! lasts about a second and varies by a third from one to the next, so its rows want
+//! `--runs 5` or more.
 //!
 //! (a) and (c) must send one UPDATE per zone and (b) none (mailzone's own `updatesSent`),
 //! and the first, middle and last zones are checked with kdig after (a) and (c). octoDNS
@@ -25,7 +28,7 @@
 //! tcpdump on `lo` (as `reconcile_table` does), which counts octoDNS's messages too but
 //! takes CPU from the runs measured.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -39,10 +42,11 @@ use mailzone_bench::measure::{
 use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
-    KnotBench, Mailzone, Tool, expect_one_update_per_zone, median, old_rsa_key, print_environment,
-    run_octodns, start_knot, warn_disturbed, write_mailzone_config,
+    ApplyReport, KnotBench, Mailzone, Measure, Tool, expect_one_update_per_zone, median,
+    old_rsa_key, print_environment, run_octodns, start_knot, warn_disturbed, write_mailzone_config,
 };
-use mailzone_testkit::TsigKey;
+
+use mailzone_testkit::{DnsServer, TsigKey};
 
 const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
 const MAX_ZONES: usize = 100_000;
@@ -61,12 +65,14 @@ struct Args {
     octodns: bool,
     capture: bool,
     noop_runs: usize,
+    /// Rounds of (a), (b) and (c) per size, each on a fresh knotd; the rows are medians.
+    runs: usize,
 }
 
 fn main() -> ExitCode {
     table_main(
         "scale_table",
-        "[--sizes 1000,10000,100000] [--skip-octodns] [--noop-runs N] [--capture]",
+        "[--sizes 1000,10000,100000] [--skip-octodns] [--runs N] [--noop-runs N] [--capture]",
         parse_args,
         run,
     )
@@ -78,6 +84,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
         octodns: true,
         capture: false,
         noop_runs: 3,
+        runs: 1,
     };
     let mut it = raw.into_iter();
     while let Some(arg) = it.next() {
@@ -99,6 +106,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
             "--skip-octodns" => args.octodns = false,
             "--capture" => args.capture = true,
             "--noop-runs" => args.noop_runs = number_arg("--noop-runs", &mut it, 1..=20)?,
+            "--runs" => args.runs = number_arg("--runs", &mut it, 1..=20)?,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -177,54 +185,79 @@ struct Bench<'a> {
     octodns: Option<&'a Path>,
 }
 
-/// mailzone's rows at `n` zones, then octoDNS's at [`OCTODNS_ZONES`].
-fn run_size(
-    bench: &Bench<'_>,
+/// What one round of mailzone's runs measured at a size: (a), each run of (b), (c).
+struct Round {
+    publish: Measured,
+    warm: Vec<Measured>,
+    dkim: Measured,
+}
+
+type Measured = (Measure, ApplyReport);
+
+/// The zones of a size and where its files go.
+struct Size<'a> {
     n: usize,
+    zones: &'a [String],
+    work: &'a Path,
+    /// Whether every zone's records are kept (octoDNS is handed them), not only those of
+    /// the zones checked with kdig.
+    all_records: bool,
+}
+
+/// The records the zones must hold after (a) and after (c).
+struct Expected {
+    a: ByZone,
+    c: ByZone,
+}
+
+impl Size<'_> {
+    /// The records of the configs of (a) and (c), from `mailzone records`: this also warms
+    /// the page cache for the binary, the configs and the keys.
+    fn expected(
+        &self,
+        binary: &Path,
+        config_a: &Path,
+        config_c: &Path,
+    ) -> Result<Expected, String> {
+        let state = self.work.join("state-records");
+        let records = |config: &Path| {
+            if self.all_records {
+                records_by_zone(binary, config, &state, self.zones)
+            } else {
+                sample_records_by_zone(binary, config, &state, self.zones)
+            }
+        };
+        Ok(Expected {
+            a: records(config_a)?,
+            c: records(config_c)?,
+        })
+    }
+}
+
+/// One round at a size: a fresh knotd, (a) into a fresh state directory, then `noop_runs`
+/// runs of (b) and one of (c) on its state.
+/// The first round finds the records expected (`expected` is `None` until then).
+fn mailzone_round(
+    bench: &Bench<'_>,
+    size: &Size<'_>,
+    expected: &mut Option<Expected>,
+    round: usize,
     noop_runs: usize,
-    rows: &mut Vec<Row>,
-) -> Result<(), String> {
-    let work = &bench.work.join(format!("zones-{n}"));
-    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let zones: Vec<String> = (0..n).map(zone_name).collect();
-    let octodns = bench.octodns.filter(|_| n == OCTODNS_ZONES);
-    let at = |op| At { zones: n, op };
-
-    eprintln!("{} zones: starting knotd", thousands(n as u64));
+) -> Result<Round, String> {
+    let (n, zones, work) = (size.n, size.zones, size.work);
+    eprintln!(
+        "{} zones, round {}: starting knotd",
+        thousands(n as u64),
+        round + 1
+    );
     let started = Instant::now();
-    let server = start_knot(&zones, bench.key)?;
+    let server = start_knot(zones, bench.key)?;
     eprintln!("  knotd serves them after {}", duration(started.elapsed()));
-    let config_a = work.join("mailzone-a.toml");
-    let config_c = work.join("mailzone-c.toml");
-    write_mailzone_config(
-        &config_a,
-        &zones,
-        &server,
-        bench.examples,
-        OLD_RSA_SELECTOR,
-        &old_rsa_key(bench.examples),
-    )?;
-    write_mailzone_config(
-        &config_c,
-        &zones,
-        &server,
-        bench.examples,
-        NEW_RSA_SELECTOR,
-        bench.new_rsa,
-    )?;
-    // octoDNS is handed every zone's records; otherwise only the zones checked with kdig
-    // are kept. Either also warms the page cache for the binary, the configs and the keys.
-    let records = |config: &Path| -> Result<ByZone, String> {
-        let state = work.join("state-records");
-        if octodns.is_some() {
-            records_by_zone(bench.binary, config, &state, &zones)
-        } else {
-            sample_records_by_zone(bench.binary, config, &state, &zones)
-        }
-    };
-    let records_a = records(&config_a)?;
-    let records_c = records(&config_c)?;
-
+    let (config_a, config_c) = write_configs(bench, work, zones, &server)?;
+    if expected.is_none() {
+        *expected = Some(size.expected(bench.binary, &config_a, &config_c)?);
+    }
+    let expected = expected.as_ref().expect("found above");
     let mz = Mailzone {
         binary: bench.binary,
         server: &server,
@@ -232,18 +265,18 @@ fn run_size(
         work,
         zones: n,
     };
-    let state = work.join("state-warm");
+    let state = work.join(format!("state-warm-{round}"));
 
     eprintln!("  mailzone (a): initial publish");
-    let (m, report) = mz.apply("mailzone-a", &config_a, &state)?;
-    expect_one_update_per_zone("(a)", &report, n)?;
-    verify_samples(server.addr, &zones, &records_a, None)?;
-    push(rows, Row::mailzone(at(Op::Publish), m, &report, 1));
+    let publish = mz.apply(&format!("mailzone-a-{round}"), &config_a, &state)?;
+    expect_one_update_per_zone("(a)", &publish.1, n)?;
+    verify_samples(server.addr, zones, &expected.a, None)?;
+    say(n, Op::Publish, &publish.0);
 
     eprintln!("  mailzone (b): no-op, warm ({noop_runs} runs)");
     let mut warm = Vec::new();
     for run in 0..noop_runs {
-        let (m, report) = mz.apply(&format!("mailzone-b-warm-{run}"), &config_a, &state)?;
+        let (m, report) = mz.apply(&format!("mailzone-b-warm-{round}-{run}"), &config_a, &state)?;
         let captured = m.captured.as_ref().map(|c| c.updates).unwrap_or(0);
         if report.updates != 0 || captured != 0 {
             return Err(format!(
@@ -251,27 +284,107 @@ fn run_size(
                 report.updates
             ));
         }
+        say(n, Op::NoopWarm, &m);
         warm.push((m, report));
     }
-    let (m, report) = median(warm);
-    push(rows, Row::mailzone(at(Op::NoopWarm), m, &report, noop_runs));
 
     eprintln!("  mailzone (c): the RSA DKIM key of every zone replaced");
-    let (m, report) = mz.apply("mailzone-c", &config_c, &state)?;
-    expect_one_update_per_zone("(c)", &report, n)?;
-    verify_samples(server.addr, &zones, &records_c, Some(OLD_RSA_SELECTOR))?;
-    push(rows, Row::mailzone(at(Op::Dkim), m, &report, 1));
-    drop(server);
+    let dkim = mz.apply(&format!("mailzone-c-{round}"), &config_c, &state)?;
+    expect_one_update_per_zone("(c)", &dkim.1, n)?;
+    verify_samples(server.addr, zones, &expected.c, Some(OLD_RSA_SELECTOR))?;
+    say(n, Op::Dkim, &dkim.0);
+    Ok(Round {
+        publish,
+        warm,
+        dkim,
+    })
+}
 
-    if let Some(venv) = octodns {
+/// Says a run's figures on stderr at once (a round's rows come after all its runs).
+fn say(n: usize, op: Op, m: &Measure) {
+    eprintln!(
+        "    {} zones {}: wall {}, CPU {}, knotd CPU {}, peak RSS {}",
+        thousands(n as u64),
+        op.short(),
+        duration(m.wall),
+        duration(m.cpu),
+        duration(m.knot_cpu),
+        mib(m.peak_rss_kib)
+    );
+}
+
+/// The configs of (a) and (c) for `server`'s zones, written into `work`.
+fn write_configs(
+    bench: &Bench<'_>,
+    work: &Path,
+    zones: &[String],
+    server: &DnsServer,
+) -> Result<(PathBuf, PathBuf), String> {
+    let config_a = work.join("mailzone-a.toml");
+    let config_c = work.join("mailzone-c.toml");
+    write_mailzone_config(
+        &config_a,
+        zones,
+        server,
+        bench.examples,
+        OLD_RSA_SELECTOR,
+        &old_rsa_key(bench.examples),
+    )?;
+    write_mailzone_config(
+        &config_c,
+        zones,
+        server,
+        bench.examples,
+        NEW_RSA_SELECTOR,
+        bench.new_rsa,
+    )?;
+    Ok((config_a, config_c))
+}
+
+/// mailzone's rows at `n` zones (the medians of `--runs` rounds), then octoDNS's at
+/// [`OCTODNS_ZONES`].
+fn run_size(bench: &Bench<'_>, n: usize, args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
+    let work = &bench.work.join(format!("zones-{n}"));
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let zones: Vec<String> = (0..n).map(zone_name).collect();
+    let octodns = bench.octodns.filter(|_| n == OCTODNS_ZONES);
+    let at = |op| At { zones: n, op };
+    let size = Size {
+        n,
+        zones: &zones,
+        work,
+        all_records: octodns.is_some(),
+    };
+
+    let mut expected = None;
+    let (mut publish, mut warm, mut dkim) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.runs {
+        let r = mailzone_round(bench, &size, &mut expected, round, args.noop_runs)?;
+        publish.push(r.publish);
+        warm.extend(r.warm);
+        dkim.push(r.dkim);
+        // A round's state directory holds a few hundred MB at 100,000 zones.
+        let _ = std::fs::remove_dir_all(work.join(format!("state-warm-{round}")));
+    }
+    for (op, runs) in [
+        (Op::Publish, publish),
+        (Op::NoopWarm, warm),
+        (Op::Dkim, dkim),
+    ] {
+        let count = runs.len();
+        let (m, report) = median(runs);
+        push(rows, Row::mailzone(at(op), m, &report, count));
+    }
+
+    if let (Some(venv), Some(expected)) = (octodns, &expected) {
         let runs = run_octodns(
             venv,
             bench.tcpdump,
             work,
             &zones,
             bench.key,
-            &records_a,
-            &records_c,
+            &expected.a,
+            &expected.c,
         )?;
         for row in runs.into_rows(at(Op::Publish), at(Op::NoopWarm), at(Op::Dkim)) {
             push(rows, row);
@@ -335,7 +448,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut failures = Vec::new();
     for &n in &args.sizes {
         // A size that fails does not lose the others' rows.
-        if let Err(e) = run_size(&bench, n, args.noop_runs, &mut rows) {
+        if let Err(e) = run_size(&bench, n, args, &mut rows) {
             eprintln!("scale_table: {} zones failed: {e}", thousands(n as u64));
             failures.push(format!("{} zones: {e}", thousands(n as u64)));
         }
