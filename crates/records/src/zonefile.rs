@@ -227,92 +227,112 @@ fn read_token(bytes: &[u8], mut i: usize, quoted: bool) -> Result<(Vec<u8>, usiz
 }
 
 fn parse_tokens(tokens: &[Token]) -> Result<Record, String> {
-    let text = |i: usize| -> Result<String, String> {
-        let (bytes, _) = tokens.get(i).ok_or("the record is incomplete")?;
-        String::from_utf8(bytes.clone()).map_err(|_| "a name or number is not ASCII".to_string())
-    };
-    let number = |i: usize| -> Result<u64, String> {
-        let t = text(i)?;
-        t.parse().map_err(|_| format!("`{t}` is not a number"))
-    };
-    let name = |i: usize| -> Result<Name, String> {
-        let t = text(i)?;
-        if t == "." {
-            return Ok(Name::root());
-        }
-        if !t.ends_with('.') {
-            return Err(format!("`{t}` is not an absolute name"));
-        }
-        Name::owner(&t).map_err(|e| e.to_string())
-    };
-    let owner = name(0)?;
-    let ttl = u32::try_from(number(1)?).map_err(|_| "TTL out of range".to_string())?;
-    if !text(2)?.eq_ignore_ascii_case("IN") {
+    let owner = token_name(tokens, 0)?;
+    let ttl =
+        u32::try_from(token_number(tokens, 1)?).map_err(|_| "TTL out of range".to_string())?;
+    if !token_text(tokens, 2)?.eq_ignore_ascii_case("IN") {
         return Err("only class IN is supported".into());
     }
-    let rtype = text(3)?.to_ascii_uppercase();
+    let rtype = token_text(tokens, 3)?;
+    Ok(Record {
+        name: owner,
+        ttl,
+        data: rdata_from_tokens(&rtype, tokens.get(4..).unwrap_or_default())?,
+    })
+}
+
+/// RDATA of the type `rtype` in presentation form (as a zone file or a provider's API
+/// writes it after the type), without an owner, TTL or class to read first.
+pub fn parse_rdata_only(rtype: &str, rdata: &str) -> Result<RData, String> {
+    rdata_from_tokens(rtype, &tokenize(rdata)?)
+}
+
+/// The token at `i` as text.
+fn token_text(tokens: &[Token], i: usize) -> Result<String, String> {
+    let (bytes, _) = tokens.get(i).ok_or("the record is incomplete")?;
+    String::from_utf8(bytes.clone()).map_err(|_| "a name or number is not ASCII".to_string())
+}
+
+fn token_number(tokens: &[Token], i: usize) -> Result<u64, String> {
+    let t = token_text(tokens, i)?;
+    t.parse().map_err(|_| format!("`{t}` is not a number"))
+}
+
+/// The token at `i` as an absolute name (`.` is the root).
+fn token_name(tokens: &[Token], i: usize) -> Result<Name, String> {
+    let t = token_text(tokens, i)?;
+    if t == "." {
+        return Ok(Name::root());
+    }
+    if !t.ends_with('.') {
+        return Err(format!("`{t}` is not an absolute name"));
+    }
+    Name::owner(&t).map_err(|e| e.to_string())
+}
+
+/// RDATA of the type `rtype` (any case) from its tokens.
+fn rdata_from_tokens(rtype: &str, tokens: &[Token]) -> Result<RData, String> {
+    let text = |i: usize| token_text(tokens, i);
+    let number = |i: usize| token_number(tokens, i);
+    let name = |i: usize| token_name(tokens, i);
     let small = |i: usize| -> Result<u16, String> {
         u16::try_from(number(i)?).map_err(|_| "number out of range".to_string())
     };
-    let data = match rtype.as_str() {
+    let data = match rtype.to_ascii_uppercase().as_str() {
         "A" => RData::A(
-            text(4)?
+            text(0)?
                 .parse()
                 .map_err(|_| "bad IPv4 address".to_string())?,
         ),
         "AAAA" => RData::Aaaa(
-            text(4)?
+            text(0)?
                 .parse()
                 .map_err(|_| "bad IPv6 address".to_string())?,
         ),
         "MX" => RData::Mx {
-            preference: small(4)?,
-            exchange: name(5)?,
+            preference: small(0)?,
+            exchange: name(1)?,
         },
-        "CNAME" => RData::Cname(name(4)?),
-        "PTR" => RData::Ptr(name(4)?),
-        "NS" => RData::Ns(name(4)?),
+        "CNAME" => RData::Cname(name(0)?),
+        "PTR" => RData::Ptr(name(0)?),
+        "NS" => RData::Ns(name(0)?),
         "SRV" => RData::Srv {
-            priority: small(4)?,
-            weight: small(5)?,
-            port: small(6)?,
-            target: name(7)?,
+            priority: small(0)?,
+            weight: small(1)?,
+            port: small(2)?,
+            target: name(3)?,
         },
         "TXT" => {
-            let strings: Vec<&Vec<u8>> = tokens[4..].iter().map(|(b, _)| b).collect();
+            let strings: Vec<&Vec<u8>> = tokens.iter().map(|(b, _)| b).collect();
             if strings.iter().any(|s| s.len() > txt::MAX_STRING_LEN) {
                 return Err("a TXT character-string is longer than 255 bytes".into());
             }
             RData::Txt(txt::join(&strings))
         }
         "CAA" => RData::Caa {
-            flags: u8::try_from(number(4)?).map_err(|_| "CAA flags out of range".to_string())?,
-            tag: text(5)?,
-            value: String::from_utf8(tokens.get(6).ok_or("CAA value missing")?.0.clone())
+            flags: u8::try_from(number(0)?).map_err(|_| "CAA flags out of range".to_string())?,
+            tag: text(1)?,
+            value: String::from_utf8(tokens.get(2).ok_or("CAA value missing")?.0.clone())
                 .map_err(|_| "CAA value is not UTF-8".to_string())?,
         },
         "TLSA" => {
             let byte = |i: usize| {
                 u8::try_from(number(i)?).map_err(|_| "TLSA field out of range".to_string())
             };
-            let hex_text: String = (7..tokens.len())
+            let hex_text: String = (3..tokens.len())
                 .map(text)
                 .collect::<Result<Vec<_>, _>>()?
                 .concat();
             RData::Tlsa {
-                usage: byte(4)?,
-                selector: byte(5)?,
-                matching_type: byte(6)?,
+                usage: byte(0)?,
+                selector: byte(1)?,
+                matching_type: byte(2)?,
                 data: unhex(&hex_text)?,
             }
         }
         other => return Err(format!("record type {other} is not supported")),
     };
-    Ok(Record {
-        name: owner,
-        ttl,
-        data,
-    })
+    Ok(data)
 }
 
 /// Decodes hex digits (either case), the inverse of [`hex`]. Anything but ASCII hex digits
@@ -376,6 +396,39 @@ mod tests {
                 assert_eq!(buffer, formatted);
             }
         }
+    }
+
+    /// RDATA read on its own (as the ledger stores it) is the RDATA of the whole line, for
+    /// every type mailzone writes, in any case of the type's name.
+    #[test]
+    fn rdata_alone_reads_as_in_a_whole_line() {
+        let lines = "example.org. 300 IN MX 10 mail.example.org.\n\
+             example.org. 300 IN TXT \"v=spf1 mx \" \"-all\" ; a comment\n\
+             _dmarc.example.org. 3600 IN TXT \"v=DMARC1; p=reject\\059 x\"\n\
+             _imaps._tcp.example.org. 86400 IN SRV 0 1 993 mail.example.org.\n\
+             _pop3._tcp.example.org. 86400 IN SRV 0 0 0 .\n\
+             mail.example.org. 60 IN A 192.0.2.1\n\
+             mail.example.org. 60 IN AAAA 2001:db8::1\n\
+             mta-sts.example.org. 60 IN CNAME mail.example.org.\n\
+             1.2.0.192.in-addr.arpa. 60 IN PTR mail.example.org.\n\
+             example.org. 60 IN NS ns1.example.org.\n\
+             example.org. 60 IN CAA 0 issue \"letsencrypt.org\"\n\
+             _25._tcp.mail.example.org. 60 IN TLSA 3 1 1 0882458E 0882458e\n";
+        for line in lines.lines() {
+            let record = parse(line).unwrap().pop().unwrap();
+            let after_type = line.splitn(5, ' ').nth(4).unwrap();
+            let rtype = record.data.rtype().to_string();
+            for rtype in [rtype.clone(), rtype.to_ascii_lowercase()] {
+                assert_eq!(
+                    parse_rdata_only(&rtype, after_type).as_ref(),
+                    Ok(&record.data),
+                    "{line}"
+                );
+            }
+        }
+        assert!(parse_rdata_only("MX", "10").is_err());
+        assert!(parse_rdata_only("HINFO", "a b").is_err());
+        assert!(parse_rdata_only("A", "192.0.2.300").is_err());
     }
 
     #[test]

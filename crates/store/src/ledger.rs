@@ -87,24 +87,22 @@ impl Store {
         rdata: &str,
         purpose: &str,
     ) -> Result<LedgerEntry, StoreError> {
-        let line = format!("{name}. 0 IN {rtype} {rdata}");
         let corrupt = |reason: String| StoreError::CorruptLedger {
             path: self.db_path.clone(),
             zone: zone.to_string(),
             name: name.clone(),
             reason,
         };
-        let record = zonefile::parse(&line)
-            .map_err(|e| corrupt(e.to_string()))?
-            .pop()
-            .ok_or_else(|| corrupt("empty record".into()))?;
+        // The owner and the type have columns of their own: only the RDATA is tokenized.
+        let owner = Name::owner(&name).map_err(|e| corrupt(e.to_string()))?;
+        let data = zonefile::parse_rdata_only(rtype, rdata).map_err(corrupt)?;
         let purpose: RecordPurpose = purpose
             .parse()
             .map_err(|e: mailzone_records::record::UnknownRecordPurpose| corrupt(e.to_string()))?;
         Ok(LedgerEntry {
             purpose,
-            name: record.name,
-            data: record.data,
+            name: owner,
+            data,
         })
     }
 

@@ -297,6 +297,55 @@ async fn unknown_stage_is_corrupt_not_a_panic() {
     store.close().await;
 }
 
+/// A ledger row damaged behind the store's back (its RDATA, then its owner) is a clear
+/// error naming the zone and the name, never a panic or a record read wrong.
+#[tokio::test]
+async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
+    use mailzone_records::diff::LedgerEntry;
+    use mailzone_records::{Name, RData, RecordPurpose};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let zone = Name::owner("example.org").unwrap();
+    let entry = LedgerEntry {
+        purpose: RecordPurpose::Mx,
+        name: zone.clone(),
+        data: RData::Mx {
+            preference: 10,
+            exchange: Name::owner("mail.example.org").unwrap(),
+        },
+    };
+    store.ledger_add(&zone, std::slice::from_ref(&entry), 1).await.unwrap();
+    assert_eq!(store.ledger(&zone).await.unwrap(), [entry].into());
+
+    let url = format!("sqlite://{}", store.database_path().display());
+    for (damage, reason) in [
+        ("UPDATE published_records SET rdata = '10'", "incomplete"),
+        (
+            "UPDATE published_records SET rdata = '10 mail.example.org.', name = 'bad name'",
+            "bad name",
+        ),
+    ] {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(damage).execute(&mut conn).await.unwrap();
+        sqlx::Connection::close(conn).await.unwrap();
+
+        let err = store.ledger(&zone).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::CorruptLedger { zone, .. } if zone == "example.org"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("zone example.org") && message.contains(reason),
+            "{message}"
+        );
+    }
+    store.close().await;
+}
+
 #[tokio::test]
 async fn non_canonical_names_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
