@@ -315,7 +315,10 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
             exchange: Name::owner("mail.example.org").unwrap(),
         },
     };
-    store.ledger_add(&zone, std::slice::from_ref(&entry), 1).await.unwrap();
+    store
+        .ledger_add(&zone, std::slice::from_ref(&entry), 1)
+        .await
+        .unwrap();
     assert_eq!(store.ledger(&zone).await.unwrap(), [entry].into());
 
     let url = format!("sqlite://{}", store.database_path().display());
