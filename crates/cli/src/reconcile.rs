@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use mailzone_engine::reconcile::DEFAULT_DELETE_LIMIT;
-use mailzone_engine::reconcile::ZoneOutcome;
+use mailzone_engine::reconcile::{ZoneJson, ZoneOutcome};
 use mailzone_engine::{Progress, ReconcileReport, ReconcileRequest, RecordsRequest, clock};
 use mailzone_records::diff::PlanEntry;
 use mailzone_records::{Name, Record, RecordPurpose, zonefile};
@@ -147,6 +147,40 @@ impl Counts {
     }
 }
 
+/// A zone's depth in the JSON report: an element of the `zones` array, a field of the
+/// top-level object.
+const ZONE_INDENT: &[u8] = b"    ";
+
+/// Indents every line after the first one written through it by `indent` (the caller
+/// indents the first): serde_json's pretty form of a zone, written straight into the
+/// report at the zone's depth. A pretty JSON text has no newline inside a string (it
+/// escapes them), so every newline starts a line of the structure.
+struct Indented<'a, W: Write> {
+    out: &'a mut W,
+    indent: &'static [u8],
+}
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            self.out.write_all(line)?;
+            if line.ends_with(b"\n") {
+                self.out.write_all(self.indent)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Writes the report to stdout zone by zone. Text: each zone, then the skipped domains,
 /// the activated DKIM keys and a summary line. JSON: one pretty-printed object whose
 /// `zones` are written as they come; after a failed run the object is still closed (the
@@ -207,15 +241,12 @@ impl ReportWriter {
         } else {
             self.out.write_all(b",\n")?;
         }
-        let text = serde_json::to_string_pretty(&mailzone_engine::reconcile::zone_json(zone))
-            .map_err(std::io::Error::other)?;
-        for (i, line) in text.lines().enumerate() {
-            if i > 0 {
-                self.out.write_all(b"\n")?;
-            }
-            write!(self.out, "    {line}")?;
-        }
-        Ok(())
+        self.out.write_all(ZONE_INDENT)?;
+        let indented = Indented {
+            out: &mut self.out,
+            indent: ZONE_INDENT,
+        };
+        serde_json::to_writer_pretty(indented, &ZoneJson(zone)).map_err(std::io::Error::other)
     }
 
     /// The end of the report: `report` is `None` when the run failed.
@@ -526,5 +557,34 @@ impl Progress for CliProgress {
     fn zone_failed(&self, zone: &Name, _reason: &str) {
         // The reason is in the error the run ends with.
         self.zone_done(zone, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written through `Indented` in pieces of any size, a pretty JSON text is the text
+    /// with every line indented (as a zone of the `zones` array is shown).
+    #[test]
+    fn every_line_after_the_first_is_indented_however_the_text_is_cut() {
+        let value = serde_json::json!({
+            "zone": "example.org",
+            "changes": [{ "new": [{ "value": "v=DKIM1;\n p=A" }], "old": [] }],
+            "domains": []
+        });
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let expected: Vec<String> = text.lines().map(|line| format!("    {line}")).collect();
+        for piece in [1, 2, 7, text.len()] {
+            let mut out = Vec::from(ZONE_INDENT);
+            let mut indented = Indented {
+                out: &mut out,
+                indent: ZONE_INDENT,
+            };
+            for chunk in text.as_bytes().chunks(piece) {
+                indented.write_all(chunk).unwrap();
+            }
+            assert_eq!(String::from_utf8(out).unwrap(), expected.join("\n"));
+        }
     }
 }

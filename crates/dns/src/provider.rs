@@ -97,25 +97,40 @@ pub struct Capabilities {
     pub min_ttl: u32,
 }
 
-impl Capabilities {
-    /// The JSON shape shown by `plan --format json`, the API and `mailzone providers`.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "read": match self.read {
-                ReadScope::WholeZone => "zone",
-                ReadScope::Rrsets => "rrsets",
-            },
-            "atomic": self.atomic,
-            "conditional": match self.conditional {
+/// The keys in the order serde_json's maps keep them (sorted): serialized straight into
+/// a report or turned into a value, the bytes are the same.
+impl serde::Serialize for Capabilities {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("atomic", &self.atomic)?;
+        map.serialize_entry(
+            "conditional",
+            match self.conditional {
                 Conditional::Prerequisites => "prerequisites",
                 Conditional::Serial => "serial",
                 Conditional::No => "none",
             },
-            "serial": self.serial,
-            "txtStringsKept": self.txt_strings_kept,
-            "ttlRead": self.ttl_read,
-            "minTtl": self.min_ttl,
-        })
+        )?;
+        map.serialize_entry("minTtl", &self.min_ttl)?;
+        map.serialize_entry(
+            "read",
+            match self.read {
+                ReadScope::WholeZone => "zone",
+                ReadScope::Rrsets => "rrsets",
+            },
+        )?;
+        map.serialize_entry("serial", &self.serial)?;
+        map.serialize_entry("ttlRead", &self.ttl_read)?;
+        map.serialize_entry("txtStringsKept", &self.txt_strings_kept)?;
+        map.end()
+    }
+}
+
+impl Capabilities {
+    /// The JSON shape shown by `plan --format json`, the API and `mailzone providers`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("capabilities are plain JSON")
     }
 
     /// One line for `plan`: "atomic: yes, conditional: prerequisites, serial: yes, …".

@@ -12,7 +12,7 @@ use mailzone_dns::{Capabilities, DnsError, ReadMethod};
 use mailzone_records::diff::{self, ChangeSet, LedgerEntry, PlanEntry};
 use mailzone_records::planner::inputs::remembered;
 use mailzone_records::zones::{self, ZonePlan};
-use mailzone_records::{DesiredRecord, Domain, Name, Record, RecordPurpose, RrType, zonefile};
+use mailzone_records::{DesiredRecord, Domain, Name, Record, RecordPurpose, RrType};
 use mailzone_store::{Store, ZoneState, ZoneWrite};
 
 use crate::error::ZoneFailure;
@@ -23,9 +23,11 @@ use crate::{EngineError, LoadedConfig, connect};
 
 mod cores;
 mod in_order;
+mod json;
 mod run;
 mod writes;
 
+pub use json::{ZoneJson, zone_json};
 use run::Run;
 use writes::ZoneWrites;
 
@@ -597,47 +599,6 @@ fn check_delete_limit(
         });
     }
     Ok(())
-}
-
-/// One zone's outcome as JSON (the `zones[]` items of `plan`/`apply --format json` and of
-/// the API's plan).
-pub fn zone_json(zone: &ZoneOutcome) -> serde_json::Value {
-    let changes: Vec<serde_json::Value> = zone
-        .entries()
-        .into_iter()
-        .map(|entry| {
-            let (action, purpose, old, new) = match entry {
-                PlanEntry::Add(d) => ("add", Some(d.purpose), vec![], vec![d.record]),
-                PlanEntry::Replace { purpose, old, new } => ("replace", Some(purpose), old, new),
-                PlanEntry::Delete(t, r) => ("delete", t, vec![r], vec![]),
-            };
-            let first = new.first().or(old.first()).expect("a change has a record");
-            serde_json::json!({
-                "action": action,
-                "recordType": purpose,
-                "name": first.name.to_string(),
-                "type": first.data.rtype(),
-                "old": old.iter().map(record_json).collect::<Vec<_>>(),
-                "new": new.iter().map(record_json).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "zone": zone.zone.as_str(),
-        "dnsServer": zone.dns_server,
-        "domains": zone.domains.iter().map(Name::as_str).collect::<Vec<_>>(),
-        "serial": zone.serial,
-        "readBy": zone.method.map(ReadMethod::name),
-        "capabilities": zone.capabilities.json(),
-        "applied": zone.applied,
-        "updatesSent": zone.updates_sent,
-        "replans": zone.replans,
-        "changes": changes,
-    })
-}
-
-fn record_json(record: &mailzone_records::Record) -> serde_json::Value {
-    serde_json::json!({ "ttl": record.ttl, "value": record.data.value(), "rdata": zonefile::rdata_presentation(&record.data) })
 }
 
 #[cfg(test)]
