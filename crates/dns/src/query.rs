@@ -58,6 +58,7 @@ fn direct(server: SocketAddr, timeout: Duration, counter: Option<&AtomicU64>) ->
         signer: None,
         counter,
         udp_sockets: None,
+        opening: None,
     }
 }
 
@@ -123,6 +124,7 @@ pub async fn lookup(
         signer: None,
         counter: None,
         udp_sockets: None,
+        opening: None,
     };
     let mut request = query_message(name, wire_type);
     request.metadata.recursion_desired = true;
@@ -163,6 +165,7 @@ pub async fn exchange_tcp(
         signer: None,
         counter: None,
         udp_sockets: None,
+        opening: None,
     };
     Ok(endpoint.exchange(&mut None, request).await?.message)
 }
@@ -418,6 +421,7 @@ mod tests {
             signer: Some(&signer),
             counter: None,
             udp_sockets: None,
+            opening: None,
         };
         check_answer(server(), op, answer(rcode, tsig), &endpoint)
     }

@@ -62,7 +62,9 @@ use crate::convert::{
     from_wire, live_to_wire_rdata, ns_from_wire, record_type, to_wire_name, to_wire_record,
 };
 use crate::query::{self, Op, check_answer};
-use crate::transport::{Answer, Encoded, Endpoint, Idle, TCP_MAX, TcpConn, UdpSockets};
+use crate::transport::{
+    self, Answer, Encoded, Endpoint, Idle, Opening, TCP_MAX, TcpConn, UdpSockets,
+};
 pub use mailzone_records::{Transport, TsigAlgorithm};
 
 /// Connections kept for reuse; more than the reconcile's concurrency would sit unused.
@@ -162,6 +164,8 @@ pub struct Rfc2136Provider {
     idle: Idle<TcpConn, MAX_IDLE_CONNECTIONS>,
     /// UDP sockets kept between signed SOA questions.
     udp_sockets: UdpSockets,
+    /// The TCP connections being opened to the server, not answered on yet.
+    opening: Opening,
 }
 
 impl fmt::Debug for Rfc2136Provider {
@@ -188,6 +192,7 @@ impl Rfc2136Provider {
             sent: AtomicU64::new(0),
             idle: Idle::default(),
             udp_sockets: UdpSockets::default(),
+            opening: transport::opening(),
         }
     }
 
@@ -203,6 +208,7 @@ impl Rfc2136Provider {
             signer: self.signer.as_ref().map_err(Clone::clone)?.as_ref(),
             counter: Some(&self.sent),
             udp_sockets: Some(&self.udp_sockets),
+            opening: Some(&self.opening),
         })
     }
 

@@ -34,6 +34,22 @@ const UDP_BUFFER: usize = 4096;
 /// RFC 1035 §4.2.2: TCP messages carry a 16-bit length.
 pub(crate) const TCP_MAX: usize = 65535;
 
+/// TCP connections opened to one server and not answered on yet, at most: fewer than
+/// the listen backlog of Knot and BIND (10 by default; `ss -ltn` shows it). A connection
+/// the server has not accepted yet waits in that queue, and once the queue is full the
+/// kernel drops the next SYN: the client sends it again only after a second (RFC 6298
+/// §2.1), which stalled a run opening 16 connections to a busy Knot at once. A connection
+/// answered on has been accepted.
+pub(crate) const MAX_UNANSWERED_CONNECTIONS: usize = 8;
+
+/// Limits the TCP connections opened to one server and not answered on yet.
+pub(crate) type Opening = tokio::sync::Semaphore;
+
+/// An [`Opening`] with [`MAX_UNANSWERED_CONNECTIONS`] permits.
+pub(crate) fn opening() -> Opening {
+    Opening::new(MAX_UNANSWERED_CONNECTIONS)
+}
+
 /// One TCP connection to a server.
 pub(crate) struct TcpConn {
     stream: TcpStream,
@@ -268,6 +284,9 @@ pub(crate) struct Endpoint<'a> {
     pub(crate) counter: Option<&'a AtomicU64>,
     /// Sockets kept between signed UDP questions (none: a socket per question).
     pub(crate) udp_sockets: Option<&'a UdpSockets>,
+    /// The TCP connections to the server being opened and not answered on yet, shared by
+    /// the requests to it (none: a one-off request, opening its own connection at once).
+    pub(crate) opening: Option<&'a Opening>,
 }
 
 /// A request encoded and signed once, ready to be sent (again, on a fresh connection).
@@ -396,9 +415,18 @@ impl<'a> Endpoint<'a> {
     ) -> Result<Vec<u8>, DnsError> {
         let mut reused = tcp.is_some();
         loop {
-            let conn = match tcp {
-                Some(c) => c,
-                None => tcp.insert(TcpConn::connect(self.server, self.timeout).await?),
+            // A new connection's permit is held until its answer (or its failure): see
+            // [`Opening`].
+            let (conn, _unanswered) = match tcp {
+                Some(c) => (c, None),
+                None => {
+                    let permit = match self.opening {
+                        Some(opening) => opening.acquire().await.ok(),
+                        None => None,
+                    };
+                    let conn = TcpConn::connect(self.server, self.timeout).await?;
+                    (tcp.insert(conn), permit)
+                }
             };
             self.count();
             let answer = match conn.send(bytes).await {
@@ -567,6 +595,82 @@ mod tests {
         assert!(sockets.items.lock().unwrap().is_empty());
     }
 
+    /// Answers every DNS message on an accepted connection with itself marked a response.
+    async fn answer_on(mut stream: TcpStream) {
+        loop {
+            let mut len = [0u8; 2];
+            if stream.read_exact(&mut len).await.is_err() {
+                return;
+            }
+            let mut raw = vec![0; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut raw).await.unwrap();
+            let mut message = Message::from_vec(&raw).unwrap();
+            message.metadata.message_type = MessageType::Response;
+            let answer = message.to_vec().unwrap();
+            let framed = [&(answer.len() as u16).to_be_bytes()[..], &answer].concat();
+            stream.write_all(&framed).await.unwrap();
+        }
+    }
+
+    /// Sixteen requests at once to a server slow to accept its connections: only
+    /// [`MAX_UNANSWERED_CONNECTIONS`] wait in its listen queue (Knot's and BIND's hold
+    /// 10); the others are opened as earlier ones are answered, and every request is
+    /// answered.
+    #[tokio::test]
+    async fn connections_not_answered_yet_are_few_enough_for_the_listen_queue() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = listener.local_addr().unwrap();
+        // Shared by the requests as a provider's is (leaked: the tasks outlive no test).
+        let opening: &'static Opening = Box::leak(Box::new(opening()));
+        let requests: Vec<_> = (0..16u16)
+            .map(|id| {
+                tokio::spawn(async move {
+                    let endpoint = Endpoint {
+                        server,
+                        timeout: Duration::from_secs(5),
+                        protocol: Transport::Tcp,
+                        signer: None,
+                        counter: None,
+                        udp_sockets: None,
+                        opening: Some(opening),
+                    };
+                    let mut request = Message::query();
+                    request.metadata.id = id;
+                    request.add_query(Query::query(
+                        Name::from_ascii("example.test.").unwrap(),
+                        RecordType::SOA,
+                    ));
+                    let answer = endpoint.exchange(&mut None, &request).await;
+                    answer.map(|a| a.message.id)
+                })
+            })
+            .collect();
+
+        // The server is busy: the connections made meanwhile wait in its queue.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let accept = |wait| tokio::time::timeout(Duration::from_millis(wait), listener.accept());
+        let mut queued = Vec::new();
+        while let Ok(Ok((stream, _))) = accept(50).await {
+            queued.push(stream);
+        }
+        assert_eq!(queued.len(), MAX_UNANSWERED_CONNECTIONS);
+        let mut accepted = queued.len();
+        for stream in queued {
+            tokio::spawn(answer_on(stream));
+        }
+        while accepted < 16 {
+            let (stream, _) = accept(5_000).await.expect("a connection").unwrap();
+            tokio::spawn(answer_on(stream));
+            accepted += 1;
+        }
+        let mut ids = Vec::new();
+        for request in requests {
+            ids.push(request.await.unwrap().unwrap());
+        }
+        ids.sort();
+        assert_eq!(ids, (0..16).collect::<Vec<_>>());
+    }
+
     #[test]
     fn a_message_over_65535_bytes_is_refused_not_truncated() {
         let endpoint = Endpoint {
@@ -576,6 +680,7 @@ mod tests {
             signer: None,
             counter: None,
             udp_sockets: None,
+            opening: None,
         };
         let zone = Name::from_ascii("example.test.").unwrap();
         let mut m = Message::query();
