@@ -168,7 +168,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for (sql, params) in statements {
+        for (sql, params) in sent_together(self.marks(), statements.collect()) {
             tx.db().execute(AssertSqlSafe(sql), &params).await?;
         }
         tx.commit().await
@@ -262,6 +262,22 @@ pub enum ZoneWrite {
 
 /// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
 /// matching row values, and a multi-row upsert of zone states.
+/// A transaction's statements as one text on SQLite: sqlx runs the statements of a text one
+/// after the other and hands each its `?` parameters in order, so the group costs one round
+/// trip to SQLite's worker thread instead of one per statement (each statement still stays
+/// within SQLite's parameter limit). PostgreSQL takes one statement per message with
+/// parameters: there they stay apart.
+fn sent_together<'a>(
+    marks: Marks,
+    statements: Vec<(String, Vec<Param<'a>>)>,
+) -> Vec<(String, Vec<Param<'a>>)> {
+    if marks != Marks::InOrder || statements.len() < 2 {
+        return statements;
+    }
+    let (sql, params): (Vec<String>, Vec<Vec<Param<'a>>>) = statements.into_iter().unzip();
+    vec![(sql.join(";\n"), params.into_iter().flatten().collect())]
+}
+
 fn write_statements<'a>(
     marks: Marks,
     adds: &[(&'a Name, &'a LedgerEntry)],
