@@ -45,7 +45,6 @@ use mailzone_bench::reconcile::{
     ApplyReport, KnotBench, Mailzone, Measure, Tool, expect_one_update_per_zone, median,
     old_rsa_key, print_environment, run_octodns, start_knot, warn_disturbed, write_mailzone_config,
 };
-
 use mailzone_testkit::{DnsServer, TsigKey};
 
 const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
@@ -235,8 +234,8 @@ impl Size<'_> {
 }
 
 /// One round at a size: a fresh knotd, (a) into a fresh state directory, then `noop_runs`
-/// runs of (b) and one of (c) on its state.
-/// The first round finds the records expected (`expected` is `None` until then).
+/// runs of (b) and one of (c) on its state. The first round finds the records expected
+/// (`expected` is `None` until then).
 fn mailzone_round(
     bench: &Bench<'_>,
     size: &Size<'_>,

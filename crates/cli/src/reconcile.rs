@@ -151,14 +151,11 @@ impl Counts {
 /// top-level object.
 const ZONE_INDENT: &[u8] = b"    ";
 
-/// Indents every line after the first one written through it by `indent` (the caller
-/// indents the first): serde_json's pretty form of a zone, written straight into the
-/// report at the zone's depth. A pretty JSON text has no newline inside a string (it
+/// Indents every line after the first one written through it by [`ZONE_INDENT`] (the
+/// caller indents the first): serde_json's pretty form of a zone, written straight into
+/// the report at the zone's depth. A pretty JSON text has no newline inside a string (it
 /// escapes them), so every newline starts a line of the structure.
-struct Indented<'a, W: Write> {
-    out: &'a mut W,
-    indent: &'static [u8],
-}
+struct Indented<'a, W: Write>(&'a mut W);
 
 impl<W: Write> Write for Indented<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -168,16 +165,16 @@ impl<W: Write> Write for Indented<'_, W> {
 
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         for line in buf.split_inclusive(|&b| b == b'\n') {
-            self.out.write_all(line)?;
+            self.0.write_all(line)?;
             if line.ends_with(b"\n") {
-                self.out.write_all(self.indent)?;
+                self.0.write_all(ZONE_INDENT)?;
             }
         }
         Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        self.0.flush()
     }
 }
 
@@ -242,11 +239,8 @@ impl ReportWriter {
             self.out.write_all(b",\n")?;
         }
         self.out.write_all(ZONE_INDENT)?;
-        let indented = Indented {
-            out: &mut self.out,
-            indent: ZONE_INDENT,
-        };
-        serde_json::to_writer_pretty(indented, &ZoneJson(zone)).map_err(std::io::Error::other)
+        serde_json::to_writer_pretty(Indented(&mut self.out), &ZoneJson(zone))
+            .map_err(std::io::Error::other)
     }
 
     /// The end of the report: `report` is `None` when the run failed.
@@ -577,10 +571,7 @@ mod tests {
         let expected: Vec<String> = text.lines().map(|line| format!("    {line}")).collect();
         for piece in [1, 2, 7, text.len()] {
             let mut out = Vec::from(ZONE_INDENT);
-            let mut indented = Indented {
-                out: &mut out,
-                indent: ZONE_INDENT,
-            };
+            let mut indented = Indented(&mut out);
             for chunk in text.as_bytes().chunks(piece) {
                 indented.write_all(chunk).unwrap();
             }

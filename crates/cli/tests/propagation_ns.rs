@@ -40,27 +40,6 @@ dnsManagement = {{ automatic = {{ dnsServer = "primary", publishRecords = ["dkim
     )
 }
 
-/// The Knot primary mailzone updates. The zone's name servers share a port as they would
-/// share 53: ns1 (127.0.0.1, the testkit's NS) is for a BIND secondary, ns2 (127.0.0.2)
-/// this primary, which NOTIFYs `notify`.
-fn start_primary(port: u16, key: &TsigKey, notify: Vec<SocketAddr>) -> DnsServer {
-    DnsServer::start(
-        ServerKind::Knot,
-        &[ZoneSpec::new(
-            ZONE,
-            &format!("@ 3600 IN NS ns2.{ZONE}.\nns2 3600 IN A 127.0.0.2\n"),
-        )],
-        key,
-        &ServerOptions {
-            port: Some(port),
-            ip: Ipv4Addr::new(127, 0, 0, 2),
-            notify,
-            ..ServerOptions::default()
-        },
-    )
-    .unwrap()
-}
-
 fn stage(dir: &Path) -> String {
     let stages = common::dkim_stages(dir);
     assert_eq!(stages.len(), 1, "{stages:?}");
@@ -72,10 +51,25 @@ fn a_pending_dkim_key_is_promoted_only_once_every_name_server_serves_it() {
     if !mailzone_testkit::require_tools(&["knotd", "named", "kdig"]) {
         return;
     }
-    // The primary does not NOTIFY: the secondary is down during the first apply.
+    // The zone's name servers share a port as they would share 53: ns1 (127.0.0.1, the
+    // testkit's NS) is the BIND secondary, ns2 (127.0.0.2) the Knot primary mailzone
+    // updates. The primary does not NOTIFY: the secondary is down during the first apply.
     let key = TsigKey::generate("mailzone");
     let port = common::free_port();
-    let primary = start_primary(port, &key, vec![]);
+    let primary = DnsServer::start(
+        ServerKind::Knot,
+        &[ZoneSpec::new(
+            ZONE,
+            &format!("@ 3600 IN NS ns2.{ZONE}.\nns2 3600 IN A 127.0.0.2\n"),
+        )],
+        &key,
+        &ServerOptions {
+            port: Some(port),
+            ip: Ipv4Addr::new(127, 0, 0, 2),
+            ..ServerOptions::default()
+        },
+    )
+    .unwrap();
     let secondary = DnsServer::start_secondary_on(port, primary.addr, &[ZONE], &key).unwrap();
     let ns1 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let tmp = tempfile::tempdir().unwrap();

@@ -153,9 +153,11 @@ pub fn character_strings(text: &str) -> Result<Vec<Vec<u8>>, String> {
 
 /// One record from its parts in presentation form (`rdata` as a provider's API holds it).
 pub fn parse_rdata(name: &Name, ttl: u32, rtype: &str, rdata: &str) -> Result<Record, String> {
-    let line = format!("{} {ttl} IN {rtype} {rdata}", name.to_absolute());
-    let tokens = tokenize(&line)?;
-    parse_tokens(&tokens)
+    Ok(Record {
+        name: name.clone(),
+        ttl,
+        data: parse_rdata_only(rtype, rdata)?,
+    })
 }
 
 /// A token and whether it was quoted (quoted tokens may contain spaces and `;`).

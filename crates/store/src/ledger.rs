@@ -159,16 +159,16 @@ impl Store {
         states: &[(&Name, &str, &ZoneState)],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut statements = write_statements(self.marks(), adds, removes, states, now).into_iter();
+        let statements = write_statements(self.marks(), adds, removes, states, now);
         // One statement is atomic on its own: no BEGIN and COMMIT round trips for it.
         if statements.len() <= 1 {
-            if let Some((sql, params)) = statements.next() {
+            if let Some((sql, params)) = statements.into_iter().next() {
                 self.db().execute(AssertSqlSafe(sql), &params).await?;
             }
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        for (sql, params) in sent_together(self.marks(), statements.collect()) {
+        for (sql, params) in sent_together(self.marks(), statements) {
             tx.db().execute(AssertSqlSafe(sql), &params).await?;
         }
         tx.commit().await
@@ -260,8 +260,6 @@ pub enum ZoneWrite {
     },
 }
 
-/// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
-/// matching row values, and a multi-row upsert of zone states.
 /// A transaction's statements as one text on SQLite: sqlx runs the statements of a text one
 /// after the other and hands each its `?` parameters in order, so the group costs one round
 /// trip to SQLite's worker thread instead of one per statement (each statement still stays
@@ -278,6 +276,8 @@ fn sent_together<'a>(
     vec![(sql.join(";\n"), params.into_iter().flatten().collect())]
 }
 
+/// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
+/// matching row values, and a multi-row upsert of zone states.
 fn write_statements<'a>(
     marks: Marks,
     adds: &[(&'a Name, &'a LedgerEntry)],
