@@ -173,7 +173,7 @@ fn push(rows: &mut Vec<Row>, row: Row) {
 struct Bench<'a> {
     binary: &'a Path,
     tcpdump: Option<&'a Path>,
-    /// The temporary directory: one subdirectory per size (removed after it).
+    /// The temporary directory: one subdirectory per size (removed after it unless kept).
     work: &'a Path,
     /// `examples/`, absolute.
     examples: &'a Path,
@@ -182,6 +182,8 @@ struct Bench<'a> {
     key: &'a TsigKey,
     /// The octoDNS venv and its versions, when octoDNS runs.
     octodns: Option<&'a Path>,
+    /// SCALE_TABLE_KEEP: the sizes' files are kept too.
+    keep: bool,
 }
 
 /// What one round of mailzone's runs measured at a size: (a), each run of (b), (c).
@@ -363,7 +365,9 @@ fn run_size(bench: &Bench<'_>, n: usize, args: &Args, rows: &mut Vec<Row>) -> Re
         warm.extend(r.warm);
         dkim.push(r.dkim);
         // A round's state directory holds a few hundred MB at 100,000 zones.
-        let _ = std::fs::remove_dir_all(work.join(format!("state-warm-{round}")));
+        if !bench.keep {
+            let _ = std::fs::remove_dir_all(work.join(format!("state-warm-{round}")));
+        }
     }
     for (op, runs) in [
         (Op::Publish, publish),
@@ -390,7 +394,9 @@ fn run_size(bench: &Bench<'_>, n: usize, args: &Args, rows: &mut Vec<Row>) -> Re
         }
     }
     // The configs, state and outputs of 100,000 zones take hundreds of MB.
-    let _ = std::fs::remove_dir_all(work);
+    if !bench.keep {
+        let _ = std::fs::remove_dir_all(work);
+    }
     Ok(())
 }
 
@@ -403,8 +409,8 @@ fn run(args: &Args) -> Result<(), String> {
     } else {
         None
     };
-    // SCALE_TABLE_KEEP=1 keeps the work directory (a size's files are removed after it
-    // all the same, unless it failed).
+    // SCALE_TABLE_KEEP=1 keeps the work directory with every size's configs, state
+    // directories and outputs (hundreds of MB at 100,000 zones).
     let kept = std::env::var_os("SCALE_TABLE_KEEP").is_some();
     if kept {
         eprintln!("scale_table: keeping {}", setup.work_dir.path().display());
@@ -440,6 +446,7 @@ fn run(args: &Args) -> Result<(), String> {
         new_rsa: &setup.new_rsa,
         key: &setup.key,
         octodns: venv.as_deref(),
+        keep: kept,
     };
 
     let load_before = load_average();
