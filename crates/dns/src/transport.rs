@@ -146,10 +146,14 @@ enum ReadFailure {
     Other(DnsError),
 }
 
-/// Connections or sockets to one server kept for its next message, at most `MAX`: a
-/// message then reuses one instead of making (and closing) its own.
+/// Connections or sockets to one server kept for its next message, at most `MAX` for
+/// each runtime that uses them: a message then reuses one instead of making (and closing)
+/// its own. A socket is registered with the I/O driver of the runtime that made it, so one
+/// made on a current-thread runtime is kept for that runtime's thread alone: there its
+/// readiness is seen by the thread awaiting it, with no wake-up of another thread, and it
+/// is never handed to a thread whose runtime would not be driving it.
 pub(crate) struct Idle<T, const MAX: usize> {
-    items: std::sync::Mutex<Vec<T>>,
+    items: std::sync::Mutex<Vec<(Option<std::thread::ThreadId>, T)>>,
 }
 
 impl<T, const MAX: usize> Default for Idle<T, MAX> {
@@ -162,15 +166,35 @@ impl<T, const MAX: usize> Default for Idle<T, MAX> {
 
 impl<T, const MAX: usize> Idle<T, MAX> {
     pub(crate) fn take(&self) -> Option<T> {
-        self.items.lock().ok()?.pop()
+        let owner = runtime_owner();
+        let mut items = self.items.lock().ok()?;
+        let at = items.iter().rposition(|(kept_by, _)| *kept_by == owner)?;
+        Some(items.remove(at).1)
     }
 
     pub(crate) fn keep(&self, item: T) {
+        let owner = runtime_owner();
         if let Ok(mut items) = self.items.lock()
-            && items.len() < MAX
+            && items
+                .iter()
+                .filter(|(kept_by, _)| *kept_by == owner)
+                .count()
+                < MAX
         {
-            items.push(item);
+            items.push((owner, item));
         }
+    }
+}
+
+/// The thread of the current runtime when it is a current-thread one (its sockets are
+/// driven there only); `None` for a multi-thread runtime, whose sockets any of its
+/// workers may use.
+fn runtime_owner() -> Option<std::thread::ThreadId> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread => {
+            Some(std::thread::current().id())
+        }
+        _ => None,
     }
 }
 
@@ -556,6 +580,50 @@ mod tests {
             ports
         });
         (addr, task)
+    }
+
+    /// A socket kept on a current-thread runtime is registered with that runtime's I/O
+    /// driver: another thread's runtime never takes it; at most `MAX` are kept for each.
+    #[test]
+    fn what_a_current_thread_runtime_kept_only_its_thread_takes() {
+        let idle: Idle<u32, 2> = Idle::default();
+        let current = || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+        };
+        current().block_on(async {
+            idle.keep(1);
+            idle.keep(2);
+            idle.keep(3);
+        });
+        std::thread::scope(|scope| {
+            scope.spawn(|| current().block_on(async { assert_eq!(idle.take(), None) }));
+        });
+        assert_eq!(
+            idle.take(),
+            None,
+            "outside any runtime: none of those either"
+        );
+        current().block_on(async {
+            assert_eq!(
+                idle.take(),
+                Some(2),
+                "the last kept first; the third was not kept"
+            );
+            assert_eq!(idle.take(), Some(1));
+            assert_eq!(idle.take(), None);
+        });
+    }
+
+    /// On a multi-thread runtime any worker may take what another kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_multi_thread_runtime_kept_any_of_its_tasks_takes() {
+        let idle = std::sync::Arc::new(Idle::<u32, 2>::default());
+        idle.keep(7);
+        let other = idle.clone();
+        let taken = tokio::spawn(async move { other.take() }).await.unwrap();
+        assert_eq!(taken, Some(7));
     }
 
     #[tokio::test]

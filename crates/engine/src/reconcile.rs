@@ -131,6 +131,8 @@ fn failure(item: &ZonePlan<'_>, error: EngineError) -> ZoneFailure {
 /// zones in flight), never those of every domain. A batch ends only between zones: the
 /// domains of one zone are planned, and published, together.
 const BATCH_DOMAINS: usize = 256;
+/// The first batch of a run: small, so that its first zones go out early.
+const FIRST_BATCH_DOMAINS: usize = 16;
 
 /// Plans (and with `apply`, applies) every selected domain under automatic management,
 /// batch by batch: plan, read, diff, apply and record each zone, then let it go. The zones
@@ -609,13 +611,13 @@ mod tests {
     use super::run::zone_batches;
     use super::*;
 
-    /// 300 domains with a zone each, then `sub.d000.test` published into `d000.test`.
-    fn config() -> mailzone_records::Config {
+    /// `n` domains with a zone each, then `sub.d000.test` published into `d000.test`.
+    fn config(n: usize) -> mailzone_records::Config {
         let mut text = String::from(
             "[server]\nhostname = \"mail.example.org\"\nipv4 = [\"192.0.2.1\"]\n\n\
              [dnsServer]\nprimary = { kind = \"rfc2136\", host = \"127.0.0.1\" }\n\n[domain]\n",
         );
-        for i in 0..300 {
+        for i in 0..n {
             let _ = writeln!(
                 text,
                 "\"d{i:03}.test\".dnsManagement.automatic = {{ dnsServer = \"primary\" }}"
@@ -629,11 +631,12 @@ mod tests {
 
     #[test]
     fn batches_keep_the_domains_of_a_zone_together_and_every_domain_once() {
-        let config = config();
+        let config = config(300);
         let domains: Vec<&Domain> = config.domains.iter().collect();
         let batches = zone_batches(&domains);
-        assert_eq!(batches.len(), 2);
-        assert!(batches[0].len() >= BATCH_DOMAINS, "{}", batches[0].len());
+        // 16 (d000.test and sub.d000.test, then d001 … d014), 32, 64, 128, the rest.
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [FIRST_BATCH_DOMAINS, 32, 64, 128, 61]);
         let first: Vec<&str> = batches[0].iter().map(|d| d.name.as_str()).collect();
         assert_eq!(first[..2], ["d000.test", "sub.d000.test"]);
         let mut all: Vec<&str> = batches.iter().flatten().map(|d| d.name.as_str()).collect();
@@ -641,5 +644,13 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 301, "each domain in one batch only");
+    }
+
+    #[test]
+    fn batches_grow_twice_over_up_to_the_batch_size() {
+        let config = config(1000);
+        let domains: Vec<&Domain> = config.domains.iter().collect();
+        let sizes: Vec<usize> = zone_batches(&domains).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [16, 32, 64, 128, BATCH_DOMAINS, BATCH_DOMAINS, 249]);
     }
 }

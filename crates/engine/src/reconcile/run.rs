@@ -20,8 +20,8 @@ use mailzone_store::{Store, ZoneState};
 use super::in_order::{InOrder, Release};
 use super::writes::ZoneWrites;
 use super::{
-    BATCH_DOMAINS, ReconcileReport, ReconcileRequest, ZoneOutcome, ZoneSink, ZoneStart, cores,
-    delegated_zone, failure, in_sync_by_serial, must_read, reconcile_zone,
+    BATCH_DOMAINS, FIRST_BATCH_DOMAINS, ReconcileReport, ReconcileRequest, ZoneOutcome, ZoneSink,
+    ZoneStart, cores, delegated_zone, failure, in_sync_by_serial, must_read, reconcile_zone,
 };
 use crate::error::ZoneFailure;
 use crate::progress::Progress;
@@ -229,14 +229,11 @@ impl<'a> Run<'a> {
         );
         let (first, second) = self.concurrency_per_thread();
         let two = self.request.both_cores;
-        let ((), ((), produced)) = cores::both(
+        let ((), (), produced) = cores::spread(
             two,
             self.consume(taken.clone(), first, &results),
-            cores::both(
-                two,
-                self.consume(taken, second, &results),
-                self.produce(domains, ready, &results),
-            ),
+            self.consume(taken, second, &results),
+            self.produce(domains, ready, &results),
         )
         .await;
         let manual_domains = produced?;
@@ -700,7 +697,10 @@ fn provider_zones<'d>(
 }
 
 /// The selected domains in batches of about [`BATCH_DOMAINS`], the domains sharing a zone
-/// (and DNS server) in the same batch, in the order each zone's first domain comes.
+/// (and DNS server) in the same batch, in the order each zone's first domain comes. The
+/// first batch holds about [`FIRST_BATCH_DOMAINS`] and each next one twice as many up to
+/// [`BATCH_DOMAINS`]: the first zones are read and updated while the next batches are
+/// planned, instead of the DNS server waiting for a whole batch to be planned first.
 pub(super) fn zone_batches<'d>(domains: &[&'d Domain]) -> Vec<Vec<&'d Domain>> {
     let mut groups: Vec<Vec<&'d Domain>> = Vec::new();
     let mut group_of: HashMap<(&Name, &str), usize> = HashMap::new();
@@ -718,10 +718,12 @@ pub(super) fn zone_batches<'d>(domains: &[&'d Domain]) -> Vec<Vec<&'d Domain>> {
     }
     let mut batches: Vec<Vec<&'d Domain>> = Vec::new();
     let mut current: Vec<&'d Domain> = Vec::new();
+    let mut size = FIRST_BATCH_DOMAINS;
     for group in groups {
         current.extend(group);
-        if current.len() >= BATCH_DOMAINS {
+        if current.len() >= size {
             batches.push(std::mem::take(&mut current));
+            size = (size * 2).min(BATCH_DOMAINS);
         }
     }
     if !current.is_empty() {
