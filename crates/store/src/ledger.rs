@@ -8,7 +8,7 @@ use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 
 use sqlx::AssertSqlSafe;
 
-use crate::query::{Marks, Param, RowError, params};
+use crate::query::{FIELD_SEPARATOR, Marks, Param, ROW_SEPARATOR, RowError, params};
 use crate::{Store, StoreError, StoreRow};
 
 /// Parameters per multi-row statement: below every database's limit (SQLite's 999 before
@@ -45,37 +45,59 @@ impl Store {
 
     /// The records mailzone published in each of `zones`, keyed by zone (a zone without
     /// any is left out): one query per [`ZONES_PER_QUERY`] zones, so that a run reads the
-    /// ledgers of a batch of zones at once instead of one query per zone.
+    /// ledgers of a batch of zones at once instead of one query per zone. Each zone's rows
+    /// come joined in one text ([`Store::rows_joined`]): the database's driver hands rows
+    /// over one by one between threads, and a zone holds a few dozen.
     pub async fn ledgers_of(
         &self,
         zones: &[&Name],
     ) -> Result<HashMap<String, BTreeSet<LedgerEntry>>, StoreError> {
         let mut out: HashMap<String, BTreeSet<LedgerEntry>> = HashMap::new();
+        let joined = self.rows_joined(&["name", "rtype", "rdata", "record_type"]);
         for zones in zones.chunks(ZONES_PER_QUERY) {
             let sql = format!(
-                "SELECT zone, name, rtype, rdata, record_type FROM published_records \
-                 WHERE zone IN ({})",
+                "SELECT zone, {joined} AS entries FROM published_records \
+                 WHERE zone IN ({}) GROUP BY zone",
                 self.marks().list(1, zones.len())
             );
             let params: Vec<Param<'_>> = zones.iter().map(|zone| zone.as_str().into()).collect();
             let rows = self
                 .db()
                 .fetch_all(AssertSqlSafe(sql), &params, |row| {
-                    Ok([
-                        row.text("zone")?,
-                        row.text("name")?,
-                        row.text("rtype")?,
-                        row.text("rdata")?,
-                        row.text("record_type")?,
-                    ])
+                    Ok((row.text("zone")?, row.text("entries")?))
                 })
                 .await?;
-            for [zone, name, rtype, rdata, purpose] in rows {
-                let entry = self.ledger_entry(&zone, name, &rtype, &rdata, &purpose)?;
-                out.entry(zone).or_default().insert(entry);
+            for (zone, entries) in rows {
+                let ledger = self.joined_entries(&zone, &entries)?;
+                out.insert(zone, ledger);
             }
         }
         Ok(out)
+    }
+
+    /// A zone's ledger rows read back from their joined text.
+    fn joined_entries(
+        &self,
+        zone: &str,
+        joined: &str,
+    ) -> Result<BTreeSet<LedgerEntry>, StoreError> {
+        joined
+            .split(ROW_SEPARATOR)
+            .map(|row| {
+                let fields: Vec<&str> = row.split(FIELD_SEPARATOR).collect();
+                match fields[..] {
+                    [name, rtype, rdata, purpose] => {
+                        self.ledger_entry(zone, name.to_string(), rtype, rdata, purpose)
+                    }
+                    _ => Err(StoreError::CorruptLedger {
+                        path: self.db_path.clone(),
+                        zone: zone.to_string(),
+                        name: fields.first().copied().unwrap_or_default().to_string(),
+                        reason: format!("a row of {} fields where 4 were written", fields.len()),
+                    }),
+                }
+            })
+            .collect()
     }
 
     /// A ledger row read back as the entry it was written from.

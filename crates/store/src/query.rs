@@ -101,7 +101,24 @@ impl Marks {
     }
 }
 
+/// Separates the fields of one row in a [`Store::rows_joined`] text (ASCII's unit
+/// separator), and the rows (its record separator): neither occurs in a name or in
+/// presentation-format RDATA, which escapes every control character (RFC 1035 §5.1).
+pub(crate) const FIELD_SEPARATOR: char = '\u{1f}';
+pub(crate) const ROW_SEPARATOR: char = '\u{1e}';
+
 impl Store {
+    /// An aggregate expression joining `columns` of every row of a group into one text,
+    /// fields by [`FIELD_SEPARATOR`] and rows by [`ROW_SEPARATOR`]: a group read as one row.
+    pub(crate) fn rows_joined(&self, columns: &[&str]) -> String {
+        let (function, chr) = match self.pool {
+            Pool::Sqlite(_) => ("group_concat", "char"),
+            Pool::Postgres(_) => ("string_agg", "chr"),
+        };
+        let fields = columns.join(&format!(" || {chr}(31) || "));
+        format!("{function}({fields}, {chr}(30))")
+    }
+
     /// How statements written at run time mark their parameters on this back end.
     pub(crate) fn marks(&self) -> Marks {
         match self.pool {

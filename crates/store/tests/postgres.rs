@@ -169,6 +169,19 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
         .await
         .unwrap();
     assert!(store.ledger(&zone).await.unwrap().contains(&entry));
+    // Read in a batch, a zone's rows come joined in one text (string_agg here).
+    let txt = mailzone_records::diff::LedgerEntry {
+        purpose: mailzone_records::RecordPurpose::Spf,
+        name: zone.clone(),
+        data: mailzone_records::RData::Txt(b"v=spf1 mx \"-all\" \x1e\x1f".to_vec()),
+    };
+    store
+        .ledger_add(&zone, std::slice::from_ref(&txt), 5)
+        .await
+        .unwrap();
+    let ledgers = store.ledgers_of(&[&zone]).await.unwrap();
+    assert_eq!(ledgers.len(), 1);
+    assert_eq!(ledgers[zone.as_str()], [entry.clone(), txt.clone()].into());
     let state_row = mailzone_store::ZoneState {
         serial: 7,
         desired_digest: "d".into(),
@@ -220,7 +233,7 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
         },
     ];
     store.write_zones(&group, 6).await.unwrap();
-    assert!(store.ledger(&zone).await.unwrap().is_empty());
+    assert_eq!(store.ledger(&zone).await.unwrap(), [txt].into());
     let states = store.zone_states_of(&asked[..1]).await.unwrap();
     assert_eq!(states.get(&asked[0]), Some(&newer));
 }

@@ -319,7 +319,11 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
         .ledger_add(&zone, std::slice::from_ref(&entry), 1)
         .await
         .unwrap();
-    assert_eq!(store.ledger(&zone).await.unwrap(), [entry].into());
+    assert_eq!(store.ledger(&zone).await.unwrap(), [entry.clone()].into());
+    assert_eq!(
+        store.ledgers_of(&[&zone]).await.unwrap()[zone.as_str()],
+        [entry].into()
+    );
 
     let url = format!("sqlite://{}", store.database_path().display());
     for (damage, reason) in [
@@ -328,6 +332,12 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
             "UPDATE published_records SET rdata = '10 mail.example.org.', name = 'bad name'",
             "bad name",
         ),
+        // A field separator of the joined rows the batch read gets (never in a name or
+        // presentation RDATA): a field too many there, a bad name one by one.
+        (
+            "UPDATE published_records SET name = 'example.org' || char(31) || 'x'",
+            "",
+        ),
     ] {
         let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
             .await
@@ -335,17 +345,48 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
         sqlx::query(damage).execute(&mut conn).await.unwrap();
         sqlx::Connection::close(conn).await.unwrap();
 
-        let err = store.ledger(&zone).await.unwrap_err();
-        assert!(
-            matches!(&err, StoreError::CorruptLedger { zone, .. } if zone == "example.org"),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("zone example.org") && message.contains(reason),
-            "{message}"
-        );
+        let one = store.ledger(&zone).await.unwrap_err();
+        let batch = store.ledgers_of(&[&zone]).await.unwrap_err();
+        for err in [one, batch] {
+            assert!(
+                matches!(&err, StoreError::CorruptLedger { zone, .. } if zone == "example.org"),
+                "{err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("zone example.org") && message.contains(reason),
+                "{message}"
+            );
+        }
     }
+    store.close().await;
+}
+
+/// Read in a batch, a zone's rows come joined in one text with control characters
+/// between them: RDATA holding those very characters is read back whole.
+#[tokio::test]
+async fn records_holding_the_separators_of_a_batch_read_come_back_whole() {
+    use mailzone_records::diff::LedgerEntry;
+    use mailzone_records::{Name, RData, RecordPurpose};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let zone = Name::owner("example.org").unwrap();
+    let entries: std::collections::BTreeSet<LedgerEntry> = [
+        b"v=spf1 \x1e\x1f -all".to_vec(),
+        b"\"quoted\"; \x1f".to_vec(),
+    ]
+    .into_iter()
+    .map(|txt| LedgerEntry {
+        purpose: RecordPurpose::Spf,
+        name: zone.clone(),
+        data: RData::Txt(txt),
+    })
+    .collect();
+    let rows: Vec<LedgerEntry> = entries.iter().cloned().collect();
+    store.ledger_add(&zone, &rows, 1).await.unwrap();
+    let ledgers = store.ledgers_of(&[&zone]).await.unwrap();
+    assert_eq!(ledgers[zone.as_str()], entries);
     store.close().await;
 }
 
