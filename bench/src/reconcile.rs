@@ -155,11 +155,11 @@ pub fn measure(
         None => None,
     };
     wait_for_quiet();
-    let cpu_before = server.cpu_time();
+    let cpu_before = server.cpu_sample();
     let machine_before = machine_busy();
     let child = run_measured(program, args, out, err);
     std::thread::sleep(SETTLE);
-    let knot_cpu = server.cpu_time().saturating_sub(cpu_before);
+    let knot_cpu = server.cpu_sample().since(&cpu_before);
     let machine = machine_busy().saturating_sub(machine_before);
     let captured = match capture {
         Some(capture) => Some(capture.finish(port)?),

@@ -517,8 +517,8 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
     );
     println!();
     println!(
-        "tool CPU: the tool's user + system time; knotd CPU: knotd's over the run (from \
-         /proc, 10 ms ticks); DNS messages: {}; UPDATEs: mailzone's `updatesSent` summed \
+        "tool CPU: the tool's user + system time; knotd CPU: knotd's over the run (its \
+         threads' schedstat in /proc, to the nanosecond); DNS messages: {}; UPDATEs: mailzone's `updatesSent` summed \
          over the zones{}.",
         if captured {
             "what the tool sent to knotd, from a tcpdump capture on lo"

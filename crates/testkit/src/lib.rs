@@ -74,6 +74,7 @@ pub use ports::free_port;
 pub use postfix::{Listener, ListenerTls, POSTFIX_TOOLS, Postfix, postfix_usable};
 pub use postgres::{POSTGRES_TOOLS, Postgres};
 pub use powerdns::{ApiRequest, POWERDNS_TOOLS, PowerDns};
+pub use process::CpuSample;
 pub use replay::{ProviderReplay, ReplayRequest, ReplayResponse};
 pub use server::DnsServer;
 pub use tools::{missing, require_tool, require_tools, test_python, test_venv_program, tool_path};

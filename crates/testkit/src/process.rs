@@ -56,6 +56,62 @@ pub(crate) fn spawn(mut command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("mailzone-testkit: spawner thread is gone"))?
 }
 
+/// A process's CPU time at one instant, for [`CpuSample::since`]: each live thread's time
+/// on a CPU in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`, field 1), and the whole
+/// process's user + system time in clock ticks (`/proc/<pid>/stat`, which also counts the
+/// threads that have ended, but in 10 ms steps).
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample {
+    threads: std::collections::BTreeMap<u32, u64>,
+    ticks_total: Duration,
+}
+
+impl CpuSample {
+    pub(crate) fn of(pid: u32) -> CpuSample {
+        CpuSample {
+            threads: thread_run_times(pid),
+            ticks_total: cpu_time(pid),
+        }
+    }
+
+    /// The CPU time spent between `earlier` and this sample: to the nanosecond when every
+    /// thread of `earlier` still runs (a server's pool of workers), else — a thread ended
+    /// meanwhile and took its time with it — from the clock ticks.
+    pub fn since(&self, earlier: &CpuSample) -> Duration {
+        let all_still_running = !earlier.threads.is_empty()
+            && earlier
+                .threads
+                .keys()
+                .all(|tid| self.threads.contains_key(tid));
+        if !all_still_running {
+            return self.ticks_total.saturating_sub(earlier.ticks_total);
+        }
+        let nanos: u64 = self
+            .threads
+            .iter()
+            .map(|(tid, now)| now.saturating_sub(earlier.threads.get(tid).copied().unwrap_or(0)))
+            .sum();
+        Duration::from_nanos(nanos)
+    }
+}
+
+/// Each live thread of `pid` and its time on a CPU so far, in nanoseconds; empty when the
+/// kernel does not expose it (no `schedstat`) or the process is gone.
+fn thread_run_times(pid: u32) -> std::collections::BTreeMap<u32, u64> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Default::default();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid: u32 = task.file_name().to_str()?.parse().ok()?;
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+            Some((tid, nanos))
+        })
+        .collect()
+}
+
 /// User + system CPU time of a process (all its threads) from `/proc/<pid>/stat`.
 pub(crate) fn cpu_time(pid: u32) -> Duration {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -145,6 +201,43 @@ mod tests {
         let message = soa_query(7, "example.test.");
         assert_eq!(&message[..2], &[0, 7]);
         assert_eq!(&message[12..], b"\x07example\x04test\x00\x00\x06\x00\x01");
+    }
+
+    /// This thread's time on a CPU is read to the nanosecond and grows with work done.
+    #[test]
+    fn a_thread_run_time_is_read_to_the_nanosecond() {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        let pid = std::process::id();
+        let Some(&before) = thread_run_times(pid).get(&tid) else {
+            eprintln!("no schedstat on this kernel: the ticks are used");
+            return;
+        };
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = thread_run_times(pid)[&tid];
+        assert!(after - before > 1_000_000, "{before} -> {after}");
+    }
+
+    /// Between two samples: the growth of every thread, new ones counted from zero; once a
+    /// thread of the first sample has ended, the clock ticks (which keep its time).
+    #[test]
+    fn a_cpu_sample_counts_what_was_spent_between_two_instants() {
+        let sample = |threads: &[(u32, u64)], ticks_ms: u64| CpuSample {
+            threads: threads.iter().copied().collect(),
+            ticks_total: Duration::from_millis(ticks_ms),
+        };
+        let earlier = sample(&[(1, 100), (2, 200)], 10);
+        let later = sample(&[(1, 150), (2, 260), (3, 40)], 10);
+        assert_eq!(later.since(&earlier), Duration::from_nanos(50 + 60 + 40));
+        let one_ended = sample(&[(1, 150), (3, 40)], 30);
+        assert_eq!(one_ended.since(&earlier), Duration::from_millis(20));
+        // No schedstat (or no process) at the first instant: the ticks.
+        let unreadable = CpuSample::default();
+        assert_eq!(later.since(&unreadable), Duration::from_millis(10));
     }
 
     #[test]

@@ -571,6 +571,12 @@ impl DnsServer {
         self.pid().map(process::cpu_time).unwrap_or_default()
     }
 
+    /// The server's CPU time at this instant, to the nanosecond where the kernel tells it:
+    /// `later.since(&earlier)` is what an operation between the two cost the server.
+    pub fn cpu_sample(&self) -> process::CpuSample {
+        self.pid().map(process::CpuSample::of).unwrap_or_default()
+    }
+
     /// Queries `name` `rtype` with kdig over TCP; `Err` when the server does not answer.
     pub fn try_query(&self, name: &str, rtype: &str) -> io::Result<Answer> {
         client::query_at(self.addr, name, rtype)
