@@ -151,9 +151,23 @@ enum ReadFailure {
 /// its own. A socket is registered with the I/O driver of the runtime that made it, so one
 /// made on a current-thread runtime is kept for that runtime's thread alone: there its
 /// readiness is seen by the thread awaiting it, with no wake-up of another thread, and it
-/// is never handed to a thread whose runtime would not be driving it.
+/// is never handed to a thread whose runtime would not be driving it. One kept longer than
+/// [`MAX_IDLE`] is closed instead of reused.
 pub(crate) struct Idle<T, const MAX: usize> {
-    items: std::sync::Mutex<Vec<(Option<std::thread::ThreadId>, T)>>,
+    items: std::sync::Mutex<Vec<Kept<T>>>,
+}
+
+/// How long a connection is kept unused: servers close idle TCP connections (RFC 7766
+/// §6.2.3; Knot after 10 s by default, BIND after 30 s), and a request sent on one they
+/// closed must be sent again on a new one. Kept longer (a run planning a large batch
+/// while its first zones' connections wait), it is closed and a new one made.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+struct Kept<T> {
+    /// The thread of the current-thread runtime it was made on; `None`: any.
+    owner: Option<std::thread::ThreadId>,
+    since: std::time::Instant,
+    item: T,
 }
 
 impl<T, const MAX: usize> Default for Idle<T, MAX> {
@@ -168,20 +182,21 @@ impl<T, const MAX: usize> Idle<T, MAX> {
     pub(crate) fn take(&self) -> Option<T> {
         let owner = runtime_owner();
         let mut items = self.items.lock().ok()?;
-        let at = items.iter().rposition(|(kept_by, _)| *kept_by == owner)?;
-        Some(items.remove(at).1)
+        items.retain(|kept| kept.since.elapsed() < MAX_IDLE);
+        let at = items.iter().rposition(|kept| kept.owner == owner)?;
+        Some(items.remove(at).item)
     }
 
     pub(crate) fn keep(&self, item: T) {
         let owner = runtime_owner();
         if let Ok(mut items) = self.items.lock()
-            && items
-                .iter()
-                .filter(|(kept_by, _)| *kept_by == owner)
-                .count()
-                < MAX
+            && items.iter().filter(|kept| kept.owner == owner).count() < MAX
         {
-            items.push((owner, item));
+            items.push(Kept {
+                owner,
+                since: std::time::Instant::now(),
+                item,
+            });
         }
     }
 }
@@ -614,6 +629,18 @@ mod tests {
             assert_eq!(idle.take(), Some(1));
             assert_eq!(idle.take(), None);
         });
+    }
+
+    /// One kept longer than the servers' idle timeouts allow is closed, not reused.
+    #[test]
+    fn what_was_kept_too_long_is_not_taken() {
+        let idle: Idle<u32, 2> = Idle::default();
+        idle.keep(1);
+        idle.items.lock().unwrap()[0].since -= MAX_IDLE;
+        idle.keep(2);
+        assert_eq!(idle.take(), Some(2));
+        assert_eq!(idle.take(), None, "the stale one was dropped");
+        assert!(idle.items.lock().unwrap().is_empty());
     }
 
     /// On a multi-thread runtime any worker may take what another kept.
