@@ -481,10 +481,20 @@ impl<Op> Row<Op> {
 
     /// The tool's wall time over knotd's CPU time (`–` when knotd used less than a tick).
     pub fn wall_per_knot_cpu(&self) -> String {
+        self.per_knot_cpu(ratio)
+    }
+
+    /// [`Row::wall_per_knot_cpu`] with three decimals, for a target's verdict: two would
+    /// show a ratio of 1.3007 as 1.30× beside "NOT MET".
+    pub fn exact_wall_per_knot_cpu(&self) -> String {
+        self.per_knot_cpu(|wall, knot| format!("{:.3}×", wall.as_secs_f64() / knot.as_secs_f64()))
+    }
+
+    fn per_knot_cpu(&self, shown: impl Fn(Duration, Duration) -> String) -> String {
         if self.measure.knot_cpu.is_zero() {
             "– (knotd < 1 tick)".into()
         } else {
-            ratio(self.measure.wall, self.measure.knot_cpu)
+            shown(self.measure.wall, self.measure.knot_cpu)
         }
     }
 

@@ -183,8 +183,9 @@ fn print_table(rows: &[Row], zones: usize, octodns_note: &str) {
     println!();
     println!(
         "tool CPU: the tool's user + system time; knotd CPU: knotd's over the run (its \
-         threads' schedstat in /proc, to the nanosecond); others' CPU: the rest of the machine meanwhile (tcpdump, the \
-         kernel's loopback work, any other process), 2 cores in all."
+         threads' schedstat in /proc, to the nanosecond); others' CPU: the rest of the \
+         machine meanwhile (tcpdump, the kernel's loopback work, any other process), 2 \
+         cores in all."
     );
     warn_disturbed(rows, |r| format!("{} {}", short(r.op), r.tool.name()));
     println!();

@@ -518,8 +518,8 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
     println!();
     println!(
         "tool CPU: the tool's user + system time; knotd CPU: knotd's over the run (its \
-         threads' schedstat in /proc, to the nanosecond); DNS messages: {}; UPDATEs: mailzone's `updatesSent` summed \
-         over the zones{}.",
+         threads' schedstat in /proc, to the nanosecond); DNS messages: {}; UPDATEs: \
+         mailzone's `updatesSent` summed over the zones{}.",
         if captured {
             "what the tool sent to knotd, from a tcpdump capture on lo"
         } else {
@@ -539,15 +539,6 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
         println!();
         println!("warning: this is a debug build of scale_table; run it with --release.");
     }
-}
-
-/// `wall ÷ knotd CPU` with three decimals: the table's two would show a ratio of 1.3007
-/// as 1.30× beside "NOT MET".
-fn exact_ratio(wall: Duration, knot_cpu: Duration) -> String {
-    if knot_cpu.is_zero() {
-        return "– (knotd < 1 tick)".into();
-    }
-    format!("{:.3}×", wall.as_secs_f64() / knot_cpu.as_secs_f64())
 }
 
 fn print_targets(rows: &[Row], sizes: &[usize]) {
@@ -613,7 +604,7 @@ fn print_targets(rows: &[Row], sizes: &[usize]) {
                     op.short(),
                     duration(m.wall),
                     duration(m.knot_cpu),
-                    exact_ratio(m.wall, m.knot_cpu),
+                    r.exact_wall_per_knot_cpu(),
                     verdict(ok)
                 ));
             }
