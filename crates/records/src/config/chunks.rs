@@ -6,8 +6,8 @@
 //! a gigabyte of memory for a moment, only to be read. So a file larger than
 //! [`CHUNK_BYTES`] is cut at top-level table headers into chunks of about that size, each
 //! chunk is parsed and deserialized on its own, and the parts are merged in file order:
-//! the memory of a parse is then that of one chunk (of two: the second half of the chunks
-//! is parsed on a thread of its own).
+//! the memory of a parse is then that of one chunk (of two: two threads take the chunks
+//! in turn).
 //!
 //! The cut points come from a hand-written scan over the tokens of `toml_parser`'s lexer
 //! (the lexer `toml` itself uses, run as a streaming iterator so that no token vector is
@@ -36,6 +36,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use indexmap::IndexMap;
 use serde::Deserialize as _;
@@ -45,7 +46,11 @@ use toml_parser::lexer::{Lexer, Token, TokenKind};
 use super::raw::{RawConfig, RawConfigPart};
 
 /// Files smaller than this are parsed whole; larger ones in chunks of about this size.
-pub(super) const CHUNK_BYTES: usize = 256 * 1024;
+/// Small chunks keep each parse's token vector (eight times its text) in memory the
+/// allocator hands out again, instead of growing fresh pages: a 1,000-domain config
+/// (573 kB) loaded in 24 ms of wall and 26 ms of CPU with 32 kB chunks, 28–30 ms and
+/// 35–41 ms with 256 kB ones; 10,000 domains in 136 ms instead of 154.
+pub(super) const CHUNK_BYTES: usize = 32 * 1024;
 
 /// The tables that may be spread over several chunks: maps whose entries are merged.
 const MAPS: [&str; 2] = ["domain", "dnsServer"];
@@ -100,39 +105,53 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     })
 }
 
-/// Each chunk parsed and deserialized, in file order, the second half of them on a thread
-/// of its own: the parse is most of a big config's load, and the chunks are independent.
-/// `None` when a chunk does not parse.
+/// Each chunk parsed and deserialized, the parts in file order: two threads (this one and
+/// one of its own) each take the next chunk not yet taken, so that neither waits for the
+/// other with work left. `None` when a chunk does not parse.
 fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
-    let parse = |chunks: &[Chunk]| -> Option<Vec<RawConfigPart>> {
-        chunks
-            .iter()
-            .map(|chunk| {
-                let chunk_text = chunk.text(text);
-                let deserializer = toml::Deserializer::parse(&chunk_text).ok()?;
-                // No key path tracked (`serde_path_to_error` keeps a string per key): a
-                // chunk that does not deserialize sends the file to the whole-document
-                // parse, which names the key.
-                RawConfigPart::deserialize(deserializer).ok()
-            })
-            .collect()
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let parse = || -> Vec<(usize, RawConfigPart)> {
+        let mut parts = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = chunks.get(index) else {
+                break;
+            };
+            match parse_chunk(&chunk.text(text)) {
+                Some(part) => parts.push((index, part)),
+                None => failed.store(true, Ordering::Relaxed),
+            }
+        }
+        parts
     };
-    let (first, second) = chunks.split_at(chunks.len() / 2);
-    std::thread::scope(|scope| {
+    let mut parts = std::thread::scope(|scope| {
         let other = std::thread::Builder::new()
             .name("mailzone-config".into())
-            .spawn_scoped(scope, || parse(second));
-        let mut parts = parse(first)?;
-        let rest = match other {
-            Ok(other) => other
+            .spawn_scoped(scope, parse);
+        let mut parts = parse();
+        // Without a second thread this one took every chunk.
+        if let Ok(other) = other {
+            let theirs = other
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            // No second thread to be had: the second half on this one.
-            Err(_) => parse(second)?,
-        };
-        parts.extend(rest);
-        Some(parts)
-    })
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            parts.extend(theirs);
+        }
+        parts
+    });
+    if failed.into_inner() {
+        return None;
+    }
+    parts.sort_unstable_by_key(|(index, _)| *index);
+    Some(parts.into_iter().map(|(_, part)| part).collect())
+}
+
+/// One chunk parsed and deserialized; `None` when it does not parse.
+fn parse_chunk(chunk_text: &str) -> Option<RawConfigPart> {
+    let deserializer = toml::Deserializer::parse(chunk_text).ok()?;
+    // No key path tracked (`serde_path_to_error` keeps a string per key): a chunk that
+    // does not deserialize sends the file to the whole-document parse, which names the key.
+    RawConfigPart::deserialize(deserializer).ok()
 }
 
 /// The domain names of the chunks so far, as 64-bit hashes: a name in two chunks (or, once
