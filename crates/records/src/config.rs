@@ -194,6 +194,24 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
     }
 }
 
+/// The domain's DKIM key files replaced by the first value naming the same file, so that
+/// a file named by thousands of domains is held once, with the key path of the first key
+/// naming it (where a problem with the file is reported).
+fn share_key_files(
+    domain: &mut Domain,
+    known: &mut std::collections::HashMap<std::path::PathBuf, std::sync::Arc<FileRef>>,
+) {
+    if let DkimManagement::Manual { keys } = &mut domain.dkim_management {
+        for key in keys {
+            let file = &mut key.private_key_file;
+            let shared = known
+                .entry(file.path.clone())
+                .or_insert_with(|| file.clone());
+            *file = std::sync::Arc::clone(shared);
+        }
+    }
+}
+
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -210,17 +228,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 struct Validator<'a> {
     base_dir: &'a Path,
-    /// The DKIM key files named so far, by resolved path: see [`ManualDkimKey`].
-    key_files:
-        std::cell::RefCell<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<FileRef>>>,
 }
 
 impl<'a> Validator<'a> {
     fn new(base_dir: &'a Path) -> Validator<'a> {
-        Validator {
-            base_dir,
-            key_files: Default::default(),
-        }
+        Validator { base_dir }
     }
 }
 
@@ -234,25 +246,7 @@ impl Validator<'_> {
             let key = format!("dnsServer.{}", toml_key(&name));
             dns_servers.push(self.dns_server(&key, name, dns_server)?);
         }
-        let count = raw.domain.len() + raw.domain_chunks.iter().map(|c| c.len()).sum::<usize>();
-        let mut domains = Vec::with_capacity(count);
-        // Two spellings can name one domain (`Bücher.example`, `xn--bcher-kva.example`).
-        let mut seen = std::collections::HashSet::with_capacity(count);
-        let raw_domains = std::iter::once(raw.domain)
-            .chain(raw.domain_chunks)
-            .flatten();
-        for (name, domain) in raw_domains {
-            let key = format!("domain.{}", toml_key(&name));
-            let domain = self.domain(&key, &name, domain, &server, &dns_servers)?;
-            if !seen.insert(domain.name.clone()) {
-                return Err(ConfigError::new(
-                    key,
-                    Some(&name),
-                    format!("domain {} is configured twice", domain.name.as_str()),
-                ));
-            }
-            domains.push(domain);
-        }
+        let domains = self.domains(raw.domain, raw.domain_chunks, &server, &dns_servers)?;
         server.acme = raw_acme
             .map(|acme| self.acme(acme, &server, &domains))
             .transpose()?;
@@ -266,6 +260,50 @@ impl Validator<'_> {
             notify,
             domain_index: Default::default(),
         })
+    }
+
+    /// The domains of every chunk, validated by two threads taking the chunks in turn (the
+    /// checks of one domain never look at another), then taken in file order: the first
+    /// mistake in the file is the one reported, a domain named twice fails, and every key
+    /// naming one DKIM key file shares one value (see [`ManualDkimKey`]).
+    fn domains(
+        &self,
+        domain: indexmap::IndexMap<String, RawDomain>,
+        chunks: Vec<indexmap::IndexMap<String, RawDomain>>,
+        server: &Server,
+        dns_servers: &[DnsServer],
+    ) -> Result<Vec<Domain>> {
+        let count = domain.len() + chunks.iter().map(|c| c.len()).sum::<usize>();
+        let parts: Vec<_> = std::iter::once(domain)
+            .chain(chunks)
+            .filter(|part| !part.is_empty())
+            .collect();
+        let validated = chunks::in_turn(parts, |part| {
+            let checked = part.into_iter().map(|(name, raw)| {
+                let key = format!("domain.{}", toml_key(&name));
+                let domain = self.domain(&key, &name, raw, server, dns_servers);
+                (name, domain)
+            });
+            Some(checked.collect::<Vec<_>>())
+        })
+        .unwrap_or_default();
+        let mut domains = Vec::with_capacity(count);
+        // Two spellings can name one domain (`Bücher.example`, `xn--bcher-kva.example`).
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut key_files = std::collections::HashMap::new();
+        for (name, domain) in validated.into_iter().flatten() {
+            let mut domain = domain?;
+            if !seen.insert(domain.name.clone()) {
+                return Err(ConfigError::new(
+                    format!("domain.{}", toml_key(&name)),
+                    Some(&name),
+                    format!("domain {} is configured twice", domain.name.as_str()),
+                ));
+            }
+            share_key_files(&mut domain, &mut key_files);
+            domains.push(domain);
+        }
+        Ok(domains)
     }
 
     fn server(&self, raw: RawServer) -> Result<Server> {

@@ -37,6 +37,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use indexmap::IndexMap;
 use serde::Deserialize as _;
@@ -105,45 +106,63 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     })
 }
 
-/// Each chunk parsed and deserialized, the parts in file order: two threads (this one and
-/// one of its own) each take the next chunk not yet taken, so that neither waits for the
-/// other with work left. `None` when a chunk does not parse.
+/// Each chunk parsed and deserialized, the parts in file order (two threads take the
+/// chunks in turn). `None` when a chunk does not parse.
 fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
+    in_turn(chunks.iter().collect(), |chunk| {
+        parse_chunk(&chunk.text(text))
+    })
+}
+
+/// `work` done on every item by two threads (this one and one of its own), each taking
+/// the next item not yet taken, so that neither waits for the other while work is left;
+/// the results in the items' order. `None` as soon as one item's work gives `None`. A
+/// single item is worked on this thread alone.
+pub(super) fn in_turn<T: Send, R: Send>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Option<R> + Sync,
+) -> Option<Vec<R>> {
+    if items.len() < 2 {
+        return items.into_iter().map(work).collect();
+    }
+    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let parse = || -> Vec<(usize, RawConfigPart)> {
-        let mut parts = Vec::new();
+    let take_turns = || -> Vec<(usize, R)> {
+        let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(chunk) = chunks.get(index) else {
+            let Some(slot) = slots.get(index) else {
                 break;
             };
-            match parse_chunk(&chunk.text(text)) {
-                Some(part) => parts.push((index, part)),
+            // Each index is taken once, so the slot still holds its item.
+            let item = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match item.and_then(&work) {
+                Some(result) => done.push((index, result)),
                 None => failed.store(true, Ordering::Relaxed),
             }
         }
-        parts
+        done
     };
-    let mut parts = std::thread::scope(|scope| {
+    let mut done = std::thread::scope(|scope| {
         let other = std::thread::Builder::new()
             .name("mailzone-config".into())
-            .spawn_scoped(scope, parse);
-        let mut parts = parse();
-        // Without a second thread this one took every chunk.
+            .spawn_scoped(scope, take_turns);
+        let mut done = take_turns();
+        // Without a second thread this one took every item.
         if let Ok(other) = other {
             let theirs = other
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            parts.extend(theirs);
+            done.extend(theirs);
         }
-        parts
+        done
     });
     if failed.into_inner() {
         return None;
     }
-    parts.sort_unstable_by_key(|(index, _)| *index);
-    Some(parts.into_iter().map(|(_, part)| part).collect())
+    done.sort_unstable_by_key(|(index, _)| *index);
+    Some(done.into_iter().map(|(_, result)| result).collect())
 }
 
 /// One chunk parsed and deserialized; `None` when it does not parse.
@@ -548,6 +567,81 @@ mod tests {
         let (config, chunked) = parsed(text);
         assert!(chunked, "the chunked path was not taken");
         assert_eq!(config.unwrap(), whole(text).unwrap());
+    }
+
+    #[test]
+    fn domains_naming_one_key_file_share_the_first_key_s_value() {
+        let mut text = SERVER.to_string();
+        for i in 0..3000 {
+            write!(
+                text,
+                "\n[domain.\"k{i}.example\"]\ndkimManagement = {{ manual = {{ keys = [{{ selector = \"s1\", privateKeyFile = \"keys/shared.pem\" }}] }} }}\n"
+            )
+            .unwrap();
+        }
+        assert_same_chunked(&text);
+        let config = parse(&text, Path::new("/etc/mailzone")).unwrap();
+        let files: Vec<_> = config
+            .domains
+            .iter()
+            .map(|d| match &d.dkim_management {
+                crate::model::DkimManagement::Manual { keys } => keys[0].private_key_file.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(files.iter().all(|f| std::sync::Arc::ptr_eq(f, &files[0])));
+        assert_eq!(
+            files[0].key_path,
+            "domain.\"k0.example\".dkimManagement.manual.keys[0].privateKeyFile"
+        );
+    }
+
+    #[test]
+    fn the_first_mistake_in_the_file_is_reported_whichever_thread_meets_it() {
+        let bad_rua = |text: String, domain: &str| {
+            text.replace(
+                &format!("\"mailto:dmarc@{domain}\""),
+                &format!("\"ftp://{domain}\""),
+            )
+        };
+        let text = bad_rua(
+            bad_rua(format!("{SERVER}{}", tables("d", 3000)), "d2900.example"),
+            "d100.example",
+        );
+        let (config, chunked) = parsed(&text);
+        assert!(
+            chunked,
+            "a mistake found when validating keeps the chunked parse"
+        );
+        let error = config.unwrap_err();
+        assert_eq!(error, whole(&text).unwrap_err());
+        assert!(error.key.contains("d100.example"), "{error}");
+    }
+
+    #[test]
+    fn one_domain_spelled_twice_in_two_chunks_is_configured_twice() {
+        let text = format!(
+            "{SERVER}\n[domain.\"bücher.example\"]\n{}\n[domain.\"xn--bcher-kva.example\"]\n",
+            tables("d", 3000)
+        );
+        let (config, chunked) = parsed(&text);
+        assert!(chunked);
+        let error = config.unwrap_err();
+        assert_eq!(error, whole(&text).unwrap_err());
+        assert!(error.message.contains("configured twice"), "{error}");
+    }
+
+    #[test]
+    fn every_item_is_worked_once_and_given_back_in_order() {
+        let worked = AtomicUsize::new(0);
+        let squares = in_turn((0..1000u64).collect(), |i| {
+            worked.fetch_add(1, Ordering::Relaxed);
+            Some(i * i)
+        });
+        assert_eq!(squares, Some((0..1000u64).map(|i| i * i).collect()));
+        assert_eq!(worked.into_inner(), 1000);
+        assert_eq!(in_turn(vec![1, 2, 3, 4], |i| (i != 3).then_some(i)), None);
+        assert_eq!(in_turn(Vec::<u8>::new(), Some), Some(Vec::new()));
     }
 
     #[test]

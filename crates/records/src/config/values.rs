@@ -32,14 +32,10 @@ impl Validator<'_> {
         Ok(argv)
     }
 
-    /// [`Self::file`] for a DKIM key file: the same value for every key naming the file.
+    /// [`Self::file`] for a DKIM key file, shareable: the domains naming one file are given
+    /// one value once validated (`share_key_files`).
     pub(super) fn key_file(&self, key: &str, written: &str) -> Result<std::sync::Arc<FileRef>> {
-        let file = self.file(key, written)?;
-        let mut known = self.key_files.borrow_mut();
-        let shared = known
-            .entry(file.path.clone())
-            .or_insert_with(|| std::sync::Arc::new(file));
-        Ok(shared.clone())
+        Ok(std::sync::Arc::new(self.file(key, written)?))
     }
 
     pub(super) fn file(&self, key: &str, written: &str) -> Result<FileRef> {
