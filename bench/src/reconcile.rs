@@ -659,7 +659,7 @@ pub fn print_environment(binary: &Path, load_before: &str) {
         .map(|n| n.get())
         .unwrap_or(0);
     println!(
-        "{} ({}), {knotd}, {cores} cores; mailzone runs with its defaults (32 zones in flight, 16 of them at once at the DNS server: its maxConcurrentZones), protocol tcp.",
+        "{} ({}), {knotd}, {cores} cores; mailzone runs with its defaults (32 zones in flight, all of them at once at the DNS server: its maxConcurrentZones), protocol tcp.",
         binary.display(),
         version(binary, "--version"),
     );

@@ -67,10 +67,12 @@ pub struct ReconcileRequest {
     pub both_cores: bool,
 }
 
-/// Default number of zones a run holds at once. Twice an RFC 2136 server's default
-/// `maxConcurrentZones` (16): the zones beyond a server's limit wait at it, ready to go the
-/// moment one of its zones finishes (a 10,000-zone publish into one Knot: 7.9-8.7 s with
-/// 16, 6.9-7.0 s with 32, no better with 64).
+/// Default number of zones a run holds at once, an RFC 2136 server's default
+/// `maxConcurrentZones` (a 10,000-zone publish into one Knot, 16 of them at the server:
+/// 7.9-8.7 s with 16 in flight, 6.9-7.0 s with 32, no better with 64; then 32 at the
+/// server too: 1.13× knotd's CPU instead of 1.17×). With other servers' zones or a lower
+/// limit, the zones beyond a server's limit wait at it, ready to go the moment one of its
+/// zones finishes.
 pub const DEFAULT_CONCURRENCY: usize = 32;
 
 /// The outcome for one zone.

@@ -454,6 +454,17 @@ fn every_provider_kind_loads_with_its_settings_and_secrets_stay_sources() {
         DnsProvider::ZoneFile { path, reload_command, .. }
             if path == "/etc/mailzone/zones/{zone}.zone" && reload_command.len() == 3
     ));
+    assert_eq!(files.max_concurrent_zones, 16);
+    let rfc2136 = mailzone_records::config::parse(
+        &format!("{SERVER}[dnsServer.p]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\n"),
+        Path::new("/etc/mailzone"),
+    )
+    .unwrap();
+    assert_eq!(
+        rfc2136.dns_server("p").unwrap().max_concurrent_zones,
+        32,
+        "an RFC 2136 server: every zone a run holds at once"
+    );
     let cf = config.dns_server("cf").unwrap();
     assert_eq!(cf.provider.kind(), "cloudflare");
     assert!(matches!(
