@@ -248,8 +248,22 @@ pub async fn load_config_and_store(
     if !state_dir.join(mailzone_store::DATABASE_FILE_NAME).is_file() {
         return Ok((load_config(path)?, None));
     }
+    // The file alone is loaded while the database opens (SQLite works on a thread of its
+    // own): a CLI run's first milliseconds go to both at once. A service's API-defined
+    // objects found in the store then make it load again, with them.
+    let alone = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || load_config(&path))
+    };
     let store = mailzone_store::Store::open_sqlite(state_dir).await?;
-    match load_config_from(path, &store).await {
+    let loaded = match crate::api_change::stored_api_objects(&store).await {
+        Ok(api) if api.domains.is_empty() && api.dns_servers.is_empty() => alone
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+        Ok(api) => load_config_with(path, &api),
+        Err(e) => Err(e),
+    };
+    match loaded {
         Ok(loaded) => Ok((loaded, Some(store))),
         Err(e) => {
             store.close().await;
