@@ -597,7 +597,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_mistake_in_the_file_is_reported_whichever_thread_meets_it() {
+    fn the_first_mistake_in_the_file_is_reported_from_any_chunk() {
         let bad_rua = |text: String, domain: &str| {
             text.replace(
                 &format!("\"mailto:dmarc@{domain}\""),
