@@ -70,6 +70,13 @@ pub struct ApiObjects {
     pub dns_servers: Vec<ApiObject>,
 }
 
+impl ApiObjects {
+    /// No domain and no DNS server defined through the API: the config file alone.
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty() && self.dns_servers.is_empty()
+    }
+}
+
 /// [`load_config`], with the domains and DNS servers defined through the API added to the
 /// file's, and validated by the same rules. An API object may not name a file
 /// (`privateKeyFile`, `keyFile`), an environment variable (`keyEnv`) or a command
@@ -85,7 +92,7 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let config = if api.domains.is_empty() && api.dns_servers.is_empty() {
+    let config = if api.is_empty() {
         config::parse_owned(text, base_dir).map_err(|error| EngineError::Config {
             file: path.to_path_buf(),
             error,
@@ -257,7 +264,7 @@ pub async fn load_config_and_store(
     };
     let store = mailzone_store::Store::open_sqlite(state_dir).await?;
     let loaded = match crate::api_change::stored_api_objects(&store).await {
-        Ok(api) if api.domains.is_empty() && api.dns_servers.is_empty() => alone
+        Ok(api) if api.is_empty() => alone
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
         Ok(api) => load_config_with(path, &api),

@@ -37,7 +37,6 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use indexmap::IndexMap;
 use serde::Deserialize as _;
@@ -109,35 +108,27 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
 /// Each chunk parsed and deserialized, the parts in file order (two threads take the
 /// chunks in turn). `None` when a chunk does not parse.
 fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
-    in_turn(chunks.iter().collect(), |chunk| {
-        parse_chunk(&chunk.text(text))
-    })
+    in_turn(chunks, |chunk| parse_chunk(&chunk.text(text)))
 }
 
 /// `work` done on every item by two threads (this one and one of its own), each taking
 /// the next item not yet taken, so that neither waits for the other while work is left;
 /// the results in the items' order. `None` as soon as one item's work gives `None`. A
 /// single item is worked on this thread alone.
-pub(super) fn in_turn<T: Send, R: Send>(
-    items: Vec<T>,
-    work: impl Fn(T) -> Option<R> + Sync,
-) -> Option<Vec<R>> {
+fn in_turn<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> Option<R> + Sync) -> Option<Vec<R>> {
     if items.len() < 2 {
-        return items.into_iter().map(work).collect();
+        return items.iter().map(work).collect();
     }
-    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|i| Mutex::new(Some(i))).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let take_turns = || -> Vec<(usize, R)> {
         let mut done = Vec::new();
         while !failed.load(Ordering::Relaxed) {
             let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = slots.get(index) else {
+            let Some(item) = items.get(index) else {
                 break;
             };
-            // Each index is taken once, so the slot still holds its item.
-            let item = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            match item.and_then(&work) {
+            match work(item) {
                 Some(result) => done.push((index, result)),
                 None => failed.store(true, Ordering::Relaxed),
             }
@@ -637,14 +628,15 @@ mod tests {
     #[test]
     fn every_item_is_worked_once_and_given_back_in_order() {
         let worked = AtomicUsize::new(0);
-        let squares = in_turn((0..1000u64).collect(), |i| {
+        let numbers: Vec<u64> = (0..1000).collect();
+        let squares = in_turn(&numbers, |i| {
             worked.fetch_add(1, Ordering::Relaxed);
             Some(i * i)
         });
         assert_eq!(squares, Some((0..1000u64).map(|i| i * i).collect()));
         assert_eq!(worked.into_inner(), 1000);
-        assert_eq!(in_turn(vec![1, 2, 3, 4], |i| (i != 3).then_some(i)), None);
-        assert_eq!(in_turn(Vec::<u8>::new(), Some), Some(Vec::new()));
+        assert_eq!(in_turn(&[1, 2, 3, 4], |&i| (i != 3).then_some(i)), None);
+        assert_eq!(in_turn(&[] as &[u8], |&i| Some(i)), Some(Vec::new()));
     }
 
     #[test]
