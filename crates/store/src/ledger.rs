@@ -182,18 +182,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let statements = write_statements(self.marks(), adds, removes, states, now);
-        // One statement is atomic on its own: no BEGIN and COMMIT round trips for it.
-        if statements.len() <= 1 {
-            if let Some((sql, params)) = statements.into_iter().next() {
-                self.db().execute(AssertSqlSafe(sql), &params).await?;
-            }
-            return Ok(());
-        }
-        let mut tx = self.begin().await?;
-        for (sql, params) in sent_together(self.marks(), statements) {
-            tx.db().execute(AssertSqlSafe(sql), &params).await?;
-        }
-        tx.commit().await
+        self.execute_atomically(statements).await
     }
 
     /// The remembered state of every zone, keyed by (zone, DNS server): one query for a
@@ -280,22 +269,6 @@ pub enum ZoneWrite {
         dns_server: String,
         state: ZoneState,
     },
-}
-
-/// A transaction's statements as one text on SQLite: sqlx runs the statements of a text one
-/// after the other and hands each its `?` parameters in order, so the group costs one round
-/// trip to SQLite's worker thread instead of one per statement (each statement still stays
-/// within SQLite's parameter limit). PostgreSQL takes one statement per message with
-/// parameters: there they stay apart.
-fn sent_together<'a>(
-    marks: Marks,
-    statements: Vec<(String, Vec<Param<'a>>)>,
-) -> Vec<(String, Vec<Param<'a>>)> {
-    if marks != Marks::InOrder || statements.len() < 2 {
-        return statements;
-    }
-    let (sql, params): (Vec<String>, Vec<Vec<Param<'a>>>) = statements.into_iter().unzip();
-    vec![(sql.join(";\n"), params.into_iter().flatten().collect())]
 }
 
 /// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs

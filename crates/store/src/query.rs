@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use sqlx::SqlSafeStr;
+use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::{Pool, Store, StoreError, StoreRow};
 
@@ -247,6 +247,66 @@ impl Store {
         Ok(Tx { store: self, inner })
     }
 
+    /// Runs `statements` (each its SQL and its parameters) as one transaction.
+    ///
+    /// On SQLite they reach the connection's worker thread as one text, `BEGIN` and
+    /// `COMMIT` included: sqlx runs the statements of a text one after the other, hands each
+    /// its `?` parameters in order and stops at the first that fails. One round trip to the
+    /// worker then carries the whole transaction, where a `Transaction` takes three (BEGIN,
+    /// the statements, COMMIT), each a wake-up of two threads. PostgreSQL takes one
+    /// statement per message with parameters: there they run one by one in a transaction.
+    pub(crate) async fn execute_atomically(
+        &self,
+        mut statements: Vec<(String, Vec<Param<'_>>)>,
+    ) -> Result<(), StoreError> {
+        if statements.len() <= 1 {
+            // One statement is atomic on its own.
+            if let Some((sql, params)) = statements.pop() {
+                self.db().execute(AssertSqlSafe(sql), &params).await?;
+            }
+            return Ok(());
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => self.sqlite_transaction_text(pool, statements).await,
+            Pool::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                for (sql, params) in statements {
+                    tx.db().execute(AssertSqlSafe(sql), &params).await?;
+                }
+                tx.commit().await
+            }
+        }
+    }
+
+    /// [`Store::execute_atomically`] on SQLite: `BEGIN; statements; COMMIT` as one text on
+    /// one connection, rolled back there if any of it fails.
+    async fn sqlite_transaction_text(
+        &self,
+        pool: &sqlx::SqlitePool,
+        statements: Vec<(String, Vec<Param<'_>>)>,
+    ) -> Result<(), StoreError> {
+        let (sql, params): (Vec<String>, Vec<Vec<Param<'_>>>) = statements.into_iter().unzip();
+        let text = format!("BEGIN;\n{};\nCOMMIT", sql.join(";\n"));
+        let params: Vec<Param<'_>> = params.into_iter().flatten().collect();
+        let mut conn = pool.acquire().await.map_err(|e| self.database_error(e))?;
+        // Not kept in the connection's statement cache: the text is one group's, its
+        // shape (rows per statement) rarely seen twice.
+        let ran = bound_query!(AssertSqlSafe(text), &params)
+            .persistent(false)
+            .execute(&mut *conn)
+            .await;
+        let Err(e) = ran else {
+            return Ok(());
+        };
+        // A statement (or the COMMIT) failed inside the transaction: what ran of it is
+        // undone before the connection goes back to the pool. A ROLLBACK that fails leaves
+        // the connection in a state not known here: it is closed rather than reused.
+        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+            conn.close_on_drop();
+        }
+        Err(self.database_error(e))
+    }
+
     fn row_error(&self, e: RowError) -> StoreError {
         match e {
             RowError::Database(e) => self.database_error(e),
@@ -367,5 +427,83 @@ mod marks_tests {
             "$1 IN ($2, $3, $4)"
         );
         assert_eq!(Marks::InOrder.list(2, 3), "?, ?, ?");
+    }
+}
+
+#[cfg(test)]
+mod transaction_tests {
+    use super::Param;
+    use crate::Store;
+
+    /// A zone state row: a statement [`Store::execute_atomically`] takes.
+    fn state_of(zone: &str) -> (String, Vec<Param<'static>>) {
+        (
+            "INSERT INTO zone_state (zone, dns_server, serial, desired_digest, checked_at) \
+             VALUES (?, 'primary', 1, 'digest', 0)"
+                .to_string(),
+            vec![Param::from(zone.to_string())],
+        )
+    }
+
+    async fn zones_with_state(store: &Store) -> Vec<String> {
+        let mut zones: Vec<String> = store
+            .zone_states()
+            .await
+            .unwrap()
+            .into_keys()
+            .map(|(zone, _)| zone)
+            .collect();
+        zones.sort();
+        zones
+    }
+
+    #[tokio::test]
+    async fn a_statement_failing_midway_undoes_the_whole_transaction_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        // The third statement breaks a NOT NULL constraint when it runs, after the first
+        // two have written their rows.
+        let missing_serial = (
+            "INSERT INTO zone_state (zone, dns_server, desired_digest, checked_at) \
+             VALUES ('c.test.', 'primary', 'digest', 0)"
+                .to_string(),
+            Vec::new(),
+        );
+        let failed = store
+            .execute_atomically(vec![
+                state_of("a.test."),
+                state_of("b.test."),
+                missing_serial,
+            ])
+            .await;
+        assert!(failed.is_err(), "the NOT NULL constraint holds");
+        assert!(zones_with_state(&store).await.is_empty());
+
+        store
+            .execute_atomically(vec![state_of("d.test."), state_of("e.test.")])
+            .await
+            .unwrap();
+        // Committed, not left in a transaction the failure kept open: another connection
+        // sees the rows.
+        let other = Store::open_sqlite(dir.path()).await.unwrap();
+        assert_eq!(zones_with_state(&other).await, ["d.test.", "e.test."]);
+    }
+
+    #[tokio::test]
+    async fn a_single_statement_runs_and_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        store
+            .execute_atomically(vec![state_of("a.test.")])
+            .await
+            .unwrap();
+        // The same primary key again: a single statement, run without BEGIN and COMMIT.
+        assert!(
+            store
+                .execute_atomically(vec![state_of("a.test.")])
+                .await
+                .is_err()
+        );
+        assert_eq!(zones_with_state(&store).await, ["a.test."]);
     }
 }
