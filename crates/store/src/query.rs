@@ -288,23 +288,29 @@ impl Store {
         let (sql, params): (Vec<String>, Vec<Vec<Param<'_>>>) = statements.into_iter().unzip();
         let text = format!("BEGIN;\n{};\nCOMMIT", sql.join(";\n"));
         let params: Vec<Param<'_>> = params.into_iter().flatten().collect();
-        let mut conn = pool.acquire().await.map_err(|e| self.database_error(e))?;
+        let conn = pool.acquire().await.map_err(|e| self.database_error(e))?;
+        let mut conn = ClosedUnlessFinished(Some(conn));
         // Not kept in the connection's statement cache: the text is one group's, its
         // shape (rows per statement) rarely seen twice.
         let ran = bound_query!(AssertSqlSafe(text), &params)
             .persistent(false)
-            .execute(&mut *conn)
+            .execute(&mut **conn.get())
             .await;
-        let Err(e) = ran else {
-            return Ok(());
-        };
-        // A statement (or the COMMIT) failed inside the transaction: what ran of it is
-        // undone before the connection goes back to the pool. A ROLLBACK that fails leaves
-        // the connection in a state not known here: it is closed rather than reused.
-        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-            conn.close_on_drop();
+        if let Err(e) = ran {
+            // A statement (or the COMMIT) failed inside the transaction: what ran of it is
+            // undone before the connection goes back to the pool. A ROLLBACK that fails
+            // leaves the connection in a state not known here: it is closed (the guard).
+            if sqlx::query("ROLLBACK")
+                .execute(&mut **conn.get())
+                .await
+                .is_ok()
+            {
+                conn.finished();
+            }
+            return Err(self.database_error(e));
         }
-        Err(self.database_error(e))
+        conn.finished();
+        Ok(())
     }
 
     fn row_error(&self, e: RowError) -> StoreError {
@@ -402,6 +408,33 @@ impl Db<'_> {
     }
 }
 
+/// A connection running a transaction sent as one text. Dropped before
+/// [`ClosedUnlessFinished::finished`] (its caller gave up while SQLite's worker ran the
+/// text, which then stops where it is, inside the transaction), the connection is closed,
+/// which rolls the transaction back, instead of going back to the pool with it open.
+struct ClosedUnlessFinished(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+
+impl ClosedUnlessFinished {
+    fn get(&mut self) -> &mut sqlx::pool::PoolConnection<sqlx::Sqlite> {
+        self.0
+            .as_mut()
+            .expect("the connection is held until finished")
+    }
+
+    /// The transaction is committed or rolled back: the connection may be reused.
+    fn finished(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for ClosedUnlessFinished {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
+}
+
 /// How many rows a statement must return: sqlx's `fetch_one` fails on none, and
 /// `fetch_optional` reads no further than the first.
 enum Rows {
@@ -487,6 +520,43 @@ mod transaction_tests {
         // sees the rows.
         let other = Store::open_sqlite(dir.path()).await.unwrap();
         assert_eq!(zones_with_state(&other).await, ["d.test.", "e.test."]);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_given_up_midway_leaves_no_half_of_it_and_no_open_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(dir.path()).await.unwrap();
+        let other = Store::open_sqlite(dir.path()).await.unwrap();
+        for round in 0..20 {
+            // A long transaction, dropped after its first poll: sent to SQLite's worker,
+            // which may be anywhere in it when its caller goes away.
+            let group: Vec<_> = (0..400)
+                .map(|i| state_of(&format!("z{i}.r{round}.test.")))
+                .collect();
+            let given_up =
+                tokio::time::timeout(std::time::Duration::ZERO, store.execute_atomically(group));
+            let _ = given_up.await;
+            // All of it or none of it; and the next write is committed, not swallowed by
+            // a transaction left open on the connection.
+            let mark = format!("after.r{round}.test.");
+            store
+                .execute_atomically(vec![state_of(&mark), state_of(&format!("x{mark}"))])
+                .await
+                .unwrap();
+            let seen = zones_with_state(&other).await;
+            let of_round = seen
+                .iter()
+                .filter(|z| z.contains(&format!(".r{round}.")))
+                .count();
+            assert!(
+                of_round == 2 || of_round == 402,
+                "round {round}: {of_round} rows of the round seen by another connection"
+            );
+            assert!(
+                seen.contains(&mark),
+                "round {round}: the next write is not committed"
+            );
+        }
     }
 
     #[tokio::test]
