@@ -425,6 +425,11 @@ async fn connect(options: SqliteConnectOptions, db_path: &Path) -> Result<Sqlite
         // steps of milliseconds (measured: a second of idle time over 1,000 zones).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // The connection is a handle in this process, not a socket that can go dead
+            // while idle: the ping sqlx sends before lending it out would be one more
+            // round trip to SQLite's worker thread per statement, finding nothing the
+            // statement itself would not report.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await;
         match pool {
