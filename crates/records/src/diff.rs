@@ -7,6 +7,7 @@
 //! is owned: live values there that are not desired are replaced. A live record outside
 //! every owned slot is deleted only if the ledger shows mailzone published it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::name::Name;
@@ -114,12 +115,13 @@ impl ChangeSet {
     }
 }
 
-/// Where a record sits for ownership purposes.
+/// Where a record sits for ownership purposes. Borrowed from the record: a zone's diff
+/// computes a slot for every desired and live record.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Slot {
-    name: Name,
+struct Slot<'a> {
+    name: &'a Name,
     rtype: RrType,
-    family: Option<String>,
+    family: Option<Cow<'a, str>>,
 }
 
 /// The families of TXT values mailzone writes. Others are never touched.
@@ -132,14 +134,14 @@ const TXT_FAMILIES: [&str; 6] = [
     "v=uaac1",
 ];
 
-fn slot(record: &Record) -> Slot {
+fn slot(record: &Record) -> Slot<'_> {
     let family = match &record.data {
-        RData::Txt(bytes) => Some(txt_family(bytes).unwrap_or_else(|| "foreign".into())),
-        RData::Caa { tag, value, .. } => Some(caa_family(tag, value)),
+        RData::Txt(bytes) => Some(Cow::Borrowed(txt_family(bytes).unwrap_or("foreign"))),
+        RData::Caa { tag, value, .. } => Some(Cow::Owned(caa_family(tag, value))),
         _ => None,
     };
     Slot {
-        name: record.name.clone(),
+        name: &record.name,
         rtype: record.data.rtype(),
         family,
     }
@@ -147,16 +149,17 @@ fn slot(record: &Record) -> Slot {
 
 /// The family of a TXT value: its version tag, compared case-insensitively, followed by
 /// the end of the value, a space or a `;` (so `v=spf10` is not SPF).
-fn txt_family(bytes: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+fn txt_family(bytes: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(bytes);
     let text = text.trim_start();
-    TXT_FAMILIES
-        .into_iter()
-        .find(|f| {
-            text.strip_prefix(f)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ';']))
-        })
-        .map(str::to_string)
+    TXT_FAMILIES.into_iter().find(|f| {
+        text.get(..f.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(f))
+            && text[f.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == ' ' || c == ';')
+    })
 }
 
 /// CAA ownership is per tag and CA: `issue "letsencrypt.org; accounturi=…"` replaces
@@ -196,9 +199,13 @@ pub fn diff(
     ledger: &BTreeSet<LedgerEntry>,
     managed_types: &[RecordPurpose],
 ) -> ChangeSet {
-    let owned: BTreeSet<Slot> = desired.iter().map(|d| slot(&d.record)).collect();
+    // Each owned slot with the purpose of the first desired record in it.
+    let mut owned: BTreeMap<Slot<'_>, RecordPurpose> = BTreeMap::new();
+    for d in desired {
+        owned.entry(slot(&d.record)).or_insert(d.purpose);
+    }
     let live_by_rrset = group_rrsets(live);
-    let desired = with_shared_rrset_ttls(desired, &live_by_rrset, &owned);
+    let ttls = shared_rrset_ttls(desired, &live_by_rrset, &owned);
 
     let live_data: BTreeSet<(&Name, &RData, u32)> = live
         .iter()
@@ -206,13 +213,19 @@ pub fn diff(
         .collect();
     let desired_data: BTreeSet<(&Name, &RData, u32)> = desired
         .iter()
-        .map(|d| (&d.record.name, &d.record.data, d.record.ttl))
+        .zip(&ttls)
+        .map(|(d, ttl)| (&d.record.name, &d.record.data, *ttl))
         .collect();
 
     let adds: Vec<DesiredRecord> = desired
         .iter()
-        .filter(|d| !live_data.contains(&(&d.record.name, &d.record.data, d.record.ttl)))
-        .cloned()
+        .zip(&ttls)
+        .filter(|(d, ttl)| !live_data.contains(&(&d.record.name, &d.record.data, **ttl)))
+        .map(|(d, ttl)| {
+            let mut add = d.clone();
+            add.record.ttl = *ttl;
+            add
+        })
         .collect();
 
     let ledger_type = |record: &Record| {
@@ -229,36 +242,30 @@ pub fn diff(
         if desired_data.contains(&(&r.name, &r.data, r.ttl)) {
             continue;
         }
-        let in_owned_slot = owned.contains(&slot(r));
+        let slot_purpose = owned.get(&slot(r)).copied();
         let published = ledger_type(r);
-        if in_owned_slot || published.is_some() {
-            let purpose = published.or_else(|| {
-                desired
-                    .iter()
-                    .find(|d| slot(&d.record) == slot(r))
-                    .map(|d| d.purpose)
-            });
-            deletes.push((purpose, l.clone()));
+        if slot_purpose.is_some() || published.is_some() {
+            deletes.push((published.or(slot_purpose), l.clone()));
         }
     }
 
-    let touched: BTreeSet<(Name, RrType)> = adds
+    let touched: BTreeSet<(&Name, RrType)> = adds
         .iter()
-        .map(|a| (a.record.name.clone(), a.record.data.rtype()))
+        .map(|a| (&a.record.name, a.record.data.rtype()))
         .chain(
             deletes
                 .iter()
-                .map(|(_, l)| (l.record.name.clone(), l.record.data.rtype())),
+                .map(|(_, l)| (&l.record.name, l.record.data.rtype())),
         )
         .collect();
     let prerequisites = touched
         .into_iter()
         .map(|(name, rtype)| RrsetPrerequisite {
             records: live_by_rrset
-                .get(&(name.clone(), rtype))
-                .cloned()
+                .get(&(name, rtype))
+                .map(|rrset| rrset.iter().map(|l| (*l).clone()).collect())
                 .unwrap_or_default(),
-            name,
+            name: name.clone(),
             rtype,
         })
         .collect();
@@ -273,36 +280,35 @@ pub fn diff(
     }
 }
 
-fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(Name, RrType), Vec<LiveRecord>> {
-    let mut out: BTreeMap<(Name, RrType), Vec<LiveRecord>> = BTreeMap::new();
+fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(&Name, RrType), Vec<&LiveRecord>> {
+    let mut out: BTreeMap<(&Name, RrType), Vec<&LiveRecord>> = BTreeMap::new();
     for l in live {
-        out.entry((l.record.name.clone(), l.record.data.rtype()))
+        out.entry((&l.record.name, l.record.data.rtype()))
             .or_default()
-            .push(l.clone());
+            .push(l);
     }
     out
 }
 
-fn with_shared_rrset_ttls(
+/// The TTL each desired record gets: its own, or that of a live record mailzone does not
+/// own in the same RRset.
+fn shared_rrset_ttls(
     desired: &[DesiredRecord],
-    live_by_rrset: &BTreeMap<(Name, RrType), Vec<LiveRecord>>,
-    owned: &BTreeSet<Slot>,
-) -> Vec<DesiredRecord> {
+    live_by_rrset: &BTreeMap<(&Name, RrType), Vec<&LiveRecord>>,
+    owned: &BTreeMap<Slot<'_>, RecordPurpose>,
+) -> Vec<u32> {
     desired
         .iter()
         .map(|d| {
-            let key = (d.record.name.clone(), d.record.data.rtype());
-            let shared_ttl = live_by_rrset.get(&key).and_then(|rrset| {
-                rrset
-                    .iter()
-                    .find(|l| !owned.contains(&slot(&l.record)))
-                    .map(|foreign| foreign.record.ttl)
-            });
-            let mut d = d.clone();
-            if let Some(ttl) = shared_ttl {
-                d.record.ttl = ttl;
-            }
-            d
+            live_by_rrset
+                .get(&(&d.record.name, d.record.data.rtype()))
+                .and_then(|rrset| {
+                    rrset
+                        .iter()
+                        .find(|l| !owned.contains_key(&slot(&l.record)))
+                        .map(|foreign| foreign.record.ttl)
+                })
+                .unwrap_or(d.record.ttl)
         })
         .collect()
 }
