@@ -350,20 +350,19 @@ impl<'a> Endpoint<'a> {
         }
     }
 
-    /// Encodes (and signs) `request`, as hickory does it.
+    /// Encodes (and signs) `request`.
     fn encode_raw(&self, request: &Message) -> Result<Encoded<'a>, DnsError> {
-        let mut request = request.clone();
-        let verifier = match self.signer {
-            Some(s) => Some(s.sign(&mut request, self.server)?),
-            None => None,
-        };
-        let bytes = request.to_vec().map_err(|e| {
+        let mut bytes = request.to_vec().map_err(|e| {
             DnsError::permanent(
                 self.server,
                 Cause::Request,
                 format!("cannot encode the request for {}: {e}", self.server),
             )
         })?;
+        let verifier = match self.signer {
+            Some(s) => Some(s.sign(&mut bytes, self.server)?),
+            None => None,
+        };
         Ok(Encoded { bytes, verifier })
     }
 
@@ -388,9 +387,11 @@ impl<'a> Endpoint<'a> {
     ) -> Result<Option<Encoded<'a>>, DnsError> {
         let encoded = self.encode_raw(request)?;
         // hickory's encoder does not fail on a message over 65535 bytes: it silently drops
-        // the records that do not fit, sets TC and counts only what it wrote (the TSIG
-        // record included, or its MAC then covers other bytes: BADSIG). Never send that.
-        Ok((!is_truncated(&encoded.bytes) || request.truncation).then_some(encoded))
+        // the records that do not fit, sets TC and counts only what it wrote. Never send
+        // that, nor a message the TSIG record appended after encoding takes over the limit.
+        let fits = encoded.len() <= usize::from(u16::MAX)
+            && (!is_truncated(&encoded.bytes) || request.truncation);
+        Ok(fits.then_some(encoded))
     }
 
     /// Sends one request and returns its answer: over UDP when configured and the request

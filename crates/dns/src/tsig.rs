@@ -9,13 +9,21 @@
 //! The verifier also requires every message of a transfer to be signed, while
 //! RFC 8945 §5.3.1 lets a server leave up to 99 messages in a row unsigned; both cases are
 //! handled here.
+//!
+//! Requests are signed and answers verified on their bytes as sent and received: hickory's
+//! `sign_message` encodes the message once more to sign it, and `verify_message_byte`
+//! decodes every record of an answer once more to find where its TSIG record starts. Here
+//! the MAC input (RFC 8945 §4.3.3) is built from the bytes at hand, with hickory's own
+//! encoders for the TSIG variables and record, and its HMAC; only the walk past the
+//! records before the TSIG record ([`tsig_start`]) is written here.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::rdata::tsig::{TsigError, signed_bitmessage_to_buf};
-use hickory_proto::rr::{Name as WireName, TSigner};
+use hickory_proto::rr::rdata::tsig::{TSIG, TsigError, make_tsig_record};
+use hickory_proto::rr::{Name as WireName, Record as WireRecord, TSigner};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::DnsError;
 use crate::rfc2136::TsigConfig;
@@ -69,27 +77,61 @@ impl Signer {
         &self.key_name
     }
 
-    /// Signs `message` (RFC 8945 §4.3) and returns the verifier of its answer(s).
+    /// Signs a request encoded without a TSIG record (RFC 8945 §4.3): appends the record
+    /// and returns the verifier of its answer(s).
     pub(crate) fn sign(
         &self,
-        message: &mut Message,
+        bytes: &mut Vec<u8>,
         server: SocketAddr,
     ) -> Result<AnswerVerifier<'_>, DnsError> {
-        let now = unix_now();
-        let (tsig, _) = self.signer.sign_message(message, now).map_err(|e| {
+        let request_mac = self.sign_at(bytes, unix_now()).map_err(|e| {
             DnsError::tsig(server, format!("cannot sign the request with TSIG: {e}"))
         })?;
-        let request_mac = tsig.data.mac.clone();
-        message.set_signature(tsig);
         Ok(AnswerVerifier {
             signer: self,
             server,
+            mac_len: request_mac.len(),
             previous_mac: request_mac,
             first: true,
             unsigned: Vec::new(),
             unsigned_count: 0,
             last_time: 0,
         })
+    }
+
+    /// [`Signer::sign`] at a given time; returns the request's MAC.
+    fn sign_at(&self, bytes: &mut Vec<u8>, now: u64) -> Result<Vec<u8>, String> {
+        let header = |i: usize| {
+            bytes
+                .get(i..i + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        let (Some(id), Some(additionals)) = (header(0), header(10)) else {
+            return Err("the request is shorter than a DNS header".into());
+        };
+        let additionals = additionals
+            .checked_add(1)
+            .ok_or("the request has no room for one more additional record")?;
+        let stub = TSIG::new(
+            self.signer.algorithm().clone(),
+            now,
+            FUDGE,
+            Vec::new(),
+            id,
+            None,
+            Vec::new(),
+        );
+        // RFC 8945 §4.3.3: the MAC covers the message as sent, then the TSIG variables.
+        let mut tbs = bytes.clone();
+        tbs.extend_from_slice(&encoded(|e| {
+            stub.emit_tsig_for_mac(e, self.signer.signer_name())
+        })?);
+        let mac = self.signer.sign(&tbs).map_err(|e| e.to_string())?;
+        let record: WireRecord<TSIG> =
+            make_tsig_record(self.signer.signer_name().clone(), stub.set_mac(mac.clone()));
+        bytes.extend_from_slice(&encoded(|e| record.emit(e))?);
+        bytes[10..12].copy_from_slice(&additionals.to_be_bytes());
+        Ok(mac)
     }
 
     /// The message for a TSIG error the server reported.
@@ -137,6 +179,8 @@ pub(crate) struct AnswerVerifier<'a> {
     unsigned: Vec<u8>,
     unsigned_count: usize,
     last_time: u64,
+    /// The length of an untruncated MAC of the key's algorithm.
+    mac_len: usize,
 }
 
 /// What a received message says about TSIG.
@@ -212,34 +256,26 @@ impl AnswerVerifier<'_> {
         if tsig.data.time < u64::from(tsig.data.fudge) {
             return Err(too_far(server, tsig.data.time));
         }
-        let time = if self.unsigned.is_empty() {
-            let (mac, time, _) = self
-                .signer
-                .signer
-                .verify_message_byte(bytes, Some(&self.previous_mac), self.first)
-                .map_err(|e| bad_mac(e.to_string()))?;
-            self.previous_mac = mac;
-            time
-        } else {
-            // RFC 8945 §5.3.1: the MAC covers the previous MAC, every unsigned message
-            // since, and this message with only the timers of its TSIG record.
-            let (this, record) =
-                signed_bitmessage_to_buf(bytes, None, false).map_err(|e| bad_mac(e.to_string()))?;
-            let mut tbv =
-                Vec::with_capacity(2 + self.previous_mac.len() + self.unsigned.len() + this.len());
-            tbv.extend_from_slice(&(self.previous_mac.len() as u16).to_be_bytes());
-            tbv.extend_from_slice(&self.previous_mac);
-            tbv.extend_from_slice(&self.unsigned);
-            tbv.extend_from_slice(&this);
-            self.signer
-                .signer
-                .verify(&tbv, &record.data.mac)
-                .map_err(|e| bad_mac(e.to_string()))?;
-            self.previous_mac = record.data.mac.clone();
-            self.unsigned.clear();
-            self.unsigned_count = 0;
-            record.data.time
-        };
+        // hickory's verifier refuses truncated MACs (RFC 8945 §5.2.2.1 allows them); so
+        // does this one. The algorithm is ours (checked above): the request's MAC has the
+        // full length.
+        if tsig.data.mac.len() < self.mac_len {
+            return Err(bad_mac(format!(
+                "the MAC is truncated to {} bytes",
+                tsig.data.mac.len()
+            )));
+        }
+        let tbv = self
+            .to_be_verified(bytes, tsig)
+            .ok_or_else(|| bad_mac("the answer's records end before its TSIG record".into()))?;
+        self.signer
+            .signer
+            .verify(&tbv, &tsig.data.mac)
+            .map_err(|e| bad_mac(e.to_string()))?;
+        self.previous_mac = tsig.data.mac.clone();
+        self.unsigned.clear();
+        self.unsigned_count = 0;
+        let time = tsig.data.time;
         // RFC 8945 §5.4.3 (client side of §5.2.3): the answer must be signed within the
         // fudge of our clock, and signatures of a transfer must not go back in time.
         if time.abs_diff(unix_now()) > u64::from(FUDGE) || time < self.last_time {
@@ -248,6 +284,32 @@ impl AnswerVerifier<'_> {
         self.last_time = time;
         self.first = false;
         Ok(Verified::Signed)
+    }
+
+    /// What the MAC of a signed answer covers (RFC 8945 §4.3.3, §5.3.1): the previous MAC
+    /// (the request's, or the last signed message's of a transfer), the unsigned messages
+    /// since, this message without its TSIG record (and with its original ID), then the
+    /// TSIG variables (the first answer) or only its timers (later messages of a transfer).
+    fn to_be_verified(&self, bytes: &[u8], tsig: &WireRecord<TSIG>) -> Option<Vec<u8>> {
+        let end = tsig_start(bytes)?;
+        let additionals = u16::from_be_bytes([bytes[10], bytes[11]]).checked_sub(1)?;
+        let mut tbv =
+            Vec::with_capacity(2 + self.previous_mac.len() + self.unsigned.len() + end + 64);
+        tbv.extend_from_slice(&(self.previous_mac.len() as u16).to_be_bytes());
+        tbv.extend_from_slice(&self.previous_mac);
+        tbv.extend_from_slice(&self.unsigned);
+        tbv.extend_from_slice(&tsig.data.oid.to_be_bytes());
+        tbv.extend_from_slice(&bytes[2..10]);
+        tbv.extend_from_slice(&additionals.to_be_bytes());
+        tbv.extend_from_slice(&bytes[12..end]);
+        if self.first {
+            tbv.extend_from_slice(&encoded(|e| tsig.data.emit_tsig_for_mac(e, &tsig.name)).ok()?);
+        } else {
+            tbv.extend_from_slice(&((tsig.data.time >> 32) as u16).to_be_bytes());
+            tbv.extend_from_slice(&(tsig.data.time as u32).to_be_bytes());
+            tbv.extend_from_slice(&tsig.data.fudge.to_be_bytes());
+        }
+        Some(tbv)
     }
 
     /// RFC 8945 §5.3.1: the last message of a transfer must be signed.
@@ -274,6 +336,52 @@ fn too_far(server: SocketAddr, time: u64) -> DnsError {
             time.abs_diff(unix_now())
         ),
     )
+}
+
+/// What hickory's encoder writes with `emit`, as bytes of their own.
+fn encoded(
+    emit: impl FnOnce(&mut BinEncoder<'_>) -> Result<(), hickory_proto::ProtoError>,
+) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    emit(&mut BinEncoder::new(&mut bytes)).map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
+/// Where the last record of a message (its TSIG record, RFC 8945 §5.2) starts: past the
+/// header, the questions and every other record. `None` if the message ends early.
+fn tsig_start(bytes: &[u8]) -> Option<usize> {
+    let count = |i: usize| {
+        bytes
+            .get(i..i + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let questions = count(4)?;
+    let records = (count(6)? + count(8)? + count(10)?).checked_sub(1)?;
+    let mut at = 12;
+    for _ in 0..questions {
+        at = past_name(bytes, at)? + 4;
+    }
+    for _ in 0..records {
+        // RFC 1035 §4.1.3: owner, TYPE, CLASS, TTL, RDLENGTH, then RDLENGTH bytes.
+        at = past_name(bytes, at)? + 8;
+        at += 2 + count(at)?;
+    }
+    (at < bytes.len()).then_some(at)
+}
+
+/// Past a (possibly compressed) name starting at `at` (RFC 1035 §4.1.4): its labels up to
+/// the root label, or up to and including a pointer.
+fn past_name(bytes: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *bytes.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xC0 == 0xC0 => return Some(at + 2),
+            l if l & 0xC0 == 0 => at += 1 + usize::from(l),
+            // 0x40 and 0x80 prefixes are not label types a message may use (RFC 6891 §5).
+            _ => return None,
+        }
+    }
 }
 
 fn unix_now() -> u64 {
@@ -317,9 +425,9 @@ mod tests {
 
     /// A request signed with `key`, and the verifier of its answers.
     fn signed_request(key: &Signer) -> (Message, AnswerVerifier<'_>) {
-        let mut req = request();
-        let verifier = key.sign(&mut req, server()).unwrap();
-        (req, verifier)
+        let mut bytes = request().to_vec().unwrap();
+        let verifier = key.sign(&mut bytes, server()).unwrap();
+        (Message::from_vec(&bytes).unwrap(), verifier)
     }
 
     /// What `verifier` makes of an answer as it came off the wire.
@@ -460,5 +568,107 @@ mod tests {
         ));
         let e = verifier.finish().unwrap_err();
         assert!(e.to_string().contains("not signed"), "{e}");
+    }
+
+    /// An answer with records whose names hickory compresses, signed as a server signs it.
+    fn answer_with_records(request: &Message, key: &Signer) -> Vec<u8> {
+        use hickory_proto::rr::rdata::{A, MX};
+        use hickory_proto::rr::{RData, Record};
+        let mut response = Message::new(request.id, MessageType::Response, OpCode::Query);
+        response.add_queries(request.queries.clone());
+        let zone = WireName::from_ascii("example.test.").unwrap();
+        let mail = WireName::from_ascii("mail.example.test.").unwrap();
+        response.add_answer(Record::from_rdata(
+            zone.clone(),
+            3600,
+            RData::MX(MX::new(10, mail.clone())),
+        ));
+        response.add_answer(Record::from_rdata(
+            mail,
+            3600,
+            RData::A(A::new(192, 0, 2, 1)),
+        ));
+        let request_mac = request.signature().unwrap().data.mac.clone();
+        let tsig = TSigResponseContext::new(
+            request.id,
+            unix_now(),
+            key.signer.clone(),
+            request_mac,
+            None,
+        )
+        .sign(&response.to_vec().unwrap())
+        .unwrap();
+        response.set_signature(tsig);
+        response.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_signed_request_is_byte_for_byte_what_hickory_signs() {
+        let ours = signer("c2VjcmV0LTE=");
+        let mut update = request();
+        update.add_additional(hickory_proto::rr::Record::from_rdata(
+            WireName::from_ascii("www.example.test.").unwrap(),
+            300,
+            hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::new(192, 0, 2, 7)),
+        ));
+        let now = 1_765_000_000;
+        let mut bytes = update.to_vec().unwrap();
+        let mac = ours.sign_at(&mut bytes, now).unwrap();
+
+        let mut theirs = update.clone();
+        let (tsig, _) = ours.signer.sign_message(&theirs, now).unwrap();
+        assert_eq!(mac, tsig.data.mac);
+        theirs.set_signature(tsig);
+        assert_eq!(bytes, theirs.to_vec().unwrap());
+    }
+
+    #[test]
+    fn what_the_mac_of_an_answer_covers_is_what_hickory_computes() {
+        use hickory_proto::rr::rdata::tsig::signed_bitmessage_to_buf;
+        let ours = signer("c2VjcmV0LTE=");
+        let (req, mut verifier) = signed_request(&ours);
+        let bytes = answer_with_records(&req, &ours);
+        let decoded = Message::from_vec(&bytes).unwrap();
+        let tsig = decoded.signature().unwrap();
+        let request_mac = req.signature().unwrap().data.mac.clone();
+
+        // The first answer: the request's MAC, the message, every TSIG variable.
+        let (theirs, _) = signed_bitmessage_to_buf(&bytes, Some(&request_mac), true).unwrap();
+        assert_eq!(verifier.to_be_verified(&bytes, tsig).unwrap(), theirs);
+
+        // A later message of a transfer after two unsigned ones: the previous MAC, the
+        // unsigned messages, then this one with only its timers.
+        verifier.first = false;
+        verifier.unsigned = b"two unsigned messages".to_vec();
+        let (this, _) = signed_bitmessage_to_buf(&bytes, None, false).unwrap();
+        let mut theirs = (request_mac.len() as u16).to_be_bytes().to_vec();
+        theirs.extend_from_slice(&request_mac);
+        theirs.extend_from_slice(b"two unsigned messages");
+        theirs.extend_from_slice(&this);
+        assert_eq!(verifier.to_be_verified(&bytes, tsig).unwrap(), theirs);
+    }
+
+    #[test]
+    fn an_answer_changed_after_signing_does_not_verify_and_a_cut_one_is_refused() {
+        let ours = signer("c2VjcmV0LTE=");
+        let (req, mut verifier) = signed_request(&ours);
+        let bytes = answer_with_records(&req, &ours);
+        let mut changed = bytes.clone();
+        let at = changed
+            .windows(4)
+            .position(|w| w == [192, 0, 2, 1])
+            .unwrap();
+        changed[at + 3] = 2;
+        let e = verify(&mut verifier, &changed).unwrap_err();
+        assert!(e.to_string().contains("does not verify"), "{e}");
+        assert!(matches!(
+            verify(&mut verifier, &bytes).unwrap(),
+            Verified::Signed
+        ));
+        // Counts promising more records than the bytes hold: no TSIG record to find.
+        assert_eq!(tsig_start(&bytes[..40]), None);
+        let mut more = bytes.clone();
+        more[7] += 5;
+        assert_eq!(tsig_start(&more), None);
     }
 }
