@@ -67,6 +67,9 @@ pub fn from_wire_name(name: &WireName) -> Result<Name, String> {
     if name.is_root() {
         return Ok(Name::root());
     }
+    if let Some(plain) = Name::owner_of_labels(name.iter()) {
+        return Ok(plain);
+    }
     let ascii = name.to_ascii();
     Name::owner(&ascii).map_err(|e| format!("name `{ascii}`: {e}"))
 }

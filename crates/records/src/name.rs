@@ -4,6 +4,7 @@
 //! A [`Name`] is stored without the trailing dot and rendered with it. Construction is the
 //! only place names are validated, so every `Name` in the program is known to be well formed.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// RFC 1035 §2.3.4: a label is at most 63 octets.
@@ -50,6 +51,25 @@ impl Name {
     pub fn owner(input: &str) -> Result<Name, NameError> {
         let ascii = to_ascii(input)?;
         Name::checked(&ascii, LabelRule::Owner)
+    }
+
+    /// The owner name of the labels of a name read off the wire (the root label left
+    /// out), when every label is one [`Name::owner`] accepts as it is: `None` otherwise, and
+    /// the caller parses the name's text form for the error. Spares a name of a read zone
+    /// its text form and a second pass.
+    pub fn owner_of_labels<'a>(labels: impl IntoIterator<Item = &'a [u8]>) -> Option<Name> {
+        let mut name = String::with_capacity(64);
+        for label in labels {
+            let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+            if label.is_empty() || label.len() > MAX_LABEL_LEN || !label.iter().all(plain) {
+                return None;
+            }
+            if !name.is_empty() {
+                name.push('.');
+            }
+            name.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+        }
+        (!name.is_empty() && name.len() <= MAX_NAME_LEN).then_some(Name(name))
     }
 
     /// The root name `.`, used as the "service not offered" SRV target (RFC 2782).
@@ -147,19 +167,51 @@ fn check_label(label: &str, rule: LabelRule) -> Result<(), NameError> {
 /// Converts Unicode labels to A-labels (UTS #46 / IDNA 2008 as implemented by `idna`).
 /// Plain ASCII input is passed through untouched so that the label checks, not the IDNA
 /// mapping, decide what is wrong with it (their messages name the offending label).
-fn to_ascii(input: &str) -> Result<String, NameError> {
+fn to_ascii(input: &str) -> Result<Cow<'_, str>, NameError> {
     let input = input.trim();
     if input.is_ascii() {
-        return Ok(input.to_string());
+        return Ok(Cow::Borrowed(input));
     }
-    idna::domain_to_ascii(input).map_err(|e| NameError::Idna {
-        reason: format!("{e:?}"),
-    })
+    idna::domain_to_ascii(input)
+        .map(Cow::Owned)
+        .map_err(|e| NameError::Idna {
+            reason: format!("{e:?}"),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_wire_labels_make_the_name_owner_makes_of_their_text() {
+        let labels = |text: &str| -> Vec<Vec<u8>> {
+            text.split('.').map(|l| l.as_bytes().to_vec()).collect()
+        };
+        for text in [
+            "example.org",
+            "_25._tcp.Mail.EXAMPLE.org",
+            "s1._domainkey.xn--bcher-kva.example",
+            "-odd-.example",
+        ] {
+            let wire = labels(text);
+            assert_eq!(
+                Name::owner_of_labels(wire.iter().map(Vec::as_slice)),
+                Some(Name::owner(text).unwrap()),
+                "{text}"
+            );
+        }
+        // Anything else is left to `owner` on the text form, for its error.
+        let long_label = "a".repeat(64);
+        let long_name = vec!["a".repeat(63); 4].join(".");
+        for text in ["*.example.org", "a b.example", &long_label, &long_name] {
+            let wire = labels(text);
+            assert_eq!(Name::owner_of_labels(wire.iter().map(Vec::as_slice)), None);
+            assert!(Name::owner(text).is_err(), "{text}");
+        }
+        assert_eq!(Name::owner_of_labels([b"ok".as_slice(), b""]), None);
+        assert_eq!(Name::owner_of_labels(std::iter::empty()), None);
+    }
 
     #[test]
     fn folds_case_and_trailing_dot() {
