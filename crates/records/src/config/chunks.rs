@@ -156,6 +156,70 @@ fn in_turn<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> Option<R> + Sync)
     Some(done.into_iter().map(|(_, result)| result).collect())
 }
 
+/// [`in_turn`] for work whose results are consumed as they come: `work` is done on items
+/// `0..count` by two threads taking turns, and `merge` takes the results in the items'
+/// order on this thread as soon as each is next, so that only a result or two wait at a
+/// time (not every result beside what `merge` builds). Stops at the first `merge` error.
+pub(super) fn in_turn_merged<R: Send, E>(
+    count: usize,
+    work: impl Fn(usize) -> R + Sync,
+    mut merge: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E> {
+    if count < 2 {
+        return (0..count).try_for_each(|index| merge(work(index)));
+    }
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let take = || {
+        let index = next.fetch_add(1, Ordering::Relaxed);
+        (index < count && !stop.load(Ordering::Relaxed)).then_some(index)
+    };
+    std::thread::scope(|scope| {
+        let (sender, results) = std::sync::mpsc::channel();
+        let (take_theirs, work_theirs) = (&take, &work);
+        // Without a second thread (spawning failed, the sender dropped with the closure)
+        // this one takes every item.
+        let other = std::thread::Builder::new()
+            .name("mailzone-config".into())
+            .spawn_scoped(scope, move || {
+                while let Some(index) = take_theirs() {
+                    if sender.send((index, work_theirs(index))).is_err() {
+                        break;
+                    }
+                }
+            });
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut wanted = 0;
+        let merged = loop {
+            waiting.extend(results.try_iter());
+            if let Some(result) = waiting.remove(&wanted) {
+                if let Err(e) = merge(result) {
+                    break Err(e);
+                }
+                wanted += 1;
+                if wanted == count {
+                    break Ok(());
+                }
+            } else if let Some(index) = take() {
+                waiting.insert(index, work(index));
+            } else if let Ok((index, result)) = results.recv() {
+                waiting.insert(index, result);
+            } else {
+                // The other thread ended without the item this one waits for: it panicked.
+                break Ok(());
+            }
+        };
+        stop.store(true, Ordering::Relaxed);
+        drop(results);
+        if let Ok(other) = other {
+            other
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        }
+        merged
+    })
+}
+
 /// One chunk parsed and deserialized; `None` when it does not parse.
 fn parse_chunk(chunk_text: &str) -> Option<RawConfigPart> {
     let deserializer = toml::Deserializer::parse(chunk_text).ok()?;
@@ -623,6 +687,55 @@ mod tests {
         );
         let error = chunked_error(&text);
         assert!(error.message.contains("configured twice"), "{error}");
+    }
+
+    #[test]
+    fn merged_results_come_in_order_and_the_first_error_in_order_wins() {
+        let mut merged = Vec::new();
+        let worked = AtomicUsize::new(0);
+        let done: Result<(), String> = in_turn_merged(
+            500,
+            |i| {
+                worked.fetch_add(1, Ordering::Relaxed);
+                i * 2
+            },
+            |r| {
+                merged.push(r);
+                Ok(())
+            },
+        );
+        assert_eq!(done, Ok(()));
+        assert_eq!(merged, (0..500).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(worked.into_inner(), 500);
+
+        // Item 40's work is slow and fails; item 300's fails at once: 40's error is the one.
+        let failing = in_turn_merged(
+            400,
+            |i| {
+                if i == 40 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                i
+            },
+            |i| if i == 40 || i == 300 { Err(i) } else { Ok(()) },
+        );
+        assert_eq!(failing, Err(40));
+
+        let mut none = Vec::new();
+        let nothing: Result<(), ()> = in_turn_merged(
+            0,
+            |i| i,
+            |i| {
+                none.push(i);
+                Ok(())
+            },
+        );
+        assert_eq!(nothing, Ok(()));
+        assert!(none.is_empty());
+        assert_eq!(
+            in_turn_merged(1, |i| i + 7, |i| if i == 7 { Err("one") } else { Ok(()) }),
+            Err("one")
+        );
     }
 
     #[test]
