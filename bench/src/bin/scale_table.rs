@@ -28,6 +28,7 @@
 //! tcpdump on `lo` (as `reconcile_table` does), which counts octoDNS's messages too but
 //! takes CPU from the runs measured.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -452,7 +453,14 @@ fn run(args: &Args) -> Result<(), String> {
     let load_before = load_average();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    let mut syncs = BTreeMap::new();
     for &n in &args.sizes {
+        match sync_latency(bench.work) {
+            Ok(latency) => {
+                syncs.insert(n, latency);
+            }
+            Err(e) => eprintln!("scale_table: the disk's sync time not measured: {e}"),
+        }
         // A size that fails does not lose the others' rows.
         if let Err(e) = run_size(&bench, n, args, &mut rows) {
             eprintln!("scale_table: {} zones failed: {e}", thousands(n as u64));
@@ -461,7 +469,7 @@ fn run(args: &Args) -> Result<(), String> {
     }
     print_environment(&setup.binary, &load_before);
     print_table(&rows, &octodns_note, tcpdump.is_some());
-    print_targets(&rows, &args.sizes);
+    print_targets(&rows, &args.sizes, &syncs);
     if kept {
         let _ = setup.work_dir.keep();
     }
@@ -541,7 +549,56 @@ fn print_table(rows: &[Row], octodns_note: &str, captured: bool) {
     }
 }
 
-fn print_targets(rows: &[Row], sizes: &[usize]) {
+/// Writes of 4 KiB made durable (`fdatasync`) in [`sync_latency`].
+const SYNC_SAMPLES: usize = 200;
+
+/// How long a 4 KiB write made durable (`fdatasync`) takes on the file system of the
+/// temporary directories, where knotd keeps its journal: the median of [`SYNC_SAMPLES`].
+/// Knot commits every UPDATE to its journal with one sync, one commit at a time (its
+/// journal is one LMDB environment, one writer), so a run's UPDATEs take at least their
+/// number times this, however fast the client; the time is knotd's wall, mostly not its
+/// CPU, the targets' yardstick.
+fn sync_latency(dir: &Path) -> Result<Duration, String> {
+    use std::io::Write;
+    let path = dir.join("sync-latency");
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::create(&path).map_err(failed)?;
+    let block = [0u8; 4096];
+    let mut times = Vec::with_capacity(SYNC_SAMPLES);
+    for _ in 0..SYNC_SAMPLES {
+        let start = Instant::now();
+        file.write_all(&block).map_err(failed)?;
+        file.sync_data().map_err(failed)?;
+        times.push(start.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path).map_err(failed)?;
+    times.sort_unstable();
+    Ok(times[times.len() / 2])
+}
+
+/// A sync's time, in milliseconds to the microsecond.
+fn sync_time(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// What knotd's journal alone takes for a row's UPDATEs ([`sync_latency`]), beside its CPU.
+fn journal_floor(r: &Row, sync: Option<&Duration>) -> Option<String> {
+    let (updates, sync) = (r.updates()?, sync?);
+    let floor = sync.mul_f64(updates as f64);
+    let knot_cpu = r.measure.knot_cpu.as_secs_f64();
+    (updates > 0 && knot_cpu > 0.0).then(|| {
+        format!(
+            "Knot's journal syncs alone {} × {} = {} = {:.2}× knotd's CPU",
+            thousands(updates),
+            sync_time(*sync),
+            duration(floor),
+            floor.as_secs_f64() / knot_cpu
+        )
+    })
+}
+
+fn print_targets(rows: &[Row], sizes: &[usize], syncs: &BTreeMap<usize, Duration>) {
     let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
     let mailzone = |n: usize, op: Op| {
         rows.iter()
@@ -598,8 +655,11 @@ fn print_targets(rows: &[Row], sizes: &[usize]) {
                 let m = &r.measure;
                 let ok = m.wall <= m.knot_cpu.mul_f64(factor);
                 all &= ok;
+                let floor = journal_floor(r, syncs.get(&n))
+                    .map(|f| format!(" [{f}]"))
+                    .unwrap_or_default();
                 parts.push(format!(
-                    "{} {} {} vs {} ({}) {}",
+                    "{} {} {} vs {} ({}) {}{floor}",
                     thousands(n as u64),
                     op.short(),
                     duration(m.wall),
@@ -619,5 +679,18 @@ fn print_targets(rows: &[Row], sizes: &[usize]) {
     println!("Scale targets (mailzone):");
     for l in lines {
         println!("- {l}");
+    }
+    if !syncs.is_empty() {
+        let each: Vec<String> = syncs
+            .iter()
+            .map(|(n, sync)| format!("{} before {} zones", sync_time(*sync), thousands(*n as u64)))
+            .collect();
+        println!(
+            "\nA 4 KiB write made durable (fdatasync) in the temporary directories, where knotd \
+             keeps its journal, median of {SYNC_SAMPLES}: {}. Knot syncs its journal once per \
+             UPDATE, one commit at a time: the [journal] figures are the least any client's \
+             UPDATEs take there.",
+            each.join(", ")
+        );
     }
 }

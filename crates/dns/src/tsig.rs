@@ -99,7 +99,10 @@ impl Signer {
         })
     }
 
-    /// [`Signer::sign`] at a given time; returns the request's MAC.
+    /// [`Signer::sign`] at a given time; returns the request's MAC. The record's owner (the
+    /// key name) is written uncompressed, where hickory's encoder would point into an
+    /// earlier name sharing a suffix: a few bytes more, the same MAC (RFC 8945 §4.3.3
+    /// covers the name in canonical form).
     fn sign_at(&self, bytes: &mut Vec<u8>, now: u64) -> Result<Vec<u8>, String> {
         let header = |i: usize| {
             bytes
@@ -202,6 +205,8 @@ impl AnswerVerifier<'_> {
         let key = self.signer.key_name.clone();
         let Some(tsig) = message.signature() else {
             if self.first {
+                // Still `first`: the caller refuses an unsigned first answer (unless its
+                // RCODE says why), so no later message is verified after it.
                 return Ok(Verified::Unsigned);
             }
             self.unsigned.extend_from_slice(bytes);
@@ -620,6 +625,40 @@ mod tests {
         assert_eq!(mac, tsig.data.mac);
         theirs.set_signature(tsig);
         assert_eq!(bytes, theirs.to_vec().unwrap());
+    }
+
+    #[test]
+    fn a_key_named_under_the_zone_signs_with_hickory_s_mac_its_owner_uncompressed() {
+        let config = TsigConfig::from_base64(
+            "update.example.test",
+            TsigAlgorithm::HmacSha256,
+            "c2VjcmV0LTE=",
+        )
+        .unwrap();
+        let key = Signer::new(&config, server()).unwrap();
+        let update = request();
+        let now = 1_765_000_000;
+        let mut bytes = update.to_vec().unwrap();
+        let mac = key.sign_at(&mut bytes, now).unwrap();
+
+        let mut theirs = update.clone();
+        let (tsig, _) = key.signer.sign_message(&theirs, now).unwrap();
+        assert_eq!(mac, tsig.data.mac);
+        theirs.set_signature(tsig);
+        let theirs = theirs.to_vec().unwrap();
+        // hickory points the key name into the question's `example.test.`.
+        assert!(
+            theirs.len() < bytes.len(),
+            "{} {}",
+            theirs.len(),
+            bytes.len()
+        );
+        let (ours, theirs) = (
+            Message::from_vec(&bytes).unwrap(),
+            Message::from_vec(&theirs).unwrap(),
+        );
+        assert_eq!(ours.signature(), theirs.signature());
+        assert_eq!(ours.queries, theirs.queries);
     }
 
     #[test]

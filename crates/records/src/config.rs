@@ -290,7 +290,7 @@ impl Validator<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take()
-                .unwrap_or_default();
+                .expect("each chunk is validated once");
             let mut valid = Vec::with_capacity(part.len());
             for (name, raw) in part {
                 let key = format!("domain.{}", toml_key(&name));

@@ -158,8 +158,10 @@ fn in_turn<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> Option<R> + Sync)
 
 /// [`in_turn`] for work whose results are consumed as they come: `work` is done on items
 /// `0..count` by two threads taking turns, and `merge` takes the results in the items'
-/// order on this thread as soon as each is next, so that only a result or two wait at a
-/// time (not every result beside what `merge` builds). Stops at the first `merge` error.
+/// order on this thread as soon as each is next. At most [`WAITING`] results wait here
+/// and one in the channel (not every result beside what `merge` builds): past that, this
+/// thread waits for the other instead of taking more items. Stops at the first `merge`
+/// error. A panic in `work` on the other thread is raised here once it has ended.
 pub(super) fn in_turn_merged<R: Send, E>(
     count: usize,
     work: impl Fn(usize) -> R + Sync,
@@ -175,7 +177,7 @@ pub(super) fn in_turn_merged<R: Send, E>(
         (index < count && !stop.load(Ordering::Relaxed)).then_some(index)
     };
     std::thread::scope(|scope| {
-        let (sender, results) = std::sync::mpsc::channel();
+        let (sender, results) = std::sync::mpsc::sync_channel(1);
         let (take_theirs, work_theirs) = (&take, &work);
         // Without a second thread (spawning failed, the sender dropped with the closure)
         // this one takes every item.
@@ -200,9 +202,11 @@ pub(super) fn in_turn_merged<R: Send, E>(
                 if wanted == count {
                     break Ok(());
                 }
-            } else if let Some(index) = take() {
+            } else if let Some(index) = (waiting.len() < WAITING).then(&take).flatten() {
                 waiting.insert(index, work(index));
             } else if let Ok((index, result)) = results.recv() {
+                // The item wanted was taken (items are taken in order, and those waiting
+                // come after it) and not by this thread: the other one sends it.
                 waiting.insert(index, result);
             } else {
                 // The other thread ended without the item this one waits for: it panicked.
@@ -219,6 +223,10 @@ pub(super) fn in_turn_merged<R: Send, E>(
         merged
     })
 }
+
+/// How many results of [`in_turn_merged`] may wait for an earlier one before this thread
+/// stops taking items.
+const WAITING: usize = 2;
 
 /// One chunk parsed and deserialized; `None` when it does not parse.
 fn parse_chunk(chunk_text: &str) -> Option<RawConfigPart> {
@@ -707,6 +715,32 @@ mod tests {
         assert_eq!(done, Ok(()));
         assert_eq!(merged, (0..500).map(|i| i * 2).collect::<Vec<_>>());
         assert_eq!(worked.into_inner(), 500);
+
+        // Item 0's work is slow: the others' results do not pile up meanwhile (two wait
+        // here, one in the channel, one finished on the other thread waiting to be sent).
+        let (produced, consumed, most) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let bounded: Result<(), ()> = in_turn_merged(
+            200,
+            |i| {
+                if i == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let ahead =
+                    produced.fetch_add(1, Ordering::SeqCst) + 1 - consumed.load(Ordering::SeqCst);
+                most.fetch_max(ahead, Ordering::SeqCst);
+            },
+            |()| {
+                consumed.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            },
+        );
+        assert_eq!(bounded, Ok(()));
+        assert_eq!(consumed.into_inner(), 200);
+        assert!(most.into_inner() <= WAITING + 2);
 
         // Item 40's work is slow and fails; item 300's fails at once: 40's error is the one.
         let failing = in_turn_merged(
