@@ -144,6 +144,12 @@ impl Scenario {
             .is_ok_and(|found| !found.is_empty())
     }
 
+    /// The plan's summary: the domain page loads its plan in place after the page itself,
+    /// so it is waited for.
+    async fn plan_summary(&self) -> String {
+        browser::wait_for_text(self.client(), "#plan-summary", "", WAIT).await
+    }
+
     /// The text of the element matching `css`.
     async fn text(&self, css: &str) -> String {
         browser::find(self.client(), css)
@@ -578,7 +584,7 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     let dmarc = s.knot.query(&format!("_dmarc.{ZONE}"), "TXT");
     assert!(dmarc.iter().any(|t| t.contains("v=DMARC1")), "{dmarc:?}");
     s.visit(&format!("/ui/domains/{ZONE}"), "domain").await;
-    assert!(s.text("#plan-summary").await.contains("In sync"));
+    assert!(s.plan_summary().await.contains("In sync"));
 
     // A check now: the baseline findings.
     s.step("check, break, check, repair");
@@ -595,10 +601,7 @@ async fn an_administrator_publishes_checks_repairs_and_retries_a_domain_in_the_b
     .unwrap();
     assert!(s.knot.query(&format!("_dmarc.{ZONE}"), "TXT").is_empty());
     s.goto(&format!("/ui/domains/{ZONE}")).await;
-    assert_eq!(
-        s.text("#plan-summary").await,
-        "1 to add, 0 to update, 0 to delete"
-    );
+    assert_eq!(s.plan_summary().await, "1 to add, 0 to update, 0 to delete");
     let change = s.text("section#plan table#plan-changes").await;
     assert!(change.contains("_dmarc"), "{change}");
     s.check_now().await;
