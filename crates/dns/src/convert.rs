@@ -227,6 +227,25 @@ mod tests {
         Name::owner(s).unwrap()
     }
 
+    // Found by fuzzing (fuzz/tests/dns.rs): a label read off the wire starting with `-`
+    // made a `Name` that `to_wire_name` could not turn back into a wire name (a panic).
+    #[test]
+    fn a_wire_label_starting_with_a_hyphen_is_refused_not_a_name() {
+        use hickory_proto::rr::domain::Label;
+        let labels = [b"-ail".as_slice(), b"example", b"test"];
+        let wire =
+            WireName::from_labels(labels.map(|l| Label::from_raw_bytes(l).unwrap())).unwrap();
+        let e = from_wire_name(&wire).unwrap_err();
+        assert!(e.contains("-ail"), "{e}");
+        // Plain labels, a hyphen inside or last, go both ways.
+        let labels = [b"m-ail-".as_slice(), b"example", b"test"];
+        let wire =
+            WireName::from_labels(labels.map(|l| Label::from_raw_bytes(l).unwrap())).unwrap();
+        let name = from_wire_name(&wire).unwrap();
+        assert_eq!(name.as_str(), "m-ail-.example.test");
+        assert_eq!(to_wire_name(&name), wire);
+    }
+
     /// Encodes and decodes a record in a message, the way it crosses the network.
     fn wire_round_trip(record: WireRecord) -> WireRecord {
         let mut m = Message::new(1, MessageType::Response, OpCode::Query);

@@ -54,14 +54,19 @@ impl Name {
     }
 
     /// The owner name of the labels of a name read off the wire (the root label left
-    /// out), when every label is one [`Name::owner`] accepts as it is: `None` otherwise, and
-    /// the caller parses the name's text form for the error. Spares a name of a read zone
-    /// its text form and a second pass.
+    /// out), when every label is plain: letters, digits, `_`, and `-` but not first (what
+    /// a DNS library writes as it is, without escapes, and reads back from that text).
+    /// `None` otherwise, and the caller parses the name's text form for the error. Spares
+    /// a name of a read zone its text form and a second pass.
     pub fn owner_of_labels<'a>(labels: impl IntoIterator<Item = &'a [u8]>) -> Option<Name> {
         let mut name = String::with_capacity(64);
         for label in labels {
             let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
-            if label.is_empty() || label.len() > MAX_LABEL_LEN || !label.iter().all(plain) {
+            if label.is_empty()
+                || label.len() > MAX_LABEL_LEN
+                || label[0] == b'-'
+                || !label.iter().all(plain)
+            {
                 return None;
             }
             if !name.is_empty() {
@@ -192,7 +197,7 @@ mod tests {
             "example.org",
             "_25._tcp.Mail.EXAMPLE.org",
             "s1._domainkey.xn--bcher-kva.example",
-            "-odd-.example",
+            "odd-.example",
         ] {
             let wire = labels(text);
             assert_eq!(
@@ -209,6 +214,12 @@ mod tests {
             assert_eq!(Name::owner_of_labels(wire.iter().map(Vec::as_slice)), None);
             assert!(Name::owner(text).is_err(), "{text}");
         }
+        // A label starting with `-` is written escaped (`\-ail`), which `owner` refuses.
+        let hyphen = labels("-ail.example");
+        assert_eq!(
+            Name::owner_of_labels(hyphen.iter().map(Vec::as_slice)),
+            None
+        );
         assert_eq!(Name::owner_of_labels([b"ok".as_slice(), b""]), None);
         assert_eq!(Name::owner_of_labels(std::iter::empty()), None);
     }
