@@ -113,55 +113,25 @@ fn parse_parts(text: &str, chunks: &[Chunk]) -> Option<Vec<RawConfigPart>> {
 
 /// `work` done on every item by two threads (this one and one of its own), each taking
 /// the next item not yet taken, so that neither waits for the other while work is left;
-/// the results in the items' order. `None` as soon as one item's work gives `None`. A
-/// single item is worked on this thread alone.
+/// the results in the items' order. `None` as soon as one item's work gives `None` (no
+/// later item is kept). A single item is worked on this thread alone.
 fn in_turn<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> Option<R> + Sync) -> Option<Vec<R>> {
-    if items.len() < 2 {
-        return items.iter().map(work).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let take_turns = || -> Vec<(usize, R)> {
-        let mut done = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(index) else {
-                break;
-            };
-            match work(item) {
-                Some(result) => done.push((index, result)),
-                None => failed.store(true, Ordering::Relaxed),
-            }
-        }
-        done
-    };
-    let mut done = std::thread::scope(|scope| {
-        let other = std::thread::Builder::new()
-            .name("mailzone-config".into())
-            .spawn_scoped(scope, take_turns);
-        let mut done = take_turns();
-        // Without a second thread this one took every item.
-        if let Ok(other) = other {
-            let theirs = other
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            done.extend(theirs);
-        }
-        done
-    });
-    if failed.into_inner() {
-        return None;
-    }
-    done.sort_unstable_by_key(|(index, _)| *index);
-    Some(done.into_iter().map(|(_, result)| result).collect())
+    let mut done = Vec::with_capacity(items.len());
+    in_turn_merged(
+        items.len(),
+        |index| work(&items[index]),
+        |result| result.map(|r| done.push(r)).ok_or(()),
+    )
+    .ok()?;
+    Some(done)
 }
 
-/// [`in_turn`] for work whose results are consumed as they come: `work` is done on items
-/// `0..count` by two threads taking turns, and `merge` takes the results in the items'
-/// order on this thread as soon as each is next. A handful of results wait at a time (not
-/// every result beside what `merge` builds): past [`WAITING`] this thread waits for the
-/// other instead of taking more items, and the other waits on a one-result channel. Stops at the first `merge`
-/// error. A panic in `work` on the other thread is raised here once it has ended.
+/// Work on items `0..count` done by two threads taking turns (this one and one of its
+/// own), and `merge` given the results in the items' order on this thread as soon as each
+/// is next. A handful of results wait at a time (not every result beside what `merge`
+/// builds): past [`WAITING`] this thread waits for the other instead of taking more items,
+/// and the other waits on a one-result channel. Stops at the first `merge` error. A panic
+/// in `work` on the other thread is raised here once it has ended.
 pub(super) fn in_turn_merged<R: Send, E>(
     count: usize,
     work: impl Fn(usize) -> R + Sync,
