@@ -108,6 +108,9 @@ async fn run(
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
+    if apply {
+        remember_config(&args.files.state_dir, &loaded);
+    }
     crate::args::close(store).await;
     progress.finish();
     let mut writer = writer
@@ -117,6 +120,18 @@ async fn run(
     let report = report?;
     finished?;
     Ok((report, writer.counts))
+}
+
+/// Takes the snapshot of the config's domains into the state directory, so that the next
+/// run over the same file does not parse them again. Only `apply` writes it (a plan
+/// changes nothing); a snapshot not written costs the next run a parse, nothing else.
+fn remember_config(state_dir: &std::path::Path, loaded: &mailzone_engine::LoadedConfig) {
+    if let Err(e) = mailzone_engine::load::snapshot::remember(state_dir, loaded) {
+        tracing::warn!(
+            "the config's snapshot was not written in {}: {e}",
+            state_dir.display()
+        );
+    }
 }
 
 /// Adds, replaces and deletes over a whole report, and its zones changed and in sync.

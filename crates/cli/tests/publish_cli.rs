@@ -290,3 +290,101 @@ propagationDelay = "0s"
     assert_eq!(plan["dnsMessages"], zones, "{plan}");
     assert_eq!(plan["zonesPlanned"], 0, "{plan}");
 }
+
+/// A big config's domains are parsed once: `apply` takes a snapshot of them into the state
+/// directory (0600, without the DNS server's inline secret), later runs over the same text
+/// take the domains from it and find what a parse finds; a plan writes none, and a
+/// snapshot of another text or cut short is passed over.
+#[test]
+fn a_config_s_domains_are_taken_from_the_snapshot_of_the_same_text() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
+        return;
+    }
+    // Big enough (over 32 kB) for the file to be read in chunks, of which a snapshot is taken.
+    let names: Vec<String> = (0..200).map(|i| format!("s{i:03}.test")).collect();
+    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
+    let key = TsigKey::generate("mailzone");
+    let server =
+        DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap();
+    let mut toml = format!(
+        "[server]\nhostname = \"mail.example.net\"\nipv4 = [\"192.0.2.10\"]\n\n\
+         [dnsServer.primary]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         keyName = \"{name}\"\nkey = \"{secret}\"\nauthoritativeServers = []\npropagationDelay = \"0s\"\n",
+        port = server.addr.port(),
+        name = server.key.name,
+        secret = server.key.secret_base64,
+    );
+    for name in &names {
+        toml.push_str(&format!(
+            "\n[domain.\"{name}\"]\ndmarc = {{ policy = \"reject\" }}\n\
+             caa = {{ issuers = [\"letsencrypt.org\"] }}\n\
+             dnsManagement = {{ automatic = {{ dnsServer = \"primary\", publishRecords = [\"mx\", \"spf\", \"dmarc\", \"caa\"] }} }}\n"
+        ));
+    }
+    assert!(toml.len() > 32 * 1024, "{} bytes", toml.len());
+    let run = Run::new(&server, "");
+    let config = run.dir.path().join("mailzone.toml");
+    std::fs::write(&config, &toml).unwrap();
+    let snapshot = run.dir.path().join("state/config-snapshot.jsonl");
+    // The summary of a run and whether it took the domains from the snapshot.
+    let summary = |args: &[&str]| {
+        let out = run.mailzone(&[args, &["--format", "json", "-vv"]].concat());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let taken = text(&out.stderr).contains("taken from config-snapshot.jsonl");
+        (json["summary"].clone(), taken)
+    };
+    let zones = names.len() as u64;
+
+    let (published, taken) = summary(&["apply"]);
+    assert!(!taken);
+    assert_eq!(published["zonesChanged"], zones, "{published}");
+    let mode = std::fs::metadata(&snapshot).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let written = std::fs::read_to_string(&snapshot).unwrap();
+    assert!(
+        !written.contains(&server.key.secret_base64),
+        "the TSIG secret was written"
+    );
+    assert!(written.contains("s199.test"));
+
+    // The second run settles the DKIM keys the first one made (and plans every zone);
+    // the third finds every zone's inputs digest the one remembered, as after a parse.
+    let (settled, taken) = summary(&["apply"]);
+    assert!(taken, "the second run took the domains from the snapshot");
+    assert_eq!(settled["zonesInSync"], zones, "{settled}");
+    let (warm, taken) = summary(&["apply"]);
+    assert!(taken);
+    assert_eq!(warm["zonesInSync"], zones, "{warm}");
+    assert_eq!(warm["zonesPlanned"], 0, "{warm}");
+
+    // A plan reads a snapshot but never writes one.
+    std::fs::remove_file(&snapshot).unwrap();
+    let (plan, taken) = summary(&["plan"]);
+    assert!(!taken);
+    assert_eq!(plan["zonesInSync"], zones, "{plan}");
+    assert!(!snapshot.exists(), "a plan wrote the snapshot");
+    summary(&["apply"]);
+    assert!(snapshot.exists());
+
+    // Another text: the snapshot is passed over and the change planned.
+    let changed = toml.replacen("policy = \"reject\"", "policy = \"quarantine\"", 1);
+    std::fs::write(&config, &changed).unwrap();
+    let (plan, taken) = summary(&["plan"]);
+    assert!(!taken);
+    assert_eq!(plan["zonesChanged"], 1, "{plan}");
+
+    // A snapshot cut short is passed over; the parse finds the same.
+    std::fs::write(&config, &toml).unwrap();
+    let whole = std::fs::read(&snapshot).unwrap();
+    std::fs::write(&snapshot, &whole[..whole.len() - 200]).unwrap();
+    let (plan, taken) = summary(&["plan"]);
+    assert!(!taken);
+    assert_eq!(plan["zonesInSync"], zones, "{plan}");
+    std::fs::write(&snapshot, &whole).unwrap();
+    let (plan, taken) = summary(&["plan"]);
+    assert!(taken);
+    assert_eq!(plan["zonesInSync"], zones, "{plan}");
+}

@@ -12,6 +12,8 @@ use mailzone_records::{Config, DkimManagement, FileRef, Name};
 
 use crate::EngineError;
 
+pub mod snapshot;
+
 /// A domain's manual DKIM keys: (selector, key), in config order.
 pub type ManualDkimKeys = std::sync::Arc<[(String, DkimPrivateKey)]>;
 
@@ -31,6 +33,9 @@ pub struct LoadedConfig {
     pub api_dns_servers: std::collections::BTreeSet<String>,
     /// The domains publishing into each (zone, DNS server), made on first use.
     pub(crate) publishing: std::sync::OnceLock<mailzone_records::zones::Publishing>,
+    /// What a snapshot of the domains is taken with ([`snapshot::remember`]), when this
+    /// load parsed them from a file read in chunks beside a state directory.
+    pub outline: Option<config::snapshot::Outline>,
 }
 
 impl LoadedConfig {
@@ -83,22 +88,25 @@ impl ApiObjects {
 /// (`onKeyChange`): a remote caller must not make the service read its files or its
 /// environment, or run programs.
 pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, EngineError> {
-    let text = crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT)
-        .map_err(|e| EngineError::ReadConfig {
-            file: path.to_path_buf(),
-            reason: io_reason(&e),
-        })?;
+    load_config_beside(path, api, None)
+}
+
+/// [`load_config_with`]; with `state_dir`, the domains are taken from its snapshot when it
+/// was taken of this text, and otherwise the load keeps what a snapshot is taken with.
+fn load_config_beside(
+    path: &Path,
+    api: &ApiObjects,
+    state_dir: Option<&Path>,
+) -> Result<LoadedConfig, EngineError> {
+    let text = read_config_text(path)?;
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let config = if api.is_empty() {
-        config::parse_owned(text, base_dir).map_err(|error| EngineError::Config {
-            file: path.to_path_buf(),
-            error,
-        })?
+    let (config, outline) = if api.is_empty() {
+        parse_file(path, text, base_dir, state_dir)?
     } else {
-        parse_with_api_objects(path, &text, base_dir, api)?
+        (parse_with_api_objects(path, &text, base_dir, api)?, None)
     };
     let files = FileReader { config_file: path };
     let tlsa = read_tlsa_keys(&files, &config)?;
@@ -152,10 +160,44 @@ pub fn load_config_with(path: &Path, api: &ApiObjects) -> Result<LoadedConfig, E
         api_domains,
         api_dns_servers,
         publishing: std::sync::OnceLock::new(),
+        outline,
     })
 }
 
-/// A manual DKIM key from its PEM file.
+fn read_config_text(path: &Path) -> Result<String, EngineError> {
+    crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT).map_err(|e| {
+        EngineError::ReadConfig {
+            file: path.to_path_buf(),
+            reason: io_reason(&e),
+        }
+    })
+}
+
+/// The config of the file's `text`: with `state_dir`, its domains from the snapshot there
+/// when it was taken of this text, else parsed, with what a snapshot is taken with.
+fn parse_file(
+    path: &Path,
+    text: String,
+    base_dir: &Path,
+    state_dir: Option<&Path>,
+) -> Result<(Config, Option<config::snapshot::Outline>), EngineError> {
+    let invalid = |error| EngineError::Config {
+        file: path.to_path_buf(),
+        error,
+    };
+    let Some(state_dir) = state_dir else {
+        let config = config::parse_owned(text, base_dir).map_err(invalid)?;
+        return Ok((config, None));
+    };
+    let text = match snapshot::read(state_dir, text, base_dir) {
+        Ok(config) => return Ok((config, None)),
+        Err(config::snapshot::NotTaken::Other(text)) => text,
+        Err(config::snapshot::NotTaken::Broken) => read_config_text(path)?,
+    };
+    config::parse_outlined(text, base_dir).map_err(invalid)
+}
+
+/// A manual DKIM key from its PEM file./// A manual DKIM key from its PEM file.
 fn read_dkim_key(files: &FileReader<'_>, file: &FileRef) -> Result<DkimPrivateKey, EngineError> {
     let bytes = files.read(file)?;
     let text = String::from_utf8(bytes).map_err(|_| files.invalid(file, "not a PEM text file"))?;
@@ -252,15 +294,22 @@ pub async fn load_config_and_store(
     path: &Path,
     state_dir: &Path,
 ) -> Result<(LoadedConfig, Option<mailzone_store::Store>), EngineError> {
+    let no_api_objects = ApiObjects::default();
     if !state_dir.join(mailzone_store::DATABASE_FILE_NAME).is_file() {
-        return Ok((load_config(path)?, None));
+        return Ok((
+            load_config_beside(path, &no_api_objects, Some(state_dir))?,
+            None,
+        ));
     }
     // The file alone is loaded while the database opens (SQLite works on a thread of its
     // own): a CLI run's first milliseconds go to both at once. A service's API-defined
     // objects found in the store then make it load again, with them.
     let alone = {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || load_config(&path))
+        let state_dir = state_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            load_config_beside(&path, &no_api_objects, Some(&state_dir))
+        })
     };
     let store = mailzone_store::Store::open_sqlite(state_dir).await?;
     let loaded = match crate::api_change::stored_api_objects(&store).await {

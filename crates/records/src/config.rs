@@ -23,6 +23,7 @@ pub use providers::{
 };
 mod raw;
 mod service;
+pub mod snapshot;
 mod values;
 pub use service::DEFAULT_CHECK_INTERVAL;
 
@@ -65,16 +66,27 @@ impl ConfigError {
 /// Parses and validates the config text. `base_dir` is the directory of the config file;
 /// relative file names in it are resolved against it.
 pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
-    let raw = parse_raw(text)?;
-    Validator::new(base_dir).config(raw)
+    let (raw, _) = parse_raw(text)?;
+    Validator::new(base_dir).config(raw, None)
 }
 
 /// [`parse`], letting go of the text once it is read: the text of 100,000 domains (tens
 /// of MB) is not held while the validated config is built beside the file as written.
 pub fn parse_owned(text: String, base_dir: &Path) -> Result<Config> {
-    let raw = parse_raw(&text)?;
+    parse_outlined(text, base_dir).map(|(config, _)| config)
+}
+
+/// [`parse_owned`], with what a [`snapshot`] of the config's domains needs to be taken
+/// (`None` for a file parsed whole: a small one, where a snapshot would save nothing).
+pub fn parse_outlined(
+    text: String,
+    base_dir: &Path,
+) -> Result<(Config, Option<snapshot::Outline>)> {
+    let (raw, others) = parse_raw(&text)?;
+    let outline = others.map(|others| snapshot::Outline::new(&text, base_dir, others));
     drop(text);
-    Validator::new(base_dir).config(raw)
+    let config = Validator::new(base_dir).config(raw, None)?;
+    Ok((config, outline))
 }
 
 /// [`parse`] of a config that is not one file's text: the file's tables with others added
@@ -86,15 +98,16 @@ pub fn parse_table(table: toml::Table, base_dir: &Path) -> Result<Config> {
     }
     let raw = serde_path_to_error::deserialize(table)
         .map_err(|e| shape_error(e.path(), e.inner().message(), String::new()))?;
-    Validator::new(base_dir).config(raw)
+    Validator::new(base_dir).config(raw, None)
 }
 
 /// A big file is parsed a chunk at a time when that provably gives the same result (see
 /// [`chunks`]); any other file, and any file with a mistake, is parsed whole.
-fn parse_raw(text: &str) -> Result<RawConfig> {
+/// With the chunked parse, the spans of the chunks holding more than domains.
+fn parse_raw(text: &str) -> Result<(RawConfig, Option<Vec<chunks::ChunkSpan>>)> {
     match chunks::parse_chunked(text) {
-        Some(raw) => Ok(raw),
-        None => parse_whole(text),
+        Some((raw, others)) => Ok((raw, Some(others))),
+        None => parse_whole(text).map(|raw| (raw, None)),
     }
 }
 
@@ -238,7 +251,9 @@ impl<'a> Validator<'a> {
 
 type Result<T> = std::result::Result<T, ConfigError>;
 impl Validator<'_> {
-    fn config(&self, mut raw: RawConfig) -> Result<Config> {
+    /// The config of `raw`; with `validated`, its domains are these (validated from this
+    /// text before: [`snapshot`]) and `raw`'s are not looked at.
+    fn config(&self, mut raw: RawConfig, validated: Option<Vec<Domain>>) -> Result<Config> {
         let raw_acme = raw.server.acme.take();
         let mut server = self.server(raw.server)?;
         let mut dns_servers = Vec::with_capacity(raw.dns_server.len());
@@ -246,7 +261,10 @@ impl Validator<'_> {
             let key = format!("dnsServer.{}", toml_key(&name));
             dns_servers.push(self.dns_server(&key, name, dns_server)?);
         }
-        let domains = self.domains(raw.domain, raw.domain_chunks, &server, &dns_servers)?;
+        let domains = match validated {
+            Some(domains) => domains,
+            None => self.domains(raw.domain, raw.domain_chunks, &server, &dns_servers)?,
+        };
         server.acme = raw_acme
             .map(|acme| self.acme(acme, &server, &domains))
             .transpose()?;

@@ -208,14 +208,14 @@ pub struct TlsFiles {
 
 /// A file named in the config: the resolved path and the config key that named it, so that
 /// a problem with the file is reported against the key a person wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileRef {
     pub path: PathBuf,
     pub key_path: String,
 }
 
 /// A mail domain.
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize, Deserialize)]
 pub struct Domain {
     pub name: Name,
     /// The zone the records live in (`origin`): the domain itself unless configured.
@@ -230,7 +230,7 @@ pub struct Domain {
     pub dns_management: DnsManagement,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SpfPolicy {
     /// The qualifier of the closing `all` (RFC 7208 §4.6.2): `-`, `~` or `?`.
     pub all_qualifier: char,
@@ -264,7 +264,7 @@ pub enum Alignment {
     Strict,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DmarcPolicy {
     pub policy: DmarcDisposition,
     pub subdomain_policy: Option<DmarcDisposition>,
@@ -275,7 +275,7 @@ pub struct DmarcPolicy {
     pub aspf: Option<Alignment>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlsRptPolicy {
     pub enabled: bool,
     pub rua: Vec<String>,
@@ -299,7 +299,7 @@ impl MtaStsMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MtaStsPolicy {
     pub enabled: bool,
     pub mode: MtaStsMode,
@@ -308,7 +308,7 @@ pub struct MtaStsPolicy {
     pub mx: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CaaPolicy {
     pub issuers: Vec<Name>,
     pub issuers_wild: Option<Vec<Name>>,
@@ -387,7 +387,7 @@ impl DkimStage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DkimManagement {
     /// Keys the operator made, read from files.
     Manual { keys: Vec<ManualDkimKey> },
@@ -410,7 +410,7 @@ pub enum DkimManagement {
 /// Delegated DKIM: the domain's zone holds one stable CNAME per selector slot,
 /// `<slot>._domainkey.<domain>` → `<slot>.<domain>.<zone>`, and the TXT keys are published
 /// and rotated in the provider's zone `zone` through the DNS server `dns_server`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DkimDelegation {
     /// The provider's zone (its apex): the keys are published under it.
     pub zone: Name,
@@ -466,7 +466,7 @@ impl DkimManagement {
 /// When automatic keys move on: a key is replaced `rotate_after` its creation,
 /// the replaced key stays published `retire_after` once the new one is active (mail signed
 /// just before the switch still verifies), and is deleted `delete_after` its withdrawal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DkimRotation {
     pub rotate_after: std::time::Duration,
     pub retire_after: std::time::Duration,
@@ -483,7 +483,7 @@ impl Default for DkimRotation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ManualDkimKey {
     pub selector: String,
     /// One value for every key naming the same file (a hosting config names one file for
@@ -650,7 +650,7 @@ impl Config {
 }
 
 /// How a domain's records reach DNS (the seeds' `dnsManagement`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DnsManagement {
     /// The operator publishes the `dnsZoneFile` text by hand.
     Manual,

@@ -17,6 +17,24 @@ pub const MAX_NAME_LEN: usize = 253;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(String);
 
+/// A name is written as its text (`mail.example.org`, empty for the root).
+impl serde::Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A name is read back from its text through the same checks as any owner name.
+impl<'de> serde::Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+        let text = <Cow<'de, str>>::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Ok(Name::root());
+        }
+        Name::owner(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Why a string is not an acceptable domain name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

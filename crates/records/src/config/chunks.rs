@@ -69,7 +69,11 @@ pub(super) fn is_blank(text: &str) -> bool {
 /// The config of a big file parsed chunk by chunk, or `None` when the file is small or
 /// the chunks cannot prove they give what a parse of the whole file gives (then the
 /// caller parses the whole file, which also reports any error).
-pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
+///
+/// With it, the spans of the chunks holding a table other than `domain`: all that a later
+/// parse of the same text needs to read for everything but the domains
+/// ([`parse_all_but_domains`]).
+pub(super) fn parse_chunked(text: &str) -> Option<(RawConfig, Vec<ChunkSpan>)> {
     if text.len() < CHUNK_BYTES {
         return None;
     }
@@ -77,13 +81,40 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     if chunks.len() < 2 || !tables_are_disjoint(&chunks) {
         return None;
     }
+    let others = chunks
+        .iter()
+        .filter(|chunk| chunk.tables.iter().any(|table| table.name != "domain"))
+        .map(Chunk::span)
+        .collect();
+    let raw = merge_parts(parse_parts(text, &chunks)?)?;
+    #[cfg(test)]
+    tests::CHUNKED_PARSES.with(|n| n.set(n.get() + 1));
+    Some((raw, others))
+}
+
+/// The tables other than the domains of a text that [`parse_chunked`] read before, from
+/// the chunks it named (`spans`); the domains these chunks hold are dropped. `None` when a
+/// span is not in the text or a chunk does not parse.
+pub(super) fn parse_all_but_domains(text: &str, spans: &[ChunkSpan]) -> Option<RawConfig> {
+    let parts = spans
+        .iter()
+        .map(|span| parse_chunk(&span.text(text)?))
+        .collect::<Option<Vec<_>>>()?;
+    let mut raw = merge_parts(parts)?;
+    raw.domain_chunks = Vec::new();
+    Some(raw)
+}
+
+/// The parts of the chunks merged in file order, refusing what [`tables_are_disjoint`]
+/// cannot see: a singleton table or a domain or DNS server name in two chunks.
+fn merge_parts(parts: Vec<RawConfigPart>) -> Option<RawConfig> {
     let mut server = None;
     let mut serve = None;
     let mut notify = None;
-    let mut domain_chunks = Vec::with_capacity(chunks.len());
+    let mut domain_chunks = Vec::with_capacity(parts.len());
     let mut domain_names = DomainNames::default();
     let mut dns_server = IndexMap::new();
-    for part in parse_parts(text, &chunks)? {
+    for part in parts {
         once(&mut server, part.server)?;
         once(&mut serve, part.serve)?;
         once(&mut notify, part.notify)?;
@@ -93,8 +124,6 @@ pub(super) fn parse_chunked(text: &str) -> Option<RawConfig> {
     }
     let server = server?;
     dns_server.shrink_to_fit();
-    #[cfg(test)]
-    tests::CHUNKED_PARSES.with(|n| n.set(n.get() + 1));
     Some(RawConfig {
         server,
         domain: IndexMap::new(),
@@ -264,7 +293,34 @@ struct Chunk {
     tables: Vec<Table>,
 }
 
+/// Where a chunk is in the text: the header line copied before it, if any, then its own
+/// range (byte offsets).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkSpan {
+    header: Option<Range<usize>>,
+    range: Range<usize>,
+}
+
+impl ChunkSpan {
+    /// The chunk's text, `None` when the span is not in `text` (not the text it was made
+    /// from).
+    fn text<'t>(&self, text: &'t str) -> Option<Cow<'t, str>> {
+        let own = text.get(self.range.clone())?;
+        match &self.header {
+            None => Some(Cow::Borrowed(own)),
+            Some(header) => Some(Cow::Owned(format!("{}{own}", text.get(header.clone())?))),
+        }
+    }
+}
+
 impl Chunk {
+    fn span(&self) -> ChunkSpan {
+        ChunkSpan {
+            header: self.header.clone(),
+            range: self.range.clone(),
+        }
+    }
+
     /// A table the chunk writes to, unless it is the one written just before (10,000
     /// `[domain."…"]` headers make one entry).
     fn add(&mut self, table: Table) {
@@ -274,14 +330,9 @@ impl Chunk {
     }
 
     fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        match &self.header {
-            None => Cow::Borrowed(&text[self.range.clone()]),
-            Some(header) => Cow::Owned(format!(
-                "{}{}",
-                &text[header.clone()],
-                &text[self.range.clone()]
-            )),
-        }
+        self.span()
+            .text(text)
+            .expect("a chunk is cut from the text at token starts")
     }
 }
 
@@ -549,7 +600,8 @@ mod tests {
 
     /// Today's parse: the whole document at once.
     fn whole(text: &str) -> Result<Config, ConfigError> {
-        parse_whole(text).and_then(|raw| Validator::new(Path::new("/etc/mailzone")).config(raw))
+        parse_whole(text)
+            .and_then(|raw| Validator::new(Path::new("/etc/mailzone")).config(raw, None))
     }
 
     /// [`parse`] and whether it took the chunked path.
