@@ -108,10 +108,13 @@ async fn run(
     };
     let progress = CliProgress::new(args.quiet || args.format == Format::Json);
     let report = mailzone_engine::reconcile(&loaded, &request, &progress).await;
+    // The database's close waits on the disk (its last checkpoint's syncs) while this
+    // thread writes the snapshot.
+    let closing = tokio::spawn(crate::args::close(store));
     if apply {
         remember_config(&args.files.state_dir, &loaded);
     }
-    crate::args::close(store).await;
+    closing.await?;
     progress.finish();
     let mut writer = writer
         .lock()
