@@ -35,7 +35,7 @@ pub struct LoadedConfig {
     pub(crate) publishing: std::sync::OnceLock<mailzone_records::zones::Publishing>,
     /// What a snapshot of the domains is taken with ([`snapshot::remember`]), when this
     /// load parsed them from a file read in chunks beside a state directory.
-    pub outline: Option<config::snapshot::Outline>,
+    pub snapshot_header: Option<config::snapshot::Header>,
 }
 
 impl LoadedConfig {
@@ -103,7 +103,7 @@ fn load_config_beside(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let (config, outline) = if api.is_empty() {
+    let (config, snapshot_header) = if api.is_empty() {
         parse_file(path, text, base_dir, state_dir)?
     } else {
         (parse_with_api_objects(path, &text, base_dir, api)?, None)
@@ -160,7 +160,7 @@ fn load_config_beside(
         api_domains,
         api_dns_servers,
         publishing: std::sync::OnceLock::new(),
-        outline,
+        snapshot_header,
     })
 }
 
@@ -180,7 +180,7 @@ fn parse_file(
     text: String,
     base_dir: &Path,
     state_dir: Option<&Path>,
-) -> Result<(Config, Option<config::snapshot::Outline>), EngineError> {
+) -> Result<(Config, Option<config::snapshot::Header>), EngineError> {
     let invalid = |error| EngineError::Config {
         file: path.to_path_buf(),
         error,
@@ -194,7 +194,7 @@ fn parse_file(
         Err(config::snapshot::NotTaken::Other(text)) => text,
         Err(config::snapshot::NotTaken::Broken) => read_config_text(path)?,
     };
-    config::parse_outlined(text, base_dir).map_err(invalid)
+    config::parse_for_snapshot(text, base_dir).map_err(invalid)
 }
 
 /// A manual DKIM key from its PEM file./// A manual DKIM key from its PEM file.

@@ -73,20 +73,20 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
 /// [`parse`], letting go of the text once it is read: the text of 100,000 domains (tens
 /// of MB) is not held while the validated config is built beside the file as written.
 pub fn parse_owned(text: String, base_dir: &Path) -> Result<Config> {
-    parse_outlined(text, base_dir).map(|(config, _)| config)
+    parse_for_snapshot(text, base_dir).map(|(config, _)| config)
 }
 
 /// [`parse_owned`], with what a [`snapshot`] of the config's domains needs to be taken
 /// (`None` for a file parsed whole: a small one, where a snapshot would save nothing).
-pub fn parse_outlined(
+pub fn parse_for_snapshot(
     text: String,
     base_dir: &Path,
-) -> Result<(Config, Option<snapshot::Outline>)> {
+) -> Result<(Config, Option<snapshot::Header>)> {
     let (raw, others) = parse_raw(&text)?;
-    let outline = others.map(|others| snapshot::Outline::new(&text, base_dir, others));
+    let header = others.map(|others| snapshot::Header::new(&text, base_dir, others));
     drop(text);
     let config = Validator::new(base_dir).config(raw, None)?;
-    Ok((config, outline))
+    Ok((config, header))
 }
 
 /// [`parse`] of a config that is not one file's text: the file's tables with others added

@@ -39,7 +39,7 @@ pub(super) fn read(
 /// added objects). The file, mode 0600 like the rest of the state, is written beside and
 /// renamed over the last one, so a reader sees one snapshot whole or the other.
 pub fn remember(state_dir: &Path, loaded: &LoadedConfig) -> std::io::Result<()> {
-    let Some(outline) = &loaded.outline else {
+    let Some(header) = &loaded.snapshot_header else {
         return Ok(());
     };
     if !state_dir.is_dir() {
@@ -48,7 +48,7 @@ pub fn remember(state_dir: &Path, loaded: &LoadedConfig) -> std::io::Result<()> 
     }
     let path = state_dir.join(SNAPSHOT_FILE_NAME);
     let tmp = unique_beside(&path);
-    let written = write_to(&tmp, outline, &loaded.config);
+    let written = write_to(&tmp, header, &loaded.config);
     let renamed = written.and_then(|()| std::fs::rename(&tmp, &path));
     if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -56,14 +56,14 @@ pub fn remember(state_dir: &Path, loaded: &LoadedConfig) -> std::io::Result<()> 
     renamed
 }
 
-fn write_to(tmp: &Path, outline: &snapshot::Outline, config: &Config) -> std::io::Result<()> {
+fn write_to(tmp: &Path, header: &snapshot::Header, config: &Config) -> std::io::Result<()> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(tmp)?;
     let mut out = BufWriter::with_capacity(64 * 1024, file);
-    snapshot::write(&mut out, outline, config)?;
+    snapshot::write(&mut out, header, config)?;
     out.flush()
 }
 

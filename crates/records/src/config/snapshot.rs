@@ -26,10 +26,10 @@ use crate::zonefile;
 /// The version of the form; a snapshot of another one is not taken.
 const FORMAT: u32 = 1;
 
-/// What a snapshot is taken with: the key of the config it belongs to and the spans of
-/// the text's chunks that hold tables other than the domains (its header line).
+/// A snapshot's first line, and what one is taken with: the key of the config it belongs
+/// to and the spans of the text's chunks that hold tables other than the domains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outline {
+pub struct Header {
     format: u32,
     key: String,
     others: Vec<ChunkSpan>,
@@ -42,18 +42,13 @@ struct Trailer {
     digest: String,
 }
 
-impl Outline {
-    pub(super) fn new(text: &str, base_dir: &Path, others: Vec<ChunkSpan>) -> Outline {
-        Outline {
+impl Header {
+    pub(super) fn new(text: &str, base_dir: &Path, others: Vec<ChunkSpan>) -> Header {
+        Header {
             format: FORMAT,
             key: key(text, base_dir),
             others,
         }
-    }
-
-    /// The key of the config (see [`key`]).
-    pub fn key(&self) -> &str {
-        &self.key
     }
 }
 
@@ -74,9 +69,9 @@ pub fn key(text: &str, base_dir: &Path) -> String {
     zonefile::hex(&hasher.finalize())
 }
 
-/// Writes the snapshot of `config`'s domains, taken with `outline`, to `out`.
-pub fn write(out: &mut impl Write, outline: &Outline, config: &Config) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, outline)?;
+/// Writes the snapshot of `config`'s domains, under `header`, to `out`.
+pub fn write(out: &mut impl Write, header: &Header, config: &Config) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, header)?;
     out.write_all(b"\n")?;
     let mut digest = Sha256::new();
     let mut line = Vec::with_capacity(1024);
@@ -115,15 +110,15 @@ pub fn read(
     text: String,
     base_dir: &Path,
 ) -> Result<Config, NotTaken> {
-    let mut header = String::new();
-    let outline = match input.read_line(&mut header) {
-        Ok(_) => serde_json::from_str::<Outline>(&header).ok(),
+    let mut first_line = String::new();
+    let header = match input.read_line(&mut first_line) {
+        Ok(_) => serde_json::from_str::<Header>(&first_line).ok(),
         Err(_) => None,
     };
-    let Some(outline) = outline.filter(|o| o.format == FORMAT && o.key == key) else {
+    let Some(header) = header.filter(|h| h.format == FORMAT && h.key == key) else {
         return Err(NotTaken::Other(text));
     };
-    let Some(raw) = chunks::parse_all_but_domains(&text, &outline.others) else {
+    let Some(raw) = chunks::parse_all_but_domains(&text, &header.others) else {
         return Err(NotTaken::Other(text));
     };
     drop(text);
@@ -162,7 +157,7 @@ mod tests {
     use std::fmt::Write as _;
 
     use super::*;
-    use crate::config::{parse, parse_outlined};
+    use crate::config::{parse, parse_for_snapshot};
 
     const BASE: &str = "/etc/mailzone";
 
@@ -179,24 +174,40 @@ mod tests {
             if i == 600 {
                 text.push_str("\n[serve]\ncheckInterval = \"30m\"\n");
             }
+            // Unicode names (kept as A-labels), and each kind of DKIM management.
+            let name = match i % 7 {
+                0 => format!("bücher{i:04}.example"),
+                _ => format!("d{i:04}.example"),
+            };
+            let dkim = match i % 5 {
+                0 => "automatic = { algorithms = [\"ed25519-sha256\"], rotateAfter = \"60d\", \
+                      delegateTo = \"dkim.provider.example\", delegateDnsServer = \"primary\" }"
+                    .to_string(),
+                1 => "automatic = { onKeyChange = [\"/usr/bin/true\", \"--reload\"] }".to_string(),
+                _ => format!(
+                    "manual = {{ keys = [{{ selector = \"s{}\", privateKeyFile = \"keys/k{}.pem\" }}] }}",
+                    i % 3,
+                    i % 2
+                ),
+            };
             let _ = write!(
                 text,
-                "\n[domain.\"d{i:04}.example\"]\ndmarc = {{ policy = \"reject\" }}\n\
+                "\n[domain.\"{name}\"]\nttl = {}\ndmarc = {{ policy = \"reject\", rua = [\"mailto:dmarc@{name}\"] }}\n\
+                 spf = {{ qualifier = \"~\", mechanisms = [\"include:_spf.provider.example\"] }}\n\
                  caa = {{ issuers = [\"letsencrypt.org\"] }}\n\
-                 dkimManagement = {{ manual = {{ keys = [{{ selector = \"s{}\", privateKeyFile = \"keys/k{}.pem\" }}] }} }}\n\
-                 dnsManagement = {{ automatic = {{ dnsServer = \"primary\" }} }}\n",
-                i % 3,
-                i % 2
+                 dkimManagement = {{ {dkim} }}\n\
+                 dnsManagement = {{ automatic = {{ dnsServer = \"primary\", publishRecords = [\"mx\", \"dkim\"] }} }}\n",
+                300 + i,
             );
         }
         text
     }
 
     fn snapshot_of(text: &str) -> Vec<u8> {
-        let (config, outline) = parse_outlined(text.to_string(), Path::new(BASE)).unwrap();
-        let outline = outline.expect("a big config is read in chunks");
+        let (config, header) = parse_for_snapshot(text.to_string(), Path::new(BASE)).unwrap();
+        let header = header.expect("a big config is read in chunks");
         let mut out = Vec::new();
-        write(&mut out, &outline, &config).unwrap();
+        write(&mut out, &header, &config).unwrap();
         out
     }
 
@@ -221,7 +232,7 @@ mod tests {
             crate::model::DkimManagement::Manual { keys } => keys[0].private_key_file.clone(),
             other => panic!("{other:?}"),
         };
-        assert!(std::sync::Arc::ptr_eq(&file(0), &file(2)));
+        assert!(std::sync::Arc::ptr_eq(&file(2), &file(4)));
     }
 
     #[test]
@@ -233,6 +244,7 @@ mod tests {
             "the TSIG secret was written"
         );
         assert!(snapshot.contains("d0599.example"));
+        assert!(snapshot.contains("xn--bcher0007-"), "names as A-labels");
     }
 
     #[test]
