@@ -85,6 +85,13 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A Knot serving `names`, each zone holding only the kit's SOA, NS and glue.
+fn knot_of_empty_zones(names: &[String]) -> DnsServer {
+    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
+    let key = TsigKey::generate("mailzone");
+    DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap()
+}
+
 fn start() -> Option<DnsServer> {
     if !mailzone_testkit::require_tools(&["knotd", "kdig"]) {
         return None;
@@ -224,10 +231,7 @@ fn every_message_is_counted_and_a_warm_apply_plans_nothing() {
     }
     // More zones than a batch of the run plans at once (256), on both threads.
     let names: Vec<String> = (0..300).map(|i| format!("z{i:03}.test")).collect();
-    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
-    let key = TsigKey::generate("mailzone");
-    let server =
-        DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap();
+    let server = knot_of_empty_zones(&names);
     let mut text = format!(
         r#"
 [server]
@@ -304,10 +308,7 @@ fn a_config_s_domains_are_taken_from_the_snapshot_of_the_same_text() {
     }
     // Big enough (over 32 kB) for the file to be read in chunks, of which a snapshot is taken.
     let names: Vec<String> = (0..200).map(|i| format!("s{i:03}.test")).collect();
-    let specs: Vec<ZoneSpec> = names.iter().map(|n| ZoneSpec::new(n, "")).collect();
-    let key = TsigKey::generate("mailzone");
-    let server =
-        DnsServer::start(ServerKind::Knot, &specs, &key, &ServerOptions::default()).unwrap();
+    let server = knot_of_empty_zones(&names);
     let mut toml = format!(
         "[server]\nhostname = \"mail.example.net\"\nipv4 = [\"192.0.2.10\"]\n\n\
          [dnsServer.primary]\nkind = \"rfc2136\"\nhost = \"127.0.0.1\"\nport = {port}\n\
