@@ -164,6 +164,7 @@ fn load_config_beside(
     })
 }
 
+/// The config file's text, bounded in size.
 fn read_config_text(path: &Path) -> Result<String, EngineError> {
     crate::files::read_to_string_limited(path, crate::files::CONFIG_FILE_LIMIT).map_err(|e| {
         EngineError::ReadConfig {
@@ -189,15 +190,21 @@ fn parse_file(
         let config = config::parse_owned(text, base_dir).map_err(invalid)?;
         return Ok((config, None));
     };
-    let text = match snapshot::read(state_dir, text, base_dir) {
+    // The text digested once: the snapshot is looked up by its key, and a parse heads a
+    // new one with it.
+    let keyed = config::snapshot::Keyed::new(text, base_dir);
+    let keyed = match snapshot::read(state_dir, keyed) {
         Ok(config) => return Ok((config, None)),
-        Err(config::snapshot::NotTaken::Other(text)) => text,
-        Err(config::snapshot::NotTaken::Broken) => read_config_text(path)?,
+        Err(config::snapshot::NotTaken::Other(keyed)) => keyed,
+        // The text was let go: read (and keyed) again, as it is now.
+        Err(config::snapshot::NotTaken::Broken) => {
+            config::snapshot::Keyed::new(read_config_text(path)?, base_dir)
+        }
     };
-    config::parse_for_snapshot(text, base_dir).map_err(invalid)
+    config::parse_for_snapshot(keyed).map_err(invalid)
 }
 
-/// A manual DKIM key from its PEM file./// A manual DKIM key from its PEM file.
+/// A manual DKIM key from its PEM file.
 fn read_dkim_key(files: &FileReader<'_>, file: &FileRef) -> Result<DkimPrivateKey, EngineError> {
     let bytes = files.read(file)?;
     let text = String::from_utf8(bytes).map_err(|_| files.invalid(file, "not a PEM text file"))?;

@@ -73,20 +73,27 @@ pub fn parse(text: &str, base_dir: &Path) -> Result<Config> {
 /// [`parse`], letting go of the text once it is read: the text of 100,000 domains (tens
 /// of MB) is not held while the validated config is built beside the file as written.
 pub fn parse_owned(text: String, base_dir: &Path) -> Result<Config> {
-    parse_for_snapshot(text, base_dir).map(|(config, _)| config)
+    let (raw, _) = parse_raw(&text)?;
+    drop(text);
+    Validator::new(base_dir).config(raw, None)
 }
 
-/// [`parse_owned`], with what a [`snapshot`] of the config's domains needs to be taken
-/// (`None` for a file parsed whole: a small one, where a snapshot would save nothing).
-pub fn parse_for_snapshot(
-    text: String,
-    base_dir: &Path,
-) -> Result<(Config, Option<snapshot::Header>)> {
+/// [`parse_owned`] of a text keyed for a [`snapshot`], with the header a snapshot of its
+/// domains is taken under (`None` for a file parsed whole: a small one, where a snapshot
+/// would save nothing).
+pub fn parse_for_snapshot(keyed: snapshot::Keyed) -> Result<(Config, Option<snapshot::Header>)> {
+    let snapshot::Keyed {
+        text,
+        base_dir,
+        key,
+    } = keyed;
     let (raw, others) = parse_raw(&text)?;
-    let header = others.map(|others| snapshot::Header::new(&text, base_dir, others));
     drop(text);
-    let config = Validator::new(base_dir).config(raw, None)?;
-    Ok((config, header))
+    let config = Validator::new(&base_dir).config(raw, None)?;
+    Ok((
+        config,
+        others.map(|others| snapshot::Header::new(key, others)),
+    ))
 }
 
 /// [`parse`] of a config that is not one file's text: the file's tables with others added

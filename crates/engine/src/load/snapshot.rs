@@ -17,19 +17,14 @@ use super::LoadedConfig;
 /// The snapshot's file in the state directory.
 pub const SNAPSHOT_FILE_NAME: &str = "config-snapshot.jsonl";
 
-/// The config of `text` from the snapshot in `state_dir`, when that snapshot was taken of
-/// this text (see [`snapshot::read`] for what is given back otherwise).
-pub(super) fn read(
-    state_dir: &Path,
-    text: String,
-    base_dir: &Path,
-) -> Result<Config, snapshot::NotTaken> {
+/// The config of the `keyed` text from the snapshot in `state_dir`, when that snapshot was
+/// taken of this text (see [`snapshot::read`] for what is given back otherwise).
+pub(super) fn read(state_dir: &Path, keyed: snapshot::Keyed) -> Result<Config, snapshot::NotTaken> {
     let Ok(file) = File::open(state_dir.join(SNAPSHOT_FILE_NAME)) else {
-        return Err(snapshot::NotTaken::Other(text));
+        return Err(snapshot::NotTaken::Other(keyed));
     };
-    let key = snapshot::key(&text, base_dir);
     let input = BufReader::with_capacity(64 * 1024, file);
-    let config = snapshot::read(input, &key, text, base_dir)?;
+    let config = snapshot::read(input, keyed)?;
     tracing::debug!("the config's domains taken from {SNAPSHOT_FILE_NAME}");
     Ok(config)
 }

@@ -13,7 +13,7 @@
 //! snapshot of another text, cut short, or changed is not taken: the caller parses.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,19 +43,47 @@ struct Trailer {
 }
 
 impl Header {
-    pub(super) fn new(text: &str, base_dir: &Path, others: Vec<ChunkSpan>) -> Header {
+    pub(super) fn new(key: String, others: Vec<ChunkSpan>) -> Header {
         Header {
             format: FORMAT,
-            key: key(text, base_dir),
+            key,
             others,
         }
+    }
+}
+
+/// A config file's text and base directory with their `key`, digested once: what a
+/// snapshot is looked up by ([`read`]) and what a parse heads a new one with
+/// ([`parse_for_snapshot`](super::parse_for_snapshot)).
+pub struct Keyed {
+    pub(super) text: String,
+    pub(super) base_dir: PathBuf,
+    pub(super) key: String,
+}
+
+impl Keyed {
+    pub fn new(text: String, base_dir: &Path) -> Keyed {
+        Keyed {
+            key: key(&text, base_dir),
+            text,
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+}
+
+/// The key only: the text may hold secrets.
+impl std::fmt::Debug for Keyed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyed")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
 /// What a config's domains depend on, digested: the code that validated them (this
 /// crate's sources and the dependency lock, digested at build time, and the version), the
 /// base directory, the text.
-pub fn key(text: &str, base_dir: &Path) -> String {
+fn key(text: &str, base_dir: &Path) -> String {
     let mut hasher = Sha256::new();
     for part in [
         env!("CARGO_PKG_VERSION").as_bytes(),
@@ -94,40 +122,36 @@ pub fn write(out: &mut impl Write, header: &Header, config: &Config) -> std::io:
 #[derive(Debug)]
 pub enum NotTaken {
     /// Of another text (or none readable at all): the text is given back to be parsed.
-    Other(String),
+    Other(Keyed),
     /// Of this text but not whole past its header: the text was let go (a 100,000-domain
     /// file is not held beside its domains), the caller reads it again.
     Broken,
 }
 
-/// The config of `text` with the domains of the snapshot read from `input`, when the
-/// snapshot was taken of this text (its key is `key`: [`key`] of `text` and `base_dir`)
-/// and reads back whole. Reading stops at the header when the key differs. The text's
-/// other tables are parsed first, then the text is let go while the domains are read.
-pub fn read(
-    mut input: impl BufRead,
-    key: &str,
-    text: String,
-    base_dir: &Path,
-) -> Result<Config, NotTaken> {
+/// The config of the `keyed` text with the domains of the snapshot read from `input`,
+/// when the snapshot was taken of this text and reads back whole. Reading stops at the
+/// header when the key differs. The text's other tables are parsed first, then the text
+/// is let go while the domains are read.
+pub fn read(mut input: impl BufRead, keyed: Keyed) -> Result<Config, NotTaken> {
     let mut first_line = String::new();
     let header = match input.read_line(&mut first_line) {
         Ok(_) => serde_json::from_str::<Header>(&first_line).ok(),
         Err(_) => None,
     };
-    let Some(header) = header.filter(|h| h.format == FORMAT && h.key == key) else {
-        return Err(NotTaken::Other(text));
+    let Some(header) = header.filter(|h| h.format == FORMAT && h.key == keyed.key) else {
+        return Err(NotTaken::Other(keyed));
     };
-    let Some(raw) = chunks::parse_all_but_domains(&text, &header.others) else {
-        return Err(NotTaken::Other(text));
+    let Some(raw) = chunks::parse_all_but_domains(&keyed.text, &header.others) else {
+        return Err(NotTaken::Other(keyed));
     };
+    let Keyed { text, base_dir, .. } = keyed;
     drop(text);
     let mut domains = read_domains(input).ok_or(NotTaken::Broken)?;
     let mut key_files = std::collections::HashMap::new();
     for domain in &mut domains {
         share_key_files(domain, &mut key_files);
     }
-    Validator::new(base_dir)
+    Validator::new(&base_dir)
         .config(raw, Some(domains))
         .map_err(|_| NotTaken::Broken)
 }
@@ -204,7 +228,8 @@ mod tests {
     }
 
     fn snapshot_of(text: &str) -> Vec<u8> {
-        let (config, header) = parse_for_snapshot(text.to_string(), Path::new(BASE)).unwrap();
+        let keyed = Keyed::new(text.to_string(), Path::new(BASE));
+        let (config, header) = parse_for_snapshot(keyed).unwrap();
         let header = header.expect("a big config is read in chunks");
         let mut out = Vec::new();
         write(&mut out, &header, &config).unwrap();
@@ -212,13 +237,7 @@ mod tests {
     }
 
     fn read_back(snapshot: &[u8], text: &str) -> Option<Config> {
-        read(
-            snapshot,
-            &key(text, Path::new(BASE)),
-            text.to_string(),
-            Path::new(BASE),
-        )
-        .ok()
+        read(snapshot, Keyed::new(text.to_string(), Path::new(BASE))).ok()
     }
 
     #[test]
@@ -254,8 +273,8 @@ mod tests {
         let other = text.replace("policy = \"reject\"", "policy = \"quarantine\"");
         assert_eq!(read_back(&snapshot, &other), None);
         let srv = Path::new("/srv");
-        match read(&snapshot[..], &key(&text, srv), text.clone(), srv) {
-            Err(NotTaken::Other(given_back)) => assert_eq!(given_back, text),
+        match read(&snapshot[..], Keyed::new(text.clone(), srv)) {
+            Err(NotTaken::Other(given_back)) => assert_eq!(given_back.text, text),
             other => panic!("{other:?}"),
         }
     }
@@ -276,11 +295,10 @@ mod tests {
                 .unwrap();
             snapshot[..=end].to_vec()
         };
-        let key = key(&text, Path::new(BASE));
         let cut = cut_after(lines - 1);
         assert!(
             matches!(
-                read(&cut[..], &key, text.clone(), Path::new(BASE)),
+                read(&cut[..], Keyed::new(text.clone(), Path::new(BASE))),
                 Err(NotTaken::Broken)
             ),
             "no trailer"
