@@ -8,19 +8,10 @@ use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 
 use sqlx::AssertSqlSafe;
 
-use crate::query::{FIELD_SEPARATOR, Marks, Param, ROW_SEPARATOR, RowError, params};
+use crate::query::{
+    FIELD_SEPARATOR, JsonField, Marks, Param, ROW_SEPARATOR, RowError, json_rows, params,
+};
 use crate::{Store, StoreError, StoreRow};
-
-/// Parameters per multi-row statement: below every database's limit (SQLite's 999 before
-/// 3.32, 32,766 since; PostgreSQL's 65,535).
-const PARAMS_PER_STATEMENT: usize = 960;
-/// Ledger rows per INSERT statement.
-const LEDGER_ROWS_PER_STATEMENT: usize = PARAMS_PER_STATEMENT / LEDGER_COLUMNS;
-/// Parameters per ledger row: zone, name, rtype, rdata, record_type, published_at.
-const LEDGER_COLUMNS: usize = 6;
-/// Parameters per zone state row: zone, dns_server, serial, desired_digest, inputs_digest,
-/// checked_at.
-const ZONE_STATE_COLUMNS: usize = 6;
 
 /// What mailzone remembers of a zone after a reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,8 +262,10 @@ pub enum ZoneWrite {
     },
 }
 
-/// The statements of [`Store::write_zones`]: multi-row INSERTs for the ledger, DELETEs
-/// matching row values, and a multi-row upsert of zone states.
+/// The statements of [`Store::write_zones`]: an INSERT of the ledger rows added, a DELETE
+/// of those removed, and an upsert of zone states, each taking its rows as one JSON
+/// parameter ([`Marks::json_rows`]), so that a group of any size runs texts already
+/// prepared.
 fn write_statements<'a>(
     marks: Marks,
     adds: &[(&'a Name, &'a LedgerEntry)],
@@ -280,77 +273,72 @@ fn write_statements<'a>(
     states: &[(&'a Name, &'a str, &'a ZoneState)],
     now: i64,
 ) -> Vec<(String, Vec<Param<'a>>)> {
+    use JsonField::{Integer, Text};
     let mut statements = Vec::new();
-    for chunk in adds.chunks(LEDGER_ROWS_PER_STATEMENT) {
+    if !adds.is_empty() {
         let sql = format!(
             "INSERT INTO published_records (zone, name, rtype, rdata, record_type, published_at) \
-             VALUES {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
-            marks.rows(chunk.len(), LEDGER_COLUMNS)
+             {} ON CONFLICT (zone, name, rtype, rdata) DO NOTHING",
+            marks.json_rows(&[Text, Text, Text, Text, Text, Integer])
         );
-        let params: Vec<Param> = chunk
+        let rows: Vec<_> = adds
             .iter()
-            .flat_map(|(zone, entry)| {
-                [
-                    Param::from(zone.as_str()),
-                    Param::from(entry.name.as_str()),
-                    Param::from(entry.data.rtype().as_str()),
-                    Param::from(zonefile::rdata_presentation(&entry.data)),
-                    Param::from(entry.purpose.name()),
-                    Param::from(now),
-                ]
+            .map(|(zone, entry)| {
+                (
+                    zone.as_str(),
+                    entry.name.as_str(),
+                    entry.data.rtype().as_str(),
+                    zonefile::rdata_presentation(&entry.data),
+                    entry.purpose.name(),
+                    now,
+                )
             })
             .collect();
-        statements.push((sql, params));
+        statements.push((sql, vec![json_rows(&rows)]));
     }
-    for chunk in removes.chunks(PARAMS_PER_STATEMENT / 4) {
+    if !removes.is_empty() {
         let sql = format!(
-            "DELETE FROM published_records WHERE (zone, name, rtype, rdata) IN (VALUES {})",
-            marks.rows(chunk.len(), 4)
+            "DELETE FROM published_records WHERE (zone, name, rtype, rdata) IN ({})",
+            marks.json_rows(&[Text, Text, Text, Text])
         );
-        let params: Vec<Param> = chunk
+        let rows: Vec<_> = removes
             .iter()
-            .flat_map(|(zone, record)| {
-                [
-                    Param::from(zone.as_str()),
-                    Param::from(record.name.as_str()),
-                    Param::from(record.data.rtype().as_str()),
-                    Param::from(zonefile::rdata_presentation(&record.data)),
-                ]
+            .map(|(zone, record)| {
+                (
+                    zone.as_str(),
+                    record.name.as_str(),
+                    record.data.rtype().as_str(),
+                    zonefile::rdata_presentation(&record.data),
+                )
             })
             .collect();
-        statements.push((sql, params));
+        statements.push((sql, vec![json_rows(&rows)]));
     }
     // PostgreSQL refuses an upsert that touches one row twice: the last state of a zone wins.
-    let mut latest: Vec<&(&Name, &str, &ZoneState)> = Vec::with_capacity(states.len());
+    let mut latest = Vec::with_capacity(states.len());
     let mut seen = std::collections::HashSet::with_capacity(states.len());
-    for state in states.iter().rev() {
-        if seen.insert((state.0, state.1)) {
-            latest.push(state);
+    for (zone, dns_server, state) in states.iter().rev() {
+        if seen.insert((*zone, *dns_server)) {
+            latest.push((
+                zone.as_str(),
+                *dns_server,
+                i64::from(state.serial),
+                state.desired_digest.as_str(),
+                state.inputs_digest.as_deref(),
+                now,
+            ));
         }
     }
-    for chunk in latest.chunks(PARAMS_PER_STATEMENT / ZONE_STATE_COLUMNS) {
+    if !latest.is_empty() {
         let sql = format!(
             "INSERT INTO zone_state \
              (zone, dns_server, serial, desired_digest, inputs_digest, checked_at) \
-             VALUES {} ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
+             {} ON CONFLICT (zone, dns_server) DO UPDATE SET serial = excluded.serial, \
              desired_digest = excluded.desired_digest, inputs_digest = excluded.inputs_digest, \
              checked_at = excluded.checked_at",
-            marks.rows(chunk.len(), ZONE_STATE_COLUMNS)
+            marks.json_rows(&[Text, Text, Integer, Text, Text, Integer])
         );
-        let params: Vec<Param> = chunk
-            .iter()
-            .flat_map(|(zone, dns_server, state)| {
-                [
-                    Param::from(zone.as_str()),
-                    Param::from(*dns_server),
-                    Param::from(i64::from(state.serial)),
-                    Param::from(state.desired_digest.as_str()),
-                    Param::from(state.inputs_digest.as_deref()),
-                    Param::from(now),
-                ]
-            })
-            .collect();
-        statements.push((sql, params));
+        statements.push((sql, vec![json_rows(&latest)]));
     }
     statements
 }

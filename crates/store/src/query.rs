@@ -68,7 +68,7 @@ impl From<bool> for Param<'_> {
 /// How a statement written at run time marks its parameters. PostgreSQL wants `$n`;
 /// SQLite takes plain `?` in order, which binds in constant time where each `$n` costs a
 /// walk of the statement's parameter list (`sqlite3_bind_parameter_name`), so that the
-/// binding of a many-row statement would grow with the square of its parameters.
+/// binding of a long `IN (…)` list would grow with the square of its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marks {
     Numbered,
@@ -92,13 +92,47 @@ impl Marks {
             .join(", ")
     }
 
-    /// `($1, $2), ($3, $4)` for two rows of two columns: the VALUES of a multi-row statement.
-    pub(crate) fn rows(self, rows: usize, columns: usize) -> String {
-        (0..rows)
-            .map(|row| format!("({})", self.list(row * columns + 1, columns)))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// A `SELECT` of the rows of a JSON array of arrays bound as the only parameter
+    /// ([`json_rows`]), one column per field: a statement over it has one text whatever the
+    /// number of rows, so the database parses and plans it once per connection, where a
+    /// multi-row `VALUES` is a new text (a new parse) for each count of rows. It ends with
+    /// `WHERE true`, which SQLite needs before an upsert's `ON CONFLICT` to read it as the
+    /// upsert's and not as part of a join.
+    pub(crate) fn json_rows(self, fields: &[JsonField]) -> String {
+        let columns = |row: &str| {
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, field)| match (self, field) {
+                    (Marks::Numbered, JsonField::Integer) => format!("({row} ->> {i})::bigint"),
+                    _ => format!("{row} ->> {i}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Marks::InOrder => format!("SELECT {} FROM json_each(?) WHERE true", columns("value")),
+            Marks::Numbered => format!(
+                "SELECT {} FROM json_array_elements($1::json) AS r WHERE true",
+                columns("r")
+            ),
+        }
     }
+}
+
+/// The type of a field of the rows [`Marks::json_rows`] selects: `->>` gives SQLite the
+/// JSON number as an integer, PostgreSQL text that is cast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonField {
+    Text,
+    Integer,
+}
+
+/// The parameter of a [`Marks::json_rows`] statement: the rows as a JSON array of arrays
+/// (each row a tuple of strings, integers and `None`s, in the order of the fields).
+pub(crate) fn json_rows<R: serde::Serialize>(rows: &[R]) -> Param<'static> {
+    let json = serde_json::to_string(rows).expect("tuples of strings and integers serialize");
+    Param::from(json)
 }
 
 /// Separates the fields of one row in a [`Store::rows_joined`] text (ASCII's unit
@@ -459,9 +493,7 @@ mod marks_tests {
     use super::Marks;
 
     #[test]
-    fn rows_are_numbered_for_postgresql_and_plain_in_order_for_sqlite() {
-        assert_eq!(Marks::Numbered.rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(Marks::InOrder.rows(2, 2), "(?, ?), (?, ?)");
+    fn parameters_are_numbered_for_postgresql_and_plain_in_order_for_sqlite() {
         assert_eq!(
             format!(
                 "{} IN ({})",

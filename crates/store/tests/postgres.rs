@@ -173,7 +173,7 @@ async fn leases_tokens_ledger_and_sealed_keys_work_on_postgres() {
     let txt = mailzone_records::diff::LedgerEntry {
         purpose: mailzone_records::RecordPurpose::Spf,
         name: zone.clone(),
-        data: mailzone_records::RData::Txt(b"v=spf1 mx \"-all\" \x1e\x1f".to_vec()),
+        data: mailzone_records::RData::Txt(b"v=spf1 mx \"-all\" \x1e\x1f \\ \xc3\xa9".to_vec()),
     };
     store
         .ledger_add(&zone, std::slice::from_ref(&txt), 5)

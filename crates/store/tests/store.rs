@@ -362,8 +362,9 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
     store.close().await;
 }
 
-/// Read in a batch, a zone's rows come joined in one text with control characters
-/// between them: RDATA holding those very characters is read back whole.
+/// Written as JSON and read in a batch, a zone's rows come joined in one text with
+/// control characters between them: RDATA holding those very characters, quotes and
+/// backslashes is read back whole.
 #[tokio::test]
 async fn records_holding_the_separators_of_a_batch_read_come_back_whole() {
     use mailzone_records::diff::LedgerEntry;
@@ -375,6 +376,9 @@ async fn records_holding_the_separators_of_a_batch_read_come_back_whole() {
     let entries: std::collections::BTreeSet<LedgerEntry> = [
         b"v=spf1 \x1e\x1f -all".to_vec(),
         b"\"quoted\"; \x1f".to_vec(),
+        // Escaped in presentation form (a backslash, bytes outside ASCII, NUL), then in
+        // the JSON the rows are written as.
+        b"back\\slash \xc3\xa9 \x00 \\\"".to_vec(),
     ]
     .into_iter()
     .map(|txt| LedgerEntry {
@@ -522,8 +526,8 @@ async fn zone_states_of_returns_only_the_zones_asked_for() {
     store.close().await;
 }
 
-/// A group of zones' writes in one call: intents of several zones (more rows than one
-/// statement holds), removals, and states (the last state of a zone named twice wins);
+/// A group of zones' writes in one call: intents of several zones (320 rows in one
+/// statement), removals, and states (the last state of a zone named twice wins);
 /// the ledgers read back per batch match what each zone was given.
 #[tokio::test]
 async fn the_writes_of_several_zones_land_together_and_read_back_per_zone() {
@@ -544,7 +548,7 @@ async fn the_writes_of_several_zones_land_together_and_read_back_per_zone() {
         desired_digest: format!("digest {serial}"),
         inputs_digest: Some(format!("inputs {serial}")),
     };
-    // 8 zones × 40 records: more than one multi-row INSERT's worth.
+    // 8 zones × 40 records.
     let adds: Vec<ZoneWrite> = (0..8)
         .map(|i| ZoneWrite::LedgerAdd {
             zone: zone(i),
