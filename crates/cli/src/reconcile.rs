@@ -149,19 +149,15 @@ struct Counts {
 
 impl Counts {
     fn count(&mut self, zone: &ZoneOutcome) {
-        let entries = zone.entries();
+        let entries = zone.changes.entry_counts();
         if entries.is_empty() {
             self.in_sync += 1;
         } else {
             self.changed += 1;
         }
-        for entry in entries {
-            match entry {
-                PlanEntry::Add(_) => self.add += 1,
-                PlanEntry::Replace { .. } => self.replace += 1,
-                PlanEntry::Delete(..) => self.delete += 1,
-            }
-        }
+        self.add += entries.adds;
+        self.replace += entries.replaces;
+        self.delete += entries.deletes;
     }
 }
 

@@ -588,9 +588,9 @@ fn check_delete_limit(
             .any(|d| d.record.name == record.name && d.record.data.rtype() == record.data.rtype())
     };
     let deletes = outcome
-        .entries()
-        .iter()
-        .filter(|e| matches!(e, PlanEntry::Delete(_, record) if !rrset_still_wanted(record)))
+        .changes
+        .plain_deletes()
+        .filter(|record| !rrset_still_wanted(record))
         .count();
     let managed = outcome.changes.managed.max(deletes).max(1);
     let share = deletes as f64 / managed as f64;

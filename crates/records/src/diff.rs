@@ -113,6 +113,62 @@ impl ChangeSet {
         }
         out
     }
+
+    /// How many of each [`PlanEntry`] [`ChangeSet::entries`] gives, counted without
+    /// building them (a report counts every zone's).
+    pub fn entry_counts(&self) -> EntryCounts {
+        let adds = self.adds_per_slot();
+        let mut counts = EntryCounts::default();
+        let mut replaced = BTreeSet::new();
+        for (_, live) in &self.deletes {
+            let slot = slot(&live.record);
+            if adds.contains_key(&slot) {
+                replaced.insert(slot);
+            } else {
+                counts.deletes += 1;
+            }
+        }
+        for (slot, n) in adds {
+            if replaced.contains(&slot) {
+                counts.replaces += 1;
+            } else {
+                counts.adds += n;
+            }
+        }
+        counts
+    }
+
+    /// The records of the [`PlanEntry::Delete`]s of [`ChangeSet::entries`]: the deletes
+    /// in a slot without adds (the others are part of a replacement).
+    pub fn plain_deletes(&self) -> impl Iterator<Item = &Record> {
+        let adds = self.adds_per_slot();
+        self.deletes
+            .iter()
+            .map(|(_, live)| &live.record)
+            .filter(move |record| !adds.contains_key(&slot(record)))
+    }
+
+    fn adds_per_slot(&self) -> BTreeMap<Slot<'_>, usize> {
+        let mut adds = BTreeMap::new();
+        for add in &self.adds {
+            *adds.entry(slot(&add.record)).or_insert(0) += 1;
+        }
+        adds
+    }
+}
+
+/// The number of adds, replacements and deletes a [`ChangeSet`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntryCounts {
+    pub adds: usize,
+    pub replaces: usize,
+    pub deletes: usize,
+}
+
+impl EntryCounts {
+    pub fn is_empty(&self) -> bool {
+        self.adds + self.replaces + self.deletes == 0
+    }
 }
 
 /// Where a record sits for ownership purposes. Borrowed from the record: a zone's diff
@@ -206,21 +262,27 @@ pub fn diff(
     }
     let live_by_rrset = group_rrsets(live);
     let ttls = shared_rrset_ttls(desired, &live_by_rrset, &owned);
-
-    let live_data: BTreeSet<(&Name, &RData, u32)> = live
-        .iter()
-        .map(|l| (&l.record.name, &l.record.data, l.record.ttl))
-        .collect();
-    let desired_data: BTreeSet<(&Name, &RData, u32)> = desired
-        .iter()
-        .zip(&ttls)
-        .map(|(d, ttl)| (&d.record.name, &d.record.data, *ttl))
-        .collect();
+    // RRsets hold a few records: a record is looked up by its RRset, then by a scan.
+    let mut desired_by_rrset: BTreeMap<(&Name, RrType), Vec<(&RData, u32)>> = BTreeMap::new();
+    for (d, ttl) in desired.iter().zip(&ttls) {
+        desired_by_rrset
+            .entry((&d.record.name, d.record.data.rtype()))
+            .or_default()
+            .push((&d.record.data, *ttl));
+    }
 
     let adds: Vec<DesiredRecord> = desired
         .iter()
         .zip(&ttls)
-        .filter(|(d, ttl)| !live_data.contains(&(&d.record.name, &d.record.data, **ttl)))
+        .filter(|(d, ttl)| {
+            !live_by_rrset
+                .get(&(&d.record.name, d.record.data.rtype()))
+                .is_some_and(|rrset| {
+                    rrset
+                        .iter()
+                        .any(|l| l.record.data == d.record.data && l.record.ttl == **ttl)
+                })
+        })
         .map(|(d, ttl)| {
             let mut add = d.clone();
             add.record.ttl = *ttl;
@@ -239,7 +301,14 @@ pub fn diff(
     let mut deletes = Vec::new();
     for l in live {
         let r = &l.record;
-        if desired_data.contains(&(&r.name, &r.data, r.ttl)) {
+        let is_desired = desired_by_rrset
+            .get(&(&r.name, r.data.rtype()))
+            .is_some_and(|rrset| {
+                rrset
+                    .iter()
+                    .any(|(data, ttl)| **data == r.data && *ttl == r.ttl)
+            });
+        if is_desired {
             continue;
         }
         let slot_purpose = owned.get(&slot(r)).copied();

@@ -249,3 +249,53 @@ fn ledger_after_remembers_adds_and_forgets_deletes() {
     assert_eq!(next.len(), 1);
     assert_eq!(next.iter().next().unwrap().name, new.name);
 }
+
+/// The counts of a change set, and its plain deletes, are those of its entries: one zone
+/// with a replaced SPF, a replaced CAA of our CA beside another CA's, a new MX beside a
+/// new DKIM key, and a retired DKIM key deleted.
+#[test]
+fn entry_counts_and_plain_deletes_match_the_entries() {
+    let old_spf = txt("example.org", "v=spf1 a ~all", 3600);
+    let new_spf = txt("example.org", "v=spf1 mx -all", 3600);
+    let retired = txt("old._domainkey.example.org", "v=DKIM1; p=BBBB", 3600);
+    let current = txt("new._domainkey.example.org", "v=DKIM1; p=CCCC", 3600);
+    let want = vec![
+        desired(RecordPurpose::Spf, new_spf),
+        desired(RecordPurpose::Caa, caa("issue", "letsencrypt.org; x=y")),
+        desired(RecordPurpose::Caa, caa("issue", "letsencrypt.org; x=z")),
+        desired(RecordPurpose::Mx, mx(10, "mail.example.org")),
+        desired(RecordPurpose::Dkim, current),
+    ];
+    let changes = diff(
+        &zone(),
+        &want,
+        &live(&[
+            old_spf,
+            caa("issue", "digicert.com"),
+            caa("issue", "letsencrypt.org"),
+            retired.clone(),
+        ]),
+        &published_dkim(&retired),
+        ALL,
+    );
+    let entries = changes.entries();
+    let count = |f: fn(&PlanEntry) -> bool| entries.iter().filter(|e| f(e)).count();
+    let counts = changes.entry_counts();
+    assert_eq!(
+        (counts.adds, counts.replaces, counts.deletes),
+        (
+            count(|e| matches!(e, PlanEntry::Add(_))),
+            count(|e| matches!(e, PlanEntry::Replace { .. })),
+            count(|e| matches!(e, PlanEntry::Delete(..))),
+        )
+    );
+    assert_eq!((counts.adds, counts.replaces, counts.deletes), (2, 2, 1));
+    assert!(!counts.is_empty());
+    let plain: Vec<&Record> = changes.plain_deletes().collect();
+    assert_eq!(plain, vec![&retired]);
+    assert!(
+        diff(&zone(), &[], &[], &BTreeSet::new(), ALL)
+            .entry_counts()
+            .is_empty()
+    );
+}
