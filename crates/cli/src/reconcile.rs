@@ -166,8 +166,8 @@ impl Counts {
 const ZONE_INDENT: &[u8] = b"    ";
 
 /// Indents every line after the first one written through it by [`ZONE_INDENT`] (the
-/// caller indents the first): serde_json's pretty form of a zone, written straight into
-/// the report at the zone's depth. A pretty JSON text has no newline inside a string (it
+/// caller indents the first): serde_json's pretty form of a zone, written into the
+/// report at the zone's depth. A pretty JSON text has no newline inside a string (it
 /// escapes them), so every newline starts a line of the structure.
 struct Indented<'a, W: Write>(&'a mut W);
 
@@ -200,6 +200,8 @@ struct ReportWriter {
     format: Format,
     applied: bool,
     out: std::io::BufWriter<std::io::Stdout>,
+    /// A zone's JSON, printed before it is indented into `out` (kept for the next zone).
+    zone_json: Vec<u8>,
     counts: Counts,
     /// The first write error (stdout closed): said once the run is over.
     error: Option<std::io::Error>,
@@ -211,6 +213,7 @@ impl ReportWriter {
             format,
             applied,
             out: std::io::BufWriter::new(std::io::stdout()),
+            zone_json: Vec::new(),
             counts: Counts::default(),
             error: None,
         }
@@ -253,8 +256,12 @@ impl ReportWriter {
             self.out.write_all(b",\n")?;
         }
         self.out.write_all(ZONE_INDENT)?;
-        serde_json::to_writer_pretty(Indented(&mut self.out), &ZoneJson(zone))
-            .map_err(std::io::Error::other)
+        // Printed whole into a buffer first: serde_json writes a token at a time, and
+        // each write through the indenting writer would scan its few bytes for a newline.
+        self.zone_json.clear();
+        serde_json::to_writer_pretty(&mut self.zone_json, &ZoneJson(zone))
+            .map_err(std::io::Error::other)?;
+        Indented(&mut self.out).write_all(&self.zone_json)
     }
 
     /// The end of the report: `report` is `None` when the run failed.

@@ -56,9 +56,14 @@ pub fn to_wire_name(name: &Name) -> WireName {
     if name.is_root() {
         return WireName::root();
     }
-    // A `Name` holds only letters, digits, `-` and `_` in labels of at most 63 bytes, all
-    // of which hickory's parser accepts.
-    WireName::from_ascii(name.to_absolute()).expect("a validated Name is a valid wire name")
+    // A `Name` holds only letters, digits, `-` and `_` in labels of 1 to 63 bytes, at most
+    // 253 of them in all: taken as they are, without the escapes of the text form to parse.
+    name.as_str()
+        .split('.')
+        .try_fold(WireName::root(), |wire, label| {
+            wire.append_label(label.as_bytes())
+        })
+        .expect("a validated Name is a valid wire name")
 }
 
 /// A wire name as a mailzone name: lowercase, validated as an owner name. The root is
@@ -247,6 +252,34 @@ mod tests {
     }
 
     /// Encodes and decodes a record in a message, the way it crosses the network.
+    /// Labels taken as they are make the wire name hickory parses of the text form.
+    #[test]
+    fn a_name_s_labels_make_the_wire_name_of_its_text() {
+        for text in [
+            "example.org",
+            "_25._tcp.mail.example.org",
+            "s1._domainkey.xn--bcher-kva.example",
+            "a-b.c0",
+            &[
+                "a".repeat(63),
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(61),
+            ]
+            .join("."),
+        ] {
+            let wire = to_wire_name(&name(text));
+            assert_eq!(
+                wire,
+                WireName::from_ascii(format!("{text}.")).unwrap(),
+                "{text}"
+            );
+            assert!(wire.is_fqdn());
+            assert_eq!(wire.to_ascii(), format!("{text}."));
+        }
+        assert!(to_wire_name(&Name::root()).is_root());
+    }
+
     fn wire_round_trip(record: WireRecord) -> WireRecord {
         let mut m = Message::new(1, MessageType::Response, OpCode::Query);
         m.add_answer(record);
