@@ -1,6 +1,6 @@
 //! Group commit of a run's state writes: the zones in flight hand their ledger and
 //! zone-state writes to one writer, which commits whatever queued up meanwhile in one
-//! transaction of a few multi-row statements. The state database then costs a few round
+//! transaction of three statements at most. The state database then costs a few round
 //! trips to SQLite's worker thread per group of zones, instead of four per zone, and the
 //! one connection SQLite writes through stops being what the zones queue behind.
 //!
@@ -11,7 +11,11 @@
 //! vouches for); the ledger rows of the records its UPDATE deleted, lost, leave the ledger
 //! naming records the zone no longer holds, as a crash right after the UPDATE always
 //! could (the ledger only ever allows a delete; a record not served is not deleted).
-//! These writes ride along with the next group of intents, or go in groups of their own.
+//! These writes are kept back until there are [`MAX_LATER`] of them (or the run ends),
+//! then ride along with the group of intents at hand: a group of consecutive zones'
+//! states and removals shares the database pages it changes (a zone-state page holds a
+//! few dozen zones), where riding along with every group wrote the same pages again for
+//! each group.
 
 use mailzone_store::{Store, StoreError, ZoneWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -21,8 +25,7 @@ use crate::EngineError;
 /// Writes taken from the queue at a time.
 const MAX_GROUP: usize = 256;
 
-/// Writes nobody waits for kept back at most before they are committed in a group of
-/// their own.
+/// Writes nobody waits for kept back before they are committed together.
 const MAX_LATER: usize = 192;
 
 /// A write on its way to the writer.
@@ -109,9 +112,8 @@ impl Writer {
 }
 
 /// Commits the queued writes group by group: each group is what queued up while the
-/// previous one was committed, with the writes nobody waits for kept back meanwhile (or,
-/// when only those queued up, a group of them once there are [`MAX_LATER`]; the rest at
-/// the end).
+/// previous one was committed, with the writes nobody waits for kept back until there
+/// are [`MAX_LATER`] of them (the rest at the end).
 async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut queued = Vec::new();
     let mut later = Vec::new();
@@ -123,10 +125,12 @@ async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
                 Queued::Later(write) => later.push(write),
             }
         }
-        if awaited.is_empty() && later.len() < MAX_LATER {
-            continue;
-        }
-        commit(&store, awaited, std::mem::take(&mut later)).await;
+        let later = if later.len() >= MAX_LATER {
+            std::mem::take(&mut later)
+        } else {
+            Vec::new()
+        };
+        commit(&store, awaited, later).await;
     }
     commit(&store, Vec::new(), later).await;
 }
@@ -232,7 +236,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_state_written_later_rides_along_with_the_next_awaited_write() {
+    async fn a_state_written_later_is_kept_back_past_awaited_writes_until_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         let (writes, writer) = ZoneWrites::new(&store);
@@ -249,10 +253,12 @@ mod tests {
             }],
         };
         writes.write(intent).await.unwrap();
-        assert_eq!(states_of(&store, 1).await, [Some(7)]);
+        // The intent is committed on its own; the state waits for more of its kind.
         assert_eq!(store.ledger(&zone(1)).await.unwrap().len(), 1);
+        assert_eq!(states_of(&store, 1).await, [None]);
         drop(writes);
         writer.finished().await;
+        assert_eq!(states_of(&store, 1).await, [Some(7)]);
     }
 
     #[tokio::test]
@@ -261,9 +267,26 @@ mod tests {
         let store = Store::open_sqlite(dir.path()).await.unwrap();
         let (writes, writer) = ZoneWrites::new(&store);
         let zones = MAX_LATER + 3;
-        for i in 0..zones {
+        for i in 0..MAX_LATER {
             writes.write_later(state_of(i, i as u32));
         }
+        // A full group is committed while the run goes on.
+        let group: Vec<Option<u32>> = (0..MAX_LATER).map(|i| Some(i as u32)).collect();
+        for _ in 0..500 {
+            if states_of(&store, MAX_LATER).await == group {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(states_of(&store, MAX_LATER).await, group);
+        for i in MAX_LATER..zones {
+            writes.write_later(state_of(i, i as u32));
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(
+            states_of(&store, zones).await[MAX_LATER..],
+            [None, None, None]
+        );
         drop(writes);
         writer.finished().await;
         let expected: Vec<Option<u32>> = (0..zones).map(|i| Some(i as u32)).collect();
