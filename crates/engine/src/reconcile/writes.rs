@@ -125,12 +125,12 @@ async fn writer(store: Store, mut receiver: mpsc::UnboundedReceiver<Queued>) {
                 Queued::Later(write) => later.push(write),
             }
         }
-        let later = if later.len() >= MAX_LATER {
+        let due = if later.len() >= MAX_LATER {
             std::mem::take(&mut later)
         } else {
             Vec::new()
         };
-        commit(&store, awaited, later).await;
+        commit(&store, awaited, due).await;
     }
     commit(&store, Vec::new(), later).await;
 }
