@@ -9,7 +9,7 @@ use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 use sqlx::AssertSqlSafe;
 
 use crate::query::{
-    FIELD_SEPARATOR, JsonField, Marks, Param, ROW_SEPARATOR, RowError, json_rows, params,
+    FIELD_SEPARATOR, JsonField, Marks, Param, ROW_SEPARATOR, RowError, params, rows_as_json,
 };
 use crate::{Store, StoreError, StoreRow};
 
@@ -294,7 +294,7 @@ fn write_statements<'a>(
                 )
             })
             .collect();
-        statements.push((sql, vec![json_rows(&rows)]));
+        statements.push((sql, vec![rows_as_json(&rows)]));
     }
     if !removes.is_empty() {
         let sql = format!(
@@ -312,7 +312,7 @@ fn write_statements<'a>(
                 )
             })
             .collect();
-        statements.push((sql, vec![json_rows(&rows)]));
+        statements.push((sql, vec![rows_as_json(&rows)]));
     }
     // PostgreSQL refuses an upsert that touches one row twice: the last state of a zone wins.
     let mut latest = Vec::with_capacity(states.len());
@@ -338,7 +338,7 @@ fn write_statements<'a>(
              checked_at = excluded.checked_at",
             marks.json_rows(&[Text, Text, Integer, Text, Text, Integer])
         );
-        statements.push((sql, vec![json_rows(&latest)]));
+        statements.push((sql, vec![rows_as_json(&latest)]));
     }
     statements
 }

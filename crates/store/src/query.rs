@@ -93,7 +93,7 @@ impl Marks {
     }
 
     /// A `SELECT` of the rows of a JSON array of arrays bound as the only parameter
-    /// ([`json_rows`]), one column per field: a statement over it has one text whatever the
+    /// ([`rows_as_json`]), one column per field: a statement over it has one text whatever the
     /// number of rows, so the database parses and plans it once per connection, where a
     /// multi-row `VALUES` is a new text (a new parse) for each count of rows. It ends with
     /// `WHERE true`, which SQLite needs before an upsert's `ON CONFLICT` to read it as the
@@ -130,7 +130,7 @@ pub(crate) enum JsonField {
 
 /// The parameter of a [`Marks::json_rows`] statement: the rows as a JSON array of arrays
 /// (each row a tuple of strings, integers and `None`s, in the order of the fields).
-pub(crate) fn json_rows<R: serde::Serialize>(rows: &[R]) -> Param<'static> {
+pub(crate) fn rows_as_json<R: serde::Serialize>(rows: &[R]) -> Param<'static> {
     let json = serde_json::to_string(rows).expect("tuples of strings and integers serialize");
     Param::from(json)
 }
