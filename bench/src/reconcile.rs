@@ -410,6 +410,33 @@ pub fn median(mut runs: Vec<(Measure, ApplyReport)>) -> (Measure, ApplyReport) {
     runs.swap_remove(mid)
 }
 
+/// A run's wall time over knotd's CPU time, if knotd used any.
+pub fn wall_per_knot_cpu(m: &Measure) -> Option<f64> {
+    (!m.knot_cpu.is_zero()).then(|| m.wall.as_secs_f64() / m.knot_cpu.as_secs_f64())
+}
+
+/// ` [runs: lowest–median–highest]` of several runs' ratios, nothing for one run.
+pub fn spread(ratios: &[f64]) -> String {
+    if ratios.len() < 2 {
+        return String::new();
+    }
+    let mut sorted = ratios.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    let median = if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    };
+    format!(
+        " [{} runs: {:.3}–{:.3}–{:.3}×]",
+        sorted.len(),
+        sorted[0],
+        median,
+        sorted[sorted.len() - 1]
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // The rows of a table.
 
@@ -668,4 +695,36 @@ pub fn print_environment(binary: &Path, load_before: &str) {
         load_average(),
     );
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_names_the_lowest_the_median_and_the_highest_run() {
+        assert_eq!(spread(&[1.4, 1.2, 1.3]), " [3 runs: 1.200–1.300–1.400×]");
+        // An even count's median is the mean of the middle two.
+        assert_eq!(
+            spread(&[1.5, 1.1, 1.2, 1.4]),
+            " [4 runs: 1.100–1.300–1.500×]"
+        );
+        // One run is the row itself: nothing to add.
+        assert_eq!(spread(&[1.25]), "");
+        assert_eq!(spread(&[]), "");
+    }
+
+    #[test]
+    fn a_run_without_knotd_cpu_has_no_ratio() {
+        let run = |wall_ms, knot_ms| Measure {
+            wall: Duration::from_millis(wall_ms),
+            peak_rss_kib: 0,
+            cpu: Duration::ZERO,
+            knot_cpu: Duration::from_millis(knot_ms),
+            others_cpu: Duration::ZERO,
+            captured: None,
+        };
+        assert_eq!(wall_per_knot_cpu(&run(650, 500)), Some(1.3));
+        assert_eq!(wall_per_knot_cpu(&run(50, 0)), None);
+    }
 }

@@ -18,7 +18,8 @@
 //!
 //! Each row is the median (by wall time) of its runs over the rounds: a 1,000-zone run
 //! lasts about a second and varies by a third from one to the next, so its rows want
-//! `--runs 5` or more.
+//! `--runs 5` or more. The targets under the table give, beside each row's verdict, the
+//! lowest, median and highest wall ÷ knotd CPU of its runs.
 //!
 //! (a) and (c) must send one UPDATE per zone and (b) none (mailzone's own `updatesSent`),
 //! and the first, middle and last zones are checked with kdig after (a) and (c). octoDNS
@@ -44,7 +45,8 @@ use mailzone_bench::octodns::octodns_venv;
 use mailzone_bench::pcap::thousands;
 use mailzone_bench::reconcile::{
     ApplyReport, KnotBench, Mailzone, Measure, Tool, expect_one_update_per_zone, median,
-    old_rsa_key, print_environment, run_octodns, start_knot, warn_disturbed, write_mailzone_config,
+    old_rsa_key, print_environment, run_octodns, spread, start_knot, wall_per_knot_cpu,
+    warn_disturbed, write_mailzone_config,
 };
 use mailzone_testkit::{DnsServer, TsigKey};
 
@@ -116,7 +118,7 @@ fn parse_args(raw: Vec<String>) -> Result<Args, String> {
 // ---------------------------------------------------------------------------------------
 // The rows.
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Op {
     Publish,
     NoopWarm,
@@ -149,6 +151,11 @@ struct At {
 }
 
 type Row = mailzone_bench::reconcile::Row<At>;
+
+/// Each mailzone row's runs, as their wall ÷ knotd CPU: the row shows one run (the median
+/// by wall), whose ratio can lie anywhere in their spread, since wall and knotd's CPU
+/// swing together with the machine.
+type RunRatios = BTreeMap<(usize, Op), Vec<f64>>;
 
 /// Adds `row`, saying it on stderr at once (the table comes at the end).
 fn push(rows: &mut Vec<Row>, row: Row) {
@@ -345,7 +352,13 @@ fn write_configs(
 
 /// mailzone's rows at `n` zones (the medians of `--runs` rounds), then octoDNS's at
 /// [`OCTODNS_ZONES`].
-fn run_size(bench: &Bench<'_>, n: usize, args: &Args, rows: &mut Vec<Row>) -> Result<(), String> {
+fn run_size(
+    bench: &Bench<'_>,
+    n: usize,
+    args: &Args,
+    rows: &mut Vec<Row>,
+    ratios: &mut RunRatios,
+) -> Result<(), String> {
     let work = &bench.work.join(format!("zones-{n}"));
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
     let zones: Vec<String> = (0..n).map(zone_name).collect();
@@ -376,6 +389,12 @@ fn run_size(bench: &Bench<'_>, n: usize, args: &Args, rows: &mut Vec<Row>) -> Re
         (Op::Dkim, dkim),
     ] {
         let count = runs.len();
+        ratios.insert(
+            (n, op),
+            runs.iter()
+                .filter_map(|(m, _)| wall_per_knot_cpu(m))
+                .collect(),
+        );
         let (m, report) = median(runs);
         push(rows, Row::mailzone(at(op), m, &report, count));
     }
@@ -454,6 +473,7 @@ fn run(args: &Args) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     let mut commits = BTreeMap::new();
+    let mut ratios = RunRatios::new();
     for &n in &args.sizes {
         match commit_latency(bench.work) {
             Ok(latency) => {
@@ -462,14 +482,14 @@ fn run(args: &Args) -> Result<(), String> {
             Err(e) => eprintln!("scale_table: the disk's commit time not measured: {e}"),
         }
         // A size that fails does not lose the others' rows.
-        if let Err(e) = run_size(&bench, n, args, &mut rows) {
+        if let Err(e) = run_size(&bench, n, args, &mut rows, &mut ratios) {
             eprintln!("scale_table: {} zones failed: {e}", thousands(n as u64));
             failures.push(format!("{} zones: {e}", thousands(n as u64)));
         }
     }
     print_environment(&setup.binary, &load_before);
     print_table(&rows, &octodns_note, tcpdump.is_some());
-    print_targets(&rows, &args.sizes, &commits);
+    print_targets(&rows, &args.sizes, &commits, &ratios);
     if kept {
         let _ = setup.work_dir.keep();
     }
@@ -600,7 +620,12 @@ fn commit_time(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn print_targets(rows: &[Row], sizes: &[usize], commits: &BTreeMap<usize, Duration>) {
+fn print_targets(
+    rows: &[Row],
+    sizes: &[usize],
+    commits: &BTreeMap<usize, Duration>,
+    ratios: &RunRatios,
+) {
     let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
     let mailzone = |n: usize, op: Op| {
         rows.iter()
@@ -658,13 +683,14 @@ fn print_targets(rows: &[Row], sizes: &[usize], commits: &BTreeMap<usize, Durati
                 let ok = m.wall <= m.knot_cpu.mul_f64(factor);
                 all &= ok;
                 parts.push(format!(
-                    "{} {} {} vs {} ({}) {}",
+                    "{} {} {} vs {} ({}) {}{}",
                     thousands(n as u64),
                     op.short(),
                     duration(m.wall),
                     duration(m.knot_cpu),
                     r.exact_wall_per_knot_cpu(),
-                    verdict(ok)
+                    verdict(ok),
+                    ratios.get(&(n, op)).map_or(String::new(), |r| spread(r))
                 ));
             }
         }
