@@ -410,12 +410,15 @@ pub fn median(mut runs: Vec<(Measure, ApplyReport)>) -> (Measure, ApplyReport) {
     runs.swap_remove(mid)
 }
 
+/// What a row shows for wall ÷ knotd CPU when knotd's CPU time did not grow.
+const NO_KNOT_CPU: &str = "– (knotd < 1 tick)";
+
 /// A run's wall time over knotd's CPU time, if knotd used any.
 pub fn wall_per_knot_cpu(m: &Measure) -> Option<f64> {
     (!m.knot_cpu.is_zero()).then(|| m.wall.as_secs_f64() / m.knot_cpu.as_secs_f64())
 }
 
-/// ` [runs: lowest–median–highest]` of several runs' ratios, nothing for one run.
+/// ` [N runs: lowest–median–highest×]` of several runs' ratios, nothing for one run.
 pub fn spread(ratios: &[f64]) -> String {
     if ratios.len() < 2 {
         return String::new();
@@ -508,21 +511,18 @@ impl<Op> Row<Op> {
 
     /// The tool's wall time over knotd's CPU time (`–` when knotd used less than a tick).
     pub fn wall_per_knot_cpu(&self) -> String {
-        self.per_knot_cpu(ratio)
+        if self.measure.knot_cpu.is_zero() {
+            NO_KNOT_CPU.into()
+        } else {
+            ratio(self.measure.wall, self.measure.knot_cpu)
+        }
     }
 
     /// [`Row::wall_per_knot_cpu`] with three decimals, for a target's verdict: two would
-    /// show a ratio of 1.3007 as 1.30× beside "NOT MET".
+    /// show a ratio of 1.3007 as 1.30× beside "NOT MET". The same figure as a run's in
+    /// [`spread`].
     pub fn exact_wall_per_knot_cpu(&self) -> String {
-        self.per_knot_cpu(|wall, knot| format!("{:.3}×", wall.as_secs_f64() / knot.as_secs_f64()))
-    }
-
-    fn per_knot_cpu(&self, shown: impl Fn(Duration, Duration) -> String) -> String {
-        if self.measure.knot_cpu.is_zero() {
-            "– (knotd < 1 tick)".into()
-        } else {
-            shown(self.measure.wall, self.measure.knot_cpu)
-        }
+        wall_per_knot_cpu(&self.measure).map_or_else(|| NO_KNOT_CPU.into(), |r| format!("{r:.3}×"))
     }
 
     /// `mailzone (median of 3)`, `mailzone`, `octoDNS`.
