@@ -251,7 +251,6 @@ mod tests {
         assert_eq!(to_wire_name(&name), wire);
     }
 
-    /// Encodes and decodes a record in a message, the way it crosses the network.
     /// Labels taken as they are make the wire name hickory parses of the text form.
     #[test]
     fn a_name_s_labels_make_the_wire_name_of_its_text() {
@@ -280,6 +279,7 @@ mod tests {
         assert!(to_wire_name(&Name::root()).is_root());
     }
 
+    /// Encodes and decodes a record in a message, the way it crosses the network.
     fn wire_round_trip(record: WireRecord) -> WireRecord {
         let mut m = Message::new(1, MessageType::Response, OpCode::Query);
         m.add_answer(record);
