@@ -156,105 +156,24 @@ pub fn read(mut input: impl BufRead, keyed: Keyed) -> Result<Config, NotTaken> {
         .map_err(|_| NotTaken::Broken)
 }
 
-/// Domain lines in a block: what one thread deserializes while the other reads the next.
-const BLOCK_LINES: usize = 64;
-
-/// The domain lines after the header, when the trailer says they are all there as written:
-/// every line but the last is a domain, the last is the trailer. The lines are read and
-/// digested here in blocks, and the blocks deserialized by two threads in turn (this one
-/// and one of its own): deserializing is most of a warm run's load, and the first DNS
-/// message waits for it. At most a block a thread is held as text: a 100,000-domain
-/// snapshot is never read whole.
+/// The domain lines after the header, when the trailer says they are all there as written.
 fn read_domains(input: impl BufRead) -> Option<Vec<Domain>> {
-    let mut blocks = Blocks::new(input);
+    let mut lines = input.lines();
+    let mut digest = Sha256::new();
     let mut domains = Vec::new();
-    std::thread::scope(|scope| {
-        let (to_other, blocks_given) = std::sync::mpsc::sync_channel::<Vec<String>>(1);
-        let (from_other, parsed_there) = std::sync::mpsc::sync_channel(1);
-        // Without a second thread (spawning failed) this one deserializes every block.
-        let other = std::thread::Builder::new()
-            .name("mailzone-config".into())
-            .spawn_scoped(scope, move || {
-                for block in blocks_given {
-                    if from_other.send(deserialize(&block)).is_err() {
-                        break;
-                    }
-                }
-            })
-            .is_ok();
-        // Blocks alternate: an even one goes to the other thread, an odd one is
-        // deserialized here, then both are added in order.
-        let mut given = false;
-        while let Some(block) = blocks.next_block()? {
-            if other && !given {
-                to_other.send(block).ok()?;
-                given = true;
-                continue;
-            }
-            let here = deserialize(&block);
-            if std::mem::take(&mut given) {
-                domains.extend(parsed_there.recv().ok()??);
-            }
-            domains.extend(here?);
+    let trailer = loop {
+        let line = lines.next()?.ok()?;
+        match serde_json::from_str::<Domain>(&line) {
+            Ok(domain) => domains.push(domain),
+            Err(_) => break serde_json::from_str::<Trailer>(&line).ok()?,
         }
-        if given {
-            domains.extend(parsed_there.recv().ok()??);
-        }
-        Some(())
-    })?;
-    let (trailer, digest) = blocks.finish()?;
-    (trailer.domains == domains.len() && trailer.digest == digest).then_some(domains)
-}
-
-/// A block's lines as domains; `None` if one is not a domain.
-fn deserialize(block: &[String]) -> Option<Vec<Domain>> {
-    block
-        .iter()
-        .map(|line| serde_json::from_str::<Domain>(line).ok())
-        .collect()
-}
-
-/// The lines of a snapshot after its header, in blocks of domain lines (each line known
-/// not to be the last: one is held back until the next is read), digested as they are
-/// handed out; the last line is kept as the trailer.
-struct Blocks<R> {
-    lines: std::io::Lines<R>,
-    held: Option<String>,
-    digest: Sha256,
-}
-
-impl<R: BufRead> Blocks<R> {
-    fn new(input: R) -> Self {
-        Blocks {
-            lines: input.lines(),
-            held: None,
-            digest: Sha256::new(),
-        }
-    }
-
-    /// The next block, `Some(None)` past the last domain line, `None` when the input fails.
-    fn next_block(&mut self) -> Option<Option<Vec<String>>> {
-        let mut block = Vec::with_capacity(BLOCK_LINES);
-        while block.len() < BLOCK_LINES {
-            let Some(line) = self.lines.next() else {
-                break;
-            };
-            let line = line.ok()?;
-            if let Some(before) = self.held.replace(line) {
-                self.digest.update(before.as_bytes());
-                self.digest.update(b"\n");
-                block.push(before);
-            }
-        }
-        Some((!block.is_empty()).then_some(block))
-    }
-
-    /// The last line read as the trailer, and the digest of the lines before it, once
-    /// every block was taken.
-    fn finish(self) -> Option<(Trailer, String)> {
-        let trailer = serde_json::from_str::<Trailer>(self.held.as_deref()?).ok()?;
-        Some((trailer, zonefile::hex(&self.digest.finalize())))
-    }
+        digest.update(line.as_bytes());
+        digest.update(b"\n");
+    };
+    let whole = trailer.domains == domains.len()
+        && trailer.digest == zonefile::hex(&digest.finalize())
+        && lines.next().is_none();
+    whole.then_some(domains)
 }
 
 #[cfg(test)]
@@ -392,32 +311,5 @@ mod tests {
                 .replacen("\"reject\"", "\"none\"", 1);
         assert_eq!(read_back(changed.as_bytes(), &text), None);
         assert!(read_back(&snapshot, &text).is_some());
-    }
-
-    /// Blocks of domain lines are deserialized by two threads in turn: a line that is no
-    /// domain, in a block of either, and a trailer that is not last, leave the snapshot
-    /// untaken (and neither thread waiting for the other).
-    #[test]
-    fn a_line_that_is_no_domain_in_any_block_is_not_taken() {
-        let text = big_config();
-        let snapshot = String::from_utf8(snapshot_of(&text)).unwrap();
-        let lines: Vec<&str> = snapshot.lines().collect();
-        let with_line = |at: usize, line: &str| -> String {
-            let mut changed = lines.clone();
-            changed[at] = line;
-            changed.join("\n") + "\n"
-        };
-        // Line 0 is the header: line 1 opens the first block, line 1 + BLOCK_LINES the
-        // second; the last domain line ends a block of its own count.
-        let last_domain = lines.len() - 2;
-        for at in [1, 2 + BLOCK_LINES, 1 + 2 * BLOCK_LINES, last_domain] {
-            let changed = with_line(at, "{\"not\": \"a domain\"}");
-            assert_eq!(read_back(changed.as_bytes(), &text), None, "line {at}");
-        }
-        let trailer = lines[lines.len() - 1];
-        let early = with_line(BLOCK_LINES + 3, trailer);
-        assert_eq!(read_back(early.as_bytes(), &text), None);
-        let twice = format!("{snapshot}{trailer}\n");
-        assert_eq!(read_back(twice.as_bytes(), &text), None);
     }
 }
