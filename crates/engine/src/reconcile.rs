@@ -24,6 +24,7 @@ use crate::{EngineError, LoadedConfig, connect};
 mod cores;
 mod in_order;
 mod json;
+mod room;
 mod run;
 mod writes;
 

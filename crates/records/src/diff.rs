@@ -8,7 +8,7 @@
 //! every owned slot is deleted only if the ledger shows mailzone published it.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::name::Name;
 use crate::record::{DesiredRecord, RData, Record, RecordPurpose, RrType};
@@ -260,8 +260,14 @@ pub fn diff(
     for d in desired {
         owned.entry(slot(&d.record)).or_insert(d.purpose);
     }
+    // The owned slot of each live record (by position), found once: the TTLs and the
+    // deletes below both ask.
+    let live_slots: Vec<Option<RecordPurpose>> = live
+        .iter()
+        .map(|l| owned.get(&slot(&l.record)).copied())
+        .collect();
     let live_by_rrset = group_rrsets(live);
-    let ttls = shared_rrset_ttls(desired, &live_by_rrset, &owned);
+    let ttls = shared_rrset_ttls(desired, live, &live_slots);
     // RRsets hold a few records: a record is looked up by its RRset, then by a scan.
     let mut desired_by_rrset: BTreeMap<(&Name, RrType), Vec<(&RData, u32)>> = BTreeMap::new();
     for (d, ttl) in desired.iter().zip(&ttls) {
@@ -290,16 +296,14 @@ pub fn diff(
         })
         .collect();
 
-    let ledger_type = |record: &Record| {
-        ledger
-            .iter()
-            .find(|e| {
-                e.name == record.name && e.data == record.data && managed_types.contains(&e.purpose)
-            })
-            .map(|e| e.purpose)
-    };
+    // What the ledger says mailzone published, by record: the first entry of a managed
+    // type in the ledger's order.
+    let mut published: HashMap<(&Name, &RData), RecordPurpose> = HashMap::new();
+    for e in ledger.iter().filter(|e| managed_types.contains(&e.purpose)) {
+        published.entry((&e.name, &e.data)).or_insert(e.purpose);
+    }
     let mut deletes = Vec::new();
-    for l in live {
+    for (l, slot_purpose) in live.iter().zip(&live_slots) {
         let r = &l.record;
         let is_desired = desired_by_rrset
             .get(&(&r.name, r.data.rtype()))
@@ -311,10 +315,9 @@ pub fn diff(
         if is_desired {
             continue;
         }
-        let slot_purpose = owned.get(&slot(r)).copied();
-        let published = ledger_type(r);
+        let published = published.get(&(&r.name, &r.data)).copied();
         if slot_purpose.is_some() || published.is_some() {
-            deletes.push((published.or(slot_purpose), l.clone()));
+            deletes.push((published.or(*slot_purpose), l.clone()));
         }
     }
 
@@ -360,23 +363,25 @@ fn group_rrsets(live: &[LiveRecord]) -> BTreeMap<(&Name, RrType), Vec<&LiveRecor
 }
 
 /// The TTL each desired record gets: its own, or that of a live record mailzone does not
-/// own in the same RRset.
+/// own in the same RRset (`live_slots`: each live record's owned slot, if any).
 fn shared_rrset_ttls(
     desired: &[DesiredRecord],
-    live_by_rrset: &BTreeMap<(&Name, RrType), Vec<&LiveRecord>>,
-    owned: &BTreeMap<Slot<'_>, RecordPurpose>,
+    live: &[LiveRecord],
+    live_slots: &[Option<RecordPurpose>],
 ) -> Vec<u32> {
+    // The first foreign record of each RRset, in the order read.
+    let mut foreign_ttls: BTreeMap<(&Name, RrType), u32> = BTreeMap::new();
+    for (l, _) in live.iter().zip(live_slots).filter(|(_, s)| s.is_none()) {
+        foreign_ttls
+            .entry((&l.record.name, l.record.data.rtype()))
+            .or_insert(l.record.ttl);
+    }
     desired
         .iter()
         .map(|d| {
-            live_by_rrset
+            foreign_ttls
                 .get(&(&d.record.name, d.record.data.rtype()))
-                .and_then(|rrset| {
-                    rrset
-                        .iter()
-                        .find(|l| !owned.contains_key(&slot(&l.record)))
-                        .map(|foreign| foreign.record.ttl)
-                })
+                .copied()
                 .unwrap_or(d.record.ttl)
         })
         .collect()

@@ -18,6 +18,7 @@ use mailzone_records::{DnsServer, Domain, Name, RecordPurpose};
 use mailzone_store::{Store, ZoneState};
 
 use super::in_order::{InOrder, Release};
+use super::room::Room;
 use super::writes::ZoneWrites;
 use super::{
     BATCH_DOMAINS, FIRST_BATCH_DOMAINS, ReconcileReport, ReconcileRequest, ZoneOutcome, ZoneSink,
@@ -85,6 +86,9 @@ type Ready<'a> = (
     Result<Arc<connect::Connection>, EngineError>,
     ZoneStart,
 );
+
+/// Prepared zones waiting in the queue for a reconciling thread, at most this many.
+const QUEUED_ZONES: usize = BATCH_DOMAINS;
 
 /// Results waiting for those of earlier zones, at most this many: a batch's worth
 /// beyond the zones in flight, so that one slow zone stalls the run only after that.
@@ -161,6 +165,8 @@ pub(super) struct Run<'a> {
     /// Zones holding TLSA records: how many the run planned, how many it found served.
     tlsa_zones: AtomicU64,
     tlsa_served: AtomicU64,
+    /// Room in the queue of prepared zones.
+    room: Room,
 }
 
 /// A zone reconciled, with the DKIM keys its publication made active.
@@ -212,6 +218,7 @@ impl<'a> Run<'a> {
             zones_planned: AtomicU64::new(0),
             tlsa_zones: AtomicU64::new(0),
             tlsa_served: AtomicU64::new(0),
+            room: Room::new(QUEUED_ZONES),
         })
     }
 
@@ -222,7 +229,8 @@ impl<'a> Run<'a> {
         &self,
         domains: &[&'a Domain],
     ) -> Result<(ReconcileReport, Vec<(usize, ZoneFailure)>), EngineError> {
-        let (ready, taken) = flume::bounded(BATCH_DOMAINS);
+        // Unbounded: `room` bounds the queue.
+        let (ready, taken) = flume::unbounded();
         let results = InOrder::new(
             RESULTS_WINDOW,
             Collected::new(self.request.on_zone.as_ref()),
@@ -411,8 +419,13 @@ impl<'a> Run<'a> {
         ready: &flume::Sender<Ready<'a>>,
         results: &Results<'_>,
     ) -> Result<(), EngineError> {
+        let mut room = self.room.taker();
         for item in self.prepare(items).await? {
             results.room_for(item.0).await;
+            if !room.one().await {
+                // A reconciling thread panicked: its panic ends the run.
+                break;
+            }
             if ready.send_async(item).await.is_err() {
                 // Both reconciling threads are gone (one panicked): nothing takes zones.
                 break;
@@ -488,13 +501,17 @@ impl<'a> Run<'a> {
         if concurrency == 0 {
             return;
         }
+        let _room = self.room.closed_on_panic();
         let mut running = futures::stream::FuturesUnordered::new();
         let mut open = true;
         loop {
             let room = open && running.len() < concurrency;
             tokio::select! {
                 next = taken.recv_async(), if room => match next {
-                    Ok(ready) => running.push(self.reconcile_at(ready)),
+                    Ok(ready) => {
+                        self.room.give_back();
+                        running.push(self.reconcile_at(ready));
+                    }
                     Err(_) => open = false,
                 },
                 Some((at, result)) = running.next(), if !running.is_empty() => {
