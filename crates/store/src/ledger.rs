@@ -9,7 +9,8 @@ use mailzone_records::{Name, Record, RecordPurpose, zonefile};
 use sqlx::AssertSqlSafe;
 
 use crate::query::{
-    FIELD_SEPARATOR, JsonField, Marks, Param, ROW_SEPARATOR, RowError, params, rows_as_json,
+    FIELD_SEPARATOR, GROUP_SEPARATOR, JsonField, KEY_SEPARATOR, Marks, Param, ROW_SEPARATOR,
+    RowError, params, rows_as_json,
 };
 use crate::{Store, StoreError, StoreRow};
 
@@ -45,22 +46,32 @@ impl Store {
     ) -> Result<HashMap<String, BTreeSet<LedgerEntry>>, StoreError> {
         let mut out: HashMap<String, BTreeSet<LedgerEntry>> = HashMap::new();
         let joined = self.rows_joined(&["name", "rtype", "rdata", "record_type"]);
+        let groups = self.groups_joined("zone", "entries");
         for zones in zones.chunks(ZONES_PER_QUERY) {
             let sql = format!(
-                "SELECT zone, {joined} AS entries FROM published_records \
-                 WHERE zone IN ({}) GROUP BY zone",
+                "SELECT {groups} AS ledgers FROM (SELECT zone, {joined} AS entries \
+                 FROM published_records WHERE zone IN ({}) GROUP BY zone) AS per_zone",
                 self.marks().list(1, zones.len())
             );
             let params: Vec<Param<'_>> = zones.iter().map(|zone| zone.as_str().into()).collect();
-            let rows = self
+            let ledgers = self
                 .db()
-                .fetch_all(AssertSqlSafe(sql), &params, |row| {
-                    Ok((row.text("zone")?, row.text("entries")?))
+                .fetch_one(AssertSqlSafe(sql), &params, |row| {
+                    Ok(row.opt_text("ledgers")?)
                 })
                 .await?;
-            for (zone, entries) in rows {
-                let ledger = self.joined_entries(&zone, &entries)?;
-                out.insert(zone, ledger);
+            for group in ledgers.iter().flat_map(|text| text.split(GROUP_SEPARATOR)) {
+                let (zone, entries) =
+                    group
+                        .split_once(KEY_SEPARATOR)
+                        .ok_or_else(|| StoreError::CorruptLedger {
+                            path: self.db_path.clone(),
+                            zone: group.chars().take(64).collect(),
+                            name: String::new(),
+                            reason: "a zone's rows without the zone's name".to_string(),
+                        })?;
+                let ledger = self.joined_entries(zone, entries)?;
+                out.insert(zone.to_string(), ledger);
             }
         }
         Ok(out)
@@ -205,10 +216,18 @@ impl Store {
             by_server.entry(dns_server).or_default().push(zone);
         }
         let mut out = HashMap::with_capacity(keys.len());
+        // One row per query: the states joined in one text (see `Store::rows_joined`).
+        let joined = self.rows_joined(&[
+            "zone",
+            "CAST(serial AS TEXT)",
+            "desired_digest",
+            // Joined, a NULL would empty the whole row: no digest is written as empty.
+            "COALESCE(inputs_digest, '')",
+        ]);
         for (dns_server, zones) in by_server {
             for zones in zones.chunks(ZONES_PER_QUERY) {
                 let sql = format!(
-                    "SELECT zone, serial, desired_digest, inputs_digest FROM zone_state \
+                    "SELECT {joined} AS states FROM zone_state \
                      WHERE dns_server = {} AND zone IN ({})",
                     self.marks().mark(1),
                     self.marks().list(2, zones.len())
@@ -218,16 +237,43 @@ impl Store {
                 params.extend(zones.iter().map(|&zone| Param::from(zone)));
                 let states = self
                     .db()
-                    .fetch_all(AssertSqlSafe(sql), &params, |row| {
-                        Ok((row.text("zone")?, zone_state_from_row(row)?))
+                    .fetch_one(AssertSqlSafe(sql), &params, |row| {
+                        Ok(row.opt_text("states")?)
                     })
                     .await?;
-                for (zone, state) in states {
-                    out.insert((zone, dns_server.to_string()), state);
+                for row in states.iter().flat_map(|text| text.split(ROW_SEPARATOR)) {
+                    let (zone, state) = self.joined_zone_state(row)?;
+                    out.insert((zone.to_string(), dns_server.to_string()), state);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A zone's state read back from its joined row: (zone, state).
+    fn joined_zone_state<'r>(&self, row: &'r str) -> Result<(&'r str, ZoneState), StoreError> {
+        let fields: Vec<&str> = row.split(FIELD_SEPARATOR).collect();
+        let corrupt = |reason: String| StoreError::CorruptZoneState {
+            path: self.db_path.clone(),
+            zone: fields.first().copied().unwrap_or_default().to_string(),
+            reason,
+        };
+        let [zone, serial, desired, inputs] = fields[..] else {
+            return Err(corrupt(format!(
+                "a row of {} fields where 4 were written",
+                fields.len()
+            )));
+        };
+        let serial: i64 = serial
+            .parse()
+            .map_err(|_| corrupt(format!("the serial `{serial}` is no number")))?;
+        let state = ZoneState {
+            // Written from a u32, read back as the column's integer.
+            serial: serial as u32,
+            desired_digest: desired.to_string(),
+            inputs_digest: (!inputs.is_empty()).then(|| inputs.to_string()),
+        };
+        Ok((zone, state))
     }
 
     /// Records that `zone` on `dns_server` was in sync at `serial` with these desired records.

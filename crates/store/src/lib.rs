@@ -71,6 +71,17 @@ pub enum StoreError {
         name: String,
         reason: String,
     },
+    /// A zone's remembered state could not be read back.
+    #[error(
+        "{}: the state of zone {zone} is unreadable: {reason}; restore the database from a \
+         backup",
+        .path.display()
+    )]
+    CorruptZoneState {
+        path: PathBuf,
+        zone: String,
+        reason: String,
+    },
     /// The state directory (or one of its parents) could not be created.
     #[error(
         "cannot create state directory {}{}: {source}; create it yourself (mode 0700, owned by \

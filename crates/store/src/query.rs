@@ -141,6 +141,11 @@ pub(crate) fn rows_as_json<R: serde::Serialize>(rows: &[R]) -> Param<'static> {
 pub(crate) const FIELD_SEPARATOR: char = '\u{1f}';
 pub(crate) const ROW_SEPARATOR: char = '\u{1e}';
 
+/// Separates a group's key from its [`Store::rows_joined`] text (ASCII's group separator),
+/// and the groups of a [`Store::groups_joined`] text (its file separator).
+pub(crate) const KEY_SEPARATOR: char = '\u{1d}';
+pub(crate) const GROUP_SEPARATOR: char = '\u{1c}';
+
 impl Store {
     /// An aggregate expression joining `columns` of every row of a group into one text,
     /// fields by [`FIELD_SEPARATOR`] and rows by [`ROW_SEPARATOR`]: a group read as one row.
@@ -151,6 +156,19 @@ impl Store {
         };
         let fields = columns.join(&format!(" || {chr}(31) || "));
         format!("{function}({fields}, {chr}(30))")
+    }
+
+    /// An aggregate expression joining, over every group of a grouped subquery, its `key`
+    /// column and its `joined` column (a [`Store::rows_joined`] text) into one text: the
+    /// groups by [`GROUP_SEPARATOR`], each key from its rows by [`KEY_SEPARATOR`]. A query
+    /// over many groups then hands one row to this thread, not one a group: the driver
+    /// sends rows one by one between threads, waking the reader for each.
+    pub(crate) fn groups_joined(&self, key: &str, joined: &str) -> String {
+        let (function, chr) = match self.pool {
+            Pool::Sqlite(_) => ("group_concat", "char"),
+            Pool::Postgres(_) => ("string_agg", "chr"),
+        };
+        format!("{function}({key} || {chr}(29) || {joined}, {chr}(28))")
     }
 
     /// How statements written at run time mark their parameters on this back end.

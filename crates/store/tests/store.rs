@@ -362,6 +362,51 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
     store.close().await;
 }
 
+/// A zone state damaged behind the store's back (its serial no number) is a clear error
+/// naming the zone, never a panic or a serial read wrong; a state without the digest of
+/// its inputs still reads back as one.
+#[tokio::test]
+async fn an_unreadable_zone_state_is_corrupt_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let zone = mailzone_records::Name::owner("example.org").unwrap();
+    let state = mailzone_store::ZoneState {
+        serial: 4_000_000_000,
+        desired_digest: "d".into(),
+        inputs_digest: None,
+    };
+    store
+        .set_zone_state(&zone, "primary", &state, 1)
+        .await
+        .unwrap();
+    let key = ("example.org".to_string(), "primary".to_string());
+    let states = store
+        .zone_states_of(std::slice::from_ref(&key))
+        .await
+        .unwrap();
+    assert_eq!(states.get(&key), Some(&state));
+
+    let url = format!("sqlite://{}", store.database_path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE zone_state SET serial = 'twelve'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let err = store.zone_states_of(&[key]).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::CorruptZoneState { zone, .. } if zone == "example.org"),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("zone example.org") && message.contains("`twelve` is no number"),
+        "{message}"
+    );
+}
+
 /// Written as JSON and read in a batch, a zone's rows come joined in one text with
 /// control characters between them: RDATA holding those very characters, quotes and
 /// backslashes is read back whole.
