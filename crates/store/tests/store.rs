@@ -254,6 +254,19 @@ async fn separate_stores_opening_a_new_database_agree_on_one_key() {
     assert!(pems.iter().all(|pem| *pem == pems[0]), "{pems:?}");
 }
 
+/// Runs `statements` on the store's database through a connection of its own: damage
+/// done behind the store's back.
+async fn damage(store: &Store, statements: &[&'static str]) {
+    let url = format!("sqlite://{}", store.database_path().display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    for &statement in statements {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    sqlx::Connection::close(conn).await.unwrap();
+}
+
 #[tokio::test]
 async fn unknown_stage_is_corrupt_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
@@ -264,19 +277,14 @@ async fn unknown_stage_is_corrupt_not_a_panic() {
         .unwrap();
 
     // Damage the row behind the store's back; the CHECK constraint has to be bypassed.
-    let url = format!("sqlite://{}", store.database_path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::query("PRAGMA ignore_check_constraints = ON")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE dkim_keys SET stage = 'Frozen' WHERE selector = 's1'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::Connection::close(conn).await.unwrap();
+    damage(
+        &store,
+        &[
+            "PRAGMA ignore_check_constraints = ON",
+            "UPDATE dkim_keys SET stage = 'Frozen' WHERE selector = 's1'",
+        ],
+    )
+    .await;
 
     let err = store.dkim_keys("example.org").await.unwrap_err();
     match &err {
@@ -325,8 +333,7 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
         [entry].into()
     );
 
-    let url = format!("sqlite://{}", store.database_path().display());
-    for (damage, reason) in [
+    for (statement, reason) in [
         ("UPDATE published_records SET rdata = '10'", "incomplete"),
         (
             "UPDATE published_records SET rdata = '10 mail.example.org.', name = 'bad name'",
@@ -339,11 +346,7 @@ async fn an_unreadable_ledger_row_is_corrupt_not_a_panic() {
             "",
         ),
     ] {
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-            .await
-            .unwrap();
-        sqlx::query(damage).execute(&mut conn).await.unwrap();
-        sqlx::Connection::close(conn).await.unwrap();
+        damage(&store, &[statement]).await;
 
         let one = store.ledger(&zone).await.unwrap_err();
         let batch = store.ledgers_of(&[&zone]).await.unwrap_err();
@@ -386,15 +389,7 @@ async fn an_unreadable_zone_state_is_corrupt_not_a_panic() {
         .unwrap();
     assert_eq!(states.get(&key), Some(&state));
 
-    let url = format!("sqlite://{}", store.database_path().display());
-    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE zone_state SET serial = 'twelve'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::Connection::close(conn).await.unwrap();
+    damage(&store, &["UPDATE zone_state SET serial = 'twelve'"]).await;
     let err = store.zone_states_of(&[key]).await.unwrap_err();
     assert!(
         matches!(&err, StoreError::CorruptZoneState { zone, .. } if zone == "example.org"),
