@@ -142,7 +142,8 @@ pub(crate) const FIELD_SEPARATOR: char = '\u{1f}';
 pub(crate) const ROW_SEPARATOR: char = '\u{1e}';
 
 /// Separates a group's key from its [`Store::rows_joined`] text (ASCII's group separator),
-/// and the groups of a [`Store::groups_joined`] text (its file separator).
+/// and the groups of a [`Store::groups_joined`] text (its file separator): control
+/// characters too, so never in a name, presentation RDATA or a digest.
 pub(crate) const KEY_SEPARATOR: char = '\u{1d}';
 pub(crate) const GROUP_SEPARATOR: char = '\u{1c}';
 
@@ -150,10 +151,7 @@ impl Store {
     /// An aggregate expression joining `columns` of every row of a group into one text,
     /// fields by [`FIELD_SEPARATOR`] and rows by [`ROW_SEPARATOR`]: a group read as one row.
     pub(crate) fn rows_joined(&self, columns: &[&str]) -> String {
-        let (function, chr) = match self.pool {
-            Pool::Sqlite(_) => ("group_concat", "char"),
-            Pool::Postgres(_) => ("string_agg", "chr"),
-        };
+        let (function, chr) = self.text_aggregate();
         let fields = columns.join(&format!(" || {chr}(31) || "));
         format!("{function}({fields}, {chr}(30))")
     }
@@ -164,11 +162,17 @@ impl Store {
     /// over many groups then hands one row to this thread, not one a group: the driver
     /// sends rows one by one between threads, waking the reader for each.
     pub(crate) fn groups_joined(&self, key: &str, joined: &str) -> String {
-        let (function, chr) = match self.pool {
+        let (function, chr) = self.text_aggregate();
+        format!("{function}({key} || {chr}(29) || {joined}, {chr}(28))")
+    }
+
+    /// This back end's aggregate joining texts with a separator, and its function making
+    /// a character of a code.
+    fn text_aggregate(&self) -> (&'static str, &'static str) {
+        match self.pool {
             Pool::Sqlite(_) => ("group_concat", "char"),
             Pool::Postgres(_) => ("string_agg", "chr"),
-        };
-        format!("{function}({key} || {chr}(29) || {joined}, {chr}(28))")
+        }
     }
 
     /// How statements written at run time mark their parameters on this back end.
