@@ -15,6 +15,11 @@ const STEP: u32 = 16;
 
 impl Room {
     pub(super) fn new(capacity: usize) -> Room {
+        // Less room than a step could never be taken.
+        assert!(
+            capacity >= STEP as usize,
+            "room for at least one step of zones"
+        );
         Room {
             free: Semaphore::new(capacity),
         }
