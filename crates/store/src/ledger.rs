@@ -38,8 +38,9 @@ impl Store {
     /// The records mailzone published in each of `zones`, keyed by zone (a zone without
     /// any is left out): one query per [`ZONES_PER_QUERY`] zones, so that a run reads the
     /// ledgers of a batch of zones at once instead of one query per zone. Each zone's rows
-    /// come joined in one text ([`Store::rows_joined`]): the database's driver hands rows
-    /// over one by one between threads, and a zone holds a few dozen.
+    /// come joined in one text ([`Store::rows_joined`]), and the zones' texts in one row
+    /// ([`Store::groups_joined`]): the database's driver hands rows over one by one between
+    /// threads, and a zone holds a few dozen.
     pub async fn ledgers_of(
         &self,
         zones: &[&Name],

@@ -426,7 +426,8 @@ impl<'a> Run<'a> {
                 // A reconciling thread panicked: its panic ends the run.
                 break;
             }
-            if ready.send_async(item).await.is_err() {
+            // The queue is unbounded (`room` bounds it): sending never waits.
+            if ready.send(item).is_err() {
                 // Both reconciling threads are gone (one panicked): nothing takes zones.
                 break;
             }
