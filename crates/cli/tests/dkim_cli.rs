@@ -27,8 +27,13 @@ fn example() -> PathBuf {
         .replace(automatic, "")
         .replace("\"certs/", &format!("\"{}/certs/", examples.display()))
         .replace("\"keys/", &format!("\"{}/keys/", examples.display()));
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dkim_cli-example.toml");
-    std::fs::write(&path, text).unwrap();
+    // Written beside and renamed over: every call writes it again, and the tests of this
+    // file run side by side, so a plain write could be read half done (empty) by another.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join("dkim_cli-example.toml");
+    let mut beside = tempfile::NamedTempFile::new_in(dir).unwrap();
+    std::io::Write::write_all(&mut beside, text.as_bytes()).unwrap();
+    beside.persist(&path).unwrap();
     path
 }
 
